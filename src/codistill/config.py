@@ -1,0 +1,138 @@
+"""Config resolvers and compose-time validation.
+
+`validate` runs before anything trains or is queued (single runs, every job of a sweep, and
+`dry_run=true`); each problem names the key, the value and what is allowed.
+"""
+import math
+
+from omegaconf import OmegaConf
+
+from .losses import DISTILL_LOSSES
+
+METHODS = ("allreduce", "codistill", "independent")
+EXCHANGES = ("predictions", "checkpoints")
+ALPHA_SCHEDULES = ("constant", "step", "exponential")
+LR_KINDS = ("step", "cosine")
+WORKLOADS = ("digits_mlp", "imagenet")
+SCALES = ("mini", "paper")
+
+
+def _mul(*factors):
+    return math.prod(factors)
+
+
+def register_resolvers():
+    if not OmegaConf.has_resolver("mul"):
+        OmegaConf.register_new_resolver("mul", _mul)
+
+
+register_resolvers()
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _is_whole(value):
+    return isinstance(value, (int, float)) and float(value).is_integer() and value >= 1
+
+
+def _check_method(method, problems):
+    name = method.get("name")
+    if name not in METHODS:
+        problems.append(f"method.name={name!r}: unknown method; allowed: {', '.join(METHODS)}")
+        return
+    n = method.get("n")
+    if name == "allreduce" and n != 1:
+        problems.append(f"method.n={n!r}: allreduce trains one model; use method.n=1")
+    if name == "independent" and not (isinstance(n, int) and n >= 1):
+        problems.append(f"method.n={n!r}: independent needs an integer n >= 1")
+    if name != "codistill":
+        return
+    if not (isinstance(n, int) and n >= 2):
+        problems.append(f"method.n={n!r}: codistillation needs an integer n >= 2 models")
+    if method.get("exchange") not in EXCHANGES:
+        problems.append(f"method.exchange={method.get('exchange')!r}: allowed: {', '.join(EXCHANGES)}")
+    period = method.get("period")
+    if not (isinstance(period, int) and period >= 1):
+        problems.append(f"method.period={period!r}: the exchange period T must be an integer >= 1")
+    if method.get("loss") not in DISTILL_LOSSES:
+        problems.append(f"method.loss={method.get('loss')!r}: allowed: {', '.join(DISTILL_LOSSES)}")
+    alpha = method.get("alpha")
+    if not (isinstance(alpha, (int, float)) and alpha >= 0):
+        problems.append(f"method.alpha={alpha!r}: must be a number >= 0")
+    if method.get("alpha_schedule") not in ALPHA_SCHEDULES:
+        problems.append(f"method.alpha_schedule={method.get('alpha_schedule')!r}: allowed: "
+                        f"{', '.join(ALPHA_SCHEDULES)}")
+    gamma = method.get("alpha_gamma")
+    if not (isinstance(gamma, (int, float)) and gamma > 0):
+        problems.append(f"method.alpha_gamma={gamma!r}: must be > 0")
+    burn_in = method.get("burn_in_steps")
+    if not (isinstance(burn_in, int) and burn_in >= 0):
+        problems.append(f"method.burn_in_steps={burn_in!r}: must be an integer >= 0")
+    if method.get("exchange") == "predictions" and not method.get("coordinated_sampling"):
+        problems.append("method.coordinated_sampling=false: exchanging predictions needs every "
+                        "model to see the same mini-batch; set it true or use method.exchange=checkpoints")
+
+
+def _check_layout(scale, problems):
+    if scale.get("name") not in SCALES:
+        problems.append(f"scale.name={scale.get('name')!r}: allowed: {', '.join(SCALES)}")
+    ranks, per_node, batch = scale.get("ranks_per_model"), scale.get("ranks_per_node"), scale.get("batch_per_rank")
+    if not _is_whole(ranks):
+        problems.append(f"scale.ranks_per_model={ranks!r}: must be a whole number >= 1 "
+                        "(check batch_scale: at paper scale it multiplies the GPUs per model)")
+    if not _is_whole(per_node):
+        problems.append(f"scale.ranks_per_node={per_node!r}: must be a whole number >= 1")
+    if not _is_whole(batch):
+        problems.append(f"scale.batch_per_rank={batch!r}: must be a whole number >= 1 "
+                        "(check batch_scale: at mini scale it multiplies the per-rank batch)")
+    if _is_whole(ranks) and _is_whole(per_node) and int(ranks) % int(per_node) and int(per_node) % int(ranks):
+        problems.append(f"scale.ranks_per_model={ranks!r} does not fit nodes of scale.ranks_per_node="
+                        f"{per_node!r}: one must divide the other")
+
+
+def _check_schedule(schedule, problems):
+    epochs = schedule.get("epochs")
+    if not (isinstance(epochs, (int, float)) and epochs > 0):
+        problems.append(f"schedule.epochs={epochs!r}: must be > 0")
+        return
+    lr = schedule.get("lr", {})
+    if lr.get("kind") not in LR_KINDS:
+        problems.append(f"schedule.lr.kind={lr.get('kind')!r}: allowed: {', '.join(LR_KINDS)}")
+    warmup = lr.get("warmup_epochs", 0)
+    if not 0 <= warmup <= epochs:
+        problems.append(f"schedule.lr.warmup_epochs={warmup!r}: must be in [0, schedule.epochs={epochs}]")
+    for key, milestones in (("lr.milestones", lr.get("milestones", [])),
+                            ("weight_decay.milestones", schedule.get("weight_decay", {}).get("milestones", []))):
+        milestones = list(milestones)
+        if milestones != sorted(milestones) or any(not 0 < m < epochs for m in milestones):
+            problems.append(f"schedule.{key}={milestones}: must be increasing and inside (0, {epochs})")
+    wd = schedule.get("weight_decay", {})
+    values, milestones = list(wd.get("values", [])), list(wd.get("milestones", []))
+    if len(values) != len(milestones) + 1:
+        problems.append(f"schedule.weight_decay.values={values}: needs one value more than "
+                        f"schedule.weight_decay.milestones={milestones}")
+    if any(v < 0 for v in values):
+        problems.append(f"schedule.weight_decay.values={values}: must be >= 0")
+
+
+def validate(cfg):
+    """Raises ConfigError listing every problem of a composed job config."""
+    problems = []
+    try:
+        job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        container = OmegaConf.to_container(job, resolve=True)
+    except Exception as error:  # an interpolation that cannot resolve names its key itself
+        raise ConfigError(f"config does not resolve: {error}") from error
+    _check_method(container["method"], problems)
+    _check_layout(container["scale"], problems)
+    _check_schedule(container["schedule"], problems)
+    workload = container["workload"].get("name")
+    if workload not in WORKLOADS:
+        problems.append(f"workload.name={workload!r}: allowed: {', '.join(WORKLOADS)}")
+    if not isinstance(container.get("seed"), int):
+        problems.append(f"seed={container.get('seed')!r}: must be an integer")
+    if problems:
+        raise ConfigError("invalid job:\n  - " + "\n  - ".join(problems))
+    return container

@@ -1,0 +1,198 @@
+"""The training loop of one rank: n model groups trained at once, all_reduce inside a group (DDP),
+codistillation between groups (Algorithm 1 of the paper, with the exchange of `exchange.py`)."""
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+from omegaconf import OmegaConf
+from torch.nn.utils import parameters_to_vector
+from torch.utils.data import DataLoader
+
+import torch.distributed as dist
+
+from . import runlog
+from .exchange import CheckpointExchange, CommCounter, build_exchange, param_hash, wrap_data_parallel
+from .groups import make_process_groups
+from .losses import codistill_loss
+from .sampling import CoordinatedBatchSampler, EvalShardSampler
+from .schedules import build_schedules
+from .workloads import build_workload
+
+# Columns of the per-group statistics that rank 0 gathers for each log record.
+TRAIN_CE, TRAIN_DISTILL, TRAIN_BATCHES, VAL_LOSS, VAL_CORRECT, VAL_COUNT, DIST_FROM_INIT = range(7)
+N_STATS = 7
+
+
+def model_seed(seed, group):
+    """Initialisation seed of model `group` in a run with `seed`: every model starts elsewhere."""
+    return seed * 1000 + group
+
+
+def order_seed(cfg, group):
+    base = cfg.data.order_seed if cfg.data.order_seed is not None else cfg.seed
+    return base if cfg.method.coordinated_sampling else base * 1000 + group
+
+
+@dataclass
+class RankState:
+    cfg: object
+    layout: object
+    device: torch.device
+    model: torch.nn.Module
+    trainable: torch.nn.Module  # the model, or its DDP wrapper
+    initial_params: torch.Tensor
+    counter: CommCounter
+    exchange: object
+
+
+def _to(device, batch):
+    return [tensor.to(device, non_blocking=True) for tensor in batch]
+
+
+def evaluate(state, val_loader, stats):
+    model = state.model
+    model.eval()
+    with torch.no_grad():
+        for inputs, targets in val_loader:
+            inputs, targets = _to(state.device, (inputs, targets))
+            logits = model(inputs)
+            stats[VAL_LOSS] += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+            stats[VAL_CORRECT] += (logits.argmax(dim=-1) == targets).sum().item()
+            stats[VAL_COUNT] += len(targets)
+    model.train()
+    if state.layout.rank_in_group == 0:
+        current = parameters_to_vector(model.parameters()).detach()
+        stats[DIST_FROM_INIT] = torch.linalg.vector_norm(current - state.initial_params).item()
+
+
+def gather_stats(state, local):
+    """Sums every rank's row into an [n_groups, N_STATS] table. Bookkeeping only: not counted as
+    exchange traffic."""
+    table = torch.zeros(state.layout.n_groups, N_STATS, dtype=torch.float64)
+    table[state.layout.group_index] = local
+    dist.all_reduce(table)
+    return table
+
+
+def records(table, step, schedules, counter, wall_time, batch_per_model):
+    last = max(step - 1, 0)
+    for group, row in enumerate(table.tolist()):
+        yield {
+            "kind": "eval",
+            "step": step,
+            "epoch": step / schedules.steps_per_epoch,
+            "model": group,
+            "train_loss": row[TRAIN_CE] / max(row[TRAIN_BATCHES], 1),
+            "train_distill_loss": row[TRAIN_DISTILL] / max(row[TRAIN_BATCHES], 1),
+            "val_loss": row[VAL_LOSS] / row[VAL_COUNT],
+            "val_top1": 100.0 * row[VAL_CORRECT] / row[VAL_COUNT],
+            "lr": schedules.lr(last),
+            "weight_decay": schedules.weight_decay(last),
+            "alpha": schedules.alpha(last),
+            "param_distance_from_init": row[DIST_FROM_INIT],
+            "batch_per_model": batch_per_model,
+            "wall_time": wall_time,
+            "comm_bits_inter_node": counter.inter_node_bits,
+            "comm_bits_intra_node": counter.intra_node_bits,
+        }
+
+
+def build_rank_state(cfg, layout, workload, device):
+    groups = make_process_groups(layout)
+    init_seed = cfg.init_seed if cfg.init_seed is not None else model_seed(cfg.seed, layout.group_index)
+    model = workload.make_model(init_seed).to(device)
+    counter = CommCounter()
+    exchange = build_exchange(cfg.method, groups, counter, layout.group_index, model)
+    return RankState(cfg, layout, device, model, wrap_data_parallel(model, groups, counter),
+                     parameters_to_vector(model.parameters()).detach().clone(), counter, exchange)
+
+
+def save_atomically(obj, path):
+    """torch.save to a temporary file, then rename: a crash never leaves a torn checkpoint."""
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+def write_trace(handle, state, step, teachers_used):
+    entry = {"step": step, "own": param_hash(state.model)}
+    if isinstance(state.exchange, CheckpointExchange) and teachers_used:
+        entry["teachers"] = [param_hash(t) for t in state.exchange.teachers]
+        entry["teachers_from_step"] = state.exchange.source_step
+    handle.write(json.dumps(entry) + "\n")
+
+
+def train_rank(config, layout, run_directory, device):
+    """Trains this rank's share of the run described by `config` (a resolved, validated dict)."""
+    cfg = OmegaConf.create(config)
+    torch.manual_seed(cfg.seed)
+    workload = build_workload(cfg.workload)
+    batch_per_model = int(cfg.scale.batch_per_rank) * layout.ranks_per_group
+    sampler = CoordinatedBatchSampler(len(workload.train_set), batch_per_model, layout.ranks_per_group,
+                                      layout.rank_in_group, order_seed(cfg, layout.group_index))
+    if len(sampler) == 0:
+        raise ValueError(f"a batch of {batch_per_model} per model is larger than the training set "
+                         f"({len(workload.train_set)} samples): lower scale.batch_per_rank or batch_scale")
+    loader_options = dict(collate_fn=workload.collate, num_workers=cfg.workload.loader_workers,
+                          pin_memory=device.type == "cuda")
+    loader = DataLoader(workload.train_set, batch_sampler=sampler, **loader_options)
+    val_loader = DataLoader(workload.val_set, batch_sampler=EvalShardSampler(
+        len(workload.val_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
+        **loader_options)
+    state = build_rank_state(cfg, layout, workload, device)
+    schedules = build_schedules(cfg.schedule, cfg.method, batch_per_model, len(sampler))
+    optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0),
+                                momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0))
+    distills = cfg.method.name == "codistill"
+    log = runlog.MetricsLog(run_directory, runlog.header(config)) if layout.rank == 0 else None
+    trace = None
+    if cfg.trace and layout.rank_in_group == 0:
+        trace = open(run_directory / f"trace-model{layout.group_index}.jsonl", "w")
+    eval_every = cfg.eval_every_epochs * schedules.steps_per_epoch
+    started = time.perf_counter()
+    stats = torch.zeros(N_STATS, dtype=torch.float64)
+    step = 0
+    for epoch in range(math.ceil(schedules.total_steps / schedules.steps_per_epoch)):
+        sampler.set_epoch(epoch)
+        for inputs, targets in loader:
+            if step >= schedules.total_steps:
+                break
+            inputs, targets = _to(device, (inputs, targets))
+            for group in optimizer.param_groups:
+                group["lr"], group["weight_decay"] = schedules.lr(step), schedules.weight_decay(step)
+            logits = state.trainable(inputs)
+            teachers = []
+            if distills and step >= schedules.alpha.burn_in_steps:
+                teachers = state.exchange.teachers_logits(step, state.model, inputs, logits)
+            if trace:
+                write_trace(trace, state, step, bool(teachers))
+            loss, supervised, distill = codistill_loss(logits, targets, teachers, schedules.alpha(step),
+                                                       cfg.method.get("loss", "mse"),
+                                                       cfg.method.get("temperature", 1.0))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            stats[TRAIN_CE] += supervised.item()
+            stats[TRAIN_DISTILL] += distill.item()
+            stats[TRAIN_BATCHES] += 1
+            step += 1
+            if step % eval_every == 0 or step == schedules.total_steps:
+                evaluate(state, val_loader, stats)
+                table = gather_stats(state, stats)
+                if log:
+                    for record in records(table, step, schedules, state.counter,
+                                          time.perf_counter() - started, batch_per_model):
+                        log.write(record)
+                stats.zero_()
+    if trace:
+        trace.close()
+    if layout.rank_in_group == 0:
+        save_atomically(state.model.state_dict(), run_directory / f"model{layout.group_index}.pt")
+    dist.barrier()
+    if log:
+        log.write({"kind": "end", "steps": step, "wall_time": time.perf_counter() - started})
+        log.close()
+    return state

@@ -1,0 +1,130 @@
+"""How models share information, and how many bits that costs (paper Section 3).
+
+- all_reduce inside a model group: DDP, with a comm hook that counts every gradient bucket.
+- predictions: peers all_gather their logits every T updates (coordinated sampling).
+- checkpoints: peers all_gather their flattened parameters every T updates; each rank keeps
+  the stale copies as teachers and runs them forward on its own batch (Anil et al. 2018).
+
+Counting convention: each collective is charged, per device, the traffic of a bandwidth-optimal
+algorithm on the tensor actually handed to it, which is the paper's Section 3 model:
+all_reduce of x costs 2|x|; all_gather of x over m ranks costs (m-1)|x|. Charges go to the
+inter-node counter when the process group crosses nodes, else to the intra-node one.
+"""
+import hashlib
+import copy
+
+import torch
+import torch.distributed as dist
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+
+class CommCounter:
+    def __init__(self):
+        self.inter_node_bits = 0
+        self.intra_node_bits = 0
+
+    def charge(self, bits, crosses_nodes):
+        if crosses_nodes:
+            self.inter_node_bits += bits
+        else:
+            self.intra_node_bits += bits
+
+
+def tensor_bits(tensor):
+    return tensor.numel() * tensor.element_size() * 8
+
+
+def counted_all_gather(tensor, group, counter, crosses_nodes):
+    """all_gather `tensor` over `group`; returns the list of every member's tensor."""
+    size = dist.get_world_size(group)
+    gathered = [torch.empty_like(tensor) for _ in range(size)]
+    dist.all_gather(gathered, tensor.contiguous(), group=group)
+    counter.charge((size - 1) * tensor_bits(tensor), crosses_nodes)
+    return gathered
+
+
+def _counting_allreduce_hook(state, bucket):
+    process_group, counter, crosses_nodes = state
+    counter.charge(2 * tensor_bits(bucket.buffer()), crosses_nodes)
+    return default_hooks.allreduce_hook(process_group, bucket)
+
+
+def wrap_data_parallel(model, groups, counter):
+    """DDP over this rank's model group; a single-rank group trains the bare model (nothing to
+    all_reduce, nothing sent)."""
+    if dist.get_world_size(groups.group) == 1:
+        return model
+    ddp = torch.nn.parallel.DistributedDataParallel(model, process_group=groups.group)
+    ddp.register_comm_hook((groups.group, counter, groups.group_spans_nodes), _counting_allreduce_hook)
+    return ddp
+
+
+def param_hash(module):
+    vector = parameters_to_vector(module.parameters()).detach().cpu()
+    return hashlib.sha1(vector.numpy().tobytes()).hexdigest()[:16]
+
+
+class NoExchange:
+    """all_reduce and independent training: nothing crosses between model groups."""
+
+    def teachers_logits(self, step, model, inputs, logits):
+        return []
+
+
+class PredictionExchange:
+    """Every `period` updates, peers swap the logits of their (shared) mini-batch; on the other
+    updates the distillation term is omitted (paper Section 3)."""
+
+    def __init__(self, groups, counter, period, group_index):
+        self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
+
+    def teachers_logits(self, step, model, inputs, logits):
+        if step % self.period != 0:
+            return []
+        gathered = counted_all_gather(logits.detach(), self.groups.peers, self.counter,
+                                      self.groups.peers_span_nodes)
+        return [peer for index, peer in enumerate(gathered) if index != self.group_index]
+
+
+class CheckpointExchange:
+    """Every `period` updates, peers swap parameters; in between each rank runs the stale peer
+    copies forward on its own batch. The teacher at update s is the peer from update
+    floor(s/T)*T. Teachers run in train mode, as the peers themselves did, so only parameters
+    (b_model) travel."""
+
+    def __init__(self, groups, counter, period, group_index, model):
+        self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
+        n_peers = dist.get_world_size(groups.peers) - 1
+        self.teachers = [copy.deepcopy(model) for _ in range(n_peers)]
+        for teacher in self.teachers:
+            teacher.requires_grad_(False)
+        self.source_step = None  # update index the teachers' parameters come from
+
+    def is_due(self, step):
+        # Also on the first call after a burn-in that ended between exchange points.
+        return step % self.period == 0 or self.source_step is None
+
+    def refresh(self, model):
+        own = parameters_to_vector(model.parameters()).detach()
+        gathered = counted_all_gather(own, self.groups.peers, self.counter, self.groups.peers_span_nodes)
+        peers = [vector for index, vector in enumerate(gathered) if index != self.group_index]
+        for teacher, vector in zip(self.teachers, peers):
+            vector_to_parameters(vector, teacher.parameters())
+
+    def teachers_logits(self, step, model, inputs, logits):
+        if self.is_due(step):
+            self.refresh(model)
+            self.source_step = step
+        with torch.no_grad():
+            return [teacher(inputs) for teacher in self.teachers]
+
+
+def build_exchange(method_cfg, groups, counter, group_index, model):
+    if method_cfg.name in ("allreduce", "independent"):
+        return NoExchange()
+    if method_cfg.exchange == "predictions":
+        return PredictionExchange(groups, counter, method_cfg.period, group_index)
+    if method_cfg.exchange == "checkpoints":
+        return CheckpointExchange(groups, counter, method_cfg.period, group_index, model)
+    raise ValueError(f"method.exchange={method_cfg.exchange!r} is not predictions or checkpoints")

@@ -1,0 +1,71 @@
+"""Where every rank sits: n model groups of k ranks each, laid out on nodes (servers).
+
+Rank r belongs to model group r // k at position r % k. Ranks at the same position in every
+group are "peers": they see the same mini-batch under coordinated sampling and exchange
+predictions or checkpoints with each other. A node holds `ranks_per_node` consecutive ranks
+(the paper: one 8-GPU server per model), and only traffic that crosses nodes is what the paper's
+Figure 1 counts.
+"""
+from dataclasses import dataclass
+
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Layout:
+    n_groups: int
+    ranks_per_group: int
+    ranks_per_node: int
+    rank: int = 0
+
+    @property
+    def world_size(self):
+        return self.n_groups * self.ranks_per_group
+
+    @property
+    def group_index(self):
+        return self.rank // self.ranks_per_group
+
+    @property
+    def rank_in_group(self):
+        return self.rank % self.ranks_per_group
+
+    def group_ranks(self, group):
+        k = self.ranks_per_group
+        return list(range(group * k, (group + 1) * k))
+
+    def peer_ranks(self, position):
+        return [group * self.ranks_per_group + position for group in range(self.n_groups)]
+
+    def spans_nodes(self, ranks):
+        return len({rank // self.ranks_per_node for rank in ranks}) > 1
+
+
+@dataclass
+class ProcessGroups:
+    """This rank's process groups: its model group (for DDP) and its peer group (for exchange)."""
+    group: object
+    peers: object
+    group_spans_nodes: bool
+    peers_span_nodes: bool
+
+
+def make_process_groups(layout):
+    """Every rank must create every group, in the same order (torch.distributed's rule)."""
+    own_group = own_peers = None
+    for group in range(layout.n_groups):
+        ranks = layout.group_ranks(group)
+        handle = dist.new_group(ranks) if layout.n_groups > 1 else dist.group.WORLD
+        if group == layout.group_index:
+            own_group = handle
+    for position in range(layout.ranks_per_group):
+        ranks = layout.peer_ranks(position)
+        handle = dist.new_group(ranks) if layout.ranks_per_group > 1 else dist.group.WORLD
+        if position == layout.rank_in_group:
+            own_peers = handle
+    return ProcessGroups(
+        group=own_group,
+        peers=own_peers,
+        group_spans_nodes=layout.spans_nodes(layout.group_ranks(layout.group_index)),
+        peers_span_nodes=layout.spans_nodes(layout.peer_ranks(layout.rank_in_group)),
+    )

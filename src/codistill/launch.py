@@ -1,0 +1,83 @@
+"""Starting the n*k ranks of one run, with the same worker code everywhere:
+- under Slurm/submitit (one task per rank): the job environment from submitit's helpers;
+- locally: this process spawns the ranks itself, torchrun-style (env:// rendezvous on localhost).
+"""
+import datetime
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from .engine import train_rank
+from .groups import Layout
+
+
+def layout_of(config, rank=0):
+    scale = config["scale"]
+    return Layout(n_groups=config["method"]["n"], ranks_per_group=int(scale["ranks_per_model"]),
+                  ranks_per_node=int(scale["ranks_per_node"]), rank=rank)
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _device(local_rank):
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def run_rank(rank, config, run_directory, local_rank=None):
+    """One rank: join the process group (env://), train, leave."""
+    layout = layout_of(config, rank)
+    device = _device(rank if local_rank is None else local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch.set_num_threads(config["launcher"]["threads_per_rank"])
+    timeout = datetime.timedelta(seconds=config["launcher"]["collective_timeout_s"])
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, init_method="env://", rank=rank, world_size=layout.world_size,
+                            timeout=timeout)
+    try:
+        train_rank(config, layout, run_directory, device)
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawned(index, config, run_directory):
+    os.environ["RANK"] = os.environ["LOCAL_RANK"] = str(index)
+    run_rank(index, config, run_directory)
+
+
+def submitit_rank():
+    """(rank, local_rank) when this process is one task of a submitit job, else None."""
+    try:
+        import submitit
+
+        environment = submitit.JobEnvironment()
+    except (ImportError, RuntimeError):
+        return None
+    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    return environment.global_rank, environment.local_rank
+
+
+def launch(config, run_directory):
+    world_size = layout_of(config).world_size
+    run_directory.mkdir(parents=True, exist_ok=True)
+    task = submitit_rank()
+    if task is not None:
+        rank, local_rank = task
+        if int(os.environ["WORLD_SIZE"]) != world_size:
+            raise RuntimeError(f"the submitit job has {os.environ['WORLD_SIZE']} tasks but the run needs "
+                               f"{world_size} ranks (method.n x scale.ranks_per_model)")
+        run_rank(rank, config, run_directory, local_rank)
+        return rank
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(world_size))
+    mp.start_processes(_spawned, args=(config, run_directory), nprocs=world_size, join=True,
+                       start_method=config["launcher"]["start_method"])
+    return 0

@@ -1,0 +1,47 @@
+"""Which samples each rank sees. A fresh seeded permutation per epoch is cut into batches of
+`batch_per_model`; rank r of a model group takes the r-th of k equal shards of each batch.
+Groups given the same order seed see the same batches at the same positions: the coordinated
+sampling that exchanging predictions needs (paper Section 3)."""
+import torch
+from torch.utils.data import Sampler
+
+
+def epoch_permutation(n_samples, order_seed, epoch):
+    generator = torch.Generator().manual_seed(order_seed * 100_003 + epoch)
+    return torch.randperm(n_samples, generator=generator)
+
+
+class CoordinatedBatchSampler(Sampler):
+    def __init__(self, n_samples, batch_per_model, ranks_per_group, rank_in_group, order_seed):
+        self.n_samples, self.batch_per_model = n_samples, batch_per_model
+        self.shard = batch_per_model // ranks_per_group
+        self.rank_in_group, self.order_seed = rank_in_group, order_seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.n_samples // self.batch_per_model
+
+    def __iter__(self):
+        order = epoch_permutation(self.n_samples, self.order_seed, self.epoch)
+        start = self.rank_in_group * self.shard
+        for batch in range(len(self)):
+            first = batch * self.batch_per_model + start
+            yield order[first:first + self.shard].tolist()
+
+
+class EvalShardSampler(Sampler):
+    """Rank r of k evaluates samples r, r+k, ... in batches; every sample once per group."""
+
+    def __init__(self, n_samples, ranks_per_group, rank_in_group, batch_size):
+        self.indices = list(range(rank_in_group, n_samples, ranks_per_group))
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return -(-len(self.indices) // self.batch_size)
+
+    def __iter__(self):
+        for start in range(0, len(self.indices), self.batch_size):
+            yield self.indices[start:start + self.batch_size]

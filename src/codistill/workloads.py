@@ -1,0 +1,124 @@
+"""Workloads: a data set pair and a model factory, chosen by `workload.name`.
+
+Mini scale reads data that ships inside an installed package (scikit-learn's digits); paper
+scale reads ImageNet from disk in the standard ImageFolder layout. Both go through the same
+sampler, loader and engine.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset, default_collate
+
+
+@dataclass
+class Workload:
+    train_set: Dataset
+    val_set: Dataset
+    num_classes: int
+    make_model: Callable[[int], nn.Module]  # init seed -> model
+    collate: Callable = default_collate
+
+
+class InMemoryDataset(Dataset):
+    """Tensors in memory, fetched a whole batch at a time (DataLoader calls __getitems__)."""
+
+    def __init__(self, inputs, targets):
+        self.inputs, self.targets = inputs, targets
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, index):
+        return self.inputs[index], self.targets[index]
+
+    def __getitems__(self, indices):
+        indices = torch.as_tensor(indices)
+        return self.inputs[indices], self.targets[indices]
+
+
+def batch_is_ready(batch):
+    return batch
+
+
+def mlp(sizes, seed):
+    torch.manual_seed(seed)
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def digits_mlp(cfg):
+    """scikit-learn's 8x8 digits (1797 images, bundled with the package): a fixed, seeded split,
+    pixels / 16 standardised with one mean and std of the training set; an MLP classifier.
+    (Per-pixel statistics would blow rarely-lit border pixels up to tens of standard deviations,
+    which makes the unbounded MSE-between-logits term diverge.)"""
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits(return_X_y=True)
+    inputs = torch.tensor(images, dtype=torch.float32) / 16.0
+    targets = torch.tensor(labels, dtype=torch.long)
+    order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(cfg.split_seed))
+    train_idx, val_idx = order[: cfg.train_size], order[cfg.train_size:]
+    mean, std = inputs[train_idx].mean(), inputs[train_idx].std()
+    inputs = (inputs - mean) / std
+    sizes = [inputs.shape[1], *cfg.hidden, 10]
+    return Workload(
+        train_set=InMemoryDataset(inputs[train_idx], targets[train_idx]),
+        val_set=InMemoryDataset(inputs[val_idx], targets[val_idx]),
+        num_classes=10,
+        make_model=lambda seed: mlp(sizes, seed),
+        collate=batch_is_ready,
+    )
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def check_imagefolder_root(root):
+    """The layout ImageNet must have on disk; returns a message, or None when it is usable."""
+    root = Path(root)
+    for split in ("train", "val"):
+        split_dir = root / split
+        if not split_dir.is_dir() or not any(p.is_dir() for p in split_dir.iterdir()):
+            return (f"workload.data_root={str(root)!r}: expected {split_dir}/<class>/<image>.JPEG "
+                    "(torchvision ImageFolder layout, one folder per class, same classes in train/ and val/)")
+    return None
+
+
+def imagenet(cfg):
+    """ImageNet from disk with the pytorch/examples transforms; a torchvision architecture."""
+    import torchvision
+    from torchvision import transforms
+
+    problem = check_imagefolder_root(cfg.data_root)
+    if problem:
+        raise FileNotFoundError(problem)
+    normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    train_tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
+                                   transforms.ToTensor(), normalize])
+    val_tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224),
+                                 transforms.ToTensor(), normalize])
+    root = Path(cfg.data_root)
+    architecture = getattr(torchvision.models, cfg.arch)
+
+    def make_model(seed):
+        torch.manual_seed(seed)
+        return architecture(num_classes=cfg.num_classes)
+
+    return Workload(
+        train_set=torchvision.datasets.ImageFolder(root / "train", train_tf),
+        val_set=torchvision.datasets.ImageFolder(root / "val", val_tf),
+        num_classes=cfg.num_classes,
+        make_model=make_model,
+    )
+
+
+WORKLOADS = {"digits_mlp": digits_mlp, "imagenet": imagenet}
+
+
+def build_workload(cfg):
+    return WORKLOADS[cfg.name](cfg)

@@ -1,0 +1,51 @@
+"""The one entry point.
+
+    python src/run.py [overrides]               one job
+    python src/run.py -m sweep=<id> [overrides] a figure's sweep (sweeps/<id>.yaml)
+
+Composes the config, validates it, then hands the run to the engine (codistill/launch.py).
+"""
+import sys
+
+import hydra
+from omegaconf import OmegaConf
+
+from codistill.config import ConfigError, validate
+from codistill.runlog import is_finished, run_dir, run_id
+from codistill.workloads import check_imagefolder_root
+
+
+def data_problem(container):
+    workload = container["workload"]
+    if workload["name"] == "imagenet":
+        return check_imagefolder_root(workload["data_root"])
+    return None
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def main(cfg):
+    try:
+        container = validate(cfg)
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
+    identifier, directory = run_id(container), run_dir(container)
+    problem = data_problem(container)
+    if cfg.dry_run:
+        print(OmegaConf.to_yaml(cfg, resolve=True))
+        print(f"run id: {identifier}\nrun dir: {directory}")
+        if problem:
+            print(f"warning: cannot run here yet: {problem}")
+        return
+    if problem:
+        sys.exit(f"error: {problem}")
+    if is_finished(directory):
+        print(f"skip {identifier}: finished run in {directory}")
+        return
+    from codistill.launch import launch  # torch is imported only when something will train
+
+    print(f"run {identifier} ({container['scale']['note']}) -> {directory}", flush=True)
+    launch(container, directory)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Single-process references the multi-process engine is checked against. They share only the
+data definition (workload, sample order) and the schedules (tested by hand elsewhere) with the
+engine; the training step is written out here."""
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from codistill.engine import model_seed
+from codistill.sampling import epoch_permutation
+from codistill.schedules import build_schedules
+from codistill.workloads import build_workload
+
+
+def full_batches(n_samples, batch, order_seed, total_steps):
+    steps_per_epoch = n_samples // batch
+    step, epoch = 0, 0
+    while step < total_steps:
+        order = epoch_permutation(n_samples, order_seed, epoch)
+        for index in range(steps_per_epoch):
+            if step == total_steps:
+                return
+            yield order[index * batch:(index + 1) * batch]
+            step += 1
+        epoch += 1
+
+
+def algorithm1(container, n_models, batch_per_model, alpha_on=True):
+    """Trains n models together in one process: every model on the same full batch, loss
+    CE + alpha/(n-1) * sum_j MSE(f_i(x), f_j(x).detach()) (Algorithm 1, T = 1). With n_models = 1
+    or alpha_on False it is plain SGD on k times the per-rank batch."""
+    cfg = OmegaConf.create(container)
+    workload = build_workload(cfg.workload)
+    train = workload.train_set
+    spe = len(train) // batch_per_model
+    schedules = build_schedules(cfg.schedule, cfg.method, batch_per_model, spe)
+    models = [workload.make_model(model_seed(cfg.seed, i)) for i in range(n_models)]
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.0, momentum=cfg.schedule.momentum) for m in models]
+    for step, indices in enumerate(full_batches(len(train), batch_per_model, cfg.seed, schedules.total_steps)):
+        x, y = train.inputs[indices], train.targets[indices]
+        logits = [m(x) for m in models]
+        for i, (model, optimizer) in enumerate(zip(models, optimizers)):
+            loss = F.cross_entropy(logits[i], y)
+            if alpha_on and n_models > 1:
+                peers = sum(F.mse_loss(logits[i], logits[j].detach()) for j in range(n_models) if j != i)
+                loss = loss + schedules.alpha(step) * peers / (n_models - 1)
+            for group in optimizer.param_groups:
+                group["lr"], group["weight_decay"] = schedules.lr(step), schedules.weight_decay(step)
+            optimizer.zero_grad()
+            loss.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+    return models

@@ -1,0 +1,81 @@
+"""Composition of every config group, and compose-time validation with messages naming the key."""
+import itertools
+import subprocess
+import sys
+
+import pytest
+
+from codistill.config import ConfigError
+from codistill.runlog import run_id
+from conftest import CONF, ROOT, compose_job
+
+GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+          for group in ("workload", "method", "schedule", "scale", "launcher")}
+
+
+def test_every_group_has_its_options():
+    assert GROUPS["method"] == ["allreduce", "codistill", "independent"]
+    assert GROUPS["scale"] == ["mini", "paper"]
+    assert {"local", "submitit_local"} <= set(GROUPS["launcher"])
+
+
+@pytest.mark.parametrize("method, scale, schedule",
+                         list(itertools.product(GROUPS["method"], GROUPS["scale"], GROUPS["schedule"])))
+def test_every_combination_composes_and_validates(tmp_path, method, scale, schedule):
+    job = compose_job([f"method={method}", f"scale={scale}", f"schedule={schedule}"], tmp_path)
+    assert job["scale"]["name"] == scale and job["method"]["name"] == method
+    expected_ranks = {"mini": 1, "paper": 8}[scale] * (2 if method == "allreduce" else 1)
+    assert job["scale"]["ranks_per_model"] == expected_ranks
+
+
+def test_scale_chooses_the_workload_and_batch(tmp_path):
+    mini = compose_job(["method=codistill"], tmp_path)
+    paper = compose_job(["method=codistill", "scale=paper", "batch_scale=4"], tmp_path)
+    assert mini["workload"]["name"] == "digits_mlp" and paper["workload"]["name"] == "imagenet"
+    assert paper["scale"]["ranks_per_model"] * paper["scale"]["batch_per_rank"] == 1024
+
+
+def test_run_id_depends_on_content_not_on_where_it_runs(tmp_path):
+    a = compose_job(["method=codistill", "seed=1"], tmp_path)
+    b = compose_job(["method=codistill", "seed=1", "launcher=submitit_local", "sweep_id=other"], tmp_path / "x")
+    c = compose_job(["method=codistill", "seed=2"], tmp_path)
+    assert run_id(a) == run_id(b) != run_id(c)
+    assert run_id(a).startswith("mini-codistill-")
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["method=codistill", "method.n=1"], "method.n"),
+    (["method=codistill", "method.period=0"], "method.period"),
+    (["method=codistill", "method.loss=hinge"], "method.loss"),
+    (["method=codistill", "method.exchange=gradients"], "method.exchange"),
+    (["method=codistill", "method.alpha=-1"], "method.alpha"),
+    (["method=codistill", "method.alpha_gamma=0"], "method.alpha_gamma"),
+    (["method=codistill", "method.coordinated_sampling=false"], "method.coordinated_sampling"),
+    (["method=allreduce", "method.n=2"], "method.n"),
+    (["scale=paper", "batch_scale=0.3"], "scale.ranks_per_model"),
+    (["batch_scale=0.3"], "scale.batch_per_rank"),
+    (["scale.ranks_per_model=3", "scale.ranks_per_node=2"], "scale.ranks_per_model"),
+    (["schedule.lr.milestones=[60,30]"], "schedule.lr.milestones"),
+    (["schedule.lr.warmup_epochs=100"], "schedule.lr.warmup_epochs"),
+    (["schedule.weight_decay.values=[1e-4,0]"], "schedule.weight_decay.values"),
+])
+def test_invalid_jobs_name_the_offending_key(tmp_path, overrides, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        compose_job(overrides, tmp_path)
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_dry_run_prints_the_job_and_its_run_id_and_trains_nothing(tmp_path):
+    done = run_cli("method=codistill", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "run id: mini-codistill-" in done.stdout and "exchange: predictions" in done.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_invalid_job_exits_nonzero_naming_the_key(tmp_path):
+    done = run_cli("method=codistill", "method.period=0", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0 and "method.period=0" in done.stderr

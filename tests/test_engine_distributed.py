@@ -1,0 +1,109 @@
+"""Multi-process runs (real torch.distributed, gloo) against single-process equivalents."""
+import json
+
+import pytest
+import torch
+
+from codistill.engine import model_seed
+from codistill.runlog import read_records
+from conftest import SHORT
+from reference import algorithm1
+
+
+def final_params(run_directory, model):
+    state = torch.load(run_directory / f"model{model}.pt", weights_only=True)
+    return torch.cat([tensor.flatten() for tensor in state.values()])
+
+
+def reference_params(module):
+    return torch.cat([tensor.detach().flatten() for tensor in module.state_dict().values()])
+
+
+def last_eval(run_directory):
+    records = read_records(run_directory / "metrics.jsonl")
+    assert records[0]["kind"] == "header" and records[-1]["kind"] == "end"
+    return [r for r in records if r["kind"] == "eval"][-1], records
+
+
+def test_allreduce_over_k_ranks_equals_one_process_with_k_times_the_batch(run_job):
+    directory, container = run_job(["method=allreduce", "scale.ranks_per_model=2", *SHORT])
+    [reference] = algorithm1(container, n_models=1, batch_per_model=64)
+    torch.testing.assert_close(final_params(directory, 0), reference_params(reference), rtol=0, atol=1e-5)
+
+
+def test_codistill_with_alpha_zero_equals_independent_runs_with_each_groups_seed(run_job):
+    seed = 3
+    codistill, _ = run_job(["method=codistill", "method.alpha=0", f"seed={seed}", *SHORT])
+    for group in range(2):
+        alone, _ = run_job(["method=independent", "method.n=1", f"seed={seed}",
+                            f"init_seed={model_seed(seed, group)}", *SHORT])
+        assert torch.equal(final_params(codistill, group), final_params(alone, 0))
+    assert not torch.equal(final_params(codistill, 0), final_params(codistill, 1))
+
+
+@pytest.mark.parametrize("n, k", [(2, 2), (3, 1)])
+def test_predictions_every_update_equals_algorithm1_in_one_process(run_job, n, k):
+    directory, container = run_job(["method=codistill", f"method.n={n}", "method.period=1",
+                                    f"scale.ranks_per_model={k}", *SHORT])
+    references = algorithm1(container, n_models=n, batch_per_model=32 * k)
+    for model, reference in enumerate(references):
+        torch.testing.assert_close(final_params(directory, model), reference_params(reference),
+                                   rtol=0, atol=1e-5)
+    # The distillation term really acted: without it the parameters differ.
+    plain = algorithm1(container, n_models=n, batch_per_model=32 * k, alpha_on=False)
+    assert (final_params(directory, 0) - reference_params(plain[0])).abs().max() > 1e-3
+
+
+def test_checkpoint_teacher_at_step_s_is_the_peer_from_step_floor_s_over_T(run_job):
+    period = 7
+    directory, _ = run_job(["method=codistill", "method.exchange=checkpoints", f"method.period={period}",
+                            "trace=true", *SHORT])
+    traces = [[json.loads(line) for line in open(directory / f"trace-model{m}.jsonl")] for m in range(2)]
+    own = [{entry["step"]: entry["own"] for entry in trace} for trace in traces]
+    assert len(own[0]) == 111  # 3 epochs x 37 updates (1200 // 32)
+    for model, trace in enumerate(traces):
+        peer = 1 - model
+        for entry in trace:
+            source = entry["step"] // period * period
+            assert entry["teachers_from_step"] == source
+            assert entry["teachers"] == [own[peer][source]]
+    assert own[0][period] != own[0][0]  # the peer really moved between exchanges
+
+
+def bits_per_update(directory):
+    record, _ = last_eval(directory)
+    return record["comm_bits_inter_node"] / record["step"]
+
+
+def n_params(container):
+    from codistill.workloads import build_workload
+    from omegaconf import OmegaConf
+
+    workload = build_workload(OmegaConf.create(container["workload"]))
+    return sum(p.numel() for p in workload.make_model(0).parameters())
+
+
+def test_measured_bits_equal_the_papers_formulas(run_job):
+    # Mini scale: one rank per node, so every collective between ranks crosses nodes.
+    directory, container = run_job(["method=allreduce", *SHORT])
+    b_model = 32 * n_params(container)
+    assert bits_per_update(directory) == 2 * b_model
+
+    # 111 updates (3 epochs x 37): periods that divide it make the average exact.
+    n, period, batch, classes = 3, 3, 32, 10
+    directory, _ = run_job(["method=codistill", f"method.n={n}", f"method.period={period}", *SHORT])
+    assert bits_per_update(directory) == (n - 1) * 32 * classes * batch / period
+
+    n, period = 2, 37
+    directory, _ = run_job(["method=codistill", "method.exchange=checkpoints", f"method.period={period}",
+                            *SHORT])
+    assert bits_per_update(directory) == (n - 1) * b_model / period
+
+
+def test_model_groups_inside_one_node_send_nothing_between_nodes(run_job):
+    # 2 models x 2 ranks on nodes of 2 ranks: DDP stays inside a node, logits cross.
+    directory, container = run_job(["method=codistill", "scale.ranks_per_model=2", "scale.ranks_per_node=2",
+                                    *SHORT])
+    record, _ = last_eval(directory)
+    assert record["comm_bits_intra_node"] == record["step"] * 2 * 32 * n_params(container)
+    assert record["comm_bits_inter_node"] == record["step"] * 32 * 10 * 32

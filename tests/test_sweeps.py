@@ -1,0 +1,64 @@
+"""Sweeps through real Hydra multirun: validation of a whole sweep, then Figure 2 end to end."""
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from codistill.runlog import read_records
+from conftest import ROOT
+from test_config import run_cli
+
+FIG2_JOBS = 3 + 6 + 3 + 12   # all_reduce, two codistillation recipes, control, batch sizes; x 3 seeds
+
+
+@pytest.mark.parametrize("scale", ["mini", "paper"])
+def test_fig2_dry_run_lists_every_job_and_runs_nothing(tmp_path, scale):
+    done = run_cli("-m", "sweep=fig2", f"scale={scale}", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"sweep fig2: {FIG2_JOBS} jobs (dry run" in done.stdout
+    ids = re.findall(rf"\] ({scale}-\S+)", done.stdout)
+    assert len(ids) == len(set(ids)) == FIG2_JOBS
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_invalid_override_stops_the_sweep_before_any_job_runs(tmp_path):
+    done = run_cli("-m", "sweep=fig2", "method.period=0", f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "method.period=0" in done.stderr and "not launched" in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+SHORT_ALL = ["schedule.epochs=4", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[2,3]",
+             "schedule.weight_decay.milestones=[2,3]", "schedule.weight_decay.values=[1e-4,1e-5,0]"]
+
+
+@pytest.mark.slow
+def test_fig2_end_to_end_and_a_rerun_only_redraws(tmp_path):
+    args = ["-m", "sweep=fig2", "seed=0", f"results_root={tmp_path}", *SHORT_ALL]
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    manifest = json.loads((tmp_path / "sweeps" / "fig2" / "mini.json").read_text())
+    assert len(manifest) == 8
+    for entry in manifest:
+        records = read_records(tmp_path / "runs" / entry["run_id"] / "metrics.jsonl")
+        assert records[0]["scale"] == "mini" and records[-1]["kind"] == "end"
+        assert records[0]["sweep_id"] == "fig2"
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("skip ") == 8
+
+    import fig2
+    out = tmp_path / "out"
+    fig2.main(["--results", str(tmp_path), "--out", str(out)])
+    assert (out / "fig2.png").stat().st_size > 0 and (out / "fig2.pdf").stat().st_size > 0
+
+
+def test_figure_curves_are_means_over_models_and_flag_missing_seeds():
+    import fig2
+
+    rows = [{"cfg.method.name": "codistill", "cfg.schedule.name": "codistill_tuned", "run_id": "r",
+             "seed": 0, "cfg.batch_scale": 1, "batch_per_model": 32, "step": 10, "model": m,
+             "train_loss": loss, "val_top1": top1} for m, loss, top1 in ((0, 1.0, 90.0), (1, 3.0, 80.0))]
+    curves = fig2.per_run_means(pd.DataFrame(rows))
+    assert curves["train_loss"].tolist() == [2.0] and curves["val_top1"].tolist() == [85.0]
+    assert "FEWER THAN 3 SEEDS" in fig2.seeds_note(curves)
