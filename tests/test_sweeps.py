@@ -23,9 +23,9 @@ def test_fig2_dry_run_lists_every_job_and_runs_nothing(tmp_path, scale):
 
 
 def test_an_invalid_override_stops_the_sweep_before_any_job_runs(tmp_path):
-    done = run_cli("-m", "sweep=fig2", "method.period=0", f"results_root={tmp_path}", cwd=tmp_path)
+    done = run_cli("-m", "sweep=fig2", "batch_scale=0.3", f"results_root={tmp_path}", cwd=tmp_path)
     assert done.returncode != 0
-    assert "method.period=0" in done.stderr and "not launched" in done.stderr
+    assert "scale.batch_per_rank=9.6" in done.stderr and "not launched" in done.stderr
     assert not (tmp_path / "runs").exists()
 
 
@@ -62,3 +62,22 @@ def test_figure_curves_are_means_over_models_and_flag_missing_seeds():
     curves = fig2.per_run_means(pd.DataFrame(rows))
     assert curves["train_loss"].tolist() == [2.0] and curves["val_top1"].tolist() == [85.0]
     assert "FEWER THAN 3 SEEDS" in fig2.seeds_note(curves)
+
+
+def eval_records(directory):
+    return [{k: v for k, v in r.items() if k != "wall_time"}
+            for r in read_records(directory / "metrics.jsonl") if r["kind"] == "eval"]
+
+
+def test_submitit_local_launcher_runs_one_task_per_rank_and_logs_what_a_local_run_logs(tmp_path, run_job):
+    from conftest import SHORT
+
+    local_dir, container = run_job(["method=codistill", "seed=5", *SHORT])
+    submitit_root = tmp_path / "submitit"
+    done = run_cli("-m", "launcher=submitit_local", "method=codistill", "seed=5",
+                   f"results_root={submitit_root}", *SHORT, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    submitit_dir = submitit_root / "runs" / local_dir.name
+    task_logs = sorted((submitit_root / "hydra" / "adhoc" / ".submitit").glob("*/*_log.out"))
+    assert [re.search(r"global_rank=(\d)\(2\)", p.read_text()).group(1) for p in task_logs] == ["0", "1"]
+    assert eval_records(submitit_dir) == eval_records(local_dir)

@@ -21,9 +21,14 @@ def _mul(*factors):
     return math.prod(factors)
 
 
+def _default(value, fallback):
+    return fallback if value is None else value
+
+
 def register_resolvers():
-    if not OmegaConf.has_resolver("mul"):
-        OmegaConf.register_new_resolver("mul", _mul)
+    for name, resolver in (("mul", _mul), ("default", _default)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 register_resolvers()

@@ -49,8 +49,8 @@ def run_rank(rank, config, run_directory, local_rank=None):
         dist.destroy_process_group()
 
 
-def _spawned(index, config, run_directory):
-    os.environ["RANK"] = os.environ["LOCAL_RANK"] = str(index)
+def _spawned(index, config, run_directory, rendezvous):
+    os.environ.update(rendezvous, RANK=str(index), LOCAL_RANK=str(index))
     run_rank(index, config, run_directory)
 
 
@@ -77,7 +77,7 @@ def launch(config, run_directory):
                                f"{world_size} ranks (method.n x scale.ranks_per_model)")
         run_rank(rank, config, run_directory, local_rank)
         return rank
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(world_size))
-    mp.start_processes(_spawned, args=(config, run_directory), nprocs=world_size, join=True,
+    rendezvous = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(world_size))
+    mp.start_processes(_spawned, args=(config, run_directory, rendezvous), nprocs=world_size, join=True,
                        start_method=config["launcher"]["start_method"])
     return 0

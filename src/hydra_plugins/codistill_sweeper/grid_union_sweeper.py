@@ -96,7 +96,7 @@ class GridUnionSweeper(BasicSweeper):
 
     def sweep(self, arguments: List[str]) -> Any:
         jobs = self.compose_and_validate(self.expand(arguments))
-        sweep_name = OmegaConf.select(self.config, "sweep_id") or "adhoc"
+        sweep_name = self.config.sweep_id or "adhoc"
         dry_run = bool(jobs) and jobs[0][1]["dry_run"]
         print(f"sweep {sweep_name}: {len(jobs)} jobs{' (dry run: nothing launched)' if dry_run else ''}")
         for index, (job, container, identifier) in enumerate(jobs):
