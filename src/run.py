@@ -10,19 +10,11 @@ import sys
 import hydra
 from omegaconf import OmegaConf
 
-from codistill.config import ConfigError, validate
+from codistill.config import ConfigError, data_problem, validate
 from codistill.runlog import is_finished, run_dir, run_id
-from codistill.workloads import check_imagefolder_root
 
 
-def data_problem(container):
-    workload = container["workload"]
-    if workload["name"] == "imagenet":
-        return check_imagefolder_root(workload["data_root"])
-    return None
-
-
-@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+@hydra.main(config_path="conf", config_name="codistill", version_base="1.3")
 def main(cfg):
     try:
         container = validate(cfg)

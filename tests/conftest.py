@@ -23,7 +23,7 @@ SHORT = ["schedule.epochs=3", "schedule.lr.warmup_epochs=1", "schedule.lr.milest
 def compose_job(overrides, results_root):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[*overrides, f"results_root={results_root}"])
+        cfg = compose("codistill", overrides=[*overrides, f"results_root={results_root}"])
     return validate(cfg)
 
 

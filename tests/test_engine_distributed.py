@@ -107,3 +107,12 @@ def test_model_groups_inside_one_node_send_nothing_between_nodes(run_job):
     record, _ = last_eval(directory)
     assert record["comm_bits_intra_node"] == record["step"] * 2 * 32 * n_params(container)
     assert record["comm_bits_inter_node"] == record["step"] * 32 * 10 * 32
+
+
+def test_no_exchange_during_burn_in(run_job):
+    burn_in = 37
+    directory, _ = run_job(["method=codistill", f"method.burn_in_steps={burn_in}", *SHORT])
+    record, records = last_eval(directory)
+    first_epoch = [r for r in records if r.get("step") == 37]
+    assert all(r["alpha"] == 0.0 and r["comm_bits_inter_node"] == 0 for r in first_epoch)
+    assert record["comm_bits_inter_node"] == (111 - burn_in) * 32 * 10 * 32

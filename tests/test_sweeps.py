@@ -81,3 +81,11 @@ def test_submitit_local_launcher_runs_one_task_per_rank_and_logs_what_a_local_ru
     task_logs = sorted((submitit_root / "hydra" / "adhoc" / ".submitit").glob("*/*_log.out"))
     assert [re.search(r"global_rank=(\d)\(2\)", p.read_text()).group(1) for p in task_logs] == ["0", "1"]
     assert eval_records(submitit_dir) == eval_records(local_dir)
+
+
+def test_a_paper_sweep_without_imagenet_on_disk_fails_before_launching(tmp_path):
+    done = run_cli("-m", "sweep=fig2", "scale=paper", f"workload.data_root={tmp_path / 'nowhere'}",
+                   f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "not launched" in done.stderr and "train/<class>/<image>.JPEG" in done.stderr
+    assert not (tmp_path / "runs").exists()

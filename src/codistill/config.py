@@ -38,6 +38,17 @@ class ConfigError(ValueError):
     pass
 
 
+def data_problem(container):
+    """Why the job's data cannot be read on this machine, or None. Checked before a run starts or
+    a sweep launches (a dry run only warns: it may be preparing a cluster's jobs elsewhere)."""
+    from .workloads import check_imagefolder_root
+
+    workload = container["workload"]
+    if workload["name"] == "imagenet":
+        return check_imagefolder_root(workload["data_root"])
+    return None
+
+
 def _is_whole(value):
     return isinstance(value, (int, float)) and float(value).is_integer() and value >= 1
 

@@ -10,8 +10,8 @@ algorithm on the tensor actually handed to it, which is the paper's Section 3 mo
 all_reduce of x costs 2|x|; all_gather of x over m ranks costs (m-1)|x|. Charges go to the
 inter-node counter when the process group crosses nodes, else to the intra-node one.
 """
-import hashlib
 import copy
+import hashlib
 
 import torch
 import torch.distributed as dist

@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from codistill.config import ConfigError, validate
+from codistill.config import ConfigError, data_problem, validate
 from codistill.runlog import run_id
 
 
@@ -103,6 +103,9 @@ class GridUnionSweeper(BasicSweeper):
             print(f"  [{index}] {identifier}  {' '.join(job)}")
         if dry_run:
             return []
+        missing = sorted({problem for _, container, _ in jobs if (problem := data_problem(container))})
+        if missing:
+            raise ConfigError("the sweep was not launched:\n  - " + "\n  - ".join(missing))
         write_manifest(sweep_name, jobs)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
