@@ -33,9 +33,12 @@ def main(cfg):
     if is_finished(directory):
         print(f"skip {identifier}: finished run in {directory}")
         return
+    from codistill.checkpoint import committed_step
     from codistill.launch import launch  # torch is imported only when something will train
 
-    print(f"run {identifier} ({container['scale']['note']}) -> {directory}", flush=True)
+    resume_step = committed_step(directory)
+    action = "run" if resume_step is None else f"resume (from update {resume_step})"
+    print(f"{action} {identifier} ({container['scale']['note']}) -> {directory}", flush=True)
     launch(container, directory)
 
 

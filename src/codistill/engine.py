@@ -2,18 +2,17 @@
 codistillation between groups (Algorithm 1 of the paper, with the exchange of `exchange.py`)."""
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 
 import torch
 from omegaconf import OmegaConf
-from torch.nn.utils import parameters_to_vector
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.utils.data import DataLoader
 
 import torch.distributed as dist
 
-from . import runlog
+from . import checkpoint, runlog
 from .exchange import CheckpointExchange, CommCounter, build_exchange, param_hash, wrap_data_parallel
 from .groups import make_process_groups
 from .losses import codistill_loss
@@ -110,13 +109,6 @@ def build_rank_state(cfg, layout, workload, device):
                      parameters_to_vector(model.parameters()).detach().clone(), counter, exchange)
 
 
-def save_atomically(obj, path):
-    """torch.save to a temporary file, then rename: a crash never leaves a torn checkpoint."""
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
-
-
 def write_trace(handle, state, step, teachers_used):
     entry = {"step": step, "own": param_hash(state.model)}
     if isinstance(state.exchange, CheckpointExchange) and teachers_used:
@@ -125,8 +117,44 @@ def write_trace(handle, state, step, teachers_used):
     handle.write(json.dumps(entry) + "\n")
 
 
+def group_state(state, optimizer, step, elapsed):
+    """Everything of this model group that a resumed run needs (saved by the group's leader)."""
+    teachers = None
+    if isinstance(state.exchange, CheckpointExchange):
+        teachers = {"vectors": [parameters_to_vector(t.parameters()).detach() for t in state.exchange.teachers],
+                    "source_step": state.exchange.source_step}
+    return {"step": step, "elapsed": elapsed, "model": state.model.state_dict(),
+            "optimizer": optimizer.state_dict(), "teachers": teachers, "rng": torch.get_rng_state(),
+            "inter_node_bits": state.counter.inter_node_bits, "intra_node_bits": state.counter.intra_node_bits}
+
+
+def restore(state, optimizer, saved):
+    """Loads a group state into this rank; returns (step, elapsed seconds) it was saved at."""
+    state.model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if saved["teachers"] is not None:
+        for teacher, vector in zip(state.exchange.teachers, saved["teachers"]["vectors"]):
+            vector_to_parameters(vector, teacher.parameters())
+        state.exchange.source_step = saved["teachers"]["source_step"]
+    state.counter.inter_node_bits = saved["inter_node_bits"]
+    state.counter.intra_node_bits = saved["intra_node_bits"]
+    torch.set_rng_state(saved["rng"])
+    return saved["step"], saved["elapsed"]
+
+
+def save_and_commit(run_directory, state, optimizer, step, elapsed):
+    layout = state.layout
+    if layout.rank_in_group == 0:
+        checkpoint.save_group_state(run_directory, layout.group_index, step,
+                                    group_state(state, optimizer, step, elapsed))
+    dist.barrier()
+    if layout.rank == 0:
+        checkpoint.commit(run_directory, step, layout.n_groups)
+
+
 def train_rank(config, layout, run_directory, device):
-    """Trains this rank's share of the run described by `config` (a resolved, validated dict)."""
+    """Trains this rank's share of the run described by `config` (a resolved, validated dict),
+    resuming from the run directory's last committed state when there is one."""
     cfg = OmegaConf.create(config)
     torch.manual_seed(cfg.seed)
     workload = build_workload(cfg.workload)
@@ -146,17 +174,25 @@ def train_rank(config, layout, run_directory, device):
     schedules = build_schedules(cfg.schedule, cfg.method, batch_per_model, len(sampler))
     optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0),
                                 momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0))
-    distills = cfg.method.name == "codistill"
-    log = runlog.MetricsLog(run_directory, runlog.header(config)) if layout.rank == 0 else None
+    step, elapsed = 0, 0.0
+    resume_step = checkpoint.committed_step(run_directory)
+    if resume_step is not None:
+        saved = checkpoint.load_group_state(run_directory, layout.group_index, resume_step, device)
+        step, elapsed = restore(state, optimizer, saved)
+    log = None
+    if layout.rank == 0:
+        log = (runlog.MetricsLog.resume(run_directory, config, step) if resume_step is not None
+               else runlog.MetricsLog(run_directory, [runlog.header(config)]))
     trace = None
     if cfg.trace and layout.rank_in_group == 0:
-        trace = open(run_directory / f"trace-model{layout.group_index}.jsonl", "w")
-    eval_every = cfg.eval_every_epochs * schedules.steps_per_epoch
-    started = time.perf_counter()
+        trace = open(run_directory / f"trace-model{layout.group_index}.jsonl", "a" if step else "w")
+    distills = cfg.method.name == "codistill"
+    steps_per_epoch = schedules.steps_per_epoch
+    eval_every = cfg.eval_every_epochs * steps_per_epoch
+    started = time.perf_counter() - elapsed
     stats = torch.zeros(N_STATS, dtype=torch.float64)
-    step = 0
-    for epoch in range(math.ceil(schedules.total_steps / schedules.steps_per_epoch)):
-        sampler.set_epoch(epoch)
+    for epoch in range(step // steps_per_epoch, math.ceil(schedules.total_steps / steps_per_epoch)):
+        sampler.set_epoch(epoch, start_batch=step - epoch * steps_per_epoch)
         for inputs, targets in loader:
             if step >= schedules.total_steps:
                 break
@@ -182,15 +218,18 @@ def train_rank(config, layout, run_directory, device):
             if step % eval_every == 0 or step == schedules.total_steps:
                 evaluate(state, val_loader, stats)
                 table = gather_stats(state, stats)
+                wall_time = time.perf_counter() - started
                 if log:
-                    for record in records(table, step, schedules, state.counter,
-                                          time.perf_counter() - started, batch_per_model):
+                    for record in records(table, step, schedules, state.counter, wall_time, batch_per_model):
                         log.write(record)
+                if trace:
+                    trace.flush()
+                save_and_commit(run_directory, state, optimizer, step, wall_time)
                 stats.zero_()
     if trace:
         trace.close()
     if layout.rank_in_group == 0:
-        save_atomically(state.model.state_dict(), run_directory / f"model{layout.group_index}.pt")
+        checkpoint.save_torch(state.model.state_dict(), run_directory / f"model{layout.group_index}.pt")
     dist.barrier()
     if log:
         log.write({"kind": "end", "steps": step, "wall_time": time.perf_counter() - started})

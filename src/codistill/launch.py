@@ -78,6 +78,14 @@ def launch(config, run_directory):
         run_rank(rank, config, run_directory, local_rank)
         return rank
     rendezvous = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(world_size))
-    mp.start_processes(_spawned, args=(config, run_directory, rendezvous), nprocs=world_size, join=True,
-                       start_method=config["launcher"]["start_method"])
+    try:
+        mp.start_processes(_spawned, args=(config, run_directory, rendezvous), nprocs=world_size, join=True,
+                           start_method=config["launcher"]["start_method"])
+    except mp.ProcessExitedException as lost:
+        # torch has already stopped every other rank; say which one was lost and what to do.
+        group = layout_of(config, lost.error_index).group_index
+        raise RuntimeError(f"rank {lost.error_index} (model {group}) exited with code {lost.exit_code}"
+                           f"{' (signal ' + lost.signal_name + ')' if lost.signal_name else ''}; the other "
+                           "ranks were stopped. Rerun the same command to resume from the last "
+                           f"committed state in {run_directory}") from lost
     return 0

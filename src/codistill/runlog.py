@@ -80,13 +80,29 @@ def header(config):
 
 
 class MetricsLog:
-    """Appends one JSON object per line, flushed and fsynced so a crash loses at most the line
-    being written. Opened fresh (truncating an unfinished earlier attempt) by rank 0 only."""
+    """Appends one JSON object per line, flushed and fsynced, so a crash loses at most the line
+    being written. Rank 0 only. `start` lines are written first, atomically (a new run's header,
+    or what a resumed run keeps of its earlier attempt)."""
 
-    def __init__(self, directory, first_record):
+    def __init__(self, directory, start):
         directory.mkdir(parents=True, exist_ok=True)
-        self.handle = open(directory / METRICS_FILE, "w")
-        self.write(first_record)
+        path = directory / METRICS_FILE
+        text = "".join(json.dumps(record) + "\n" for record in start)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+        self.handle = open(path, "a")
+
+    @classmethod
+    def resume(cls, directory, config, last_step):
+        """Keeps the header and the records up to the committed `last_step`: a torn last line
+        and records written after the last committed state are dropped (they are recomputed)."""
+        path = directory / METRICS_FILE
+        earlier = read_records(path) if path.exists() else []
+        if not earlier or earlier[0].get("kind") != "header":
+            earlier = [header(config)]
+        kept = [r for r in earlier if r["kind"] == "header" or (r["kind"] == "eval" and r["step"] <= last_step)]
+        return cls(directory, kept)
 
     def write(self, record):
         self.handle.write(json.dumps(record) + "\n")

@@ -16,10 +16,11 @@ class CoordinatedBatchSampler(Sampler):
         self.n_samples, self.batch_per_model = n_samples, batch_per_model
         self.shard = batch_per_model // ranks_per_group
         self.rank_in_group, self.order_seed = rank_in_group, order_seed
-        self.epoch = 0
+        self.epoch, self.start_batch = 0, 0
 
-    def set_epoch(self, epoch):
-        self.epoch = epoch
+    def set_epoch(self, epoch, start_batch=0):
+        """start_batch > 0 when a resumed run re-enters an epoch part-way."""
+        self.epoch, self.start_batch = epoch, start_batch
 
     def __len__(self):
         return self.n_samples // self.batch_per_model
@@ -27,7 +28,7 @@ class CoordinatedBatchSampler(Sampler):
     def __iter__(self):
         order = epoch_permutation(self.n_samples, self.order_seed, self.epoch)
         start = self.rank_in_group * self.shard
-        for batch in range(len(self)):
+        for batch in range(self.start_batch, len(self)):
             first = batch * self.batch_per_model + start
             yield order[first:first + self.shard].tolist()
 

@@ -1,0 +1,112 @@
+"""Crash safety, exact resume, determinism, no hangs when a rank dies, safe loading."""
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+import torch
+
+from codistill import checkpoint
+from codistill.runlog import METRICS_FILE, MetricsLog, read_records
+from conftest import ROOT, compose_job
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import soak_resume  # noqa: E402
+
+RUN = [sys.executable, str(ROOT / "src" / "run.py")]
+# 12 epochs of 2-way codistillation with checkpoint exchange: teachers, optimizer and counters
+# all have to survive a resume.
+JOB = ["method=codistill", "method.exchange=checkpoints", "method.period=10", "schedule.epochs=12",
+       "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[6,9]",
+       "schedule.weight_decay.values=[1e-4,1e-5,0]", "schedule.weight_decay.milestones=[6,9]"]
+
+
+def without_wall_time(directory):
+    records = read_records(Path(directory) / METRICS_FILE)
+    return [{k: v for k, v in r.items() if k != "wall_time"} for r in records if r["kind"] != "end"]
+
+
+def run_dir_of(results_root):
+    [directory] = (Path(results_root) / "runs").iterdir()
+    return directory
+
+
+def children(pid):
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_same_config_and_seed_give_identical_logs(tmp_path):
+    for name in ("a", "b"):
+        done = subprocess.run([*RUN, *JOB, f"results_root={tmp_path / name}"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    first, second = (without_wall_time(run_dir_of(tmp_path / name)) for name in ("a", "b"))
+    assert first == second and len(first) == 1 + 2 * 12
+
+
+def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_log(tmp_path):
+    expected = soak_resume.reference_log(tmp_path / "reference")
+    delivered, resumes, code = soak_resume.kill_and_resume(tmp_path / "killed", 5, random.Random(20261122))
+    assert code == 0 and delivered == 5
+    assert resumes >= 1, "no kill landed after a committed state: the resume path was not exercised"
+    assert soak_resume.log_without_wall_time(tmp_path / "killed") == expected
+
+
+def test_a_torn_last_line_and_uncommitted_records_are_dropped_on_resume(tmp_path):
+    config = compose_job(["method=codistill"], tmp_path)
+    header = {"kind": "header", "run_id": "x"}
+    lines = [header] + [{"kind": "eval", "step": s, "model": m} for s in (37, 74) for m in (0, 1)]
+    (tmp_path / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"kind": "ev')
+    log = MetricsLog.resume(tmp_path, config, last_step=37)
+    log.write({"kind": "eval", "step": 74, "model": 0})
+    log.close()
+    assert read_records(tmp_path / METRICS_FILE) == [header, *lines[1:3], {"kind": "eval", "step": 74, "model": 0}]
+
+
+def test_when_one_rank_dies_every_process_exits_nonzero_and_says_which(tmp_path):
+    command = [*RUN, *JOB, "schedule.epochs=200", "schedule.lr.milestones=[100,150]",
+               "schedule.weight_decay.milestones=[100,150]", "launcher.collective_timeout_s=30",
+               f"results_root={tmp_path}"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while len(children(process.pid)) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    ranks = children(process.pid)
+    assert len(ranks) == 2
+    os.kill(ranks[1], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode != 0
+    assert "rank 1 (model 1)" in stderr and "SIGKILL" in stderr
+    assert not any(alive(pid) for pid in ranks)
+
+
+def test_a_snapshot_holding_a_non_tensor_object_is_refused(tmp_path):
+    state = {"step": 3, "model": {}, "payload": Namespace(command="rm -rf /")}
+    checkpoint.save_group_state(tmp_path, 0, 3, state)
+    with pytest.raises(pickle.UnpicklingError):
+        checkpoint.load_group_state(tmp_path, 0, 3, torch.device("cpu"))
+
+
+def test_only_committed_state_is_resumed_from(tmp_path):
+    checkpoint.save_group_state(tmp_path, 0, 37, {"step": 37})
+    assert checkpoint.committed_step(tmp_path) is None
+    checkpoint.commit(tmp_path, 37, 1)
+    checkpoint.save_group_state(tmp_path, 0, 74, {"step": 74})  # written, never committed
+    assert checkpoint.committed_step(tmp_path) == 37
+    checkpoint.commit(tmp_path, 74, 1)
+    assert sorted(p.name for p in (tmp_path / "state").glob("*.pt")) == ["model0-step74.pt"]
