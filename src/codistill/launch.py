@@ -66,6 +66,18 @@ def submitit_rank():
     return environment.global_rank, environment.local_rank
 
 
+def warm_imports(config):
+    """Forked ranks inherit this process's modules: importing here once (seconds for sklearn and
+    for torch._dynamo, which the first optimizer imports) saves it in every rank of every run of
+    a sweep that the local launcher runs in this process."""
+    import importlib
+
+    from .workloads import IMPORTS
+
+    for module in ["torch._dynamo", *IMPORTS[config["workload"]["name"]]]:
+        importlib.import_module(module)
+
+
 def launch(config, run_directory):
     world_size = layout_of(config).world_size
     run_directory.mkdir(parents=True, exist_ok=True)
@@ -77,6 +89,8 @@ def launch(config, run_directory):
                                f"{world_size} ranks (method.n x scale.ranks_per_model)")
         run_rank(rank, config, run_directory, local_rank)
         return rank
+    if config["launcher"]["start_method"] == "fork":
+        warm_imports(config)
     rendezvous = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(world_size))
     try:
         mp.start_processes(_spawned, args=(config, run_directory, rendezvous), nprocs=world_size, join=True,

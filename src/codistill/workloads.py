@@ -118,6 +118,8 @@ def imagenet(cfg):
 
 
 WORKLOADS = {"digits_mlp": digits_mlp, "imagenet": imagenet}
+# Modules each workload's ranks import; a launcher that forks imports them once beforehand.
+IMPORTS = {"digits_mlp": ["sklearn.datasets"], "imagenet": ["torchvision"]}
 
 
 def build_workload(cfg):
