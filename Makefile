@@ -7,7 +7,7 @@ SCALE ?= mini
 RESULTS ?= results
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce fig2 figures dryrun test clean
+.PHONY: help setup reproduce fig2 figures dryrun soak test clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ figures: fig2 ## draw every figure that has a pipeline so far
 
 dryrun: setup ## validate and list every job of FIG's sweep at SCALE, run nothing
 	$(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE) dry_run=true
+
+soak: setup ## kill a mini run at random moments 50 times; report how many resumed exactly
+	$(PY) benchmarks/soak_resume.py --kills 50
 
 test: setup ## run the test suite (multi-process gloo tests included)
 	$(PY) -m pytest -q tests

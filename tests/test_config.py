@@ -79,3 +79,28 @@ def test_dry_run_prints_the_job_and_its_run_id_and_trains_nothing(tmp_path):
 def test_invalid_job_exits_nonzero_naming_the_key(tmp_path):
     done = run_cli("method=codistill", "method.period=0", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
     assert done.returncode != 0 and "method.period=0" in done.stderr
+
+
+def test_dry_run_reports_every_bad_input_by_key(tmp_path):
+    bad = {"method.n": "1", "method.period": "0", "method.loss": "hinge", "method.alpha": "-1",
+           "method.alpha_gamma": "0", "method.coordinated_sampling": "false", "method.burn_in_steps": "-5",
+           "schedule.lr.warmup_epochs": "100", "schedule.lr.milestones": "[60,30]",
+           "schedule.weight_decay.milestones": "[10,200]", "scale.ranks_per_model": "3",
+           "scale.ranks_per_node": "2"}
+    done = run_cli("method=codistill", *(f"{k}={v}" for k, v in bad.items()), "dry_run=true",
+                   f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0
+    for key in bad:
+        assert f"{key}=" in done.stderr or f"{key} " in done.stderr, key
+    for overrides, key in ((["method=codistill", "method.exchange=gradients"], "method.exchange='gradients'"),
+                           (["method.name=sgd"], "method.name='sgd'"),
+                           (["batch_scale=0.3"], "scale.batch_per_rank=9.6")):
+        done = run_cli(*overrides, "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
+        assert done.returncode != 0 and key in done.stderr, (overrides, done.stderr)
+
+
+def test_a_paper_run_without_imagenet_fails_before_training_and_says_what_layout_is_expected(tmp_path):
+    done = run_cli("scale=paper", f"workload.data_root={tmp_path / 'imagenet'}", f"results_root={tmp_path}",
+                   cwd=tmp_path)
+    assert done.returncode != 0 and "train/<class>/<image>.JPEG" in done.stderr
+    assert not (tmp_path / "runs").exists()

@@ -110,3 +110,36 @@ def test_only_committed_state_is_resumed_from(tmp_path):
     assert checkpoint.committed_step(tmp_path) == 37
     checkpoint.commit(tmp_path, 74, 1)
     assert sorted(p.name for p in (tmp_path / "state").glob("*.pt")) == ["model0-step74.pt"]
+
+
+def test_a_hung_peer_makes_the_other_rank_exit_within_the_collective_timeout(tmp_path):
+    # Each rank its own process, as under torchrun or Slurm: nothing but the timeout can stop rank 0.
+    timeout_s = 10
+    command = [*RUN, *JOB, "schedule.epochs=200", "schedule.lr.milestones=[100,150]",
+               "schedule.weight_decay.milestones=[100,150]", f"launcher.collective_timeout_s={timeout_s}",
+               f"results_root={tmp_path}"]
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
+    ranks = [subprocess.Popen(command, env=dict(env, RANK=str(rank)), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    try:
+        deadline = time.time() + 120
+        while not list(tmp_path.glob("runs/*/metrics.jsonl")) and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        os.kill(ranks[1].pid, signal.SIGSTOP)
+        stopped_at = time.time()
+        _, stderr = ranks[0].communicate(timeout=timeout_s + 30)
+        assert ranks[0].returncode != 0
+        assert time.time() - stopped_at < timeout_s + 15
+        assert "rank 0 (model 0) lost a peer" in stderr
+    finally:
+        ranks[1].kill()
+        ranks[1].wait()
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

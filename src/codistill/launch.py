@@ -1,6 +1,7 @@
 """Starting the n*k ranks of one run, with the same worker code everywhere:
 - under Slurm/submitit (one task per rank): the job environment from submitit's helpers;
-- locally: this process spawns the ranks itself, torchrun-style (env:// rendezvous on localhost).
+- under torchrun (or anything that sets RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): that rank;
+- otherwise: this process spawns the ranks itself (env:// rendezvous on localhost).
 """
 import datetime
 import os
@@ -32,6 +33,10 @@ def _device(local_rank):
     return torch.device("cpu")
 
 
+# How gloo and NCCL report a peer that died (connection reset/closed) or hangs (timeout).
+PEER_LOST = ("timed out", "timeout", "connection reset", "connection closed", "broken pipe")
+
+
 def run_rank(rank, config, run_directory, local_rank=None):
     """One rank: join the process group (env://), train, leave."""
     layout = layout_of(config, rank)
@@ -39,14 +44,32 @@ def run_rank(rank, config, run_directory, local_rank=None):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.set_num_threads(config["launcher"]["threads_per_rank"])
-    timeout = datetime.timedelta(seconds=config["launcher"]["collective_timeout_s"])
+    set_determinism(config["deterministic"], device)
+    timeout_s = config["launcher"]["collective_timeout_s"]
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend, init_method="env://", rank=rank, world_size=layout.world_size,
-                            timeout=timeout)
+                            timeout=datetime.timedelta(seconds=timeout_s))
     try:
         train_rank(config, layout, run_directory, device)
+    except (dist.DistError, RuntimeError) as error:
+        if not any(sign in str(error).lower() for sign in PEER_LOST):
+            raise
+        raise RuntimeError(f"rank {rank} (model {layout.group_index}) lost a peer: a collective failed or did "
+                           f"not complete within launcher.collective_timeout_s={timeout_s} s ({error}). "
+                           "Rerun the same command to resume from the last committed state in "
+                           f"{run_directory}") from error
     finally:
         dist.destroy_process_group()
+
+
+def set_determinism(deterministic, device):
+    """CPU runs are bit-reproducible either way. On GPU, `deterministic=true` selects deterministic
+    kernels (cuDNN, cuBLAS); NCCL's reduction order can still differ between runs."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not deterministic
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
 
 
 def _spawned(index, config, run_directory, rendezvous):
@@ -78,14 +101,22 @@ def warm_imports(config):
         importlib.import_module(module)
 
 
+def torchrun_rank():
+    """(rank, local_rank) when the environment already names this process's rank, else None."""
+    if all(key in os.environ for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")):
+        rank = int(os.environ["RANK"])
+        return rank, int(os.environ.get("LOCAL_RANK", rank))
+    return None
+
+
 def launch(config, run_directory):
     world_size = layout_of(config).world_size
     run_directory.mkdir(parents=True, exist_ok=True)
-    task = submitit_rank()
+    task = submitit_rank() or torchrun_rank()
     if task is not None:
         rank, local_rank = task
         if int(os.environ["WORLD_SIZE"]) != world_size:
-            raise RuntimeError(f"the submitit job has {os.environ['WORLD_SIZE']} tasks but the run needs "
+            raise RuntimeError(f"the job has {os.environ['WORLD_SIZE']} tasks but the run needs "
                                f"{world_size} ranks (method.n x scale.ranks_per_model)")
         run_rank(rank, config, run_directory, local_rank)
         return rank
