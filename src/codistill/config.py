@@ -147,6 +147,9 @@ def validate(cfg):
     workload = container["workload"].get("name")
     if workload not in WORKLOADS:
         problems.append(f"workload.name={workload!r}: allowed: {', '.join(WORKLOADS)}")
+    fraction = container["data"].get("fraction")
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        problems.append(f"data.fraction={fraction!r}: must be in (0, 1] (1/k of the training set)")
     if not isinstance(container.get("seed"), int):
         problems.append(f"seed={container.get('seed')!r}: must be an integer")
     if problems:

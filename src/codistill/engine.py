@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import OmegaConf
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 import torch.distributed as dist
 
@@ -28,6 +28,16 @@ N_STATS = 7
 def model_seed(seed, group):
     """Initialisation seed of model `group` in a run with `seed`: every model starts elsewhere."""
     return seed * 1000 + group
+
+
+def data_subset(train_set, data_cfg):
+    """The fixed 1/k of the training set that every run with data.fraction = 1/k trains on
+    (the same subset for every method and seed, chosen by data.subset_seed)."""
+    if data_cfg.fraction >= 1.0:
+        return train_set
+    size = round(len(train_set) * data_cfg.fraction)
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(data_cfg.subset_seed))
+    return Subset(train_set, order[:size].tolist())
 
 
 def order_seed(cfg, group):
@@ -158,20 +168,22 @@ def train_rank(config, layout, run_directory, device):
     cfg = OmegaConf.create(config)
     torch.manual_seed(cfg.seed)
     workload = build_workload(cfg.workload)
+    train_set = data_subset(workload.train_set, cfg.data)
     batch_per_model = int(cfg.scale.batch_per_rank) * layout.ranks_per_group
-    sampler = CoordinatedBatchSampler(len(workload.train_set), batch_per_model, layout.ranks_per_group,
+    sampler = CoordinatedBatchSampler(len(train_set), batch_per_model, layout.ranks_per_group,
                                       layout.rank_in_group, order_seed(cfg, layout.group_index))
     if len(sampler) == 0:
         raise ValueError(f"a batch of {batch_per_model} per model is larger than the training set "
-                         f"({len(workload.train_set)} samples): lower scale.batch_per_rank or batch_scale")
+                         f"({len(train_set)} samples): lower scale.batch_per_rank or batch_scale")
     loader_options = dict(collate_fn=workload.collate, num_workers=cfg.workload.loader_workers,
                           pin_memory=device.type == "cuda")
-    loader = DataLoader(workload.train_set, batch_sampler=sampler, **loader_options)
+    loader = DataLoader(train_set, batch_sampler=sampler, **loader_options)
     val_loader = DataLoader(workload.val_set, batch_sampler=EvalShardSampler(
         len(workload.val_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
         **loader_options)
     state = build_rank_state(cfg, layout, workload, device)
-    schedules = build_schedules(cfg.schedule, cfg.method, batch_per_model, len(sampler))
+    schedules = build_schedules(cfg.schedule, cfg.method, batch_per_model, len(sampler),
+                                epoch_scale=1.0 / cfg.data.fraction)
     optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0),
                                 momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0))
     step, elapsed = 0, 0.0

@@ -109,12 +109,12 @@ def imagenet(cfg):
         torch.manual_seed(seed)
         return architecture(num_classes=cfg.num_classes)
 
-    return Workload(
-        train_set=torchvision.datasets.ImageFolder(root / "train", train_tf),
-        val_set=torchvision.datasets.ImageFolder(root / "val", val_tf),
-        num_classes=cfg.num_classes,
-        make_model=make_model,
-    )
+    train_set = torchvision.datasets.ImageFolder(root / "train", train_tf)
+    val_set = torchvision.datasets.ImageFolder(root / "val", val_tf)
+    if train_set.classes != val_set.classes or len(train_set.classes) != cfg.num_classes:
+        raise ValueError(f"workload.data_root={str(root)!r}: {len(train_set.classes)} classes in train/, "
+                         f"{len(val_set.classes)} in val/, workload.num_classes={cfg.num_classes}: they must agree")
+    return Workload(train_set=train_set, val_set=val_set, num_classes=cfg.num_classes, make_model=make_model)
 
 
 WORKLOADS = {"digits_mlp": digits_mlp, "imagenet": imagenet}

@@ -1,0 +1,54 @@
+"""The paper-scale ImageNet path (ImageFolder on disk, torchvision ResNet, DDP) on a tiny generated
+tree of real JPEG files: two updates through the engine, on CPU."""
+import pytest
+import torch
+from PIL import Image
+
+from codistill.workloads import check_imagefolder_root
+from test_engine_distributed import final_params, last_eval
+
+CLASSES = ("n01440764", "n01443537")
+
+
+def make_tree(root, per_class):
+    generator = torch.Generator().manual_seed(0)
+    for split, count in per_class.items():
+        for label in CLASSES:
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for index in range(count):
+                pixels = torch.randint(0, 256, (80, 96, 3), generator=generator, dtype=torch.uint8)
+                Image.fromarray(pixels.numpy()).save(folder / f"{label}_{index}.JPEG", quality=90)
+    return root
+
+
+def test_two_updates_of_a_torchvision_resnet_through_the_engine(tmp_path, run_job):
+    root = make_tree(tmp_path / "imagenet", {"train": 4, "val": 2})
+    assert check_imagefolder_root(root) is None
+    # 8 training images, 2 ranks x 2 images per model -> 2 updates in one epoch.
+    directory, container = run_job([
+        "scale=paper", "method=allreduce", f"workload.data_root={root}", "workload.arch=resnet18",
+        "workload.num_classes=2", "workload.loader_workers=0", "workload.eval_batch=2",
+        "scale.ranks_per_model=2", "scale.ranks_per_node=2", "scale.batch_per_rank=2",
+        "schedule.epochs=1", "schedule.lr.warmup_epochs=0", "schedule.lr.milestones=[]"])
+    record, records = last_eval(directory)
+    assert records[0]["scale"] == "paper" and record["step"] == 2 and record["batch_per_model"] == 4
+    assert 0.0 <= record["val_top1"] <= 100.0
+    import torchvision
+
+    torch.manual_seed(0)  # model 0's init seed: seed * 1000 + 0
+    untrained = torchvision.models.resnet18(num_classes=2)
+    initial = torch.cat([t.flatten() for t in untrained.state_dict().values()])
+    assert not torch.equal(final_params(directory, 0), initial.to(final_params(directory, 0).dtype))
+
+
+def test_a_tree_without_val_or_with_other_classes_is_refused(tmp_path):
+    root = make_tree(tmp_path / "imagenet", {"train": 1})
+    assert "val/<class>/<image>.JPEG" in check_imagefolder_root(root)
+    from omegaconf import OmegaConf
+
+    from codistill.workloads import imagenet
+
+    make_tree(tmp_path / "other", {"train": 1, "val": 1})
+    with pytest.raises(ValueError, match="num_classes=1000"):
+        imagenet(OmegaConf.create({"data_root": str(tmp_path / "other"), "arch": "resnet18", "num_classes": 1000}))
