@@ -116,3 +116,38 @@ def test_no_exchange_during_burn_in(run_job):
     first_epoch = [r for r in records if r.get("step") == 37]
     assert all(r["alpha"] == 0.0 and r["comm_bits_inter_node"] == 0 for r in first_epoch)
     assert record["comm_bits_inter_node"] == (111 - burn_in) * 32 * 10 * 32
+
+
+def test_agreement_metrics_against_hand_computed_values():
+    from codistill.engine import agreement
+
+    probabilities = torch.tensor([[[0.9, 0.1], [0.4, 0.6]],
+                                  [[0.5, 0.5], [0.2, 0.8]],
+                                  [[0.3, 0.7], [0.3, 0.7]]])
+    targets = torch.tensor([0, 1])
+    correct, churn = agreement(probabilities, targets)
+    # ensemble: sample 0 -> [0.567, 0.433] right; sample 1 -> [0.3, 0.7] right
+    assert correct == 2
+    # pairwise total variation, sample 0: .4, .6, .2; sample 1: .2, .1, .1; mean over pairs, summed
+    assert churn == pytest.approx((0.4 + 0.6 + 0.2) / 3 + (0.2 + 0.1 + 0.1) / 3)
+
+
+def test_logged_ensemble_top1_and_churn_match_the_final_models(run_job):
+    from omegaconf import OmegaConf
+
+    from codistill.workloads import build_workload
+
+    directory, container = run_job(["method=codistill", "method.n=3", *SHORT])
+    record, _ = last_eval(directory)
+    workload = build_workload(OmegaConf.create(container["workload"]))
+    val = workload.val_set
+    probabilities = []
+    for model_index in range(3):
+        model = workload.make_model(0)
+        model.load_state_dict(torch.load(directory / f"model{model_index}.pt", weights_only=True))
+        probabilities.append(model(val.inputs).softmax(-1).detach())
+    stacked = torch.stack(probabilities)
+    ensemble_top1 = 100.0 * (stacked.mean(0).argmax(-1) == val.targets).float().mean().item()
+    tv = [0.5 * (stacked[i] - stacked[j]).abs().sum(-1) for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert record["ensemble_top1"] == pytest.approx(ensemble_top1)
+    assert record["churn"] == pytest.approx(torch.stack(tv).mean().item(), rel=1e-5)

@@ -21,8 +21,9 @@ from .schedules import build_schedules
 from .workloads import build_workload
 
 # Columns of the per-group statistics that rank 0 gathers for each log record.
-TRAIN_CE, TRAIN_DISTILL, TRAIN_BATCHES, VAL_LOSS, VAL_CORRECT, VAL_COUNT, DIST_FROM_INIT = range(7)
-N_STATS = 7
+(TRAIN_CE, TRAIN_DISTILL, TRAIN_BATCHES, VAL_LOSS, VAL_CORRECT, VAL_COUNT, DIST_FROM_INIT,
+ ENSEMBLE_CORRECT, CHURN_SUM) = range(9)
+N_STATS = 9
 
 
 def model_seed(seed, group):
@@ -50,6 +51,7 @@ class RankState:
     cfg: object
     layout: object
     device: torch.device
+    groups: object
     model: torch.nn.Module
     trainable: torch.nn.Module  # the model, or its DDP wrapper
     initial_params: torch.Tensor
@@ -59,6 +61,18 @@ class RankState:
 
 def _to(device, batch):
     return [tensor.to(device, non_blocking=True) for tensor in batch]
+
+
+def agreement(probabilities, targets):
+    """probabilities: [n_models, batch, classes] of the same samples. Returns (samples the
+    ensemble (mean of probabilities) gets right, sum over samples of the churn): churn is the
+    total-variation distance 1/2 sum_c |p_i,c - p_j,c| averaged over model pairs, which is Anil et
+    al.'s "mean absolute difference between predictions" in the binary case."""
+    ensemble_correct = (probabilities.mean(0).argmax(-1) == targets).sum().item()
+    n = len(probabilities)
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    churn = sum(0.5 * (probabilities[i] - probabilities[j]).abs().sum(-1).sum().item() for i, j in pairs)
+    return ensemble_correct, churn / len(pairs)
 
 
 def evaluate(state, val_loader, stats):
@@ -71,6 +85,14 @@ def evaluate(state, val_loader, stats):
             stats[VAL_LOSS] += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
             stats[VAL_CORRECT] += (logits.argmax(dim=-1) == targets).sum().item()
             stats[VAL_COUNT] += len(targets)
+            if state.layout.n_groups > 1:
+                # Peers evaluate the same samples; this gather is bookkeeping, not exchange traffic.
+                probabilities = logits.softmax(-1)
+                gathered = [torch.empty_like(probabilities) for _ in range(state.layout.n_groups)]
+                dist.all_gather(gathered, probabilities, group=state.groups.peers)
+                correct, churn = agreement(torch.stack(gathered), targets)
+                stats[ENSEMBLE_CORRECT] += correct
+                stats[CHURN_SUM] += churn
     model.train()
     if state.layout.rank_in_group == 0:
         current = parameters_to_vector(model.parameters()).detach()
@@ -88,6 +110,7 @@ def gather_stats(state, local):
 
 def records(table, step, schedules, counter, wall_time, batch_per_model):
     last = max(step - 1, 0)
+    multi = len(table) > 1
     for group, row in enumerate(table.tolist()):
         yield {
             "kind": "eval",
@@ -102,6 +125,8 @@ def records(table, step, schedules, counter, wall_time, batch_per_model):
             "weight_decay": schedules.weight_decay(last),
             "alpha": schedules.alpha(last),
             "param_distance_from_init": row[DIST_FROM_INIT],
+            "ensemble_top1": 100.0 * row[ENSEMBLE_CORRECT] / row[VAL_COUNT] if multi else None,
+            "churn": row[CHURN_SUM] / row[VAL_COUNT] if multi else None,
             "batch_per_model": batch_per_model,
             "wall_time": wall_time,
             "comm_bits_inter_node": counter.inter_node_bits,
@@ -115,7 +140,7 @@ def build_rank_state(cfg, layout, workload, device):
     model = workload.make_model(init_seed).to(device)
     counter = CommCounter()
     exchange = build_exchange(cfg.method, groups, counter, layout.group_index, model)
-    return RankState(cfg, layout, device, model, wrap_data_parallel(model, groups, counter),
+    return RankState(cfg, layout, device, groups, model, wrap_data_parallel(model, groups, counter),
                      parameters_to_vector(model.parameters()).detach().clone(), counter, exchange)
 
 
