@@ -94,7 +94,10 @@ def test_dry_run_reports_every_bad_input_by_key(tmp_path):
         assert f"{key}=" in done.stderr or f"{key} " in done.stderr, key
     for overrides, key in ((["method=codistill", "method.exchange=gradients"], "method.exchange='gradients'"),
                            (["method.name=sgd"], "method.name='sgd'"),
-                           (["batch_scale=0.3"], "scale.batch_per_rank=9.6")):
+                           (["batch_scale=0.3"], "scale.batch_per_rank=9.6"),
+                           (["method=codistill", "scale=paper", "workload.models=[{arch:resnet50},{num_classes:10}]"],
+                            "workload.models[1].num_classes=10"),
+                           (["data.fraction=0"], "data.fraction=0")):
         done = run_cli(*overrides, "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
         assert done.returncode != 0 and key in done.stderr, (overrides, done.stderr)
 
@@ -104,3 +107,14 @@ def test_a_paper_run_without_imagenet_fails_before_training_and_says_what_layout
                    cwd=tmp_path)
     assert done.returncode != 0 and "train/<class>/<image>.JPEG" in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_per_model_settings_need_one_entry_per_model_and_the_same_classes(tmp_path):
+    job = compose_job(["method=codistill", "method.n=3", "scale=paper",
+                       "workload.models=[{arch:resnet18},{arch:resnet50},{arch:resnext101_32x8d}]"], tmp_path)
+    assert [m["arch"] for m in job["workload"]["models"]] == ["resnet18", "resnet50", "resnext101_32x8d"]
+    with pytest.raises(ConfigError, match=r"workload\.models=.*method\.n=2"):
+        compose_job(["method=codistill", "workload.models=[{hidden:[64]}]"], tmp_path)
+    with pytest.raises(ConfigError, match=r"workload\.models\[1\]\.num_classes=10 differs"):
+        compose_job(["method=codistill", "scale=paper", "workload.models=[{arch:resnet50},{num_classes:10}]"],
+                    tmp_path)

@@ -151,3 +151,18 @@ def test_logged_ensemble_top1_and_churn_match_the_final_models(run_job):
     tv = [0.5 * (stacked[i] - stacked[j]).abs().sum(-1) for i, j in ((0, 1), (0, 2), (1, 2))]
     assert record["ensemble_top1"] == pytest.approx(ensemble_top1)
     assert record["churn"] == pytest.approx(torch.stack(tv).mean().item(), rel=1e-5)
+
+
+def test_checkpoint_exchange_between_different_architectures(run_job):
+    period = 37
+    directory, container = run_job(["method=codistill", "method.exchange=checkpoints", f"method.period={period}",
+                                    "workload.models=[{hidden:[64]},{hidden:[256,256]}]", "trace=true", *SHORT])
+    traces = [[json.loads(line) for line in open(directory / f"trace-model{m}.jsonl")] for m in range(2)]
+    own = [{entry["step"]: entry["own"] for entry in trace} for trace in traces]
+    for model, trace in enumerate(traces):
+        for entry in trace:
+            assert entry["teachers"] == [own[1 - model][entry["step"] // period * period]]
+    small, large = (final_params(directory, m).numel() for m in range(2))
+    assert small == 64 * 64 + 64 + 64 * 10 + 10 and large == n_params(container)
+    # Each exchange sends this rank's parameters zero-padded to the larger model's length.
+    assert bits_per_update(directory) == 32 * large / period

@@ -108,6 +108,27 @@ def _check_layout(scale, problems):
                         f"{per_node!r}: one must divide the other")
 
 
+def _check_models(workload, method, problems):
+    """workload.models: one entry per model group with that group's own model settings."""
+    from .workloads import MODEL_KEYS
+
+    models = workload.get("models")
+    if models is None:
+        return
+    if not isinstance(models, list) or len(models) != method.get("n"):
+        problems.append(f"workload.models={models!r}: needs one entry per model (method.n={method.get('n')})")
+        return
+    allowed = MODEL_KEYS[workload["name"]]
+    for index, spec in enumerate(models):
+        unknown = set(spec or {}) - allowed
+        if unknown:
+            problems.append(f"workload.models[{index}]: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        classes = (spec or {}).get("num_classes", workload.get("num_classes"))
+        if classes != workload.get("num_classes"):
+            problems.append(f"workload.models[{index}].num_classes={classes!r} differs from workload.num_classes="
+                            f"{workload.get('num_classes')!r}: codistilled models must predict the same classes")
+
+
 def _check_schedule(schedule, problems):
     epochs = schedule.get("epochs")
     if not (isinstance(epochs, (int, float)) and epochs > 0):
@@ -147,6 +168,8 @@ def validate(cfg):
     workload = container["workload"].get("name")
     if workload not in WORKLOADS:
         problems.append(f"workload.name={workload!r}: allowed: {', '.join(WORKLOADS)}")
+    else:
+        _check_models(container["workload"], container["method"], problems)
     fraction = container["data"].get("fraction")
     if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
         problems.append(f"data.fraction={fraction!r}: must be in (0, 1] (1/k of the training set)")

@@ -41,6 +41,13 @@ def data_subset(train_set, data_cfg):
     return Subset(train_set, order[:size].tolist())
 
 
+def model_spec(cfg, group):
+    """Model group `group`'s own settings (workload.models[group], e.g. its architecture for the
+    mixed-architecture Figs. 14-15), or {} when every group has the workload's model."""
+    models = cfg.workload.get("models")
+    return dict(models[group]) if models else {}
+
+
 def order_seed(cfg, group):
     base = cfg.data.order_seed if cfg.data.order_seed is not None else cfg.seed
     return base if cfg.method.coordinated_sampling else base * 1000 + group
@@ -136,10 +143,12 @@ def records(table, step, schedules, counter, wall_time, batch_per_model):
 
 def build_rank_state(cfg, layout, workload, device):
     groups = make_process_groups(layout)
-    init_seed = cfg.init_seed if cfg.init_seed is not None else model_seed(cfg.seed, layout.group_index)
-    model = workload.make_model(init_seed).to(device)
+    group = layout.group_index
+    init_seed = cfg.init_seed if cfg.init_seed is not None else model_seed(cfg.seed, group)
+    model = workload.make_model(init_seed, model_spec(cfg, group)).to(device)
     counter = CommCounter()
-    exchange = build_exchange(cfg.method, groups, counter, layout.group_index, model)
+    make_peer = lambda peer: workload.make_model(0, model_spec(cfg, peer)).to(device)  # noqa: E731
+    exchange = build_exchange(cfg.method, groups, counter, group, model, make_peer)
     return RankState(cfg, layout, device, groups, model, wrap_data_parallel(model, groups, counter),
                      parameters_to_vector(model.parameters()).detach().clone(), counter, exchange)
 

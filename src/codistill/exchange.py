@@ -10,7 +10,6 @@ algorithm on the tensor actually handed to it, which is the paper's Section 3 mo
 all_reduce of x costs 2|x|; all_gather of x over m ranks costs (m-1)|x|. Charges go to the
 inter-node counter when the process group crosses nodes, else to the intra-node one.
 """
-import copy
 import hashlib
 
 import torch
@@ -91,14 +90,17 @@ class CheckpointExchange:
     """Every `period` updates, peers swap parameters; in between each rank runs the stale peer
     copies forward on its own batch. The teacher at update s is the peer from update
     floor(s/T)*T. Teachers run in train mode, as the peers themselves did, so only parameters
-    (b_model) travel."""
+    (b_model) travel. Peers may have other architectures (Figs. 14-15): `teachers` are fresh
+    instances of the peers' models, and parameter vectors of unequal length are zero-padded to
+    the longest for the all_gather (the padding is counted: it travels)."""
 
-    def __init__(self, groups, counter, period, group_index, model):
+    def __init__(self, groups, counter, period, group_index, model, teachers):
         self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
-        n_peers = dist.get_world_size(groups.peers) - 1
-        self.teachers = [copy.deepcopy(model) for _ in range(n_peers)]
+        self.teachers = teachers
         for teacher in self.teachers:
             teacher.requires_grad_(False)
+        sizes = [sum(p.numel() for p in m.parameters()) for m in (model, *teachers)]
+        self.teacher_sizes, self.padded_size = sizes[1:], max(sizes)
         self.source_step = None  # update index the teachers' parameters come from
 
     def is_due(self, step):
@@ -107,10 +109,11 @@ class CheckpointExchange:
 
     def refresh(self, model):
         own = parameters_to_vector(model.parameters()).detach()
-        gathered = counted_all_gather(own, self.groups.peers, self.counter, self.groups.peers_span_nodes)
+        padded = torch.nn.functional.pad(own, (0, self.padded_size - own.numel()))
+        gathered = counted_all_gather(padded, self.groups.peers, self.counter, self.groups.peers_span_nodes)
         peers = [vector for index, vector in enumerate(gathered) if index != self.group_index]
-        for teacher, vector in zip(self.teachers, peers):
-            vector_to_parameters(vector, teacher.parameters())
+        for teacher, size, vector in zip(self.teachers, self.teacher_sizes, peers):
+            vector_to_parameters(vector[:size], teacher.parameters())
 
     def teachers_logits(self, step, model, inputs, logits):
         if self.is_due(step):
@@ -120,11 +123,13 @@ class CheckpointExchange:
             return [teacher(inputs) for teacher in self.teachers]
 
 
-def build_exchange(method_cfg, groups, counter, group_index, model):
+def build_exchange(method_cfg, groups, counter, group_index, model, make_peer):
+    """make_peer(j): a fresh instance of model group j's architecture (checkpoint teachers)."""
     if method_cfg.name in ("allreduce", "independent"):
         return NoExchange()
     if method_cfg.exchange == "predictions":
         return PredictionExchange(groups, counter, method_cfg.period, group_index)
     if method_cfg.exchange == "checkpoints":
-        return CheckpointExchange(groups, counter, method_cfg.period, group_index, model)
+        teachers = [make_peer(j) for j in range(method_cfg.n) if j != group_index]
+        return CheckpointExchange(groups, counter, method_cfg.period, group_index, model, teachers)
     raise ValueError(f"method.exchange={method_cfg.exchange!r} is not predictions or checkpoints")

@@ -18,7 +18,7 @@ class Workload:
     train_set: Dataset
     val_set: Dataset
     num_classes: int
-    make_model: Callable[[int], nn.Module]  # init seed -> model
+    make_model: Callable[..., nn.Module]  # (init seed, per-group spec dict or None) -> model
     collate: Callable = default_collate
 
 
@@ -65,12 +65,11 @@ def digits_mlp(cfg):
     train_idx, val_idx = order[: cfg.train_size], order[cfg.train_size:]
     mean, std = inputs[train_idx].mean(), inputs[train_idx].std()
     inputs = (inputs - mean) / std
-    sizes = [inputs.shape[1], *cfg.hidden, 10]
     return Workload(
         train_set=InMemoryDataset(inputs[train_idx], targets[train_idx]),
         val_set=InMemoryDataset(inputs[val_idx], targets[val_idx]),
         num_classes=10,
-        make_model=lambda seed: mlp(sizes, seed),
+        make_model=lambda seed, spec=None: mlp([inputs.shape[1], *(spec or {}).get("hidden", cfg.hidden), 10], seed),
         collate=batch_is_ready,
     )
 
@@ -103,10 +102,10 @@ def imagenet(cfg):
     val_tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224),
                                  transforms.ToTensor(), normalize])
     root = Path(cfg.data_root)
-    architecture = getattr(torchvision.models, cfg.arch)
 
-    def make_model(seed):
+    def make_model(seed, spec=None):
         torch.manual_seed(seed)
+        architecture = getattr(torchvision.models, (spec or {}).get("arch", cfg.arch))
         return architecture(num_classes=cfg.num_classes)
 
     train_set = torchvision.datasets.ImageFolder(root / "train", train_tf)
@@ -118,6 +117,8 @@ def imagenet(cfg):
 
 
 WORKLOADS = {"digits_mlp": digits_mlp, "imagenet": imagenet}
+# Settings a model group may override in workload.models (one entry per group).
+MODEL_KEYS = {"digits_mlp": {"hidden"}, "imagenet": {"arch", "num_classes"}}
 # Modules each workload's ranks import; a launcher that forks imports them once beforehand.
 IMPORTS = {"digits_mlp": ["sklearn.datasets"], "imagenet": ["torchvision"]}
 
