@@ -22,15 +22,18 @@ def make_tree(root, per_class):
     return root
 
 
+def tiny_imagenet_job(root, *extra):
+    # 8 training images, 2 ranks x 2 images per model -> 2 updates in one epoch.
+    return ["scale=paper", "method=allreduce", f"workload.data_root={root}", "workload.arch=resnet18",
+            "workload.num_classes=2", "workload.loader_workers=0", "workload.eval_batch=2",
+            "scale.ranks_per_model=2", "scale.ranks_per_node=2", "scale.batch_per_rank=2",
+            "schedule.epochs=1", "schedule.lr.warmup_epochs=0", "schedule.lr.milestones=[]", *extra]
+
+
 def test_two_updates_of_a_torchvision_resnet_through_the_engine(tmp_path, run_job):
     root = make_tree(tmp_path / "imagenet", {"train": 4, "val": 2})
     assert check_imagefolder_root(root) is None
-    # 8 training images, 2 ranks x 2 images per model -> 2 updates in one epoch.
-    directory, container = run_job([
-        "scale=paper", "method=allreduce", f"workload.data_root={root}", "workload.arch=resnet18",
-        "workload.num_classes=2", "workload.loader_workers=0", "workload.eval_batch=2",
-        "scale.ranks_per_model=2", "scale.ranks_per_node=2", "scale.batch_per_rank=2",
-        "schedule.epochs=1", "schedule.lr.warmup_epochs=0", "schedule.lr.milestones=[]"])
+    directory, container = run_job(tiny_imagenet_job(root))
     record, records = last_eval(directory)
     assert records[0]["scale"] == "paper" and record["step"] == 2 and record["batch_per_model"] == 4
     assert 0.0 <= record["val_top1"] <= 100.0
@@ -52,3 +55,16 @@ def test_a_tree_without_val_or_with_other_classes_is_refused(tmp_path):
     make_tree(tmp_path / "other", {"train": 1, "val": 1})
     with pytest.raises(ValueError, match="num_classes=1000"):
         imagenet(OmegaConf.create({"data_root": str(tmp_path / "other"), "arch": "resnet18", "num_classes": 1000}))
+
+
+def test_channels_last_and_mixed_precision_options_run_on_cpu(tmp_path, run_job):
+    root = make_tree(tmp_path / "imagenet", {"train": 4, "val": 2})
+    default, _ = run_job(tiny_imagenet_job(root, "seed=1"))
+    channels_last, _ = run_job(tiny_imagenet_job(root, "seed=1", "workload.channels_last=true"))
+    bfloat16, _ = run_job(tiny_imagenet_job(root, "seed=1", "workload.amp=true"))
+    reference = final_params(default, 0)
+    # Same arithmetic in another memory layout: equal up to float32 summation order.
+    torch.testing.assert_close(final_params(channels_last, 0), reference, rtol=1e-3, atol=1e-3)
+    # bfloat16 autocast really changes the arithmetic, yet stays near the float32 result.
+    difference = (final_params(bfloat16, 0) - reference).abs().max().item()
+    assert 0 < difference < 0.05

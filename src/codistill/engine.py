@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import torch
 from omegaconf import OmegaConf
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.utils.data import DataLoader, Subset
 
 import torch.distributed as dist
 
 from . import checkpoint, runlog
-from .exchange import CheckpointExchange, CommCounter, build_exchange, param_hash, wrap_data_parallel
+from .exchange import (CheckpointExchange, CommCounter, build_exchange, flat_parameters, load_flat_parameters,
+                       param_hash, wrap_data_parallel)
 from .groups import make_process_groups
 from .losses import codistill_loss
 from .sampling import CoordinatedBatchSampler, EvalShardSampler
@@ -66,8 +66,49 @@ class RankState:
     exchange: object
 
 
-def _to(device, batch):
-    return [tensor.to(device, non_blocking=True) for tensor in batch]
+def _to(device, batch, channels_last=False):
+    inputs, targets = (tensor.to(device, non_blocking=True) for tensor in batch)
+    if channels_last and inputs.dim() == 4:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs, targets
+
+
+class Precision:
+    """workload.amp: float16 autocast with loss scaling on GPU, bfloat16 autocast on CPU;
+    without it, plain float32 (the scaler is then a pass-through)."""
+
+    def __init__(self, enabled, device):
+        self.enabled, self.device_type = enabled, device.type
+        self.dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler(device.type, enabled=enabled and device.type == "cuda")
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.enabled)
+
+    def backward_and_step(self, loss, optimizer):
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+
+def train_step(state, optimizer, precision, schedules, step, batch, trace):
+    """One update of this rank's model (Algorithm 1, line 4). Returns (supervised, distill) loss."""
+    inputs, targets = batch
+    method = state.cfg.method
+    for group in optimizer.param_groups:
+        group["lr"], group["weight_decay"] = schedules.lr(step), schedules.weight_decay(step)
+    with precision.autocast():
+        logits = state.trainable(inputs)
+        teachers = []
+        if method.name == "codistill" and step >= schedules.alpha.burn_in_steps:
+            teachers = state.exchange.teachers_logits(step, state.model, inputs, logits)
+        if trace:
+            write_trace(trace, state, step, bool(teachers))
+        loss, supervised, distill = codistill_loss(logits, targets, teachers, schedules.alpha(step),
+                                                   method.get("loss", "mse"), method.get("temperature", 1.0))
+    optimizer.zero_grad(set_to_none=True)
+    precision.backward_and_step(loss, optimizer)
+    return supervised.item(), distill.item()
 
 
 def agreement(probabilities, targets):
@@ -86,8 +127,8 @@ def evaluate(state, val_loader, stats):
     model = state.model
     model.eval()
     with torch.no_grad():
-        for inputs, targets in val_loader:
-            inputs, targets = _to(state.device, (inputs, targets))
+        for batch in val_loader:
+            inputs, targets = _to(state.device, batch, state.cfg.workload.get("channels_last", False))
             logits = model(inputs)
             stats[VAL_LOSS] += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
             stats[VAL_CORRECT] += (logits.argmax(dim=-1) == targets).sum().item()
@@ -102,7 +143,7 @@ def evaluate(state, val_loader, stats):
                 stats[CHURN_SUM] += churn
     model.train()
     if state.layout.rank_in_group == 0:
-        current = parameters_to_vector(model.parameters()).detach()
+        current = flat_parameters(model)
         stats[DIST_FROM_INIT] = torch.linalg.vector_norm(current - state.initial_params).item()
 
 
@@ -145,12 +186,13 @@ def build_rank_state(cfg, layout, workload, device):
     groups = make_process_groups(layout)
     group = layout.group_index
     init_seed = cfg.init_seed if cfg.init_seed is not None else model_seed(cfg.seed, group)
-    model = workload.make_model(init_seed, model_spec(cfg, group)).to(device)
+    memory_format = torch.channels_last if cfg.workload.get("channels_last", False) else torch.preserve_format
+    model = workload.make_model(init_seed, model_spec(cfg, group)).to(device, memory_format=memory_format)
     counter = CommCounter()
-    make_peer = lambda peer: workload.make_model(0, model_spec(cfg, peer)).to(device)  # noqa: E731
+    make_peer = lambda peer: workload.make_model(0, model_spec(cfg, peer)).to(device, memory_format=memory_format)  # noqa: E731,E501
     exchange = build_exchange(cfg.method, groups, counter, group, model, make_peer)
     return RankState(cfg, layout, device, groups, model, wrap_data_parallel(model, groups, counter),
-                     parameters_to_vector(model.parameters()).detach().clone(), counter, exchange)
+                     flat_parameters(model).clone(), counter, exchange)
 
 
 def write_trace(handle, state, step, teachers_used):
@@ -165,7 +207,7 @@ def group_state(state, optimizer, step, elapsed):
     """Everything of this model group that a resumed run needs (saved by the group's leader)."""
     teachers = None
     if isinstance(state.exchange, CheckpointExchange):
-        teachers = {"vectors": [parameters_to_vector(t.parameters()).detach() for t in state.exchange.teachers],
+        teachers = {"vectors": [flat_parameters(t) for t in state.exchange.teachers],
                     "source_step": state.exchange.source_step}
     return {"step": step, "elapsed": elapsed, "model": state.model.state_dict(),
             "optimizer": optimizer.state_dict(), "teachers": teachers, "rng": torch.get_rng_state(),
@@ -178,7 +220,7 @@ def restore(state, optimizer, saved):
     optimizer.load_state_dict(saved["optimizer"])
     if saved["teachers"] is not None:
         for teacher, vector in zip(state.exchange.teachers, saved["teachers"]["vectors"]):
-            vector_to_parameters(vector, teacher.parameters())
+            load_flat_parameters(vector, teacher)
         state.exchange.source_step = saved["teachers"]["source_step"]
     state.counter.inter_node_bits = saved["inter_node_bits"]
     state.counter.intra_node_bits = saved["intra_node_bits"]
@@ -186,11 +228,12 @@ def restore(state, optimizer, saved):
     return saved["step"], saved["elapsed"]
 
 
-def save_and_commit(run_directory, state, optimizer, step, elapsed):
+def save_and_commit(run_directory, state, optimizer, precision, step, elapsed):
     layout = state.layout
     if layout.rank_in_group == 0:
-        checkpoint.save_group_state(run_directory, layout.group_index, step,
-                                    group_state(state, optimizer, step, elapsed))
+        saved = group_state(state, optimizer, step, elapsed)
+        saved["scaler"] = precision.scaler.state_dict()
+        checkpoint.save_group_state(run_directory, layout.group_index, step, saved)
     dist.barrier()
     if layout.rank == 0:
         checkpoint.commit(run_directory, step, layout.n_groups)
@@ -220,11 +263,13 @@ def train_rank(config, layout, run_directory, device):
                                 epoch_scale=1.0 / cfg.data.fraction)
     optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0),
                                 momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0))
+    precision = Precision(cfg.workload.get("amp", False), device)
     step, elapsed = 0, 0.0
     resume_step = checkpoint.committed_step(run_directory)
     if resume_step is not None:
         saved = checkpoint.load_group_state(run_directory, layout.group_index, resume_step, device)
         step, elapsed = restore(state, optimizer, saved)
+        precision.scaler.load_state_dict(saved["scaler"])
     log = None
     if layout.rank == 0:
         log = (runlog.MetricsLog.resume(run_directory, config, step) if resume_step is not None
@@ -232,7 +277,7 @@ def train_rank(config, layout, run_directory, device):
     trace = None
     if cfg.trace and layout.rank_in_group == 0:
         trace = open(run_directory / f"trace-model{layout.group_index}.jsonl", "a" if step else "w")
-    distills = cfg.method.name == "codistill"
+    channels_last = cfg.workload.get("channels_last", False)
     steps_per_epoch = schedules.steps_per_epoch
     eval_every = cfg.eval_every_epochs * steps_per_epoch
     started = time.perf_counter() - elapsed
@@ -242,23 +287,10 @@ def train_rank(config, layout, run_directory, device):
         for inputs, targets in loader:
             if step >= schedules.total_steps:
                 break
-            inputs, targets = _to(device, (inputs, targets))
-            for group in optimizer.param_groups:
-                group["lr"], group["weight_decay"] = schedules.lr(step), schedules.weight_decay(step)
-            logits = state.trainable(inputs)
-            teachers = []
-            if distills and step >= schedules.alpha.burn_in_steps:
-                teachers = state.exchange.teachers_logits(step, state.model, inputs, logits)
-            if trace:
-                write_trace(trace, state, step, bool(teachers))
-            loss, supervised, distill = codistill_loss(logits, targets, teachers, schedules.alpha(step),
-                                                       cfg.method.get("loss", "mse"),
-                                                       cfg.method.get("temperature", 1.0))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            stats[TRAIN_CE] += supervised.item()
-            stats[TRAIN_DISTILL] += distill.item()
+            supervised, distill = train_step(state, optimizer, precision, schedules, step,
+                                             _to(device, (inputs, targets), channels_last), trace)
+            stats[TRAIN_CE] += supervised
+            stats[TRAIN_DISTILL] += distill
             stats[TRAIN_BATCHES] += 1
             step += 1
             if step % eval_every == 0 or step == schedules.total_steps:
@@ -270,7 +302,7 @@ def train_rank(config, layout, run_directory, device):
                         log.write(record)
                 if trace:
                     trace.flush()
-                save_and_commit(run_directory, state, optimizer, step, wall_time)
+                save_and_commit(run_directory, state, optimizer, precision, step, wall_time)
                 stats.zero_()
     if trace:
         trace.close()

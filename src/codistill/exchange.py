@@ -15,7 +15,6 @@ import hashlib
 import torch
 import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 
 class CommCounter:
@@ -28,6 +27,21 @@ class CommCounter:
             self.inter_node_bits += bits
         else:
             self.intra_node_bits += bits
+
+
+def flat_parameters(module):
+    """All parameters as one detached vector (works for channels-last weights, unlike
+    torch.nn.utils.parameters_to_vector)."""
+    return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+
+def load_flat_parameters(vector, module):
+    """The inverse of flat_parameters, copying in place (each parameter keeps its memory format)."""
+    offset = 0
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(vector[offset:offset + p.numel()].view(p.shape))
+            offset += p.numel()
 
 
 def tensor_bits(tensor):
@@ -60,7 +74,7 @@ def wrap_data_parallel(model, groups, counter):
 
 
 def param_hash(module):
-    vector = parameters_to_vector(module.parameters()).detach().cpu()
+    vector = flat_parameters(module).cpu()
     return hashlib.sha1(vector.numpy().tobytes()).hexdigest()[:16]
 
 
@@ -81,7 +95,8 @@ class PredictionExchange:
     def teachers_logits(self, step, model, inputs, logits):
         if step % self.period != 0:
             return []
-        gathered = counted_all_gather(logits.detach(), self.groups.peers, self.counter,
+        # float32 on the wire even under autocast, as the paper's b_predictions assumes.
+        gathered = counted_all_gather(logits.detach().float(), self.groups.peers, self.counter,
                                       self.groups.peers_span_nodes)
         return [peer for index, peer in enumerate(gathered) if index != self.group_index]
 
@@ -108,12 +123,12 @@ class CheckpointExchange:
         return step % self.period == 0 or self.source_step is None
 
     def refresh(self, model):
-        own = parameters_to_vector(model.parameters()).detach()
+        own = flat_parameters(model)
         padded = torch.nn.functional.pad(own, (0, self.padded_size - own.numel()))
         gathered = counted_all_gather(padded, self.groups.peers, self.counter, self.groups.peers_span_nodes)
         peers = [vector for index, vector in enumerate(gathered) if index != self.group_index]
         for teacher, size, vector in zip(self.teachers, self.teacher_sizes, peers):
-            vector_to_parameters(vector[:size], teacher.parameters())
+            load_flat_parameters(vector[:size], teacher)
 
     def teachers_logits(self, step, model, inputs, logits):
         if self.is_due(step):
