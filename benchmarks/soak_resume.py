@@ -20,10 +20,18 @@ sys.path.insert(0, str(ROOT / "src"))
 from codistill.runlog import METRICS_FILE, read_records  # noqa: E402
 
 RUN = [sys.executable, str(ROOT / "src" / "run.py")]
-# 2-way codistillation with checkpoint exchange (teachers, optimizer, counters must all survive).
-JOB = ["method=codistill", "method.exchange=checkpoints", "method.period=10", "schedule.epochs=80",
-       "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[40,60]",
-       "schedule.weight_decay.values=[1e-4,1e-5,0]", "schedule.weight_decay.milestones=[40,60]"]
+
+
+def job(epochs):
+    """2-way codistillation with checkpoint exchange (teachers, optimizer and counters must all
+    survive a resume), LR and weight-decay steps at half and three quarters of training."""
+    milestones = f"[{epochs // 2},{epochs * 3 // 4}]"
+    return ["method=codistill", "method.exchange=checkpoints", "method.period=10", f"schedule.epochs={epochs}",
+            "schedule.lr.warmup_epochs=1", f"schedule.lr.milestones={milestones}",
+            "schedule.weight_decay.values=[1e-4,1e-5,0]", f"schedule.weight_decay.milestones={milestones}"]
+
+
+JOB = job(80)
 
 
 def run_directory(results_root):

@@ -20,22 +20,7 @@ from conftest import ROOT, compose_job
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import soak_resume  # noqa: E402
 
-RUN = [sys.executable, str(ROOT / "src" / "run.py")]
-# 12 epochs of 2-way codistillation with checkpoint exchange: teachers, optimizer and counters
-# all have to survive a resume.
-JOB = ["method=codistill", "method.exchange=checkpoints", "method.period=10", "schedule.epochs=12",
-       "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[6,9]",
-       "schedule.weight_decay.values=[1e-4,1e-5,0]", "schedule.weight_decay.milestones=[6,9]"]
-
-
-def without_wall_time(directory):
-    records = read_records(Path(directory) / METRICS_FILE)
-    return [{k: v for k, v in r.items() if k != "wall_time"} for r in records if r["kind"] != "end"]
-
-
-def run_dir_of(results_root):
-    [directory] = (Path(results_root) / "runs").iterdir()
-    return directory
+RUN = soak_resume.RUN
 
 
 def children(pid):
@@ -52,9 +37,10 @@ def alive(pid):
 
 def test_same_config_and_seed_give_identical_logs(tmp_path):
     for name in ("a", "b"):
-        done = subprocess.run([*RUN, *JOB, f"results_root={tmp_path / name}"], capture_output=True, text=True)
+        done = subprocess.run([*RUN, *soak_resume.job(12), f"results_root={tmp_path / name}"],
+                              capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
-    first, second = (without_wall_time(run_dir_of(tmp_path / name)) for name in ("a", "b"))
+    first, second = (soak_resume.log_without_wall_time(tmp_path / name) for name in ("a", "b"))
     assert first == second and len(first) == 1 + 2 * 12
 
 
@@ -78,9 +64,7 @@ def test_a_torn_last_line_and_uncommitted_records_are_dropped_on_resume(tmp_path
 
 
 def test_when_one_rank_dies_every_process_exits_nonzero_and_says_which(tmp_path):
-    command = [*RUN, *JOB, "schedule.epochs=200", "schedule.lr.milestones=[100,150]",
-               "schedule.weight_decay.milestones=[100,150]", "launcher.collective_timeout_s=30",
-               f"results_root={tmp_path}"]
+    command = [*RUN, *soak_resume.job(200), "launcher.collective_timeout_s=30", f"results_root={tmp_path}"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while len(children(process.pid)) < 2 and time.time() < deadline:
@@ -115,9 +99,7 @@ def test_only_committed_state_is_resumed_from(tmp_path):
 def test_a_hung_peer_makes_the_other_rank_exit_within_the_collective_timeout(tmp_path):
     # Each rank its own process, as under torchrun or Slurm: nothing but the timeout can stop rank 0.
     timeout_s = 10
-    command = [*RUN, *JOB, "schedule.epochs=200", "schedule.lr.milestones=[100,150]",
-               "schedule.weight_decay.milestones=[100,150]", f"launcher.collective_timeout_s={timeout_s}",
-               f"results_root={tmp_path}"]
+    command = [*RUN, *soak_resume.job(200), f"launcher.collective_timeout_s={timeout_s}", f"results_root={tmp_path}"]
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
     ranks = [subprocess.Popen(command, env=dict(env, RANK=str(rank)), stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True) for rank in (0, 1)]

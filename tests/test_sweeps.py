@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from codistill.runlog import read_records
-from conftest import ROOT
 from test_config import run_cli
 
 FIG2_JOBS = 3 + 6 + 3 + 12   # all_reduce, two codistillation recipes, control, batch sizes; x 3 seeds
