@@ -4,16 +4,18 @@
 `dry_run=true`); each problem names the key, the value and what is allowed.
 """
 import math
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from .losses import DISTILL_LOSSES
+from .workloads import SCENARIOS
 
 METHODS = ("allreduce", "codistill", "independent")
 EXCHANGES = ("predictions", "checkpoints")
 ALPHA_SCHEDULES = ("constant", "step", "exponential")
 LR_KINDS = ("step", "cosine")
-WORKLOADS = ("digits_mlp", "imagenet")
+WORKLOADS = ("digits_mlp", "imagenet", "cifar10")
 SCALES = ("mini", "paper")
 
 
@@ -41,11 +43,17 @@ class ConfigError(ValueError):
 def data_problem(container):
     """Why the job's data cannot be read on this machine, or None. Checked before a run starts or
     a sweep launches (a dry run only warns: it may be preparing a cluster's jobs elsewhere)."""
-    from .workloads import check_imagefolder_root
+    from .workloads import check_cifar_root, check_imagefolder_root
 
     workload = container["workload"]
     if workload["name"] == "imagenet":
         return check_imagefolder_root(workload["data_root"])
+    if workload["name"] == "cifar10":
+        pretrained = workload["pretrained"]
+        if workload["scenario"].startswith("pretrained") and not (pretrained and Path(pretrained).is_file()):
+            return (f"workload.pretrained={pretrained!r}: scenario {workload['scenario']} needs the weights of "
+                    "a Wide-ResNet trained with workload.scenario=full (its run's model0.pt)")
+        return check_cifar_root(workload["data_root"])
     return None
 
 
@@ -170,6 +178,8 @@ def validate(cfg):
         problems.append(f"workload.name={workload!r}: allowed: {', '.join(WORKLOADS)}")
     else:
         _check_models(container["workload"], container["method"], problems)
+    if workload == "cifar10" and container["workload"].get("scenario") not in SCENARIOS:
+        problems.append(f"workload.scenario={container['workload'].get('scenario')!r}: allowed: {', '.join(SCENARIOS)}")
     fraction = container["data"].get("fraction")
     if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
         problems.append(f"data.fraction={fraction!r}: must be in (0, 1] (1/k of the training set)")

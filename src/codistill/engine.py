@@ -42,10 +42,10 @@ def data_subset(train_set, data_cfg):
 
 
 def model_spec(cfg, group):
-    """Model group `group`'s own settings (workload.models[group], e.g. its architecture for the
-    mixed-architecture Figs. 14-15), or {} when every group has the workload's model."""
+    """Model group `group`'s own settings: its index (the multi-view split it sees) and
+    workload.models[group] when given (e.g. its architecture, Figs. 14-15)."""
     models = cfg.workload.get("models")
-    return dict(models[group]) if models else {}
+    return {"index": group, **(dict(models[group]) if models else {})}
 
 
 def order_seed(cfg, group):

@@ -116,11 +116,65 @@ def imagenet(cfg):
     return Workload(train_set=train_set, val_set=val_set, num_classes=cfg.num_classes, make_model=make_model)
 
 
-WORKLOADS = {"digits_mlp": digits_mlp, "imagenet": imagenet}
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")
+
+
+def check_cifar_root(root):
+    folder = Path(root) / "cifar-10-batches-py"
+    missing = [name for name in CIFAR_FILES if not (folder / name).is_file()]
+    if missing:
+        return (f"workload.data_root={str(root)!r}: expected CIFAR-10's python version in {folder}/ "
+                f"({', '.join(CIFAR_FILES)}); missing: {', '.join(missing)}")
+    return None
+
+
+def cifar10(cfg):
+    """CIFAR-10 from a local copy (nothing is downloaded), Wide-ResNet; with scenario != full, the
+    split models of the multi-view experiment (paper Sec. 5.1, Fig. 6): model i sees split i of
+    the first block group's channels (every model split 0 in the random-init scenario)."""
+    import torchvision
+    from torchvision import transforms
+
+    from .wide_resnet import SplitWideResNet, WideResNet
+
+    problem = check_cifar_root(cfg.data_root)
+    if problem:
+        raise FileNotFoundError(problem)
+
+    class LocalCIFAR10(torchvision.datasets.CIFAR10):
+        # A local copy: present is enough (torchvision's md5 sums guard its own downloads).
+        train_list = [[name, None] for name in CIFAR_FILES[:5]]
+        test_list = [["test_batch", None]]
+        meta = {"filename": "batches.meta", "key": "label_names", "md5": None}
+
+    normalize = transforms.Normalize(CIFAR_MEAN, CIFAR_STD)
+    train_tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                   transforms.ToTensor(), normalize])
+    val_tf = transforms.Compose([transforms.ToTensor(), normalize])
+
+    def make_model(seed, spec=None):
+        torch.manual_seed(seed)
+        network = WideResNet(cfg.depth, cfg.widen, cfg.num_classes)
+        if cfg.scenario == "full":
+            return network
+        if cfg.scenario.startswith("pretrained"):
+            network.load_state_dict(torch.load(cfg.pretrained, map_location="cpu", weights_only=True))
+        split = 0 if cfg.scenario == "random_init" else (spec or {}).get("index", 0)
+        return SplitWideResNet(network, split, cfg.n_splits, cfg.scenario == "pretrained_frozen",
+                               cfg.depth, cfg.widen, cfg.num_classes)
+
+    return Workload(train_set=LocalCIFAR10(cfg.data_root, train=True, transform=train_tf),
+                    val_set=LocalCIFAR10(cfg.data_root, train=False, transform=val_tf),
+                    num_classes=cfg.num_classes, make_model=make_model)
+
+
+WORKLOADS = {"digits_mlp": digits_mlp, "imagenet": imagenet, "cifar10": cifar10}
 # Settings a model group may override in workload.models (one entry per group).
-MODEL_KEYS = {"digits_mlp": {"hidden"}, "imagenet": {"arch", "num_classes"}}
+MODEL_KEYS = {"digits_mlp": {"hidden"}, "imagenet": {"arch", "num_classes"}, "cifar10": {"num_classes"}}
 # Modules each workload's ranks import; a launcher that forks imports them once beforehand.
-IMPORTS = {"digits_mlp": ["sklearn.datasets"], "imagenet": ["torchvision"]}
+IMPORTS = {"digits_mlp": ["sklearn.datasets"], "imagenet": ["torchvision"], "cifar10": ["torchvision"]}
 
 
 def build_workload(cfg):

@@ -1,0 +1,106 @@
+"""Wide-ResNet, the multi-view split model (paper Sec. 5.1, Fig. 6), and CIFAR-10 from a local copy
+in CIFAR's own on-disk format."""
+import pickle
+
+import pytest
+import torch
+
+from codistill.wide_resnet import SplitWideResNet, WideResNet
+from codistill.workloads import check_cifar_root
+from test_engine_distributed import final_params, last_eval
+
+
+def n_params(module, trainable_only=False):
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def test_wrn_28_10_has_160_channels_after_the_first_group_and_its_known_size():
+    network = WideResNet(28, 10, 10)
+    assert network.prefix(torch.zeros(1, 3, 32, 32)).shape == (1, 160, 32, 32)
+    assert n_params(network) == 36_479_194   # WRN-28-10 for CIFAR-10, as published
+
+
+@pytest.mark.parametrize("split", [0, 3, 7])
+def test_model_i_sees_exactly_channel_split_i(split):
+    torch.manual_seed(0)
+    source = WideResNet(10, 10, 10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    expected = source.prefix(x)[:, 20 * split:20 * (split + 1)]
+    model = SplitWideResNet(source, split, 8, frozen=True, depth=10, widen=10, num_classes=10).train()
+    torch.testing.assert_close(model.view(x), expected)
+    assert model.tail.group2[0].conv1.in_channels == 20
+
+
+def test_parameter_counts_follow_the_construction():
+    source = WideResNet(10, 10, 10)
+    frozen = SplitWideResNet(source, 1, 8, frozen=True, depth=10, widen=10, num_classes=10)
+    prefix = n_params(source.stem) + n_params(source.group1)
+    tail_of_20 = n_params(SplitWideResNet(WideResNet(10, 10, 10), 0, 8, False, 10, 10, 10).tail)
+    assert n_params(frozen) == prefix + tail_of_20
+    assert n_params(frozen, trainable_only=True) == tail_of_20
+    # The tail of a split model is the full tail with group2's first convolutions on 20 channels.
+    full_tail = n_params(source.tail)
+    assert full_tail - tail_of_20 == (160 - 20) * (320 * 9 + 320) + 2 * (160 - 20)
+
+
+def test_the_frozen_part_gets_no_gradient_and_does_not_change():
+    torch.manual_seed(0)
+    model = SplitWideResNet(WideResNet(10, 10, 10), 2, 8, frozen=True, depth=10, widen=10, num_classes=10)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    model.train()
+    for _ in range(2):
+        loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.tensor([0, 1, 2, 3]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert all(p.grad is None for p in (*model.stem.parameters(), *model.group1.parameters()))
+    after = model.state_dict()
+    frozen_keys = [k for k in before if k.startswith(("stem.", "group1."))]
+    assert frozen_keys and all(torch.equal(before[k], after[k]) for k in frozen_keys)  # BN statistics too
+    assert not torch.equal(before["tail.fc.weight"], after["tail.fc.weight"])
+
+
+def write_cifar_copy(root, per_batch=4, test=4):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    generator = torch.Generator().manual_seed(0)
+
+    def batch(count):
+        data = torch.randint(0, 256, (count, 3072), generator=generator, dtype=torch.uint8).numpy()
+        return {"data": data, "labels": [i % 10 for i in range(count)]}
+
+    for name in [f"data_batch_{i}" for i in range(1, 6)]:
+        (folder / name).write_bytes(pickle.dumps(batch(per_batch)))
+    (folder / "test_batch").write_bytes(pickle.dumps(batch(test)))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{i}" for i in range(10)]}))
+    return root
+
+
+def test_two_updates_of_two_split_models_on_a_generated_local_cifar10(tmp_path, run_job):
+    root = write_cifar_copy(tmp_path / "cifar")   # 20 training images
+    assert check_cifar_root(root) is None
+    torch.manual_seed(0)
+    pretrained = tmp_path / "wrn.pt"
+    torch.save(WideResNet(10, 10, 10).state_dict(), pretrained)
+    directory, _ = run_job([
+        "workload=cifar10_wrn", "method=codistill", f"workload.data_root={root}", "workload.depth=10",
+        "workload.scenario=pretrained_frozen", f"workload.pretrained={pretrained}", "workload.loader_workers=0",
+        "workload.eval_batch=4", "scale.batch_per_rank=10", "schedule.epochs=1", "schedule.lr.warmup_epochs=0",
+        "schedule.lr.milestones=[]", "schedule.weight_decay.values=[5e-4]", "schedule.weight_decay.milestones=[]"])
+    record, _ = last_eval(directory)
+    assert record["step"] == 2 and record["ensemble_top1"] is not None
+    source = torch.load(pretrained, weights_only=True)
+    for model in range(2):
+        trained = torch.load(directory / f"model{model}.pt", weights_only=True)
+        assert all(torch.equal(trained[k], source[k]) for k in source if k.startswith(("stem.", "group1.")))
+    assert not torch.equal(final_params(directory, 0), final_params(directory, 1))
+
+
+def test_missing_cifar_or_pretrained_weights_are_named(tmp_path):
+    assert "data_batch_1" in check_cifar_root(tmp_path)
+    from codistill.config import data_problem
+    from conftest import compose_job
+
+    job = compose_job(["workload=cifar10_wrn", "workload.scenario=pretrained_trainable"], tmp_path)
+    assert "workload.pretrained=None" in data_problem(job)
