@@ -104,3 +104,36 @@ def test_missing_cifar_or_pretrained_weights_are_named(tmp_path):
 
     job = compose_job(["workload=cifar10_wrn", "workload.scenario=pretrained_trainable"], tmp_path)
     assert "workload.pretrained=None" in data_problem(job)
+
+
+def test_generated_multiview_data_is_deterministic_and_as_specified():
+    from codistill.multiview import make_data
+
+    (train_x, train_y), (val_x, val_y) = make_data(300, 2000, 0.5, seed=0)
+    (again_x, again_y), _ = make_data(300, 2000, 0.5, seed=0)
+    assert train_x.shape == (300, 128) and val_x.shape == (2000, 128)
+    assert torch.equal(train_x, again_x) and torch.equal(train_y, again_y)
+    assert set(val_y.tolist()) == set(range(10))
+
+
+@pytest.mark.parametrize("scenario, sees", [("pretrained_frozen", [3]), ("pretrained_trainable", [3]),
+                                            ("random_init", None), ("full", list(range(8)))])
+def test_a_mini_split_model_sees_only_its_view(scenario, sees):
+    from codistill.multiview import make_data, split_model
+
+    (train_x, _), _ = make_data(300, 10, 0.5, seed=0)
+    model = split_model(scenario, 3, train_x, seed=1)
+    x = train_x[:5].clone().requires_grad_(True)
+    model.view(x).sum().backward()
+    blocks_used = [k for k in range(8) if x.grad[:, 16 * k:16 * (k + 1)].abs().sum() > 0]
+    assert blocks_used == (sees if sees is not None else list(range(8)))  # random init mixes every view
+    frozen = scenario == "pretrained_frozen"
+    assert all(p.requires_grad != frozen for p in model.features.parameters())
+
+
+def test_n_way_codistillation_of_mini_split_models_runs(run_job):
+    directory, _ = run_job(["workload=multiview_mini", "method=codistill", "method.n=4",
+                            "schedule.epochs=3", "schedule.lr.warmup_epochs=0", "schedule.lr.milestones=[]"])
+    record, records = last_eval(directory)
+    assert {r["model"] for r in records if r["kind"] == "eval"} == {0, 1, 2, 3}
+    assert record["step"] == 3 * (300 // 32) and 0 <= record["ensemble_top1"] <= 100

@@ -15,7 +15,7 @@ METHODS = ("allreduce", "codistill", "independent")
 EXCHANGES = ("predictions", "checkpoints")
 ALPHA_SCHEDULES = ("constant", "step", "exponential")
 LR_KINDS = ("step", "cosine")
-WORKLOADS = ("digits_mlp", "imagenet", "cifar10")
+WORKLOADS = ("digits_mlp", "imagenet", "cifar10", "multiview_mini")
 SCALES = ("mini", "paper")
 
 
@@ -178,7 +178,7 @@ def validate(cfg):
         problems.append(f"workload.name={workload!r}: allowed: {', '.join(WORKLOADS)}")
     else:
         _check_models(container["workload"], container["method"], problems)
-    if workload == "cifar10" and container["workload"].get("scenario") not in SCENARIOS:
+    if workload in ("cifar10", "multiview_mini") and container["workload"].get("scenario") not in SCENARIOS:
         problems.append(f"workload.scenario={container['workload'].get('scenario')!r}: allowed: {', '.join(SCENARIOS)}")
     fraction = container["data"].get("fraction")
     if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):

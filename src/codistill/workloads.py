@@ -116,6 +116,20 @@ def imagenet(cfg):
     return Workload(train_set=train_set, val_set=val_set, num_classes=cfg.num_classes, make_model=make_model)
 
 
+def multiview_mini(cfg):
+    """Generated multi-view data and split linear models over per-view features (multiview.py)."""
+    from .multiview import make_data, split_model
+
+    (train_x, train_y), (val_x, val_y) = make_data(cfg.train_size, cfg.val_size, cfg.label_noise, cfg.data_seed)
+    return Workload(
+        train_set=InMemoryDataset(train_x, train_y),
+        val_set=InMemoryDataset(val_x, val_y),
+        num_classes=10,
+        make_model=lambda seed, spec=None: split_model(cfg.scenario, (spec or {}).get("index", 0), train_x, seed),
+        collate=batch_is_ready,
+    )
+
+
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
 SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")
@@ -170,11 +184,11 @@ def cifar10(cfg):
                     num_classes=cfg.num_classes, make_model=make_model)
 
 
-WORKLOADS = {"digits_mlp": digits_mlp, "imagenet": imagenet, "cifar10": cifar10}
+WORKLOADS = {"digits_mlp": digits_mlp, "imagenet": imagenet, "cifar10": cifar10, "multiview_mini": multiview_mini}
 # Settings a model group may override in workload.models (one entry per group).
-MODEL_KEYS = {"digits_mlp": {"hidden"}, "imagenet": {"arch", "num_classes"}, "cifar10": {"num_classes"}}
+MODEL_KEYS = {"digits_mlp": {"hidden"}, "imagenet": {"arch", "num_classes"}, "cifar10": {"num_classes"}, "multiview_mini": set()}
 # Modules each workload's ranks import; a launcher that forks imports them once beforehand.
-IMPORTS = {"digits_mlp": ["sklearn.datasets"], "imagenet": ["torchvision"], "cifar10": ["torchvision"]}
+IMPORTS = {"digits_mlp": ["sklearn.datasets"], "imagenet": ["torchvision"], "cifar10": ["torchvision"], "multiview_mini": []}
 
 
 def build_workload(cfg):
