@@ -88,3 +88,17 @@ def test_a_paper_sweep_without_imagenet_on_disk_fails_before_launching(tmp_path)
     assert done.returncode != 0
     assert "not launched" in done.stderr and "train/<class>/<image>.JPEG" in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_wide_resnet_pretraining_sweep_resolves_zagoruykos_recipe(tmp_path):
+    done = run_cli("-m", "sweep=wrn_pretrain", "scale=paper", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "sweep wrn_pretrain: 1 jobs" in done.stdout
+    from conftest import compose_job
+
+    job = compose_job(["sweep=wrn_pretrain", "scale=paper", "workload=cifar10_wrn", "workload.scenario=full",
+                       "method=allreduce", "method.nodes_per_model=1", "schedule=wrn_cifar",
+                       "scale.batch_per_rank=16"], tmp_path)
+    assert job["scale"]["ranks_per_model"] * job["scale"]["batch_per_rank"] == 128
+    assert (job["workload"]["depth"], job["workload"]["widen"]) == (28, 10)
+    assert job["schedule"]["epochs"] == 200 and job["schedule"]["lr"]["milestones"] == [60, 120, 160]

@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from .losses import DISTILL_LOSSES
-from .workloads import SCENARIOS
+from .workloads import MINI_ARCHS, SCENARIOS
 
 METHODS = ("allreduce", "codistill", "independent")
 EXCHANGES = ("predictions", "checkpoints")
@@ -178,6 +178,9 @@ def validate(cfg):
         problems.append(f"workload.name={workload!r}: allowed: {', '.join(WORKLOADS)}")
     else:
         _check_models(container["workload"], container["method"], problems)
+    arch = container["workload"].get("arch")
+    if workload == "digits_mlp" and arch is not None and arch not in MINI_ARCHS:
+        problems.append(f"workload.arch={arch!r}: the mini stand-ins are {', '.join(MINI_ARCHS)}")
     if workload in ("cifar10", "multiview_mini") and container["workload"].get("scenario") not in SCENARIOS:
         problems.append(f"workload.scenario={container['workload'].get('scenario')!r}: allowed: {', '.join(SCENARIOS)}")
     fraction = container["data"].get("fraction")

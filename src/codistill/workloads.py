@@ -43,12 +43,24 @@ def batch_is_ready(batch):
     return batch
 
 
+def mini_hidden(cfg, spec):
+    """Hidden widths: the group's own `hidden`, else its (or the workload's) `arch` stand-in."""
+    if "hidden" in spec:
+        return spec["hidden"]
+    return MINI_ARCHS[spec.get("arch", cfg.arch)] if spec.get("arch", cfg.arch) else cfg.hidden
+
+
 def mlp(sizes, seed):
     torch.manual_seed(seed)
     layers = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
+
+
+# Mini stand-ins for the paper's ImageNet architectures: a cheaper and a larger variant around the
+# ResNet-50 stand-in, for the mixed-architecture Figs. 14-15 (docs/mini-scale.md).
+MINI_ARCHS = {"resnet18": [128], "resnet50": [256, 256], "resnext101_32x8d": [512, 512, 512]}
 
 
 def digits_mlp(cfg):
@@ -69,7 +81,7 @@ def digits_mlp(cfg):
         train_set=InMemoryDataset(inputs[train_idx], targets[train_idx]),
         val_set=InMemoryDataset(inputs[val_idx], targets[val_idx]),
         num_classes=10,
-        make_model=lambda seed, spec=None: mlp([inputs.shape[1], *(spec or {}).get("hidden", cfg.hidden), 10], seed),
+        make_model=lambda seed, spec=None: mlp([inputs.shape[1], *mini_hidden(cfg, spec or {}), 10], seed),
         collate=batch_is_ready,
     )
 
@@ -186,7 +198,7 @@ def cifar10(cfg):
 
 WORKLOADS = {"digits_mlp": digits_mlp, "imagenet": imagenet, "cifar10": cifar10, "multiview_mini": multiview_mini}
 # Settings a model group may override in workload.models (one entry per group).
-MODEL_KEYS = {"digits_mlp": {"hidden"}, "imagenet": {"arch", "num_classes"}, "cifar10": {"num_classes"}, "multiview_mini": set()}
+MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "imagenet": {"arch", "num_classes"}, "cifar10": {"num_classes"}, "multiview_mini": set()}
 # Modules each workload's ranks import; a launcher that forks imports them once beforehand.
 IMPORTS = {"digits_mlp": ["sklearn.datasets"], "imagenet": ["torchvision"], "cifar10": ["torchvision"], "multiview_mini": []}
 
