@@ -4,7 +4,7 @@ import torch
 from omegaconf import OmegaConf
 
 from codistill.config import ConfigError
-from codistill.engine import data_subset
+from codistill.sampling import data_subset
 from codistill.schedules import build_schedules
 from codistill.workloads import InMemoryDataset
 from conftest import SHORT, compose_job

@@ -166,3 +166,18 @@ def test_checkpoint_exchange_between_different_architectures(run_job):
     assert small == 64 * 64 + 64 + 64 * 10 + 10 and large == n_params(container)
     # Each exchange sends this rank's parameters zero-padded to the larger model's length.
     assert bits_per_update(directory) == 32 * large / period
+
+
+def test_logged_distance_from_initialisation_is_the_l2_norm_of_the_change(run_job):
+    from omegaconf import OmegaConf
+
+    from codistill.workloads import build_workload
+
+    directory, container = run_job(["method=codistill", "seed=4", *SHORT])
+    record, records = last_eval(directory)
+    workload = build_workload(OmegaConf.create(container["workload"]))
+    for model in range(2):
+        initial = reference_params(workload.make_model(model_seed(4, model)))
+        expected = torch.linalg.vector_norm(final_params(directory, model) - initial).item()
+        logged = [r for r in records if r.get("model") == model and r["step"] == record["step"]][0]
+        assert logged["param_distance_from_init"] == pytest.approx(expected, rel=1e-6)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from omegaconf import OmegaConf
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 import torch.distributed as dist
 
@@ -16,7 +16,7 @@ from .exchange import (CheckpointExchange, CommCounter, build_exchange, flat_par
                        param_hash, wrap_data_parallel)
 from .groups import make_process_groups
 from .losses import codistill_loss
-from .sampling import CoordinatedBatchSampler, EvalShardSampler
+from .sampling import CoordinatedBatchSampler, EvalShardSampler, data_subset
 from .schedules import build_schedules
 from .workloads import build_workload
 
@@ -29,16 +29,6 @@ N_STATS = 9
 def model_seed(seed, group):
     """Initialisation seed of model `group` in a run with `seed`: every model starts elsewhere."""
     return seed * 1000 + group
-
-
-def data_subset(train_set, data_cfg):
-    """The fixed 1/k of the training set that every run with data.fraction = 1/k trains on
-    (the same subset for every method and seed, chosen by data.subset_seed)."""
-    if data_cfg.fraction >= 1.0:
-        return train_set
-    size = round(len(train_set) * data_cfg.fraction)
-    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(data_cfg.subset_seed))
-    return Subset(train_set, order[:size].tolist())
 
 
 def model_spec(cfg, group):

@@ -3,7 +3,7 @@
 Groups given the same order seed see the same batches at the same positions: the coordinated
 sampling that exchanging predictions needs (paper Section 3)."""
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Sampler, Subset
 
 
 def epoch_permutation(n_samples, order_seed, epoch):
@@ -46,3 +46,13 @@ class EvalShardSampler(Sampler):
     def __iter__(self):
         for start in range(0, len(self.indices), self.batch_size):
             yield self.indices[start:start + self.batch_size]
+
+
+def data_subset(train_set, data_cfg):
+    """The fixed 1/k of the training set that every run with data.fraction = 1/k trains on
+    (the same subset for every method and seed, chosen by data.subset_seed)."""
+    if data_cfg.fraction >= 1.0:
+        return train_set
+    size = round(len(train_set) * data_cfg.fraction)
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(data_cfg.subset_seed))
+    return Subset(train_set, order[:size].tolist())

@@ -50,12 +50,25 @@ def mini_hidden(cfg, spec):
     return MINI_ARCHS[spec.get("arch", cfg.arch)] if spec.get("arch", cfg.arch) else cfg.hidden
 
 
+class ResidualMLP(nn.Module):
+    """A small residual network on vectors: layer i maps sizes[i] -> sizes[i+1]; a hidden layer
+    whose width equals the previous one is a residual block x + W relu(x); ReLU before the next
+    layer and the classifier. 64-256-256-10 is a stem, one residual block and a classifier."""
+
+    def __init__(self, sizes):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, x):
+        x = self.layers[0](x)
+        for layer in self.layers[1:-1]:
+            x = x + layer(torch.relu(x)) if layer.in_features == layer.out_features else layer(torch.relu(x))
+        return self.layers[-1](torch.relu(x))
+
+
 def mlp(sizes, seed):
     torch.manual_seed(seed)
-    layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
-    return nn.Sequential(*layers[:-1])
+    return ResidualMLP(sizes)
 
 
 # Mini stand-ins for the paper's ImageNet architectures: a cheaper and a larger variant around the
@@ -198,9 +211,11 @@ def cifar10(cfg):
 
 WORKLOADS = {"digits_mlp": digits_mlp, "imagenet": imagenet, "cifar10": cifar10, "multiview_mini": multiview_mini}
 # Settings a model group may override in workload.models (one entry per group).
-MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "imagenet": {"arch", "num_classes"}, "cifar10": {"num_classes"}, "multiview_mini": set()}
+MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "imagenet": {"arch", "num_classes"},
+              "cifar10": {"num_classes"}, "multiview_mini": set()}
 # Modules each workload's ranks import; a launcher that forks imports them once beforehand.
-IMPORTS = {"digits_mlp": ["sklearn.datasets"], "imagenet": ["torchvision"], "cifar10": ["torchvision"], "multiview_mini": []}
+IMPORTS = {"digits_mlp": ["sklearn.datasets"], "imagenet": ["torchvision"], "cifar10": ["torchvision"],
+           "multiview_mini": []}
 
 
 def build_workload(cfg):
