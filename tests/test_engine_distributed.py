@@ -150,6 +150,8 @@ def test_logged_ensemble_top1_and_churn_match_the_final_models(run_job):
     ensemble_top1 = 100.0 * (stacked.mean(0).argmax(-1) == val.targets).float().mean().item()
     tv = [0.5 * (stacked[i] - stacked[j]).abs().sum(-1) for i, j in ((0, 1), (0, 2), (1, 2))]
     assert record["ensemble_top1"] == pytest.approx(ensemble_top1)
+    per_model = [100.0 * (p.argmax(-1) == val.targets).float().mean().item() for p in probabilities]
+    assert record["val_top1_mean_over_models"] == pytest.approx(sum(per_model) / 3)
     assert record["churn"] == pytest.approx(torch.stack(tv).mean().item(), rel=1e-5)
 
 

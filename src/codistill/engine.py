@@ -149,6 +149,7 @@ def gather_stats(state, local):
 def records(table, step, schedules, counter, wall_time, batch_per_model):
     last = max(step - 1, 0)
     multi = len(table) > 1
+    mean_top1 = (100.0 * table[:, VAL_CORRECT] / table[:, VAL_COUNT]).mean().item()
     for group, row in enumerate(table.tolist()):
         yield {
             "kind": "eval",
@@ -163,6 +164,7 @@ def records(table, step, schedules, counter, wall_time, batch_per_model):
             "weight_decay": schedules.weight_decay(last),
             "alpha": schedules.alpha(last),
             "param_distance_from_init": row[DIST_FROM_INIT],
+            "val_top1_mean_over_models": mean_top1,
             "ensemble_top1": 100.0 * row[ENSEMBLE_CORRECT] / row[VAL_COUNT] if multi else None,
             "churn": row[CHURN_SUM] / row[VAL_COUNT] if multi else None,
             "batch_per_model": batch_per_model,
