@@ -118,3 +118,26 @@ def test_per_model_settings_need_one_entry_per_model_and_the_same_classes(tmp_pa
     with pytest.raises(ConfigError, match=r"workload\.models\[1\]\.num_classes=10 differs"):
         compose_job(["method=codistill", "scale=paper", "workload.models=[{arch:resnet50},{num_classes:10}]"],
                     tmp_path)
+
+
+def test_the_slurm_launcher_lays_a_job_out_on_8_gpu_nodes_and_needs_a_partition(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "v100")
+    for overrides, nodes, tasks in ((["method=codistill"], 2, 8),            # one 8-GPU server per model
+                                    (["method=allreduce"], 2, 8),            # 16 GPUs on 2 servers
+                                    (["method=codistill", "method.n=4", "batch_scale=0.5"], 2, 8),
+                                    (["method=codistill", "batch_scale=0.5"], 1, 8)):  # 2 x 4 GPUs
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("codistill", overrides=["scale=paper", "launcher=slurm_v100", *overrides],
+                          return_hydra_config=True)
+        launcher = cfg.hydra.launcher
+        assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (nodes, tasks, tasks)
+        assert launcher.partition == "v100" and launcher.constraint == "volta16gb"
+    monkeypatch.delenv("CODISTILL_SLURM_PARTITION")
+    done = run_cli("-m", "sweep=fig2", "scale=paper", "launcher=slurm_v100", "dry_run=true",
+                   f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0 and "launcher.partition=None" in done.stderr
+    assert "Traceback" not in done.stderr

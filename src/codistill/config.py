@@ -28,7 +28,9 @@ def _default(value, fallback):
 
 
 def register_resolvers():
-    for name, resolver in (("mul", _mul), ("default", _default)):
+    resolvers = (("mul", _mul), ("default", _default),
+                 ("int_min", lambda *values: int(min(values))), ("int_div", lambda a, b: int(a // b)))
+    for name, resolver in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
 
@@ -137,6 +139,19 @@ def _check_models(workload, method, problems):
                             f"{workload.get('num_classes')!r}: codistilled models must predict the same classes")
 
 
+def _check_launcher(container, problems):
+    launcher = container["launcher"]
+    if launcher.get("name") != "slurm":
+        return
+    if not launcher.get("partition"):
+        problems.append("launcher.partition=None: no Slurm partition configured; set CODISTILL_SLURM_PARTITION "
+                        "in the environment (or launcher.partition=<name> on the command line)")
+    per_node = min(container["world_size"], int(container["scale"]["ranks_per_node"]))
+    if container["world_size"] % per_node:
+        problems.append(f"world_size={container['world_size']} ranks do not fill nodes of "
+                        f"scale.ranks_per_node={per_node} evenly")
+
+
 def _check_schedule(schedule, problems):
     epochs = schedule.get("epochs")
     if not (isinstance(epochs, (int, float)) and epochs > 0):
@@ -188,6 +203,7 @@ def validate(cfg):
         problems.append(f"data.fraction={fraction!r}: must be in (0, 1] (1/k of the training set)")
     if not isinstance(container.get("seed"), int):
         problems.append(f"seed={container.get('seed')!r}: must be an integer")
+    _check_launcher(container, problems)
     if problems:
         raise ConfigError("invalid job:\n  - " + "\n  - ".join(problems))
     return container

@@ -9,6 +9,7 @@ override fails the sweep before anything runs or is queued; with dry_run=true th
 and nothing is launched.
 """
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -95,6 +96,12 @@ class GridUnionSweeper(BasicSweeper):
         return unique
 
     def sweep(self, arguments: List[str]) -> Any:
+        try:
+            return self.validated_sweep(arguments)
+        except ConfigError as error:  # a user's mistake: the message, not a traceback
+            sys.exit(f"error: {error}")
+
+    def validated_sweep(self, arguments):
         jobs = self.compose_and_validate(self.expand(arguments))
         sweep_name = self.config.sweep_id or "adhoc"
         dry_run = bool(jobs) and jobs[0][1]["dry_run"]
