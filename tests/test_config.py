@@ -107,6 +107,11 @@ def test_a_paper_run_without_imagenet_fails_before_training_and_says_what_layout
                    cwd=tmp_path)
     assert done.returncode != 0 and "train/<class>/<image>.JPEG" in done.stderr
     assert not (tmp_path / "runs").exists()
+    # A dry run prepares jobs on machines without the data (a laptop, a login node): it warns,
+    # naming the key, and the real launch is what refuses.
+    dry = run_cli("scale=paper", f"workload.data_root={tmp_path / 'imagenet'}", "dry_run=true",
+                  f"results_root={tmp_path}", cwd=tmp_path)
+    assert dry.returncode == 0 and "warning: cannot run here yet: workload.data_root=" in dry.stdout
 
 
 def test_per_model_settings_need_one_entry_per_model_and_the_same_classes(tmp_path):
