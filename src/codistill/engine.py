@@ -82,7 +82,8 @@ class Precision:
 
 
 def train_step(state, optimizer, precision, schedules, step, batch, trace):
-    """One update of this rank's model (Algorithm 1, line 4). Returns (supervised, distill) loss."""
+    """One update of this rank's model (Algorithm 1, line 4). Returns the (supervised, distill)
+    losses as a detached 2-vector on the device: no host synchronisation per update."""
     inputs, targets = batch
     method = state.cfg.method
     for group in optimizer.param_groups:
@@ -98,7 +99,7 @@ def train_step(state, optimizer, precision, schedules, step, batch, trace):
                                                    method.get("loss", "mse"), method.get("temperature", 1.0))
     optimizer.zero_grad(set_to_none=True)
     precision.backward_and_step(loss, optimizer)
-    return supervised.item(), distill.item()
+    return torch.stack([supervised.detach(), distill.detach()]).float()
 
 
 def agreement(probabilities, targets):
@@ -274,18 +275,19 @@ def train_rank(config, layout, run_directory, device):
     eval_every = cfg.eval_every_epochs * steps_per_epoch
     started = time.perf_counter() - elapsed
     stats = torch.zeros(N_STATS, dtype=torch.float64)
+    train_losses = torch.zeros(2, device=device)  # sums of this rank's supervised and distill losses
     for epoch in range(step // steps_per_epoch, math.ceil(schedules.total_steps / steps_per_epoch)):
         sampler.set_epoch(epoch, start_batch=step - epoch * steps_per_epoch)
         for inputs, targets in loader:
             if step >= schedules.total_steps:
                 break
-            supervised, distill = train_step(state, optimizer, precision, schedules, step,
-                                             _to(device, (inputs, targets), channels_last), trace)
-            stats[TRAIN_CE] += supervised
-            stats[TRAIN_DISTILL] += distill
+            train_losses += train_step(state, optimizer, precision, schedules, step,
+                                       _to(device, (inputs, targets), channels_last), trace)
             stats[TRAIN_BATCHES] += 1
             step += 1
             if step % eval_every == 0 or step == schedules.total_steps:
+                stats[TRAIN_CE], stats[TRAIN_DISTILL] = train_losses.tolist()
+                train_losses.zero_()
                 evaluate(state, val_loader, stats)
                 table = gather_stats(state, stats)
                 wall_time = time.perf_counter() - started
