@@ -90,8 +90,8 @@ def train_step(state, optimizer, precision, schedules, step, batch, trace):
         group["lr"], group["weight_decay"] = schedules.lr(step), schedules.weight_decay(step)
     with precision.autocast():
         logits = state.trainable(inputs)
-        teachers = []
-        if method.name == "codistill" and step >= schedules.alpha.burn_in_steps:
+        teachers = []  # no exchange (and no distillation) during burn-in, nor without codistillation
+        if step >= schedules.alpha.burn_in_steps:
             teachers = state.exchange.teachers_logits(step, state.model, inputs, logits)
         if trace:
             write_trace(trace, state, step, bool(teachers))
