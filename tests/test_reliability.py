@@ -89,10 +89,10 @@ def test_a_snapshot_holding_a_non_tensor_object_is_refused(tmp_path):
 def test_only_committed_state_is_resumed_from(tmp_path):
     checkpoint.save_group_state(tmp_path, 0, 37, {"step": 37})
     assert checkpoint.committed_step(tmp_path) is None
-    checkpoint.commit(tmp_path, 37, 1)
+    checkpoint.commit(tmp_path, 37)
     checkpoint.save_group_state(tmp_path, 0, 74, {"step": 74})  # written, never committed
     assert checkpoint.committed_step(tmp_path) == 37
-    checkpoint.commit(tmp_path, 74, 1)
+    checkpoint.commit(tmp_path, 74)
     assert sorted(p.name for p in (tmp_path / "state").glob("*.pt")) == ["model0-step74.pt"]
 
 

@@ -7,24 +7,14 @@ has written, rank 0 commits the step in `state/latest.json` (atomically) and rem
 A resume reads only committed steps. Everything loads with `torch.load(weights_only=True)`.
 """
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from .runlog import atomic_write_bytes
+
 STATE_DIR = "state"
 LATEST = "latest.json"
-
-
-def atomic_write_bytes(path, write):
-    """write(handle) into a temporary file beside `path`, flush and fsync, then rename."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def save_torch(obj, path):
@@ -40,7 +30,7 @@ def save_group_state(run_directory, group, step, state):
     save_torch(state, group_state_path(run_directory, group, step))
 
 
-def commit(run_directory, step, n_groups):
+def commit(run_directory, step):
     """Called by rank 0 once every group's state for `step` is on disk."""
     directory = Path(run_directory) / STATE_DIR
     atomic_write_bytes(directory / LATEST, lambda handle: handle.write(json.dumps({"step": step}).encode()))

@@ -196,21 +196,23 @@ def write_trace(handle, state, step, teachers_used):
     handle.write(json.dumps(entry) + "\n")
 
 
-def group_state(state, optimizer, step, elapsed):
+def group_state(state, optimizer, precision, step, elapsed):
     """Everything of this model group that a resumed run needs (saved by the group's leader)."""
     teachers = None
     if isinstance(state.exchange, CheckpointExchange):
         teachers = {"vectors": [flat_parameters(t) for t in state.exchange.teachers],
                     "source_step": state.exchange.source_step}
     return {"step": step, "elapsed": elapsed, "model": state.model.state_dict(),
-            "optimizer": optimizer.state_dict(), "teachers": teachers, "rng": torch.get_rng_state(),
+            "optimizer": optimizer.state_dict(), "scaler": precision.scaler.state_dict(),
+            "teachers": teachers, "rng": torch.get_rng_state(),
             "inter_node_bits": state.counter.inter_node_bits, "intra_node_bits": state.counter.intra_node_bits}
 
 
-def restore(state, optimizer, saved):
+def restore(state, optimizer, precision, saved):
     """Loads a group state into this rank; returns (step, elapsed seconds) it was saved at."""
     state.model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
+    precision.scaler.load_state_dict(saved["scaler"])
     if saved["teachers"] is not None:
         for teacher, vector in zip(state.exchange.teachers, saved["teachers"]["vectors"]):
             load_flat_parameters(vector, teacher)
@@ -224,12 +226,11 @@ def restore(state, optimizer, saved):
 def save_and_commit(run_directory, state, optimizer, precision, step, elapsed):
     layout = state.layout
     if layout.rank_in_group == 0:
-        saved = group_state(state, optimizer, step, elapsed)
-        saved["scaler"] = precision.scaler.state_dict()
-        checkpoint.save_group_state(run_directory, layout.group_index, step, saved)
+        checkpoint.save_group_state(run_directory, layout.group_index, step,
+                                    group_state(state, optimizer, precision, step, elapsed))
     dist.barrier()
     if layout.rank == 0:
-        checkpoint.commit(run_directory, step, layout.n_groups)
+        checkpoint.commit(run_directory, step)
 
 
 def train_rank(config, layout, run_directory, device):
@@ -261,8 +262,7 @@ def train_rank(config, layout, run_directory, device):
     resume_step = checkpoint.committed_step(run_directory)
     if resume_step is not None:
         saved = checkpoint.load_group_state(run_directory, layout.group_index, resume_step, device)
-        step, elapsed = restore(state, optimizer, saved)
-        precision.scaler.load_state_dict(saved["scaler"])
+        step, elapsed = restore(state, optimizer, precision, saved)
     log = None
     if layout.rank == 0:
         log = (runlog.MetricsLog.resume(run_directory, config, step) if resume_step is not None

@@ -16,6 +16,18 @@ NOT_IDENTITY = ("launcher", "dry_run", "results_root", "sweep_id", "trace", "hyd
 METRICS_FILE = "metrics.jsonl"
 
 
+def atomic_write_bytes(path, write):
+    """write(handle) into a temporary file beside `path`, flush and fsync, then rename: a crash
+    leaves the old file or the new one, never a torn one."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
 def identity(config):
     return {key: value for key, value in config.items() if key not in NOT_IDENTITY}
 
@@ -88,9 +100,7 @@ class MetricsLog:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / METRICS_FILE
         text = "".join(json.dumps(record) + "\n" for record in start)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(text)
-        os.replace(temporary, path)
+        atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
         self.handle = open(path, "a")
 
     @classmethod
