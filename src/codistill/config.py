@@ -13,6 +13,7 @@ from .workloads import MINI_ARCHS, SCENARIOS
 
 METHODS = ("allreduce", "codistill", "independent")
 EXCHANGES = ("predictions", "checkpoints")
+PREDICTION_BITS = (32, 16)
 ALPHA_SCHEDULES = ("constant", "step", "exponential")
 LR_KINDS = ("step", "cosine")
 WORKLOADS = ("digits_mlp", "imagenet", "cifar10", "multiview_mini")
@@ -79,6 +80,12 @@ def _check_method(method, problems):
         problems.append(f"method.n={n!r}: codistillation needs an integer n >= 2 models")
     if method.get("exchange") not in EXCHANGES:
         problems.append(f"method.exchange={method.get('exchange')!r}: allowed: {', '.join(EXCHANGES)}")
+    bits = method.get("prediction_bits", 32)
+    if bits not in PREDICTION_BITS:
+        problems.append(f"method.prediction_bits={bits!r}: logits travel in 32- or 16-bit floats; allowed: 32, 16")
+    elif bits != 32 and method.get("exchange") != "predictions":
+        problems.append(f"method.prediction_bits={bits!r} applies to method.exchange=predictions only "
+                        "(checkpoints send float32 parameters); leave it at 32")
     period = method.get("period")
     if not (isinstance(period, int) and period >= 1):
         problems.append(f"method.period={period!r}: the exchange period T must be an integer >= 1")

@@ -85,20 +85,27 @@ class NoExchange:
         return []
 
 
+# method.prediction_bits -> the dtype logits travel in. 32: the paper's b_predictions. 16: float16
+# (not bfloat16: logits sit far inside float16's range, and its 11-bit significand rounds 8x finer).
+WIRE_DTYPES = {32: torch.float32, 16: torch.float16}
+
+
 class PredictionExchange:
     """Every `period` updates, peers swap the logits of their (shared) mini-batch; on the other
-    updates the distillation term is omitted (paper Section 3)."""
+    updates the distillation term is omitted (paper Section 3). Logits travel in `bits`-bit
+    floats (counted as such) and are used as float32 teachers."""
 
-    def __init__(self, groups, counter, period, group_index):
+    def __init__(self, groups, counter, period, group_index, bits=32):
         self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
+        self.wire_dtype = WIRE_DTYPES[bits]
 
     def teachers_logits(self, step, model, inputs, logits):
         if step % self.period != 0:
             return []
-        # float32 on the wire even under autocast, as the paper's b_predictions assumes.
-        gathered = counted_all_gather(logits.detach().float(), self.groups.peers, self.counter,
+        # The wire dtype whatever autocast computed the logits in: what b_predictions counts.
+        gathered = counted_all_gather(logits.detach().to(self.wire_dtype), self.groups.peers, self.counter,
                                       self.groups.peers_span_nodes)
-        return [peer for index, peer in enumerate(gathered) if index != self.group_index]
+        return [peer.float() for index, peer in enumerate(gathered) if index != self.group_index]
 
 
 class CheckpointExchange:
@@ -143,7 +150,8 @@ def build_exchange(method_cfg, groups, counter, group_index, model, make_peer):
     if method_cfg.name in ("allreduce", "independent"):
         return NoExchange()
     if method_cfg.exchange == "predictions":
-        return PredictionExchange(groups, counter, method_cfg.period, group_index)
+        return PredictionExchange(groups, counter, method_cfg.period, group_index,
+                                  method_cfg.get("prediction_bits", 32))
     if method_cfg.exchange == "checkpoints":
         teachers = [make_peer(j) for j in range(method_cfg.n) if j != group_index]
         return CheckpointExchange(groups, counter, method_cfg.period, group_index, model, teachers)

@@ -1,0 +1,162 @@
+"""What every benchmark shares: the engine on sys.path, a composed job config, model shape twins
+on generated data, real gloo ranks, and the engine's own training step timed in a loop."""
+import datetime
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "figures")]
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from codistill import engine  # noqa: E402
+from codistill.config import validate  # noqa: E402
+from codistill.groups import Layout  # noqa: E402
+from codistill.schedules import build_schedules  # noqa: E402
+from codistill.workloads import InMemoryDataset, Workload, batch_is_ready, mlp  # noqa: E402
+
+CONF = ROOT / "src" / "conf"
+RESNET50_PARAMS = 25_557_032  # torchvision.models.resnet50(): 1000 classes
+# The engine's residual MLP with these widths has exactly ResNet-50's parameter count and output
+# size: 114*4528 + 4528 + 4528*4528 + 4528 + 4528*1000 + 1000 = 25,557,032.
+RESNET50_TWIN = (114, 4528, 4528, 1000)
+CPU = torch.device("cpu")
+
+
+def compose(overrides):
+    """A validated job config (a plain dict), composed from src/conf exactly as src/run.py does."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return validate(hydra_compose("codistill", overrides=list(overrides)))
+
+
+def twin_sizes(n_params, classes=1000, inputs=114):
+    """Widths [inputs, h, h, classes] of the engine's residual MLP with about n_params
+    parameters: h^2 + h (inputs + classes + 2) + classes = n_params. Each parameter is used once
+    per sample, so a forward pass costs ~2 n_params FLOPs per sample."""
+    if n_params == RESNET50_PARAMS and classes == 1000 and inputs == 114:
+        return RESNET50_TWIN
+    b = inputs + classes + 2
+    h = round((-b + math.sqrt(b * b + 4 * (n_params - classes))) / 2)
+    return (inputs, h, h, classes)
+
+
+def count_params(sizes):
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def twin_workload(sizes, batch, n_batches, seed=0):
+    """Generated data (Gaussian inputs, uniform labels) for a twin with these widths."""
+    generator = torch.Generator().manual_seed(seed)
+    n = batch * n_batches
+    inputs = torch.randn(n, sizes[0], generator=generator)
+    targets = torch.randint(0, sizes[-1], (n,), generator=generator)
+    data = InMemoryDataset(inputs, targets)
+    val = InMemoryDataset(inputs[:batch], targets[:batch])
+    return Workload(train_set=data, val_set=val, num_classes=sizes[-1],
+                    make_model=lambda model_seed, spec=None: mlp(list(sizes), model_seed), collate=batch_is_ready)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _rank_main(rank, world_size, port, out_dir, function, args):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
+    run_as_rank(rank, world_size, out_dir, function, args)
+
+
+def run_as_rank(rank, world_size, out_dir, function, args, threads=1):
+    """Joins the gloo group (env://), runs function(rank, world_size, *args), writes its result
+    to out_dir/rank<r>.json."""
+    torch.set_num_threads(threads)
+    dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world_size,
+                            timeout=datetime.timedelta(seconds=600))
+    try:
+        result = function(rank, world_size, *args)
+    finally:
+        dist.destroy_process_group()
+    (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(result))
+
+
+def spawn(world_size, function, *args):
+    """Runs function on `world_size` real gloo processes on this machine (forked, like the
+    engine's local launcher); returns every rank's result."""
+    with tempfile.TemporaryDirectory() as out_dir:
+        mp.start_processes(_rank_main, args=(world_size, free_port(), out_dir, function, args),
+                           nprocs=world_size, join=True, start_method="fork")
+        return [json.loads((Path(out_dir) / f"rank{r}.json").read_text()) for r in range(world_size)]
+
+
+class TimedRank:
+    """One rank of a job, built by the engine (engine.build_rank_state: model groups, DDP with its
+    counting hook, the exchange object) and stepped by engine.train_step."""
+
+    def __init__(self, container, layout, workload, batch):
+        self.cfg = OmegaConf.create(container)
+        torch.manual_seed(self.cfg.seed)
+        self.state = engine.build_rank_state(self.cfg, layout, workload, CPU)
+        self.schedules = build_schedules(self.cfg.schedule, self.cfg.method, batch * layout.ranks_per_group,
+                                         steps_per_epoch=10**6)
+        self.optimizer = torch.optim.SGD(self.state.model.parameters(), lr=self.schedules.lr(0),
+                                         momentum=self.cfg.schedule.momentum)
+        self.precision = engine.Precision(False, CPU)
+        data = workload.train_set
+        n_batches = len(data) // batch
+        self.batches = [data.__getitems__(range(i * batch, (i + 1) * batch)) for i in range(n_batches)]
+        self.step = 0
+
+    def run(self, steps):
+        """`steps` updates; returns the seconds they took on this rank."""
+        started = time.perf_counter()
+        for _ in range(steps):
+            batch = self.batches[self.step % len(self.batches)]
+            engine.train_step(self.state, self.optimizer, self.precision, self.schedules, self.step, batch, None)
+            self.step += 1
+        return time.perf_counter() - started
+
+
+def timed_across_ranks(function):
+    """Seconds function() took, from a barrier before to a barrier after (the slowest rank's)."""
+    dist.barrier()
+    started = time.perf_counter()
+    function()
+    dist.barrier()
+    return time.perf_counter() - started
+
+
+def machine():
+    """Where the numbers come from."""
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_gib, 1), "kernel": platform.release(),
+            "python": platform.python_version(), "torch": torch.__version__, "git_commit": commit.strip(),
+            "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
+
+
+def median(values):
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def layout(n_groups, ranks_per_group, ranks_per_node, rank):
+    return Layout(n_groups=n_groups, ranks_per_group=ranks_per_group, ranks_per_node=ranks_per_node, rank=rank)
