@@ -1,63 +1,209 @@
-"""Collect: every run of a sweep into one tidy pandas table, read from the runs' metrics.jsonl only.
+"""Collect: the runs of a sweep into one tidy pandas table, read from the runs' metrics.jsonl only.
 
 A sweep's manifest (<results>/sweeps/<sweep>/<scale>.json, written when the sweep launched)
-names the runs it needs; each is reported as finished, unfinished or missing.
+names the runs its figure needs. Each run is reported as finished, unfinished (no end record),
+missing (no log) or unreadable (no header, a damaged line before the last, a damaged gzip file);
+a torn last line (a crash mid-write) is dropped and said so, and a run that another sweep ran
+first (same job, same run id) is reported as shared from that sweep. Logs may be plain
+(`metrics.jsonl`) or gzipped (`metrics.jsonl.gz`, the committed form: paper/logs/).
+
+    python figures/collect.py [--results paper/logs] [--scale mini] [ids ...]   # status per figure
 """
+import argparse
+import gzip
 import json
 import sys
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from codistill.runlog import METRICS_FILE, read_records  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+from codistill.runlog import METRICS_FILE  # noqa: E402
+
+COMMITTED = REPO / "paper" / "logs"   # the committed mini-scale logs figures and the report read by default
+LOG_NAMES = (METRICS_FILE, METRICS_FILE + ".gz")
+RECORD_KINDS = ("eval", "test")
+STATES = ("finished", "unfinished", "missing", "unreadable")
+HEADER_KEYS = ("run_id", "seed", "scale", "scale_note", "config")
+
+
+class ManifestMissing(FileNotFoundError):
+    pass
+
+
+def manifest_path(results_root, sweep_id, scale):
+    return Path(results_root) / "sweeps" / sweep_id / f"{scale}.json"
 
 
 def manifest(results_root, sweep_id, scale):
-    path = Path(results_root) / "sweeps" / sweep_id / f"{scale}.json"
+    path = manifest_path(results_root, sweep_id, scale)
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run the sweep first "
-                                f"(python src/run.py -m sweep={sweep_id} scale={scale})")
+        raise ManifestMissing(f"{path} not found: run the sweep first "
+                              f"(python src/run.py -m sweep={sweep_id} scale={scale})")
     return json.loads(path.read_text())
+
+
+NOT_SETTING = {"seed", "results_root", "sweep", "launcher", "dry_run"}   # keys that do not make a setting
+
+
+def setting_of(overrides):
+    """A job's overrides without its seed (and where it ran): the point of a figure that seeds repeat."""
+    return " ".join(sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in NOT_SETTING)) or "(defaults)"
+
+
+def seed_of(overrides):
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") == "seed":
+            return int(value)
+    return None
+
+
+@dataclass
+class RunLog:
+    """What one run directory's log holds and what is wrong with it."""
+    state: str                       # one of STATES
+    header: dict = None
+    records: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+def _open_log(directory):
+    for name in LOG_NAMES:
+        path = Path(directory) / name
+        if path.exists():
+            return path, (gzip.open(path, "rt") if name.endswith(".gz") else open(path))
+    return None, None
+
+
+def read_log(directory):
+    """Parses a run directory's metrics log line by line. A bad last line is a torn write and is
+    dropped (noted); a bad line followed by good ones means the file is damaged: unreadable."""
+    path, handle = _open_log(directory)
+    if path is None:
+        return RunLog("missing", notes=["no metrics.jsonl"])
+    try:
+        with handle:
+            lines = [line for line in handle.read().splitlines() if line.strip()]
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
+        return RunLog("unreadable", notes=[f"{path.name}: {error}"])
+    parsed, notes = [], []
+    for index, line in enumerate(lines):
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError:
+            if index < len(lines) - 1:
+                return RunLog("unreadable", notes=[f"damaged line {index + 1} of {len(lines)}"])
+            notes.append("torn last line dropped")
+    if not parsed or parsed[0].get("kind") != "header":
+        return RunLog("unreadable", notes=["no header record"] + notes)
+    absent = [key for key in HEADER_KEYS if key not in parsed[0]]
+    if absent:
+        return RunLog("unreadable", notes=[f"header without {', '.join(absent)}"] + notes)
+    finished = parsed[-1].get("kind") == "end"
+    if not finished:
+        notes.append(f"no end record (last step {max([r.get('step', 0) for r in parsed[1:]] or [0])})")
+    return RunLog("finished" if finished else "unfinished", parsed[0], parsed[1:], notes)
 
 
 def _flat_config(config):
     return pd.json_normalize(config, sep=".").iloc[0].to_dict()
 
 
+def run_columns(header):
+    return {"run_id": header["run_id"], "seed": header["seed"], "scale": header["scale"],
+            "scale_note": header["scale_note"], "run_sweep_id": header.get("sweep_id"),
+            "git_commit": header.get("git_commit"),
+            **{f"cfg.{k}": v for k, v in _flat_config(header["config"]).items()}}
+
+
 def load_run(directory):
-    """(run-level dict, list of eval records) of one run directory; None if it has no log."""
-    path = Path(directory) / METRICS_FILE
-    if not path.exists():
+    """(run-level dict, list of eval records) of a readable run directory; None otherwise.
+    Kept for callers of the first version; collect() reads more."""
+    log = read_log(directory)
+    if log.header is None:
         return None
-    lines = read_records(path)
-    if not lines or lines[0].get("kind") != "header":
-        return None
-    head = lines[0]
-    run = {"run_id": head["run_id"], "seed": head["seed"], "scale": head["scale"],
-           "scale_note": head["scale_note"], "finished": lines[-1].get("kind") == "end",
-           **{f"cfg.{k}": v for k, v in _flat_config(head["config"]).items()}}
-    return run, [line for line in lines if line.get("kind") == "eval"]
+    run = {**run_columns(log.header), "finished": log.state == "finished"}
+    return run, [r for r in log.records if r.get("kind") == "eval"]
 
 
-def collect(results_root, sweep_id, scale):
-    """Returns (records, status): records is one row per (run, eval step, model) of finished runs
-    with the run's config columns; status is one row per run the sweep needs."""
+def collect(results_root, sweep_id, scale, kinds=("eval",)):
+    """Returns (records, status). records: one row per (finished run, record of `kinds`, model)
+    with the run's `cfg.*` config columns and its `setting` (overrides without the seed); status:
+    one row per run the sweep's manifest names (state, seed, setting, shared_from, notes)."""
     rows, status = [], []
     for entry in manifest(results_root, sweep_id, scale):
-        loaded = load_run(Path(results_root) / "runs" / entry["run_id"])
-        if loaded is None:
-            status.append({"run_id": entry["run_id"], "state": "missing"})
-            continue
-        run, evals = loaded
-        status.append({"run_id": run["run_id"], "state": "finished" if run["finished"] else "unfinished"})
-        if run["finished"]:
-            rows += [{**run, **record} for record in evals]
-    return pd.DataFrame(rows), pd.DataFrame(status)
+        log = read_log(Path(results_root) / "runs" / entry["run_id"])
+        setting = setting_of(entry["overrides"])
+        run_sweep = log.header.get("sweep_id") if log.header else None
+        shared = run_sweep if run_sweep and run_sweep != sweep_id else None
+        seed = log.header["seed"] if log.header else seed_of(entry["overrides"])
+        status.append({"run_id": entry["run_id"], "seed": seed, "setting": setting, "state": log.state,
+                       "shared_from": shared, "notes": "; ".join(log.notes)})
+        if log.state == "finished":
+            run = {**run_columns(log.header), "setting": setting}
+            rows += [{**run, **record} for record in log.records if record.get("kind") in kinds]
+    columns = ["run_id", "seed", "setting", "state", "shared_from", "notes"]
+    return pd.DataFrame(rows), pd.DataFrame(status, columns=columns)
+
+
+def seed_table(status):
+    """One row per setting: the seeds finished and those that are not (missing, unfinished,
+    unreadable), from a collect() status table."""
+    rows = []
+    for setting, runs in status.groupby("setting", sort=False):
+        row = {"setting": setting}
+        for state in STATES:
+            row[state] = sorted(int(s) for s in runs.loc[runs["state"] == state, "seed"].dropna())
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["setting", *STATES])
+
+
+def status_lines(status, sweep_id):
+    """Human-readable status of one sweep's runs: counts, then every run that is not plainly
+    finished here, and every setting with fewer than three finished seeds."""
+    counts = status["state"].value_counts().to_dict()
+    shared = status["shared_from"].notna().sum()
+    lines = [f"{sweep_id}: " + ", ".join(f"{counts[s]} {s}" for s in STATES if s in counts)
+             + (f" ({shared} shared from other sweeps)" if shared else "")]
+    for _, row in status.iterrows():
+        if row["state"] != "finished" or row["notes"]:
+            lines.append(f"  {row['state']}: {row['run_id']} seed {row['seed']}"
+                         + (f" ({row['notes']})" if row["notes"] else ""))
+    for origin, runs in status[status["shared_from"].notna()].groupby("shared_from"):
+        lines.append(f"  shared from sweep {origin}: {len(runs)} run(s)")
+    for _, row in seed_table(status).iterrows():
+        if 0 < len(row["finished"]) < 3:
+            lines.append(f"  fewer than 3 seeds finished for [{row['setting']}]: seeds {row['finished']}")
+    return lines
 
 
 def report_status(status, sweep_id):
-    counts = status["state"].value_counts().to_dict()
-    print(f"{sweep_id}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
-    for _, row in status[status["state"] != "finished"].iterrows():
-        print(f"  {row['state']}: {row['run_id']}")
+    print("\n".join(status_lines(status, sweep_id)))
+
+
+def main(argv=None):
+    import registry
+
+    parser = argparse.ArgumentParser(description="status of every figure's runs, read from the logs")
+    parser.add_argument("ids", nargs="*", help="figure/table ids (default: all)")
+    parser.add_argument("--results", default=str(COMMITTED))
+    parser.add_argument("--scale", default="mini", choices=["mini", "paper"])
+    parser.add_argument("--csv", help="also write every collected record of these ids to this CSV file")
+    args = parser.parse_args(argv)
+    tables = []
+    for spec in registry.select(args.ids):
+        data = registry.load(spec, args.results, args.scale)
+        print("\n".join(data.status_lines()))
+        if args.csv and not data.records.empty:
+            tables.append(data.records.assign(figure=spec.id))
+    if args.csv:
+        pd.concat(tables).to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,19 +1,16 @@
 """Figure 2: all_reduce vs codistillation (fixed / decaying weight decay) on training loss (a) and
-top-1 (b) over updates, and top-1 against the batch size per model (c). Reads logs only.
+top-1 (b) over updates, and top-1 against the batch size per model (c). Reads logs only; the
+registry (figures/registry.py) draws it like every other id.
 
-    python figures/fig2.py [--results results] [--scale mini]
+    python figures/fig2.py [--results paper/logs] [--scale mini] [--out figures/out]
 """
 import argparse
 from pathlib import Path
 
-import matplotlib
+import matplotlib.ticker
 
-matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from collect import collect, report_status  # noqa: E402
+from collect import COMMITTED
+from plots import last_step, line_panel, new_figure, point_panel
 
 RECIPES = {  # (method, schedule) -> legend label, as in the paper
     ("allreduce", "goyal_step"): "all_reduce",
@@ -29,6 +26,8 @@ def per_run_means(records):
     records = records.assign(recipe=[RECIPES.get(key) for key in
                                      zip(records["cfg.method.name"], records["cfg.schedule.name"])])
     keys = ["recipe", "run_id", "seed", "cfg.batch_scale", "batch_per_model", "step"]
+    if "setting" in records.columns:
+        keys.insert(3, "setting")
     return records.dropna(subset=["recipe"]).groupby(keys, as_index=False)[
         ["train_loss", "val_top1"]].mean()
 
@@ -40,49 +39,42 @@ def seeds_note(curves):
         "" if fewest >= 3 else f" (FEWER THAN 3 SEEDS: {dict(seeds)})")
 
 
-def draw(records, scale_note):
-    sns.set_theme(style="whitegrid", context="paper")
-    curves = per_run_means(records)
+def draw(data, notes):
+    curves = per_run_means(data.records[data.records["kind"] == "eval"])
     main = curves[curves["cfg.batch_scale"] == 1]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for ax, metric, title in ((axes[0], "train_loss", "(a) training loss"),
-                              (axes[1], "val_top1", "(b) top-1 validation accuracy (%)")):
-        sns.lineplot(data=main, x="step", y=metric, hue="recipe", errorbar="se", ax=ax,
-                     hue_order=[r for r in RECIPES.values() if r in set(main["recipe"])])
-        ax.set(title=title, xlabel="updates per model", ylabel=metric.replace("_", " "))
+    fig, axes = new_figure(3)
+    order = list(RECIPES.values())
+    line_panel(axes[0], main, "train_loss", "recipe", notes, order, title="(a) training loss")
+    line_panel(axes[1], main, "val_top1", "recipe", notes, order, title="(b) top-1 validation accuracy")
     axes[0].set_yscale("log")
-    axes[1].legend_.remove()
-    tuned = curves[curves["recipe"] == RECIPES[("codistill", "codistill_tuned")]]
-    final = tuned[tuned["step"] == tuned.groupby("run_id")["step"].transform("max")]
-    sns.lineplot(data=final, x="batch_per_model", y="val_top1", marker="o", errorbar="se", ax=axes[2],
-                 label="codistillation, variable w.d.")
-    axes[2].set(title="(c) final top-1 vs batch size per model", ylabel="top-1 (%)",
+    if axes[1].get_legend():
+        axes[1].get_legend().remove()
+    tuned = last_step(curves[curves["recipe"] == RECIPES[("codistill", "codistill_tuned")]])
+    point_panel(axes[2], tuned, "batch_per_model", "val_top1", "recipe", notes, "batch_per_model")
+    axes[2].set(title="(c) final top-1 vs batch size per model", ylabel="top-1 validation accuracy (%)",
                 xlabel="batch size per model (2 models; LR and updates scaled)")
     axes[2].set_xscale("log", base=2)
-    batches = sorted(final["batch_per_model"].unique())
+    batches = sorted(tuned["batch_per_model"].unique())
     axes[2].set_xticks(batches, labels=[str(int(b)) for b in batches])
     axes[2].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    fig.suptitle(f"Figure 2 — {scale_note}; {seeds_note(curves)}", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
 def main(argv=None):
+    import registry
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results")
+    parser.add_argument("--results", default=str(COMMITTED))
     parser.add_argument("--scale", default="mini", choices=["mini", "paper"])
-    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--out", default=None, help="output folder (default figures/out, or figures/out/paper)")
     args = parser.parse_args(argv)
-    records, status = collect(args.results, "fig2", args.scale)
-    report_status(status, "fig2")
-    if records.empty:
-        raise SystemExit("fig2: no finished run to plot")
-    fig = draw(records, records["scale_note"].iloc[0])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for suffix in ("pdf", "png"):
-        fig.savefig(out / f"fig2.{suffix}", dpi=150)
-    print(f"wrote {out / 'fig2.pdf'} and {out / 'fig2.png'} from {records['run_id'].nunique()} runs")
+    spec = registry.SPECS["fig2"]
+    data = registry.load(spec, args.results, args.scale)
+    print("\n".join(data.status_lines()))
+    if data.records.empty:
+        raise SystemExit(f"fig2: no finished run to plot ({data.problem or 'none finished'})")
+    paths = registry.render(spec, data, Path(args.out) if args.out else None)
+    print(f"wrote {', '.join(map(str, paths))} from {data.records['run_id'].nunique()} runs")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,323 @@
+"""The plot and table of every id: each takes a registry.FigureData (the collected records of the
+id's sweep at one scale) and returns a matplotlib figure, or a table as a pandas DataFrame.
+Series are named from the runs' config columns (cfg.*), so mini and paper sweeps that differ in
+workload or in some values (e.g. exchange periods) are drawn the same way and labelled with what
+the logs say."""
+import pandas as pd
+
+import fig2
+from plots import (ARCH_NAMES, aggregate, arch_name, bar_panel, cfg, check_one_run_per_seed, last_step, line_panel,
+                   new_figure, number, per_run, point_panel)
+
+CURVE_METRICS = ["train_loss", "val_top1", "val_top1_mean_over_models", "val_nll", "param_distance_from_init",
+                 "bits_per_iteration", "batch_per_model"]
+SCENARIOS = {"pretrained_frozen": "pretrained, frozen", "pretrained_trainable": "pretrained, not frozen",
+             "random_init": "random init", "full": "full network"}
+SCHEDULES = {"goyal_step": "", "goyal_step_half": "fixed w.d.", "codistill_tuned": "variable w.d.",
+             "cosine": "", "codistill_cosine": ""}
+
+
+# ---- labels from config columns -------------------------------------------------------------
+def method_label(row):
+    name, n = cfg(row, "method.name"), int(cfg(row, "method.n", 1))
+    if name == "allreduce":
+        return "all_reduce"
+    if name == "independent":
+        return f"independent, {n} models (α = 0)"
+    return "codistillation" if n == 2 else f"{n}-way codistillation"
+
+
+def recipe_label(row):
+    detail = SCHEDULES.get(cfg(row, "schedule.name"), cfg(row, "schedule.name"))
+    return method_label(row) + (f", {detail}" if detail and cfg(row, "method.name") != "allreduce" else "")
+
+
+def exchange_label(row):
+    if cfg(row, "method.name") != "codistill":
+        return method_label(row)
+    return f"codistillation, {cfg(row, 'method.exchange')} every {number(cfg(row, 'method.period'))} updates"
+
+
+def nway_label(row):
+    return f"{int(cfg(row, 'method.n'))}-way"
+
+
+def architectures(row):
+    models = cfg(row, "workload.models")
+    if isinstance(models, list) and models:
+        return [model.get("arch", cfg(row, "workload.arch")) for model in models]
+    return [cfg(row, "workload.arch")] * int(cfg(row, "method.n", 1))
+
+
+def setup_label(row):
+    archs = architectures(row)
+    if len(set(archs)) == 1:
+        return f"{len(archs)} × {arch_name(archs[0])}"
+    return " + ".join(arch_name(a) for a in archs)
+
+
+def with_labels(records, **labels):
+    """Adds per-run label columns, each computed once per run from its config columns."""
+    runs = records.drop_duplicates("run_id").set_index("run_id")
+    return records.assign(**{column: records["run_id"].map({rid: fn(row) for rid, row in runs.iterrows()})
+                             for column, fn in labels.items()})
+
+
+def evals(data):
+    return data.records[data.records["kind"] == "eval"]
+
+
+def curves(data, **labels):
+    """Per-run means over models at each evaluation, with label columns."""
+    records = with_labels(evals(data), **labels)
+    return per_run(records, CURVE_METRICS, extra=tuple(labels))
+
+
+def label_order(frame, column, key):
+    """Label values of `column` sorted by a numeric config value of their runs."""
+    firsts = frame.drop_duplicates(column)
+    return list(firsts.sort_values(key, key=lambda v: pd.to_numeric(v, errors="coerce"))[column])
+
+
+# ---- generic shapes ---------------------------------------------------------------------------
+def facet_order(value):
+    """Architectures from the smallest (as the paper's panels), anything else by its text."""
+    return (list(ARCH_NAMES).index(value), "") if value in ARCH_NAMES else (len(ARCH_NAMES), str(value))
+
+
+def curve_figure(data, label, panels, notes, order=None, facet=None, facet_name=str):
+    """One panel per (metric, facet value): mean over seeds of each label's curve with an s.e. band."""
+    frame = curves(data, label=label, **({"facet": lambda row: cfg(row, facet)} if facet else {}))
+    facets = sorted(frame["facet"].unique(), key=facet_order) if facet else [None]
+    fig, axes = new_figure(len(panels) * len(facets))
+    ax_iter = iter(axes)
+    for metric, title in panels:
+        for value in facets:
+            part = frame if value is None else frame[frame["facet"] == value]
+            name = f"{title} — {facet_name(value)}" if value is not None else title
+            line_panel(next(ax_iter), part, metric, "label", notes, order, title=name)
+    return fig
+
+
+# ---- figures ----------------------------------------------------------------------------------
+def fig1(data, notes):
+    """Top-1 against the bits each device sends between servers per iteration, measured: the
+    logged inter-node bit counter over the updates made (comm_bits_inter_node / step)."""
+    frame = last_step(curves(data, label=lambda r: method_label(r) if cfg(r, "method.name") != "codistill"
+                             else f"codistillation, {cfg(r, 'method.exchange')}",
+                             period=lambda r: cfg(r, "method.period")))
+    fig, axes = new_figure(1, width=7.5, height=4.8)
+    order = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints"]
+    point_panel(axes[0], frame, "bits_per_iteration", "val_top1", "label", notes, "period",
+                annotate=lambda period: f"T={number(period)}", series_order=order)
+    axes[0].set_xscale("log")
+    axes[0].set(xlabel="bits sent between servers per iteration and device (measured)",
+                ylabel="top-1 validation accuracy (%)")
+    return fig
+
+
+def fig3(data, notes):
+    return curve_figure(data, method_label, [("val_top1", "top-1, cosine LR")], notes,
+                        ["all_reduce", "codistillation"], facet="workload.arch", facet_name=arch_name)
+
+
+def fig10(data, notes):
+    return curve_figure(data, method_label, [("train_loss", "training loss, cosine LR")], notes,
+                        ["all_reduce", "codistillation"], facet="workload.arch", facet_name=arch_name)
+
+
+def fig8(data, notes):
+    return curve_figure(data, method_label, [("val_top1", "top-1, variable w.d., shifted LR decays")], notes,
+                        ["all_reduce", "codistillation"], facet="workload.arch", facet_name=arch_name)
+
+
+def fig9(data, notes):
+    return curve_figure(data, method_label, [("train_loss", "training loss, variable w.d., shifted LR decays")],
+                        notes, ["all_reduce", "codistillation"], facet="workload.arch", facet_name=arch_name)
+
+
+def fig4(data, notes):
+    return curve_figure(data, method_label, [("val_nll", "validation NLL")], notes, ["all_reduce", "codistillation"])
+
+
+def fig12(data, notes):
+    return curve_figure(data, method_label, [("val_nll", "(a) validation NLL"), ("train_loss", "(b) training loss")],
+                        notes, ["all_reduce", "codistillation"])
+
+
+def iwslt_overfit(data, notes):
+    return fig12(data, notes)
+
+
+def fig5(data, notes):
+    return curve_figure(data, nway_label, [("train_loss", "(a) training loss"), ("val_top1", "(b) top-1")], notes)
+
+
+def fig7(data, notes):
+    return curve_figure(data, recipe_label, [("param_distance_from_init", "distance from initialisation")], notes,
+                        ["all_reduce", "codistillation, fixed w.d.", "independent, 2 models (α = 0), fixed w.d."])
+
+
+def fig11(data, notes):
+    frame = curves(data)
+    frame = frame.assign(label=[f"2 × {int(b)}" for b in frame["batch_per_model"]])
+    fig, axes = new_figure(1, width=7)
+    line_panel(axes[0], frame, "train_loss", "label", notes, label_order(frame, "label", "batch_per_model"),
+               title="training loss per batch size (b per model; LR ∝ b, updates ∝ 1/b)")
+    return fig
+
+
+def fig13(data, notes):
+    return curve_figure(data, exchange_label, [("train_loss", "(a) training loss"), ("val_top1", "(b) top-1")], notes)
+
+
+def per_arch_curves(data, notes):
+    """Figs. 14-15: one curve per (setup, architecture of the model), the models of one
+    architecture in a run averaged."""
+    records = with_labels(evals(data), setup=setup_label)
+    records = records.assign(label=records["setup"] + ": " + records["model_arch"].map(arch_name))
+    frame = per_run(records, CURVE_METRICS, extra=("label",))
+    fig, axes = new_figure(2)
+    line_panel(axes[0], frame, "train_loss", "label", notes, title="(a) training loss")
+    line_panel(axes[1], frame, "val_top1", "label", notes, title="(b) top-1 of each model")
+    return fig
+
+
+fig14 = fig15 = per_arch_curves
+
+
+def fig16(data, notes):
+    frame = last_step(curves(data, label=method_label, fraction=lambda r: f"1/{number(1 / cfg(r, 'data.fraction'))}",
+                             k=lambda r: 1 / cfg(r, "data.fraction")))
+    order = list(frame.drop_duplicates("fraction").sort_values("k")["fraction"])
+    fig, axes = new_figure(2)
+    for ax, metric, title in ((axes[0], "val_top1", "(a) final top-1"), (axes[1], "train_loss", "(b) final training loss")):
+        bar_panel(ax, frame, "fraction", metric, "label", notes, order, ["all_reduce", "codistillation"],
+                  title=title, zoom=metric == "val_top1")
+        ax.set_xlabel("fraction of the training set (k × the epochs)")
+    return fig
+
+
+def fig17(data, notes):
+    frame = curves(data, label=nway_label)
+    order = label_order(frame.assign(n=frame["label"].str.split("-").str[0]), "label", "n")
+    fig, axes = new_figure(2)
+    line_panel(axes[0], frame, "train_loss", "label", notes, order, title="(a) training loss")
+    line_panel(axes[1], frame, "val_top1", "label", notes, order, title="(b) top-1")
+    return fig
+
+
+def multiview(data, notes):
+    """Fig. 6: bars of the final mean top-1 over all models, per scenario and n."""
+    def group(row):
+        name, n = cfg(row, "method.name"), int(cfg(row, "method.n", 1))
+        return {"allreduce": "all_reduce", "independent": "n = 1"}.get(name, f"n = {n}")
+    frame = last_step(curves(data, label=group, scenario=lambda r: SCENARIOS.get(cfg(r, "workload.scenario"),
+                                                                                cfg(r, "workload.scenario"))))
+    fig, axes = new_figure(1, width=9, height=4.5)
+    bar_panel(axes[0], frame, "scenario", "val_top1_mean_over_models", "label", notes,
+              [SCENARIOS[s] for s in ("pretrained_frozen", "pretrained_trainable", "random_init")],
+              ["all_reduce", "n = 1", "n = 2", "n = 4", "n = 8"], zoom=True)
+    axes[0].set(ylabel="mean top-1 over all models (%)")
+    axes[0].legend(loc="lower right", fontsize=8)
+    return fig
+
+
+fig6 = multiview
+
+
+def exchange_frequency(data, notes):
+    frame = curves(data, label=exchange_label, period=lambda r: cfg(r, "method.period"))
+    order = label_order(frame, "label", "period")
+    fig, axes = new_figure(2)
+    line_panel(axes[0], frame, "val_top1", "label", notes, order, title="(a) top-1")
+    line_panel(axes[1], frame, "train_loss", "label", notes, order, title="(b) training loss")
+    return fig
+
+
+def nmt_exchange_frequency(data, notes):
+    frame = curves(data, label=exchange_label, period=lambda r: cfg(r, "method.period"))
+    fig, axes = new_figure(1, width=7)
+    line_panel(axes[0], frame, "val_nll", "label", notes, label_order(frame, "label", "period"),
+               title="validation NLL")
+    return fig
+
+
+def lr_robustness(data, notes):
+    frame = curves(data, label=lambda r: f"base LR {number(cfg(r, 'schedule.lr.base'))}",
+                   lr=lambda r: cfg(r, "schedule.lr.base"))
+    order = label_order(frame, "label", "lr")
+    fig, axes = new_figure(2)
+    line_panel(axes[0], frame, "val_top1", "label", notes, order, title="(a) top-1")
+    line_panel(axes[1], frame, "train_loss", "label", notes, order, title="(b) training loss")
+    return fig
+
+
+def alpha_schedule_vision(data, notes):
+    def label(row):
+        if cfg(row, "method.alpha_schedule") == "step":
+            return f"step-wise α (× {number(cfg(row, 'method.alpha_step_factor'))} at each LR decay)"
+        return f"constant α = {number(cfg(row, 'method.alpha'))}"
+    fig = curve_figure(data, label, [("val_top1", "(a) top-1"), ("train_loss", "(b) training loss")], notes)
+    return fig
+
+
+def alpha_gamma(data, notes):
+    """(a) final validation NLL against the initial α for each γ; (b) the curves of each γ's best α."""
+    frame = curves(data, gamma=lambda r: (f"γ = {number(cfg(r, 'method.alpha_gamma'))}"
+                                          if cfg(r, "method.alpha_schedule") == "exponential" else "γ = 1 (constant α)"),
+                   alpha0=lambda r: cfg(r, "method.alpha"))
+    final = last_step(frame)
+    fig, axes = new_figure(2)
+    point_panel(axes[0], final, "alpha0", "val_nll", "gamma", notes, "alpha0")
+    axes[0].set(xlabel="initial α", ylabel="final validation NLL", title="(a) final validation NLL")
+    means = final.groupby(["gamma", "alpha0"])["val_nll"].mean().reset_index()
+    best = means.loc[means.groupby("gamma")["val_nll"].idxmin()]
+    chosen = frame.merge(best[["gamma", "alpha0"]], on=["gamma", "alpha0"])
+    chosen = chosen.assign(label=chosen["gamma"] + ", α₀ = " + chosen["alpha0"].map(number))
+    line_panel(axes[1], chosen, "val_nll", "label", notes, title="(b) each γ with its best initial α")
+    return fig
+
+
+def wrn_pretrain(data, notes):
+    return curve_figure(data, lambda r: f"Wide-ResNet-{cfg(r, 'workload.depth')}-{cfg(r, 'workload.widen')}",
+                        [("val_top1", "(a) top-1"), ("train_loss", "(b) training loss")], notes)
+
+
+def figure2(data, notes):
+    return fig2.draw(data, notes)
+
+
+# ---- tables -----------------------------------------------------------------------------------
+def mean_se(row, digits):
+    if pd.isna(row["se"]):
+        return f"{row['mean']:.{digits}f}"
+    return f"{row['mean']:.{digits}f} ± {row['se']:.{digits}f}"
+
+
+def table1(data, notes):
+    """Final training loss and top-1 per batch size of 2-way codistillation (variable w.d.)."""
+    frame = last_step(curves(data, label=recipe_label))
+    frame = frame[frame["label"] == "codistillation, variable w.d."]
+    loss = aggregate(frame, ["batch_per_model"], "train_loss").sort_values("batch_per_model")
+    top1 = aggregate(frame, ["batch_per_model"], "val_top1").sort_values("batch_per_model")
+    notes.record(frame.assign(b=frame["batch_per_model"].map(lambda b: f"2 × {int(b)}")), "b")
+    return pd.DataFrame({"Batch Size": [f"2 × {int(b)}" for b in loss["batch_per_model"]],
+                         "Training Loss": [mean_se(r, 2) for _, r in loss.iterrows()],
+                         "Validation Accuracy": [mean_se(r, 2) for _, r in top1.iterrows()],
+                         "seeds": loss["seeds"].tolist()})
+
+
+def table2(data, notes):
+    """BLEU of n-way codistillation (n = 1: one model), the same updates per device."""
+    tests = data.records[data.records["kind"] == "test"]
+    if tests.empty or "bleu" not in tests:
+        raise ValueError("no `test` records with bleu in these logs")
+    tests = with_labels(tests, n=lambda r: int(cfg(r, "method.n", 1)))
+    frame = per_run(tests, ["bleu"], keys=(), extra=("n",))
+    check_one_run_per_seed(frame, ["n"])
+    bleu = aggregate(frame, ["n"], "bleu").sort_values("n")
+    notes.record(frame.assign(label=frame["n"].map(lambda n: f"n = {n}")), "label")
+    return pd.DataFrame({"n": bleu["n"].tolist(), "BLEU Score": [mean_se(r, 2) for _, r in bleu.iterrows()],
+                         "seeds": bleu["seeds"].tolist()})
+

@@ -1,0 +1,85 @@
+"""Copies the logs of a results root into the committed form that `make figures` and `make report`
+read by default (paper/logs): every sweep manifest of a scale, and each run's metrics.jsonl
+gzipped (byte-identical for identical logs). Model weights, run state and Hydra folders stay out.
+
+    python figures/pack.py --results results --into paper/logs [--scale mini] [--replace]
+
+Without --replace, manifests found in --results are added or replaced and the others kept; with
+--replace, the committed logs of that scale are first removed (a full reproduction refreshes
+everything). Runs no manifest names any more are removed.
+"""
+import argparse
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+from collect import COMMITTED, METRICS_FILE
+
+
+def packed_bytes(path):
+    return gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0)
+
+
+def manifests(root, scale):
+    return sorted((Path(root) / "sweeps").glob(f"*/{scale}.json"))
+
+
+def referenced_runs(root):
+    return {entry["run_id"] for path in (Path(root) / "sweeps").glob("*/*.json")
+            for entry in json.loads(path.read_text())}
+
+
+def pack(results, into, scale, replace=False):
+    """Returns (sweeps packed, runs written, runs missing from --results, runs removed)."""
+    results, into = Path(results), Path(into)
+    if results.resolve() == into.resolve():
+        raise SystemExit("--results and --into are the same folder")
+    found = manifests(results, scale)
+    if not found:
+        raise SystemExit(f"no {scale} sweep manifests under {results}/sweeps: run the sweeps first")
+    if replace:
+        for old in manifests(into, scale):
+            old.unlink()
+    written, missing = 0, []
+    for path in found:
+        target = into / "sweeps" / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        for entry in json.loads(path.read_text()):
+            source = results / "runs" / entry["run_id"] / METRICS_FILE
+            if not source.exists():
+                missing.append(entry["run_id"])
+                continue
+            destination = into / "runs" / entry["run_id"] / (METRICS_FILE + ".gz")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            data = packed_bytes(source)
+            if not destination.exists() or destination.read_bytes() != data:
+                destination.write_bytes(data)
+                written += 1
+    keep = referenced_runs(into)
+    runs = into / "runs"
+    removed = [d for d in runs.iterdir() if d.is_dir() and d.name not in keep] if runs.exists() else []
+    for directory in removed:
+        shutil.rmtree(directory)
+    return len(found), written, sorted(set(missing)), len(removed)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="results", help="where the sweeps wrote their runs")
+    parser.add_argument("--into", default=str(COMMITTED))
+    parser.add_argument("--scale", default="mini", choices=["mini", "paper"])
+    parser.add_argument("--replace", action="store_true", help="drop the committed logs of this scale first")
+    args = parser.parse_args(argv)
+    sweeps, written, missing, removed = pack(args.results, args.into, args.scale, args.replace)
+    size = sum(p.stat().st_size for p in Path(args.into).rglob("*") if p.is_file())
+    print(f"packed {sweeps} {args.scale} sweep manifests into {args.into}: {written} run logs written, "
+          f"{removed} stale runs removed, {size / 1e6:.1f} MB in all")
+    if missing:
+        print(f"WARNING: {len(missing)} run(s) named by a manifest have no log in {args.results} "
+              f"(the figures will say so): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""Every figure and table of the paper (../shared/design/experiments.md): its sweep (sweeps/<id>.yaml,
+whose manifest names the runs it needs) and its plot or table function (figures/draw.py).
+
+    python figures/registry.py [ids ...] [--results paper/logs] [--scale mini] [--out figures/out]
+
+draws the given ids (default: all) from the logs; each figure is written as figures/out/<id>.pdf
+and .png, each table as .md and .tex (figures/out/paper/... for scale=paper).
+"""
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import yaml
+
+import draw
+from collect import COMMITTED, REPO, ManifestMissing, collect, status_lines
+from plots import SeedNotes, finish, message_figure
+
+OUT = Path(__file__).resolve().parent / "out"
+SWEEPS = REPO / "sweeps"
+
+
+@dataclass(frozen=True)
+class Spec:
+    id: str
+    kind: str            # figure | table
+    title: str           # as the paper's caption says it
+    section: str         # where in the paper (later version unless it says "earlier version")
+    draw: Callable
+    sweep: str = None    # default: the id
+
+    @property
+    def sweep_id(self):
+        return self.sweep or self.id
+
+
+def _spec(id, kind, title, section, function=None, sweep=None):
+    return Spec(id, kind, title, section, function or getattr(draw, id), sweep)
+
+
+SPEC_LIST = [
+    _spec("fig1", "figure", "Figure 1: top-1 vs bits communicated between servers per iteration (ResNet-50)", "Sec. 3"),
+    _spec("fig2", "figure", "Figure 2: all_reduce vs codistillation (fixed / variable w.d.); top-1 vs batch size per model",
+          "Sec. 4.1", draw.figure2),
+    _spec("fig3", "figure", "Figure 3: top-1 with a cosine LR schedule, ResNet-50 and ResNeXt-101", "Sec. 4.1"),
+    _spec("fig4", "figure", "Figure 4: validation NLL, transformer big on WMT'16 En-De", "Sec. 4.2"),
+    _spec("fig5", "figure", "Figure 5: 2-way vs 4-way codistillation, ResNet-50", "Sec. 5"),
+    _spec("fig6", "figure", "Figure 6: multi-view, mean top-1 over models (CIFAR-10 split Wide-ResNet-28-10)", "Sec. 5.1"),
+    _spec("fig7", "figure", "Figure 7: distance of the parameters from initialisation", "A.4.1"),
+    _spec("fig8", "figure", "Figure 8: top-1, decreasing w.d. and shifted LR decays, ResNet-50 and ResNeXt-101", "A.4.2"),
+    _spec("fig9", "figure", "Figure 9: training loss of Figure 8's runs", "A.4.2"),
+    _spec("fig10", "figure", "Figure 10: training loss of Figure 3's runs (cosine LR)", "A.4.3"),
+    _spec("fig11", "figure", "Figure 11: training loss for batch sizes per model 2 × b", "A.4.3"),
+    _spec("fig12", "figure", "Figure 12: all_reduce vs codistillation, transformer big on WMT'16 En-De", "A.5"),
+    _spec("fig13", "figure", "Figure 13: exchanging checkpoints vs predictions vs all_reduce, ResNet-50", "A.5"),
+    _spec("fig14", "figure", "Figure 14: 3-way codistillation, same vs different architectures", "Sec. 5.2, A.6"),
+    _spec("fig15", "figure", "Figure 15: 3-way (R18, R50, RX101) vs 2-way (R50, RX101) codistillation", "Sec. 5.2, A.6"),
+    _spec("fig16", "figure", "Figure 16: final top-1 and training loss on a fraction 1/k of the training set", "A.7"),
+    _spec("fig17", "figure", "Figure 17: n-way codistillation on a fixed budget of updates", "Sec. 5"),
+    _spec("table1", "table", "Table 1: training loss and top-1 per batch size (2-way codistillation)", "A.4.3"),
+    _spec("table2", "table", "Table 2: BLEU of n-way codistillation on IWSLT'14 De-En", "A.5, Sec. 5"),
+    _spec("iwslt_overfit", "figure", "Overfitting on IWSLT'14 De-En: validation NLL, transformer big", "A.7"),
+    _spec("exchange_frequency", "figure", "Checkpoint exchange period (earlier version, Figs. 7a, 12a)",
+          "earlier version Sec. 5"),
+    _spec("lr_robustness", "figure", "Base learning rate (earlier version, Figs. 7b, 12b)", "earlier version Sec. 5"),
+    _spec("nmt_exchange_frequency", "figure", "Checkpoint exchange period, transformer (earlier version, Fig. 13)",
+          "earlier version A.4"),
+    _spec("alpha_gamma", "figure", "α schedule α₀ γ^epoch, transformer (earlier version, Fig. 14)", "earlier version A.1, A.4"),
+    _spec("alpha_schedule_vision", "figure", "Constant vs step-wise α, ResNet-50 (earlier version)", "earlier version A.1"),
+    _spec("multiview", "figure", "Multi-view experiment (= Figure 6)", "Sec. 5.1"),
+    _spec("wrn_pretrain", "figure", "The pretrained Wide-ResNet-28-10 of the multi-view experiment", "Sec. 5.1"),
+]
+SPECS = {spec.id: spec for spec in SPEC_LIST}
+
+
+def select(ids):
+    unknown = [i for i in ids if i not in SPECS]
+    if unknown:
+        raise SystemExit(f"unknown id(s) {unknown}; known: {', '.join(SPECS)}")
+    return [SPECS[i] for i in ids] if ids else SPEC_LIST
+
+
+def _grids(sweep_id, seen=()):
+    """The grids of a sweep file, those of the sweep files it includes (defaults) first."""
+    path = SWEEPS / f"{sweep_id}.yaml"
+    if not path.exists() or sweep_id in seen:
+        return None
+    text = yaml.safe_load(path.read_text()) or {}
+    grids = []
+    for entry in text.get("defaults", []):
+        if isinstance(entry, str) and entry != "_self_":
+            grids += _grids(entry, (*seen, sweep_id)) or []
+    return grids + list(((text.get("hydra") or {}).get("sweeper") or {}).get("grids") or [])
+
+
+def sweep_scales(sweep_id):
+    """The scales a sweep file has jobs at (a grid naming a scale applies at that scale only);
+    None when there is no sweep file."""
+    grids = _grids(sweep_id)
+    if grids is None:
+        return None
+    named = {str(grid["scale"]) for grid in grids if "scale" in grid}
+    return {"mini", "paper"} if any("scale" not in grid for grid in grids) else named
+
+
+@dataclass
+class FigureData:
+    """One id's collected logs at one scale: records of finished runs and the status of each run
+    the sweep needs; `problem` says why there is nothing (no sweep file, not run at this scale)."""
+    spec: Spec
+    scale: str
+    results_root: Path
+    records: pd.DataFrame
+    status: pd.DataFrame
+    problem: str = None
+
+    @property
+    def scale_note(self):
+        notes = sorted(set(self.records["scale_note"])) if not self.records.empty else []
+        return "; ".join(notes) or f"{self.scale.upper()} scale"
+
+    def status_lines(self):
+        if self.problem:
+            return [f"{self.spec.id}: {self.problem}"]
+        lines = status_lines(self.status, self.spec.sweep_id)
+        return [f"{self.spec.id} ({lines[0]}" + ")"] + lines[1:]
+
+    def status_text(self):
+        """The footer's line on runs that are not plotted and runs shared with other sweeps."""
+        parts = []
+        for state in ("unfinished", "missing", "unreadable"):
+            n = int((self.status["state"] == state).sum())
+            if n:
+                parts.append(f"{n} {state}")
+        text = ("NOT PLOTTED: " + ", ".join(parts) + " run(s) of the sweep") if parts else ""
+        shared = self.status["shared_from"].dropna()
+        if len(shared):
+            text += ("; " if text else "") + "runs shared with sweep " + ", ".join(sorted(set(shared)))
+        return text
+
+
+def _derived_columns(records):
+    """Columns computed from each record: the model's architecture, validation NLL (translation
+    logs it as val_nll and val_loss; vision's val_loss is the same cross-entropy) and the
+    measured inter-server bits per iteration."""
+    if records.empty:
+        return records
+    if "val_nll" not in records:
+        records["val_nll"] = records.get("val_loss")
+    elif "val_loss" in records:
+        records["val_nll"] = records["val_nll"].fillna(records["val_loss"])
+    if "comm_bits_inter_node" in records:
+        records["bits_per_iteration"] = records["comm_bits_inter_node"] / records["step"].where(records["step"] > 0)
+
+    def arch(row):
+        models = row.get("cfg.workload.models")
+        if isinstance(models, list) and models and pd.notna(row.get("model")):
+            return models[int(row["model"])].get("arch", row.get("cfg.workload.arch"))
+        return row.get("cfg.workload.arch")
+    records["model_arch"] = records.apply(arch, axis=1)
+    runs = records.drop_duplicates("run_id").set_index("run_id")
+    per_run = {"setup": draw.setup_label, "n_way": _n_way, "gamma": _gamma}
+    for column, function in per_run.items():
+        records[column] = records["run_id"].map({rid: function(row) for rid, row in runs.iterrows()})
+    return records
+
+
+def _n_way(row):
+    """Models that codistill: 1 for all_reduce and for models trained apart (independent, alpha = 0)."""
+    return int(row.get("cfg.method.n", 1)) if row.get("cfg.method.name") == "codistill" else 1
+
+
+def _gamma(row):
+    """alpha's growth per epoch: gamma for the exponential schedule, 1 for a constant alpha."""
+    if row.get("cfg.method.alpha_schedule") == "exponential":
+        return float(row.get("cfg.method.alpha_gamma"))
+    return 1.0 if row.get("cfg.method.alpha_schedule") == "constant" else float("nan")
+
+
+def load(spec, results_root, scale):
+    empty = pd.DataFrame(columns=["run_id", "seed", "setting", "state", "shared_from", "notes"])
+    scales = sweep_scales(spec.sweep_id)
+    try:
+        records, status = collect(results_root, spec.sweep_id, scale, kinds=("eval", "test"))
+    except ManifestMissing:
+        if scales is None:
+            problem = f"no sweep file sweeps/{spec.sweep_id}.yaml yet"
+        elif scale not in scales:
+            problem = f"sweep {spec.sweep_id} has no job at {scale} scale (jobs at: {', '.join(sorted(scales))})"
+        else:
+            problem = (f"not run at {scale} scale in {results_root} "
+                       f"(python src/run.py -m sweep={spec.sweep_id} scale={scale})")
+        return FigureData(spec, scale, Path(results_root), pd.DataFrame(), empty, problem)
+    return FigureData(spec, scale, Path(results_root), _derived_columns(records), status)
+
+
+def output_dir(scale):
+    return OUT if scale == "mini" else OUT / scale
+
+
+def _save_figure(fig, out, id):
+    paths = [out / f"{id}.pdf", out / f"{id}.png"]
+    fig.savefig(paths[0])
+    fig.savefig(paths[1], dpi=130)
+    plt.close(fig)
+    return paths
+
+
+def _table_text(spec, data, table, notes):
+    caption = f"{spec.title}. {data.scale_note}; {notes.text()}"
+    if data.status_text():
+        caption += f"; {data.status_text()}"
+    markdown = f"**{spec.title}** — {data.scale_note}\n\n{table.to_markdown(index=False)}\n\n{notes.text()}"
+    if data.status_text():
+        markdown += f"; {data.status_text()}"
+    latex = table.to_latex(index=False, caption=caption.replace("_", r"\_").replace("%", r"\%"),
+                           label=f"tab:{spec.id}")
+    return markdown + "\n", latex
+
+
+def render(spec, data, out=None):
+    """Draws one id from its collected data; returns the paths written. An id with nothing to
+    draw gets a file that says why."""
+    out = Path(out) if out else output_dir(data.scale)
+    out.mkdir(parents=True, exist_ok=True)
+    reason = data.problem or ("no finished run yet" if data.records.empty else None)
+    if spec.kind == "table":
+        notes = SeedNotes()
+        if reason:
+            markdown, latex = f"**{spec.title}** — {data.scale.upper()} scale: {reason}\n", f"% {spec.id}: {reason}\n"
+        else:
+            markdown, latex = _table_text(spec, data, spec.draw(data, notes), notes)
+        paths = [out / f"{spec.id}.md", out / f"{spec.id}.tex"]
+        paths[0].write_text(markdown)
+        paths[1].write_text(latex)
+        return paths
+    return _save_figure(draw_figure(spec, data), out, spec.id)
+
+
+def draw_figure(spec, data):
+    """The finished matplotlib figure of a figure id: its plot, title with the scale the logs
+    say, footer with seeds and unplotted runs; or a figure saying why there is nothing."""
+    reason = data.problem or ("no finished run yet" if data.records.empty else None)
+    if reason:
+        return message_figure(spec.title, f"{data.scale.upper()} scale: {reason}")
+    notes = SeedNotes()
+    return finish(spec.draw(data, notes), spec.title, data.scale_note, notes.text(), data.status_text())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="draw figures and tables from the logs")
+    parser.add_argument("ids", nargs="*", help="figure/table ids (default: all)")
+    parser.add_argument("--results", default=str(COMMITTED), help="results root holding runs/ and sweeps/")
+    parser.add_argument("--scale", default="mini", choices=["mini", "paper"])
+    parser.add_argument("--out", default=None, help="output folder (default figures/out, figures/out/paper)")
+    args = parser.parse_args(argv)
+    started, failed = time.perf_counter(), []
+    for spec in select(args.ids):
+        data = load(spec, args.results, args.scale)
+        print("\n".join(data.status_lines()))
+        try:
+            paths = render(spec, data, args.out)
+        except Exception as error:  # one broken id must not hide the others
+            failed.append(spec.id)
+            print(f"  FAILED to draw {spec.id}: {type(error).__name__}: {error}")
+            continue
+        print(f"  wrote {', '.join(p.name for p in paths)}")
+    print(f"{len(select(args.ids)) - len(failed)} drawn in {time.perf_counter() - started:.1f} s"
+          + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    if failed:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

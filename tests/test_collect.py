@@ -1,0 +1,187 @@
+"""Collect on hand-made log trees: missing seeds, unfinished runs, torn last lines, damaged logs,
+runs shared from another sweep, the committed gzipped form, and means / standard errors over
+seeds checked against hand-computed values."""
+import copy
+import gzip
+import json
+import math
+
+import pandas as pd
+import pytest
+
+import claims
+import collect
+import pack
+import registry
+from plots import aggregate, last_step, per_run
+
+BASE_CONFIG = {
+    "workload": {"name": "digits_mlp", "arch": "resnet50", "models": None},
+    "method": {"name": "codistill", "n": 2, "exchange": "predictions", "period": 1, "alpha": 1.0,
+               "alpha_schedule": "constant", "alpha_gamma": 1.1},
+    "schedule": {"name": "codistill_tuned", "lr": {"base": 0.1}},
+    "scale": {"name": "mini", "note": "MINI scale (test fixture)"},
+    "batch_scale": 1, "data": {"fraction": 1.0}, "seed": 0,
+}
+
+
+def config(seed, **changes):
+    """BASE_CONFIG with dotted-key changes, e.g. config(0, **{"method.name": "allreduce"})."""
+    result = copy.deepcopy(BASE_CONFIG)
+    result["seed"] = seed
+    for dotted, value in changes.items():
+        node = result
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return result
+
+
+def eval_record(step, model, **metrics):
+    record = {"kind": "eval", "step": step, "epoch": step / 10, "model": model, "train_loss": 1.0,
+              "val_loss": 0.5, "val_top1": 90.0, "batch_per_model": 32, "comm_bits_inter_node": 0,
+              "param_distance_from_init": 1.0}
+    record.update(metrics)
+    record.setdefault("val_top1_mean_over_models", record["val_top1"])
+    return record
+
+
+def write_run(root, run_id, cfg, records, sweep_id="figx", end=True, torn=False, gz=False, lines=None):
+    """A run directory as the engine writes it: header, records, end record; `torn` appends half
+    a JSON line (a crash mid-write); `lines` replaces everything with raw text lines."""
+    header = {"kind": "header", "run_id": run_id, "sweep_id": sweep_id, "seed": cfg["seed"],
+              "scale": cfg["scale"]["name"], "scale_note": cfg["scale"]["note"], "config": cfg,
+              "git_commit": "abc", "git_dirty": False, "slurm_job_id": None}
+    if lines is None:
+        lines = [json.dumps(r) for r in [header, *records, *([{"kind": "end", "steps": 20}] if end else [])]]
+        if torn:
+            lines.append(json.dumps(eval_record(30, 0))[:25])
+    text = "\n".join(lines) + ("" if torn else "\n")
+    directory = root / "runs" / run_id
+    directory.mkdir(parents=True, exist_ok=True)
+    if gz:
+        (directory / "metrics.jsonl.gz").write_bytes(gzip.compress(text.encode()))
+    else:
+        (directory / "metrics.jsonl").write_text(text)
+    return header
+
+
+def write_manifest(root, sweep_id, entries, scale="mini"):
+    """entries: (run_id, overrides) pairs, as the sweeper writes them."""
+    path = root / "sweeps" / sweep_id / f"{scale}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([{"run_id": r, "overrides": o} for r, o in entries]))
+
+
+def two_model_run(root, run_id, cfg, finals, sweep_id="figx", **options):
+    """Two models evaluated at steps 10 and 20; `finals` are (val_top1, train_loss) of each model at
+    step 20 (step 10 holds 50.0 and 2.0 for every model)."""
+    records = [eval_record(10, m, val_top1=50.0, train_loss=2.0) for m in (0, 1)]
+    records += [eval_record(20, m, val_top1=top1, train_loss=loss) for m, (top1, loss) in enumerate(finals)]
+    return write_run(root, run_id, cfg, records, sweep_id, **options)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """Sweep figx at mini: setting A (codistill) seeds 0-2 all finished, seed 2 run first by sweep
+    figy; setting B (all_reduce) seed 0 finished, seed 1 unfinished with a torn last line, seed 2
+    missing; setting C one run whose log is damaged in the middle."""
+    root = tmp_path / "logs"
+    a_finals = {0: [(90.0, 0.30), (92.0, 0.50)], 1: [(93.0, 0.20), (91.0, 0.40)], 2: [(97.0, 0.10), (97.0, 0.30)]}
+    entries = []
+    for seed, finals in a_finals.items():
+        two_model_run(root, f"a{seed}", config(seed), finals, sweep_id="figy" if seed == 2 else "figx")
+        entries.append((f"a{seed}", ["method=codistill", f"seed={seed}", "results_root=/x"]))
+    allreduce = {"method.name": "allreduce", "method.n": 1, "schedule.name": "goyal_step"}
+    write_run(root, "b0", config(0, **allreduce), [eval_record(10, 0), eval_record(20, 0, val_top1=95.0)])
+    write_run(root, "b1", config(1, **allreduce), [eval_record(10, 0)], end=False, torn=True)
+    entries += [(f"b{seed}", ["method=allreduce", f"seed={seed}"]) for seed in (0, 1, 2)]
+    header = json.dumps({"kind": "header", "run_id": "c0", "seed": 0})
+    write_run(root, "c0", config(0), [], lines=[header, '{"kind": "eval", "st', json.dumps(eval_record(10, 0))])
+    entries.append(("c0", ["method=independent", "seed=0"]))
+    write_manifest(root, "figx", entries)
+    return root
+
+
+def test_each_run_is_reported_as_what_it_is(tree):
+    records, status = collect.collect(tree, "figx", "mini")
+    state = status.set_index("run_id")
+    assert state["state"].to_dict() == {"a0": "finished", "a1": "finished", "a2": "finished", "b0": "finished",
+                                        "b1": "unfinished", "b2": "missing", "c0": "unreadable"}
+    assert state.loc["a2", "shared_from"] == "figy" and state["shared_from"].drop("a2").isna().all()
+    assert "torn last line dropped" in state.loc["b1", "notes"]
+    assert state.loc["c0", "notes"] == "damaged line 2 of 3"
+    assert state.loc["b2", "seed"] == 2   # read from the manifest's overrides: the run has no log
+    # only finished runs are in the table, with their config flattened into cfg.* columns
+    assert sorted(records["run_id"].unique()) == ["a0", "a1", "a2", "b0"]
+    assert set(records.loc[records["run_id"] == "b0", "cfg.method.name"]) == {"allreduce"}
+
+
+def test_seeds_per_setting_and_the_printed_status(tree):
+    _, status = collect.collect(tree, "figx", "mini")
+    seeds = collect.seed_table(status).set_index("setting")
+    assert seeds.loc["method=allreduce", "finished"] == [0]
+    assert seeds.loc["method=allreduce", "unfinished"] == [1]
+    assert seeds.loc["method=allreduce", "missing"] == [2]
+    assert seeds.loc["method=codistill", "finished"] == [0, 1, 2]   # results_root is not part of a setting
+    text = "\n".join(collect.status_lines(status, "figx"))
+    assert "figx: 4 finished, 1 unfinished, 1 missing, 1 unreadable (1 shared from other sweeps)" in text
+    assert "shared from sweep figy: 1 run(s)" in text
+    assert "fewer than 3 seeds finished for [method=allreduce]: seeds [0]" in text
+
+
+def test_means_and_standard_errors_over_seeds_equal_hand_computed_values(tree):
+    records, _ = collect.collect(tree, "figx", "mini")
+    finals = last_step(per_run(records[records["cfg.method.name"] == "codistill"], ["val_top1", "train_loss"]))
+    # per-seed means over the two models: top-1 91, 92, 97; loss 0.4, 0.3, 0.2
+    top1 = aggregate(finals.assign(g="A"), ["g"], "val_top1")
+    assert top1["mean"].item() == pytest.approx(280 / 3)
+    deviations = [91 - 280 / 3, 92 - 280 / 3, 97 - 280 / 3]
+    assert top1["se"].item() == pytest.approx(math.sqrt(sum(d * d for d in deviations) / 2) / math.sqrt(3))
+    assert top1["seeds"].item() == 3
+    loss = aggregate(finals.assign(g="A"), ["g"], "train_loss")
+    assert loss["mean"].item() == pytest.approx(0.3) and loss["se"].item() == pytest.approx(0.1 / math.sqrt(3))
+    # the claims' path computes the same numbers from the same table
+    data = registry.FigureData(registry.SPECS["fig2"], "mini", tree, registry._derived_columns(records),
+                               pd.DataFrame())
+    stats = claims.group_stats(data.records, {"method.name": "codistill"}, "val_top1")[None]
+    assert stats[0] == pytest.approx(280 / 3) and stats[1] == pytest.approx(top1["se"].item()) and stats[2] == 3
+
+
+def test_a_label_that_merges_two_settings_is_refused(tree):
+    records, _ = collect.collect(tree, "figx", "mini")
+    curves = per_run(records, ["val_top1"]).assign(label="everything")
+    with pytest.raises(ValueError, match="merges different settings"):
+        aggregate(curves[curves["step"] == 20], ["label"], "val_top1")
+
+
+def test_the_committed_gzipped_form_collects_to_the_same_table(tree, tmp_path):
+    committed = tmp_path / "committed"
+    sweeps, written, missing, removed = pack.pack(tree, committed, "mini")
+    assert (sweeps, written, missing) == (1, 6, ["b2"])
+    assert not list(committed.rglob("metrics.jsonl")) and len(list(committed.rglob("metrics.jsonl.gz"))) == 6
+    plain_records, plain_status = collect.collect(tree, "figx", "mini")
+    packed_records, packed_status = collect.collect(committed, "figx", "mini")
+    pd.testing.assert_frame_equal(plain_records, packed_records)
+    pd.testing.assert_frame_equal(plain_status, packed_status)
+    # packing again changes no byte; a run no manifest names any more is removed
+    before = {p: p.read_bytes() for p in committed.rglob("*.gz")}
+    assert pack.pack(tree, committed, "mini")[1] == 0
+    assert before == {p: p.read_bytes() for p in committed.rglob("*.gz")}
+    write_manifest(tree, "figx", [("a0", ["seed=0"])])
+    assert pack.pack(tree, committed, "mini", replace=True)[3] == 5
+
+
+def test_a_damaged_gzip_file_is_unreadable_not_a_crash(tmp_path):
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl.gz").write_bytes(gzip.compress(b'{"kind": "header"}\n' * 50)[:30])
+    assert collect.read_log(run).state == "unreadable"
+
+
+def test_a_sweep_that_was_not_run_says_how_to_run_it(tmp_path):
+    data = registry.load(registry.SPECS["fig5"], tmp_path, "mini")
+    assert data.records.empty and "python src/run.py -m sweep=fig5 scale=mini" in data.problem
+    paper_only = registry.load(registry.SPECS["wrn_pretrain"], tmp_path, "mini")
+    assert "no job at mini scale" in paper_only.problem
