@@ -5,13 +5,15 @@ PY := $(VENV)/bin/python
 FIG ?= fig2
 SCALE ?= mini
 RESULTS ?= results
+# The logs figures, tables and the report read: the committed mini runs (LOGS=results: your own runs).
+LOGS ?= paper/logs
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce fig2 figures dryrun soak test clean
+.PHONY: help setup reproduce figure figures status report reproduce-all dryrun soak test clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: FIG=$(FIG) SCALE=$(SCALE) RESULTS=$(RESULTS)"
+	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  variables: FIG=$(FIG) SCALE=$(SCALE) RESULTS=$(RESULTS) LOGS=$(LOGS)"
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	$(PYTHON_BASE) -m venv $(VENV)
@@ -22,12 +24,29 @@ setup: $(VENV)/.installed ## create .venv with the pinned stack (first time: ~5 
 
 reproduce: setup ## run FIG's sweep at SCALE on this machine, then draw it (default: Figure 2, mini)
 	CODISTILL_RESULTS=$(RESULTS) $(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE)
-	$(PY) figures/$(FIG).py --results $(RESULTS) --scale $(SCALE)
+	$(PY) figures/registry.py $(FIG) --results $(RESULTS) --scale $(SCALE)
 
-fig2: setup ## draw Figure 2 from the logs under RESULTS (figures/out/fig2.pdf, .png)
-	$(PY) figures/fig2.py --results $(RESULTS) --scale $(SCALE)
+fig%: setup ## draw Figure N from the logs in LOGS: make fig1 ... make fig17 (figures/out/figN.pdf, .png)
+	$(PY) figures/registry.py fig$* --results $(LOGS) --scale $(SCALE)
 
-figures: fig2 ## draw every figure that has a pipeline so far
+table%: setup ## Table N from the logs in LOGS: make table1, make table2 (figures/out/tableN.md, .tex)
+	$(PY) figures/registry.py table$* --results $(LOGS) --scale $(SCALE)
+
+figure: setup ## draw one id of any name: make figure ID=iwslt_overfit
+	$(PY) figures/registry.py $(ID) --results $(LOGS) --scale $(SCALE)
+
+figures: setup ## draw every figure and table from the logs in LOGS (figures/out/; SCALE=paper: figures/out/paper/)
+	$(PY) figures/registry.py --results $(LOGS) --scale $(SCALE)
+
+status: setup ## per figure: runs and seeds finished, unfinished, missing, unreadable, shared from other sweeps
+	$(PY) figures/collect.py --results $(LOGS) --scale $(SCALE)
+
+report: setup ## paper/report.md and .html: each figure, the paper's numbers beside the logs', every claim checked
+	$(PY) figures/report.py --results $(LOGS)
+
+reproduce-all: setup ## run every sweep at SCALE here into RESULTS, pack the logs into LOGS, then figures and report
+	$(PY) figures/reproduce_all.py --results $(RESULTS) --into $(LOGS) --scale $(SCALE)
+	$(MAKE) figures report
 
 dryrun: setup ## validate and list every job of FIG's sweep at SCALE, run nothing
 	$(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE) dry_run=true

@@ -221,17 +221,21 @@ CHECKS = {"value": check_value, "difference": check_difference, "compare": check
 
 
 def evaluate(claim, data):
-    """data: the registry.FigureData of the claim's figure at one scale."""
-    if data.scale not in claim.get("scales", ["mini", "paper"]):
-        return Outcome(NOT_APPLICABLE, "paper-scale number: not comparable at this scale")
+    """data: the registry.FigureData of the claim's figure at one scale. A paper-scale number
+    at another scale is n/a; the value the logs give there is still shown, marked as such."""
+    applicable = data.scale in claim.get("scales", ["mini", "paper"])
+    not_applicable = "paper-scale number: not comparable at this scale"
     if data.records.empty:
-        return Outcome(NOT_RUN, data.problem or "no finished run")
+        return Outcome(NOT_RUN, data.problem or "no finished run") if applicable else \
+            Outcome(NOT_APPLICABLE, not_applicable)
     check = claim["check"]
     metric = check.get("metric", claim.get("metric"))
     try:
         holds, shown, seeds = CHECKS[check["kind"]](data.records, check, metric, claim)
     except NotRun as reason:
-        return Outcome(NOT_RUN, str(reason))
+        return Outcome(NOT_RUN, str(reason)) if applicable else Outcome(NOT_APPLICABLE, not_applicable)
     if seeds < 3:
         shown += f" [FEWER THAN 3 SEEDS: {seeds}]"
+    if not applicable:
+        return Outcome(NOT_APPLICABLE, f"{data.scale.upper()} value {shown.split(' (paper')[0]}; {not_applicable}", seeds)
     return Outcome(HOLDS if holds else FAILS, shown, seeds)

@@ -128,7 +128,9 @@ class FigureData:
         if self.problem:
             return [f"{self.spec.id}: {self.problem}"]
         lines = status_lines(self.status, self.spec.sweep_id)
-        return [f"{self.spec.id} ({lines[0]}" + ")"] + lines[1:]
+        if self.spec.sweep_id != self.spec.id:
+            lines[0] = f"{self.spec.id} (sweep {lines[0]})"
+        return lines
 
     def status_text(self):
         """The footer's line on runs that are not plotted and runs shared with other sweeps."""

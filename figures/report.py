@@ -1,0 +1,195 @@
+"""The reproduction report: for every figure and table, the figure regenerated from the logs, the
+status of its runs, and each of the paper's claims about it beside what the logs show at each
+scale (holds / does not hold / not run; n/a for a paper-scale number at mini scale).
+
+    python figures/report.py [--results paper/logs] [--md paper/report.md]
+
+writes paper/report.md and paper/report.html (the same report with the figures embedded).
+"""
+import argparse
+import base64
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import markdown
+
+import claims as claim_checks
+import registry
+from collect import COMMITTED, REPO
+
+SCALES = ("mini", "paper")
+REPORT = REPO / "paper" / "report.md"
+STATUS_MARK = {claim_checks.HOLDS: "✅ holds", claim_checks.FAILS: "❌ does not hold",
+               claim_checks.NOT_RUN: "⏳ not run", claim_checks.NOT_APPLICABLE: "n/a"}
+
+
+def _cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def collect_everything(results_root, out=None):
+    """{scale: {id: FigureData}} and {(scale, id): files drawn}, for the scales with any manifest.
+    Figures go to registry.output_dir(scale), or under `out` (mini: out, paper: out/paper)."""
+    data, drawn = {}, {}
+    for scale in SCALES:
+        loaded = {spec.id: registry.load(spec, results_root, scale) for spec in registry.SPEC_LIST}
+        if all(d.problem for d in loaded.values()):
+            continue   # nothing at all was run at this scale
+        data[scale] = loaded
+        folder = (Path(out) if scale == "mini" else Path(out) / scale) if out else None
+        for spec_id, figure_data in loaded.items():
+            drawn[(scale, spec_id)] = registry.render(registry.SPECS[spec_id], figure_data, folder)
+    return data, drawn
+
+
+def evaluate_all(all_claims, data):
+    """{(claim id, scale): Outcome}; a scale with no logs at all gives `not run` everywhere."""
+    outcomes = {}
+    for claim in all_claims:
+        for scale in SCALES:
+            if scale not in data:
+                outcome = claim_checks.Outcome(claim_checks.NOT_RUN, f"no {scale}-scale logs")
+                if scale not in claim.get("scales", SCALES):
+                    outcome = claim_checks.Outcome(claim_checks.NOT_APPLICABLE, "paper-scale number")
+            else:
+                outcome = claim_checks.evaluate(claim, data[scale][claim["figure"]])
+            outcomes[(claim["id"], scale)] = outcome
+    return outcomes
+
+
+def _paper_value(claim):
+    return f"{claim['value']:g}" if "value" in claim else "(qualitative)"
+
+
+def summary_section(all_claims, outcomes, data):
+    lines = ["## Summary", "", "| scale | " + " | ".join(STATUS_MARK.values()) + " |",
+             "|---|" + "---|" * len(STATUS_MARK)]
+    for scale in SCALES:
+        counts = [sum(outcomes[(c["id"], scale)].status == status for c in all_claims) for status in STATUS_MARK]
+        lines.append(f"| {scale}{'' if scale in data else ' (no logs)'} | " + " | ".join(map(str, counts)) + " |")
+    lines += ["", f"{len(all_claims)} claims in `paper/claims.yaml`; each is checked at each scale from the "
+              "collected logs of its figure's sweep (final values: last evaluation, mean over a run's models, "
+              "then mean over seeds).", ""]
+    return lines
+
+
+def scale_section(data, results_root):
+    lines = ["## Scales", ""]
+    for scale in SCALES:
+        if scale not in data:
+            lines.append(f"- **{scale}**: no {scale}-scale logs in `{results_root}`: every {scale} column says "
+                         "not run.")
+            continue
+        notes = sorted({d.scale_note for d in data[scale].values() if not d.records.empty})
+        runs = sum(len(d.status) for d in data[scale].values())
+        lines.append(f"- **{scale}**: {'; '.join(notes) or 'no finished run'} ({runs} run entries over the "
+                     "figures' manifests; runs shared between figures are counted once per figure).")
+    lines += ["", "**Mini-scale numbers are not the paper's numbers**: mini runs use small stand-ins "
+              "(docs/mini-scale.md) and show whether each effect appears there, not its size.", ""]
+    return lines
+
+
+def figure_section(spec, all_claims, outcomes, data, drawn, md_dir):
+    lines = [f"## {spec.title}", "", f"Paper: {spec.section}. Sweep: `sweeps/{spec.sweep_id}.yaml`.", ""]
+    for scale in SCALES:
+        if scale not in data:
+            continue
+        figure_data = data[scale][spec.id]
+        lines.append(f"**{scale} scale** — " + "; ".join(figure_data.status_lines()[:1]))
+        lines.append("")
+        paths = drawn.get((scale, spec.id), [])
+        png = [p for p in paths if p.suffix == ".png"]
+        table = [p for p in paths if p.suffix == ".md"]
+        if png:
+            lines += [f"![{spec.id} at {scale} scale]({os.path.relpath(png[0], md_dir)})", ""]
+        if table:
+            lines += [table[0].read_text().strip(), ""]
+        details = [line.strip() for line in figure_data.status_lines()[1:]]
+        if details:
+            lines += ["<details><summary>run status</summary>", "", *[f"- {_cell(d)}" for d in details], "",
+                      "</details>", ""]
+    mine = [c for c in all_claims if c["figure"] == spec.id]
+    if spec.id == "multiview":
+        lines += ["The claims of Figure 6 (same runs) are listed under Figure 6.", ""]
+    if mine:
+        lines += ["| claim | setting | paper | " + " | ".join(f"{s} scale: reproduced | {s}: verdict" for s in SCALES)
+                  + " |", "|---|---|---|" + "---|---|" * len(SCALES)]
+        for claim in mine:
+            cells = [f"{_cell(claim['claim'])} (`{claim['id']}`, {_cell(claim['section'])})", _cell(claim["setting"]),
+                     _paper_value(claim)]
+            for scale in SCALES:
+                outcome = outcomes[(claim["id"], scale)]
+                cells += [_cell(outcome.reproduced), STATUS_MARK[outcome.status]]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def write_markdown(all_claims, outcomes, data, drawn, results_root, path):
+    lines = ["# Reproduction report: A Closer Look at Codistillation for Distributed Training", "",
+             f"Generated by `make report` (`figures/report.py`) at commit `{_git_commit()}` from the logs in "
+             f"`{results_root}`; every number below is computed from those logs (`metrics.jsonl`) and "
+             "`paper/claims.yaml`. Regenerate with `make report`.", ""]
+    lines += scale_section(data, results_root)
+    lines += summary_section(all_claims, outcomes, data)
+    for spec in registry.SPEC_LIST:
+        lines += figure_section(spec, all_claims, outcomes, data, drawn, path.parent)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _embed_images(html, base):
+    def data_uri(match):
+        image = (base / match.group(1)).resolve()
+        if not image.exists():
+            return match.group(0)
+        return f'src="data:image/png;base64,{base64.b64encode(image.read_bytes()).decode()}"'
+    return re.sub(r'src="([^"]+\.png)"', data_uri, html)
+
+
+def write_html(md_path, html_path):
+    body = markdown.markdown(md_path.read_text(), extensions=["tables", "md_in_html"])
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;line-height:1.4}"
+             "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:3px 6px;"
+             "vertical-align:top}img{max-width:100%}")
+    html = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>codistill reproduction report</title>"
+            f"<style>{style}</style></head><body>{body}</body></html>")
+    html_path.write_text(_embed_images(html, md_path.parent))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(COMMITTED))
+    parser.add_argument("--md", default=str(REPORT))
+    parser.add_argument("--claims", default=str(claim_checks.CLAIMS))
+    parser.add_argument("--out", default=None, help="figure folder (default figures/out, figures/out/paper)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    all_claims = claim_checks.load_claims(args.claims)
+    unknown = sorted({c["figure"] for c in all_claims} - set(registry.SPECS))
+    if unknown:
+        raise SystemExit(f"{args.claims}: unknown figure ids {unknown}")
+    data, drawn = collect_everything(args.results, args.out)
+    outcomes = evaluate_all(all_claims, data)
+    md_path = Path(args.md)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    write_markdown(all_claims, outcomes, data, drawn, args.results, md_path)
+    write_html(md_path, md_path.with_suffix(".html"))
+    for scale in SCALES:
+        counts = {s: sum(outcomes[(c["id"], scale)].status == s for c in all_claims) for s in STATUS_MARK}
+        print(f"{scale}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    print(f"wrote {md_path} and {md_path.with_suffix('.html')} in {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Runs the sweep of every figure and table at one scale on this machine, one after the other
+(a job shared by several figures runs once; a rerun skips finished runs and resumes cut ones),
+then packs the logs into the committed form (figures/pack.py) that `make figures` and
+`make report` read.
+
+    python figures/reproduce_all.py [--results results] [--into paper/logs] [--scale mini] [--dry-run]
+
+--dry-run lists each sweep's jobs and runs nothing. A sweep that fails does not stop the others;
+the exit status says whether all succeeded, and the logs are packed either way (collect reports
+what is missing).
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import pack
+import registry
+from collect import COMMITTED, REPO
+
+
+def sweeps_at(scale):
+    """Every registry sweep with jobs at `scale`, in registry order, each once."""
+    chosen, skipped = [], []
+    for spec in registry.SPEC_LIST:
+        scales = registry.sweep_scales(spec.sweep_id)
+        if spec.sweep_id in chosen or spec.sweep_id in skipped:
+            continue
+        (chosen if scales and scale in scales else skipped).append(spec.sweep_id)
+    return chosen, skipped
+
+
+def run_sweep(sweep_id, scale, results, dry_run):
+    command = [sys.executable, str(REPO / "src" / "run.py"), "-m", f"sweep={sweep_id}", f"scale={scale}"]
+    if dry_run:
+        command.append("dry_run=true")
+    environment = {**os.environ, "CODISTILL_RESULTS": str(results)}
+    return subprocess.run(command, cwd=REPO, env=environment).returncode
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="results", help="where the runs are written")
+    parser.add_argument("--into", default=str(COMMITTED), help="where the packed logs go")
+    parser.add_argument("--scale", default="mini", choices=["mini", "paper"])
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    chosen, skipped = sweeps_at(args.scale)
+    if skipped:
+        print(f"no sweep file, or no job at {args.scale} scale: {', '.join(skipped)}")
+    started, failed, timings = time.perf_counter(), [], []
+    for index, sweep_id in enumerate(chosen, 1):
+        print(f"[{index}/{len(chosen)}] sweep {sweep_id} at {args.scale} scale "
+              f"({(time.perf_counter() - started) / 60:.1f} min so far)", flush=True)
+        begun = time.perf_counter()
+        if run_sweep(sweep_id, args.scale, args.results, args.dry_run) != 0:
+            failed.append(sweep_id)
+        timings.append((sweep_id, time.perf_counter() - begun))
+    print("time per sweep: " + ", ".join(f"{s} {t:.0f} s" for s, t in timings))
+    print(f"{len(chosen)} sweeps in {(time.perf_counter() - started) / 60:.1f} min"
+          + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    if not args.dry_run:
+        sweeps, written, missing, removed = pack.pack(args.results, args.into, args.scale, replace=True)
+        print(f"packed {sweeps} manifests into {args.into}: {written} run logs written, {removed} stale removed"
+              + (f", {len(missing)} runs without a log" if missing else ""))
+    if failed:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""Figures, tables, claims and the report from small hand-made log trees: the plotted values are
+read back from the figure's artists (lines, bands, bars, error bars), never from the image, and
+compared with means and standard errors computed by hand."""
+import math
+import re
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import yaml
+
+import claims
+import registry
+import report
+from collect import REPO
+from test_collect import config, eval_record, write_manifest, write_run
+
+# ids of ../shared/design/experiments.md (later version, earlier-version-only, and the pretraining)
+EXPERIMENT_IDS = {*(f"fig{i}" for i in range(1, 18)), "table1", "table2", "iwslt_overfit", "exchange_frequency",
+                  "lr_robustness", "nmt_exchange_frequency", "alpha_gamma", "alpha_schedule_vision", "multiview",
+                  "wrn_pretrain"}
+
+
+def se(values):
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) / math.sqrt(len(values))
+
+
+def run_with(root, run_id, cfg, per_step, sweep_id, models=2, **record):
+    """A finished run whose every model logs per_step[step] = (val_top1, train_loss)."""
+    records = [eval_record(step, m, val_top1=top1, train_loss=loss, **record)
+               for step, (top1, loss) in per_step.items() for m in range(models)]
+    write_run(root, run_id, cfg, records, sweep_id)
+
+
+# fig5: n = 2 and n = 4, three seeds each; top-1 at steps 10 and 20
+FIG5_TOP1 = {2: {10: [60.0, 62.0, 67.0], 20: [90.0, 91.0, 95.0]},
+             4: {10: [61.0, 61.0, 64.0], 20: [90.5, 91.5, 92.0]}}
+
+
+def fig5_tree(root):
+    entries = []
+    for n, by_step in FIG5_TOP1.items():
+        for seed in range(3):
+            run_id = f"n{n}s{seed}"
+            per_step = {step: (top1[seed], 1.0 / (step + seed)) for step, top1 in by_step.items()}
+            run_with(root, run_id, config(seed, **{"method.n": n}), per_step, "fig5", models=n)
+            entries.append((run_id, [f"method.n={n}", f"seed={seed}"]))
+    write_manifest(root, "fig5", entries)
+
+
+# fig16: final top-1 per (method, fraction); codistillation at 1/2 lacks seed 2
+FIG16_TOP1 = {("allreduce", 1.0): [94.0, 95.0, 96.5], ("allreduce", 0.5): [90.0, 91.0, 92.0],
+              ("codistill", 1.0): [95.0, 95.5, 96.0], ("codistill", 0.5): [93.0, 94.0]}
+
+
+def fig16_tree(root):
+    entries = []
+    for (method, fraction), values in FIG16_TOP1.items():
+        for seed, top1 in enumerate(values):
+            run_id = f"{method}-{fraction}-{seed}"
+            cfg = config(seed, **{"method.name": method, "method.n": 2 if method == "codistill" else 1,
+                                  "data.fraction": fraction})
+            run_with(root, run_id, cfg, {10: (50.0, 2.0), 20: (top1, 0.1 * fraction)}, "fig16")
+            entries.append((run_id, [f"method={method}", f"data.fraction={fraction}", f"seed={seed}"]))
+    entries.append(("codistill-0.5-2", ["method=codistill", "data.fraction=0.5", "seed=2"]))   # never ran
+    write_manifest(root, "fig16", entries)
+
+
+# fig1: measured bits per iteration = comm_bits_inter_node / step at the last evaluation
+FIG1_RUNS = {"ar": ("allreduce", None, 1, 2000, 95.0), "p1": ("codistill", "predictions", 1, 40, 94.8),
+             "p5": ("codistill", "predictions", 5, 8, 94.6), "c9": ("codistill", "checkpoints", 9, 100, 94.0)}
+
+
+def fig1_tree(root):
+    entries = []
+    for name, (method, exchange, period, bits_at_20, top1) in FIG1_RUNS.items():
+        for seed in range(3):
+            cfg = config(seed, **{"method.name": method, "method.exchange": exchange, "method.period": period})
+            records = [eval_record(10, 0, comm_bits_inter_node=bits_at_20 // 2),
+                       eval_record(20, 0, comm_bits_inter_node=bits_at_20, val_top1=top1 + seed)]
+            write_run(root, f"{name}{seed}", cfg, records, "fig1")
+            entries.append((f"{name}{seed}", [f"method={method}", f"method.period={period}", f"seed={seed}"]))
+    write_manifest(root, "fig1", entries)
+
+
+# table1: final training loss and top-1 per batch size (b per model 16, 32)
+TABLE1 = {0.5: ([1.10, 1.20, 1.15], [75.0, 76.0, 77.5]), 1: ([1.00, 1.04, 1.08], [76.0, 76.5, 77.0])}
+
+
+def table1_tree(root):
+    entries = []
+    for batch_scale, (losses, top1s) in TABLE1.items():
+        for seed in range(3):
+            run_id = f"b{batch_scale}s{seed}"
+            run_with(root, run_id, config(seed, batch_scale=batch_scale),
+                     {20: (top1s[seed], losses[seed])}, "table1", batch_per_model=int(32 * batch_scale))
+            entries.append((run_id, [f"batch_scale={batch_scale}", f"seed={seed}"]))
+    write_manifest(root, "table1", entries)
+
+
+@pytest.fixture
+def logs(tmp_path):
+    root = tmp_path / "logs"
+    for build in (fig5_tree, fig16_tree, fig1_tree, table1_tree):
+        build(root)
+    return root
+
+
+def drawn(root, id):
+    spec = registry.SPECS[id]
+    return registry.draw_figure(spec, registry.load(spec, root, "mini"))
+
+
+def by_gid(artists, gid):
+    found = [a for a in artists if a.get_gid() == gid]
+    assert len(found) == 1, f"{gid}: {[a.get_gid() for a in artists]}"
+    return found[0]
+
+
+def figure_text(fig):
+    return " ".join(t.get_text() for t in fig.texts) + " " + fig._suptitle.get_text()
+
+
+def test_curves_are_seed_means_with_a_standard_error_band(logs):
+    fig = drawn(logs, "fig5")
+    top1_axes = fig.axes[1]
+    assert top1_axes.get_title() == "(b) top-1"
+    for n, by_step in FIG5_TOP1.items():
+        line = by_gid(top1_axes.lines, f"{n}-way").get_xydata()
+        expected = [[step, sum(values) / 3] for step, values in by_step.items()]
+        assert np.allclose(line, expected)
+        band = by_gid(top1_axes.collections, f"{n}-way s.e.").get_paths()[0].vertices
+        for step, values in by_step.items():
+            ys = band[band[:, 0] == step][:, 1]
+            mean = sum(values) / 3
+            assert ys.min() == pytest.approx(mean - se(values)) and ys.max() == pytest.approx(mean + se(values))
+    text = figure_text(fig)
+    assert "mean ± s.e. over 3 seeds" in text and "FEWER" not in text
+    assert "MINI scale (test fixture)" in text     # the scale, as the logs say it
+    plt.close(fig)
+
+
+def test_bars_are_seed_means_with_standard_error_lines_and_flag_a_missing_seed(logs):
+    fig = drawn(logs, "fig16")
+    ax = fig.axes[0]
+    for (method, fraction), values in FIG16_TOP1.items():
+        label = {"allreduce": "all_reduce", "codistill": "codistillation"}[method]
+        gid = f"{label}|1/{1 / fraction:g}"
+        assert by_gid(ax.patches, gid).get_height() == pytest.approx(sum(values) / len(values))
+        error = by_gid(ax.lines, f"{gid} s.e.").get_ydata()
+        error = np.asarray(error, dtype=float)[np.isfinite(np.asarray(error, dtype=float))]
+        mean = sum(values) / len(values)
+        assert (error.min(), error.max()) == (pytest.approx(mean - se(values)), pytest.approx(mean + se(values)))
+    text = figure_text(fig)
+    assert "FEWER THAN 3 SEEDS (2 seeds: 1/2 / codistillation)" in text
+    assert "NOT PLOTTED: 1 missing run(s)" in text
+    plt.close(fig)
+
+
+def test_figure_1_x_axis_is_the_measured_inter_server_bits_per_iteration(logs):
+    fig = drawn(logs, "fig1")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "measured" in ax.get_xlabel()
+    predictions = by_gid(ax.lines, "codistillation, predictions").get_xydata()
+    # 8 bits over 20 updates (T = 5) and 40 over 20 (T = 1); top-1 94.6 + seed and 94.8 + seed
+    assert np.allclose(predictions, [[0.4, 95.6], [2.0, 95.8]])
+    assert np.allclose(by_gid(ax.lines, "all_reduce").get_xydata(), [[100.0, 96.0]])
+    assert by_gid(ax.lines, "codistillation, checkpoints").get_xydata()[0, 0] == pytest.approx(5.0)
+    plt.close(fig)
+
+
+def test_table_1_text_holds_the_seed_means_and_standard_errors(logs, tmp_path):
+    spec = registry.SPECS["table1"]
+    paths = registry.render(spec, registry.load(spec, logs, "mini"), tmp_path / "out")
+    markdown, latex = (p.read_text() for p in paths)
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown.splitlines()
+            if line.startswith("|") and "---" not in line]
+    expected = [["Batch Size", "Training Loss", "Validation Accuracy", "seeds"]]
+    for batch_scale, (losses, top1s) in TABLE1.items():
+        expected.append([f"2 × {int(32 * batch_scale)}", f"{sum(losses) / 3:.2f} ± {se(losses):.2f}",
+                         f"{sum(top1s) / 3:.2f} ± {se(top1s):.2f}", "3"])
+    assert rows == expected
+    assert expected[1][1] == "1.15 ± 0.03" and expected[2][2] == "76.50 ± 0.29"   # by hand
+    assert "MINI scale (test fixture)" in markdown and "mean ± s.e. over 3 seeds" in markdown
+    assert r"\begin{table}" in latex and "1.15 ± 0.03" in latex and "MINI scale" in latex
+
+
+def claim(kind_check, metric="val_top1", figure="fig5", **extra):
+    return {"id": "t", "figure": figure, "section": "s", "claim": "c", "setting": "s", "metric": metric,
+            "check": kind_check, **extra}
+
+
+def test_claims_hold_fail_or_were_not_run_from_the_collected_table(logs, tmp_path):
+    data = registry.load(registry.SPECS["fig5"], logs, "mini")
+    n2, n4 = sum(FIG5_TOP1[2][20]) / 3, sum(FIG5_TOP1[4][20]) / 3      # 92.0 and 91.333...
+    within = claim({"kind": "compare", "a": {"method.n": 4}, "b": {"method.n": 2}, "op": "within", "margin": 0.7})
+    outcome = claims.evaluate(within, data)
+    assert outcome.status == claims.HOLDS and f"a - b = {n4 - n2:+.3f}" in outcome.reproduced
+    tight = dict(within, check={**within["check"], "margin": 0.6})
+    assert claims.evaluate(tight, data).status == claims.FAILS
+    value = claim({"kind": "value", "group": {"method.n": 2}, "tolerance": 0.3}, value=76.1, scales=["paper"])
+    outcome = claims.evaluate(value, data)     # a paper-scale number at mini: n/a, the mini value shown as such
+    assert outcome.status == claims.NOT_APPLICABLE and outcome.reproduced.startswith("MINI value 92.000 ± 1.528;")
+    paper = registry.load(registry.SPECS["fig5"], logs, "paper")
+    assert claims.evaluate(value, paper).status == claims.NOT_RUN
+    unmatched = claim({"kind": "compare", "a": {"method.n": 8}, "b": {"method.n": 2}, "op": "less"})
+    assert claims.evaluate(unmatched, data).status == claims.NOT_RUN
+    fig16 = registry.load(registry.SPECS["fig16"], logs, "mini")
+    gap = claim({"kind": "monotone", "group": {"method.name": "codistill"}, "minus": {"method.name": "allreduce"},
+                 "by": "data.fraction", "order": "decreasing"}, figure="fig16")
+    # codistill - all_reduce: 93.5 - 91 = 2.5 at 1/2, 95.5 - 95.1667 = 0.33 at 1: decreasing in the fraction
+    outcome = claims.evaluate(gap, fig16)
+    assert outcome.status == claims.HOLDS and "FEWER THAN 3 SEEDS: 2" in outcome.reproduced
+    fig1 = registry.load(registry.SPECS["fig1"], logs, "mini")
+    tradeoff = claim({"kind": "tradeoff", "a": {"method.exchange": "predictions"}, "b": {"method.name": "allreduce"},
+                      "by": "method.period", "cost": "bits_per_iteration", "tolerance": 0.5, "min_ratio": 250},
+                     figure="fig1")
+    assert claims.evaluate(tradeoff, fig1).status == claims.HOLDS        # T = 5: 95.6 vs 96.0, 100 / 0.4 = 250x
+    assert claims.evaluate(dict(tradeoff, check={**tradeoff["check"], "min_ratio": 251}), fig1).status == claims.FAILS
+
+
+def test_the_report_marks_each_claim_at_each_scale_and_draws_every_id(logs, tmp_path):
+    claims_file = tmp_path / "claims.yaml"
+    claims_file.write_text(yaml.safe_dump({"claims": [
+        claim({"kind": "compare", "a": {"method.n": 4}, "b": {"method.n": 2}, "op": "within", "margin": 0.7},
+              id="n4-like-n2"),
+        claim({"kind": "compare", "a": {"method.n": 4}, "b": {"method.n": 2}, "op": "greater"}, id="n4-better"),
+        claim({"kind": "value", "group": {"method.name": "allreduce"}, "tolerance": 0.3}, figure="fig2",
+              value=76.13, scales=["paper"], id="allreduce-76"),
+        claim({"kind": "compare", "a": {"method.name": "codistill"}, "b": {"method.name": "allreduce"},
+               "op": "within", "margin": 0.5}, figure="fig3", id="fig3-close")]}))
+    out, md = tmp_path / "out", tmp_path / "paper" / "report.md"
+    report.main(["--results", str(logs), "--md", str(md), "--claims", str(claims_file), "--out", str(out)])
+    text = md.read_text()
+    row = {line.split("`")[1]: line for line in text.splitlines() if line.startswith("| c (`")}
+    assert row["n4-like-n2"].endswith("| ✅ holds | no paper-scale logs | ⏳ not run |")
+    assert "| ❌ does not hold |" in row["n4-better"]
+    assert "| 76.13 | paper-scale number: not comparable at this scale | n/a |" in row["allreduce-76"]   # fig2 not run
+    assert "| ⏳ not run |" in row["fig3-close"] and "not run at mini scale" in row["fig3-close"]
+    assert "| mini | 1 | 1 | 1 | 1 |" in text                         # the summary counts
+    assert "![fig5 at mini scale](../out/fig5.png)" in text
+    for spec in registry.SPEC_LIST:     # a file for every id, drawn or saying why not
+        suffixes = ("md", "tex") if spec.kind == "table" else ("pdf", "png")
+        assert all((out / f"{spec.id}.{s}").stat().st_size > 0 for s in suffixes), spec.id
+    html = md.with_suffix(".html").read_text()
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) == len(
+        [s for s in registry.SPEC_LIST if s.kind == "figure"])
+    assert "<table>" in html
+
+
+def test_the_registry_covers_every_experiment_and_every_sweep_file():
+    assert set(registry.SPECS) == EXPERIMENT_IDS
+    sweep_files = {path.stem for path in (REPO / "sweeps").glob("*.yaml")}
+    assert sweep_files <= {spec.sweep_id for spec in registry.SPEC_LIST}
+    assert registry.sweep_scales("wrn_pretrain") == {"paper"}
+    assert registry.sweep_scales("fig2") == {"mini", "paper"}
+    assert registry.sweep_scales("fig10") == registry.sweep_scales("fig3")   # included through defaults
+
+
+def test_the_claims_file_is_well_formed_and_every_id_has_a_claim():
+    all_claims = claims.load_claims()
+    figures = {c["figure"] for c in all_claims}
+    assert figures <= set(registry.SPECS)
+    assert set(registry.SPECS) - figures == {"multiview"}      # Figure 6's claims cover its runs
+    for c in all_claims:
+        assert {"id", "figure", "section", "claim", "setting", "metric", "check"} <= set(c), c["id"]
+        assert set(c.get("scales", ["mini", "paper"])) <= {"mini", "paper"}
+    numbers = {(c["figure"], c["value"]) for c in all_claims if "value" in c}
+    assert {("table1", 75.61), ("table1", 1.14), ("table2", 33.94), ("iwslt_overfit", 2.31),
+            ("fig2", 76.13), ("fig1", 76.1), ("alpha_gamma", 2.12), ("wrn_pretrain", 94.92)} <= numbers
