@@ -85,23 +85,23 @@ def select(ids):
     return [SPECS[i] for i in ids] if ids else SPEC_LIST
 
 
-def _grids(sweep_id, seen=()):
+def _grids(sweep_id, folder=SWEEPS, seen=()):
     """The grids of a sweep file, those of the sweep files it includes (defaults) first."""
-    path = SWEEPS / f"{sweep_id}.yaml"
+    path = Path(folder) / f"{sweep_id}.yaml"
     if not path.exists() or sweep_id in seen:
         return None
     text = yaml.safe_load(path.read_text()) or {}
     grids = []
     for entry in text.get("defaults", []):
         if isinstance(entry, str) and entry != "_self_":
-            grids += _grids(entry, (*seen, sweep_id)) or []
+            grids += _grids(entry, folder, (*seen, sweep_id)) or []
     return grids + list(((text.get("hydra") or {}).get("sweeper") or {}).get("grids") or [])
 
 
-def sweep_scales(sweep_id):
+def sweep_scales(sweep_id, folder=SWEEPS):
     """The scales a sweep file has jobs at (a grid naming a scale applies at that scale only);
     None when there is no sweep file."""
-    grids = _grids(sweep_id)
+    grids = _grids(sweep_id, folder)
     if grids is None:
         return None
     named = {str(grid["scale"]) for grid in grids if "scale" in grid}

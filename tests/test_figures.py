@@ -253,9 +253,17 @@ def test_the_registry_covers_every_experiment_and_every_sweep_file():
     assert set(registry.SPECS) == EXPERIMENT_IDS
     sweep_files = {path.stem for path in (REPO / "sweeps").glob("*.yaml")}
     assert sweep_files <= {spec.sweep_id for spec in registry.SPEC_LIST}
-    assert registry.sweep_scales("wrn_pretrain") == {"paper"}
-    assert registry.sweep_scales("fig2") == {"mini", "paper"}
-    assert registry.sweep_scales("fig10") == registry.sweep_scales("fig3")   # included through defaults
+
+
+def test_the_scales_of_a_sweep_come_from_its_grids_and_those_it_includes(tmp_path):
+    (tmp_path / "both.yaml").write_text("hydra:\n  sweeper:\n    grids:\n      - {method: allreduce}\n"
+                                        "      - {scale: paper, method: codistill}\n")
+    (tmp_path / "paper_only.yaml").write_text("hydra:\n  sweeper:\n    grids:\n      - {scale: paper, seed: '0'}\n")
+    (tmp_path / "same_runs.yaml").write_text("defaults:\n  - paper_only\n  - _self_\nsweep_id: same_runs\n")
+    assert registry.sweep_scales("both", tmp_path) == {"mini", "paper"}
+    assert registry.sweep_scales("paper_only", tmp_path) == {"paper"}
+    assert registry.sweep_scales("same_runs", tmp_path) == {"paper"}
+    assert registry.sweep_scales("absent", tmp_path) is None
 
 
 def test_the_claims_file_is_well_formed_and_every_id_has_a_claim():
