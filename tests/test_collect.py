@@ -183,5 +183,3 @@ def test_a_damaged_gzip_file_is_unreadable_not_a_crash(tmp_path):
 def test_a_sweep_that_was_not_run_says_how_to_run_it(tmp_path):
     data = registry.load(registry.SPECS["fig2"], tmp_path, "mini")
     assert data.records.empty and "python src/run.py -m sweep=fig2 scale=mini" in data.problem
-    paper_only = registry.load(registry.SPECS["wrn_pretrain"], tmp_path, "mini")
-    assert "no job at mini scale" in paper_only.problem

@@ -229,7 +229,7 @@ def test_the_report_marks_each_claim_at_each_scale_and_draws_every_id(logs, tmp_
         claim({"kind": "value", "group": {"method.name": "allreduce"}, "tolerance": 0.3}, figure="fig2",
               value=76.13, scales=["paper"], id="allreduce-76"),
         claim({"kind": "compare", "a": {"method.name": "codistill"}, "b": {"method.name": "allreduce"},
-               "op": "within", "margin": 0.5}, figure="fig3", id="fig3-close")]}))
+               "op": "within", "margin": 0.5}, figure="fig2", id="fig2-close")]}))
     out, md = tmp_path / "out", tmp_path / "paper" / "report.md"
     report.main(["--results", str(logs), "--md", str(md), "--claims", str(claims_file), "--out", str(out)])
     text = md.read_text()
@@ -237,7 +237,7 @@ def test_the_report_marks_each_claim_at_each_scale_and_draws_every_id(logs, tmp_
     assert row["n4-like-n2"].endswith("| ✅ holds | no paper-scale logs | ⏳ not run |")
     assert "| ❌ does not hold |" in row["n4-better"]
     assert "| 76.13 | paper-scale number: not comparable at this scale | n/a |" in row["allreduce-76"]   # fig2 not run
-    assert "| ⏳ not run |" in row["fig3-close"] and "not run at mini scale" in row["fig3-close"]
+    assert "| ⏳ not run |" in row["fig2-close"] and "not run at mini scale" in row["fig2-close"]
     assert "| mini | 1 | 1 | 1 | 1 |" in text                         # the summary counts
     assert "![fig5 at mini scale](../out/fig5.png)" in text
     for spec in registry.SPEC_LIST:     # a file for every id, drawn or saying why not
