@@ -4,23 +4,34 @@ Hydra's basic sweeper runs one Cartesian product; a paper figure is usually a fe
 (Figure 2: three recipes x seeds, plus a batch-size panel). `hydra.sweeper.grids` lists them;
 each grid is expanded by the basic sweeper's own parser, command-line sweep arguments apply to
 every grid (and replace a grid's value for the same key), and a job that appears twice (same run
-id) runs once. Every job is composed and validated before the first one is launched, so a bad
-override fails the sweep before anything runs or is queued; with dry_run=true the jobs are listed
-and nothing is launched.
+id) runs once. A grid that names a `scale` applies only when the sweep runs at that scale (a
+filter, not an override): one sweep file holds a figure's paper-scale jobs and their mini
+stand-ins where the two differ (another workload, exchange periods scaled to a mini epoch).
+Every job is composed and validated before the first one is launched, so a bad override fails the
+sweep before anything runs or is queued; with dry_run=true the jobs are listed and nothing is
+launched. Jobs whose run has already finished (in this sweep or any other) are listed as done and
+not launched again, so a rerun of a finished sweep queues nothing.
+
+Jobs of one sweep can need different resources (2-way and 4-way codistillation are jobs of 2k
+and 4k ranks), but a Hydra launcher resolves its resources once, from the sweep's primary config.
+So pending jobs are grouped by their own resolved `hydra.launcher` and each group goes to a
+launcher instantiated (by Hydra's plugin registry) from that group's config.
 """
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from codistill.config import ConfigError, data_problem, validate
-from codistill.runlog import run_id
+from codistill.runlog import is_finished, run_dir, run_id
 
 
 @dataclass
@@ -43,7 +54,7 @@ def write_manifest(sweep_name, jobs):
     """<results_root>/sweeps/<sweep>/<scale>.json: the run ids a figure needs, so that figures
     read logs only and can say which runs are missing."""
     by_scale = {}
-    for job, container, identifier in jobs:
+    for job, container, identifier, _ in jobs:
         entry = {"run_id": identifier, "overrides": job}
         by_scale.setdefault((container["results_root"], container["scale"]["name"]), []).append(entry)
     for (results_root, scale), entries in by_scale.items():
@@ -56,17 +67,27 @@ class GridUnionSweeper(BasicSweeper):
     def __init__(self, max_batch_size=None, params=None, grids=None):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.grids = [dict(grid) for grid in (grids or [])] or [dict(params or {})]
+        self.task_function = None
+
+    def setup(self, *, hydra_context, task_function, config):
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.task_function = task_function
 
     def _grid_arguments(self, grid, arguments):
         overridden = {_key(argument) for argument in arguments}
         own = [f"{key}={value}" for key, value in grid.items() if key not in overridden]
         return own + list(arguments)
 
+    def grids_at(self, scale):
+        """The grids that apply at `scale`: those naming no scale, and those naming this one."""
+        return [{key: value for key, value in grid.items() if key != "scale"}
+                for grid in self.grids if str(grid.get("scale", scale)) == scale]
+
     def expand(self, arguments):
         """Every job's override list, in grid order, duplicates (same override set) removed."""
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         jobs, seen = [], set()
-        for grid in self.grids:
+        for grid in self.grids_at(self.config.scale.name):
             overrides = parser.parse_overrides(self._grid_arguments(grid, arguments))
             for batch in self.split_arguments(overrides, None):
                 for job in batch:
@@ -76,21 +97,25 @@ class GridUnionSweeper(BasicSweeper):
         return jobs
 
     def compose_and_validate(self, jobs):
-        """Composes every job; raises ConfigError naming each invalid one. Returns unique jobs
-        with their resolved configs and run ids."""
+        """Composes every job; raises ConfigError naming each invalid one. Returns unique jobs as
+        (overrides, resolved config, run id, resolved hydra.launcher: the job's resources)."""
         loader = self.hydra_context.config_loader
         unique, run_ids, problems = [], set(), []
         for job in jobs:
             job_cfg = loader.load_sweep_config(self.config, job)
             try:
                 container = validate(job_cfg)
+                resources = OmegaConf.to_container(job_cfg.hydra.launcher, resolve=True)
             except ConfigError as error:
                 problems.append(f"job {' '.join(job)}:\n{error}")
+                continue
+            except Exception as error:  # a launcher setting that does not resolve
+                problems.append(f"job {' '.join(job)}:\nhydra.launcher does not resolve: {error}")
                 continue
             identifier = run_id(container)
             if identifier not in run_ids:
                 run_ids.add(identifier)
-                unique.append((job, container, identifier))
+                unique.append((job, container, identifier, resources))
         if problems:
             raise ConfigError("the sweep was not launched:\n" + "\n".join(problems))
         return unique
@@ -102,22 +127,60 @@ class GridUnionSweeper(BasicSweeper):
             sys.exit(f"error: {error}")
 
     def validated_sweep(self, arguments):
+        scale = self.config.scale.name
         jobs = self.compose_and_validate(self.expand(arguments))
         sweep_name = self.config.sweep_id or "adhoc"
-        dry_run = bool(jobs) and jobs[0][1]["dry_run"]
-        print(f"sweep {sweep_name}: {len(jobs)} jobs{' (dry run: nothing launched)' if dry_run else ''}")
-        for index, (job, container, identifier) in enumerate(jobs):
-            print(f"  [{index}] {identifier}  {' '.join(job)}")
-        if dry_run:
+        dry_run = bool(self.config.dry_run)
+        done = [is_finished(run_dir(container)) for _, container, _, _ in jobs]
+        print(f"sweep {sweep_name}: {len(jobs)} jobs at scale {scale}, {sum(done)} already finished"
+              f"{' (dry run: nothing launched)' if dry_run else ''}")
+        if not jobs:
+            scales = sorted({str(grid["scale"]) for grid in self.grids if "scale" in grid} - {scale})
+            print(f"  this sweep has no job at scale {scale}" + (f"; it has jobs at: {', '.join(scales)}" if scales else ""))
+        for index, ((job, _, identifier, _), finished) in enumerate(zip(jobs, done)):
+            print(f"  [{index}] {identifier}  {' '.join(job)}{'  (finished)' if finished else ''}")
+        if dry_run or not jobs:
             return []
-        missing = sorted({problem for _, container, _ in jobs if (problem := data_problem(container))})
+        missing = sorted({problem for _, container, _, _ in jobs if (problem := data_problem(container))})
         if missing:
             raise ConfigError("the sweep was not launched:\n  - " + "\n  - ".join(missing))
         write_manifest(sweep_name, jobs)
+        pending = [(job, resources) for (job, _, _, resources), finished in zip(jobs, done) if not finished]
+        for (_, _, identifier, _), finished in zip(jobs, done):
+            if finished:
+                print(f"skip {identifier}: finished run")
+        if not pending:
+            return []
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        results = self.launcher.launch([job for job, _, _ in jobs], initial_job_idx=0)
+        groups = self.by_resources(pending)
+        starts = [sum(len(group) for _, group in groups[:index]) for index in range(len(groups))]
+        launch = lambda index: self.launcher_for(groups[index][0]).launch(  # noqa: E731
+            groups[index][1], initial_job_idx=starts[index])
+        if len(groups) == 1:
+            results = launch(0)
+        else:  # a launcher waits for its own jobs: queue every group's jobs before waiting for any
+            with ThreadPoolExecutor(len(groups)) as pool:
+                results = [result for group in pool.map(launch, range(len(groups))) for result in group]
         for result in results:
             _ = result.return_value  # re-raises a failed job's exception
         return [results]
+
+    @staticmethod
+    def by_resources(pending):
+        """[(resolved hydra.launcher, [job overrides])], in the order jobs were listed."""
+        groups = {}
+        for job, resources in pending:
+            groups.setdefault(json.dumps(resources, sort_keys=True), (resources, []))[1].append(job)
+        return list(groups.values())
+
+    def launcher_for(self, resources):
+        """A launcher whose resources are `resources`; the sweep's own one when they are its own."""
+        if resources == OmegaConf.to_container(self.config.hydra.launcher, resolve=True):
+            return self.launcher
+        config = self.config.copy()
+        with open_dict(config):
+            config.hydra.launcher = resources
+        return Plugins.instance().instantiate_launcher(hydra_context=self.hydra_context,
+                                                       task_function=self.task_function, config=config)
