@@ -1,12 +1,85 @@
-"""Sweeps through real Hydra multirun: validation of a whole sweep, then Figure 2 end to end."""
+"""Sweeps through real Hydra multirun: every figure's sweep validates and lists its jobs at both
+scales, figures that show the same runs share them, and Figure 2 runs end to end."""
+import contextlib
+import io
 import json
 import re
+import runpy
+import sys
 
 import pandas as pd
 import pytest
+from hydra.core.global_hydra import GlobalHydra
 
 from codistill.runlog import read_records
+from conftest import ROOT
 from test_config import run_cli
+
+# Every id of the experiment map (shared/design/experiments.md) -> its jobs at (mini, paper) scale.
+# Each job is a run of 3 seeds' worth: the counts include the seeds.
+SWEEP_JOBS = {
+    "fig1": (27, 27), "fig2": (24, 24), "fig3": (12, 12), "fig5": (6, 6), "fig6": (45, 45),
+    "fig7": (9, 9), "fig8": (12, 12), "fig9": (12, 12), "fig10": (12, 12), "fig11": (15, 15),
+    "fig13": (9, 9), "fig14": (6, 6), "fig15": (6, 6), "fig16": (24, 24), "fig17": (9, 9),
+    "table1": (15, 15), "exchange_frequency": (12, 12), "lr_robustness": (12, 12),
+    "alpha_schedule_vision": (6, 6), "multiview": (45, 45),
+    "wrn_pretrain": (0, 1),   # the network Fig. 6 starts from; paper scale only
+}
+# Figures drawn from the same runs: their sweeps list the same run ids (or a subset).
+SAME_RUNS = [("fig3", "fig10"), ("fig8", "fig9"), ("fig11", "table1"), ("fig6", "multiview")]
+SUBSET_RUNS = [("fig13", "fig1"), ("exchange_frequency", "fig1"), ("fig7", "fig2"), ("fig11", "fig2")]
+
+
+def dry_run_sweep(sweep, scale, results_root):
+    """The sweep's dry-run listing, through the real entry point, in this process (composing
+    hundreds of jobs in one interpreter instead of paying an import per sweep)."""
+    GlobalHydra.instance().clear()
+    argv, sys.argv = sys.argv, [str(ROOT / "src" / "run.py"), "-m", f"sweep={sweep}", f"scale={scale}",
+                                "dry_run=true", f"results_root={results_root}"]
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_path(sys.argv[0], run_name="__main__")
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+    return out.getvalue()
+
+
+_listings = {}
+
+
+def listed_run_ids(sweep, scale, results_root):
+    if (sweep, scale) not in _listings:
+        stdout = dry_run_sweep(sweep, scale, results_root)
+        header = re.search(rf"sweep {sweep}: (\d+) jobs at scale {scale}", stdout)
+        _listings[sweep, scale] = (int(header.group(1)) if header else None,
+                                   re.findall(rf"\] ({scale}-\S+)", stdout))
+    return _listings[sweep, scale]
+
+
+def test_every_figure_of_the_experiment_map_has_a_sweep_file():
+    files = {path.stem for path in (ROOT / "sweeps").glob("*.yaml")}
+    assert set(SWEEP_JOBS) <= files
+    assert files - set(SWEEP_JOBS) == set(), "a sweep without an expected job count in SWEEP_JOBS"
+
+
+@pytest.mark.parametrize("scale", ["mini", "paper"])
+@pytest.mark.parametrize("sweep", list(SWEEP_JOBS))
+def test_every_sweep_validates_and_lists_its_jobs(tmp_path, sweep, scale):
+    count, ids = listed_run_ids(sweep, scale, tmp_path)
+    expected = SWEEP_JOBS[sweep][scale == "paper"]
+    assert count == len(ids) == len(set(ids)) == expected
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("scale", ["mini", "paper"])
+def test_figures_that_show_the_same_runs_share_them(tmp_path, scale):
+    ids = lambda sweep: set(listed_run_ids(sweep, scale, tmp_path)[1])  # noqa: E731
+    for first, second in SAME_RUNS:
+        assert ids(first) == ids(second), (first, second)
+    for part, whole in SUBSET_RUNS:
+        assert ids(part) <= ids(whole), (part, whole)
 
 FIG2_JOBS = 3 + 6 + 3 + 12   # all_reduce, two codistillation recipes, control, batch sizes; x 3 seeds
 
@@ -15,7 +88,7 @@ FIG2_JOBS = 3 + 6 + 3 + 12   # all_reduce, two codistillation recipes, control, 
 def test_fig2_dry_run_lists_every_job_and_runs_nothing(tmp_path, scale):
     done = run_cli("-m", "sweep=fig2", f"scale={scale}", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"sweep fig2: {FIG2_JOBS} jobs (dry run" in done.stdout
+    assert f"sweep fig2: {FIG2_JOBS} jobs at scale {scale}, 0 already finished (dry run" in done.stdout
     ids = re.findall(rf"\] ({scale}-\S+)", done.stdout)
     assert len(ids) == len(set(ids)) == FIG2_JOBS
     assert not (tmp_path / "runs").exists()

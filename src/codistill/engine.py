@@ -254,7 +254,7 @@ def train_rank(config, layout, run_directory, device):
         **loader_options)
     state = build_rank_state(cfg, layout, workload, device)
     schedules = build_schedules(cfg.schedule, cfg.method, batch_per_model, len(sampler),
-                                epoch_scale=1.0 / cfg.data.fraction)
+                                epoch_scale=cfg.epoch_scale / cfg.data.fraction)
     optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0),
                                 momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0))
     precision = Precision(cfg.workload.get("amp", False), device)

@@ -84,8 +84,9 @@ class Schedules:
 
 
 def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, epoch_scale=1.0):
-    """epoch_scale = k when training on 1/k of the data (Fig. 16): k times the epochs, and every
-    warm-up and milestone moved by the same factor, so the number of updates is unchanged."""
+    """epoch_scale multiplies the epochs and every warm-up and milestone: k when training on 1/k of
+    the data (Fig. 16: the number of updates is unchanged), times the top-level epoch_scale
+    (Fig. 17: each of n models trains 2/n as long)."""
     to_steps = lambda epochs: epochs_to_steps(epochs * epoch_scale, steps_per_epoch)  # noqa: E731
     total_steps = to_steps(schedule_cfg.epochs)
     lr_cfg = schedule_cfg.lr
