@@ -29,7 +29,12 @@ def _default(value, fallback):
 
 
 def register_resolvers():
-    resolvers = (("mul", _mul), ("default", _default),
+    resolvers = (("mul", _mul), ("default", _default), ("v100_constraint", _v100_constraint),
+def _v100_constraint(gpu_memory_gb):
+    """The Slurm constraint of a V100 of that memory (16 or 32 GB); none for a CPU workload."""
+    return None if gpu_memory_gb is None else f"volta{int(gpu_memory_gb)}gb"
+
+
                  ("int_min", lambda *values: int(min(values))), ("int_div", lambda a, b: int(a // b)))
     for name, resolver in resolvers:
         if not OmegaConf.has_resolver(name):
@@ -151,9 +156,10 @@ def _check_launcher(container, problems):
     if launcher.get("name") != "slurm":
         return
     if not launcher.get("partition"):
-        problems.append("launcher.partition=None: no Slurm partition configured; set CODISTILL_SLURM_PARTITION "
-                        "in the environment (or launcher.partition=<name> on the command line)")
-    per_node = min(container["world_size"], int(container["scale"]["ranks_per_node"]))
+        problems.append("launcher.partition=None: no Slurm partition configured; set it in src/conf/site/local.yaml "
+                        "(see src/conf/site/example.yaml), in CODISTILL_SLURM_PARTITION, or with "
+                        "launcher.partition=<name> on the command line")
+    per_node = launcher["tasks_per_node"]
     if container["world_size"] % per_node:
         problems.append(f"world_size={container['world_size']} ranks do not fill nodes of "
                         f"scale.ranks_per_node={per_node} evenly")
@@ -214,3 +220,6 @@ def validate(cfg):
     if problems:
         raise ConfigError("invalid job:\n  - " + "\n  - ".join(problems))
     return container
+    epoch_scale = container.get("epoch_scale")
+    if not (isinstance(epoch_scale, (int, float)) and epoch_scale > 0):
+        problems.append(f"epoch_scale={epoch_scale!r}: must be > 0 (it multiplies the schedule's epochs)")

@@ -1,0 +1,167 @@
+"""The Slurm path against a real Slurm: the single-node cluster of slurm/local_cluster.sh (with
+accounting), reached through Hydra's submitit launcher as on a cluster, and the plain sbatch
+script. Each run's log is compared with the same job run locally, record for record."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from codistill.checkpoint import committed_step
+from codistill.runlog import read_records
+from conftest import ROOT, SHORT, compose_job
+from test_sweeps import eval_records
+
+CLUSTER = ROOT / "slurm" / "local_cluster.sh"
+# Long enough to be interrupted part-way (37 updates per epoch, a commit at each epoch).
+LONG = ["schedule.epochs=40", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[20,30]",
+        "schedule.weight_decay.values=[1e-4]", "schedule.weight_decay.milestones=[]"]
+
+
+def _cluster_env():
+    listed = subprocess.run([str(CLUSTER), "env"], capture_output=True, text=True, check=True).stdout
+    return dict(item.split("=", 1) for item in listed.replace("export ", "").split())
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    """Environment for Slurm clients; brings the local cluster up if it is not (root only) and
+    takes down what it started. CI starts it beforehand (.ci/run) and sets CODISTILL_REQUIRE_SLURM=1,
+    which turns "cannot start a Slurm here" into a failure instead of a skip."""
+    env = {**os.environ, **_cluster_env()}
+    running = subprocess.run([str(CLUSTER), "status"], env=env, capture_output=True).returncode == 0
+    started = False
+    if not running:
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            if os.environ.get("CODISTILL_REQUIRE_SLURM") == "1":
+                pytest.fail("no Slurm is running and this machine cannot start one (needs root and apt-get)")
+            pytest.skip("no local Slurm: run `sudo slurm/local_cluster.sh up` to test the Slurm path")
+        subprocess.run([str(CLUSTER), "up"], env=env, check=True, timeout=600)
+        started = True
+    yield env
+    if started:
+        subprocess.run([str(CLUSTER), "down"], env=env, check=False)
+
+
+def slurm_cli(env, *args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def squeue(env):
+    listed = subprocess.run(["squeue", "-h", "-o", "%A %T"], env=env, capture_output=True, text=True).stdout
+    return [line.split() for line in listed.splitlines()]
+
+
+def test_a_mini_sweep_on_slurm_writes_the_logs_of_a_local_run(tmp_path, slurm, run_job):
+    # Two jobs of different shapes in one sweep: all_reduce on one rank, 2-way codistillation on
+    # two (each sized from its own config, not from the sweep's first job).
+    jobs = {"allreduce": ["method=allreduce", "method.nodes_per_model=1"], "codistill": ["method=codistill"]}
+    local = {name: run_job([*overrides, *SHORT])[0] for name, overrides in jobs.items()}
+    root = tmp_path / "slurm"
+    done = slurm_cli(slurm, "-m", "launcher=slurm_local", "method=allreduce,codistill", "method.nodes_per_model=1",
+                     f"results_root={root}", *SHORT, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name, directory in local.items():
+        slurm_dir = root / "runs" / directory.name
+        assert eval_records(slurm_dir) == eval_records(directory), name
+        assert read_records(slurm_dir / "metrics.jsonl")[0]["slurm_job_id"] is not None
+    # The codistillation job really ran as two Slurm tasks of one job.
+    logs = [p.read_text() for p in (root / "hydra" / "adhoc" / ".submitit").glob("*/*_log.out")]
+    assert sum("global_rank=1(2)" in text for text in logs) == 1
+
+
+def _interrupt_once_committed(env, sweep, directory, action):
+    """Waits until the run has committed a few epochs but not finished, then applies
+    action(job id) to its Slurm job."""
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        step = committed_step(directory)
+        if step is not None and step >= 3 * 37:
+            break
+        assert sweep.poll() is None, sweep.communicate()[1][-3000:]
+        time.sleep(0.05)
+    else:
+        pytest.fail("the Slurm job never committed a step")
+    jobs = squeue(env)
+    assert len(jobs) == 1, jobs
+    action(jobs[0][0])
+    return step
+
+
+def test_a_requeued_job_resumes_and_ends_as_an_uninterrupted_run(tmp_path, slurm, run_job):
+    reference, container = run_job(["method=codistill", "seed=3", *LONG])
+    root = tmp_path / "slurm"
+    args = ["-m", "launcher=slurm_local", "method=codistill", "seed=3", f"results_root={root}", *LONG]
+    sweep = subprocess.Popen([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=tmp_path, env=slurm,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    directory = root / "runs" / reference.name
+
+    def requeue(job_id):
+        # What a preemption does: the job is killed and queued again. Slurm holds a requeued job
+        # for a while (BeginTime); release it now.
+        subprocess.run(["scontrol", "requeue", job_id], env=slurm, check=True)
+        subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=slurm, check=True)
+
+    interrupted_at = _interrupt_once_committed(slurm, sweep, directory, requeue)
+    _, err = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, err[-3000:]
+    task_log = next((root / "hydra" / "adhoc" / ".submitit").glob("*/*_0_log.out")).read_text()
+    resumed_from = int(task_log.split("resume (from update ")[1].split(")")[0])
+    total = container["schedule"]["epochs"] * 37
+    assert interrupted_at <= resumed_from < total
+    assert eval_records(directory) == eval_records(reference)
+
+
+def test_a_cancelled_job_resumes_when_the_sweep_is_run_again(tmp_path, slurm, run_job):
+    reference, _ = run_job(["method=codistill", "seed=4", *LONG])
+    root = tmp_path / "slurm"
+    args = ["-m", "launcher=slurm_local", "method=codistill", "seed=4", f"results_root={root}", *LONG]
+    sweep = subprocess.Popen([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=tmp_path, env=slurm,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    directory = root / "runs" / reference.name
+    _interrupt_once_committed(slurm, sweep, directory,
+                              lambda job_id: subprocess.run(["scancel", job_id], env=slurm, check=True))
+    _, err = sweep.communicate(timeout=600)
+    assert sweep.returncode != 0   # the sweep reports the cancelled job
+    again = slurm_cli(slurm, *args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert eval_records(directory) == eval_records(reference)
+    # And a third time there is nothing left to do: nothing is queued.
+    third = slurm_cli(slurm, *args, cwd=tmp_path)
+    assert third.returncode == 0 and "skip " in third.stdout and "Submitit" not in third.stderr + third.stdout
+
+
+def test_the_plain_sbatch_script_runs_a_job_as_the_launcher_does(tmp_path, slurm, run_job):
+    reference, _ = run_job(["method=codistill", "seed=6", *SHORT])
+    root = tmp_path / "sbatch"
+    # The script's V100 defaults, overridden for this CPU node on the sbatch command line.
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "--wait", "--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=0", "--constraint=",
+         "--cpus-per-task=1", "--mem=2G", "--time=10", f"--output={tmp_path}/job.out",
+         str(ROOT / "slurm" / "codistill.sbatch"), "method=codistill", "seed=6", f"results_root={root}", *SHORT],
+        cwd=ROOT, env={**slurm, "CODISTILL_PYTHON": sys.executable}, capture_output=True, text=True, timeout=600)
+    assert submitted.returncode == 0, (submitted.stderr, (tmp_path / "job.out").read_text()[-3000:])
+    assert eval_records(root / "runs" / reference.name) == eval_records(reference)
+
+
+def test_paper_scale_slurm_requests_match_the_paper(tmp_path, monkeypatch):
+    """Fig. 2's codistillation job: 2 nodes x 8 V100 (16 GB) GPUs, 32 images per GPU."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from conftest import CONF
+
+    monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "v100")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("codistill", overrides=["sweep=fig2", "scale=paper", "launcher=slurm_v100", "method=codistill",
+                                              "schedule=codistill_tuned"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 8, 8)
+    assert launcher.constraint == "volta16gb" and cfg.scale.batch_per_rank == 32
+    assert launcher.max_num_timeout >= 1   # requeued on a time limit, not lost
+    job = compose_job(["scale=paper", "method=codistill", "launcher=slurm_v100"], tmp_path)
+    assert job["world_size"] == 16
