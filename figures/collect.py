@@ -71,22 +71,33 @@ class RunLog:
     notes: list = field(default_factory=list)
 
 
-def _open_log(directory):
+def _log_path(directory):
     for name in LOG_NAMES:
         path = Path(directory) / name
         if path.exists():
-            return path, (gzip.open(path, "rt") if name.endswith(".gz") else open(path))
-    return None, None
+            return path
+    return None
+
+
+_READ = {}   # (path, size, mtime) -> RunLog: figures that share runs (fig8/fig9, ...) parse each log once
 
 
 def read_log(directory):
     """Parses a run directory's metrics log line by line. A bad last line is a torn write and is
     dropped (noted); a bad line followed by good ones means the file is damaged: unreadable."""
-    path, handle = _open_log(directory)
+    path = _log_path(directory)
     if path is None:
         return RunLog("missing", notes=["no metrics.jsonl"])
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _READ:
+        _READ[key] = _parse_log(path)
+    return _READ[key]
+
+
+def _parse_log(path):
     try:
-        with handle:
+        with (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)) as handle:
             lines = [line for line in handle.read().splitlines() if line.strip()]
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
         return RunLog("unreadable", notes=[f"{path.name}: {error}"])
@@ -134,7 +145,7 @@ def collect(results_root, sweep_id, scale, kinds=("eval",)):
     """Returns (records, status). records: one row per (finished run, record of `kinds`, model)
     with the run's `cfg.*` config columns and its `setting` (overrides without the seed); status:
     one row per run the sweep's manifest names (state, seed, setting, shared_from, notes)."""
-    rows, status = [], []
+    runs, frames, status = [], [], []
     for entry in manifest(results_root, sweep_id, scale):
         log = read_log(Path(results_root) / "runs" / entry["run_id"])
         setting = setting_of(entry["overrides"])
@@ -143,11 +154,15 @@ def collect(results_root, sweep_id, scale, kinds=("eval",)):
         seed = log.header["seed"] if log.header else seed_of(entry["overrides"])
         status.append({"run_id": entry["run_id"], "seed": seed, "setting": setting, "state": log.state,
                        "shared_from": shared, "notes": "; ".join(log.notes)})
-        if log.state == "finished":
-            run = {**run_columns(log.header), "setting": setting}
-            rows += [{**run, **record} for record in log.records if record.get("kind") in kinds]
+        kept = [record for record in log.records if record.get("kind") in kinds]
+        if log.state == "finished" and kept:
+            runs.append({**run_columns(log.header), "setting": setting})
+            frames.append(pd.DataFrame(kept).assign(run_id=entry["run_id"]))
     columns = ["run_id", "seed", "setting", "state", "shared_from", "notes"]
-    return pd.DataFrame(rows), pd.DataFrame(status, columns=columns)
+    if not frames:
+        return pd.DataFrame(), pd.DataFrame(status, columns=columns)
+    records = pd.DataFrame(runs).merge(pd.concat(frames, ignore_index=True), on="run_id", validate="one_to_many")
+    return records, pd.DataFrame(status, columns=columns)
 
 
 def seed_table(status):

@@ -164,7 +164,9 @@ def _derived_columns(records):
         if isinstance(models, list) and models and pd.notna(row.get("model")):
             return models[int(row["model"])].get("arch", row.get("cfg.workload.arch"))
         return row.get("cfg.workload.arch")
-    records["model_arch"] = records.apply(arch, axis=1)
+    pairs = records.drop_duplicates(["run_id", "model"]).set_index(["run_id", "model"])
+    arch_of = {key: arch(row) for key, row in pairs.iterrows()}
+    records["model_arch"] = [arch_of.get(key) for key in zip(records["run_id"], records["model"])]
     runs = records.drop_duplicates("run_id").set_index("run_id")
     per_run = {"setup": draw.setup_label, "n_way": _n_way, "gamma": _gamma}
     for column, function in per_run.items():
