@@ -125,6 +125,25 @@ def test_fig2_end_to_end_and_a_rerun_only_redraws(tmp_path):
     assert (out / "fig2.png").stat().st_size > 0 and (out / "fig2.pdf").stat().st_size > 0
 
 
+def test_a_sweep_shares_the_finished_runs_of_another_and_a_rerun_launches_nothing(tmp_path):
+    short = ["seed=0", f"results_root={tmp_path}", "schedule.epochs=2", "schedule.lr.warmup_epochs=1",
+             "schedule.weight_decay.values=[1e-4,0]", "schedule.weight_decay.milestones=[1]"]
+    manifest = lambda sweep: {e["run_id"] for e in json.loads(  # noqa: E731
+        (tmp_path / "sweeps" / sweep / "mini.json").read_text())}
+    first = run_cli("-m", "sweep=fig10", *short, cwd=tmp_path)   # 2 methods x 2 architectures
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert len(manifest("fig10")) == 4
+    # Figure 3 shows the same runs: found finished, credited to fig10, nothing launched.
+    fig3 = run_cli("-m", "sweep=fig3", *short, cwd=tmp_path)
+    assert fig3.returncode == 0, fig3.stderr[-3000:]
+    assert "4 jobs at scale mini, 4 already finished" in fig3.stdout
+    assert fig3.stdout.count("(of sweep fig10)") == 4 and "Launching" not in fig3.stdout + fig3.stderr
+    assert manifest("fig3") == manifest("fig10")
+    again = run_cli("-m", "sweep=fig10", *short, cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("skip ") == 4
+    assert "Launching" not in again.stdout + again.stderr
+
+
 def test_figure_curves_are_means_over_models_and_flag_missing_seeds():
     import fig2
 

@@ -31,7 +31,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
 from codistill.config import ConfigError, data_problem, validate
-from codistill.runlog import is_finished, run_dir, run_id
+from codistill.runlog import METRICS_FILE, is_finished, read_records, run_dir, run_id
 
 
 @dataclass
@@ -61,6 +61,11 @@ def write_manifest(sweep_name, jobs):
         path = Path(results_root) / "sweeps" / sweep_name / f"{scale}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(entries, indent=1) + "\n")
+
+
+def finished_by(directory):
+    """The sweep that ran a finished run (its header's sweep_id)."""
+    return read_records(Path(directory) / METRICS_FILE)[0].get("sweep_id") or "none"
 
 
 class GridUnionSweeper(BasicSweeper):
@@ -146,9 +151,9 @@ class GridUnionSweeper(BasicSweeper):
             raise ConfigError("the sweep was not launched:\n  - " + "\n  - ".join(missing))
         write_manifest(sweep_name, jobs)
         pending = [(job, resources) for (job, _, _, resources), finished in zip(jobs, done) if not finished]
-        for (_, _, identifier, _), finished in zip(jobs, done):
+        for (_, container, identifier, _), finished in zip(jobs, done):
             if finished:
-                print(f"skip {identifier}: finished run")
+                print(f"skip {identifier}: finished run (of sweep {finished_by(run_dir(container))})")
         if not pending:
             return []
         sweep_dir = Path(self.config.hydra.sweep.dir)
