@@ -313,7 +313,7 @@ def table2(data, notes):
     tests = data.records[data.records["kind"] == "test"]
     if tests.empty or "bleu" not in tests:
         raise ValueError("no `test` records with bleu in these logs")
-    tests = with_labels(tests, n=lambda r: int(cfg(r, "method.n", 1)))
+    tests = tests.assign(n=tests["n_way"])   # 1: one model (all_reduce); n: n-way codistillation
     frame = per_run(tests, ["bleu"], keys=(), extra=("n",))
     check_one_run_per_seed(frame, ["n"])
     bleu = aggregate(frame, ["n"], "bleu").sort_values("n")

@@ -121,8 +121,13 @@ class FigureData:
 
     @property
     def scale_note(self):
-        notes = sorted(set(self.records["scale_note"])) if not self.records.empty else []
-        return "; ".join(notes) or f"{self.scale.upper()} scale"
+        """The scale as the logs say it; a workload's own note (translation_mini) where it has one."""
+        if self.records.empty:
+            return f"{self.scale.upper()} scale"
+        notes = self.records["scale_note"]
+        if "cfg.workload.note" in self.records:
+            notes = self.records["cfg.workload.note"].where(self.records["cfg.workload.note"].notna(), notes)
+        return "; ".join(sorted(set(notes)))
 
     def status_lines(self):
         if self.problem:
