@@ -314,3 +314,32 @@ def test_table_2_reads_bleu_from_test_records_and_names_the_workloads_scale(tmp_
                        figure="table2")
     outcome = claims.evaluate(increasing, data)
     assert outcome.status == claims.HOLDS and "1: 31.167, 2: 31.833, 4: 33.000" in outcome.reproduced
+
+
+ALPHA_GAMMA_NLL = {("exponential", 0.5): [2.10, 2.12, 2.14], ("exponential", 1.0): [2.20, 2.21, 2.22],
+                   ("constant", 0.5): [2.30, 2.31, 2.32], ("constant", 1.0): [2.14, 2.15, 2.16]}
+
+
+def test_alpha_gamma_keeps_each_gammas_best_initial_alpha(tmp_path):
+    entries = []
+    for (schedule, alpha), finals in ALPHA_GAMMA_NLL.items():
+        for seed, nll in enumerate(finals):
+            run_id = f"{schedule}-{alpha}-{seed}"
+            cfg = config(seed, **{"method.alpha_schedule": schedule, "method.alpha": alpha, "method.alpha_gamma": 1.1})
+            write_run(tmp_path, run_id, cfg, [eval_record(10, m, val_nll=3.0) for m in (0, 1)] +
+                      [eval_record(20, m, val_nll=nll) for m in (0, 1)], "alpha_gamma")
+            entries.append((run_id, [f"method.alpha_schedule={schedule}", f"method.alpha={alpha}", f"seed={seed}"]))
+    write_manifest(tmp_path, "alpha_gamma", entries)
+    data = registry.load(registry.SPECS["alpha_gamma"], tmp_path, "mini")
+    best = {"kind": "compare", "a": {"gamma": 1.1, "best_over": "method.alpha", "best": "min"},
+            "b": {"gamma": 1.0, "best_over": "method.alpha", "best": "min"}, "op": "less"}
+    outcome = claims.evaluate(claim(best, metric="val_nll", figure="alpha_gamma"), data)
+    assert outcome.status == claims.HOLDS and "a 2.120 ± 0.012, b 2.150 ± 0.006" in outcome.reproduced
+    fig = registry.draw_figure(registry.SPECS["alpha_gamma"], data)
+    curves = fig.axes[1]     # (b): each gamma with its best initial alpha only
+    assert sorted(line.get_gid() for line in curves.lines if line.get_gid()) == [
+        "γ = 1 (constant α), α₀ = 1", "γ = 1.1, α₀ = 0.5"]
+    assert by_gid(curves.lines, "γ = 1.1, α₀ = 0.5").get_ydata()[-1] == pytest.approx(2.12)
+    finals = by_gid(fig.axes[0].lines, "γ = 1.1").get_xydata()   # (a): final NLL against the initial alpha
+    assert np.allclose(finals, [[0.5, 2.12], [1.0, 2.21]])
+    plt.close(fig)
