@@ -33,13 +33,20 @@ def main(cfg):
     if is_finished(directory):
         print(f"skip {identifier}: finished run in {directory}")
         return
-    from codistill.checkpoint import committed_step
+    from codistill.checkpoint import RunInProgress, committed_step, run_lock
     from codistill.launch import launch  # torch is imported only when something will train
 
-    resume_step = committed_step(directory)
-    action = "run" if resume_step is None else f"resume (from update {resume_step})"
-    print(f"{action} {identifier} ({container['scale']['note']}) -> {directory}", flush=True)
-    launch(container, directory)
+    try:
+        with run_lock(directory, container["launcher"].get("lock_wait_s", 0)):
+            if is_finished(directory):  # by the job that held the lock meanwhile
+                print(f"skip {identifier}: finished run in {directory}")
+                return
+            resume_step = committed_step(directory)
+            action = "run" if resume_step is None else f"resume (from update {resume_step})"
+            print(f"{action} {identifier} ({container['scale']['note']}) -> {directory}", flush=True)
+            launch(container, directory)
+    except RunInProgress as busy:
+        sys.exit(f"error: {busy}")
 
 
 if __name__ == "__main__":

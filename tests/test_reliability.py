@@ -125,3 +125,22 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_a_run_being_trained_elsewhere_is_refused_not_trained_twice(tmp_path):
+    from conftest import SHORT
+    from test_config import run_cli
+
+    from codistill.runlog import run_dir
+
+    args = ["method=codistill", "seed=8", *SHORT]
+    directory = run_dir(compose_job(args, tmp_path))
+    args.append(f"results_root={tmp_path}")
+    with checkpoint.run_lock(directory):   # as a job of another sweep holding the same run would
+        busy = run_cli(*args, cwd=tmp_path)
+    assert busy.returncode != 0 and "is being trained by host" in busy.stderr
+    assert f"pid {os.getpid()}" in busy.stderr and "Traceback" not in busy.stderr
+    assert not (directory / METRICS_FILE).exists()
+    free = run_cli(*args, cwd=tmp_path)     # the lock is gone with its holder: the run trains
+    assert free.returncode == 0, free.stderr[-2000:]
+    assert read_records(directory / METRICS_FILE)[-1]["kind"] == "end"
