@@ -21,6 +21,10 @@ def main(cfg):
     except ConfigError as error:
         sys.exit(f"error: {error}")
     identifier, directory = run_id(container), run_dir(container)
+    if cfg.expected_run_id not in (None, identifier):
+        sys.exit(f"error: this job was validated as run {cfg.expected_run_id} when its sweep was launched, but "
+                 f"its config now resolves to run {identifier}: the configs changed in between. Launch the sweep "
+                 "again (finished runs are skipped).")
     problem = data_problem(container)
     if cfg.dry_run:
         print(OmegaConf.to_yaml(cfg, resolve=True))

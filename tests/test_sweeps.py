@@ -194,3 +194,12 @@ def test_the_wide_resnet_pretraining_sweep_resolves_zagoruykos_recipe(tmp_path):
     assert job["scale"]["ranks_per_model"] * job["scale"]["batch_per_rank"] == 128
     assert (job["workload"]["depth"], job["workload"]["widen"]) == (28, 10)
     assert job["schedule"]["epochs"] == 200 and job["schedule"]["lr"]["milestones"] == [60, 120, 160]
+
+
+def test_a_job_whose_config_changed_since_its_sweep_was_validated_stops(tmp_path):
+    # The sweeper hands each job the run id it validated; a job composed from edited configs
+    # (a queued Slurm job starting after a `git pull`) resolves to another run and must not run.
+    done = run_cli("method=codistill", "expected_run_id=mini-codistill-000000000000", f"results_root={tmp_path}",
+                   cwd=tmp_path)
+    assert done.returncode != 0 and "validated as run mini-codistill-000000000000" in done.stderr
+    assert not (tmp_path / "runs").exists()

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 # Keys that choose where or how a job runs, not what it computes.
-NOT_IDENTITY = ("launcher", "dry_run", "results_root", "sweep_id", "trace", "hydra")
+NOT_IDENTITY = ("launcher", "dry_run", "results_root", "sweep_id", "trace", "hydra", "expected_run_id")
 METRICS_FILE = "metrics.jsonl"
 
 

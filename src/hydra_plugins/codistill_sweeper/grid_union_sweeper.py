@@ -150,7 +150,10 @@ class GridUnionSweeper(BasicSweeper):
         if missing:
             raise ConfigError("the sweep was not launched:\n  - " + "\n  - ".join(missing))
         write_manifest(sweep_name, jobs)
-        pending = [(job, resources) for (job, _, _, resources), finished in zip(jobs, done) if not finished]
+        # Each job composes its config again when it starts (on Slurm, maybe hours later): it is
+        # handed the run id validated here and stops if its config has changed since.
+        pending = [([*job, f"expected_run_id={identifier}"], resources)
+                   for (job, _, identifier, resources), finished in zip(jobs, done) if not finished]
         for (_, container, identifier, _), finished in zip(jobs, done):
             if finished:
                 print(f"skip {identifier}: finished run (of sweep {finished_by(run_dir(container))})")
