@@ -9,6 +9,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from .losses import DISTILL_LOSSES
+from .translation_config import TRANSLATION_WORKLOADS, check_translation_job, is_translation
+from .translation_config import data_problem as translation_data_problem
 from .workloads import MINI_ARCHS, SCENARIOS
 
 METHODS = ("allreduce", "codistill", "independent")
@@ -16,7 +18,7 @@ EXCHANGES = ("predictions", "checkpoints")
 PREDICTION_BITS = (32, 16)
 ALPHA_SCHEDULES = ("constant", "step", "exponential")
 LR_KINDS = ("step", "cosine")
-WORKLOADS = ("digits_mlp", "imagenet", "cifar10", "multiview_mini")
+WORKLOADS = ("digits_mlp", "imagenet", "cifar10", "multiview_mini", *TRANSLATION_WORKLOADS)
 SCALES = ("mini", "paper")
 
 
@@ -54,6 +56,8 @@ def data_problem(container):
     from .workloads import check_cifar_root, check_imagefolder_root
 
     workload = container["workload"]
+    if is_translation(container):
+        return translation_data_problem(workload)
     if workload["name"] == "imagenet":
         return check_imagefolder_root(workload["data_root"])
     if workload["name"] == "cifar10":
@@ -200,11 +204,18 @@ def validate(cfg):
         raise ConfigError(f"config does not resolve: {error}") from error
     _check_method(container["method"], problems)
     _check_layout(container["scale"], problems)
-    _check_schedule(container["schedule"], problems)
+    translation = is_translation(container)
+    if translation:  # fairseq recipes: their own schedule keys (codistill/translation_config.py)
+        check_translation_job(container, problems)
+    elif container["schedule"].get("kind") == "translation":
+        problems.append(f"schedule.name={container['schedule'].get('name')!r}: a translation recipe; workload "
+                        f"{container['workload'].get('name')!r} needs a vision schedule (e.g. goyal_step)")
+    else:
+        _check_schedule(container["schedule"], problems)
     workload = container["workload"].get("name")
     if workload not in WORKLOADS:
         problems.append(f"workload.name={workload!r}: allowed: {', '.join(WORKLOADS)}")
-    else:
+    elif not translation:
         _check_models(container["workload"], container["method"], problems)
     arch = container["workload"].get("arch")
     if workload == "digits_mlp" and arch is not None and arch not in MINI_ARCHS:

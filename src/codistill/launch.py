@@ -113,6 +113,10 @@ def launch(config, run_directory):
     world_size = layout_of(config).world_size
     run_directory.mkdir(parents=True, exist_ok=True)
     task = submitit_rank() or torchrun_rank()
+    if config["workload"].get("task") == "translation":  # fairseq trains each model: translation.py
+        from .translation import launch_translation
+
+        return launch_translation(config, run_directory, task)
     if task is not None:
         rank, local_rank = task
         if int(os.environ["WORLD_SIZE"]) != world_size:

@@ -1,0 +1,182 @@
+"""Checkpoint exchange between codistilled models through a shared file system.
+
+Every T updates each model writes its parameters to `<root>/model<i>/step<s>.pt`, atomically
+(a temporary file beside it, fsynced, then renamed: a reader sees the old set of snapshots or the
+new one, never a file being written, even when the writer is killed mid-write). At its exchange
+points a model reads its peers' snapshots:
+- lock-step: the peers' snapshot of step floor(s/T)*T exactly, waiting for it (up to a timeout)
+  if a peer is behind, so a run is reproducible whatever the processes' speeds;
+- asynchronous: whatever snapshot of each peer is newest (Anil et al. 2018), never waiting
+  except for the very first one.
+Snapshots hold tensors only and load with `torch.load(weights_only=True)`.
+"""
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+MODES = ("lockstep", "async")
+
+
+class SnapshotTimeout(RuntimeError):
+    pass
+
+
+def tensor_bits(tensors):
+    return sum(t.numel() * t.element_size() * 8 for t in tensors.values())
+
+
+def _atomic_write(path, write):
+    temporary = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    with open(temporary, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+class SnapshotStore:
+    def __init__(self, root, poll_s=0.02, report_every_s=60.0):
+        self.root, self.poll_s, self.report_every_s = Path(root), poll_s, report_every_s
+
+    def folder(self, model):
+        return self.root / f"model{model}"
+
+    def path(self, model, step):
+        return self.folder(model) / f"step{step}.pt"
+
+    def publish(self, model, step, tensors):
+        """Writes model `model`'s parameters after `step` updates (CPU copies)."""
+        self.folder(model).mkdir(parents=True, exist_ok=True)
+        cpu = {name: tensor.detach().to("cpu", copy=True) for name, tensor in tensors.items()}
+        _atomic_write(self.path(model, step), lambda handle: torch.save(cpu, handle))
+
+    def steps(self, model):
+        """Steps of the complete snapshots of `model`, ascending (temporary files are not listed)."""
+        found = []
+        for path in self.folder(model).glob("step*.pt"):
+            try:
+                found.append(int(path.stem[len("step"):]))
+            except ValueError:
+                continue
+        return sorted(found)
+
+    def load(self, model, step):
+        return torch.load(self.path(model, step), map_location="cpu", weights_only=True)
+
+    def _wait(self, what, ready, timeout_s, mode_hint):
+        started = last_report = time.monotonic()
+        while True:
+            result = ready()
+            if result is not None:
+                return result
+            now = time.monotonic()
+            if now - started > timeout_s:
+                raise SnapshotTimeout(
+                    f"waited {timeout_s:g} s for {what} ({mode_hint}; workload.exchange_timeout_s). The peer may "
+                    "have died or be far behind: see its log in the run directory; rerunning the same command "
+                    "resumes every model from its last fairseq checkpoint")
+            if now - last_report > self.report_every_s:
+                print(f"still waiting for {what} ({now - started:.0f} s)", flush=True)
+                last_report = now
+            time.sleep(self.poll_s)
+
+    def wait_for(self, model, step, timeout_s):
+        """Lock-step: model `model`'s snapshot of exactly `step`, once it exists."""
+        path = self.path(model, step)
+
+        def ready():
+            if not path.exists():
+                return None
+            try:
+                return self.load(model, step)
+            except FileNotFoundError:  # pruned between the check and the read: it cannot come back
+                raise SnapshotTimeout(f"model {model}'s snapshot of update {step} was removed before it was read")
+
+        return self._wait(f"model {model}'s snapshot of update {step} ({path})", ready, timeout_s,
+                          "lock-step exchange")
+
+    def newest_step(self, model):
+        steps = self.steps(model)
+        return steps[-1] if steps else None
+
+    def newest(self, model):
+        """Asynchronous: (step, tensors) of model `model`'s newest complete snapshot, or None."""
+        for step in reversed(self.steps(model)):
+            try:
+                return step, self.load(model, step)
+            except FileNotFoundError:  # pruned meanwhile: take the next newest
+                continue
+        return None
+
+    def wait_for_first(self, model, timeout_s):
+        """Asynchronous, first exchange: waits until model `model` has published a snapshot."""
+        return self._wait(f"a first snapshot of model {model} in {self.folder(model)}", lambda: self.newest(model),
+                          timeout_s, "asynchronous exchange")
+
+    def prune(self, model, older_than):
+        """Removes model `model`'s snapshots of steps < older_than (no peer can need them)."""
+        for step in self.steps(model):
+            if step < older_than:
+                self.path(model, step).unlink(missing_ok=True)
+
+    def mark_checkpointed(self, model, step):
+        """Records that model `model` has a durable fairseq checkpoint at `step`: a resumed run
+        restarts there, so its peers keep their snapshots from floor(step/T)*T on."""
+        self.folder(model).mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"step": step}).encode()
+        _atomic_write(self.folder(model) / "checkpointed.json", lambda handle: handle.write(text))
+
+    def checkpointed(self, model):
+        path = self.folder(model) / "checkpointed.json"
+        try:
+            return json.loads(path.read_text())["step"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            return 0
+
+
+class PeerReader:
+    """Which snapshot of each peer a model uses at update s, read from the store when it changes.
+
+    lock-step: the peers' snapshot of step floor(s/T)*T, waiting for it;
+    async: at s = 0 (or a resume) each peer's newest, waiting only for a first one; then, at every
+    exchange point s = kT, a peer's newest snapshot if it is newer than the one held.
+    `steps[slot]` is the step of the snapshot held for peer `peers[slot]`. After a resume, `resume`
+    marks the steps held before the interruption: reading them again is not new traffic.
+    """
+
+    def __init__(self, store, peers, period, mode, timeout_s):
+        if mode not in MODES:
+            raise ValueError(f"exchange mode {mode!r} is not one of {MODES}")
+        self.store, self.peers, self.period, self.mode, self.timeout_s = store, peers, period, mode, timeout_s
+        self.steps = [None] * len(peers)
+        self.held_before_resume = [None] * len(peers)
+
+    def resume(self, steps):
+        self.held_before_resume = list(steps)
+
+    def refresh(self, step):
+        """Yields (slot, snapshot step, tensors, counted) for every peer whose snapshot changes at
+        update `step`; `counted` is False for a re-read of what the interrupted run already held."""
+        for slot, peer in enumerate(self.peers):
+            found = self._read(slot, peer, step)
+            if found is not None:
+                source, tensors = found
+                counted = source != self.held_before_resume[slot]
+                self.held_before_resume[slot] = None
+                self.steps[slot] = source
+                yield slot, source, tensors, counted
+
+    def _read(self, slot, peer, step):
+        held = self.steps[slot]
+        if self.mode == "lockstep":
+            source = step // self.period * self.period
+            return None if held == source else (source, self.store.wait_for(peer, source, self.timeout_s))
+        if held is None:
+            return self.store.wait_for_first(peer, self.timeout_s)
+        if step % self.period == 0 and (self.store.newest_step(peer) or -1) > held:
+            found = self.store.newest(peer)
+            return found if found is not None and found[0] > held else None
+        return None
