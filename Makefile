@@ -9,7 +9,7 @@ RESULTS ?= results
 LOGS ?= paper/logs
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce figure figures status report reproduce-all dryrun soak test clean
+.PHONY: help setup reproduce figure figures status report reproduce-all dryrun soak bench test clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ dryrun: setup ## validate and list every job of FIG's sweep at SCALE, run nothin
 
 soak: setup ## kill a mini run at random moments 50 times; report how many resumed exactly
 	$(PY) benchmarks/soak_resume.py --kills 50
+
+bench: setup ## measure bits sent, engine overhead, a slow network (as root), the loop, collect; write benchmarks/results.md (~15 min)
+	$(PY) benchmarks/bench.py
 
 test: setup ## run the test suite (multi-process gloo tests included)
 	$(PY) -m pytest -q tests

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "figures")]
+sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402

@@ -1,0 +1,67 @@
+"""`make bench`: every benchmark of this folder in one run, then benchmarks/results.md and
+figures/out/bench_*.png from what it measured (benchmarks/results.json keeps the raw numbers).
+
+    python benchmarks/bench.py                      # everything (~15 min on 2 cores)
+    python benchmarks/bench.py --parts bytes loop   # some parts only (results.md says which ran)
+    python benchmarks/bench.py --report-only        # redraw results.md and plots from results.json
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from benchlib import machine  # noqa: E402
+
+RESULTS_JSON = HERE / "results.json"
+PARTS = ("bytes", "overhead", "network", "loop", "collect")
+
+
+def progress(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run_part(name):
+    import bench_bytes
+    import bench_collect
+    import bench_loop
+    import bench_network
+    import bench_overhead
+
+    runner = {"bytes": bench_bytes.run, "overhead": bench_overhead.run, "network": bench_network.run,
+              "loop": bench_loop.run, "collect": bench_collect.run}[name]
+    load_before, started = os.getloadavg(), time.perf_counter()
+    result = runner(progress=progress)
+    seconds = time.perf_counter() - started
+    progress(f"{name}: done in {seconds:.0f} s")
+    return {**result, "seconds": seconds, "load_before": load_before, "load_after": os.getloadavg()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--report-only", action="store_true")
+    arguments = parser.parse_args(argv)
+    import bench_report as report
+
+    if not arguments.report_only:
+        started = time.perf_counter()
+        results = {"machine": machine(), "command": "make bench" if arguments.parts == list(PARTS) else
+                   "python benchmarks/bench.py --parts " + " ".join(arguments.parts), "parts": {}}
+        for name in arguments.parts:
+            progress(f"{name}: start")
+            results["parts"][name] = run_part(name)
+        results["total_seconds"] = time.perf_counter() - started
+        RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
+        progress(f"all parts done in {results['total_seconds']:.0f} s; raw numbers in {RESULTS_JSON}")
+    written = report.write(json.loads(RESULTS_JSON.read_text()))
+    for path in written:
+        progress(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""Slow network: two simulated nodes, one gloo rank each, at no limit, 1 Gbit/s and 100 Mbit/s.
+
+The nodes are two network namespaces joined by a veth pair (eth0 in each, 10.77.0.1 and
+10.77.0.2); each rank limits its own side's egress with `tc ... tbf` (netem is not available in
+this kernel: only bandwidth is shaped, no latency). Needs root; elsewhere it is skipped with a
+message. Every namespace it made is deleted on the way out, on failure too, and checked gone.
+
+Per model size (~1M, 25.6M (the ResNet-50 twin) and ~100M parameters, batch 32 per rank), time per
+update of engine.train_step for each method, and right beside it (same state, same limit) the
+same update without its collective, its compute-only time:
+    all_reduce      one model over both ranks (DDP); compute only: the bare model
+    predictions     2-way codistillation, logits every update (T = 1); compute only: the rank's
+                    own logits as teacher
+    checkpoints     2-way codistillation: the updates between exchanges (teacher forward, no
+                    communication: its compute-only time) and the exchange itself (parameters
+                    all_gathered), timed apart; at period T an update costs between + exchange / T
+and the bytes each rank put on the wire (eth0's tx_bytes) next to the engine's counters.
+
+    sudo python benchmarks/bench_network.py
+"""
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LIMITS = {"none": None, "1gbit": 1e9, "100mbit": 1e8}  # tc rate -> bits per second
+ADDRESSES = ("10.77.0.1", "10.77.0.2")
+PORT = 29533
+SIZES = {"1M": 1_000_000, "25.6M": 25_557_032, "100M": 100_000_000}
+BATCH = 32
+CHECKPOINT_PERIODS = (50, 625)
+
+
+def skip_reason():
+    if os.geteuid() != 0:
+        return "not root: network namespaces and tc need root; skipped"
+    missing = [tool for tool in ("ip", "tc") if shutil.which(tool) is None]
+    if missing:
+        return f"{' and '.join(missing)} not found (iproute2); skipped"
+    return None
+
+
+def _ip(*args, check=True):
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
+
+
+class TwoNodes:
+    """Two namespaces joined by a veth pair; deletes them on exit, whatever happened."""
+
+    def __init__(self):
+        self.names = (f"cdbench{os.getpid()}a", f"cdbench{os.getpid()}b")
+        self.made = []
+
+    def __enter__(self):
+        try:
+            for name in self.names:
+                _ip("netns", "add", name)
+                self.made.append(name)
+            _ip("link", "add", "eth0", "netns", self.names[0], "type", "veth", "peer", "name", "eth0",
+                "netns", self.names[1])
+            for name, address in zip(self.names, ADDRESSES):
+                _ip("-n", name, "addr", "add", f"{address}/24", "dev", "eth0")
+                _ip("-n", name, "link", "set", "eth0", "up")
+                _ip("-n", name, "link", "set", "lo", "up")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for name in self.made:
+            _ip("netns", "del", name, check=False)  # takes the veth pair and its qdiscs with it
+        left = set(self.left())
+        self.made = []
+        if left:
+            raise RuntimeError(f"network namespaces left behind: {sorted(left)}; remove with `ip netns del <name>`")
+
+    def left(self):
+        listed = _ip("netns", "list", check=False).stdout.split()
+        return [name for name in self.names if name in listed]
+
+
+# ---------------------------------------------------------------- inside a namespace: one rank
+def shape(rate):
+    """Limits this namespace's eth0 egress to `rate` bits/s (None: no limit)."""
+    subprocess.run(["tc", "qdisc", "del", "dev", "eth0", "root"], capture_output=True)  # none yet is fine
+    if rate is not None:
+        burst = max(int(rate * 0.002 / 8), 16_000)  # ~2 ms of bytes (infra notes)
+        subprocess.run(["tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", str(int(rate)), "burst",
+                        str(burst), "latency", "50ms"], check=True, capture_output=True)
+
+
+def tx_bytes():
+    return int(Path("/sys/class/net/eth0/statistics/tx_bytes").read_text())
+
+
+class LocalLogits:
+    """The predictions step's compute without its collective: the rank's own logits as teacher."""
+
+    def teachers_logits(self, step, model, inputs, logits):
+        return [logits.detach()]
+
+
+@contextlib.contextmanager
+def compute_only(timed, method):
+    """The same rank state stepped without any collective: all_reduce through the bare model
+    (DDP's hooks stay idle when its forward did not run), predictions with local logits;
+    checkpoints between exchanges send nothing anyway (the period is 10**9)."""
+    state = timed.state
+    saved = state.trainable, state.exchange
+    if method == "all_reduce":
+        state.trainable = state.model
+    elif method == "predictions":
+        state.exchange = LocalLogits()
+    try:
+        yield
+    finally:
+        state.trainable, state.exchange = saved
+
+
+def _worker(rank, world, spec):
+    import torch
+    import torch.distributed as dist
+
+    from benchlib import TimedRank, layout, timed_across_ranks, twin_workload
+
+    sizes = spec["sizes"]
+    workload = twin_workload(sizes, BATCH, n_batches=4)
+
+    def agreed_max(value):
+        """The largest of the ranks' values: what both ranks then base their step counts on."""
+        tensor = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return tensor.item()
+
+    def window(function, steps):
+        """(seconds per step, wire bytes per step) of `steps` repetitions, barrier to barrier."""
+        before = tx_bytes()
+        seconds = agreed_max(timed_across_ranks(function))
+        return seconds / steps, (tx_bytes() - before) / steps
+
+    def steps_for(predicted):
+        return int(min(spec["max_steps"], max(1, spec["window_s"] // max(predicted, 1e-3))))
+
+    rows = []
+
+    def record(method, limit, steps, seconds, wire, counter_bits=None):
+        rows.append({"method": method, "limit": limit, "steps": steps, "seconds_per_step": seconds,
+                     "wire_bytes_per_step": wire, "counter_bits_per_step": counter_bits})
+        if rank == 0:
+            print(f"  network {spec['label']}: {method:<22} {limit:>8}: {1000 * seconds:9.1f} ms/update "
+                  f"({steps} updates), {wire / 1e6:9.3f} MB/update on the wire", flush=True)
+
+    for method, groups in (("all_reduce", (1, 2)), ("predictions", (2, 1)), ("checkpoints", (2, 1))):
+        shape(None)  # DDP's initial broadcast and the warm-up run unshaped
+        dist.barrier()
+        timed = TimedRank(spec["containers"][method], layout(*groups, 1, rank), workload, BATCH)
+        timed.run(2)  # checkpoints: the first exchange (update 0) happens here; the period is 10**9
+        with compute_only(timed, method):
+            compute = agreed_max(timed.run(1))
+        for limit, rate in LIMITS.items():
+            shape(rate)
+            dist.barrier()
+            # Side by side: the same state's update without its collective, then with it.
+            with compute_only(timed, method):
+                steps = steps_for(compute)
+                compute, wire = window(lambda: timed.run(steps), steps)
+            record(f"{method}, compute only", limit, steps, compute, wire)
+            counter_before = timed.state.counter.inter_node_bits
+            if method == "checkpoints":
+                exchange = timed.state.exchange
+                seconds, wire = window(lambda: exchange.refresh(timed.state.model), 1)
+                record("checkpoints, exchange", limit, 1, seconds, wire,
+                       timed.state.counter.inter_node_bits - counter_before)
+                continue
+            sent = 32 * spec["params"] if method == "all_reduce" else 32 * sizes[-1] * BATCH  # bits per update
+            comm = 0 if rate is None else sent / rate
+            steps = steps_for(compute + comm)
+            seconds, wire = window(lambda: timed.run(steps), steps)
+            record(method, limit, steps, seconds, wire, (timed.state.counter.inter_node_bits - counter_before) / steps)
+        del timed
+    shape(None)
+    return {"rows": rows, "link": link_rates(rank) if spec["measure_link"] else None}
+
+
+def link_rates(rank):
+    """The shaped link's own throughput: one broadcast of ~0.5 s worth of bits at each limit."""
+    import torch
+    import torch.distributed as dist
+
+    from benchlib import timed_across_ranks
+
+    rates = {}
+    for limit, rate in LIMITS.items():
+        shape(rate)
+        bits = int(0.5 * (rate or 4e9))
+        tensor = torch.zeros(bits // 32)
+        dist.barrier()
+        seconds = timed_across_ranks(lambda: dist.broadcast(tensor, src=0))
+        rates[limit] = bits / seconds
+    shape(None)
+    return rates
+
+
+def worker_main(spec_path):
+    import faulthandler
+
+    from benchlib import run_as_rank
+
+    faulthandler.register(signal.SIGUSR1)  # the driver asks for the stacks of a rank that hangs
+
+    spec = json.loads(Path(spec_path).read_text())
+    rank = int(os.environ["RANK"])
+    run_as_rank(rank, 2, Path(spec_path).parent, _worker, (spec,))
+
+
+# ---------------------------------------------------------------- outside: the driver
+def _containers():
+    from benchlib import compose
+
+    method = lambda *overrides: compose(["method=codistill", *overrides])  # noqa: E731
+    return {"all_reduce": compose(["method=allreduce", "scale.ranks_per_model=2"]),
+            "predictions": method("method.exchange=predictions", "method.period=1"),
+            # the updates between exchanges; the exchange itself is timed apart (refresh)
+            "checkpoints": method("method.exchange=checkpoints", "method.period=1000000000")}
+
+
+def run_pair(nodes, spec, timeout):
+    """Runs the two ranks of `spec`, one in each namespace; returns both results."""
+    with tempfile.TemporaryDirectory() as folder:
+        spec_path = Path(folder) / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+        processes = []
+        try:
+            for rank, name in enumerate(nodes.names):
+                env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": ADDRESSES[0],
+                       "MASTER_PORT": str(PORT), "GLOO_SOCKET_IFNAME": "eth0", "OMP_NUM_THREADS": "1"}
+                processes.append(subprocess.Popen(
+                    ["ip", "netns", "exec", name, sys.executable, __file__, "--worker", str(spec_path)],
+                    env=env, start_new_session=True))
+            deadline = time.time() + timeout
+            while any(p.poll() is None for p in processes):
+                failed = [p for p in processes if p.poll() not in (None, 0)]
+                if failed or time.time() > deadline:
+                    raise RuntimeError(f"network benchmark {spec['label']}: "
+                                       + ("a rank failed" if failed else f"no result within {timeout} s"))
+                time.sleep(0.2)
+            return [json.loads((Path(folder) / f"rank{r}.json").read_text()) for r in range(2)]
+        finally:
+            running = [process for process in processes if process.poll() is None]
+            for process in running:
+                process.send_signal(signal.SIGUSR1)  # print where it is stuck
+            time.sleep(1 if running else 0)
+            for process in running:
+                os.killpg(process.pid, signal.SIGKILL)  # its own session: the rank and nothing else
+                process.wait()
+
+
+def _raise_on_sigterm(signum, frame):
+    raise SystemExit(f"signal {signum}: cleaning up")
+
+
+def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print):
+    reason = skip_reason()
+    if reason:
+        progress(f"network: {reason}")
+        return {"skipped": reason}
+    from benchlib import count_params, twin_sizes
+
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    containers = _containers()
+    results = {"limits": LIMITS, "batch_per_rank": BATCH, "checkpoint_periods": CHECKPOINT_PERIODS, "models": []}
+    try:
+        with TwoNodes() as nodes:
+            progress(f"network: namespaces {', '.join(nodes.names)} joined by a veth pair")
+            for index, (label, target) in enumerate(sizes.items()):
+                widths = twin_sizes(target)
+                spec = {"label": label, "sizes": list(widths), "params": count_params(widths),
+                        "containers": containers, "window_s": window_s, "max_steps": max_steps,
+                        "measure_link": index == 0}
+                progress(f"network: model {label} ({spec['params']:,} parameters)")
+                rank0, _ = run_pair(nodes, spec, timeout)
+                results["models"].append({"label": label, "params": spec["params"], "rows": rank0["rows"]})
+                if rank0["link"]:
+                    results["link_bits_per_s"] = rank0["link"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return results
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--small", action="store_true", help="only the 1M model (a quick check)")
+    arguments = parser.parse_args()
+    if arguments.worker:
+        worker_main(arguments.worker)
+    else:
+        print(json.dumps(run({"1M": SIZES["1M"]} if arguments.small else SIZES), indent=1))

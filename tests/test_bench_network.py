@@ -1,0 +1,30 @@
+"""The slow-network benchmark's simulated nodes: made, usable, and removed even when the work
+inside fails. Needs root (network namespaces); skipped elsewhere, as the benchmark itself is."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_network  # noqa: E402
+
+pytestmark = pytest.mark.skipif(bench_network.skip_reason() is not None,
+                                reason=f"bench_network: {bench_network.skip_reason()}")
+
+
+def namespaces():
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_two_nodes_are_joined_and_removed_even_when_the_body_fails():
+    with pytest.raises(RuntimeError, match="inside"):
+        with bench_network.TwoNodes() as nodes:
+            assert set(nodes.names) <= set(namespaces())
+            for name, address in zip(nodes.names, bench_network.ADDRESSES):
+                shown = subprocess.run(["ip", "-n", name, "-4", "addr", "show", "dev", "eth0"], capture_output=True,
+                                       text=True, check=True).stdout
+                assert address in shown and "UP" in shown
+            raise RuntimeError("failure inside")
+    assert not set(nodes.names) & set(namespaces())
