@@ -160,7 +160,8 @@ def generate_arguments(config, run_directory, data_bin, group, cuda=False):
             "--gen-subset", generation["subset"], "--beam", str(generation["beam"]),
             "--lenpen", str(generation["lenpen"]), "--max-len-a", str(generation["max_len_a"]),
             "--max-len-b", str(generation["max_len_b"]), "--max-tokens", str(generation["max_tokens"]),
-            "--results-path", str(model_dir(run_directory, group)), "--num-workers", "0",
+            "--results-path", str(model_dir(run_directory, group)), "--num-workers", "0", "--scoring", "sacrebleu",
+            "--sacrebleu-tokenizer", workload["bleu_tokenize"],
             "--seed", str(fairseq_seed(config, group))]
     if generation["remove_bpe"]:
         argv += ["--remove-bpe", generation["remove_bpe"]]
@@ -194,13 +195,24 @@ def warm_imports():
     import codistill_fairseq  # noqa: F401
 
 
-def _child(tool, argv, log_path, threads):
+def _die_with_parent(parent):
+    """A fairseq process must not outlive the process that started it (a killed launcher would
+    leave ranks writing into a run directory that a rerun resumes): Linux's parent-death signal."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _child(tool, argv, log_path, threads, parent):
     """Body of a forked fairseq process: its own log file, environment and Hydra version base."""
     import logging
 
     import torch
     from hydra import version
 
+    _die_with_parent(parent)
     os.environ.update(FAIRSEQ_ENV)
     os.environ["CODISTILL_PROGRESS_FD"] = str(os.dup(1))
     log = open(log_path, "a")
@@ -223,8 +235,8 @@ def start_fairseq(tool, argv, log_path, threads=1):
         log.write(f"\n$ fairseq-{tool} {' '.join(argv)}\n")
     sys.stdout.flush()
     sys.stderr.flush()
-    process = multiprocessing.get_context("fork").Process(target=_child, args=(tool, argv, str(log_path), threads),
-                                                          name=f"fairseq-{tool}")
+    process = multiprocessing.get_context("fork").Process(
+        target=_child, args=(tool, argv, str(log_path), threads, os.getpid()), name=f"fairseq-{tool}")
     process.start()
     return process
 

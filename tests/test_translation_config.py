@@ -1,0 +1,140 @@
+"""Translation jobs at compose time: the paper-scale recipes resolve to the experiment map's values
+(and to the fairseq-train arguments that carry them), bad keys are named, missing data is a warning
+in a dry run and an error otherwise, and the translation sweeps list their jobs at both scales."""
+import re
+
+import pytest
+
+from codistill.config import ConfigError
+from codistill.translation import generate_arguments, train_arguments
+from codistill.translation_config import TRANSLATION_SCHEDULES
+from conftest import compose_job
+from test_config import run_cli
+from test_sweeps import listed_run_ids
+
+
+def argument(argv, flag):
+    return argv[argv.index(flag) + 1]
+
+
+@pytest.mark.parametrize("method, schedule, gpus_per_model, label_smoothing", [
+    ("allreduce", "ott2018", 16, 0.1), ("codistill", "ott2018_codistill", 8, 0.0)])
+def test_fig4_paper_recipe(tmp_path, method, schedule, gpus_per_model, label_smoothing):
+    job = compose_job(["workload=wmt16_transformer_big", f"method={method}", f"schedule={schedule}", "scale=paper"],
+                      tmp_path)
+    w, s, m = job["workload"], job["schedule"], job["method"]
+    # Ott et al. 2018 / fairseq scaling_nmt: transformer big, Adam (0.9, 0.98), inverse sqrt, warm-up 4000
+    assert w["model"]["arch"] == "transformer_vaswani_wmt_en_de_big" and w["model"]["share_embeddings"] == "all"
+    assert (s["adam_betas"], s["lr"], s["warmup_updates"], s["warmup_init_lr"]) == ([0.9, 0.98], 5e-4, 4000, 1e-7)
+    assert w["max_tokens"] == 3854 and w["fp16"] and w["gpu_memory_gb"] == 32   # A.3: V100 32 GB, 3854 tokens
+    assert s["label_smoothing"] == label_smoothing                              # A.3: removed for codistillation
+    assert job["scale"]["ranks_per_model"] * m["n"] == 16 and job["scale"]["ranks_per_model"] == gpus_per_model
+    argv = train_arguments(job, tmp_path / "run", "/data", group=0, cuda=True)
+    assert argument(argv, "--arch") == "transformer_vaswani_wmt_en_de_big" and "--share-all-embeddings" in argv
+    assert argument(argv, "--adam-betas") == "(0.9, 0.98)" and argument(argv, "--lr-scheduler") == "inverse_sqrt"
+    assert argument(argv, "--max-tokens") == "3854" and argument(argv, "--warmup-updates") == "4000"
+    assert argument(argv, "--label-smoothing") == str(label_smoothing) and "--fp16" in argv
+    assert argument(argv, "--distributed-world-size") == str(gpus_per_model)
+    if method == "codistill":
+        assert (m["exchange"], m["alpha_schedule"], m["alpha_gamma"]) == ("checkpoints", "exponential", 1.1)
+        assert argument(argv, "--alpha-schedule") == "exponential" and argument(argv, "--alpha-gamma") == "1.1"
+        assert argument(argv, "--exchange-period") == str(m["period"]) == "2500"
+        assert argument(argv, "--n-models") == "2"
+    else:
+        assert argument(argv, "--exchange-period") == "0" and argument(argv, "--codistill-alpha") == "0.0"
+    generate = generate_arguments(job, tmp_path / "run", "/data", 0, cuda=True)
+    assert (argument(generate, "--beam"), argument(generate, "--lenpen")) == ("4", "0.6")
+    assert argument(generate, "--remove-bpe") == "@@ " and argument(generate, "--gen-subset") == "test"
+
+
+def test_iwslt_recipes_of_table2_and_the_over_fitting_result(tmp_path):
+    table2 = compose_job(["workload=iwslt14_transformer", "method=codistill", "method.n=8",
+                          "schedule=iwslt_transformer_codistill", "scale=paper", "scale.ranks_per_model=1"], tmp_path)
+    assert table2["workload"]["model"]["arch"] == "transformer_iwslt_de_en"
+    assert (table2["workload"]["source_lang"], table2["workload"]["target_lang"]) == ("de", "en")
+    assert table2["schedule"]["weight_decay"] == 1e-4 and table2["schedule"]["label_smoothing"] == 0.0
+    assert table2["world_size"] == 8 and table2["workload"]["max_tokens"] == 3854
+    big = compose_job(["workload=iwslt14_transformer_big", "method=allreduce", "scale=paper",
+                       "scale.ranks_per_model=2"], tmp_path)
+    assert big["workload"]["model"]["arch"] == "transformer_vaswani_wmt_en_de_big"
+    assert big["workload"]["name"] == "iwslt14_de_en" and big["schedule"]["name"] == "iwslt_transformer"
+    assert big["schedule"]["label_smoothing"] == 0.1
+
+
+def test_a_translation_workload_brings_its_schedule_and_codistillation_defaults(tmp_path):
+    job = compose_job(["workload=translation_mini", "method=codistill"], tmp_path)
+    assert job["schedule"]["name"] == "translation_mini"
+    assert (job["method"]["exchange"], job["method"]["period"], job["method"]["alpha_schedule"]) == \
+        ("checkpoints", 10, "exponential")
+    # ... and vision keeps its own.
+    vision = compose_job(["method=codistill"], tmp_path)
+    assert (vision["method"]["exchange"], vision["method"]["period"], vision["method"]["alpha_schedule"]) == \
+        ("predictions", 1, "constant")
+    assert vision["schedule"]["name"] == "goyal_step"
+
+
+@pytest.mark.parametrize("schedule", TRANSLATION_SCHEDULES)
+@pytest.mark.parametrize("method", ["allreduce", "codistill", "independent"])
+def test_every_translation_schedule_composes_with_every_method(tmp_path, schedule, method):
+    job = compose_job(["workload=translation_mini", f"method={method}", f"schedule={schedule}"], tmp_path)
+    assert job["schedule"]["kind"] == "translation"
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["method=codistill", "method.exchange=predictions"], "method.exchange"),
+    (["method=codistill", "method.loss=kl"], "method.loss"),
+    (["method=codistill", "method.alpha_schedule=step"], "method.alpha_schedule"),
+    (["schedule=goyal_step"], "schedule.name"),
+    (["batch_scale=2"], "batch_scale"),
+    (["data.fraction=0.5"], "data.fraction"),
+    (["schedule.max_update=0"], "schedule.max_update"),
+    (["schedule.label_smoothing=1.5"], "schedule.label_smoothing"),
+    (["schedule.label_smoothing_schedule=linear"], "schedule.label_smoothing_schedule"),
+    (["schedule.adam_betas=[0.9]"], "schedule.adam_betas"),
+    (["workload.model.share_embeddings=all"], "workload.model.share_embeddings"),
+    (["workload.model.encoder_layers=0"], "workload.model.encoder_layers"),
+    (["workload.exchange_mode=sometimes"], "workload.exchange_mode"),
+    (["workload.generation.beam=0"], "workload.generation.beam"),
+    (["workload.bleu_tokenize=nope"], "workload.bleu_tokenize"),
+    (["workload.corpus.min_len=9"], "workload.corpus.min_len"),
+    (["eval_every_epochs=0.5"], "eval_every_epochs"),
+])
+def test_invalid_translation_jobs_name_the_key(tmp_path, overrides, key):
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        compose_job(["workload=translation_mini", *overrides], tmp_path)
+
+
+def test_a_translation_schedule_with_a_vision_workload_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"schedule.name='ott2018': a translation recipe"):
+        compose_job(["schedule=ott2018"], tmp_path)
+
+
+def test_missing_paper_data_warns_in_a_dry_run_and_stops_a_real_run(tmp_path):
+    args = ["workload=wmt16_transformer_big", "scale=paper", "method=codistill", f"results_root={tmp_path}",
+            f"workload.data_bin={tmp_path / 'nowhere'}"]
+    dry = run_cli(*args, "dry_run=true", cwd=tmp_path)
+    assert dry.returncode == 0 and "warning: cannot run here yet: workload.data_bin=" in dry.stdout
+    real = run_cli(*args, cwd=tmp_path)
+    assert real.returncode != 0 and "workload.data_bin=" in real.stderr and "dict.en.txt" in real.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+# Jobs of each translation sweep at (mini, paper) scale, seeds included.
+TRANSLATION_SWEEPS = {"fig4": (6, 6), "fig12": (6, 6), "table2": (12, 12), "iwslt_overfit": (6, 6),
+                      "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27)}
+
+
+@pytest.mark.parametrize("sweep", list(TRANSLATION_SWEEPS))
+@pytest.mark.parametrize("scale", ["mini", "paper"])
+def test_translation_sweeps_list_their_jobs(tmp_path, sweep, scale):
+    count, run_ids = listed_run_ids(sweep, scale, tmp_path)
+    assert count == len(set(run_ids)) == TRANSLATION_SWEEPS[sweep][scale == "paper"]
+
+
+@pytest.mark.parametrize("scale", ["mini", "paper"])
+def test_figures_of_the_same_runs_share_them(tmp_path, scale):
+    fig4 = set(listed_run_ids("fig4", scale, tmp_path)[1])
+    assert set(listed_run_ids("fig12", scale, tmp_path)[1]) == fig4
+    codistill = {run for run in fig4 if "-codistill-" in run}
+    for ablation in ("nmt_exchange_frequency", "alpha_gamma"):   # their 1x / gamma = 1.1 runs are Fig. 4's
+        assert set(listed_run_ids(ablation, scale, tmp_path)[1]) & fig4 == codistill
