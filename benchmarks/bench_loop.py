@@ -75,6 +75,75 @@ def samples_per_second(starts, warmup, clock):
     return BATCH * (len(starts) - 1 - warmup) / (starts[-1][clock] - starts[warmup][clock])
 
 
+def _cpu_us(function, calls):
+    """CPU microseconds per call of function() called `calls` times in a row."""
+    started = time.process_time()
+    for _ in range(calls):
+        function()
+    return (time.process_time() - started) / calls * 1e6
+
+
+def _fastest_alternating(functions, calls, repeats=30):
+    """{name: the least CPU microseconds per call over `repeats` alternating measurements}: the
+    minimum is what the code costs when nothing else interferes (timeit's advice)."""
+    best = {name: float("inf") for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            best[name] = min(best[name], _cpu_us(function, calls))
+    return best
+
+
+def _attribution_rank(rank, world, container, workload):
+    """Where the engine's extra time per update goes: its DataLoader over the coordinated sampler
+    against plain tensor indexing, and engine.train_step against the plain loop's update, both on
+    the same model, optimizer and batch, alternated (least CPU time per call)."""
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    from codistill.sampling import CoordinatedBatchSampler
+    from codistill.schedules import build_schedules
+
+    cfg = OmegaConf.create(container)
+    data = workload.train_set
+    sampler = CoordinatedBatchSampler(len(data), BATCH, 1, 0, 0)
+    loader = DataLoader(data, batch_sampler=sampler, collate_fn=workload.collate, num_workers=0)
+    loader_iter, order = iter(loader), torch.randperm(len(data))
+
+    def next_batch():
+        nonlocal loader_iter
+        try:
+            return next(loader_iter)
+        except StopIteration:
+            loader_iter = iter(loader)
+            return next(loader_iter)
+
+    def index_batch():
+        index = order[:BATCH]
+        return data.inputs[index], data.targets[index]
+
+    state = engine.build_rank_state(cfg, layout(1, 1, 1, 0), workload, torch.device("cpu"))
+    schedules = build_schedules(cfg.schedule, cfg.method, BATCH, len(sampler))
+    optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0), momentum=cfg.schedule.momentum,
+                                weight_decay=schedules.weight_decay(0))
+    precision = engine.Precision(False, torch.device("cpu"))
+    inputs, targets = index_batch()
+    step = iter(range(10**9))
+
+    def engine_update():
+        engine.train_step(state, optimizer, precision, schedules, next(step), (inputs, targets), None)
+
+    def plain_update():
+        loss = F.cross_entropy(state.model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    batches = _fastest_alternating({"engine_batch_us": next_batch, "plain_batch_us": index_batch}, calls=100)
+    calls = max(5, int(1e4 / max(_cpu_us(plain_update, 3), 1)))  # ~10 ms per measurement
+    updates = _fastest_alternating({"engine_update_us": engine_update, "plain_update_us": plain_update}, calls)
+    return {**batches, **updates}
+
+
 def compare(name, workload, epochs, rounds, warmup, progress):
     with tempfile.TemporaryDirectory() as results_root:
         container = compose(_engine_overrides(epochs, results_root))
@@ -89,7 +158,8 @@ def compare(name, workload, epochs, rounds, warmup, progress):
             rates[loop, clock].append(samples_per_second(starts[loop], warmup, ("wall", "cpu").index(clock)))
         progress(f"loop: {name}, round {round_index + 1}/{rounds}: engine {rates['engine', 'wall'][-1]:.0f}, "
                  f"plain {rates['plain', 'wall'][-1]:.0f} samples/s")
-    result = {"workload": name, "updates": len(starts["engine"]), "warmup_updates": warmup}
+    result = {"workload": name, "updates": len(starts["engine"]), "warmup_updates": warmup,
+              "attribution_cpu_us": spawn(1, _attribution_rank, container, workload)[0]}
     for clock in ("wall", "cpu"):
         engine_rate, plain_rate = median(rates["engine", clock]), median(rates["plain", clock])
         result[clock] = {"engine_samples_per_s": engine_rate, "plain_samples_per_s": plain_rate,

@@ -101,6 +101,12 @@ def tx_bytes():
     return int(Path("/sys/class/net/eth0/statistics/tx_bytes").read_text())
 
 
+def retransmitted_segments():
+    """TCP segments this namespace has retransmitted (/proc/net/snmp is per network namespace)."""
+    header, values = [line.split() for line in open("/proc/net/snmp") if line.startswith("Tcp:")]
+    return int(values[header.index("RetransSegs")])
+
+
 class LocalLogits:
     """The predictions step's compute without its collective: the rank's own logits as teacher."""
 
@@ -140,10 +146,13 @@ def _worker(rank, world, spec):
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return tensor.item()
 
+    retransmits = []
+
     def window(function, steps):
         """(seconds per step, wire bytes per step) of `steps` repetitions, barrier to barrier."""
-        before = tx_bytes()
+        before, resent = tx_bytes(), retransmitted_segments()
         seconds = agreed_max(timed_across_ranks(function))
+        retransmits.append((retransmitted_segments() - resent) / steps)
         return seconds / steps, (tx_bytes() - before) / steps
 
     def steps_for(predicted):
@@ -153,7 +162,8 @@ def _worker(rank, world, spec):
 
     def record(method, limit, steps, seconds, wire, counter_bits=None):
         rows.append({"method": method, "limit": limit, "steps": steps, "seconds_per_step": seconds,
-                     "wire_bytes_per_step": wire, "counter_bits_per_step": counter_bits})
+                     "wire_bytes_per_step": wire, "retransmitted_segments_per_step": retransmits[-1],
+                     "counter_bits_per_step": counter_bits})
         if rank == 0:
             print(f"  network {spec['label']}: {method:<22} {limit:>8}: {1000 * seconds:9.1f} ms/update "
                   f"({steps} updates), {wire / 1e6:9.3f} MB/update on the wire", flush=True)
@@ -187,7 +197,8 @@ def _worker(rank, world, spec):
             record(method, limit, steps, seconds, wire, (timed.state.counter.inter_node_bits - counter_before) / steps)
         del timed
     shape(None)
-    return {"rows": rows, "link": link_rates(rank) if spec["measure_link"] else None}
+    return {"rows": rows, "link": link_rates(rank) if spec["measure_link"] else None,
+            "collectives": collective_times(spec["params"]) if spec["compare_collectives"] else None}
 
 
 def link_rates(rank):
@@ -207,6 +218,32 @@ def link_rates(rank):
         rates[limit] = bits / seconds
     shape(None)
     return rates
+
+
+def collective_times(n_floats, limits=("none", "1gbit")):
+    """A diagnostic: the same parameter-sized tensor through all_reduce, all_gather (what the
+    checkpoint exchange uses) and one isend/irecv pair per rank, at each of `limits`."""
+    import torch
+    import torch.distributed as dist
+
+    from benchlib import timed_across_ranks
+
+    tensor, peer = torch.zeros(n_floats), 1 - dist.get_rank()
+    gathered, received = [torch.empty_like(tensor) for _ in range(2)], torch.empty_like(tensor)
+
+    def swap():
+        for request in dist.batch_isend_irecv([dist.P2POp(dist.isend, tensor, peer),
+                                               dist.P2POp(dist.irecv, received, peer)]):
+            request.wait()
+
+    times = {}
+    for limit in limits:
+        shape(LIMITS[limit])
+        times[limit] = {"all_reduce": timed_across_ranks(lambda: dist.all_reduce(tensor)),
+                        "all_gather": timed_across_ranks(lambda: dist.all_gather(gathered, tensor)),
+                        "isend_irecv": timed_across_ranks(swap)}
+    shape(None)
+    return times
 
 
 def worker_main(spec_path):
@@ -241,7 +278,8 @@ def run_pair(nodes, spec, timeout):
         try:
             for rank, name in enumerate(nodes.names):
                 env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": ADDRESSES[0],
-                       "MASTER_PORT": str(PORT), "GLOO_SOCKET_IFNAME": "eth0", "OMP_NUM_THREADS": "1"}
+                       "MASTER_PORT": str(PORT), "GLOO_SOCKET_IFNAME": "eth0", "OMP_NUM_THREADS": "1",
+                       "TORCH_CPP_LOG_LEVEL": "ERROR"}  # not c10d's warning that veth peers have no hostname
                 processes.append(subprocess.Popen(
                     ["ip", "netns", "exec", name, sys.executable, __file__, "--worker", str(spec_path)],
                     env=env, start_new_session=True))
@@ -272,7 +310,7 @@ def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print):
     if reason:
         progress(f"network: {reason}")
         return {"skipped": reason}
-    from benchlib import count_params, twin_sizes
+    from benchlib import RESNET50_TWIN, count_params, twin_sizes
 
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     containers = _containers()
@@ -284,12 +322,14 @@ def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print):
                 widths = twin_sizes(target)
                 spec = {"label": label, "sizes": list(widths), "params": count_params(widths),
                         "containers": containers, "window_s": window_s, "max_steps": max_steps,
-                        "measure_link": index == 0}
+                        "measure_link": index == 0, "compare_collectives": widths == RESNET50_TWIN}
                 progress(f"network: model {label} ({spec['params']:,} parameters)")
                 rank0, _ = run_pair(nodes, spec, timeout)
                 results["models"].append({"label": label, "params": spec["params"], "rows": rank0["rows"]})
                 if rank0["link"]:
                     results["link_bits_per_s"] = rank0["link"]
+                if rank0["collectives"]:
+                    results["collectives"] = {"params": spec["params"], "seconds": rank0["collectives"]}
     finally:
         signal.signal(signal.SIGTERM, previous)
     return results

@@ -10,13 +10,16 @@ side by side in one run, in interleaved rounds:
                      better): an update at T = 50 costs between + exchange / 50
     all_reduce       1 model over both ranks (DDP)
 
-Also timed alone: the teacher's forward pass on the batch (the checkpoint method's extra compute).
+Also timed alone: the teacher's forward pass on the batch (the checkpoint method's extra compute),
+and, as a diagnostic, independent training with a 4-byte all_reduce per update (the cost of
+synchronising the ranks at every update, without any data to exchange).
 
     python benchmarks/bench_overhead.py [--rounds 3]
 """
 import argparse
 
 import torch
+import torch.distributed as dist
 
 from benchlib import (RESNET50_TWIN, TimedRank, compose, count_params, layout, median, spawn, timed_across_ranks,
                       twin_workload)
@@ -31,9 +34,23 @@ METHODS = {  # name -> (overrides, (n_groups, ranks_per_group))
 }
 
 
+class SyncOnly:
+    """A diagnostic: independent training plus one 4-byte all_reduce per update, i.e. the
+    synchronisation of an exchange every update without its data."""
+
+    def __init__(self, group):
+        self.group, self.flag = group, torch.zeros(1)
+
+    def teachers_logits(self, step, model, inputs, logits):
+        dist.all_reduce(self.flag, group=self.group)
+        return []
+
+
 def _rank(rank, world, sizes, batch, rounds, steps, containers):
     workload = twin_workload(sizes, batch, n_batches=8)
     ranks = {name: TimedRank(containers[name], layout(*METHODS[name][1], 1, rank), workload, batch) for name in METHODS}
+    ranks["independent_synchronised"] = TimedRank(containers["independent"], layout(2, 1, 1, rank), workload, batch)
+    ranks["independent_synchronised"].state.exchange = SyncOnly(ranks["independent_synchronised"].state.groups.peers)
     for timed in ranks.values():
         timed.run(2)  # warm-up (the checkpoint exchange's first refresh happens here)
     teacher = ranks["checkpoints"].state.exchange.teachers[0]
@@ -45,8 +62,8 @@ def _rank(rank, world, sizes, batch, rounds, steps, containers):
                 teacher(inputs)
 
     exchange, model = ranks["checkpoints"].state.exchange, ranks["checkpoints"].state.model
-    times = {name: [] for name in [*METHODS, "teacher_forward", "checkpoint_exchange"]}
-    names = list(METHODS)
+    names = list(ranks)
+    times = {name: [] for name in [*names, "teacher_forward", "checkpoint_exchange"]}
     for round_index in range(rounds):
         order = names[round_index % len(names):] + names[:round_index % len(names)]  # rotate: no fixed position
         for name in order:

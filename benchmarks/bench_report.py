@@ -94,19 +94,23 @@ def plot_bytes(part, path):
 
 
 # ---------------------------------------------------------------- 2. overhead
-OVERHEAD_WHY = {
-    "predictions": (
-        "Cause: with T = 1 every update waits for the peer's logits, so an update takes the slower of the two "
-        "ranks' times, while independent ranks run free and only meet at the window's end. When other processes "
-        "compete for the 2 cores (see the load average), a rank that is descheduled holds up its peer at every "
-        "update: the all_gather itself moves 128 KB (about a millisecond on loopback). Fix: measure on an idle "
-        "machine (or pin each rank to its own core); in training, a period T > 1 removes the per-update "
-        "synchronisation point (paper Sec. 3)."),
-    "checkpoints": (
-        "Cause: beyond the teacher's forward pass (measured apart), the step pays the parameter all_gather "
-        "(102 MB) once per 50 updates plus the same scheduling effect as above at that exchange. Fix: a longer "
-        "period (the paper uses T >= 625) or an idle machine."),
-}
+def overhead_why(part, method):
+    step = part["median_step_s"]
+    synchronised = step["independent_synchronised"] / step["independent"]
+    exchange_share = step["checkpoint_exchange"] / part["checkpoint_period"] / step["independent"]
+    common = (f"Independent training plus nothing but a 4-byte all_reduce per update already costs "
+              f"{synchronised:.3f}x independent in the same run: the cost is the synchronisation, not the data. "
+              "Ranks that meet at every update each wait for the slower one, while independent ranks run free; "
+              "with other processes on the 2 cores (load average above) a descheduled rank stalls its peer at "
+              "every update. ")
+    if method == "predictions":
+        return ("Cause: " + common + "The logits themselves are 128 KB per update (about a millisecond on loopback). "
+                "Fix: an idle machine, one core per rank; in training, a period T > 1 removes the per-update "
+                "synchronisation point (paper Sec. 3).")
+    return (f"Cause: besides the teacher's forward pass, one exchange per 50 updates adds {100 * exchange_share:.1f} % "
+            "of an independent update (gloo's all_gather of the 102 MB parameter vector, plus flattening it; "
+            "see part 3's comparison of collectives), and the exchange synchronises the ranks. " + common +
+            "Fix: a longer period (the paper uses T >= 625), an idle machine, and a cheaper exchange (part 3).")
 
 
 OVERHEAD_ROWS = [("independent", "independent (2 models, nothing exchanged)"),
@@ -115,11 +119,13 @@ OVERHEAD_ROWS = [("independent", "independent (2 models, nothing exchanged)"),
                  ("all_reduce", "all_reduce (1 model on both ranks)"),
                  ("checkpoints_between", "  checkpoints: an update between exchanges"),
                  ("checkpoint_exchange", "  checkpoints: one exchange (parameters all_gathered)"),
-                 ("teacher_forward", "  checkpoints: the teacher's forward pass")]
+                 ("teacher_forward", "  checkpoints: the teacher's forward pass"),
+                 ("independent_synchronised", "diagnostic: independent + a 4-byte all_reduce per update")]
 
 
 def overhead_section(part, targets):
     step, ratio = part["median_step_s"], part["ratio_to_independent"]
+    ratio = {**ratio, "independent_synchronised": step["independent_synchronised"] / step["independent"]}
     body = [[label, f"{1000 * step[name]:.1f}", f"{ratio[name]:.3f}x" if name in ratio else "",
              ", ".join(f"{1000 * v:.0f}" for v in part["per_round"][name])] for name, label in OVERHEAD_ROWS]
     lines = [f"2 gloo ranks on this machine (one thread each), ResNet-50 twin, batch {part['batch_per_rank']} per "
@@ -130,12 +136,12 @@ def overhead_section(part, targets):
              f"update; checkpoints minus that forward: {part['checkpoints_minus_forward_ratio']:.3f}x independent."]
     met = ratio["predictions"] <= 1.05
     targets.append(("2. overhead: predictions (T = 1) <= 1.05x independent", f"{ratio['predictions']:.3f}x", met,
-                    None if met else OVERHEAD_WHY["predictions"]))
+                    None if met else overhead_why(part, "predictions")))
     met = part["checkpoints_minus_forward_ratio"] <= 1.05
     targets.append(("2. overhead: checkpoints (T = 50) <= 1.05x independent + the teacher's forward",
                     f"{part['checkpoints_minus_forward_ratio']:.3f}x (forward share "
                     f"{100 * part['forward_share_of_checkpoint_step']:.1f} %)", met,
-                    None if met else OVERHEAD_WHY["checkpoints"]))
+                    None if met else overhead_why(part, "checkpoints")))
     return lines
 
 
@@ -165,6 +171,8 @@ def network_numbers(model, limits):
                    "checkpoints_between": between, "checkpoints_exchange": exchange,
                    "wire": {m: times[m, limit]["wire_bytes_per_step"] for m in
                             ("all_reduce", "predictions", "checkpoints, exchange")},
+                   "retransmitted": {m: times[m, limit].get("retransmitted_segments_per_step") for m in
+                                     ("all_reduce", "predictions", "checkpoints, exchange")},
                    "counter": {m: times[m, limit]["counter_bits_per_step"] for m in
                                ("all_reduce", "predictions", "checkpoints, exchange")}}
         for period in CHECKPOINT_PERIODS:
@@ -203,15 +211,16 @@ def network_section(part, targets):
                          f"{1000 * n['checkpoints_exchange']:.0f}",
                          f"{n['all_reduce'] / n['predictions']:.2f}x",
                          *[f"{n['all_reduce'] / ck[T]:.2f}x" for T in CHECKPOINT_PERIODS]])
-            wire = n["wire"]
+            wire, resent = n["wire"], n["retransmitted"]
             wire_body.append([model["label"], limit] + [
                 f"{wire[m] / 1e6:.3f} / {n['counter'][m] / 8e6:.3f}" for m in ("all_reduce", "predictions",
-                                                                              "checkpoints, exchange")])
+                                                                              "checkpoints, exchange")]
+                + [f"{resent['all_reduce']:.0f}" if resent["all_reduce"] is not None else ""])
             rate = part["limits"][limit]
             if rate:
                 extra = n["all_reduce"] - n["all_reduce_compute"]
                 expected = b_model / rate
-                extra_rows.append((model["label"], limit, extra, expected, link.get(limit)))
+                extra_rows.append((model["label"], limit, extra, expected, link.get(limit), n["checkpoints_exchange"]))
             if model["label"].startswith("25") and limit == "1gbit":
                 pred_target = pr_rel
     lines.append(table(["model", "limit", "compute only (ms)", "all_reduce (ms)", "vs compute", "predictions T=1 (ms)",
@@ -222,40 +231,62 @@ def network_section(part, targets):
               "in results.json. Speed-up: all_reduce's time per update over the codistillation method's, same "
               "per-rank batch (all_reduce trains one model on both ranks, codistillation two).", "",
               "Bytes each rank put on the wire per update (eth0 tx_bytes, MB) / the engine's counter (MB):", "",
-              table(["model", "limit", "all_reduce", "predictions", "checkpoint exchange"], wire_body), "",
+              table(["model", "limit", "all_reduce", "predictions", "checkpoint exchange",
+                     "TCP segments retransmitted per all_reduce update"], wire_body), "",
               "For 2 ranks gloo's all_reduce sends b_model each way (a ring moves 2(m-1)/m b_model per rank); the "
               "engine, like the paper, charges 2 b_model (the large-m bound). all_gather matches its charge."]
     extra_body, worst = [], 0.0
-    for label, limit, extra, expected, measured_rate in extra_rows:
+    for label, limit, extra, expected, measured_rate, exchange in extra_rows:
         ratio = extra / expected
         worst = max(worst, abs(ratio - 1))
-        on_link = f"{extra / (expected * part['limits'][limit] / measured_rate):.2f}" if measured_rate else ""
-        extra_body.append([label, limit, f"{1000 * extra:.0f}", f"{1000 * expected:.0f}", f"{ratio:.2f}", on_link])
-    lines += ["", "all_reduce's extra time per update against b_model / bandwidth (the bytes one rank sends per "
-              "update, over the nominal rate; last column: over the measured link rate):", "",
-              table(["model", "limit", "extra (ms)", "b_model / rate (ms)", "ratio", "ratio (measured link)"],
-                    extra_body)]
+        on_link = expected * part["limits"][limit] / measured_rate if measured_rate else None
+        extra_body.append([label, limit, f"{1000 * expected:.0f}", f"{1000 * extra:.0f}", f"{ratio:.2f}",
+                           f"{extra / on_link:.2f}" if on_link else "", f"{1000 * exchange:.0f}",
+                           f"{exchange / expected:.2f}"])
+    lines += ["", "Time against bytes / bandwidth. b_model / rate: the bits one rank sends per all_reduce (and per "
+              "checkpoint exchange) over the nominal rate. all_reduce's extra time is its update minus the same "
+              "update without DDP; the checkpoint exchange is timed alone (flattening the parameters, the "
+              "all_gather, loading the teacher).", "",
+              table(["model", "limit", "b_model / rate (ms)", "all_reduce extra (ms)", "ratio",
+                     "ratio (measured link rate)", "checkpoint exchange (ms)", "ratio"], extra_body)]
+    collectives = part.get("collectives")
+    if collectives:
+        size_mb = collectives["params"] * 4 / 1e6
+        lines += ["", f"Why a checkpoint exchange costs more than an all_reduce of the same {size_mb:.0f} MB: the same "
+                  "tensor through three collectives (ms):", "",
+                  table(["limit", "all_reduce", "all_gather (the exchange's)", "isend + irecv"],
+                        [[limit, *[f"{1000 * t[c]:.0f}" for c in ("all_reduce", "all_gather", "isend_irecv")]]
+                         for limit, t in collectives["seconds"].items()]), "",
+                  "gloo's all_gather is the slowest of the three for the same bytes; with two peers a pair of "
+                  "isend/irecv (or all_gather_into_tensor into a kept buffer) would make the checkpoint exchange "
+                  "cheaper, and the exchange also flattens and pads the parameter vector on every call."]
     met = pred_target is not None and pred_target <= 1.1
     targets.append(("3. network: predictions within 1.1x of compute-only at 1 Gbit/s, 25.6M model",
-                    f"{pred_target:.3f}x" if pred_target else "n/a", met, None if met else NETWORK_WHY["predictions"]))
+                    f"{pred_target:.3f}x" if pred_target else "n/a", met, None if met else network_why("predictions", part, extra_rows)))
     met = worst <= 0.15
     targets.append(("3. network: all_reduce's extra time within 15 % of bytes/bandwidth",
-                    f"worst deviation {100 * worst:.0f} %", met, None if met else NETWORK_WHY["allreduce"]))
+                    f"worst deviation {100 * worst:.0f} %", met, None if met else network_why("allreduce", part, extra_rows)))
     return lines
 
 
-NETWORK_WHY = {
-    "predictions": (
-        "Cause: see the overhead target: with one exchange per update, contention for the 2 cores delays "
-        "whichever rank is descheduled and its peer waits; the logits themselves (128 KB) take ~1 ms at "
-        "1 Gbit/s. Fix: an idle machine or T > 1."),
-    "allreduce": (
-        "Cause: the extra time is all_reduce's wall time minus the compute it overlaps with. DDP starts "
-        "reducing gradient buckets during the backward pass, so part of the transfer hides behind compute "
-        "(the extra is then below bytes/bandwidth), while gloo's per-bucket round trips and tbf's token bucket "
-        "add time on the small model (above). Timings on a loaded machine move both. Fix: compare on an idle "
-        "machine, with one bucket (bucket_cap_mb large) for the small model."),
-}
+def network_why(kind, part, extra_rows):
+    if kind == "predictions":
+        return ("Cause: as in part 2, one exchange per update synchronises the ranks at every update, and a rank "
+                "descheduled by other processes stalls its peer; the logits (128 KB) take about 1 ms at 1 Gbit/s. "
+                "Fix: an idle machine, or T > 1.")
+    link = part.get("link_bits_per_s", {})
+    on_link = [extra / (expected * part["limits"][limit] / link[limit]) for _, limit, extra, expected, _, _ in
+               extra_rows if link.get(limit)]
+    slow, fast = list(part["limits"])[-1], list(part["limits"])[-2]
+    more = max(network_numbers(model, [slow])[slow]["wire"]["all_reduce"]
+               / network_numbers(model, [fast])[fast]["wire"]["all_reduce"] for model in part["models"]) - 1
+    return ("Cause: the target divides by the nominal rate, but tbf passes a little less (measured link rate in "
+            f"the section's first paragraph); at {slow} tbf drops packets that would queue over 50 ms and TCP "
+            f"retransmits them (retransmissions column), so the same all_reduce puts up to {100 * more:.0f} % more "
+            f"bytes on the wire than at {fast}. Over the measured link rate the ratios are {min(on_link):.2f} to "
+            f"{max(on_link):.2f}, the largest on the smallest model, whose transfer is shortest and feels fixed "
+            "per-collective costs most. Fix: a longer tbf queue (no drops), or judging against the measured link "
+            "rate.")
 
 
 def plot_network(part, path):
@@ -284,13 +315,21 @@ def plot_network(part, path):
 
 
 # ---------------------------------------------------------------- 4. loop
-LOOP_WHY = (
-    "Cause: the engine's fixed cost per update (the DataLoader and coordinated sampler, setting LR and weight "
-    "decay, the autocast and loss-scaler wrappers, the codistillation loss with its distillation slot, and "
-    "accumulating losses on the device) is tens of microseconds, the same for any model; next to the mini "
-    "MLP's sub-millisecond update it is visible, next to a real model it vanishes (the twin row). "
-    "Fix: for in-memory data sets, iterate the batch sampler without a DataLoader, and skip the autocast/"
-    "scaler wrappers when mixed precision is off.")
+def loop_why(row, batch):
+    a = row.get("attribution_cpu_us")
+    if not a:
+        return "Cause: the engine's fixed cost per update. Fix: see the attribution in part 4."
+    update_gap = a["engine_update_us"] - a["plain_update_us"]
+    batch_gap = a["engine_batch_us"] - a["plain_batch_us"]
+    per_update = 1e6 * batch / row["cpu"]["plain_samples_per_s"]
+    return (f"Cause: the engine spends more per update than the plain loop: engine.train_step "
+            f"+{update_gap:.0f} us over the plain update (OmegaConf reads of the loss settings, the autocast and "
+            "loss-scaler wrappers, the codistillation loss with its empty distillation slot, stacking the "
+            f"losses), its DataLoader over the coordinated sampler +{batch_gap:.0f} us over tensor indexing, the "
+            f"rest in the loop's bookkeeping; next to the mini MLP's ~{per_update:.0f} us update that is visible, "
+            "next to the ResNet-50 twin's it vanishes. Fix (engine.py): read method settings into plain values "
+            "once, skip the autocast/scaler wrappers when mixed precision is off, and iterate the batch sampler "
+            "directly for in-memory data sets instead of through a DataLoader.")
 
 
 def loop_section(part, targets):
@@ -305,10 +344,18 @@ def loop_section(part, targets):
              "benchmarks/plain_loop.py, alternating, median over rounds; rates between the start of the first "
              "update after warm-up and of the last update (set-up, final evaluation and state save excluded).",
              "", table(["workload", "clock", "engine samples/s", "plain loop samples/s", "engine / plain"], body)]
+    attribution = [[row["workload"], *[f"{row['attribution_cpu_us'][key]:.0f}" for key in
+                                       ("engine_batch_us", "plain_batch_us", "engine_update_us", "plain_update_us")]]
+                   for row in part["rows"] if "attribution_cpu_us" in row]
+    if attribution:
+        lines += ["", "Where the difference goes (least CPU microseconds per call over 30 alternating measurements, "
+                  "same model, optimizer and batch):", "",
+                  table(["workload", "engine: next batch (DataLoader)", "plain: next batch (indexing)",
+                         "engine.train_step", "plain update"], attribution)]
     for row in part["rows"]:
         met = row["wall"]["ratio"] >= 0.95
         targets.append((f"4. loop: engine >= 0.95x the plain loop ({row['workload']})", f"{row['wall']['ratio']:.3f}",
-                        met, None if met else LOOP_WHY))
+                        met, None if met else loop_why(row, part["batch"])))
     return lines
 
 
