@@ -11,9 +11,12 @@ and the ResNet-50 twin on generated data (batch 32).
     python benchmarks/bench_loop.py [--rounds 5]
 """
 import argparse
+import contextlib
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from omegaconf import OmegaConf
@@ -85,7 +88,7 @@ def _cpu_us(function, calls):
 
 def _fastest_alternating(functions, calls, repeats=30):
     """{name: the least CPU microseconds per call over `repeats` alternating measurements}: the
-    minimum is what the code costs when nothing else interferes (timeit's advice)."""
+    minimum is the closest to what the code costs when nothing else interferes (timeit's advice)."""
     best = {name: float("inf") for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
@@ -129,7 +132,21 @@ def _attribution_rank(rank, world, container, workload):
     inputs, targets = index_batch()
     step = iter(range(10**9))
 
-    def engine_update():
+    # The same engine.train_step, unchanged, given (a) the run's config as plain Python values
+    # instead of an OmegaConf DictConfig, then (b) also a precision object without the autocast
+    # and loss-scaler wrappers: what each costs per update.
+    plain_cfg = SimpleNamespace(method=OmegaConf.to_container(cfg.method))
+    plain_state = dataclasses.replace(state, cfg=plain_cfg)
+
+    class BarePrecision:
+        autocast = staticmethod(contextlib.nullcontext)
+
+        @staticmethod
+        def backward_and_step(loss, optimizer):
+            loss.backward()
+            optimizer.step()
+
+    def engine_update(state=state, precision=precision):
         engine.train_step(state, optimizer, precision, schedules, next(step), (inputs, targets), None)
 
     def plain_update():
@@ -139,8 +156,14 @@ def _attribution_rank(rank, world, container, workload):
         optimizer.step()
 
     batches = _fastest_alternating({"engine_batch_us": next_batch, "plain_batch_us": index_batch}, calls=100)
-    calls = max(5, int(1e4 / max(_cpu_us(plain_update, 3), 1)))  # ~10 ms per measurement
-    updates = _fastest_alternating({"engine_update_us": engine_update, "plain_update_us": plain_update}, calls)
+    plain_us = _cpu_us(plain_update, 3)
+    calls = max(3, int(1e4 / plain_us))  # ~10 ms per measurement
+    repeats = int(min(30, max(5, 20e6 / (4 * calls * plain_us))))  # at most ~20 s in all
+    updates = _fastest_alternating({"engine_update_us": engine_update,
+                                    "engine_update_plain_config_us": lambda: engine_update(plain_state),
+                                    "engine_update_plain_config_bare_precision_us":
+                                        lambda: engine_update(plain_state, BarePrecision),
+                                    "plain_update_us": plain_update}, calls, repeats)
     return {**batches, **updates}
 
 

@@ -14,7 +14,8 @@ same update without its collective, its compute-only time:
     checkpoints     2-way codistillation: the updates between exchanges (teacher forward, no
                     communication: its compute-only time) and the exchange itself (parameters
                     all_gathered), timed apart; at period T an update costs between + exchange / T
-and the bytes each rank put on the wire (eth0's tx_bytes) next to the engine's counters.
+and the bytes (and packets) each rank put on the wire (eth0's tx counters) next to the engine's
+counters.
 
     sudo python benchmarks/bench_network.py
 """
@@ -97,14 +98,10 @@ def shape(rate):
                         str(burst), "latency", "50ms"], check=True, capture_output=True)
 
 
-def tx_bytes():
-    return int(Path("/sys/class/net/eth0/statistics/tx_bytes").read_text())
-
-
-def retransmitted_segments():
-    """TCP segments this namespace has retransmitted (/proc/net/snmp is per network namespace)."""
-    header, values = [line.split() for line in open("/proc/net/snmp") if line.startswith("Tcp:")]
-    return int(values[header.index("RetransSegs")])
+def tx_counters():
+    """(bytes, packets) this namespace's eth0 has sent."""
+    folder = Path("/sys/class/net/eth0/statistics")
+    return int((folder / "tx_bytes").read_text()), int((folder / "tx_packets").read_text())
 
 
 class LocalLogits:
@@ -146,14 +143,15 @@ def _worker(rank, world, spec):
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return tensor.item()
 
-    retransmits = []
+    packets = []
 
     def window(function, steps):
         """(seconds per step, wire bytes per step) of `steps` repetitions, barrier to barrier."""
-        before, resent = tx_bytes(), retransmitted_segments()
+        bytes_before, packets_before = tx_counters()
         seconds = agreed_max(timed_across_ranks(function))
-        retransmits.append((retransmitted_segments() - resent) / steps)
-        return seconds / steps, (tx_bytes() - before) / steps
+        bytes_after, packets_after = tx_counters()
+        packets.append((packets_after - packets_before) / steps)
+        return seconds / steps, (bytes_after - bytes_before) / steps
 
     def steps_for(predicted):
         return int(min(spec["max_steps"], max(1, spec["window_s"] // max(predicted, 1e-3))))
@@ -162,7 +160,7 @@ def _worker(rank, world, spec):
 
     def record(method, limit, steps, seconds, wire, counter_bits=None):
         rows.append({"method": method, "limit": limit, "steps": steps, "seconds_per_step": seconds,
-                     "wire_bytes_per_step": wire, "retransmitted_segments_per_step": retransmits[-1],
+                     "wire_bytes_per_step": wire, "wire_packets_per_step": packets[-1],
                      "counter_bits_per_step": counter_bits})
         if rank == 0:
             print(f"  network {spec['label']}: {method:<22} {limit:>8}: {1000 * seconds:9.1f} ms/update "

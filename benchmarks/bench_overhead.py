@@ -82,13 +82,20 @@ def run(rounds=8, steps=5, batch=32, progress=print):
     times["checkpoints"] = [between + exchange / CHECKPOINT_PERIOD for between, exchange in
                             zip(times["checkpoints_between"], times["checkpoint_exchange"])]
     step = {name: median(values) for name, values in times.items()}
-    independent = step["independent"]
+
+    def per_round_median(ratio):
+        """Ratios are taken inside each round (windows minutes apart see different loads), then
+        the median over rounds."""
+        return median([ratio(**{name: values[index] for name, values in times.items()}) for index in range(rounds)])
+
     return {"model_params": count_params(RESNET50_TWIN), "batch_per_rank": batch, "rounds": rounds,
             "steps_per_window": steps, "checkpoint_period": CHECKPOINT_PERIOD, "per_round": times,
             "median_step_s": step,
-            "ratio_to_independent": {name: step[name] / independent for name in METHODS},
-            "forward_share_of_checkpoint_step": step["teacher_forward"] / step["checkpoints"],
-            "checkpoints_minus_forward_ratio": (step["checkpoints"] - step["teacher_forward"]) / independent}
+            "ratio_to_independent": {name: per_round_median(lambda **t: t[name] / t["independent"])
+                                     for name in [*METHODS, "independent_synchronised"]},
+            "forward_share_of_checkpoint_step": per_round_median(lambda **t: t["teacher_forward"] / t["checkpoints"]),
+            "checkpoints_minus_forward_ratio": per_round_median(
+                lambda **t: (t["checkpoints"] - t["teacher_forward"]) / t["independent"])}
 
 
 if __name__ == "__main__":

@@ -79,13 +79,13 @@ def plot_bytes(part, path):
     colors = {"allreduce": "tab:red", "predictions": "tab:blue", "checkpoints": "tab:green"}
     fig, ax = plt.subplots(figsize=(10, 4.2))
     x = range(len(rows))
-    ax.bar(x, [r["measured_bits"] for r in rows], color=[colors[r["method"]] for r in rows],
-           alpha=[0.55 if r.get("bits") == 16 else 1.0 for r in rows], label="measured (engine counters)")
+    ax.bar(x, [r["measured_bits"] for r in rows], label="measured (engine counters)",
+           color=[matplotlib.colors.to_rgba(colors[r["method"]], 0.55 if r.get("bits") == 16 else 1.0) for r in rows])
     ax.scatter(x, [r["formula_bits"] for r in rows], marker="_", s=400, color="black", zorder=3,
                label="paper Sec. 3 formula")
     ax.set_yscale("log")
     ax.set_xticks(list(x), labels, rotation=45, ha="right")
-    ax.set_ylabel("bits per update and device (between nodes)")
+    ax.set_ylabel("bits per update per device")
     ax.set_title(f"Bits per update, ResNet-50 twin ({part['model_params']:,} params), 2-way, 256 samples per model")
     ax.legend()
     fig.tight_layout()
@@ -96,7 +96,7 @@ def plot_bytes(part, path):
 # ---------------------------------------------------------------- 2. overhead
 def overhead_why(part, method):
     step = part["median_step_s"]
-    synchronised = step["independent_synchronised"] / step["independent"]
+    synchronised = part["ratio_to_independent"]["independent_synchronised"]
     exchange_share = step["checkpoint_exchange"] / part["checkpoint_period"] / step["independent"]
     common = (f"Independent training plus nothing but a 4-byte all_reduce per update already costs "
               f"{synchronised:.3f}x independent in the same run: the cost is the synchronisation, not the data. "
@@ -125,13 +125,13 @@ OVERHEAD_ROWS = [("independent", "independent (2 models, nothing exchanged)"),
 
 def overhead_section(part, targets):
     step, ratio = part["median_step_s"], part["ratio_to_independent"]
-    ratio = {**ratio, "independent_synchronised": step["independent_synchronised"] / step["independent"]}
     body = [[label, f"{1000 * step[name]:.1f}", f"{ratio[name]:.3f}x" if name in ratio else "",
              ", ".join(f"{1000 * v:.0f}" for v in part["per_round"][name])] for name, label in OVERHEAD_ROWS]
     lines = [f"2 gloo ranks on this machine (one thread each), ResNet-50 twin, batch {part['batch_per_rank']} per "
              f"rank, engine.train_step in {part['rounds']} interleaved rounds (windows of {part['steps_per_window']} "
              "updates; the checkpoint exchange timed once per round). Median over rounds.",
-             "", table(["method", "ms per update (median)", "vs independent", "per round (ms)"], body), "",
+             "", table(["method", "ms per update (median)", "vs independent (median of per-round ratios)",
+                        "per round (ms)"], body), "",
              f"The teacher's forward pass is {100 * part['forward_share_of_checkpoint_step']:.1f} % of a checkpoint "
              f"update; checkpoints minus that forward: {part['checkpoints_minus_forward_ratio']:.3f}x independent."]
     met = ratio["predictions"] <= 1.05
@@ -171,8 +171,8 @@ def network_numbers(model, limits):
                    "checkpoints_between": between, "checkpoints_exchange": exchange,
                    "wire": {m: times[m, limit]["wire_bytes_per_step"] for m in
                             ("all_reduce", "predictions", "checkpoints, exchange")},
-                   "retransmitted": {m: times[m, limit].get("retransmitted_segments_per_step") for m in
-                                     ("all_reduce", "predictions", "checkpoints, exchange")},
+                   "packets": {m: times[m, limit].get("wire_packets_per_step") for m in
+                               ("all_reduce", "predictions", "checkpoints, exchange")},
                    "counter": {m: times[m, limit]["counter_bits_per_step"] for m in
                                ("all_reduce", "predictions", "checkpoints, exchange")}}
         for period in CHECKPOINT_PERIODS:
@@ -211,11 +211,11 @@ def network_section(part, targets):
                          f"{1000 * n['checkpoints_exchange']:.0f}",
                          f"{n['all_reduce'] / n['predictions']:.2f}x",
                          *[f"{n['all_reduce'] / ck[T]:.2f}x" for T in CHECKPOINT_PERIODS]])
-            wire, resent = n["wire"], n["retransmitted"]
+            wire, packets = n["wire"], n["packets"]
             wire_body.append([model["label"], limit] + [
                 f"{wire[m] / 1e6:.3f} / {n['counter'][m] / 8e6:.3f}" for m in ("all_reduce", "predictions",
                                                                               "checkpoints, exchange")]
-                + [f"{resent['all_reduce']:.0f}" if resent["all_reduce"] is not None else ""])
+                + [f"{wire['all_reduce'] / packets['all_reduce']:,.0f}" if packets["all_reduce"] else ""])
             rate = part["limits"][limit]
             if rate:
                 extra = n["all_reduce"] - n["all_reduce_compute"]
@@ -232,7 +232,7 @@ def network_section(part, targets):
               "per-rank batch (all_reduce trains one model on both ranks, codistillation two).", "",
               "Bytes each rank put on the wire per update (eth0 tx_bytes, MB) / the engine's counter (MB):", "",
               table(["model", "limit", "all_reduce", "predictions", "checkpoint exchange",
-                     "TCP segments retransmitted per all_reduce update"], wire_body), "",
+                     "all_reduce: bytes per packet sent"], wire_body), "",
               "For 2 ranks gloo's all_reduce sends b_model each way (a ring moves 2(m-1)/m b_model per rank); the "
               "engine, like the paper, charges 2 b_model (the large-m bound). all_gather matches its charge."]
     extra_body, worst = [], 0.0
@@ -280,13 +280,14 @@ def network_why(kind, part, extra_rows):
     slow, fast = list(part["limits"])[-1], list(part["limits"])[-2]
     more = max(network_numbers(model, [slow])[slow]["wire"]["all_reduce"]
                / network_numbers(model, [fast])[fast]["wire"]["all_reduce"] for model in part["models"]) - 1
-    return ("Cause: the target divides by the nominal rate, but tbf passes a little less (measured link rate in "
-            f"the section's first paragraph); at {slow} tbf drops packets that would queue over 50 ms and TCP "
-            f"retransmits them (retransmissions column), so the same all_reduce puts up to {100 * more:.0f} % more "
-            f"bytes on the wire than at {fast}. Over the measured link rate the ratios are {min(on_link):.2f} to "
-            f"{max(on_link):.2f}, the largest on the smallest model, whose transfer is shortest and feels fixed "
-            "per-collective costs most. Fix: a longer tbf queue (no drops), or judging against the measured link "
-            "rate.")
+    return ("Cause: the target divides by the nominal rate. tbf counts every byte of a frame against it, and the "
+            f"same all_reduce puts up to {100 * more:.0f} % more bytes on the wire at {slow} than at {fast}: on a "
+            "slow link TCP sends MTU-sized packets, each with its own headers (bytes per packet column), where a "
+            "fast veth carries 64 KB offloaded segments; so the payload rate is below nominal (measured link rate "
+            f"in the section's first paragraph). Over the measured link rate the ratios are {min(on_link):.2f} to "
+            f"{max(on_link):.2f}; the largest residuals are on the 1M model, whose 32-320 ms transfers were not "
+            "broken down further. Fix: judge against the measured payload rate, or shape at the rate plus header "
+            "overhead.")
 
 
 def plot_network(part, path):
@@ -317,19 +318,24 @@ def plot_network(part, path):
 # ---------------------------------------------------------------- 4. loop
 def loop_why(row, batch):
     a = row.get("attribution_cpu_us")
-    if not a:
-        return "Cause: the engine's fixed cost per update. Fix: see the attribution in part 4."
-    update_gap = a["engine_update_us"] - a["plain_update_us"]
-    batch_gap = a["engine_batch_us"] - a["plain_batch_us"]
     per_update = 1e6 * batch / row["cpu"]["plain_samples_per_s"]
-    return (f"Cause: the engine spends more per update than the plain loop: engine.train_step "
-            f"+{update_gap:.0f} us over the plain update (OmegaConf reads of the loss settings, the autocast and "
-            "loss-scaler wrappers, the codistillation loss with its empty distillation slot, stacking the "
-            f"losses), its DataLoader over the coordinated sampler +{batch_gap:.0f} us over tensor indexing, the "
-            f"rest in the loop's bookkeeping; next to the mini MLP's ~{per_update:.0f} us update that is visible, "
-            "next to the ResNet-50 twin's it vanishes. Fix (engine.py): read method settings into plain values "
-            "once, skip the autocast/scaler wrappers when mixed precision is off, and iterate the batch sampler "
-            "directly for in-memory data sets instead of through a DataLoader.")
+    gap = 1e6 * batch / row["cpu"]["engine_samples_per_s"] - per_update
+    if not a:
+        return f"Cause: the engine's fixed cost per update ({gap:.0f} us). Fix: see part 4."
+    config = a["engine_update_us"] - a["engine_update_plain_config_us"]
+    wrappers = a["engine_update_plain_config_us"] - a["engine_update_plain_config_bare_precision_us"]
+    rest = a["engine_update_plain_config_bare_precision_us"] - a["plain_update_us"]
+    loader = a["engine_batch_us"] - a["plain_batch_us"]
+    return (f"Cause: a fixed cost of about {gap:.0f} us per update (CPU time), the same whatever the model: next "
+            f"to the mini MLP's ~{per_update:.0f} us update it shows, next to the ResNet-50 twin's it vanishes. "
+            f"From the attribution table: reading the loss settings from the OmegaConf config in every "
+            f"engine.train_step ~{config:.0f} us, the autocast and loss-scaler wrappers (idle without mixed "
+            f"precision) ~{wrappers:.0f} us, the codistillation loss with its empty distillation slot, stacking "
+            f"the losses and setting LR and weight decay ~{rest:.0f} us, the DataLoader over the coordinated "
+            f"sampler ~{loader:.0f} us more than indexing tensors; the remainder is the loop's bookkeeping. "
+            "Fix (src/codistill/engine.py): read method settings into plain values once per run, bypass the "
+            "precision wrappers when workload.amp is off, and iterate the batch sampler directly for in-memory "
+            "data sets.")
 
 
 def loop_section(part, targets):
@@ -344,14 +350,17 @@ def loop_section(part, targets):
              "benchmarks/plain_loop.py, alternating, median over rounds; rates between the start of the first "
              "update after warm-up and of the last update (set-up, final evaluation and state save excluded).",
              "", table(["workload", "clock", "engine samples/s", "plain loop samples/s", "engine / plain"], body)]
-    attribution = [[row["workload"], *[f"{row['attribution_cpu_us'][key]:.0f}" for key in
-                                       ("engine_batch_us", "plain_batch_us", "engine_update_us", "plain_update_us")]]
-                   for row in part["rows"] if "attribution_cpu_us" in row]
+    keys = ("engine_batch_us", "plain_batch_us", "engine_update_us", "engine_update_plain_config_us",
+            "engine_update_plain_config_bare_precision_us", "plain_update_us")
+    attribution = [[row["workload"], *[f"{row['attribution_cpu_us'][key]:.0f}" for key in keys]]
+                   for row in part["rows"] if all(key in row.get("attribution_cpu_us", {}) for key in keys)]
     if attribution:
-        lines += ["", "Where the difference goes (least CPU microseconds per call over 30 alternating measurements, "
-                  "same model, optimizer and batch):", "",
-                  table(["workload", "engine: next batch (DataLoader)", "plain: next batch (indexing)",
-                         "engine.train_step", "plain update"], attribution)]
+        lines += ["", "Where the difference goes: least CPU microseconds per call over alternating measurements, same "
+                  "model, optimizer and batch. The middle columns run the same engine.train_step given the config "
+                  "as plain Python values, then also a precision object without the autocast/scaler wrappers.", "",
+                  table(["workload", "next batch: engine's DataLoader", "next batch: plain indexing",
+                         "engine.train_step", "... plain-value config", "... and no precision wrappers",
+                         "plain update"], attribution)]
     for row in part["rows"]:
         met = row["wall"]["ratio"] >= 0.95
         targets.append((f"4. loop: engine >= 0.95x the plain loop ({row['workload']})", f"{row['wall']['ratio']:.3f}",
@@ -376,10 +385,11 @@ def plot_loop(part, path):
 # ---------------------------------------------------------------- 5. collect
 COLLECT_WHY = {
     "scaling": (
-        "Cause: collect() keeps every parsed log in memory (its per-file cache) and builds one DataFrame per "
-        "run before concatenating and merging the config columns; past a few GB the allocator and the merge "
-        "grow faster than the input. Fix: stream the runs into column lists (or read only the columns a "
-        "figure needs) instead of caching every parsed record."),
+        "Cause: collect() keeps every parsed log in memory until it returns (peak memory grows with the tree: see "
+        "the table), and Python's cyclic garbage collector, whose full passes walk every live object, runs longer "
+        "as that heap grows; per run it also flattens the config through pandas.json_normalize and builds a "
+        "DataFrame before one concat and merge. Fix (figures/collect.py): flatten configs with a plain recursive "
+        "function, freeze the collector (gc.freeze) while parsing, and keep only the columns figures read."),
     "make_figures": (
         "Cause: see the `make figures` output in results.json. Fix: draw only the figures whose logs changed."),
 }
