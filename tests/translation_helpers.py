@@ -26,12 +26,13 @@ def hydra_version_base(version):
     """fairseq composes its own config through hydra.experimental, refused at version base >= 1.2."""
     from hydra import version as hydra_version
 
-    saved = hydra_version.VersionBase.instance().getbase()
+    holder = hydra_version.VersionBase.instance()
+    saved = holder.getbase()
     hydra_version.setbase(version)
     try:
         yield
     finally:
-        hydra_version.VersionBase.instance().setbase(saved)
+        holder.version_base = saved   # may be "unspecified", which setbase() refuses
 
 
 @pytest.fixture(scope="session")

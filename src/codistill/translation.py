@@ -18,10 +18,12 @@ Layout of a run directory (results/runs/<scale>-<method>-<hash>):
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 from . import runlog
@@ -143,6 +145,7 @@ def train_arguments(config, run_directory, data_bin, group, rank_in_group=0, loc
             "-s", workload["source_lang"], "-t", workload["target_lang"],
             *model_arguments(workload), *schedule_arguments(schedule), *criterion_arguments(config),
             "--max-tokens", str(workload["max_tokens"]), "--seed", str(fairseq_seed(config, group)),
+            "--required-batch-size-multiple", str(workload["required_batch_size_multiple"]),
             "--save-dir", str(model_dir(run_directory, group)), "--no-epoch-checkpoints",
             "--save-interval", every, "--validate-interval", every,
             "--log-format", "simple", "--log-interval", str(workload["log_interval"]), "--no-progress-bar",
@@ -160,6 +163,7 @@ def generate_arguments(config, run_directory, data_bin, group, cuda=False):
             "--gen-subset", generation["subset"], "--beam", str(generation["beam"]),
             "--lenpen", str(generation["lenpen"]), "--max-len-a", str(generation["max_len_a"]),
             "--max-len-b", str(generation["max_len_b"]), "--max-tokens", str(generation["max_tokens"]),
+            "--required-batch-size-multiple", "1",  # every test sentence (see workload.required_batch_size_multiple)
             "--results-path", str(model_dir(run_directory, group)), "--num-workers", "0", "--scoring", "sacrebleu",
             "--sacrebleu-tokenizer", workload["bleu_tokenize"],
             "--seed", str(fairseq_seed(config, group))]
@@ -215,9 +219,10 @@ def _child(tool, argv, log_path, threads, parent):
     _die_with_parent(parent)
     os.environ.update(FAIRSEQ_ENV)
     os.environ["CODISTILL_PROGRESS_FD"] = str(os.dup(1))
-    log = open(log_path, "a")
+    log = open(log_path, "a", buffering=1)
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
+    sys.stdout = sys.stderr = log  # also when the parent had replaced them (pytest's capture)
     logging.root.handlers = []
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO,
                         stream=sys.stdout, force=True)
@@ -303,6 +308,23 @@ def data_bin_of(config):
                          lambda argv, log: run_fairseq("preprocess", argv, log))
 
 
+def repair_torn_checkpoint(folder):
+    """fairseq writes the first file of a save atomically (checkpoint_best.pt when the model improved)
+    and copies it to the others, checkpoint_last.pt included, with a plain copy: a kill during that
+    copy leaves a torn checkpoint_last.pt beside a complete checkpoint_best.pt of the same update.
+    Put the complete one back (torch checkpoints are zip files: a torn one lacks its directory)."""
+    last, best = Path(folder) / "checkpoint_last.pt", Path(folder) / "checkpoint_best.pt"
+    if not last.exists() or zipfile.is_zipfile(last):
+        return
+    if not (best.exists() and zipfile.is_zipfile(best)):
+        raise FairseqFailed(f"{last} is incomplete (its writer was killed) and there is no complete copy; remove "
+                            f"{folder} to train that model again from the start")
+    temporary = last.with_name(last.name + ".repair")
+    shutil.copyfile(best, temporary)
+    os.replace(temporary, last)
+    print(f"{last} was torn by a kill during fairseq's copy; restored it from {best.name} (same update)", flush=True)
+
+
 def trained(run_directory, group):
     return (model_dir(run_directory, group) / "trained.json").exists()
 
@@ -329,6 +351,8 @@ def _free_port():
 
 
 def _train_rank(config, run_directory, data_bin, group, rank_in_group, local_rank, init_method, cuda):
+    if rank_in_group == 0:
+        repair_torn_checkpoint(model_dir(run_directory, group))
     argv = train_arguments(config, run_directory, data_bin, group, rank_in_group, local_rank, init_method, cuda)
     log_path = model_dir(run_directory, group) / f"train-rank{rank_in_group}.log"
     return start_fairseq("train", argv, log_path, config["launcher"]["threads_per_rank"]), log_path
@@ -451,8 +475,6 @@ def test_record(config, run_directory, data_bin, group, step):
 def finish(config, run_directory, data_bin):
     """BLEU of every model, then metrics.jsonl = header, every eval record (by step, then model),
     the test records, and the end record; the exchange snapshots are removed."""
-    import shutil
-
     n, _ = shape(config)
     evals = []
     for group in range(n):

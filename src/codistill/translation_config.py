@@ -71,7 +71,7 @@ def check_workload(workload, problems):
     for key in DROPOUTS:
         value = model.get(key)
         _check(problems, f"workload.model.{key}", value, value is None or _number(value, 0, 1), "must be in [0, 1)")
-    for key, low in (("max_tokens", 1), ("log_interval", 1), ("loader_workers", 0)):
+    for key, low in (("max_tokens", 1), ("log_interval", 1), ("loader_workers", 0), ("required_batch_size_multiple", 1)):
         _check(problems, f"workload.{key}", workload.get(key), _number(workload.get(key), low, integer=True),
                f"must be an integer >= {low}")
     _check(problems, "workload.exchange_mode", workload.get("exchange_mode"), workload.get("exchange_mode") in MODES,

@@ -147,6 +147,12 @@ class CodistillTranslationTask(TranslationTask):
         training = dataset is self.datasets.get(self.cfg.train_subset)
         if training and self.cfg.data_order_seed is not None:
             kwargs["seed"] = self.cfg.data_order_seed
+        if training:
+            # fairseq 0.12.3.1 orders the sentences it cuts into batches with numpy seed + the epoch the
+            # iterator is built at: 1 in a fresh run, the checkpoint's epoch in a resumed one, whose
+            # batches would then differ. Build them as a fresh run does; fairseq then restores the
+            # iterator's epoch and position from the checkpoint (EpochBatchIterator.load_state_dict).
+            kwargs["epoch"] = 1
         iterator = super().get_batch_iterator(dataset, **kwargs)
         if training:
             self.updates_per_epoch = len(iterator)
@@ -226,7 +232,8 @@ class CodistillTranslationTask(TranslationTask):
             teacher.eval().requires_grad_(False)
 
     def _load_teacher(self, slot, step, tensors):
-        missing, unexpected = self.teachers[slot].load_state_dict(tensors, strict=False)
+        # a copy: fairseq's load_state_dict upgrades the dict it is given in place (adds tied weights)
+        missing, unexpected = self.teachers[slot].load_state_dict(dict(tensors), strict=False)
         names = {name for name, _ in self.teachers[slot].named_parameters()}
         if unexpected or names & set(missing):
             raise RuntimeError(f"model {self.peers[slot]}'s snapshot of update {step} does not fit this model "
@@ -243,9 +250,9 @@ class CodistillTranslationTask(TranslationTask):
         if not self.teachers:
             self._make_teachers(model)
         for slot, source, tensors, counted in self.reader.refresh(step):
-            self._load_teacher(slot, source, tensors)
             if counted:
                 self.bits_received += tensor_bits(tensors)
+            self._load_teacher(slot, source, tensors)
         self.teachers_active = True
 
     def _prune(self):
@@ -335,7 +342,8 @@ class CodistillTranslationTask(TranslationTask):
             logger.info(line.strip())
 
     def _trace(self, model, step):
-        entry = {"step": step, "own": tensors_hash(parameters_of(model))}
+        entry = {"step": step, "own": tensors_hash(parameters_of(model)),
+                 "rng": hashlib.sha1(torch.get_rng_state().numpy().tobytes()).hexdigest()[:12]}
         if self.teachers_active:
             entry["teachers"] = [tensors_hash(parameters_of(t)) for t in self.teachers]
             entry["teachers_from_step"] = list(self.reader.steps)
