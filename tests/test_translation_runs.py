@@ -19,6 +19,7 @@ from codistill.launch import launch
 from codistill.runlog import is_finished, read_records, run_dir
 from codistill.translation import FAIRSEQ_ENV, run_fairseq
 from conftest import compose_job
+from test_config import run_cli
 from translation_helpers import SMALL, checkpoint_params, evals_file, hydra_version_base, records_of, without_times
 
 CODISTILL = [*SMALL, "method=codistill", "method.alpha=0.1"]
@@ -210,3 +211,16 @@ def test_a_checkpoint_torn_by_a_kill_during_fairseqs_copy_is_restored_from_the_c
     (tmp_path / "checkpoint_last.pt").write_bytes(complete[:100])
     with pytest.raises(FairseqFailed, match="incomplete .* no complete copy"):
         repair_torn_checkpoint(tmp_path)
+
+
+def test_submitit_tasks_train_the_same_run_as_the_local_launcher(run_job, tmp_path):
+    """One submitit task per rank (as on Slurm): each trains its model's rank, task 0 waits for the
+    other models, scores BLEU and writes the log, which equals the locally launched run's."""
+    overrides = [*CODISTILL, "schedule.max_update=12", "method.period=4"]
+    local, _ = run_job(overrides)
+    done = run_cli("-m", *overrides, "launcher=submitit_local", f"results_root={tmp_path / 'submitit'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    remote = tmp_path / "submitit" / "runs" / local.name
+    assert is_finished(remote)
+    assert without_times(records_of(remote, "eval")) == without_times(records_of(local, "eval"))
+    assert records_of(remote, "test") == records_of(local, "test")
