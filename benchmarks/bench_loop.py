@@ -52,6 +52,40 @@ def _engine_rank(rank, world, container, workload):
     return starts
 
 
+def _engine_breakdown_rank(rank, world, container, workload, warmup):
+    """One more engine run, instrumented (kept apart from the timed rounds): CPU microseconds per
+    update inside engine.train_step, in fetching the next batch from the engine's DataLoader, and
+    in total, over the same window of updates."""
+    steps, fetches = [], []
+    original_step, original_loader = engine.train_step, engine.DataLoader
+
+    def clocked_step(*args, **kwargs):
+        started = time.process_time()
+        result = original_step(*args, **kwargs)
+        steps.append((started, time.process_time()))
+        return result
+
+    class ClockedLoader(original_loader):
+        def __iter__(self):
+            batches = super().__iter__()
+            while True:
+                started = time.process_time()
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+                fetches.append(time.process_time() - started)
+                yield batch
+
+    engine.train_step, engine.DataLoader, engine.build_workload = clocked_step, ClockedLoader, lambda cfg: workload
+    with tempfile.TemporaryDirectory() as run_directory:
+        engine.train_rank(container, layout(1, 1, 1, 0), Path(run_directory), torch.device("cpu"))
+    window = range(warmup, len(steps) - 1)  # update i's share: from its start to update i+1's start
+    return {"loop_total_us": 1e6 * (steps[-1][0] - steps[warmup][0]) / len(window),
+            "loop_train_step_us": 1e6 * sum(steps[i][1] - steps[i][0] for i in window) / len(window),
+            "loop_next_batch_us": 1e6 * sum(fetches[i + 1] for i in window) / len(window)}
+
+
 def _plain_rank(rank, world, workload, epochs, lr, momentum, weight_decay, seed):
     model = workload.make_model(seed)
     data = workload.train_set
@@ -181,8 +215,11 @@ def compare(name, workload, epochs, rounds, warmup, progress):
             rates[loop, clock].append(samples_per_second(starts[loop], warmup, ("wall", "cpu").index(clock)))
         progress(f"loop: {name}, round {round_index + 1}/{rounds}: engine {rates['engine', 'wall'][-1]:.0f}, "
                  f"plain {rates['plain', 'wall'][-1]:.0f} samples/s")
+    [breakdown] = spawn(1, _engine_breakdown_rank, container, workload, warmup)
+    [attribution] = spawn(1, _attribution_rank, container, workload)
+    plain_us = 1e6 * BATCH / median(rates["plain", "cpu"])
     result = {"workload": name, "updates": len(starts["engine"]), "warmup_updates": warmup,
-              "attribution_cpu_us": spawn(1, _attribution_rank, container, workload)[0]}
+              "attribution_cpu_us": {**attribution, **breakdown, "loop_plain_total_us": plain_us}}
     for clock in ("wall", "cpu"):
         engine_rate, plain_rate = median(rates["engine", clock]), median(rates["plain", clock])
         result[clock] = {"engine_samples_per_s": engine_rate, "plain_samples_per_s": plain_rate,
