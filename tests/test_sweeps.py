@@ -24,9 +24,12 @@ SWEEP_JOBS = {
     "table1": (15, 15), "exchange_frequency": (12, 12), "lr_robustness": (12, 12),
     "alpha_schedule_vision": (6, 6), "multiview": (45, 45),
     "wrn_pretrain": (0, 1),   # the network Fig. 6 starts from; paper scale only
+    # translation (fairseq): tests/test_translation_config.py checks what they share
+    "fig4": (6, 6), "fig12": (6, 6), "table2": (12, 12), "iwslt_overfit": (6, 6),
+    "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),
 }
 # Figures drawn from the same runs: their sweeps list the same run ids (or a subset).
-SAME_RUNS = [("fig3", "fig10"), ("fig8", "fig9"), ("fig11", "table1"), ("fig6", "multiview")]
+SAME_RUNS = [("fig3", "fig10"), ("fig8", "fig9"), ("fig11", "table1"), ("fig6", "multiview"), ("fig4", "fig12")]
 SUBSET_RUNS = [("fig13", "fig1"), ("exchange_frequency", "fig1"), ("fig7", "fig2"), ("fig11", "fig2")]
 
 
