@@ -215,11 +215,15 @@ def compare(name, workload, epochs, rounds, warmup, progress):
             rates[loop, clock].append(samples_per_second(starts[loop], warmup, ("wall", "cpu").index(clock)))
         progress(f"loop: {name}, round {round_index + 1}/{rounds}: engine {rates['engine', 'wall'][-1]:.0f}, "
                  f"plain {rates['plain', 'wall'][-1]:.0f} samples/s")
-    [breakdown] = spawn(1, _engine_breakdown_rank, container, workload, warmup)
+    breakdowns = []
+    for _ in range(max(1, rounds // 2)):  # each instrumented engine run right beside a plain run
+        [breakdown] = spawn(1, _engine_breakdown_rank, container, workload, warmup)
+        plain_us = 1e6 * BATCH / samples_per_second(plain_starts(workload, epochs, cfg), warmup, 1)
+        breakdowns.append({**breakdown, "loop_plain_total_us": plain_us})
     [attribution] = spawn(1, _attribution_rank, container, workload)
-    plain_us = 1e6 * BATCH / median(rates["plain", "cpu"])
     result = {"workload": name, "updates": len(starts["engine"]), "warmup_updates": warmup,
-              "attribution_cpu_us": {**attribution, **breakdown, "loop_plain_total_us": plain_us}}
+              "attribution_cpu_us": {**attribution, **{key: median([b[key] for b in breakdowns])
+                                                       for key in breakdowns[0]}}}
     for clock in ("wall", "cpu"):
         engine_rate, plain_rate = median(rates["engine", clock]), median(rates["plain", clock])
         result[clock] = {"engine_samples_per_s": engine_rate, "plain_samples_per_s": plain_rate,
