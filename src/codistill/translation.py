@@ -120,7 +120,7 @@ def exchange_arguments(config, run_directory, group):
     return argv
 
 
-def device_arguments(config, cuda, rank_in_group, local_rank, init_method):
+def device_arguments(config, cuda, rank_in_group, gpu, init_method):
     _, k = shape(config)
     argv = [] if cuda else ["--cpu"]
     if cuda and config["workload"]["fp16"]:
@@ -128,17 +128,17 @@ def device_arguments(config, cuda, rank_in_group, local_rank, init_method):
     argv += ["--distributed-world-size", str(k)]
     if k > 1:
         argv += ["--distributed-rank", str(rank_in_group), "--distributed-init-method", init_method,
-                 "--distributed-no-spawn", "--device-id", str(local_rank),
+                 "--distributed-no-spawn", "--device-id", str(gpu),
                  "--distributed-backend", "nccl" if cuda else "gloo",
                  "--ddp-backend", "pytorch_ddp" if cuda else "legacy_ddp"]
     elif cuda:
-        argv += ["--device-id", str(local_rank)]
+        argv += ["--device-id", str(gpu)]
     return argv
 
 
-def train_arguments(config, run_directory, data_bin, group, rank_in_group=0, local_rank=0, init_method=None,
+def train_arguments(config, run_directory, data_bin, group, rank_in_group=0, gpu=0, init_method=None,
                     cuda=False):
-    """The fairseq-train argument list of one rank of model group `group`."""
+    """The fairseq-train argument list of one rank of model group `group` (`gpu`: its GPU on the node)."""
     workload, schedule = config["workload"], config["schedule"]
     every = str(config["eval_every_epochs"])
     return [str(data_bin), "--user-dir", str(PLUGIN_DIR), "--task", "codistill_translation",
@@ -151,7 +151,7 @@ def train_arguments(config, run_directory, data_bin, group, rank_in_group=0, loc
             "--log-format", "simple", "--log-interval", str(workload["log_interval"]), "--no-progress-bar",
             "--num-workers", str(workload["loader_workers"]),
             *exchange_arguments(config, run_directory, group),
-            *device_arguments(config, cuda, rank_in_group, local_rank, init_method)]
+            *device_arguments(config, cuda, rank_in_group, gpu, init_method)]
 
 
 def generate_arguments(config, run_directory, data_bin, group, cuda=False):
@@ -209,14 +209,16 @@ def _die_with_parent(parent):
         os._exit(1)
 
 
-def _child(tool, argv, log_path, threads, parent):
-    """Body of a forked fairseq process: its own log file, environment and Hydra version base."""
+def _child(tool, argv, log_path, threads, parent, gpu):
+    """Body of a forked fairseq process: its own log file, environment, GPU and Hydra version base."""
     import logging
 
     import torch
     from hydra import version
 
     _die_with_parent(parent)
+    if gpu is not None:  # fairseq selects a device only for distributed ranks; a single-rank model needs it too
+        torch.cuda.set_device(gpu)
     os.environ.update(FAIRSEQ_ENV)
     os.environ["CODISTILL_PROGRESS_FD"] = str(os.dup(1))
     log = open(log_path, "a", buffering=1)
@@ -233,15 +235,15 @@ def _child(tool, argv, log_path, threads, parent):
     sys.stdout.flush()
 
 
-def start_fairseq(tool, argv, log_path, threads=1):
-    """Forks a process running `fairseq-<tool> argv`, its output appended to log_path."""
+def start_fairseq(tool, argv, log_path, threads=1, gpu=None):
+    """Forks a process running `fairseq-<tool> argv` (on GPU `gpu`), its output appended to log_path."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
         log.write(f"\n$ fairseq-{tool} {' '.join(argv)}\n")
     sys.stdout.flush()
     sys.stderr.flush()
     process = multiprocessing.get_context("fork").Process(
-        target=_child, args=(tool, argv, str(log_path), threads, os.getpid()), name=f"fairseq-{tool}")
+        target=_child, args=(tool, argv, str(log_path), threads, os.getpid(), gpu), name=f"fairseq-{tool}")
     process.start()
     return process
 
@@ -300,6 +302,13 @@ def cuda_available():
     return torch.cuda.is_available()
 
 
+def gpu_of(local_rank):
+    """The GPU of a rank on its node (ranks share GPUs round-robin when there are fewer)."""
+    import torch
+
+    return local_rank % torch.cuda.device_count()
+
+
 def data_bin_of(config):
     workload = config["workload"]
     if workload["data_bin"]:
@@ -351,11 +360,12 @@ def _free_port():
 
 
 def _train_rank(config, run_directory, data_bin, group, rank_in_group, local_rank, init_method, cuda):
+    gpu = gpu_of(local_rank) if cuda else None
     if rank_in_group == 0:
         repair_torn_checkpoint(model_dir(run_directory, group))
-    argv = train_arguments(config, run_directory, data_bin, group, rank_in_group, local_rank, init_method, cuda)
+    argv = train_arguments(config, run_directory, data_bin, group, rank_in_group, gpu or 0, init_method, cuda)
     log_path = model_dir(run_directory, group) / f"train-rank{rank_in_group}.log"
-    return start_fairseq("train", argv, log_path, config["launcher"]["threads_per_rank"]), log_path
+    return start_fairseq("train", argv, log_path, config["launcher"]["threads_per_rank"], gpu), log_path
 
 
 def mark_trained(run_directory, group):
