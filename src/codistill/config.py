@@ -30,13 +30,13 @@ def _default(value, fallback):
     return fallback if value is None else value
 
 
-def register_resolvers():
-    resolvers = (("mul", _mul), ("default", _default), ("v100_constraint", _v100_constraint),
 def _v100_constraint(gpu_memory_gb):
     """The Slurm constraint of a V100 of that memory (16 or 32 GB); none for a CPU workload."""
     return None if gpu_memory_gb is None else f"volta{int(gpu_memory_gb)}gb"
 
 
+def register_resolvers():
+    resolvers = (("mul", _mul), ("default", _default), ("v100_constraint", _v100_constraint),
                  ("int_min", lambda *values: int(min(values))), ("int_div", lambda a, b: int(a // b)))
     for name, resolver in resolvers:
         if not OmegaConf.has_resolver(name):
@@ -166,7 +166,12 @@ def _check_launcher(container, problems):
     per_node = launcher["tasks_per_node"]
     if container["world_size"] % per_node:
         problems.append(f"world_size={container['world_size']} ranks do not fill nodes of "
-                        f"scale.ranks_per_node={per_node} evenly")
+                        f"launcher.tasks_per_node={per_node} evenly")
+    if not (isinstance(launcher.get("max_requeues"), int) and launcher["max_requeues"] >= 0):
+        problems.append(f"launcher.max_requeues={launcher.get('max_requeues')!r}: must be an integer >= 0")
+    if not 0 < launcher.get("signal_delay_s", 0) < 60 * launcher.get("time_limit_min", 0):
+        problems.append(f"launcher.signal_delay_s={launcher.get('signal_delay_s')!r}: must be > 0 and below "
+                        f"the time limit (launcher.time_limit_min={launcher.get('time_limit_min')!r})")
 
 
 def _check_schedule(schedule, problems):
@@ -225,12 +230,12 @@ def validate(cfg):
     fraction = container["data"].get("fraction")
     if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
         problems.append(f"data.fraction={fraction!r}: must be in (0, 1] (1/k of the training set)")
+    epoch_scale = container.get("epoch_scale")
+    if not (isinstance(epoch_scale, (int, float)) and epoch_scale > 0):
+        problems.append(f"epoch_scale={epoch_scale!r}: must be > 0 (it multiplies the schedule's epochs)")
     if not isinstance(container.get("seed"), int):
         problems.append(f"seed={container.get('seed')!r}: must be an integer")
     _check_launcher(container, problems)
     if problems:
         raise ConfigError("invalid job:\n  - " + "\n  - ".join(problems))
     return container
-    epoch_scale = container.get("epoch_scale")
-    if not (isinstance(epoch_scale, (int, float)) and epoch_scale > 0):
-        problems.append(f"epoch_scale={epoch_scale!r}: must be > 0 (it multiplies the schedule's epochs)")
