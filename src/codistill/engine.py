@@ -54,6 +54,8 @@ class RankState:
     initial_params: torch.Tensor
     counter: CommCounter
     exchange: object
+    distill_kind: str = "mse"    # method.loss and method.temperature, read once: an OmegaConf
+    temperature: float = 1.0     # lookup every update costs more than a mini model's update
 
 
 def _to(device, batch, channels_last=False):
@@ -85,7 +87,6 @@ def train_step(state, optimizer, precision, schedules, step, batch, trace):
     """One update of this rank's model (Algorithm 1, line 4). Returns the (supervised, distill)
     losses as a detached 2-vector on the device: no host synchronisation per update."""
     inputs, targets = batch
-    method = state.cfg.method
     for group in optimizer.param_groups:
         group["lr"], group["weight_decay"] = schedules.lr(step), schedules.weight_decay(step)
     with precision.autocast():
@@ -96,7 +97,7 @@ def train_step(state, optimizer, precision, schedules, step, batch, trace):
         if trace:
             write_trace(trace, state, step, bool(teachers))
         loss, supervised, distill = codistill_loss(logits, targets, teachers, schedules.alpha(step),
-                                                   method.get("loss", "mse"), method.get("temperature", 1.0))
+                                                   state.distill_kind, state.temperature)
     optimizer.zero_grad(set_to_none=True)
     precision.backward_and_step(loss, optimizer)
     return torch.stack([supervised.detach(), distill.detach()]).float()
@@ -185,7 +186,8 @@ def build_rank_state(cfg, layout, workload, device):
     make_peer = lambda peer: workload.make_model(0, model_spec(cfg, peer)).to(device, memory_format=memory_format)  # noqa: E731,E501
     exchange = build_exchange(cfg.method, groups, counter, group, model, make_peer)
     return RankState(cfg, layout, device, groups, model, wrap_data_parallel(model, groups, counter),
-                     flat_parameters(model).clone(), counter, exchange)
+                     flat_parameters(model).clone(), counter, exchange,
+                     distill_kind=cfg.method.get("loss", "mse"), temperature=float(cfg.method.get("temperature", 1.0)))
 
 
 def write_trace(handle, state, step, teachers_used):
