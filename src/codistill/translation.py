@@ -39,10 +39,6 @@ MODEL_FLAGS = ("encoder_layers", "decoder_layers", "encoder_embed_dim", "decoder
 SHARE_FLAGS = {"all": ["--share-all-embeddings"], "decoder": ["--share-decoder-input-output-embed"], "none": []}
 
 
-def is_translation(config):
-    return config["workload"].get("task") == "translation"
-
-
 def shape(config):
     """(n model groups, k ranks per group)."""
     return config["method"]["n"], int(config["scale"]["ranks_per_model"])
@@ -341,7 +337,7 @@ def trained(run_directory, group):
 def start_log(config, run_directory):
     """metrics.jsonl starts as the header alone; the records are assembled when the run ends."""
     path = Path(run_directory) / runlog.METRICS_FILE
-    if path.exists() and runlog.read_records(path)[:1] and runlog.read_records(path)[0]["kind"] == "header":
+    if path.exists() and [record["kind"] for record in runlog.read_records(path)[:1]] == ["header"]:
         return
     text = json.dumps(header(config)) + "\n"
     runlog.atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
