@@ -183,8 +183,9 @@ def point_panel(ax, finals, x, y, series, notes, point_key, annotate=None, serie
     point is one exchange period)."""
     keys = [series, point_key]
     check_one_run_per_seed(finals, keys)
-    agg = finals.groupby(keys, sort=False).agg(x=(x, "mean"), y=(y, "mean"), se=(y, "sem"),
-                                               seeds=("seed", "nunique")).reset_index()
+    # dropna=False: a series without the point key (all_reduce has no exchange period) is one point.
+    agg = finals.groupby(keys, sort=False, dropna=False).agg(x=(x, "mean"), y=(y, "mean"), se=(y, "sem"),
+                                                             seeds=("seed", "nunique")).reset_index()
     order = [s for s in (series_order or sorted(agg[series].unique())) if s in set(agg[series])]
     palette = sns.color_palette(n_colors=max(len(order), 1))
     for color, name in zip(palette, order):
@@ -209,12 +210,14 @@ def new_figure(n_panels, width=5.2, height=4.0):
 
 def finish(fig, title, scale_note, notes_text, status_text):
     """Title with the scale the logs say, and a footer with the seeds and what was not plotted."""
-    fig.suptitle(f"{title}\n{scale_note}", fontsize=11)
     width, height = fig.get_size_inches()
+    heading = "\n".join(textwrap.fill(line, width=int(width * 11)) for line in (title, scale_note))
+    fig.suptitle(heading, fontsize=11)
     footer = "\n".join(textwrap.fill(part, width=int(width * 17)) for part in (notes_text, status_text) if part)
     fig.text(0.01, 0.01, footer, fontsize=8, ha="left", va="bottom")
     footer_height = (footer.count("\n") + 1) * 8 * 1.35 / 72 + 0.1   # inches
-    fig.tight_layout(rect=(0, footer_height / height, 1, 1 - 0.55 / height))
+    heading_height = (heading.count("\n") + 1) * 11 * 1.3 / 72 + 0.1   # inches
+    fig.tight_layout(rect=(0, footer_height / height, 1, 1 - heading_height / height))
     return fig
 
 

@@ -137,3 +137,34 @@ def test_n_way_codistillation_of_mini_split_models_runs(run_job):
     record, records = last_eval(directory)
     assert {r["model"] for r in records if r["kind"] == "eval"} == {0, 1, 2, 3}
     assert record["step"] == 3 * (300 // 32) and 0 <= record["ensemble_top1"] <= 100
+
+
+def test_mini_view_features_are_standardised_on_the_training_inputs():
+    from codistill.multiview import make_data, split_model
+
+    (train_x, _), _ = make_data(300, 10, 0.5, 0)
+    features = split_model("pretrained_trainable", 0, train_x, seed=1).features(train_x)
+    torch.testing.assert_close(features.mean(0), torch.zeros(features.shape[1]), atol=1e-5, rtol=0)
+    assert abs(features.std().item() - 1.0) < 1e-4
+
+
+def test_mini_codistillation_of_trainable_view_features_stays_finite():
+    """Two models codistilled as the mini Fig. 6 runs do (MSE between logits, alpha = 1, the
+    Wide-ResNet recipe's peak LR for 32 samples). With outputs divided by per-feature stds this
+    went to inf within 70 updates."""
+    from codistill.losses import codistill_loss
+    from codistill.multiview import make_data, split_model
+
+    (train_x, train_y), _ = make_data(300, 10, 0.5, 0)
+    models = [split_model("pretrained_trainable", i, train_x, seed=1000 + i) for i in range(2)]
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.025, momentum=0.9, weight_decay=5e-4) for m in models]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        batch = torch.randint(0, len(train_y), (32,), generator=generator)
+        logits = [m(train_x[batch]) for m in models]
+        for i, optimizer in enumerate(optimizers):
+            loss, _, _ = codistill_loss(logits[i], train_y[batch], [logits[1 - i].detach()], 1.0, "mse")
+            optimizer.zero_grad()
+            loss.backward(retain_graph=True)
+            optimizer.step()
+            assert torch.isfinite(loss)

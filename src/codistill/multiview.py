@@ -57,14 +57,21 @@ class ViewFeatures(nn.Module):
                 self.linear.weight.mul_(torch.block_diag(*[torch.ones(FEATURES, BLOCK)] * VIEWS))
         with torch.no_grad():
             features = self.raw(train_inputs)
-        self.register_buffer("mean", features.mean(0))
-        self.register_buffer("std", features.std(0).clamp_min(1e-3))
+            # Standardised on the training inputs: centred per feature, one overall scale folded
+            # into the layer itself (ReLU commutes with a positive scale), so a trainable layer's
+            # updates are not amplified by 1/std. Dividing outputs by per-feature stds instead
+            # blew up features dead at build once training woke them (codistillation of the
+            # pretrained_trainable scenario went to NaN).
+            scale = (features - features.mean(0)).std().clamp_min(1e-3)
+            self.linear.weight.div_(scale)
+            self.linear.bias.div_(scale)
+        self.register_buffer("mean", features.mean(0) / scale)
 
     def raw(self, x):
         return torch.relu(self.linear(x))
 
     def forward(self, x):
-        return (self.raw(x) - self.mean) / self.std
+        return self.raw(x) - self.mean
 
 
 class SplitLinear(nn.Module):
