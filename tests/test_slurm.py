@@ -147,21 +147,30 @@ def test_the_plain_sbatch_script_runs_a_job_as_the_launcher_does(tmp_path, slurm
     assert eval_records(root / "runs" / reference.name) == eval_records(reference)
 
 
-def test_paper_scale_slurm_requests_match_the_paper(tmp_path, monkeypatch):
-    """Fig. 2's codistillation job: 2 nodes x 8 V100 (16 GB) GPUs, 32 images per GPU."""
+def slurm_request(overrides):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from conftest import CONF
 
-    monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "v100")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("codistill", overrides=["sweep=fig2", "scale=paper", "launcher=slurm_v100", "method=codistill",
-                                              "schedule=codistill_tuned"], return_hydra_config=True)
+        return compose("codistill", overrides=["scale=paper", "launcher=slurm_v100", *overrides],
+                       return_hydra_config=True)
+
+
+def test_paper_scale_slurm_requests_match_the_paper(tmp_path, monkeypatch):
+    """Fig. 2's codistillation job: 2 nodes x 8 V100 (16 GB) GPUs, 32 images per GPU; Fig. 4's
+    (the WMT'16 transformer big): the same 2 x 8 GPUs, on 32 GB V100s."""
+    monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "v100")
+    cfg = slurm_request(["sweep=fig2", "method=codistill", "schedule=codistill_tuned"])
     launcher = cfg.hydra.launcher
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 8, 8)
     assert launcher.constraint == "volta16gb" and cfg.scale.batch_per_rank == 32
     assert launcher.max_num_timeout >= 1   # requeued on a time limit, not lost
     job = compose_job(["scale=paper", "method=codistill", "launcher=slurm_v100"], tmp_path)
     assert job["world_size"] == 16
+    translation = slurm_request(["sweep=fig4", "workload=wmt16_transformer_big", "method=codistill",
+                                 "schedule=ott2018_codistill", "method.exchange=checkpoints"]).hydra.launcher
+    assert translation.constraint == "volta32gb"
+    assert (translation.nodes, translation.tasks_per_node, translation.gpus_per_node) == (2, 8, 8)
