@@ -15,8 +15,10 @@ from conftest import ROOT, SHORT, compose_job
 from test_sweeps import eval_records
 
 CLUSTER = ROOT / "slurm" / "local_cluster.sh"
-# Long enough to be interrupted part-way (37 updates per epoch, a commit at each epoch).
-LONG = ["schedule.epochs=40", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[20,30]",
+# Long enough to be interrupted part-way (37 updates per epoch, a commit at each epoch): a killed
+# submitit task ignores SIGTERM and trains on for Slurm's KillWait, so the run must outlast that
+# by far on a fast, idle machine (40 epochs took 6 s and finished before the kill).
+LONG = ["schedule.epochs=120", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[60,90]",
         "schedule.weight_decay.values=[1e-4]", "schedule.weight_decay.milestones=[]"]
 
 
@@ -50,11 +52,6 @@ def slurm_cli(env, *args, cwd):
                           capture_output=True, text=True, timeout=600)
 
 
-def squeue(env):
-    listed = subprocess.run(["squeue", "-h", "-o", "%A %T"], env=env, capture_output=True, text=True).stdout
-    return [line.split() for line in listed.splitlines()]
-
-
 def test_a_mini_sweep_on_slurm_writes_the_logs_of_a_local_run(tmp_path, slurm, run_job):
     # Two jobs of different shapes in one sweep: all_reduce on one rank, 2-way codistillation on
     # two (each sized from its own config, not from the sweep's first job).
@@ -74,35 +71,67 @@ def test_a_mini_sweep_on_slurm_writes_the_logs_of_a_local_run(tmp_path, slurm, r
 
 
 def _interrupt_once_committed(env, sweep, directory, action):
-    """Waits until the run has committed a few epochs but not finished, then applies
+    """Waits until the run has committed its first epoch, then applies
     action(job id) to its Slurm job."""
     deadline = time.time() + 300
     while time.time() < deadline:
         step = committed_step(directory)
-        if step is not None and step >= 3 * 37:
+        if step is not None and step >= 37:
             break
         assert sweep.poll() is None, sweep.communicate()[1][-3000:]
         time.sleep(0.05)
     else:
         pytest.fail("the Slurm job never committed a step")
-    jobs = squeue(env)
-    assert len(jobs) == 1, jobs
-    action(jobs[0][0])
+    submitted = submitted_jobs(directory.parents[1])
+    assert len(submitted) == 1, submitted   # this sweep's one Slurm job (other jobs may be queued)
+    action(submitted[0])
     return step
 
 
-def test_a_requeued_job_resumes_and_ends_as_an_uninterrupted_run(tmp_path, slurm, run_job):
+def job_state(env, job_id):
+    return subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], env=env, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def submitted_jobs(root):
+    """The Slurm job ids that the sweep writing to results_root=root has submitted."""
+    folder = root / "hydra" / "adhoc" / ".submitit"
+    return sorted(path.name for path in folder.iterdir() if path.name.isdigit()) if folder.is_dir() else []
+
+
+@pytest.fixture
+def start_on_slurm(slurm, tmp_path):
+    """Starts a one-job codistillation sweep in the background: (its process, its arguments).
+    Whatever it leaves queued or running when the test ends is cancelled, so that a failing test
+    does not hold the node for the next one."""
+    roots = []
+
+    def start(seed, root):
+        roots.append(root)
+        args = ["-m", "launcher=slurm_local", "method=codistill", f"seed={seed}", f"results_root={root}", *LONG]
+        sweep = subprocess.Popen([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=tmp_path, env=slurm,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return sweep, args
+
+    yield start
+    leftovers = [job for root in roots for job in submitted_jobs(root)]
+    if leftovers:
+        subprocess.run(["scancel", *leftovers], env=slurm, check=False)
+
+
+def test_a_requeued_job_resumes_and_ends_as_an_uninterrupted_run(tmp_path, slurm, run_job, start_on_slurm):
     reference, container = run_job(["method=codistill", "seed=3", *LONG])
     root = tmp_path / "slurm"
-    args = ["-m", "launcher=slurm_local", "method=codistill", "seed=3", f"results_root={root}", *LONG]
-    sweep = subprocess.Popen([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=tmp_path, env=slurm,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sweep, _ = start_on_slurm(3, root)
     directory = root / "runs" / reference.name
 
     def requeue(job_id):
         # What a preemption does: the job is killed and queued again. Slurm holds a requeued job
-        # for a while (BeginTime); release it now.
+        # for two minutes once its old allocation is released (BeginTime); release it then.
         subprocess.run(["scontrol", "requeue", job_id], env=slurm, check=True)
+        deadline = time.time() + 120
+        while time.time() < deadline and job_state(slurm, job_id) != "PENDING":
+            time.sleep(0.2)
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=slurm, check=True)
 
     interrupted_at = _interrupt_once_committed(slurm, sweep, directory, requeue)
@@ -115,12 +144,10 @@ def test_a_requeued_job_resumes_and_ends_as_an_uninterrupted_run(tmp_path, slurm
     assert eval_records(directory) == eval_records(reference)
 
 
-def test_a_cancelled_job_resumes_when_the_sweep_is_run_again(tmp_path, slurm, run_job):
+def test_a_cancelled_job_resumes_when_the_sweep_is_run_again(tmp_path, slurm, run_job, start_on_slurm):
     reference, _ = run_job(["method=codistill", "seed=4", *LONG])
     root = tmp_path / "slurm"
-    args = ["-m", "launcher=slurm_local", "method=codistill", "seed=4", f"results_root={root}", *LONG]
-    sweep = subprocess.Popen([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=tmp_path, env=slurm,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sweep, args = start_on_slurm(4, root)
     directory = root / "runs" / reference.name
     _interrupt_once_committed(slurm, sweep, directory,
                               lambda job_id: subprocess.run(["scancel", job_id], env=slurm, check=True))
