@@ -85,9 +85,13 @@ def facet_order(value):
     return (list(ARCH_NAMES).index(value), "") if value in ARCH_NAMES else (len(ARCH_NAMES), str(value))
 
 
-def curve_figure(data, label, panels, notes, order=None, facet=None, facet_name=str):
-    """One panel per (metric, facet value): mean over seeds of each label's curve with an s.e. band."""
-    frame = curves(data, label=label, **({"facet": lambda row: cfg(row, facet)} if facet else {}))
+def curve_figure(data, label, panels, notes, order=None, facet=None, facet_name=str, order_by=None):
+    """One panel per (metric, facet value): mean over seeds of each label's curve with an s.e. band.
+    Labels come in `order`, or sorted by the number order_by(run) when it is given."""
+    extra = {"facet": lambda row: cfg(row, facet)} if facet else {}
+    frame = curves(data, label=label, **extra, **({"order_by": order_by} if order_by else {}))
+    if order_by:
+        order = label_order(frame, "label", "order_by")
     facets = sorted(frame["facet"].unique(), key=facet_order) if facet else [None]
     fig, axes = new_figure(len(panels) * len(facets))
     ax_iter = iter(axes)
@@ -150,7 +154,8 @@ def iwslt_overfit(data, notes):
 
 
 def fig5(data, notes):
-    return curve_figure(data, nway_label, [("train_loss", "(a) training loss"), ("val_top1", "(b) top-1")], notes)
+    return curve_figure(data, nway_label, [("train_loss", "(a) training loss"), ("val_top1", "(b) top-1")], notes,
+                        order_by=lambda r: cfg(r, "method.n"))
 
 
 def fig7(data, notes):
@@ -198,13 +203,7 @@ def fig16(data, notes):
     return fig
 
 
-def fig17(data, notes):
-    frame = curves(data, label=nway_label)
-    order = label_order(frame.assign(n=frame["label"].str.split("-").str[0]), "label", "n")
-    fig, axes = new_figure(2)
-    line_panel(axes[0], frame, "train_loss", "label", notes, order, title="(a) training loss")
-    line_panel(axes[1], frame, "val_top1", "label", notes, order, title="(b) top-1")
-    return fig
+fig17 = fig5   # the same n-way panels, on a fixed budget of updates
 
 
 def multiview(data, notes):
@@ -227,30 +226,19 @@ fig6 = multiview
 
 
 def exchange_frequency(data, notes):
-    frame = curves(data, label=exchange_label, period=lambda r: cfg(r, "method.period"))
-    order = label_order(frame, "label", "period")
-    fig, axes = new_figure(2)
-    line_panel(axes[0], frame, "val_top1", "label", notes, order, title="(a) top-1")
-    line_panel(axes[1], frame, "train_loss", "label", notes, order, title="(b) training loss")
-    return fig
+    return curve_figure(data, exchange_label, [("val_top1", "(a) top-1"), ("train_loss", "(b) training loss")],
+                        notes, order_by=lambda r: cfg(r, "method.period"))
 
 
 def nmt_exchange_frequency(data, notes):
-    frame = curves(data, label=exchange_label, period=lambda r: cfg(r, "method.period"))
-    fig, axes = new_figure(1, width=7)
-    line_panel(axes[0], frame, "val_nll", "label", notes, label_order(frame, "label", "period"),
-               title="validation NLL")
-    return fig
+    return curve_figure(data, exchange_label, [("val_nll", "validation NLL")], notes,
+                        order_by=lambda r: cfg(r, "method.period"))
 
 
 def lr_robustness(data, notes):
-    frame = curves(data, label=lambda r: f"base LR {number(cfg(r, 'schedule.lr.base'))}",
-                   lr=lambda r: cfg(r, "schedule.lr.base"))
-    order = label_order(frame, "label", "lr")
-    fig, axes = new_figure(2)
-    line_panel(axes[0], frame, "val_top1", "label", notes, order, title="(a) top-1")
-    line_panel(axes[1], frame, "train_loss", "label", notes, order, title="(b) training loss")
-    return fig
+    return curve_figure(data, lambda r: f"base LR {number(cfg(r, 'schedule.lr.base'))}",
+                        [("val_top1", "(a) top-1"), ("train_loss", "(b) training loss")], notes,
+                        order_by=lambda r: cfg(r, "schedule.lr.base"))
 
 
 def alpha_schedule_vision(data, notes):
