@@ -37,6 +37,12 @@ def load_note(part):
             f"(on {{cores}} cores: above {{cores}}, other processes were competing for the CPUs)._")
 
 
+def save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 # ---------------------------------------------------------------- 1. bytes
 def bytes_section(part, targets):
     rows = part["rows"]
@@ -89,9 +95,7 @@ def plot_bytes(part, path):
     ax.set_ylabel("bits per update per device")
     ax.set_title(f"Bits per update, ResNet-50 twin ({part['model_params']:,} params), 2-way, 256 samples per model")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 # ---------------------------------------------------------------- 2. overhead
@@ -168,9 +172,7 @@ def plot_overhead(part, path):
     ax.set_ylabel("ms per update (median over rounds)")
     ax.set_title(f"Engine overhead, 2 gloo ranks, ResNet-50 twin, batch {part['batch_per_rank']}/rank")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 # ---------------------------------------------------------------- 3. network
@@ -324,9 +326,7 @@ def plot_network(part, path):
     (axes[0] if len(models) > 1 else axes).set_ylabel("time per update / compute-only")
     (axes[-1] if len(models) > 1 else axes).legend(fontsize=8)
     fig.suptitle("Simulated two-node network (veth + tc tbf), one gloo rank per node")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 # ---------------------------------------------------------------- 4. loop
@@ -408,9 +408,7 @@ def plot_loop(part, path):
                color=["tab:blue", "tab:gray"])
         ax.set_title(f"{row['workload']}\nratio {n['ratio']:.3f}", fontsize=10)
         ax.set_ylabel("samples per second")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 # ---------------------------------------------------------------- 5. collect
@@ -476,9 +474,7 @@ def plot_collect(part, path):
     right.set_xlabel("runs")
     right.set_ylabel("peak memory (MB)")
     fig.suptitle("figures/collect.py on generated log trees")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 # ---------------------------------------------------------------- the report
