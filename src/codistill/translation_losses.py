@@ -24,22 +24,23 @@ def alpha_at(alpha0, kind, gamma, epochs_done, update, burn_in_updates=0):
     alpha by gamma = 1.1 every epoch, Appendix A.3)."""
     if update < burn_in_updates:
         return 0.0
-    if kind == "constant":
-        return float(alpha0)
-    if kind == "exponential":
-        return float(alpha0) * float(gamma) ** epochs_done
-    raise ValueError(f"alpha schedule {kind!r} is not one of {ALPHA_SCHEDULES}")
+    return per_epoch(alpha0, kind, gamma, epochs_done, "alpha schedule", ALPHA_SCHEDULES)
 
 
 def label_smoothing_at(epsilon0, kind, decay, epochs_done):
     """Label smoothing of the cross-entropy term: epsilon0 throughout (constant; 0 removes it, as
     the paper's appendix A.3 does for codistillation), or epsilon0 * decay^epochs_done
     (exponential: "we decay the amount of label smoothing", Sec. 4.2)."""
+    return per_epoch(epsilon0, kind, decay, epochs_done, "label smoothing schedule", LABEL_SMOOTHING_SCHEDULES)
+
+
+def per_epoch(value0, kind, factor, epochs_done, what, kinds):
+    """value0 throughout (constant) or value0 * factor^epochs_done (exponential)."""
     if kind == "constant":
-        return float(epsilon0)
+        return float(value0)
     if kind == "exponential":
-        return float(epsilon0) * float(decay) ** epochs_done
-    raise ValueError(f"label smoothing schedule {kind!r} is not one of {LABEL_SMOOTHING_SCHEDULES}")
+        return float(value0) * float(factor) ** epochs_done
+    raise ValueError(f"{what} {kind!r} is not one of {kinds}")
 
 
 def distillation_sum(student_logits, teachers_logits, target, padding_idx):
