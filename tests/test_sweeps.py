@@ -6,6 +6,7 @@ import json
 import re
 import runpy
 import sys
+import threading
 
 import pandas as pd
 import pytest
@@ -33,12 +34,11 @@ SAME_RUNS = [("fig3", "fig10"), ("fig8", "fig9"), ("fig11", "table1"), ("fig6", 
 SUBSET_RUNS = [("fig13", "fig1"), ("exchange_frequency", "fig1"), ("fig7", "fig2"), ("fig11", "fig2")]
 
 
-def dry_run_sweep(sweep, scale, results_root):
-    """The sweep's dry-run listing, through the real entry point, in this process (composing
+def sweep_in_process(*overrides):
+    """What the entry point prints for `run.py -m <overrides>`, run in this process (composing
     hundreds of jobs in one interpreter instead of paying an import per sweep)."""
     GlobalHydra.instance().clear()
-    argv, sys.argv = sys.argv, [str(ROOT / "src" / "run.py"), "-m", f"sweep={sweep}", f"scale={scale}",
-                                "dry_run=true", f"results_root={results_root}"]
+    argv, sys.argv = sys.argv, [str(ROOT / "src" / "run.py"), "-m", *overrides]
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
@@ -47,6 +47,10 @@ def dry_run_sweep(sweep, scale, results_root):
         sys.argv = argv
         GlobalHydra.instance().clear()
     return out.getvalue()
+
+
+def dry_run_sweep(sweep, scale, results_root):
+    return sweep_in_process(f"sweep={sweep}", f"scale={scale}", "dry_run=true", f"results_root={results_root}")
 
 
 _listings = {}
@@ -206,3 +210,39 @@ def test_a_job_whose_config_changed_since_its_sweep_was_validated_stops(tmp_path
                    cwd=tmp_path)
     assert done.returncode != 0 and "validated as run mini-codistill-000000000000" in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_launchers_are_built_before_any_job_is_queued(tmp_path, monkeypatch):
+    # Jobs needing other resources (1 rank, 2 ranks) go to launchers of their own, launched from
+    # threads. Building a launcher deep-copies the sweep config, which detaches its nodes for a
+    # moment: done in a thread while another launches, it broke that launch in CI. So every
+    # launcher is built in the sweep's own thread first, then each group is launched once.
+    from hydra.core.plugins import Plugins
+    from hydra.core.utils import JobReturn, JobStatus
+
+    Plugins.instance()  # its first call imports the plugin modules again: patch the class it keeps
+    sweeper_class = Plugins.instance().class_name_to_class[
+        "hydra_plugins.codistill_sweeper.grid_union_sweeper.GridUnionSweeper"]
+
+    launched, built_in = [], []
+
+    class RecordingLauncher:
+        def __init__(self, resources):
+            self.resources = resources
+
+        def launch(self, job_overrides, initial_job_idx):
+            launched.append((self.resources["tasks_per_node"], initial_job_idx, [list(job) for job in job_overrides]))
+            return [JobReturn(status=JobStatus.COMPLETED) for _ in job_overrides]
+
+    def build(self, resources):
+        built_in.append(threading.current_thread())
+        return RecordingLauncher(resources)
+
+    monkeypatch.setattr(sweeper_class, "launcher_for", build)
+    sweep_in_process("launcher=submitit_local", "method=allreduce,codistill", "method.nodes_per_model=1",
+                     "seed=1,2", f"results_root={tmp_path}")
+    assert built_in == [threading.main_thread()] * 2
+    by_tasks = {tasks: (start, [[o for o in job if o.split("=")[0] in ("method", "seed")] for job in jobs])
+                for tasks, start, jobs in launched}
+    assert by_tasks == {1: (0, [["method=allreduce", "seed=1"], ["method=allreduce", "seed=2"]]),
+                        2: (2, [["method=codistill", "seed=1"], ["method=codistill", "seed=2"]])}

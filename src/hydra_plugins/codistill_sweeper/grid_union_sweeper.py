@@ -68,6 +68,18 @@ def finished_by(directory):
     return read_records(Path(directory) / METRICS_FILE)[0].get("sweep_id") or "none"
 
 
+def launch_all(launchers, job_groups):
+    """Launches job_groups[i] on launchers[i]; returns every JobReturn, in group order. A launcher
+    waits for its own jobs, so groups are launched from threads: all are queued before any is
+    awaited."""
+    starts = [sum(map(len, job_groups[:index])) for index in range(len(job_groups))]
+    launch = lambda index: launchers[index].launch(job_groups[index], initial_job_idx=starts[index])  # noqa: E731
+    if len(job_groups) == 1:
+        return list(launch(0))
+    with ThreadPoolExecutor(len(job_groups)) as pool:
+        return [result for group in pool.map(launch, range(len(job_groups))) for result in group]
+
+
 class GridUnionSweeper(BasicSweeper):
     def __init__(self, max_batch_size=None, params=None, grids=None):
         super().__init__(max_batch_size=max_batch_size, params=params)
@@ -163,14 +175,12 @@ class GridUnionSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         groups = self.by_resources(pending)
-        starts = [sum(len(group) for _, group in groups[:index]) for index in range(len(groups))]
-        launch = lambda index: self.launcher_for(groups[index][0]).launch(  # noqa: E731
-            groups[index][1], initial_job_idx=starts[index])
-        if len(groups) == 1:
-            results = launch(0)
-        else:  # a launcher waits for its own jobs: queue every group's jobs before waiting for any
-            with ThreadPoolExecutor(len(groups)) as pool:
-                results = [result for group in pool.map(launch, range(len(groups))) for result in group]
+        # Every launcher is built here, in this thread, before any job is queued: building one
+        # deep-copies the sweep config, and OmegaConf's deepcopy detaches each node it copies for
+        # a moment, so a copy made while another thread pickles or resolves that config breaks it
+        # (seen in CI: "Interpolation key 'launcher.mem_gb' not found").
+        launchers = [self.launcher_for(resources) for resources, _ in groups]
+        results = launch_all(launchers, [group for _, group in groups])
         for result in results:
             _ = result.return_value  # re-raises a failed job's exception
         return [results]
