@@ -9,7 +9,7 @@ RESULTS ?= results
 LOGS ?= paper/logs
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce figure figures status report reproduce-all dryrun soak bench test clean
+.PHONY: help setup reproduce figure figures status report regime reproduce-all dryrun soak bench test clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ status: setup ## per figure: runs and seeds finished, unfinished, missing, unrea
 
 report: setup ## paper/report.md and .html: each figure, the paper's numbers beside the logs', every claim checked
 	$(PY) figures/report.py --results $(LOGS)
+
+regime: setup ## the regime check: every mini stand-in's invariants from the logs in LOGS (exit 0: each holds or is declared unmet)
+	$(PY) figures/regime.py --results $(LOGS)
 
 reproduce-all: setup ## run every sweep at SCALE here into RESULTS, pack the logs into LOGS, then figures and report
 	$(PY) figures/reproduce_all.py --results $(RESULTS) --into $(LOGS) --scale $(SCALE)
