@@ -17,7 +17,7 @@ from .exchange import (CheckpointExchange, CommCounter, build_exchange, flat_par
 from .groups import make_process_groups
 from .losses import codistill_loss
 from .sampling import CoordinatedBatchSampler, EvalShardSampler, data_subset
-from .schedules import build_schedules
+from .schedules import run_schedules
 from .workloads import build_workload
 
 # Columns of the per-group statistics that rank 0 gathers for each log record.
@@ -162,6 +162,7 @@ def records(table, step, schedules, counter, wall_time, batch_per_model):
             "train_distill_loss": row[TRAIN_DISTILL] / max(row[TRAIN_BATCHES], 1),
             "val_loss": row[VAL_LOSS] / row[VAL_COUNT],
             "val_top1": 100.0 * row[VAL_CORRECT] / row[VAL_COUNT],
+            "val_samples": int(row[VAL_COUNT]),  # one sample is 100 / val_samples points of top-1
             "lr": schedules.lr(last),
             "weight_decay": schedules.weight_decay(last),
             "alpha": schedules.alpha(last),
@@ -255,8 +256,7 @@ def train_rank(config, layout, run_directory, device):
         len(workload.val_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
         **loader_options)
     state = build_rank_state(cfg, layout, workload, device)
-    schedules = build_schedules(cfg.schedule, cfg.method, batch_per_model, len(sampler),
-                                epoch_scale=cfg.epoch_scale / cfg.data.fraction)
+    schedules = run_schedules(cfg, batch_per_model, len(sampler))
     optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0),
                                 momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0))
     precision = Precision(cfg.workload.get("amp", False), device)

@@ -83,10 +83,12 @@ class Schedules:
     steps_per_epoch: int
 
 
-def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, epoch_scale=1.0):
+def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, epoch_scale=1.0,
+                    weight_decay_scale=1.0, alpha_scale=1.0):
     """epoch_scale multiplies the epochs and every warm-up and milestone: k when training on 1/k of
     the data (Fig. 16: the number of updates is unchanged), times the top-level epoch_scale
-    (Fig. 17: each of n models trains 2/n as long)."""
+    (Fig. 17: each of n models trains 2/n as long). weight_decay_scale and alpha_scale multiply
+    every weight-decay value and alpha (a mini workload's mapping of the paper's values)."""
     to_steps = lambda epochs: epochs_to_steps(epochs * epoch_scale, steps_per_epoch)  # noqa: E731
     total_steps = to_steps(schedule_cfg.epochs)
     lr_cfg = schedule_cfg.lr
@@ -102,11 +104,11 @@ def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, 
     )
     wd_cfg = schedule_cfg.weight_decay
     weight_decay = PiecewiseConstant(
-        values=tuple(float(v) for v in wd_cfg["values"]),
+        values=tuple(float(v) * weight_decay_scale for v in wd_cfg["values"]),
         milestones=tuple(to_steps(m) for m in wd_cfg.milestones),
     )
     alpha = AlphaSchedule(
-        alpha=float(method_cfg.get("alpha", 0.0)),
+        alpha=float(method_cfg.get("alpha", 0.0)) * alpha_scale,
         kind=method_cfg.get("alpha_schedule", "constant"),
         burn_in_steps=int(method_cfg.get("burn_in_steps", 0)),
         gamma=float(method_cfg.get("alpha_gamma", 1.0)),
@@ -115,3 +117,14 @@ def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, 
         steps_per_epoch=steps_per_epoch,
     )
     return Schedules(lr, weight_decay, alpha, total_steps, steps_per_epoch)
+
+
+def run_schedules(cfg, batch_per_model, steps_per_epoch):
+    """The schedules of a run's resolved config: its schedule and method, stretched by the
+    top-level epoch_scale and data.fraction, mapped by the workload's own scales (a mini stand-in
+    maps the paper's epochs, weight decay and alpha onto its data: docs/mini-scale.md)."""
+    workload = cfg.workload
+    return build_schedules(cfg.schedule, cfg.method, batch_per_model, steps_per_epoch,
+                           epoch_scale=cfg.epoch_scale / cfg.data.fraction * workload.get("epoch_scale", 1.0),
+                           weight_decay_scale=workload.get("weight_decay_scale", 1.0),
+                           alpha_scale=workload.get("alpha_scale", 1.0))
