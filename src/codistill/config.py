@@ -11,14 +11,14 @@ from omegaconf import OmegaConf
 from .losses import DISTILL_LOSSES
 from .translation_config import TRANSLATION_WORKLOADS, check_translation_job, is_translation
 from .translation_config import data_problem as translation_data_problem
-from .workloads import MINI_ARCHS, SCENARIOS
+from .workloads import MINI_ARCHS, MINI_RESNETS, SCENARIOS
 
 METHODS = ("allreduce", "codistill", "independent")
 EXCHANGES = ("predictions", "checkpoints")
 PREDICTION_BITS = (32, 16)
 ALPHA_SCHEDULES = ("constant", "step", "exponential")
 LR_KINDS = ("step", "cosine")
-WORKLOADS = ("digits_mlp", "imagenet", "cifar10", "multiview_mini", *TRANSLATION_WORKLOADS)
+WORKLOADS = ("digits_mlp", "clusters_resnet", "imagenet", "cifar10", "multiview_mini", *TRANSLATION_WORKLOADS)
 SCALES = ("mini", "paper")
 
 
@@ -223,8 +223,9 @@ def validate(cfg):
     elif not translation:
         _check_models(container["workload"], container["method"], problems)
     arch = container["workload"].get("arch")
-    if workload == "digits_mlp" and arch is not None and arch not in MINI_ARCHS:
-        problems.append(f"workload.arch={arch!r}: the mini stand-ins are {', '.join(MINI_ARCHS)}")
+    stand_ins = {"digits_mlp": MINI_ARCHS, "clusters_resnet": MINI_RESNETS}.get(workload)
+    if stand_ins and arch is not None and arch not in stand_ins:
+        problems.append(f"workload.arch={arch!r}: the mini stand-ins are {', '.join(stand_ins)}")
     if workload in ("cifar10", "multiview_mini") and container["workload"].get("scenario") not in SCENARIOS:
         problems.append(f"workload.scenario={container['workload'].get('scenario')!r}: allowed: {', '.join(SCENARIOS)}")
     fraction = container["data"].get("fraction")

@@ -1,6 +1,7 @@
 """Workloads: a data set pair and a model factory, chosen by `workload.name`.
 
-Mini scale reads data that ships inside an installed package (scikit-learn's digits); paper
+Mini scale generates its data (Gaussian clusters) or reads data that ships inside an installed
+package (scikit-learn's digits, for quick tests); paper
 scale reads ImageNet from disk in the standard ImageFolder layout. Both go through the same
 sampler, loader and engine.
 """
@@ -97,6 +98,73 @@ def digits_mlp(cfg):
         make_model=lambda seed, spec=None: mlp([inputs.shape[1], *mini_hidden(cfg, spec or {}), 10], seed),
         collate=batch_is_ready,
     )
+
+
+class PreActivationBlock(nn.Module):
+    """A residual block on vectors in He et al.'s pre-activation order:
+    x + W2 relu(bn2(W1 relu(bn1(x)))). As in the paper's ResNets, every weight feeds a batch norm,
+    so weight decay acts on the effective learning rate, not on the function."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm1d(width), nn.BatchNorm1d(width)
+        self.fc1, self.fc2 = nn.Linear(width, width, bias=False), nn.Linear(width, width, bias=False)
+
+    def forward(self, x):
+        return x + self.fc2(torch.relu(self.bn2(self.fc1(torch.relu(self.bn1(x))))))
+
+
+class ResNetMLP(nn.Module):
+    """stem (linear) -> residual blocks -> batch norm, ReLU -> linear classifier."""
+
+    def __init__(self, inputs, width, blocks, classes):
+        super().__init__()
+        self.stem = nn.Linear(inputs, width, bias=False)
+        self.blocks = nn.Sequential(*(PreActivationBlock(width) for _ in range(blocks)))
+        self.bn = nn.BatchNorm1d(width)
+        self.classifier = nn.Linear(width, classes)
+
+    def forward(self, x):
+        return self.classifier(torch.relu(self.bn(self.blocks(self.stem(x)))))
+
+
+# (width, residual blocks) standing in for the paper's ImageNet architectures: ResNet-50, a
+# cheaper ResNet-18 and a larger ResNeXt-101 for the mixed-architecture Figs. 14-15.
+MINI_RESNETS = {"resnet18": (64, 1), "resnet50": (128, 2), "resnext101_32x8d": (256, 3)}
+
+
+def generated_clusters(cfg):
+    """Gaussian clusters generated deterministically from workload.data_seed: each class owns
+    clusters_per_class centres drawn from N(0, I) in `features` dimensions; a sample is its
+    cluster's centre plus N(0, cluster_std^2 I) noise; a share label_noise of the labels is
+    replaced by a class drawn at random (train and validation alike, as ImageNet's label noise).
+    Features are standardised with the training set's statistics. Returns (train, val) pairs."""
+    generator = torch.Generator().manual_seed(cfg.data_seed)
+    samples, clusters = cfg.train_size + cfg.val_size, cfg.num_classes * cfg.clusters_per_class
+    centres = torch.randn(clusters, cfg.features, generator=generator)
+    cluster = torch.randint(clusters, (samples,), generator=generator)
+    inputs = centres[cluster] + cfg.cluster_std * torch.randn(samples, cfg.features, generator=generator)
+    targets = cluster // cfg.clusters_per_class
+    relabel = torch.rand(samples, generator=generator) < cfg.label_noise
+    targets = torch.where(relabel, torch.randint(cfg.num_classes, (samples,), generator=generator), targets)
+    split = cfg.train_size
+    mean, std = inputs[:split].mean(0), inputs[:split].std(0)
+    inputs = (inputs - mean) / std
+    return (inputs[:split], targets[:split]), (inputs[split:], targets[split:])
+
+
+def clusters_resnet(cfg):
+    """The vision mini stand-in for ImageNet (docs/mini-scale.md): generated 100-class clusters,
+    residual networks with batch norm."""
+    (train_x, train_y), (val_x, val_y) = generated_clusters(cfg)
+
+    def make_model(seed, spec=None):
+        torch.manual_seed(seed)
+        width, blocks = MINI_RESNETS[(spec or {}).get("arch", cfg.arch)]
+        return ResNetMLP(cfg.features, width, blocks, cfg.num_classes)
+
+    return Workload(train_set=InMemoryDataset(train_x, train_y), val_set=InMemoryDataset(val_x, val_y),
+                    num_classes=cfg.num_classes, make_model=make_model, collate=batch_is_ready)
 
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -209,12 +277,12 @@ def cifar10(cfg):
                     num_classes=cfg.num_classes, make_model=make_model)
 
 
-WORKLOADS = {"digits_mlp": digits_mlp, "imagenet": imagenet, "cifar10": cifar10, "multiview_mini": multiview_mini}
+WORKLOADS = {"digits_mlp": digits_mlp, "clusters_resnet": clusters_resnet, "imagenet": imagenet, "cifar10": cifar10, "multiview_mini": multiview_mini}
 # Settings a model group may override in workload.models (one entry per group).
-MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "imagenet": {"arch", "num_classes"},
+MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "clusters_resnet": {"arch"}, "imagenet": {"arch", "num_classes"},
               "cifar10": {"num_classes"}, "multiview_mini": set()}
 # Modules each workload's ranks import; a launcher that forks imports them once beforehand.
-IMPORTS = {"digits_mlp": ["sklearn.datasets"], "imagenet": ["torchvision"], "cifar10": ["torchvision"],
+IMPORTS = {"digits_mlp": ["sklearn.datasets"], "clusters_resnet": [], "imagenet": ["torchvision"], "cifar10": ["torchvision"],
            "multiview_mini": []}
 
 
