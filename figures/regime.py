@@ -183,11 +183,11 @@ def chosen_multiplier(name, regime_runs, fig2_runs):
     multiplier at the workload config's default (no override of it in their settings)."""
     of_fig2 = baseline_of(fig2_runs, name)
     if not of_fig2.empty:
-        return float(of_fig2["wd_scale"].mode().iloc[0]), "fig2"
+        return float(of_fig2["wd_scale"].mode().iloc[0]), "fig2's all_reduce runs"
     default = baseline_of(regime_runs, name)
     default = default[~default["setting"].str.contains("workload.weight_decay_scale=", regex=False)]
     if not default.empty:
-        return float(default["wd_scale"].mode().iloc[0]), "regime default"
+        return float(default["wd_scale"].mode().iloc[0]), "the regime baseline runs at the config's default"
     return None, None
 
 
@@ -422,7 +422,7 @@ def reference_config(results, runs):
 
 def vision_checks(name, vision, results):
     """Every vision invariant of one workload, in VISION's order."""
-    chosen, _ = chosen_multiplier(name, vision.regime, vision.fig2)
+    chosen, chosen_from = chosen_multiplier(name, vision.regime, vision.fig2)
     runs = vision.regime[vision.regime["workload"] == name]
     wd_runs = baseline_of(runs, name)
     groups = by_factor(wd_runs, chosen) if chosen else {}
@@ -441,7 +441,7 @@ def vision_checks(name, vision, results):
               check_disagreement(independent), check_alpha(config, workload),
               check_batch_panel(workload, vision.largest_batch), check_models(workload.make_model),
               check_data(config, workload), check_cost(name, vision.fig2_ends, vision.fig2_complete)]
-    return checks, chosen
+    return checks, f"{chosen} (read from {chosen_from})" if chosen else "unknown (no baseline runs)"
 
 
 # ---------------------------------------------------------------- translation invariants
@@ -618,7 +618,7 @@ def run_check(results=COMMITTED, docs=DOCS):
     lines = ["# Regime check (MINI scale: not the paper's numbers)", "",
              f"Logs: {results}. Gated (judged by the exit status): Figure 2's mini stand-in(s) {sorted(standins)} "
              f"and every translation workload {languages}; any other column is shown for reference.", "",
-             *[f"- {name}: chosen weight-decay multiplier {chosen} (workload.weight_decay_scale)"
+             *[f"- {name}: chosen weight-decay multiplier (workload.weight_decay_scale) {chosen}"
                for name, (_, chosen) in measured.items()],
              "", "## Vision", "", vision_table if names else "no vision runs found",
              "", "## Translation", "", translation_table if translation else "no translation runs found"]
@@ -636,8 +636,9 @@ def judge(verdicts, gated, sweeps, anything):
                       "python src/run.py -m sweep=<id> scale=mini):", *[f"  {line}" for line in not_finished]]
     judged = {key: state for key, (_, state) in verdicts.items() if key[0] in gated}
     failing = {key: state for key, state in judged.items() if state not in (HOLDS, DECLARED, INFO)}
+    named = ": " + ", ".join(f"{workload} {invariant}" for workload, invariant in failing) if failing else "."
     lines += ["", f"{len(judged)} gated verdicts: {len(judged) - len(failing)} hold, are declared unmet or are "
-                  f"information; {len(failing)} do not" + (": " + ", ".join(f"{w} {i}" for w, i in failing) if failing else ".")]
+                  f"information; {len(failing)} do not{named}"]
     if not_finished or not anything or MISSING in failing.values():
         return 2, lines
     return (1 if failing else 0), lines

@@ -259,6 +259,9 @@ def test_translation_invariants_hold_on_flattened_and_overfitting_curves(tmp_pat
     # digits is not Figure 2's stand-in here: shown, not judged; everything gated holds
     assert outcome.gated == {"regime_test", "translation_mini"}
     assert outcome.verdicts[("digits_mlp", "fig2_cost")][1] == regime.MISSING
+    # the chosen weight decay: Figure 2's recipe where it has the workload, else the regime's default
+    assert "regime_test: chosen weight-decay multiplier (workload.weight_decay_scale) 0.5 (read from fig2's" in outcome.text
+    assert "digits_mlp: chosen weight-decay multiplier (workload.weight_decay_scale) 1.0 (read from the regime" in outcome.text
     assert outcome.status == 0
 
 
