@@ -3,14 +3,16 @@ id's sweep at one scale) and returns a matplotlib figure, or a table as a pandas
 Series are named from the runs' config columns (cfg.*), so mini and paper sweeps that differ in
 workload or in some values (e.g. exchange periods) are drawn the same way and labelled with what
 the logs say."""
+import numpy as np
 import pandas as pd
+import seaborn as sns
 
 import fig2
-from plots import (ARCH_NAMES, aggregate, arch_name, bar_panel, cfg, check_one_run_per_seed, last_step, line_panel,
-                   new_figure, number, per_run, point_panel)
+from plots import (ARCH_NAMES, LOSS_UNITS, aggregate, arch_name, axis_label, bar_panel, cfg, check_one_run_per_seed,
+                   last_step, line_panel, log_axis, new_figure, number, per_run, point_panel)
 
 CURVE_METRICS = ["train_loss", "val_top1", "val_top1_mean_over_models", "val_nll", "param_distance_from_init",
-                 "bits_per_iteration", "batch_per_model"]
+                 "bits_per_iteration", "batch_per_model", "epoch"]
 SCENARIOS = {"pretrained_frozen": "pretrained, frozen", "pretrained_trainable": "pretrained, not frozen",
              "random_init": "random init", "full": "full network"}
 SCHEDULES = {"goyal_step": "", "goyal_step_half": "fixed w.d.", "codistill_tuned": "variable w.d.",
@@ -99,7 +101,7 @@ def curve_figure(data, label, panels, notes, order=None, facet=None, facet_name=
         for value in facets:
             part = frame if value is None else frame[frame["facet"] == value]
             name = f"{title} — {facet_name(value)}" if value is not None else title
-            line_panel(next(ax_iter), part, metric, "label", notes, order, title=name)
+            line_panel(next(ax_iter), part, metric, "label", notes, order, title=name, task=data.task)
     return fig
 
 
@@ -164,11 +166,12 @@ def fig7(data, notes):
 
 
 def fig11(data, notes):
+    """Against epochs, as the paper: every batch size runs the same epochs, with 1/b as many updates."""
     frame = curves(data)
     frame = frame.assign(label=[f"2 × {int(b)}" for b in frame["batch_per_model"]])
-    fig, axes = new_figure(1, width=7)
+    fig, axes = new_figure(1, width=7.5)
     line_panel(axes[0], frame, "train_loss", "label", notes, label_order(frame, "label", "batch_per_model"),
-               title="training loss per batch size (b per model; LR ∝ b, updates ∝ 1/b)")
+               x="epoch", title="training loss per batch size (b per model; LR ∝ b, updates ∝ 1/b)", task=data.task)
     return fig
 
 
@@ -183,8 +186,8 @@ def per_arch_curves(data, notes):
     records = records.assign(label=records["setup"] + ": " + records["model_arch"].map(arch_name))
     frame = per_run(records, CURVE_METRICS, extra=("label",))
     fig, axes = new_figure(2)
-    line_panel(axes[0], frame, "train_loss", "label", notes, title="(a) training loss")
-    line_panel(axes[1], frame, "val_top1", "label", notes, title="(b) top-1 of each model")
+    line_panel(axes[0], frame, "train_loss", "label", notes, title="(a) training loss", task=data.task)
+    line_panel(axes[1], frame, "val_top1", "label", notes, title="(b) top-1 of each model", task=data.task)
     return fig
 
 
@@ -198,7 +201,7 @@ def fig16(data, notes):
     fig, axes = new_figure(2)
     for ax, metric, title in ((axes[0], "val_top1", "(a) final top-1"), (axes[1], "train_loss", "(b) final training loss")):
         bar_panel(ax, frame, "fraction", metric, "label", notes, order, ["all_reduce", "codistillation"],
-                  title=title, zoom=metric == "val_top1")
+                  title=title, zoom=metric == "val_top1", task=data.task)
         ax.set_xlabel("fraction of the training set (k × the epochs)")
     return fig
 
@@ -217,8 +220,7 @@ def multiview(data, notes):
     bar_panel(axes[0], frame, "scenario", "val_top1_mean_over_models", "label", notes,
               [SCENARIOS[s] for s in ("pretrained_frozen", "pretrained_trainable", "random_init")],
               ["all_reduce", "n = 1", "n = 2", "n = 4", "n = 8"], zoom=True)
-    axes[0].set(ylabel="mean top-1 over all models (%)")
-    axes[0].legend(loc="lower right", fontsize=8)
+    axes[0].set(xlabel="multi-view scenario", ylabel="mean top-1 over all models (%)")
     return fig
 
 
@@ -251,19 +253,31 @@ def alpha_schedule_vision(data, notes):
 
 
 def alpha_gamma(data, notes):
-    """(a) final validation NLL against the initial α for each γ; (b) the curves of each γ's best α."""
+    """(a) final validation NLL against the initial α for each γ; (b) the curves of each γ's best α.
+    One colour per γ in both panels; the legend names each γ with its best α₀."""
     frame = curves(data, gamma=lambda r: (f"γ = {number(cfg(r, 'method.alpha_gamma'))}"
                                           if cfg(r, "method.alpha_schedule") == "exponential" else "γ = 1 (constant α)"),
-                   alpha0=lambda r: cfg(r, "method.alpha"))
+                   gamma_value=lambda r: cfg(r, "method.alpha_gamma") if cfg(r, "method.alpha_schedule") == "exponential"
+                   else 1.0, alpha0=lambda r: cfg(r, "method.alpha"))
     final = last_step(frame)
+    gammas = label_order(frame, "gamma", "gamma_value")
     fig, axes = new_figure(2)
-    point_panel(axes[0], final, "alpha0", "val_nll", "gamma", notes, "alpha0")
-    axes[0].set(xlabel="initial α", ylabel="final validation NLL", title="(a) final validation NLL")
+    palette = dict(zip(gammas, sns.color_palette(n_colors=len(gammas))))   # the theme's colours (new_figure sets it)
+    point_panel(axes[0], final, "alpha0", "val_nll", "gamma", notes, "alpha0", series_order=gammas, palette=palette)
+    axes[0].set(xlabel="initial α", ylabel="final " + axis_label("val_nll", data.task), title="(a) final validation NLL")
+    axes[0].get_legend().remove()    # the same colours as (b), whose legend also names each γ's best α₀
+    log_axis(axes[0])
+    alphas = final["alpha0"].astype(float)
+    if alphas.min() > 0 and alphas.max() >= 10 * alphas.min():   # a grid over decades reads on a log axis
+        log_axis(axes[0], "x")
     means = final.groupby(["gamma", "alpha0"])["val_nll"].mean().reset_index()
     best = means.loc[means.groupby("gamma")["val_nll"].idxmin()]
     chosen = frame.merge(best[["gamma", "alpha0"]], on=["gamma", "alpha0"])
     chosen = chosen.assign(label=chosen["gamma"] + ", α₀ = " + chosen["alpha0"].map(number))
-    line_panel(axes[1], chosen, "val_nll", "label", notes, title="(b) each γ with its best initial α")
+    labels = dict(zip(chosen["gamma"], chosen["label"]))
+    line_panel(axes[1], chosen, "val_nll", "label", notes, [labels[g] for g in gammas if g in labels],
+               title="(b) each γ with its best initial α", task=data.task,
+               palette={labels[g]: palette[g] for g in gammas if g in labels})
     return fig
 
 
@@ -277,10 +291,25 @@ def figure2(data, notes):
 
 
 # ---- tables -----------------------------------------------------------------------------------
-def mean_se(row, digits):
-    if pd.isna(row["se"]):
-        return f"{row['mean']:.{digits}f}"
-    return f"{row['mean']:.{digits}f} ± {row['se']:.{digits}f}"
+def separating_decimals(means, ses=(), least=2, most=6):
+    """The fewest decimals (at least `least`, at most `most`) at which means that differ print
+    differently, and no nonzero mean or standard error prints as zero."""
+    means = [float(m) for m in means if pd.notna(m)]
+    nonzero = [abs(float(v)) for v in [*means, *ses] if pd.notna(v) and v != 0]
+    distinct = sorted(set(means))
+    differ = [(a, b) for a, b in zip(distinct, distinct[1:]) if not np.isclose(a, b, rtol=1e-12, atol=0)]
+    for digits in range(least, most):
+        separated = all(f"{a:.{digits}f}" != f"{b:.{digits}f}" for a, b in differ)
+        if separated and all(float(f"{v:.{digits}f}") > 0 for v in nonzero):
+            return digits
+    return most
+
+
+def mean_se_column(stats):
+    """'mean ± s.e.' of each row of `stats` (columns mean, se), all with the decimals that separate them."""
+    digits = separating_decimals(stats["mean"], stats["se"])
+    return [f"{row['mean']:.{digits}f}" + ("" if pd.isna(row["se"]) else f" ± {row['se']:.{digits}f}")
+            for _, row in stats.iterrows()]
 
 
 def table1(data, notes):
@@ -291,8 +320,8 @@ def table1(data, notes):
     top1 = aggregate(frame, ["batch_per_model"], "val_top1").sort_values("batch_per_model")
     notes.record(frame.assign(b=frame["batch_per_model"].map(lambda b: f"2 × {int(b)}")), "b")
     return pd.DataFrame({"Batch Size": [f"2 × {int(b)}" for b in loss["batch_per_model"]],
-                         "Training Loss": [mean_se(r, 2) for _, r in loss.iterrows()],
-                         "Validation Accuracy": [mean_se(r, 2) for _, r in top1.iterrows()],
+                         f"Training Loss ({LOSS_UNITS[data.task]})": mean_se_column(loss),
+                         "Validation Accuracy (%)": mean_se_column(top1),
                          "seeds": loss["seeds"].tolist()})
 
 
@@ -306,6 +335,6 @@ def table2(data, notes):
     check_one_run_per_seed(frame, ["n"])
     bleu = aggregate(frame, ["n"], "bleu").sort_values("n")
     notes.record(frame.assign(label=frame["n"].map(lambda n: f"n = {n}")), "label")
-    return pd.DataFrame({"n": bleu["n"].tolist(), "BLEU Score": [mean_se(r, 2) for _, r in bleu.iterrows()],
+    return pd.DataFrame({"n": bleu["n"].tolist(), "BLEU Score": mean_se_column(bleu),
                          "seeds": bleu["seeds"].tolist()})
 

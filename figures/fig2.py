@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 import matplotlib.ticker
+import seaborn as sns
 
 from collect import COMMITTED
 from plots import last_step, line_panel, new_figure, point_panel
@@ -44,15 +45,15 @@ def draw(data, notes):
     main = curves[curves["cfg.batch_scale"] == 1]
     fig, axes = new_figure(3)
     order = list(RECIPES.values())
-    line_panel(axes[0], main, "train_loss", "recipe", notes, order, title="(a) training loss")
-    line_panel(axes[1], main, "val_top1", "recipe", notes, order, title="(b) top-1 validation accuracy")
-    axes[0].set_yscale("log")
-    if axes[1].get_legend():
-        axes[1].get_legend().remove()
+    palette = dict(zip(order, sns.color_palette(n_colors=len(order))))   # one colour per recipe in every panel
+    line_panel(axes[0], main, "train_loss", "recipe", notes, order, title="(a) training loss", task=data.task,
+               palette=palette)
+    line_panel(axes[1], main, "val_top1", "recipe", notes, order, title="(b) top-1 validation accuracy",
+               task=data.task, palette=palette)
     tuned = last_step(curves[curves["recipe"] == RECIPES[("codistill", "codistill_tuned")]])
-    point_panel(axes[2], tuned, "batch_per_model", "val_top1", "recipe", notes, "batch_per_model")
-    axes[2].set(title="(c) final top-1 vs batch size per model", ylabel="top-1 validation accuracy (%)",
-                xlabel="batch size per model (2 models; LR and updates scaled)")
+    point_panel(axes[2], tuned, "batch_per_model", "val_top1", "recipe", notes, "batch_per_model", palette=palette)
+    axes[2].set(title="(c) final top-1, 2 models (LR ∝ b, updates ∝ 1/b)", ylabel="top-1 validation accuracy (%)",
+                xlabel="batch size per model b (samples)")
     axes[2].set_xscale("log", base=2)
     batches = sorted(tuned["batch_per_model"].unique())
     axes[2].set_xticks(batches, labels=[str(int(b)) for b in batches])

@@ -1,13 +1,17 @@
 """What every figure shares: one seaborn theme, means over seeds with a standard-error band (or
-bar), and a record of how many seeds each plotted series has, so that a figure drawn from fewer
-than three seeds says so on the figure."""
+bar), losses on log axes labelled with their unit, one legend under the panels (never over data),
+a title and footer measured into the figure's height, and a record of how many seeds each plotted
+series has, so that a figure drawn from fewer than three seeds says so on the figure."""
 import math
 import textwrap
 
 import matplotlib
+import matplotlib.container
+import matplotlib.patches
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -21,10 +25,52 @@ METRIC_LABELS = {
     "val_top1_mean_over_models": "mean top-1 over models (%)",
     "val_nll": "validation NLL",
     "val_loss": "validation loss",
-    "param_distance_from_init": "distance from initialisation ||θ - θ₀||",
+    "param_distance_from_init": "‖θ − θ₀‖₂ (L2 norm over all weights)",
     "bleu": "BLEU",
     "step": "updates per model",
+    "epoch": "epochs",
 }
+LOSSES = {"train_loss", "val_nll", "val_loss"}    # drawn on a log axis, labelled with their unit
+# vision: mean cross-entropy per sample, natural log; translation (fairseq): NLL per target token, log base 2
+LOSS_UNITS = {"vision": "cross-entropy, nats", "translation": "bits per token"}
+
+
+def axis_label(metric, task="vision"):
+    """A metric's axis label; a loss names its unit, which depends on the task (vision or translation)."""
+    label = METRIC_LABELS.get(metric, metric)
+    return f"{label} ({LOSS_UNITS[task]})" if metric in LOSSES else label
+
+
+class PlainLogLocator(ticker.Locator):
+    """Ticks of a log axis chosen at draw time from the range shown: 1-2-5 per decade, decades only
+    when those are too many, every integer multiple when too few, and evenly spaced values (as on a
+    linear axis) in a range too narrow for any of these."""
+    SUBS = ((1.0, 2.0, 5.0), (1.0,), tuple(float(i) for i in range(1, 10)))
+
+    def __call__(self):
+        return self.tick_values(*self.axis.get_view_interval())
+
+    def tick_values(self, vmin, vmax):
+        low, high = sorted((vmin, vmax))
+        if low <= 0:   # no positive range to choose from: matplotlib's own choice
+            return ticker.LogLocator(base=10).tick_values(vmin, vmax)
+        decades = np.arange(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+        for subs in self.SUBS:
+            ticks = np.array([sub * 10.0 ** decade for decade in decades for sub in subs])
+            if 3 <= ((ticks >= low) & (ticks <= high)).sum() <= 10:
+                return ticks
+        if high / low > 10:   # too many decades for a tick at each
+            return ticker.LogLocator(base=10, numticks=8).tick_values(low, high)
+        return ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+
+
+def log_axis(ax, which="y"):
+    """A log scale whose ticks read as plain numbers (0.05, 2, 3), chosen from the data's range."""
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    getattr(ax, f"set_{which}scale")("log")
+    axis.set_major_locator(PlainLogLocator())
+    axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def apply_theme():
@@ -113,21 +159,24 @@ def aggregate(frame, keys, value):
     return out
 
 
-def line_panel(ax, curves, y, hue, notes, hue_order=None, x="step", title=None):
-    """Mean over seeds with a standard-error band, one line per `hue` value."""
+def line_panel(ax, curves, y, hue, notes, hue_order=None, x="step", title=None, task="vision", palette=None):
+    """Mean over seeds with a standard-error band, one line per `hue` value (colours from `palette`,
+    a dict label -> colour, when given); a loss on a log axis."""
     data = curves.dropna(subset=[y])
     if data.empty:
         ax.text(0.5, 0.5, f"no {y} in these logs", ha="center", va="center", transform=ax.transAxes)
         return
     check_one_run_per_seed(data, [hue, x])
     order = [h for h in (hue_order or sorted(data[hue].unique(), key=str)) if h in set(data[hue])]
-    sns.lineplot(data=data, x=x, y=y, hue=hue, hue_order=order, errorbar="se", ax=ax)
+    sns.lineplot(data=data, x=x, y=y, hue=hue, hue_order=order, errorbar="se", ax=ax,
+                 palette={h: palette[h] for h in order} if palette else None)
     tag_lines(ax, order)
     notes.record(data, hue)
-    ax.set(xlabel=METRIC_LABELS.get(x, x), ylabel=METRIC_LABELS.get(y, y), title=title)
+    ax.set(xlabel=axis_label(x, task), ylabel=axis_label(y, task), title=title)
+    if y in LOSSES:
+        log_axis(ax)
     if ax.get_legend():
         ax.get_legend().set_title(None)
-        plt.setp(ax.get_legend().get_texts(), fontsize="small")
 
 
 def tag_lines(ax, names):
@@ -157,8 +206,9 @@ def tag_bars(ax, order, hue_order):
                     line.set_gid(f"{patch.get_gid()} s.e.")
 
 
-def bar_panel(ax, finals, x, y, hue, notes, order=None, hue_order=None, title=None, zoom=False):
-    """Mean over seeds as bars with black standard-error lines (Figs. 6 and 16)."""
+def bar_panel(ax, finals, x, y, hue, notes, order=None, hue_order=None, title=None, zoom=False, task="vision"):
+    """Mean over seeds as bars with black standard-error lines (Figs. 6 and 16); `zoom` starts the
+    axis near the lowest bar; a loss is drawn on a log axis spanning its bars."""
     data = finals.dropna(subset=[y])
     check_one_run_per_seed(data, [x, hue])
     order = [v for v in (order or sorted(data[x].unique(), key=str)) if v in set(data[x])]
@@ -171,24 +221,31 @@ def bar_panel(ax, finals, x, y, hue, notes, order=None, hue_order=None, title=No
         high = max(p.get_height() for p in ax.patches)
         span = max(high - low, 1.0)
         ax.set_ylim(max(0.0, low - 0.6 * span), min(100.0, high + 0.3 * span))
+    if y in LOSSES:
+        heights = [p.get_height() for p in ax.patches if p.get_height() > 0]
+        ratio = max(heights) / min(heights) if heights else 1.0
+        if heights:   # the bars' range and a third of it again (in log terms) each side, at least x 1.5
+            margin = max(ratio ** (1 / 3), 1.5)
+            ax.set_ylim(min(heights) / margin, max(heights) * margin)
+        log_axis(ax)
     notes.record(data, [x, hue])
-    ax.set(xlabel=None, ylabel=METRIC_LABELS.get(y, y), title=title)
+    ax.set(xlabel=None, ylabel=axis_label(y, task), title=title)
     if ax.get_legend():
         ax.get_legend().set_title(None)
 
 
-def point_panel(ax, finals, x, y, series, notes, point_key, annotate=None, series_order=None):
+def point_panel(ax, finals, x, y, series, notes, point_key, annotate=None, series_order=None, palette=None):
     """Mean (x, y) over seeds of each (series, point_key) with standard-error bars on y; the points
     of a series are joined in x order and, with `annotate(point_key value)`, tagged (Fig. 1: each
-    point is one exchange period)."""
+    point is one exchange period). Colours from `palette` (label -> colour) when given."""
     keys = [series, point_key]
     check_one_run_per_seed(finals, keys)
     # dropna=False: a series without the point key (all_reduce has no exchange period) is one point.
     agg = finals.groupby(keys, sort=False, dropna=False).agg(x=(x, "mean"), y=(y, "mean"), se=(y, "sem"),
                                                              seeds=("seed", "nunique")).reset_index()
     order = [s for s in (series_order or sorted(agg[series].unique())) if s in set(agg[series])]
-    palette = sns.color_palette(n_colors=max(len(order), 1))
-    for color, name in zip(palette, order):
+    colors = [palette[name] for name in order] if palette else sns.color_palette(n_colors=max(len(order), 1))
+    for color, name in zip(colors, order):
         points = agg[agg[series] == name].sort_values("x")
         drawn = ax.errorbar(points["x"], points["y"], yerr=points["se"].fillna(0), marker="o", capsize=3,
                             color=color, label=name)
@@ -202,22 +259,103 @@ def point_panel(ax, finals, x, y, series, notes, point_key, annotate=None, serie
     return agg
 
 
+MIN_WIDTH = 7.5   # inches: a single panel as wide as a two-line title needs
+
+
 def new_figure(n_panels, width=5.2, height=4.0):
+    """n panels side by side, each `width` wide; `height` is the panels' own height (finish() adds
+    the title, the legend and the footer above and below it)."""
     apply_theme()
-    fig, axes = plt.subplots(1, n_panels, figsize=(width * n_panels, height), squeeze=False)
+    fig, axes = plt.subplots(1, n_panels, figsize=(max(width * n_panels, MIN_WIDTH), height), squeeze=False)
     return fig, list(axes[0])
 
 
+def handle_color(handle):
+    """The colour a legend entry shows: a line's, a bar's face, or an error bar's line."""
+    if isinstance(handle, matplotlib.container.ErrorbarContainer):
+        handle = handle.lines[0]
+    if isinstance(handle, matplotlib.patches.Patch):
+        return matplotlib.colors.to_hex(handle.get_facecolor())
+    return matplotlib.colors.to_hex(handle.get_color())
+
+
+def legend_entries(ax):
+    """(label, handle) of each entry of the panel's legend, the handle being the plotted artist."""
+    legend = ax.get_legend()
+    if legend is None:
+        return []
+    plotted = dict(zip(*reversed(ax.get_legend_handles_labels())))
+    return [(text.get_text(), plotted.get(text.get_text(), shown))
+            for text, shown in zip(legend.get_texts(), legend.legend_handles)]
+
+
+def figure_legend(fig, entries):
+    """One legend for the whole figure, in as few balanced rows as fit its width."""
+    renderer = fig.canvas.get_renderer()
+    labels, handles = [label for label, _ in entries], [handle for _, handle in entries]
+    for columns in range(len(entries), 0, -1):
+        legend = fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize="small", frameon=False)
+        fits = legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width
+        legend.remove()
+        if fits or columns == 1:
+            rows = math.ceil(len(entries) / columns)
+            return fig.legend(handles, labels, loc="lower center", ncol=math.ceil(len(entries) / rows),
+                              fontsize="small", frameon=False)
+
+
+def gather_legends(fig):
+    """Legends never cover data: the panels' legends become one legend under the panels when each label
+    has one colour in every panel; otherwise each panel's legend moves to its right. Returns the figure
+    legend, or None."""
+    per_axes = [(ax, legend_entries(ax)) for ax in fig.axes]
+    per_axes = [(ax, entries) for ax, entries in per_axes if entries]
+    colours = {}
+    for _, entries in per_axes:
+        for label, handle in entries:
+            colours.setdefault(label, set()).add(handle_color(handle))
+    if not per_axes:
+        return None
+    if all(len(shown) == 1 for shown in colours.values()):
+        union = {}
+        for _, entries in per_axes:
+            for label, handle in entries:
+                union.setdefault(label, handle)
+        for ax, _ in per_axes:
+            ax.get_legend().remove()
+        return figure_legend(fig, list(union.items()))
+    for ax, entries in per_axes:
+        ax.legend([h for _, h in entries], [label for label, _ in entries], loc="upper left",
+                  bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0.0)
+    return None
+
+
 def finish(fig, title, scale_note, notes_text, status_text):
-    """Title with the scale the logs say, and a footer with the seeds and what was not plotted."""
-    width, height = fig.get_size_inches()
+    """Title with the scale the logs say, the panels, one legend under them, and a footer with the
+    seeds and what was not plotted. The figure grows by the measured height of the title, legend and
+    footer, so the panels keep the height they were made with."""
+    width, panels_height = fig.get_size_inches()
+    pad = 0.08   # inches between the blocks
     heading = "\n".join(textwrap.fill(line, width=int(width * 11)) for line in (title, scale_note))
-    fig.suptitle(heading, fontsize=11)
     footer = "\n".join(textwrap.fill(part, width=int(width * 17)) for part in (notes_text, status_text) if part)
-    fig.text(0.01, 0.01, footer, fontsize=8, ha="left", va="bottom")
-    footer_height = (footer.count("\n") + 1) * 8 * 1.35 / 72 + 0.1   # inches
-    heading_height = (heading.count("\n") + 1) * 11 * 1.3 / 72 + 0.1   # inches
-    fig.tight_layout(rect=(0, footer_height / height, 1, 1 - heading_height / height))
+    title_text = fig.suptitle(heading, fontsize=11, va="top")
+    footer_text = fig.text(0.01, 0.0, footer, fontsize=8, ha="left", va="bottom")
+    legend = gather_legends(fig)
+    renderer = fig.canvas.get_renderer()
+
+    def inches(artist):
+        return artist.get_window_extent(renderer).height / fig.dpi if artist is not None else 0.0
+
+    top = inches(title_text) + 2 * pad
+    footer_height = inches(footer_text) + pad if footer else 0.0
+    bottom = footer_height + (inches(legend) + pad if legend else 0.0) + pad
+    height = panels_height + top + bottom
+    fig.set_size_inches(width, height)
+    title_text.set_y(1 - pad / height)
+    footer_text.set_y(pad / height)
+    if legend:
+        legend.set_bbox_to_anchor((0.5, (footer_height + pad) / height), transform=fig.transFigure)
+    title_text.set_in_layout(False)   # tight_layout would reserve its height a second time
+    fig.tight_layout(rect=(0, bottom / height, 1, 1 - top / height), pad=0.4)
     return fig
 
 

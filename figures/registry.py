@@ -129,6 +129,14 @@ class FigureData:
             notes = self.records["cfg.workload.note"].where(self.records["cfg.workload.note"].notna(), notes)
         return "; ".join(sorted(set(notes)))
 
+    @property
+    def task(self):
+        """'translation' when the runs train translation models (fairseq: losses in bits per token),
+        else 'vision' (cross-entropy in nats)."""
+        if "cfg.workload.task" in self.records and self.records["cfg.workload.task"].eq("translation").any():
+            return "translation"
+        return "vision"
+
     def status_lines(self):
         if self.problem:
             return [f"{self.spec.id}: {self.problem}"]

@@ -176,7 +176,7 @@ def test_table_1_text_holds_the_seed_means_and_standard_errors(logs, tmp_path):
     markdown, latex = (p.read_text() for p in paths)
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown.splitlines()
             if line.startswith("|") and "---" not in line]
-    expected = [["Batch Size", "Training Loss", "Validation Accuracy", "seeds"]]
+    expected = [["Batch Size", "Training Loss (cross-entropy, nats)", "Validation Accuracy (%)", "seeds"]]
     for batch_scale, (losses, top1s) in TABLE1.items():
         expected.append([f"2 × {int(32 * batch_scale)}", f"{sum(losses) / 3:.2f} ± {se(losses):.2f}",
                          f"{sum(top1s) / 3:.2f} ± {se(top1s):.2f}", "3"])
