@@ -20,9 +20,9 @@ Then it prints one row per exchange, the validation top-1 per epoch, and a verdi
         'schedule.lr.milestones=[]' 'schedule.weight_decay.values=[1e-4]' 'schedule.weight_decay.milestones=[]'
     python scripts/checkpoint_resonance.py --figure docs/checkpoint-collapse.png   # the doc's evidence
 
-Overrides are the entry point's; the job is always 2-way codistillation with checkpoint exchange
-and the codistill_tuned schedule unless overridden. Results go to a temporary folder unless
-results_root= is given. `growth_per_exchange` is the linear model of the doc.
+Overrides are the entry point's; the job is 2-way codistillation with checkpoint exchange, the
+codistill_tuned schedule and the digits workload unless overridden (e.g. workload=clusters_resnet).
+Results go to a temporary folder unless results_root= is given. `growth_per_exchange` is the linear model of the doc.
 """
 import argparse
 import copy
@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from codistill.exchange import CheckpointExchange  # noqa: E402
 
-BASE = ["method=codistill", "schedule=codistill_tuned", "method.exchange=checkpoints", "launcher=local"]
+BASE = ["method=codistill", "schedule=codistill_tuned", "method.exchange=checkpoints", "launcher=local",
+        "workload=digits_mlp"]  # the collapse's workload; workload=... on the command line replaces it
 PROBE_SIZE = 512
 GAPS_FILE = "exchange-gaps-rank{rank}.jsonl"
 
@@ -131,7 +132,9 @@ def compose(overrides, results_root):
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "src" / "conf"), version_base="1.3"):
-        cfg = hydra_compose("codistill", overrides=[*BASE, *overrides, f"results_root={results_root}"])
+        given = {override.split("=", 1)[0] for override in overrides}
+        base = [override for override in BASE if override.split("=", 1)[0] not in given]
+        cfg = hydra_compose("codistill", overrides=[*base, *overrides, f"results_root={results_root}"])
     return validate(cfg)
 
 
@@ -226,7 +229,7 @@ def figure(path, results_root):
     gaps_ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     gaps_ax.set_yticks([0.2, 0.5, 1, 2, 5])
     top1_ax.set(xlabel="epoch", ylabel="val top-1 of the worse model (%)", title="validation top-1")
-    top1_ax.legend(fontsize=7, loc="lower left")
+    top1_ax.legend(fontsize=7, loc="center right")
     periods = np.arange(1, 61)
     for h in MODEL_H:
         model_ax.plot(periods, [growth_per_exchange(h, T, 0.9) for T in periods], label=f"h = {h}, m = 0.9")
