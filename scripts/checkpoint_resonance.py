@@ -80,13 +80,15 @@ def _probe_logits(module, inputs):
 
 def _gap_records(exchange, step, own, before, after):
     """One record per teacher: the gap at this exchange (and its offset, the part common to all
-    classes of a sample, which softmax ignores) and, from the second exchange on, cos and r.
+    classes of a sample, which softmax ignores), the RMS of the model's own logits and, from the
+    second exchange on, cos and r.
     Logits are [probe samples, classes]."""
     previous = getattr(exchange, "_probe_previous", None)
     for index, (stale, fresh) in enumerate(zip(before, after)):
         gap = own - fresh
         record = {"step": step, "model": exchange.group_index, "teacher": index,
-                  "gap": gap.pow(2).mean().sqrt().item(), "offset": gap.mean(-1).pow(2).mean().sqrt().item()}
+                  "gap": gap.pow(2).mean().sqrt().item(), "offset": gap.mean(-1).pow(2).mean().sqrt().item(),
+                  "own_rms": own.pow(2).mean().sqrt().item()}
         if previous is not None:
             previous_own, previous_gap = previous[0], previous[1][index]
             chased = (previous_own - stale).flatten()
@@ -139,18 +141,20 @@ def compose(overrides, results_root):
 
 
 def run_probed(container):
-    """Runs the composed job with the probe; returns (exchanges, evals) as DataFrames."""
+    """Runs the composed job with the probe (unless its run directory holds a finished probed run,
+    which is read again); returns (exchanges, evals) as DataFrames."""
     from omegaconf import OmegaConf
 
     from codistill.launch import launch
-    from codistill.runlog import read_records, run_dir
+    from codistill.runlog import is_finished, read_records, run_dir
     from codistill.workloads import build_workload
 
     directory = run_dir(container)
-    directory.mkdir(parents=True, exist_ok=True)
-    probe = build_workload(OmegaConf.create(container["workload"])).val_set.inputs[:PROBE_SIZE]
-    with gap_probe(probe, directory):
-        launch(container, directory)
+    if not (is_finished(directory) and any(directory.glob("exchange-gaps-*"))):
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = build_workload(OmegaConf.create(container["workload"])).val_set.inputs[:PROBE_SIZE]
+        with gap_probe(probe, directory):
+            launch(container, directory)
     exchanges = pd.concat([pd.read_json(path, lines=True) for path in sorted(directory.glob("exchange-gaps-*"))])
     records = read_records(directory / "metrics.jsonl")
     evals = pd.DataFrame([r for r in records if r.get("kind") == "eval"])
@@ -229,7 +233,7 @@ def figure(path, results_root):
     gaps_ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     gaps_ax.set_yticks([0.2, 0.5, 1, 2, 5])
     top1_ax.set(xlabel="epoch", ylabel="val top-1 of the worse model (%)", title="validation top-1")
-    top1_ax.legend(fontsize=7, loc="center right")
+    fig.legend(*top1_ax.get_legend_handles_labels(), loc="outside lower center", ncols=len(FIGURE_JOBS), fontsize=8)
     periods = np.arange(1, 61)
     for h in MODEL_H:
         model_ax.plot(periods, [growth_per_exchange(h, T, 0.9) for T in periods], label=f"h = {h}, m = 0.9")
