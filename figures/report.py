@@ -1,6 +1,8 @@
 """The reproduction report: for every figure and table, the figure regenerated from the logs, the
 status of its runs, and each of the paper's claims about it beside what the logs show at each
-scale (holds / does not hold / not run; n/a for a paper-scale number at mini scale).
+scale (holds / does not hold / inconclusive / not run; n/a for a paper-scale number at mini
+scale); each workload's accuracy granularity and seed standard error; and, for every
+codistillation-vs-all_reduce gap, the share of it the alpha = 0 control already shows.
 
     python figures/report.py [--results paper/logs] [--md paper/report.md]
 
@@ -23,7 +25,11 @@ from collect import COMMITTED, REPO
 SCALES = ("mini", "paper")
 REPORT = REPO / "paper" / "report.md"
 STATUS_MARK = {claim_checks.HOLDS: "✅ holds", claim_checks.FAILS: "❌ does not hold",
-               claim_checks.NOT_RUN: "⏳ not run", claim_checks.NOT_APPLICABLE: "n/a"}
+               claim_checks.INCONCLUSIVE: "❔ inconclusive", claim_checks.NOT_RUN: "⏳ not run",
+               claim_checks.NOT_APPLICABLE: "n/a"}
+# final metrics whose seed standard error the noise section states, where a workload logs them
+NOISE_METRICS = {"val_top1": "top-1 (points)", "train_loss": "training loss", "val_nll": "validation NLL",
+                 "bleu": "BLEU"}
 
 
 def _cell(text):
@@ -53,9 +59,14 @@ def collect_everything(results_root, out=None):
     return data, drawn
 
 
-def evaluate_all(all_claims, data):
+def resolutions(data):
+    """{scale: claims.Resolution over the records of every figure at that scale}."""
+    return {scale: claim_checks.Resolution([d.records for d in figures.values()]) for scale, figures in data.items()}
+
+
+def evaluate_all(all_claims, data, resolution=None):
     """{(claim id, scale): Outcome}; a scale with no logs at all gives `not run` everywhere."""
-    outcomes = {}
+    outcomes, resolution = {}, resolution or resolutions(data)
     for claim in all_claims:
         for scale in SCALES:
             if scale not in data:
@@ -63,7 +74,7 @@ def evaluate_all(all_claims, data):
                 if scale not in claim.get("scales", SCALES):
                     outcome = claim_checks.Outcome(claim_checks.NOT_APPLICABLE, "paper-scale number")
             else:
-                outcome = claim_checks.evaluate(claim, data[scale][claim["figure"]])
+                outcome = claim_checks.evaluate(claim, data[scale][claim["figure"]], resolution[scale])
             outcomes[(claim["id"], scale)] = outcome
     return outcomes
 
@@ -82,6 +93,54 @@ def summary_section(all_claims, outcomes, data):
               "collected logs of its figure's sweep (final values: last evaluation, mean over a run's models, "
               "then mean over seeds).", ""]
     return lines
+
+
+def _se_cell(resolution, workload, metric):
+    se, settings = resolution.seed_se(workload, metric)
+    return "–" if not settings else f"{se:.3f} ({settings})"
+
+
+def noise_section(data, resolution=None):
+    """Verdict rules, then per workload and scale: one validation sample in points of top-1 and
+    the seed standard error of each final metric (median over the workload's settings)."""
+    lines = ["## Noise and verdicts", "",
+             f"Every difference d between two means over seeds is judged with its noise: {claim_checks.NOISE_SES} "
+             "combined standard errors over seeds plus one validation sample (of top-1; none for other metrics). "
+             "A claim **holds** when the whole interval d ± noise satisfies it, **does not hold** when none of it "
+             "does, and is **inconclusive** when the logs cannot decide either way. A margin (\"within 0.5\") is "
+             "the paper's at paper scale; at mini scale it is a stated multiple of the workload's seed standard "
+             "error below (`mini_margin_se` in `paper/claims.yaml`), never a number in paper units.", "",
+             "| scale | workload | validation samples | one sample (points of top-1) | "
+             + " | ".join(f"seed s.e.: {name}" for name in NOISE_METRICS.values()) + " |",
+             "|---|---|---|---|" + "---|" * len(NOISE_METRICS)]
+    for scale, resolution in (resolution or resolutions(data)).items():
+        for workload in resolution.workloads():
+            samples = resolution.val_samples(workload)
+            known = samples == samples
+            cells = [scale, f"`{workload}`", f"{samples:.0f}" if known else "–", f"{100 / samples:.3f}" if known else "–"]
+            cells += [_se_cell(resolution, workload, metric) for metric in NOISE_METRICS]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Seed s.e.: the median, over the workload's settings (runs that differ only in their seed; "
+              "their number in brackets), of the standard error over seeds of the final value.", ""]
+    return lines
+
+
+def gap_section(all_claims, outcomes, data):
+    """Every codistillation-vs-all_reduce gap a claim compares, with the alpha = 0 control's share."""
+    rows = [(claim, scale, outcomes[(claim["id"], scale)]) for claim in all_claims for scale in data
+            if outcomes[(claim["id"], scale)].control]
+    if not rows:
+        return []
+    lines = ["## Codistillation vs all_reduce: what the alpha = 0 control already shows", "",
+             "For each claim comparing codistillation with all_reduce: the gap codistillation - all_reduce in the "
+             "claim's metric, and the same gap for the alpha = 0 control (`method=independent`: the same models, "
+             "batches and schedule without the distillation term) with its share of the codistillation gap. A "
+             "large share means the gap comes from training two models on half the batch each, not from "
+             "distillation.", "", "| claim | scale | metric | gap and alpha = 0 control | verdict |", "|---|---|---|---|---|"]
+    for claim, scale, outcome in rows:
+        metric = claim["check"].get("metric", claim.get("metric"))
+        lines.append(f"| `{claim['id']}` | {scale} | {metric} | {_cell(outcome.control)} | {STATUS_MARK[outcome.status]} |")
+    return lines + [""]
 
 
 def scale_section(data, results_root):
@@ -130,19 +189,22 @@ def figure_section(spec, all_claims, outcomes, data, drawn, md_dir):
                      _paper_value(claim)]
             for scale in SCALES:
                 outcome = outcomes[(claim["id"], scale)]
-                cells += [_cell(outcome.reproduced), STATUS_MARK[outcome.status]]
+                shown = outcome.reproduced + (f"; {outcome.control}" if outcome.control else "")
+                cells += [_cell(shown), STATUS_MARK[outcome.status]]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 
 
-def write_markdown(all_claims, outcomes, data, drawn, results_root, path):
+def write_markdown(all_claims, outcomes, data, drawn, results_root, path, resolution=None):
     lines = ["# Reproduction report: A Closer Look at Codistillation for Distributed Training", "",
              f"Generated by `make report` (`figures/report.py`) at commit `{_git_commit()}` from the logs in "
              f"`{results_root}`; every number below is computed from those logs (`metrics.jsonl`) and "
              "`paper/claims.yaml`. Regenerate with `make report`.", ""]
     lines += scale_section(data, results_root)
     lines += summary_section(all_claims, outcomes, data)
+    lines += noise_section(data, resolution)
+    lines += gap_section(all_claims, outcomes, data)
     for spec in registry.SPEC_LIST:
         lines += figure_section(spec, all_claims, outcomes, data, drawn, path.parent)
     path.write_text("\n".join(lines) + "\n")
@@ -180,10 +242,11 @@ def main(argv=None):
     if unknown:
         raise SystemExit(f"{args.claims}: unknown figure ids {unknown}")
     data, drawn = collect_everything(args.results, args.out)
-    outcomes = evaluate_all(all_claims, data)
+    resolution = resolutions(data)
+    outcomes = evaluate_all(all_claims, data, resolution)
     md_path = Path(args.md)
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    write_markdown(all_claims, outcomes, data, drawn, args.results, md_path)
+    write_markdown(all_claims, outcomes, data, drawn, args.results, md_path, resolution)
     write_html(md_path, md_path.with_suffix(".html"))
     for scale in SCALES:
         counts = {s: sum(outcomes[(c["id"], scale)].status == s for c in all_claims) for s in STATUS_MARK}

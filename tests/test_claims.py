@@ -1,0 +1,254 @@
+"""Verdicts that respect noise (figures/claims.py), on hand-made logs whose every group has a
+chosen mean and standard error over three seeds: final values mean - se√3, mean, mean + se√3
+(standard deviation se√3, so the standard error over 3 seeds is exactly se). Every expected
+noise, margin and share below is worked out by hand in the test."""
+import math
+
+import pytest
+
+import claims
+import registry
+import report
+from test_collect import config, eval_record, write_manifest, write_run
+
+SAMPLES = 500            # validation samples: one sample is 100 / 500 = 0.2 points of top-1
+SE = 0.5                 # standard error over seeds of every group below
+# the noise of a difference of two such groups: 2 x sqrt(0.5² + 0.5²) + 0.2 = 1.414... + 0.2
+NOISE = 2 * math.sqrt(SE ** 2 + SE ** 2) + 100 / SAMPLES
+ALLREDUCE = {"method.name": "allreduce", "method.n": 1, "schedule.name": "goyal_step"}
+CODISTILL = {"method.name": "codistill", "schedule.name": "goyal_step_half"}
+INDEPENDENT = {"method.name": "independent", "schedule.name": "goyal_step_half", "method.alpha": 0.0}
+
+
+def finals(mean, se=SE):
+    return [mean - se * math.sqrt(3), mean, mean + se * math.sqrt(3)]
+
+
+def logs(root, groups, scale="mini", samples=SAMPLES, metric="val_top1", sweep="fig2"):
+    """groups: {name: (config changes, final values per seed)}; one model per run, evaluated at
+    steps 10 and 20. samples=None leaves val_samples out of the records (logs before it existed)."""
+    entries = []
+    logged = {"val_samples": samples} if samples else {}
+    for name, (changes, values) in groups.items():
+        for seed, value in enumerate(values):
+            run_id = f"{name}-{seed}"
+            cfg = config(seed, **{"scale.name": scale, "workload.train_size": 1297, **changes})
+            records = [eval_record(10, 0, **{metric: 1.0}, **logged), eval_record(20, 0, **{metric: value}, **logged)]
+            write_run(root, run_id, cfg, records, sweep)
+            entries.append((run_id, [*(f"{k}={v}" for k, v in changes.items()), f"seed={seed}"]))
+    write_manifest(root, sweep, entries, scale)
+    return registry.load(registry.SPECS[sweep], root, scale)
+
+
+def claim(check, metric="val_top1", **extra):
+    return {"id": "t", "figure": "fig2", "section": "s", "claim": "c", "setting": "s", "metric": metric,
+            "check": check, **extra}
+
+
+def compare(op, **options):
+    return claim({"kind": "compare", "a": {"method.name": "codistill"}, "b": {"method.name": "allreduce"},
+                  "op": op, **options})
+
+
+def two_groups(root, codistill_mean, allreduce_mean=78.0, **options):
+    return logs(root, {"c": (CODISTILL, finals(codistill_mean)), "ar": (ALLREDUCE, finals(allreduce_mean))},
+                **options)
+
+
+@pytest.mark.parametrize("codistill_mean, verdict", [
+    (80.0, claims.HOLDS),          # d = +2.0: 2.0 - 1.614 > 0
+    (76.0, claims.FAILS),          # d = -2.0: -2.0 + 1.614 <= 0, the other way beyond the noise
+    (79.0, claims.INCONCLUSIVE),   # d = +1.0: the interval [-0.61, 2.61] straddles 0
+    (79.5, claims.INCONCLUSIVE),   # d = +1.5: beyond 2 s.e. (1.414), not beyond them plus one sample
+    (79.7, claims.HOLDS),          # d = +1.7 > 1.614
+])
+def test_a_directional_claim_needs_two_combined_standard_errors_and_one_sample(tmp_path, codistill_mean, verdict):
+    data = two_groups(tmp_path, codistill_mean)
+    outcome = claims.evaluate(compare("greater"), data)
+    assert NOISE == pytest.approx(1.6142, abs=1e-4)
+    assert outcome.status == verdict
+    assert f"a - b = {codistill_mean - 78.0:+.3f}" in outcome.reproduced
+    assert f"noise {NOISE:.3f} = 2 s.e. {NOISE - 0.2:.3f} + 1 sample 0.200" in outcome.reproduced
+    mirrored = claims.evaluate(compare("less"), data)      # a < b is the mirror image
+    assert mirrored.status == {claims.HOLDS: claims.FAILS, claims.FAILS: claims.HOLDS}.get(verdict, verdict)
+
+
+def test_older_logs_take_the_validation_samples_from_the_workload_config(tmp_path):
+    # no val_samples in the records: digits with train_size 1297 leaves 1797 - 1297 = 500 samples
+    data = two_groups(tmp_path, 79.5, samples=None)
+    outcome = claims.evaluate(compare("greater"), data)
+    assert outcome.status == claims.INCONCLUSIVE and "+ 1 sample 0.200" in outcome.reproduced
+    assert claims.Resolution([data.records]).val_samples("digits_mlp") == 500
+
+
+def test_the_sample_counts_only_for_top1(tmp_path):
+    # the same numbers as training losses: no validation sample, noise = 2 s.e. = 1.414 < 1.5
+    data = logs(tmp_path, {"c": (CODISTILL, finals(79.5)), "ar": (ALLREDUCE, finals(78.0))}, metric="train_loss")
+    outcome = claims.evaluate(dict(compare("greater"), metric="train_loss"), data)
+    assert outcome.status == claims.HOLDS and f"noise {NOISE - 0.2:.3f} = 2 s.e." in outcome.reproduced
+
+
+def test_one_seed_cannot_decide(tmp_path):
+    data = logs(tmp_path, {"c": (CODISTILL, [90.0]), "ar": (ALLREDUCE, finals(78.0))})
+    outcome = claims.evaluate(compare("greater"), data)       # 12 points apart, but no s.e. for one side
+    assert outcome.status == claims.INCONCLUSIVE and "noise unknown" in outcome.reproduced
+    assert "FEWER THAN 3 SEEDS: 1" in outcome.reproduced
+
+
+@pytest.mark.parametrize("codistill_mean, k, verdict", [
+    (79.0, 7, claims.HOLDS),          # margin 7 x 0.5 = 3.5; |d| + noise = 1 + 1.614 = 2.614 <= 3.5
+    (79.0, 4, claims.INCONCLUSIVE),   # margin 2.0: 2.614 > 2.0 but |d| - noise < 2.0
+    (84.0, 7, claims.FAILS),          # |d| - noise = 6 - 1.614 = 4.386 > 3.5
+    (72.0, 7, claims.FAILS),          # the same below
+])
+def test_within_a_margin_at_mini_scale_is_a_multiple_of_the_workloads_seed_se(tmp_path, codistill_mean, k, verdict):
+    data = two_groups(tmp_path, codistill_mean)
+    # the paper's 0.5 points would make every case above fail or stay undecided: it is not used at mini
+    outcome = claims.evaluate(compare("within", margin=0.5, mini_margin_se=k), data)
+    assert outcome.status == verdict
+    assert f"margin {k} seed s.e. = {k * SE:.3f}" in outcome.reproduced
+
+
+def test_the_mini_margin_uses_the_median_seed_se_of_the_workloads_settings(tmp_path):
+    # three settings with s.e. 0.5, 0.5 and 2.0: the median is 0.5, so margin 7 x 0.5 = 3.5
+    data = logs(tmp_path, {"c": (CODISTILL, finals(79.0)), "ar": (ALLREDUCE, finals(78.0)),
+                           "i": (INDEPENDENT, finals(70.0, se=2.0))})
+    assert claims.Resolution([data.records]).seed_se("digits_mlp", "val_top1") == (pytest.approx(0.5), 3)
+    outcome = claims.evaluate(compare("within", margin=0.5, mini_margin_se=7), data)
+    assert outcome.status == claims.HOLDS and "margin 7 seed s.e. = 3.500" in outcome.reproduced
+
+
+@pytest.mark.parametrize("margin, verdict", [
+    (3.0, claims.HOLDS),              # |d| + noise = 2.614 <= 3.0
+    (0.5, claims.INCONCLUSIVE),       # 2.614 > 0.5, but |d| - noise = -0.614 <= 0.5
+    (0.5 - 1e-6, claims.INCONCLUSIVE),
+])
+def test_within_a_margin_at_paper_scale_is_the_papers_margin(tmp_path, margin, verdict):
+    data = two_groups(tmp_path, 79.0, scale="paper")
+    outcome = claims.evaluate(compare("within", margin=margin, mini_margin_se=1), data)   # k = 1 would fail at mini
+    assert data.scale == "paper" and outcome.status == verdict
+    assert f"margin {margin:g}" in outcome.reproduced
+
+
+def test_paper_scale_within_fails_when_the_whole_interval_is_outside(tmp_path):
+    data = two_groups(tmp_path, 81.0, scale="paper")    # |d| - noise = 3 - 1.614 = 1.386 > 0.5
+    assert claims.evaluate(compare("within", margin=0.5, mini_margin_se=7), data).status == claims.FAILS
+
+
+def test_the_alpha_0_control_share_of_a_codistillation_gap(tmp_path):
+    # codistill 78.8, all_reduce 80.0, alpha = 0 control 79.1: gap -1.2, control -0.9, 75 % of it
+    data = logs(tmp_path, {"c": (CODISTILL, finals(78.8)), "ar": (ALLREDUCE, finals(80.0)),
+                           "i": (INDEPENDENT, finals(79.1))})
+    outcome = claims.evaluate(compare("within", margin=0.5, mini_margin_se=7), data)
+    assert outcome.control == ("gap codistillation - all_reduce -1.20 pts (within noise); "
+                               "alpha = 0 control -0.90 pts (75 %)")
+    # the same claim written all_reduce first reports the same gap, codistillation - all_reduce
+    reversed_claim = claim({"kind": "compare", "a": {"method.name": "allreduce"}, "b": {"method.name": "codistill"},
+                            "op": "greater"})
+    assert claims.evaluate(reversed_claim, data).control == outcome.control
+    # a codistillation group naming its exchange still finds the control, which has none
+    named = claim({"kind": "compare", "a": {"method.name": "codistill", "method.exchange": "predictions"},
+                   "b": {"method.name": "allreduce"}, "op": "greater"})
+    assert claims.evaluate(named, data).control == outcome.control
+
+
+def test_a_gap_beyond_the_noise_without_a_control_says_so(tmp_path):
+    data = two_groups(tmp_path, 75.0)          # gap -3.0 > 1.614: not within noise; no independent runs
+    outcome = claims.evaluate(compare("greater"), data)
+    assert outcome.control == ("gap codistillation - all_reduce -3.00 pts; no alpha = 0 control "
+                               "(method=independent, same schedule) in these logs")
+    not_a_gap = claim({"kind": "compare", "a": {"method.name": "codistill"}, "b": {"method.name": "codistill"},
+                       "op": "within", "margin": 1.0, "mini_margin_se": 7})
+    assert claims.evaluate(not_a_gap, data).control == ""
+
+
+def monotone_logs(root, means):
+    return logs(root, {f"n{n}": ({"method.name": "codistill", "method.n": n}, finals(mean)) for n, mean in means.items()})
+
+
+@pytest.mark.parametrize("means, verdict", [
+    ({2: 76.0, 4: 78.0, 8: 80.0}, claims.HOLDS),          # steps +2, +2, each beyond 1.614
+    ({2: 76.0, 4: 78.0, 8: 79.0}, claims.INCONCLUSIVE),   # the last step +1 is within the noise
+    ({2: 76.0, 4: 78.0, 8: 76.0}, claims.FAILS),          # the last step -2 goes the wrong way beyond it
+])
+def test_monotone_needs_every_step_beyond_its_noise(tmp_path, means, verdict):
+    data = monotone_logs(tmp_path, means)
+    increasing = claim({"kind": "monotone", "group": {"method.name": "codistill"}, "by": "method.n",
+                        "order": "increasing"})
+    outcome = claims.evaluate(increasing, data)
+    assert outcome.status == verdict
+    assert f"+2.000 (noise {NOISE:.3f})" in outcome.reproduced
+
+
+@pytest.mark.parametrize("means, k, verdict", [
+    ({2: 78.0, 4: 79.0, 8: 78.5}, 7, claims.HOLDS),         # spread 1.0: 1.0 + 1.614 <= 3.5
+    ({2: 78.0, 4: 79.0, 8: 78.5}, 4, claims.INCONCLUSIVE),  # 2.614 > 2.0 >= 1.0 - 1.614
+    ({2: 78.0, 4: 84.0, 8: 78.5}, 7, claims.FAILS),         # spread 6.0: 6.0 - 1.614 > 3.5
+])
+def test_spread_is_within_a_margin_on_its_extreme_pair(tmp_path, means, k, verdict):
+    data = monotone_logs(tmp_path, means)
+    spread = claim({"kind": "spread", "group": {"method.name": "codistill"}, "by": "method.n", "max": 1.0,
+                    "mini_margin_se": k})
+    outcome = claims.evaluate(spread, data)
+    assert outcome.status == verdict and f"max {k} seed s.e. = {k * SE:.3f}" in outcome.reproduced
+
+
+def recovery_logs(root, treated, target=80.0):
+    return logs(root, {"fixed": (CODISTILL, finals(76.0)), "ar": (ALLREDUCE, finals(target)),
+                       "tuned": ({"method.name": "codistill", "schedule.name": "codistill_tuned"}, finals(treated))})
+
+
+RECOVERS = claim({"kind": "recovers", "base": {"schedule.name": "goyal_step_half"},
+                  "target": {"method.name": "allreduce"}, "treated": {"schedule.name": "codistill_tuned"},
+                  "share": 0.5})
+# the contrast (treated - base) - 0.5 (target - base) has s.e. sqrt(0.5² + 0.25 x 0.5² + 0.25 x 0.5²)
+RECOVERY_NOISE = 2 * math.sqrt(0.25 + 0.0625 + 0.0625) + 0.2      # 1.425
+
+
+@pytest.mark.parametrize("treated, verdict", [
+    (79.5, claims.HOLDS),          # gap 4, recovered 3.5: 3.5 - 2 = 1.5 > 1.425
+    (78.5, claims.INCONCLUSIVE),   # recovered 2.5 (62 %): 0.5 is within the noise
+    (76.5, claims.FAILS),          # recovered 0.5: 0.5 - 2 = -1.5 < -1.425
+])
+def test_recovers_most_of_a_gap(tmp_path, treated, verdict):
+    outcome = claims.evaluate(RECOVERS, recovery_logs(tmp_path, treated))
+    assert RECOVERY_NOISE == pytest.approx(1.4247, abs=1e-4)
+    assert outcome.status == verdict
+    assert f"gap target - base +4.000" in outcome.reproduced
+    assert f"({100 * (treated - 76.0) / 4:.0f} % of the gap)" in outcome.reproduced
+
+
+def test_nothing_to_recover_is_inconclusive(tmp_path):
+    outcome = claims.evaluate(RECOVERS, recovery_logs(tmp_path, 76.5, target=77.0))   # gap 1.0 within 1.614
+    assert outcome.status == claims.INCONCLUSIVE and "no gap beyond the noise" in outcome.reproduced
+
+
+@pytest.mark.parametrize("mean, verdict", [
+    (76.0, claims.HOLDS),          # |76.0 - 76.13| + 1.2 = 1.33 <= 1.5
+    (75.5, claims.INCONCLUSIVE),   # 0.63 + 1.2 = 1.83 > 1.5, 0.63 - 1.2 < 1.5
+    (73.0, claims.FAILS),          # 3.13 - 1.2 = 1.93 > 1.5
+])
+def test_a_paper_value_is_within_its_tolerance_beyond_the_noise(tmp_path, mean, verdict):
+    # one group: noise 2 x 0.5 + one sample 0.2 = 1.2; the paper's 76.13 with tolerance 1.5
+    data = logs(tmp_path, {"ar": (ALLREDUCE, finals(mean))}, scale="paper")
+    value = claim({"kind": "value", "group": {"method.name": "allreduce"}, "tolerance": 1.5}, value=76.13,
+                  scales=["paper"])
+    assert claims.evaluate(value, data).status == verdict
+
+
+def test_the_report_counts_inconclusive_and_states_each_workloads_noise(tmp_path):
+    data = {"mini": {"fig2": logs(tmp_path, {"c": (CODISTILL, finals(78.8)), "ar": (ALLREDUCE, finals(80.0)),
+                                             "i": (INDEPENDENT, finals(79.1))})}}
+    all_claims = [dict(compare("greater"), id="greater"),                              # d = -1.2: inconclusive
+                  dict(compare("within", margin=0.5, mini_margin_se=7), id="within"),  # 1.2 + 1.614 <= 3.5: holds
+                  dict(compare("less"), id="less", scales=["paper"])]                  # n/a at mini
+    outcomes = report.evaluate_all(all_claims, data)
+    summary = "\n".join(report.summary_section(all_claims, outcomes, data))
+    assert "| scale | ✅ holds | ❌ does not hold | ❔ inconclusive | ⏳ not run | n/a |" in summary
+    assert "| mini | 1 | 0 | 1 | 0 | 1 |" in summary and "| paper (no logs) | 0 | 0 | 0 | 3 | 0 |" in summary
+    noise = "\n".join(report.noise_section(data))
+    # 500 samples, 0.2 points each; top-1 s.e. 0.5 in all 3 settings; training loss constant 1.0: s.e. 0
+    assert "| mini | `digits_mlp` | 500 | 0.200 | 0.500 (3) | 0.000 (3) | 0.000 (3) | – |" in noise
+    gaps = "\n".join(report.gap_section(all_claims, outcomes, data))
+    assert ("| `within` | mini | val_top1 | gap codistillation - all_reduce -1.20 pts (within noise); "
+            "alpha = 0 control -0.90 pts (75 %) | ✅ holds |") in gaps
