@@ -32,9 +32,10 @@ def test_every_combination_composes_and_validates(tmp_path, method, scale, sched
 
 
 def test_scale_chooses_the_workload_and_batch(tmp_path):
-    mini = compose_job(["method=codistill"], tmp_path)
+    mini = compose_job(["method=codistill"], tmp_path, quick=False)
     paper = compose_job(["method=codistill", "scale=paper", "batch_scale=4"], tmp_path)
-    assert mini["workload"]["name"] == "digits_mlp" and paper["workload"]["name"] == "imagenet"
+    assert mini["workload"]["name"] == "clusters_resnet" and mini["scale"]["batch_per_rank"] == 256
+    assert paper["workload"]["name"] == "imagenet"
     assert paper["scale"]["ranks_per_model"] * paper["scale"]["batch_per_rank"] == 1024
 
 
@@ -61,6 +62,11 @@ def test_run_id_depends_on_content_not_on_where_it_runs(tmp_path):
     (["schedule.lr.milestones=[60,30]"], "schedule.lr.milestones"),
     (["schedule.lr.warmup_epochs=100"], "schedule.lr.warmup_epochs"),
     (["schedule.weight_decay.values=[1e-4,0]"], "schedule.weight_decay.values"),
+    (["eval_every_epochs=0"], "eval_every_epochs=0"),
+    (["eval_every_epochs=-2"], "eval_every_epochs=-2"),
+    (["eval_every_epochs=0.3"], "eval_every_epochs=0.3"),   # evaluated only at the end before
+    (["eval_every_epochs=1.5"], "eval_every_epochs=1.5"),
+    (["eval_every_epochs=true"], "eval_every_epochs=True"),
 ])
 def test_invalid_jobs_name_the_offending_key(tmp_path, overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -149,3 +155,26 @@ def test_the_slurm_launcher_lays_a_job_out_on_8_gpu_nodes_and_needs_a_partition(
                    f"results_root={tmp_path}", cwd=tmp_path)
     assert done.returncode != 0 and "launcher.partition=None" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_whole_numbers_of_epochs_between_evaluations_are_accepted(tmp_path):
+    assert compose_job(["eval_every_epochs=3"], tmp_path)["eval_every_epochs"] == 3
+    assert compose_job(["eval_every_epochs=2.0"], tmp_path)["eval_every_epochs"] == 2.0
+
+
+def test_eval_every_zero_exits_nonzero_naming_the_key_before_anything_runs(tmp_path):
+    done = run_cli("eval_every_epochs=0", f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0 and "eval_every_epochs=0: must be a whole number" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("args", [["-m", "sweep=fig99"], ["-m", "sweep=fig99", "dry_run=true"], ["sweep=fig99"],
+                                  ["sweep=fig99", "dry_run=true"]])
+def test_an_unknown_sweep_id_exits_nonzero_naming_it_and_the_sweeps_there_are(tmp_path, args):
+    done = run_cli(*args, f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "sweep=fig99: no such sweep" in done.stderr, done.stderr[-2000:]
+    listed = done.stderr.split("the sweeps are: ")[1].strip().split(", ")
+    assert set(listed) == {path.stem for path in (ROOT / "sweeps").glob("*.yaml")}
+    assert listed.index("fig2") < listed.index("fig10")   # in natural order
+    assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()

@@ -4,8 +4,10 @@
 `dry_run=true`); each problem names the key, the value and what is allowed.
 """
 import math
+import re
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from .losses import DISTILL_LOSSES
@@ -199,8 +201,38 @@ def _check_schedule(schedule, problems):
         problems.append(f"schedule.weight_decay.values={values}: must be >= 0")
 
 
+def _check_eval_every(container, problems):
+    """The engine evaluates (and commits the run's state) every eval_every_epochs x
+    steps-per-epoch updates and at the end; a fraction of an epoch rarely gives a whole number of
+    updates (steps per epoch depend on the data), so such a run would evaluate only at its end."""
+    every = container.get("eval_every_epochs")
+    if isinstance(every, bool) or not _is_whole(every):
+        problems.append(f"eval_every_epochs={every!r}: must be a whole number of epochs >= 1 (the run evaluates "
+                        "and saves its state every eval_every_epochs epochs and at its end)")
+
+
+def sweep_files():
+    """The ids of the sweeps there are (sweeps/*.yaml, the config group `sweep`)."""
+    names = [path.stem for path in (Path(__file__).resolve().parents[1] / "conf" / "sweep").glob("*.yaml")]
+    return sorted(names, key=lambda name: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)])
+
+
+def check_sweep_choice(cfg):
+    """Hydra skips an optional config group whose option does not exist: `sweep=fig99` (a typo)
+    would train the default job. Raises ConfigError naming the id and the sweeps there are. cfg:
+    a composed config with its `hydra` node (every job of a sweep), or a single run's."""
+    choices = OmegaConf.select(cfg, "hydra.runtime.choices", default=None)
+    if choices is None and HydraConfig.initialized():  # a single run's task config has no hydra node
+        choices = HydraConfig.get().runtime.choices
+    chosen = None if choices is None else choices.get("sweep")
+    if chosen is not None and chosen not in sweep_files():
+        raise ConfigError(f"sweep={chosen}: no such sweep (no sweeps/{chosen}.yaml); the sweeps are: "
+                          f"{', '.join(sweep_files())}")
+
+
 def validate(cfg):
     """Raises ConfigError listing every problem of a composed job config."""
+    check_sweep_choice(cfg)
     problems = []
     try:
         job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
@@ -217,6 +249,7 @@ def validate(cfg):
                         f"{container['workload'].get('name')!r} needs a vision schedule (e.g. goyal_step)")
     else:
         _check_schedule(container["schedule"], problems)
+        _check_eval_every(container, problems)
     workload = container["workload"].get("name")
     if workload not in WORKLOADS:
         problems.append(f"workload.name={workload!r}: allowed: {', '.join(WORKLOADS)}")
