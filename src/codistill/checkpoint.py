@@ -3,14 +3,19 @@ been interrupted.
 
 At every evaluation each model group's leader writes `state/model<i>-step<s>.pt` (model, optimizer,
 teachers of a checkpoint exchange, bit counters, RNG, elapsed time), atomically; once every group
-has written, rank 0 commits the step in `state/latest.json` (atomically) and removes older files.
-A resume reads only committed steps. Everything loads with `torch.load(weights_only=True)`.
+has written, rank 0 commits the step in `state/latest.json` (atomically), keeps the commit it
+replaces in `state/previous.json` with that step's files, and removes older files. A resume reads
+only committed steps: the newest whose record and every model's file load, saying so on stderr
+when it has to fall back to the previous one (a file damaged after it was written, e.g. by a disk
+fault); when neither loads it stops with a message naming the file. Everything loads with
+`torch.load(weights_only=True)`.
 """
 import contextlib
 import fcntl
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from .runlog import atomic_write_bytes
 
 STATE_DIR = "state"
 LATEST = "latest.json"
+PREVIOUS = "previous.json"  # the commit latest.json replaced: a fallback
 LOCK = "lock"
 # Where a job's launcher names this process's rank: torchrun / plain sbatch, Slurm, submitit locally.
 RANK_VARIABLES = ("RANK", "SLURM_PROCID", "SUBMITIT_LOCAL_GLOBALID")
@@ -84,20 +90,108 @@ def save_group_state(run_directory, group, step, state):
 
 
 def commit(run_directory, step):
-    """Called by rank 0 once every group's state for `step` is on disk."""
+    """Called by rank 0 once every group's state for `step` is on disk. The commit it replaces
+    becomes `previous.json`, and its files are kept until the next commit, so that a damaged
+    newest state has a committed step to fall back to."""
     directory = Path(run_directory) / STATE_DIR
-    atomic_write_bytes(directory / LATEST, lambda handle: handle.write(json.dumps({"step": step}).encode()))
+    replaced = read_commit(directory / LATEST)
+    if replaced is not None and replaced != step:
+        write_commit(directory / PREVIOUS, replaced)
+    write_commit(directory / LATEST, step)
+    kept = {step, read_commit(directory / PREVIOUS)}
     for path in directory.glob("model*-step*.pt"):
-        if int(path.stem.rsplit("-step", 1)[1]) != step:
+        if step_of(path) not in kept:
             path.unlink(missing_ok=True)
 
 
+def step_of(path):
+    return int(path.stem.rsplit("-step", 1)[1])
+
+
+def write_commit(path, step):
+    atomic_write_bytes(path, lambda handle: handle.write(json.dumps({"step": step}).encode()))
+
+
+def read_commit(path):
+    """The step a commit record names; None when there is none or it cannot be read."""
+    try:
+        return int(json.loads(Path(path).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class StateUnreadable(RuntimeError):
+    """No committed state of the run can be read: resuming is impossible."""
+
+
 def committed_step(run_directory):
+    """The newest committed step, None for a run that has committed nothing. Reads only the
+    commit record (`recover` also checks the files, and repairs a damaged record)."""
     path = Path(run_directory) / STATE_DIR / LATEST
     if not path.exists():
         return None
-    return json.loads(path.read_text())["step"]
+    step = read_commit(path)
+    if step is None:
+        raise StateUnreadable(f"{path} is unreadable: rerun the same command, which falls back to the previous "
+                              "committed state, or delete the run's state folder to restart it")
+    return step
 
 
 def load_group_state(run_directory, group, step, device):
     return torch.load(group_state_path(run_directory, group, step), map_location=device, weights_only=True)
+
+
+def unreadable_file(run_directory, step, n_groups):
+    """(path, why) of the first of step's group states that does not load; None when all do."""
+    for group in range(n_groups):
+        path = group_state_path(run_directory, group, step)
+        try:
+            saved = load_group_state(run_directory, group, step, torch.device("cpu"))
+        except Exception as error:  # a truncated zip, a missing file, a refused object: all unreadable
+            return path, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        if not (isinstance(saved, dict) and saved.get("step") == step):
+            return path, f"it does not hold the state of update {step}"
+    return None
+
+
+def recover(run_directory, n_groups, warn=None):
+    """The committed step a run resumes from (None: nothing was committed, a fresh start), after
+    checking that its record and each of the n_groups files load. A damaged newest commit is
+    rolled back to the previous one (`latest.json` rewritten, so every rank reads the same step),
+    reported through warn(text); when nothing readable is left, raises StateUnreadable naming the
+    file and what to do. Run by the run's leading process before any rank starts."""
+    directory = Path(run_directory) / STATE_DIR
+    latest, previous = directory / LATEST, directory / PREVIOUS
+    if not latest.exists() and not previous.exists():
+        return None
+    newest, before = read_commit(latest), read_commit(previous)
+    problems = [(record, "not a commit record (truncated?)" if record.exists() else "missing")
+                for record, step in ((latest, newest), (previous, before))
+                if step is None and (record == latest or record.exists())]
+    candidates = [step for step in dict.fromkeys((newest, before)) if step is not None]
+    for step in candidates:
+        damaged = unreadable_file(run_directory, step, n_groups)
+        if damaged is None:
+            if step != newest:
+                _report_fallback(problems, step, warn)
+                write_commit(latest, step)
+            return step
+        problems.append(damaged)
+    raise StateUnreadable(_nothing_readable(run_directory, problems))
+
+
+def _report_fallback(problems, step, warn):
+    said = "; ".join(f"{path} is unreadable ({why})" for path, why in problems)
+    (warn or _stderr)(f"warning: {said}: resuming from the previous committed state, update {step}")
+
+
+def _nothing_readable(run_directory, problems):
+    said = "; ".join(f"{path} is unreadable ({why})" for path, why in problems)
+    state = Path(run_directory) / STATE_DIR
+    return (f"the run's saved state cannot be read: {said}. No earlier committed state is left to resume "
+            f"from. Delete {state} to restart this run from the beginning (rerun the same command), or "
+            "restore the file from a backup.")
+
+
+def _stderr(text):
+    print(text, file=sys.stderr, flush=True)

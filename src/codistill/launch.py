@@ -37,6 +37,11 @@ def _device(local_rank):
 PEER_LOST = ("timed out", "timeout", "connection reset", "connection closed", "broken pipe")
 
 
+class RankLost(RuntimeError):
+    """A rank of the run died, failed or lost a peer. Its message says which and what to do;
+    src/run.py prints it last, alone, after the traceback of its cause."""
+
+
 def run_rank(rank, config, run_directory, local_rank=None):
     """One rank: join the process group (env://), train, leave."""
     layout = layout_of(config, rank)
@@ -54,10 +59,10 @@ def run_rank(rank, config, run_directory, local_rank=None):
     except (dist.DistError, RuntimeError) as error:
         if not any(sign in str(error).lower() for sign in PEER_LOST):
             raise
-        raise RuntimeError(f"rank {rank} (model {layout.group_index}) lost a peer: a collective failed or did "
-                           f"not complete within launcher.collective_timeout_s={timeout_s} s ({error}). "
-                           "Rerun the same command to resume from the last committed state in "
-                           f"{run_directory}") from error
+        raise RankLost(f"rank {rank} (model {layout.group_index}) lost a peer: a collective failed or did "
+                       f"not complete within launcher.collective_timeout_s={timeout_s} s ({one_line(error)}). "
+                       "Rerun the same command to resume from the last committed state in "
+                       f"{run_directory}") from error
     finally:
         dist.destroy_process_group()
 
@@ -133,8 +138,25 @@ def launch(config, run_directory):
     except mp.ProcessExitedException as lost:
         # torch has already stopped every other rank; say which one was lost and what to do.
         group = layout_of(config, lost.error_index).group_index
-        raise RuntimeError(f"rank {lost.error_index} (model {group}) exited with code {lost.exit_code}"
-                           f"{' (signal ' + lost.signal_name + ')' if lost.signal_name else ''}; the other "
-                           "ranks were stopped. Rerun the same command to resume from the last "
-                           f"committed state in {run_directory}") from lost
+        raise RankLost(f"rank {lost.error_index} (model {group}) exited with code {lost.exit_code}"
+                       f"{' (signal ' + lost.signal_name + ')' if lost.signal_name else ''}; the other "
+                       "ranks were stopped. Rerun the same command to resume from the last "
+                       f"committed state in {run_directory}") from lost
+    except mp.ProcessRaisedException as failed:
+        group = layout_of(config, failed.error_index).group_index
+        raise RankLost(f"rank {failed.error_index} (model {group}) failed: {last_line(failed)}; the other "
+                       "ranks were stopped (its traceback is above). Once the cause is fixed, rerunning the same "
+                       f"command resumes from the last committed state in {run_directory}") from failed
     return 0
+
+
+def last_line(error):
+    """The last line of an error's text: a child's traceback ends with its exception."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def one_line(error, limit=300):
+    """An error's text on one line (the message of a lost rank must stay the last line)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + " ..."

@@ -1,0 +1,164 @@
+"""Damaged run state (a truncated commit record or model state, e.g. after a disk fault): the
+rerun falls back to the previous committed step, saying so, and ends with the uninterrupted run's
+log; when nothing readable is left it stops with a message naming the file and what to do."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from codistill import checkpoint
+from codistill.runlog import METRICS_FILE, read_records
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import soak_resume  # noqa: E402
+
+EPOCHS = 3   # the state is committed at each epoch's evaluation
+QUICK = "workload=digits_mlp"   # seconds per run
+
+
+def rerun(results_root):
+    return subprocess.run([*soak_resume.RUN, QUICK, *soak_resume.job(EPOCHS), f"results_root={results_root}"],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """(results root of an uninterrupted run, its log without wall times, the updates of its last
+    two evaluations)."""
+    root = tmp_path_factory.mktemp("reference")
+    done = rerun(root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = soak_resume.log_without_wall_time(root)
+    steps = sorted({record["step"] for record in log if record["kind"] == "eval"})
+    assert len(steps) == EPOCHS
+    return root, log, {"last": steps[-1], "before": steps[-2]}
+
+
+def crashed_after_last_commit(finished, tmp_path):
+    """A copy of the finished run as a crash right after its last commit leaves it: the state of
+    the last two evaluations on disk, no end record, no final weights."""
+    root = tmp_path / "results"
+    shutil.copytree(finished[0], root)
+    directory = soak_resume.run_directory(root)
+    log = directory / METRICS_FILE
+    kept = [line for line in log.read_text().splitlines(keepends=True) if '"kind": "end"' not in line]
+    log.write_text("".join(kept))
+    for weights in directory.glob("model*.pt"):
+        weights.unlink()
+    return root, directory / checkpoint.STATE_DIR
+
+
+def truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def test_a_finished_run_keeps_its_last_two_committed_steps(finished):
+    state = soak_resume.run_directory(finished[0]) / checkpoint.STATE_DIR
+    last, before = finished[2]["last"], finished[2]["before"]
+    assert sorted(path.name for path in state.glob("*.pt")) == sorted(
+        f"model{group}-step{step}.pt" for group in (0, 1) for step in (before, last))
+    assert checkpoint.read_commit(state / "latest.json") == last
+    assert checkpoint.read_commit(state / "previous.json") == before
+
+
+@pytest.mark.parametrize("damaged", ["latest.json", "model1-step{last}.pt", "model0-step{last}.pt"])
+def test_a_damaged_newest_state_falls_back_to_the_previous_step_and_ends_as_uninterrupted(
+        finished, tmp_path, damaged):
+    root, state = crashed_after_last_commit(finished, tmp_path)
+    damaged, before = damaged.format(**finished[2]), finished[2]["before"]
+    truncate(state / damaged)
+    done = rerun(root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    warning = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and str(state / damaged) in warning[0], done.stderr[-2000:]
+    assert warning[0].endswith(f"resuming from the previous committed state, update {before}")
+    assert f"resume (from update {before})" in done.stdout
+    assert soak_resume.log_without_wall_time(root) == finished[1]
+    assert read_records(soak_resume.run_directory(root) / METRICS_FILE)[-1]["kind"] == "end"
+
+
+@pytest.mark.parametrize("damaged", [("latest.json", "previous.json"),
+                                     ("model1-step{last}.pt", "model1-step{before}.pt"),
+                                     ("latest.json", "model0-step{before}.pt")])
+def test_with_nothing_readable_left_the_rerun_stops_naming_the_file_and_what_to_do(finished, tmp_path, damaged):
+    root, state = crashed_after_last_commit(finished, tmp_path)
+    damaged = [name.format(**finished[2]) for name in damaged]
+    for name in damaged:
+        truncate(state / name)
+    log = soak_resume.run_directory(root) / METRICS_FILE
+    before = log.read_text()
+    done = rerun(root)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    message = done.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: the run's saved state cannot be read")
+    assert all(str(state / name) in message for name in damaged), message
+    assert f"Delete {state} to restart this run from the beginning" in message
+    assert log.read_text() == before   # nothing was trained or rewritten
+    # Doing what it says restarts the run, which ends with the uninterrupted run's records (its
+    # header is new: it names the code's git state now).
+    shutil.rmtree(state)
+    again = rerun(root)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert evals(soak_resume.log_without_wall_time(root)) == evals(finished[1])
+
+
+def evals(records):
+    return [record for record in records if record["kind"] == "eval"]
+
+
+def write_states(directory, steps, groups=2):
+    for step in steps:
+        for group in range(groups):
+            checkpoint.save_group_state(directory, group, step, {"step": step, "model": {"w": torch.ones(3)}})
+
+
+def write_and_commit(directory, steps):
+    """What a run does at each evaluation: every group writes its state, then the step is committed."""
+    for step in steps:
+        write_states(directory, [step])
+        checkpoint.commit(directory, step)
+
+
+def test_commit_keeps_the_step_it_replaces_until_the_next_one(tmp_path):
+    write_states(tmp_path, [37])
+    checkpoint.commit(tmp_path, 37)
+    write_states(tmp_path, [74])
+    checkpoint.commit(tmp_path, 74)
+    names = lambda: sorted(path.name for path in (tmp_path / "state").glob("*.pt"))  # noqa: E731
+    assert names() == ["model0-step37.pt", "model0-step74.pt", "model1-step37.pt", "model1-step74.pt"]
+    write_states(tmp_path, [111])   # written, not committed yet
+    assert checkpoint.recover(tmp_path, 2) == 74
+    checkpoint.commit(tmp_path, 111)
+    assert names() == ["model0-step111.pt", "model0-step74.pt", "model1-step111.pt", "model1-step74.pt"]
+    assert (checkpoint.read_commit(tmp_path / "state" / "latest.json"),
+            checkpoint.read_commit(tmp_path / "state" / "previous.json")) == (111, 74)
+
+
+def test_recover_rolls_a_damaged_commit_back_so_every_rank_reads_the_same_step(tmp_path):
+    write_and_commit(tmp_path, [37, 74])
+    truncate(tmp_path / "state" / "latest.json")
+    with pytest.raises(checkpoint.StateUnreadable, match="latest.json is unreadable"):
+        checkpoint.committed_step(tmp_path)   # never read as "nothing committed": that would restart the run
+    said = []
+    assert checkpoint.recover(tmp_path, 2, warn=said.append) == 37
+    assert checkpoint.committed_step(tmp_path) == 37 and len(said) == 1
+    assert checkpoint.recover(tmp_path, 2, warn=said.append) == 37 and len(said) == 1   # repaired: silent now
+
+
+def test_a_state_file_of_another_step_is_not_taken_for_the_committed_one(tmp_path):
+    write_and_commit(tmp_path, [37, 74])
+    shutil.copy(tmp_path / "state" / "model1-step37.pt", tmp_path / "state" / "model1-step74.pt")
+    said = []
+    assert checkpoint.recover(tmp_path, 2, warn=said.append) == 37
+    assert "model1-step74.pt is unreadable (it does not hold the state of update 74)" in said[0]
+
+
+def test_a_run_that_has_committed_nothing_starts_fresh(tmp_path):
+    write_states(tmp_path, [37])     # written, never committed
+    assert checkpoint.recover(tmp_path, 2) is None and checkpoint.committed_step(tmp_path) is None
+    assert checkpoint.recover(Path(tmp_path) / "elsewhere", 2) is None
