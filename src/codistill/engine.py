@@ -16,6 +16,7 @@ from .exchange import (CheckpointExchange, CommCounter, build_exchange, flat_par
                        param_hash, wrap_data_parallel)
 from .groups import make_process_groups
 from .losses import codistill_loss
+from .progress import Progress
 from .sampling import CoordinatedBatchSampler, EvalShardSampler, data_subset
 from .schedules import run_schedules
 from .workloads import build_workload
@@ -269,6 +270,10 @@ def train_rank(config, layout, run_directory, device):
     if layout.rank == 0:
         log = (runlog.MetricsLog.resume(run_directory, config, step) if resume_step is not None
                else runlog.MetricsLog(run_directory, [runlog.header(config)]))
+    progress = None
+    if layout.rank == 0:
+        progress = Progress(runlog.run_id(config), run_directory, schedules.total_steps, schedules.steps_per_epoch,
+                            batch_per_model * layout.n_groups, step)
     trace = None
     if cfg.trace and layout.rank_in_group == 0:
         trace = open(run_directory / f"trace-model{layout.group_index}.jsonl", "a" if step else "w")
@@ -287,6 +292,8 @@ def train_rank(config, layout, run_directory, device):
                                        _to(device, (inputs, targets), channels_last), trace)
             stats[TRAIN_BATCHES] += 1
             step += 1
+            if progress:
+                progress.update(step)
             if step % eval_every == 0 or step == schedules.total_steps:
                 stats[TRAIN_CE], stats[TRAIN_DISTILL] = train_losses.tolist()
                 train_losses.zero_()
@@ -294,8 +301,10 @@ def train_rank(config, layout, run_directory, device):
                 table = gather_stats(state, stats)
                 wall_time = time.perf_counter() - started
                 if log:
-                    for record in records(table, step, schedules, state.counter, wall_time, batch_per_model):
+                    evaluation = list(records(table, step, schedules, state.counter, wall_time, batch_per_model))
+                    for record in evaluation:
                         log.write(record)
+                    progress.evaluation(evaluation)
                 if trace:
                     trace.flush()
                 save_and_commit(run_directory, state, optimizer, precision, step, wall_time)
@@ -306,6 +315,8 @@ def train_rank(config, layout, run_directory, device):
         checkpoint.save_torch(state.model.state_dict(), run_directory / f"model{layout.group_index}.pt")
     dist.barrier()
     if log:
-        log.write({"kind": "end", "steps": step, "wall_time": time.perf_counter() - started})
+        wall_time = time.perf_counter() - started
+        log.write({"kind": "end", "steps": step, "wall_time": wall_time})
         log.close()
+        progress.finished(wall_time)
     return state
