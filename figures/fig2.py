@@ -1,5 +1,6 @@
-"""Figure 2: all_reduce vs codistillation (fixed / decaying weight decay) on training loss (a) and
-top-1 (b) over updates, and top-1 against the batch size per model (c). Reads logs only; the
+"""Figure 2: all_reduce vs codistillation (fixed / decaying weight decay, and the ablation with the
+shifted LR decays but fixed weight decay) on training loss (a) and top-1 (b) over updates, and
+top-1 against the batch size per model (c). Reads logs only; the
 registry (figures/registry.py) draws it like every other id.
 
     python figures/fig2.py [--results paper/logs] [--scale mini] [--out figures/out]
@@ -17,6 +18,7 @@ RECIPES = {  # (method, schedule) -> legend label, as in the paper
     ("allreduce", "goyal_step"): "all_reduce",
     ("codistill", "goyal_step_half"): "codistillation, fixed w.d.",
     ("codistill", "codistill_tuned"): "codistillation, variable w.d.",
+    ("codistill", "codistill_shifted_lr"): "codistillation, shifted LR decays, fixed w.d. (ablation)",
     ("independent", "goyal_step_half"): "independent (alpha = 0), control",
 }
 OUT = Path(__file__).resolve().parent / "out"
@@ -45,7 +47,7 @@ def draw(data, notes):
     main = curves[curves["cfg.batch_scale"] == 1]
     fig, axes = new_figure(3)
     order = list(RECIPES.values())
-    palette = dict(zip(order, sns.color_palette(n_colors=len(order))))   # one colour per recipe in every panel
+    palette = dict(zip(order, sns.color_palette("tab10", n_colors=len(order))))  # one colour per recipe, every panel
     line_panel(axes[0], main, "train_loss", "recipe", notes, order, title="(a) training loss", task=data.task,
                palette=palette)
     line_panel(axes[1], main, "val_top1", "recipe", notes, order, title="(b) top-1 validation accuracy",

@@ -20,14 +20,18 @@ import registry
 from collect import COMMITTED, REPO
 
 
+# Sweeps that no figure draws: the regime check's (`make regime`, figures/regime.py).
+CHECK_SWEEPS = ["regime"]
+
+
 def sweeps_at(scale):
-    """Every registry sweep with jobs at `scale`, in registry order, each once."""
+    """Every registry sweep with jobs at `scale`, in registry order, each once, then the checks'."""
     chosen, skipped = [], []
-    for spec in registry.SPEC_LIST:
-        scales = registry.sweep_scales(spec.sweep_id)
-        if spec.sweep_id in chosen or spec.sweep_id in skipped:
+    for sweep_id in [spec.sweep_id for spec in registry.SPEC_LIST] + CHECK_SWEEPS:
+        scales = registry.sweep_scales(sweep_id)
+        if sweep_id in chosen or sweep_id in skipped:
             continue
-        (chosen if scales and scale in scales else skipped).append(spec.sweep_id)
+        (chosen if scales and scale in scales else skipped).append(sweep_id)
     return chosen, skipped
 
 

@@ -20,7 +20,19 @@ SHORT = ["schedule.epochs=3", "schedule.lr.warmup_epochs=1", "schedule.lr.milest
          "schedule.weight_decay.values=[1e-4]", "schedule.weight_decay.milestones=[]"]
 
 
-def compose_job(overrides, results_root):
+# Tests of the engine's mechanics train on digits (seconds per run) unless they name a workload or
+# a paper-scale job; the figures' mini stand-in is clusters_resnet (docs/mini-scale.md).
+QUICK_WORKLOAD = "workload=digits_mlp"
+
+
+def with_quick_workload(overrides):
+    named = any(o.split("=")[0].lstrip("+") == "workload" or o == "scale=paper" for o in overrides)
+    return list(overrides) if named else [QUICK_WORKLOAD, *overrides]
+
+
+def compose_job(overrides, results_root, quick=True):
+    """The validated job of `overrides`; quick=False keeps the config's own default workload."""
+    overrides = with_quick_workload(overrides) if quick else list(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("codistill", overrides=[*overrides, f"results_root={results_root}"])

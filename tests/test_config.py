@@ -103,7 +103,7 @@ def test_dry_run_reports_every_bad_input_by_key(tmp_path):
         assert f"{key}=" in done.stderr or f"{key} " in done.stderr, key
     for overrides, key in ((["method=codistill", "method.exchange=gradients"], "method.exchange='gradients'"),
                            (["method.name=sgd"], "method.name='sgd'"),
-                           (["batch_scale=0.3"], "scale.batch_per_rank=9.6"),
+                           (["batch_scale=0.3"], "scale.batch_per_rank=76.8"),   # 256 x 0.3
                            (["method=codistill", "scale=paper", "workload.models=[{arch:resnet50},{num_classes:10}]"],
                             "workload.models[1].num_classes=10"),
                            (["data.fraction=0"], "data.fraction=0")):

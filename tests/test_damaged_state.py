@@ -17,11 +17,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import soak_resume  # noqa: E402
 
 EPOCHS = 3   # the state is committed at each epoch's evaluation
-QUICK = "workload=digits_mlp"   # seconds per run
 
 
 def rerun(results_root):
-    return subprocess.run([*soak_resume.RUN, QUICK, *soak_resume.job(EPOCHS), f"results_root={results_root}"],
+    return subprocess.run([*soak_resume.RUN, *soak_resume.job(EPOCHS), f"results_root={results_root}"],
                           capture_output=True, text=True, timeout=300)
 
 

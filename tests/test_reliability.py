@@ -134,12 +134,12 @@ def free_port():
 
 
 def test_a_run_being_trained_elsewhere_is_refused_not_trained_twice(tmp_path):
-    from conftest import SHORT
+    from conftest import QUICK_WORKLOAD, SHORT
     from test_config import run_cli
 
     from codistill.runlog import run_dir
 
-    args = ["method=codistill", "seed=8", *SHORT]
+    args = [QUICK_WORKLOAD, "method=codistill", "seed=8", *SHORT]
     directory = run_dir(compose_job(args, tmp_path))
     args.append(f"results_root={tmp_path}")
     with checkpoint.run_lock(directory):   # as a job of another sweep holding the same run would

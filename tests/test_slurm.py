@@ -11,7 +11,7 @@ import pytest
 
 from codistill.checkpoint import committed_step
 from codistill.runlog import read_records
-from conftest import ROOT, SHORT, compose_job
+from conftest import QUICK_WORKLOAD, ROOT, SHORT, compose_job
 from test_sweeps import eval_records
 
 CLUSTER = ROOT / "slurm" / "local_cluster.sh"
@@ -58,7 +58,8 @@ def test_a_mini_sweep_on_slurm_writes_the_logs_of_a_local_run(tmp_path, slurm, r
     jobs = {"allreduce": ["method=allreduce", "method.nodes_per_model=1"], "codistill": ["method=codistill"]}
     local = {name: run_job([*overrides, *SHORT])[0] for name, overrides in jobs.items()}
     root = tmp_path / "slurm"
-    done = slurm_cli(slurm, "-m", "launcher=slurm_local", "method=allreduce,codistill", "method.nodes_per_model=1",
+    done = slurm_cli(slurm, "-m", "launcher=slurm_local", QUICK_WORKLOAD, "method=allreduce,codistill",
+                     "method.nodes_per_model=1",
                      f"results_root={root}", *SHORT, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     for name, directory in local.items():
@@ -108,7 +109,8 @@ def start_on_slurm(slurm, tmp_path):
 
     def start(seed, root):
         roots.append(root)
-        args = ["-m", "launcher=slurm_local", "method=codistill", f"seed={seed}", f"results_root={root}", *LONG]
+        args = ["-m", "launcher=slurm_local", QUICK_WORKLOAD, "method=codistill", f"seed={seed}",
+                f"results_root={root}", *LONG]
         sweep = subprocess.Popen([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=tmp_path, env=slurm,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return sweep, args

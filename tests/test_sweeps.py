@@ -16,15 +16,16 @@ from codistill.runlog import read_records
 from conftest import ROOT
 from test_config import run_cli
 
-# Every id of the experiment map (shared/design/experiments.md) -> its jobs at (mini, paper) scale.
+# Every id of the experiment map -> its jobs at (mini, paper) scale.
 # Each job is a run of 3 seeds' worth: the counts include the seeds.
 SWEEP_JOBS = {
-    "fig1": (27, 27), "fig2": (24, 24), "fig3": (12, 12), "fig5": (6, 6), "fig6": (45, 45),
+    "fig1": (27, 27), "fig2": (27, 27), "fig3": (12, 12), "fig5": (6, 6), "fig6": (45, 45),
     "fig7": (9, 9), "fig8": (12, 12), "fig9": (12, 12), "fig10": (12, 12), "fig11": (15, 15),
     "fig13": (9, 9), "fig14": (6, 6), "fig15": (6, 6), "fig16": (24, 24), "fig17": (9, 9),
     "table1": (15, 15), "exchange_frequency": (12, 12), "lr_robustness": (12, 12),
     "alpha_schedule_vision": (6, 6), "multiview": (45, 45),
     "wrn_pretrain": (0, 1),   # the network Fig. 6 starts from; paper scale only
+    "regime": (30, 0),        # the mini stand-ins' regime check (make regime); mini scale only
     # translation (fairseq): tests/test_translation_config.py checks what they share
     "fig4": (6, 6), "fig12": (6, 6), "table2": (12, 12), "iwslt_overfit": (6, 6),
     "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),
@@ -88,7 +89,7 @@ def test_figures_that_show_the_same_runs_share_them(tmp_path, scale):
     for part, whole in SUBSET_RUNS:
         assert ids(part) <= ids(whole), (part, whole)
 
-FIG2_JOBS = 3 + 6 + 3 + 12   # all_reduce, two codistillation recipes, control, batch sizes; x 3 seeds
+FIG2_JOBS = 3 + 9 + 3 + 12   # all_reduce, three codistillation recipes, control, batch sizes; x 3 seeds
 
 
 @pytest.mark.parametrize("scale", ["mini", "paper"])
@@ -108,7 +109,8 @@ def test_an_invalid_override_stops_the_sweep_before_any_job_runs(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-SHORT_ALL = ["schedule.epochs=4", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[2,3]",
+# On digits (seconds per run): the mechanics of sweeps, not the figures' stand-in.
+SHORT_ALL = ["workload=digits_mlp", "schedule.epochs=4", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[2,3]",
              "schedule.weight_decay.milestones=[2,3]", "schedule.weight_decay.values=[1e-4,1e-5,0]"]
 
 
@@ -118,13 +120,13 @@ def test_fig2_end_to_end_and_a_rerun_only_redraws(tmp_path):
     first = run_cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     manifest = json.loads((tmp_path / "sweeps" / "fig2" / "mini.json").read_text())
-    assert len(manifest) == 8
+    assert len(manifest) == 9
     for entry in manifest:
         records = read_records(tmp_path / "runs" / entry["run_id"] / "metrics.jsonl")
         assert records[0]["scale"] == "mini" and records[-1]["kind"] == "end"
         assert records[0]["sweep_id"] == "fig2"
     again = run_cli(*args, cwd=tmp_path)
-    assert again.returncode == 0 and again.stdout.count("skip ") == 8
+    assert again.returncode == 0 and again.stdout.count("skip ") == 9
 
     import fig2
     out = tmp_path / "out"
@@ -133,7 +135,7 @@ def test_fig2_end_to_end_and_a_rerun_only_redraws(tmp_path):
 
 
 def test_a_sweep_shares_the_finished_runs_of_another_and_a_rerun_launches_nothing(tmp_path):
-    short = ["seed=0", f"results_root={tmp_path}", "schedule.epochs=2", "schedule.lr.warmup_epochs=1",
+    short = ["seed=0", f"results_root={tmp_path}", "workload=digits_mlp", "schedule.epochs=2", "schedule.lr.warmup_epochs=1",
              "schedule.weight_decay.values=[1e-4,0]", "schedule.weight_decay.milestones=[1]"]
     manifest = lambda sweep: {e["run_id"] for e in json.loads(  # noqa: E731
         (tmp_path / "sweeps" / sweep / "mini.json").read_text())}
@@ -168,11 +170,11 @@ def eval_records(directory):
 
 
 def test_submitit_local_launcher_runs_one_task_per_rank_and_logs_what_a_local_run_logs(tmp_path, run_job):
-    from conftest import SHORT
+    from conftest import QUICK_WORKLOAD, SHORT
 
     local_dir, container = run_job(["method=codistill", "seed=5", *SHORT])
     submitit_root = tmp_path / "submitit"
-    done = run_cli("-m", "launcher=submitit_local", "method=codistill", "seed=5",
+    done = run_cli("-m", "launcher=submitit_local", QUICK_WORKLOAD, "method=codistill", "seed=5",
                    f"results_root={submitit_root}", *SHORT, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     submitit_dir = submitit_root / "runs" / local_dir.name
