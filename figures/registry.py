@@ -1,4 +1,4 @@
-"""Every figure and table of the paper (../shared/design/experiments.md): its sweep (sweeps/<id>.yaml,
+"""Every figure and table of the paper: its sweep (sweeps/<id>.yaml,
 whose manifest names the runs it needs) and its plot or table function (figures/draw.py).
 
     python figures/registry.py [ids ...] [--results paper/logs] [--scale mini] [--out figures/out]

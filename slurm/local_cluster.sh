@@ -10,7 +10,7 @@
 # Everything lives under $CODISTILL_SLURM_DIR (default /tmp/codistill-slurm): configs, keys,
 # sockets, database, logs. One node named localhost with this machine's CPUs, one partition
 # `local`. Accounting matters: without it sacct fails, submitit sees job states as UNKNOWN and a
-# cancelled job is never noticed (../shared/design/infra-notes.md, where these settings come from).
+# cancelled job is never noticed.
 set -euo pipefail
 
 DIR=${CODISTILL_SLURM_DIR:-/tmp/codistill-slurm}

@@ -1,4 +1,4 @@
-"""At paper scale, the resolved jobs carry the experiment map's numbers (shared/design/experiments.md)."""
+"""At paper scale, the resolved jobs carry the experiment map's numbers."""
 import pytest
 
 from codistill.schedules import build_schedules
