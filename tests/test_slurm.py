@@ -170,7 +170,8 @@ def test_the_plain_sbatch_script_runs_a_job_as_the_launcher_does(tmp_path, slurm
     submitted = subprocess.run(
         ["sbatch", "--parsable", "--wait", "--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=0", "--constraint=",
          "--cpus-per-task=1", "--mem=2G", "--time=10", f"--output={tmp_path}/job.out",
-         str(ROOT / "slurm" / "codistill.sbatch"), "method=codistill", "seed=6", f"results_root={root}", *SHORT],
+         str(ROOT / "slurm" / "codistill.sbatch"), QUICK_WORKLOAD, "method=codistill", "seed=6",
+         f"results_root={root}", *SHORT],
         cwd=ROOT, env={**slurm, "CODISTILL_PYTHON": sys.executable}, capture_output=True, text=True, timeout=600)
     assert submitted.returncode == 0, (submitted.stderr, (tmp_path / "job.out").read_text()[-3000:])
     assert eval_records(root / "runs" / reference.name) == eval_records(reference)

@@ -105,12 +105,13 @@ def test_fig2_dry_run_lists_every_job_and_runs_nothing(tmp_path, scale):
 def test_an_invalid_override_stops_the_sweep_before_any_job_runs(tmp_path):
     done = run_cli("-m", "sweep=fig2", "batch_scale=0.3", f"results_root={tmp_path}", cwd=tmp_path)
     assert done.returncode != 0
-    assert "scale.batch_per_rank=9.6" in done.stderr and "not launched" in done.stderr
+    assert "scale.batch_per_rank=76.8" in done.stderr and "not launched" in done.stderr
     assert not (tmp_path / "runs").exists()
 
 
 # On digits (seconds per run): the mechanics of sweeps, not the figures' stand-in.
-SHORT_ALL = ["workload=digits_mlp", "schedule.epochs=4", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[2,3]",
+SHORT_ALL = ["workload=digits_mlp", "schedule.epochs=4", "schedule.lr.warmup_epochs=1",
+             "schedule.lr.milestones=[2,3]",
              "schedule.weight_decay.milestones=[2,3]", "schedule.weight_decay.values=[1e-4,1e-5,0]"]
 
 
@@ -135,8 +136,8 @@ def test_fig2_end_to_end_and_a_rerun_only_redraws(tmp_path):
 
 
 def test_a_sweep_shares_the_finished_runs_of_another_and_a_rerun_launches_nothing(tmp_path):
-    short = ["seed=0", f"results_root={tmp_path}", "workload=digits_mlp", "schedule.epochs=2", "schedule.lr.warmup_epochs=1",
-             "schedule.weight_decay.values=[1e-4,0]", "schedule.weight_decay.milestones=[1]"]
+    short = ["seed=0", f"results_root={tmp_path}", "workload=digits_mlp", "schedule.epochs=2",
+             "schedule.lr.warmup_epochs=1", "schedule.weight_decay.values=[1e-4,0]", "schedule.weight_decay.milestones=[1]"]
     manifest = lambda sweep: {e["run_id"] for e in json.loads(  # noqa: E731
         (tmp_path / "sweeps" / sweep / "mini.json").read_text())}
     first = run_cli("-m", "sweep=fig10", *short, cwd=tmp_path)   # 2 methods x 2 architectures
