@@ -65,7 +65,7 @@ def test_a_translation_workload_brings_its_schedule_and_codistillation_defaults(
     job = compose_job(["workload=translation_mini", "method=codistill"], tmp_path)
     assert job["schedule"]["name"] == "translation_mini"
     assert (job["method"]["exchange"], job["method"]["period"], job["method"]["alpha_schedule"]) == \
-        ("checkpoints", 10, "exponential")
+        ("checkpoints", 25, "exponential")
     # ... and vision keeps its own.
     vision = compose_job(["method=codistill"], tmp_path)
     assert (vision["method"]["exchange"], vision["method"]["period"], vision["method"]["alpha_schedule"]) == \
