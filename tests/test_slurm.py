@@ -204,3 +204,17 @@ def test_paper_scale_slurm_requests_match_the_paper(tmp_path, monkeypatch):
                                  "schedule=ott2018_codistill", "method.exchange=checkpoints"]).hydra.launcher
     assert translation.constraint == "volta32gb"
     assert (translation.nodes, translation.tasks_per_node, translation.gpus_per_node) == (2, 8, 8)
+
+
+def test_slurm_jobs_ask_for_their_own_gpus_share_of_memory_and_whole_gpus(monkeypatch):
+    """50 GB per task (400 GB over a server's 8 GPUs): a 1-GPU IWSLT job asks for 50 GB, not the
+    node's 400; Fig. 2(c)'s b = 128 per model is 4 GPUs per model, the integer 4, not 4.0."""
+    monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "v100")
+    full = slurm_request(["method=codistill"]).hydra.launcher
+    assert (full.tasks_per_node, full.mem_gb) == (8, 8 * 50)
+    one_gpu = slurm_request(["workload=iwslt14_transformer", "method=allreduce", "schedule=iwslt_transformer",
+                             "scale.ranks_per_model=1"]).hydra.launcher
+    assert (one_gpu.nodes, one_gpu.tasks_per_node, one_gpu.gpus_per_node, one_gpu.mem_gb) == (1, 1, 1, 50)
+    half = slurm_request(["method=codistill", "schedule=codistill_tuned", "batch_scale=0.5"])
+    assert half.scale.ranks_per_model == 4 and isinstance(half.scale.ranks_per_model, int)
+    assert (half.hydra.launcher.tasks_per_node, half.hydra.launcher.mem_gb) == (8, 400)

@@ -28,6 +28,11 @@ def _mul(*factors):
     return math.prod(factors)
 
 
+def _whole(value):
+    """An integral number as an int (4.0 GPUs -> 4); anything else unchanged, for validate to name."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _default(value, fallback):
     return fallback if value is None else value
 
@@ -39,6 +44,7 @@ def _v100_constraint(gpu_memory_gb):
 
 def register_resolvers():
     resolvers = (("mul", _mul), ("default", _default), ("v100_constraint", _v100_constraint),
+                 ("whole", _whole),
                  ("int_min", lambda *values: int(min(values))), ("int_div", lambda a, b: int(a // b)))
     for name, resolver in resolvers:
         if not OmegaConf.has_resolver(name):
