@@ -46,6 +46,7 @@ class PlainLogLocator(ticker.Locator):
     when those are too many, every integer multiple when too few, and evenly spaced values (as on a
     linear axis) in a range too narrow for any of these."""
     SUBS = ((1.0, 2.0, 5.0), (1.0,), tuple(float(i) for i in range(1, 10)))
+    MIN_TICKS = 4   # labelled ticks inside the range: with fewer a reader cannot interpolate
 
     def __call__(self):
         return self.tick_values(*self.axis.get_view_interval())
@@ -57,11 +58,11 @@ class PlainLogLocator(ticker.Locator):
         decades = np.arange(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
         for subs in self.SUBS:
             ticks = np.array([sub * 10.0 ** decade for decade in decades for sub in subs])
-            if 3 <= ((ticks >= low) & (ticks <= high)).sum() <= 10:
+            if self.MIN_TICKS <= ((ticks >= low) & (ticks <= high)).sum() <= 10:
                 return ticks
         if high / low > 10:   # too many decades for a tick at each
             return ticker.LogLocator(base=10, numticks=8).tick_values(low, high)
-        return ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+        return ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
 
 
 def log_axis(ax, which="y"):

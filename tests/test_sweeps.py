@@ -249,3 +249,14 @@ def test_launchers_are_built_before_any_job_is_queued(tmp_path, monkeypatch):
                 for tasks, start, jobs in launched}
     assert by_tasks == {1: (0, [["method=allreduce", "seed=1"], ["method=allreduce", "seed=2"]]),
                         2: (2, [["method=codistill", "seed=1"], ["method=codistill", "seed=2"]])}
+
+
+def test_a_paper_scale_multiview_dry_run_warns_that_the_pretrained_weights_are_missing(tmp_path):
+    """Fig. 6's pretrained_* scenarios need wrn_pretrain's network: a dry run lists the jobs and
+    warns, naming the key and the sweep that produces the weights; it does not fail (it may be
+    preparing a cluster's jobs elsewhere)."""
+    done = run_cli("-m", "sweep=multiview", "scale=paper", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert any("workload.pretrained=None" in line and "sweep=wrn_pretrain" in line for line in warnings), done.stderr
+    assert not (tmp_path / "runs").exists()

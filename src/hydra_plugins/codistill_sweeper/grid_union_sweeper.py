@@ -156,9 +156,13 @@ class GridUnionSweeper(BasicSweeper):
             print(f"  this sweep has no job at scale {scale}" + (f"; it has jobs at: {', '.join(scales)}" if scales else ""))
         for index, ((job, _, identifier, _), finished) in enumerate(zip(jobs, done)):
             print(f"  [{index}] {identifier}  {' '.join(job)}{'  (finished)' if finished else ''}")
-        if dry_run or not jobs:
+        if not jobs:
             return []
         missing = sorted({problem for _, container, _, _ in jobs if (problem := data_problem(container))})
+        if dry_run:  # it may be preparing a cluster's jobs elsewhere: it warns, a launch refuses
+            for problem in missing:
+                print(f"warning: a launch here would refuse: {problem}", file=sys.stderr)
+            return []
         if missing:
             raise ConfigError("the sweep was not launched:\n  - " + "\n  - ".join(missing))
         write_manifest(sweep_name, jobs)
