@@ -1,0 +1,103 @@
+"""benchmarks/step_model.py: collective costs and bits worked by hand, and the calibration on the
+committed part 3 of benchmarks/results.json within 15 % for every time per update."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import step_model as sm  # noqa: E402
+
+GBIT = 1e9
+
+
+def test_ring_all_reduce_by_hand():
+    # 4 ranks, 8e9 bits, 10 Gbit/s, 1 ms: 2*3/4*8e9/1e10 = 1.2 s of bandwidth, 2*3 steps = 6 ms
+    assert sm.ring_all_reduce_s(8e9, 4, 10 * GBIT, 1e-3) == pytest.approx(1.206)
+    assert sm.ring_all_reduce_s(8e9, 1, 10 * GBIT, 1e-3) == 0.0
+
+
+def test_tree_and_all_gather_by_hand():
+    # tree over 8 ranks: 2 * 8e9 / 1e10 = 1.6 s, 2 * log2(8) = 6 steps
+    assert sm.tree_all_reduce_s(8e9, 8, 10 * GBIT, 1e-3) == pytest.approx(1.606)
+    # all_gather of 1e9 bits over 3 ranks: 2 steps of 1e9 bits at 1 Gbit/s + 2 latencies
+    assert sm.ring_all_gather_s(1e9, 3, GBIT, 0.5) == pytest.approx(3.0)
+
+
+def test_hierarchical_all_reduce_by_hand():
+    # 2 servers x 2 GPUs, 1e9 bits, one call: inside 2*1/2*1e9/1e11 = 10 ms + 2*1 us; across (ring of 2
+    # servers) 1e9/1e9 = 1 s + 2*10 us
+    net = sm.Network(inter_bits_per_s=GBIT, inter_latency_s=10e-6, intra_bits_per_s=100 * GBIT,
+                     intra_latency_s=1e-6, gpus_per_server=2)
+    assert sm.all_reduce_s(1e9, 4, net) == pytest.approx(0.01 + 2e-6 + 1.0 + 20e-6)
+
+
+def work(params=1000, logits=50):
+    return sm.Workload("w", params, compute_s=0.1, logits_per_device=logits, teacher_forward_share=0.0)
+
+
+NET = sm.Network(inter_bits_per_s=GBIT, gpus_per_server=4)
+
+
+def test_bits_follow_the_engines_convention():
+    b_model, b_pred = 32 * 1000, 32 * 50
+    # all_reduce over 8 GPUs on 2 servers: 2 |x| per device, across servers
+    cost = sm.all_reduce(sm.Layout(n=2, k=4), work(), NET)
+    assert (cost.inter_bits, cost.intra_bits) == (2 * b_model, 0)
+    # 3 models x 4 GPUs (one server each), predictions every 5 updates: group all_reduce inside the
+    # server (2 b_model), logits all_gathered over 3 peers across servers: (3-1) b_pred / 5
+    cost = sm.predictions(sm.Layout(n=3, k=4, T=5), work(), NET)
+    assert cost.inter_bits == pytest.approx(2 * b_pred / 5)
+    assert cost.intra_bits == pytest.approx(2 * b_model)
+    # checkpoints every 10: (n-1) b_model / T across servers
+    cost = sm.checkpoints(sm.Layout(n=3, k=4, T=10), work(), NET)
+    assert cost.inter_bits == pytest.approx(2 * b_model / 10)
+    # everything in one server: all intra
+    cost = sm.checkpoints(sm.Layout(n=2, k=2, T=10), work(), NET)
+    assert cost.inter_bits == 0 and cost.intra_bits == pytest.approx(2 * b_model + b_model / 10)
+
+
+def test_sharded_checkpoints_send_k_times_fewer_bits_across_servers():
+    for n, k in ((2, 4), (3, 4), (4, 2)):   # n x k > 4 GPUs per server: the peers are in other servers
+        layout = sm.Layout(n=n, k=k, T=10)
+        full = sm.checkpoints(layout, work(), NET)
+        sharded = sm.sharded_checkpoints(layout, work(), NET)
+        group = 2 * 32 * 1000 if k > 1 else 0   # the model's own all_reduce, inside its server
+        assert sharded.inter_bits == pytest.approx(full.inter_bits / k)
+        assert sharded.inter_bits == pytest.approx((n - 1) * 32 * 1000 / (k * 10))
+        # the group's all_gather of the n-1 teachers' shards over k ranks: (k-1)(n-1) b_model / (k T)
+        assert sharded.intra_bits - group == pytest.approx((k - 1) * (n - 1) * 32 * 1000 / (k * 10))
+
+
+def test_time_per_update_adds_the_exchange_over_T():
+    layout = sm.Layout(n=2, k=1, T=4)
+    net = sm.Network(inter_bits_per_s=1e6, inter_latency_s=0.0, gpus_per_server=1)
+    # 32,000 bits to one peer at 1 Mbit/s = 32 ms per exchange, 8 ms per update
+    assert sm.checkpoints(layout, work(), net).seconds == pytest.approx(0.1 + 0.008)
+    # overheads: wire factor 2, 1 ns per bit (2 x 32,000 bits gathered), 1 ms per call
+    slow = sm.replace(net, exchange=sm.Overhead(2.0, 1e-9, 1e-3))
+    assert sm.checkpoints(layout, work(), slow).seconds == pytest.approx(0.1 + (0.064 + 64e-6 + 1e-3) / 4)
+    # an all_reduce that overlaps its CPU work pays the larger of the two
+    overlap = sm.replace(net, all_reduce=sm.Overhead(1.0, 1e-5, 0.0, overlap=True))
+    cost = sm.all_reduce(sm.Layout(n=2, k=1), work(), overlap)   # ring of 2: 32 ms wire, 320 ms CPU
+    assert cost.seconds == pytest.approx(0.1 + 0.32)
+
+
+def test_calibration_on_the_committed_part3_within_15_percent():
+    results = json.loads((BENCH / "results.json").read_text())
+    network = results["parts"]["network"]
+    assert "models" in network, "part 3 was not measured in the committed results.json"
+    fitted, table = sm.calibrate(network)
+    per_update = [row for row in table if not row.get("diagnostic")]
+    assert len(per_update) == 4 * sum(len(network["limits"]) for _ in network["models"])
+    worst = max(per_update, key=lambda row: abs(row["error_pct"]))
+    assert abs(worst["error_pct"]) <= 15, worst
+
+
+def test_the_slides_within_15_percent_on_the_held_out_points():
+    fit = sm.fit_slides((1, 8))
+    assert abs(fit["error_pct"][2]) <= 15 and abs(fit["error_pct"][4]) <= 15
+    assert fit["predicted_ms"][1] == pytest.approx(412) and fit["predicted_ms"][8] == pytest.approx(1593)
