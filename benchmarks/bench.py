@@ -4,6 +4,7 @@ figures/out/bench_*.png from what it measured (benchmarks/results.json keeps the
     python benchmarks/bench.py                      # everything (~15 min on 2 cores)
     python benchmarks/bench.py --parts bytes loop   # some parts only (results.md says which ran)
     python benchmarks/bench.py --report-only        # redraw results.md and plots from results.json
+    python benchmarks/step_model_report.py          # part 6 (the step-time model) alone, in seconds
 """
 import argparse
 import json
@@ -18,22 +19,25 @@ sys.path.insert(0, str(HERE))
 from benchlib import machine  # noqa: E402
 
 RESULTS_JSON = HERE / "results.json"
-PARTS = ("bytes", "overhead", "network", "loop", "collect")
+PARTS = ("bytes", "overhead", "network", "loop", "collect", "stepmodel")
 
 
 def progress(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run_part(name):
+def run_part(name, results=None):
     import bench_bytes
     import bench_collect
     import bench_loop
     import bench_network
     import bench_overhead
+    import step_model_report
 
+    network = (results or {}).get("parts", {}).get("network")
     runner = {"bytes": bench_bytes.run, "overhead": bench_overhead.run, "network": bench_network.run,
-              "loop": bench_loop.run, "collect": bench_collect.run}[name]
+              "loop": bench_loop.run, "collect": bench_collect.run,
+              "stepmodel": lambda progress: step_model_report.run(progress, network)}[name]
     load_before, started = os.getloadavg(), time.perf_counter()
     result = runner(progress=progress)
     seconds = time.perf_counter() - started
@@ -54,7 +58,7 @@ def main(argv=None):
                    "python benchmarks/bench.py --parts " + " ".join(arguments.parts), "parts": {}}
         for name in arguments.parts:
             progress(f"{name}: start")
-            results["parts"][name] = run_part(name)
+            results["parts"][name] = run_part(name, results)
         results["total_seconds"] = time.perf_counter() - started
         RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
         progress(f"all parts done in {results['total_seconds']:.0f} s; raw numbers in {RESULTS_JSON}")

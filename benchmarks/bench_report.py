@@ -483,6 +483,10 @@ SECTIONS = [("bytes", "1. Bits per update: engine counters vs the paper's formul
             ("network", "3. Simulated slow network", network_section, plot_network),
             ("loop", "4. Training loop: engine vs a plain PyTorch loop", loop_section, plot_loop),
             ("collect", "5. Figures pipeline: collect at scale", collect_section, plot_collect)]
+import step_model_report  # noqa: E402  (part 6 lives in its own file; it uses the helpers above)
+
+SECTIONS.append(("stepmodel", "6. Step-time model past one machine", step_model_report.section,
+                 step_model_report.plot))
 
 
 def write(results):
