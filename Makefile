@@ -24,31 +24,31 @@ setup: $(VENV)/.installed ## create .venv with the pinned stack (first time: ~5 
 
 reproduce: setup ## run FIG's sweep at SCALE on this machine, then draw it (default: Figure 2, mini)
 	CODISTILL_RESULTS=$(RESULTS) $(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE)
-	$(PY) figures/registry.py $(FIG) --results $(RESULTS) --scale $(SCALE)
+	$(PY) -m figures.registry $(FIG) --results $(RESULTS) --scale $(SCALE)
 
 fig%: setup ## draw Figure N from the logs in LOGS: make fig1 ... make fig17 (figures/out/figN.pdf, .png)
-	$(PY) figures/registry.py fig$* --results $(LOGS) --scale $(SCALE)
+	$(PY) -m figures.registry fig$* --results $(LOGS) --scale $(SCALE)
 
 table%: setup ## Table N from the logs in LOGS: make table1, make table2 (figures/out/tableN.md, .tex)
-	$(PY) figures/registry.py table$* --results $(LOGS) --scale $(SCALE)
+	$(PY) -m figures.registry table$* --results $(LOGS) --scale $(SCALE)
 
 figure: setup ## draw one id of any name: make figure ID=iwslt_overfit
-	$(PY) figures/registry.py $(ID) --results $(LOGS) --scale $(SCALE)
+	$(PY) -m figures.registry $(ID) --results $(LOGS) --scale $(SCALE)
 
 figures: setup ## draw every figure and table from the logs in LOGS (figures/out/; SCALE=paper: figures/out/paper/)
-	$(PY) figures/registry.py --results $(LOGS) --scale $(SCALE)
+	$(PY) -m figures.registry --results $(LOGS) --scale $(SCALE)
 
 status: setup ## per figure: runs and seeds finished, unfinished, missing, unreadable, shared from other sweeps
-	$(PY) figures/collect.py --results $(LOGS) --scale $(SCALE)
+	$(PY) -m figures.collect --results $(LOGS) --scale $(SCALE)
 
 report: setup ## paper/report.md and .html: each figure, the paper's numbers beside the logs', every claim checked
-	$(PY) figures/report.py --results $(LOGS)
+	$(PY) -m figures.report --results $(LOGS)
 
 regime: setup ## the regime check: every mini stand-in's invariants from the logs in LOGS (exit 0: each holds or is declared unmet)
-	$(PY) figures/regime.py --results $(LOGS)
+	$(PY) -m figures.regime --results $(LOGS)
 
 reproduce-all: setup ## run every sweep at SCALE here into RESULTS, pack the logs into LOGS, then figures and report
-	$(PY) figures/reproduce_all.py --results $(RESULTS) --into $(LOGS) --scale $(SCALE)
+	$(PY) -m figures.reproduce_all --results $(RESULTS) --into $(LOGS) --scale $(SCALE)
 	$(MAKE) figures report
 
 dryrun: setup ## validate and list every job of FIG's sweep at SCALE, run nothing

@@ -73,8 +73,7 @@ MEASURE = """
 import json, sys, time
 def peak_mb():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
-sys.path.insert(0, {figures!r})
-import collect
+from figures import collect
 baseline = peak_mb()
 started, cpu = time.perf_counter(), time.process_time()
 records, status = collect.collect({root!r}, {sweep!r}, "mini")
@@ -86,8 +85,8 @@ print(json.dumps({{"seconds": seconds, "cpu_seconds": cpu_seconds, "rows": len(r
 
 
 def measure(root):
-    code = MEASURE.format(figures=str(ROOT / "figures"), root=str(root), sweep=SWEEP)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = MEASURE.format(root=str(root), sweep=SWEEP)   # run from the repository root: figures is a package there
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

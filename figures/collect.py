@@ -7,21 +7,20 @@ a torn last line (a crash mid-write) is dropped and said so, and a run that anot
 first (same job, same run id) is reported as shared from that sweep. Logs may be plain
 (`metrics.jsonl`) or gzipped (`metrics.jsonl.gz`, the committed form: paper/logs/).
 
-    python figures/collect.py [--results paper/logs] [--scale mini] [ids ...]   # status per figure
+    python -m figures.collect [--results paper/logs] [--scale mini] [ids ...]   # status per figure
 """
 import argparse
 import gzip
 import json
-import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from codistill.runlog import METRICS_FILE
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-from codistill.runlog import METRICS_FILE  # noqa: E402
 
 COMMITTED = REPO / "paper" / "logs"   # the committed mini-scale logs figures and the report read by default
 LOG_NAMES = (METRICS_FILE, METRICS_FILE + ".gz")
@@ -201,7 +200,7 @@ def report_status(status, sweep_id):
 
 
 def main(argv=None):
-    import registry
+    from . import registry
 
     parser = argparse.ArgumentParser(description="status of every figure's runs, read from the logs")
     parser.add_argument("ids", nargs="*", help="figure/table ids (default: all)")

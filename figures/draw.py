@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-import fig2
-from plots import (ARCH_NAMES, LOSS_UNITS, aggregate, arch_name, axis_label, bar_panel, cfg, check_one_run_per_seed,
+from . import fig2
+from .plots import (ARCH_NAMES, LOSS_UNITS, aggregate, arch_name, axis_label, bar_panel, cfg, check_one_run_per_seed,
                    last_step, line_panel, log_axis, new_figure, number, per_run, point_panel)
 
 CURVE_METRICS = ["train_loss", "val_top1", "val_top1_mean_over_models", "val_nll", "param_distance_from_init",

@@ -3,7 +3,7 @@ shifted LR decays but fixed weight decay) on training loss (a) and top-1 (b) ove
 top-1 against the batch size per model (c). Reads logs only; the
 registry (figures/registry.py) draws it like every other id.
 
-    python figures/fig2.py [--results paper/logs] [--scale mini] [--out figures/out]
+    python -m figures.fig2 [--results paper/logs] [--scale mini] [--out figures/out]
 """
 import argparse
 from pathlib import Path
@@ -11,8 +11,8 @@ from pathlib import Path
 import matplotlib.ticker
 import seaborn as sns
 
-from collect import COMMITTED
-from plots import last_step, line_panel, new_figure, point_panel
+from .collect import COMMITTED
+from .plots import last_step, line_panel, new_figure, point_panel
 
 RECIPES = {  # (method, schedule) -> legend label, as in the paper
     ("allreduce", "goyal_step"): "all_reduce",
@@ -64,7 +64,7 @@ def draw(data, notes):
 
 
 def main(argv=None):
-    import registry
+    from . import registry
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(COMMITTED))

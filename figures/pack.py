@@ -2,7 +2,7 @@
 read by default (paper/logs): every sweep manifest of a scale, and each run's metrics.jsonl
 gzipped (byte-identical for identical logs). Model weights, run state and Hydra folders stay out.
 
-    python figures/pack.py --results results --into paper/logs [--scale mini] [--replace]
+    python -m figures.pack --results results --into paper/logs [--scale mini] [--replace]
 
 Without --replace, manifests found in --results are added or replaced and the others kept; with
 --replace, the committed logs of that scale are first removed (a full reproduction refreshes
@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from collect import COMMITTED, METRICS_FILE
+from .collect import COMMITTED, METRICS_FILE
 
 
 def packed_bytes(path):

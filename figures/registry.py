@@ -1,13 +1,12 @@
 """Every figure and table of the paper: its sweep (sweeps/<id>.yaml,
 whose manifest names the runs it needs) and its plot or table function (figures/draw.py).
 
-    python figures/registry.py [ids ...] [--results paper/logs] [--scale mini] [--out figures/out]
+    python -m figures.registry [ids ...] [--results paper/logs] [--scale mini] [--out figures/out]
 
 draws the given ids (default: all) from the logs; each figure is written as figures/out/<id>.pdf
 and .png, each table as .md and .tex (figures/out/paper/... for scale=paper).
 """
 import argparse
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
-import draw
-from collect import COMMITTED, REPO, ManifestMissing, collect, status_lines
-from plots import SeedNotes, finish, message_figure
+from . import draw
+from .collect import COMMITTED, REPO, ManifestMissing, collect, status_lines
+from .plots import SeedNotes, finish, message_figure
 
 OUT = Path(__file__).resolve().parent / "out"
 SWEEPS = REPO / "sweeps"

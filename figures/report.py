@@ -4,7 +4,7 @@ scale (holds / does not hold / inconclusive / not run; n/a for a paper-scale num
 scale); each workload's accuracy granularity and seed standard error; and, for every
 codistillation-vs-all_reduce gap, the share of it the alpha = 0 control already shows.
 
-    python figures/report.py [--results paper/logs] [--md paper/report.md]
+    python -m figures.report [--results paper/logs] [--md paper/report.md]
 
 writes paper/report.md and paper/report.html (the same report with the figures embedded).
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import markdown
 
-import claims as claim_checks
-import registry
-from collect import COMMITTED, REPO
+from . import claims as claim_checks
+from . import registry, regime_verdicts
+from .collect import COMMITTED, REPO
 
 SCALES = ("mini", "paper")
 REPORT = REPO / "paper" / "report.md"
@@ -169,9 +169,7 @@ UNMET_AFFECTS = {"nll_flattened": "fig4, fig12, table2, nmt_exchange_frequency, 
 
 def regime_lines(mini):
     """The regime invariants declared unmet and the figures still drawn from digits, for the header."""
-    import regime
-
-    declared = regime.read_declarations(regime.DOCS)
+    declared = regime_verdicts.read_declarations(regime_verdicts.DOCS)
     digits = sorted(id for id, d in mini.items() if not d.records.empty and "cfg.workload.name" in d.records
                     and (d.records["cfg.workload.name"] == "digits_mlp").any())
     if not declared and not digits:

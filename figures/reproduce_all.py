@@ -3,7 +3,7 @@
 then packs the logs into the committed form (figures/pack.py) that `make figures` and
 `make report` read.
 
-    python figures/reproduce_all.py [--results results] [--into paper/logs] [--scale mini] [--dry-run]
+    python -m figures.reproduce_all [--results results] [--into paper/logs] [--scale mini] [--dry-run]
 
 --dry-run lists each sweep's jobs and runs nothing. A sweep that fails does not stop the others;
 the exit status says whether all succeeded, and the logs are packed either way (collect reports
@@ -15,9 +15,8 @@ import subprocess
 import sys
 import time
 
-import pack
-import registry
-from collect import COMMITTED, REPO
+from . import pack, registry
+from .collect import COMMITTED, REPO
 
 
 # Sweeps that no figure draws: the regime check's (`make regime`, figures/regime.py).

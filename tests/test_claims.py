@@ -6,9 +6,7 @@ import math
 
 import pytest
 
-import claims
-import registry
-import report
+from figures import claims, registry, report
 from test_collect import config, eval_record, write_manifest, write_run
 
 SAMPLES = 500            # validation samples: one sample is 100 / 500 = 0.2 points of top-1

@@ -9,11 +9,8 @@ import math
 import pandas as pd
 import pytest
 
-import claims
-import collect
-import pack
-import registry
-from plots import aggregate, last_step, per_run
+from figures import claims, collect, pack, registry
+from figures.plots import aggregate, last_step, per_run
 
 BASE_CONFIG = {
     "workload": {"name": "digits_mlp", "arch": "resnet50", "models": None},

@@ -5,8 +5,7 @@ different values apart."""
 import matplotlib.pyplot as plt
 import pytest
 
-import draw
-import registry
+from figures import draw, registry
 from test_collect import config, eval_record, write_manifest, write_run
 from test_figures import fig1_tree, fig5_tree, fig16_tree
 

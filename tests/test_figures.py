@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-import claims
-import registry
-import report
-from collect import REPO
+from figures import claims, registry, report
+from figures.collect import REPO
 from test_collect import config, eval_record, write_manifest, write_run
 
 # the experiment ids: the later version's figures and tables, the earlier version's studies, the pretraining
@@ -258,7 +256,7 @@ def test_the_report_marks_each_claim_at_each_scale_and_draws_every_id(logs, tmp_
 def test_the_registry_covers_every_experiment_and_every_sweep_file():
     assert set(registry.SPECS) == EXPERIMENT_IDS
     sweep_files = {path.stem for path in (REPO / "sweeps").glob("*.yaml")}
-    import reproduce_all  # the regime check's sweep is run by make reproduce-all, drawn by no figure
+    from figures import reproduce_all  # the regime check's sweep is run by make reproduce-all, drawn by no figure
 
     assert sweep_files <= {spec.sweep_id for spec in registry.SPEC_LIST} | set(reproduce_all.CHECK_SWEEPS)
     assert "regime" in reproduce_all.sweeps_at("mini")[0]
@@ -357,7 +355,7 @@ def test_alpha_gamma_keeps_each_gammas_best_initial_alpha(tmp_path):
 @pytest.mark.parametrize("low, high", [(1.03, 2.3), (0.95, 2.3), (0.2, 3.0), (0.01, 5.0), (2.9, 3.4), (0.5, 0.9)])
 def test_a_log_loss_axis_labels_at_least_four_plain_ticks_inside_any_range(low, high):
     """Fig. 17's training loss spans 1.03-2.3: 1-2-5 ticks give one label, too few to read."""
-    from plots import PlainLogLocator
+    from figures.plots import PlainLogLocator
 
     ticks = np.asarray(PlainLogLocator().tick_values(low, high))
     inside = ticks[(ticks >= low) & (ticks <= high)]

@@ -10,8 +10,8 @@ import torch
 import torchvision
 from torch import nn
 
-import regime
 from codistill import workloads
+from figures import regime
 from test_collect import write_manifest, write_run
 
 SCHEDULES = {

@@ -129,7 +129,7 @@ def test_fig2_end_to_end_and_a_rerun_only_redraws(tmp_path):
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("skip ") == 9
 
-    import fig2
+    from figures import fig2
     out = tmp_path / "out"
     fig2.main(["--results", str(tmp_path), "--out", str(out)])
     assert (out / "fig2.png").stat().st_size > 0 and (out / "fig2.pdf").stat().st_size > 0
@@ -155,7 +155,7 @@ def test_a_sweep_shares_the_finished_runs_of_another_and_a_rerun_launches_nothin
 
 
 def test_figure_curves_are_means_over_models_and_flag_missing_seeds():
-    import fig2
+    from figures import fig2
 
     rows = [{"cfg.method.name": "codistill", "cfg.schedule.name": "codistill_tuned", "run_id": "r",
              "seed": 0, "cfg.batch_scale": 1, "batch_per_model": 32, "step": 10, "model": m,

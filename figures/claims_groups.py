@@ -1,0 +1,128 @@
+"""A claim's groups of runs and their final metric over seeds: which records a group names (config
+keys or derived columns, a value, a list, or min / max), each run's final value of a metric with
+its validation samples, and the mean and standard error over seeds (figures/claims.py says how
+claims use them)."""
+import math
+from typing import NamedTuple
+
+import pandas as pd
+
+RESERVED = {"best_over", "best"}
+DERIVED = {"model_arch", "setup", "n_way", "gamma", "batch_per_model"}
+DIGITS_SAMPLES = 1797    # scikit-learn's digits: validation = 1797 - workload.train_size
+FULL_VALIDATION = {"imagenet_resnet50": 50_000, "cifar10_wrn": 10_000}
+
+
+class NotRun(Exception):
+    pass
+
+
+class Stat(NamedTuple):
+    """A group's final metric: mean and standard error over seeds, seeds, and the fewest
+    validation samples among its runs (nan when the logs do not say)."""
+    mean: float
+    se: float
+    seeds: int
+    val_samples: float = float("nan")
+
+
+def _column(records, key):
+    if key in DERIVED or f"cfg.{key}" not in records.columns:
+        if key not in records.columns:
+            raise NotRun(f"no column {key} in these logs")
+        return records[key]
+    return records[f"cfg.{key}"]
+
+
+def _matches(series, wanted):
+    if isinstance(wanted, list):
+        return pd.concat([_matches(series, w) for w in wanted], axis=1).any(axis=1)
+    if wanted is None:
+        return series.isna()
+    if isinstance(wanted, bool) or not isinstance(wanted, (int, float)):
+        return series.astype(str) == str(wanted)
+    numeric = pd.to_numeric(series, errors="coerce")
+    return (numeric - wanted).abs() <= 1e-9 * max(1.0, abs(wanted))
+
+
+def select(records, group):
+    """The records of the runs (and models) a group names."""
+    chosen = pd.Series(True, index=records.index)
+    extremes = {k: v for k, v in group.items() if v in ("min", "max") and k not in RESERVED}
+    for key, wanted in group.items():
+        if key not in RESERVED and key not in extremes:
+            chosen &= _matches(_column(records, key), wanted)
+    for key, which in extremes.items():
+        values = pd.to_numeric(_column(records, key), errors="coerce").where(chosen)
+        if values.notna().any():
+            chosen &= values == (values.max() if which == "max" else values.min())
+    return records[chosen]
+
+
+def config_val_samples(row):
+    """Validation samples of a run from its workload config (logs written before eval records
+    carried val_samples); nan when the config does not say."""
+    workload = row.get("cfg.workload.name")
+    if pd.notna(row.get("cfg.workload.val_size", float("nan"))):
+        return float(row["cfg.workload.val_size"])
+    if workload == "digits_mlp" and pd.notna(row.get("cfg.workload.train_size", float("nan"))):
+        return float(DIGITS_SAMPLES - row["cfg.workload.train_size"])
+    return float(FULL_VALIDATION.get(workload, float("nan")))
+
+
+def final_per_run(records, metric):
+    """One value per run: `metric` at the run's last record that has it, averaged over the
+    selected models, with the run's validation samples and config columns."""
+    if metric not in records.columns:
+        return pd.DataFrame(columns=["run_id", "seed", "value", "val_samples"])
+    logged_samples = ["val_samples"] if "val_samples" in records.columns else []
+    rows = records[["run_id", "seed", "step", metric, *logged_samples]].dropna(subset=[metric])
+    step = rows["step"].fillna(-1)
+    rows = rows[step == step.groupby(rows["run_id"]).transform("max")]
+    keep = [c for c in records.columns if c.startswith("cfg.") or c in DERIVED]
+    per_run = rows.groupby("run_id", as_index=False).agg(seed=("seed", "first"), value=(metric, "mean"))
+    first = records.loc[~records["run_id"].duplicated() & records["run_id"].isin(per_run["run_id"]), ["run_id", *keep]]
+    per_run = per_run.join(first.set_index("run_id"), on="run_id")
+    logged = rows.groupby("run_id")["val_samples"].min() if "val_samples" in rows.columns else {}
+    from_config = per_run.apply(config_val_samples, axis=1) if len(per_run) else per_run["run_id"]
+    per_run["val_samples"] = pd.to_numeric(per_run["run_id"].map(logged), errors="coerce").fillna(from_config)
+    return per_run
+
+
+def seed_mean(per_run):
+    values = per_run["value"]
+    if per_run["seed"].duplicated().any():
+        raise ValueError("a group mixes settings: two runs of one seed")
+    se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+    samples = pd.to_numeric(per_run["val_samples"], errors="coerce").min() if "val_samples" in per_run else math.nan
+    return Stat(float(values.mean()), se, len(values), float(samples))
+
+
+def group_stats(records, group, metric, by=None):
+    """{by value (or None): Stat} of a group's final metric."""
+    selected = select(records, group)
+    if selected.empty:
+        raise NotRun(f"no finished run matches {group}")
+    per_run = final_per_run(selected, metric)
+    if per_run.empty:
+        raise NotRun(f"no {metric} in the runs matching {group}")
+    if "best_over" in group:
+        stats = {value: seed_mean(part) for value, part in per_run.groupby(_column(per_run, group["best_over"]))}
+        pick = min if group.get("best", "min") == "min" else max
+        best = pick(stats, key=lambda v: stats[v].mean)
+        per_run = per_run[_matches(_column(per_run, group["best_over"]), best)]
+    if by is None:
+        return {None: seed_mean(per_run)}
+    keys = pd.to_numeric(_column(per_run, by), errors="coerce")
+    return {key: seed_mean(part) for key, part in per_run.groupby(keys)}
+
+
+def fmt(stat, digits=3):
+    mean, se = stat.mean, stat.se
+    text = f"{mean:.{digits}g}" if abs(mean) >= 1e4 else f"{mean:.{digits}f}"
+    return text + ("" if math.isnan(se) else f" ± {se:.{digits}f}" if abs(mean) < 1e4 else f" ± {se:.2g}")
+
+
+
+def fewest_seeds(*stat_dicts):
+    return min(s.seeds for stats in stat_dicts for s in stats.values())

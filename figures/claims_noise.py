@@ -1,0 +1,131 @@
+"""The noise of a difference between means over seeds (NOISE_SES combined standard errors plus one
+validation sample), the verdict an interval allows, what one validation sample and one seed are
+worth for each workload (Resolution), and the margins of mini-scale claims in those units."""
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .claims_groups import final_per_run
+
+HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, NOT_APPLICABLE = "holds", "does not hold", "inconclusive", "not run", "n/a"
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, NOT_APPLICABLE)
+NOISE_SES = 2            # standard errors of a difference that count as noise
+EPS = 1e-9               # floating-point slack for boundaries ("within 0.5" includes 0.5)
+TOP1_METRICS = {"val_top1", "val_top1_mean_over_models", "ensemble_top1"}
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The noise of a difference: NOISE_SES combined standard errors plus one validation sample."""
+    se: float            # combined standard error over seeds of the difference
+    sample: float        # one validation sample in the metric's units (0 where it has none)
+
+    @property
+    def width(self):
+        return NOISE_SES * self.se + self.sample
+
+    def text(self):
+        if math.isnan(self.se):
+            return "noise unknown (one seed)"
+        sample = f" + 1 sample {self.sample:.3f}" if self.sample else ""
+        return f"noise {self.width:.3f} = {NOISE_SES} s.e. {NOISE_SES * self.se:.3f}{sample}"
+
+
+def one_sample(metric, *stats):
+    """One validation sample in points of a top-1 metric (the fewest samples of the groups);
+    0 for other metrics and where the logs do not say."""
+    samples = [s.val_samples for s in stats if not math.isnan(s.val_samples)]
+    return 100.0 / min(samples) if metric in TOP1_METRICS and samples else 0.0
+
+
+def noise_of(metric, *weighted):
+    """Noise of sum(weight x mean) over (weight, Stat) pairs."""
+    se = math.sqrt(sum((w * s.se) ** 2 for w, s in weighted))
+    return Noise(se, one_sample(metric, *(s for _, s in weighted)))
+
+
+def _tri(holds, fails):
+    return HOLDS if holds else FAILS if fails else INCONCLUSIVE
+
+
+def interval_verdict(d, width, op, margin=0.0):
+    """Verdict on d (op, margin) from the interval [d - width, d + width]: holds when the whole
+    interval satisfies the claim, does not hold when none of it does, inconclusive otherwise."""
+    if math.isnan(width) or math.isnan(d):
+        return INCONCLUSIVE
+    low, high = d - width, d + width
+    if op == "greater":
+        return _tri(low > margin, high <= margin + EPS)
+    if op == "less":
+        return _tri(high < -margin, low >= -margin - EPS)
+    if op == "at_least":
+        return _tri(low >= -margin - EPS, high < -margin - EPS)
+    if op == "within":
+        return _tri(max(abs(low), abs(high)) <= margin + EPS, low > margin + EPS or high < -margin - EPS)
+    raise ValueError(f"unknown op {op!r}")
+
+
+class Resolution:
+    """What one validation sample and one seed are worth for each workload at one scale, from
+    the collected records of every figure (or of one figure, when a claim is checked alone).
+    A run several figures share counts once."""
+
+    def __init__(self, frames):
+        seen, parts = set(), []
+        for frame in frames:
+            if frame.empty or "cfg.workload.name" not in frame:
+                continue
+            parts.append(frame[~frame["run_id"].isin(seen)])
+            seen |= set(frame["run_id"])
+        self.records = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        self._finals = {}
+
+    def finals(self, metric):
+        """final_per_run of every run, with `setting`: its config without the seed."""
+        if metric not in self._finals:
+            per_run = final_per_run(self.records, metric) if not self.records.empty else pd.DataFrame()
+            if not per_run.empty:
+                config = sorted(c for c in per_run.columns if c.startswith("cfg.") and c != "cfg.seed")
+                per_run["setting"] = per_run[config].map(str).agg("|".join, axis=1)
+            self._finals[metric] = per_run
+        return self._finals[metric]
+
+    def workloads(self):
+        return sorted(self.records["cfg.workload.name"].dropna().unique()) if not self.records.empty else []
+
+    def val_samples(self, workload):
+        """Fewest validation samples over the workload's runs (nan when the logs do not say)."""
+        per_run = self.finals("val_top1")
+        if per_run.empty:
+            return float("nan")
+        return float(pd.to_numeric(per_run.loc[per_run["cfg.workload.name"] == workload, "val_samples"]).min())
+
+    def seed_se(self, workload, metric):
+        """(median over the workload's settings with >= 2 seeds of the s.e. over seeds of the
+        final metric, number of such settings)."""
+        per_run = self.finals(metric)
+        if per_run.empty:
+            return float("nan"), 0
+        mine = per_run[per_run["cfg.workload.name"] == workload]
+        ses = [runs["value"].std(ddof=1) / math.sqrt(len(runs)) for _, runs in mine.groupby("setting") if len(runs) > 1]
+        return (float(pd.Series(ses).median()) if ses else float("nan")), len(ses)
+
+
+def margin_for(check, key, context, records, metric):
+    """(margin, how it was set): the paper's at paper scale; at mini scale mini_margin_se x the
+    largest seed s.e. among the workloads of the figure's runs."""
+    if context.scale != "mini" or "mini_margin_se" not in check:
+        value = check.get(key, 0.0)
+        return value, f"{value:g}"
+    workloads = sorted(records["cfg.workload.name"].dropna().unique()) if "cfg.workload.name" in records else []
+    ses = [context.resolution.seed_se(w, metric)[0] for w in workloads]
+    se = max(ses) if ses else float("nan")
+    k = check["mini_margin_se"]
+    return k * se, f"{k:g} seed s.e. = {k * se:.3f}"
+
+
+@dataclass
+class Context:
+    scale: str
+    resolution: Resolution

@@ -1,0 +1,67 @@
+"""The translation invariants of the regime check: Figure 4's runs trained until validation NLL
+flattens, and the over-fitting stand-in's all_reduce baseline over-fits (runs of sweeps fig4 and
+iwslt_overfit)."""
+import math
+
+import pandas as pd
+
+from .regime_runs import Check, missing, seed_stats
+
+FLAT_TAIL, MAX_TAIL_DROP = 0.2, 2.0   # the last 20 % of updates lower val NLL by < 2 % of its drop
+OVERFIT_SE = 2.0
+TRANSLATION = {
+    "nll_flattened": "Fig. 4 trained until val NLL flattens: last 20 % of updates' share of its drop (%)",
+    "overfits": "over-fitting stand-in over-fits: all_reduce final - minimum val NLL (bits)",
+}
+
+
+def run_curves(records):
+    """{run_id: val NLL per update, mean over the run's models}."""
+    curves = records.groupby(["run_id", "step"])["val_nll"].mean()
+    return {run: curve.droplevel(0) for run, curve in curves.groupby(level=0)}
+
+
+def tail_share(curve):
+    """Share (%) of the drop in val NLL, from the first evaluation to the last, that the last
+    FLAT_TAIL of updates made: from the last evaluation at or before 80 % of the final update."""
+    final_step = curve.index.max()
+    tail_start = curve[curve.index <= (1 - FLAT_TAIL) * final_step].iloc[-1]
+    drop = curve.iloc[0] - curve.iloc[-1]
+    return 100 * (tail_start - curve.iloc[-1]) / drop if drop > 0 else math.nan
+
+
+def check_flattened(records):
+    bound = f"< {MAX_TAIL_DROP:g} in every method (mean over seeds)"
+    if records.empty:
+        return missing("nll_flattened", bound, "no fig4 runs")
+    shares = {run: tail_share(curve) for run, curve in run_curves(records).items()}
+    by_method = records.groupby("run_id")["cfg.method.name"].first().to_frame("method").assign(
+        share=pd.Series(shares)).groupby("method")["share"].mean()
+    worst = by_method.idxmax() if by_method.notna().all() else by_method.index[by_method.isna()][0]
+    detail = ", ".join(f"{m} {s:.1f}" for m, s in by_method.items())
+    return Check("nll_flattened", bound, by_method[worst], f"{by_method[worst]:.1f} ({worst}; {detail})",
+                 bool(by_method.notna().all() and by_method.max() < MAX_TAIL_DROP))
+
+
+def check_overfits(records):
+    """The all_reduce baseline's final val NLL lies above its minimum by more than two standard
+    errors (over seeds) of the final val NLL. Value: the mean rise over seeds."""
+    bound = f"> {OVERFIT_SE:g} seed s.e. of the final"
+    allreduce = records[records["cfg.method.name"] == "allreduce"] if not records.empty else records
+    if allreduce.empty:
+        return missing("overfits", bound, "no iwslt_overfit all_reduce runs")
+    curves = run_curves(allreduce)
+    finals = pd.Series({run: c.iloc[-1] for run, c in curves.items()})
+    rise = pd.Series({run: c.iloc[-1] - c.min() for run, c in curves.items()}).mean()
+    _, se, n = seed_stats(finals)
+    if n < 2:
+        return missing("overfits", bound, f"{n} all_reduce seed(s)")
+    lowest = {run: int(c.idxmin()) for run, c in curves.items()}
+    return Check("overfits", f"{bound} = {OVERFIT_SE * se:.3f}", rise,
+                 f"{rise:.3f} ({n} seeds; minimum at update {sorted(lowest.values())} of "
+                 f"{int(max(c.index.max() for c in curves.values()))})", rise > OVERFIT_SE * se)
+
+
+def translation_checks(name, fig4, overfit):
+    of = lambda records: records[records["cfg.workload.name"] == name] if not records.empty else records  # noqa: E731
+    return [check_flattened(of(fig4)), check_overfits(of(overfit))]
