@@ -17,7 +17,7 @@ help: ## list the targets
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	$(PYTHON_BASE) -m venv $(VENV)
-	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip install -e .
+	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip install -e '.[all]'
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv with the pinned stack (first time: ~5 min, builds fairseq)
