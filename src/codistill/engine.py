@@ -12,8 +12,7 @@ from torch.utils.data import DataLoader
 import torch.distributed as dist
 
 from . import checkpoint, runlog
-from .exchange import (CheckpointExchange, CommCounter, build_exchange, flat_parameters, load_flat_parameters,
-                       param_hash, wrap_data_parallel)
+from .exchange import CheckpointExchange, CommCounter, build_exchange, flat_parameters, param_hash, wrap_data_parallel
 from .groups import make_process_groups
 from .losses import codistill_loss
 from .progress import Progress
@@ -92,9 +91,8 @@ def train_step(state, optimizer, precision, schedules, step, batch, trace):
         group["lr"], group["weight_decay"] = schedules.lr(step), schedules.weight_decay(step)
     with precision.autocast():
         logits = state.trainable(inputs)
-        teachers = []  # no exchange (and no distillation) during burn-in, nor without codistillation
-        if step >= schedules.alpha.burn_in_steps:
-            teachers = state.exchange.teachers_logits(step, state.model, inputs, logits)
+        # No teachers (no distillation) during the exchange's burn-in, nor without codistillation.
+        teachers = state.exchange.teachers_logits(step, state.model, inputs, logits)
         if trace:
             write_trace(trace, state, step, bool(teachers))
         loss, supervised, distill = codistill_loss(logits, targets, teachers, schedules.alpha(step),
@@ -201,14 +199,11 @@ def write_trace(handle, state, step, teachers_used):
 
 
 def group_state(state, optimizer, precision, step, elapsed):
-    """Everything of this model group that a resumed run needs (saved by the group's leader)."""
-    teachers = None
-    if isinstance(state.exchange, CheckpointExchange):
-        teachers = {"vectors": [flat_parameters(t) for t in state.exchange.teachers],
-                    "source_step": state.exchange.source_step}
+    """Everything of this model group that a resumed run needs (saved by the group's leader).
+    "teachers" holds the exchange's state_dict (the stale teachers of a checkpoint exchange)."""
     return {"step": step, "elapsed": elapsed, "model": state.model.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": precision.scaler.state_dict(),
-            "teachers": teachers, "rng": torch.get_rng_state(),
+            "teachers": state.exchange.state_dict(), "rng": torch.get_rng_state(),
             "inter_node_bits": state.counter.inter_node_bits, "intra_node_bits": state.counter.intra_node_bits}
 
 
@@ -217,10 +212,7 @@ def restore(state, optimizer, precision, saved):
     state.model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     precision.scaler.load_state_dict(saved["scaler"])
-    if saved["teachers"] is not None:
-        for teacher, vector in zip(state.exchange.teachers, saved["teachers"]["vectors"]):
-            load_flat_parameters(vector, teacher)
-        state.exchange.source_step = saved["teachers"]["source_step"]
+    state.exchange.load_state_dict(saved["teachers"] or {})  # None: saved before exchanges had state
     state.counter.inter_node_bits = saved["inter_node_bits"]
     state.counter.intra_node_bits = saved["intra_node_bits"]
     torch.set_rng_state(saved["rng"])

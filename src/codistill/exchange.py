@@ -5,6 +5,11 @@
 - checkpoints: peers all_gather their flattened parameters every T updates; each rank keeps
   the stale copies as teachers and runs them forward on its own batch (Anil et al. 2018).
 
+An exchange owns its burn-in (no exchange and no teachers before update `burn_in_steps`) and
+its state (`state_dict()` / `load_state_dict()`: what a resumed run needs, e.g. the stale
+teachers). `make_exchange` builds one from plain values; `build_exchange` from a run's method
+config (a dict or an OmegaConf node).
+
 Counting convention: each collective is charged, per device, the traffic of a bandwidth-optimal
 algorithm on the tensor actually handed to it, which is the paper's Section 3 model:
 all_reduce of x costs 2|x|; all_gather of x over m ranks costs (m-1)|x|. Charges go to the
@@ -84,6 +89,12 @@ class NoExchange:
     def teachers_logits(self, step, model, inputs, logits):
         return []
 
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
 
 # method.prediction_bits -> the dtype logits travel in. 32: the paper's b_predictions. 16: float16
 # (not bfloat16: logits sit far inside float16's range, and its 11-bit significand rounds 8x finer).
@@ -93,19 +104,27 @@ WIRE_DTYPES = {32: torch.float32, 16: torch.float16}
 class PredictionExchange:
     """Every `period` updates, peers swap the logits of their (shared) mini-batch; on the other
     updates the distillation term is omitted (paper Section 3). Logits travel in `bits`-bit
-    floats (counted as such) and are used as float32 teachers."""
+    floats (counted as such) and are used as float32 teachers. Nothing is exchanged before
+    update `burn_in_steps`. Stateless: its state_dict is empty."""
 
-    def __init__(self, groups, counter, period, group_index, bits=32):
+    def __init__(self, groups, counter, period, group_index, bits=32, burn_in_steps=0):
         self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
         self.wire_dtype = WIRE_DTYPES[bits]
+        self.burn_in_steps = burn_in_steps
 
     def teachers_logits(self, step, model, inputs, logits):
-        if step % self.period != 0:
+        if step < self.burn_in_steps or step % self.period != 0:
             return []
         # The wire dtype whatever autocast computed the logits in: what b_predictions counts.
         gathered = counted_all_gather(logits.detach().to(self.wire_dtype), self.groups.peers, self.counter,
                                       self.groups.peers_span_nodes)
         return [peer.float() for index, peer in enumerate(gathered) if index != self.group_index]
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
 
 
 class CheckpointExchange:
@@ -114,11 +133,12 @@ class CheckpointExchange:
     floor(s/T)*T. Teachers run in train mode, as the peers themselves did, so only parameters
     (b_model) travel. Peers may have other architectures (Figs. 14-15): `teachers` are fresh
     instances of the peers' models, and parameter vectors of unequal length are zero-padded to
-    the longest for the all_gather (the padding is counted: it travels)."""
+    the longest for the all_gather (the padding is counted: it travels). Nothing is exchanged
+    before update `burn_in_steps`; the first exchange is at the first update after it."""
 
-    def __init__(self, groups, counter, period, group_index, model, teachers):
+    def __init__(self, groups, counter, period, group_index, model, teachers, burn_in_steps=0):
         self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
-        self.teachers = teachers
+        self.teachers, self.burn_in_steps = teachers, burn_in_steps
         for teacher in self.teachers:
             teacher.requires_grad_(False)
         sizes = [sum(p.numel() for p in m.parameters()) for m in (model, *teachers)]
@@ -138,21 +158,51 @@ class CheckpointExchange:
             load_flat_parameters(vector[:size], teacher)
 
     def teachers_logits(self, step, model, inputs, logits):
+        if step < self.burn_in_steps:
+            return []
         if self.is_due(step):
             self.refresh(model)
             self.source_step = step
         with torch.no_grad():
             return [teacher(inputs) for teacher in self.teachers]
 
+    def state_dict(self):
+        """The stale teachers (flat parameter vectors) and the update they come from."""
+        return {"vectors": [flat_parameters(t) for t in self.teachers], "source_step": self.source_step}
+
+    def load_state_dict(self, state):
+        for teacher, vector in zip(self.teachers, state["vectors"], strict=True):
+            load_flat_parameters(vector, teacher)
+        self.source_step = state["source_step"]
+
+
+EXCHANGES = ("none", "predictions", "checkpoints")
+
+
+def make_exchange(kind, groups, counter, group_index, period=1, burn_in_steps=0, prediction_bits=32,
+                  model=None, make_peer=None, n_groups=2):
+    """An exchange from plain values. kind: "none", "predictions" or "checkpoints"; groups: this
+    rank's ProcessGroups; group_index: its model group. Checkpoints need the rank's `model` and
+    make_peer(j), a fresh instance of model group j's architecture for each of the other
+    n_groups - 1 groups (the stale teachers)."""
+    if kind == "none":
+        return NoExchange()
+    if kind == "predictions":
+        return PredictionExchange(groups, counter, period, group_index, prediction_bits, burn_in_steps)
+    if kind == "checkpoints":
+        teachers = [make_peer(j) for j in range(n_groups) if j != group_index]
+        return CheckpointExchange(groups, counter, period, group_index, model, teachers, burn_in_steps)
+    raise ValueError(f"exchange {kind!r} is not one of {EXCHANGES}")
+
 
 def build_exchange(method_cfg, groups, counter, group_index, model, make_peer):
-    """make_peer(j): a fresh instance of model group j's architecture (checkpoint teachers)."""
-    if method_cfg.name in ("allreduce", "independent"):
+    """The exchange of a run's method config (a dict or an OmegaConf node, read by key).
+    make_peer(j): a fresh instance of model group j's architecture (checkpoint teachers)."""
+    if method_cfg["name"] in ("allreduce", "independent"):
         return NoExchange()
-    if method_cfg.exchange == "predictions":
-        return PredictionExchange(groups, counter, method_cfg.period, group_index,
-                                  method_cfg.get("prediction_bits", 32))
-    if method_cfg.exchange == "checkpoints":
-        teachers = [make_peer(j) for j in range(method_cfg.n) if j != group_index]
-        return CheckpointExchange(groups, counter, method_cfg.period, group_index, model, teachers)
-    raise ValueError(f"method.exchange={method_cfg.exchange!r} is not predictions or checkpoints")
+    if method_cfg["exchange"] not in ("predictions", "checkpoints"):
+        raise ValueError(f"method.exchange={method_cfg['exchange']!r} is not predictions or checkpoints")
+    return make_exchange(method_cfg["exchange"], groups, counter, group_index, period=method_cfg["period"],
+                         burn_in_steps=int(method_cfg.get("burn_in_steps", 0)),
+                         prediction_bits=method_cfg.get("prediction_bits", 32), model=model,
+                         make_peer=make_peer, n_groups=method_cfg["n"])
