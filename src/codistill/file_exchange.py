@@ -1,0 +1,62 @@
+"""Checkpoint exchange through a shared file system, with the interface of exchange.py's
+exchanges (teachers_logits, state_dict, load_state_dict): for model groups that share no process
+group (separate jobs, or machines that share only storage). The snapshots and the choice of which
+one to read are snapshots.py's (SnapshotStore, PeerReader).
+"""
+import torch
+
+from .exchange import CommCounter
+from .snapshots import PeerReader, SnapshotStore, tensor_bits
+
+
+class FileCheckpointExchange:
+    """Every `period` updates this model group's leader (publish=True) writes its parameters to
+    `store` (a SnapshotStore, or a folder); each rank reads its peers' snapshots into `teachers`
+    (fresh modules of the peers' architectures, one per other group, in group order) and runs
+    them forward on its own batch. mode "lockstep": at update s the peers' snapshot of
+    floor(s/T)*T, waiting up to timeout_s for a peer that is behind (reproducible); "async": the
+    newest there is (Anil et al. 2018). Nothing is read before update `burn_in_steps`; snapshots
+    are written from update 0 on, so peers never wait for one that will not come. `counter` is
+    charged the bits of every snapshot read (inter-node when crosses_nodes). Snapshots are kept
+    until the caller prunes them (store.prune).
+    """
+
+    def __init__(self, store, group_index, n_groups, period, teachers, mode="lockstep", timeout_s=600.0,
+                 burn_in_steps=0, counter=None, publish=True, crosses_nodes=True):
+        self.store = store if isinstance(store, SnapshotStore) else SnapshotStore(store)
+        self.group_index, self.period, self.teachers = group_index, period, list(teachers)
+        self.burn_in_steps, self.publish, self.crosses_nodes = burn_in_steps, publish, crosses_nodes
+        self.counter = counter if counter is not None else CommCounter()
+        peers = [j for j in range(n_groups) if j != group_index]
+        if len(peers) != len(self.teachers):
+            raise ValueError(f"{len(self.teachers)} teachers for {len(peers)} other model groups")
+        self.reader = PeerReader(self.store, peers, period, mode, timeout_s)
+        for teacher in self.teachers:
+            teacher.requires_grad_(False)
+        self.published_step = None
+
+    def teachers_logits(self, step, model, inputs, logits):
+        if self.publish and step % self.period == 0 and self.published_step != step:
+            self.store.publish(self.group_index, step, dict(model.named_parameters()))
+            self.published_step = step
+        if step < self.burn_in_steps:
+            return []
+        for slot, source, tensors, counted in self.reader.refresh(step):
+            if counted:
+                self.counter.charge(tensor_bits(tensors), self.crosses_nodes)
+            teacher = self.teachers[slot]
+            reference = next(teacher.parameters())
+            missing, unexpected = teacher.load_state_dict(
+                {name: tensor.to(reference.device) for name, tensor in tensors.items()}, strict=False)
+            if unexpected or {name for name, _ in teacher.named_parameters()} & set(missing):
+                raise RuntimeError(f"model {self.reader.peers[slot]}'s snapshot of update {source} does not fit "
+                                   f"its teacher (missing {missing}, unexpected {unexpected})")
+        with torch.no_grad():
+            return [teacher(inputs) for teacher in self.teachers]
+
+    def state_dict(self):
+        """The steps of the snapshots the teachers hold: a resumed run reads them again, uncounted."""
+        return {"teacher_steps": list(self.reader.steps)}
+
+    def load_state_dict(self, state):
+        self.reader.resume(state["teacher_steps"])

@@ -1,0 +1,165 @@
+"""The public API (`from codistill import ...`): importable with torch alone, built from plain
+values, exchanges owning their burn-in and state, and the exchange through files."""
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchlib import spawn  # noqa: E402
+
+FORBIDDEN = "{'hydra', 'fairseq', 'pandas', 'omegaconf'}"
+
+
+@pytest.mark.parametrize("statement", ["import codistill", "from codistill import *"])
+def test_the_api_imports_with_torch_alone(statement):
+    code = f"{statement}; import sys; found = {FORBIDDEN} & set(sys.modules); assert not found, found"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_importing_the_package_imports_no_torch_until_a_name_is_used():
+    code = ("import sys, codistill, codistill.runlog; assert 'torch' not in sys.modules; "
+            "from codistill import Codistiller, Layout, AlphaSchedule, SnapshotStore, FileCheckpointExchange; "
+            "assert 'torch' in sys.modules and Codistiller.__module__ == 'codistill.codistiller'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_every_exported_name_resolves():
+    import codistill
+
+    assert all(getattr(codistill, name) is not None for name in codistill.__all__)
+    with pytest.raises(AttributeError):
+        codistill.no_such_name  # noqa: B018
+
+
+def test_schedules_build_from_plain_dicts_as_from_omegaconf_nodes():
+    from codistill import build_schedules
+
+    schedule = {"epochs": 45, "lr": {"kind": "step", "base": 0.1, "reference_batch": 256, "warmup_epochs": 2.5,
+                                     "milestones": [18, 38, 44], "decay": 0.1},
+                "weight_decay": {"values": [1e-4, 1e-5, 0.0], "milestones": [18, 38]}}
+    method = {"alpha": 2.0, "alpha_schedule": "step", "alpha_step_factor": 0.5, "burn_in_steps": 7}
+    plain = build_schedules(schedule, method, 512, steps_per_epoch=10)
+    assert plain == build_schedules(OmegaConf.create(schedule), OmegaConf.create(method), 512, steps_per_epoch=10)
+    assert plain.alpha(6) == 0.0 and plain.alpha(7) == 2.0 and plain.alpha(180) == 1.0
+
+
+def _exchanges_from_plain_values(rank, world_size):
+    from codistill import CommCounter, Layout, build_exchange, make_process_groups
+
+    groups = make_process_groups(Layout(n_groups=2, ranks_per_group=1, ranks_per_node=1, rank=rank))
+    torch.manual_seed(rank)
+    model = torch.nn.Linear(3, 2)
+    counter = CommCounter()
+    method = {"name": "codistill", "n": 2, "exchange": "predictions", "period": 2, "burn_in_steps": 3}
+    predictions = build_exchange(method, groups, counter, rank, model, None)
+    logits = torch.full((4, 2), float(rank))
+    used = [bool(predictions.teachers_logits(step, model, None, logits)) for step in range(7)]
+    result = {"predictions_used": used, "predictions_bits": counter.inter_node_bits}
+
+    checkpoints = build_exchange({**method, "exchange": "checkpoints"}, groups, CommCounter(), rank, model,
+                                 lambda peer: torch.nn.Linear(3, 2))
+    inputs = torch.ones(1, 3)
+    before = [checkpoints.teachers_logits(step, model, inputs, None) for step in range(3)]
+    [teacher] = checkpoints.teachers_logits(4, model, inputs, None)
+    with torch.no_grad():
+        model.weight.add_(1.0)  # moves after the exchange: the teacher must not follow
+    state = checkpoints.state_dict()
+    fresh = build_exchange({**method, "exchange": "checkpoints"}, groups, CommCounter(), rank, model,
+                           lambda peer: torch.nn.Linear(3, 2))
+    fresh.load_state_dict(state)
+    [restored] = fresh.teachers_logits(5, model, inputs, None)  # no exchange at 5: the restored teacher
+    result.update(before=[len(t) for t in before], teacher=teacher.tolist(), restored=restored.tolist(),
+                  source_step=fresh.source_step,
+                  expected=torch.nn.functional.linear(inputs, *[p.detach() for p in _peer(rank)]).tolist())
+    return result
+
+
+def _peer(rank):
+    torch.manual_seed(1 - rank)
+    peer = torch.nn.Linear(3, 2)
+    return peer.weight, peer.bias
+
+
+def test_exchanges_from_plain_dicts_own_their_burn_in_and_state():
+    for result in spawn(2, _exchanges_from_plain_values):
+        # burn-in 3, period 2: teachers at updates 4 and 6 only, one all_gather of 4 x 2 floats each
+        assert result["predictions_used"] == [False, False, False, False, True, False, True]
+        assert result["predictions_bits"] == 2 * 32 * 4 * 2
+        assert result["before"] == [0, 0, 0]
+        assert result["teacher"] == result["expected"] == result["restored"]
+        assert result["source_step"] == 4
+
+
+def _codistiller_rejects(rank, world_size):
+    from codistill import Codistiller, Layout
+
+    model = torch.nn.Linear(2, 2)
+    layout = Layout(n_groups=2, ranks_per_group=1, ranks_per_node=1, rank=rank)
+    messages = []
+    for settings in ({"exchange": "logits"}, {"period": 0}, {"loss": "l1"}, {"prediction_bits": 8}):
+        try:
+            Codistiller(model, layout, **settings)
+        except ValueError as error:
+            messages.append(str(error))
+    try:
+        Codistiller(model, Layout(n_groups=2, ranks_per_group=2, ranks_per_node=2, rank=rank))
+    except ValueError as error:
+        messages.append(str(error))
+    return messages
+
+
+def test_codistiller_names_what_is_wrong():
+    messages = spawn(2, _codistiller_rejects)[0]
+    assert len(messages) == 5
+    for expected, message in zip(["exchange='logits'", "period=0", "loss='l1'", "prediction_bits=8", "4 ranks"],
+                                 messages, strict=True):
+        assert expected in message
+
+
+def test_file_exchange_teachers_are_the_peers_of_the_last_exchange_point_and_resume_uncounted(tmp_path):
+    from codistill import FileCheckpointExchange
+
+    period, steps, inputs = 3, 8, torch.eye(2)
+    owns = [{}, {}]
+    seen = [{}, {}]
+    exchanges = {}
+
+    def train(group):
+        torch.manual_seed(group)
+        model = torch.nn.Linear(2, 2, bias=False)
+        exchange = FileCheckpointExchange(tmp_path, group, 2, period, [torch.nn.Linear(2, 2, bias=False)],
+                                          timeout_s=60, burn_in_steps=2)
+        exchanges[group] = exchange
+        for step in range(steps):
+            owns[group][step] = model.weight.detach().clone()
+            teachers = exchange.teachers_logits(step, model, inputs, None)
+            seen[group][step] = teachers[0].t() if teachers else None  # eye(2) @ W^T = W^T
+            with torch.no_grad():
+                model.weight.mul_(1.5).add_(0.1)
+
+    threads = [threading.Thread(target=train, args=(group,)) for group in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    for group in range(2):
+        assert all(seen[group][step] is None for step in range(2))
+        for step in range(2, steps):
+            torch.testing.assert_close(seen[group][step], owns[1 - group][step // period * period], rtol=0, atol=0)
+    bits = 32 * 4
+    assert [exchanges[group].counter.inter_node_bits for group in range(2)] == [3 * bits] * 2  # snapshots of steps 0, 3, 6
+    # A resume at update 7 reads the held snapshot again without counting it.
+    resumed = FileCheckpointExchange(tmp_path, 0, 2, period, [torch.nn.Linear(2, 2, bias=False)], publish=False)
+    resumed.load_state_dict(exchanges[0].state_dict())
+    [teacher] = resumed.teachers_logits(7, None, inputs, None)
+    torch.testing.assert_close(teacher.t(), owns[1][6], rtol=0, atol=0)
+    assert resumed.counter.inter_node_bits == 0
