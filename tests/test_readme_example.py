@@ -12,6 +12,9 @@ import torch.nn.functional as F
 
 from conftest import ROOT
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchlib import free_port  # noqa: E402
+
 SECTION = "## Codistillation in your own training loop"
 
 
@@ -22,14 +25,6 @@ def readme_example():
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert blocks, "the section has no python code block"
     return blocks[0]
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def reference_models(alpha=0.5, period=2, steps=20):
