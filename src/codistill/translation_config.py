@@ -1,14 +1,15 @@
 """Compose-time checks of translation jobs (called by config.validate for every job of a sweep,
 single runs and dry runs). Each problem names the key, its value and what is allowed. Nothing
 here imports fairseq (seconds); the fairseq-side names are listed in codistill_fairseq."""
-from .translation_losses import ALPHA_SCHEDULES, LABEL_SMOOTHING_SCHEDULES
-from .snapshots import MODES
+from .names import LABEL_SMOOTHING_SCHEDULES, SNAPSHOT_MODES as MODES
+from .names import TRANSLATION_ALPHA_SCHEDULES as ALPHA_SCHEDULES
 
 from .translation_data import check_data_bin
 
 TRANSLATION_WORKLOADS = ("translation_mini", "wmt16_en_de", "iwslt14_de_en")
 TRANSLATION_SCHEDULES = ("ott2018", "ott2018_codistill", "iwslt_transformer", "iwslt_transformer_codistill",
-                         "translation_mini", "translation_mini_codistill")
+                         "translation_mini", "translation_mini_codistill",
+                         "ott2018_codistill_ls_decayed", "translation_mini_codistill_ls_decayed")
 SHARE_EMBEDDINGS = ("all", "decoder", "none")
 MODEL_SIZES = ("encoder_layers", "decoder_layers", "encoder_embed_dim", "decoder_embed_dim",
                "encoder_ffn_embed_dim", "decoder_ffn_embed_dim", "encoder_attention_heads",
