@@ -10,10 +10,10 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from .losses import DISTILL_LOSSES
+from .data_checks import check_cifar_root, check_imagefolder_root
+from .names import DISTILL_LOSSES, MINI_ARCHS, MINI_RESNETS, MODEL_KEYS, SCENARIOS
 from .translation_config import TRANSLATION_WORKLOADS, check_translation_job, is_translation
 from .translation_config import data_problem as translation_data_problem
-from .workloads import MINI_ARCHS, MINI_RESNETS, SCENARIOS
 
 METHODS = ("allreduce", "codistill", "independent")
 EXCHANGES = ("predictions", "checkpoints")
@@ -61,8 +61,6 @@ class ConfigError(ValueError):
 def data_problem(container):
     """Why the job's data cannot be read on this machine, or None. Checked before a run starts or
     a sweep launches (a dry run only warns: it may be preparing a cluster's jobs elsewhere)."""
-    from .workloads import check_cifar_root, check_imagefolder_root
-
     workload = container["workload"]
     if is_translation(container):
         return translation_data_problem(workload)
@@ -145,8 +143,6 @@ def _check_layout(scale, problems):
 
 def _check_models(workload, method, problems):
     """workload.models: one entry per model group with that group's own model settings."""
-    from .workloads import MODEL_KEYS
-
     models = workload.get("models")
     if models is None:
         return

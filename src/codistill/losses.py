@@ -7,7 +7,7 @@ Teachers' logits are detached: gradients flow only into model i.
 import torch
 import torch.nn.functional as F
 
-DISTILL_LOSSES = ("mse", "kl", "soft_ce")
+from .names import DISTILL_LOSSES  # noqa: F401  (re-exported)
 
 
 def distill_term(student_logits, teacher_logits, kind, temperature=1.0):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-MODES = ("lockstep", "async")
+from .names import SNAPSHOT_MODES as MODES
 
 
 class SnapshotTimeout(RuntimeError):

@@ -14,8 +14,8 @@ is the number of completed epochs, so a value "after e epochs" is used throughou
 """
 import torch
 
-ALPHA_SCHEDULES = ("constant", "exponential")
-LABEL_SMOOTHING_SCHEDULES = ("constant", "exponential")
+from .names import LABEL_SMOOTHING_SCHEDULES  # noqa: F401  (re-exported)
+from .names import TRANSLATION_ALPHA_SCHEDULES as ALPHA_SCHEDULES
 
 
 def alpha_at(alpha0, kind, gamma, epochs_done, update, burn_in_updates=0):

@@ -13,6 +13,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
+from .data_checks import CIFAR_FILES, check_cifar_root, check_imagefolder_root  # noqa: F401  (re-exported)
+from .names import MINI_ARCHS, MINI_RESNETS, MODEL_KEYS, SCENARIOS  # noqa: F401  (re-exported)
+
 
 @dataclass
 class Workload:
@@ -74,7 +77,6 @@ def mlp(sizes, seed):
 
 # Mini stand-ins for the paper's ImageNet architectures: a cheaper and a larger variant around the
 # ResNet-50 stand-in, for the mixed-architecture Figs. 14-15 (docs/mini-scale.md).
-MINI_ARCHS = {"resnet18": [128], "resnet50": [256, 256], "resnext101_32x8d": [512, 512, 512]}
 
 
 def digits_mlp(cfg):
@@ -130,7 +132,6 @@ class ResNetMLP(nn.Module):
 
 # (width, residual blocks) standing in for the paper's ImageNet architectures: ResNet-50, a
 # cheaper ResNet-18 and a larger ResNeXt-101 for the mixed-architecture Figs. 14-15.
-MINI_RESNETS = {"resnet18": (64, 1), "resnet50": (128, 2), "resnext101_32x8d": (256, 3)}
 
 
 def generated_clusters(cfg):
@@ -168,17 +169,6 @@ def clusters_resnet(cfg):
 
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def check_imagefolder_root(root):
-    """The layout ImageNet must have on disk; returns a message, or None when it is usable."""
-    root = Path(root)
-    for split in ("train", "val"):
-        split_dir = root / split
-        if not split_dir.is_dir() or not any(p.is_dir() for p in split_dir.iterdir()):
-            return (f"workload.data_root={str(root)!r}: expected {split_dir}/<class>/<image>.JPEG "
-                    "(torchvision ImageFolder layout, one folder per class, same classes in train/ and val/)")
-    return None
 
 
 def imagenet(cfg):
@@ -224,19 +214,6 @@ def multiview_mini(cfg):
 
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
-SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")
-
-
-def check_cifar_root(root):
-    folder = Path(root) / "cifar-10-batches-py"
-    missing = [name for name in CIFAR_FILES if not (folder / name).is_file()]
-    if missing:
-        return (f"workload.data_root={str(root)!r}: expected CIFAR-10's python version in {folder}/ "
-                f"({', '.join(CIFAR_FILES)}); missing: {', '.join(missing)}")
-    return None
-
-
 def cifar10(cfg):
     """CIFAR-10 from a local copy (nothing is downloaded), Wide-ResNet; with scenario != full, the
     split models of the multi-view experiment (paper Sec. 5.1, Fig. 6): model i sees split i of
@@ -279,8 +256,6 @@ def cifar10(cfg):
 
 WORKLOADS = {"digits_mlp": digits_mlp, "clusters_resnet": clusters_resnet, "imagenet": imagenet, "cifar10": cifar10, "multiview_mini": multiview_mini}
 # Settings a model group may override in workload.models (one entry per group).
-MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "clusters_resnet": {"arch"}, "imagenet": {"arch", "num_classes"},
-              "cifar10": {"num_classes"}, "multiview_mini": set()}
 # Modules each workload's ranks import; a launcher that forks imports them once beforehand.
 IMPORTS = {"digits_mlp": ["sklearn.datasets"], "clusters_resnet": [], "imagenet": ["torchvision"], "cifar10": ["torchvision"],
            "multiview_mini": []}

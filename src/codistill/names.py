@@ -1,0 +1,16 @@
+"""The names a config may use, in a module without torch: compose-time validation (`config.py`,
+`translation_config.py`) reads them here, so a dry run or a sweep's validation never imports
+torch. The modules that implement each name import them from here too."""
+
+DISTILL_LOSSES = ("mse", "kl", "soft_ce")                       # losses.py
+# Mini stand-ins of the paper's architectures (workloads.py): hidden widths of digits' MLPs, and
+# (width, residual blocks) of clusters_resnet's residual MLPs.
+MINI_ARCHS = {"resnet18": [128], "resnet50": [256, 256], "resnext101_32x8d": [512, 512, 512]}
+MINI_RESNETS = {"resnet18": (64, 1), "resnet50": (128, 2), "resnext101_32x8d": (256, 3)}
+# The model settings workload.models may give each model group, per workload (workloads.py).
+MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "clusters_resnet": {"arch"}, "imagenet": {"arch", "num_classes"},
+              "cifar10": {"num_classes"}, "multiview_mini": set()}
+SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")   # multi-view (Fig. 6)
+TRANSLATION_ALPHA_SCHEDULES = ("constant", "exponential")       # translation_losses.py
+LABEL_SMOOTHING_SCHEDULES = ("constant", "exponential")         # translation_losses.py
+SNAPSHOT_MODES = ("lockstep", "async")                          # snapshots.py
