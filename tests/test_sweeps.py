@@ -27,7 +27,7 @@ SWEEP_JOBS = {
     "wrn_pretrain": (0, 1),   # the network Fig. 6 starts from; paper scale only
     "regime": (30, 0),        # the mini stand-ins' regime check (make regime); mini scale only
     # translation (fairseq): tests/test_translation_config.py checks what they share
-    "fig4": (6, 6), "fig12": (6, 6), "table2": (12, 12), "iwslt_overfit": (6, 6),
+    "fig4": (9, 9), "fig12": (9, 9), "table2": (12, 12), "iwslt_overfit": (6, 6),
     "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),
 }
 # Figures drawn from the same runs: their sweeps list the same run ids (or a subset).
