@@ -10,7 +10,7 @@ from codistill.translation import generate_arguments, train_arguments
 from codistill.translation_config import TRANSLATION_SCHEDULES
 from conftest import compose_job
 from test_config import run_cli
-from test_sweeps import listed_run_ids
+from test_sweeps import dry_run_sweep, listed_run_ids
 
 
 def argument(argv, flag):
@@ -128,5 +128,14 @@ def test_the_ablations_reuse_fig4s_codistillation_runs(tmp_path, scale):
     """(tests/test_sweeps.py checks every sweep's job count and that fig12 lists fig4's jobs.)"""
     fig4 = set(listed_run_ids("fig4", scale, tmp_path)[1])
     codistill = {run for run in fig4 if "-codistill-" in run}
+    # Fig. 4 runs both label-smoothing variants; the ablations use the removed one (A.3), 3 seeds.
+    removed = {run for run in codistill if not any(run == job[0] and "_ls_decayed" in job[1]
+                                                   for job in fig4_jobs(scale, tmp_path))}
+    assert len(codistill) == 6 and len(removed) == 3
     for ablation in ("nmt_exchange_frequency", "alpha_gamma"):   # their 1x / gamma = 1.1 runs are Fig. 4's
-        assert set(listed_run_ids(ablation, scale, tmp_path)[1]) & fig4 == codistill
+        assert set(listed_run_ids(ablation, scale, tmp_path)[1]) & fig4 == removed
+
+
+def fig4_jobs(scale, results_root):
+    """(run id, the job's overrides) of each job that Fig. 4's dry run lists."""
+    return re.findall(rf"\] ({scale}-\S+)\s+(.*)", dry_run_sweep("fig4", scale, results_root))
