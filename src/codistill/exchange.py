@@ -83,11 +83,8 @@ def param_hash(module):
     return hashlib.sha1(vector.numpy().tobytes()).hexdigest()[:16]
 
 
-class NoExchange:
-    """all_reduce and independent training: nothing crosses between model groups."""
-
-    def teachers_logits(self, step, model, inputs, logits):
-        return []
+class Stateless:
+    """An exchange with nothing a resumed run needs: its state_dict is empty."""
 
     def state_dict(self):
         return {}
@@ -96,12 +93,19 @@ class NoExchange:
         pass
 
 
+class NoExchange(Stateless):
+    """all_reduce and independent training: nothing crosses between model groups."""
+
+    def teachers_logits(self, step, model, inputs, logits):
+        return []
+
+
 # method.prediction_bits -> the dtype logits travel in. 32: the paper's b_predictions. 16: float16
 # (not bfloat16: logits sit far inside float16's range, and its 11-bit significand rounds 8x finer).
 WIRE_DTYPES = {32: torch.float32, 16: torch.float16}
 
 
-class PredictionExchange:
+class PredictionExchange(Stateless):
     """Every `period` updates, peers swap the logits of their (shared) mini-batch; on the other
     updates the distillation term is omitted (paper Section 3). Logits travel in `bits`-bit
     floats (counted as such) and are used as float32 teachers. Nothing is exchanged before
@@ -119,12 +123,6 @@ class PredictionExchange:
         gathered = counted_all_gather(logits.detach().to(self.wire_dtype), self.groups.peers, self.counter,
                                       self.groups.peers_span_nodes)
         return [peer.float() for index, peer in enumerate(gathered) if index != self.group_index]
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
 
 
 class CheckpointExchange:
