@@ -25,13 +25,13 @@ import tarfile
 from pathlib import Path
 
 SOURCE, TARGET = "en", "de"
-SPLITS = {"train": "train.tok.clean.bpe.32000", "valid": "newstest2013.tok.bpe.32000",
-          "test": "newstest2014.tok.bpe.32000"}
+SPLIT_PREFIXES = {"train": "train.tok.clean.bpe.32000", "valid": "newstest2013.tok.bpe.32000",
+                  "test": "newstest2014.tok.bpe.32000"}
 DICTIONARY_SIZE = 32768
 
 
 def required_files(folder):
-    return [Path(folder) / f"{prefix}.{lang}" for prefix in SPLITS.values() for lang in (SOURCE, TARGET)]
+    return [Path(folder) / f"{prefix}.{lang}" for prefix in SPLIT_PREFIXES.values() for lang in (SOURCE, TARGET)]
 
 
 def find_raw(raw):
@@ -61,7 +61,7 @@ def main():
     folder = find_raw(args.raw)
     print(f"binarising {folder} into {args.out} ...", flush=True)
     subprocess.run([sys.executable, "-m", "fairseq_cli.preprocess", "--source-lang", SOURCE, "--target-lang", TARGET,
-                    *[item for split, prefix in SPLITS.items() for item in (f"--{split}pref", str(folder / prefix))],
+                    *[item for split, prefix in SPLIT_PREFIXES.items() for item in (f"--{split}pref", str(folder / prefix))],
                     "--destdir", args.out, "--nwordssrc", str(DICTIONARY_SIZE), "--nwordstgt", str(DICTIONARY_SIZE),
                     "--joined-dictionary", "--workers", str(args.workers)], check=True)
     print(f"done: export WMT16_EN_DE_DATA_BIN={Path(args.out).resolve()}")

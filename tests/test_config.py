@@ -7,7 +7,7 @@ import pytest
 
 from codistill.config import ConfigError
 from codistill.runlog import run_id
-from codistill.translation_config import TRANSLATION_SCHEDULES
+from codistill.translation.checks import TRANSLATION_SCHEDULES
 from conftest import CONF, ROOT, compose_job
 
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))

@@ -1,10 +1,11 @@
-"""The codistillation loss against hand-computed values."""
+"""The codistillation loss against hand-computed values; its token-level form (sequence models, a
+padding mask) against the per-sample form on the kept positions."""
 import math
 
 import pytest
 import torch
 
-from codistill.losses import codistill_loss, distill_term
+from codistill.losses import codistill_loss, distill_loss, distill_term
 
 
 def test_mse_between_logits_is_the_mean_over_batch_and_classes():
@@ -46,3 +47,23 @@ def test_no_teachers_means_no_distillation_term():
 def test_unknown_loss_names_the_key():
     with pytest.raises(ValueError, match="method.loss"):
         distill_term(torch.zeros(1, 2), torch.zeros(1, 2), "hinge")
+
+
+@pytest.mark.parametrize("kind", ["mse", "kl", "soft_ce"])
+def test_token_level_term_is_the_per_sample_term_summed_over_the_kept_positions(kind):
+    """[batch, length, vocab] logits with padding: the sum over kept positions equals the number
+    of kept positions times the per-sample term (torch's mean reductions) on those rows alone."""
+    generator = torch.Generator().manual_seed(0)
+    student = torch.randn(3, 5, 7, generator=generator)
+    teachers = [torch.randn(3, 5, 7, generator=generator) for _ in range(2)]
+    keep = torch.ones(3, 5, dtype=torch.bool)
+    keep[0, 3:], keep[2, 1:] = False, False
+    rows = keep.sum().item()
+    per_sample = distill_loss(student[keep], [t[keep] for t in teachers], kind, temperature=2.0)
+    # per sample: mse the mean over (row, class), kl and soft_ce the mean over rows of a sum over classes;
+    # token-level: per position the mean over classes (mse) or the sum (kl, soft_ce), summed over positions
+    expected = per_sample * rows
+    token_level = distill_loss(student, teachers, kind, temperature=2.0, keep=keep)
+    torch.testing.assert_close(token_level, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="method.loss='l1'"):
+        distill_loss(student, teachers, "l1", keep=keep)

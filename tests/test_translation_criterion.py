@@ -1,14 +1,27 @@
-"""The translation criterion (codistill_fairseq/criterion.py, codistill/translation_losses.py) against
-values computed by hand or by an independent formula on small tensors."""
+"""The translation criterion (codistill_fairseq/criterion.py) and the core's terms it uses (the
+token-level distillation term of losses.py, AlphaSchedule per epoch, translation/label_smoothing.py)
+against values computed by hand or by an independent formula on small tensors."""
 import math
 
 import pytest
 import torch
 
-from codistill.translation_losses import alpha_at, distillation_sum, label_smoothing_at
+from codistill.losses import distill_loss
+from codistill.schedules import AlphaSchedule
+from codistill.translation.label_smoothing import label_smoothing_at
 from translation_helpers import fairseq_task, mini_data  # noqa: F401  (fixtures)
 
 PAD = 1
+
+
+def distillation_sum(student, teachers, target, padding_idx):
+    """What the criterion computes: the core's distillation term, token-level, padding masked."""
+    return distill_loss(student, teachers, "mse", keep=target.ne(padding_idx))
+
+
+def alpha_at(alpha0, kind, gamma, epochs_done, update, burn_in_updates=0):
+    """What the criterion computes: the core's alpha schedule after `epochs_done` epochs."""
+    return AlphaSchedule(alpha0, kind, burn_in_steps=burn_in_updates, gamma=gamma).at(update, epochs_done)
 
 
 def test_distillation_is_the_mse_over_non_padding_tokens_averaged_over_the_vocabulary():

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from codistill.translation_config import data_problem
-from codistill.translation_data import generate_corpus
+from codistill.translation.checks import workload_data_problem
+from codistill.translation.data import generate_corpus
 from conftest import ROOT, compose_job
 
 SCRIPTS = ROOT / "scripts"
@@ -48,7 +48,7 @@ def test_the_mini_corpus_is_deterministic_and_is_a_reordered_dictionary_translat
 def test_a_missing_paper_data_bin_is_named_with_its_variable_and_script(tmp_path):
     workload = compose_job(["workload=iwslt14_transformer", "scale=paper", f"workload.data_bin={tmp_path}"],
                            tmp_path)["workload"]
-    problem = data_problem(workload)
+    problem = workload_data_problem(workload)
     assert "dict.de.txt" in problem and "IWSLT14_DE_EN_DATA_BIN" in problem
     assert "scripts/prepare_iwslt14_de_en.py" in problem
 
@@ -77,7 +77,7 @@ def test_wmt16_script_binarises_the_archive_layout_into_a_usable_data_bin(tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     workload = compose_job(["workload=wmt16_transformer_big", "scale=paper", f"workload.data_bin={out}"],
                            tmp_path)["workload"]
-    assert data_problem(workload) is None
+    assert workload_data_problem(workload) is None
     assert (out / "dict.en.txt").read_text() == (out / "dict.de.txt").read_text()   # joined dictionary
 
 

@@ -1,5 +1,6 @@
-"""Checkpoint exchange through snapshot files (codistill/snapshots.py), with real writer processes:
-a snapshot is never read half-written, lock-step reads exactly the peers' step floor(s/T)*T (and
+"""Checkpoint exchange through snapshot files (codistill/snapshots.py, the store of the core's
+FileCheckpointExchange, which the translation task uses), with real writer processes: a snapshot is
+never read half-written, lock-step reads exactly the peers' step floor(s/T)*T (and
 waits for it), asynchronous reads the newest, and n-way readers see every peer."""
 import os
 import signal
@@ -12,7 +13,7 @@ import time
 import pytest
 import torch
 
-from codistill.snapshots import PeerReader, SnapshotStore, SnapshotTimeout, tensor_bits
+from codistill.snapshots import PeerReader, SnapshotStore, SnapshotTimeout, snapshot_bits
 from conftest import ROOT
 
 SRC = ROOT / "src"
@@ -147,7 +148,7 @@ def test_n_way_every_model_reads_every_peer_and_counts_their_bits(tmp_path):
         for s in range(10):
             for slot, source, tensors, counted in reader.refresh(s):
                 assert torch.all(tensors["encoder.weight"] == 100 * peers[slot] + source)
-                received += tensor_bits(tensors)
+                received += snapshot_bits(tensors)
         # 3 exchange points (0, 4, 8), n - 1 peers, 67 float32 parameters each
         assert received == 3 * (n - 1) * 67 * 32
 
@@ -168,7 +169,6 @@ def test_snapshots_are_kept_for_the_peers_last_checkpoints(tmp_path):
         store.publish(0, step, params(step))
     store.mark_checkpointed(1, 37)   # peer 1 would resume at 37 and then read step 30
     store.mark_checkpointed(0, 55)
-    oldest_resume = min(store.checkpointed(model) for model in (0, 1))
-    store.prune(0, oldest_resume // 10 * 10)
+    store.prune_unneeded(0, n_models=2, period=10)
     assert store.steps(0) == [30, 40, 50]
     assert store.checkpointed(2) == 0                # a model with no checkpoint yet restarts at 0

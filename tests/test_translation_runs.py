@@ -17,18 +17,23 @@ import torch
 from codistill.engine import model_seed
 from codistill.launch import launch
 from codistill.runlog import is_finished, read_records, run_dir
-from codistill.translation import FAIRSEQ_ENV, run_fairseq
+from codistill.translation.processes import FAIRSEQ_ENV, run_fairseq
 from conftest import compose_job
 from test_config import run_cli
-from translation_helpers import SMALL, checkpoint_params, evals_file, hydra_version_base, records_of, without_times
+from translation_helpers import (PLUGIN_DIR, SMALL, checkpoint_params, evals_file, hydra_version_base, records_of,
+                                 without_times)
 
 CODISTILL = [*SMALL, "method=codistill", "method.alpha=0.1"]
 
 
 def load_fairseq_model(checkpoint, data_bin):
-    """A checkpoint through fairseq's own loader: (model in eval mode, task)."""
-    from fairseq import checkpoint_utils
+    """A checkpoint through fairseq's own loader: (model in eval mode, task). Its task is the plugin's,
+    which fairseq loads from --user-dir, as fairseq-generate does (the launcher does not import it)."""
+    from argparse import Namespace
 
+    from fairseq import checkpoint_utils, utils
+
+    utils.import_user_module(Namespace(user_dir=str(PLUGIN_DIR)))
     with hydra_version_base("1.1"), mock.patch.dict(os.environ, FAIRSEQ_ENV):  # fairseq pickles its config
         [model], _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)],
                                                                          arg_overrides={"data": str(data_bin)})
@@ -197,7 +202,7 @@ def test_a_killed_run_resumes_from_fairseqs_checkpoints_and_ends_with_the_same_r
 
 
 def test_a_checkpoint_torn_by_a_kill_during_fairseqs_copy_is_restored_from_the_complete_one(tmp_path):
-    from codistill.translation import FairseqFailed, repair_torn_checkpoint
+    from codistill.translation.launcher import FairseqFailed, repair_torn_checkpoint
 
     state = {"model": {"w": torch.arange(1000.0)}, "step": 7}
     torch.save(state, tmp_path / "checkpoint_best.pt")

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from codistill.runlog import read_records
-from codistill.translation import PLUGIN_DIR, run_fairseq
-from codistill.translation_data import mini_data_bin
+from codistill.translation.commands import PLUGIN_DIR
+from codistill.translation.data import mini_data_bin
+from codistill.translation.processes import run_fairseq
 from conftest import compose_job
 
 # A few hundred pairs, short runs: an epoch is 4 updates, a run 24-32 updates.

@@ -8,7 +8,7 @@ plain DDP loop). Each name is imported when first used, so that `import codistil
 
 Where things are:
   codistiller.py  Codistiller: codistillation added to an existing DDP loop
-  losses.py       the codistillation loss (Algorithm 1, line 4)
+  losses.py       the codistillation loss (Algorithm 1, line 4), per sample or token-level
   exchange.py     how model groups share predictions or checkpoints through collectives (each
                   exchange owns its burn-in and state), the bit counter, DDP with counted all_reduce
   file_exchange.py  the checkpoint exchange through files (an exchange like exchange.py's)
@@ -17,17 +17,20 @@ Where things are:
   schedules.py    learning-rate, weight-decay and alpha schedules
   engine.py       the training loop of one rank of an experiment
   checkpoint.py   crash-safe run state; launch.py starting the ranks locally or under
-                  submitit/Slurm; runlog.py run ids, run directories and metrics.jsonl
+                  submitit/Slurm (jobs.py: the job environment both launchers read); runlog.py
+                  run ids, run directories, metrics.jsonl and atomic writes
   config.py       compose-time validation (experiments; imports OmegaConf)
   workloads.py, multiview.py, wide_resnet.py, sampling.py: the experiments' data and models
-  translation*.py the translation workloads (fairseq)
+  translation/    the translation workloads, a client of the above trained by fairseq (the
+                  plugin src/codistill_fairseq adapts fairseq's hooks to this core)
 """
 import importlib
 
 # Public name -> the module defining it.
 _EXPORTS = {
     "Codistiller": "codistiller",
-    **dict.fromkeys(("codistill_loss", "distill_loss", "distill_term", "DISTILL_LOSSES"), "losses"),
+    **dict.fromkeys(("codistill_loss", "distill_loss", "distill_term", "token_distill_term", "DISTILL_LOSSES"),
+                    "losses"),
     **dict.fromkeys(("make_exchange", "build_exchange", "EXCHANGES", "NoExchange", "PredictionExchange",
                      "CheckpointExchange", "CommCounter", "counted_all_gather", "wrap_data_parallel",
                      "flat_parameters", "load_flat_parameters"), "exchange"),

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 
 from .data_checks import check_cifar_root, check_imagefolder_root
 from .names import DISTILL_LOSSES, MINI_ARCHS, MINI_RESNETS, MODEL_KEYS, SCENARIOS
-from .translation_config import TRANSLATION_WORKLOADS, check_translation_job, is_translation
-from .translation_config import data_problem as translation_data_problem
+from .translation.checks import (TRANSLATION_WORKLOADS, check_translation_job, is_translation,
+                                 workload_data_problem)
 
 METHODS = ("allreduce", "codistill", "independent")
 EXCHANGES = ("predictions", "checkpoints")
@@ -63,7 +63,7 @@ def data_problem(container):
     a sweep launches (a dry run only warns: it may be preparing a cluster's jobs elsewhere)."""
     workload = container["workload"]
     if is_translation(container):
-        return translation_data_problem(workload)
+        return workload_data_problem(workload)
     if workload["name"] == "imagenet":
         return check_imagefolder_root(workload["data_root"])
     if workload["name"] == "cifar10":
@@ -245,7 +245,7 @@ def validate(cfg):
     _check_method(container["method"], problems)
     _check_layout(container["scale"], problems)
     translation = is_translation(container)
-    if translation:  # fairseq recipes: their own schedule keys (codistill/translation_config.py)
+    if translation:  # fairseq recipes: their own schedule keys (codistill/translation/checks.py)
         check_translation_job(container, problems)
     elif container["schedule"].get("kind") == "translation":
         problems.append(f"schedule.name={container['schedule'].get('name')!r}: a translation recipe; workload "

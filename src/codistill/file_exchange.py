@@ -6,7 +6,7 @@ one to read are snapshots.py's (SnapshotStore, PeerReader).
 import torch
 
 from .exchange import CommCounter
-from .snapshots import PeerReader, SnapshotStore, tensor_bits
+from .snapshots import PeerReader, SnapshotStore, snapshot_bits
 
 
 class FileCheckpointExchange:
@@ -18,14 +18,17 @@ class FileCheckpointExchange:
     newest there is (Anil et al. 2018). Nothing is read before update `burn_in_steps`; snapshots
     are written from update 0 on, so peers never wait for one that will not come. `counter` is
     charged the bits of every snapshot read (inter-node when crosses_nodes). Snapshots are kept
-    until the caller prunes them (store.prune).
+    until the caller prunes them (store.prune), or, with prune=True, each publish removes this
+    group's snapshots that no peer can need after a resume (SnapshotStore.prune_unneeded: every
+    group marks its durable checkpoints with store.mark_checkpointed).
     """
 
     def __init__(self, store, group_index, n_groups, period, teachers, mode="lockstep", timeout_s=600.0,
-                 burn_in_steps=0, counter=None, publish=True, crosses_nodes=True):
+                 burn_in_steps=0, counter=None, publish=True, crosses_nodes=True, prune=False):
         self.store = store if isinstance(store, SnapshotStore) else SnapshotStore(store)
         self.group_index, self.period, self.teachers = group_index, period, list(teachers)
         self.burn_in_steps, self.publish, self.crosses_nodes = burn_in_steps, publish, crosses_nodes
+        self.n_groups, self.prune = n_groups, prune
         self.counter = counter if counter is not None else CommCounter()
         peers = [j for j in range(n_groups) if j != group_index]
         if len(peers) != len(self.teachers):
@@ -36,23 +39,43 @@ class FileCheckpointExchange:
         self.published_step = None
 
     def teachers_logits(self, step, model, inputs, logits):
+        if not self.prepare(step, model):
+            return []
+        with torch.no_grad():
+            return [teacher(inputs) for teacher in self.teachers]
+
+    def prepare(self, step, model):
+        """Publishes and reads the snapshots of update `step`; True when the teachers then hold
+        the peers to use at `step` (False during burn-in). For a caller that runs the teachers
+        itself (the fairseq task: its models take a batch's keyword arguments); calling it again
+        at the same step does nothing more."""
         if self.publish and step % self.period == 0 and self.published_step != step:
             self.store.publish(self.group_index, step, dict(model.named_parameters()))
             self.published_step = step
+            if self.prune:
+                self.store.prune_unneeded(self.group_index, self.n_groups, self.period)
         if step < self.burn_in_steps:
-            return []
+            return False
         for slot, source, tensors, counted in self.reader.refresh(step):
             if counted:
-                self.counter.charge(tensor_bits(tensors), self.crosses_nodes)
-            teacher = self.teachers[slot]
-            reference = next(teacher.parameters())
-            missing, unexpected = teacher.load_state_dict(
-                {name: tensor.to(reference.device) for name, tensor in tensors.items()}, strict=False)
-            if unexpected or {name for name, _ in teacher.named_parameters()} & set(missing):
-                raise RuntimeError(f"model {self.reader.peers[slot]}'s snapshot of update {source} does not fit "
-                                   f"its teacher (missing {missing}, unexpected {unexpected})")
-        with torch.no_grad():
-            return [teacher(inputs) for teacher in self.teachers]
+                self.counter.charge(snapshot_bits(tensors), self.crosses_nodes)
+            self._load(slot, source, tensors)
+        return True
+
+    def _load(self, slot, source, tensors):
+        teacher = self.teachers[slot]
+        reference = next(teacher.parameters())
+        missing, unexpected = teacher.load_state_dict(
+            {name: tensor.to(reference.device) for name, tensor in tensors.items()}, strict=False)
+        if unexpected or {name for name, _ in teacher.named_parameters()} & set(missing):
+            raise RuntimeError(f"model {self.reader.peers[slot]}'s snapshot of update {source} does not fit "
+                               f"its teacher (missing {missing}, unexpected {unexpected})")
+
+    def held_steps(self):
+        """The steps of the peers' snapshots the teachers hold, in peer order; None before the
+        first read."""
+        steps = self.reader.steps
+        return None if None in steps else list(steps)
 
     def state_dict(self):
         """The steps of the snapshots the teachers hold: a resumed run reads them again, uncounted."""

@@ -5,7 +5,6 @@
 """
 import datetime
 import os
-import socket
 
 import torch
 import torch.distributed as dist
@@ -13,18 +12,13 @@ import torch.multiprocessing as mp
 
 from .engine import train_rank
 from .groups import Layout
+from .jobs import check_world_size, free_port, job_rank
 
 
 def layout_of(config, rank=0):
     scale = config["scale"]
     return Layout(n_groups=config["method"]["n"], ranks_per_group=int(scale["ranks_per_model"]),
                   ranks_per_node=int(scale["ranks_per_node"]), rank=rank)
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _device(local_rank):
@@ -82,18 +76,6 @@ def _spawned(index, config, run_directory, rendezvous):
     run_rank(index, config, run_directory)
 
 
-def submitit_rank():
-    """(rank, local_rank) when this process is one task of a submitit job, else None."""
-    try:
-        import submitit
-
-        environment = submitit.JobEnvironment()
-    except (ImportError, RuntimeError):
-        return None
-    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-    return environment.global_rank, environment.local_rank
-
-
 def warm_imports(config):
     """Forked ranks inherit this process's modules: importing here once (seconds for sklearn and
     for torch._dynamo, which the first optimizer imports) saves it in every rank of every run of
@@ -106,32 +88,22 @@ def warm_imports(config):
         importlib.import_module(module)
 
 
-def torchrun_rank():
-    """(rank, local_rank) when the environment already names this process's rank, else None."""
-    if all(key in os.environ for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")):
-        rank = int(os.environ["RANK"])
-        return rank, int(os.environ.get("LOCAL_RANK", rank))
-    return None
-
-
 def launch(config, run_directory):
     world_size = layout_of(config).world_size
     run_directory.mkdir(parents=True, exist_ok=True)
-    task = submitit_rank() or torchrun_rank()
-    if config["workload"].get("task") == "translation":  # fairseq trains each model: translation.py
-        from .translation import launch_translation
+    task = job_rank()
+    if config["workload"].get("task") == "translation":  # fairseq trains each model: translation/launcher.py
+        from .translation.launcher import launch_translation
 
         return launch_translation(config, run_directory, task)
     if task is not None:
         rank, local_rank = task
-        if int(os.environ["WORLD_SIZE"]) != world_size:
-            raise RuntimeError(f"the job has {os.environ['WORLD_SIZE']} tasks but the run needs "
-                               f"{world_size} ranks (method.n x scale.ranks_per_model)")
+        check_world_size(world_size)
         run_rank(rank, config, run_directory, local_rank)
         return rank
     if config["launcher"]["start_method"] == "fork":
         warm_imports(config)
-    rendezvous = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(world_size))
+    rendezvous = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(world_size))
     try:
         mp.start_processes(_spawned, args=(config, run_directory, rendezvous), nprocs=world_size, join=True,
                            start_method=config["launcher"]["start_method"])

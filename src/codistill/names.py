@@ -1,5 +1,5 @@
 """The names a config may use, in a module without torch: compose-time validation (`config.py`,
-`translation_config.py`) reads them here, so a dry run or a sweep's validation never imports
+`translation/checks.py`) reads them here, so a dry run or a sweep's validation never imports
 torch. The modules that implement each name import them from here too."""
 
 DISTILL_LOSSES = ("mse", "kl", "soft_ce")                       # losses.py
@@ -11,6 +11,8 @@ MINI_RESNETS = {"resnet18": (64, 1), "resnet50": (128, 2), "resnext101_32x8d": (
 MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "clusters_resnet": {"arch"}, "imagenet": {"arch", "num_classes"},
               "cifar10": {"num_classes"}, "multiview_mini": set()}
 SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")   # multi-view (Fig. 6)
-TRANSLATION_ALPHA_SCHEDULES = ("constant", "exponential")       # translation_losses.py
-LABEL_SMOOTHING_SCHEDULES = ("constant", "exponential")         # translation_losses.py
+# Translation's alpha schedules (schedules.AlphaSchedule's, less "step": its inverse square-root LR
+# has no decays) and label-smoothing schedules (translation/label_smoothing.py).
+TRANSLATION_ALPHA_SCHEDULES = ("constant", "exponential")
+LABEL_SMOOTHING_SCHEDULES = ("constant", "exponential")
 SNAPSHOT_MODES = ("lockstep", "async")                          # snapshots.py

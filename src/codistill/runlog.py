@@ -28,6 +28,24 @@ def atomic_write_bytes(path, write):
     os.replace(temporary, path)
 
 
+def append_record(path, record):
+    """Appends one JSON line, flushed and fsynced (a crash loses at most the line being written)."""
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def keep_records(path, keep):
+    """Rewrites a JSON-lines file, atomically, with the records for which keep(record) holds (a
+    torn last line, left by a crash, is dropped); a missing file stays missing."""
+    path = Path(path)
+    if not path.exists():
+        return
+    text = "".join(json.dumps(record) + "\n" for record in read_records(path) if keep(record))
+    atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
+
+
 def identity(config):
     return {key: value for key, value in config.items() if key not in NOT_IDENTITY}
 

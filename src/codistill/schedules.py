@@ -63,6 +63,11 @@ class AlphaSchedule:
     steps_per_epoch: int = 1
 
     def __call__(self, step):
+        return self.at(step, step // self.steps_per_epoch)
+
+    def at(self, step, epochs_done):
+        """alpha at update `step` when the caller counts the epochs completed itself (fairseq:
+        its batches hold a number of tokens, so an epoch's updates are known only once it ran)."""
         if step < self.burn_in_steps:
             return 0.0
         if self.kind == "constant":
@@ -70,7 +75,7 @@ class AlphaSchedule:
         if self.kind == "step":
             return self.alpha * self.step_factor ** bisect.bisect_right(self.milestones, step)
         if self.kind == "exponential":
-            return self.alpha * self.gamma ** (step // self.steps_per_epoch)
+            return self.alpha * self.gamma ** epochs_done
         raise ValueError(f"method.alpha_schedule={self.kind!r} is not constant, step or exponential")
 
 

@@ -11,30 +11,23 @@ points a model reads its peers' snapshots:
 Snapshots hold tensors only and load with `torch.load(weights_only=True)`.
 """
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
 
+from .exchange import tensor_bits
 from .names import SNAPSHOT_MODES as MODES
+from .runlog import atomic_write_bytes
 
 
 class SnapshotTimeout(RuntimeError):
     pass
 
 
-def tensor_bits(tensors):
-    return sum(t.numel() * t.element_size() * 8 for t in tensors.values())
-
-
-def _atomic_write(path, write):
-    temporary = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(temporary, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+def snapshot_bits(tensors):
+    """Bits of a snapshot ({name: tensor}): what reading it moves between nodes."""
+    return sum(tensor_bits(tensor) for tensor in tensors.values())
 
 
 class SnapshotStore:
@@ -51,7 +44,7 @@ class SnapshotStore:
         """Writes model `model`'s parameters after `step` updates (CPU copies)."""
         self.folder(model).mkdir(parents=True, exist_ok=True)
         cpu = {name: tensor.detach().to("cpu", copy=True) for name, tensor in tensors.items()}
-        _atomic_write(self.path(model, step), lambda handle: torch.save(cpu, handle))
+        atomic_write_bytes(self.path(model, step), lambda handle: torch.save(cpu, handle))
 
     def steps(self, model):
         """Steps of the complete snapshots of `model`, ascending (temporary files are not listed)."""
@@ -122,12 +115,19 @@ class SnapshotStore:
             if step < older_than:
                 self.path(model, step).unlink(missing_ok=True)
 
+    def prune_unneeded(self, model, n_models, period):
+        """Removes model `model`'s snapshots that no peer can need any more: a peer restarts at
+        its last checkpoint c at the earliest (mark_checkpointed) and then reads steps from
+        floor(c/T)*T on."""
+        oldest_resume = min(self.checkpointed(other) for other in range(n_models))
+        self.prune(model, oldest_resume // period * period)
+
     def mark_checkpointed(self, model, step):
         """Records that model `model` has a durable fairseq checkpoint at `step`: a resumed run
         restarts there, so its peers keep their snapshots from floor(step/T)*T on."""
         self.folder(model).mkdir(parents=True, exist_ok=True)
         text = json.dumps({"step": step}).encode()
-        _atomic_write(self.folder(model) / "checkpointed.json", lambda handle: handle.write(text))
+        atomic_write_bytes(self.folder(model) / "checkpointed.json", lambda handle: handle.write(text))
 
     def checkpointed(self, model):
         path = self.folder(model) / "checkpointed.json"

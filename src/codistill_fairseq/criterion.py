@@ -5,7 +5,10 @@ between logits (paper Algorithm 1, line 4; Appendix A.3 for translation).
     loss_i = CE_eps(e)(y, f_i(x)) + alpha(e) * 1/(n-1) * sum_{j != i} MSE(f_i(x), f_j(x))
 
 The teachers f_j are the peers' parameters that the task (`codistill_translation`) read at its
-last exchange point; with any other task, or in validation, the distillation term is omitted.
+last exchange point; with any other task, or in validation, the distillation term is omitted. The
+terms are the codistill core's: the token-level distillation term (losses.distill_loss with the
+padding mask), alpha (schedules.AlphaSchedule, per completed epoch); label smoothing's schedule is
+codistill.translation.label_smoothing's.
 """
 import math
 from dataclasses import dataclass, field
@@ -16,14 +19,16 @@ from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossE
 from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 
-from codistill.translation_losses import (ALPHA_SCHEDULES, LABEL_SMOOTHING_SCHEDULES, alpha_at,
-                                           distillation_sum, label_smoothing_at)
+from codistill.losses import distill_loss
+from codistill.names import LABEL_SMOOTHING_SCHEDULES, TRANSLATION_ALPHA_SCHEDULES
+from codistill.schedules import AlphaSchedule
+from codistill.translation.label_smoothing import label_smoothing_at
 
 
 @dataclass
 class CodistillCriterionConfig(LabelSmoothedCrossEntropyCriterionConfig):
     codistill_alpha: float = field(default=1.0, metadata={"help": "alpha_0: weight of the distillation term"})
-    alpha_schedule: ChoiceEnum(ALPHA_SCHEDULES) = field(
+    alpha_schedule: ChoiceEnum(TRANSLATION_ALPHA_SCHEDULES) = field(
         default="constant", metadata={"help": "constant, or exponential: alpha_0 * gamma^(epochs done)"})
     alpha_gamma: float = field(default=1.1, metadata={"help": "gamma of the exponential alpha schedule"})
     label_smoothing_schedule: ChoiceEnum(LABEL_SMOOTHING_SCHEDULES) = field(
@@ -40,7 +45,9 @@ class CodistillCriterion(LabelSmoothedCrossEntropyCriterion):
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
         self.epsilon0, self.label_smoothing_schedule = label_smoothing, str(label_smoothing_schedule)
         self.label_smoothing_decay = label_smoothing_decay
-        self.alpha0, self.alpha_schedule, self.alpha_gamma = codistill_alpha, str(alpha_schedule), alpha_gamma
+        # burn-in is the task's (no teachers before it); a task without one has none
+        self.alpha = AlphaSchedule(float(codistill_alpha), str(alpha_schedule), gamma=float(alpha_gamma),
+                                   burn_in_steps=getattr(task, "burn_in_updates", 0))
 
     def _epochs_done(self):
         return getattr(self.task, "epoch", 1) - 1
@@ -50,8 +57,7 @@ class CodistillCriterion(LabelSmoothedCrossEntropyCriterion):
                                   self._epochs_done())
 
     def current_alpha(self):
-        return alpha_at(self.alpha0, self.alpha_schedule, self.alpha_gamma, self._epochs_done(),
-                        getattr(self.task, "update", 0), getattr(self.task, "burn_in_updates", 0))
+        return self.alpha.at(getattr(self.task, "update", 0), self._epochs_done())
 
     def forward(self, model, sample, reduce=True):
         self.eps = self.current_label_smoothing()
@@ -64,7 +70,7 @@ class CodistillCriterion(LabelSmoothedCrossEntropyCriterion):
         loss, distill, alpha = ce_loss, ce_loss.new_zeros(()), self.current_alpha()
         if teachers:
             target = model.get_targets(sample, net_output)
-            distill = distillation_sum(net_output[0], teachers, target, self.padding_idx)
+            distill = distill_loss(net_output[0], teachers, "mse", keep=target.ne(self.padding_idx))
             loss = ce_loss + alpha * distill
         if model.training:
             self.task.last_alpha, self.task.last_label_smoothing = alpha, self.eps

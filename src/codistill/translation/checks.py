@@ -1,10 +1,9 @@
 """Compose-time checks of translation jobs (called by config.validate for every job of a sweep,
 single runs and dry runs). Each problem names the key, its value and what is allowed. Nothing
-here imports fairseq (seconds); the fairseq-side names are listed in codistill_fairseq."""
-from .names import LABEL_SMOOTHING_SCHEDULES, SNAPSHOT_MODES as MODES
-from .names import TRANSLATION_ALPHA_SCHEDULES as ALPHA_SCHEDULES
-
-from .translation_data import check_data_bin
+here imports torch or fairseq: the names allowed are codistill.names', which the fairseq plugin
+offers as its choices too."""
+from ..names import LABEL_SMOOTHING_SCHEDULES, SNAPSHOT_MODES, TRANSLATION_ALPHA_SCHEDULES
+from .data import SPLITS, check_data_bin
 
 TRANSLATION_WORKLOADS = ("translation_mini", "wmt16_en_de", "iwslt14_de_en")
 TRANSLATION_SCHEDULES = ("ott2018", "ott2018_codistill", "iwslt_transformer", "iwslt_transformer_codistill",
@@ -15,7 +14,6 @@ MODEL_SIZES = ("encoder_layers", "decoder_layers", "encoder_embed_dim", "decoder
                "encoder_ffn_embed_dim", "decoder_ffn_embed_dim", "encoder_attention_heads",
                "decoder_attention_heads")
 DROPOUTS = ("dropout", "attention_dropout", "activation_dropout")
-SPLITS = ("train", "valid", "test")
 
 
 def is_translation(container):
@@ -75,8 +73,8 @@ def check_workload(workload, problems):
     for key, low in (("max_tokens", 1), ("log_interval", 1), ("loader_workers", 0), ("required_batch_size_multiple", 1)):
         _check(problems, f"workload.{key}", workload.get(key), _number(workload.get(key), low, integer=True),
                f"must be an integer >= {low}")
-    _check(problems, "workload.exchange_mode", workload.get("exchange_mode"), workload.get("exchange_mode") in MODES,
-           f"allowed: {', '.join(MODES)}")
+    _check(problems, "workload.exchange_mode", workload.get("exchange_mode"), workload.get("exchange_mode") in SNAPSHOT_MODES,
+           f"allowed: {', '.join(SNAPSHOT_MODES)}")
     _check(problems, "workload.exchange_timeout_s", workload.get("exchange_timeout_s"),
            _number(workload.get("exchange_timeout_s"), 0, low_open=True), "must be > 0 seconds")
     _check_generation(workload, problems)
@@ -122,9 +120,9 @@ def check_method(method, problems):
     if method.get("loss") != "mse":
         problems.append(f"method.loss={method.get('loss')!r}: the translation criterion implements the paper's "
                         "MSE between logits only; use method.loss=mse")
-    if method.get("alpha_schedule") not in ALPHA_SCHEDULES:
+    if method.get("alpha_schedule") not in TRANSLATION_ALPHA_SCHEDULES:
         problems.append(f"method.alpha_schedule={method.get('alpha_schedule')!r}: translation allows "
-                        f"{', '.join(ALPHA_SCHEDULES)} (the inverse square-root LR has no decays for 'step')")
+                        f"{', '.join(TRANSLATION_ALPHA_SCHEDULES)} (the inverse square-root LR has no decays for 'step')")
 
 
 def check_translation_job(container, problems):
@@ -149,8 +147,9 @@ def check_translation_job(container, problems):
            "translation runs validate and save every whole number >= 1 of epochs")
 
 
-def data_problem(workload):
-    """None when the job's data can be read here (the mini corpus is generated on first use)."""
+def workload_data_problem(workload):
+    """Why a translation workload's data cannot be read here (config.data_problem's translation
+    part), or None when it can (the mini corpus is generated on first use)."""
     if workload.get("data_bin") is None and workload.get("name") == "translation_mini":
         return None
     return check_data_bin(workload)

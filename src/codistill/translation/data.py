@@ -16,7 +16,7 @@ import random
 import shutil
 from pathlib import Path
 
-SPLITS = ("train", "valid", "test")
+SPLITS = ("train", "valid", "test")   # fairseq-preprocess's subsets; generation reads one
 
 
 def expected_files(data_bin, source, target):

@@ -1,0 +1,140 @@
+"""fairseq in child processes forked from this one (fairseq and torch are imported once for a whole
+sweep, and forked ranks inherit them). fairseq runs in its own process, so the unsafe checkpoint
+loading it needs on torch >= 2.6 (FAIRSEQ_ENV) and its Hydra set-up stay out of this one; a child
+dies with its parent, and a failed one stops the others with an error naming its log."""
+import multiprocessing
+import os
+import signal
+import sys
+from pathlib import Path
+
+# fairseq's checkpoints pickle argparse.Namespace; torch >= 2.6 refuses them unless told otherwise.
+FAIRSEQ_ENV = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+
+
+def cuda_available():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def gpu_of(local_rank):
+    """The GPU of a rank on its node (ranks share GPUs round-robin when there are fewer)."""
+    import torch
+
+    return local_rank % torch.cuda.device_count()
+
+
+def _fairseq_entry(tool):
+    if tool == "train":
+        from fairseq_cli.train import cli_main
+    elif tool == "generate":
+        from fairseq_cli.generate import cli_main
+    elif tool == "preprocess":
+        from fairseq_cli.preprocess import cli_main
+    else:
+        raise ValueError(tool)
+    return cli_main
+
+
+def import_fairseq():
+    """Import fairseq (seconds) once in this process: forked ranks inherit it. The plugin is not
+    imported here: each fairseq process loads it from --user-dir."""
+    import fairseq_cli.generate  # noqa: F401
+    import fairseq_cli.preprocess  # noqa: F401
+    import fairseq_cli.train  # noqa: F401
+
+
+def _die_with_parent(parent):
+    """A fairseq process must not outlive the process that started it (a killed launcher would
+    leave ranks writing into a run directory that a rerun resumes): Linux's parent-death signal."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _child(tool, argv, log_path, threads, parent, gpu):
+    """Body of a forked fairseq process: its own log file, environment, GPU and Hydra version base."""
+    import logging
+
+    import torch
+    from hydra import version
+
+    _die_with_parent(parent)
+    if gpu is not None:  # fairseq selects a device only for distributed ranks; a single-rank model needs it too
+        torch.cuda.set_device(gpu)
+    os.environ.update(FAIRSEQ_ENV)
+    os.environ["CODISTILL_PROGRESS_FD"] = str(os.dup(1))
+    log = open(log_path, "a", buffering=1)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.stdout = sys.stderr = log  # also when the parent had replaced them (pytest's capture)
+    logging.root.handlers = []
+    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO,
+                        stream=sys.stdout, force=True)
+    torch.set_num_threads(threads)
+    version.setbase("1.1")  # fairseq composes its own config through hydra.experimental (Hydra 1.1 API)
+    sys.argv = [f"fairseq-{tool}", *argv]
+    _fairseq_entry(tool)()
+    sys.stdout.flush()
+
+
+def start_fairseq(tool, argv, log_path, threads=1, gpu=None):
+    """Forks a process running `fairseq-<tool> argv` (on GPU `gpu`), its output appended to log_path."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        log.write(f"\n$ fairseq-{tool} {' '.join(argv)}\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    process = multiprocessing.get_context("fork").Process(
+        target=_child, args=(tool, argv, str(log_path), threads, os.getpid(), gpu), name=f"fairseq-{tool}")
+    process.start()
+    return process
+
+
+def log_tail(log_path, lines=15):
+    try:
+        return "".join(Path(log_path).read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+class FairseqFailed(RuntimeError):
+    pass
+
+
+def wait_all(processes, run_directory):
+    """processes: {(group, rank): (process, log path)}. Waits for all; when one fails, stops the
+    others and raises an error naming the model, the rank and its log."""
+    try:
+        while processes:
+            for key, (process, log_path) in list(processes.items()):
+                process.join(timeout=0.05)
+                if process.exitcode is None:
+                    continue
+                del processes[key]
+                if process.exitcode != 0:
+                    group, rank = key
+                    raise FairseqFailed(
+                        f"model {group} (rank {rank} of its group) exited with code {process.exitcode}; the other "
+                        f"models were stopped. Its log {log_path} ends with:\n{log_tail(log_path)}\nRerun the same "
+                        f"command to resume every model from its last checkpoint in {run_directory}")
+    finally:
+        for process, _ in processes.values():
+            if process.is_alive():
+                process.terminate()
+        for process, _ in processes.values():
+            process.join(timeout=10)
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGKILL)
+                process.join()
+
+
+def run_fairseq(tool, argv, log_path, threads=1):
+    process = start_fairseq(tool, argv, log_path, threads)
+    process.join()
+    if process.exitcode != 0:
+        raise FairseqFailed(f"fairseq-{tool} exited with code {process.exitcode}; {log_path} ends with:\n"
+                            f"{log_tail(log_path)}")

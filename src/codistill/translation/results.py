@@ -1,0 +1,93 @@
+"""The end of a translation run: BLEU of every model's final checkpoint (fairseq's beam search,
+scored with sacreBLEU), and metrics.jsonl assembled from the models' own records, in the layout a
+vision run's has (header, eval records, test records, end record)."""
+import json
+import shutil
+import time
+from pathlib import Path
+
+from .. import runlog
+from .commands import generate_arguments, model_dir, shape
+from .processes import cuda_available, run_fairseq
+
+
+def start_log(config, run_directory):
+    """metrics.jsonl starts as the header alone; the records are assembled when the run ends."""
+    path = Path(run_directory) / runlog.METRICS_FILE
+    if path.exists() and [record["kind"] for record in runlog.read_records(path)[:1]] == ["header"]:
+        return
+    text = json.dumps(header(config)) + "\n"
+    runlog.atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
+
+
+def header(config):
+    record = runlog.header(config)
+    record["scale_note"] = config["workload"].get("note") or record["scale_note"]
+    return record
+
+
+def read_generation(path):
+    """(hypotheses, references) of a fairseq-generate output file, in sentence order: its H- lines
+    (id, score, hypothesis) and T- lines (id, reference), BPE already removed by --remove-bpe."""
+    hypotheses, references = {}, {}
+    for line in Path(path).read_text().splitlines():
+        tag, _, rest = line.partition("-")
+        fields = rest.split("\t")
+        if tag == "H" and len(fields) == 3:
+            hypotheses[int(fields[0])] = fields[2]
+        elif tag == "T" and len(fields) == 2:
+            references[int(fields[0])] = fields[1]
+    if set(hypotheses) != set(references) or not hypotheses:
+        raise ValueError(f"{path}: {len(hypotheses)} hypotheses for {len(references)} references")
+    order = sorted(hypotheses)
+    return [hypotheses[i] for i in order], [references[i] for i in order]
+
+
+def corpus_bleu(hypotheses, references, tokenize):
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU(tokenize=tokenize)
+    return metric.corpus_score(hypotheses, [references]), str(metric.get_signature())
+
+
+def test_record(config, run_directory, data_bin, group, step):
+    """BLEU of model `group`'s final checkpoint: fairseq's beam search, scored with sacrebleu."""
+    folder = model_dir(run_directory, group)
+    done = folder / "test.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    generation = config["workload"]["generation"]
+    run_fairseq("generate", generate_arguments(config, run_directory, data_bin, group, cuda_available()),
+                folder / "generate.log")
+    hypotheses, references = read_generation(folder / f"generate-{generation['subset']}.txt")
+    score, signature = corpus_bleu(hypotheses, references, config["workload"]["bleu_tokenize"])
+    record = {"kind": "test", "model": group, "step": step, "subset": generation["subset"], "bleu": score.score,
+              "bleu_signature": signature, "beam": generation["beam"], "lenpen": generation["lenpen"],
+              "sentences": len(hypotheses)}
+    runlog.atomic_write_bytes(done, lambda handle: handle.write(json.dumps(record).encode()))
+    return record
+
+
+def finish(config, run_directory, data_bin):
+    """BLEU of every model, then metrics.jsonl = header, every eval record (by step, then model),
+    the test records, and the end record; the exchange snapshots are removed."""
+    n, _ = shape(config)
+    evals = []
+    for group in range(n):
+        evals += runlog.read_records(model_dir(run_directory, group) / "evals.jsonl")
+    evals.sort(key=lambda record: (record["step"], record["model"]))
+    final_step = {group: max((r["step"] for r in evals if r["model"] == group), default=0) for group in range(n)}
+    started = time.monotonic()
+    tests = [test_record(config, run_directory, data_bin, group, final_step[group]) for group in range(n)]
+    path = Path(run_directory) / runlog.METRICS_FILE
+    first = runlog.read_records(path)[:1] if path.exists() else []
+    head = first[0] if first and first[0]["kind"] == "header" else header(config)
+    train_time = max((r["wall_time"] for r in evals), default=0.0)
+    end = {"kind": "end", "steps": max(final_step.values()), "wall_time": train_time + time.monotonic() - started}
+    text = "".join(json.dumps(record) + "\n" for record in [head, *evals, *tests, end])
+    runlog.atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
+    shutil.rmtree(Path(run_directory) / "exchange", ignore_errors=True)
+    tag = "[MINI] " if config["scale"]["name"] == "mini" else ""
+    for record in tests:
+        print(f"{tag}model {record['model']}: BLEU {record['bleu']:.2f} on {record['subset']} "
+              f"({record['sentences']} sentences)", flush=True)
