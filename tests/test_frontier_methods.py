@@ -162,6 +162,19 @@ def test_a_run_killed_mid_period_resumes_to_the_uninterrupted_log(tmp_path, meth
     assert last["step"] == 180 and last["comm_bits_inter_node"] == averagings * 2 * b_model(container)
 
 
+def test_a_killed_powersgd_run_resumes_with_one_uncompressed_update(tmp_path):
+    """PowerSGD's memories are keyed by DDP's buckets, which a new DDP lays out anew after its
+    first update: a resumed run all_reduces that update whole, then compresses again."""
+    overrides = ["workload=digits_mlp", "method=powersgd", "method.start_iter=2", *SHORT,
+                 "schedule.epochs=5", "schedule.lr.milestones=[3]"]
+    killed_after_first_commit(overrides, tmp_path)
+    container = run_to_the_end(overrides, tmp_path)
+    last = [r for r in soak_resume.log_without_wall_time(tmp_path) if r["kind"] == "eval"][-1]
+    factors, whole = powersgd_elements(fresh_model(container), 2, 2), b_model(container)
+    assert last["step"] == 90
+    assert last["comm_bits_inter_node"] == (2 + 1) * 2 * whole + (90 - 2 - 1) * 2 * 32 * factors
+
+
 @pytest.mark.parametrize("overrides, named", [
     (["method=powersgd", "method.rank=0"], "method.rank=0"),
     (["method=powersgd", "method.start_iter=1"], "method.start_iter=1"),

@@ -135,7 +135,8 @@ def _check_powersgd(method, problems):
     if method.get("n") != 1:
         problems.append(f"method.n={method.get('n')!r}: powersgd trains one model over all ranks; use method.n=1")
     if not _is_int(method.get("rank"), 1):
-        problems.append(f"method.rank={method.get('rank')!r}: PowerSGD's matrix approximation rank must be an integer >= 1")
+        problems.append(f"method.rank={method.get('rank')!r}: PowerSGD's matrix approximation rank must be an "
+                        "integer >= 1")
     for key in ("error_feedback", "warm_start"):
         if not isinstance(method.get(key), bool):
             problems.append(f"method.{key}={method.get(key)!r}: must be true or false")
