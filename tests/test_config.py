@@ -17,7 +17,7 @@ GROUPS["schedule"] = [name for name in GROUPS["schedule"] if name not in TRANSLA
 
 
 def test_every_group_has_its_options():
-    assert GROUPS["method"] == ["allreduce", "codistill", "independent"]
+    assert GROUPS["method"] == ["allreduce", "codistill", "diloco", "independent", "localsgd", "powersgd"]
     assert GROUPS["scale"] == ["mini", "paper"]
     assert {"local", "submitit_local"} <= set(GROUPS["launcher"])
 
@@ -27,7 +27,7 @@ def test_every_group_has_its_options():
 def test_every_combination_composes_and_validates(tmp_path, method, scale, schedule):
     job = compose_job([f"method={method}", f"scale={scale}", f"schedule={schedule}"], tmp_path)
     assert job["scale"]["name"] == scale and job["method"]["name"] == method
-    expected_ranks = {"mini": 1, "paper": 8}[scale] * (2 if method == "allreduce" else 1)
+    expected_ranks = {"mini": 1, "paper": 8}[scale] * (2 if method in ("allreduce", "powersgd") else 1)
     assert job["scale"]["ranks_per_model"] == expected_ranks
 
 

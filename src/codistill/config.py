@@ -15,7 +15,7 @@ from .names import DISTILL_LOSSES, MINI_ARCHS, MINI_RESNETS, MODEL_KEYS, SCENARI
 from .translation.checks import (TRANSLATION_WORKLOADS, check_translation_job, is_translation,
                                  workload_data_problem)
 
-METHODS = ("allreduce", "codistill", "independent")
+METHODS = ("allreduce", "codistill", "independent", "powersgd", "localsgd", "diloco")
 EXCHANGES = ("predictions", "checkpoints")
 PREDICTION_BITS = (32, 16)
 ALPHA_SCHEDULES = ("constant", "step", "exponential")
@@ -90,6 +90,9 @@ def _check_method(method, problems):
         problems.append(f"method.n={n!r}: allreduce trains one model; use method.n=1")
     if name == "independent" and not (isinstance(n, int) and n >= 1):
         problems.append(f"method.n={n!r}: independent needs an integer n >= 1")
+    if name in FRONTIER_CHECKS:
+        FRONTIER_CHECKS[name](method, problems)
+        return
     if name != "codistill":
         return
     if not (isinstance(n, int) and n >= 2):
@@ -122,6 +125,52 @@ def _check_method(method, problems):
     if method.get("exchange") == "predictions" and not method.get("coordinated_sampling"):
         problems.append("method.coordinated_sampling=false: exchanging predictions needs every "
                         "model to see the same mini-batch; set it true or use method.exchange=checkpoints")
+
+
+def _is_int(value, minimum):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_powersgd(method, problems):
+    if method.get("n") != 1:
+        problems.append(f"method.n={method.get('n')!r}: powersgd trains one model over all ranks; use method.n=1")
+    if not _is_int(method.get("rank"), 1):
+        problems.append(f"method.rank={method.get('rank')!r}: PowerSGD's matrix approximation rank must be an "
+                        "integer >= 1")
+    for key in ("error_feedback", "warm_start"):
+        if not isinstance(method.get(key), bool):
+            problems.append(f"method.{key}={method.get(key)!r}: must be true or false")
+    start, memories = method.get("start_iter"), method.get("error_feedback") or method.get("warm_start")
+    if not _is_int(start, 2 if memories else 0):
+        problems.append(f"method.start_iter={start!r}: must be an integer >= {2 if memories else 0} (torch's "
+                        "PowerSGDState needs >= 2 with error_feedback or warm_start: DDP rebuilds its buckets "
+                        "after the first update)")
+    rate = method.get("min_compression_rate")
+    if isinstance(rate, bool) or not (isinstance(rate, (int, float)) and rate >= 0):
+        problems.append(f"method.min_compression_rate={rate!r}: must be a number >= 0")
+
+
+def _check_averaging(method, problems):
+    """localsgd and diloco: n groups averaged every `period` updates."""
+    name, n = method["name"], method.get("n")
+    if not _is_int(n, 2):
+        problems.append(f"method.n={n!r}: {name} averages n >= 2 model groups; use an integer n >= 2")
+    if not _is_int(method.get("period"), 1):
+        problems.append(f"method.period={method.get('period')!r}: H (updates between averagings) must be an "
+                        "integer >= 1")
+    if name == "localsgd" and not _is_int(method.get("warmup_steps"), 0):
+        problems.append(f"method.warmup_steps={method.get('warmup_steps')!r}: must be an integer >= 0 (0: no "
+                        "post-local SGD warm-up)")
+    if name != "diloco":
+        return
+    outer_lr, momentum = method.get("outer_lr"), method.get("outer_momentum")
+    if isinstance(outer_lr, bool) or not (isinstance(outer_lr, (int, float)) and outer_lr > 0):
+        problems.append(f"method.outer_lr={outer_lr!r}: must be a number > 0")
+    if isinstance(momentum, bool) or not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+        problems.append(f"method.outer_momentum={momentum!r}: must be a number in [0, 1)")
+
+
+FRONTIER_CHECKS = {"powersgd": _check_powersgd, "localsgd": _check_averaging, "diloco": _check_averaging}
 
 
 def _check_layout(scale, problems):

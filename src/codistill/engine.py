@@ -12,9 +12,10 @@ from torch.utils.data import DataLoader
 import torch.distributed as dist
 
 from . import checkpoint, runlog
-from .exchange import CheckpointExchange, CommCounter, build_exchange, flat_parameters, param_hash, wrap_data_parallel
+from .exchange import CheckpointExchange, CommCounter, NoExchange, build_exchange, flat_parameters, param_hash
 from .groups import make_process_groups
 from .losses import codistill_loss
+from .methods import OWN_METHODS, build_method, sampling_layout
 from .progress import Progress
 from .sampling import CoordinatedBatchSampler, EvalShardSampler, data_subset
 from .schedules import run_schedules
@@ -56,6 +57,7 @@ class RankState:
     exchange: object
     distill_kind: str = "mse"    # method.loss and method.temperature, read once: an OmegaConf
     temperature: float = 1.0     # lookup every update costs more than a mini model's update
+    method: object = None        # methods.py: wraps the model, acts after each update, has state
 
 
 def _to(device, batch, channels_last=False):
@@ -179,15 +181,19 @@ def records(table, step, schedules, counter, wall_time, batch_per_model):
 def build_rank_state(cfg, layout, workload, device):
     groups = make_process_groups(layout)
     group = layout.group_index
-    init_seed = cfg.init_seed if cfg.init_seed is not None else model_seed(cfg.seed, group)
+    init_group = sampling_layout(cfg.method, layout).group_index  # local SGD, DiLoCo: model 0's init
+    init_seed = cfg.init_seed if cfg.init_seed is not None else model_seed(cfg.seed, init_group)
     memory_format = torch.channels_last if cfg.workload.get("channels_last", False) else torch.preserve_format
     model = workload.make_model(init_seed, model_spec(cfg, group)).to(device, memory_format=memory_format)
     counter = CommCounter()
     make_peer = lambda peer: workload.make_model(0, model_spec(cfg, peer)).to(device, memory_format=memory_format)  # noqa: E731,E501
-    exchange = build_exchange(cfg.method, groups, counter, group, model, make_peer)
-    return RankState(cfg, layout, device, groups, model, wrap_data_parallel(model, groups, counter),
+    exchange = (NoExchange() if cfg.method.name in OWN_METHODS
+                else build_exchange(cfg.method, groups, counter, group, model, make_peer))
+    method = build_method(cfg.method, layout, groups, counter)
+    return RankState(cfg, layout, device, groups, model, method.wrap(model),
                      flat_parameters(model).clone(), counter, exchange,
-                     distill_kind=cfg.method.get("loss", "mse"), temperature=float(cfg.method.get("temperature", 1.0)))
+                     distill_kind=cfg.method.get("loss", "mse"), temperature=float(cfg.method.get("temperature", 1.0)),
+                     method=method)
 
 
 def write_trace(handle, state, step, teachers_used):
@@ -203,7 +209,7 @@ def group_state(state, optimizer, precision, step, elapsed):
     "teachers" holds the exchange's state_dict (the stale teachers of a checkpoint exchange)."""
     return {"step": step, "elapsed": elapsed, "model": state.model.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": precision.scaler.state_dict(),
-            "teachers": state.exchange.state_dict(), "rng": torch.get_rng_state(),
+            "teachers": state.exchange.state_dict(), "method": state.method.state_dict(), "rng": torch.get_rng_state(),
             "inter_node_bits": state.counter.inter_node_bits, "intra_node_bits": state.counter.intra_node_bits}
 
 
@@ -213,6 +219,7 @@ def restore(state, optimizer, precision, saved):
     optimizer.load_state_dict(saved["optimizer"])
     precision.scaler.load_state_dict(saved["scaler"])
     state.exchange.load_state_dict(saved["teachers"] or {})  # None: saved before exchanges had state
+    state.method.load_state_dict(saved.get("method") or {})
     state.counter.inter_node_bits = saved["inter_node_bits"]
     state.counter.intra_node_bits = saved["intra_node_bits"]
     torch.set_rng_state(saved["rng"])
@@ -237,10 +244,12 @@ def train_rank(config, layout, run_directory, device):
     workload = build_workload(cfg.workload)
     train_set = data_subset(workload.train_set, cfg.data)
     batch_per_model = int(cfg.scale.batch_per_rank) * layout.ranks_per_group
-    sampler = CoordinatedBatchSampler(len(train_set), batch_per_model, layout.ranks_per_group,
-                                      layout.rank_in_group, order_seed(cfg, layout.group_index))
+    sampled = sampling_layout(cfg.method, layout)  # local SGD, DiLoCo: all_reduce's global batch
+    sampled_batch = int(cfg.scale.batch_per_rank) * sampled.ranks_per_group
+    sampler = CoordinatedBatchSampler(len(train_set), sampled_batch, sampled.ranks_per_group,
+                                      sampled.rank_in_group, order_seed(cfg, sampled.group_index))
     if len(sampler) == 0:
-        raise ValueError(f"a batch of {batch_per_model} per model is larger than the training set "
+        raise ValueError(f"a batch of {sampled_batch} per model is larger than the training set "
                          f"({len(train_set)} samples): lower scale.batch_per_rank or batch_scale")
     loader_options = dict(collate_fn=workload.collate, num_workers=cfg.workload.loader_workers,
                           pin_memory=device.type == "cuda")
@@ -249,7 +258,7 @@ def train_rank(config, layout, run_directory, device):
         len(workload.val_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
         **loader_options)
     state = build_rank_state(cfg, layout, workload, device)
-    schedules = run_schedules(cfg, batch_per_model, len(sampler))
+    schedules = run_schedules(cfg, sampled_batch, len(sampler))
     optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0),
                                 momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0))
     precision = Precision(cfg.workload.get("amp", False), device)
@@ -284,6 +293,7 @@ def train_rank(config, layout, run_directory, device):
                                        _to(device, (inputs, targets), channels_last), trace)
             stats[TRAIN_BATCHES] += 1
             step += 1
+            state.method.after_update(step)
             if progress:
                 progress.update(step)
             if step % eval_every == 0 or step == schedules.total_steps:

@@ -1,0 +1,244 @@
+"""What users pick instead of codistillation to send fewer bits between servers (issue 14), in the
+engine's layout (n model groups of k ranks, DDP inside a group):
+
+- powersgd: one model over all ranks, DDP with torch's PowerSGD comm hook (Vogels et al. 2019);
+- localsgd: every group trains its own copy, and every H updates the groups average their
+  parameters with torch's PeriodicModelAverager; post-local SGD's global all_reduce warm-up
+  (Lin et al. 2020) with torch's post_localSGD_hook;
+- diloco (Douillard et al. 2023): H inner updates, then an outer Nesterov SGD step on the average
+  over groups of the parameter change, applied to a global copy that every group then loads.
+
+The engine calls each method at four points: `wrap(model)` (what trains: DDP with the method's
+comm hook, or the bare model), `after_update(step)` after each optimizer step (`step` updates
+done), and `state_dict()` / `load_state_dict()` with the run's state. allreduce, codistill and
+independent are `GroupDataParallel` (DDP inside each group, exchanges in exchange.py).
+
+Local SGD and DiLoCo train all_reduce's recipe split over the groups (`sampling_layout`): the
+global batch is cut over all n*k ranks as all_reduce cuts it over its ranks, the schedules are the
+global batch's, and every group starts from model group 0's initialisation, so that local SGD with
+H = 1 is all_reduce.
+
+Bits follow exchange.py's convention (an all_reduce of x costs 2|x| per device, charged to the
+inter-node counter when its process group spans nodes), on the tensors handed to each collective.
+"""
+import warnings
+
+import torch
+import torch.distributed as dist
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as powersgd
+from torch.distributed.algorithms.ddp_comm_hooks.post_localSGD_hook import PostLocalSGDState, post_localSGD_hook
+from torch.distributed.algorithms.model_averaging import averagers
+from torch.distributed.algorithms.model_averaging.utils import get_params_to_average
+
+from .exchange import Stateless, flat_parameters, load_flat_parameters, tensor_bits, wrap_data_parallel
+from .groups import Layout
+
+GLOBAL_BATCH_METHODS = ("localsgd", "diloco")
+OWN_METHODS = ("powersgd", *GLOBAL_BATCH_METHODS)  # they replace the exchange: nothing to distil
+
+
+def sampling_layout(method_cfg, layout):
+    """The layout the sample order, the schedules and the initialisation follow: the run's own,
+    or for local SGD and DiLoCo all_reduce's single model over all ranks."""
+    if method_cfg["name"] in GLOBAL_BATCH_METHODS:
+        return Layout(1, layout.world_size, layout.ranks_per_node, layout.rank)
+    return layout
+
+
+def build_method(method_cfg, layout, groups, counter):
+    """The method object of a run's method config (a dict or an OmegaConf node, read by key)."""
+    name = method_cfg["name"]
+    if name == "powersgd":
+        return PowerSGD(method_cfg, groups, counter)
+    if name == "localsgd":
+        return LocalSGD(method_cfg, layout, groups, counter)
+    if name == "diloco":
+        return DiLoCo(method_cfg, groups, counter)
+    return GroupDataParallel(groups, counter)
+
+
+def _ddp(model, groups):
+    return torch.nn.parallel.DistributedDataParallel(model, process_group=groups.group)
+
+
+class GroupDataParallel(Stateless):
+    """allreduce, codistill, independent: DDP over each model group with a counted all_reduce."""
+
+    def __init__(self, groups, counter):
+        self.groups, self.counter = groups, counter
+
+    def wrap(self, model):
+        return wrap_data_parallel(model, self.groups, self.counter)
+
+    def after_update(self, step):
+        pass
+
+
+class PowerSGD:
+    """torch's powerSGD_hook on the all_reduce of the model's gradients. Bits: per bucket, the
+    elements PowerSGD all_reduces (its P and Q factors and the tensors it leaves uncompressed,
+    which PowerSGDState totals in `total_numel_after_compression` with torch's own selection), or
+    the whole bucket on updates before `start_iter`."""
+
+    def __init__(self, method_cfg, groups, counter):
+        self.groups, self.counter = groups, counter
+        self.state = powersgd.PowerSGDState(
+            process_group=groups.group, matrix_approximation_rank=int(method_cfg["rank"]),
+            start_powerSGD_iter=int(method_cfg["start_iter"]),
+            min_compression_rate=float(method_cfg["min_compression_rate"]),
+            use_error_feedback=bool(method_cfg["error_feedback"]), warm_start=bool(method_cfg["warm_start"]))
+        self.fresh_after_resume = False
+
+    def wrap(self, model):
+        ddp = _ddp(model, self.groups)
+        ddp.register_comm_hook(self, _counted_powersgd_hook)
+        return ddp
+
+    def after_update(self, step):
+        pass
+
+    def state_dict(self):
+        """PowerSGD's iteration, warm-start factors (the same on every rank after their all_reduce)
+        and RNG. Its error-feedback memory differs on every rank and is not kept: a resumed run
+        starts it from zero (and is not bit-identical to an uninterrupted one)."""
+        state = self.state
+        _, keys, position, has_gauss, gauss = state.rng.get_state()
+        return {"iter": state.iter, "p": dict(state.p_memory_dict), "q": dict(state.q_memory_dict),
+                "rng": [torch.from_numpy(keys.astype("int64")), int(position), int(has_gauss), float(gauss)],
+                "numel": [state.total_numel_before_compression, state.total_numel_after_compression]}
+
+    def load_state_dict(self, saved):
+        state = self.state
+        state.iter, state.p_memory_dict, state.q_memory_dict = saved["iter"], dict(saved["p"]), dict(saved["q"])
+        keys, position, has_gauss, gauss = saved["rng"]
+        state.rng.set_state(("MT19937", keys.numpy().astype("uint32"), position, has_gauss, gauss))
+        state.total_numel_before_compression, state.total_numel_after_compression = saved["numel"]
+        self.fresh_after_resume = True
+
+
+def _counted_powersgd_hook(method, bucket):
+    state, buffer = method.state, bucket.buffer()
+    compressing = state.iter >= state.start_powerSGD_iter
+    first_after_resume = method.fresh_after_resume
+    if bucket.is_last():
+        method.fresh_after_resume = False
+    if compressing and first_after_resume:
+        # A new DDP lays its buckets out anew after its first update, and PowerSGD keys its
+        # memories by bucket (torch's reason for start_powerSGD_iter > 1): a resumed run's first
+        # update all_reduces uncompressed.
+        state.maybe_increase_iter(bucket)
+        method.counter.charge(2 * tensor_bits(buffer), method.groups.group_spans_nodes)
+        return default_hooks.allreduce_hook(method.groups.group, bucket)
+    before = state.total_numel_after_compression
+    future = powersgd.powerSGD_hook(state, bucket)
+    elements = state.total_numel_after_compression - before if compressing else buffer.numel()
+    method.counter.charge(2 * elements * buffer.element_size() * 8, method.groups.group_spans_nodes)
+    return future
+
+
+class LocalSGD:
+    """Each group trains its own copy (DDP inside the group); every `period` (H) updates torch's
+    PeriodicModelAverager averages the parameters over the groups (an all_reduce among peers:
+    2 b_model per averaging). With `warmup_steps` w > 0, post-local SGD: DDP all_reduces every
+    gradient over all ranks for the first w updates (torch's post_localSGD_hook), inside the
+    group after. Buffers (batch norm statistics) are not averaged, as torch's averager does."""
+
+    def __init__(self, method_cfg, layout, groups, counter):
+        self.groups, self.counter = groups, counter
+        period, self.warmup = int(method_cfg["period"]), int(method_cfg["warmup_steps"])
+        self.world_spans_nodes = layout.spans_nodes(range(layout.world_size))
+        # torch averages at its calls warmup_steps + i*period (0-based): warmup_steps = w + H - 1
+        # averages after updates w + H, w + 2H, ..., where DiLoCo's outer steps fall, and not at
+        # update w, when every group still holds the all-reduced model.
+        with warnings.catch_warnings():  # H = 1 is allowed: it is all_reduce (torch warns)
+            warnings.simplefilter("ignore", UserWarning)
+            self.averager = averagers.PeriodicModelAverager(period, self.warmup + period - 1, groups.peers)
+        self.post_local = PostLocalSGDState(dist.group.WORLD, groups.group, self.warmup) if self.warmup else None
+        self.model = None
+
+    def wrap(self, model):
+        self.model = model
+        if self.post_local is None:
+            return wrap_data_parallel(model, self.groups, self.counter)
+        ddp = _ddp(model, self.groups)
+        ddp.register_comm_hook(self, _counted_post_local_hook)
+        return ddp
+
+    def averages_now(self):
+        """torch's PeriodicModelAverager.average_parameters condition, for the counter."""
+        averager = self.averager
+        return averager.step >= averager.warmup_steps and (averager.step - averager.warmup_steps) % averager.period == 0
+
+    def after_update(self, step):
+        if self.averages_now():
+            sent = get_params_to_average(self.model.parameters())  # what torch flattens and all_reduces
+            self.counter.charge(2 * sum(tensor_bits(p) for p in sent), self.groups.peers_span_nodes)
+        self.averager.average_parameters(self.model.parameters())
+
+    def state_dict(self):
+        return {"averager_step": self.averager.step,
+                "post_local_iter": None if self.post_local is None else self.post_local.iter}
+
+    def load_state_dict(self, saved):
+        self.averager.step = saved["averager_step"]
+        if self.post_local is not None:
+            self.post_local.iter = saved["post_local_iter"]
+
+
+def _counted_post_local_hook(method, bucket):
+    state, bits = method.post_local, 2 * tensor_bits(bucket.buffer())
+    if state.iter < state.start_localSGD_iter:
+        method.counter.charge(bits, method.world_spans_nodes)
+    elif dist.get_world_size(method.groups.group) > 1:  # a one-rank group sends nothing
+        method.counter.charge(bits, method.groups.group_spans_nodes)
+    return post_localSGD_hook(state, bucket)
+
+
+class DiLoCo:
+    """Douillard et al. 2023, Algorithm 1. torch has no DiLoCo: its outer loop is written here,
+    from torch's optimizer and all_reduce. Every `period` (H) updates of the inner optimizer (the
+    run's own SGD and schedule, DDP inside the group), the outer gradient is the average over
+    groups of (global copy - this group's parameters), one all_reduce among peers (2 b_model);
+    torch.optim.SGD (Nesterov when outer_momentum > 0) applies it to the global copy with
+    outer_lr, and every group loads the result. The inner optimizer's state is kept across outer
+    steps, as in the paper. With outer_lr 1 and no momentum this is parameter averaging."""
+
+    def __init__(self, method_cfg, groups, counter):
+        self.groups, self.counter = groups, counter
+        self.period, self.n_groups = int(method_cfg["period"]), int(method_cfg["n"])
+        self.outer_lr, self.outer_momentum = float(method_cfg["outer_lr"]), float(method_cfg["outer_momentum"])
+        self.model = self.global_params = self.outer = None
+
+    def wrap(self, model):
+        self.model = model
+        self.global_params = [p.detach().clone() for p in model.parameters()]
+        self.outer = torch.optim.SGD(self.global_params, lr=self.outer_lr, momentum=self.outer_momentum,
+                                     nesterov=self.outer_momentum > 0)
+        return wrap_data_parallel(model, self.groups, self.counter)
+
+    def after_update(self, step):
+        if step % self.period:
+            return
+        change = torch.cat([g.reshape(-1) for g in self.global_params]) - flat_parameters(self.model)
+        change /= self.n_groups
+        dist.all_reduce(change, group=self.groups.peers)
+        self.counter.charge(2 * tensor_bits(change), self.groups.peers_span_nodes)
+        offset = 0
+        for parameter in self.global_params:
+            parameter.grad = change[offset:offset + parameter.numel()].view_as(parameter)
+            offset += parameter.numel()
+        self.outer.step()
+        load_flat_parameters(torch.cat([g.reshape(-1) for g in self.global_params]), self.model)
+
+    def state_dict(self):
+        """The global copy and the outer optimizer (its momentum): the same in every group."""
+        return {"global": torch.cat([g.reshape(-1) for g in self.global_params]), "outer": self.outer.state_dict()}
+
+    def load_state_dict(self, saved):
+        offset = 0
+        with torch.no_grad():
+            for parameter in self.global_params:
+                parameter.copy_(saved["global"][offset:offset + parameter.numel()].view_as(parameter))
+                offset += parameter.numel()
+        self.outer.load_state_dict(saved["outer"])
