@@ -30,6 +30,11 @@ when the interval [d - noise, d + noise] lies on one side of the claim's bound:
               (treated - base) - share x (target - base) > 0 beyond its noise, the gap itself
               being beyond its noise (Fig. 2: decaying weight decay recovers most of what constant
               weight decay costs)
+- fewest_bits: of `candidates` (each a labelled group with its knob `by`), the `expect` ones
+              reach mean(b) - tolerance (as `at_least`) at a lower `cost` than any other
+              candidate possibly does: holds when their cheapest setting that surely reaches
+              costs less than the cheapest of the others' settings not ruled out; does not hold
+              when another surely reaches at no more than theirs could (frontier)
 
 Margins and tolerances (`margin` of within / at_least, `max` of spread, `tolerance` of tradeoff)
 are the paper's at paper scale. At mini scale they are `mini_margin_se` times the workload's seed

@@ -1,6 +1,6 @@
 """The check kinds of paper/claims.yaml (value, difference, compare, monotone, spread, tradeoff,
-recovers; figures/claims.py describes each), and for a codistillation-vs-all_reduce comparison the
-share of its gap that the alpha = 0 control already shows. Each check returns (verdict, the
+recovers, fewest_bits; figures/claims.py describes each), and for a codistillation-vs-all_reduce
+comparison the share of its gap that the alpha = 0 control already shows. Each check returns (verdict, the
 numbers shown, fewest seeds)."""
 from .claims_groups import NotRun, fewest_seeds, fmt, group_stats
 from .claims_noise import EPS, FAILS, HOLDS, INCONCLUSIVE, TOP1_METRICS, interval_verdict, margin_for, noise_of
@@ -155,6 +155,55 @@ def check_recovers(records, check, metric, claim, context):
     return interval_verdict(contrast, noise.width, "greater"), shown, fewest
 
 
+def _reaching(records, candidate, b, metric, cost, tolerance):
+    """[(cost, knob value, verdict of reaching b's metric within tolerance, seeds)] of one
+    candidate's settings, cheapest first."""
+    by = candidate.get("by")
+    stats, costs = group_stats(records, candidate["group"], metric, by), group_stats(records, candidate["group"], cost, by)
+    rows = [(costs[k].mean, k, interval_verdict(s.mean - b.mean, noise_of(metric, (1, s), (-1, b)).width,
+                                                 "at_least", tolerance), s.seeds) for k, s in stats.items()]
+    return sorted(rows, key=lambda row: row[0])
+
+
+def _cheapest(rows, verdicts):
+    return min((row[0] for row in rows if row[2] in verdicts), default=float("inf"))
+
+
+def check_fewest_bits(records, check, metric, claim, context):
+    """The `expect` candidates reach mean(b) - tolerance (as `at_least`) at fewer `cost` than any
+    other candidate possibly does: holds when the cheapest setting of theirs that surely reaches
+    costs less than the cheapest of the others that is not ruled out; does not hold when another
+    candidate surely reaches at no more than theirs could; inconclusive in between."""
+    b = group_stats(records, check["b"], metric)[None]
+    tolerance, how = margin_for(check, "tolerance", context, records, metric)
+    rows, shown = {}, []
+    for candidate in check["candidates"]:
+        try:
+            rows[candidate["label"]] = _reaching(records, candidate, b, metric, check["cost"], tolerance)
+        except NotRun:
+            continue
+        reached = [r for r in rows[candidate["label"]] if r[2] == HOLDS]
+        key = candidate.get("by", "").split(".")[-1]
+        shown.append(f"{candidate['label']}: " + (f"{key}={reached[0][1]:g} at {reached[0][0]:.3g}" if reached
+                                                  else "none surely reaches"))
+    expected = [label for label in rows if label in check["expect"]]
+    if not expected:
+        raise NotRun(f"none of {check['expect']} in these logs")
+    others = [label for label in rows if label not in check["expect"]]
+    mine_sure = min(_cheapest(rows[label], {HOLDS}) for label in expected)
+    mine_open = min(_cheapest(rows[label], {HOLDS, INCONCLUSIVE}) for label in expected)
+    others_sure = min((_cheapest(rows[label], {HOLDS}) for label in others), default=float("inf"))
+    others_open = min((_cheapest(rows[label], {HOLDS, INCONCLUSIVE}) for label in others), default=float("inf"))
+    if mine_sure < others_open:
+        verdict = HOLDS
+    elif mine_open == float("inf") or others_sure <= mine_open:
+        verdict = FAILS
+    else:
+        verdict = INCONCLUSIVE
+    text = f"reaching {fmt(b)} (tolerance {how}) at the fewest {check['cost']}: " + "; ".join(shown)
+    return verdict, text, min(b.seeds, *(row[3] for label in rows for row in rows[label]))
+
+
 CHECKS = {"value": check_value, "difference": check_difference, "compare": check_compare,
           "monotone": check_monotone, "spread": check_spread, "tradeoff": check_tradeoff,
-          "recovers": check_recovers}
+          "recovers": check_recovers, "fewest_bits": check_fewest_bits}

@@ -122,6 +122,40 @@ def fig1(data, notes):
     return fig
 
 
+FRONTIER_LABELS = {"allreduce": "all_reduce", "powersgd": "PowerSGD", "localsgd": "local SGD", "diloco": "DiLoCo"}
+FRONTIER_KNOBS = {"codistill": ("method.period", "T"), "localsgd": ("method.period", "H"),
+                  "diloco": ("method.period", "H"), "powersgd": ("method.rank", "r")}
+
+
+def frontier_label(row):
+    name = cfg(row, "method.name")
+    if name == "codistill":
+        return f"codistillation, {cfg(row, 'method.exchange')}"
+    return FRONTIER_LABELS.get(name, name)
+
+
+def frontier_knob(row):
+    """Each point's knob: the exchange period T, the averaging period H or PowerSGD's rank r."""
+    key, symbol = FRONTIER_KNOBS.get(cfg(row, "method.name"), (None, None))
+    return f"{symbol}={number(cfg(row, key))}" if key else None
+
+
+def frontier(data, notes):
+    """Top-1 against measured bits per update between servers: codistillation against the methods
+    a practitioner would pick instead (PowerSGD, local SGD, DiLoCo), one curve per method over its
+    knob, all_reduce as a point."""
+    frame = last_step(curves(data, label=frontier_label, knob=frontier_knob))
+    fig, axes = new_figure(1, width=8.5, height=5.2)
+    order = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints", "PowerSGD",
+             "local SGD", "DiLoCo"]
+    point_panel(axes[0], frame, "bits_per_iteration", "val_top1", "label", notes, "knob",
+                annotate=str, series_order=order)
+    axes[0].set_xscale("log")
+    axes[0].set(xlabel="bits sent between servers per update and device (measured)",
+                ylabel="top-1 validation accuracy (%)")
+    return fig
+
+
 def fig3(data, notes):
     return curve_figure(data, method_label, [("val_top1", "top-1, cosine LR")], notes,
                         ["all_reduce", "codistillation"], facet="workload.arch", facet_name=arch_name)

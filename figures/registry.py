@@ -72,6 +72,8 @@ SPEC_LIST = [
     _spec("alpha_gamma", "figure", "α schedule α₀ γ^epoch, transformer (earlier version, Fig. 14)", "earlier version A.1, A.4"),
     _spec("alpha_schedule_vision", "figure", "Constant vs step-wise α, ResNet-50 (earlier version)", "earlier version A.1"),
     _spec("multiview", "figure", "Multi-view experiment (= Figure 6)", "Sec. 5.1"),
+    _spec("frontier", "figure", "Beyond the paper: codistillation vs PowerSGD, local SGD and DiLoCo, "
+          "top-1 against bits between servers per update", "not in the paper (Fig. 1's setting)"),
     _spec("wrn_pretrain", "figure", "The pretrained Wide-ResNet-28-10 of the multi-view experiment", "Sec. 5.1"),
 ]
 SPECS = {spec.id: spec for spec in SPEC_LIST}

@@ -250,3 +250,57 @@ def test_the_report_counts_inconclusive_and_states_each_workloads_noise(tmp_path
     gaps = "\n".join(report.gap_section(all_claims, outcomes, data))
     assert ("| `within` | mini | val_top1 | gap codistillation - all_reduce -1.20 pts (within noise); "
             "alpha = 0 control -0.90 pts (75 %) | ✅ holds |") in gaps
+
+
+# ---------------------------------------------------------------- fewest_bits (frontier)
+def frontier_logs(root, groups):
+    """groups: {name: (config changes, mean top-1, bits per update)}; s.e. SE over 3 seeds, at
+    paper scale so that the tolerance is the check's own (0.5)."""
+    entries = []
+    for name, (changes, mean, bits) in groups.items():
+        for seed, value in enumerate(finals(mean)):
+            run_id = f"{name}-{seed}"
+            cfg = config(seed, **{"scale.name": "paper", "workload.train_size": 1297, **changes})
+            records = [eval_record(10, 0, val_top1=1.0, comm_bits_inter_node=10 * bits, val_samples=SAMPLES),
+                       eval_record(20, 0, val_top1=value, comm_bits_inter_node=20 * bits, val_samples=SAMPLES)]
+            write_run(root, run_id, cfg, records, "frontier")
+            entries.append((run_id, [*(f"{k}={v}" for k, v in changes.items()), f"seed={seed}"]))
+    write_manifest(root, "frontier", entries, "paper")
+    return registry.load(registry.SPECS["frontier"], root, "paper")
+
+
+FEWEST_BITS = claim({"kind": "fewest_bits", "b": {"method.name": "allreduce"}, "cost": "bits_per_iteration",
+                     "tolerance": 0.5, "expect": ["codistillation"],
+                     "candidates": [{"label": "codistillation", "group": {"method.name": "codistill"},
+                                     "by": "method.period"},
+                                    {"label": "local SGD", "group": {"method.name": "localsgd"},
+                                     "by": "method.period"}]})
+# Against all_reduce (78.0, s.e. 0.5) a setting surely reaches 78.0 - 0.5 when d - 1.614 >= -0.5,
+# i.e. at a mean >= 79.114; it is ruled out when d + 1.614 < -0.5, i.e. at a mean < 75.886.
+
+
+@pytest.mark.parametrize("local_sgd_cheap_mean, verdict", [
+    (79.5, claims.FAILS),          # local SGD surely reaches at 50 bits, codistillation needs 100
+    (70.0, claims.HOLDS),          # local SGD at 50 bits is ruled out; at 400 it reaches, dearer
+    (77.0, claims.INCONCLUSIVE),   # local SGD at 50 bits may or may not reach
+])
+def test_fewest_bits_compares_the_cheapest_settings_that_reach_all_reduce(tmp_path, local_sgd_cheap_mean, verdict):
+    data = frontier_logs(tmp_path, {
+        "ar": (ALLREDUCE, 78.0, 1e6),
+        "c1": ({"method.name": "codistill", "method.period": 1}, 79.5, 100.0),
+        "c10": ({"method.name": "codistill", "method.period": 10}, 70.0, 10.0),   # ruled out
+        "l4": ({"method.name": "localsgd", "method.period": 4}, 80.0, 400.0),
+        "l32": ({"method.name": "localsgd", "method.period": 32}, local_sgd_cheap_mean, 50.0),
+    })
+    outcome = claims.evaluate(FEWEST_BITS, data)
+    assert outcome.status == verdict
+    assert "codistillation: period=1 at 100" in outcome.reproduced
+
+
+def test_fewest_bits_fails_when_the_expected_method_never_reaches(tmp_path):
+    data = frontier_logs(tmp_path, {"ar": (ALLREDUCE, 78.0, 1e6),
+                                    "c1": ({"method.name": "codistill", "method.period": 1}, 70.0, 100.0),
+                                    "l4": ({"method.name": "localsgd", "method.period": 4}, 74.0, 400.0)})
+    outcome = claims.evaluate(FEWEST_BITS, data)
+    assert outcome.status == claims.FAILS
+    assert "codistillation: none surely reaches" in outcome.reproduced
