@@ -185,6 +185,9 @@ def test_a_killed_powersgd_run_resumes_with_one_uncompressed_update(tmp_path):
     (["method=diloco", "method.outer_lr=0"], "method.outer_lr=0"),
     (["method=diloco", "method.outer_momentum=1.0"], "method.outer_momentum=1.0"),
     (["method=diloco", "method.outer_momentum=-0.1"], "method.outer_momentum=-0.1"),
+    (["method=localsgd", "workload=clusters_resnet", "+workload.models=[{arch: resnet18}, {arch: resnet50}]"],
+     "workload.models: localsgd"),
+    (["method=diloco", "workload=translation_mini"], "method.name='diloco'"),
 ])
 def test_invalid_options_fail_validation_naming_the_key(tmp_path, overrides, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):

@@ -209,6 +209,19 @@ def _check_models(workload, method, problems):
                             f"{workload.get('num_classes')!r}: codistilled models must predict the same classes")
 
 
+def _check_frontier_workload(container, translation, problems):
+    """PowerSGD, local SGD and DiLoCo train copies of one model in this engine (vision)."""
+    name = container["method"].get("name")
+    if name not in FRONTIER_CHECKS:
+        return
+    if translation:
+        problems.append(f"method.name={name!r}: the translation workloads train through fairseq, which has no "
+                        f"{name}; use it with a vision workload (e.g. workload=clusters_resnet)")
+    elif container["workload"].get("models") is not None:
+        problems.append(f"workload.models: {name} averages copies of one model; per-model architectures are for "
+                        "method=codistill or independent (set workload.models=null)")
+
+
 def _check_launcher(container, problems):
     launcher = container["launcher"]
     if launcher.get("name") != "slurm":
@@ -307,6 +320,7 @@ def validate(cfg):
         problems.append(f"workload.name={workload!r}: allowed: {', '.join(WORKLOADS)}")
     elif not translation:
         _check_models(container["workload"], container["method"], problems)
+    _check_frontier_workload(container, translation, problems)
     arch = container["workload"].get("arch")
     stand_ins = {"digits_mlp": MINI_ARCHS, "clusters_resnet": MINI_RESNETS}.get(workload)
     if stand_ins and arch is not None and arch not in stand_ins:
