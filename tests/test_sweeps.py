@@ -24,6 +24,7 @@ SWEEP_JOBS = {
     "fig13": (9, 9), "fig14": (6, 6), "fig15": (6, 6), "fig16": (24, 24), "fig17": (9, 9),
     "table1": (15, 15), "exchange_frequency": (12, 12), "lr_robustness": (12, 12),
     "alpha_schedule_vision": (6, 6), "multiview": (45, 45),
+    "frontier": (54, 54),     # Fig. 1's 27 runs + PowerSGD, local SGD, DiLoCo (3 settings x 3 seeds each)
     "wrn_pretrain": (0, 1),   # the network Fig. 6 starts from; paper scale only
     "regime": (30, 0),        # the mini stand-ins' regime check (make regime); mini scale only
     # translation (fairseq): tests/test_translation_config.py checks what they share
@@ -32,7 +33,7 @@ SWEEP_JOBS = {
 }
 # Figures drawn from the same runs: their sweeps list the same run ids (or a subset).
 SAME_RUNS = [("fig3", "fig10"), ("fig8", "fig9"), ("fig11", "table1"), ("fig6", "multiview"), ("fig4", "fig12")]
-SUBSET_RUNS = [("fig13", "fig1"), ("exchange_frequency", "fig1"), ("fig7", "fig2"), ("fig11", "fig2")]
+SUBSET_RUNS = [("fig13", "fig1"), ("exchange_frequency", "fig1"), ("fig7", "fig2"), ("fig11", "fig2"), ("fig1", "frontier")]
 
 
 def sweep_in_process(*overrides):
