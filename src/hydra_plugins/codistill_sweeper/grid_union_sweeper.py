@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
+from hydra.types import RunMode
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
@@ -73,19 +74,20 @@ def plain_grids(grids, params=None):
              for key, value in grid.items()} for grid in grids]
 
 
+INCLUDE_KEYS = {"include", "where", "scale"}
+
+
 def check_includes(grids, sweep_name):
     """Raises ConfigError naming an include entry that is not {include: <id>[, where, scale]}."""
     for index, grid in enumerate(grids):
-        if "include" not in grid and "where" not in grid:
-            continue
         entry = f"sweep {sweep_name}: hydra.sweeper.grids[{index}] {grid}"
-        if "include" not in grid:
+        if "where" in grid and "include" not in grid:
             raise ConfigError(f"{entry}: `where` filters an include; add include: <sweep id>")
-        if set(grid) - {"include", "where", "scale"}:
+        if "include" in grid and set(grid) - INCLUDE_KEYS:
             raise ConfigError(f"{entry}: an include holds only include, where and scale, not "
-                              f"{sorted(set(grid) - {'include', 'where', 'scale'})}; write other jobs as a grid of their own")
+                              f"{sorted(set(grid) - INCLUDE_KEYS)}; write other jobs as a grid of their own")
         if not isinstance(grid.get("where", {}), dict):
-            raise ConfigError(f"{entry}: `where` must map keys to values, e.g. where: {{method.period: \"1,5\"}}")
+            raise ConfigError(f"{entry}: `where` maps keys to values, e.g. where: {{method.period: \"1,5\"}}")
 
 
 def write_manifest(sweep_name, jobs):
@@ -197,14 +199,18 @@ class GridUnionSweeper(BasicSweeper):
 
     def grids_of(self, sweep_id, including):
         """The grids of sweep file `sweep_id`, composed by Hydra as `sweep=<sweep_id>` (so that its
-        own `defaults` apply)."""
+        own `defaults` apply) with this sweep's hydra overrides (hydra.searchpath) except those of
+        hydra.sweeper, which would replace the included sweep's grids with this one's."""
         if sweep_id not in self.grids_of_sweep:
-            loader = self.hydra_context.config_loader
-            known = loader.get_group_options("sweep")
+            loader, config_name = self.hydra_context.config_loader, self.config.hydra.job.config_name
+            overrides = [override for override in self.config.hydra.overrides.hydra
+                         if not _key(override).startswith("hydra.sweeper")]
+            known = loader.get_group_options("sweep", config_name=config_name, overrides=overrides)
             if sweep_id not in known:
                 raise ConfigError(f"sweep {including}: `include: {sweep_id}` names no sweep file; "
                                   f"known sweeps: {', '.join(known)}")
-            sweeper = loader.load_sweep_config(self.config, [f"sweep={sweep_id}"]).hydra.sweeper
+            sweeper = loader.load_configuration(config_name=config_name, overrides=[*overrides, f"sweep={sweep_id}"],
+                                                run_mode=RunMode.RUN).hydra.sweeper
             self.grids_of_sweep[sweep_id] = plain_grids(sweeper.get("grids"), sweeper.get("params"))
         return self.grids_of_sweep[sweep_id]
 
