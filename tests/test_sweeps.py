@@ -32,8 +32,7 @@ SWEEP_JOBS = {
 }
 # Figures drawn from the same runs: their sweeps list the same run ids (or a subset).
 SAME_RUNS = [("fig3", "fig10"), ("fig8", "fig9"), ("fig11", "table1"), ("fig6", "multiview"), ("fig4", "fig12")]
-SUBSET_RUNS = [("fig13", "fig1"), ("exchange_frequency", "fig1"), ("fig7", "fig2"), ("fig11", "fig2"),
-               ("fig15", "fig14"), ("fig17", "fig5")]
+SUBSET_RUNS = [("fig13", "fig1"), ("exchange_frequency", "fig1"), ("fig7", "fig2"), ("fig11", "fig2")]
 
 
 def sweep_in_process(*overrides):
