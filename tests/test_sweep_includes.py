@@ -95,7 +95,8 @@ def test_an_unknown_sweep_a_cycle_and_a_where_that_keeps_nothing_fail_before_lau
     unknown = sweep_error(search_path, tmp_path, "unknown")
     assert "`include: nowhere` names no sweep file; known sweeps: " in unknown and "base" in unknown
     assert "in a cycle: adhoc -> cycle_a -> cycle_b -> cycle_a" in sweep_error(search_path, tmp_path, "cycle_a")
-    assert "sweep misspelt: `include: base, where: {'method.perod': '5'}` keeps none of the 8 jobs base has at scale mini" in sweep_error(search_path, tmp_path, "misspelt")
+    assert ("sweep misspelt: `include: base, where: {'method.perod': '5'}` keeps none of the 8 jobs base has"
+            " at scale mini") in sweep_error(search_path, tmp_path, "misspelt")
     assert "sweep extra_key: hydra.sweeper.grids[0]" in sweep_error(search_path, tmp_path, "extra_key")
     assert "only include, where and scale, not ['seed']" in sweep_error(search_path, tmp_path, "extra_key")
     assert not (tmp_path / "runs").exists()
