@@ -12,6 +12,17 @@ sweep before anything runs or is queued; with dry_run=true the jobs are listed a
 launched. Jobs whose run has already finished (in this sweep or any other) are listed as done and
 not launched again, so a rerun of a finished sweep queues nothing.
 
+A sweep reuses another's jobs with a grid entry `{include: <sweep id>}`, which stands for the jobs
+that sweep lists at this scale (its own includes resolved) where a copy of its grids could drift
+from it. `where` keeps some of them: `{include: fig1, where: {method.exchange: checkpoints,
+method.period: "625,1250"}}` keeps the jobs of fig1 that set every key named to one of the values
+listed (the values its grids set, not values a job takes from defaults). An include may name a
+`scale`, as any grid; command-line arguments apply to included jobs as to the others; it holds no
+other key (to add jobs, write a grid beside it). A sweep that is another's whole copy may instead
+name it in its `defaults` (fig12 of fig4). Includes are resolved when the sweep runs, by Hydra
+composing `sweep=<id>`; an unknown id, a cycle of includes, or a `where` that keeps none of the jobs
+the included sweep has at this scale (a misspelt key or value) fails the sweep before any launch.
+
 Jobs of one sweep can need different resources (2-way and 4-way codistillation are jobs of 2k
 and 4k ranks), but a Hydra launcher resolves its resources once, from the sweep's primary config.
 So pending jobs are grouped by their own resolved `hydra.launcher` and each group goes to a
@@ -27,6 +38,7 @@ from typing import Any, Dict, List, Optional
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
+from hydra.types import RunMode
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
@@ -39,7 +51,7 @@ class GridUnionSweeperConf:
     _target_: str = "hydra_plugins.codistill_sweeper.grid_union_sweeper.GridUnionSweeper"
     max_batch_size: Optional[int] = None
     params: Optional[Dict[str, str]] = None   # one grid, as for the basic sweeper
-    grids: List[Dict[str, str]] = field(default_factory=list)
+    grids: List[Dict[str, Any]] = field(default_factory=list)   # Any: an include's `where` is a mapping
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="grid_union", node=GridUnionSweeperConf,
@@ -48,6 +60,34 @@ ConfigStore.instance().store(group="hydra/sweeper", name="grid_union", node=Grid
 
 def _key(override_string):
     return override_string.split("=", 1)[0].lstrip("+~")
+
+
+def _container(node):
+    return OmegaConf.to_container(node) if OmegaConf.is_config(node) else dict(node or {})
+
+
+def plain_grids(grids, params=None):
+    """A sweeper's grids as dicts of strings (an include's `where`: a dict of strings); its
+    `params` as its one grid when it lists no grids."""
+    grids = [_container(grid) for grid in grids or []] or [_container(params)]
+    return [{key: {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else str(value)
+             for key, value in grid.items()} for grid in grids]
+
+
+INCLUDE_KEYS = {"include", "where", "scale"}
+
+
+def check_includes(grids, sweep_name):
+    """Raises ConfigError naming an include entry that is not {include: <id>[, where, scale]}."""
+    for index, grid in enumerate(grids):
+        entry = f"sweep {sweep_name}: hydra.sweeper.grids[{index}] {grid}"
+        if "where" in grid and "include" not in grid:
+            raise ConfigError(f"{entry}: `where` filters an include; add include: <sweep id>")
+        if "include" in grid and set(grid) - INCLUDE_KEYS:
+            raise ConfigError(f"{entry}: an include holds only include, where and scale, not "
+                              f"{sorted(set(grid) - INCLUDE_KEYS)}; write other jobs as a grid of their own")
+        if not isinstance(grid.get("where", {}), dict):
+            raise ConfigError(f"{entry}: `where` maps keys to values, e.g. where: {{method.period: \"1,5\"}}")
 
 
 def write_manifest(sweep_name, jobs):
@@ -83,35 +123,96 @@ def launch_all(launchers, job_groups):
 class GridUnionSweeper(BasicSweeper):
     def __init__(self, max_batch_size=None, params=None, grids=None):
         super().__init__(max_batch_size=max_batch_size, params=params)
-        self.grids = [dict(grid) for grid in (grids or [])] or [dict(params or {})]
+        self.grids = plain_grids(grids, params)
         self.task_function = None
+        self.parser = None
+        self.grids_of_sweep = {}   # included sweep id -> its grids, composed once per sweep
 
     def setup(self, *, hydra_context, task_function, config):
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.task_function = task_function
+        self.parser = OverridesParser.create(config_loader=hydra_context.config_loader)
 
     def _grid_arguments(self, grid, arguments):
         overridden = {_key(argument) for argument in arguments}
-        own = [f"{key}={value}" for key, value in grid.items() if key not in overridden]
+        own = [f"{key}={value}" for key, value in grid.items() if _key(key) not in overridden]
         return own + list(arguments)
 
-    def grids_at(self, scale):
+    @staticmethod
+    def grids_at(grids, scale):
         """The grids that apply at `scale`: those naming no scale, and those naming this one."""
         return [{key: value for key, value in grid.items() if key != "scale"}
-                for grid in self.grids if str(grid.get("scale", scale)) == scale]
+                for grid in grids if str(grid.get("scale", scale)) == scale]
+
+    @property
+    def sweep_name(self):
+        """The sweep file this sweep was composed from (`sweep=<id>`), else its sweep_id."""
+        return self.config.hydra.runtime.choices.get("sweep") or self.config.sweep_id or "adhoc"
 
     def expand(self, arguments):
         """Every job's override list, in grid order, duplicates (same override set) removed."""
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         jobs, seen = [], set()
-        for grid in self.grids_at(self.config.scale.name):
-            overrides = parser.parse_overrides(self._grid_arguments(grid, arguments))
-            for batch in self.split_arguments(overrides, None):
-                for job in batch:
-                    if tuple(sorted(job)) not in seen:
-                        seen.add(tuple(sorted(job)))
-                        jobs.append(list(job))
+        for job in self.jobs_of(self.grids, arguments, (self.sweep_name,)):
+            if tuple(sorted(job)) not in seen:
+                seen.add(tuple(sorted(job)))
+                jobs.append(job)
         return jobs
+
+    def jobs_of(self, grids, arguments, chain):
+        """The jobs of `grids` at this sweep's scale, `arguments` applied to each, includes
+        resolved; `chain` lists the sweeps being expanded, outermost first."""
+        check_includes(grids, chain[-1])
+        for grid in self.grids_at(grids, self.config.scale.name):
+            if "include" not in grid:
+                yield from self.grid_jobs(grid, arguments)
+                continue
+            for job in self.included_jobs(grid["include"], grid.get("where", {}), chain):
+                yield from self.grid_jobs(dict(override.split("=", 1) for override in job), arguments)
+
+    def grid_jobs(self, grid, arguments):
+        overrides = self.parser.parse_overrides(self._grid_arguments(grid, arguments))
+        for batch in self.split_arguments(overrides, None):
+            yield from (list(job) for job in batch)
+
+    def included_jobs(self, sweep_id, where, chain):
+        """The jobs sweep `sweep_id` lists at this scale that `where` selects."""
+        if sweep_id in chain:
+            raise ConfigError(f"sweep {chain[0]}: sweeps include each other in a cycle: "
+                              f"{' -> '.join([*chain, sweep_id])}")
+        jobs = list(self.jobs_of(self.grids_of(sweep_id, chain[-1]), [], (*chain, sweep_id)))
+        wanted = {override.key_or_group: self.values_of(override)
+                  for override in self.parser.parse_overrides([f"{key}={value}" for key, value in where.items()])}
+        selected = [job for job in jobs if self.selects(wanted, job)]
+        if jobs and not selected:
+            raise ConfigError(f"sweep {chain[-1]}: `include: {sweep_id}, where: {where}` keeps none of the "
+                              f"{len(jobs)} jobs {sweep_id} has at scale {self.config.scale.name}")
+        return selected
+
+    @staticmethod
+    def values_of(override):
+        return list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+
+    def selects(self, wanted, job):
+        """Whether the job sets every key of `wanted` to one of its values."""
+        values = {override.key_or_group: override.value() for override in self.parser.parse_overrides(job)}
+        return all(key in values and values[key] in choices for key, choices in wanted.items())
+
+    def grids_of(self, sweep_id, including):
+        """The grids of sweep file `sweep_id`, composed by Hydra as `sweep=<sweep_id>` (so that its
+        own `defaults` apply) with this sweep's hydra overrides (hydra.searchpath) except those of
+        hydra.sweeper, which would replace the included sweep's grids with this one's."""
+        if sweep_id not in self.grids_of_sweep:
+            loader, config_name = self.hydra_context.config_loader, self.config.hydra.job.config_name
+            overrides = [override for override in self.config.hydra.overrides.hydra
+                         if not _key(override).startswith("hydra.sweeper")]
+            known = loader.get_group_options("sweep", config_name=config_name, overrides=overrides)
+            if sweep_id not in known:
+                raise ConfigError(f"sweep {including}: `include: {sweep_id}` names no sweep file; "
+                                  f"known sweeps: {', '.join(known)}")
+            sweeper = loader.load_configuration(config_name=config_name, overrides=[*overrides, f"sweep={sweep_id}"],
+                                                run_mode=RunMode.RUN).hydra.sweeper
+            self.grids_of_sweep[sweep_id] = plain_grids(sweeper.get("grids"), sweeper.get("params"))
+        return self.grids_of_sweep[sweep_id]
 
     def compose_and_validate(self, jobs):
         """Composes every job; raises ConfigError naming each invalid one. Returns unique jobs as
