@@ -105,8 +105,12 @@ def sweep_scales(sweep_id, folder=SWEEPS):
     grids = _grids(sweep_id, folder)
     if grids is None:
         return None
-    named = {str(grid["scale"]) for grid in grids if "scale" in grid}
-    return {"mini", "paper"} if any("scale" not in grid for grid in grids) else named
+    scales = set()
+    for grid in grids:
+        # {include: <id>} has the included sweep's scales, narrowed by its own `scale` if any.
+        own = {str(grid["scale"])} if "scale" in grid else {"mini", "paper"}
+        scales |= own & (sweep_scales(grid["include"], folder) or set()) if "include" in grid else own
+    return scales
 
 
 @dataclass

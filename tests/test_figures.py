@@ -271,6 +271,12 @@ def test_the_scales_of_a_sweep_come_from_its_grids_and_those_it_includes(tmp_pat
     assert registry.sweep_scales("paper_only", tmp_path) == {"paper"}
     assert registry.sweep_scales("same_runs", tmp_path) == {"paper"}
     assert registry.sweep_scales("absent", tmp_path) is None
+    (tmp_path / "includes.yaml").write_text("hydra:\n  sweeper:\n    grids:\n      - {include: paper_only}\n")
+    (tmp_path / "narrows.yaml").write_text("hydra:\n  sweeper:\n    grids:\n      - {include: both, scale: mini}\n")
+    (tmp_path / "disjoint.yaml").write_text("hydra:\n  sweeper:\n    grids:\n      - {include: paper_only, scale: mini}\n")
+    assert registry.sweep_scales("includes", tmp_path) == {"paper"}      # {include: <id>}: that sweep's scales
+    assert registry.sweep_scales("narrows", tmp_path) == {"mini"}
+    assert registry.sweep_scales("disjoint", tmp_path) == set()
 
 
 def test_the_claims_file_is_well_formed_and_every_id_has_a_claim():
