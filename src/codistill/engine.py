@@ -66,8 +66,8 @@ _NO_AUTOCAST = contextlib.nullcontext()
 class Precision:
     """workload.amp: float16 autocast with loss scaling on GPU, bfloat16 autocast on CPU.
     Without it, plain float32 with no autocast context and no scaler calls at all: even disabled,
-    they cost microseconds per update (a few per cent of a mini model's update). The scaler
-    exists either way (disabled), as its state_dict is part of a saved group state."""
+    they cost ~8 us per update, 2 % of a digits MLP's update (benchmarks/results.md, part 4, before
+    this bypass). The scaler exists either way (disabled): its state_dict is part of a saved state."""
 
     def __init__(self, enabled, device):
         self.enabled, self.device_type = enabled, device.type
@@ -92,8 +92,8 @@ class Precision:
 
 @dataclass(frozen=True)
 class LoopSettings:
-    """What the training loop needs from the config, read once as plain values: an OmegaConf
-    lookup costs microseconds, which per update is a few per cent of a mini model's update."""
+    """What the training loop needs from the config, read once as plain values (an OmegaConf
+    lookup costs microseconds: nothing in the loop reads the config per update)."""
     total_steps: int
     steps_per_epoch: int
     eval_every: int        # updates between evaluations (and committed states)
