@@ -47,9 +47,13 @@ def run_part(name, results=None):
 
 def merged(previous, remeasured):
     """The previous results with some parts measured again: the rest keep their numbers, and the
-    re-measurement is listed (command, machine, date, commit) so results.md can say which is which."""
-    runs = previous.get("remeasured", []) + [{key: remeasured[key] for key in ("command", "machine", "total_seconds")}
-                                             | {"parts": list(remeasured["parts"])}]
+    re-measurement is listed (command, machine, date, commit) so results.md can say which is which;
+    an earlier re-measurement keeps only the parts not measured since."""
+    runs = [{**run, "parts": [part for part in run["parts"] if part not in remeasured["parts"]]}
+            for run in previous.get("remeasured", [])]
+    runs = [run for run in runs if run["parts"]]
+    runs.append({key: remeasured[key] for key in ("command", "machine", "total_seconds")}
+                | {"parts": list(remeasured["parts"])})
     return {**previous, "parts": {**previous["parts"], **remeasured["parts"]}, "remeasured": runs}
 
 
