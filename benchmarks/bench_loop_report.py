@@ -86,7 +86,8 @@ def loop_section(part, targets):
     for row in part["rows"]:
         met = row["wall"]["ratio"] >= TARGET
         targets.append((f"4. loop: engine >= {TARGET}x the plain loop ({row['workload']})",
-                        f"{row['wall']['ratio']:.3f}", met, None if met else loop_why(row, part)))
+                        f"{row['wall']['ratio']:.3f} (rounds {ratio_range(row['wall'])})", met,
+                        None if met else loop_why(row, part)))
     return lines
 
 
