@@ -2,7 +2,7 @@
 figures/out/bench_*.png from what it measured (benchmarks/results.json keeps the raw numbers).
 
     python benchmarks/bench.py                      # everything (~15 min on 2 cores)
-    python benchmarks/bench.py --parts bytes loop   # some parts only (results.md says which ran)
+    python benchmarks/bench.py --parts bytes loop   # re-measure some parts, keeping the others' numbers
     python benchmarks/bench.py --report-only        # redraw results.md and plots from results.json
     python benchmarks/step_model_report.py          # part 6 (the step-time model) alone, in seconds
 """
@@ -45,6 +45,18 @@ def run_part(name, results=None):
     return {**result, "seconds": seconds, "load_before": load_before, "load_after": os.getloadavg()}
 
 
+def merged(previous, remeasured):
+    """The previous results with some parts measured again: the rest keep their numbers, and the
+    re-measurement is listed (command, machine, date, commit) so results.md can say which is which;
+    an earlier re-measurement keeps only the parts not measured since."""
+    runs = [{**run, "parts": [part for part in run["parts"] if part not in remeasured["parts"]]}
+            for run in previous.get("remeasured", [])]
+    runs = [run for run in runs if run["parts"]]
+    runs.append({key: remeasured[key] for key in ("command", "machine", "total_seconds")}
+                | {"parts": list(remeasured["parts"])})
+    return {**previous, "parts": {**previous["parts"], **remeasured["parts"]}, "remeasured": runs}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
@@ -60,6 +72,8 @@ def main(argv=None):
             progress(f"{name}: start")
             results["parts"][name] = run_part(name, results)
         results["total_seconds"] = time.perf_counter() - started
+        if arguments.parts != list(PARTS) and RESULTS_JSON.exists():
+            results = merged(json.loads(RESULTS_JSON.read_text()), results)
         RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
         progress(f"all parts done in {results['total_seconds']:.0f} s; raw numbers in {RESULTS_JSON}")
     written = report.write(json.loads(RESULTS_JSON.read_text()))

@@ -10,6 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+# Parts 4 and 5 live in their own files (they use the helpers below).
+import bench_collect_report  # noqa: E402
+import bench_loop_report  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS_MD = HERE / "results.md"
@@ -329,164 +333,32 @@ def plot_network(part, path):
     save(fig, path)
 
 
-# ---------------------------------------------------------------- 4. loop
-def loop_why(row, batch):
-    a = row.get("attribution_cpu_us", {})
-    if "loop_total_us" not in a:
-        return "Cause: the engine's fixed cost per update. Fix: see part 4."
-    rest = a["loop_total_us"] - a["loop_train_step_us"] - a["loop_next_batch_us"]
-    extra_share = a["loop_total_us"] / a["loop_plain_total_us"] - 1
-    if extra_share < 0.05:
-        rounds = row["wall"]["rounds"]
-        ratios = [e / p for e, p in zip(rounds["engine"], rounds["plain"])]
-        return (f"Cause: not the engine's own cost: in the instrumented run the engine's update took "
-                f"{100 * extra_share:+.1f} % against the plain loop's; the rounds' ratios ranged from "
-                f"{min(ratios):.2f} to {max(ratios):.2f} on this loaded machine (load average above), so the median "
-                "landed below the target by chance of the rounds. Fix: rerun on an idle machine, or more rounds.")
-    config = a["engine_update_us"] - a["engine_update_plain_config_us"]
-    wrappers = a["engine_update_plain_config_us"] - a["engine_update_plain_config_bare_precision_us"]
-    other = a["engine_update_plain_config_bare_precision_us"] - a["plain_update_us"]
-    return (f"Cause: a cost per update that does not grow with the model. In the instrumented engine run an update "
-            f"took {a['loop_total_us']:.0f} us of CPU against the plain loop's {a['loop_plain_total_us']:.0f}: "
-            f"engine.train_step alone took {a['loop_train_step_us']:.0f} "
-            f"({a['loop_train_step_us'] - a['loop_plain_total_us']:+.0f} against the plain loop's whole update), "
-            f"fetching the batch through the DataLoader and coordinated sampler {a['loop_next_batch_us']:.0f}, the "
-            f"loop's bookkeeping {rest:.0f}. Measured in isolation on one batch, train_step exceeds the plain update by "
-            f"{a['engine_update_us'] - a['plain_update_us']:.0f} us: ~{config:.0f} reading the loss settings from the "
-            f"OmegaConf config at every update, ~{wrappers:.0f} in the autocast and loss-scaler wrappers (idle "
-            f"without mixed precision), ~{other:.0f} in the rest (the codistillation loss with its empty distillation "
-            "slot, stacking the losses, setting LR and weight decay). Next to the ResNet-50 twin's update all of "
-            "this vanishes. Fix (src/codistill/engine.py): read the method settings into plain values once per run, "
-            "bypass the precision wrappers when workload.amp is off, and iterate the batch sampler directly over "
-            "in-memory data sets instead of through a DataLoader.")
-
-
-def loop_section(part, targets):
-    body = []
-    for row in part["rows"]:
-        for clock in ("wall", "cpu"):
-            n = row[clock]
-            body.append([row["workload"], "wall clock" if clock == "wall" else "process CPU time",
-                         f"{n['engine_samples_per_s']:,.0f}", f"{n['plain_samples_per_s']:,.0f}", f"{n['ratio']:.3f}"])
-    lines = [f"One rank, one thread, batch {part['batch']}, SGD with momentum and weight decay; engine.train_rank "
-             "(all_reduce, one rank: its sampler, DataLoader, schedules, bookkeeping) against "
-             "benchmarks/plain_loop.py, alternating, median over rounds; rates between the start of the first "
-             "update after warm-up and of the last update (set-up, final evaluation and state save excluded).",
-             "", table(["workload", "clock", "engine samples/s", "plain loop samples/s", "engine / plain"], body)]
-    loop_keys = ("loop_total_us", "loop_train_step_us", "loop_next_batch_us", "loop_plain_total_us")
-    keys = ("engine_batch_us", "plain_batch_us", "engine_update_us", "engine_update_plain_config_us",
-            "engine_update_plain_config_bare_precision_us", "plain_update_us")
-    rows = [row for row in part["rows"] if all(key in row.get("attribution_cpu_us", {}) for key in keys + loop_keys)]
-    if rows:
-        lines += ["", "Where the difference goes, in CPU microseconds per update. In the loop: extra engine runs, "
-                  "instrumented (their train_step calls and DataLoader fetches clocked), each right beside a plain "
-                  "run (medians):",
-                  "", table(["workload", "engine: whole update", "... in engine.train_step", "... fetching the batch",
-                             "plain loop: whole update"],
-                            [[row["workload"], *[f"{row['attribution_cpu_us'][key]:.0f}" for key in loop_keys]]
-                             for row in rows]),
-                  "", "In isolation (least time per call over alternating measurements, same model, optimizer and "
-                  "batch); the middle columns run the same engine.train_step given the config as plain Python "
-                  "values, then also a precision object without the autocast/scaler wrappers:", "",
-                  table(["workload", "next batch: engine's DataLoader", "next batch: plain indexing",
-                         "engine.train_step", "... plain-value config", "... and no precision wrappers",
-                         "plain update"],
-                        [[row["workload"], *[f"{row['attribution_cpu_us'][key]:.0f}" for key in keys]] for row in rows])]
-    for row in part["rows"]:
-        met = row["wall"]["ratio"] >= 0.95
-        targets.append((f"4. loop: engine >= 0.95x the plain loop ({row['workload']})", f"{row['wall']['ratio']:.3f}",
-                        met, None if met else loop_why(row, part["batch"])))
-    return lines
-
-
-def plot_loop(part, path):
-    rows = part["rows"]
-    fig, axes = plt.subplots(1, len(rows), figsize=(4.5 * len(rows), 3.6))
-    for ax, row in zip(axes, rows):
-        n = row["wall"]
-        ax.bar(["engine", "plain loop"], [n["engine_samples_per_s"], n["plain_samples_per_s"]],
-               color=["tab:blue", "tab:gray"])
-        ax.set_title(f"{row['workload']}\nratio {n['ratio']:.3f}", fontsize=10)
-        ax.set_ylabel("samples per second")
-    save(fig, path)
-
-
-# ---------------------------------------------------------------- 5. collect
-COLLECT_WHY = {
-    "scaling": (
-        "Cause: collect() keeps every parsed log in memory until it returns (peak memory grows with the tree: see "
-        "the table), and Python's cyclic garbage collector, whose full passes walk every live object, runs longer "
-        "as that heap grows; per run it also flattens the config through pandas.json_normalize and builds a "
-        "DataFrame before one concat and merge. Fix (figures/collect.py): flatten configs with a plain recursive "
-        "function, freeze the collector (gc.freeze) while parsing, and keep only the columns figures read."),
-    "make_figures": (
-        "Cause: see the `make figures` output in results.json. Fix: draw only the figures whose logs changed."),
-}
-
-
-def collect_section(part, targets):
-    rows = part["rows"]
-    body = []
-    for row in rows:
-        if "skipped" in row:
-            body.append([f"{row['n_runs']:,}", "", "", "skipped: " + row["skipped"], "", ""])
-            continue
-        body.append([f"{row['n_runs']:,}", f"{row['records']:,}", f"{row['log_mb']:.0f}", f"{row['seconds']:.1f}",
-                     f"{row['cpu_seconds']:.1f}", f"{row['peak_rss_mb']:,.0f} (imports {row['baseline_rss_mb']:.0f})"])
-    lines = [f"figures/collect.py `collect()` on generated trees ({part['records_per_run']} eval records per run, "
-             "the engine's own record format, one sweep manifest naming every run), each in a fresh subprocess "
-             "(peak memory: VmHWM). The trees are freshly written, so reads come from the page cache.", "",
-             table(["runs", "records", "log MB", "seconds", "CPU seconds", "peak memory MB"], body)]
-    by_runs = {row["n_runs"]: row for row in rows if "skipped" not in row}
-    if 1000 in by_runs and 10000 in by_runs:
-        ratio = by_runs[10000]["seconds"] / by_runs[1000]["seconds"]
-        met = ratio <= 12
-        targets.append(("5. pipeline: 10,000-run collect within 12x the 1,000-run time", f"{ratio:.1f}x", met,
-                        None if met else COLLECT_WHY["scaling"]))
-    else:
-        targets.append(("5. pipeline: 10,000-run collect within 12x the 1,000-run time", "not measured", False,
-                        "Cause: the 10,000-run tree was skipped (see the table). Fix: more memory."))
-    figures = part["make_figures"]
-    if "skipped" in figures:
-        lines += ["", f"`make figures` from committed results: not measured: {figures['skipped']}."]
-        targets.append(("5. pipeline: `make figures` from the committed results < 30 s", "not measured", False,
-                        f"Cause: {figures['skipped']} when this ran. Fix: rerun `make bench` once they are."))
-    else:
-        met = figures["seconds"] < 30 and figures["returncode"] == 0
-        lines += ["", f"`make figures` from the committed results: {figures['seconds']:.1f} s (exit "
-                  f"{figures['returncode']})."]
-        targets.append(("5. pipeline: `make figures` from the committed results < 30 s", f"{figures['seconds']:.1f} s",
-                        met, None if met else COLLECT_WHY["make_figures"]))
-    return lines
-
-
-def plot_collect(part, path):
-    rows = [row for row in part["rows"] if "skipped" not in row]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    runs = [row["n_runs"] for row in rows]
-    left.loglog(runs, [row["seconds"] for row in rows], marker="o", label="wall")
-    left.loglog(runs, [row["cpu_seconds"] for row in rows], marker="s", label="CPU")
-    left.loglog(runs, [rows[0]["seconds"] * n / runs[0] for n in runs], ls="--", color="gray", label="linear")
-    left.set_xlabel("runs (100 records each)")
-    left.set_ylabel("collect() seconds")
-    left.legend()
-    right.loglog(runs, [row["peak_rss_mb"] for row in rows], marker="o")
-    right.set_xlabel("runs")
-    right.set_ylabel("peak memory (MB)")
-    fig.suptitle("figures/collect.py on generated log trees")
-    save(fig, path)
+# ---------------------------------------------------------------- 4. loop, 5. collect: bench_loop_report.py,
+# bench_collect_report.py
 
 
 # ---------------------------------------------------------------- the report
 SECTIONS = [("bytes", "1. Bits per update: engine counters vs the paper's formulas", bytes_section, plot_bytes),
             ("overhead", "2. Engine overhead per update (CPU, gloo)", overhead_section, plot_overhead),
             ("network", "3. Simulated slow network", network_section, plot_network),
-            ("loop", "4. Training loop: engine vs a plain PyTorch loop", loop_section, plot_loop),
-            ("collect", "5. Figures pipeline: collect at scale", collect_section, plot_collect)]
+            ("loop", "4. Training loop: engine vs a plain PyTorch loop", bench_loop_report.loop_section,
+             bench_loop_report.plot_loop),
+            ("collect", "5. Figures pipeline: collect at scale", bench_collect_report.collect_section,
+             bench_collect_report.plot_collect)]
 import step_model_report  # noqa: E402  (part 6 lives in its own file; it uses the helpers above)
 
 SECTIONS.append(("stepmodel", "6. Step-time model past one machine", step_model_report.section,
                  step_model_report.plot))
+
+
+def remeasured_lines(results):
+    """Which parts were measured again after the run above, by what, when and at which commit."""
+    lines = []
+    for run in results.get("remeasured", []):
+        m = run["machine"]
+        lines.append(f"Measured again since, replacing those parts: {', '.join(run['parts'])}, by `{run['command']}` on "
+                     f"{m['date']}, commit {m['git_commit']} ({run['total_seconds'] / 60:.1f} min).")
+    return [*lines, ""] if lines else []
 
 
 def write(results):
@@ -498,6 +370,7 @@ def write(results):
              f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}, "
              f"torch {m['torch']}, no GPU. Total {results['total_seconds'] / 60:.1f} min. Raw numbers: "
              "benchmarks/results.json; plots: figures/out/bench_*.png (made by the same command).", "",
+             *remeasured_lines(results),
              "These measure this implementation on this machine (CPU, gloo, shape twins of the paper's models on "
              "generated data): they are not the paper's numbers.", ""]
     targets, written, body = [], [], []

@@ -1,11 +1,13 @@
 """The training loop of one rank: n model groups trained at once, all_reduce inside a group (DDP),
 codistillation between groups (Algorithm 1 of the paper, with the exchange of `exchange.py`)."""
+import contextlib
 import json
 import math
 import time
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
@@ -17,7 +19,7 @@ from .groups import make_process_groups
 from .losses import codistill_loss
 from .methods import OWN_METHODS, build_method, sampling_layout
 from .progress import Progress
-from .sampling import CoordinatedBatchSampler, EvalShardSampler, data_subset
+from .sampling import CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, to_device
 from .schedules import run_schedules
 from .workloads import build_workload
 
@@ -60,48 +62,101 @@ class RankState:
     method: object = None        # methods.py: wraps the model, acts after each update, has state
 
 
-def _to(device, batch, channels_last=False):
-    inputs, targets = (tensor.to(device, non_blocking=True) for tensor in batch)
-    if channels_last and inputs.dim() == 4:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    return inputs, targets
+_NO_AUTOCAST = contextlib.nullcontext()
 
 
 class Precision:
-    """workload.amp: float16 autocast with loss scaling on GPU, bfloat16 autocast on CPU;
-    without it, plain float32 (the scaler is then a pass-through)."""
+    """workload.amp: float16 autocast with loss scaling on GPU, bfloat16 autocast on CPU.
+    Without it, plain float32 with no autocast context and no scaler calls at all: even disabled,
+    they cost ~8 us per update, 2 % of a digits MLP's update (benchmarks/results.md, part 4, before
+    this bypass). The scaler exists either way (disabled): its state_dict is part of a saved state."""
 
     def __init__(self, enabled, device):
         self.enabled, self.device_type = enabled, device.type
         self.dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         self.scaler = torch.amp.GradScaler(device.type, enabled=enabled and device.type == "cuda")
+        self.scaling = self.scaler.is_enabled()
 
     def autocast(self):
-        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.enabled)
+        if not self.enabled:
+            return _NO_AUTOCAST
+        return torch.autocast(self.device_type, dtype=self.dtype)
 
     def backward_and_step(self, loss, optimizer):
+        if not self.scaling:  # what a disabled scaler's scale/step/update amount to
+            loss.backward()
+            optimizer.step()
+            return
         self.scaler.scale(loss).backward()
         self.scaler.step(optimizer)
         self.scaler.update()
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the training loop needs from the config, read once as plain values (an OmegaConf
+    lookup costs microseconds: nothing in the loop reads the config per update)."""
+    total_steps: int
+    steps_per_epoch: int
+    eval_every: int        # updates between evaluations (and committed states)
+    channels_last: bool
+    amp: bool
+    loader_workers: int
+
+
+def loop_settings(cfg, schedules):
+    workload = cfg.workload
+    return LoopSettings(total_steps=schedules.total_steps, steps_per_epoch=schedules.steps_per_epoch,
+                        eval_every=int(cfg.eval_every_epochs) * schedules.steps_per_epoch,
+                        channels_last=bool(workload.get("channels_last", False)),
+                        amp=bool(workload.get("amp", False)), loader_workers=int(workload.loader_workers))
+
+
+class TrainLosses:
+    """Sums of this rank's supervised and distillation losses since the last evaluation: float32
+    tensors on the device (no host synchronisation per update), read at each evaluation."""
+
+    def __init__(self, device):
+        self.supervised, self.distill = torch.zeros((), device=device), torch.zeros((), device=device)
+        self.batches = 0
+
+    def add(self, supervised, distill):
+        self.supervised += supervised
+        if distill is not None:  # no teachers at this update: nothing to add
+            self.distill += distill
+        self.batches += 1
+
+    def drain_into(self, stats):
+        stats[TRAIN_CE], stats[TRAIN_DISTILL] = self.supervised.item(), self.distill.item()
+        stats[TRAIN_BATCHES] = self.batches
+        self.supervised.zero_()
+        self.distill.zero_()
+        self.batches = 0
+
+
 def train_step(state, optimizer, precision, schedules, step, batch, trace):
-    """One update of this rank's model (Algorithm 1, line 4). Returns the (supervised, distill)
-    losses as a detached 2-vector on the device: no host synchronisation per update."""
+    """One update of this rank's model (Algorithm 1, line 4). Returns its (supervised, distill)
+    losses, detached, on the device (no host synchronisation per update); distill is None when
+    the update had no teachers."""
     inputs, targets = batch
+    lr, weight_decay = schedules.lr(step), schedules.weight_decay(step)
     for group in optimizer.param_groups:
-        group["lr"], group["weight_decay"] = schedules.lr(step), schedules.weight_decay(step)
+        group["lr"], group["weight_decay"] = lr, weight_decay
     with precision.autocast():
         logits = state.trainable(inputs)
         # No teachers (no distillation) during the exchange's burn-in, nor without codistillation.
         teachers = state.exchange.teachers_logits(step, state.model, inputs, logits)
         if trace:
             write_trace(trace, state, step, bool(teachers))
-        loss, supervised, distill = codistill_loss(logits, targets, teachers, schedules.alpha(step),
-                                                   state.distill_kind, state.temperature)
+        if teachers:
+            loss, supervised, distill = codistill_loss(logits, targets, teachers, schedules.alpha(step),
+                                                       state.distill_kind, state.temperature)
+        else:  # codistill_loss without teachers, minus building its zero distillation term
+            loss = supervised = F.cross_entropy(logits, targets)
+            distill = None
     optimizer.zero_grad(set_to_none=True)
     precision.backward_and_step(loss, optimizer)
-    return torch.stack([supervised.detach(), distill.detach()]).float()
+    return supervised.detach(), None if distill is None else distill.detach()
 
 
 def agreement(probabilities, targets):
@@ -121,7 +176,7 @@ def evaluate(state, val_loader, stats):
     model.eval()
     with torch.no_grad():
         for batch in val_loader:
-            inputs, targets = _to(state.device, batch, state.cfg.workload.get("channels_last", False))
+            inputs, targets = to_device(state.device, batch, state.cfg.workload.get("channels_last", False))
             logits = model(inputs)
             stats[VAL_LOSS] += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
             stats[VAL_CORRECT] += (logits.argmax(dim=-1) == targets).sum().item()
@@ -251,17 +306,16 @@ def train_rank(config, layout, run_directory, device):
     if len(sampler) == 0:
         raise ValueError(f"a batch of {sampled_batch} per model is larger than the training set "
                          f"({len(train_set)} samples): lower scale.batch_per_rank or batch_scale")
-    loader_options = dict(collate_fn=workload.collate, num_workers=cfg.workload.loader_workers,
-                          pin_memory=device.type == "cuda")
-    loader = DataLoader(train_set, batch_sampler=sampler, **loader_options)
     val_loader = DataLoader(workload.val_set, batch_sampler=EvalShardSampler(
         len(workload.val_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
-        **loader_options)
+        collate_fn=workload.collate, num_workers=cfg.workload.loader_workers, pin_memory=device.type == "cuda")
     state = build_rank_state(cfg, layout, workload, device)
     schedules = run_schedules(cfg, sampled_batch, len(sampler))
+    settings = loop_settings(cfg, schedules)
+    batches = batch_source(workload, train_set, sampler, settings, device)
     optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0),
                                 momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0))
-    precision = Precision(cfg.workload.get("amp", False), device)
+    precision = Precision(settings.amp, device)
     step, elapsed = 0, 0.0
     resume_step = checkpoint.committed_step(run_directory)
     if resume_step is not None:
@@ -278,27 +332,22 @@ def train_rank(config, layout, run_directory, device):
     trace = None
     if cfg.trace and layout.rank_in_group == 0:
         trace = open(run_directory / f"trace-model{layout.group_index}.jsonl", "a" if step else "w")
-    channels_last = cfg.workload.get("channels_last", False)
-    steps_per_epoch = schedules.steps_per_epoch
-    eval_every = cfg.eval_every_epochs * steps_per_epoch
+    steps_per_epoch, total_steps, eval_every = settings.steps_per_epoch, settings.total_steps, settings.eval_every
     started = time.perf_counter() - elapsed
     stats = torch.zeros(N_STATS, dtype=torch.float64)
-    train_losses = torch.zeros(2, device=device)  # sums of this rank's supervised and distill losses
-    for epoch in range(step // steps_per_epoch, math.ceil(schedules.total_steps / steps_per_epoch)):
+    train_losses = TrainLosses(device)
+    for epoch in range(step // steps_per_epoch, math.ceil(total_steps / steps_per_epoch)):
         sampler.set_epoch(epoch, start_batch=step - epoch * steps_per_epoch)
-        for inputs, targets in loader:
-            if step >= schedules.total_steps:
+        for batch in batches:
+            if step >= total_steps:
                 break
-            train_losses += train_step(state, optimizer, precision, schedules, step,
-                                       _to(device, (inputs, targets), channels_last), trace)
-            stats[TRAIN_BATCHES] += 1
+            train_losses.add(*train_step(state, optimizer, precision, schedules, step, batch, trace))
             step += 1
             state.method.after_update(step)
             if progress:
                 progress.update(step)
-            if step % eval_every == 0 or step == schedules.total_steps:
-                stats[TRAIN_CE], stats[TRAIN_DISTILL] = train_losses.tolist()
-                train_losses.zero_()
+            if step % eval_every == 0 or step == total_steps:
+                train_losses.drain_into(stats)
                 evaluate(state, val_loader, stats)
                 table = gather_stats(state, stats)
                 wall_time = time.perf_counter() - started

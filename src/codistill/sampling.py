@@ -1,9 +1,12 @@
 """Which samples each rank sees. A fresh seeded permutation per epoch is cut into batches of
 `batch_per_model`; rank r of a model group takes the r-th of k equal shards of each batch.
 Groups given the same order seed see the same batches at the same positions: the coordinated
-sampling that exchanging predictions needs (paper Section 3)."""
+sampling that exchanging predictions needs (paper Section 3). `batch_source` turns the sampler
+into the batches a rank trains on, on its device."""
 import torch
-from torch.utils.data import Sampler, Subset
+from torch.utils.data import DataLoader, Sampler, Subset
+
+from .workloads import InMemoryDataset, batch_is_ready
 
 
 def epoch_permutation(n_samples, order_seed, epoch):
@@ -25,12 +28,49 @@ class CoordinatedBatchSampler(Sampler):
     def __len__(self):
         return self.n_samples // self.batch_per_model
 
-    def __iter__(self):
-        order = epoch_permutation(self.n_samples, self.order_seed, self.epoch)
+    def index_batches(self, device=None):
+        """This rank's shard of each remaining batch of the epoch, as index tensors (on `device`:
+        one copy of the permutation per epoch, none per batch)."""
+        order = epoch_permutation(self.n_samples, self.order_seed, self.epoch).to(device)
         start = self.rank_in_group * self.shard
         for batch in range(self.start_batch, len(self)):
             first = batch * self.batch_per_model + start
-            yield order[first:first + self.shard].tolist()
+            yield order[first:first + self.shard]
+
+    def __iter__(self):
+        for indices in self.index_batches():
+            yield indices.tolist()
+
+
+def in_memory_tensors(dataset):
+    """(inputs, targets) of a data set of tensors in memory (an InMemoryDataset, or a Subset of
+    one: its rows taken once), else None (files read and transformed per sample)."""
+    if isinstance(dataset, Subset):
+        tensors = in_memory_tensors(dataset.dataset)
+        if tensors is None:
+            return None
+        rows = torch.as_tensor(dataset.indices)
+        return tuple(tensor[rows] for tensor in tensors)
+    # A subclass that fetches its own way (e.g. augments) keeps the DataLoader.
+    if getattr(type(dataset), "__getitems__", None) is not InMemoryDataset.__getitems__:
+        return None
+    return dataset.inputs, dataset.targets
+
+
+class InMemoryBatches:
+    """The coordinated sampler's batches cut straight out of tensors held on the training device
+    (the mini workloads' data: megabytes). A DataLoader yields the same batches
+    (InMemoryDataset.__getitems__ indexes the same rows) at the cost of a list of indices, a
+    fetcher, a collate call and a copy to the device per batch (benchmarks/results.md, part 4)."""
+
+    def __init__(self, inputs, targets, sampler, device):
+        self.inputs, self.targets = inputs.to(device), targets.to(device)
+        self.sampler, self.device = sampler, device
+
+    def __iter__(self):
+        inputs, targets = self.inputs, self.targets
+        for indices in self.sampler.index_batches(self.device):
+            yield inputs[indices], targets[indices]
 
 
 class EvalShardSampler(Sampler):
@@ -56,3 +96,36 @@ def data_subset(train_set, data_cfg):
     size = round(len(train_set) * data_cfg.fraction)
     order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(data_cfg.subset_seed))
     return Subset(train_set, order[:size].tolist())
+
+
+def to_device(device, batch, channels_last=False):
+    inputs, targets = (tensor.to(device, non_blocking=True) for tensor in batch)
+    if channels_last and inputs.dim() == 4:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs, targets
+
+
+class DeviceBatches:
+    """A DataLoader's (or any) batches moved to the device, channels-last when asked."""
+
+    def __init__(self, batches, device, channels_last):
+        self.batches, self.device, self.channels_last = batches, device, channels_last
+
+    def __iter__(self):
+        for batch in self.batches:
+            yield to_device(self.device, batch, self.channels_last)
+
+
+def batch_source(workload, train_set, sampler, settings, device):
+    """What the loop iterates each epoch: this rank's batches, on the device. Tensors held in
+    memory are indexed directly (InMemoryBatches: the same batches, without a
+    DataLoader's per-batch cost); data read from files, or with loader workers asked for, go
+    through a DataLoader."""
+    direct = workload.collate is batch_is_ready and settings.loader_workers == 0
+    tensors = in_memory_tensors(train_set) if direct else None
+    if tensors is not None:
+        batches = InMemoryBatches(*tensors, sampler, device)
+        return DeviceBatches(batches, device, True) if settings.channels_last else batches
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=workload.collate,
+                        num_workers=settings.loader_workers, pin_memory=device.type == "cuda")
+    return DeviceBatches(loader, device, settings.channels_last)
