@@ -38,8 +38,9 @@ when the interval [d - noise, d + noise] lies on one side of the claim's bound:
 
 Margins and tolerances (`margin` of within / at_least, `max` of spread, `tolerance` of tradeoff)
 are the paper's at paper scale. At mini scale they are `mini_margin_se` times the workload's seed
-standard error of the metric (the median, over every setting of that workload at that scale, of
-the standard error of its final value over seeds): a margin in mini units, never in paper units.
+standard error of the metric (the median, over every setting of that workload at that scale in
+the paper's experiments, of the standard error of its final value over seeds; the frontier, beyond
+the paper, does not move it): a margin in mini units, never in paper units.
 
 For a compare or difference between a codistillation group and an all_reduce group, the outcome
 also reports the gap codistillation - all_reduce and the share of it that the alpha = 0 control

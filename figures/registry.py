@@ -32,14 +32,15 @@ class Spec:
     section: str         # where in the paper (later version unless it says "earlier version")
     draw: Callable
     sweep: str = None    # default: the id
+    paper: bool = True   # False: an experiment beyond the paper's, which does not set the mini noise unit
 
     @property
     def sweep_id(self):
         return self.sweep or self.id
 
 
-def _spec(id, kind, title, section, function=None, sweep=None):
-    return Spec(id, kind, title, section, function or getattr(draw, id), sweep)
+def _spec(id, kind, title, section, function=None, sweep=None, paper=True):
+    return Spec(id, kind, title, section, function or getattr(draw, id), sweep, paper)
 
 
 SPEC_LIST = [
@@ -73,7 +74,7 @@ SPEC_LIST = [
     _spec("alpha_schedule_vision", "figure", "Constant vs step-wise α, ResNet-50 (earlier version)", "earlier version A.1"),
     _spec("multiview", "figure", "Multi-view experiment (= Figure 6)", "Sec. 5.1"),
     _spec("frontier", "figure", "Beyond the paper: codistillation vs PowerSGD, local SGD and DiLoCo, "
-          "top-1 against bits between servers per update", "not in the paper (Fig. 1's setting)"),
+          "top-1 against bits between servers per update", "not in the paper (Fig. 1's setting)", paper=False),
     _spec("wrn_pretrain", "figure", "The pretrained Wide-ResNet-28-10 of the multi-view experiment", "Sec. 5.1"),
 ]
 SPECS = {spec.id: spec for spec in SPEC_LIST}

@@ -304,3 +304,17 @@ def test_fewest_bits_fails_when_the_expected_method_never_reaches(tmp_path):
     outcome = claims.evaluate(FEWEST_BITS, data)
     assert outcome.status == claims.FAILS
     assert "codistillation: none surely reaches" in outcome.reproduced
+
+
+def test_the_mini_noise_unit_comes_from_the_papers_experiments_only(tmp_path):
+    """A noisy experiment beyond the paper (frontier, s.e. 2.0) must not move the seed s.e. that
+    sets the paper's mini margins (fig2's groups, s.e. exactly SE)."""
+    paper = two_groups(tmp_path / "paper", 79.0)
+    beyond = logs(tmp_path / "beyond", {"d": ({"method.name": "diloco"}, finals(70.0, se=2.0)),
+                                        "d2": ({"method.name": "diloco", "method.period": 4}, finals(71.0, se=2.0)),
+                                        "d3": ({"method.name": "diloco", "method.period": 8}, finals(72.0, se=2.0))},
+                  sweep="frontier")
+    resolution = report.resolutions({"mini": {"fig2": paper, "frontier": beyond}})["mini"]
+    assert resolution.seed_se("digits_mlp", "val_top1") == (pytest.approx(SE), 2)
+    everything = claims.Resolution([paper.records, beyond.records])
+    assert everything.seed_se("digits_mlp", "val_top1")[0] == pytest.approx(2.0)   # the median of 0.5, 0.5, 2, 2, 2
