@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from codistill.engine import model_seed
+from codistill.seeds import model_seed
 from codistill.sampling import epoch_permutation
 from codistill.schedules import build_schedules
 from codistill.workloads import build_workload

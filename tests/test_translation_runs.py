@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 import torch
 
-from codistill.engine import model_seed
+from codistill.seeds import model_seed
 from codistill.launch import launch
 from codistill.runlog import is_finished, read_records, run_dir
 from codistill.translation.processes import FAIRSEQ_ENV, run_fairseq

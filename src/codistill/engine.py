@@ -21,17 +21,13 @@ from .methods import OWN_METHODS, build_method, sampling_layout
 from .progress import Progress
 from .sampling import CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, to_device
 from .schedules import run_schedules
+from .seeds import model_seed
 from .workloads import build_workload
 
 # Columns of the per-group statistics that rank 0 gathers for each log record.
 (TRAIN_CE, TRAIN_DISTILL, TRAIN_BATCHES, VAL_LOSS, VAL_CORRECT, VAL_COUNT, DIST_FROM_INIT,
  ENSEMBLE_CORRECT, CHURN_SUM) = range(9)
 N_STATS = 9
-
-
-def model_seed(seed, group):
-    """Initialisation seed of model `group` in a run with `seed`: every model starts elsewhere."""
-    return seed * 1000 + group
 
 
 def model_spec(cfg, group):

@@ -5,7 +5,7 @@ plugin, codistilled through checkpoint snapshots on the run directory's file sys
 supplies what vision and translation share: the distillation term (losses.py, token-level with a
 padding mask), the alpha schedule (schedules.AlphaSchedule), the file exchange
 (file_exchange.FileCheckpointExchange on snapshots.SnapshotStore), the bit counter
-(exchange.CommCounter), seeds (engine.model_seed), the run's records and atomic writes (runlog.py)
+(exchange.CommCounter), seeds (seeds.model_seed), the run's records and atomic writes (runlog.py)
 and the job environment (jobs.py). The plugin only adapts fairseq's hooks to these; nothing here
 imports the plugin (fairseq loads it from `--user-dir`).
 

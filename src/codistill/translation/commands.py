@@ -9,7 +9,7 @@ snapshot files.
 import importlib.util
 from pathlib import Path
 
-from ..engine import model_seed
+from ..seeds import model_seed
 
 PLUGIN_DIR = Path(importlib.util.find_spec("codistill_fairseq").origin).parent
 MODEL_FLAGS = ("encoder_layers", "decoder_layers", "encoder_embed_dim", "decoder_embed_dim",
