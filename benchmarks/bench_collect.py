@@ -20,7 +20,8 @@ import torch
 from omegaconf import OmegaConf
 
 from benchlib import ROOT, compose
-from codistill import engine, runlog
+from codistill import runlog
+from codistill.vision import engine
 from codistill.exchange import CommCounter
 from codistill.schedules import build_schedules
 

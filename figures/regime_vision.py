@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 from omegaconf import OmegaConf
 
-from codistill.sampling import data_subset
+from codistill.vision.sampling import data_subset
 from codistill.schedules import run_schedules
 
 from .regime_models import check_models

@@ -147,7 +147,7 @@ def run_probed(container):
 
     from codistill.launch import launch
     from codistill.runlog import is_finished, read_records, run_dir
-    from codistill.workloads import build_workload
+    from codistill.vision.workloads import build_workload
 
     directory = run_dir(container)
     if not (is_finished(directory) and any(directory.glob("exchange-gaps-*"))):

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from codistill.seeds import model_seed
-from codistill.sampling import epoch_permutation
+from codistill.vision.sampling import epoch_permutation
 from codistill.schedules import build_schedules
-from codistill.workloads import build_workload
+from codistill.vision.workloads import build_workload
 
 
 def full_batches(n_samples, batch, order_seed, total_steps):

@@ -6,7 +6,7 @@ from conftest import compose_job
 from omegaconf import OmegaConf
 
 from codistill.schedules import run_schedules
-from codistill.workloads import MINI_RESNETS, build_workload, generated_clusters
+from codistill.vision.workloads import MINI_RESNETS, build_workload, generated_clusters
 
 
 def small_clusters(**changes):

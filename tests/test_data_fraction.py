@@ -4,9 +4,9 @@ import torch
 from omegaconf import OmegaConf
 
 from codistill.config import ConfigError
-from codistill.sampling import data_subset
+from codistill.vision.sampling import data_subset
 from codistill.schedules import build_schedules
-from codistill.workloads import InMemoryDataset
+from codistill.vision.workloads import InMemoryDataset
 from conftest import SHORT, compose_job
 from test_engine_distributed import last_eval
 

@@ -1,4 +1,4 @@
-"""PowerSGD, local SGD and DiLoCo (codistill/methods.py) in real gloo runs, against all_reduce and
+"""PowerSGD, local SGD and DiLoCo (codistill/vision/methods.py) in real gloo runs, against all_reduce and
 each other, with their bits against formulas, and resumed after a SIGKILL."""
 import multiprocessing
 import os
@@ -49,7 +49,7 @@ def inter_node_bits(directory):
 
 
 def fresh_model(container):
-    from codistill.workloads import build_workload
+    from codistill.vision.workloads import build_workload
 
     return build_workload(OmegaConf.create(container["workload"])).make_model(0)
 

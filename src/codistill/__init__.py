@@ -15,12 +15,13 @@ Where things are:
   snapshots.py    checkpoint snapshots in files: their store, and which one each peer reads
   groups.py       the layout of n model groups x k ranks on nodes, and their process groups
   schedules.py    learning-rate, weight-decay and alpha schedules
-  engine.py       the training loop of one rank of an experiment
   checkpoint.py   crash-safe run state; launch.py starting the ranks locally or under
                   submitit/Slurm (jobs.py: the job environment both launchers read); runlog.py
                   run ids, run directories, metrics.jsonl and atomic writes
   config.py       compose-time validation (experiments; imports OmegaConf)
-  workloads.py, multiview.py, wide_resnet.py, sampling.py: the experiments' data and models
+  vision/         the vision experiments, a client of the above: engine.py the training loop of
+                  one rank, workloads.py / multiview.py / wide_resnet.py / sampling.py their data
+                  and models, methods.py PowerSGD, local SGD and DiLoCo
   translation/    the translation workloads, a client of the above trained by fairseq (the
                   plugin src/codistill_fairseq adapts fairseq's hooks to this core)
 """

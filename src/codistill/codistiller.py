@@ -7,7 +7,7 @@
 
 The layout splits the world into n model groups of k ranks; each group trains one model with DDP
 inside the group, and the groups codistil through the exchange (README, "Codistillation in your
-own training loop"; the engine, engine.py, does the same with exchange.py and losses.py).
+own training loop"; the engine, vision/engine.py, does the same with exchange.py and losses.py).
 """
 import copy
 

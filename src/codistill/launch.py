@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from .engine import train_rank
+from .vision.engine import train_rank
 from .groups import Layout
 from .jobs import check_world_size, free_port, job_rank
 
@@ -82,7 +82,7 @@ def warm_imports(config):
     a sweep that the local launcher runs in this process."""
     import importlib
 
-    from .workloads import IMPORTS
+    from .vision.workloads import IMPORTS
 
     for module in ["torch._dynamo", *IMPORTS[config["workload"]["name"]]]:
         importlib.import_module(module)

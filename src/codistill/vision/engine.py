@@ -13,15 +13,15 @@ from torch.utils.data import DataLoader
 
 import torch.distributed as dist
 
-from . import checkpoint, runlog
-from .exchange import CheckpointExchange, CommCounter, NoExchange, build_exchange, flat_parameters, param_hash
-from .groups import make_process_groups
-from .losses import codistill_loss
+from .. import checkpoint, runlog
+from ..exchange import CheckpointExchange, CommCounter, NoExchange, build_exchange, flat_parameters, param_hash
+from ..groups import make_process_groups
+from ..losses import codistill_loss
+from ..progress import Progress
+from ..schedules import run_schedules
+from ..seeds import model_seed
 from .methods import OWN_METHODS, build_method, sampling_layout
-from .progress import Progress
 from .sampling import CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, to_device
-from .schedules import run_schedules
-from .seeds import model_seed
 from .workloads import build_workload
 
 # Columns of the per-group statistics that rank 0 gathers for each log record.
