@@ -184,7 +184,7 @@ def _worker(rank, world, spec):
             counter_before = timed.state.counter.inter_node_bits
             if method == "checkpoints":
                 exchange = timed.state.exchange
-                seconds, wire = window(lambda: exchange.refresh(timed.state.model), 1)
+                seconds, wire = window(lambda: exchange.refresh(), 1)
                 record("checkpoints, exchange", limit, 1, seconds, wire,
                        timed.state.counter.inter_node_bits - counter_before)
                 continue

@@ -16,7 +16,7 @@ from .translation_config import TRANSLATION_WORKLOADS, check_translation_job, is
 from .translation_config import data_problem as translation_data_problem
 
 METHODS = ("allreduce", "codistill", "independent")
-EXCHANGES = ("predictions", "checkpoints")
+EXCHANGES = ("predictions", "checkpoints", "sharded_checkpoints")
 PREDICTION_BITS = (32, 16)
 ALPHA_SCHEDULES = ("constant", "step", "exponential")
 LR_KINDS = ("step", "cosine")
