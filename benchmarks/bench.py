@@ -4,6 +4,7 @@ figures/out/bench_*.png from what it measured (benchmarks/results.json keeps the
     python benchmarks/bench.py                      # everything (~15 min on 2 cores)
     python benchmarks/bench.py --parts bytes loop   # some parts only (results.md says which ran)
     python benchmarks/bench.py --report-only        # redraw results.md and plots from results.json
+    python benchmarks/bench.py --merge --parts network   # rerun some parts, keep the others' numbers
     python benchmarks/step_model_report.py          # part 6 (the step-time model) alone, in seconds
 """
 import argparse
@@ -45,21 +46,40 @@ def run_part(name, results=None):
     return {**result, "seconds": seconds, "load_before": load_before, "load_after": os.getloadavg()}
 
 
+def keep_earlier_parts(results, earlier):
+    """Adds the parts of an earlier results.json that this run did not measure, each stamped with
+    the run that did (`measured_by`: command, date, commit), in PARTS order."""
+    stamp = {"command": earlier["command"], "date": earlier["machine"]["date"],
+             "git_commit": earlier["machine"]["git_commit"]}
+    merged = {}
+    for name in PARTS:
+        if name in results["parts"]:
+            merged[name] = results["parts"][name]
+        elif name in earlier["parts"]:
+            merged[name] = {**earlier["parts"][name], "measured_by": earlier["parts"][name].get("measured_by", stamp)}
+    results["parts"] = merged
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the parts not run from results.json (each marked with the run that measured it)")
     arguments = parser.parse_args(argv)
     import bench_report as report
 
     if not arguments.report_only:
         started = time.perf_counter()
-        results = {"machine": machine(), "command": "make bench" if arguments.parts == list(PARTS) else
-                   "python benchmarks/bench.py --parts " + " ".join(arguments.parts), "parts": {}}
+        command = "make bench" if arguments.parts == list(PARTS) else (
+            "python benchmarks/bench.py " + ("--merge " if arguments.merge else "") + "--parts " + " ".join(arguments.parts))
+        results = {"machine": machine(), "command": command, "parts": {}}
         for name in arguments.parts:
             progress(f"{name}: start")
             results["parts"][name] = run_part(name, results)
         results["total_seconds"] = time.perf_counter() - started
+        if arguments.merge and RESULTS_JSON.exists():
+            keep_earlier_parts(results, json.loads(RESULTS_JSON.read_text()))
         RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
         progress(f"all parts done in {results['total_seconds']:.0f} s; raw numbers in {RESULTS_JSON}")
     written = report.write(json.loads(RESULTS_JSON.read_text()))

@@ -15,7 +15,8 @@ same update without its collective, its compute-only time:
                     communication: its compute-only time) and the exchange itself (parameters
                     all_gathered), timed apart; at period T an update costs between + exchange / T
 and the bytes (and packets) each rank put on the wire (eth0's tx counters) next to the engine's
-counters.
+counters. Then, for the 25.6M model with two ranks in each namespace (one model group per node),
+one exchange of checkpoints and of sharded_checkpoints side by side (bench_sharded.py).
 
     sudo python benchmarks/bench_network.py
 """
@@ -184,7 +185,7 @@ def _worker(rank, world, spec):
             counter_before = timed.state.counter.inter_node_bits
             if method == "checkpoints":
                 exchange = timed.state.exchange
-                seconds, wire = window(lambda: exchange.refresh(), 1)
+                seconds, wire = window(exchange.refresh, 1)
                 record("checkpoints, exchange", limit, 1, seconds, wire,
                        timed.state.counter.inter_node_bits - counter_before)
                 continue
@@ -251,9 +252,11 @@ def worker_main(spec_path):
 
     faulthandler.register(signal.SIGUSR1)  # the driver asks for the stacks of a rank that hangs
 
+    import bench_sharded
+
     spec = json.loads(Path(spec_path).read_text())
-    rank = int(os.environ["RANK"])
-    run_as_rank(rank, 2, Path(spec_path).parent, _worker, (spec,))
+    function = bench_sharded.worker if spec.get("kind") == "sharded" else _worker
+    run_as_rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), Path(spec_path).parent, function, (spec,))
 
 
 # ---------------------------------------------------------------- outside: the driver
@@ -267,15 +270,18 @@ def _containers():
             "checkpoints": method("method.exchange=checkpoints", "method.period=1000000000")}
 
 
-def run_pair(nodes, spec, timeout):
-    """Runs the two ranks of `spec`, one in each namespace; returns both results."""
+def run_pair(nodes, spec, timeout, ranks_per_node=1):
+    """Runs the ranks of `spec`, `ranks_per_node` in each namespace (consecutive ranks share one);
+    returns every rank's result."""
+    world = 2 * ranks_per_node
     with tempfile.TemporaryDirectory() as folder:
         spec_path = Path(folder) / "spec.json"
         spec_path.write_text(json.dumps(spec))
         processes = []
         try:
-            for rank, name in enumerate(nodes.names):
-                env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": ADDRESSES[0],
+            for rank in range(world):
+                name = nodes.names[rank // ranks_per_node]
+                env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": ADDRESSES[0],
                        "MASTER_PORT": str(PORT), "GLOO_SOCKET_IFNAME": "eth0", "OMP_NUM_THREADS": "1",
                        "TORCH_CPP_LOG_LEVEL": "ERROR"}  # not c10d's warning that veth peers have no hostname
                 processes.append(subprocess.Popen(
@@ -288,7 +294,7 @@ def run_pair(nodes, spec, timeout):
                     raise RuntimeError(f"network benchmark {spec['label']}: "
                                        + ("a rank failed" if failed else f"no result within {timeout} s"))
                 time.sleep(0.2)
-            return [json.loads((Path(folder) / f"rank{r}.json").read_text()) for r in range(2)]
+            return [json.loads((Path(folder) / f"rank{r}.json").read_text()) for r in range(world)]
         finally:
             running = [process for process in processes if process.poll() is None]
             for process in running:
@@ -303,12 +309,13 @@ def _raise_on_sigterm(signum, frame):
     raise SystemExit(f"signal {signum}: cleaning up")
 
 
-def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print):
+def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print, sharded=True):
     reason = skip_reason()
     if reason:
         progress(f"network: {reason}")
         return {"skipped": reason}
-    from benchlib import RESNET50_TWIN, count_params, twin_sizes
+    import bench_sharded
+    from benchlib import RESNET50_PARAMS, RESNET50_TWIN, count_params, twin_sizes
 
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     containers = _containers()
@@ -328,6 +335,10 @@ def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print):
                     results["link_bits_per_s"] = rank0["link"]
                 if rank0["collectives"]:
                     results["collectives"] = {"params": spec["params"], "seconds": rank0["collectives"]}
+            if sharded:
+                widths = twin_sizes(RESNET50_PARAMS)
+                spec = {"sizes": list(widths), "params": count_params(widths)}
+                results["sharded"] = bench_sharded.measure(nodes, run_pair, spec, timeout, progress)
     finally:
         signal.signal(signal.SIGTERM, previous)
     return results
@@ -338,8 +349,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--small", action="store_true", help="only the 1M model (a quick check)")
+    parser.add_argument("--sharded-only", action="store_true", help="only the sharded comparison (bench_sharded.py)")
     arguments = parser.parse_args()
     if arguments.worker:
         worker_main(arguments.worker)
     else:
-        print(json.dumps(run({"1M": SIZES["1M"]} if arguments.small else SIZES), indent=1))
+        sizes = {} if arguments.sharded_only else {"1M": SIZES["1M"]} if arguments.small else SIZES
+        print(json.dumps(run(sizes, sharded=not arguments.small), indent=1))

@@ -59,7 +59,16 @@ def _exchange_both_ways(rank, world_size, n, k, chunk_elements):
                 move(peer, j, index)
             equal.append([same(plain, sharded), same(sharded, peer),
                           sharded[0].weight.is_contiguous(memory_format=torch.channels_last)])
-    return {"equal": equal, "bits": {name: [c.inter_node_bits, c.intra_node_bits] for name, c in counters.items()}}
+    # Resume: a fresh exchange loaded from the state_dict holds the same teachers, and exchanges on.
+    resumed = ShardedCheckpointExchange(groups, CommCounter(), 1, group, model, [make_model(j) for j in others])
+    resumed.load_state_dict(exchanges["sharded"].state_dict())
+    restored = [same(a, b) for a, b in zip(resumed.teachers, exchanges["sharded"].teachers)]
+    move(model, group, 2)
+    resumed.refresh()
+    exchanges["plain"].refresh()
+    restored += [same(a, b) for a, b in zip(resumed.teachers, exchanges["plain"].teachers)]
+    return {"equal": equal, "restored": restored,
+            "bits": {name: [c.inter_node_bits, c.intra_node_bits] for name, c in counters.items()}}
 
 
 @pytest.mark.parametrize("n, k", [(2, 2), (3, 2)])
@@ -71,10 +80,12 @@ def test_sharded_teachers_equal_the_unsharded_exchanges_bit_for_bit(n, k):
     results = spawn(n * k, _exchange_both_ways, n, k, 40)
     exchanges = 2
     for result in results:
+        plain_bits = result["bits"]["plain"]
         assert result["equal"] == [[True, True, True]] * (exchanges * (n - 1))
+        assert result["restored"] == [True] * (2 * (n - 1))
         # Peers cross nodes, a model group stays in its node. Per device and exchange: all_gather
         # over m ranks costs (m-1)|x|.
-        assert result["bits"]["plain"] == [exchanges * (n - 1) * 32 * padded, 0]
+        assert plain_bits == [(exchanges + 1) * (n - 1) * 32 * padded, 0]  # + one exchange after the resume
         assert result["bits"]["sharded"] == [exchanges * (n - 1) * 32 * shard, exchanges * (k - 1) * n * 32 * shard]
 
 

@@ -162,12 +162,18 @@ class CheckpointExchange:
         padded_size = max(flat.size for flat in (self.own, *self.teacher_flats))
         device = next(model.parameters()).device
         self.wire = CheckpointWire(len(teachers) + 1, padded_size, self.shards, device)
-        chunks = range(len(self.wire.chunks))
-        self.own_copies = [self.wire.copies(self.own, group_index, self.shard, chunk) for chunk in chunks]
-        rows = [row for row in range(len(teachers) + 1) if row != group_index]
-        self.teacher_copies = [[pair for row, flat in zip(rows, self.teacher_flats) for shard in range(self.shards)
-                                for pair in self.wire.copies(flat, row, shard, chunk)] for chunk in chunks]
+        self.own_copies, self.teacher_copies = self._plan_copies()
         self.source_step = None  # update index the teachers' parameters come from
+
+    def _plan_copies(self):
+        """Per chunk: (own parameter part, wire part) pairs of this rank's shard, and (teacher
+        parameter part, wire part) pairs of every shard of every other group."""
+        chunks = range(len(self.wire.chunks))
+        own = [self.wire.copies(self.own, self.group_index, self.shard, chunk) for chunk in chunks]
+        rows = [row for row in range(len(self.teachers) + 1) if row != self.group_index]
+        teachers = [[pair for row, flat in zip(rows, self.teacher_flats) for shard in range(self.shards)
+                     for pair in self.wire.copies(flat, row, shard, chunk)] for chunk in chunks]
+        return own, teachers
 
     def is_due(self, step):
         # Also on the first call after a burn-in that ended between exchange points.
