@@ -337,7 +337,7 @@ def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print, s
                     results["collectives"] = {"params": spec["params"], "seconds": rank0["collectives"]}
             if sharded:
                 widths = twin_sizes(RESNET50_PARAMS)
-                spec = {"sizes": list(widths), "params": count_params(widths)}
+                spec = {"label": "25.6M, 2 ranks per node", "sizes": list(widths), "params": count_params(widths)}
                 results["sharded"] = bench_sharded.measure(nodes, run_pair, spec, timeout, progress)
     finally:
         signal.signal(signal.SIGTERM, previous)
