@@ -120,12 +120,11 @@ def overhead_why(part, method):
                        for i in rounds])
     return (f"Cause: per round, an update between exchanges cost {share('checkpoints_between'):.2f}x independent, of "
             f"which the teacher's forward pass explains {share('teacher_forward'):.2f}; the exchange adds "
-            f"{exchange:.2f} per update at T = 50 (gloo's all_gather of the 102 MB parameter vector plus flattening "
-            "it: part 3 shows it slower than an all_reduce of the same bytes). The rest of an update between "
+            f"{exchange:.2f} per update at T = 50 (the all_gathers of the 102 MB parameter vector and the copies "
+            "into and out of the exchange's buffers, on the same two cores). The rest of an update between "
             "exchanges ranged from " + f"{min(residual):+.2f} to {max(residual):+.2f} of an independent update "
-            f"across rounds and was not isolated further; {load}. " + sync + "Fix: a cheaper exchange (an "
-            "isend/irecv pair, no per-call flatten and pad), a longer period (the paper's T >= 625), and an idle "
-            "machine to judge 5 %.")
+            f"across rounds and was not isolated further; {load}. " + sync + "Fix: a longer period (the "
+            "paper's T >= 625), and an idle machine to judge 5 %.")
 
 
 OVERHEAD_ROWS = [("independent", "independent (2 models, nothing exchanged)"),
