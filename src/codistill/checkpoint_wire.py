@@ -14,9 +14,10 @@ Each collective's output and input are contiguous views of the kept tensor, as
 """
 import torch
 
-# Elements (float32: 4 MiB) per collective; ours. Cutting the vector into chunks issued together
-# (async) keeps gloo's links busy both ways: one 102 MB all_gather at 1 Gbit/s took 1.4 s, 16 chunks
-# 0.89 s (benchmarks/results.md, part 3). Small models stay one chunk.
+# Elements (float32: 4 MiB) per collective; ours. Chunks started together (async) keep gloo's link
+# busy both ways: at 1 Gbit/s one all_gather call of the 102 MB vector takes ~1.4 s, the chunked
+# exchange ~0.9 s (benchmarks/results.md, part 3: the collectives table and the exchange's row).
+# Small models stay one chunk.
 CHUNK_ELEMENTS = 2**20
 
 
