@@ -4,7 +4,7 @@ figures/out/bench_*.png from what it measured (benchmarks/results.json keeps the
     python benchmarks/bench.py                      # everything (~15 min on 2 cores)
     python benchmarks/bench.py --parts bytes loop   # some parts only (results.md says which ran)
     python benchmarks/bench.py --report-only        # redraw results.md and plots from results.json
-    python benchmarks/bench.py --merge --parts network   # rerun some parts, keep the others' numbers
+    python benchmarks/bench.py --merge --parts sharded   # rerun some parts, keep the others' numbers
     python benchmarks/step_model_report.py          # part 6 (the step-time model) alone, in seconds
 """
 import argparse
@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE))
 from benchlib import machine  # noqa: E402
 
 RESULTS_JSON = HERE / "results.json"
-PARTS = ("bytes", "overhead", "network", "loop", "collect", "stepmodel")
+PARTS = ("bytes", "overhead", "network", "sharded", "loop", "collect", "stepmodel")
 
 
 def progress(message):
@@ -33,10 +33,12 @@ def run_part(name, results=None):
     import bench_loop
     import bench_network
     import bench_overhead
+    import bench_sharded
     import step_model_report
 
     network = (results or {}).get("parts", {}).get("network")
     runner = {"bytes": bench_bytes.run, "overhead": bench_overhead.run, "network": bench_network.run,
+              "sharded": bench_sharded.run,
               "loop": bench_loop.run, "collect": bench_collect.run,
               "stepmodel": lambda progress: step_model_report.run(progress, network)}[name]
     load_before, started = os.getloadavg(), time.perf_counter()

@@ -15,8 +15,8 @@ same update without its collective, its compute-only time:
                     communication: its compute-only time) and the exchange itself (parameters
                     all_gathered), timed apart; at period T an update costs between + exchange / T
 and the bytes (and packets) each rank put on the wire (eth0's tx counters) next to the engine's
-counters. Then, for the 25.6M model with two ranks in each namespace (one model group per node),
-one exchange of checkpoints and of sharded_checkpoints side by side (bench_sharded.py).
+counters. (Part 3b, bench_sharded.py, times the checkpoint exchanges alone in the same namespaces,
+with one and with two ranks per node.)
 
     sudo python benchmarks/bench_network.py
 """
@@ -309,13 +309,12 @@ def _raise_on_sigterm(signum, frame):
     raise SystemExit(f"signal {signum}: cleaning up")
 
 
-def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print, sharded=True):
+def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print):
     reason = skip_reason()
     if reason:
         progress(f"network: {reason}")
         return {"skipped": reason}
-    import bench_sharded
-    from benchlib import RESNET50_PARAMS, RESNET50_TWIN, count_params, twin_sizes
+    from benchlib import RESNET50_TWIN, count_params, twin_sizes
 
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     containers = _containers()
@@ -335,10 +334,6 @@ def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print, s
                     results["link_bits_per_s"] = rank0["link"]
                 if rank0["collectives"]:
                     results["collectives"] = {"params": spec["params"], "seconds": rank0["collectives"]}
-            if sharded:
-                widths = twin_sizes(RESNET50_PARAMS)
-                spec = {"label": "25.6M, 2 ranks per node", "sizes": list(widths), "params": count_params(widths)}
-                results["sharded"] = bench_sharded.measure(nodes, run_pair, spec, timeout, progress)
     finally:
         signal.signal(signal.SIGTERM, previous)
     return results
@@ -349,10 +344,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--small", action="store_true", help="only the 1M model (a quick check)")
-    parser.add_argument("--sharded-only", action="store_true", help="only the sharded comparison (bench_sharded.py)")
     arguments = parser.parse_args()
     if arguments.worker:
         worker_main(arguments.worker)
     else:
-        sizes = {} if arguments.sharded_only else {"1M": SIZES["1M"]} if arguments.small else SIZES
-        print(json.dumps(run(sizes, sharded=not arguments.small), indent=1))
+        print(json.dumps(run({"1M": SIZES["1M"]} if arguments.small else SIZES), indent=1))
