@@ -16,7 +16,7 @@ import torch
 
 # Elements (float32: 4 MiB) per collective; ours. Chunks started together (async) keep gloo's link
 # busy both ways: at 1 Gbit/s one all_gather call of the 102 MB vector takes ~1.4 s, the chunked
-# exchange ~0.9 s (benchmarks/results.md, part 3: the collectives table and the exchange's row).
+# exchange ~0.9 s (benchmarks/results.md: part 3's collectives table, part 3b).
 # Small models stay one chunk.
 CHUNK_ELEMENTS = 2**20
 
