@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE))
 from benchlib import machine  # noqa: E402
 
 RESULTS_JSON = HERE / "results.json"
-PARTS = ("bytes", "overhead", "network", "loop", "collect", "stepmodel")
+PARTS = ("bytes", "overhead", "network", "sharded", "loop", "collect", "stepmodel")
 
 
 def progress(message):
@@ -32,10 +32,12 @@ def run_part(name, results=None):
     import bench_loop
     import bench_network
     import bench_overhead
+    import bench_sharded
     import step_model_report
 
     network = (results or {}).get("parts", {}).get("network")
     runner = {"bytes": bench_bytes.run, "overhead": bench_overhead.run, "network": bench_network.run,
+              "sharded": bench_sharded.run,
               "loop": bench_loop.run, "collect": bench_collect.run,
               "stepmodel": lambda progress: step_model_report.run(progress, network)}[name]
     load_before, started = os.getloadavg(), time.perf_counter()
@@ -66,8 +68,9 @@ def main(argv=None):
 
     if not arguments.report_only:
         started = time.perf_counter()
-        results = {"machine": machine(), "command": "make bench" if arguments.parts == list(PARTS) else
-                   "python benchmarks/bench.py --parts " + " ".join(arguments.parts), "parts": {}}
+        command = "make bench" if arguments.parts == list(PARTS) else (
+            "python benchmarks/bench.py --parts " + " ".join(arguments.parts))
+        results = {"machine": machine(), "command": command, "parts": {}}
         for name in arguments.parts:
             progress(f"{name}: start")
             results["parts"][name] = run_part(name, results)

@@ -15,7 +15,8 @@ same update without its collective, its compute-only time:
                     communication: its compute-only time) and the exchange itself (parameters
                     all_gathered), timed apart; at period T an update costs between + exchange / T
 and the bytes (and packets) each rank put on the wire (eth0's tx counters) next to the engine's
-counters.
+counters. (Part 3b, bench_sharded.py, times the checkpoint exchanges alone in the same namespaces,
+with one and with two ranks per node.)
 
     sudo python benchmarks/bench_network.py
 """
@@ -184,7 +185,7 @@ def _worker(rank, world, spec):
             counter_before = timed.state.counter.inter_node_bits
             if method == "checkpoints":
                 exchange = timed.state.exchange
-                seconds, wire = window(lambda: exchange.refresh(timed.state.model), 1)
+                seconds, wire = window(exchange.refresh, 1)
                 record("checkpoints, exchange", limit, 1, seconds, wire,
                        timed.state.counter.inter_node_bits - counter_before)
                 continue
@@ -251,9 +252,11 @@ def worker_main(spec_path):
 
     faulthandler.register(signal.SIGUSR1)  # the driver asks for the stacks of a rank that hangs
 
+    import bench_sharded
+
     spec = json.loads(Path(spec_path).read_text())
-    rank = int(os.environ["RANK"])
-    run_as_rank(rank, 2, Path(spec_path).parent, _worker, (spec,))
+    function = bench_sharded.worker if spec.get("kind") == "sharded" else _worker
+    run_as_rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), Path(spec_path).parent, function, (spec,))
 
 
 # ---------------------------------------------------------------- outside: the driver
@@ -267,15 +270,18 @@ def _containers():
             "checkpoints": method("method.exchange=checkpoints", "method.period=1000000000")}
 
 
-def run_pair(nodes, spec, timeout):
-    """Runs the two ranks of `spec`, one in each namespace; returns both results."""
+def run_pair(nodes, spec, timeout, ranks_per_node=1):
+    """Runs the ranks of `spec`, `ranks_per_node` in each namespace (consecutive ranks share one);
+    returns every rank's result."""
+    world = 2 * ranks_per_node
     with tempfile.TemporaryDirectory() as folder:
         spec_path = Path(folder) / "spec.json"
         spec_path.write_text(json.dumps(spec))
         processes = []
         try:
-            for rank, name in enumerate(nodes.names):
-                env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": ADDRESSES[0],
+            for rank in range(world):
+                name = nodes.names[rank // ranks_per_node]
+                env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": ADDRESSES[0],
                        "MASTER_PORT": str(PORT), "GLOO_SOCKET_IFNAME": "eth0", "OMP_NUM_THREADS": "1",
                        "TORCH_CPP_LOG_LEVEL": "ERROR"}  # not c10d's warning that veth peers have no hostname
                 processes.append(subprocess.Popen(
@@ -288,7 +294,7 @@ def run_pair(nodes, spec, timeout):
                     raise RuntimeError(f"network benchmark {spec['label']}: "
                                        + ("a rank failed" if failed else f"no result within {timeout} s"))
                 time.sleep(0.2)
-            return [json.loads((Path(folder) / f"rank{r}.json").read_text()) for r in range(2)]
+            return [json.loads((Path(folder) / f"rank{r}.json").read_text()) for r in range(world)]
         finally:
             running = [process for process in processes if process.poll() is None]
             for process in running:

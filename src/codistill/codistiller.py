@@ -28,7 +28,8 @@ class Codistiller:
     exchange: "predictions" (every `period` updates, peers all_gather their logits of the same
       batch: peers, the ranks at the same place in each group, must see the same batches) or
       "checkpoints" (every `period` updates, peers swap parameters; in between each rank runs the
-      stale copies, in train mode, on its own batch).
+      stale copies, in train mode, on its own batch) or "sharded_checkpoints" (the same teachers; each
+      rank of a model group sends its peers only its 1/k shard, the group assembles the rest).
     alpha: a number, or a function of the update index (e.g. an `AlphaSchedule`).
     loss: "mse" (the paper's), "kl" or "soft_ce" (softened by `temperature`).
     burn_in_steps: no exchange and no distillation before this update.

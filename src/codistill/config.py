@@ -16,7 +16,7 @@ from .translation.checks import (TRANSLATION_WORKLOADS, check_translation_job, i
                                  workload_data_problem)
 
 METHODS = ("allreduce", "codistill", "independent", "powersgd", "localsgd", "diloco")
-EXCHANGES = ("predictions", "checkpoints")
+EXCHANGES = ("predictions", "checkpoints", "sharded_checkpoints")
 PREDICTION_BITS = (32, 16)
 ALPHA_SCHEDULES = ("constant", "step", "exponential")
 LR_KINDS = ("step", "cosine")

@@ -2,8 +2,10 @@
 
 - all_reduce inside a model group: DDP, with a comm hook that counts every gradient bucket.
 - predictions: peers all_gather their logits every T updates (coordinated sampling).
-- checkpoints: peers all_gather their flattened parameters every T updates; each rank keeps
-  the stale copies as teachers and runs them forward on its own batch (Anil et al. 2018).
+- checkpoints: peers all_gather their parameters every T updates; each rank keeps the stale
+  copies as teachers and runs them forward on its own batch (Anil et al. 2018).
+- sharded_checkpoints: the same teachers, but each of a model group's k ranks sends only its 1/k
+  shard to its peers and the group assembles the shards over its own (in-server) links.
 
 An exchange owns its burn-in (no exchange and no teachers before update `burn_in_steps`) and
 its state (`state_dict()` / `load_state_dict()`: what a resumed run needs, e.g. the stale
@@ -13,13 +15,16 @@ config (a dict or an OmegaConf node).
 Counting convention: each collective is charged, per device, the traffic of a bandwidth-optimal
 algorithm on the tensor actually handed to it, which is the paper's Section 3 model:
 all_reduce of x costs 2|x|; all_gather of x over m ranks costs (m-1)|x|. Charges go to the
-inter-node counter when the process group crosses nodes, else to the intra-node one.
+inter-node counter when the process group crosses nodes, else to the intra-node one: each
+collective to the link it crosses.
 """
 import hashlib
 
 import torch
 import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+from .checkpoint_wire import CheckpointWire, FlatParameters
 
 
 class CommCounter:
@@ -60,6 +65,13 @@ def counted_all_gather(tensor, group, counter, crosses_nodes):
     dist.all_gather(gathered, tensor.contiguous(), group=group)
     counter.charge((size - 1) * tensor_bits(tensor), crosses_nodes)
     return gathered
+
+
+def counted_all_gather_into(output, tensor, group, counter, crosses_nodes):
+    """Starts the all_gather of `tensor` over `group` into the kept `output` (members' tensors
+    one after another; `tensor` may be a view of it); returns the work to wait on."""
+    counter.charge((dist.get_world_size(group) - 1) * tensor_bits(tensor), crosses_nodes)
+    return dist.all_gather_single(output, tensor, group=group, async_op=True)
 
 
 def _counting_allreduce_hook(state, bucket):
@@ -131,35 +143,75 @@ class CheckpointExchange:
     floor(s/T)*T. Teachers run in train mode, as the peers themselves did, so only parameters
     (b_model) travel. Peers may have other architectures (Figs. 14-15): `teachers` are fresh
     instances of the peers' models, and parameter vectors of unequal length are zero-padded to
-    the longest for the all_gather (the padding is counted: it travels). Nothing is exchanged
-    before update `burn_in_steps`; the first exchange is at the first update after it."""
+    the longest (the padding is counted: it travels). Nothing is exchanged before update
+    `burn_in_steps`; the first exchange is at the first update after it.
 
-    def __init__(self, groups, counter, period, group_index, model, teachers, burn_in_steps=0):
+    The vectors travel through kept buffers (checkpoint_wire.py), cut into chunks all_gathered
+    together. sharded=True (ShardedCheckpointExchange) splits them into one shard per rank of
+    the model group instead of sending the whole vector from each rank."""
+
+    def __init__(self, groups, counter, period, group_index, model, teachers, burn_in_steps=0, sharded=False):
         self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
         self.teachers, self.burn_in_steps = teachers, burn_in_steps
         for teacher in self.teachers:
             teacher.requires_grad_(False)
-        sizes = [sum(p.numel() for p in m.parameters()) for m in (model, *teachers)]
-        self.teacher_sizes, self.padded_size = sizes[1:], max(sizes)
+        self.shards = dist.get_world_size(groups.group) if sharded else 1
+        self.shard = dist.get_rank(groups.group) if sharded else 0
+        self.own = FlatParameters(model)
+        self.teacher_flats = [FlatParameters(teacher) for teacher in teachers]
+        padded_size = max(flat.size for flat in (self.own, *self.teacher_flats))
+        device = next(model.parameters()).device
+        self.wire = CheckpointWire(len(teachers) + 1, padded_size, self.shards, device)
+        self.own_copies, self.teacher_copies = self._plan_copies()
         self.source_step = None  # update index the teachers' parameters come from
+
+    def _plan_copies(self):
+        """Per chunk: (own parameter part, wire part) pairs of this rank's shard, and (teacher
+        parameter part, wire part) pairs of every shard of every other group."""
+        chunks = range(len(self.wire.chunks))
+        own = [self.wire.copies(self.own, self.group_index, self.shard, chunk) for chunk in chunks]
+        rows = [row for row in range(len(self.teachers) + 1) if row != self.group_index]
+        teachers = [[pair for row, flat in zip(rows, self.teacher_flats) for shard in range(self.shards)
+                     for pair in self.wire.copies(flat, row, shard, chunk)] for chunk in chunks]
+        return own, teachers
 
     def is_due(self, step):
         # Also on the first call after a burn-in that ended between exchange points.
         return step % self.period == 0 or self.source_step is None
 
-    def refresh(self, model):
-        own = flat_parameters(model)
-        padded = torch.nn.functional.pad(own, (0, self.padded_size - own.numel()))
-        gathered = counted_all_gather(padded, self.groups.peers, self.counter, self.groups.peers_span_nodes)
-        peers = [vector for index, vector in enumerate(gathered) if index != self.group_index]
-        for teacher, size, vector in zip(self.teachers, self.teacher_sizes, peers):
-            load_flat_parameters(vector[:size], teacher)
+    def refresh(self):
+        """One exchange: every teacher gets its peer's current parameters."""
+        with torch.no_grad():
+            self.own.fill()
+            works = [self._send(chunk, copies) for chunk, copies in zip(self.wire.chunks, self.own_copies)]
+            if self.shards > 1:
+                works = [self._assemble(chunk, work) for chunk, work in zip(self.wire.chunks, works)]
+            for work, copies in zip(works, self.teacher_copies):
+                work.wait()
+                for teacher_part, wire_part in copies:
+                    teacher_part.copy_(wire_part)
+            for flat in self.teacher_flats:
+                flat.drain()
+
+    def _send(self, chunk, own_copies):
+        """Copies this rank's part of the chunk in and starts the peers' all_gather of it."""
+        for own_part, wire_part in own_copies:
+            wire_part.copy_(own_part)
+        block = chunk[self.shard]
+        return counted_all_gather_into(block.view(-1), block[self.group_index], self.groups.peers, self.counter,
+                                       self.groups.peers_span_nodes)
+
+    def _assemble(self, chunk, peers_work):
+        """Once the peers' shards are in, the model group's all_gather of every shard."""
+        peers_work.wait()
+        return counted_all_gather_into(chunk.view(-1), chunk[self.shard].view(-1), self.groups.group, self.counter,
+                                       self.groups.group_spans_nodes)
 
     def teachers_logits(self, step, model, inputs, logits):
         if step < self.burn_in_steps:
             return []
         if self.is_due(step):
-            self.refresh(model)
+            self.refresh()
             self.source_step = step
         with torch.no_grad():
             return [teacher(inputs) for teacher in self.teachers]
@@ -174,22 +226,36 @@ class CheckpointExchange:
         self.source_step = state["source_step"]
 
 
-EXCHANGES = ("none", "predictions", "checkpoints")
+class ShardedCheckpointExchange(CheckpointExchange):
+    """The checkpoint exchange with k times fewer bits between servers (k ranks per model): each
+    rank of a model group sends only its 1/k shard of the vector to its peers (the same position in
+    every group), then the model group all_gathers the peers' shards inside its server. Every rank
+    ends with the same teachers as CheckpointExchange, bit for bit. Per device and exchange:
+    (n-1) b_model / k across the peers' link, (k-1) n b_model / k across the model group's (the own
+    model's shards travel too: one collective per chunk). Vectors are zero-padded to a multiple of
+    k (at most k-1 values, counted)."""
+
+    def __init__(self, groups, counter, period, group_index, model, teachers, burn_in_steps=0):
+        super().__init__(groups, counter, period, group_index, model, teachers, burn_in_steps, sharded=True)
+
+
+EXCHANGES = ("none", "predictions", "checkpoints", "sharded_checkpoints")
+CHECKPOINT_EXCHANGES = {"checkpoints": CheckpointExchange, "sharded_checkpoints": ShardedCheckpointExchange}
 
 
 def make_exchange(kind, groups, counter, group_index, period=1, burn_in_steps=0, prediction_bits=32,
                   model=None, make_peer=None, n_groups=2):
-    """An exchange from plain values. kind: "none", "predictions" or "checkpoints"; groups: this
-    rank's ProcessGroups; group_index: its model group. Checkpoints need the rank's `model` and
+    """An exchange from plain values. kind: one of EXCHANGES; groups: this rank's ProcessGroups;
+    group_index: its model group. (Sharded) checkpoints need the rank's `model` and
     make_peer(j), a fresh instance of model group j's architecture for each of the other
     n_groups - 1 groups (the stale teachers)."""
     if kind == "none":
         return NoExchange()
     if kind == "predictions":
         return PredictionExchange(groups, counter, period, group_index, prediction_bits, burn_in_steps)
-    if kind == "checkpoints":
+    if kind in CHECKPOINT_EXCHANGES:
         teachers = [make_peer(j) for j in range(n_groups) if j != group_index]
-        return CheckpointExchange(groups, counter, period, group_index, model, teachers, burn_in_steps)
+        return CHECKPOINT_EXCHANGES[kind](groups, counter, period, group_index, model, teachers, burn_in_steps)
     raise ValueError(f"exchange {kind!r} is not one of {EXCHANGES}")
 
 
@@ -198,8 +264,8 @@ def build_exchange(method_cfg, groups, counter, group_index, model, make_peer):
     make_peer(j): a fresh instance of model group j's architecture (checkpoint teachers)."""
     if method_cfg["name"] in ("allreduce", "independent"):
         return NoExchange()
-    if method_cfg["exchange"] not in ("predictions", "checkpoints"):
-        raise ValueError(f"method.exchange={method_cfg['exchange']!r} is not predictions or checkpoints")
+    if method_cfg["exchange"] not in EXCHANGES[1:]:
+        raise ValueError(f"method.exchange={method_cfg['exchange']!r} is not one of {EXCHANGES[1:]}")
     return make_exchange(method_cfg["exchange"], groups, counter, group_index, period=method_cfg["period"],
                          burn_in_steps=int(method_cfg.get("burn_in_steps", 0)),
                          prediction_bits=method_cfg.get("prediction_bits", 32), model=model,
