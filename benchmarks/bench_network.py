@@ -16,7 +16,7 @@ same update without its collective, its compute-only time:
                     all_gathered), timed apart; at period T an update costs between + exchange / T
     powersgd        one model over both ranks, DDP with torch's PowerSGD hook (rank 2, compressing
                     from the third update: every measured update is compressed); compute only: the
-                    bare model (so the factorisation's own compute counts as communication cost)
+                    same hook on a one-rank group (the compression without the collectives)
     localsgd        2 groups, torch's PeriodicModelAverager: the updates between averagings and
     diloco          one averaging (DiLoCo: one outer step) timed apart, as checkpoints; at period
                     H an update costs between + averaging / H (bench_network_methods.py)
@@ -121,12 +121,17 @@ class LocalLogits:
 @contextlib.contextmanager
 def compute_only(timed, method):
     """The same rank state stepped without any collective: all_reduce through the bare model
-    (DDP's hooks stay idle when its forward did not run), predictions with local logits;
+    (DDP's hooks stay idle when its forward did not run), PowerSGD on a one-rank group,
+    predictions with local logits;
     checkpoints between exchanges send nothing anyway (the period is 10**9)."""
     state = timed.state
     saved = state.trainable, state.exchange
-    if method in ("all_reduce", "powersgd"):
+    if method == "all_reduce":
         state.trainable = state.model
+    elif method == "powersgd":
+        from bench_network_methods import alone
+
+        state.trainable = alone(timed)  # the compression without the collectives
     elif method == "predictions":
         state.exchange = LocalLogits()
     try:
@@ -139,7 +144,7 @@ def _worker(rank, world, spec):
     import torch
     import torch.distributed as dist
 
-    from bench_network_methods import METHOD_LAYOUTS, PERIODIC, one_bucket, periodic_call
+    from bench_network_methods import METHOD_LAYOUTS, PERIODIC, WARMUP_UPDATES, one_bucket, periodic_call
     from benchlib import TimedRank, layout, timed_across_ranks, twin_workload
 
     sizes = spec["sizes"]
@@ -180,7 +185,8 @@ def _worker(rank, world, spec):
         timed = TimedRank(spec["containers"][method], layout(*groups, 1, rank), workload, BATCH)
         if method == "powersgd":
             one_bucket(timed)
-        timed.run(2)  # checkpoints: the first exchange (update 0) happens here; the period is 10**9
+        # checkpoints: the first exchange (update 0) happens here; the period is 10**9
+        timed.run(WARMUP_UPDATES.get(method, 2))
         with compute_only(timed, method):
             compute = agreed_max(timed.run(1))
         for limit, rate in LIMITS.items():

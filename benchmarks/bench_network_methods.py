@@ -4,8 +4,9 @@ PowerSGD, local SGD and DiLoCo beside all_reduce and codistillation (issue 14), 
 
 - powersgd: one model over both ranks, DDP with torch's PowerSGD hook at powersgd.yaml's rank (2),
   start_iter 2 (torch's smallest with error feedback): the harness's two warm-up updates are plain
-  all_reduce, every measured update is compressed. Compute only: the bare model, so PowerSGD's
-  compression (error feedback, factor matmuls) counts on its communication side.
+  all_reduce, every measured update is compressed. Compute only: the same update with the same hook
+  on a one-rank group (`alone`), so the compression (error feedback, the factors' matmuls,
+  orthogonalisation) is in it, as the teacher's forward pass is in checkpoints' compute-only time.
 - localsgd, diloco: 2 groups of 1 rank; the updates between averagings (no collective at all: their
   compute-only time) and one averaging (DiLoCo: one outer step: the outer gradient's all_reduce and
   the outer Nesterov step) timed apart, as part 3 does for checkpoints; at period H an update costs
@@ -18,6 +19,9 @@ METHOD_LAYOUTS = (("all_reduce", (1, 2)), ("predictions", (2, 1)), ("checkpoints
 TIMED_APART = {"checkpoints": "exchange", "localsgd": "averaging", "diloco": "outer step"}
 PERIODIC = TIMED_APART
 AVERAGING_PERIODS = (16, 500)
+# PowerSGD: past start_iter (2) and its first compressed update, which allocates the error-feedback
+# and warm-start memories (seen: a one-update window of the 100M twin 50 % slower when it was first)
+WARMUP_UPDATES = {"powersgd": 3}
 ONE_BUCKET_MB = 1_000_000   # larger than any model here: DDP then makes one bucket, the first one too
 NEVER = 1_000_000_000   # the period of the runs whose exchange is timed apart: none between
 
@@ -44,6 +48,31 @@ def one_bucket(timed):
                                                     bucket_cap_mb=ONE_BUCKET_MB)
     ddp.register_comm_hook(state.method, _counted_powersgd_hook)
     state.trainable = ddp
+
+
+def alone(timed):
+    """PowerSGD's update without its collectives: the model in a DDP over a one-rank group with its own
+    PowerSGD state and the engine's hook, so that the compression runs as in the real update and
+    every all_reduce is local. Made once (both ranks make the one-rank groups together), then
+    warmed past start_iter so that every timed update compresses."""
+    if getattr(timed, "alone", None) is None:
+        import types
+
+        import torch
+        import torch.distributed as dist
+
+        from codistill.exchange import CommCounter
+        from codistill.vision.methods import PowerSGD, _counted_powersgd_hook
+
+        own = [dist.new_group([rank]) for rank in range(dist.get_world_size())][dist.get_rank()]
+        method = PowerSGD(timed.cfg.method, types.SimpleNamespace(group=own, group_spans_nodes=False), CommCounter())
+        timed.alone = torch.nn.parallel.DistributedDataParallel(timed.state.model, process_group=own,
+                                                                bucket_cap_mb=ONE_BUCKET_MB)
+        timed.alone.register_comm_hook(method, _counted_powersgd_hook)
+        saved, timed.state.trainable = timed.state.trainable, timed.alone
+        timed.run(WARMUP_UPDATES["powersgd"])
+        timed.state.trainable = saved
+    return timed.alone
 
 
 def periodic_call(timed, method):
