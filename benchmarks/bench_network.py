@@ -14,6 +14,12 @@ same update without its collective, its compute-only time:
     checkpoints     2-way codistillation: the updates between exchanges (teacher forward, no
                     communication: its compute-only time) and the exchange itself (parameters
                     all_gathered), timed apart; at period T an update costs between + exchange / T
+    powersgd        one model over both ranks, DDP with torch's PowerSGD hook (rank 2, compressing
+                    from the third update: every measured update is compressed); compute only: the
+                    same hook on a one-rank group (the compression without the collectives)
+    localsgd        2 groups, torch's PeriodicModelAverager: the updates between averagings and
+    diloco          one averaging (DiLoCo: one outer step) timed apart, as checkpoints; at period
+                    H an update costs between + averaging / H (bench_network_methods.py)
 and the bytes (and packets) each rank put on the wire (eth0's tx counters) next to the engine's
 counters. (Part 3b, bench_sharded.py, times the checkpoint exchanges alone in the same namespaces,
 with one and with two ranks per node.)
@@ -115,12 +121,17 @@ class LocalLogits:
 @contextlib.contextmanager
 def compute_only(timed, method):
     """The same rank state stepped without any collective: all_reduce through the bare model
-    (DDP's hooks stay idle when its forward did not run), predictions with local logits;
+    (DDP's hooks stay idle when its forward did not run), PowerSGD on a one-rank group,
+    predictions with local logits;
     checkpoints between exchanges send nothing anyway (the period is 10**9)."""
     state = timed.state
     saved = state.trainable, state.exchange
     if method == "all_reduce":
         state.trainable = state.model
+    elif method == "powersgd":
+        from bench_network_methods import alone
+
+        state.trainable = alone(timed)  # the compression without the collectives
     elif method == "predictions":
         state.exchange = LocalLogits()
     try:
@@ -133,6 +144,7 @@ def _worker(rank, world, spec):
     import torch
     import torch.distributed as dist
 
+    from bench_network_methods import METHOD_LAYOUTS, PERIODIC, WARMUP_UPDATES, one_bucket, periodic_call
     from benchlib import TimedRank, layout, timed_across_ranks, twin_workload
 
     sizes = spec["sizes"]
@@ -167,11 +179,14 @@ def _worker(rank, world, spec):
             print(f"  network {spec['label']}: {method:<22} {limit:>8}: {1000 * seconds:9.1f} ms/update "
                   f"({steps} updates), {wire / 1e6:9.3f} MB/update on the wire", flush=True)
 
-    for method, groups in (("all_reduce", (1, 2)), ("predictions", (2, 1)), ("checkpoints", (2, 1))):
+    for method, groups in METHOD_LAYOUTS:
         shape(None)  # DDP's initial broadcast and the warm-up run unshaped
         dist.barrier()
         timed = TimedRank(spec["containers"][method], layout(*groups, 1, rank), workload, BATCH)
-        timed.run(2)  # checkpoints: the first exchange (update 0) happens here; the period is 10**9
+        if method == "powersgd":
+            one_bucket(timed)
+        # checkpoints: the first exchange (update 0) happens here; the period is 10**9
+        timed.run(WARMUP_UPDATES.get(method, 2))
         with compute_only(timed, method):
             compute = agreed_max(timed.run(1))
         for limit, rate in LIMITS.items():
@@ -183,13 +198,13 @@ def _worker(rank, world, spec):
                 compute, wire = window(lambda: timed.run(steps), steps)
             record(f"{method}, compute only", limit, steps, compute, wire)
             counter_before = timed.state.counter.inter_node_bits
-            if method == "checkpoints":
-                exchange = timed.state.exchange
-                seconds, wire = window(exchange.refresh, 1)
-                record("checkpoints, exchange", limit, 1, seconds, wire,
+            if method in PERIODIC:
+                seconds, wire = window(periodic_call(timed, method), 1)
+                record(f"{method}, {PERIODIC[method]}", limit, 1, seconds, wire,
                        timed.state.counter.inter_node_bits - counter_before)
                 continue
-            sent = 32 * spec["params"] if method == "all_reduce" else 32 * sizes[-1] * BATCH  # bits per update
+            # bits per update, for the window's length (PowerSGD's factors: small, taken as none)
+            sent = {"all_reduce": 32 * spec["params"], "predictions": 32 * sizes[-1] * BATCH}.get(method, 0)
             comm = 0 if rate is None else sent / rate
             steps = steps_for(compute + comm)
             seconds, wire = window(lambda: timed.run(steps), steps)
@@ -262,12 +277,14 @@ def worker_main(spec_path):
 # ---------------------------------------------------------------- outside: the driver
 def _containers():
     from benchlib import compose
+    from bench_network_methods import method_containers
 
     method = lambda *overrides: compose(["method=codistill", *overrides])  # noqa: E731
     return {"all_reduce": compose(["method=allreduce", "scale.ranks_per_model=2"]),
             "predictions": method("method.exchange=predictions", "method.period=1"),
             # the updates between exchanges; the exchange itself is timed apart (refresh)
-            "checkpoints": method("method.exchange=checkpoints", "method.period=1000000000")}
+            "checkpoints": method("method.exchange=checkpoints", "method.period=1000000000"),
+            **method_containers(compose)}
 
 
 def run_pair(nodes, spec, timeout, ranks_per_node=1):
@@ -318,7 +335,8 @@ def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print):
 
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     containers = _containers()
-    results = {"limits": LIMITS, "batch_per_rank": BATCH, "checkpoint_periods": CHECKPOINT_PERIODS, "models": []}
+    results = {"limits": LIMITS, "batch_per_rank": BATCH, "checkpoint_periods": CHECKPOINT_PERIODS,
+               "powersgd_rank": containers["powersgd"]["method"]["rank"], "models": []}
     try:
         with TwoNodes() as nodes:
             progress(f"network: namespaces {', '.join(nodes.names)} joined by a veth pair")
@@ -329,7 +347,8 @@ def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print):
                         "measure_link": index == 0, "compare_collectives": widths == RESNET50_TWIN}
                 progress(f"network: model {label} ({spec['params']:,} parameters)")
                 rank0, _ = run_pair(nodes, spec, timeout)
-                results["models"].append({"label": label, "params": spec["params"], "rows": rank0["rows"]})
+                results["models"].append({"label": label, "params": spec["params"], "sizes": list(widths),
+                                          "rows": rank0["rows"]})
                 if rank0["link"]:
                     results["link_bits_per_s"] = rank0["link"]
                 if rank0["collectives"]:

@@ -344,12 +344,12 @@ SECTIONS = [("bytes", "1. Bits per update: engine counters vs the paper's formul
              bench_loop_report.plot_loop),
             ("collect", "5. Figures pipeline: collect at scale", bench_collect_report.collect_section,
              bench_collect_report.plot_collect)]
-import step_model_report  # noqa: E402  (part 6 lives in its own file; it uses the helpers above)
-import bench_sharded  # noqa: E402  (part 3b lives in its own file; it uses the helpers above)
+# parts 3b, 3c (part 3's other methods) and 6 live in their own files; they use the helpers above
+import bench_network_methods, bench_sharded, step_model_report  # noqa: E401,E402
 
-SECTIONS.insert(3, ("sharded", "3b. Checkpoint exchanges alone, one and two ranks per node", bench_sharded.section,
-                    bench_sharded.plot))
-
+SECTIONS[3:3] = [("sharded", "3b. Checkpoint exchanges alone, one and two ranks per node", bench_sharded.section,
+                  bench_sharded.plot), ("network", "3c. PowerSGD, local SGD and DiLoCo on the same network",
+                                        bench_network_methods.section, bench_network_methods.plot)]
 SECTIONS.append(("stepmodel", "6. Step-time model past one machine", step_model_report.section,
                  step_model_report.plot))
 
@@ -387,10 +387,10 @@ def write(results):
         if "seconds" in part:
             body += ["", load_note(part).format(cores=m["cores"])]
         if "skipped" not in part:
-            path = FIGURES / f"bench_{key}.png"
+            path = FIGURES / f"bench_{getattr(plot, 'figure_name', key)}.png"
             plot(part, path)
             written.append(path)
-            body += ["", f"Plot: `figures/out/bench_{key}.png`."]
+            body += ["", f"Plot: `figures/out/{path.name}`."]
         body.append("")
     lines += ["## Targets", "", table(["target", "measured", "status"],
                                       [[name, value, mark(met)] for name, value, met, _ in targets]), ""]

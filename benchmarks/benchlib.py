@@ -129,6 +129,7 @@ class TimedRank:
             batch = self.batches[self.step % len(self.batches)]
             engine.train_step(self.state, self.optimizer, self.precision, self.schedules, self.step, batch, None)
             self.step += 1
+            self.state.method.after_update(self.step)  # as engine.train_rank: local SGD, DiLoCo average here
         return time.perf_counter() - started
 
 

@@ -1,6 +1,7 @@
-"""A step-time model past one machine: time and bits per update of all_reduce and of codistillation
-(predictions, checkpoints, sharded checkpoints) for n model groups x k GPUs per group, from a
-compute time per update and a collective cost model (bandwidth term + latency term).
+"""A step-time model past one machine: time and bits per update of all_reduce, of codistillation
+(predictions, checkpoints, sharded checkpoints) and of PowerSGD, local SGD and DiLoCo for n model
+groups x k GPUs per group, from a compute time per update and a collective cost model (bandwidth
+term + latency term).
 
 Bits follow the engine's counting convention (src/codistill/exchange.py, module docstring; restated
 here so that nothing heavy is imported): each collective is charged per device the traffic of a
@@ -12,10 +13,8 @@ hierarchical all_reduce (inside the server over its fast links, then a ring or a
 carrying the whole gradient through each server's NIC), and all_gathers across servers whose
 traffic from all g GPUs of a server shares that NIC. No overlap of communication with compute.
 
-Extension point: a method is a function (layout, workload, network) -> Cost in METHODS. Local SGD,
-DiLoCo and PowerSGD do not exist in the engine yet and are not modelled; each would be one more such
-function (local SGD / DiLoCo: a full all_reduce every H updates; PowerSGD: all_reduce of the rank-r
-factors instead of the gradient).
+A method is a function (layout, workload, network) -> Cost in METHODS. The calibration on part 3
+of `make bench` is in step_model_calibration.py.
 
     python benchmarks/step_model_report.py   # writes section 6 of results.md and its figure
 """
@@ -53,6 +52,13 @@ class Network:
     all_reduce: Overhead = field(default_factory=Overhead)
     all_gather: Overhead = field(default_factory=Overhead)    # the logits' all_gather
     exchange: Overhead = field(default_factory=Overhead)      # a checkpoint exchange's (flatten, gather, load)
+    averaging: Overhead = field(default_factory=Overhead)     # local SGD's / DiLoCo's model all_reduce
+    # Device time of the methods' own arithmetic (0: free): PowerSGD's compression (error feedback,
+    # the factors' matmuls, orthogonalisation, decompression) per gradient bit and per compressed
+    # matrix; DiLoCo's outer step (parameter change, outer Nesterov SGD, loading) per model bit.
+    compress_s_per_bit: float = 0.0
+    compress_s_per_matrix: float = 0.0
+    outer_s_per_bit: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class Workload:
     value_bits: int = 32
     teacher_forward_share: float = 1 / 3   # a teacher's forward pass, as a share of compute_s
     bucket_bytes: int = 25 * 2**20     # DDP's default bucket: one all_reduce call per bucket
+    matrices: tuple = ()               # (rows, cols) of each tensor of > 1 dimension, as PowerSGD views it
 
     @property
     def model_bits(self):
@@ -78,7 +85,8 @@ class Workload:
 class Layout:
     n: int          # model groups
     k: int          # GPUs per group
-    T: int = 1      # exchange period (updates)
+    T: int = 1      # exchange period (updates); local SGD's and DiLoCo's H
+    rank: int = 2   # PowerSGD's matrix approximation rank
 
 
 @dataclass(frozen=True)
@@ -207,113 +215,68 @@ def sharded_checkpoints(layout, work, net):
     return Cost(_teacher_compute(layout, work) + t, inter, intra)
 
 
+def powersgd_elements(work, rank, min_compression_rate=2):
+    """(elements all_reduced per update, matrices compressed) of torch's powerSGD_hook: a matrix
+    n x m as its factors P (n x r) and Q (m x r), r = min(n, m, rank), when (n + m) r x
+    min_compression_rate < n m (torch's _should_compress), else whole; every vector whole."""
+    elements = work.params - sum(n * m for n, m in work.matrices)
+    compressed = 0
+    for n, m in work.matrices:
+        r = min(n, m, rank)
+        small = (n + m) * r * min_compression_rate < n * m
+        elements += (n + m) * r if small else n * m
+        compressed += small
+    return elements, compressed
+
+
+def powersgd(layout, work, net):
+    """One model on all n*k GPUs (as all_reduce); each DDP bucket all_reduces its whole tensors, then P,
+    then Q (3 calls): 2 x 32 E bits per device for E elements. Compression costs device time."""
+    ranks = layout.n * layout.k
+    if ranks <= 1:
+        return Cost(work.compute_s, 0.0, 0.0)
+    elements, compressed = powersgd_elements(work, layout.rank)
+    bits = elements * work.value_bits
+    compress = net.compress_s_per_bit * work.model_bits + net.compress_s_per_matrix * compressed
+    crosses = ranks > net.gpus_per_server
+    t = all_reduce_s(bits, ranks, net, 3 * work.buckets)
+    return Cost(work.compute_s + compress + t, 2 * bits * crosses, 2 * bits * (not crosses))
+
+
+def peer_average_s(layout, work, net):
+    """One all_reduce of the whole model among the n peers (rank i of every group, torch's averager on
+    the peers' group), the k ranks of a group at once: a server's GPUs share its NIC."""
+    n = layout.n
+    if n <= 1:
+        return 0.0
+    if not _peers_cross(layout, net):
+        return ring_all_reduce_s(work.model_bits, n, net.intra_bits_per_s, net.intra_latency_s)
+    args = (work.model_bits * min(layout.k, net.gpus_per_server), n, net.inter_bits_per_s, net.inter_latency_s)
+    ring, tree = ring_all_reduce_s(*args), tree_all_reduce_s(*args)
+    ideal = {"ring": ring, "tree": tree, "best": min(ring, tree)}[net.algorithm]
+    return net.averaging.apply(ideal, work.model_bits)
+
+
+def localsgd(layout, work, net):
+    """Each group all_reduces its gradients every update; every H = layout.T updates the n peers
+    average the parameters: 2 b_model / H per device."""
+    t, inter, intra = _group_all_reduce(layout, work, net)
+    t += peer_average_s(layout, work, net) / layout.T
+    bits, crosses = 2 * work.model_bits / layout.T * (layout.n > 1), _peers_cross(layout, net)
+    return Cost(work.compute_s + t, inter + bits * crosses, intra + bits * (not crosses))
+
+
+def diloco(layout, work, net):
+    """Local SGD's communication (the outer gradient is one all_reduce of b_model among the peers every
+    H) plus the outer step's device time every H."""
+    cost = localsgd(layout, work, net)
+    outer = net.outer_s_per_bit * work.model_bits / layout.T if layout.n > 1 else 0.0
+    return replace(cost, seconds=cost.seconds + outer)
+
+
 METHODS = {"all_reduce": all_reduce, "predictions": predictions, "checkpoints": checkpoints,
-           "sharded checkpoints": sharded_checkpoints}
-
-
-# ---------------------------------------------------------------- calibration on part 3
-PERIODS = (50, 625)
-
-
-def part3_rows(network_part):
-    """Measured inputs and times per update of part 3, one dict per (model, limit)."""
-    out = []
-    link = network_part["link_bits_per_s"]
-    for model in network_part["models"]:
-        times = {(r["method"], r["limit"]): r["seconds_per_step"] for r in model["rows"]}
-        for limit in network_part["limits"]:
-            t = lambda method: times[method, limit]  # noqa: E731
-            out.append({"model": model["label"], "params": model["params"], "limit": limit, "link": link[limit],
-                        "compute": {"all_reduce": t("all_reduce, compute only"),
-                                    "predictions": t("predictions, compute only"),
-                                    "checkpoints": t("checkpoints, compute only")},
-                        "measured": {"all_reduce": t("all_reduce"), "predictions": t("predictions"),
-                                     **{f"checkpoints T={T}": t("checkpoints, compute only")
-                                        + t("checkpoints, exchange") / T for T in PERIODS}},
-                        "exchange": t("checkpoints, exchange"),
-                        "batch": network_part["batch_per_rank"]})
-    return out
-
-
-def bench_network(row, all_reduce=Overhead(), all_gather=Overhead(), exchange=Overhead()):
-    """Part 3's setting: one rank per 'server', the veth at its measured rate (no added latency: netem
-    was not available), no intra-server links."""
-    return Network(inter_bits_per_s=row["link"], inter_latency_s=0.0, gpus_per_server=1,
-                   all_reduce=all_reduce, all_gather=all_gather, exchange=exchange)
-
-
-def predict_part3(row, net):
-    """Time per update for each method of part 3 (2 models x 1 rank), from its measured compute time.
-    Checkpoints: the measured update between exchanges already contains the teacher's forward."""
-    wl = lambda compute: Workload(row["model"], row["params"], compute,  # noqa: E731
-                                  logits_per_device=row["batch"] * 1000, teacher_forward_share=0.0)
-    layout = Layout(n=2, k=1, T=1)
-    exchange = checkpoints(layout, wl(0.0), net).seconds
-    out = {"all_reduce": all_reduce(layout, wl(row["compute"]["all_reduce"]), net).seconds,
-           "predictions": predictions(layout, wl(row["compute"]["predictions"]), net).seconds}
-    for T in PERIODS:
-        out[f"checkpoints T={T}"] = row["compute"]["checkpoints"] + exchange / T
-    return out, exchange
-
-
-# fitted constants, in units that keep the fit well conditioned: (name, unit)
-FITTED = (("all_reduce: wire factor", 1.0), ("all_reduce: CPU ns per bit", 1e-9),
-          ("all_reduce: ms per call", 1e-3), ("logits' all_gather: wire factor", 1.0),
-          ("logits' all_gather: ms per call", 1e-3), ("checkpoint exchange: wire factor", 1.0),
-          ("checkpoint exchange: CPU ns per bit", 1e-9))
-
-
-def overheads(x):
-    x = [v * unit for v, (_, unit) in zip(x, FITTED)]
-    return {"all_reduce": Overhead(x[0], x[1], x[2], overlap=True), "all_gather": Overhead(x[3], 0.0, x[4]),
-            "exchange": Overhead(x[5], x[6])}
-
-
-def fit_part3(rows):
-    """Seven fitted constants (FITTED), least squares on the relative error of every time per update of
-    part 3 (all_reduce, predictions T=1, checkpoints T=50 and T=625). gloo's all_reduce overlaps its
-    reductions with the transfer (its CPU term and wire term: the larger counts); the checkpoint
-    exchange's flatten and load add to its all_gather. Measured inputs: compute-only times, link rates."""
-    from scipy.optimize import least_squares
-
-    def residuals(x):
-        out = []
-        for row in rows:
-            predicted, _ = predict_part3(row, bench_network(row, **overheads(x)))
-            out += [predicted[name] / measured - 1 for name, measured in row["measured"].items()]
-        return out
-
-    x = least_squares(residuals, [1, 0.1, 0.1, 1, 0.1, 1, 0.1], bounds=(0, np.inf)).x
-    return {"x": [float(v) for v in x], **overheads(x)}
-
-
-def calibrate(network_part, fitted=None):
-    """Predicted vs measured time per update for every row of part 3."""
-    rows = part3_rows(network_part)
-    fitted = fitted or fit_part3(rows)
-    table = []
-    for row in rows:
-        net = bench_network(row, fitted["all_reduce"], fitted["all_gather"], fitted["exchange"])
-        predicted, exchange = predict_part3(row, net)
-        for name, measured in row["measured"].items():
-            table.append({"model": row["model"], "limit": row["limit"], "method": name, "measured_s": measured,
-                          "predicted_s": predicted[name], "error_pct": 100 * (predicted[name] / measured - 1)})
-        table.append({"model": row["model"], "limit": row["limit"], "method": "one checkpoint exchange",
-                      "measured_s": row["exchange"], "predicted_s": exchange,
-                      "error_pct": 100 * (exchange / row["exchange"] - 1), "diagnostic": True})
-    return fitted, table
-
-
-def leave_one_model_out(network_part):
-    """Worst |error| per update on each model when the constants are fitted on the other models only."""
-    rows = part3_rows(network_part)
-    worst = {}
-    for model in {r["model"] for r in rows}:
-        fitted = fit_part3([r for r in rows if r["model"] != model])
-        held = {**network_part, "models": [m for m in network_part["models"] if m["label"] == model]}
-        _, table = calibrate(held, fitted)
-        worst[model] = max(abs(r["error_pct"]) for r in table if not r.get("diagnostic"))
-    return worst
+           "sharded checkpoints": sharded_checkpoints, "powersgd": powersgd, "localsgd": localsgd,
+           "diloco": diloco}
 
 
 # ---------------------------------------------------------------- the authors' slides
@@ -345,31 +308,64 @@ def fit_slides(fit_on=(1, 8), net=SLIDES_NET, params=TRANSFORMER_PARAMS):
 
 
 # ---------------------------------------------------------------- predictions up to 4096 GPUs
+def resnet50_matrices():
+    """(rows, cols) of ResNet-50's convolutions (out x in*kh*kw) and classifier, as PowerSGD views them:
+    the stem, then stages of 3/4/6/3 bottlenecks (1x1, 3x3, 1x1 x4, a 1x1 projection on each first)."""
+    shapes, channels = [(64, 3 * 7 * 7)], 64
+    for width, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)):
+        for block in range(blocks):
+            shapes += [(width, channels), (width, width * 9), (4 * width, width)]
+            if block == 0:
+                shapes.append((4 * width, channels))
+            channels = 4 * width
+    return tuple(shapes + [(1000, channels)])
+
+
+def transformer_matrices(params, d=1024, ffn=4096, vocab=32000):
+    """Assumed shapes (the slides give none): a 32,000 x d embedding, layers of four d x d attention
+    matrices and a d x ffn, ffn x d feed-forward pair while they fit, the rest as one d-wide matrix."""
+    shapes, left = [(vocab, d)], params - vocab * d
+    layer = [(d, d)] * 4 + [(ffn, d), (d, ffn)]
+    while left >= sum(n * m for n, m in layer):
+        shapes += layer
+        left -= sum(n * m for n, m in layer)
+    return tuple(shapes + [(left // d, d)])
+
+
 LINKS_GBIT = (10, 25, 100, 400)
 GPUS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-RESNET50 = Workload("ResNet-50", 25_557_032, compute_s=0.100, logits_per_device=64 * 1000)
+RESNET50 = Workload("ResNet-50", 25_557_032, compute_s=0.100, logits_per_device=64 * 1000,
+                    matrices=resnet50_matrices())
 PERIOD_CHECKPOINTS, PERIOD_PREDICTIONS = 625, 1
+PERIOD_LOCALSGD, PERIOD_DILOCO, POWERSGD_RANK = 16, 500, 2   # src/conf/method/{localsgd,diloco,powersgd}.yaml
+PERIODS = {"predictions": PERIOD_PREDICTIONS, "localsgd": PERIOD_LOCALSGD, "diloco": PERIOD_DILOCO}
 EFFICIENCY = 0.9   # payload rate / nominal link rate, assumed
 PER_SERVER = "predictions, n = N/8"   # one model per server: no all_reduce across servers at all
+# The methods' own arithmetic on a GPU (assumed, V100-class: 900 GB/s of memory, memory bound):
+# PowerSGD reads or writes the gradient ~6 times (error feedback, M Q, M^T P, P Q^T, the new error)
+# plus ~30 us of kernel launches per compressed matrix (orthogonalisation, matmuls); DiLoCo's outer
+# step ~8 passes over the parameters (change, mean, Nesterov SGD, loading).
+GPU_BITS_PER_S = 8 * 900e9
+GPU_COSTS = dict(compress_s_per_bit=6 / GPU_BITS_PER_S, compress_s_per_matrix=30e-6, outer_s_per_bit=8 / GPU_BITS_PER_S)
 
 
 def scenarios(transformer_compute_s):
     transformer = Workload("transformer 229M", TRANSFORMER_PARAMS, transformer_compute_s,
-                           logits_per_device=4096 * 32000)
+                           logits_per_device=4096 * 32000, matrices=transformer_matrices(TRANSFORMER_PARAMS))
     return [RESNET50, transformer]
 
 
 def predict_grid(transformer_compute_s, links=LINKS_GBIT, gpus=GPUS, n=2):
-    """Time per update of each method, n models of N/n GPUs (all_reduce: one model on N), and the
-    speed-up over all_reduce at equal samples per second (same per-GPU batch, same N)."""
+    """Time per update of each method, n models of N/n GPUs (all_reduce and PowerSGD: one model on N),
+    and the speed-up over all_reduce at equal samples per second (same per-GPU batch, same N)."""
     out = []
     for work in scenarios(transformer_compute_s):
         for gbit in links:
-            net = Network(inter_bits_per_s=EFFICIENCY * gbit * 1e9, algorithm="best")
+            net = Network(inter_bits_per_s=EFFICIENCY * gbit * 1e9, algorithm="best", **GPU_COSTS)
             for total in gpus:
                 base = all_reduce(Layout(n, total // n), work, net)
-                runs = [(name, method, Layout(n, total // n, PERIOD_PREDICTIONS if name == "predictions"
-                                              else PERIOD_CHECKPOINTS)) for name, method in METHODS.items()]
+                runs = [(name, method, Layout(n, total // n, PERIODS.get(name, PERIOD_CHECKPOINTS), POWERSGD_RANK))
+                        for name, method in METHODS.items()]
                 g = net.gpus_per_server
                 runs.append((PER_SERVER, predictions, Layout(max(1, total // g), min(total, g), PERIOD_PREDICTIONS)))
                 for name, method, layout in runs:
