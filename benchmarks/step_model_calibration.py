@@ -86,7 +86,10 @@ FITTED = (("all_reduce: wire factor", 1.0), ("all_reduce: CPU ns per bit", 1e-9)
           ("logits' all_gather: ms per call", 1e-3), ("checkpoint exchange: wire factor", 1.0),
           ("checkpoint exchange: CPU ns per bit", 1e-9), ("averaging: wire factor", 1.0), ("averaging: CPU ns per bit", 1e-9),
           ("DiLoCo outer step: CPU ns per bit", 1e-9))
-START = (1, 0.1, 0.1, 1, 0.1, 1, 0.1, 1, 0.1, 0.1)
+# Two starts, the better fit kept: all_reduce's time is the larger of its wire and CPU terms, so from a
+# start where the wire term wins everywhere the CPU constant has no gradient and stays where it began
+# (found by tests/test_step_model.py: times made with 0.3 ns per bit were fitted with 0.1).
+STARTS = ((1, 0.1, 0.1, 1, 0.1, 1, 0.1, 1, 0.1, 0.1), (1, 1.0, 0.1, 1, 0.1, 1, 0.1, 1, 0.1, 0.1))
 
 
 def network_fields(x):
@@ -101,7 +104,7 @@ def network_fields(x):
 
 def fit_part3(rows):
     """FITTED by least squares on the relative error of every time per update of part 3. Measured
-    inputs: compute-only times, link rates. Constants of methods absent from `rows` stay at START."""
+    inputs: compute-only times, link rates. Constants of methods absent from `rows` stay at their start."""
     from scipy.optimize import least_squares
 
     def residuals(x):
@@ -111,7 +114,7 @@ def fit_part3(rows):
             out += [predicted[name] / measured - 1 for name, measured in row["measured"].items()]
         return out
 
-    x = least_squares(residuals, START, bounds=(0, np.inf)).x
+    x = min((least_squares(residuals, start, bounds=(0, np.inf)) for start in STARTS), key=lambda fit: fit.cost).x
     return {"x": [float(v) for v in x], "fields": network_fields(x)}
 
 

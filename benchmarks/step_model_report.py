@@ -58,7 +58,11 @@ def compute_spread(network):
             if row["method"].endswith(", compute only"):
                 times.setdefault(row["method"].split(",")[0], []).append(row["seconds_per_step"])
                 steps.append(row["steps"])
-        out[model["label"]] = {"spread": {m: max(t) / min(t) for m, t in times.items()}, "fewest_steps": min(steps)}
+        at = {(r["method"], r["limit"]): r["seconds_per_step"] for r in model["rows"]}
+        beyond = [at["powersgd", limit] - at["powersgd, compute only", limit] for limit in network["limits"]
+                  if ("powersgd", limit) in at]
+        out[model["label"]] = {"spread": {m: max(t) / min(t) for m, t in times.items()}, "fewest_steps": min(steps),
+                               "powersgd_minus_compute_s": beyond}
     return out
 
 
@@ -99,10 +103,11 @@ def calibration_lines(cal, targets, report):
     loo = ", ".join(f"{m} {v:.0f} %" for m, v in cal["leave_one_model_out_worst_pct"].items())
     spread = cal.get("compute_spread", {}).get(worst["model"], {"spread": {}, "fewest_steps": "?"})
     worst_spread = ", ".join(f"{m} {100 * (v - 1):.0f} %" for m, v in spread["spread"].items() if v > 1.1) or "10 %"
-    powersgd_note = "" if worst["method"] != "powersgd" else (
-        "; PowerSGD's two-rank update also costs more than the same hook on a one-rank group (its compute-only "
-        "time) by more than its factors' all_reduce on the 100M twin (about 1 s of the hook's work in gloo's "
-        "callback threads, not in the model)")
+    beyond = spread.get("powersgd_minus_compute_s")
+    powersgd_note = "" if worst["method"] != "powersgd" or not beyond else (
+        "; PowerSGD's update minus its compute-only time (the same hook on a one-rank group), which the model "
+        "predicts as its factors' all_reduce of a few ms, measured " + " / ".join(f"{1000 * b:+,.0f}" for b in beyond)
+        + " ms at the limits in order on this model: one-update windows on a shared machine cannot resolve it")
     why = None if met else (
         f"Cause: worst row {worst['model']} {worst['limit']} {worst['method']} ({worst['error_pct']:+.1f} %); the "
         "model takes each method's compute-only time as measured beside it, and on this shared machine the same "

@@ -1,5 +1,6 @@
-"""benchmarks/step_model.py: collective costs and bits worked by hand, and the calibration on the
-committed part 3 of benchmarks/results.json within 15 % for every time per update."""
+"""benchmarks/step_model.py: collective costs and bits worked by hand; the calibration
+(step_model_calibration.py) recovering times the model made itself, and reproducing the committed
+calibration of benchmarks/results.json."""
 import json
 import sys
 from pathlib import Path
@@ -140,22 +141,38 @@ def test_resnet50_shapes_give_its_parameter_count():
     assert weights + sum(2 * n for n, _ in shapes[:-1]) + 1000 == 25_557_032
 
 
-def test_calibration_covers_every_committed_part3_row_and_results_md_states_its_worst():
-    """The 15 % target is judged by `make bench` (results.md: met or missed, with the cause), not
-    here: a unit test must not pass or fail on a loaded machine's timings. Here: every row of part 3
-    is predicted, and results.md states the worst error the calibration gives and the right verdict."""
+def committed_part3():
     results = json.loads((BENCH / "results.json").read_text())
     network = results["parts"]["network"]
     assert "models" in network, "part 3 was not measured in the committed results.json"
+    return results, network
+
+
+def test_the_fit_recovers_times_made_by_the_model_itself():
+    # Part 3's measured inputs (compute-only times, link rates, sizes), with times per update made by the
+    # model from known constants: the fit must reproduce every one of them (the 15 % target on the real
+    # measurements is a benchmark target, stated met or missed in results.md, not a unit test).
+    _, network = committed_part3()
+    truth = cal.network_fields([1.1, 0.3, 0.5, 1.2, 2.0, 1.3, 0.2, 1.05, 0.15, 0.5])
+    rows = cal.part3_rows(network)
+    for row in rows:
+        row["measured"], _ = cal.predict_part3(row, cal.bench_network(row, truth))
+    fitted = cal.fit_part3(rows)
+    for row in rows:
+        predicted, _ = cal.predict_part3(row, cal.bench_network(row, fitted["fields"]))
+        for name, made in row["measured"].items():
+            assert predicted[name] == pytest.approx(made, rel=0.01), (row["model"], row["limit"], name)
+
+
+def test_results_md_calibration_is_this_codes_on_the_committed_part3():
+    results, network = committed_part3()
     fitted, table = cal.calibrate(network)
     per_update = [row for row in table if not row.get("diagnostic")]
     # all_reduce, predictions, checkpoints at 2 T; powersgd; localsgd and diloco at 2 H
     assert len(per_update) == 9 * sum(len(network["limits"]) for _ in network["models"])
-    worst = max(per_update, key=lambda row: abs(row["error_pct"]))
-    line = next(line for line in (BENCH / "results.md").read_text().splitlines()
-                if line.startswith("| 6. step model: predicted vs measured"))
-    assert f"worst {worst['error_pct']:+.1f} %" in line
-    assert line.endswith("| **met** |" if abs(worst["error_pct"]) <= 15 else "| **missed** |")
+    committed = results["parts"]["stepmodel"]["calibration"]["rows"]
+    assert [r["method"] for r in committed] == [r["method"] for r in table]
+    assert [r["predicted_s"] for r in committed] == pytest.approx([r["predicted_s"] for r in table], rel=1e-3)
 
 
 def test_the_slides_within_15_percent_on_the_held_out_points():
