@@ -58,8 +58,16 @@ def build_method(method_cfg, layout, groups, counter):
     return GroupDataParallel(groups, counter)
 
 
-def _ddp(model, groups):
-    return torch.nn.parallel.DistributedDataParallel(model, process_group=groups.group)
+# PowerSGD's DDP keeps one bucket (the first one too): torch's powerSGD_hook issues each bucket's P
+# and Q all_reduces from future callbacks, on gloo's threads, so with two buckets two ranks can issue
+# them in different orders and desynchronise (seen in make bench part 3c). One bucket sends the same
+# elements; it only loses the overlap of buckets with the backward pass.
+ONE_BUCKET_MB = 1_000_000
+
+
+def _ddp(model, groups, bucket_cap_mb=None):
+    options = {"bucket_cap_mb": bucket_cap_mb} if bucket_cap_mb else {}
+    return torch.nn.parallel.DistributedDataParallel(model, process_group=groups.group, **options)
 
 
 class GroupDataParallel(Stateless):
@@ -91,7 +99,7 @@ class PowerSGD:
         self.fresh_after_resume = False
 
     def wrap(self, model):
-        ddp = _ddp(model, self.groups)
+        ddp = _ddp(model, self.groups, bucket_cap_mb=ONE_BUCKET_MB)
         ddp.register_comm_hook(self, _counted_powersgd_hook)
         return ddp
 
