@@ -144,7 +144,7 @@ def _worker(rank, world, spec):
     import torch
     import torch.distributed as dist
 
-    from bench_network_methods import METHOD_LAYOUTS, PERIODIC, WARMUP_UPDATES, one_bucket, periodic_call
+    from bench_network_methods import METHOD_LAYOUTS, PERIODIC, WARMUP_UPDATES, periodic_call
     from benchlib import TimedRank, layout, timed_across_ranks, twin_workload
 
     sizes = spec["sizes"]
@@ -183,8 +183,6 @@ def _worker(rank, world, spec):
         shape(None)  # DDP's initial broadcast and the warm-up run unshaped
         dist.barrier()
         timed = TimedRank(spec["containers"][method], layout(*groups, 1, rank), workload, BATCH)
-        if method == "powersgd":
-            one_bucket(timed)
         # checkpoints: the first exchange (update 0) happens here; the period is 10**9
         timed.run(WARMUP_UPDATES.get(method, 2))
         with compute_only(timed, method):

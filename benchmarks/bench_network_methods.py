@@ -22,7 +22,6 @@ AVERAGING_PERIODS = (16, 500)
 # PowerSGD: past start_iter (2) and its first compressed update, which allocates the error-feedback
 # and warm-start memories (seen: a one-update window of the 100M twin 50 % slower when it was first)
 WARMUP_UPDATES = {"powersgd": 3}
-ONE_BUCKET_MB = 1_000_000   # larger than any model here: DDP then makes one bucket, the first one too
 NEVER = 1_000_000_000   # the period of the runs whose exchange is timed apart: none between
 
 
@@ -30,24 +29,6 @@ def method_containers(compose):
     return {"powersgd": compose(list(POWERSGD_OVERRIDES)),
             "localsgd": compose(["method=localsgd", f"method.period={NEVER}"]),
             "diloco": compose(["method=diloco", f"method.period={NEVER}"])}
-
-
-def one_bucket(timed):
-    """PowerSGD's DDP re-made with one bucket (before its first update), the engine's own hook on it.
-    gloo runs collectives in the order each rank issues them, and torch's powerSGD_hook issues a
-    bucket's P and Q all_reduces from future callbacks on gloo's threads: with more than one bucket
-    two ranks can issue them in different orders (seen here with the 1M twin's two buckets: gloo
-    "Received data size doesn't match expected size"). The bits are the same: PowerSGD compresses
-    tensor by tensor; one bucket only loses the overlap of buckets with the backward pass."""
-    import torch
-
-    from codistill.vision.methods import _counted_powersgd_hook
-
-    state = timed.state
-    ddp = torch.nn.parallel.DistributedDataParallel(state.model, process_group=state.groups.group,
-                                                    bucket_cap_mb=ONE_BUCKET_MB)
-    ddp.register_comm_hook(state.method, _counted_powersgd_hook)
-    state.trainable = ddp
 
 
 def alone(timed):
@@ -62,7 +43,7 @@ def alone(timed):
         import torch.distributed as dist
 
         from codistill.exchange import CommCounter
-        from codistill.vision.methods import PowerSGD, _counted_powersgd_hook
+        from codistill.vision.methods import ONE_BUCKET_MB, PowerSGD, _counted_powersgd_hook
 
         own = [dist.new_group([rank]) for rank in range(dist.get_world_size())][dist.get_rank()]
         method = PowerSGD(timed.cfg.method, types.SimpleNamespace(group=own, group_spans_nodes=False), CommCounter())
