@@ -167,7 +167,10 @@ def _worker(rank, world, spec):
         return seconds / steps, (bytes_after - bytes_before) / steps
 
     def steps_for(predicted):
-        return int(min(spec["max_steps"], max(1, spec["window_s"] // max(predicted, 1e-3))))
+        """Updates in a window of window_s seconds, at least min_steps where each takes under
+        long_step_s (one-update windows of the 100M model moved 18-44 % between limits)."""
+        floor = spec["min_steps"] if predicted < spec["long_step_s"] else 1
+        return int(min(spec["max_steps"], max(floor, spec["window_s"] // max(predicted, 1e-3))))
 
     rows = []
 
@@ -324,7 +327,7 @@ def _raise_on_sigterm(signum, frame):
     raise SystemExit(f"signal {signum}: cleaning up")
 
 
-def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print):
+def run(sizes=SIZES, window_s=6.0, max_steps=200, min_steps=3, long_step_s=10.0, timeout=900, progress=print):
     reason = skip_reason()
     if reason:
         progress(f"network: {reason}")
@@ -334,7 +337,8 @@ def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print):
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     containers = _containers()
     results = {"limits": LIMITS, "batch_per_rank": BATCH, "checkpoint_periods": CHECKPOINT_PERIODS,
-               "powersgd_rank": containers["powersgd"]["method"]["rank"], "models": []}
+               "powersgd_rank": containers["powersgd"]["method"]["rank"], "window_s": window_s, "min_steps": min_steps,
+               "long_step_s": long_step_s, "models": []}
     try:
         with TwoNodes() as nodes:
             progress(f"network: namespaces {', '.join(nodes.names)} joined by a veth pair")
@@ -342,6 +346,7 @@ def run(sizes=SIZES, window_s=3.0, max_steps=200, timeout=600, progress=print):
                 widths = twin_sizes(target)
                 spec = {"label": label, "sizes": list(widths), "params": count_params(widths),
                         "containers": containers, "window_s": window_s, "max_steps": max_steps,
+                        "min_steps": min_steps, "long_step_s": long_step_s,
                         "measure_link": index == 0, "compare_collectives": widths == RESNET50_TWIN}
                 progress(f"network: model {label} ({spec['params']:,} parameters)")
                 rank0, _ = run_pair(nodes, spec, timeout)

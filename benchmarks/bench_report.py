@@ -43,7 +43,7 @@ def load_note(part):
 
 def save(fig, path):
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # keeps a legend placed below the panels
     plt.close(fig)
 
 
@@ -211,7 +211,10 @@ def network_section(part, targets):
              "sides (netem is not available: bandwidth only, no added latency). Batch "
              f"{part['batch_per_rank']} per rank; each method's update is timed right beside the same update "
              "without its collective (its compute-only time). Checkpoints: the updates between exchanges and the "
-             "exchange are timed apart; an update at period T costs between + exchange / T. Measured link "
+             "exchange are timed apart; an update at period T costs between + exchange / T. "
+             + (f"A window holds {part['window_s']:g} s of updates, at least {part['min_steps']} where one takes under "
+                f"{part['long_step_s']:g} s. " if "window_s" in part else "")
+             + "Measured link "
              "throughput (one large broadcast): " + ", ".join(f"{k} {v / 1e6:,.0f} Mbit/s" for k, v in link.items())
              + ".", ""]
     body, wire_body, extra_rows = [], [], []
