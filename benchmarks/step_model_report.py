@@ -107,13 +107,14 @@ def calibration_lines(cal, targets, report):
     powersgd_note = "" if worst["method"] != "powersgd" or not beyond else (
         "; PowerSGD's update minus its compute-only time (the same hook on a one-rank group), which the model "
         "predicts as its factors' all_reduce of a few ms, measured " + " / ".join(f"{1000 * b:+,.0f}" for b in beyond)
-        + " ms at the limits in order on this model: one-update windows on a shared machine cannot resolve it")
+        + " ms at the limits in order on this model: a difference of a few ms between windows of seconds "
+        "that are not the same updates cannot be resolved")
     why = None if met else (
         f"Cause: worst row {worst['model']} {worst['limit']} {worst['method']} ({worst['error_pct']:+.1f} %); the "
-        "model takes each method's compute-only time as measured beside it, and on this shared machine the same "
-        f"work moved between limits by up to {worst_spread} on the {worst['model']} model, whose windows hold as few "
-        f"as {spread['fewest_steps']} update(s)" + powersgd_note + ". Fix: remeasure part 3 on an idle "
-        "machine, with longer windows for the large models.")
+        "model takes each method's compute-only time as measured beside it, and the same work moved between "
+        f"limits by up to {worst_spread} on the {worst['model']} model, whose windows hold as few as "
+        f"{spread['fewest_steps']} update(s)" + powersgd_note + ". Fix: interleave compute-only and full updates "
+        "within one window (both then see the same machine state), on an idle machine.")
     targets.append((f"6. step model: predicted vs measured time per update within {TARGET_PCT:.0f} % (every row "
                     "of part 3)", f"worst {worst['error_pct']:+.1f} % ({worst['model']} {worst['limit']} "
                     f"{worst['method']})", met, why))

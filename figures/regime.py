@@ -8,10 +8,12 @@ whether it holds, fails, or is declared unmet there.
 Vision invariants come from the runs of the `regime` sweep (the all_reduce baseline, its weight
 decay x {0.1, 0.3, 3} and the alpha = 0 `independent` control), the largest batch and the cost
 from Figure 2's sweep, the data and model sizes from the workload itself (built from a run's
-config); translation invariants from the runs of sweeps fig4 and iwslt_overfit.
+config); translation invariants from the runs of sweeps fig4 and iwslt_overfit; the cost of
+`make reproduce-all` from the end records of every mini sweep's runs (figures/regime_cost.py).
 
 The workloads that the exit status judges ("gated") are those of Figure 2's mini runs, the
-stand-in every vision figure is drawn from, and every translation workload; any other vision
+stand-in every vision figure is drawn from, every translation workload and the cost of every
+sweep ("every mini sweep"); any other vision
 workload (digits, once it is no longer Figure 2's) is printed beside them for reference.
 Exit status: 0 when every invariant of every gated workload holds or is declared unmet with its
 measured value; 1 when one fails, or a declaration does not match its measured value or declares
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .collect import COMMITTED
+from .regime_cost import COST, EVERY, check_every_sweep
 from .regime_models import check_models, model_structure  # noqa: F401  (for callers of figures.regime)
 from .regime_runs import _built, final_rows, load_sweep  # noqa: F401
 from .regime_translation import TRANSLATION, translation_checks
@@ -80,14 +83,18 @@ def run_check(results=COMMITTED, docs=DOCS):
     translation = {name: translation_checks(name, fig4.records, overfit.records) for name in languages}
     translation_table, translation_verdicts = table(translation, TRANSLATION, set(languages), declarations)
     verdicts.update(translation_verdicts)
-    gated = standins | set(languages)
+    cost_table, cost_verdicts = table({EVERY: [check_every_sweep(results)]}, COST, {EVERY}, declarations)
+    verdicts.update(cost_verdicts)
+    gated = standins | set(languages) | {EVERY}
     lines = ["# Regime check (MINI scale: not the paper's numbers)", "",
-             f"Logs: {results}. Gated (judged by the exit status): Figure 2's mini stand-in(s) {sorted(standins)} "
-             f"and every translation workload {languages}; any other column is shown for reference.", "",
+             f"Logs: {results}. Gated (judged by the exit status): Figure 2's mini stand-in(s) {sorted(standins)}, "
+             f"every translation workload {languages} and the cost of every mini sweep; any other column is shown "
+             "for reference.", "",
              *[f"- {name}: chosen weight-decay multiplier (workload.weight_decay_scale) {chosen}"
                for name, (_, chosen) in measured.items()],
              "", "## Vision", "", vision_table if names else "no vision runs found",
-             "", "## Translation", "", translation_table if translation else "no translation runs found"]
+             "", "## Translation", "", translation_table if translation else "no translation runs found",
+             "", "## Every sweep", "", cost_table]
     status, summary = judge(verdicts, gated, [*sweeps, fig4, overfit], bool(names and languages))
     return Outcome("\n".join(lines + summary), verdicts, gated, status)
 

@@ -246,7 +246,7 @@ def test_each_invariant_holds_on_a_standin_built_for_it_and_fails_on_digits_numb
                 assert state == regime.INFO
             else:
                 assert state == (regime.HOLDS if name == "regime_test" else regime.FAILS), (name, invariant)
-    assert outcome.gated == {"regime_test", "digits_mlp", "translation_mini"}
+    assert outcome.gated == {"regime_test", "digits_mlp", "translation_mini", regime.EVERY}
     assert outcome.status == 1
 
 
@@ -257,7 +257,7 @@ def test_translation_invariants_hold_on_flattened_and_overfitting_curves(tmp_pat
     overfits, state = outcome.verdicts[("translation_mini", "overfits")]
     assert state == regime.HOLDS and overfits.value == pytest.approx(1e-4 * 40 ** 2)   # final (100) - min (60)
     # digits is not Figure 2's stand-in here: shown, not judged; everything gated holds
-    assert outcome.gated == {"regime_test", "translation_mini"}
+    assert outcome.gated == {"regime_test", "translation_mini", regime.EVERY}
     assert outcome.verdicts[("digits_mlp", "fig2_cost")][1] == regime.MISSING
     # the chosen weight decay: Figure 2's recipe where it has the workload, else the regime's default
     assert "regime_test: chosen weight-decay multiplier (workload.weight_decay_scale) 0.5 (read from fig2's" in outcome.text
@@ -355,3 +355,25 @@ def test_a_data_path_in_the_workload_config_fails_the_data_invariant():
     on_disk = regime.check_data({"workload": {**STANDIN, "data_root": "/datasets/x"}}, workload)
     assert not on_disk.holds and "data_root" in on_disk.shown
     assert regime.check_data({"workload": STANDIN}, workload).holds
+
+
+def test_the_cost_of_every_sweep_sums_each_runs_training_time_once(tmp_path, docs):
+    """Every end record of every mini manifest, a run named by two manifests counted once (as
+    `make reproduce-all` runs it once); over 90 minutes it fails unless declared with its value."""
+    root = write_tree(tmp_path / "logs")
+    shared = [("regime_test-fig2-0", ["method=allreduce", "schedule=goyal_step", "seed=0"])]
+    write_manifest(root, "fig16", shared)       # a second sweep naming a run of fig2: counted once
+    regime_runs = 4 * 3 + 3 + 4 * 3 + 3       # regime_test's and digits' all_reduce and alpha = 0 runs, 1 s each
+    translation_runs = 2 * 2 * 3               # fig4 and iwslt_overfit: 2 methods x 3 seeds, 1 s each
+    minutes = (regime_runs + translation_runs + 4 * FIG2_SECONDS["regime_test"]) / 60
+    check, state = regime.run_check(root, docs).verdicts[(regime.EVERY, "reproduce_all_cost")]
+    assert check.value == pytest.approx(minutes) and state == regime.HOLDS
+    long = root / "runs" / "regime_test-fig2-0" / "metrics.jsonl"
+    long.write_text(long.read_text().replace('"wall_time": 20.0', '"wall_time": 6000.0'))
+    minutes += (6000.0 - 20.0) / 60
+    outcome = regime.run_check(root, docs)
+    check, state = outcome.verdicts[(regime.EVERY, "reproduce_all_cost")]
+    assert check.value == pytest.approx(minutes) and state == regime.FAILS and outcome.status == 1
+    declare(docs, [(regime.EVERY, "reproduce_all_cost", f"{minutes:.0f}", "2 cores cannot")])
+    outcome = regime.run_check(root, docs)
+    assert outcome.verdicts[(regime.EVERY, "reproduce_all_cost")][1] == regime.DECLARED
