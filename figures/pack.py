@@ -6,12 +6,14 @@ gzipped (byte-identical for identical logs). Model weights, run state and Hydra 
 
 Without --replace, manifests found in --results are added or replaced and the others kept; with
 --replace, the committed logs of that scale are first removed (a full reproduction refreshes
-everything). Runs no manifest names any more are removed.
+everything). Runs no manifest names any more are removed. A finished log already packed is never
+replaced by an unfinished one (a run stopped midway in --results).
 """
 import argparse
 import gzip
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from .collect import COMMITTED, METRICS_FILE
@@ -28,6 +30,15 @@ def manifests(root, scale):
 def referenced_runs(root):
     return {entry["run_id"] for path in (Path(root) / "sweeps").glob("*/*.json")
             for entry in json.loads(path.read_text())}
+
+
+def ends(packed):
+    """Whether a packed (gzipped) log's last record is its end record: the run finished."""
+    lines = gzip.decompress(packed).decode().strip().splitlines()
+    try:
+        return bool(lines) and json.loads(lines[-1]).get("kind") == "end"
+    except json.JSONDecodeError:
+        return False
 
 
 def pack(results, into, scale, replace=False):
@@ -54,6 +65,10 @@ def pack(results, into, scale, replace=False):
             destination = into / "runs" / entry["run_id"] / (METRICS_FILE + ".gz")
             destination.parent.mkdir(parents=True, exist_ok=True)
             data = packed_bytes(source)
+            if destination.exists() and ends(destination.read_bytes()) and not ends(data):
+                print(f"WARNING: kept the finished log of {entry['run_id']} in {into}: the one in {results} is "
+                      "unfinished (a run stopped midway)", file=sys.stderr)
+                continue
             if not destination.exists() or destination.read_bytes() != data:
                 destination.write_bytes(data)
                 written += 1

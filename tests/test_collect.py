@@ -166,6 +166,12 @@ def test_the_committed_gzipped_form_collects_to_the_same_table(tree, tmp_path):
     before = {p: p.read_bytes() for p in committed.rglob("*.gz")}
     assert pack.pack(tree, committed, "mini")[1] == 0
     assert before == {p: p.read_bytes() for p in committed.rglob("*.gz")}
+    # a run stopped midway in the results never replaces its finished packed log
+    finished_log = (committed / "runs" / "a0" / "metrics.jsonl.gz").read_bytes()
+    plain = tree / "runs" / "a0" / "metrics.jsonl"
+    plain.write_text("".join(plain.read_text().splitlines(keepends=True)[:-1]))
+    assert pack.pack(tree, committed, "mini")[1] == 0
+    assert (committed / "runs" / "a0" / "metrics.jsonl.gz").read_bytes() == finished_log
     write_manifest(tree, "figx", [("a0", ["seed=0"])])
     assert pack.pack(tree, committed, "mini", replace=True)[3] == 5
 
