@@ -1,12 +1,11 @@
 """The cost of every sweep at mini scale (`make reproduce-all`; issue 13: <= 90 minutes on 2 cores),
 from the logs: the training wall time (each run's `end` record) of every run that a mini manifest
 names, each run once, as `make reproduce-all` runs a job shared by several sweeps once. A lower
-bound on the reproduction's wall time, which also spends each job's start-up and the drawing; the
-README gives the time measured end to end."""
-from pathlib import Path
-
+bound on the reproduction's wall time, which also spends each job's start-up and the drawing
+(docs/mini-scale.md, "The cost of every sweep", gives what was measured)."""
 import pandas as pd
 
+from .pack import manifests
 from .regime_runs import SCALE, Check, load_sweep, missing
 
 EVERY = "every mini sweep"
@@ -14,13 +13,9 @@ MAX_MINUTES = 90.0
 COST = {"reproduce_all_cost": "cost: every sweep at mini scale (minutes of training)"}
 
 
-def mini_sweeps(results):
-    return sorted(path.parent.name for path in Path(results).glob(f"sweeps/*/{SCALE}.json"))
-
-
 def check_every_sweep(results):
     bound = f"<= {MAX_MINUTES:g}"
-    sweeps = [load_sweep(results, sweep_id, kinds=("end",)) for sweep_id in mini_sweeps(results)]
+    sweeps = [load_sweep(results, path.parent.name, kinds=("end",)) for path in manifests(results, SCALE)]
     if not sweeps:
         return missing("reproduce_all_cost", bound, "no mini sweep manifests")
     unfinished = [sweep.id for sweep in sweeps if sweep.not_finished()]
