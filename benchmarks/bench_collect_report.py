@@ -10,7 +10,11 @@ COLLECT_WHY = {
         "DataFrame before one concat and merge. Fix (figures/collect.py): flatten configs with a plain recursive "
         "function, freeze the collector (gc.freeze) while parsing, and keep only the columns figures read."),
     "make_figures": (
-        "Cause: see the `make figures` output in results.json. Fix: draw only the figures whose logs changed."),
+        "Cause: drawing, not reading: matplotlib's layout and saving of 28 figures, each as PDF and PNG, take "
+        "most of it (cProfile of `python -m figures.registry` on 255 committed runs: savefig 25 of 57 s, reading "
+        "and aggregating the logs a few s), on this virtual machine, which ran 20-50 % slower on 2026-11-23 "
+        "than when `make figures` took 15.5 s here. Fix: draw the figures in parallel processes (they are "
+        "independent), or only those whose logs changed."),
 }
 
 
