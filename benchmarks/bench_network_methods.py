@@ -164,8 +164,7 @@ def plot(part, path):
         ax.set_xlabel("measured link rate (Gbit/s)")
     axes[0, 0].set_ylabel("ms per update")
     if models:  # below the panels: inside one, it covered the all_reduce line of the 100M panel
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=7, bbox_to_anchor=(0.5, 0.0))
+        report.legend_below(fig, axes[0, 0])
     fig.suptitle("Time per update against link speed, two simulated nodes (veth + tc tbf), one gloo rank each")
     report.save(fig, path)
 

@@ -41,6 +41,12 @@ def load_note(part):
             f"(on {{cores}} cores: above {{cores}}, other processes were competing for the CPUs)._")
 
 
+def legend_below(fig, ax, ncol=4):
+    """One legend for the whole figure, from `ax`'s lines, below the panels (save keeps it)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=ncol, fontsize=7, bbox_to_anchor=(0.5, 0.0))
+
+
 def save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")  # keeps a legend placed below the panels

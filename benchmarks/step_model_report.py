@@ -279,9 +279,8 @@ def plot(part, path):
         axes[1, column].set_xlabel("GPUs (8 per server)")
     axes[0, 0].set_ylabel("ms per update")
     axes[1, 0].set_ylabel("speed-up over all_reduce\n(equal samples/s)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=7, bbox_to_anchor=(0.5, 0.0))
+    report.legend_below(fig, axes[0, 0])
     fig.suptitle("Step-time model: solid 229M transformer, dashed ResNet-50; codistillation n = 2 unless noted")
     fig.savefig(path, dpi=120, bbox_inches="tight")   # the legend below the panels
     plt.close(fig)

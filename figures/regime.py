@@ -13,8 +13,8 @@ config); translation invariants from the runs of sweeps fig4 and iwslt_overfit; 
 
 The workloads that the exit status judges ("gated") are those of Figure 2's mini runs, the
 stand-in every vision figure is drawn from, every translation workload and the cost of every
-sweep ("every mini sweep"); any other vision
-workload (digits, once it is no longer Figure 2's) is printed beside them for reference.
+sweep ("every mini sweep"); any other vision workload (digits, once it is no longer Figure 2's) is
+printed beside them for reference.
 Exit status: 0 when every invariant of every gated workload holds or is declared unmet with its
 measured value; 1 when one fails, or a declaration does not match its measured value or declares
 an invariant that holds; 2 when runs the check needs are missing or unfinished (listed).
