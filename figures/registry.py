@@ -75,6 +75,9 @@ SPEC_LIST = [
     _spec("multiview", "figure", "Multi-view experiment (= Figure 6)", "Sec. 5.1"),
     _spec("frontier", "figure", "Beyond the paper: codistillation vs PowerSGD, local SGD and DiLoCo, "
           "top-1 against bits between servers per update", "not in the paper (Fig. 1's setting)", paper=False),
+    _spec("fig2_regimes", "figure", "Beyond the paper: Figure 2's arms in four regimes of the mini stand-in "
+          "(weight decay x10 / x30, the paper's epochs / 5 / 10)", "Sec. 4.1, mini only",
+          lambda data, notes: draw.fig2_regimes(data, notes), paper=False),
     _spec("wrn_pretrain", "figure", "The pretrained Wide-ResNet-28-10 of the multi-view experiment", "Sec. 5.1"),
 ]
 SPECS = {spec.id: spec for spec in SPEC_LIST}
@@ -178,13 +181,14 @@ def _derived_columns(records):
     if "comm_bits_inter_node" in records:
         records["bits_per_iteration"] = records["comm_bits_inter_node"] / records["step"].where(records["step"] > 0)
 
-    def arch(row):
+    def arch(row, model):
         models = row.get("cfg.workload.models")
-        if isinstance(models, list) and models and pd.notna(row.get("model")):
-            return models[int(row["model"])].get("arch", row.get("cfg.workload.arch"))
+        if isinstance(models, list) and models and pd.notna(model):
+            return models[int(model)].get("arch", row.get("cfg.workload.arch"))
         return row.get("cfg.workload.arch")
-    pairs = records.drop_duplicates(["run_id", "model"]).set_index(["run_id", "model"])
-    arch_of = {key: arch(row) for key, row in pairs.iterrows()}
+    pairs = records.drop_duplicates(["run_id", "model"])
+    arch_of = {(rid, model): arch(row, model) for rid, model, (_, row) in
+               zip(pairs["run_id"], pairs["model"], pairs.iterrows())}
     records["model_arch"] = [arch_of.get(key) for key in zip(records["run_id"], records["model"])]
     runs = records.drop_duplicates("run_id").set_index("run_id")
     per_run = {"setup": draw.setup_label, "n_way": _n_way, "gamma": _gamma}
