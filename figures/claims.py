@@ -42,10 +42,14 @@ standard error of the metric (the median, over every setting of that workload at
 the paper's experiments, of the standard error of its final value over seeds; the frontier, beyond
 the paper, does not move it): a margin in mini units, never in paper units.
 
-For a compare or difference between a codistillation group and an all_reduce group, the outcome
-also reports the gap codistillation - all_reduce and the share of it that the alpha = 0 control
-(method=independent, the codistillation group's other keys; or the check's `control` group)
-already shows.
+A claim that a method comes close to all_reduce (compare within / at_least, tradeoff, fewest_bits)
+is judged against the alpha = 0 control as well (method=independent, the method group's other
+keys; or the check's `control` group; figures/claims_control.py): at mini scale no margin is wider
+than the control's distance from all_reduce, the claim is decided only where the control fails it
+(else **cannot discriminate**), and a method reaches all_reduce only where it also beats the
+control beyond the noise. For a compare or difference between a codistillation group and an
+all_reduce group, the outcome also reports the gap codistillation - all_reduce and the share of it
+that the control already shows.
 
 A group maps config keys (dotted, as in the resolved config), or derived columns (model_arch,
 setup, n_way, gamma), to a value, a list of values, or min / max (the extreme value present among
@@ -59,8 +63,8 @@ import yaml
 
 from .claims_checks import CHECKS, NEEDS_MINI_MARGIN, control_share
 from .claims_groups import NotRun, group_stats  # noqa: F401  (group_stats: for callers of figures.claims)
-from .claims_noise import (FAILS, HOLDS, INCONCLUSIVE, NOISE_SES, NOT_APPLICABLE, NOT_RUN,  # noqa: F401
-                           VERDICTS, Context, Resolution)
+from .claims_noise import (CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOISE_SES, NOT_APPLICABLE,  # noqa: F401
+                           NOT_RUN, VERDICTS, Context, Resolution)
 from .collect import REPO
 
 CLAIMS = REPO / "paper" / "claims.yaml"

@@ -1,54 +1,13 @@
 """The check kinds of paper/claims.yaml (value, difference, compare, monotone, spread, tradeoff,
-recovers, fewest_bits; figures/claims.py describes each), and for a codistillation-vs-all_reduce
-comparison the share of its gap that the alpha = 0 control already shows. Each check returns (verdict, the
-numbers shown, fewest seeds)."""
+recovers, fewest_bits; figures/claims.py describes each). A claim that a method comes close to
+all_reduce is judged against the alpha = 0 control too (figures/claims_control.py). Each check
+returns (verdict, the numbers shown, fewest seeds)."""
+from .claims_control import (beats_control, capped, combine, control_group, control_note, control_share,  # noqa: F401
+                             decided, equivalence_sides, find_control)
 from .claims_groups import NotRun, fewest_seeds, fmt, group_stats
-from .claims_noise import EPS, FAILS, HOLDS, INCONCLUSIVE, TOP1_METRICS, interval_verdict, margin_for, noise_of
+from .claims_noise import EPS, FAILS, HOLDS, INCONCLUSIVE, interval_verdict, margin_for, noise_of
 
 NEEDS_MINI_MARGIN = {"within", "at_least"}   # compare ops whose margin needs mini units
-
-
-# ---------------------------------------------------------------- the alpha = 0 control
-
-def _method(group):
-    return group.get("method.name") if isinstance(group, dict) else None
-
-
-def control_group(codistill_group, check):
-    if "control" in check:
-        return check["control"]
-    kept = {k: v for k, v in codistill_group.items() if not k.startswith("method.") or k == "method.n"}
-    return {**kept, "method.name": "independent"}
-
-
-def _points(value, metric):
-    """A difference with its unit: points (2 decimals) of top-1, 3 significant digits otherwise."""
-    return f"{value:+.2f} pts" if metric in TOP1_METRICS else f"{value:+.3g}"
-
-
-def control_share(records, check, metric):
-    """'gap ...; alpha = 0 control ... (share)' for a codistillation vs all_reduce comparison;
-    '' for any other claim."""
-    a, b = check.get("a"), check.get("b")
-    methods = (_method(a), _method(b))
-    if sorted(methods, key=str) != ["allreduce", "codistill"]:
-        return ""
-    codistill, allreduce = (a, b) if methods[0] == "codistill" else (b, a)
-    try:
-        ours, theirs = group_stats(records, codistill, metric)[None], group_stats(records, allreduce, metric)[None]
-    except NotRun:
-        return ""
-    gap, noise = ours.mean - theirs.mean, noise_of(metric, (1, ours), (-1, theirs))
-    text = f"gap codistillation - all_reduce {_points(gap, metric)}"
-    if abs(gap) <= noise.width:
-        text += " (within noise)"
-    try:
-        control = group_stats(records, control_group(codistill, check), metric)[None]
-    except NotRun:
-        return text + "; no alpha = 0 control (method=independent, same schedule) in these logs"
-    control_gap = control.mean - theirs.mean
-    share = f" ({100 * control_gap / gap:.0f} %)" if gap else ""
-    return text + f"; alpha = 0 control {_points(control_gap, metric)}{share}"
 
 
 # ---------------------------------------------------------------- the checks
@@ -73,10 +32,20 @@ def check_compare(records, check, metric, claim, context):
     a, b = group_stats(records, check["a"], metric)[None], group_stats(records, check["b"], metric)[None]
     diff, noise = a.mean - b.mean, noise_of(metric, (1, a), (-1, b))
     margin, how = margin_for(check, "margin", context, records, metric)
+    sides = equivalence_sides(check)
+    control = None
+    if sides:
+        method_side, reference_side, _ = sides
+        control = find_control(records, check, metric, check[method_side], b if reference_side == "b" else a,
+                               check["op"])
+        margin, how = capped(margin, how, control, context.scale)
     shown = f"a {fmt(a)}, b {fmt(b)}, a - b = {diff:+.3f}; {noise.text()}"
     if check["op"] in NEEDS_MINI_MARGIN or margin:
         shown += f"; margin {how}"
-    return interval_verdict(diff, noise.width, check["op"], margin), shown, min(a.seeds, b.seeds)
+    verdict = interval_verdict(diff, noise.width, check["op"], margin)
+    if sides:
+        verdict, shown = decided(verdict, control, margin), shown + "; " + control_note(control, margin)
+    return verdict, shown, min(a.seeds, b.seeds)
 
 
 def _step_verdicts(steps, order):
@@ -120,23 +89,28 @@ def check_spread(records, check, metric, claim, context):
 
 
 def check_tradeoff(records, check, metric, claim, context):
+    """Some setting of `a` reaches b within the tolerance, beats the alpha = 0 control beyond the
+    noise, and costs min_ratio times less than b."""
     a = group_stats(records, check["a"], metric, check["by"])
     b = group_stats(records, check["b"], metric)[None]
     a_cost = group_stats(records, check["a"], check["cost"], check["by"])
     b_cost = group_stats(records, check["b"], check["cost"])[None]
     tolerance, how = margin_for(check, "tolerance", context, records, metric)
+    control = find_control(records, check, metric, check["a"], b, "at_least")
+    tolerance, how = capped(tolerance, how, control, context.scale)
     cheap = {k: b_cost.mean / a_cost[k].mean for k in a if a_cost[k].mean > 0}
     cheap = {k: r for k, r in cheap.items() if r >= check["min_ratio"] * (1 - EPS)}
-    verdicts = {k: interval_verdict(a[k].mean - b.mean, noise_of(metric, (1, a[k]), (-1, b)).width,
-                                    "at_least", tolerance) for k in cheap}
+    verdicts = {k: combine(interval_verdict(a[k].mean - b.mean, noise_of(metric, (1, a[k]), (-1, b)).width,
+                                            "at_least", tolerance),
+                           beats_control(a[k], control.stat, metric) if control else INCONCLUSIVE) for k in cheap}
     verdict = HOLDS if HOLDS in verdicts.values() else INCONCLUSIVE if INCONCLUSIVE in verdicts.values() else FAILS
     if not cheap:
         return FAILS, f"no {check['by']} sends {check['min_ratio']:g}x fewer", min(fewest_seeds(a), b.seeds)
     best = max(cheap, key=lambda k: (verdicts[k] == HOLDS, a[k].mean))
     noise = noise_of(metric, (1, a[best]), (-1, b))
     shown = (f"best: {check['by']}={best:g}, {metric} {a[best].mean:.3f} vs {b.mean:.3f} "
-             f"({noise.text()}; tolerance {how}), {cheap[best]:.0f}x fewer")
-    return verdict, shown, min(fewest_seeds(a), b.seeds)
+             f"({noise.text()}; tolerance {how}), {cheap[best]:.0f}x fewer; {control_note(control, tolerance)}")
+    return decided(verdict, control, tolerance), shown, min(fewest_seeds(a), b.seeds)
 
 
 def check_recovers(records, check, metric, claim, context):
@@ -155,13 +129,15 @@ def check_recovers(records, check, metric, claim, context):
     return interval_verdict(contrast, noise.width, "greater"), shown, fewest
 
 
-def _reaching(records, candidate, b, metric, cost, tolerance):
-    """[(cost, knob value, verdict of reaching b's metric within tolerance, seeds)] of one
-    candidate's settings, cheapest first."""
+def _reaching(records, candidate, b, control, metric, cost, tolerance):
+    """[(cost, knob value, verdict of reaching b's metric within tolerance while beating the control,
+    seeds)] of one candidate's settings, cheapest first."""
     by = candidate.get("by")
     stats, costs = group_stats(records, candidate["group"], metric, by), group_stats(records, candidate["group"], cost, by)
-    rows = [(costs[k].mean, k, interval_verdict(s.mean - b.mean, noise_of(metric, (1, s), (-1, b)).width,
-                                                 "at_least", tolerance), s.seeds) for k, s in stats.items()]
+    rows = [(costs[k].mean, k, combine(interval_verdict(s.mean - b.mean, noise_of(metric, (1, s), (-1, b)).width,
+                                                        "at_least", tolerance),
+                                       beats_control(s, control.stat, metric) if control else INCONCLUSIVE), s.seeds)
+            for k, s in stats.items()]
     return sorted(rows, key=lambda row: row[0])
 
 
@@ -169,18 +145,32 @@ def _cheapest(rows, verdicts):
     return min((row[0] for row in rows if row[2] in verdicts), default=float("inf"))
 
 
-def check_fewest_bits(records, check, metric, claim, context):
-    """The `expect` candidates reach mean(b) - tolerance (as `at_least`) at fewer `cost` than any
-    other candidate possibly does: holds when the cheapest setting of theirs that surely reaches
-    costs less than the cheapest of the others that is not ruled out; does not hold when another
-    candidate surely reaches at no more than theirs could; inconclusive in between."""
+def reaching_rows(records, check, metric, context):
+    """({candidate label: _reaching rows}, all_reduce's Stat, the control, tolerance, how it was set)
+    of a fewest_bits check: which settings of each method reach all_reduce while beating the control."""
     b = group_stats(records, check["b"], metric)[None]
     tolerance, how = margin_for(check, "tolerance", context, records, metric)
-    rows, shown = {}, []
+    control = find_control(records, check, metric, {}, b, "at_least")
+    tolerance, how = capped(tolerance, how, control, context.scale)
+    rows = {}
     for candidate in check["candidates"]:
         try:
-            rows[candidate["label"]] = _reaching(records, candidate, b, metric, check["cost"], tolerance)
+            rows[candidate["label"]] = _reaching(records, candidate, b, control, metric, check["cost"], tolerance)
         except NotRun:
+            continue
+    return rows, b, control, tolerance, how
+
+
+def check_fewest_bits(records, check, metric, claim, context):
+    """The `expect` candidates reach mean(b) - tolerance (as `at_least`) while beating the alpha = 0
+    control (the 0-bit point) at fewer `cost` than any other candidate possibly does: holds when the
+    cheapest setting of theirs that surely does costs less than the cheapest of the others that is
+    not ruled out; does not hold when another candidate surely does at no more than theirs could;
+    inconclusive in between."""
+    rows, b, control, tolerance, how = reaching_rows(records, check, metric, context)
+    shown = []
+    for candidate in check["candidates"]:
+        if candidate["label"] not in rows:
             continue
         reached = [r for r in rows[candidate["label"]] if r[2] == HOLDS]
         key = candidate.get("by", "").split(".")[-1]
@@ -200,8 +190,10 @@ def check_fewest_bits(records, check, metric, claim, context):
         verdict = FAILS
     else:
         verdict = INCONCLUSIVE
-    text = f"reaching {fmt(b)} (tolerance {how}) at the fewest {check['cost']}: " + "; ".join(shown)
-    return verdict, text, min(b.seeds, *(row[3] for label in rows for row in rows[label]))
+    text = (f"reaching {fmt(b)} (tolerance {how}) while beating the alpha = 0 control, at the fewest "
+            f"{check['cost']}: " + "; ".join(shown) + f"; {control_note(control, tolerance)}")
+    seeds = min(b.seeds, *(row[3] for label in rows for row in rows[label]))
+    return (verdict if control else decided(verdict, control, tolerance)), text, seeds
 
 
 CHECKS = {"value": check_value, "difference": check_difference, "compare": check_compare,

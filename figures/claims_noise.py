@@ -9,7 +9,9 @@ import pandas as pd
 from .claims_groups import final_per_run
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, NOT_APPLICABLE = "holds", "does not hold", "inconclusive", "not run", "n/a"
-VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, NOT_APPLICABLE)
+# An equivalence claim that the alpha = 0 control would pass too (figures/claims_control.py).
+CANNOT_DISCRIMINATE = "cannot discriminate"
+VERDICTS = (HOLDS, FAILS, CANNOT_DISCRIMINATE, INCONCLUSIVE, NOT_RUN, NOT_APPLICABLE)
 NOISE_SES = 2            # standard errors of a difference that count as noise
 EPS = 1e-9               # floating-point slack for boundaries ("within 0.5" includes 0.5)
 TOP1_METRICS = {"val_top1", "val_top1_mean_over_models", "ensemble_top1"}

@@ -48,9 +48,15 @@ def compare(op, **options):
                   "op": op, **options})
 
 
-def two_groups(root, codistill_mean, allreduce_mean=78.0, **options):
-    return logs(root, {"c": (CODISTILL, finals(codistill_mean)), "ar": (ALLREDUCE, finals(allreduce_mean))},
-                **options)
+def two_groups(root, codistill_mean, allreduce_mean=78.0, control_mean=None, **options):
+    """Codistillation and all_reduce, and the alpha = 0 control where control_mean is given."""
+    groups = {"c": (CODISTILL, finals(codistill_mean)), "ar": (ALLREDUCE, finals(allreduce_mean))}
+    if control_mean is not None:
+        groups["i"] = (INDEPENDENT, finals(control_mean))
+    return logs(root, groups, **options)
+
+
+FAR_CONTROL = 60.0       # an alpha = 0 control far below all_reduce: it fails every margin below
 
 
 @pytest.mark.parametrize("codistill_mean, verdict", [
@@ -100,7 +106,7 @@ def test_one_seed_cannot_decide(tmp_path):
     (72.0, 7, claims.FAILS),          # the same below
 ])
 def test_within_a_margin_at_mini_scale_is_a_multiple_of_the_workloads_seed_se(tmp_path, codistill_mean, k, verdict):
-    data = two_groups(tmp_path, codistill_mean)
+    data = two_groups(tmp_path, codistill_mean, control_mean=FAR_CONTROL)
     # the paper's 0.5 points would make every case above fail or stay undecided: it is not used at mini
     outcome = claims.evaluate(compare("within", margin=0.5, mini_margin_se=k), data)
     assert outcome.status == verdict
@@ -110,7 +116,7 @@ def test_within_a_margin_at_mini_scale_is_a_multiple_of_the_workloads_seed_se(tm
 def test_the_mini_margin_uses_the_median_seed_se_of_the_workloads_settings(tmp_path):
     # three settings with s.e. 0.5, 0.5 and 2.0: the median is 0.5, so margin 7 x 0.5 = 3.5
     data = logs(tmp_path, {"c": (CODISTILL, finals(79.0)), "ar": (ALLREDUCE, finals(78.0)),
-                           "i": (INDEPENDENT, finals(70.0, se=2.0))})
+                           "i": (INDEPENDENT, finals(60.0, se=2.0))})
     assert claims.Resolution([data.records]).seed_se("digits_mlp", "val_top1") == (pytest.approx(0.5), 3)
     outcome = claims.evaluate(compare("within", margin=0.5, mini_margin_se=7), data)
     assert outcome.status == claims.HOLDS and "margin 7 seed s.e. = 3.500" in outcome.reproduced
@@ -122,7 +128,7 @@ def test_the_mini_margin_uses_the_median_seed_se_of_the_workloads_settings(tmp_p
     (0.5 - 1e-6, claims.INCONCLUSIVE),
 ])
 def test_within_a_margin_at_paper_scale_is_the_papers_margin(tmp_path, margin, verdict):
-    data = two_groups(tmp_path, 79.0, scale="paper")
+    data = two_groups(tmp_path, 79.0, control_mean=FAR_CONTROL, scale="paper")
     outcome = claims.evaluate(compare("within", margin=margin, mini_margin_se=1), data)   # k = 1 would fail at mini
     assert data.scale == "paper" and outcome.status == verdict
     assert f"margin {margin:g}" in outcome.reproduced
@@ -238,18 +244,20 @@ def test_the_report_counts_inconclusive_and_states_each_workloads_noise(tmp_path
     data = {"mini": {"fig2": logs(tmp_path, {"c": (CODISTILL, finals(78.8)), "ar": (ALLREDUCE, finals(80.0)),
                                              "i": (INDEPENDENT, finals(79.1))})}}
     all_claims = [dict(compare("greater"), id="greater"),                              # d = -1.2: inconclusive
-                  dict(compare("within", margin=0.5, mini_margin_se=7), id="within"),  # 1.2 + 1.614 <= 3.5: holds
+                  # 1.2 + 1.614 <= 3.5 would hold, but the control (-0.9, noise 1.614) could pass too
+                  dict(compare("within", margin=0.5, mini_margin_se=7), id="within"),
                   dict(compare("less"), id="less", scales=["paper"])]                  # n/a at mini
     outcomes = report.evaluate_all(all_claims, data)
     summary = "\n".join(report.summary_section(all_claims, outcomes, data))
-    assert "| scale | ✅ holds | ❌ does not hold | ❔ inconclusive | ⏳ not run | n/a |" in summary
-    assert "| mini | 1 | 0 | 1 | 0 | 1 |" in summary and "| paper (no logs) | 0 | 0 | 0 | 3 | 0 |" in summary
+    assert ("| scale | ✅ holds | ❌ does not hold | ⚪ cannot discriminate | ❔ inconclusive | ⏳ not run | n/a |"
+            in summary)
+    assert "| mini | 0 | 0 | 1 | 1 | 0 | 1 |" in summary and "| paper (no logs) | 0 | 0 | 0 | 0 | 3 | 0 |" in summary
     noise = "\n".join(report.noise_section(data))
     # 500 samples, 0.2 points each; top-1 s.e. 0.5 in all 3 settings; training loss constant 1.0: s.e. 0
     assert "| mini | `digits_mlp` | 500 | 0.200 | 0.500 (3) | 0.000 (3) | 0.000 (3) | – |" in noise
     gaps = "\n".join(report.gap_section(all_claims, outcomes, data))
     assert ("| `within` | mini | val_top1 | gap codistillation - all_reduce -1.20 pts (within noise); "
-            "alpha = 0 control -0.90 pts (75 %) | ✅ holds |") in gaps
+            "alpha = 0 control -0.90 pts (75 %) | ⚪ cannot discriminate |") in gaps
 
 
 # ---------------------------------------------------------------- fewest_bits (frontier)
@@ -291,6 +299,7 @@ def test_fewest_bits_compares_the_cheapest_settings_that_reach_all_reduce(tmp_pa
         "c10": ({"method.name": "codistill", "method.period": 10}, 70.0, 10.0),   # ruled out
         "l4": ({"method.name": "localsgd", "method.period": 4}, 80.0, 400.0),
         "l32": ({"method.name": "localsgd", "method.period": 32}, local_sgd_cheap_mean, 50.0),
+        "i": (INDEPENDENT, FAR_CONTROL, 0.0),
     })
     outcome = claims.evaluate(FEWEST_BITS, data)
     assert outcome.status == verdict
@@ -300,7 +309,8 @@ def test_fewest_bits_compares_the_cheapest_settings_that_reach_all_reduce(tmp_pa
 def test_fewest_bits_fails_when_the_expected_method_never_reaches(tmp_path):
     data = frontier_logs(tmp_path, {"ar": (ALLREDUCE, 78.0, 1e6),
                                     "c1": ({"method.name": "codistill", "method.period": 1}, 70.0, 100.0),
-                                    "l4": ({"method.name": "localsgd", "method.period": 4}, 74.0, 400.0)})
+                                    "l4": ({"method.name": "localsgd", "method.period": 4}, 74.0, 400.0),
+                                    "i": (INDEPENDENT, FAR_CONTROL, 0.0)})
     outcome = claims.evaluate(FEWEST_BITS, data)
     assert outcome.status == claims.FAILS
     assert "codistillation: none surely reaches" in outcome.reproduced
@@ -318,3 +328,45 @@ def test_the_mini_noise_unit_comes_from_the_papers_experiments_only(tmp_path):
     assert resolution.seed_se("digits_mlp", "val_top1") == (pytest.approx(SE), 2)
     everything = claims.Resolution([paper.records, beyond.records])
     assert everything.seed_se("digits_mlp", "val_top1")[0] == pytest.approx(2.0)   # the median of 0.5, 0.5, 2, 2, 2
+
+
+def test_a_method_reaches_all_reduce_only_where_it_also_beats_the_control(tmp_path):
+    """Local SGD at 50 bits surely reaches all_reduce (79.5: d - noise = -0.114 >= -0.5) but lies
+    only 1.0 above the control at 78.5, within the 1.614 noise of that difference: it does not
+    surely reach, so codistillation (80.5: 2.0 above the control) may still send the fewest bits."""
+    data = frontier_logs(tmp_path, {"ar": (ALLREDUCE, 78.0, 1e6),
+                                    "c1": ({"method.name": "codistill", "method.period": 1}, 80.5, 100.0),
+                                    "l32": ({"method.name": "localsgd", "method.period": 32}, 79.5, 50.0),
+                                    "i": (INDEPENDENT, 78.5, 0.0)})
+    outcome = claims.evaluate(FEWEST_BITS, data)
+    assert outcome.status == claims.INCONCLUSIVE
+    assert "local SGD: none surely reaches" in outcome.reproduced and "codistillation: period=1 at 100" in outcome.reproduced
+    without_control = frontier_logs(tmp_path / "none", {k: v for k, v in {
+        "ar": (ALLREDUCE, 78.0, 1e6), "c1": ({"method.name": "codistill", "method.period": 1}, 80.5, 100.0)}.items()})
+    assert claims.evaluate(FEWEST_BITS, without_control).status == claims.CANNOT_DISCRIMINATE
+
+
+@pytest.mark.parametrize("control_mean, codistill_mean, verdict, shown", [
+    # control 77.5: gap -0.5 within its noise 1.614, so no margin makes it fail
+    (77.5, 78.0, claims.CANNOT_DISCRIMINATE, "capped at the control's distance 0.000"),
+    # control 74.0: distance 4 - 1.614 = 2.386 < 7 x 0.5; codistillation 0.5 + 1.614 = 2.114 <= 2.386
+    (74.0, 78.5, claims.HOLDS, "capped at the control's distance 2.386"),
+    # the same cap: 1.0 + 1.614 = 2.614 > 2.386, and 1.0 - 1.614 < 2.386: undecided, the control fails
+    (74.0, 79.0, claims.INCONCLUSIVE, "capped at the control's distance 2.386"),
+    # control 60.0: distance 18 - 1.614 far above 3.5: the margin stays 7 s.e.
+    (60.0, 79.0, claims.HOLDS, "margin 7 seed s.e. = 3.500; alpha"),
+])
+def test_no_mini_margin_is_wider_than_the_controls_distance(tmp_path, control_mean, codistill_mean, verdict, shown):
+    data = two_groups(tmp_path, codistill_mean, control_mean=control_mean)
+    outcome = claims.evaluate(compare("within", margin=0.5, mini_margin_se=7), data)
+    assert outcome.status == verdict and shown in outcome.reproduced
+
+
+def test_the_control_in_codistillations_place_never_holds(tmp_path):
+    """Whatever its gap, the control cannot pass an equivalence claim in codistillation's place:
+    the margin is capped at its own distance, which its own interval never lies within."""
+    for i, control_mean in enumerate((77.5, 78.0, 78.5, 74.0, 60.0)):
+        data = two_groups(tmp_path / str(i), 80.0, control_mean=control_mean)
+        substituted = claim({"kind": "compare", "a": {"method.name": "independent"},
+                             "b": {"method.name": "allreduce"}, "op": "within", "margin": 0.5, "mini_margin_se": 7})
+        assert claims.evaluate(substituted, data).status != claims.HOLDS

@@ -1,0 +1,152 @@
+"""The alpha = 0 control (method=independent: the same models, batches and schedule, no distillation,
+0 bits) in the claims that compare a method with all_reduce.
+
+An equivalence claim ("codistillation's top-1 is within a margin of all_reduce's", "reaches
+all_reduce's top-1") means something only where two models that never communicate would fail it.
+So for every such claim:
+
+- the control's distance from all_reduce is how far its interval d_c ± noise_c lies beyond zero on
+  the side the claim bounds: |d_c| - noise_c for `within`, -d_c - noise_c for `at_least`; it is the
+  widest margin at which the control surely fails the claim (<= 0: at no margin);
+- at mini scale the margin is the smaller of the claim's `mini_margin_se` x seed s.e. and that
+  distance (never below 0): no mini margin is wider than the control's gap from all_reduce. The
+  margin is set from all_reduce and the control alone, never from the method being judged;
+- the claim is decided only where the control fails it (its interval wholly outside the open band
+  the margin allows); where the control passes or could pass, a claim that would hold or is
+  undecided is **cannot discriminate**; a claim the method surely fails still does not hold;
+- a method "reaches" all_reduce (tradeoff, fewest_bits) only where it also beats the control
+  beyond the noise of their difference.
+
+Directional claims keep their verdict and show the control's value beside it (control_share)."""
+import math
+
+from .claims_groups import NotRun, group_stats
+from .claims_noise import (CANNOT_DISCRIMINATE, EPS, FAILS, HOLDS, INCONCLUSIVE, TOP1_METRICS, interval_verdict,
+                           noise_of)
+
+# What a claim may compare with all_reduce; the control too, so that it can be judged in a method's place.
+METHODS = {"codistill", "powersgd", "localsgd", "diloco", "independent"}
+EQUIVALENCE_OPS = {"within", "at_least"}
+
+
+def _method(group):
+    return group.get("method.name") if isinstance(group, dict) else None
+
+
+def control_group(method_group, check):
+    """The control of a method's group: its keys less the method's own (the schedule, the
+    architecture, the regime stay), method.name independent; or the check's `control` group."""
+    if "control" in check:
+        return check["control"]
+    kept = {k: v for k, v in method_group.items() if not k.startswith("method.") or k == "method.n"}
+    return {**kept, "method.name": "independent"}
+
+
+def equivalence_sides(check):
+    """(key of the method's group, key of all_reduce's group, op) of a claim that a method comes close
+    to all_reduce (compare within / at_least, tradeoff); None for any other claim."""
+    kind = check["kind"]
+    if kind == "tradeoff":
+        sides, op = ("a", "b"), "at_least"
+    elif kind == "compare" and check.get("op") in EQUIVALENCE_OPS:
+        sides, op = ("a", "b"), check["op"]
+    else:
+        return None
+    methods = [_method(check.get(side)) for side in sides]
+    if "allreduce" not in methods or not ({*methods} - {"allreduce"}) <= METHODS:
+        return None
+    method_side, reference_side = sides if methods[1] == "allreduce" else sides[::-1]
+    if op == "at_least" and method_side != "a":
+        return None
+    return method_side, reference_side, op
+
+
+class Control:
+    """The control of one claim's method group against all_reduce: its Stat and its distance."""
+
+    def __init__(self, records, method_group, reference, check, metric, op):
+        self.stat = group_stats(records, control_group(method_group, check), metric)[None]
+        self.gap = self.stat.mean - reference.mean
+        self.noise = noise_of(metric, (1, self.stat), (-1, reference))
+        self.distance = (abs(self.gap) if op == "within" else -self.gap) - self.noise.width
+        self.metric = metric
+
+    def fails_at(self, margin):
+        """The control surely fails the claim at this margin (its interval outside the open band)."""
+        return not math.isnan(self.distance) and self.distance > 0 and self.distance >= margin - EPS
+
+    def text(self, margin):
+        verdict = "fails the claim" if self.fails_at(margin) else "passes or could pass the claim"
+        return (f"alpha = 0 control - all_reduce {_points(self.gap, self.metric)} ({self.noise.text()}): "
+                f"it {verdict} at margin {margin:.3f}")
+
+
+def find_control(records, check, metric, method_group, reference, op):
+    try:
+        return Control(records, method_group, reference, check, metric, op)
+    except NotRun:
+        return None
+
+
+def capped(margin, how, control, scale):
+    """At mini scale, no margin wider than the control's distance from all_reduce."""
+    if scale != "mini" or control is None or control.distance >= margin:
+        return margin, how
+    cap = max(control.distance, 0.0)
+    return cap, f"{how}, capped at the control's distance {cap:.3f}"
+
+
+def decided(verdict, control, margin):
+    """An equivalence verdict stands only where the control fails the claim."""
+    if verdict == FAILS or (control is not None and control.fails_at(margin)):
+        return verdict
+    return CANNOT_DISCRIMINATE
+
+
+def control_note(control, margin):
+    if control is None:
+        return "no alpha = 0 control (method=independent, same schedule) in these logs: cannot discriminate"
+    return control.text(margin)
+
+
+def beats_control(stat, control_stat, metric):
+    """HOLDS where a setting's metric lies above the control's beyond the noise of the difference."""
+    return interval_verdict(stat.mean - control_stat.mean, noise_of(metric, (1, stat), (-1, control_stat)).width,
+                            "greater")
+
+
+def combine(*verdicts):
+    """Every condition must hold: FAILS if any surely fails, HOLDS if all surely hold, else undecided."""
+    if FAILS in verdicts:
+        return FAILS
+    return HOLDS if all(v == HOLDS for v in verdicts) else INCONCLUSIVE
+
+
+def _points(value, metric):
+    """A difference with its unit: points (2 decimals) of top-1, 3 significant digits otherwise."""
+    return f"{value:+.2f} pts" if metric in TOP1_METRICS else f"{value:+.3g}"
+
+
+def control_share(records, check, metric):
+    """'gap ...; alpha = 0 control ... (share)' for a codistillation vs all_reduce comparison;
+    '' for any other claim."""
+    a, b = check.get("a"), check.get("b")
+    methods = (_method(a), _method(b))
+    if sorted(methods, key=str) != ["allreduce", "codistill"]:
+        return ""
+    codistill, allreduce = (a, b) if methods[0] == "codistill" else (b, a)
+    try:
+        ours, theirs = group_stats(records, codistill, metric)[None], group_stats(records, allreduce, metric)[None]
+    except NotRun:
+        return ""
+    gap, noise = ours.mean - theirs.mean, noise_of(metric, (1, ours), (-1, theirs))
+    text = f"gap codistillation - all_reduce {_points(gap, metric)}"
+    if abs(gap) <= noise.width:
+        text += " (within noise)"
+    try:
+        control = group_stats(records, control_group(codistill, check), metric)[None]
+    except NotRun:
+        return text + "; no alpha = 0 control (method=independent, same schedule) in these logs"
+    control_gap = control.mean - theirs.mean
+    share = f" ({100 * control_gap / gap:.0f} %)" if gap else ""
+    return text + f"; alpha = 0 control {_points(control_gap, metric)}{share}"
