@@ -19,8 +19,9 @@ from . import pack, registry
 from .collect import COMMITTED, REPO
 
 
-# Sweeps that no figure draws: the regime check's (`make regime`, figures/regime.py).
-CHECK_SWEEPS = ["regime"]
+# Sweeps that no figure draws: the regime check's (`make regime`, figures/regime.py) and the
+# frontier's tuning runs on held-out training data (`python -m figures.tuning`).
+CHECK_SWEEPS = ["regime", "frontier_tuning"]
 
 
 def sweeps_at(scale):

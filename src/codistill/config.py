@@ -330,6 +330,14 @@ def validate(cfg):
     fraction = container["data"].get("fraction")
     if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
         problems.append(f"data.fraction={fraction!r}: must be in (0, 1] (1/k of the training set)")
+    holdout = container["data"].get("holdout", 0)
+    train_size = container["workload"].get("train_size")
+    if not (isinstance(holdout, int) and holdout >= 0) or (
+            holdout and isinstance(train_size, int) and holdout >= train_size):
+        problems.append(f"data.holdout={holdout!r}: training samples held out for evaluation must be an integer "
+                        f">= 0 and below workload.train_size ({train_size})")
+    elif holdout and translation:
+        problems.append("data.holdout: held-out tuning data is implemented for the vision workloads only")
     epoch_scale = container.get("epoch_scale")
     if not (isinstance(epoch_scale, (int, float)) and epoch_scale > 0):
         problems.append(f"epoch_scale={epoch_scale!r}: must be > 0 (it multiplies the schedule's epochs)")

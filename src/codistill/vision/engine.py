@@ -21,7 +21,7 @@ from ..progress import Progress
 from ..schedules import run_schedules
 from ..seeds import model_seed
 from .methods import OWN_METHODS, build_method, sampling_layout
-from .sampling import CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, to_device
+from .sampling import CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, held_out_split, to_device
 from .workloads import build_workload
 
 # Columns of the per-group statistics that rank 0 gathers for each log record.
@@ -293,7 +293,8 @@ def train_rank(config, layout, run_directory, device):
     cfg = OmegaConf.create(config)
     torch.manual_seed(cfg.seed)
     workload = build_workload(cfg.workload)
-    train_set = data_subset(workload.train_set, cfg.data)
+    train_set, eval_set = held_out_split(workload.train_set, workload.val_set, cfg.data)
+    train_set = data_subset(train_set, cfg.data)
     batch_per_model = int(cfg.scale.batch_per_rank) * layout.ranks_per_group
     sampled = sampling_layout(cfg.method, layout)  # local SGD, DiLoCo: all_reduce's global batch
     sampled_batch = int(cfg.scale.batch_per_rank) * sampled.ranks_per_group
@@ -302,8 +303,8 @@ def train_rank(config, layout, run_directory, device):
     if len(sampler) == 0:
         raise ValueError(f"a batch of {sampled_batch} per model is larger than the training set "
                          f"({len(train_set)} samples): lower scale.batch_per_rank or batch_scale")
-    val_loader = DataLoader(workload.val_set, batch_sampler=EvalShardSampler(
-        len(workload.val_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
+    val_loader = DataLoader(eval_set, batch_sampler=EvalShardSampler(
+        len(eval_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
         collate_fn=workload.collate, num_workers=cfg.workload.loader_workers, pin_memory=device.type == "cuda")
     state = build_rank_state(cfg, layout, workload, device)
     schedules = run_schedules(cfg, sampled_batch, len(sampler))

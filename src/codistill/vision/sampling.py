@@ -88,6 +88,18 @@ class EvalShardSampler(Sampler):
             yield self.indices[start:start + self.batch_size]
 
 
+def held_out_split(train_set, val_set, data_cfg):
+    """(training set, evaluation set). With data.holdout = m > 0 (tuning a method's settings without
+    looking at the validation set a figure reports), a fixed m training samples (the same for every
+    method and seed, drawn by data.subset_seed) are taken out of training and evaluated on instead
+    of the validation set; data.fraction then applies to the rest."""
+    holdout = int(data_cfg.get("holdout", 0) or 0)
+    if holdout <= 0:
+        return train_set, val_set
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(data_cfg.subset_seed)).tolist()
+    return Subset(train_set, order[holdout:]), Subset(train_set, order[:holdout])
+
+
 def data_subset(train_set, data_cfg):
     """The fixed 1/k of the training set that every run with data.fraction = 1/k trains on
     (the same subset for every method and seed, chosen by data.subset_seed)."""

@@ -1,0 +1,27 @@
+"""The frontier's tuning selection (figures/tuning.py): each method's setting with the best final
+top-1 on held-out training data, from hand-made records."""
+import pandas as pd
+
+from figures.tuning import ranking
+
+
+def record(run_id, method, top1, step=20, **settings):
+    return {"run_id": run_id, "seed": 100, "kind": "eval", "step": step, "model": 0, "val_top1": top1,
+            "val_samples": 10000, "cfg.method.name": method, **{f"cfg.method.{k}": v for k, v in settings.items()}}
+
+
+def test_each_methods_best_setting_is_the_one_with_the_highest_final_held_out_top1():
+    records = pd.DataFrame([
+        record("d1", "diloco", 70.0, outer_lr=0.7, outer_momentum=0.9),
+        record("d1", "diloco", 99.0, step=10, outer_lr=0.7, outer_momentum=0.9),   # not final: ignored
+        record("d2", "diloco", 80.5, outer_lr=1.0, outer_momentum=0.0),
+        record("d3", "diloco", 80.4, outer_lr=0.4, outer_momentum=0.0),
+        record("l1", "localsgd", 79.0, warmup_steps=0),
+        record("l2", "localsgd", 81.0, warmup_steps=1284),
+    ])
+    table = ranking(records)
+    best = table[table["best"]].set_index("method")
+    assert best.loc["diloco", "setting"] == "outer_lr=1.0, outer_momentum=0.0"
+    assert best.loc["diloco", "held_out_top1"] == 80.5
+    assert best.loc["localsgd", "setting"] == "warmup_steps=1284"
+    assert list(table[table["method"] == "diloco"]["held_out_top1"]) == [80.5, 80.4, 70.0]
