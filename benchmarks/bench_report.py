@@ -1,6 +1,7 @@
 """benchmarks/results.md and figures/out/bench_*.png from the numbers bench.py measured
 (benchmarks/results.json): tables, targets marked met or missed, and for a missed target its
 cause and what would fix it."""
+import sys
 from pathlib import Path
 from statistics import median
 
@@ -77,6 +78,11 @@ def bytes_section(part, targets):
     targets.append(("1. bytes: measured = formula within 1 %", f"worst {worst:.3f} %", worst <= 1.0, None))
     targets.append(("1. bytes: predictions at T = 10 >= 1000x fewer bits than all_reduce",
                     f"{t10['fewer_than_allreduce']:,.0f}x", t10["fewer_than_allreduce"] >= 1000, None))
+    lines += ["", "These ratios are per update, between a codistillation exchange and an all_reduce of the same "
+              "model: they say nothing of accuracy. **At equal top-1**, from the committed mini frontier runs "
+              "(paper/logs, `make figure ID=frontier`; not measured by this benchmark): the fewest bits per update "
+              "with which each method reaches all_reduce's top-1 within the mini margin while beating the alpha = 0 "
+              "control (two models that never communicate) beyond the noise:", "", *equal_top1_lines()]
     half = [r for r in rows if r.get("bits") == 16]
     if half:
         lines += ["", "16-bit logits (`method.prediction_bits=16`, float16 on the wire) halve the prediction "
@@ -86,6 +92,16 @@ def bytes_section(part, targets):
               "tensor handed to it (all_reduce 2|x|, all_gather over m ranks (m-1)|x|). What gloo really puts on "
               "the wire is measured in part 3 (the veth's tx_bytes)."]
     return lines
+
+
+def equal_top1_lines():
+    """The frontier's bits at equal top-1 from the committed logs (figures/findings.py)."""
+    if str(ROOT) not in sys.path:   # the figures package lives at the repository root, not installed
+        sys.path.insert(0, str(ROOT))
+    from figures.collect import COMMITTED
+    from figures.findings import frontier_at_equal_top1
+
+    return frontier_at_equal_top1(COMMITTED) or ["(no frontier logs committed)"]
 
 
 def plot_bytes(part, path):

@@ -164,6 +164,18 @@ def frontier_rows(frontier_claim, data, resolution):
     return lines
 
 
+def frontier_at_equal_top1(results_root):
+    """The frontier rows from the logs in results_root at mini scale (for benchmarks/results.md, which
+    states bits per update beside them): the margin's noise unit comes from every paper figure."""
+    from . import registry
+    from .claims import Resolution, load_claims
+
+    data = {spec.id: registry.load(spec, results_root, "mini") for spec in registry.SPEC_LIST}
+    resolution = Resolution([d.records for spec_id, d in data.items() if registry.SPECS[spec_id].paper])
+    claim = next((c for c in load_claims() if c["check"]["kind"] == "fewest_bits"), None)
+    return frontier_rows(claim, data["frontier"], resolution)
+
+
 def findings_section(all_claims, outcomes, data, marks, resolution):
     """Markdown lines of the Findings, from the mini logs (the paper-scale logs are not committed)."""
     mini = data.get("mini")
