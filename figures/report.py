@@ -169,7 +169,10 @@ def scale_section(data, results_root):
         lines.append(f"- **{scale}**: {'; '.join(notes) or 'no finished run'} ({runs} run entries over the "
                      "figures' manifests; runs shared between figures are counted once per figure).")
     lines += ["", "**Mini-scale numbers are not the paper's numbers**: mini runs use small stand-ins "
-              "(docs/mini-scale.md) and show whether each effect appears there, not its size.", ""]
+              "(docs/mini-scale.md) and show whether each effect appears there, not its size. What was changed "
+              "in each stand-in after its first results, and why: [docs/mini-scale.md, \"What was changed after a "
+              "stand-in's first results\"](../docs/mini-scale.md#what-was-changed-after-a-stand-ins-first-results-and-why).",
+              ""]
     return lines + regime_lines(data.get("mini", {}))
 
 
