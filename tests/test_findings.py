@@ -1,0 +1,46 @@
+"""The Findings that open the report (figures/findings.py), from hand-made logs whose groups have
+chosen means and standard errors (tests/test_claims.py's helpers): every number checked by hand."""
+import math
+
+from figures import claims, findings, report
+from test_claims import ALLREDUCE, CODISTILL, INDEPENDENT, NOISE, finals, logs
+
+
+def test_codistillation_against_its_control_with_the_noise_of_their_difference(tmp_path):
+    # codistillation 79.0, control 76.0, all_reduce 78.0; s.e. 0.5 each: noise of any difference 1.614
+    data = {"fig2": logs(tmp_path, {"c": (CODISTILL, finals(79.0)), "ar": (ALLREDUCE, finals(78.0)),
+                                    "i": (INDEPENDENT, finals(76.0))})}
+    [row] = findings.control_rows(data)[2:]
+    assert row == (f"| Fig. 2, constant w.d. | val_top1 | +1.00 ± {NOISE:.2f} pts | -2.00 ± {NOISE:.2f} pts | "
+                   f"+3.00 ± {NOISE:.2f} pts | holds |")
+
+
+def test_the_findings_open_the_report_with_the_headline_verdicts(tmp_path):
+    data = {"mini": {"fig2": logs(tmp_path, {"c": (CODISTILL, finals(79.0)), "ar": (ALLREDUCE, finals(78.0)),
+                                             "i": (INDEPENDENT, finals(77.9))})}}
+    headline = {"id": "fig2-fixed-wd-costs-top1", "figure": "fig2", "section": "s", "setting": "s",
+                "claim": "fixed w.d. costs top-1", "metric": "val_top1",
+                "check": {"kind": "compare", "a": {"method.name": "allreduce"},
+                          "b": {"method.name": "codistill"}, "op": "greater"}}
+    outcomes = report.evaluate_all([headline], data)
+    lines = findings.findings_section([headline], outcomes, data, report.STATUS_MARK,
+                                      report.resolutions(data))
+    assert lines[0] == "## Findings"
+    row = next(line for line in lines if line.startswith("| fig2 |"))
+    # all_reduce - codistillation = -1.0 within the 1.614 noise: undecided
+    assert f"d = -1.000 ± {NOISE:.3f}" in row and row.endswith("❔ inconclusive |")
+    assert outcomes[("fig2-fixed-wd-costs-top1", "mini")].status == claims.INCONCLUSIVE
+
+
+def test_a_regime_row_gives_the_gap_the_controls_gap_and_what_decaying_recovers(tmp_path):
+    regime = {"workload.weight_decay_scale": 30.0, "workload.epoch_scale": 0.1}
+    tuned = {"method.name": "codistill", "schedule.name": "codistill_tuned"}
+    data = logs(tmp_path, {"ar": ({**ALLREDUCE, **regime}, finals(80.0)), "c": ({**CODISTILL, **regime}, finals(78.0)),
+                           "i": ({**INDEPENDENT, **regime}, finals(77.5)), "t": ({**tuned, **regime}, finals(79.5))},
+                sweep="fig2_regimes")
+    rows = findings.regime_rows(data)
+    both = next(line for line in rows if line.startswith("| both |"))
+    assert both == (f"| both | -2.00 ± {NOISE:.2f} pts | -2.50 ± {NOISE:.2f} pts | +1.50 ± {NOISE:.2f} pts | "
+                    f"80.00 ± 0.50 |")
+    assert next(line for line in rows if line.startswith("| w.d. x30 |")) == "| w.d. x30 | not run | | | |"
+    assert math.isclose(NOISE, 2 * math.sqrt(0.5) + 0.2)
