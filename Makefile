@@ -22,9 +22,10 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 
 setup: $(VENV)/.installed ## create .venv with the pinned stack (first time: ~5 min, builds fairseq)
 
-reproduce: setup ## run FIG's sweep at SCALE on this machine, then draw it (default: Figure 2, mini)
+reproduce: setup ## run FIG's sweep at SCALE on this machine, draw it, print its path and the runs' numbers (default: Figure 2, mini)
 	CODISTILL_RESULTS=$(RESULTS) $(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE)
 	$(PY) -m figures.registry $(FIG) --results $(RESULTS) --scale $(SCALE)
+	$(PY) -m figures.run_table $(FIG) --results $(RESULTS) --scale $(SCALE)
 
 fig%: setup ## draw Figure N from the logs in LOGS: make fig1 ... make fig17 (figures/out/figN.pdf, .png)
 	$(PY) -m figures.registry fig$* --results $(LOGS) --scale $(SCALE)

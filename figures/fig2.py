@@ -1,7 +1,9 @@
 """Figure 2: all_reduce vs codistillation (fixed / decaying weight decay, and the ablation with the
-shifted LR decays but fixed weight decay) on training loss (a) and top-1 (b) over updates, and
-top-1 against the batch size per model (c). Reads logs only; the
-registry (figures/registry.py) draws it like every other id.
+shifted LR decays but fixed weight decay), each beside its alpha = 0 control (the same two models,
+batches and schedule, no distillation): training loss (a) and top-1 (b) over updates, (b') the final
+top-1 of each arm with its standard error, and top-1 against the batch size per model (c); all_reduce's
+final top-1 is a band (mean ± 2 s.e. over seeds) in (b') and (c), which share one y scale. Reads logs
+only; the registry (figures/registry.py) draws it like every other id.
 
     python -m figures.fig2 [--results paper/logs] [--scale mini] [--out figures/out]
 """
@@ -9,18 +11,29 @@ import argparse
 from pathlib import Path
 
 import matplotlib.ticker
-import seaborn as sns
 
 from .collect import COMMITTED
-from .plots import last_step, line_panel, new_figure, point_panel
+from .plots import category_points, last_step, line_panel, new_figure, point_panel
 
-RECIPES = {  # (method, schedule) -> legend label, as in the paper
+CONTROL = "independent (α = 0), control"
+RECIPES = {  # (method, schedule) -> legend label, as in the paper; the order is the legend's
     ("allreduce", "goyal_step"): "all_reduce",
     ("codistill", "goyal_step_half"): "codistillation, fixed w.d.",
+    ("independent", "goyal_step_half"): f"{CONTROL}, fixed w.d.",
     ("codistill", "codistill_tuned"): "codistillation, variable w.d.",
+    ("independent", "codistill_tuned"): f"{CONTROL}, variable w.d.",
     ("codistill", "codistill_shifted_lr"): "codistillation, shifted LR decays, fixed w.d. (ablation)",
-    ("independent", "goyal_step_half"): "independent (alpha = 0), control",
+    ("independent", "codistill_shifted_lr"): f"{CONTROL}, shifted LR decays, fixed w.d.",
 }
+# Okabe-Ito colours, one per schedule: each control has its codistillation arm's colour, dashed (open
+# markers), so that a pair reads together and the two stay apart where their curves overlap.
+SCHEDULE_COLOURS = {"goyal_step": "#000000", "goyal_step_half": "#0072B2", "codistill_tuned": "#009E73",
+                    "codistill_shifted_lr": "#D55E00"}
+PALETTE = {label: SCHEDULE_COLOURS[schedule] for (_, schedule), label in RECIPES.items()}
+CONTROLS = {label for (method, _), label in RECIPES.items() if method == "independent"}
+DASHES = {label: (4, 2) if label in CONTROLS else "" for label in RECIPES.values()}
+BAND = "all_reduce's final top-1, mean ± 2 s.e. over seeds"
+MIN_HALF_RANGE = 1.0   # points: (b') and (c) show at least all_reduce ± 1, so that 0.3 points do not look steep
 OUT = Path(__file__).resolve().parent / "out"
 
 
@@ -42,24 +55,67 @@ def seeds_note(curves):
         "" if fewest >= 3 else f" (FEWER THAN 3 SEEDS: {dict(seeds)})")
 
 
+def layer(ax):
+    """Controls under the codistillation arms, all_reduce on top: where two curves meet, the one
+    compared against stays visible."""
+    for line in ax.lines:
+        gid = line.get_gid()
+        if gid in RECIPES.values():
+            line.set_zorder(2.4 if gid == "all_reduce" else 1.8 if gid in CONTROLS else 2.1)
+
+
+def reference(axes, finals):
+    """all_reduce's final top-1 (mean ± 2 s.e. over seeds) as a band across `axes`; returns the mean or None."""
+    values = finals.loc[finals["recipe"] == "all_reduce", "val_top1"]
+    if values.empty:
+        return None
+    mean, se = values.mean(), values.sem() if len(values) > 1 else 0.0
+    for ax in axes:
+        ax.axhspan(mean - 2 * se, mean + 2 * se, color=PALETTE["all_reduce"], alpha=0.12, lw=0, zorder=0.5,
+                   label=BAND, gid=BAND)
+        ax.axhline(mean, color=PALETTE["all_reduce"], lw=0.8, ls=":", zorder=0.6)
+    return mean
+
+
+def common_range(axes, centre):
+    """One y range for `axes`: their data and error bars, and at least centre ± MIN_HALF_RANGE."""
+    lows, highs = zip(*(ax.dataLim.intervaly for ax in axes if ax.has_data()))
+    low, high = min(lows), max(highs)
+    if centre is not None:
+        low, high = min(low, centre - MIN_HALF_RANGE), max(high, centre + MIN_HALF_RANGE)
+    margin = 0.08 * (high - low)
+    for ax in axes:
+        ax.set_ylim(low - margin, high + margin)
+
+
 def draw(data, notes):
     curves = per_run_means(data.records[data.records["kind"] == "eval"])
     main = curves[curves["cfg.batch_scale"] == 1]
-    fig, axes = new_figure(3)
+    fig, axes = new_figure(4, width=4.6)
     order = list(RECIPES.values())
-    palette = dict(zip(order, sns.color_palette("tab10", n_colors=len(order))))  # one colour per recipe, every panel
-    line_panel(axes[0], main, "train_loss", "recipe", notes, order, title="(a) training loss", task=data.task,
-               palette=palette)
-    line_panel(axes[1], main, "val_top1", "recipe", notes, order, title="(b) top-1 validation accuracy",
-               task=data.task, palette=palette)
+    for ax, metric, title in ((axes[0], "train_loss", "(a) training loss"),
+                              (axes[1], "val_top1", "(b) top-1 validation accuracy")):
+        line_panel(ax, main, metric, "recipe", notes, order, title=title, task=data.task, palette=PALETTE,
+                   dashes=DASHES)
+        layer(ax)
+    finals = last_step(main).assign(when="final")
+    category_points(axes[2], finals, "when", "val_top1", "recipe", notes, ["final"], order, palette=PALETTE,
+                    task=data.task, hollow=CONTROLS)
+    axes[2].set(title="(b′) final top-1 of (b), mean ± s.e.", xticks=[])
     tuned = last_step(curves[curves["recipe"] == RECIPES[("codistill", "codistill_tuned")]])
-    point_panel(axes[2], tuned, "batch_per_model", "val_top1", "recipe", notes, "batch_per_model", palette=palette)
-    axes[2].set(title="(c) final top-1, 2 models (LR ∝ b, updates ∝ 1/b)", ylabel="top-1 validation accuracy (%)",
+    if len(tuned):
+        point_panel(axes[3], tuned, "batch_per_model", "val_top1", "recipe", notes, "batch_per_model",
+                    palette=PALETTE)
+        axes[3].set_xscale("log", base=2)
+        batches = sorted(tuned["batch_per_model"].unique())
+        axes[3].set_xticks(batches, labels=[str(int(b)) for b in batches])
+        axes[3].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[3].set(title="(c) final top-1, 2 models (LR ∝ b, updates ∝ 1/b)", ylabel="top-1 validation accuracy (%)",
                 xlabel="batch size per model b (samples)")
-    axes[2].set_xscale("log", base=2)
-    batches = sorted(tuned["batch_per_model"].unique())
-    axes[2].set_xticks(batches, labels=[str(int(b)) for b in batches])
-    axes[2].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    centre = reference(axes[2:], finals)
+    common_range(axes[2:], centre)
+    for ax in axes[2:]:
+        ax.legend()
     return fig
 
 

@@ -1,13 +1,10 @@
 """What every figure shares: one seaborn theme, means over seeds with a standard-error band (or
-bar), losses on log axes labelled with their unit, one legend under the panels (never over data),
-a title and footer measured into the figure's height, and a record of how many seeds each plotted
-series has, so that a figure drawn from fewer than three seeds says so on the figure."""
+error bars on points), losses on log axes labelled with their unit and ticks that cover the data,
+and a record of how many seeds each plotted series has, so that a figure drawn from fewer than three
+seeds says so on the figure. figures/layout.py lays the finished figure out (legends, title, footer)."""
 import math
-import textwrap
 
 import matplotlib
-import matplotlib.container
-import matplotlib.patches
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -15,6 +12,8 @@ import matplotlib.ticker as ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+
+from .layout import finish, gather_legends, keep_panel_legends  # noqa: E402,F401  (drawing functions import them here)
 
 THEME = dict(style="whitegrid", context="paper", palette="colorblind", font_scale=1.1)
 MIN_SEEDS = 3
@@ -44,14 +43,22 @@ def axis_label(metric, task="vision"):
 class PlainLogLocator(ticker.Locator):
     """Ticks of a log axis chosen at draw time from the range shown: 1-2-5 per decade, decades only
     when those are too many, every integer multiple when too few, and evenly spaced values (as on a
-    linear axis) in a range too narrow for any of these."""
+    linear axis) in a range too narrow for any of these. Autoscaled limits end on a tick at or beyond
+    the data (view_limits), so that the labelled ticks cover the data."""
     SUBS = ((1.0, 2.0, 5.0), (1.0,), tuple(float(i) for i in range(1, 10)))
     MIN_TICKS = 4   # labelled ticks inside the range: with fewer a reader cannot interpolate
+    MAX_WASTE = 0.15   # share of the axis (in log terms) that widening it to the enclosing ticks may add
+
+    def __init__(self):
+        self.chosen = None   # (low, high, ticks) that view_limits settled on
 
     def __call__(self):
-        return self.tick_values(*self.axis.get_view_interval())
+        low, high = sorted(self.axis.get_view_interval())
+        if self.chosen and np.allclose(self.chosen[:2], (low, high), rtol=1e-9):
+            return self.chosen[2]
+        return self.tick_values(low, high)
 
-    def tick_values(self, vmin, vmax):
+    def tick_values(self, vmin, vmax, nbins=6):
         low, high = sorted((vmin, vmax))
         if low <= 0:   # no positive range to choose from: matplotlib's own choice
             return ticker.LogLocator(base=10).tick_values(vmin, vmax)
@@ -62,7 +69,42 @@ class PlainLogLocator(ticker.Locator):
                 return ticks
         if high / low > 10:   # too many decades for a tick at each
             return ticker.LogLocator(base=10, numticks=8).tick_values(low, high)
-        return ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+        return ticker.MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+
+    def view_limits(self, vmin, vmax):
+        """The nearest ticks at or beyond the data; of the tick spacings tried, the first that widens
+        the axis by at most MAX_WASTE (else the one that widens it least)."""
+        low, high = sorted((vmin, vmax))
+        if low <= 0:
+            return vmin, vmax
+        low, high = self.without_margin(low, high)
+        best = None
+        for nbins in (6, 8, 10, 12):
+            ticks = np.asarray(self.tick_values(low, high, nbins))
+            below, above = ticks[ticks <= low * (1 + 1e-9)], ticks[ticks >= high * (1 - 1e-9)]
+            if not (len(below) and len(above)) or below.max() <= 0:
+                continue
+            start, stop = below.max(), above.min()
+            waste = 1 - math.log(high / low) / math.log(stop / start) if high > low else 0.0
+            if best is None or waste < best[0]:
+                best = (waste, start, stop, ticks[(ticks >= start) & (ticks <= stop)])
+            if waste <= self.MAX_WASTE:
+                break
+        if best is None:
+            return vmin, vmax
+        self.chosen = best[1:]
+        return best[1], best[2]
+
+    def without_margin(self, low, high):
+        """The data's range inside autoscaled limits: matplotlib adds its margin (a share of the log
+        range each side) before asking for view limits, and ticks enclosing the margin would waste up to
+        a decade of the panel."""
+        if self.axis is None or high <= low:
+            return low, high
+        margins = dict(zip("xy", self.axis.axes.margins()))
+        share = margins.get(self.axis.axis_name, 0.0)
+        cut = math.log(high / low) * share / (1 + 2 * share)
+        return low * math.exp(cut), high / math.exp(cut)
 
 
 def log_axis(ax, which="y"):
@@ -72,6 +114,8 @@ def log_axis(ax, which="y"):
     axis.set_major_locator(PlainLogLocator())
     axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(ticker.NullFormatter())
+    if getattr(ax, f"get_autoscale{which}_on")():   # set_*scale autoscaled with the old locator; again, to end on its ticks
+        ax.autoscale(enable=True, axis=which)
 
 
 def apply_theme():
@@ -160,17 +204,20 @@ def aggregate(frame, keys, value):
     return out
 
 
-def line_panel(ax, curves, y, hue, notes, hue_order=None, x="step", title=None, task="vision", palette=None):
+def line_panel(ax, curves, y, hue, notes, hue_order=None, x="step", title=None, task="vision", palette=None,
+               dashes=None):
     """Mean over seeds with a standard-error band, one line per `hue` value (colours from `palette`,
-    a dict label -> colour, when given); a loss on a log axis."""
+    a dict label -> colour, and dash patterns from `dashes`, label -> '' or (on, off), when given);
+    a loss on a log axis."""
     data = curves.dropna(subset=[y])
     if data.empty:
         ax.text(0.5, 0.5, f"no {y} in these logs", ha="center", va="center", transform=ax.transAxes)
         return
     check_one_run_per_seed(data, [hue, x])
     order = [h for h in (hue_order or sorted(data[hue].unique(), key=str)) if h in set(data[hue])]
+    styles = {"style": hue, "style_order": order, "dashes": {h: dashes[h] for h in order}} if dashes else {}
     sns.lineplot(data=data, x=x, y=y, hue=hue, hue_order=order, errorbar="se", ax=ax,
-                 palette={h: palette[h] for h in order} if palette else None)
+                 palette={h: palette[h] for h in order} if palette else None, **styles)
     tag_lines(ax, order)
     notes.record(data, hue)
     ax.set(xlabel=axis_label(x, task), ylabel=axis_label(y, task), title=title)
@@ -193,46 +240,38 @@ def tag_lines(ax, names):
                 break
 
 
-def tag_bars(ax, order, hue_order):
-    """Names each bar `hue|x` and its black s.e. line `hue|x s.e.` (matched by the bar's centre)."""
-    for hue_value, container in zip(hue_order, ax.containers):
-        for patch in container.patches:
-            center = patch.get_x() + patch.get_width() / 2
-            slot = int(round(center))
-            patch.set_gid(f"{hue_value}|{order[slot] if 0 <= slot < len(order) else None}")
-            for line in ax.lines:
-                xs = np.asarray(line.get_xdata(), dtype=float)
-                xs = xs[np.isfinite(xs)]
-                if line.get_gid() is None and len(xs) and abs(xs.mean() - center) < 1e-6:
-                    line.set_gid(f"{patch.get_gid()} s.e.")
-
-
-def bar_panel(ax, finals, x, y, hue, notes, order=None, hue_order=None, title=None, zoom=False, task="vision"):
-    """Mean over seeds as bars with black standard-error lines (Figs. 6 and 16); `zoom` starts the
-    axis near the lowest bar; a loss is drawn on a log axis spanning its bars."""
+def category_points(ax, finals, x, y, hue, notes, order=None, hue_order=None, palette=None, task="vision",
+                    hollow=()):
+    """Mean over seeds of `y` per (`x` category, `hue`) as a point with standard-error bars, the hues of
+    one category side by side (Figs. 6, 16 and fig2_regimes: points, not bars, so that the axis need not
+    start at zero and a loss can sit on a log axis). Each point is named `hue|x` (its s.e. bars
+    `hue|x s.e.`); hues in `hollow` get open markers. Returns the means, s.e. and seeds."""
     data = finals.dropna(subset=[y])
-    check_one_run_per_seed(data, [x, hue])
-    order = [v for v in (order or sorted(data[x].unique(), key=str)) if v in set(data[x])]
+    stats = aggregate(data, [x, hue], y)
+    order = [v for v in (order or sorted(data[x].unique(), key=str))]
     hue_order = [h for h in (hue_order or sorted(data[hue].unique(), key=str)) if h in set(data[hue])]
-    sns.barplot(data=data, x=x, y=y, hue=hue, order=order, hue_order=hue_order, errorbar="se",
-                capsize=0.15, err_kws={"color": "black", "linewidth": 1.2}, ax=ax)
-    tag_bars(ax, order, hue_order)
-    if zoom:   # differences of a few points of top-1 are invisible on bars that start at 0
-        low = min(p.get_height() for p in ax.patches if p.get_height() > 0)
-        high = max(p.get_height() for p in ax.patches)
-        span = max(high - low, 1.0)
-        ax.set_ylim(max(0.0, low - 0.6 * span), min(100.0, high + 0.3 * span))
+    colors = palette or dict(zip(hue_order, sns.color_palette(n_colors=max(len(hue_order), 1))))
+    width = 0.7 / max(len(hue_order), 1)   # the hues of a category share 0.7 of the unit between categories
+    for i, name in enumerate(hue_order):
+        rows = stats[stats[hue] == name]
+        for _, row in rows.iterrows():
+            if row[x] not in order:
+                continue
+            position = order.index(row[x]) + (i - (len(hue_order) - 1) / 2) * width
+            drawn = ax.errorbar([position], [row["mean"]], yerr=[0 if pd.isna(row["se"]) else row["se"]], fmt="o",
+                                capsize=3, color=colors[name], markerfacecolor="white" if name in hollow else None,
+                                label=name if row[x] == rows[x].iloc[0] else None)
+            drawn.lines[0].set_gid(f"{name}|{row[x]}")
+            drawn.lines[2][0].set_gid(f"{name}|{row[x]} s.e.")
+    ax.set_xticks(range(len(order)), labels=order)
+    ax.set_xlim(-0.5, len(order) - 0.5)
     if y in LOSSES:
-        heights = [p.get_height() for p in ax.patches if p.get_height() > 0]
-        ratio = max(heights) / min(heights) if heights else 1.0
-        if heights:   # the bars' range and a third of it again (in log terms) each side, at least x 1.5
-            margin = max(ratio ** (1 / 3), 1.5)
-            ax.set_ylim(min(heights) / margin, max(heights) * margin)
         log_axis(ax)
     notes.record(data, [x, hue])
-    ax.set(xlabel=None, ylabel=axis_label(y, task), title=title)
-    if ax.get_legend():
-        ax.get_legend().set_title(None)
+    ax.set(xlabel=None, ylabel=axis_label(y, task))
+    if hue_order:
+        ax.legend()
+    return stats
 
 
 def point_panel(ax, finals, x, y, series, notes, point_key, annotate=None, series_order=None, palette=None):
@@ -269,95 +308,6 @@ def new_figure(n_panels, width=5.2, height=4.0):
     apply_theme()
     fig, axes = plt.subplots(1, n_panels, figsize=(max(width * n_panels, MIN_WIDTH), height), squeeze=False)
     return fig, list(axes[0])
-
-
-def handle_color(handle):
-    """The colour a legend entry shows: a line's, a bar's face, or an error bar's line."""
-    if isinstance(handle, matplotlib.container.ErrorbarContainer):
-        handle = handle.lines[0]
-    if isinstance(handle, matplotlib.patches.Patch):
-        return matplotlib.colors.to_hex(handle.get_facecolor())
-    return matplotlib.colors.to_hex(handle.get_color())
-
-
-def legend_entries(ax):
-    """(label, handle) of each entry of the panel's legend, the handle being the plotted artist."""
-    legend = ax.get_legend()
-    if legend is None:
-        return []
-    plotted = dict(zip(*reversed(ax.get_legend_handles_labels())))
-    return [(text.get_text(), plotted.get(text.get_text(), shown))
-            for text, shown in zip(legend.get_texts(), legend.legend_handles)]
-
-
-def figure_legend(fig, entries):
-    """One legend for the whole figure, in as few balanced rows as fit its width."""
-    renderer = fig.canvas.get_renderer()
-    labels, handles = [label for label, _ in entries], [handle for _, handle in entries]
-    for columns in range(len(entries), 0, -1):
-        legend = fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize="small", frameon=False)
-        fits = legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width
-        legend.remove()
-        if fits or columns == 1:
-            rows = math.ceil(len(entries) / columns)
-            return fig.legend(handles, labels, loc="lower center", ncol=math.ceil(len(entries) / rows),
-                              fontsize="small", frameon=False)
-
-
-def gather_legends(fig):
-    """Legends never cover data: the panels' legends become one legend under the panels when each label
-    has one colour in every panel; otherwise each panel's legend moves to its right. Returns the figure
-    legend, or None."""
-    per_axes = [(ax, legend_entries(ax)) for ax in fig.axes]
-    per_axes = [(ax, entries) for ax, entries in per_axes if entries]
-    colours = {}
-    for _, entries in per_axes:
-        for label, handle in entries:
-            colours.setdefault(label, set()).add(handle_color(handle))
-    if not per_axes:
-        return None
-    if all(len(shown) == 1 for shown in colours.values()):
-        union = {}
-        for _, entries in per_axes:
-            for label, handle in entries:
-                union.setdefault(label, handle)
-        for ax, _ in per_axes:
-            ax.get_legend().remove()
-        return figure_legend(fig, list(union.items()))
-    for ax, entries in per_axes:
-        ax.legend([h for _, h in entries], [label for label, _ in entries], loc="upper left",
-                  bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0.0)
-    return None
-
-
-def finish(fig, title, scale_note, notes_text, status_text):
-    """Title with the scale the logs say, the panels, one legend under them, and a footer with the
-    seeds and what was not plotted. The figure grows by the measured height of the title, legend and
-    footer, so the panels keep the height they were made with."""
-    width, panels_height = fig.get_size_inches()
-    pad = 0.08   # inches between the blocks
-    heading = "\n".join(textwrap.fill(line, width=int(width * 11)) for line in (title, scale_note))
-    footer = "\n".join(textwrap.fill(part, width=int(width * 17)) for part in (notes_text, status_text) if part)
-    title_text = fig.suptitle(heading, fontsize=11, va="top")
-    footer_text = fig.text(0.01, 0.0, footer, fontsize=8, ha="left", va="bottom")
-    legend = gather_legends(fig)
-    renderer = fig.canvas.get_renderer()
-
-    def inches(artist):
-        return artist.get_window_extent(renderer).height / fig.dpi if artist is not None else 0.0
-
-    top = inches(title_text) + 2 * pad
-    footer_height = inches(footer_text) + pad if footer else 0.0
-    bottom = footer_height + (inches(legend) + pad if legend else 0.0) + pad
-    height = panels_height + top + bottom
-    fig.set_size_inches(width, height)
-    title_text.set_y(1 - pad / height)
-    footer_text.set_y(pad / height)
-    if legend:
-        legend.set_bbox_to_anchor((0.5, (footer_height + pad) / height), transform=fig.transFigure)
-    title_text.set_in_layout(False)   # tight_layout would reserve its height a second time
-    fig.tight_layout(rect=(0, bottom / height, 1, 1 - top / height), pad=0.4)
-    return fig
 
 
 def message_figure(title, message):

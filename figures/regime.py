@@ -17,7 +17,8 @@ sweep ("every mini sweep"); any other vision workload (digits, once it is no lon
 printed beside them for reference.
 Exit status: 0 when every invariant of every gated workload holds or is declared unmet with its
 measured value; 1 when one fails, or a declaration does not match its measured value or declares
-an invariant that holds; 2 when runs the check needs are missing or unfinished (listed).
+an invariant that holds; 2 when runs the check needs are missing or unfinished (listed, with the
+commands that make them).
 """
 import argparse
 import sys
@@ -95,19 +96,21 @@ def run_check(results=COMMITTED, docs=DOCS):
              "", "## Vision", "", vision_table if names else "no vision runs found",
              "", "## Translation", "", translation_table if translation else "no translation runs found",
              "", "## Every sweep", "", cost_table]
-    status, summary = judge(verdicts, gated, [*sweeps, fig4, overfit], bool(names and languages))
+    status, summary = judge(verdicts, gated, [*sweeps, fig4, overfit], bool(names and languages), results)
     return Outcome("\n".join(lines + summary), verdicts, gated, status)
 
 
-def judge(verdicts, gated, sweeps, anything):
+def judge(verdicts, gated, sweeps, anything, results=COMMITTED):
     """(exit status, lines saying why): 2 when runs are missing, 1 when a gated verdict is neither
-    holds nor declared unmet, else 0."""
+    holds nor declared unmet, else 0. Missing runs come with the exact commands that make them."""
     not_finished = [line for sweep in sweeps for line in sweep.not_finished()]
     lines = []
     if not_finished:
-        lines += ["", "Runs the check needs that are missing or unfinished (run their sweeps: "
-                      "python src/run.py -m sweep=<id> scale=mini):", *[f"  {line}" for line in not_finished]]
+        lines += ["", "Runs the check needs that are missing or unfinished:", *[f"  {line}" for line in not_finished]]
     judged = {key: state for key, (_, state) in verdicts.items() if key[0] in gated}
+    needed = [sweep.id for sweep in sweeps if sweep.not_finished()]
+    needed += [name for key, (check, _) in verdicts.items() if key[0] in gated for name in check.needs]
+    lines += run_first(dict.fromkeys(needed), results)
     failing = {key: state for key, state in judged.items() if state not in (HOLDS, DECLARED, INFO)}
     named = ": " + ", ".join(f"{workload} {invariant}" for workload, invariant in failing) if failing else "."
     lines += ["", f"{len(judged)} gated verdicts: {len(judged) - len(failing)} hold, are declared unmet or are "
@@ -115,6 +118,16 @@ def judge(verdicts, gated, sweeps, anything):
     if not_finished or not anything or MISSING in failing.values():
         return 2, lines
     return (1 if failing else 0), lines
+
+
+def run_first(sweep_ids, results):
+    """The commands that fill the gap: each sweep's missing and unfinished runs, written where this
+    check reads (a sweep skips the runs it finds finished), then the check again."""
+    if not sweep_ids:
+        return []
+    return ["", f"Run first (from the repository root; then `make regime LOGS={results}` again):",
+            *[f"  CODISTILL_RESULTS={results} .venv/bin/python src/run.py -m sweep={sweep} scale=mini"
+              for sweep in sweep_ids]]
 
 
 def main(argv=None):

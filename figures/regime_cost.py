@@ -20,7 +20,9 @@ def check_every_sweep(results):
         return missing("reproduce_all_cost", bound, "no mini sweep manifests")
     unfinished = [sweep.id for sweep in sweeps if sweep.not_finished()]
     if unfinished:
-        return missing("reproduce_all_cost", bound, f"runs missing or unfinished in {', '.join(unfinished)}")
+        check = missing("reproduce_all_cost", bound, f"runs missing or unfinished in {', '.join(unfinished)}")
+        check.needs = tuple(unfinished)
+        return check
     ends = pd.concat([sweep.records for sweep in sweeps if not sweep.records.empty]).drop_duplicates("run_id")
     minutes = ends["wall_time"].sum() / 60
     return Check("reproduce_all_cost", bound, minutes, f"{minutes:.0f} ({len(ends)} runs of {len(sweeps)} sweeps, "

@@ -27,6 +27,7 @@ class Check:
     shown: str = ""
     holds: bool = None
     info: bool = False
+    needs: tuple = ()   # sweeps whose missing or unfinished runs the check waits for
 
 
 def missing(check_id, bound, why):

@@ -314,6 +314,8 @@ def test_without_the_regime_sweep_the_command_names_it_and_exits_2(tmp_path, doc
     text = capsys.readouterr().out
     assert status == 2
     assert "sweeps/regime/mini.json not found" in text and "sweep=regime" in text
+    commands = text[text.index("Run first"):].splitlines()[1:]
+    assert f"  CODISTILL_RESULTS={root} .venv/bin/python src/run.py -m sweep=regime scale=mini" in commands
     outcome = regime.run_check(root, docs)
     assert outcome.verdicts[("regime_test", "top1_range")][1] == regime.MISSING
     assert outcome.verdicts[("regime_test", "data")][1] == regime.HOLDS   # read from the workload, not the runs

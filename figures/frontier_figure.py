@@ -1,0 +1,74 @@
+"""The frontier (beyond the paper, Fig. 1's setting): top-1 against the measured bits each device
+sends between servers per update, codistillation against what a practitioner would pick instead
+(PowerSGD, local SGD, DiLoCo), one curve per method over its knob. all_reduce is a band (its mean ±
+2 s.e. over seeds) across the whole figure, and the alpha = 0 control (method independent: the same
+models and batches, no distillation, 0 bits) is the frontier's 0-bit point, in a narrow panel left of
+the log axis, which cannot place 0."""
+import matplotlib.pyplot as plt
+import seaborn as sns
+
+from . import draw
+from .plots import apply_theme, cfg, last_step, number, point_panel
+
+FRONTIER_LABELS = {"allreduce": "all_reduce", "powersgd": "PowerSGD", "localsgd": "local SGD", "diloco": "DiLoCo",
+                   "independent": "α = 0 control (independent, 0 bits)"}
+FRONTIER_KNOBS = {"codistill": ("method.period", "T"), "localsgd": ("method.period", "H"),
+                  "diloco": ("method.period", "H"), "powersgd": ("method.rank", "r")}
+ORDER = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints", "PowerSGD", "local SGD", "DiLoCo"]
+CONTROL = FRONTIER_LABELS["independent"]
+BAND = "all_reduce, mean ± 2 s.e. over seeds"
+
+
+def frontier_label(row):
+    name = cfg(row, "method.name")
+    if name == "codistill":
+        return f"codistillation, {cfg(row, 'method.exchange')}"
+    return FRONTIER_LABELS.get(name, name)
+
+
+def frontier_knob(row):
+    """Each point's knob: the exchange period T, the averaging period H or PowerSGD's rank r."""
+    key, symbol = FRONTIER_KNOBS.get(cfg(row, "method.name"), (None, None))
+    return f"{symbol}={number(cfg(row, key))}" if key else None
+
+
+def reference_band(axes, values, color):
+    """all_reduce's final top-1 as a band (mean ± 2 s.e. over seeds) across every panel; returns
+    (mean, s.e.), or None without all_reduce runs."""
+    if len(values) == 0:
+        return None
+    mean, se = values.mean(), values.sem() if len(values) > 1 else 0.0
+    for i, ax in enumerate(axes):
+        ax.axhspan(mean - 2 * se, mean + 2 * se, color=color, alpha=0.18, lw=0, zorder=0.5,
+                   label=BAND if i == len(axes) - 1 else None, gid=f"{BAND}" if i == len(axes) - 1 else None)
+        ax.axhline(mean, color=color, lw=0.8, ls=":", zorder=0.6)
+    return mean, se
+
+
+def frontier(data, notes):
+    frame = last_step(draw.curves(data, label=frontier_label, knob=frontier_knob))
+    control, rest = frame[frame["label"] == CONTROL], frame[frame["label"] != CONTROL]
+    apply_theme()
+    fig, (zero, ax) = plt.subplots(1, 2, figsize=(9.5, 5.2), sharey=True,
+                                   width_ratios=[1, 8])
+    palette = dict(zip(ORDER + sorted(set(rest["label"]) - set(ORDER)), sns.color_palette("colorblind", 10)))
+    point_panel(ax, rest, "bits_per_iteration", "val_top1", "label", notes, "knob",
+                annotate=str, series_order=[s for s in palette if s in set(rest["label"])], palette=palette)
+    ax.set_xscale("log")
+    ax.set(xlabel="bits sent between servers per update and device (measured)", ylabel=None)
+    reference_band([zero, ax], rest.loc[rest["label"] == "all_reduce", "val_top1"], palette["all_reduce"])
+    if len(control):
+        values = control["val_top1"]
+        drawn = zero.errorbar([0], [values.mean()], yerr=[values.sem() if len(values) > 1 else 0], fmt="D",
+                              capsize=3, color="black", label=CONTROL)
+        drawn.lines[0].set_gid(CONTROL)
+        notes.record(control, "label")
+        zero.legend()
+    else:
+        zero.text(0.5, 0.5, "no α = 0\ncontrol runs\nin these logs", ha="center", va="center",
+                  transform=zero.transAxes, fontsize=8)
+    zero.set_xticks([0], labels=["0 bits\n(α = 0\ncontrol)"])
+    zero.set_xlim(-1, 1)
+    zero.set(ylabel="top-1 validation accuracy (%)", xlabel=None)
+    ax.legend()   # the band joins the methods' entries in the legend under the panels
+    return fig
