@@ -9,6 +9,7 @@ import seaborn as sns
 
 from . import draw
 from .plots import apply_theme, cfg, last_step, number, point_panel
+from .tuning import TUNED, TUNED_SEEDS, setting_value
 
 FRONTIER_LABELS = {"allreduce": "all_reduce", "powersgd": "PowerSGD", "localsgd": "local SGD", "diloco": "DiLoCo",
                    "independent": "α = 0 control (independent, 0 bits)"}
@@ -20,7 +21,14 @@ BAND = "all_reduce, mean ± 2 s.e. over seeds"
 
 
 def frontier_label(row):
+    """A method's series; its tuned setting (sweep frontier_tuning's best on held-out data, run with the
+    fresh seeds TUNED_SEEDS) is a series of its own, named by what was tuned."""
     name = cfg(row, "method.name")
+    if int(cfg(row, "seed", 0)) in TUNED_SEEDS:
+        method = "codistillation" if name == "codistill" else FRONTIER_LABELS.get(name, name)
+        setting = ", ".join(f"{key.split('.')[-1]}={setting_value(key, cfg(row, key))}"
+                            for key in TUNED.get(name, []))
+        return f"{method}, tuned ({setting})"
     if name == "codistill":
         return f"codistillation, {cfg(row, 'method.exchange')}"
     return FRONTIER_LABELS.get(name, name)

@@ -12,6 +12,7 @@ from .claims_groups import final_per_run
 from .collect import COMMITTED, collect
 
 SWEEP = "frontier_tuning"
+TUNED_SEEDS = (3, 4, 5)   # the fresh seeds of each method's tuned setting in the frontier sweep
 # What each method tunes: the config keys that tell its settings apart.
 TUNED = {"codistill": ["method.alpha", "method.exchange"], "diloco": ["method.outer_lr", "method.outer_momentum"],
          "localsgd": ["method.warmup_steps"], "powersgd": ["method.start_iter", "method.warm_start"]}
@@ -20,7 +21,7 @@ TUNED = {"codistill": ["method.alpha", "method.exchange"], "diloco": ["method.ou
 INTEGER_KEYS = {"method.warmup_steps", "method.start_iter"}
 
 
-def _value(key, value):
+def setting_value(key, value):
     """A config value as an override writes it (pandas stores integers beside NaN as floats)."""
     return int(value) if key in INTEGER_KEYS else value
 
@@ -32,7 +33,8 @@ def ranking(records):
     rows = []
     for _, run in per_run.iterrows():
         method = run["cfg.method.name"]
-        setting = ", ".join(f"{key.split('.')[-1]}={_value(key, run[f'cfg.{key}'])}" for key in TUNED.get(method, []))
+        setting = ", ".join(f"{key.split('.')[-1]}={setting_value(key, run[f'cfg.{key}'])}"
+                            for key in TUNED.get(method, []))
         rows.append({"method": method, "setting": setting, "held_out_samples": int(run["val_samples"]),
                      "held_out_top1": float(run["value"])})
     table = pd.DataFrame(rows).sort_values(["method", "held_out_top1"], ascending=[True, False], ignore_index=True)
