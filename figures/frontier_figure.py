@@ -56,10 +56,13 @@ def reference_band(axes, values, color):
 def frontier(data, notes):
     frame = last_step(draw.curves(data, label=frontier_label, knob=frontier_knob))
     control, rest = frame[frame["label"] == CONTROL], frame[frame["label"] != CONTROL]
+    # a setting that never communicates (a period beyond the run's length) sends 0 bits: beside the control
+    silent, rest = rest[rest["bits_per_iteration"] <= 0], rest[rest["bits_per_iteration"] > 0]
     apply_theme()
     fig, (zero, ax) = plt.subplots(1, 2, figsize=(9.5, 5.2), sharey=True,
-                                   width_ratios=[1, 8])
-    palette = dict(zip(ORDER + sorted(set(rest["label"]) - set(ORDER)), sns.color_palette("colorblind", 10)))
+                                   width_ratios=[1.6, 8])
+    labels = set(rest["label"]) | set(silent["label"])
+    palette = dict(zip(ORDER + sorted(labels - set(ORDER)), sns.color_palette("colorblind", 10)))
     point_panel(ax, rest, "bits_per_iteration", "val_top1", "label", notes, "knob",
                 annotate=str, series_order=[s for s in palette if s in set(rest["label"])], palette=palette)
     ax.set_xscale("log")
@@ -75,8 +78,15 @@ def frontier(data, notes):
     else:
         zero.text(0.5, 0.5, "no α = 0\ncontrol runs\nin these logs", ha="center", va="center",
                   transform=zero.transAxes, fontsize=8)
+    for offset, ((label, knob), runs) in enumerate(silent.groupby(["label", "knob"]), start=1):
+        values = runs["val_top1"]
+        zero.errorbar([0.4 * offset], [values.mean()], yerr=[values.sem() if len(values) > 1 else 0], fmt="o",
+                      capsize=3, color=palette[label])
+        zero.annotate(knob, (0.4 * offset, values.mean()), textcoords="offset points", xytext=(3, 3),
+                      fontsize=7, color=palette[label])
+        notes.record(runs, "label")
     zero.set_xticks([0], labels=["0 bits\n(α = 0\ncontrol)"])
-    zero.set_xlim(-1, 1)
+    zero.set_xlim(-1, 1 + 0.4 * silent.groupby(["label", "knob"]).ngroups)
     zero.set(ylabel="top-1 validation accuracy (%)", xlabel=None)
     ax.legend()   # the band joins the methods' entries in the legend under the panels
     return fig
