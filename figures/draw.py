@@ -118,32 +118,42 @@ def fig1(data, notes):
                              period=lambda r: cfg(r, "method.period")))
     fig, axes = new_figure(1, width=7.5, height=4.8)
     order = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints"]
-    point_panel(axes[0], frame, "bits_per_iteration", "val_top1", "label", notes, "period",
-                annotate=lambda period: f"T={number(period)}", series_order=order)
+    control = frame[frame["label"] == "independent, 2 models (α = 0)"]
+    point_panel(axes[0], frame[frame["label"] != "independent, 2 models (α = 0)"], "bits_per_iteration", "val_top1",
+                "label", notes, "period", annotate=lambda period: f"T={number(period)}", series_order=order)
+    if len(control):   # 0 bits has no place on a log axis: the control is a line across it
+        mean, se = control["val_top1"].mean(), control["val_top1"].sem() if len(control) > 1 else 0.0
+        axes[0].axhspan(mean - se, mean + se, color="grey", alpha=0.2, lw=0)
+        axes[0].axhline(mean, color="grey", ls="--", lw=1, label="α = 0 control, 0 bits (mean ± s.e.)")
+        notes.record(control, "label")
+        axes[0].legend()
     axes[0].set_xscale("log")
     axes[0].set(xlabel="bits sent between servers per iteration and device (measured)",
                 ylabel="top-1 validation accuracy (%)")
     return fig
 
 
+WITH_CONTROL = ["all_reduce", "codistillation", "independent, 2 models (α = 0)"]
+
+
 def fig3(data, notes):
     return curve_figure(data, method_label, [("val_top1", "top-1, cosine LR")], notes,
-                        ["all_reduce", "codistillation"], facet="workload.arch", facet_name=arch_name)
+                        WITH_CONTROL, facet="workload.arch", facet_name=arch_name)
 
 
 def fig10(data, notes):
     return curve_figure(data, method_label, [("train_loss", "training loss, cosine LR")], notes,
-                        ["all_reduce", "codistillation"], facet="workload.arch", facet_name=arch_name)
+                        WITH_CONTROL, facet="workload.arch", facet_name=arch_name)
 
 
 def fig8(data, notes):
     return curve_figure(data, method_label, [("val_top1", "top-1, variable w.d., shifted LR decays")], notes,
-                        ["all_reduce", "codistillation"], facet="workload.arch", facet_name=arch_name)
+                        WITH_CONTROL, facet="workload.arch", facet_name=arch_name)
 
 
 def fig9(data, notes):
     return curve_figure(data, method_label, [("train_loss", "training loss, variable w.d., shifted LR decays")],
-                        notes, ["all_reduce", "codistillation"], facet="workload.arch", facet_name=arch_name)
+                        notes, WITH_CONTROL, facet="workload.arch", facet_name=arch_name)
 
 
 def label_smoothing_label(row):
