@@ -104,7 +104,7 @@ def _check_method(method, problems):
         problems.append(f"method.prediction_bits={bits!r}: logits travel in 32- or 16-bit floats; allowed: 32, 16")
     elif bits != 32 and method.get("exchange") != "predictions":
         problems.append(f"method.prediction_bits={bits!r} applies to method.exchange=predictions only "
-                        "(checkpoints send float32 parameters); leave it at 32")
+                        "(checkpoints send the parameters in their own dtype); leave it at 32")
     period = method.get("period")
     if not (isinstance(period, int) and period >= 1):
         problems.append(f"method.period={period!r}: the exchange period T must be an integer >= 1")
