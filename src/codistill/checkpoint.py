@@ -3,11 +3,12 @@ been interrupted.
 
 At every evaluation each model group's leader writes `state/model<i>-step<s>.pt` (model, optimizer,
 teachers of a checkpoint exchange, bit counters, RNG, elapsed time), atomically; once every group
-has written, rank 0 commits the step in `state/latest.json` (atomically), keeps the commit it
-replaces in `state/previous.json` with that step's files, and removes older files. A resume reads
-only committed steps: the newest whose record and every model's file load, saying so on stderr
-when it has to fall back to the previous one (a file damaged after it was written, e.g. by a disk
-fault); when neither loads it stops with a message naming the file. Everything loads with
+has written, rank 0 commits the step in `state/latest.json` (atomically) with the sha256 of each
+file, keeps the commit it replaces in `state/previous.json` with that step's files, and removes
+older files. A resume reads only committed steps: the newest whose record and every model's file
+load and match their checksums, saying so on stderr when it has to fall back to the previous one
+(a file damaged after it was written, e.g. by a disk fault); when neither is sound it stops with a
+message naming the file, deleting nothing. Everything loads with
 `torch.load(weights_only=True)`.
 """
 import contextlib

@@ -3,7 +3,8 @@
 A run directory is named by its content: `<scale>-<method>-<hash of the resolved config>`, so the
 same job in two sweeps is one run, a rerun finds finished work, and figures never glob times.
 `metrics.jsonl` holds one JSON object per line: a header (provenance and resolved config), one
-record per (evaluation, model), and an end record once the run has finished.
+record per (evaluation, model), and an end record once the run has finished ("status": "failed"
+in it when the run stopped without a result, e.g. diverged). `parse_log` is the one reader.
 """
 import gzip
 import hashlib
