@@ -2,30 +2,30 @@
 
 A sweep's manifest (<results>/sweeps/<sweep>/<scale>.json, written when the sweep launched)
 names the runs its figure needs. Each run is reported as finished, unfinished (no end record),
-missing (no log) or unreadable (no header, a damaged line before the last, a damaged gzip file);
-a torn last line (a crash mid-write) is dropped and said so, and a run that another sweep ran
-first (same job, same run id) is reported as shared from that sweep. Logs may be plain
-(`metrics.jsonl`) or gzipped (`metrics.jsonl.gz`, the committed form: paper/logs/).
+missing (no log), unreadable (no header, a damaged line before the last, a damaged gzip file) or
+failed (an end record saying so, e.g. a diverged run: no result, never among the records); a
+torn last line (a crash mid-write) is dropped and said so (the reader is codistill.runlog's, the
+one the engine resumes with), and a run that another sweep ran first (same job, same run id) is
+reported as shared from that sweep. Logs may be plain (`metrics.jsonl`) or gzipped
+(`metrics.jsonl.gz`, the committed form: paper/logs/).
 
     python -m figures.collect [--results paper/logs] [--scale mini] [ids ...]   # status per figure
 """
 import argparse
-import gzip
 import json
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from codistill.runlog import METRICS_FILE
+from codistill.runlog import METRICS_FILE, DamagedLog, is_failed, parse_log
 
 REPO = Path(__file__).resolve().parents[1]
 
 COMMITTED = REPO / "paper" / "logs"   # the committed mini-scale logs figures and the report read by default
 LOG_NAMES = (METRICS_FILE, METRICS_FILE + ".gz")
 RECORD_KINDS = ("eval", "test")
-STATES = ("finished", "unfinished", "missing", "unreadable")
+STATES = ("finished", "unfinished", "missing", "unreadable", "failed")
 HEADER_KEYS = ("run_id", "seed", "scale", "scale_note", "config")
 
 
@@ -96,27 +96,24 @@ def read_log(directory):
 
 def _parse_log(path):
     try:
-        with (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)) as handle:
-            lines = [line for line in handle.read().splitlines() if line.strip()]
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
+        contents = parse_log(path)
+    except DamagedLog as damage:
+        where = f"damaged line {damage.line} of {damage.total}" if damage.line else f"{path.name}: {damage}"
+        return RunLog("unreadable", notes=[where])
+    except OSError as error:
         return RunLog("unreadable", notes=[f"{path.name}: {error}"])
-    parsed, notes = [], []
-    for index, line in enumerate(lines):
-        try:
-            parsed.append(json.loads(line))
-        except json.JSONDecodeError:
-            if index < len(lines) - 1:
-                return RunLog("unreadable", notes=[f"damaged line {index + 1} of {len(lines)}"])
-            notes.append("torn last line dropped")
+    parsed, notes = contents.records, ["torn last line dropped"] if contents.torn else []
     if not parsed or parsed[0].get("kind") != "header":
         return RunLog("unreadable", notes=["no header record"] + notes)
     absent = [key for key in HEADER_KEYS if key not in parsed[0]]
     if absent:
         return RunLog("unreadable", notes=[f"header without {', '.join(absent)}"] + notes)
-    finished = parsed[-1].get("kind") == "end"
-    if not finished:
+    end = parsed[-1] if parsed[-1].get("kind") == "end" else None
+    if end is not None and is_failed(end):   # no result: never counted as finished
+        return RunLog("failed", parsed[0], parsed[1:], notes + [str(end.get("reason", "failed"))])
+    if end is None:
         notes.append(f"no end record (last step {max([r.get('step', 0) for r in parsed[1:]] or [0])})")
-    return RunLog("finished" if finished else "unfinished", parsed[0], parsed[1:], notes)
+    return RunLog("finished" if end else "unfinished", parsed[0], parsed[1:], notes)
 
 
 def _flat_config(config):

@@ -6,6 +6,7 @@
 Composes the config, validates it, then hands the run to the engine (codistill/launch.py).
 """
 import os
+import shlex
 import sys
 import traceback
 
@@ -16,7 +17,10 @@ from omegaconf import OmegaConf
 
 from codistill.config import ConfigError, data_problem, validate
 from codistill.progress import MODE_VARIABLE, mode
-from codistill.runlog import is_finished, run_dir, run_id
+from codistill.runlog import DamagedLog, end_record, is_failed, run_dir, run_id
+
+
+INTERRUPTED = 128 + 2   # a shell's exit status for SIGINT
 
 
 def progress_mode(container):
@@ -40,6 +44,30 @@ def exit_for_lost_rank(lost):
     sys.exit(f"\nerror: {lost}")
 
 
+def rerun_command(directory):
+    """The commands that set a run's directory aside (nothing is deleted) and run this job again
+    from scratch."""
+    overrides = " ".join(shlex.quote(override) for override in HydraConfig.get().overrides.task)
+    aside = shlex.quote(f"{directory}.set-aside")
+    return f"mv {shlex.quote(str(directory))} {aside} && python {shlex.quote(sys.argv[0])} {overrides}".rstrip()
+
+
+def ended(identifier, directory):
+    """True when the run has ended successfully (nothing to do); exits non-zero, leaving the log
+    as it is, when it failed or its log is damaged before its last line."""
+    try:
+        end = end_record(directory)
+    except DamagedLog as damage:
+        sys.exit(f"error: {damage}. The log was left as it is: it cannot be resumed without losing what follows "
+                 f"the damaged line. To run {identifier} again from scratch: {rerun_command(directory)}")
+    if end is not None and is_failed(end):
+        sys.exit(f"error: run {identifier} failed: {end.get('reason', 'no reason recorded')}. Its log was left as "
+                 f"it is. Once the cause is fixed, to run it again from scratch: {rerun_command(directory)}")
+    if end is not None:
+        print(f"skip {identifier}: finished run in {directory}")
+    return end is not None
+
+
 @hydra.main(config_path="conf", config_name="codistill", version_base="1.3")
 def main(cfg):
     try:
@@ -60,8 +88,7 @@ def main(cfg):
         return
     if problem:
         sys.exit(f"error: {problem}")
-    if is_finished(directory):
-        print(f"skip {identifier}: finished run in {directory}")
+    if ended(identifier, directory):
         return
     verbosity = progress_mode(container)
     from codistill.checkpoint import RunInProgress, StateUnreadable, is_leader_process, recover, run_lock
@@ -69,8 +96,7 @@ def main(cfg):
 
     try:
         with run_lock(directory, container["launcher"].get("lock_wait_s", 0)):
-            if is_finished(directory):  # by the job that held the lock meanwhile
-                print(f"skip {identifier}: finished run in {directory}")
+            if ended(identifier, directory):  # by the job that held the lock meanwhile
                 return
             if is_leader_process():  # the other ranks of a job read what it has checked (and repaired)
                 resume_step = recover(directory, container["method"]["n"])
@@ -80,8 +106,15 @@ def main(cfg):
             launch(container, directory)
     except (RunInProgress, StateUnreadable) as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {identifier} stopped; rerun the same command to resume it from its last committed "
+              "state", file=sys.stderr, flush=True)
+        sys.exit(INTERRUPTED)
     except RankLost as lost:
         exit_for_lost_rank(lost)
+    end = end_record(directory)
+    if end is not None and is_failed(end):   # it stopped without a result: the run failed
+        sys.exit(f"error: {end.get('reason')}")
 
 
 if __name__ == "__main__":

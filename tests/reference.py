@@ -24,19 +24,20 @@ def full_batches(n_samples, batch, order_seed, total_steps):
         epoch += 1
 
 
-def algorithm1(container, n_models, batch_per_model, alpha_on=True):
+def algorithm1(container, n_models, batch_per_model, alpha_on=True, dtype=torch.float32):
     """Trains n models together in one process: every model on the same full batch, loss
     CE + alpha/(n-1) * sum_j MSE(f_i(x), f_j(x).detach()) (Algorithm 1, T = 1). With n_models = 1
-    or alpha_on False it is plain SGD on k times the per-rank batch."""
+    or alpha_on False it is plain SGD on k times the per-rank batch. dtype: of the models and
+    inputs."""
     cfg = OmegaConf.create(container)
     workload = build_workload(cfg.workload)
     train = workload.train_set
     spe = len(train) // batch_per_model
     schedules = build_schedules(cfg.schedule, cfg.method, batch_per_model, spe)
-    models = [workload.make_model(model_seed(cfg.seed, i)) for i in range(n_models)]
+    models = [workload.make_model(model_seed(cfg.seed, i)).to(dtype) for i in range(n_models)]
     optimizers = [torch.optim.SGD(m.parameters(), lr=0.0, momentum=cfg.schedule.momentum) for m in models]
     for step, indices in enumerate(full_batches(len(train), batch_per_model, cfg.seed, schedules.total_steps)):
-        x, y = train.inputs[indices], train.targets[indices]
+        x, y = train.inputs[indices].to(dtype), train.targets[indices]
         logits = [m(x) for m in models]
         for i, (model, optimizer) in enumerate(zip(models, optimizers)):
             loss = F.cross_entropy(logits[i], y)

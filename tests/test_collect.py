@@ -186,3 +186,18 @@ def test_a_damaged_gzip_file_is_unreadable_not_a_crash(tmp_path):
 def test_a_sweep_that_was_not_run_says_how_to_run_it(tmp_path):
     data = registry.load(registry.SPECS["fig2"], tmp_path, "mini")
     assert data.records.empty and "python src/run.py -m sweep=fig2 scale=mini" in data.problem
+
+
+def test_a_failed_run_is_reported_as_failed_and_never_among_the_results(tmp_path):
+    root = tmp_path / "logs"
+    two_model_run(root, "ok", config(0), [(90.0, 0.3), (91.0, 0.4)])
+    failed = {"kind": "end", "status": "failed", "reason": "diverged: the training loss of model 1 ...", "steps": 10}
+    write_run(root, "nan", config(1), [eval_record(10, m) for m in (0, 1)] + [failed], end=False)
+    write_manifest(root, "figx", [("ok", ["seed=0"]), ("nan", ["seed=1"])])
+    records, status = collect.collect(root, "figx", "mini")
+    state = status.set_index("run_id")
+    assert state["state"].to_dict() == {"ok": "finished", "nan": "failed"}
+    assert state.loc["nan", "notes"] == failed["reason"]
+    assert sorted(records["run_id"].unique()) == ["ok"]
+    assert collect.seed_table(status).iloc[0]["failed"] == [1]
+    assert "figx: 1 finished, 1 failed" in "\n".join(collect.status_lines(status, "figx"))

@@ -178,3 +178,30 @@ def test_an_unknown_sweep_id_exits_nonzero_naming_it_and_the_sweeps_there_are(tm
     assert set(listed) == {path.stem for path in (ROOT / "sweeps").glob("*.yaml")}
     assert listed.index("fig2") < listed.index("fig10")   # in natural order
     assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["method=codistill", "method.loss=kl", "method.temperature=0"], "method.temperature=0:"),
+    (["method=codistill", "method.temperature=-1"], "method.temperature=-1:"),
+    (["method=codistill", "data.fraction=0.0255"], "data.fraction=0.0255: leaves 31 training samples"),
+    (["method=codistill", "epoch_scale=0.0001"], "epoch_scale=0.0001: gives"),
+    (["method=allreduce", "+method.alpha=-1"], "method.alpha=-1: method allreduce does not read this key"),
+])
+def test_each_check_that_once_failed_at_runtime_names_its_key_in_a_dry_run(tmp_path, overrides, key):
+    done = run_cli("workload=digits_mlp", *overrides, "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode != 0 and key in done.stderr and "Traceback" not in done.stderr, done.stderr
+    sweep = run_cli("-m", "workload=digits_mlp", *overrides, "seed=0,1", f"results_root={tmp_path}", cwd=tmp_path)
+    assert sweep.returncode != 0 and key in sweep.stderr, sweep.stderr   # refused before any job is queued
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_smallest_runnable_fraction_and_epoch_scale_pass_and_just_below_fail(tmp_path):
+    # digits: 1200 training samples, 32 per model and update (mini scale, one rank per model);
+    # 90 epochs of 37 updates. One batch needs 32 samples; one update needs 90 x 37 x epoch_scale >= 0.5.
+    job = ["workload=digits_mlp", "method=codistill"]
+    compose_job([*job, f"data.fraction={32 / 1200}"], tmp_path)
+    compose_job([*job, "epoch_scale=0.0002"], tmp_path)
+    with pytest.raises(ConfigError, match="leaves 31 training samples"):
+        compose_job([*job, f"data.fraction={31 / 1200}"], tmp_path)
+    with pytest.raises(ConfigError, match=r"epoch_scale=0.00014: gives 0.0126 epochs of 37 updates"):
+        compose_job([*job, "epoch_scale=0.00014"], tmp_path)

@@ -1,6 +1,7 @@
 """Damaged run state (a truncated commit record or model state, e.g. after a disk fault): the
 rerun falls back to the previous committed step, saying so, and ends with the uninterrupted run's
 log; when nothing readable is left it stops with a message naming the file and what to do."""
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,17 @@ def truncate(path):
     path.write_bytes(data[:len(data) // 2])
 
 
+def flip(path):
+    """64 bytes inverted in the middle of the file (a disk fault that torch.load may not notice)."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(255 - byte for byte in data[middle:middle + 64])
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {"truncated": truncate, "bit-flipped": flip}
+
+
 def test_a_finished_run_keeps_its_last_two_committed_steps(finished):
     state = soak_resume.run_directory(finished[0]) / checkpoint.STATE_DIR
     last, before = finished[2]["last"], finished[2]["before"]
@@ -65,12 +77,19 @@ def test_a_finished_run_keeps_its_last_two_committed_steps(finished):
     assert checkpoint.read_commit(state / "previous.json") == before
 
 
-@pytest.mark.parametrize("damaged", ["latest.json", "model1-step{last}.pt", "model0-step{last}.pt"])
+@pytest.mark.parametrize("damaged, damage", [("latest.json", "truncated"), ("model1-step{last}.pt", "truncated"),
+                                             ("model0-step{last}.pt", "truncated"),
+                                             ("model1-step{last}.pt", "bit-flipped"),
+                                             ("model0-step{last}.pt", "bit-flipped")])
 def test_a_damaged_newest_state_falls_back_to_the_previous_step_and_ends_as_uninterrupted(
-        finished, tmp_path, damaged):
+        finished, tmp_path, damaged, damage):
     root, state = crashed_after_last_commit(finished, tmp_path)
     damaged, before = damaged.format(**finished[2]), finished[2]["before"]
-    truncate(state / damaged)
+    DAMAGE[damage](state / damaged)
+    if damage == "bit-flipped":   # loadable: only the committed checksum tells it from the original
+        torch.load(state / damaged, weights_only=True)
+        assert "sha256 differs from the one committed" in checkpoint.unreadable_file(
+            soak_resume.run_directory(root), checkpoint.read_record(state / "latest.json"), 2)[1]
     done = rerun(root)
     assert done.returncode == 0, done.stderr[-2000:]
     warning = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
@@ -81,14 +100,17 @@ def test_a_damaged_newest_state_falls_back_to_the_previous_step_and_ends_as_unin
     assert read_records(soak_resume.run_directory(root) / METRICS_FILE)[-1]["kind"] == "end"
 
 
-@pytest.mark.parametrize("damaged", [("latest.json", "previous.json"),
-                                     ("model1-step{last}.pt", "model1-step{before}.pt"),
-                                     ("latest.json", "model0-step{before}.pt")])
-def test_with_nothing_readable_left_the_rerun_stops_naming_the_file_and_what_to_do(finished, tmp_path, damaged):
+@pytest.mark.parametrize("damaged, damage", [(("latest.json", "previous.json"), "truncated"),
+                                             (("model1-step{last}.pt", "model1-step{before}.pt"), "truncated"),
+                                             (("latest.json", "model0-step{before}.pt"), "truncated"),
+                                             (("model1-step{last}.pt", "model0-step{before}.pt"), "bit-flipped")])
+def test_with_nothing_readable_left_the_rerun_stops_naming_the_file_and_what_to_do(finished, tmp_path, damaged,
+                                                                                  damage):
     root, state = crashed_after_last_commit(finished, tmp_path)
     damaged = [name.format(**finished[2]) for name in damaged]
     for name in damaged:
-        truncate(state / name)
+        DAMAGE[damage](state / name)
+    files = {path.name: path.read_bytes() for path in state.iterdir()}
     log = soak_resume.run_directory(root) / METRICS_FILE
     before = log.read_text()
     done = rerun(root)
@@ -98,6 +120,7 @@ def test_with_nothing_readable_left_the_rerun_stops_naming_the_file_and_what_to_
     assert all(str(state / name) in message for name in damaged), message
     assert f"Delete {state} to restart this run from the beginning" in message
     assert log.read_text() == before   # nothing was trained or rewritten
+    assert {path.name: path.read_bytes() for path in state.iterdir()} == files   # nor deleted
     # Doing what it says restarts the run, which ends with the uninterrupted run's records (its
     # header is new: it names the code's git state now).
     shutil.rmtree(state)
@@ -154,10 +177,31 @@ def test_a_state_file_of_another_step_is_not_taken_for_the_committed_one(tmp_pat
     shutil.copy(tmp_path / "state" / "model1-step37.pt", tmp_path / "state" / "model1-step74.pt")
     said = []
     assert checkpoint.recover(tmp_path, 2, warn=said.append) == 37
-    assert "model1-step74.pt is unreadable (it does not hold the state of update 74)" in said[0]
+    assert "model1-step74.pt is unreadable (its sha256 differs from the one committed" in said[0]
+    # A commit recorded before commits had checksums: the step the file holds tells it.
+    write_and_commit(tmp_path, [74])
+    shutil.copy(tmp_path / "state" / "model1-step37.pt", tmp_path / "state" / "model1-step74.pt")
+    checkpoint.write_commit(tmp_path / "state" / "latest.json", {"step": 74})
+    assert checkpoint.recover(tmp_path, 2, warn=said.append) == 37
+    assert "model1-step74.pt is unreadable (it does not hold the state of update 74)" in said[1]
 
 
 def test_a_run_that_has_committed_nothing_starts_fresh(tmp_path):
     write_states(tmp_path, [37])     # written, never committed
     assert checkpoint.recover(tmp_path, 2) is None and checkpoint.committed_step(tmp_path) is None
     assert checkpoint.recover(Path(tmp_path) / "elsewhere", 2) is None
+
+
+def test_a_commit_records_the_sha256_of_each_of_its_files_and_keeps_the_replaced_ones(tmp_path):
+    write_and_commit(tmp_path, [37, 74])
+    state = tmp_path / "state"
+    expected = {f"model{group}-step74.pt": hashlib.sha256((state / f"model{group}-step74.pt").read_bytes()).hexdigest()
+                for group in (0, 1)}
+    assert checkpoint.read_record(state / "latest.json") == {"step": 74, "sha256": expected}
+    assert set(checkpoint.read_record(state / "previous.json")["sha256"]) == {"model0-step37.pt", "model1-step37.pt"}
+    flip(state / "model0-step74.pt")
+    said = []
+    assert checkpoint.recover(tmp_path, 2, warn=said.append) == 37
+    assert "model0-step74.pt is unreadable (its sha256 differs from the one committed" in said[0]
+    # The rolled-back commit keeps its checksums: a later flip of its files is caught too.
+    assert checkpoint.read_record(state / "latest.json") == checkpoint.read_record(state / "previous.json")

@@ -3,15 +3,17 @@ been interrupted.
 
 At every evaluation each model group's leader writes `state/model<i>-step<s>.pt` (model, optimizer,
 teachers of a checkpoint exchange, bit counters, RNG, elapsed time), atomically; once every group
-has written, rank 0 commits the step in `state/latest.json` (atomically), keeps the commit it
-replaces in `state/previous.json` with that step's files, and removes older files. A resume reads
-only committed steps: the newest whose record and every model's file load, saying so on stderr
-when it has to fall back to the previous one (a file damaged after it was written, e.g. by a disk
-fault); when neither loads it stops with a message naming the file. Everything loads with
+has written, rank 0 commits the step in `state/latest.json` (atomically) with the sha256 of each
+file, keeps the commit it replaces in `state/previous.json` with that step's files, and removes
+older files. A resume reads only committed steps: the newest whose record and every model's file
+load and match their checksums, saying so on stderr when it has to fall back to the previous one
+(a file damaged after it was written, e.g. by a disk fault); when neither is sound it stops with a
+message naming the file, deleting nothing. Everything loads with
 `torch.load(weights_only=True)`.
 """
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -90,34 +92,51 @@ def save_group_state(run_directory, group, step, state):
 
 
 def commit(run_directory, step):
-    """Called by rank 0 once every group's state for `step` is on disk. The commit it replaces
+    """Called by rank 0 once every group's state for `step` is on disk: records the step with the
+    sha256 of each of its files (a file changed after it was written, e.g. flipped bits that
+    torch.load would still accept, is then told from the one committed). The commit it replaces
     becomes `previous.json`, and its files are kept until the next commit, so that a damaged
     newest state has a committed step to fall back to."""
     directory = Path(run_directory) / STATE_DIR
-    replaced = read_commit(directory / LATEST)
-    if replaced is not None and replaced != step:
+    replaced = read_record(directory / LATEST)
+    if replaced is not None and replaced["step"] != step:
         write_commit(directory / PREVIOUS, replaced)
-    write_commit(directory / LATEST, step)
+    digests = {path.name: sha256(path) for path in sorted(directory.glob(f"model*-step{step}.pt"))}
+    write_commit(directory / LATEST, {"step": step, "sha256": digests})
     kept = {step, read_commit(directory / PREVIOUS)}
     for path in directory.glob("model*-step*.pt"):
         if step_of(path) not in kept:
             path.unlink(missing_ok=True)
 
 
+def sha256(path):
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def step_of(path):
     return int(path.stem.rsplit("-step", 1)[1])
 
 
-def write_commit(path, step):
-    atomic_write_bytes(path, lambda handle: handle.write(json.dumps({"step": step}).encode()))
+def write_commit(path, record):
+    """record: {"step": s, "sha256": {file name: hex digest}} (a commit record)."""
+    atomic_write_bytes(path, lambda handle: handle.write(json.dumps(record).encode()))
+
+
+def read_record(path):
+    """A commit record ({"step", "sha256"}; "sha256" absent in runs committed before checksums);
+    None when there is none or it cannot be read."""
+    try:
+        record = json.loads(Path(path).read_text())
+        return {**record, "step": int(record["step"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def read_commit(path):
     """The step a commit record names; None when there is none or it cannot be read."""
-    try:
-        return int(json.loads(Path(path).read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    record = read_record(path)
+    return None if record is None else record["step"]
 
 
 class StateUnreadable(RuntimeError):
@@ -141,10 +160,14 @@ def load_group_state(run_directory, group, step, device):
     return torch.load(group_state_path(run_directory, group, step), map_location=device, weights_only=True)
 
 
-def unreadable_file(run_directory, step, n_groups):
-    """(path, why) of the first of step's group states that does not load; None when all do."""
+def unreadable_file(run_directory, record, n_groups):
+    """(path, why) of the first of the committed step's group states that does not load or whose
+    sha256 is not the one committed; None when all are sound. record: the commit record."""
+    step, digests = record["step"], record.get("sha256")
     for group in range(n_groups):
         path = group_state_path(run_directory, group, step)
+        if digests is not None and path.exists() and digests.get(path.name) != sha256(path):
+            return path, "its sha256 differs from the one committed: it changed after it was written"
         try:
             saved = load_group_state(run_directory, group, step, torch.device("cpu"))
         except Exception as error:  # a truncated zip, a missing file, a refused object: all unreadable
@@ -156,26 +179,27 @@ def unreadable_file(run_directory, step, n_groups):
 
 def recover(run_directory, n_groups, warn=None):
     """The committed step a run resumes from (None: nothing was committed, a fresh start), after
-    checking that its record and each of the n_groups files load. A damaged newest commit is
-    rolled back to the previous one (`latest.json` rewritten, so every rank reads the same step),
-    reported through warn(text); when nothing readable is left, raises StateUnreadable naming the
-    file and what to do. Run by the run's leading process before any rank starts."""
+    checking that its record and each of the n_groups files load and match their committed
+    sha256. A damaged newest commit is rolled back to the previous one (`latest.json` rewritten,
+    so every rank reads the same step), reported through warn(text); when nothing sound is left,
+    raises StateUnreadable naming the file and what to do (nothing is deleted). Run by the run's
+    leading process before any rank starts."""
     directory = Path(run_directory) / STATE_DIR
     latest, previous = directory / LATEST, directory / PREVIOUS
     if not latest.exists() and not previous.exists():
         return None
-    newest, before = read_commit(latest), read_commit(previous)
-    problems = [(record, "not a commit record (truncated?)" if record.exists() else "missing")
-                for record, step in ((latest, newest), (previous, before))
-                if step is None and (record == latest or record.exists())]
-    candidates = [step for step in dict.fromkeys((newest, before)) if step is not None]
-    for step in candidates:
-        damaged = unreadable_file(run_directory, step, n_groups)
+    newest, before = read_record(latest), read_record(previous)
+    problems = [(path, "not a commit record (truncated?)" if path.exists() else "missing")
+                for path, record in ((latest, newest), (previous, before))
+                if record is None and (path == latest or path.exists())]
+    candidates = {record["step"]: record for record in (before, newest) if record is not None}
+    for record in sorted(candidates.values(), key=lambda record: record is not newest):
+        damaged = unreadable_file(run_directory, record, n_groups)
         if damaged is None:
-            if step != newest:
-                _report_fallback(problems, step, warn)
-                write_commit(latest, step)
-            return step
+            if newest is None or record["step"] != newest["step"]:
+                _report_fallback(problems, record["step"], warn)
+                write_commit(latest, record)
+            return record["step"]
         problems.append(damaged)
     raise StateUnreadable(_nothing_readable(run_directory, problems))
 

@@ -14,7 +14,7 @@ Each collective's output and input are contiguous views of the kept tensor, as
 """
 import torch
 
-# Elements (float32: 4 MiB) per collective; ours. Chunks started together (async) keep gloo's link
+# Elements (float32: 4 MiB, float64: 8 MiB) per collective; ours. Chunks started together (async) keep gloo's link
 # busy both ways: at 1 Gbit/s one all_gather call of the 102 MB vector takes ~1.4 s, the chunked
 # exchange ~0.9 s (benchmarks/results.md: part 3's collectives table, part 3b).
 # Small models stay one chunk.
@@ -67,11 +67,12 @@ class FlatParameters:
 class CheckpointWire:
     """Every model group's vector as this rank holds it during an exchange (see the module doc)."""
 
-    def __init__(self, n_groups, padded_size, shards, device):
+    def __init__(self, n_groups, padded_size, shards, device, dtype=torch.float32):
         self.shards = shards
         self.shard_size = -(-padded_size // shards)
         self.lengths = chunk_lengths(self.shard_size)
-        storage = torch.zeros(shards * n_groups * self.shard_size, device=device)
+        # The parameters' own dtype (exchange.py): a float64 model's teachers are not float32 copies.
+        storage = torch.zeros(shards * n_groups * self.shard_size, device=device, dtype=dtype)
         self.chunks, self.starts, start, at = [], [], 0, 0
         for length in self.lengths:
             size = shards * n_groups * length

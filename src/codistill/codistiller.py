@@ -33,19 +33,23 @@ class Codistiller:
     alpha: a number, or a function of the update index (e.g. an `AlphaSchedule`).
     loss: "mse" (the paper's), "kl" or "soft_ce" (softened by `temperature`).
     burn_in_steps: no exchange and no distillation before this update.
-    prediction_bits: 32, or 16 (logits travel as float16).
+    prediction_bits: None (logits travel in their own dtype: float64 logits as float64), or 32 /
+      16 to send them as float32 / float16. Checkpoints travel in the parameters' own dtype.
     make_teacher(j): a fresh module of model group j's architecture, for checkpoint teachers;
       by default a copy of `model`.
-    `counter` counts the bits this rank sends (`inter_node_bits`, `intra_node_bits`).
+    `counter` counts the bits this rank sends (`inter_node_bits`, `intra_node_bits`), as sent
+      (a float64 value: 64 bits).
     """
 
     def __init__(self, model, layout, exchange="predictions", period=1, alpha=1.0, loss="mse", temperature=1.0,
-                 burn_in_steps=0, prediction_bits=32, make_teacher=None):
+                 burn_in_steps=0, prediction_bits=None, make_teacher=None):
         problems = [
             (exchange not in EXCHANGES[1:], f"exchange={exchange!r} is not one of {EXCHANGES[1:]}"),
             (not (isinstance(period, int) and period >= 1), f"period={period!r} is not a whole number >= 1"),
             (loss not in DISTILL_LOSSES, f"loss={loss!r} is not one of {DISTILL_LOSSES}"),
-            (prediction_bits not in WIRE_DTYPES, f"prediction_bits={prediction_bits!r} is not 32 or 16"),
+            (prediction_bits not in WIRE_DTYPES, f"prediction_bits={prediction_bits!r} is not None, 32 or 16"),
+            (isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and temperature > 0),
+             f"temperature={temperature!r} is not a number > 0"),
             (layout.n_groups < 2, f"codistillation needs n_groups >= 2 (layout has {layout.n_groups})"),
             (not dist.is_initialized(), "torch.distributed is not initialized: call init_process_group first"),
         ]

@@ -104,12 +104,16 @@ def _check_method(method, problems):
         problems.append(f"method.prediction_bits={bits!r}: logits travel in 32- or 16-bit floats; allowed: 32, 16")
     elif bits != 32 and method.get("exchange") != "predictions":
         problems.append(f"method.prediction_bits={bits!r} applies to method.exchange=predictions only "
-                        "(checkpoints send float32 parameters); leave it at 32")
+                        "(checkpoints send the parameters in their own dtype); leave it at 32")
     period = method.get("period")
     if not (isinstance(period, int) and period >= 1):
         problems.append(f"method.period={period!r}: the exchange period T must be an integer >= 1")
     if method.get("loss") not in DISTILL_LOSSES:
         problems.append(f"method.loss={method.get('loss')!r}: allowed: {', '.join(DISTILL_LOSSES)}")
+    temperature = method.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and temperature > 0):
+        problems.append(f"method.temperature={temperature!r}: must be a number > 0 (kl and soft_ce divide the "
+                        "logits by it)")
     alpha = method.get("alpha")
     if not (isinstance(alpha, (int, float)) and alpha >= 0):
         problems.append(f"method.alpha={alpha!r}: must be a number >= 0")
@@ -276,6 +280,55 @@ def _check_eval_every(container, problems):
                         "and saves its state every eval_every_epochs epochs and at its end)")
 
 
+METHOD_CONFIGS = Path(__file__).resolve().parents[1] / "conf" / "method"
+# Methods whose sample order and schedules follow all_reduce's global batch (vision/methods.py).
+GLOBAL_BATCH_METHODS = ("localsgd", "diloco")
+# Training set sizes of the workloads whose config does not state one (their data on disk).
+KNOWN_TRAIN_SIZES = {"cifar10": 50000}
+
+
+def _check_method_keys(method, problems):
+    """A key added to the method (`+method.<key>=...`) that the chosen method's config does not
+    define is read by nothing: refused, rather than silently ignored (and changing the run id)."""
+    path = METHOD_CONFIGS / f"{method.get('name')}.yaml"
+    if not path.is_file():
+        return
+    defined = set(OmegaConf.load(path).keys())
+    for key in sorted(set(method) - defined):
+        problems.append(f"method.{key}={method[key]!r}: method {method['name']} does not read this key (it reads "
+                        f"{', '.join(sorted(defined))}); remove the override")
+
+
+def _check_updates(container, problems):
+    """At least one batch per model in the training set left by data.fraction, and at least one
+    update (hence one evaluation, at the run's end), worked out as the engine does (vision
+    workloads of known size)."""
+    workload, scale, method = container["workload"], container["scale"], container["method"]
+    size = workload.get("train_size", KNOWN_TRAIN_SIZES.get(workload.get("name")))
+    fraction, epoch_scale = container["data"].get("fraction"), container.get("epoch_scale")
+    numbers = (size, fraction, epoch_scale, scale.get("batch_per_rank"), scale.get("ranks_per_model"))
+    if not all(isinstance(value, (int, float)) and value > 0 for value in numbers):
+        return   # not known here, or already refused by its own check
+    ranks = container.get("world_size") if method.get("name") in GLOBAL_BATCH_METHODS else scale["ranks_per_model"]
+    batch = int(scale["batch_per_rank"]) * int(ranks)
+    samples = size if fraction >= 1 else round(size * fraction)
+    steps_per_epoch = samples // batch
+    if steps_per_epoch == 0:
+        problems.append(f"data.fraction={fraction!r}: leaves {samples} training samples, fewer than one batch of "
+                        f"{batch} per model (scale.batch_per_rank={scale['batch_per_rank']} x {ranks} ranks); "
+                        "raise data.fraction or lower the batch")
+        return
+    epochs = container["schedule"].get("epochs")
+    if not isinstance(epochs, (int, float)):
+        return
+    stretch = epoch_scale / fraction * workload.get("epoch_scale", 1.0)   # as schedules.run_schedules
+    updates = int(round(epochs * stretch * steps_per_epoch))
+    if updates < 1:
+        problems.append(f"epoch_scale={epoch_scale!r}: gives {epochs * epoch_scale / fraction:g} epochs of "
+                        f"{steps_per_epoch} updates, i.e. no update and no evaluation; raise epoch_scale "
+                        "(or schedule.epochs)")
+
+
 def sweep_files():
     """The ids of the sweeps there are (sweeps/*.yaml, the config group `sweep`)."""
     names = [path.stem for path in (Path(__file__).resolve().parents[1] / "conf" / "sweep").glob("*.yaml")]
@@ -305,6 +358,7 @@ def validate(cfg):
     except Exception as error:  # an interpolation that cannot resolve names its key itself
         raise ConfigError(f"config does not resolve: {error}") from error
     _check_method(container["method"], problems)
+    _check_method_keys(container["method"], problems)
     _check_layout(container["scale"], problems)
     translation = is_translation(container)
     if translation:  # fairseq recipes: their own schedule keys (codistill/translation/checks.py)
@@ -315,6 +369,7 @@ def validate(cfg):
     else:
         _check_schedule(container["schedule"], problems)
         _check_eval_every(container, problems)
+        _check_updates(container, problems)
     workload = container["workload"].get("name")
     if workload not in WORKLOADS:
         problems.append(f"workload.name={workload!r}: allowed: {', '.join(WORKLOADS)}")

@@ -18,6 +18,7 @@ all_reduce of x costs 2|x|; all_gather of x over m ranks costs (m-1)|x|. Charges
 inter-node counter when the process group crosses nodes, else to the intra-node one: each
 collective to the link it crosses.
 """
+import functools
 import hashlib
 
 import torch
@@ -114,14 +115,21 @@ class NoExchange(Stateless):
 
 # method.prediction_bits -> the dtype logits travel in. 32: the paper's b_predictions. 16: float16
 # (not bfloat16: logits sit far inside float16's range, and its 11-bit significand rounds 8x finer).
-WIRE_DTYPES = {32: torch.float32, 16: torch.float16}
+# None: the logits' own dtype (a float64 model's logits travel, and are counted, as float64).
+WIRE_DTYPES = {32: torch.float32, 16: torch.float16, None: None}
+
+
+def parameters_dtype(module):
+    """The dtype a module's parameters travel in: theirs (the widest, should they differ)."""
+    return functools.reduce(torch.promote_types, (p.dtype for p in module.parameters()))
 
 
 class PredictionExchange(Stateless):
     """Every `period` updates, peers swap the logits of their (shared) mini-batch; on the other
     updates the distillation term is omitted (paper Section 3). Logits travel in `bits`-bit
-    floats (counted as such) and are used as float32 teachers. Nothing is exchanged before
-    update `burn_in_steps`. Stateless: its state_dict is empty."""
+    floats, or in their own dtype when bits is None (counted as they travel), and are used as
+    teachers of that dtype, at least float32. Nothing is exchanged before update
+    `burn_in_steps`. Stateless: its state_dict is empty."""
 
     def __init__(self, groups, counter, period, group_index, bits=32, burn_in_steps=0):
         self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
@@ -132,18 +140,21 @@ class PredictionExchange(Stateless):
         if step < self.burn_in_steps or step % self.period != 0:
             return []
         # The wire dtype whatever autocast computed the logits in: what b_predictions counts.
-        gathered = counted_all_gather(logits.detach().to(self.wire_dtype), self.groups.peers, self.counter,
+        wire = self.wire_dtype or logits.dtype
+        gathered = counted_all_gather(logits.detach().to(wire), self.groups.peers, self.counter,
                                       self.groups.peers_span_nodes)
-        return [peer.float() for index, peer in enumerate(gathered) if index != self.group_index]
+        teacher = torch.promote_types(wire, torch.float32)
+        return [peer.to(teacher) for index, peer in enumerate(gathered) if index != self.group_index]
 
 
 class CheckpointExchange:
     """Every `period` updates, peers swap parameters; in between each rank runs the stale peer
     copies forward on its own batch. The teacher at update s is the peer from update
     floor(s/T)*T. Teachers run in train mode, as the peers themselves did, so only parameters
-    (b_model) travel. Peers may have other architectures (Figs. 14-15): `teachers` are fresh
-    instances of the peers' models, and parameter vectors of unequal length are zero-padded to
-    the longest (the padding is counted: it travels). Nothing is exchanged before update
+    (b_model) travel, in their own dtype (a float64 model's as float64, counted as such). Peers
+    may have other architectures (Figs. 14-15): `teachers` are fresh instances of the peers'
+    models, and parameter vectors of unequal length are zero-padded to the longest (the padding
+    is counted: it travels). Nothing is exchanged before update
     `burn_in_steps`; the first exchange is at the first update after it.
 
     The vectors travel through kept buffers (checkpoint_wire.py), cut into chunks all_gathered
@@ -161,7 +172,7 @@ class CheckpointExchange:
         self.teacher_flats = [FlatParameters(teacher) for teacher in teachers]
         padded_size = max(flat.size for flat in (self.own, *self.teacher_flats))
         device = next(model.parameters()).device
-        self.wire = CheckpointWire(len(teachers) + 1, padded_size, self.shards, device)
+        self.wire = CheckpointWire(len(teachers) + 1, padded_size, self.shards, device, parameters_dtype(model))
         self.own_copies, self.teacher_copies = self._plan_copies()
         self.source_step = None  # update index the teachers' parameters come from
 
@@ -243,7 +254,7 @@ EXCHANGES = ("none", "predictions", "checkpoints", "sharded_checkpoints")
 CHECKPOINT_EXCHANGES = {"checkpoints": CheckpointExchange, "sharded_checkpoints": ShardedCheckpointExchange}
 
 
-def make_exchange(kind, groups, counter, group_index, period=1, burn_in_steps=0, prediction_bits=32,
+def make_exchange(kind, groups, counter, group_index, period=1, burn_in_steps=0, prediction_bits=None,
                   model=None, make_peer=None, n_groups=2):
     """An exchange from plain values. kind: one of EXCHANGES; groups: this rank's ProcessGroups;
     group_index: its model group. (Sharded) checkpoints need the rank's `model` and

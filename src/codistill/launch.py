@@ -5,6 +5,7 @@
 """
 import datetime
 import os
+import signal
 
 import torch
 import torch.distributed as dist
@@ -104,9 +105,21 @@ def launch(config, run_directory):
     if config["launcher"]["start_method"] == "fork":
         warm_imports(config)
     rendezvous = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(world_size))
+    # The ranks start with Ctrl-C ignored (inherited, and kept by a spawned interpreter): this
+    # process alone handles it, stopping them, so that an interrupted run prints one line, not a
+    # traceback per rank.
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        mp.start_processes(_spawned, args=(config, run_directory, rendezvous), nprocs=world_size, join=True,
-                           start_method=config["launcher"]["start_method"])
+        ranks = mp.start_processes(_spawned, args=(config, run_directory, rendezvous), nprocs=world_size,
+                                   join=False, start_method=config["launcher"]["start_method"])
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    try:
+        while not ranks.join():
+            pass
+    except KeyboardInterrupt:
+        stop(ranks)
+        raise
     except mp.ProcessExitedException as lost:
         # torch has already stopped every other rank; say which one was lost and what to do.
         group = layout_of(config, lost.error_index).group_index
@@ -120,6 +133,16 @@ def launch(config, run_directory):
                        "ranks were stopped (its traceback is above). Once the cause is fixed, rerunning the same "
                        f"command resumes from the last committed state in {run_directory}") from failed
     return 0
+
+
+def stop(ranks):
+    """Terminates the ranks still running and waits for them (their state on disk is what the
+    last commit left: a rerun resumes from it)."""
+    for process in ranks.processes:
+        if process.is_alive():
+            process.terminate()
+    for process in ranks.processes:
+        process.join()
 
 
 def last_line(error):

@@ -3,12 +3,16 @@
 A run directory is named by its content: `<scale>-<method>-<hash of the resolved config>`, so the
 same job in two sweeps is one run, a rerun finds finished work, and figures never glob times.
 `metrics.jsonl` holds one JSON object per line: a header (provenance and resolved config), one
-record per (evaluation, model), and an end record once the run has finished.
+record per (evaluation, model), and an end record once the run has finished ("status": "failed"
+in it when the run stopped without a result, e.g. diverged). `parse_log` is the one reader.
 """
+import gzip
 import hashlib
 import json
 import os
 import subprocess
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 # Keys that choose where or how a job runs, not what it computes.
@@ -60,24 +64,71 @@ def run_dir(config):
     return Path(config["results_root"]) / "runs" / run_id(config)
 
 
+class DamagedLog(ValueError):
+    """A metrics log with an undecodable line before its last: damage, not a crash mid-write.
+    Nothing may rewrite it (its finished records would be lost); `line` is 1-based, None when
+    the file itself cannot be read (e.g. a damaged gzip stream)."""
+
+    def __init__(self, path, line, total, why=""):
+        self.path, self.line, self.total = Path(path), line, total
+        where = f"line {line} of {total}" if line is not None else "the file"
+        super().__init__(f"{path}: {where} is damaged{': ' + why if why else ''}")
+
+
+@dataclass
+class LogContents:
+    records: list
+    torn: bool   # an undecodable last line (a crash while writing it) was dropped
+
+
+def parse_log(path):
+    """The records of a metrics log, plain or gzipped (the committed form). An undecodable last
+    line is a torn write, dropped and said so (`torn`); an undecodable line followed by good ones
+    is damage and raises DamagedLog naming it. The one reader of logs: the engine (resume,
+    is_finished) and the figures pipeline (figures/collect.py) both read through it."""
+    path = Path(path)
+    try:
+        with (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)) as handle:
+            lines = handle.read().split("\n")
+    except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as error:
+        raise DamagedLog(path, None, None, str(error)) from error
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    records, torn = [], False
+    for index, (number, line) in enumerate(numbered):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if index < len(numbered) - 1:
+                raise DamagedLog(path, number, len(lines) - (lines[-1] == ""), error.msg) from None
+            torn = True
+    return LogContents(records, torn)
+
+
 def read_records(path):
-    """Every complete JSON line of a metrics file; a torn last line (a crash mid-write) is dropped."""
-    records = []
-    with open(path) as handle:
-        for line in handle:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return records
+    """Every record of a metrics file; a torn last line (a crash mid-write) is dropped, damage
+    elsewhere raises DamagedLog."""
+    return parse_log(path).records
+
+
+def end_record(directory):
+    """The end record of a run directory's log; None when the log is absent or has none.
+    Raises DamagedLog for a log damaged before its last line."""
+    path = Path(directory) / METRICS_FILE
+    if not path.exists():
+        return None
+    records = read_records(path)
+    return records[-1] if records and records[-1].get("kind") == "end" else None
+
+
+def is_failed(record):
+    """An end record of a run that stopped without a result (e.g. it diverged)."""
+    return record.get("status") == "failed"
 
 
 def is_finished(directory):
-    path = Path(directory) / METRICS_FILE
-    if not path.exists():
-        return False
-    records = read_records(path)
-    return bool(records) and records[-1].get("kind") == "end"
+    """Whether the run has ended, successfully or not: its log ends with an end record (a failed
+    run is finished too: a rerun would only repeat its failure; `end_record` says which)."""
+    return end_record(directory) is not None
 
 
 def git_state():

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 import torch.distributed as dist
 
 from .. import checkpoint, runlog
+from ..divergence import divergence
 from ..exchange import CheckpointExchange, CommCounter, NoExchange, build_exchange, flat_parameters, param_hash
 from ..groups import make_process_groups
 from ..losses import codistill_loss
@@ -287,6 +288,18 @@ def save_and_commit(run_directory, state, optimizer, precision, step, elapsed):
         checkpoint.commit(run_directory, step)
 
 
+def stop_failed(state, log, trace, failed):
+    """Ends a run that cannot give a result: rank 0 writes the failed end record, then every rank
+    returns once it is on disk (src/run.py reads it and exits non-zero)."""
+    if trace:
+        trace.close()
+    if log:
+        log.write(failed)
+        log.close()
+    dist.barrier()
+    return state
+
+
 def train_rank(config, layout, run_directory, device):
     """Trains this rank's share of the run described by `config` (a resolved, validated dict),
     resuming from the run directory's last committed state when there is one."""
@@ -333,6 +346,7 @@ def train_rank(config, layout, run_directory, device):
     started = time.perf_counter() - elapsed
     stats = torch.zeros(N_STATS, dtype=torch.float64)
     train_losses = TrainLosses(device)
+    failed = None
     for epoch in range(step // steps_per_epoch, math.ceil(total_steps / steps_per_epoch)):
         sampler.set_epoch(epoch, start_batch=step - epoch * steps_per_epoch)
         for batch in batches:
@@ -348,6 +362,12 @@ def train_rank(config, layout, run_directory, device):
                 evaluate(state, val_loader, stats)
                 table = gather_stats(state, stats)
                 wall_time = time.perf_counter() - started
+                diverged = divergence(table[:, [TRAIN_CE, TRAIN_DISTILL]], (step - 1) // eval_every * eval_every,
+                                      step, cfg)
+                if diverged:   # every rank sees the same table: all stop here, nothing is committed
+                    failed = {"kind": "end", "status": "failed", "reason": diverged, "steps": step,
+                              "wall_time": wall_time}
+                    break
                 if log:
                     evaluation = list(records(table, step, schedules, state.counter, wall_time, batch_per_model))
                     for record in evaluation:
@@ -357,6 +377,10 @@ def train_rank(config, layout, run_directory, device):
                     trace.flush()
                 save_and_commit(run_directory, state, optimizer, precision, step, wall_time)
                 stats.zero_()
+        if failed:
+            break
+    if failed:
+        return stop_failed(state, log, trace, failed)
     if trace:
         trace.close()
     if layout.rank_in_group == 0:

@@ -10,7 +10,8 @@ stand-ins where the two differ (another workload, exchange periods scaled to a m
 Every job is composed and validated before the first one is launched, so a bad override fails the
 sweep before anything runs or is queued; with dry_run=true the jobs are listed and nothing is
 launched. Jobs whose run has already finished (in this sweep or any other) are listed as done and
-not launched again, so a rerun of a finished sweep queues nothing.
+not launched again, so a rerun of a finished sweep queues nothing; nor are runs that failed (a
+diverged run would only fail again) or whose log is damaged (a rerun would refuse it), listed as such.
 
 A sweep reuses another's jobs with a grid entry `{include: <sweep id>}`, which stands for the jobs
 that sweep lists at this scale (its own includes resolved) where a copy of its grids could drift
@@ -43,7 +44,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
 from codistill.config import ConfigError, data_problem, validate
-from codistill.runlog import METRICS_FILE, is_finished, read_records, run_dir, run_id
+from codistill.runlog import METRICS_FILE, DamagedLog, end_record, is_failed, read_records, run_dir, run_id
 
 
 @dataclass
@@ -101,6 +102,25 @@ def write_manifest(sweep_name, jobs):
         path = Path(results_root) / "sweeps" / sweep_name / f"{scale}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(entries, indent=1) + "\n")
+
+
+def ended(directory):
+    """None for a run to launch; else why not: "finished", "failed" (a diverged run: it would
+    only fail again) or "damaged log" (a rerun would refuse it: src/run.py says what to do)."""
+    try:
+        end = end_record(directory)
+    except DamagedLog:
+        return "damaged log"
+    return None if end is None else "failed" if is_failed(end) else "finished"
+
+
+def skip_line(identifier, directory, state):
+    if state == "finished":
+        return f"skip {identifier}: finished run (of sweep {finished_by(directory)})"
+    if state == "failed":
+        return f"skip {identifier}: failed run ({end_record(directory).get('reason')})"
+    return (f"skip {identifier}: its log is damaged before its last line (python src/run.py with this job's "
+            "overrides says where, and how to run it again)")
 
 
 def finished_by(directory):
@@ -249,14 +269,16 @@ class GridUnionSweeper(BasicSweeper):
         jobs = self.compose_and_validate(self.expand(arguments))
         sweep_name = self.config.sweep_id or "adhoc"
         dry_run = bool(self.config.dry_run)
-        done = [is_finished(run_dir(container)) for _, container, _, _ in jobs]
-        print(f"sweep {sweep_name}: {len(jobs)} jobs at scale {scale}, {sum(done)} already finished"
+        done = [ended(run_dir(container)) for _, container, _, _ in jobs]
+        others = ", ".join(f"{done.count(state)} {state}" for state in ("failed", "damaged log") if state in done)
+        print(f"sweep {sweep_name}: {len(jobs)} jobs at scale {scale}, {done.count('finished')} already finished"
+              f"{' (' + others + ')' if others else ''}"
               f"{' (dry run: nothing launched)' if dry_run else ''}")
         if not jobs:
             scales = sorted({str(grid["scale"]) for grid in self.grids if "scale" in grid} - {scale})
             print(f"  this sweep has no job at scale {scale}" + (f"; it has jobs at: {', '.join(scales)}" if scales else ""))
         for index, ((job, _, identifier, _), finished) in enumerate(zip(jobs, done)):
-            print(f"  [{index}] {identifier}  {' '.join(job)}{'  (finished)' if finished else ''}")
+            print(f"  [{index}] {identifier}  {' '.join(job)}{f'  ({finished})' if finished else ''}")
         if not jobs:
             return []
         missing = sorted({problem for _, container, _, _ in jobs if (problem := data_problem(container))})
@@ -273,7 +295,7 @@ class GridUnionSweeper(BasicSweeper):
                    for (job, _, identifier, resources), finished in zip(jobs, done) if not finished]
         for (_, container, identifier, _), finished in zip(jobs, done):
             if finished:
-                print(f"skip {identifier}: finished run (of sweep {finished_by(run_dir(container))})")
+                print(skip_line(identifier, run_dir(container), finished))
         if not pending:
             return []
         sweep_dir = Path(self.config.hydra.sweep.dir)
