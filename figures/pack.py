@@ -16,6 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from codistill import runlog
+
 from .collect import COMMITTED, METRICS_FILE
 
 
@@ -32,13 +34,14 @@ def referenced_runs(root):
             for entry in json.loads(path.read_text())}
 
 
-def ends(packed):
-    """Whether a packed (gzipped) log's last record is its end record: the run finished."""
-    lines = gzip.decompress(packed).decode().strip().splitlines()
+def has_result(path):
+    """Whether a log (plain or gzipped) ends its run with a result: an end record that did not fail;
+    a damaged log has none (runlog.parse_log, the one reader of logs)."""
     try:
-        return bool(lines) and json.loads(lines[-1]).get("kind") == "end"
-    except json.JSONDecodeError:
+        records = runlog.read_records(path)
+    except runlog.DamagedLog:
         return False
+    return bool(records) and records[-1].get("kind") == "end" and not runlog.is_failed(records[-1])
 
 
 def pack(results, into, scale, replace=False):
@@ -65,9 +68,9 @@ def pack(results, into, scale, replace=False):
             destination = into / "runs" / entry["run_id"] / (METRICS_FILE + ".gz")
             destination.parent.mkdir(parents=True, exist_ok=True)
             data = packed_bytes(source)
-            if destination.exists() and ends(destination.read_bytes()) and not ends(data):
-                print(f"WARNING: kept the finished log of {entry['run_id']} in {into}: the one in {results} is "
-                      "unfinished (a run stopped midway)", file=sys.stderr)
+            if destination.exists() and has_result(destination) and not has_result(source):
+                print(f"WARNING: kept the finished log of {entry['run_id']} in {into}: the one in {results} has no "
+                      "result (a run stopped midway, failed or damaged)", file=sys.stderr)
                 continue
             if not destination.exists() or destination.read_bytes() != data:
                 destination.write_bytes(data)

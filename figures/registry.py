@@ -158,7 +158,7 @@ class FigureData:
     def status_text(self):
         """The footer's line on runs that are not plotted and runs shared with other sweeps."""
         parts = []
-        for state in ("unfinished", "missing", "unreadable"):
+        for state in ("unfinished", "failed", "missing", "unreadable"):
             n = int((self.status["state"] == state).sum())
             if n:
                 parts.append(f"{n} {state}")

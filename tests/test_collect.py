@@ -172,6 +172,10 @@ def test_the_committed_gzipped_form_collects_to_the_same_table(tree, tmp_path):
     plain.write_text("".join(plain.read_text().splitlines(keepends=True)[:-1]))
     assert pack.pack(tree, committed, "mini")[1] == 0
     assert (committed / "runs" / "a0" / "metrics.jsonl.gz").read_bytes() == finished_log
+    # nor does a rerun that failed (diverged): its end record has no result
+    plain.write_text(plain.read_text() + json.dumps({"kind": "end", "status": "failed", "reason": "nan"}) + "\n")
+    assert pack.pack(tree, committed, "mini")[1] == 0
+    assert (committed / "runs" / "a0" / "metrics.jsonl.gz").read_bytes() == finished_log
     write_manifest(tree, "figx", [("a0", ["seed=0"])])
     assert pack.pack(tree, committed, "mini", replace=True)[3] == 5
 

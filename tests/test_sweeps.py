@@ -19,16 +19,21 @@ from test_config import run_cli
 # Every id of the experiment map -> its jobs at (mini, paper) scale.
 # Each job is a run of 3 seeds' worth: the counts include the seeds.
 SWEEP_JOBS = {
-    "fig1": (27, 27), "fig2": (27, 27), "fig3": (12, 12), "fig5": (6, 6), "fig6": (45, 45),
-    "fig7": (9, 9), "fig8": (12, 12), "fig9": (12, 12), "fig10": (12, 12), "fig11": (15, 15),
-    "fig13": (9, 9), "fig14": (6, 6), "fig15": (6, 6), "fig16": (24, 24), "fig17": (9, 9),
+    # figs. 1-4 and 8 (and those that reuse them) with the alpha = 0 control of each codistillation recipe
+    "fig1": (30, 30), "fig2": (33, 33), "fig3": (18, 18), "fig5": (6, 6), "fig6": (45, 45),
+    "fig7": (9, 9), "fig8": (18, 18), "fig9": (18, 18), "fig10": (18, 18), "fig11": (15, 15),
+    "fig13": (12, 12), "fig14": (6, 6), "fig15": (6, 6), "fig16": (24, 24), "fig17": (9, 9),
     "table1": (15, 15), "exchange_frequency": (12, 12), "lr_robustness": (12, 12),
     "alpha_schedule_vision": (6, 6), "multiview": (45, 45),
-    "frontier": (54, 54),     # Fig. 1's 27 runs + PowerSGD, local SGD, DiLoCo (3 settings x 3 seeds each)
+    # Fig. 1's 30 runs + PowerSGD, local SGD, DiLoCo (3, 5, 5 settings x 3 seeds), codistillation's extended
+    # periods (4 x 3), each method's tuned setting (4 x 3 fresh seeds)
+    "frontier": (93, 93),
+    "frontier_tuning": (24, 0),   # the frontier's tuning budget on held-out data; mini scale only
+    "fig2_regimes": (48, 0),      # Fig. 2's four arms in four regimes of the stand-in; mini scale only
     "wrn_pretrain": (0, 1),   # the network Fig. 6 starts from; paper scale only
     "regime": (30, 0),        # the mini stand-ins' regime check (make regime); mini scale only
     # translation (fairseq): tests/test_translation_config.py checks what they share
-    "fig4": (9, 9), "fig12": (9, 9), "table2": (12, 12), "iwslt_overfit": (6, 6),
+    "fig4": (15, 15), "fig12": (15, 15), "table2": (12, 12), "iwslt_overfit": (6, 6),
     "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),
 }
 # Figures drawn from the same runs: their sweeps list the same run ids (or a subset).
@@ -90,7 +95,7 @@ def test_figures_that_show_the_same_runs_share_them(tmp_path, scale):
     for part, whole in SUBSET_RUNS:
         assert ids(part) <= ids(whole), (part, whole)
 
-FIG2_JOBS = 3 + 9 + 3 + 12   # all_reduce, three codistillation recipes, control, batch sizes; x 3 seeds
+FIG2_JOBS = 3 + 9 + 9 + 12   # all_reduce, three codistillation recipes, their controls, batch sizes; x 3 seeds
 
 
 @pytest.mark.parametrize("scale", ["mini", "paper"])

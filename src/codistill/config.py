@@ -311,6 +311,8 @@ def _check_updates(container, problems):
         return   # not known here, or already refused by its own check
     ranks = container.get("world_size") if method.get("name") in GLOBAL_BATCH_METHODS else scale["ranks_per_model"]
     batch = int(scale["batch_per_rank"]) * int(ranks)
+    holdout = container["data"].get("holdout", 0)
+    size = size - holdout if isinstance(holdout, int) and 0 < holdout < size else size   # held out of training
     samples = size if fraction >= 1 else round(size * fraction)
     steps_per_epoch = samples // batch
     if steps_per_epoch == 0:
