@@ -54,9 +54,10 @@ def wait_for_training(results_root, process, limit=120):
         time.sleep(0.05)
 
 
-def kill_and_resume(results_root, kills, rng, max_delay=1.5):
+def kill_and_resume(results_root, kills, rng, max_delay=1.5, exits=None):
     """Kills `kills` attempts of the job at random moments, then lets it finish. Returns
-    (kills delivered, resumes seen, the finished run's exit code)."""
+    (kills delivered, resumes seen, the finished run's exit code). An attempt that ended before its
+    kill (the run had finished) is not killed; its exit code is appended to `exits` when given."""
     command = [*RUN, *JOB, f"results_root={results_root}"]
     delivered, resumes = 0, 0
     for _ in range(kills):
@@ -67,6 +68,8 @@ def kill_and_resume(results_root, kills, rng, max_delay=1.5):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             delivered += 1
+        elif exits is not None:
+            exits.append(process.returncode)
         resumes += resume_lines(process.communicate()[0])
     final = subprocess.run(command, capture_output=True, text=True)
     return delivered, resumes + resume_lines(final.stdout), final.returncode
