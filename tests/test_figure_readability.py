@@ -10,7 +10,7 @@ import pytest
 
 from figures import draw, fig2, registry
 from test_collect import config, eval_record, write_manifest, write_run
-from test_figures import ALPHA_GAMMA_NLL, by_gid, fig5_tree, se
+from test_figures import by_gid, fig5_tree, se, write_alpha_gamma_logs
 
 # Fig. 2: (method, schedule, batch_scale) -> final top-1 of each seed (both models log it)
 FIG2 = {("allreduce", "goyal_step", 1): [81.0, 81.2, 81.4],
@@ -112,15 +112,7 @@ def test_frontier_puts_the_control_at_0_bits_all_reduce_as_a_band_and_labels_apa
 
 def test_alpha_gamma_keeps_a_legend_beside_each_panel(tmp_path):
     """(a) colours by γ, (b) by γ and its best α₀: one legend under both would name each colour twice."""
-    entries = []
-    for (schedule, alpha), finals in ALPHA_GAMMA_NLL.items():
-        for seed, nll in enumerate(finals):
-            run_id = f"{schedule}-{alpha}-{seed}"
-            cfg = config(seed, **{"method.alpha_schedule": schedule, "method.alpha": alpha, "method.alpha_gamma": 1.1})
-            write_run(tmp_path, run_id, cfg, [eval_record(10, m, val_nll=3.0) for m in (0, 1)] +
-                      [eval_record(20, m, val_nll=nll) for m in (0, 1)], "alpha_gamma")
-            entries.append((run_id, [f"method.alpha_schedule={schedule}", f"method.alpha={alpha}", f"seed={seed}"]))
-    write_manifest(tmp_path, "alpha_gamma", entries)
+    write_alpha_gamma_logs(tmp_path)
     fig = drawn(tmp_path, "alpha_gamma")
     assert not fig.legends
     gammas, best = ([t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes)

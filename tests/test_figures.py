@@ -339,16 +339,21 @@ ALPHA_GAMMA_NLL = {("exponential", 0.5): [2.10, 2.12, 2.14], ("exponential", 1.0
                    ("constant", 0.5): [2.30, 2.31, 2.32], ("constant", 1.0): [2.14, 2.15, 2.16]}
 
 
-def test_alpha_gamma_keeps_each_gammas_best_initial_alpha(tmp_path):
+def write_alpha_gamma_logs(root):
+    """alpha_gamma's sweep with ALPHA_GAMMA_NLL's final validation NLLs, two models a run."""
     entries = []
     for (schedule, alpha), finals in ALPHA_GAMMA_NLL.items():
         for seed, nll in enumerate(finals):
             run_id = f"{schedule}-{alpha}-{seed}"
             cfg = config(seed, **{"method.alpha_schedule": schedule, "method.alpha": alpha, "method.alpha_gamma": 1.1})
-            write_run(tmp_path, run_id, cfg, [eval_record(10, m, val_nll=3.0) for m in (0, 1)] +
+            write_run(root, run_id, cfg, [eval_record(10, m, val_nll=3.0) for m in (0, 1)] +
                       [eval_record(20, m, val_nll=nll) for m in (0, 1)], "alpha_gamma")
             entries.append((run_id, [f"method.alpha_schedule={schedule}", f"method.alpha={alpha}", f"seed={seed}"]))
-    write_manifest(tmp_path, "alpha_gamma", entries)
+    write_manifest(root, "alpha_gamma", entries)
+
+
+def test_alpha_gamma_keeps_each_gammas_best_initial_alpha(tmp_path):
+    write_alpha_gamma_logs(tmp_path)
     data = registry.load(registry.SPECS["alpha_gamma"], tmp_path, "mini")
     best = {"kind": "compare", "a": {"gamma": 1.1, "best_over": "method.alpha", "best": "min"},
             "b": {"gamma": 1.0, "best_over": "method.alpha", "best": "min"}, "op": "less"}
