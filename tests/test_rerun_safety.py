@@ -121,8 +121,11 @@ def test_ctrl_c_ends_a_run_with_one_line_and_rerunning_resumes_it_exactly(tmp_pa
     assert reference.returncode == 0, reference.stderr[-2000:]
     root = tmp_path / "interrupted"
     command = [*soak_resume.RUN, *job, f"results_root={root}"]
+    # A terminal's foreground job has SIGINT at its default; a test run from a background shell job
+    # inherits it ignored (as every background command of a non-interactive shell does), so reset it.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     soak_resume.wait_for_training(root, process)
     os.killpg(process.pid, signal.SIGINT)   # what Ctrl-C in a terminal does: the whole foreground group
     _, stderr = process.communicate(timeout=60)
