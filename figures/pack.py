@@ -34,16 +34,6 @@ def referenced_runs(root):
             for entry in json.loads(path.read_text())}
 
 
-def has_result(path):
-    """Whether a log (plain or gzipped) ends its run with a result: an end record that did not fail;
-    a damaged log has none (runlog.parse_log, the one reader of logs)."""
-    try:
-        records = runlog.read_records(path)
-    except runlog.DamagedLog:
-        return False
-    return bool(records) and records[-1].get("kind") == "end" and not runlog.is_failed(records[-1])
-
-
 def pack(results, into, scale, replace=False):
     """Returns (sweeps packed, runs written, runs missing from --results, runs removed)."""
     results, into = Path(results), Path(into)
@@ -68,7 +58,8 @@ def pack(results, into, scale, replace=False):
             destination = into / "runs" / entry["run_id"] / (METRICS_FILE + ".gz")
             destination.parent.mkdir(parents=True, exist_ok=True)
             data = packed_bytes(source)
-            if destination.exists() and has_result(destination) and not has_result(source):
+            # a finished log is never replaced by one without a result (a run stopped midway, failed, damaged)
+            if runlog.end_state(destination)[0] == runlog.FINISHED != runlog.end_state(source)[0]:
                 print(f"WARNING: kept the finished log of {entry['run_id']} in {into}: the one in {results} has no "
                       "result (a run stopped midway, failed or damaged)", file=sys.stderr)
                 continue

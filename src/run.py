@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from codistill.config import ConfigError, data_problem, validate
 from codistill.progress import MODE_VARIABLE, mode
-from codistill.runlog import DamagedLog, end_record, is_failed, run_dir, run_id
+from codistill.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, run_dir, run_id
 
 
 INTERRUPTED = 128 + 2   # a shell's exit status for SIGINT
@@ -55,17 +55,16 @@ def rerun_command(directory):
 def ended(identifier, directory):
     """True when the run has ended successfully (nothing to do); exits non-zero, leaving the log
     as it is, when it failed or its log is damaged before its last line."""
-    try:
-        end = end_record(directory)
-    except DamagedLog as damage:
-        sys.exit(f"error: {damage}. The log was left as it is: it cannot be resumed without losing what follows "
+    state, detail = end_state(directory / METRICS_FILE)
+    if state == DAMAGED:
+        sys.exit(f"error: {detail}. The log was left as it is: it cannot be resumed without losing what follows "
                  f"the damaged line. To run {identifier} again from scratch: {rerun_command(directory)}")
-    if end is not None and is_failed(end):
-        sys.exit(f"error: run {identifier} failed: {end.get('reason', 'no reason recorded')}. Its log was left as "
-                 f"it is. Once the cause is fixed, to run it again from scratch: {rerun_command(directory)}")
-    if end is not None:
+    if state == FAILED:
+        sys.exit(f"error: run {identifier} failed: {detail.get('reason', 'no reason recorded')}. Its log was left "
+                 f"as it is. Once the cause is fixed, to run it again from scratch: {rerun_command(directory)}")
+    if state == FINISHED:
         print(f"skip {identifier}: finished run in {directory}")
-    return end is not None
+    return state == FINISHED
 
 
 @hydra.main(config_path="conf", config_name="codistill", version_base="1.3")
@@ -112,8 +111,8 @@ def main(cfg):
         sys.exit(INTERRUPTED)
     except RankLost as lost:
         exit_for_lost_rank(lost)
-    end = end_record(directory)
-    if end is not None and is_failed(end):   # it stopped without a result: the run failed
+    state, end = end_state(directory / METRICS_FILE)
+    if state == FAILED:   # it stopped without a result: the run failed
         sys.exit(f"error: {end.get('reason')}")
 
 

@@ -110,14 +110,25 @@ def read_records(path):
     return parse_log(path).records
 
 
-def end_record(directory):
-    """The end record of a run directory's log; None when the log is absent or has none.
-    Raises DamagedLog for a log damaged before its last line."""
-    path = Path(directory) / METRICS_FILE
+FINISHED, FAILED, DAMAGED = "finished", "failed", "damaged log"
+
+
+def end_state(path):
+    """How a metrics log (plain or gzipped) ends: (state, detail). (None, None) while the run has no
+    end record (or no log); (FINISHED, end record); (FAILED, end record) for a run that stopped
+    without a result (e.g. it diverged); (DAMAGED, the DamagedLog) for a log damaged before its
+    last line, which nothing may rewrite. The one classification the entry point, the sweeper and
+    the packing of logs share."""
+    path = Path(path)
     if not path.exists():
-        return None
-    records = read_records(path)
-    return records[-1] if records and records[-1].get("kind") == "end" else None
+        return None, None
+    try:
+        records = read_records(path)
+    except DamagedLog as damage:
+        return DAMAGED, damage
+    if not records or records[-1].get("kind") != "end":
+        return None, None
+    return (FAILED if is_failed(records[-1]) else FINISHED), records[-1]
 
 
 def is_failed(record):
@@ -127,8 +138,8 @@ def is_failed(record):
 
 def is_finished(directory):
     """Whether the run has ended, successfully or not: its log ends with an end record (a failed
-    run is finished too: a rerun would only repeat its failure; `end_record` says which)."""
-    return end_record(directory) is not None
+    run is finished too: a rerun would only repeat its failure; `end_state` says which)."""
+    return end_state(Path(directory) / METRICS_FILE)[0] in (FINISHED, FAILED)
 
 
 def git_state():

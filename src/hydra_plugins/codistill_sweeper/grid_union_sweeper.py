@@ -44,7 +44,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
 from codistill.config import ConfigError, data_problem, validate
-from codistill.runlog import METRICS_FILE, DamagedLog, end_record, is_failed, read_records, run_dir, run_id
+from codistill.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, read_records, run_dir, run_id
 
 
 @dataclass
@@ -104,21 +104,11 @@ def write_manifest(sweep_name, jobs):
         path.write_text(json.dumps(entries, indent=1) + "\n")
 
 
-def ended(directory):
-    """None for a run to launch; else why not: "finished", "failed" (a diverged run: it would
-    only fail again) or "damaged log" (a rerun would refuse it: src/run.py says what to do)."""
-    try:
-        end = end_record(directory)
-    except DamagedLog:
-        return "damaged log"
-    return None if end is None else "failed" if is_failed(end) else "finished"
-
-
-def skip_line(identifier, directory, state):
-    if state == "finished":
+def skip_line(identifier, directory, state, detail):
+    if state == FINISHED:
         return f"skip {identifier}: finished run (of sweep {finished_by(directory)})"
-    if state == "failed":
-        return f"skip {identifier}: failed run ({end_record(directory).get('reason')})"
+    if state == FAILED:
+        return f"skip {identifier}: failed run ({detail.get('reason')})"
     return (f"skip {identifier}: its log is damaged before its last line (python src/run.py with this job's "
             "overrides says where, and how to run it again)")
 
@@ -269,9 +259,12 @@ class GridUnionSweeper(BasicSweeper):
         jobs = self.compose_and_validate(self.expand(arguments))
         sweep_name = self.config.sweep_id or "adhoc"
         dry_run = bool(self.config.dry_run)
-        done = [ended(run_dir(container)) for _, container, _, _ in jobs]
-        others = ", ".join(f"{done.count(state)} {state}" for state in ("failed", "damaged log") if state in done)
-        print(f"sweep {sweep_name}: {len(jobs)} jobs at scale {scale}, {done.count('finished')} already finished"
+        # a finished run is not launched again, nor a failed one (it would only fail again), nor one whose log
+        # is damaged (a rerun would refuse it)
+        ends = [end_state(run_dir(container) / METRICS_FILE) for _, container, _, _ in jobs]
+        done = [state for state, _ in ends]
+        others = ", ".join(f"{done.count(state)} {state}" for state in (FAILED, DAMAGED) if state in done)
+        print(f"sweep {sweep_name}: {len(jobs)} jobs at scale {scale}, {done.count(FINISHED)} already finished"
               f"{' (' + others + ')' if others else ''}"
               f"{' (dry run: nothing launched)' if dry_run else ''}")
         if not jobs:
@@ -293,9 +286,9 @@ class GridUnionSweeper(BasicSweeper):
         # handed the run id validated here and stops if its config has changed since.
         pending = [([*job, f"expected_run_id={identifier}"], resources)
                    for (job, _, identifier, resources), finished in zip(jobs, done) if not finished]
-        for (_, container, identifier, _), finished in zip(jobs, done):
-            if finished:
-                print(skip_line(identifier, run_dir(container), finished))
+        for (_, container, identifier, _), (state, detail) in zip(jobs, ends):
+            if state:
+                print(skip_line(identifier, run_dir(container), state, detail))
         if not pending:
             return []
         sweep_dir = Path(self.config.hydra.sweep.dir)
