@@ -2,8 +2,8 @@
 recovers, fewest_bits; figures/claims.py describes each). A claim that a method comes close to
 all_reduce is judged against the alpha = 0 control too (figures/claims_control.py). Each check
 returns (verdict, the numbers shown, fewest seeds)."""
-from .claims_control import (beats_control, capped, combine, control_group, control_note, control_share,  # noqa: F401
-                             decided, equivalence_sides, find_control)
+from .claims_control import (beats_control, capped, combine, control_note, decided, equivalence_sides,
+                             find_control)
 from .claims_groups import NotRun, fewest_seeds, fmt, group_stats
 from .claims_noise import EPS, FAILS, HOLDS, INCONCLUSIVE, interval_verdict, margin_for, noise_of
 

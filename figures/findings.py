@@ -42,7 +42,8 @@ REGIMES = [("today (w.d. x10, epochs / 5)", 10.0, 0.2), ("w.d. x30", 30.0, 0.2),
            ("both", 30.0, 0.1)]
 
 
-def _cell(text):
+def table_cell(text):
+    """Text for one cell of a markdown table (the report's and the Findings')."""
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
@@ -79,7 +80,8 @@ def headline_rows(all_claims, outcomes, marks):
         if claim is None:
             continue
         outcome = outcomes[(claim_id, "mini")]
-        lines.append(f"| {claim['figure']} | {_cell(claim['claim'])} | {_cell(short(outcome))} | {marks[outcome.status]} |")
+        lines.append(f"| {claim['figure']} | {table_cell(claim['claim'])} | {table_cell(short(outcome))} | "
+                     f"{marks[outcome.status]} |")
     return lines
 
 
@@ -167,13 +169,12 @@ def frontier_rows(frontier_claim, data, resolution):
 def frontier_at_equal_top1(results_root):
     """The frontier rows from the logs in results_root at mini scale (for benchmarks/results.md, which
     states bits per update beside them): the margin's noise unit comes from every paper figure."""
-    from . import registry
-    from .claims import Resolution, load_claims
+    from . import registry, report   # report builds on this module: imported when called
+    from .claims import load_claims
 
     data = {spec.id: registry.load(spec, results_root, "mini") for spec in registry.SPEC_LIST}
-    resolution = Resolution([d.records for spec_id, d in data.items() if registry.SPECS[spec_id].paper])
     claim = next((c for c in load_claims() if c["check"]["kind"] == "fewest_bits"), None)
-    return frontier_rows(claim, data["frontier"], resolution)
+    return frontier_rows(claim, data["frontier"], report.resolutions({"mini": data})["mini"])
 
 
 def findings_section(all_claims, outcomes, data, marks, resolution):

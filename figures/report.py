@@ -20,6 +20,7 @@ import markdown
 
 from . import claims as claim_checks
 from . import findings, registry, regime_verdicts
+from .findings import table_cell
 from .collect import COMMITTED, REPO
 
 SCALES = ("mini", "paper")
@@ -30,10 +31,6 @@ STATUS_MARK = {claim_checks.HOLDS: "✅ holds", claim_checks.FAILS: "❌ does no
 # final metrics whose seed standard error the noise section states, where a workload logs them
 NOISE_METRICS = {"val_top1": "top-1 (points)", "train_loss": "training loss", "val_nll": "validation NLL",
                  "bleu": "BLEU"}
-
-
-def _cell(text):
-    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _git_commit():
@@ -153,7 +150,8 @@ def gap_section(all_claims, outcomes, data):
              "distillation.", "", "| claim | scale | metric | gap and alpha = 0 control | verdict |", "|---|---|---|---|---|"]
     for claim, scale, outcome in rows:
         metric = claim["check"].get("metric", claim.get("metric"))
-        lines.append(f"| `{claim['id']}` | {scale} | {metric} | {_cell(outcome.control)} | {STATUS_MARK[outcome.status]} |")
+        lines.append(f"| `{claim['id']}` | {scale} | {metric} | {table_cell(outcome.control)} | "
+                     f"{STATUS_MARK[outcome.status]} |")
     return lines + [""]
 
 
@@ -219,7 +217,7 @@ def figure_section(spec, all_claims, outcomes, data, drawn, md_dir):
             lines += [table[0].read_text().strip(), ""]
         details = [line.strip() for line in figure_data.status_lines()[1:]]
         if details:
-            lines += ["<details><summary>run status</summary>", "", *[f"- {_cell(d)}" for d in details], "",
+            lines += ["<details><summary>run status</summary>", "", *[f"- {table_cell(d)}" for d in details], "",
                       "</details>", ""]
     mine = [c for c in all_claims if c["figure"] == spec.id]
     if spec.id == "multiview":
@@ -228,12 +226,13 @@ def figure_section(spec, all_claims, outcomes, data, drawn, md_dir):
         lines += ["| claim | setting | paper | " + " | ".join(f"{s} scale: reproduced | {s}: verdict" for s in SCALES)
                   + " |", "|---|---|---|" + "---|---|" * len(SCALES)]
         for claim in mine:
-            cells = [f"{_cell(claim['claim'])} (`{claim['id']}`, {_cell(claim['section'])})", _cell(claim["setting"]),
+            cells = [f"{table_cell(claim['claim'])} (`{claim['id']}`, {table_cell(claim['section'])})",
+                     table_cell(claim["setting"]),
                      _paper_value(claim)]
             for scale in SCALES:
                 outcome = outcomes[(claim["id"], scale)]
                 shown = outcome.reproduced + (f"; {outcome.control}" if outcome.control else "")
-                cells += [_cell(shown), STATUS_MARK[outcome.status]]
+                cells += [table_cell(shown), STATUS_MARK[outcome.status]]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return lines
