@@ -11,7 +11,7 @@ from . import fig2
 from .fig2_regimes import fig2_regimes  # noqa: F401  (the registry draws every id from this module)
 from .plots import (ARCH_NAMES, LOSS_UNITS, aggregate, arch_name, axis_label, category_points, cfg,
                     check_one_run_per_seed, keep_panel_legends, last_step, line_panel, log_axis, new_figure, number,
-                    per_run, point_panel)
+                    per_run, point_panel, value_band)
 
 CURVE_METRICS = ["train_loss", "val_top1", "val_top1_mean_over_models", "val_nll", "param_distance_from_init",
                  "bits_per_iteration", "batch_per_model", "epoch"]
@@ -122,9 +122,8 @@ def fig1(data, notes):
     point_panel(axes[0], frame[frame["label"] != "independent, 2 models (α = 0)"], "bits_per_iteration", "val_top1",
                 "label", notes, "period", annotate=lambda period: f"T={number(period)}", series_order=order)
     if len(control):   # 0 bits has no place on a log axis: the control is a line across it
-        mean, se = control["val_top1"].mean(), control["val_top1"].sem() if len(control) > 1 else 0.0
-        axes[0].axhspan(mean - se, mean + se, color="grey", alpha=0.2, lw=0)
-        axes[0].axhline(mean, color="grey", ls="--", lw=1, label="α = 0 control, 0 bits (mean ± s.e.)")
+        value_band(axes, control["val_top1"], "grey", "α = 0 control, 0 bits (mean ± s.e.)", ses=1, alpha=0.2,
+                   linestyle="--")
         notes.record(control, "label")
         axes[0].legend()
     axes[0].set_xscale("log")

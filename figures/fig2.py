@@ -13,7 +13,7 @@ from pathlib import Path
 import matplotlib.ticker
 
 from .collect import COMMITTED
-from .plots import category_points, last_step, line_panel, new_figure, point_panel
+from .plots import category_points, last_step, line_panel, new_figure, point_panel, value_band
 
 CONTROL = "independent (α = 0), control"
 RECIPES = {  # (method, schedule) -> legend label, as in the paper; the order is the legend's
@@ -66,15 +66,9 @@ def layer(ax):
 
 def reference(axes, finals):
     """all_reduce's final top-1 (mean ± 2 s.e. over seeds) as a band across `axes`; returns the mean or None."""
-    values = finals.loc[finals["recipe"] == "all_reduce", "val_top1"]
-    if values.empty:
-        return None
-    mean, se = values.mean(), values.sem() if len(values) > 1 else 0.0
-    for ax in axes:
-        ax.axhspan(mean - 2 * se, mean + 2 * se, color=PALETTE["all_reduce"], alpha=0.12, lw=0, zorder=0.5,
-                   label=BAND, gid=BAND)
-        ax.axhline(mean, color=PALETTE["all_reduce"], lw=0.8, ls=":", zorder=0.6)
-    return mean
+    band = value_band(axes, finals.loc[finals["recipe"] == "all_reduce", "val_top1"], PALETTE["all_reduce"], BAND,
+                      alpha=0.12)
+    return band[0] if band else None
 
 
 def common_range(axes, centre):

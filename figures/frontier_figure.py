@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from . import draw
-from .plots import apply_theme, cfg, last_step, number, point_panel
+from .plots import apply_theme, cfg, last_step, number, point_panel, value_band
 from .tuning import TUNED, TUNED_SEEDS, setting_value
 
 FRONTIER_LABELS = {"allreduce": "all_reduce", "powersgd": "PowerSGD", "localsgd": "local SGD", "diloco": "DiLoCo",
@@ -40,19 +40,6 @@ def frontier_knob(row):
     return f"{symbol}={number(cfg(row, key))}" if key else None
 
 
-def reference_band(axes, values, color):
-    """all_reduce's final top-1 as a band (mean ± 2 s.e. over seeds) across every panel; returns
-    (mean, s.e.), or None without all_reduce runs."""
-    if len(values) == 0:
-        return None
-    mean, se = values.mean(), values.sem() if len(values) > 1 else 0.0
-    for i, ax in enumerate(axes):
-        ax.axhspan(mean - 2 * se, mean + 2 * se, color=color, alpha=0.18, lw=0, zorder=0.5,
-                   label=BAND if i == len(axes) - 1 else None, gid=f"{BAND}" if i == len(axes) - 1 else None)
-        ax.axhline(mean, color=color, lw=0.8, ls=":", zorder=0.6)
-    return mean, se
-
-
 def frontier(data, notes):
     frame = last_step(draw.curves(data, label=frontier_label, knob=frontier_knob))
     control, rest = frame[frame["label"] == CONTROL], frame[frame["label"] != CONTROL]
@@ -67,7 +54,7 @@ def frontier(data, notes):
                 annotate=str, series_order=[s for s in palette if s in set(rest["label"])], palette=palette)
     ax.set_xscale("log")
     ax.set(xlabel="bits sent between servers per update and device (measured)", ylabel=None)
-    reference_band([zero, ax], rest.loc[rest["label"] == "all_reduce", "val_top1"], palette["all_reduce"])
+    value_band([zero, ax], rest.loc[rest["label"] == "all_reduce", "val_top1"], palette["all_reduce"], BAND)
     if len(control):
         values = control["val_top1"]
         drawn = zero.errorbar([0], [values.mean()], yerr=[values.sem() if len(values) > 1 else 0], fmt="D",

@@ -274,6 +274,19 @@ def category_points(ax, finals, x, y, hue, notes, order=None, hue_order=None, pa
     return stats
 
 
+def value_band(axes, values, color, label, ses=2, alpha=0.18, linestyle=":"):
+    """A reference value across panels: the mean of `values` (one per seed) as a line and mean ±
+    `ses` standard errors as a band, on every axis of `axes` (label and gid `label`); returns
+    (mean, s.e.), or None without values."""
+    if len(values) == 0:
+        return None
+    mean, se = values.mean(), values.sem() if len(values) > 1 else 0.0
+    for ax in axes:
+        ax.axhspan(mean - ses * se, mean + ses * se, color=color, alpha=alpha, lw=0, zorder=0.5, label=label, gid=label)
+        ax.axhline(mean, color=color, lw=0.8, ls=linestyle, zorder=0.6)
+    return mean, se
+
+
 def point_panel(ax, finals, x, y, series, notes, point_key, annotate=None, series_order=None, palette=None):
     """Mean (x, y) over seeds of each (series, point_key) with standard-error bars on y; the points
     of a series are joined in x order and, with `annotate(point_key value)`, tagged (Fig. 1: each
