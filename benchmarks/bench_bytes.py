@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from benchlib import RESNET50_TWIN, compose, count_params, layout, spawn, twin_workload, TimedRank
-from codistill.vision import engine
+from codistill_experiments.vision import engine
 
 PREDICTION_PERIODS = (1, 5, 10, 100)        # Figure 1, predictions
 CHECKPOINT_PERIODS = (625, 1250, 2500, 5000)  # Figure 1, checkpoints

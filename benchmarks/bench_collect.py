@@ -21,9 +21,9 @@ from omegaconf import OmegaConf
 
 from benchlib import ROOT, compose
 from codistill import runlog
-from codistill.vision import engine
+from codistill_experiments.vision import engine
 from codistill.exchange import CommCounter
-from codistill.schedules import build_schedules
+from codistill_experiments.run_schedules import build_schedules
 
 SWEEP = "bench_collect"
 EVALUATIONS, MODELS = 50, 2  # 100 eval records per run

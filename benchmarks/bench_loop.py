@@ -23,10 +23,10 @@ from omegaconf import OmegaConf
 
 from benchlib import RESNET50_TWIN, compose, count_params, layout, median, spawn, twin_workload
 import plain_loop
-from codistill.vision import engine
-from codistill.vision.sampling import CoordinatedBatchSampler
-from codistill.schedules import run_schedules
-from codistill.vision.workloads import build_workload
+from codistill_experiments.vision import engine
+from codistill_experiments.vision.sampling import CoordinatedBatchSampler
+from codistill_experiments.run_schedules import run_schedules
+from codistill_experiments.vision.workloads import build_workload
 
 CPU = torch.device("cpu")
 

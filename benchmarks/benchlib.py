@@ -20,11 +20,11 @@ import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from codistill.vision import engine  # noqa: E402
-from codistill.config import validate  # noqa: E402
+from codistill_experiments.vision import engine  # noqa: E402
+from codistill_experiments.config import validate  # noqa: E402
 from codistill.groups import Layout  # noqa: E402
-from codistill.schedules import build_schedules  # noqa: E402
-from codistill.vision.workloads import InMemoryDataset, Workload, batch_is_ready, mlp  # noqa: E402
+from codistill_experiments.run_schedules import build_schedules  # noqa: E402
+from codistill_experiments.vision.workloads import InMemoryDataset, Workload, batch_is_ready, mlp  # noqa: E402
 
 CONF = ROOT / "src" / "conf"
 RESNET50_PARAMS = 25_557_032  # torchvision.models.resnet50(): 1000 classes

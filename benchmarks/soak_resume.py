@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from codistill.runlog import METRICS_FILE, read_records  # noqa: E402
+from codistill_experiments.runlog import METRICS_FILE, read_records  # noqa: E402
 
 RUN = [sys.executable, str(ROOT / "src" / "run.py")]
 

@@ -4,7 +4,7 @@ A sweep's manifest (<results>/sweeps/<sweep>/<scale>.json, written when the swee
 names the runs its figure needs. Each run is reported as finished, unfinished (no end record),
 missing (no log), unreadable (no header, a damaged line before the last, a damaged gzip file) or
 failed (an end record saying so, e.g. a diverged run: no result, never among the records); a
-torn last line (a crash mid-write) is dropped and said so (the reader is codistill.runlog's, the
+torn last line (a crash mid-write) is dropped and said so (the reader is codistill_experiments.runlog's, the
 one the engine resumes with), and a run that another sweep ran first (same job, same run id) is
 reported as shared from that sweep. Logs may be plain (`metrics.jsonl`) or gzipped
 (`metrics.jsonl.gz`, the committed form: paper/logs/).
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from codistill.runlog import METRICS_FILE, DamagedLog, is_failed, parse_log
+from codistill_experiments.runlog import METRICS_FILE, DamagedLog, is_failed, parse_log
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from codistill.vision.workloads import build_workload
+from codistill_experiments.vision.workloads import build_workload
 
 from . import collect
 

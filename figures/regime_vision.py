@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 from omegaconf import OmegaConf
 
-from codistill.vision.sampling import data_subset
-from codistill.schedules import run_schedules
+from codistill_experiments.vision.sampling import data_subset
+from codistill_experiments.run_schedules import run_schedules
 
 from .regime_models import check_models
 from .regime_runs import (Check, baseline_of, by_factor, chosen_multiplier, header_config, missing, seed_stats,

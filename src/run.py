@@ -15,9 +15,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from codistill.config import ConfigError, data_problem, validate
-from codistill.progress import MODE_VARIABLE, mode
-from codistill.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, run_dir, run_id
+from codistill_experiments.config import ConfigError, data_problem, validate
+from codistill_experiments.progress import MODE_VARIABLE, mode
+from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, run_dir, run_id
 
 
 INTERRUPTED = 128 + 2   # a shell's exit status for SIGINT
@@ -90,8 +90,8 @@ def main(cfg):
     if ended(identifier, directory):
         return
     verbosity = progress_mode(container)
-    from codistill.checkpoint import RunInProgress, StateUnreadable, is_leader_process, recover, run_lock
-    from codistill.launch import RankLost, launch  # torch is imported only when something will train
+    from codistill_experiments.run_state import RunInProgress, StateUnreadable, is_leader_process, recover, run_lock
+    from codistill_experiments.launch import RankLost, launch  # torch is imported only when something will train
 
     try:
         with run_lock(directory, container["launcher"].get("lock_wait_s", 0)):

@@ -9,9 +9,9 @@ sys.path[:0] = [str(ROOT / "src")]
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 
-from codistill.config import validate  # noqa: E402
-from codistill.launch import launch  # noqa: E402
-from codistill.runlog import run_dir  # noqa: E402
+from codistill_experiments.config import validate  # noqa: E402
+from codistill_experiments.launch import launch  # noqa: E402
+from codistill_experiments.runlog import run_dir  # noqa: E402
 
 CONF = ROOT / "src" / "conf"
 

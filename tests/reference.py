@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from codistill.seeds import model_seed
-from codistill.vision.sampling import epoch_permutation
-from codistill.schedules import build_schedules
-from codistill.vision.workloads import build_workload
+from codistill_experiments.seeds import model_seed
+from codistill_experiments.vision.sampling import epoch_permutation
+from codistill_experiments.run_schedules import build_schedules
+from codistill_experiments.vision.workloads import build_workload
 
 
 def full_batches(n_samples, batch, order_seed, total_steps):

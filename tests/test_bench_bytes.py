@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from codistill.config import ConfigError
+from codistill_experiments.config import ConfigError
 from codistill.exchange import CommCounter, PredictionExchange
 from codistill.groups import Layout, make_process_groups
 from codistill.losses import distill_loss
@@ -95,7 +95,7 @@ def test_16_bit_logits_halve_the_bits_and_move_the_loss_by_float16_rounding_only
 
 
 def test_a_run_with_16_bit_logits_logs_half_the_bits(run_job):
-    from codistill.runlog import read_records
+    from codistill_experiments.runlog import read_records
 
     directory, _ = run_job(["method=codistill", "method.prediction_bits=16", *SHORT])
     record = [r for r in read_records(directory / "metrics.jsonl") if r["kind"] == "eval"][-1]

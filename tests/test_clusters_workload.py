@@ -5,8 +5,8 @@ import torch
 from conftest import compose_job
 from omegaconf import OmegaConf
 
-from codistill.schedules import run_schedules
-from codistill.vision.workloads import MINI_RESNETS, build_workload, generated_clusters
+from codistill_experiments.run_schedules import run_schedules
+from codistill_experiments.vision.workloads import MINI_RESNETS, build_workload, generated_clusters
 
 
 def small_clusters(**changes):

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from codistill.config import ConfigError
-from codistill.runlog import run_id
-from codistill.translation.checks import TRANSLATION_SCHEDULES
+from codistill_experiments.config import ConfigError
+from codistill_experiments.runlog import run_id
+from codistill_experiments.translation.checks import TRANSLATION_SCHEDULES
 from conftest import CONF, ROOT, compose_job
 
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))

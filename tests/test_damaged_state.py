@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from codistill import checkpoint
-from codistill.runlog import METRICS_FILE, read_records
+from codistill_experiments.runlog import METRICS_FILE, read_records
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))

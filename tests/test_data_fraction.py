@@ -3,10 +3,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from codistill.config import ConfigError
-from codistill.vision.sampling import data_subset
-from codistill.schedules import build_schedules
-from codistill.vision.workloads import InMemoryDataset
+from codistill_experiments.config import ConfigError
+from codistill_experiments.vision.sampling import data_subset
+from codistill_experiments.run_schedules import build_schedules
+from codistill_experiments.vision.workloads import InMemoryDataset
 from conftest import SHORT, compose_job
 from test_engine_distributed import last_eval
 

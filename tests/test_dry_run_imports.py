@@ -1,5 +1,5 @@
 """A dry run and a sweep's validation import no torch (issue 15): validation reads the names a config
-may use from codistill.names, and the modules that need torch are imported only to train."""
+may use from codistill_experiments.names, and the modules that need torch are imported only to train."""
 import re
 import subprocess
 import sys
@@ -17,8 +17,8 @@ def imported_modules(*arguments, cwd):
 
 def test_a_sweeps_dry_run_imports_no_torch(tmp_path):
     modules = imported_modules("-m", "sweep=fig2", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
-    assert "codistill.config" in modules and "hydra" in modules      # it did validate the jobs
-    assert not {"torch", "codistill.vision.workloads", "codistill.vision.engine"} & modules
+    assert "codistill_experiments.config" in modules and "hydra" in modules      # it did validate the jobs
+    assert not {"torch", "codistill_experiments.vision.workloads", "codistill_experiments.vision.engine"} & modules
 
 
 def test_a_paper_scale_dry_run_with_missing_data_imports_no_torch_either(tmp_path):

@@ -10,9 +10,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from codistill.config import ConfigError
-from codistill.launch import launch
-from codistill.runlog import read_records, run_dir
+from codistill_experiments.config import ConfigError
+from codistill_experiments.launch import launch
+from codistill_experiments.runlog import read_records, run_dir
 from conftest import ROOT, SHORT, compose_job
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -49,7 +49,7 @@ def inter_node_bits(directory):
 
 
 def fresh_model(container):
-    from codistill.vision.workloads import build_workload
+    from codistill_experiments.vision.workloads import build_workload
 
     return build_workload(OmegaConf.create(container["workload"])).make_model(0)
 

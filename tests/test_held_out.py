@@ -4,9 +4,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from codistill.config import ConfigError
-from codistill.vision.sampling import held_out_split
-from codistill.vision.workloads import InMemoryDataset
+from codistill_experiments.config import ConfigError
+from codistill_experiments.vision.sampling import held_out_split
+from codistill_experiments.vision.workloads import InMemoryDataset
 from conftest import SHORT, compose_job
 from test_engine_distributed import last_eval
 

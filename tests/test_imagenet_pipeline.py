@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from codistill.vision.workloads import check_imagefolder_root
+from codistill_experiments.vision.workloads import check_imagefolder_root
 from test_engine_distributed import final_params, last_eval
 
 CLASSES = ("n01440764", "n01443537")
@@ -50,7 +50,7 @@ def test_a_tree_without_val_or_with_other_classes_is_refused(tmp_path):
     assert "val/<class>/<image>.JPEG" in check_imagefolder_root(root)
     from omegaconf import OmegaConf
 
-    from codistill.vision.workloads import imagenet
+    from codistill_experiments.vision.workloads import imagenet
 
     make_tree(tmp_path / "other", {"train": 1, "val": 1})
     with pytest.raises(ValueError, match="num_classes=1000"):

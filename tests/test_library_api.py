@@ -24,7 +24,7 @@ def test_the_api_imports_with_torch_alone(statement):
 
 
 def test_importing_the_package_imports_no_torch_until_a_name_is_used():
-    code = ("import sys, codistill, codistill.runlog; assert 'torch' not in sys.modules; "
+    code = ("import sys, codistill, codistill_experiments.runlog; assert 'torch' not in sys.modules; "
             "from codistill import Codistiller, Layout, AlphaSchedule, SnapshotStore, FileCheckpointExchange; "
             "assert 'torch' in sys.modules and Codistiller.__module__ == 'codistill.codistiller'")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -40,7 +40,7 @@ def test_every_exported_name_resolves():
 
 
 def test_schedules_build_from_plain_dicts_as_from_omegaconf_nodes():
-    from codistill import build_schedules
+    from codistill_experiments.run_schedules import build_schedules
 
     schedule = {"epochs": 45, "lr": {"kind": "step", "base": 0.1, "reference_batch": 256, "warmup_epochs": 2.5,
                                      "milestones": [18, 38, 44], "decay": 0.1},

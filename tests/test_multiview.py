@@ -5,8 +5,8 @@ import pickle
 import pytest
 import torch
 
-from codistill.vision.wide_resnet import SplitWideResNet, WideResNet
-from codistill.vision.workloads import check_cifar_root
+from codistill_experiments.vision.wide_resnet import SplitWideResNet, WideResNet
+from codistill_experiments.vision.workloads import check_cifar_root
 from test_engine_distributed import final_params, last_eval
 
 
@@ -99,7 +99,7 @@ def test_two_updates_of_two_split_models_on_a_generated_local_cifar10(tmp_path, 
 
 def test_missing_cifar_or_pretrained_weights_are_named(tmp_path):
     assert "data_batch_1" in check_cifar_root(tmp_path)
-    from codistill.config import data_problem
+    from codistill_experiments.config import data_problem
     from conftest import compose_job
 
     job = compose_job(["workload=cifar10_wrn", "workload.scenario=pretrained_trainable"], tmp_path)
@@ -107,7 +107,7 @@ def test_missing_cifar_or_pretrained_weights_are_named(tmp_path):
 
 
 def test_generated_multiview_data_is_deterministic_and_as_specified():
-    from codistill.vision.multiview import make_data
+    from codistill_experiments.vision.multiview import make_data
 
     (train_x, train_y), (val_x, val_y) = make_data(300, 2000, 0.5, seed=0)
     (again_x, again_y), _ = make_data(300, 2000, 0.5, seed=0)
@@ -119,7 +119,7 @@ def test_generated_multiview_data_is_deterministic_and_as_specified():
 @pytest.mark.parametrize("scenario, sees", [("pretrained_frozen", [3]), ("pretrained_trainable", [3]),
                                             ("random_init", None), ("full", list(range(8)))])
 def test_a_mini_split_model_sees_only_its_view(scenario, sees):
-    from codistill.vision.multiview import make_data, split_model
+    from codistill_experiments.vision.multiview import make_data, split_model
 
     (train_x, _), _ = make_data(300, 10, 0.5, seed=0)
     model = split_model(scenario, 3, train_x, seed=1)
@@ -140,7 +140,7 @@ def test_n_way_codistillation_of_mini_split_models_runs(run_job):
 
 
 def test_mini_view_features_are_standardised_on_the_training_inputs():
-    from codistill.vision.multiview import make_data, split_model
+    from codistill_experiments.vision.multiview import make_data, split_model
 
     (train_x, _), _ = make_data(300, 10, 0.5, 0)
     features = split_model("pretrained_trainable", 0, train_x, seed=1).features(train_x)
@@ -153,7 +153,7 @@ def test_mini_codistillation_of_trainable_view_features_stays_finite():
     Wide-ResNet recipe's peak LR for 32 samples). With outputs divided by per-feature stds this
     went to inf within 70 updates."""
     from codistill.losses import codistill_loss
-    from codistill.vision.multiview import make_data, split_model
+    from codistill_experiments.vision.multiview import make_data, split_model
 
     (train_x, train_y), _ = make_data(300, 10, 0.5, 0)
     models = [split_model("pretrained_trainable", i, train_x, seed=1000 + i) for i in range(2)]

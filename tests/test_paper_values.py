@@ -1,7 +1,7 @@
 """At paper scale, the resolved jobs carry the experiment map's numbers."""
 import pytest
 
-from codistill.schedules import build_schedules
+from codistill_experiments.run_schedules import build_schedules
 from conftest import compose_job
 from omegaconf import OmegaConf
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from codistill import progress
-from codistill.runlog import METRICS_FILE, read_records, run_dir
+from codistill_experiments.runlog import METRICS_FILE, read_records, run_dir
 from conftest import ROOT, SHORT, compose_job
 
 QUICK = "workload=digits_mlp"   # seconds per run

@@ -10,7 +10,7 @@ import torch
 import torchvision
 from torch import nn
 
-from codistill.vision import workloads
+from codistill_experiments.vision import workloads
 from figures import regime
 from test_collect import write_manifest, write_run
 

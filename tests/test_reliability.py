@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from codistill import checkpoint
-from codistill.runlog import METRICS_FILE, MetricsLog, read_records
+from codistill_experiments.runlog import METRICS_FILE, MetricsLog, read_records
 from conftest import ROOT, compose_job
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -140,7 +140,7 @@ def test_a_run_being_trained_elsewhere_is_refused_not_trained_twice(tmp_path):
     from conftest import QUICK_WORKLOAD, SHORT
     from test_config import run_cli
 
-    from codistill.runlog import run_dir
+    from codistill_experiments.runlog import run_dir
 
     args = [QUICK_WORKLOAD, "method=codistill", "seed=8", *SHORT]
     directory = run_dir(compose_job(args, tmp_path))

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from codistill.runlog import METRICS_FILE, DamagedLog, parse_log, read_records
+from codistill_experiments.runlog import METRICS_FILE, DamagedLog, parse_log, read_records
 from conftest import ROOT, SHORT
 from figures import collect
 

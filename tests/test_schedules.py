@@ -4,7 +4,8 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from codistill.schedules import AlphaSchedule, LRSchedule, PiecewiseConstant, build_schedules
+from codistill.schedules import AlphaSchedule, LRSchedule, PiecewiseConstant
+from codistill_experiments.run_schedules import build_schedules
 
 
 def test_goyal_warmup_then_step_decays():

@@ -105,7 +105,7 @@ def _runs(run_job, exchange, period):
 
 
 def test_a_sharded_run_trains_as_the_unsharded_one_and_sends_k_times_fewer_bits_between_nodes(run_job):
-    from codistill.vision.workloads import build_workload
+    from codistill_experiments.vision.workloads import build_workload
     from omegaconf import OmegaConf
 
     period, k, n = 10, 2, 2
@@ -127,7 +127,7 @@ def test_a_sharded_run_trains_as_the_unsharded_one_and_sends_k_times_fewer_bits_
 
 
 def test_validation_accepts_sharded_checkpoints_where_checkpoints_are_and_names_the_key(tmp_path):
-    from codistill.config import ConfigError
+    from codistill_experiments.config import ConfigError
     from conftest import compose_job
 
     job = compose_job(["method=codistill", "method.exchange=sharded_checkpoints", "scale.ranks_per_model=2",

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from codistill.checkpoint import committed_step
-from codistill.runlog import read_records
+from codistill_experiments.run_state import committed_step
+from codistill_experiments.runlog import read_records
 from conftest import QUICK_WORKLOAD, ROOT, SHORT, compose_job
 from test_sweeps import eval_records
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from codistill.runlog import run_id
+from codistill_experiments.runlog import run_id
 from conftest import compose_job
 from test_sweeps import sweep_in_process
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
-from codistill.runlog import read_records
+from codistill_experiments.runlog import read_records
 from conftest import ROOT
 from test_config import run_cli
 

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from codistill.config import ConfigError
-from codistill.translation.checks import TRANSLATION_SCHEDULES
-from codistill.translation.commands import generate_arguments, train_arguments
+from codistill_experiments.config import ConfigError
+from codistill_experiments.translation.checks import TRANSLATION_SCHEDULES
+from codistill_experiments.translation.commands import generate_arguments, train_arguments
 from conftest import compose_job
 from test_config import run_cli
 from test_sweeps import dry_run_sweep, listed_run_ids

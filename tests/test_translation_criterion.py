@@ -8,7 +8,7 @@ import torch
 
 from codistill.losses import distill_loss
 from codistill.schedules import AlphaSchedule
-from codistill.translation.label_smoothing import label_smoothing_at
+from codistill_experiments.translation.label_smoothing import label_smoothing_at
 from translation_helpers import fairseq_task, mini_data  # noqa: F401  (fixtures)
 
 PAD = 1

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from codistill.translation.checks import workload_data_problem
-from codistill.translation.data import generate_corpus
+from codistill_experiments.translation.checks import workload_data_problem
+from codistill_experiments.translation.data import generate_corpus
 from conftest import ROOT, compose_job
 
 SCRIPTS = ROOT / "scripts"

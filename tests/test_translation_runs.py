@@ -14,10 +14,10 @@ from unittest import mock
 import pytest
 import torch
 
-from codistill.seeds import model_seed
-from codistill.launch import launch
-from codistill.runlog import is_finished, read_records, run_dir
-from codistill.translation.processes import FAIRSEQ_ENV, run_fairseq
+from codistill_experiments.seeds import model_seed
+from codistill_experiments.launch import launch
+from codistill_experiments.runlog import is_finished, read_records, run_dir
+from codistill_experiments.translation.processes import FAIRSEQ_ENV, run_fairseq
 from conftest import compose_job
 from test_config import run_cli
 from translation_helpers import (PLUGIN_DIR, SMALL, checkpoint_params, evals_file, hydra_version_base, records_of,
@@ -202,7 +202,7 @@ def test_a_killed_run_resumes_from_fairseqs_checkpoints_and_ends_with_the_same_r
 
 
 def test_a_checkpoint_torn_by_a_kill_during_fairseqs_copy_is_restored_from_the_complete_one(tmp_path):
-    from codistill.translation.launcher import FairseqFailed, repair_torn_checkpoint
+    from codistill_experiments.translation.launcher import FairseqFailed, repair_torn_checkpoint
 
     state = {"model": {"w": torch.arange(1000.0)}, "step": 7}
     torch.save(state, tmp_path / "checkpoint_best.pt")

@@ -18,10 +18,11 @@ BATCH = 32
 
 
 def _codistiller_run(rank, world_size, container, exchange, prediction_bits):
-    from codistill import Codistiller, Layout, build_schedules
+    from codistill import Codistiller, Layout
+    from codistill_experiments.run_schedules import build_schedules
     from codistill.exchange import flat_parameters
-    from codistill.seeds import model_seed
-    from codistill.vision.workloads import build_workload
+    from codistill_experiments.seeds import model_seed
+    from codistill_experiments.vision.workloads import build_workload
 
     cfg = OmegaConf.create(container)
     workload = build_workload(cfg.workload)

@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from codistill.runlog import read_records
-from codistill.translation.commands import PLUGIN_DIR
-from codistill.translation.data import mini_data_bin
-from codistill.translation.processes import run_fairseq
+from codistill_experiments.runlog import read_records
+from codistill_experiments.translation.commands import PLUGIN_DIR
+from codistill_experiments.translation.data import mini_data_bin
+from codistill_experiments.translation.processes import run_fairseq
 from conftest import compose_job
 
 # A few hundred pairs, short runs: an epoch is 4 updates, a run 24-32 updates.

@@ -1,29 +1,23 @@
-"""codistill: codistillation for distributed training on torch.distributed.
+"""codistill: codistillation for distributed training on torch.distributed (torch only).
 
-The public API, `from codistill import <name>` for each name of __all__, needs torch only
-(docs/library.md lists it; the README's "Codistillation in your own training loop" shows it in a
-plain DDP loop). Each name is imported when first used, so that `import codistill.config` or
-`codistill.runlog` (a dry run, a sweep's validation) does not import torch. The experiments
-(`src/run.py`, Hydra configs, translation through fairseq, figures) import their modules by name.
+The public API is `from codistill import <name>` for each name of __all__ (docs/library.md lists
+them; the README's own-loop example shows Codistiller in a plain DDP loop). The experiments
+(package codistill_experiments) and the fairseq plugin (codistill_fairseq) are clients of this
+library, which imports neither (import-linter contracts in pyproject.toml hold that).
 
-Where things are:
-  codistiller.py  Codistiller: codistillation added to an existing DDP loop
-  losses.py       the codistillation loss (Algorithm 1, line 4), per sample or token-level
-  exchange.py     how model groups share predictions or checkpoints through collectives (each
-                  exchange owns its burn-in and state), the bit counter, DDP with counted all_reduce
-  file_exchange.py  the checkpoint exchange through files (an exchange like exchange.py's)
-  snapshots.py    checkpoint snapshots in files: their store, and which one each peer reads
-  groups.py       the layout of n model groups x k ranks on nodes, and their process groups
-  schedules.py    learning-rate, weight-decay and alpha schedules
-  checkpoint.py   crash-safe run state; launch.py starting the ranks locally or under
-                  submitit/Slurm (jobs.py: the job environment both launchers read); runlog.py
-                  run ids, run directories, metrics.jsonl and atomic writes
-  config.py       compose-time validation (experiments; imports OmegaConf)
-  vision/         the vision experiments, a client of the above: engine.py the training loop of
-                  one rank, workloads.py / multiview.py / wide_resnet.py / sampling.py their data
-                  and models, methods.py PowerSGD, local SGD and DiLoCo
-  translation/    the translation workloads, a client of the above trained by fairseq (the
-                  plugin src/codistill_fairseq adapts fairseq's hooks to this core)
+Names are imported when first used, so that a config check reads the torch-free choices.py
+without importing torch.
+
+  codistiller.py    Codistiller: the method in one object (exchange, distillation term, alpha,
+                    burn-in, teachers and how they run, bits), used by every client
+  losses.py         the distillation term D (Algorithm 1, line 4), per sample or token-level
+  exchange.py       the exchanges through collectives (predictions, checkpoints, sharded
+                    checkpoints), the bit counter, DDP with counted all_reduce
+  file_exchange.py  the checkpoint exchange through files; snapshots.py its snapshot store
+  checkpoint_wire.py  the kept buffers checkpoints travel in
+  groups.py         the layout of n model groups x k ranks and their process groups
+  schedules.py      learning-rate, weight-decay and alpha schedules
+  choices.py        the lists of choices (torch-free); atomic_write.py atomic file writes
 """
 import importlib
 
@@ -38,8 +32,7 @@ _EXPORTS = {
     "FileCheckpointExchange": "file_exchange",
     **dict.fromkeys(("SnapshotStore", "PeerReader", "SnapshotTimeout"), "snapshots"),
     **dict.fromkeys(("Layout", "ProcessGroups", "make_process_groups"), "groups"),
-    **dict.fromkeys(("AlphaSchedule", "LRSchedule", "PiecewiseConstant", "Schedules", "build_schedules",
-                     "epochs_to_steps"), "schedules"),
+    **dict.fromkeys(("AlphaSchedule", "LRSchedule", "PiecewiseConstant", "Schedules", "epochs_to_steps"), "schedules"),
 }
 __all__ = list(_EXPORTS)
 

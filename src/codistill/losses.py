@@ -9,7 +9,7 @@ uses the same functions with `keep`.
 import torch
 import torch.nn.functional as F
 
-from .names import DISTILL_LOSSES  # noqa: F401  (re-exported)
+from .choices import DISTILL_LOSSES  # noqa: F401  (re-exported)
 
 
 def distill_term(student_logits, teacher_logits, kind, temperature=1.0):

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from .exchange import tensor_bits
-from .names import SNAPSHOT_MODES as MODES
-from .runlog import atomic_write_bytes
+from .choices import SNAPSHOT_MODES as MODES
+from .atomic_write import atomic_write_bytes
 
 
 class SnapshotTimeout(RuntimeError):

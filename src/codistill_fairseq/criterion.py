@@ -8,7 +8,7 @@ The teachers f_j are the peers' parameters that the task (`codistill_translation
 last exchange point; with any other task, or in validation, the distillation term is omitted. The
 terms are the codistill core's: the token-level distillation term (losses.distill_loss with the
 padding mask), alpha (schedules.AlphaSchedule, per completed epoch); label smoothing's schedule is
-codistill.translation.label_smoothing's.
+codistill_experiments.translation.label_smoothing's.
 """
 import math
 from dataclasses import dataclass, field
@@ -20,9 +20,9 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 
 from codistill.losses import distill_loss
-from codistill.names import LABEL_SMOOTHING_SCHEDULES, TRANSLATION_ALPHA_SCHEDULES
+from codistill_experiments.names import LABEL_SMOOTHING_SCHEDULES, TRANSLATION_ALPHA_SCHEDULES
 from codistill.schedules import AlphaSchedule
-from codistill.translation.label_smoothing import label_smoothing_at
+from codistill_experiments.translation.label_smoothing import label_smoothing_at
 
 
 @dataclass

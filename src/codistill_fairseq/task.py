@@ -6,7 +6,7 @@
   group's gradient all_reduce; the criterion runs the teachers on the model's own batch.
 - get_batch_iterator: coordinated sampling (`data_order_seed`): every model reads the training data
   in the same order while its parameters are initialised (and its dropout drawn) from its own --seed.
-- reduce_metrics / post_validate: the run's records (codistill.translation.records): after each
+- reduce_metrics / post_validate: the run's records (codistill_experiments.translation.records): after each
   validation the group leader appends one `eval` record to <codistill_dir>/model<i>/evals.jsonl.
 - state_dict / the first train_step: resume. fairseq restores the model and optimizer from
   checkpoint_last.pt; what the task adds (bits counted, elapsed time, teachers' steps) is written
@@ -28,10 +28,10 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from codistill.exchange import CommCounter, param_hash, tensor_bits
 from codistill.file_exchange import FileCheckpointExchange
-from codistill.names import SNAPSHOT_MODES
-from codistill.runlog import append_record, keep_records
+from codistill.choices import SNAPSHOT_MODES
+from codistill_experiments.runlog import append_record, keep_records
 from codistill.snapshots import SnapshotStore
-from codistill.translation.records import EvalSums, TaskStateFiles, epoch_fraction, eval_record, progress_line
+from codistill_experiments.translation.records import EvalSums, TaskStateFiles, epoch_fraction, eval_record, progress_line
 
 logger = logging.getLogger(__name__)
 

@@ -43,8 +43,8 @@ from hydra.types import RunMode
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from codistill.config import ConfigError, data_problem, validate
-from codistill.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, read_records, run_dir, run_id
+from codistill_experiments.config import ConfigError, data_problem, validate
+from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, read_records, run_dir, run_id
 
 
 @dataclass

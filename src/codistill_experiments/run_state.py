@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .runlog import atomic_write_bytes
+from codistill.atomic_write import atomic_write_bytes
 
 STATE_DIR = "state"
 LATEST = "latest.json"

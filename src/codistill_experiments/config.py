@@ -11,7 +11,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from .data_checks import check_cifar_root, check_imagefolder_root
-from .names import DISTILL_LOSSES, MINI_ARCHS, MINI_RESNETS, MODEL_KEYS, SCENARIOS
+from codistill.choices import DISTILL_LOSSES
+
+from .names import MINI_ARCHS, MINI_RESNETS, MODEL_KEYS, SCENARIOS
 from .translation.checks import (TRANSLATION_WORKLOADS, check_translation_job, is_translation,
                                  workload_data_problem)
 

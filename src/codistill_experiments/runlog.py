@@ -15,21 +15,11 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from codistill.atomic_write import atomic_write_bytes
+
 # Keys that choose where or how a job runs, not what it computes.
 NOT_IDENTITY = ("launcher", "dry_run", "results_root", "sweep_id", "trace", "hydra", "expected_run_id")
 METRICS_FILE = "metrics.jsonl"
-
-
-def atomic_write_bytes(path, write):
-    """write(handle) into a temporary file beside `path`, flush and fsync, then rename: a crash
-    leaves the old file or the new one, never a torn one."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def append_record(path, record):

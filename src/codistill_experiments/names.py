@@ -1,8 +1,8 @@
-"""The names a config may use, in a module without torch: compose-time validation (`config.py`,
-`translation/checks.py`) reads them here, so a dry run or a sweep's validation never imports
-torch. The modules that implement each name import them from here too."""
+"""The experiments' names a config may use, in a module without torch: compose-time validation
+(`config.py`, `translation/checks.py`) reads them here, so a dry run or a sweep's validation never
+imports torch. The modules that implement each name import them from here too; the library's own
+choices are codistill.choices."""
 
-DISTILL_LOSSES = ("mse", "kl", "soft_ce")                       # losses.py
 # Mini stand-ins of the paper's architectures (workloads.py): hidden widths of digits' MLPs, and
 # (width, residual blocks) of clusters_resnet's residual MLPs.
 MINI_ARCHS = {"resnet18": [128], "resnet50": [256, 256], "resnext101_32x8d": [512, 512, 512]}
@@ -15,4 +15,3 @@ SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")
 # has no decays) and label-smoothing schedules (translation/label_smoothing.py).
 TRANSLATION_ALPHA_SCHEDULES = ("constant", "exponential")
 LABEL_SMOOTHING_SCHEDULES = ("constant", "exponential")
-SNAPSHOT_MODES = ("lockstep", "async")                          # snapshots.py

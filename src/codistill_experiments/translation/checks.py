@@ -1,8 +1,10 @@
 """Compose-time checks of translation jobs (called by config.validate for every job of a sweep,
 single runs and dry runs). Each problem names the key, its value and what is allowed. Nothing
-here imports torch or fairseq: the names allowed are codistill.names', which the fairseq plugin
+here imports torch or fairseq: the names allowed are codistill_experiments.names', which the fairseq plugin
 offers as its choices too."""
-from ..names import LABEL_SMOOTHING_SCHEDULES, SNAPSHOT_MODES, TRANSLATION_ALPHA_SCHEDULES
+from codistill.choices import SNAPSHOT_MODES
+
+from ..names import LABEL_SMOOTHING_SCHEDULES, TRANSLATION_ALPHA_SCHEDULES
 from .data import SPLITS, check_data_bin
 
 TRANSLATION_WORKLOADS = ("translation_mini", "wmt16_en_de", "iwslt14_de_en")

@@ -13,13 +13,13 @@ from torch.utils.data import DataLoader
 
 import torch.distributed as dist
 
-from .. import checkpoint, runlog
+from .. import run_state, runlog
 from ..divergence import divergence
-from ..exchange import CheckpointExchange, CommCounter, NoExchange, build_exchange, flat_parameters, param_hash
-from ..groups import make_process_groups
-from ..losses import codistill_loss
+from codistill.exchange import CheckpointExchange, CommCounter, NoExchange, build_exchange, flat_parameters, param_hash
+from codistill.groups import make_process_groups
+from codistill.losses import codistill_loss
 from ..progress import Progress
-from ..schedules import run_schedules
+from ..run_schedules import run_schedules
 from ..seeds import model_seed
 from .methods import OWN_METHODS, build_method, sampling_layout
 from .sampling import CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, held_out_split, to_device
@@ -281,11 +281,11 @@ def restore(state, optimizer, precision, saved):
 def save_and_commit(run_directory, state, optimizer, precision, step, elapsed):
     layout = state.layout
     if layout.rank_in_group == 0:
-        checkpoint.save_group_state(run_directory, layout.group_index, step,
+        run_state.save_group_state(run_directory, layout.group_index, step,
                                     group_state(state, optimizer, precision, step, elapsed))
     dist.barrier()
     if layout.rank == 0:
-        checkpoint.commit(run_directory, step)
+        run_state.commit(run_directory, step)
 
 
 def stop_failed(state, log, trace, failed):
@@ -327,9 +327,9 @@ def train_rank(config, layout, run_directory, device):
                                 momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0))
     precision = Precision(settings.amp, device)
     step, elapsed = 0, 0.0
-    resume_step = checkpoint.committed_step(run_directory)
+    resume_step = run_state.committed_step(run_directory)
     if resume_step is not None:
-        saved = checkpoint.load_group_state(run_directory, layout.group_index, resume_step, device)
+        saved = run_state.load_group_state(run_directory, layout.group_index, resume_step, device)
         step, elapsed = restore(state, optimizer, precision, saved)
     log = None
     if layout.rank == 0:
@@ -384,7 +384,7 @@ def train_rank(config, layout, run_directory, device):
     if trace:
         trace.close()
     if layout.rank_in_group == 0:
-        checkpoint.save_torch(state.model.state_dict(), run_directory / f"model{layout.group_index}.pt")
+        run_state.save_torch(state.model.state_dict(), run_directory / f"model{layout.group_index}.pt")
     dist.barrier()
     if log:
         wall_time = time.perf_counter() - started

@@ -1,5 +1,5 @@
 """A translation run: every rank is one fairseq-train process, forked from this process by the
-local launcher, or started by Slurm/submitit (one task per rank, codistill.jobs); when every model
+local launcher, or started by Slurm/submitit (one task per rank, codistill_experiments.jobs); when every model
 has trained, results.py scores BLEU and writes the log.
 
 Layout of a run directory (results/runs/<scale>-<method>-<hash>):

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from .vision.engine import train_rank
-from .groups import Layout
+from codistill.groups import Layout
 from .jobs import check_world_size, free_port, job_rank
 
 

@@ -1,0 +1,15 @@
+"""The experiments: the paper's runs, built on the codistill library (which never imports this package).
+
+  config.py         compose-time validation of a run's config (Hydra, OmegaConf; no torch)
+  launch.py         the ranks of a run, locally or under submitit/Slurm (jobs.py: the job environment)
+  run_state.py      crash-safe run state: each model group's saved state, committed atomically
+  runlog.py         run ids, run directories, metrics.jsonl and how a run's log ends
+  progress.py       one-line progress reports; divergence.py a non-finite loss as a failed run
+  run_schedules.py  the library's schedules from a run's schedule and method config
+  names.py          the experiments' choices (stand-in architectures, scenarios), torch-free
+  data_checks.py    whether a paper-scale data set is on disk (torch-free)
+  seeds.py          each model's initialisation seed
+  vision/           the vision client: the per-rank engine, workloads, the methods it is compared with
+  translation/      the translation client: fairseq command lines, processes, records (the fairseq
+                    plugin, src/codistill_fairseq, trains through the library from inside fairseq)
+"""
