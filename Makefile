@@ -61,7 +61,8 @@ soak: setup ## kill a mini run at random moments 50 times; report how many resum
 bench: setup ## measure bits sent, engine overhead, a slow network (as root), the loop, collect; write benchmarks/results.md (~15 min)
 	$(PY) benchmarks/bench.py
 
-test: setup ## run the test suite (multi-process gloo tests included)
+test: setup ## check the layering contracts (pyproject.toml), then run the test suite (multi-process gloo tests included)
+	PYTHONPATH=src:. $(VENV)/bin/lint-imports
 	$(PY) -m pytest -q tests
 
 clean: ## remove figure outputs and the Hydra bookkeeping folder (keeps runs)
