@@ -64,8 +64,7 @@ def _exchange_both_widths(rank, world_size):
     received = {}
     for bits in (32, 16):
         counter = CommCounter()
-        [teacher] = PredictionExchange(groups, counter, period=1, group_index=rank, bits=bits).teachers_logits(
-            0, None, None, logits)
+        [teacher] = PredictionExchange(groups, counter, period=1, group_index=rank, bits=bits).gather(0, logits)
         received[str(bits)] = {"teacher": teacher.tolist(), "dtype": str(teacher.dtype), "bits": counter.inter_node_bits}
     return received
 

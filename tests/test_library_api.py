@@ -51,33 +51,33 @@ def test_schedules_build_from_plain_dicts_as_from_omegaconf_nodes():
     assert plain.alpha(6) == 0.0 and plain.alpha(7) == 2.0 and plain.alpha(180) == 1.0
 
 
-def _exchanges_from_plain_values(rank, world_size):
-    from codistill import CommCounter, Layout, build_exchange, make_process_groups
+def _codistillers_from_plain_values(rank, world_size):
+    from codistill import Codistiller, Layout
 
-    groups = make_process_groups(Layout(n_groups=2, ranks_per_group=1, ranks_per_node=1, rank=rank))
+    layout = Layout(n_groups=2, ranks_per_group=1, ranks_per_node=1, rank=rank)
     torch.manual_seed(rank)
     model = torch.nn.Linear(3, 2)
-    counter = CommCounter()
-    method = {"name": "codistill", "n": 2, "exchange": "predictions", "period": 2, "burn_in_steps": 3}
-    predictions = build_exchange(method, groups, counter, rank, model, None)
+    predictions = Codistiller(model, layout, exchange="predictions", period=2, burn_in_steps=3, prediction_bits=32)
     logits = torch.full((4, 2), float(rank))
-    used = [bool(predictions.teachers_logits(step, model, None, logits)) for step in range(7)]
-    result = {"predictions_used": used, "predictions_bits": counter.inter_node_bits}
+    used = [bool(predictions.teachers_logits(step, None, logits)) for step in range(7)]
+    result = {"predictions_used": used, "predictions_bits": predictions.counter.inter_node_bits}
 
-    checkpoints = build_exchange({**method, "exchange": "checkpoints"}, groups, CommCounter(), rank, model,
-                                 lambda peer: torch.nn.Linear(3, 2))
+    def checkpoints():
+        return Codistiller(model, layout, exchange="checkpoints", period=2, burn_in_steps=3,
+                           make_teacher=lambda peer: torch.nn.Linear(3, 2))
+
+    codistiller = checkpoints()
     inputs = torch.ones(1, 3)
-    before = [checkpoints.teachers_logits(step, model, inputs, None) for step in range(3)]
-    [teacher] = checkpoints.teachers_logits(4, model, inputs, None)
+    before = [codistiller.teachers_logits(step, inputs, None) for step in range(3)]
+    [teacher] = codistiller.teachers_logits(4, inputs, None)
     with torch.no_grad():
         model.weight.add_(1.0)  # moves after the exchange: the teacher must not follow
-    state = checkpoints.state_dict()
-    fresh = build_exchange({**method, "exchange": "checkpoints"}, groups, CommCounter(), rank, model,
-                           lambda peer: torch.nn.Linear(3, 2))
+    state = codistiller.state_dict()
+    fresh = checkpoints()
     fresh.load_state_dict(state)
-    [restored] = fresh.teachers_logits(5, model, inputs, None)  # no exchange at 5: the restored teacher
+    [restored] = fresh.teachers_logits(5, inputs, None)  # no exchange at 5: the restored teacher
     result.update(before=[len(t) for t in before], teacher=teacher.tolist(), restored=restored.tolist(),
-                  source_step=fresh.source_step,
+                  source_step=fresh.exchange.held_steps(), bits=[state["inter_node_bits"], fresh.counter.inter_node_bits],
                   expected=torch.nn.functional.linear(inputs, *[p.detach() for p in _peer(rank)]).tolist())
     return result
 
@@ -88,14 +88,15 @@ def _peer(rank):
     return peer.weight, peer.bias
 
 
-def test_exchanges_from_plain_dicts_own_their_burn_in_and_state():
-    for result in spawn(2, _exchanges_from_plain_values):
+def test_codistillers_own_their_burn_in_and_resume_their_exchanges_state():
+    for result in spawn(2, _codistillers_from_plain_values):
         # burn-in 3, period 2: teachers at updates 4 and 6 only, one all_gather of 4 x 2 floats each
         assert result["predictions_used"] == [False, False, False, False, True, False, True]
         assert result["predictions_bits"] == 2 * 32 * 4 * 2
         assert result["before"] == [0, 0, 0]
         assert result["teacher"] == result["expected"] == result["restored"]
         assert result["source_step"] == 4
+        assert result["bits"] == [32 * 8] * 2   # one exchange of 3 x 2 + 2 parameters; the resume sends nothing
 
 
 def _codistiller_rejects(rank, world_size):
@@ -125,7 +126,7 @@ def test_codistiller_names_what_is_wrong():
 
 
 def test_file_exchange_teachers_are_the_peers_of_the_last_exchange_point_and_resume_uncounted(tmp_path):
-    from codistill import FileCheckpointExchange
+    from codistill import Codistiller
 
     period, steps, inputs = 3, 8, torch.eye(2)
     owns = [{}, {}]
@@ -135,12 +136,12 @@ def test_file_exchange_teachers_are_the_peers_of_the_last_exchange_point_and_res
     def train(group):
         torch.manual_seed(group)
         model = torch.nn.Linear(2, 2, bias=False)
-        exchange = FileCheckpointExchange(tmp_path, group, 2, period, [torch.nn.Linear(2, 2, bias=False)],
-                                          timeout_s=60, burn_in_steps=2)
-        exchanges[group] = exchange
+        codistiller = Codistiller.through_files(model, tmp_path, group, 2, period, burn_in_steps=2, timeout_s=60,
+                                                make_teacher=lambda peer: torch.nn.Linear(2, 2, bias=False))
+        exchanges[group] = codistiller
         for step in range(steps):
             owns[group][step] = model.weight.detach().clone()
-            teachers = exchange.teachers_logits(step, model, inputs, None)
+            teachers = codistiller.teachers_logits(step, inputs, None)
             seen[group][step] = teachers[0].t() if teachers else None  # eye(2) @ W^T = W^T
             with torch.no_grad():
                 model.weight.mul_(1.5).add_(0.1)
@@ -158,8 +159,8 @@ def test_file_exchange_teachers_are_the_peers_of_the_last_exchange_point_and_res
     bits = 32 * 4
     assert [exchanges[group].counter.inter_node_bits for group in range(2)] == [3 * bits] * 2  # snapshots of steps 0, 3, 6
     # A resume at update 7 reads the held snapshot again without counting it.
-    resumed = FileCheckpointExchange(tmp_path, 0, 2, period, [torch.nn.Linear(2, 2, bias=False)], publish=False)
+    resumed = Codistiller.through_files(torch.nn.Linear(2, 2, bias=False), tmp_path, 0, 2, period, publish=False)
     resumed.load_state_dict(exchanges[0].state_dict())
-    [teacher] = resumed.teachers_logits(7, None, inputs, None)
+    [teacher] = resumed.teachers_logits(7, inputs, None)
     torch.testing.assert_close(teacher.t(), owns[1][6], rtol=0, atol=0)
-    assert resumed.counter.inter_node_bits == 0
+    assert resumed.counter.inter_node_bits == 3 * bits

@@ -52,7 +52,7 @@ def _exchange_both_ways(rank, world_size, n, k, chunk_elements):
     for exchange_index in range(2):  # the second exchange reuses the kept buffers
         move(model, group, exchange_index)
         for exchange in exchanges.values():
-            exchange.refresh()
+            exchange.refresh(exchange_index, model)   # period 1: every update is an exchange point
         for j, plain, sharded in zip(others, exchanges["plain"].teachers, exchanges["sharded"].teachers):
             peer = make_model(j)  # the peer's parameters, built here without any collective
             for index in range(exchange_index + 1):
@@ -64,8 +64,8 @@ def _exchange_both_ways(rank, world_size, n, k, chunk_elements):
     resumed.load_state_dict(exchanges["sharded"].state_dict())
     restored = [same(a, b) for a, b in zip(resumed.teachers, exchanges["sharded"].teachers)]
     move(model, group, 2)
-    resumed.refresh()
-    exchanges["plain"].refresh()
+    resumed.refresh(2, model)
+    exchanges["plain"].refresh(2, model)
     restored += [same(a, b) for a, b in zip(resumed.teachers, exchanges["plain"].teachers)]
     return {"equal": equal, "restored": restored,
             "bits": {name: [c.inter_node_bits, c.intra_node_bits] for name, c in counters.items()}}

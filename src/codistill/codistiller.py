@@ -1,4 +1,5 @@
-"""Codistillation in a training loop of your own: one object per rank.
+"""Codistillation in one object per rank: the method as every client runs it (the README's own loop,
+the vision engine, the fairseq plugin).
 
     codistiller = Codistiller(model, layout, exchange="predictions", period=1, alpha=1.0)
     ddp = DistributedDataParallel(model, process_group=codistiller.model_group)  # all_reduce in its group
@@ -6,17 +7,41 @@
     loss = F.cross_entropy(logits, y) + codistiller.loss(step, x, logits)
 
 The layout splits the world into n model groups of k ranks; each group trains one model with DDP
-inside the group, and the groups codistil through the exchange (README, "Codistillation in your
-own training loop"; the engine, vision/engine.py, does the same with exchange.py and losses.py).
+inside the group, and the groups codistil through the exchange. Models that share no process
+group (separate jobs) codistil through files: `Codistiller.through_files`.
+
+What lives here and nowhere else: which exchange runs, burn-in, the teachers (built by
+teachers.build_teachers and run in teachers.teacher_mode), the distillation term (losses.py)
+weighted by alpha, and the bit counter.
 """
 import copy
 
 import torch
 import torch.distributed as dist
 
+from .choices import DISTILL_LOSSES
 from .exchange import EXCHANGES, WIRE_DTYPES, CommCounter, make_exchange, wrap_data_parallel
+from .file_exchange import FileCheckpointExchange
 from .groups import make_process_groups
-from .losses import DISTILL_LOSSES, distill_loss
+from .losses import distill_loss
+from .teachers import build_teachers
+
+
+def _check(period, loss, temperature, n_groups):
+    problems = [
+        (not (isinstance(period, int) and period >= 1), f"period={period!r} is not a whole number >= 1"),
+        (loss not in DISTILL_LOSSES, f"loss={loss!r} is not one of {DISTILL_LOSSES}"),
+        (isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and temperature > 0),
+         f"temperature={temperature!r} is not a number > 0"),
+        (n_groups < 2, f"codistillation needs n_groups >= 2 (layout has {n_groups})"),
+    ]
+    for failed, message in problems:
+        if failed:
+            raise ValueError(message)
+
+
+def _forward(teacher, inputs):
+    return teacher(inputs)
 
 
 class Codistiller:
@@ -24,69 +49,121 @@ class Codistiller:
 
     model: this rank's model (not its DDP wrapper). layout: a `Layout` holding this rank; the
     default process group must already span `layout.world_size` ranks. Creating a Codistiller
-    creates the layout's process groups, so every rank creates its own at the same point.
+    creates the layout's process groups (or takes `groups`, made by make_process_groups(layout)),
+    so every rank creates its own at the same point.
     exchange: "predictions" (every `period` updates, peers all_gather their logits of the same
       batch: peers, the ranks at the same place in each group, must see the same batches) or
       "checkpoints" (every `period` updates, peers swap parameters; in between each rank runs the
-      stale copies, in train mode, on its own batch) or "sharded_checkpoints" (the same teachers; each
-      rank of a model group sends its peers only its 1/k shard, the group assembles the rest).
+      stale copies on its own batch) or "sharded_checkpoints" (the same teachers; each rank of a
+      model group sends its peers only its 1/k shard, the group assembles the rest).
     alpha: a number, or a function of the update index (e.g. an `AlphaSchedule`).
     loss: "mse" (the paper's), "kl" or "soft_ce" (softened by `temperature`).
-    burn_in_steps: no exchange and no distillation before this update.
+    burn_in_steps: no teachers (and no exchange through collectives) before this update.
     prediction_bits: None (logits travel in their own dtype: float64 logits as float64), or 32 /
       16 to send them as float32 / float16. Checkpoints travel in the parameters' own dtype.
     make_teacher(j): a fresh module of model group j's architecture, for checkpoint teachers;
-      by default a copy of `model`.
-    `counter` counts the bits this rank sends (`inter_node_bits`, `intra_node_bits`), as sent
-      (a float64 value: 64 bits).
+      by default a copy of `model`. run_teacher(teacher, inputs): a teacher's logits on the
+      inputs the loss is given (default teacher(inputs)).
+    `counter` (or a CommCounter passed in) counts the bits this rank sends (`inter_node_bits`,
+      `intra_node_bits`), as sent (a float64 value: 64 bits).
     """
 
     def __init__(self, model, layout, exchange="predictions", period=1, alpha=1.0, loss="mse", temperature=1.0,
-                 burn_in_steps=0, prediction_bits=None, make_teacher=None):
-        problems = [
-            (exchange not in EXCHANGES[1:], f"exchange={exchange!r} is not one of {EXCHANGES[1:]}"),
-            (not (isinstance(period, int) and period >= 1), f"period={period!r} is not a whole number >= 1"),
-            (loss not in DISTILL_LOSSES, f"loss={loss!r} is not one of {DISTILL_LOSSES}"),
-            (prediction_bits not in WIRE_DTYPES, f"prediction_bits={prediction_bits!r} is not None, 32 or 16"),
-            (isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and temperature > 0),
-             f"temperature={temperature!r} is not a number > 0"),
-            (layout.n_groups < 2, f"codistillation needs n_groups >= 2 (layout has {layout.n_groups})"),
-            (not dist.is_initialized(), "torch.distributed is not initialized: call init_process_group first"),
-        ]
-        for failed, message in problems:
-            if failed:
-                raise ValueError(message)
+                 burn_in_steps=0, prediction_bits=None, make_teacher=None, *, groups=None, counter=None,
+                 run_teacher=None):
+        if exchange not in EXCHANGES:
+            raise ValueError(f"exchange={exchange!r} is not one of {EXCHANGES}")
+        if prediction_bits not in WIRE_DTYPES:
+            raise ValueError(f"prediction_bits={prediction_bits!r} is not None, 32 or 16")
+        _check(period, loss, temperature, layout.n_groups)
+        if not dist.is_initialized():
+            raise ValueError("torch.distributed is not initialized: call init_process_group first")
         if dist.get_world_size() != layout.world_size:
             raise ValueError(f"the layout has {layout.world_size} ranks ({layout.n_groups} groups x "
                              f"{layout.ranks_per_group}), the process group {dist.get_world_size()}")
-        self.model, self.layout, self.kind, self.temperature = model, layout, loss, temperature
+        self.groups = groups if groups is not None else make_process_groups(layout)
+        counter = counter if counter is not None else CommCounter()
+        teachers = (build_teachers(model, make_teacher or (lambda group: copy.deepcopy(model)), layout.group_index,
+                                   layout.n_groups) if exchange != "predictions" else [])
+        self._setup(model, make_exchange(exchange, self.groups, counter, layout.group_index, period=period,
+                                         prediction_bits=prediction_bits, model=model, teachers=teachers),
+                    counter, alpha, loss, temperature, burn_in_steps, run_teacher)
+
+    @classmethod
+    def through_files(cls, model, store, group_index, n_groups, period=1, alpha=1.0, loss="mse", temperature=1.0,
+                      burn_in_steps=0, make_teacher=None, *, mode="lockstep", timeout_s=600.0, counter=None,
+                      publish=True, crosses_nodes=True, prune=False, run_teacher=None):
+        """Codistillation between models that share only storage (each its own job or world): the
+        checkpoint exchange through files (file_exchange.FileCheckpointExchange on `store`, a
+        SnapshotStore or a folder). publish: this rank writes the snapshots (its model group's
+        leader); mode, timeout_s, crosses_nodes and prune as FileCheckpointExchange's."""
+        _check(period, loss, temperature, n_groups)
+        self = cls.__new__(cls)
+        self.groups = None
+        counter = counter if counter is not None else CommCounter()
+        teachers = build_teachers(model, make_teacher or (lambda group: copy.deepcopy(model)), group_index, n_groups)
+        exchange = FileCheckpointExchange(store, group_index, n_groups, period, teachers, mode=mode,
+                                          timeout_s=timeout_s, counter=counter, publish=publish,
+                                          crosses_nodes=crosses_nodes, prune=prune)
+        self._setup(model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher)
+        return self
+
+    def _setup(self, model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher):
+        self.model, self.exchange, self.counter = model, exchange, counter
+        self.kind, self.temperature, self.burn_in_steps = loss, temperature, burn_in_steps
         self.alpha = alpha if callable(alpha) else (lambda step: alpha)
-        self.groups = make_process_groups(layout)
-        self.counter = CommCounter()
-        make_teacher = make_teacher or (lambda group: copy.deepcopy(model))
-        self.exchange = make_exchange(exchange, self.groups, self.counter, layout.group_index, period=period,
-                                      burn_in_steps=burn_in_steps, prediction_bits=prediction_bits, model=model,
-                                      make_peer=make_teacher, n_groups=layout.n_groups)
+        self.run_teacher = run_teacher or _forward
+        self.prepared_step, self.teachers_ready = None, False
 
     @property
     def model_group(self):
         """This rank's model group: the process group of its DDP (gradients are averaged in it)."""
         return self.groups.group
 
+    @property
+    def teachers(self):
+        """The checkpoint teachers (modules in teacher mode); none for a prediction exchange."""
+        return getattr(self.exchange, "teachers", [])
+
     def data_parallel(self):
         """DDP over the model group, with every all_reduce counted in `counter` (the bare model
         when the group has one rank: nothing to average)."""
         return wrap_data_parallel(self.model, self.groups, self.counter)
 
-    def loss(self, step, inputs, logits):
+    def prepare(self, step):
+        """For checkpoint exchanges: publishes and refreshes the teachers of update `step`, once
+        per update however often it is called (a client that runs several micro-batches per update
+        calls it first). True when the teachers hold the peers to use at `step`."""
+        if self.prepared_step != step:
+            self.exchange.publish(step, self.model)
+            self.teachers_ready = step >= self.burn_in_steps and self.exchange.refresh(step, self.model)
+            self.prepared_step = step
+        return self.teachers_ready
+
+    def teachers_logits(self, step, inputs, logits):
+        """The teachers' logits at update `step` on this batch (`inputs`, the student's `logits`);
+        [] when the update has none (burn-in, between prediction exchanges). At exchange points it
+        runs a collective over the peers: call it on every rank at every update, in the same order."""
+        if self.exchange.sends == "predictions":
+            return [] if step < self.burn_in_steps else self.exchange.gather(step, logits)
+        if not self.prepare(step):
+            return []
+        with torch.no_grad():
+            return [self.run_teacher(teacher, inputs) for teacher in self.teachers]
+
+    def distillation(self, step, logits, teachers, keep=None):
+        """(alpha(step) x D, D): D the mean over the teachers of the distillation term between
+        `logits` and theirs (token-level, over the positions where `keep` holds, when given)."""
+        distill = distill_loss(logits, teachers, self.kind, self.temperature, keep=keep)
+        return self.alpha(step) * distill, distill
+
+    def loss(self, step, inputs, logits, keep=None):
         """alpha(step) x the mean over the other models of D(logits, their logits) at update `step`
-        (0-based), to add to the supervised loss; a zero tensor on an update without teachers
-        (between prediction exchanges, during burn-in). Call it on every rank at every update, in
-        the same order: at exchange points it runs a collective over the peers."""
-        teachers = self.exchange.teachers_logits(step, self.model, inputs, logits)
+        (0-based), to add to the supervised loss; a zero tensor on an update without teachers."""
+        teachers = self.teachers_logits(step, inputs, logits)
         if not teachers:
             return torch.zeros((), device=logits.device)
-        return self.alpha(step) * distill_loss(logits, teachers, self.kind, self.temperature)
+        return self.distillation(step, logits, teachers, keep)[0]
 
     def state_dict(self):
         """What a resumed run needs: the exchange's state (stale teachers) and the bit counts."""

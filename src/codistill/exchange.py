@@ -7,10 +7,10 @@
 - sharded_checkpoints: the same teachers, but each of a model group's k ranks sends only its 1/k
   shard to its peers and the group assembles the shards over its own (in-server) links.
 
-An exchange owns its burn-in (no exchange and no teachers before update `burn_in_steps`) and
-its state (`state_dict()` / `load_state_dict()`: what a resumed run needs, e.g. the stale
-teachers). `make_exchange` builds one from plain values; `build_exchange` from a run's method
-config (a dict or an OmegaConf node).
+An exchange moves what the peers send and keeps its state (`state_dict()` / `load_state_dict()`:
+what a resumed run needs, e.g. the stale teachers); `make_exchange` builds one. Everything else of
+the method (burn-in, the distillation term, alpha, the teachers and how they run) is
+codistiller.Codistiller's, which every client trains through.
 
 Counting convention: each collective is charged, per device, the traffic of a bandwidth-optimal
 algorithm on the tensor actually handed to it, which is the paper's Section 3 model:
@@ -29,6 +29,8 @@ from .checkpoint_wire import CheckpointWire, FlatParameters
 
 
 class CommCounter:
+    """The bits this rank sent, per link: between nodes and inside a node."""
+
     def __init__(self):
         self.inter_node_bits = 0
         self.intra_node_bits = 0
@@ -38,6 +40,10 @@ class CommCounter:
             self.inter_node_bits += bits
         else:
             self.intra_node_bits += bits
+
+    def charge_all_reduce(self, bits, crosses_nodes):
+        """An all_reduce of `bits`: 2 x bits per device (Section 3's bandwidth-optimal algorithm)."""
+        self.charge(2 * bits, crosses_nodes)
 
 
 def flat_parameters(module):
@@ -77,7 +83,7 @@ def counted_all_gather_into(output, tensor, group, counter, crosses_nodes):
 
 def _counting_allreduce_hook(state, bucket):
     process_group, counter, crosses_nodes = state
-    counter.charge(2 * tensor_bits(bucket.buffer()), crosses_nodes)
+    counter.charge_all_reduce(tensor_bits(bucket.buffer()), crosses_nodes)
     return default_hooks.allreduce_hook(process_group, bucket)
 
 
@@ -96,23 +102,6 @@ def param_hash(module):
     return hashlib.sha1(vector.numpy().tobytes()).hexdigest()[:16]
 
 
-class Stateless:
-    """An exchange with nothing a resumed run needs: its state_dict is empty."""
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
-
-
-class NoExchange(Stateless):
-    """all_reduce and independent training: nothing crosses between model groups."""
-
-    def teachers_logits(self, step, model, inputs, logits):
-        return []
-
-
 # method.prediction_bits -> the dtype logits travel in. 32: the paper's b_predictions. 16: float16
 # (not bfloat16: logits sit far inside float16's range, and its 11-bit significand rounds 8x finer).
 # None: the logits' own dtype (a float64 model's logits travel, and are counted, as float64).
@@ -124,20 +113,27 @@ def parameters_dtype(module):
     return functools.reduce(torch.promote_types, (p.dtype for p in module.parameters()))
 
 
-class PredictionExchange(Stateless):
+class PredictionExchange:
     """Every `period` updates, peers swap the logits of their (shared) mini-batch; on the other
-    updates the distillation term is omitted (paper Section 3). Logits travel in `bits`-bit
-    floats, or in their own dtype when bits is None (counted as they travel), and are used as
-    teachers of that dtype, at least float32. Nothing is exchanged before update
-    `burn_in_steps`. Stateless: its state_dict is empty."""
+    updates there are no teachers (paper Section 3). Logits travel in `bits`-bit floats, or in
+    their own dtype when bits is None (counted as they travel), and are used as teachers of that
+    dtype, at least float32. It keeps nothing between updates: its state_dict is empty."""
 
-    def __init__(self, groups, counter, period, group_index, bits=32, burn_in_steps=0):
+    sends = "predictions"
+
+    def __init__(self, groups, counter, period, group_index, bits=32):
         self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
         self.wire_dtype = WIRE_DTYPES[bits]
-        self.burn_in_steps = burn_in_steps
 
-    def teachers_logits(self, step, model, inputs, logits):
-        if step < self.burn_in_steps or step % self.period != 0:
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+    def gather(self, step, logits):
+        """The peers' logits of this update's batch ([] between exchange points)."""
+        if step % self.period != 0:
             return []
         # The wire dtype whatever autocast computed the logits in: what b_predictions counts.
         wire = self.wire_dtype or logits.dtype
@@ -148,24 +144,23 @@ class PredictionExchange(Stateless):
 
 
 class CheckpointExchange:
-    """Every `period` updates, peers swap parameters; in between each rank runs the stale peer
-    copies forward on its own batch. The teacher at update s is the peer from update
-    floor(s/T)*T. Teachers run in train mode, as the peers themselves did, so only parameters
+    """Every `period` updates, peers swap parameters into `teachers` (fresh instances of the
+    peers' models, teachers.build_teachers), which each rank runs forward on its own batch in
+    between. The teacher at update s is the peer from update floor(s/T)*T; the first exchange is
+    at the first update `refresh` is called at (the first after a burn-in). Only parameters
     (b_model) travel, in their own dtype (a float64 model's as float64, counted as such). Peers
-    may have other architectures (Figs. 14-15): `teachers` are fresh instances of the peers'
-    models, and parameter vectors of unequal length are zero-padded to the longest (the padding
-    is counted: it travels). Nothing is exchanged before update
-    `burn_in_steps`; the first exchange is at the first update after it.
+    may have other architectures (Figs. 14-15): parameter vectors of unequal length are
+    zero-padded to the longest (the padding is counted: it travels).
 
     The vectors travel through kept buffers (checkpoint_wire.py), cut into chunks all_gathered
     together. sharded=True (ShardedCheckpointExchange) splits them into one shard per rank of
     the model group instead of sending the whole vector from each rank."""
 
-    def __init__(self, groups, counter, period, group_index, model, teachers, burn_in_steps=0, sharded=False):
+    sends = "checkpoints"
+
+    def __init__(self, groups, counter, period, group_index, model, teachers, sharded=False):
         self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
-        self.teachers, self.burn_in_steps = teachers, burn_in_steps
-        for teacher in self.teachers:
-            teacher.requires_grad_(False)
+        self.teachers = teachers
         self.shards = dist.get_world_size(groups.group) if sharded else 1
         self.shard = dist.get_rank(groups.group) if sharded else 0
         self.own = FlatParameters(model)
@@ -190,7 +185,22 @@ class CheckpointExchange:
         # Also on the first call after a burn-in that ended between exchange points.
         return step % self.period == 0 or self.source_step is None
 
-    def refresh(self):
+    def publish(self, step, model):
+        """Nothing to do before an exchange point: the parameters travel in `refresh`."""
+
+    def refresh(self, step, model):
+        """At an exchange point (or the first call), every teacher gets its peer's current
+        parameters. True: the teachers hold the peers to use at `step`."""
+        if self.is_due(step):
+            self._exchange()
+            self.source_step = step
+        return True
+
+    def held_steps(self):
+        """The update the teachers' parameters come from (None before the first exchange)."""
+        return self.source_step
+
+    def _exchange(self):
         """One exchange: every teacher gets its peer's current parameters."""
         with torch.no_grad():
             self.own.fill()
@@ -218,15 +228,6 @@ class CheckpointExchange:
         return counted_all_gather_into(chunk.view(-1), chunk[self.shard].view(-1), self.groups.group, self.counter,
                                        self.groups.group_spans_nodes)
 
-    def teachers_logits(self, step, model, inputs, logits):
-        if step < self.burn_in_steps:
-            return []
-        if self.is_due(step):
-            self.refresh()
-            self.source_step = step
-        with torch.no_grad():
-            return [teacher(inputs) for teacher in self.teachers]
-
     def state_dict(self):
         """The stale teachers (flat parameter vectors) and the update they come from."""
         return {"vectors": [flat_parameters(t) for t in self.teachers], "source_step": self.source_step}
@@ -246,38 +247,20 @@ class ShardedCheckpointExchange(CheckpointExchange):
     model's shards travel too: one collective per chunk). Vectors are zero-padded to a multiple of
     k (at most k-1 values, counted)."""
 
-    def __init__(self, groups, counter, period, group_index, model, teachers, burn_in_steps=0):
-        super().__init__(groups, counter, period, group_index, model, teachers, burn_in_steps, sharded=True)
+    def __init__(self, groups, counter, period, group_index, model, teachers):
+        super().__init__(groups, counter, period, group_index, model, teachers, sharded=True)
 
 
-EXCHANGES = ("none", "predictions", "checkpoints", "sharded_checkpoints")
+EXCHANGES = ("predictions", "checkpoints", "sharded_checkpoints")
 CHECKPOINT_EXCHANGES = {"checkpoints": CheckpointExchange, "sharded_checkpoints": ShardedCheckpointExchange}
 
 
-def make_exchange(kind, groups, counter, group_index, period=1, burn_in_steps=0, prediction_bits=None,
-                  model=None, make_peer=None, n_groups=2):
+def make_exchange(kind, groups, counter, group_index, period=1, prediction_bits=None, model=None, teachers=()):
     """An exchange from plain values. kind: one of EXCHANGES; groups: this rank's ProcessGroups;
-    group_index: its model group. (Sharded) checkpoints need the rank's `model` and
-    make_peer(j), a fresh instance of model group j's architecture for each of the other
-    n_groups - 1 groups (the stale teachers)."""
-    if kind == "none":
-        return NoExchange()
+    group_index: its model group. (Sharded) checkpoints need the rank's `model` and `teachers`,
+    one fresh module per other model group, in group order (teachers.build_teachers)."""
     if kind == "predictions":
-        return PredictionExchange(groups, counter, period, group_index, prediction_bits, burn_in_steps)
+        return PredictionExchange(groups, counter, period, group_index, prediction_bits)
     if kind in CHECKPOINT_EXCHANGES:
-        teachers = [make_peer(j) for j in range(n_groups) if j != group_index]
-        return CHECKPOINT_EXCHANGES[kind](groups, counter, period, group_index, model, teachers, burn_in_steps)
+        return CHECKPOINT_EXCHANGES[kind](groups, counter, period, group_index, model, list(teachers))
     raise ValueError(f"exchange {kind!r} is not one of {EXCHANGES}")
-
-
-def build_exchange(method_cfg, groups, counter, group_index, model, make_peer):
-    """The exchange of a run's method config (a dict or an OmegaConf node, read by key).
-    make_peer(j): a fresh instance of model group j's architecture (checkpoint teachers)."""
-    if method_cfg["name"] in ("allreduce", "independent"):
-        return NoExchange()
-    if method_cfg["exchange"] not in EXCHANGES[1:]:
-        raise ValueError(f"method.exchange={method_cfg['exchange']!r} is not one of {EXCHANGES[1:]}")
-    return make_exchange(method_cfg["exchange"], groups, counter, group_index, period=method_cfg["period"],
-                         burn_in_steps=int(method_cfg.get("burn_in_steps", 0)),
-                         prediction_bits=method_cfg.get("prediction_bits", 32), model=model,
-                         make_peer=make_peer, n_groups=method_cfg["n"])

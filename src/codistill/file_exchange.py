@@ -1,10 +1,8 @@
 """Checkpoint exchange through a shared file system, with the interface of exchange.py's
-exchanges (teachers_logits, state_dict, load_state_dict): for model groups that share no process
+checkpoint exchanges (publish, refresh, teachers, held_steps, state_dict): for model groups that share no process
 group (separate jobs, or machines that share only storage). The snapshots and the choice of which
 one to read are snapshots.py's (SnapshotStore, PeerReader).
 """
-import torch
-
 from .exchange import CommCounter
 from .snapshots import PeerReader, SnapshotStore, snapshot_bits
 
@@ -12,56 +10,47 @@ from .snapshots import PeerReader, SnapshotStore, snapshot_bits
 class FileCheckpointExchange:
     """Every `period` updates this model group's leader (publish=True) writes its parameters to
     `store` (a SnapshotStore, or a folder); each rank reads its peers' snapshots into `teachers`
-    (fresh modules of the peers' architectures, one per other group, in group order) and runs
-    them forward on its own batch. mode "lockstep": at update s the peers' snapshot of
-    floor(s/T)*T, waiting up to timeout_s for a peer that is behind (reproducible); "async": the
-    newest there is (Anil et al. 2018). Nothing is read before update `burn_in_steps`; snapshots
-    are written from update 0 on, so peers never wait for one that will not come. `counter` is
-    charged the bits of every snapshot read (inter-node when crosses_nodes). Snapshots are kept
-    until the caller prunes them (store.prune), or, with prune=True, each publish removes this
-    group's snapshots that no peer can need after a resume (SnapshotStore.prune_unneeded: every
-    group marks its durable checkpoints with store.mark_checkpointed).
+    (fresh modules of the peers' architectures, one per other group, in group order:
+    teachers.build_teachers). mode "lockstep": at update s the peers' snapshot of floor(s/T)*T,
+    waiting up to timeout_s for a peer that is behind (reproducible); "async": the newest there is
+    (Anil et al. 2018). Snapshots are written from update 0 on, also during a burn-in, so peers
+    never wait for one that will not come. `counter` is charged the bits of every snapshot read
+    (inter-node when crosses_nodes). Snapshots are kept until the caller prunes them
+    (store.prune), or, with prune=True, each publish removes this group's snapshots that no peer
+    can need after a resume (SnapshotStore.prune_unneeded: every group marks its durable
+    checkpoints with store.mark_checkpointed).
     """
 
+    sends = "checkpoints"
+
     def __init__(self, store, group_index, n_groups, period, teachers, mode="lockstep", timeout_s=600.0,
-                 burn_in_steps=0, counter=None, publish=True, crosses_nodes=True, prune=False):
+                 counter=None, publish=True, crosses_nodes=True, prune=False):
         self.store = store if isinstance(store, SnapshotStore) else SnapshotStore(store)
         self.group_index, self.period, self.teachers = group_index, period, list(teachers)
-        self.burn_in_steps, self.publish, self.crosses_nodes = burn_in_steps, publish, crosses_nodes
+        self.publishes, self.crosses_nodes = publish, crosses_nodes
         self.n_groups, self.prune = n_groups, prune
         self.counter = counter if counter is not None else CommCounter()
         peers = [j for j in range(n_groups) if j != group_index]
         if len(peers) != len(self.teachers):
             raise ValueError(f"{len(self.teachers)} teachers for {len(peers)} other model groups")
         self.reader = PeerReader(self.store, peers, period, mode, timeout_s)
-        for teacher in self.teachers:
-            teacher.requires_grad_(False)
         self.published_step = None
 
-    def teachers_logits(self, step, model, inputs, logits):
-        if not self.prepare(step, model):
-            return []
-        with torch.no_grad():
-            return [teacher(inputs) for teacher in self.teachers]
-
-    def prepare(self, step, model):
-        """Publishes and reads the snapshots of update `step`; True when the teachers then hold
-        the peers to use at `step` (False during burn-in). For a caller that runs the teachers
-        itself (the fairseq task: its models take a batch's keyword arguments); calling it again
-        at the same step does nothing more."""
-        if self.publish and step % self.period == 0 and self.published_step != step:
+    def publish(self, step, model):
+        """At an exchange point, the leader writes `model`'s parameters (once per step)."""
+        if self.publishes and step % self.period == 0 and self.published_step != step:
             self.store.publish(self.group_index, step, dict(model.named_parameters()))
             self.published_step = step
             if self.prune:
                 self.store.prune_unneeded(self.group_index, self.n_groups, self.period)
-        if step < self.burn_in_steps:
-            return False
+
+    def refresh(self, step, model):
+        """Reads the peers' snapshots to use at `step` into the teachers; True once they hold them."""
         for slot, source, tensors, counted in self.reader.refresh(step):
             if counted:
                 self.counter.charge(snapshot_bits(tensors), self.crosses_nodes)
             self._load(slot, source, tensors)
         return True
-
     def _load(self, slot, source, tensors):
         teacher = self.teachers[slot]
         reference = next(teacher.parameters())

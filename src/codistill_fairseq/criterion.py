@@ -4,10 +4,10 @@ between logits (paper Algorithm 1, line 4; Appendix A.3 for translation).
 
     loss_i = CE_eps(e)(y, f_i(x)) + alpha(e) * 1/(n-1) * sum_{j != i} MSE(f_i(x), f_j(x))
 
-The teachers f_j are the peers' parameters that the task (`codistill_translation`) read at its
-last exchange point; with any other task, or in validation, the distillation term is omitted. The
-terms are the codistill core's: the token-level distillation term (losses.distill_loss with the
-padding mask), alpha (schedules.AlphaSchedule, per completed epoch); label smoothing's schedule is
+The teachers f_j and the distillation term are the task's codistill.Codistiller's (token-level,
+over the positions that are not padding); with any other task, or in validation, the term is
+omitted. alpha is a codistill.schedules.AlphaSchedule per completed epoch, which the Codistiller
+reads through alpha_at; label smoothing's schedule is
 codistill_experiments.translation.label_smoothing's.
 """
 import math
@@ -19,7 +19,6 @@ from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossE
 from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 
-from codistill.losses import distill_loss
 from codistill_experiments.names import LABEL_SMOOTHING_SCHEDULES, TRANSLATION_ALPHA_SCHEDULES
 from codistill.schedules import AlphaSchedule
 from codistill_experiments.translation.label_smoothing import label_smoothing_at
@@ -56,22 +55,27 @@ class CodistillCriterion(LabelSmoothedCrossEntropyCriterion):
         return label_smoothing_at(self.epsilon0, self.label_smoothing_schedule, self.label_smoothing_decay,
                                   self._epochs_done())
 
+    def alpha_at(self, update):
+        """alpha at `update` of the current epoch (the Codistiller's alpha)."""
+        return self.alpha.at(update, self._epochs_done())
+
     def current_alpha(self):
-        return self.alpha.at(getattr(self.task, "update", 0), self._epochs_done())
+        return self.alpha_at(getattr(self.task, "update", 0))
 
     def forward(self, model, sample, reduce=True):
         self.eps = self.current_label_smoothing()
         net_output = model(**sample["net_input"])
         ce_loss, nll_loss = self.compute_loss(model, net_output, sample, reduce=reduce)
         sample_size = sample["target"].size(0) if self.sentence_avg else sample["ntokens"]
-        teachers = []
-        if model.training and hasattr(self.task, "teacher_logits"):
-            teachers = self.task.teacher_logits(sample)
+        codistiller, teachers = getattr(self.task, "codistiller", None), []
+        if model.training and codistiller is not None:
+            teachers = codistiller.teachers_logits(self.task.update, sample["net_input"], net_output[0])
         loss, distill, alpha = ce_loss, ce_loss.new_zeros(()), self.current_alpha()
         if teachers:
             target = model.get_targets(sample, net_output)
-            distill = distill_loss(net_output[0], teachers, "mse", keep=target.ne(self.padding_idx))
-            loss = ce_loss + alpha * distill
+            weighted, distill = codistiller.distillation(self.task.update, net_output[0], teachers,
+                                                         keep=target.ne(self.padding_idx))
+            loss = ce_loss + weighted
         if model.training:
             self.task.last_alpha, self.task.last_label_smoothing = alpha, self.eps
         logging_output = {

@@ -1,9 +1,10 @@
 """`codistill_translation`: fairseq's translation task, with its hooks adapted to the codistill core.
 
-- train_step: the checkpoint exchange through files (codistill.FileCheckpointExchange: every
-  `exchange_period` updates the group leader publishes the parameters, every rank reads its peers'
-  snapshots into stale teachers, lock-step or async), counted in a codistill.CommCounter with the
-  group's gradient all_reduce; the criterion runs the teachers on the model's own batch.
+- train_step: codistillation through the library's Codistiller over files
+  (Codistiller.through_files: every `exchange_period` updates the group leader publishes the
+  parameters, every rank reads its peers' snapshots into its teachers, lock-step or async),
+  counted in a codistill.CommCounter with the group's gradient all_reduce; the criterion asks the
+  Codistiller for the teachers' logits on the model's own batch and for the distillation term.
 - get_batch_iterator: coordinated sampling (`data_order_seed`): every model reads the training data
   in the same order while its parameters are initialised (and its dropout drawn) from its own --seed.
 - reduce_metrics / post_validate: the run's records (codistill_experiments.translation.records): after each
@@ -26,9 +27,9 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
-from codistill.exchange import CommCounter, param_hash, tensor_bits
-from codistill.file_exchange import FileCheckpointExchange
+from codistill import Codistiller, CommCounter
 from codistill.choices import SNAPSHOT_MODES
+from codistill.exchange import param_hash, tensor_bits
 from codistill_experiments.runlog import append_record, keep_records
 from codistill.snapshots import SnapshotStore
 from codistill_experiments.translation.records import EvalSums, TaskStateFiles, epoch_fraction, eval_record, progress_line
@@ -72,8 +73,8 @@ class CodistillTranslationTask(TranslationTask):
         self.peers = [j for j in range(self.n_models) if j != self.index]
         self.directory = Path(cfg.codistill_dir) if cfg.codistill_dir else None
         self.store = SnapshotStore(self.directory / "exchange") if self.directory else None
-        self.exchange = None  # built at the first update: its teachers take the model's device and dtype
-        self.teachers, self.teachers_active = [], False
+        self.codistiller = None  # built at the first update: its teachers take the model's device and dtype
+        self.teachers_active = False
         self.counter = CommCounter()
         self.epoch, self.update, self.updates_done = 1, 0, 0
         self.last_alpha, self.last_label_smoothing, self.lr = None, None, None
@@ -113,7 +114,7 @@ class CodistillTranslationTask(TranslationTask):
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if self.first_step:
             self.first_step = False
-            self._start(update_num, model)
+            self._start(update_num, model, criterion)
         self.update, self.updates_done, self.phase = update_num, update_num + 1, "train"
         self.lr = optimizer.get_lr()
         if self.saved_step is not None and self.store is not None and self._is_leader():
@@ -121,14 +122,14 @@ class CodistillTranslationTask(TranslationTask):
         self.saved_step = None
         self.epoch_start.setdefault(self.epoch, update_num)
         # fairseq calls train_step once per micro-batch of an update: prepare does its work once
-        self.teachers_active = self.exchange is not None and self.exchange.prepare(update_num, unwrapped(model))
+        self.teachers_active = self.codistiller is not None and self.codistiller.prepare(update_num)
         if self.cfg.trace and self._is_leader():
             self._trace(model, update_num)
         result = super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
             # the group's gradient all_reduce, as Sec. 3 counts it: 2 x the all-reduced gradients per device
             gradient_bits = sum(tensor_bits(p) for p in unwrapped(model).parameters() if p.requires_grad)
-            self.counter.charge(2 * gradient_bits, self.cfg.group_spans_nodes)
+            self.counter.charge_all_reduce(gradient_bits, self.cfg.group_spans_nodes)
         return result
 
     def valid_step(self, sample, model, criterion):
@@ -152,34 +153,21 @@ class CodistillTranslationTask(TranslationTask):
             self._state_files().save(self.updates_done, {
                 "step": self.updates_done, "elapsed": self._elapsed(),
                 "inter_node_bits": self.counter.inter_node_bits, "intra_node_bits": self.counter.intra_node_bits,
-                "exchange": self.exchange.state_dict() if self.exchange else None})
+                "exchange": self.codistiller.exchange.state_dict() if self.codistiller else None})
             self.saved_step = self.updates_done  # durable once training goes on (see train_step)
         return super().state_dict()
 
-    # -- teachers --------------------------------------------------------------------------------
-    def teacher_logits(self, sample):
-        """The teachers' logits on the criterion's batch; none during burn-in, in validation, or
-        without an exchange."""
-        if not self.teachers_active:
-            return []
-        with torch.no_grad():
-            return [teacher(**sample["net_input"])[0] for teacher in self.teachers]
-
-    def _build_exchange(self, model):
-        """Teachers in eval mode, on the model's device and dtype, built without touching the
-        student's random stream; the core's file exchange loads the peers' snapshots into them."""
-        reference = next(unwrapped(model).parameters())
-        devices = [reference.device] if reference.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            self.teachers = [models.build_model(self.model_cfg, self).to(device=reference.device, dtype=reference.dtype)
-                             for _ in self.peers]
-        for teacher in self.teachers:
-            teacher.eval()
+    # -- codistillation --------------------------------------------------------------------------
+    def _build_codistiller(self, model, criterion):
+        """The library's codistillation through the run directory's snapshot files; alpha is the
+        criterion's schedule, and a teacher runs on the batch's net_input as fairseq's models do."""
         leader = self._is_leader()
-        return FileCheckpointExchange(self.store, self.index, self.n_models, self.period, self.teachers,
-                                      mode=str(self.cfg.exchange_mode), timeout_s=self.cfg.exchange_timeout,
-                                      burn_in_steps=self.burn_in_updates, counter=self.counter, publish=leader,
-                                      crosses_nodes=True, prune=leader)
+        return Codistiller.through_files(
+            unwrapped(model), self.store, self.index, self.n_models, self.period, alpha=criterion.alpha_at,
+            loss="mse", burn_in_steps=self.burn_in_updates,
+            make_teacher=lambda peer: models.build_model(self.model_cfg, self), mode=str(self.cfg.exchange_mode),
+            timeout_s=self.cfg.exchange_timeout, counter=self.counter, publish=leader, crosses_nodes=True,
+            prune=leader, run_teacher=lambda teacher, net_input: teacher(**net_input)[0])
 
     # -- bookkeeping -----------------------------------------------------------------------------
     def _is_leader(self):
@@ -197,11 +185,11 @@ class CodistillTranslationTask(TranslationTask):
     def _elapsed(self):
         return self.elapsed_before + time.monotonic() - self.started
 
-    def _start(self, step, model):
+    def _start(self, step, model, criterion):
         """First update of this process: a fresh run (step 0) or a resume from fairseq's
         checkpoint_last.pt at `step`. Drops what a crashed attempt wrote after that step."""
         if self.store is not None and self.period > 0 and self.peers:
-            self.exchange = self._build_exchange(model)
+            self.codistiller = self._build_codistiller(model, criterion)
         if self.directory is None:
             return
         if step > 0:
@@ -209,10 +197,10 @@ class CodistillTranslationTask(TranslationTask):
             self.elapsed_before = state["elapsed"]
             self.counter.inter_node_bits = state["inter_node_bits"]
             self.counter.intra_node_bits = state["intra_node_bits"]
-            if self.exchange is not None and state["exchange"] is not None:
+            if self.codistiller is not None and state["exchange"] is not None:
                 # The teachers are read again (they are not in fairseq's checkpoint); re-reading what the
                 # interrupted run held is not new traffic.
-                self.exchange.load_state_dict(state["exchange"])
+                self.codistiller.exchange.load_state_dict(state["exchange"])
         if self._is_leader():
             keep_records(self._model_dir() / "evals.jsonl", lambda record: record["step"] <= step)
             keep_records(self._model_dir() / "trace.jsonl", lambda record: record["step"] < step)
@@ -223,7 +211,7 @@ class CodistillTranslationTask(TranslationTask):
             self.sums, step, epoch_fraction(self.epoch, start, self.updates_per_epoch, step), self.index,
             alpha=self.last_alpha if self.n_models > 1 and self.period > 0 else 0.0,
             label_smoothing=self.last_label_smoothing, lr=self.lr,
-            teachers_from_step=self.exchange.held_steps() if self.exchange else None,
+            teachers_from_step=self.codistiller.exchange.held_steps() if self.codistiller else None,
             counter=self.counter, wall_time=self._elapsed())
 
     def _report(self, record):
@@ -238,6 +226,6 @@ class CodistillTranslationTask(TranslationTask):
         entry = {"step": step, "own": param_hash(unwrapped(model)),
                  "rng": hashlib.sha1(torch.get_rng_state().numpy().tobytes()).hexdigest()[:12]}
         if self.teachers_active:
-            entry["teachers"] = [param_hash(teacher) for teacher in self.teachers]
-            entry["teachers_from_step"] = self.exchange.held_steps()
+            entry["teachers"] = [param_hash(teacher) for teacher in self.codistiller.teachers]
+            entry["teachers_from_step"] = self.codistiller.exchange.held_steps()
         append_record(self._model_dir() / "trace.jsonl", entry)

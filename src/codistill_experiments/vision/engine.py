@@ -1,5 +1,5 @@
 """The training loop of one rank: n model groups trained at once, all_reduce inside a group (DDP),
-codistillation between groups (Algorithm 1 of the paper, with the exchange of `exchange.py`)."""
+codistillation between groups (Algorithm 1 of the paper) through the library's Codistiller."""
 import contextlib
 import json
 import math
@@ -7,21 +7,20 @@ import time
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-import torch.distributed as dist
+from codistill import Codistiller, CommCounter, flat_parameters, make_process_groups
+from codistill.exchange import param_hash
 
 from .. import run_state, runlog
 from ..divergence import divergence
-from codistill.exchange import CheckpointExchange, CommCounter, NoExchange, build_exchange, flat_parameters, param_hash
-from codistill.groups import make_process_groups
-from codistill.losses import codistill_loss
 from ..progress import Progress
 from ..run_schedules import run_schedules
 from ..seeds import model_seed
-from .methods import OWN_METHODS, build_method, sampling_layout
+from .methods import build_method, sampling_layout
 from .sampling import CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, held_out_split, to_device
 from .workloads import build_workload
 
@@ -53,10 +52,8 @@ class RankState:
     trainable: torch.nn.Module  # the model, or its DDP wrapper
     initial_params: torch.Tensor
     counter: CommCounter
-    exchange: object
-    distill_kind: str = "mse"    # method.loss and method.temperature, read once: an OmegaConf
-    temperature: float = 1.0     # lookup every update costs more than a mini model's update
-    method: object = None        # methods.py: wraps the model, acts after each update, has state
+    codistiller: Codistiller = None   # None: the method does not codistil (all_reduce, independent, methods.py's)
+    method: object = None             # methods.py: wraps the model, acts after each update, has state
 
 
 _NO_AUTOCAST = contextlib.nullcontext()
@@ -141,16 +138,15 @@ def train_step(state, optimizer, precision, schedules, step, batch, trace):
         group["lr"], group["weight_decay"] = lr, weight_decay
     with precision.autocast():
         logits = state.trainable(inputs)
-        # No teachers (no distillation) during the exchange's burn-in, nor without codistillation.
-        teachers = state.exchange.teachers_logits(step, state.model, inputs, logits)
+        codistiller = state.codistiller
+        teachers = codistiller.teachers_logits(step, inputs, logits) if codistiller else []
         if trace:
             write_trace(trace, state, step, bool(teachers))
+        loss = supervised = F.cross_entropy(logits, targets)
+        distill = None
         if teachers:
-            loss, supervised, distill = codistill_loss(logits, targets, teachers, schedules.alpha(step),
-                                                       state.distill_kind, state.temperature)
-        else:  # codistill_loss without teachers, minus building its zero distillation term
-            loss = supervised = F.cross_entropy(logits, targets)
-            distill = None
+            weighted, distill = codistiller.distillation(step, logits, teachers)
+            loss = supervised + weighted
     optimizer.zero_grad(set_to_none=True)
     precision.backward_and_step(loss, optimizer)
     return supervised.detach(), None if distill is None else distill.detach()
@@ -230,7 +226,9 @@ def records(table, step, schedules, counter, wall_time, batch_per_model):
         }
 
 
-def build_rank_state(cfg, layout, workload, device):
+def build_rank_state(cfg, layout, workload, device, alpha=None):
+    """This rank's model, process groups, bit counter, method and codistillation. alpha: the
+    run's alpha schedule (a function of the update); by default method.alpha, constant."""
     groups = make_process_groups(layout)
     group = layout.group_index
     init_group = sampling_layout(cfg.method, layout).group_index  # local SGD, DiLoCo: model 0's init
@@ -238,30 +236,44 @@ def build_rank_state(cfg, layout, workload, device):
     memory_format = torch.channels_last if cfg.workload.get("channels_last", False) else torch.preserve_format
     model = workload.make_model(init_seed, model_spec(cfg, group)).to(device, memory_format=memory_format)
     counter = CommCounter()
-    make_peer = lambda peer: workload.make_model(0, model_spec(cfg, peer)).to(device, memory_format=memory_format)  # noqa: E731,E501
-    exchange = (NoExchange() if cfg.method.name in OWN_METHODS
-                else build_exchange(cfg.method, groups, counter, group, model, make_peer))
     method = build_method(cfg.method, layout, groups, counter)
-    return RankState(cfg, layout, device, groups, model, method.wrap(model),
-                     flat_parameters(model).clone(), counter, exchange,
-                     distill_kind=cfg.method.get("loss", "mse"), temperature=float(cfg.method.get("temperature", 1.0)),
+    return RankState(cfg, layout, device, groups, model, method.wrap(model), flat_parameters(model).clone(), counter,
+                     codistiller=build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha),
                      method=method)
+
+
+def build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha):
+    """The run's codistillation from method.* (None when its method does not codistil)."""
+    method = cfg.method
+    if method.name != "codistill":
+        return None
+
+    def make_teacher(peer):
+        return workload.make_model(0, model_spec(cfg, peer)).to(memory_format=memory_format)
+
+    return Codistiller(model, layout, exchange=method.exchange, period=int(method.period),
+                       alpha=alpha if alpha is not None else float(method.get("alpha", 1.0)),
+                       loss=method.get("loss", "mse"), temperature=float(method.get("temperature", 1.0)),
+                       burn_in_steps=int(method.get("burn_in_steps", 0)),
+                       prediction_bits=method.get("prediction_bits", 32), make_teacher=make_teacher,
+                       groups=groups, counter=counter)
 
 
 def write_trace(handle, state, step, teachers_used):
     entry = {"step": step, "own": param_hash(state.model)}
-    if isinstance(state.exchange, CheckpointExchange) and teachers_used:
-        entry["teachers"] = [param_hash(t) for t in state.exchange.teachers]
-        entry["teachers_from_step"] = state.exchange.source_step
+    if teachers_used and state.codistiller.teachers:
+        entry["teachers"] = [param_hash(t) for t in state.codistiller.teachers]
+        entry["teachers_from_step"] = state.codistiller.exchange.held_steps()
     handle.write(json.dumps(entry) + "\n")
 
 
 def group_state(state, optimizer, precision, step, elapsed):
     """Everything of this model group that a resumed run needs (saved by the group's leader).
     "teachers" holds the exchange's state_dict (the stale teachers of a checkpoint exchange)."""
+    exchange = state.codistiller.exchange.state_dict() if state.codistiller else {}
     return {"step": step, "elapsed": elapsed, "model": state.model.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": precision.scaler.state_dict(),
-            "teachers": state.exchange.state_dict(), "method": state.method.state_dict(), "rng": torch.get_rng_state(),
+            "teachers": exchange, "method": state.method.state_dict(), "rng": torch.get_rng_state(),
             "inter_node_bits": state.counter.inter_node_bits, "intra_node_bits": state.counter.intra_node_bits}
 
 
@@ -270,7 +282,8 @@ def restore(state, optimizer, precision, saved):
     state.model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     precision.scaler.load_state_dict(saved["scaler"])
-    state.exchange.load_state_dict(saved["teachers"] or {})  # None: saved before exchanges had state
+    if state.codistiller:
+        state.codistiller.exchange.load_state_dict(saved["teachers"])
     state.method.load_state_dict(saved.get("method") or {})
     state.counter.inter_node_bits = saved["inter_node_bits"]
     state.counter.intra_node_bits = saved["intra_node_bits"]
@@ -319,8 +332,8 @@ def train_rank(config, layout, run_directory, device):
     val_loader = DataLoader(eval_set, batch_sampler=EvalShardSampler(
         len(eval_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
         collate_fn=workload.collate, num_workers=cfg.workload.loader_workers, pin_memory=device.type == "cuda")
-    state = build_rank_state(cfg, layout, workload, device)
     schedules = run_schedules(cfg, sampled_batch, len(sampler))
+    state = build_rank_state(cfg, layout, workload, device, alpha=schedules.alpha)
     settings = loop_settings(cfg, schedules)
     batches = batch_source(workload, train_set, sampler, settings, device)
     optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0),

@@ -31,11 +31,20 @@ from torch.distributed.algorithms.ddp_comm_hooks.post_localSGD_hook import PostL
 from torch.distributed.algorithms.model_averaging import averagers
 from torch.distributed.algorithms.model_averaging.utils import get_params_to_average
 
-from codistill.exchange import Stateless, flat_parameters, load_flat_parameters, tensor_bits, wrap_data_parallel
+from codistill.exchange import flat_parameters, load_flat_parameters, tensor_bits, wrap_data_parallel
 from codistill.groups import Layout
 
 GLOBAL_BATCH_METHODS = ("localsgd", "diloco")
-OWN_METHODS = ("powersgd", *GLOBAL_BATCH_METHODS)  # they replace the exchange: nothing to distil
+
+
+class Stateless:
+    """A method with nothing a resumed run needs: its state_dict is empty."""
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
 
 
 def sampling_layout(method_cfg, layout):

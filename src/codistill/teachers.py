@@ -1,0 +1,37 @@
+"""The teachers of a checkpoint exchange: how they are built and how they run forward, one policy
+for every client (the vision engine, the fairseq plugin, a loop of your own).
+
+A teacher is a fresh module of a peer's architecture into which the exchange loads the peer's
+parameters. It runs forward as in evaluation (dropout off: a teacher's prediction is the peer's
+function, not a noisy draw of it), except that every batch norm the model trains with normalises
+with the batch's own statistics: running statistics are buffers, they do not travel with the
+parameters, so a teacher's own would describe no model. A part that the model keeps in evaluation
+mode while it trains (a frozen prefix) stays so in its teacher too.
+"""
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def teacher_mode(teacher):
+    """Puts `teacher` in the teachers' mode (module docstring) and returns it."""
+    teacher.train()   # the modes the model trains in: a model may keep parts in eval mode
+    training_norms = [module for module in teacher.modules() if isinstance(module, _BatchNorm) and module.training]
+    teacher.eval()
+    for module in training_norms:
+        module.train()
+    return teacher
+
+
+def build_teachers(model, make_teacher, group_index, n_groups):
+    """make_teacher(j) for each other model group j, in group order: on the model's device and in its
+    dtype, without gradients, in teacher mode. Built without drawing from the model's random
+    stream (its dropout, its data order), so that a run draws the same numbers with or without them."""
+    reference = next(model.parameters())
+    devices = [reference.device] if reference.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        teachers = [make_teacher(j).to(device=reference.device, dtype=reference.dtype)
+                    for j in range(n_groups) if j != group_index]
+    for teacher in teachers:
+        teacher.requires_grad_(False)
+        teacher_mode(teacher)
+    return teachers
