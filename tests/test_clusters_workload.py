@@ -6,7 +6,8 @@ from conftest import compose_job
 from omegaconf import OmegaConf
 
 from codistill_experiments.run_schedules import run_schedules
-from codistill_experiments.vision.workloads import MINI_RESNETS, build_workload, generated_clusters
+from codistill_experiments.names import MINI_RESNETS
+from codistill_experiments.vision.workloads import build_workload, generated_clusters
 
 
 def small_clusters(**changes):

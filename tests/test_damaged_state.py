@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from codistill import checkpoint
+from codistill_experiments import run_state
 from codistill_experiments.runlog import METRICS_FILE, read_records
 from conftest import ROOT
 
@@ -49,7 +49,7 @@ def crashed_after_last_commit(finished, tmp_path):
     log.write_text("".join(kept))
     for weights in directory.glob("model*.pt"):
         weights.unlink()
-    return root, directory / checkpoint.STATE_DIR
+    return root, directory / run_state.STATE_DIR
 
 
 def truncate(path):
@@ -69,12 +69,12 @@ DAMAGE = {"truncated": truncate, "bit-flipped": flip}
 
 
 def test_a_finished_run_keeps_its_last_two_committed_steps(finished):
-    state = soak_resume.run_directory(finished[0]) / checkpoint.STATE_DIR
+    state = soak_resume.run_directory(finished[0]) / run_state.STATE_DIR
     last, before = finished[2]["last"], finished[2]["before"]
     assert sorted(path.name for path in state.glob("*.pt")) == sorted(
         f"model{group}-step{step}.pt" for group in (0, 1) for step in (before, last))
-    assert checkpoint.read_commit(state / "latest.json") == last
-    assert checkpoint.read_commit(state / "previous.json") == before
+    assert run_state.read_commit(state / "latest.json") == last
+    assert run_state.read_commit(state / "previous.json") == before
 
 
 @pytest.mark.parametrize("damaged, damage", [("latest.json", "truncated"), ("model1-step{last}.pt", "truncated"),
@@ -88,8 +88,8 @@ def test_a_damaged_newest_state_falls_back_to_the_previous_step_and_ends_as_unin
     DAMAGE[damage](state / damaged)
     if damage == "bit-flipped":   # loadable: only the committed checksum tells it from the original
         torch.load(state / damaged, weights_only=True)
-        assert "sha256 differs from the one committed" in checkpoint.unreadable_file(
-            soak_resume.run_directory(root), checkpoint.read_record(state / "latest.json"), 2)[1]
+        assert "sha256 differs from the one committed" in run_state.unreadable_file(
+            soak_resume.run_directory(root), run_state.read_record(state / "latest.json"), 2)[1]
     done = rerun(root)
     assert done.returncode == 0, done.stderr[-2000:]
     warning = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
@@ -136,60 +136,60 @@ def evals(records):
 def write_states(directory, steps, groups=2):
     for step in steps:
         for group in range(groups):
-            checkpoint.save_group_state(directory, group, step, {"step": step, "model": {"w": torch.ones(3)}})
+            run_state.save_group_state(directory, group, step, {"step": step, "model": {"w": torch.ones(3)}})
 
 
 def write_and_commit(directory, steps):
     """What a run does at each evaluation: every group writes its state, then the step is committed."""
     for step in steps:
         write_states(directory, [step])
-        checkpoint.commit(directory, step)
+        run_state.commit(directory, step)
 
 
 def test_commit_keeps_the_step_it_replaces_until_the_next_one(tmp_path):
     write_states(tmp_path, [37])
-    checkpoint.commit(tmp_path, 37)
+    run_state.commit(tmp_path, 37)
     write_states(tmp_path, [74])
-    checkpoint.commit(tmp_path, 74)
+    run_state.commit(tmp_path, 74)
     names = lambda: sorted(path.name for path in (tmp_path / "state").glob("*.pt"))  # noqa: E731
     assert names() == ["model0-step37.pt", "model0-step74.pt", "model1-step37.pt", "model1-step74.pt"]
     write_states(tmp_path, [111])   # written, not committed yet
-    assert checkpoint.recover(tmp_path, 2) == 74
-    checkpoint.commit(tmp_path, 111)
+    assert run_state.recover(tmp_path, 2) == 74
+    run_state.commit(tmp_path, 111)
     assert names() == ["model0-step111.pt", "model0-step74.pt", "model1-step111.pt", "model1-step74.pt"]
-    assert (checkpoint.read_commit(tmp_path / "state" / "latest.json"),
-            checkpoint.read_commit(tmp_path / "state" / "previous.json")) == (111, 74)
+    assert (run_state.read_commit(tmp_path / "state" / "latest.json"),
+            run_state.read_commit(tmp_path / "state" / "previous.json")) == (111, 74)
 
 
 def test_recover_rolls_a_damaged_commit_back_so_every_rank_reads_the_same_step(tmp_path):
     write_and_commit(tmp_path, [37, 74])
     truncate(tmp_path / "state" / "latest.json")
-    with pytest.raises(checkpoint.StateUnreadable, match="latest.json is unreadable"):
-        checkpoint.committed_step(tmp_path)   # never read as "nothing committed": that would restart the run
+    with pytest.raises(run_state.StateUnreadable, match="latest.json is unreadable"):
+        run_state.committed_step(tmp_path)   # never read as "nothing committed": that would restart the run
     said = []
-    assert checkpoint.recover(tmp_path, 2, warn=said.append) == 37
-    assert checkpoint.committed_step(tmp_path) == 37 and len(said) == 1
-    assert checkpoint.recover(tmp_path, 2, warn=said.append) == 37 and len(said) == 1   # repaired: silent now
+    assert run_state.recover(tmp_path, 2, warn=said.append) == 37
+    assert run_state.committed_step(tmp_path) == 37 and len(said) == 1
+    assert run_state.recover(tmp_path, 2, warn=said.append) == 37 and len(said) == 1   # repaired: silent now
 
 
 def test_a_state_file_of_another_step_is_not_taken_for_the_committed_one(tmp_path):
     write_and_commit(tmp_path, [37, 74])
     shutil.copy(tmp_path / "state" / "model1-step37.pt", tmp_path / "state" / "model1-step74.pt")
     said = []
-    assert checkpoint.recover(tmp_path, 2, warn=said.append) == 37
+    assert run_state.recover(tmp_path, 2, warn=said.append) == 37
     assert "model1-step74.pt is unreadable (its sha256 differs from the one committed" in said[0]
     # A commit recorded before commits had checksums: the step the file holds tells it.
     write_and_commit(tmp_path, [74])
     shutil.copy(tmp_path / "state" / "model1-step37.pt", tmp_path / "state" / "model1-step74.pt")
-    checkpoint.write_commit(tmp_path / "state" / "latest.json", {"step": 74})
-    assert checkpoint.recover(tmp_path, 2, warn=said.append) == 37
+    run_state.write_commit(tmp_path / "state" / "latest.json", {"step": 74})
+    assert run_state.recover(tmp_path, 2, warn=said.append) == 37
     assert "model1-step74.pt is unreadable (it does not hold the state of update 74)" in said[1]
 
 
 def test_a_run_that_has_committed_nothing_starts_fresh(tmp_path):
     write_states(tmp_path, [37])     # written, never committed
-    assert checkpoint.recover(tmp_path, 2) is None and checkpoint.committed_step(tmp_path) is None
-    assert checkpoint.recover(Path(tmp_path) / "elsewhere", 2) is None
+    assert run_state.recover(tmp_path, 2) is None and run_state.committed_step(tmp_path) is None
+    assert run_state.recover(Path(tmp_path) / "elsewhere", 2) is None
 
 
 def test_a_commit_records_the_sha256_of_each_of_its_files_and_keeps_the_replaced_ones(tmp_path):
@@ -197,11 +197,11 @@ def test_a_commit_records_the_sha256_of_each_of_its_files_and_keeps_the_replaced
     state = tmp_path / "state"
     expected = {f"model{group}-step74.pt": hashlib.sha256((state / f"model{group}-step74.pt").read_bytes()).hexdigest()
                 for group in (0, 1)}
-    assert checkpoint.read_record(state / "latest.json") == {"step": 74, "sha256": expected}
-    assert set(checkpoint.read_record(state / "previous.json")["sha256"]) == {"model0-step37.pt", "model1-step37.pt"}
+    assert run_state.read_record(state / "latest.json") == {"step": 74, "sha256": expected}
+    assert set(run_state.read_record(state / "previous.json")["sha256"]) == {"model0-step37.pt", "model1-step37.pt"}
     flip(state / "model0-step74.pt")
     said = []
-    assert checkpoint.recover(tmp_path, 2, warn=said.append) == 37
+    assert run_state.recover(tmp_path, 2, warn=said.append) == 37
     assert "model0-step74.pt is unreadable (its sha256 differs from the one committed" in said[0]
     # The rolled-back commit keeps its checksums: a later flip of its files is caught too.
-    assert checkpoint.read_record(state / "latest.json") == checkpoint.read_record(state / "previous.json")
+    assert run_state.read_record(state / "latest.json") == run_state.read_record(state / "previous.json")

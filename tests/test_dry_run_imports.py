@@ -1,4 +1,4 @@
-"""A dry run and a sweep's validation import no torch (issue 15): validation reads the names a config
+"""A dry run and a sweep's validation import no torch: validation reads the names a config
 may use from codistill_experiments.names, and the modules that need torch are imported only to train."""
 import re
 import subprocess

@@ -119,7 +119,7 @@ def test_no_exchange_during_burn_in(run_job):
 
 
 def test_agreement_metrics_against_hand_computed_values():
-    from codistill_experiments.vision.engine import agreement
+    from codistill_experiments.vision.evaluation import agreement
 
     probabilities = torch.tensor([[[0.9, 0.1], [0.4, 0.6]],
                                   [[0.5, 0.5], [0.2, 0.8]],

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from codistill_experiments.vision.workloads import check_imagefolder_root
+from codistill_experiments.data_checks import check_imagefolder_root
 from test_engine_distributed import final_params, last_eval
 
 CLASSES = ("n01440764", "n01443537")

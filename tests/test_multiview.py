@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from codistill_experiments.vision.wide_resnet import SplitWideResNet, WideResNet
-from codistill_experiments.vision.workloads import check_cifar_root
+from codistill_experiments.data_checks import check_cifar_root
 from test_engine_distributed import final_params, last_eval
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from codistill import progress
+from codistill_experiments import progress
 from codistill_experiments.runlog import METRICS_FILE, read_records, run_dir
 from conftest import ROOT, SHORT, compose_job
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from codistill import checkpoint
+from codistill_experiments import run_state
 from codistill_experiments.runlog import METRICS_FILE, MetricsLog, read_records
 from conftest import ROOT, compose_job
 
@@ -87,21 +87,21 @@ def test_when_one_rank_dies_every_process_exits_nonzero_and_says_which(tmp_path)
 
 def test_a_snapshot_holding_a_non_tensor_object_is_refused(tmp_path):
     state = {"step": 3, "model": {}, "payload": Namespace(command="rm -rf /")}
-    checkpoint.save_group_state(tmp_path, 0, 3, state)
+    run_state.save_group_state(tmp_path, 0, 3, state)
     with pytest.raises(pickle.UnpicklingError):
-        checkpoint.load_group_state(tmp_path, 0, 3, torch.device("cpu"))
+        run_state.load_group_state(tmp_path, 0, 3, torch.device("cpu"))
 
 
 def test_only_committed_state_is_resumed_from(tmp_path):
-    checkpoint.save_group_state(tmp_path, 0, 37, {"step": 37})
-    assert checkpoint.committed_step(tmp_path) is None
-    checkpoint.commit(tmp_path, 37)
-    checkpoint.save_group_state(tmp_path, 0, 74, {"step": 74})  # written, never committed
-    assert checkpoint.committed_step(tmp_path) == 37
-    checkpoint.commit(tmp_path, 74)   # 37 is kept until the next commit: a fallback (tests/test_damaged_state.py)
+    run_state.save_group_state(tmp_path, 0, 37, {"step": 37})
+    assert run_state.committed_step(tmp_path) is None
+    run_state.commit(tmp_path, 37)
+    run_state.save_group_state(tmp_path, 0, 74, {"step": 74})  # written, never committed
+    assert run_state.committed_step(tmp_path) == 37
+    run_state.commit(tmp_path, 74)   # 37 is kept until the next commit: a fallback (tests/test_damaged_state.py)
     assert sorted(p.name for p in (tmp_path / "state").glob("*.pt")) == ["model0-step37.pt", "model0-step74.pt"]
-    checkpoint.save_group_state(tmp_path, 0, 111, {"step": 111})
-    checkpoint.commit(tmp_path, 111)
+    run_state.save_group_state(tmp_path, 0, 111, {"step": 111})
+    run_state.commit(tmp_path, 111)
     assert sorted(p.name for p in (tmp_path / "state").glob("*.pt")) == ["model0-step111.pt", "model0-step74.pt"]
 
 
@@ -145,7 +145,7 @@ def test_a_run_being_trained_elsewhere_is_refused_not_trained_twice(tmp_path):
     args = [QUICK_WORKLOAD, "method=codistill", "seed=8", *SHORT]
     directory = run_dir(compose_job(args, tmp_path))
     args.append(f"results_root={tmp_path}")
-    with checkpoint.run_lock(directory):   # as a job of another sweep holding the same run would
+    with run_state.run_lock(directory):   # as a job of another sweep holding the same run would
         busy = run_cli(*args, cwd=tmp_path)
     assert busy.returncode != 0 and "is being trained by host" in busy.stderr
     assert f"pid {os.getpid()}" in busy.stderr and "Traceback" not in busy.stderr

@@ -1,4 +1,4 @@
-"""A rerun never loses finished work (issue 28): a log damaged before its last line is refused and
+"""A rerun never loses finished work: a log damaged before its last line is refused and
 left byte for byte, a torn last line still resumes, a diverged run ends as a failure (never a
 result), and Ctrl-C ends a run with one line saying how to resume it. Real runs through src/run.py."""
 import json

@@ -79,9 +79,12 @@ def test_label_smoothing_schedule():
         label_smoothing_at(0.1, "linear", 0.5, 1)
 
 
-def test_fairseq_criterion_adds_alpha_times_the_distillation_to_smoothed_cross_entropy(fairseq_task):
+def test_fairseq_criterion_adds_alpha_times_the_distillation_to_smoothed_cross_entropy(fairseq_task, tmp_path):
     """The registered criterion on a real fairseq transformer (dropout 0), at epoch 3 of an
-    exponential alpha and label-smoothing schedule, with two teachers (n = 3)."""
+    exponential alpha and label-smoothing schedule, with two teachers (n = 3) whose snapshots the
+    task's Codistiller reads from files."""
+    from codistill import Codistiller, SnapshotStore
+
     task, model, criterion, sample = fairseq_task(
         ["--criterion", "codistill", "--label-smoothing", "0.1", "--label-smoothing-schedule", "exponential",
          "--label-smoothing-decay", "0.5", "--codistill-alpha", "0.3", "--alpha-schedule", "exponential",
@@ -89,8 +92,14 @@ def test_fairseq_criterion_adds_alpha_times_the_distillation_to_smoothed_cross_e
     teachers = [task.build_model(task.model_cfg) for _ in range(2)]
     for teacher in teachers:
         teacher.eval()
+    store = SnapshotStore(tmp_path)
+    for peer, teacher in enumerate(teachers, start=1):
+        store.publish(peer, 40, dict(teacher.named_parameters()))
+    task.codistiller = Codistiller.through_files(
+        model, store, 0, 3, period=1, alpha=criterion.alpha_at, timeout_s=5, publish=False,
+        make_teacher=lambda peer: task.build_model(task.model_cfg),
+        run_teacher=lambda teacher, net_input: teacher(**net_input)[0])
     task.epoch, task.update = 3, 40
-    task.teachers, task.teachers_active = teachers, True
     model.train()
     loss, sample_size, logging = criterion(model, sample)
 

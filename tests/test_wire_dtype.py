@@ -1,5 +1,5 @@
 """Exchanges keep the model's dtype on the wire unless a lower precision is asked for, and count
-what they send (issue 28, 5): a float64 Codistiller run on real gloo processes equals the
+what they send: a float64 Codistiller run on real gloo processes equals the
 single-process Algorithm 1 in float64, for predictions and for checkpoints exchanged every update."""
 import sys
 

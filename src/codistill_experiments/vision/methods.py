@@ -1,4 +1,4 @@
-"""What users pick instead of codistillation to send fewer bits between servers (issue 14), in the
+"""What users pick instead of codistillation to send fewer bits between servers, in the
 engine's layout (n model groups of k ranks, DDP inside a group):
 
 - powersgd: one model over all ranks, DDP with torch's PowerSGD comm hook (Vogels et al. 2019);

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
-from ..data_checks import CIFAR_FILES, check_cifar_root, check_imagefolder_root  # noqa: F401  (re-exported)
-from ..names import MINI_ARCHS, MINI_RESNETS, MODEL_KEYS, SCENARIOS  # noqa: F401  (re-exported)
+from ..data_checks import CIFAR_FILES, check_cifar_root, check_imagefolder_root
+from ..names import MINI_ARCHS, MINI_RESNETS
 
 
 @dataclass

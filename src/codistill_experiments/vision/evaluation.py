@@ -1,0 +1,110 @@
+"""What a rank measures and logs: its training losses between evaluations, the validation of its
+model (top-1, loss, the ensemble's top-1 and the churn between models), and the records each
+evaluation appends to metrics.jsonl (one per model, gathered on rank 0)."""
+import torch
+import torch.distributed as dist
+
+from codistill import flat_parameters
+
+from .sampling import to_device
+
+# Columns of the per-group statistics that rank 0 gathers for each log record.
+(TRAIN_CE, TRAIN_DISTILL, TRAIN_BATCHES, VAL_LOSS, VAL_CORRECT, VAL_COUNT, DIST_FROM_INIT,
+ ENSEMBLE_CORRECT, CHURN_SUM) = range(9)
+N_STATS = 9
+
+
+class TrainLosses:
+    """Sums of this rank's supervised and distillation losses since the last evaluation: float32
+    tensors on the device (no host synchronisation per update), read at each evaluation."""
+
+    def __init__(self, device):
+        self.supervised, self.distill = torch.zeros((), device=device), torch.zeros((), device=device)
+        self.batches = 0
+
+    def add(self, supervised, distill):
+        self.supervised += supervised
+        if distill is not None:  # no teachers at this update: nothing to add
+            self.distill += distill
+        self.batches += 1
+
+    def drain_into(self, stats):
+        stats[TRAIN_CE], stats[TRAIN_DISTILL] = self.supervised.item(), self.distill.item()
+        stats[TRAIN_BATCHES] = self.batches
+        self.supervised.zero_()
+        self.distill.zero_()
+        self.batches = 0
+
+
+def agreement(probabilities, targets):
+    """probabilities: [n_models, batch, classes] of the same samples. Returns (samples the
+    ensemble (mean of probabilities) gets right, sum over samples of the churn): churn is the
+    total-variation distance 1/2 sum_c |p_i,c - p_j,c| averaged over model pairs, which is Anil et
+    al.'s "mean absolute difference between predictions" in the binary case."""
+    ensemble_correct = (probabilities.mean(0).argmax(-1) == targets).sum().item()
+    n = len(probabilities)
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    churn = sum(0.5 * (probabilities[i] - probabilities[j]).abs().sum(-1).sum().item() for i, j in pairs)
+    return ensemble_correct, churn / len(pairs)
+
+
+def evaluate(state, val_loader, stats):
+    model = state.model
+    model.eval()
+    with torch.no_grad():
+        for batch in val_loader:
+            inputs, targets = to_device(state.device, batch, state.cfg.workload.get("channels_last", False))
+            logits = model(inputs)
+            stats[VAL_LOSS] += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+            stats[VAL_CORRECT] += (logits.argmax(dim=-1) == targets).sum().item()
+            stats[VAL_COUNT] += len(targets)
+            if state.layout.n_groups > 1:
+                # Peers evaluate the same samples; this gather is bookkeeping, not exchange traffic.
+                probabilities = logits.softmax(-1)
+                gathered = [torch.empty_like(probabilities) for _ in range(state.layout.n_groups)]
+                dist.all_gather(gathered, probabilities, group=state.groups.peers)
+                correct, churn = agreement(torch.stack(gathered), targets)
+                stats[ENSEMBLE_CORRECT] += correct
+                stats[CHURN_SUM] += churn
+    model.train()
+    if state.layout.rank_in_group == 0:
+        current = flat_parameters(model)
+        stats[DIST_FROM_INIT] = torch.linalg.vector_norm(current - state.initial_params).item()
+
+
+def gather_stats(state, local):
+    """Sums every rank's row into an [n_groups, N_STATS] table. Bookkeeping only: not counted as
+    exchange traffic."""
+    table = torch.zeros(state.layout.n_groups, N_STATS, dtype=torch.float64)
+    table[state.layout.group_index] = local
+    dist.all_reduce(table)
+    return table
+
+
+def records(table, step, schedules, counter, wall_time, batch_per_model):
+    last = max(step - 1, 0)
+    multi = len(table) > 1
+    mean_top1 = (100.0 * table[:, VAL_CORRECT] / table[:, VAL_COUNT]).mean().item()
+    for group, row in enumerate(table.tolist()):
+        yield {
+            "kind": "eval",
+            "step": step,
+            "epoch": step / schedules.steps_per_epoch,
+            "model": group,
+            "train_loss": row[TRAIN_CE] / max(row[TRAIN_BATCHES], 1),
+            "train_distill_loss": row[TRAIN_DISTILL] / max(row[TRAIN_BATCHES], 1),
+            "val_loss": row[VAL_LOSS] / row[VAL_COUNT],
+            "val_top1": 100.0 * row[VAL_CORRECT] / row[VAL_COUNT],
+            "val_samples": int(row[VAL_COUNT]),  # one sample is 100 / val_samples points of top-1
+            "lr": schedules.lr(last),
+            "weight_decay": schedules.weight_decay(last),
+            "alpha": schedules.alpha(last),
+            "param_distance_from_init": row[DIST_FROM_INIT],
+            "val_top1_mean_over_models": mean_top1,
+            "ensemble_top1": 100.0 * row[ENSEMBLE_CORRECT] / row[VAL_COUNT] if multi else None,
+            "churn": row[CHURN_SUM] / row[VAL_COUNT] if multi else None,
+            "batch_per_model": batch_per_model,
+            "wall_time": wall_time,
+            "comm_bits_inter_node": counter.inter_node_bits,
+            "comm_bits_intra_node": counter.intra_node_bits,
+        }
