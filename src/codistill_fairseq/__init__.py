@@ -1,10 +1,12 @@
 """Codistillation for fairseq, loaded with `--user-dir src/codistill_fairseq` (no fork of fairseq).
 
 Registers the `codistill` criterion (criterion.py) and the `codistill_translation` task (task.py)
-with fairseq's own decorators. Both only adapt fairseq's hooks to the codistill core (the
-distillation term, the alpha schedule, the file exchange, the bit counter, the run's records);
-the plugin depends on `codistill`, never the other way: codistill/translation/ builds the
-fairseq-train command of every model of a run and points `--user-dir` here without importing it.
+with fairseq's own decorators. Both only adapt fairseq's hooks to the codistill library: the task
+trains through a codistill.Codistiller over snapshot files (teachers, burn-in, the bit counter),
+the criterion adds its distillation term weighted by alpha; the run's records are the
+experiments'. The plugin depends on `codistill` and `codistill_experiments`, never the other
+way: codistill_experiments/translation/ builds the fairseq-train command of every model of a run
+and points `--user-dir` here without importing it.
 The plugin also works by hand, e.g.
 
     fairseq-train data-bin/iwslt14.tokenized.de-en --user-dir src/codistill_fairseq \\

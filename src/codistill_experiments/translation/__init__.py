@@ -1,13 +1,11 @@
-"""Translation (paper Sec. 4.2, A.3, A.5): a client of the codistill core, trained by fairseq.
+"""Translation (paper Sec. 4.2, A.3, A.5): a client of the codistill library, trained by fairseq.
 
 n fairseq transformers, each trained by `fairseq-train` itself with the `src/codistill_fairseq`
-plugin, codistilled through checkpoint snapshots on the run directory's file system. The core
-supplies what vision and translation share: the distillation term (losses.py, token-level with a
-padding mask), the alpha schedule (schedules.AlphaSchedule), the file exchange
-(file_exchange.FileCheckpointExchange on snapshots.SnapshotStore), the bit counter
-(exchange.CommCounter), seeds (seeds.model_seed), the run's records and atomic writes (runlog.py)
-and the job environment (jobs.py). The plugin only adapts fairseq's hooks to these; nothing here
-imports the plugin (fairseq loads it from `--user-dir`).
+plugin, codistilled through checkpoint snapshots on the run directory's file system. The plugin
+trains through the library's Codistiller (Codistiller.through_files: the file exchange, burn-in,
+teachers, the token-level distillation term and alpha), as the vision engine trains through
+Codistiller over collectives. This package builds and runs the fairseq processes and the run's
+records; nothing here imports the plugin (fairseq loads it from `--user-dir`).
 
   checks.py           compose-time checks of translation jobs (config.validate calls them; no torch)
   data.py             the data-bin check and the generated mini corpus
