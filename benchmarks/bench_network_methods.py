@@ -43,13 +43,13 @@ def alone(timed):
         import torch.distributed as dist
 
         from codistill.exchange import CommCounter
-        from codistill_experiments.vision.methods import ONE_BUCKET_MB, PowerSGD, _counted_powersgd_hook
+        from codistill_experiments.vision.methods import ONE_BUCKET_MB, PowerSGD, counted_powersgd_hook
 
         own = [dist.new_group([rank]) for rank in range(dist.get_world_size())][dist.get_rank()]
         method = PowerSGD(timed.cfg.method, types.SimpleNamespace(group=own, group_spans_nodes=False), CommCounter())
         timed.alone = torch.nn.parallel.DistributedDataParallel(timed.state.model, process_group=own,
                                                                 bucket_cap_mb=ONE_BUCKET_MB)
-        timed.alone.register_comm_hook(method, _counted_powersgd_hook)
+        timed.alone.register_comm_hook(method, counted_powersgd_hook)
         saved, timed.state.trainable = timed.state.trainable, timed.alone
         timed.run(WARMUP_UPDATES["powersgd"])
         timed.state.trainable = saved
