@@ -1,22 +1,21 @@
-"""`make bench`: every benchmark of this folder in one run, then benchmarks/results.md and
+"""`make bench`: every benchmark of this package in one run, then benchmarks/results.md and
 figures/out/bench_*.png from what it measured (benchmarks/results.json keeps the raw numbers).
+Run from the repository root:
 
-    python benchmarks/bench.py                      # everything (~15 min on 2 cores)
-    python benchmarks/bench.py --parts bytes loop   # re-measure some parts, keeping the others' numbers
-    python benchmarks/bench.py --report-only        # redraw results.md and plots from results.json
-    python benchmarks/step_model_report.py          # part 6 (the step-time model) alone, in seconds
+    python -m benchmarks.bench                      # everything (~15 min on 2 cores)
+    python -m benchmarks.bench --parts bytes loop   # re-measure some parts, keeping the others' numbers
+    python -m benchmarks.bench --report-only        # redraw results.md and plots from results.json
+    python -m benchmarks.step_model_report          # part 6 (the step-time model) alone, in seconds
 """
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from .benchlib import machine
 
-from benchlib import machine  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 RESULTS_JSON = HERE / "results.json"
 PARTS = ("bytes", "overhead", "network", "sharded", "loop", "collect", "stepmodel")
@@ -27,13 +26,7 @@ def progress(message):
 
 
 def run_part(name, results=None):
-    import bench_bytes
-    import bench_collect
-    import bench_loop
-    import bench_network
-    import bench_overhead
-    import bench_sharded
-    import step_model_report
+    from . import bench_bytes, bench_collect, bench_loop, bench_network, bench_overhead, bench_sharded, step_model_report
 
     network = (results or {}).get("parts", {}).get("network")
     runner = {"bytes": bench_bytes.run, "overhead": bench_overhead.run, "network": bench_network.run,
@@ -64,12 +57,12 @@ def main(argv=None):
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--report-only", action="store_true")
     arguments = parser.parse_args(argv)
-    import bench_report as report
+    from . import bench_report as report
 
     if not arguments.report_only:
         started = time.perf_counter()
         command = "make bench" if arguments.parts == list(PARTS) else (
-            "python benchmarks/bench.py --parts " + " ".join(arguments.parts))
+            "python -m benchmarks.bench --parts " + " ".join(arguments.parts))
         results = {"machine": machine(), "command": command, "parts": {}}
         for name in arguments.parts:
             progress(f"{name}: start")

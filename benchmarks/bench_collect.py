@@ -6,7 +6,7 @@ when the repository has both.
 
 The trees are synthetic and deleted afterwards: no result of this script is a run's log.
 
-    python benchmarks/bench_collect.py [--runs 100 1000 10000]
+    python -m benchmarks.bench_collect [--runs 100 1000 10000]
 """
 import argparse
 import json
@@ -19,11 +19,12 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from benchlib import ROOT, compose
-from codistill import runlog
-from codistill_experiments.vision import engine
-from codistill.exchange import CommCounter
+from codistill import CommCounter
+from codistill_experiments import runlog
 from codistill_experiments.run_schedules import build_schedules
+from codistill_experiments.vision import engine
+
+from .benchlib import ROOT, compose
 
 SWEEP = "bench_collect"
 EVALUATIONS, MODELS = 50, 2  # 100 eval records per run

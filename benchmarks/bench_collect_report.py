@@ -19,7 +19,7 @@ COLLECT_WHY = {
 
 
 def collect_section(part, targets):
-    import bench_report as report
+    from . import bench_report as report
 
     rows = part["rows"]
     body = []
@@ -57,7 +57,7 @@ def collect_section(part, targets):
 
 
 def plot_collect(part, path):
-    import bench_report as report
+    from . import bench_report as report
 
     rows = [row for row in part["rows"] if "skipped" not in row]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))

@@ -44,7 +44,7 @@ def ratio_range(numbers):
 
 
 def loop_section(part, targets):
-    import bench_report as report
+    from . import bench_report as report
 
     body = []
     for row in part["rows"]:
@@ -92,7 +92,7 @@ def loop_section(part, targets):
 
 
 def plot_loop(part, path):
-    import bench_report as report
+    from . import bench_report as report
 
     rows = part["rows"]
     fig, axes = plt.subplots(1, len(rows), figsize=(4.5 * len(rows), 3.6))

@@ -24,7 +24,7 @@ and the bytes (and packets) each rank put on the wire (eth0's tx counters) next 
 counters. (Part 3b, bench_sharded.py, times the checkpoint exchanges alone in the same namespaces,
 with one and with two ranks per node.)
 
-    sudo python benchmarks/bench_network.py
+    sudo python -m benchmarks.bench_network   # from the repository root
 """
 import argparse
 import contextlib
@@ -44,6 +44,7 @@ PORT = 29533
 SIZES = {"1M": 1_000_000, "25.6M": 25_557_032, "100M": 100_000_000}
 BATCH = 32
 CHECKPOINT_PERIODS = (50, 625)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def skip_reason():
@@ -129,7 +130,7 @@ def compute_only(timed, method):
     if method == "all_reduce":
         state.trainable = state.model
     elif method == "powersgd":
-        from bench_network_methods import alone
+        from .bench_network_methods import alone
 
         state.trainable = alone(timed)  # the compression without the collectives
     elif method == "predictions":
@@ -144,8 +145,8 @@ def _worker(rank, world, spec):
     import torch
     import torch.distributed as dist
 
-    from bench_network_methods import METHOD_LAYOUTS, PERIODIC, WARMUP_UPDATES, periodic_call
-    from benchlib import TimedRank, layout, timed_across_ranks, twin_workload
+    from .bench_network_methods import METHOD_LAYOUTS, PERIODIC, WARMUP_UPDATES, periodic_call
+    from .benchlib import TimedRank, layout, timed_across_ranks, twin_workload
 
     sizes = spec["sizes"]
     workload = twin_workload(sizes, BATCH, n_batches=4)
@@ -232,7 +233,7 @@ def link_rates(rank):
     import torch
     import torch.distributed as dist
 
-    from benchlib import timed_across_ranks
+    from .benchlib import timed_across_ranks
 
     rates = {}
     for limit, rate in LIMITS.items():
@@ -252,7 +253,7 @@ def collective_times(n_floats, limits=("none", "1gbit")):
     import torch
     import torch.distributed as dist
 
-    from benchlib import timed_across_ranks
+    from .benchlib import timed_across_ranks
 
     tensor, peer = torch.zeros(n_floats), 1 - dist.get_rank()
     gathered, received = [torch.empty_like(tensor) for _ in range(2)], torch.empty_like(tensor)
@@ -275,11 +276,11 @@ def collective_times(n_floats, limits=("none", "1gbit")):
 def worker_main(spec_path):
     import faulthandler
 
-    from benchlib import run_as_rank
+    from .benchlib import run_as_rank
 
     faulthandler.register(signal.SIGUSR1)  # the driver asks for the stacks of a rank that hangs
 
-    import bench_sharded
+    from . import bench_sharded
 
     spec = json.loads(Path(spec_path).read_text())
     function = bench_sharded.worker if spec.get("kind") == "sharded" else _worker
@@ -288,8 +289,8 @@ def worker_main(spec_path):
 
 # ---------------------------------------------------------------- outside: the driver
 def _containers():
-    from benchlib import compose
-    from bench_network_methods import method_containers
+    from .bench_network_methods import method_containers
+    from .benchlib import compose
 
     method = lambda *overrides: compose(["method=codistill", *overrides])  # noqa: E731
     return {"all_reduce": compose(["method=allreduce", "scale.ranks_per_model=2"]),
@@ -314,8 +315,8 @@ def run_pair(nodes, spec, timeout, ranks_per_node=1):
                        "MASTER_PORT": str(PORT), "GLOO_SOCKET_IFNAME": "eth0", "OMP_NUM_THREADS": "1",
                        "TORCH_CPP_LOG_LEVEL": "ERROR"}  # not c10d's warning that veth peers have no hostname
                 processes.append(subprocess.Popen(
-                    ["ip", "netns", "exec", name, sys.executable, __file__, "--worker", str(spec_path)],
-                    env=env, start_new_session=True))
+                    ["ip", "netns", "exec", name, sys.executable, "-m", __spec__.name, "--worker", str(spec_path)],
+                    env=env, cwd=ROOT, start_new_session=True))   # cwd: the package's root for -m
             deadline = time.time() + timeout
             while any(p.poll() is None for p in processes):
                 failed = [p for p in processes if p.poll() not in (None, 0)]
@@ -343,7 +344,7 @@ def run(sizes=SIZES, window_s=6.0, max_steps=200, min_steps=3, long_step_s=10.0,
     if reason:
         progress(f"network: {reason}")
         return {"skipped": reason}
-    from benchlib import RESNET50_TWIN, count_params, twin_sizes
+    from .benchlib import RESNET50_TWIN, count_params, twin_sizes
 
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     containers = _containers()
@@ -373,7 +374,6 @@ def run(sizes=SIZES, window_s=6.0, max_steps=200, min_steps=3, long_step_s=10.0,
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     parser = argparse.ArgumentParser()
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--small", action="store_true", help="only the 1M model (a quick check)")

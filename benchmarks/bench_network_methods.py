@@ -42,7 +42,7 @@ def alone(timed):
         import torch
         import torch.distributed as dist
 
-        from codistill.exchange import CommCounter
+        from codistill import CommCounter
         from codistill_experiments.vision.methods import ONE_BUCKET_MB, PowerSGD, counted_powersgd_hook
 
         own = [dist.new_group([rank]) for rank in range(dist.get_world_size())][dist.get_rank()]
@@ -98,7 +98,7 @@ def counted_bits(model, limit):
 
 def expected_bits(model, rank):
     """The engine's convention: PowerSGD 2 x 32 x the elements it all_reduces; averaging 2 b_model / H."""
-    import step_model as sm
+    from . import step_model as sm
 
     sizes = model["sizes"]
     work = sm.Workload(model["label"], model["params"], 0.0, 0, matrices=tuple(zip(sizes[1:], sizes[:-1])))
@@ -107,7 +107,7 @@ def expected_bits(model, rank):
 
 
 def section(part, targets):
-    import bench_report as report
+    from . import bench_report as report
 
     if "skipped" in part:
         return [f"Skipped: {part['skipped']}."]
@@ -144,7 +144,7 @@ def section(part, targets):
 
 
 def plot(part, path):
-    import bench_report as report
+    from . import bench_report as report
     import matplotlib.pyplot as plt
 
     link = part["link_bits_per_s"]

@@ -14,15 +14,15 @@ Also timed alone: the teacher's forward pass on the batch (the checkpoint method
 and, as a diagnostic, independent training with a 4-byte all_reduce per update (the cost of
 synchronising the ranks at every update, without any data to exchange).
 
-    python benchmarks/bench_overhead.py [--rounds 3]
+    python -m benchmarks.bench_overhead [--rounds 3]
 """
 import argparse
 
 import torch
 import torch.distributed as dist
 
-from benchlib import (RESNET50_TWIN, TimedRank, compose, count_params, layout, median, spawn, timed_across_ranks,
-                      twin_workload)
+from .benchlib import (RESNET50_TWIN, TimedRank, compose, count_params, layout, median, spawn, timed_across_ranks,
+                       twin_workload)
 
 CHECKPOINT_PERIOD = 50
 METHODS = {  # name -> (overrides, (n_groups, ranks_per_group))

@@ -1,7 +1,6 @@
 """benchmarks/results.md and figures/out/bench_*.png from the numbers bench.py measured
 (benchmarks/results.json): tables, targets marked met or missed, and for a missed target its
 cause and what would fix it."""
-import sys
 from pathlib import Path
 from statistics import median
 
@@ -12,8 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 # Parts 4 and 5 live in their own files (they use the helpers below).
-import bench_collect_report  # noqa: E402
-import bench_loop_report  # noqa: E402
+from . import bench_collect_report, bench_loop_report  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -97,8 +95,6 @@ def bytes_section(part, targets):
 
 def equal_top1_lines():
     """The frontier's bits at equal top-1 from the committed logs (figures/findings.py)."""
-    if str(ROOT) not in sys.path:   # the figures package lives at the repository root, not installed
-        sys.path.insert(0, str(ROOT))
     from figures.collect import COMMITTED
     from figures.findings import frontier_at_equal_top1
 
@@ -371,7 +367,7 @@ SECTIONS = [("bytes", "1. Bits per update: engine counters vs the paper's formul
             ("collect", "5. Figures pipeline: collect at scale", bench_collect_report.collect_section,
              bench_collect_report.plot_collect)]
 # parts 3b, 3c (part 3's other methods) and 6 live in their own files; they use the helpers above
-import bench_network_methods, bench_sharded, step_model_report  # noqa: E401,E402
+from . import bench_network_methods, bench_sharded, step_model_report  # noqa: E402
 
 SECTIONS[3:3] = [("sharded", "3b. Checkpoint exchanges alone, one and two ranks per node", bench_sharded.section,
                   bench_sharded.plot), ("network", "3c. PowerSGD, local SGD and DiLoCo on the same network",

@@ -13,7 +13,7 @@ node's eth0 sent (tx_bytes) beside the sum of its ranks' inter-node counters:
 Both are bound by the link, not the CPU, so they are steady on a busy machine, unlike part 3's
 compute-only comparisons. Needs root, as part 3 does (skipped with a message otherwise).
 
-    python benchmarks/bench.py --parts sharded
+    python -m benchmarks.bench --parts sharded
 """
 LAYOUTS = ((1, ("checkpoints",)), (2, ("checkpoints", "sharded_checkpoints")))  # ranks per node, exchanges
 LIMITS = ("none", "1gbit")  # 100 Mbit/s sends MTU-sized frames: headers, not the exchange (part 3)
@@ -22,7 +22,7 @@ TARGET_WIRE = 0.02
 
 
 def containers(k):
-    from benchlib import compose
+    from .benchlib import compose
 
     return {exchange: compose(["method=codistill", f"method.exchange={exchange}", "method.period=1000000000",
                                f"scale.ranks_per_model={k}", f"scale.ranks_per_node={k}"])
@@ -34,8 +34,8 @@ def worker(rank, world, spec):
     exchange timed at each limit."""
     import torch.distributed as dist
 
-    from bench_network import BATCH, LIMITS as RATES, shape, tx_counters
-    from benchlib import TimedRank, layout, timed_across_ranks, twin_workload
+    from .bench_network import BATCH, LIMITS as RATES, shape, tx_counters
+    from .benchlib import TimedRank, layout, timed_across_ranks, twin_workload
 
     k = spec["ranks_per_node"]
     workload = twin_workload(spec["sizes"], BATCH, n_batches=1)
@@ -78,8 +78,8 @@ def merged_rows(per_rank, k):
 
 
 def run(progress=print, timeout=600):
-    import bench_network
-    from benchlib import RESNET50_PARAMS, count_params, twin_sizes
+    from . import bench_network
+    from .benchlib import RESNET50_PARAMS, count_params, twin_sizes
 
     reason = bench_network.skip_reason()
     if reason:
@@ -105,7 +105,7 @@ def run(progress=print, timeout=600):
 # ---------------------------------------------------------------- the report (results.md, a plot)
 def section(part, targets):
     """results.md lines of this part; appends its targets to `targets`."""
-    from bench_report import table
+    from .bench_report import table
 
     if "skipped" in part:
         targets.append(("3b. checkpoint exchanges on the simulated network", "not run: " + part["skipped"], False,
@@ -162,7 +162,7 @@ def section(part, targets):
 def plot(part, path):
     import matplotlib.pyplot as plt
 
-    from bench_report import save
+    from .bench_report import save
 
     rows = part["rows"]
     short = {"checkpoints": "ckpt", "sharded_checkpoints": "sharded"}

@@ -3,19 +3,17 @@ measurements, checked against the authors' slides, and its predictions up to 409
 Takes seconds and needs no network namespace: it reads part 3 from this run or, when part 3 did
 not run (or was skipped), from the committed benchmarks/results.json.
 
-    python benchmarks/step_model_report.py   # this part alone: results.json + results.md + the figure
+    python -m benchmarks.step_model_report   # this part alone: results.json + results.md + the figure
 """
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from . import step_model as sm
+from . import step_model_calibration as cal
 
-import step_model as sm  # noqa: E402
-import step_model_calibration as cal  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 RESULTS_JSON = HERE / "results.json"
 TARGET_PCT = 15.0
@@ -237,7 +235,7 @@ def grid_lines(grid, report):
 
 
 def section(part, targets):
-    import bench_report as report
+    from . import bench_report as report
 
     lines = ["Time per update = compute + the collectives' time (bandwidth + latency terms), no overlap; bits "
              "per update per device in the engine's convention (src/codistill/exchange.py: all_reduce of x 2|x|, "
@@ -254,7 +252,7 @@ def section(part, targets):
 
 
 def plot(part, path):
-    import bench_report as report
+    from . import bench_report as report
     import matplotlib.pyplot as plt
 
     grid = part["grid"]
@@ -287,7 +285,7 @@ def plot(part, path):
 
 
 def main():
-    import bench_report as report
+    from . import bench_report as report
 
     results = json.loads(RESULTS_JSON.read_text())
     load_before, started = os.getloadavg(), time.perf_counter()

@@ -1,14 +1,10 @@
 """The slow-network benchmark's simulated nodes: made, usable, and removed even when the work
 inside fails. Needs root (network namespaces); skipped elsewhere, as the benchmark itself is."""
 import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench_network  # noqa: E402
+from benchmarks import bench_network
 
 pytestmark = pytest.mark.skipif(bench_network.skip_reason() is not None,
                                 reason=f"bench_network: {bench_network.skip_reason()}")
