@@ -2,7 +2,7 @@
 their numbers, and the report says which parts were measured again, when and at which commit."""
 
 from benchmarks.bench import merged
-from benchmarks.bench_report import remeasured_lines
+from benchmarks.report import remeasured_lines
 
 
 def run(parts, commit, command="make bench"):
