@@ -1,6 +1,6 @@
 """Part 3b of `make bench`: the checkpoint exchanges of the 25.6M twin on part 3's simulated network.
 
-The same two namespaces as bench_network.py (a veth pair, egress shaped by tc tbf), at no limit and
+The same two namespaces as part 3 (netns.py: a veth pair, egress shaped by tc tbf), at no limit and
 1 Gbit/s, each exchange timed alone (barrier to barrier, the slowest rank), with the bytes each
 node's eth0 sent (tx_bytes) beside the sum of its ranks' inter-node counters:
     1 rank per node     `checkpoints` between two single-rank models (part 3's layout): its time
@@ -32,8 +32,9 @@ def worker(rank, world, spec):
     exchange timed at each limit."""
     import torch.distributed as dist
 
-    from .bench_network import BATCH, LIMITS as RATES, shape, tx_counters
+    from .bench_network import BATCH
     from .benchlib import TimedRank, layout, timed_across_ranks, twin_workload
+    from .netns import LIMITS as RATES, shape, tx_counters
 
     k = spec["ranks_per_node"]
     workload = twin_workload(spec["sizes"], BATCH, n_batches=1)
@@ -76,22 +77,22 @@ def merged_rows(per_rank, k):
 
 
 def run(progress=print, timeout=600):
-    from . import bench_network
+    from . import netns
     from .benchlib import RESNET50_PARAMS, count_params, twin_sizes
 
-    reason = bench_network.skip_reason()
+    reason = netns.skip_reason()
     if reason:
         progress(f"sharded: {reason}")
         return {"skipped": reason}
     widths = twin_sizes(RESNET50_PARAMS)
-    result = {"params": count_params(widths), "limits": {limit: bench_network.LIMITS[limit] for limit in LIMITS},
+    result = {"params": count_params(widths), "limits": {limit: netns.LIMITS[limit] for limit in LIMITS},
               "rows": []}
-    with bench_network.TwoNodes() as nodes:
+    with netns.TwoNodes() as nodes:
         for k, _ in LAYOUTS:
             progress(f"sharded: 2 nodes x {k} rank(s), {result['params']:,} parameters")
-            spec = {"kind": "sharded", "label": f"25.6M, {k} rank(s) per node", "sizes": list(widths),
+            spec = {"label": f"25.6M, {k} rank(s) per node", "sizes": list(widths),
                     "ranks_per_node": k, "containers": containers(k), "limits": list(LIMITS)}
-            rows = merged_rows(bench_network.run_pair(nodes, spec, timeout, ranks_per_node=k), k)
+            rows = merged_rows(netns.run_pair(nodes, worker, spec, timeout, ranks_per_node=k), k)
             for row in rows:
                 progress(f"  sharded: {k} per node, {row['exchange']:<20} {row['limit']:>6}: "
                          f"{1000 * row['seconds']:8.1f} ms, node 0 sent {row['node_wire_bytes'][0] / 1e6:.3f} MB "

@@ -4,10 +4,9 @@ import subprocess
 
 import pytest
 
-from benchmarks import bench_network
+from benchmarks import netns
 
-pytestmark = pytest.mark.skipif(bench_network.skip_reason() is not None,
-                                reason=f"bench_network: {bench_network.skip_reason()}")
+pytestmark = pytest.mark.skipif(netns.skip_reason() is not None, reason=f"netns: {netns.skip_reason()}")
 
 
 def namespaces():
@@ -16,9 +15,9 @@ def namespaces():
 
 def test_two_nodes_are_joined_and_removed_even_when_the_body_fails():
     with pytest.raises(RuntimeError, match="inside"):
-        with bench_network.TwoNodes() as nodes:
+        with netns.TwoNodes() as nodes:
             assert set(nodes.names) <= set(namespaces())
-            for name, address in zip(nodes.names, bench_network.ADDRESSES):
+            for name, address in zip(nodes.names, netns.ADDRESSES):
                 shown = subprocess.run(["ip", "-n", name, "-4", "addr", "show", "dev", "eth0"], capture_output=True,
                                        text=True, check=True).stdout
                 assert address in shown and "UP" in shown
