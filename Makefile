@@ -56,10 +56,10 @@ dryrun: setup ## validate and list every job of FIG's sweep at SCALE, run nothin
 	$(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE) dry_run=true
 
 soak: setup ## kill a mini run at random moments 50 times; report how many resumed exactly
-	$(PY) benchmarks/soak_resume.py --kills 50
+	$(PY) -m benchmarks.soak_resume --kills 50
 
 bench: setup ## measure bits sent, engine overhead, a slow network (as root), the loop, collect; write benchmarks/results.md (~15 min)
-	$(PY) benchmarks/bench.py
+	$(PY) -m benchmarks.bench
 
 test: setup ## check the layering contracts (pyproject.toml), then run the test suite (multi-process gloo tests included)
 	PYTHONPATH=src:. $(VENV)/bin/lint-imports

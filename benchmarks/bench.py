@@ -1,24 +1,20 @@
-"""`make bench`: every benchmark of this folder in one run, then benchmarks/results.md and
+"""`make bench`: every benchmark of this package in one run, then benchmarks/results.md and
 figures/out/bench_*.png from what it measured (benchmarks/results.json keeps the raw numbers).
+Run from the repository root:
 
-    python benchmarks/bench.py                      # everything (~15 min on 2 cores)
-    python benchmarks/bench.py --parts bytes loop   # re-measure some parts, keeping the others' numbers
-    python benchmarks/bench.py --report-only        # redraw results.md and plots from results.json
-    python benchmarks/step_model_report.py          # part 6 (the step-time model) alone, in seconds
+    python -m benchmarks.bench                      # everything (~15 min on 2 cores)
+    python -m benchmarks.bench --parts bytes loop   # re-measure some parts, keeping the others' numbers
+    python -m benchmarks.bench --report-only        # redraw results.md and plots from results.json
+    python -m benchmarks.bench_stepmodel            # part 6 (the step-time model) alone, in seconds
 """
 import argparse
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from . import report
+from .benchlib import machine
 
-from benchlib import machine  # noqa: E402
-
-RESULTS_JSON = HERE / "results.json"
 PARTS = ("bytes", "overhead", "network", "sharded", "loop", "collect", "stepmodel")
 
 
@@ -27,19 +23,13 @@ def progress(message):
 
 
 def run_part(name, results=None):
-    import bench_bytes
-    import bench_collect
-    import bench_loop
-    import bench_network
-    import bench_overhead
-    import bench_sharded
-    import step_model_report
+    from . import bench_bytes, bench_collect, bench_loop, bench_network, bench_overhead, bench_sharded, bench_stepmodel
 
     network = (results or {}).get("parts", {}).get("network")
     runner = {"bytes": bench_bytes.run, "overhead": bench_overhead.run, "network": bench_network.run,
               "sharded": bench_sharded.run,
               "loop": bench_loop.run, "collect": bench_collect.run,
-              "stepmodel": lambda progress: step_model_report.run(progress, network)}[name]
+              "stepmodel": lambda progress: bench_stepmodel.run(progress, network)}[name]
     load_before, started = os.getloadavg(), time.perf_counter()
     result = runner(progress=progress)
     seconds = time.perf_counter() - started
@@ -64,22 +54,20 @@ def main(argv=None):
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--report-only", action="store_true")
     arguments = parser.parse_args(argv)
-    import bench_report as report
-
     if not arguments.report_only:
         started = time.perf_counter()
         command = "make bench" if arguments.parts == list(PARTS) else (
-            "python benchmarks/bench.py --parts " + " ".join(arguments.parts))
+            "python -m benchmarks.bench --parts " + " ".join(arguments.parts))
         results = {"machine": machine(), "command": command, "parts": {}}
         for name in arguments.parts:
             progress(f"{name}: start")
             results["parts"][name] = run_part(name, results)
         results["total_seconds"] = time.perf_counter() - started
-        if arguments.parts != list(PARTS) and RESULTS_JSON.exists():
-            results = merged(json.loads(RESULTS_JSON.read_text()), results)
-        RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
-        progress(f"all parts done in {results['total_seconds']:.0f} s; raw numbers in {RESULTS_JSON}")
-    written = report.write(json.loads(RESULTS_JSON.read_text()))
+        if arguments.parts != list(PARTS) and report.RESULTS_JSON.exists():
+            results = merged(json.loads(report.RESULTS_JSON.read_text()), results)
+        report.RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
+        progress(f"all parts done in {results['total_seconds']:.0f} s; raw numbers in {report.RESULTS_JSON}")
+    written = report.write(json.loads(report.RESULTS_JSON.read_text()))
     for path in written:
         progress(f"wrote {path}")
 

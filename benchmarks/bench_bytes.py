@@ -9,15 +9,16 @@ against the paper's Section 3 formulas:
 Each model group sits on its own simulated node (scale.ranks_per_node), so the exchange between
 groups is what crosses servers, as in the paper's Figure 1.
 
-    python benchmarks/bench_bytes.py            # ResNet-50 twin, prints the table
+    python -m benchmarks.bench_bytes            # ResNet-50 twin, prints the table
 """
 import math
 
 import torch
 import torch.distributed as dist
 
-from benchlib import RESNET50_TWIN, compose, count_params, layout, spawn, twin_workload, TimedRank
 from codistill_experiments.vision import engine
+
+from .benchlib import RESNET50_TWIN, TimedRank, compose, count_params, layout, spawn, twin_workload
 
 PREDICTION_PERIODS = (1, 5, 10, 100)        # Figure 1, predictions
 CHECKPOINT_PERIODS = (625, 1250, 2500, 5000)  # Figure 1, checkpoints
@@ -68,7 +69,7 @@ def _exchange_bits(rank, n, k, sizes, case, container, batch_per_device):
         logits = state.model(inputs)
     steps = steps_for(case["period"])
     for step in range(steps):
-        state.exchange.teachers_logits(step, state.model, inputs, logits)
+        state.codistiller.teachers_logits(step, inputs, logits)
     return state.counter, steps
 
 

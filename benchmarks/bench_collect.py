@@ -1,12 +1,12 @@
 """Figures pipeline: figures/collect.py's collect() on generated log trees of 100, 1,000 and 10,000
 runs of 100 records each (header, 50 evaluations x 2 models, end: the current metrics.jsonl
-format, records made by engine.records itself) in a temporary folder, each measured in a fresh
+format, records made by the engine's evaluation.records itself) in a temporary folder, each measured in a fresh
 subprocess: wall time and peak resident memory. Then `make figures` on the committed results,
 when the repository has both.
 
 The trees are synthetic and deleted afterwards: no result of this script is a run's log.
 
-    python benchmarks/bench_collect.py [--runs 100 1000 10000]
+    python -m benchmarks.bench_collect [--runs 100 1000 10000]
 """
 import argparse
 import json
@@ -19,11 +19,12 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from benchlib import ROOT, compose
-from codistill import runlog
-from codistill_experiments.vision import engine
-from codistill.exchange import CommCounter
+from codistill import CommCounter
+from codistill_experiments import runlog
 from codistill_experiments.run_schedules import build_schedules
+from codistill_experiments.vision import evaluation as engine_evaluation
+
+from .benchlib import ROOT, compose
 
 SWEEP = "bench_collect"
 EVALUATIONS, MODELS = 50, 2  # 100 eval records per run
@@ -36,10 +37,10 @@ def run_body(container):
     counter, lines = CommCounter(), []
     generator = torch.Generator().manual_seed(0)
     for evaluation in range(1, EVALUATIONS + 1):
-        table = torch.rand(MODELS, engine.N_STATS, generator=generator, dtype=torch.float64) * 100 + 1
+        table = torch.rand(MODELS, engine_evaluation.N_STATS, generator=generator, dtype=torch.float64) * 100 + 1
         counter.charge(37 * 32 * 10 * 32, crosses_nodes=True)
         step = evaluation * 37
-        lines += [json.dumps(record) for record in engine.records(table, step, schedules, counter, 0.1 * step, 32)]
+        lines += [json.dumps(record) for record in engine_evaluation.records(table, step, schedules, counter, 0.1 * step, 32)]
     lines.append(json.dumps({"kind": "end", "steps": EVALUATIONS * 37, "wall_time": 0.1 * EVALUATIONS * 37}))
     return "\n".join(lines) + "\n"
 

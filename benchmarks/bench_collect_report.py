@@ -2,6 +2,8 @@
 measured: the table, the targets, the cause of a miss, the plot."""
 import matplotlib.pyplot as plt
 
+from .tables import save, table
+
 COLLECT_WHY = {
     "scaling": (
         "Cause: collect() keeps every parsed log in memory until it returns (peak memory grows with the tree: see "
@@ -18,9 +20,7 @@ COLLECT_WHY = {
 }
 
 
-def collect_section(part, targets):
-    import bench_report as report
-
+def section(part, targets):
     rows = part["rows"]
     body = []
     for row in rows:
@@ -32,7 +32,7 @@ def collect_section(part, targets):
     lines = [f"figures/collect.py `collect()` on generated trees ({part['records_per_run']} eval records per run, "
              "the engine's own record format, one sweep manifest naming every run), each in a fresh subprocess "
              "(peak memory: VmHWM). The trees are freshly written, so reads come from the page cache.", "",
-             report.table(["runs", "records", "log MB", "seconds", "CPU seconds", "peak memory MB"], body)]
+             table(["runs", "records", "log MB", "seconds", "CPU seconds", "peak memory MB"], body)]
     by_runs = {row["n_runs"]: row for row in rows if "skipped" not in row}
     if 1000 in by_runs and 10000 in by_runs:
         ratio = by_runs[10000]["seconds"] / by_runs[1000]["seconds"]
@@ -56,9 +56,7 @@ def collect_section(part, targets):
     return lines
 
 
-def plot_collect(part, path):
-    import bench_report as report
-
+def plot(part, path):
     rows = [row for row in part["rows"] if "skipped" not in row]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
     runs = [row["n_runs"] for row in rows]
@@ -72,4 +70,4 @@ def plot_collect(part, path):
     right.set_xlabel("runs")
     right.set_ylabel("peak memory (MB)")
     fig.suptitle("figures/collect.py on generated log trees")
-    report.save(fig, path)
+    save(fig, path)

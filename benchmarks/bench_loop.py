@@ -9,7 +9,7 @@ default mini vision workload (clusters_resnet, its own batch of 256), digits wit
 32: the engine's fixed cost per update at its most visible) and the ResNet-50 twin on generated
 data (batch 32).
 
-    python benchmarks/bench_loop.py [--rounds 5]
+    python -m benchmarks.bench_loop [--rounds 5]
 """
 import argparse
 import itertools
@@ -21,12 +21,14 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from benchlib import RESNET50_TWIN, compose, count_params, layout, median, spawn, twin_workload
-import plain_loop
+from codistill_experiments.run_schedules import run_schedules
+from codistill_experiments.seeds import model_seed
 from codistill_experiments.vision import engine
 from codistill_experiments.vision.sampling import CoordinatedBatchSampler
-from codistill_experiments.run_schedules import run_schedules
 from codistill_experiments.vision.workloads import build_workload
+
+from . import plain_loop
+from .benchlib import RESNET50_TWIN, compose, count_params, layout, median, spawn, twin_workload
 
 CPU = torch.device("cpu")
 
@@ -107,7 +109,7 @@ def plain_settings(container, workload):
         raise ValueError(f"{schedules.total_steps} updates are not whole epochs of {steps_per_epoch}")
     return dict(batch=batch, epochs=schedules.total_steps // steps_per_epoch, lr=schedules.lr(0),
                 momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0),
-                seed=engine.model_seed(cfg.seed, 0))
+                seed=model_seed(cfg.seed, 0))
 
 
 def _plain_rank(rank, world, workload, settings):

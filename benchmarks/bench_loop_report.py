@@ -2,6 +2,8 @@
 bench_loop.py measured: tables, the >= 0.95x targets, the cause of a miss, the plot."""
 import matplotlib.pyplot as plt
 
+from .tables import save, table
+
 LOOP_KEYS = ("loop_total_us", "loop_train_step_us", "loop_next_batch_us", "loop_plain_total_us")
 ISOLATION_KEYS = ("engine_batch_us", "loader_batch_us", "plain_batch_us", "engine_update_us", "plain_update_us")
 TARGET = 0.95
@@ -35,7 +37,7 @@ def loop_why(row, part):
             f"took {a['loop_total_us']:.0f} us of CPU against the plain loop's {a['loop_plain_total_us']:.0f}: "
             f"engine.train_step {a['loop_train_step_us']:.0f}, fetching the batch {a['loop_next_batch_us']:.0f}, the "
             f"loop's bookkeeping {rest:.0f}; {isolated}. Fix: cut whichever of these exceeds the plain loop's "
-            "(src/codistill/vision/engine.py, src/codistill/vision/sampling.py).")
+            "(src/codistill_experiments/vision/engine.py, src/codistill_experiments/vision/sampling.py).")
 
 
 def ratio_range(numbers):
@@ -43,9 +45,7 @@ def ratio_range(numbers):
     return f"{min(ratios):.2f}-{max(ratios):.2f}"
 
 
-def loop_section(part, targets):
-    import bench_report as report
-
+def section(part, targets):
     body = []
     for row in part["rows"]:
         for clock in ("wall", "cpu"):
@@ -62,7 +62,7 @@ def loop_section(part, targets):
              "excluded). The default mini vision workload (clusters_resnet) runs at its own batch per rank. A spread "
              "of the rounds' ratios wider than 0.1 means other processes' load moved the rates by more than the 5 % "
              "judged.",
-             "", report.table(["workload", "batch", "clock", "engine samples/s", "plain loop samples/s",
+             "", table(["workload", "batch", "clock", "engine samples/s", "plain loop samples/s",
                                "engine / plain", "rounds' ratios"], body)]
     rows = [row for row in part["rows"] if all(key in row.get("attribution_cpu_us", {})
                                                 for key in LOOP_KEYS + ISOLATION_KEYS)]
@@ -70,7 +70,7 @@ def loop_section(part, targets):
         lines += ["", "Where the time goes, in CPU microseconds per update. In the loop: extra engine runs, "
                   "instrumented (their train_step calls and next-batch fetches clocked), each right beside a plain "
                   "run (medians):",
-                  "", report.table(["workload", "engine: whole update", "... in engine.train_step",
+                  "", table(["workload", "engine: whole update", "... in engine.train_step",
                                     "... fetching the batch", "plain loop: whole update"],
                                    [[row["workload"], *[f"{row['attribution_cpu_us'][key]:.0f}" for key in LOOP_KEYS]]
                                     for row in rows]),
@@ -79,7 +79,7 @@ def loop_section(part, targets):
                   "a DataLoader over the same sampler (what the engine used for in-memory data before; still its "
                   "path for data read from files), plain indexing; engine.train_step (mixed precision off) and the "
                   "plain update:", "",
-                  report.table(["workload", "next batch: engine", "... DataLoader", "... plain indexing",
+                  table(["workload", "next batch: engine", "... DataLoader", "... plain indexing",
                                 "engine.train_step", "plain update"],
                                [[row["workload"], *[f"{row['attribution_cpu_us'][key]:.0f}" for key in ISOLATION_KEYS]]
                                 for row in rows])]
@@ -91,9 +91,7 @@ def loop_section(part, targets):
     return lines
 
 
-def plot_loop(part, path):
-    import bench_report as report
-
+def plot(part, path):
     rows = part["rows"]
     fig, axes = plt.subplots(1, len(rows), figsize=(4.5 * len(rows), 3.6))
     for ax, row in zip(axes, rows):
@@ -102,4 +100,4 @@ def plot_loop(part, path):
                color=["tab:blue", "tab:gray"])
         ax.set_title(f"{row['workload']}\nratio {n['ratio']:.3f}", fontsize=10)
         ax.set_ylabel("samples per second")
-    report.save(fig, path)
+    save(fig, path)

@@ -1,9 +1,8 @@
 """Slow network: two simulated nodes, one gloo rank each, at no limit, 1 Gbit/s and 100 Mbit/s.
 
-The nodes are two network namespaces joined by a veth pair (eth0 in each, 10.77.0.1 and
-10.77.0.2); each rank limits its own side's egress with `tc ... tbf` (netem is not available in
-this kernel: only bandwidth is shaped, no latency). Needs root; elsewhere it is skipped with a
-message. Every namespace it made is deleted on the way out, on failure too, and checked gone.
+The nodes are netns.py's two network namespaces joined by a veth pair, each rank shaping its own
+side's egress with tc tbf (bandwidth only, no latency). Needs root; elsewhere it is skipped with a
+message.
 
 Per model size (~1M, 25.6M (the ResNet-50 twin) and ~100M parameters, batch 32 per rank), time per
 update of engine.train_step for each method, and right beside it (same state, same limit) the
@@ -24,97 +23,27 @@ and the bytes (and packets) each rank put on the wire (eth0's tx counters) next 
 counters. (Part 3b, bench_sharded.py, times the checkpoint exchanges alone in the same namespaces,
 with one and with two ranks per node.)
 
-    sudo python benchmarks/bench_network.py
+    sudo python -m benchmarks.bench_network   # from the repository root
 """
 import argparse
 import contextlib
 import json
-import os
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-LIMITS = {"none": None, "1gbit": 1e9, "100mbit": 1e8}  # tc rate -> bits per second
-ADDRESSES = ("10.77.0.1", "10.77.0.2")
-PORT = 29533
+from .netns import LIMITS, TwoNodes, run_pair, shape, skip_reason, tx_counters
+
 SIZES = {"1M": 1_000_000, "25.6M": 25_557_032, "100M": 100_000_000}
 BATCH = 32
 CHECKPOINT_PERIODS = (50, 625)
 
 
-def skip_reason():
-    if os.geteuid() != 0:
-        return "not root: network namespaces and tc need root; skipped"
-    missing = [tool for tool in ("ip", "tc") if shutil.which(tool) is None]
-    if missing:
-        return f"{' and '.join(missing)} not found (iproute2); skipped"
-    return None
-
-
-def _ip(*args, check=True):
-    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
-
-
-class TwoNodes:
-    """Two namespaces joined by a veth pair; deletes them on exit, whatever happened."""
-
-    def __init__(self):
-        self.names = (f"cdbench{os.getpid()}a", f"cdbench{os.getpid()}b")
-        self.made = []
-
-    def __enter__(self):
-        try:
-            for name in self.names:
-                _ip("netns", "add", name)
-                self.made.append(name)
-            _ip("link", "add", "eth0", "netns", self.names[0], "type", "veth", "peer", "name", "eth0",
-                "netns", self.names[1])
-            for name, address in zip(self.names, ADDRESSES):
-                _ip("-n", name, "addr", "add", f"{address}/24", "dev", "eth0")
-                _ip("-n", name, "link", "set", "eth0", "up")
-                _ip("-n", name, "link", "set", "lo", "up")
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        for name in self.made:
-            _ip("netns", "del", name, check=False)  # takes the veth pair and its qdiscs with it
-        left = set(self.left())
-        self.made = []
-        if left:
-            raise RuntimeError(f"network namespaces left behind: {sorted(left)}; remove with `ip netns del <name>`")
-
-    def left(self):
-        listed = _ip("netns", "list", check=False).stdout.split()
-        return [name for name in self.names if name in listed]
-
-
 # ---------------------------------------------------------------- inside a namespace: one rank
-def shape(rate):
-    """Limits this namespace's eth0 egress to `rate` bits/s (None: no limit)."""
-    subprocess.run(["tc", "qdisc", "del", "dev", "eth0", "root"], capture_output=True)  # none yet is fine
-    if rate is not None:
-        burst = max(int(rate * 0.002 / 8), 16_000)  # ~2 ms of bytes (infra notes)
-        subprocess.run(["tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", str(int(rate)), "burst",
-                        str(burst), "latency", "50ms"], check=True, capture_output=True)
-
-
-def tx_counters():
-    """(bytes, packets) this namespace's eth0 has sent."""
-    folder = Path("/sys/class/net/eth0/statistics")
-    return int((folder / "tx_bytes").read_text()), int((folder / "tx_packets").read_text())
-
-
 class LocalLogits:
-    """The predictions step's compute without its collective: the rank's own logits as teacher."""
+    """The prediction exchange's compute without its collective: the rank's own logits as teacher."""
 
-    def teachers_logits(self, step, model, inputs, logits):
+    sends = "predictions"
+
+    def gather(self, step, logits):
         return [logits.detach()]
 
 
@@ -125,27 +54,30 @@ def compute_only(timed, method):
     predictions with local logits;
     checkpoints between exchanges send nothing anyway (the period is 10**9)."""
     state = timed.state
-    saved = state.trainable, state.exchange
+    codistiller = state.codistiller
+    saved = state.trainable, codistiller and codistiller.exchange
     if method == "all_reduce":
         state.trainable = state.model
     elif method == "powersgd":
-        from bench_network_methods import alone
+        from .bench_network_methods import alone
 
         state.trainable = alone(timed)  # the compression without the collectives
     elif method == "predictions":
-        state.exchange = LocalLogits()
+        codistiller.exchange = LocalLogits()
     try:
         yield
     finally:
-        state.trainable, state.exchange = saved
+        state.trainable = saved[0]
+        if codistiller:
+            codistiller.exchange = saved[1]
 
 
-def _worker(rank, world, spec):
+def worker(rank, world, spec):
     import torch
     import torch.distributed as dist
 
-    from bench_network_methods import METHOD_LAYOUTS, PERIODIC, WARMUP_UPDATES, periodic_call
-    from benchlib import TimedRank, layout, timed_across_ranks, twin_workload
+    from .bench_network_methods import METHOD_LAYOUTS, PERIODIC, WARMUP_UPDATES, periodic_call
+    from .benchlib import TimedRank, layout, timed_across_ranks, twin_workload
 
     sizes = spec["sizes"]
     workload = twin_workload(sizes, BATCH, n_batches=4)
@@ -232,7 +164,7 @@ def link_rates(rank):
     import torch
     import torch.distributed as dist
 
-    from benchlib import timed_across_ranks
+    from .benchlib import timed_across_ranks
 
     rates = {}
     for limit, rate in LIMITS.items():
@@ -252,7 +184,7 @@ def collective_times(n_floats, limits=("none", "1gbit")):
     import torch
     import torch.distributed as dist
 
-    from benchlib import timed_across_ranks
+    from .benchlib import timed_across_ranks
 
     tensor, peer = torch.zeros(n_floats), 1 - dist.get_rank()
     gathered, received = [torch.empty_like(tensor) for _ in range(2)], torch.empty_like(tensor)
@@ -272,24 +204,10 @@ def collective_times(n_floats, limits=("none", "1gbit")):
     return times
 
 
-def worker_main(spec_path):
-    import faulthandler
-
-    from benchlib import run_as_rank
-
-    faulthandler.register(signal.SIGUSR1)  # the driver asks for the stacks of a rank that hangs
-
-    import bench_sharded
-
-    spec = json.loads(Path(spec_path).read_text())
-    function = bench_sharded.worker if spec.get("kind") == "sharded" else _worker
-    run_as_rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), Path(spec_path).parent, function, (spec,))
-
-
 # ---------------------------------------------------------------- outside: the driver
 def _containers():
-    from benchlib import compose
-    from bench_network_methods import method_containers
+    from .bench_network_methods import method_containers
+    from .benchlib import compose
 
     method = lambda *overrides: compose(["method=codistill", *overrides])  # noqa: E731
     return {"all_reduce": compose(["method=allreduce", "scale.ranks_per_model=2"]),
@@ -297,41 +215,6 @@ def _containers():
             # the updates between exchanges; the exchange itself is timed apart (refresh)
             "checkpoints": method("method.exchange=checkpoints", "method.period=1000000000"),
             **method_containers(compose)}
-
-
-def run_pair(nodes, spec, timeout, ranks_per_node=1):
-    """Runs the ranks of `spec`, `ranks_per_node` in each namespace (consecutive ranks share one);
-    returns every rank's result."""
-    world = 2 * ranks_per_node
-    with tempfile.TemporaryDirectory() as folder:
-        spec_path = Path(folder) / "spec.json"
-        spec_path.write_text(json.dumps(spec))
-        processes = []
-        try:
-            for rank in range(world):
-                name = nodes.names[rank // ranks_per_node]
-                env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": ADDRESSES[0],
-                       "MASTER_PORT": str(PORT), "GLOO_SOCKET_IFNAME": "eth0", "OMP_NUM_THREADS": "1",
-                       "TORCH_CPP_LOG_LEVEL": "ERROR"}  # not c10d's warning that veth peers have no hostname
-                processes.append(subprocess.Popen(
-                    ["ip", "netns", "exec", name, sys.executable, __file__, "--worker", str(spec_path)],
-                    env=env, start_new_session=True))
-            deadline = time.time() + timeout
-            while any(p.poll() is None for p in processes):
-                failed = [p for p in processes if p.poll() not in (None, 0)]
-                if failed or time.time() > deadline:
-                    raise RuntimeError(f"network benchmark {spec['label']}: "
-                                       + ("a rank failed" if failed else f"no result within {timeout} s"))
-                time.sleep(0.2)
-            return [json.loads((Path(folder) / f"rank{r}.json").read_text()) for r in range(world)]
-        finally:
-            running = [process for process in processes if process.poll() is None]
-            for process in running:
-                process.send_signal(signal.SIGUSR1)  # print where it is stuck
-            time.sleep(1 if running else 0)
-            for process in running:
-                os.killpg(process.pid, signal.SIGKILL)  # its own session: the rank and nothing else
-                process.wait()
 
 
 def _raise_on_sigterm(signum, frame):
@@ -343,7 +226,7 @@ def run(sizes=SIZES, window_s=6.0, max_steps=200, min_steps=3, long_step_s=10.0,
     if reason:
         progress(f"network: {reason}")
         return {"skipped": reason}
-    from benchlib import RESNET50_TWIN, count_params, twin_sizes
+    from .benchlib import RESNET50_TWIN, count_params, twin_sizes
 
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     containers = _containers()
@@ -360,7 +243,7 @@ def run(sizes=SIZES, window_s=6.0, max_steps=200, min_steps=3, long_step_s=10.0,
                         "min_steps": min_steps, "long_step_s": long_step_s,
                         "measure_link": index == 0, "compare_collectives": widths == RESNET50_TWIN}
                 progress(f"network: model {label} ({spec['params']:,} parameters)")
-                rank0, _ = run_pair(nodes, spec, timeout)
+                rank0, _ = run_pair(nodes, worker, spec, timeout)
                 results["models"].append({"label": label, "params": spec["params"], "sizes": list(widths),
                                           "rows": rank0["rows"]})
                 if rank0["link"]:
@@ -373,12 +256,7 @@ def run(sizes=SIZES, window_s=6.0, max_steps=200, min_steps=3, long_step_s=10.0,
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     parser = argparse.ArgumentParser()
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--small", action="store_true", help="only the 1M model (a quick check)")
     arguments = parser.parse_args()
-    if arguments.worker:
-        worker_main(arguments.worker)
-    else:
-        print(json.dumps(run({"1M": SIZES["1M"]} if arguments.small else SIZES), indent=1))
+    print(json.dumps(run({"1M": SIZES["1M"]} if arguments.small else SIZES), indent=1))

@@ -14,15 +14,15 @@ Also timed alone: the teacher's forward pass on the batch (the checkpoint method
 and, as a diagnostic, independent training with a 4-byte all_reduce per update (the cost of
 synchronising the ranks at every update, without any data to exchange).
 
-    python benchmarks/bench_overhead.py [--rounds 3]
+    python -m benchmarks.bench_overhead [--rounds 3]
 """
 import argparse
 
 import torch
 import torch.distributed as dist
 
-from benchlib import (RESNET50_TWIN, TimedRank, compose, count_params, layout, median, spawn, timed_across_ranks,
-                      twin_workload)
+from .benchlib import (RESNET50_TWIN, TimedRank, compose, count_params, layout, median, spawn, timed_across_ranks,
+                       twin_workload)
 
 CHECKPOINT_PERIOD = 50
 METHODS = {  # name -> (overrides, (n_groups, ranks_per_group))
@@ -41,7 +41,7 @@ class SyncOnly:
     def __init__(self, group):
         self.group, self.flag = group, torch.zeros(1)
 
-    def teachers_logits(self, step, model, inputs, logits):
+    def teachers_logits(self, step, inputs, logits):   # in the place of the run's Codistiller
         dist.all_reduce(self.flag, group=self.group)
         return []
 
@@ -50,10 +50,10 @@ def _rank(rank, world, sizes, batch, rounds, steps, containers):
     workload = twin_workload(sizes, batch, n_batches=8)
     ranks = {name: TimedRank(containers[name], layout(*METHODS[name][1], 1, rank), workload, batch) for name in METHODS}
     ranks["independent_synchronised"] = TimedRank(containers["independent"], layout(2, 1, 1, rank), workload, batch)
-    ranks["independent_synchronised"].state.exchange = SyncOnly(ranks["independent_synchronised"].state.groups.peers)
+    ranks["independent_synchronised"].state.codistiller = SyncOnly(ranks["independent_synchronised"].state.groups.peers)
     for timed in ranks.values():
         timed.run(2)  # warm-up (the checkpoint exchange's first refresh happens here)
-    teacher = ranks["checkpoints"].state.exchange.teachers[0]
+    teacher = ranks["checkpoints"].state.codistiller.teachers[0]
     inputs = ranks["checkpoints"].batches[0][0]
 
     def teacher_forwards():
@@ -61,7 +61,8 @@ def _rank(rank, world, sizes, batch, rounds, steps, containers):
             for _ in range(steps):
                 teacher(inputs)
 
-    exchange = ranks["checkpoints"].state.exchange
+    checkpoints = ranks["checkpoints"].state
+    exchange = checkpoints.codistiller.exchange
     names = list(ranks)
     times = {name: [] for name in [*names, "teacher_forward", "checkpoint_exchange"]}
     for round_index in range(rounds):
@@ -69,7 +70,8 @@ def _rank(rank, world, sizes, batch, rounds, steps, containers):
         for name in order:
             times[name].append(timed_across_ranks(lambda: ranks[name].run(steps)) / steps)
         times["teacher_forward"].append(timed_across_ranks(teacher_forwards) / steps)
-        times["checkpoint_exchange"].append(timed_across_ranks(exchange.refresh))
+        # update 0 is an exchange point at any period: one exchange, now
+        times["checkpoint_exchange"].append(timed_across_ranks(lambda: exchange.refresh(0, checkpoints.model)))
     return times
 
 

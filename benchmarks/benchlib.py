@@ -1,4 +1,4 @@
-"""What every benchmark shares: the engine on sys.path, a composed job config, model shape twins
+"""What every benchmark shares: a composed job config, model shape twins
 on generated data, real gloo ranks, and the engine's own training step timed in a loop."""
 import datetime
 import json
@@ -7,24 +7,22 @@ import os
 import platform
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from omegaconf import OmegaConf
+
+from codistill import Layout
+from codistill_experiments.config import validate
+from codistill_experiments.run_schedules import build_schedules
+from codistill_experiments.vision import engine
+from codistill_experiments.vision.workloads import InMemoryDataset, Workload, batch_is_ready, mlp
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-import torch.multiprocessing as mp  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-
-from codistill_experiments.vision import engine  # noqa: E402
-from codistill_experiments.config import validate  # noqa: E402
-from codistill.groups import Layout  # noqa: E402
-from codistill_experiments.run_schedules import build_schedules  # noqa: E402
-from codistill_experiments.vision.workloads import InMemoryDataset, Workload, batch_is_ready, mlp  # noqa: E402
 
 CONF = ROOT / "src" / "conf"
 RESNET50_PARAMS = 25_557_032  # torchvision.models.resnet50(): 1000 classes

@@ -1,7 +1,7 @@
 """Soak test of crash safety: SIGKILL a mini run at random moments, rerun the same command each
 time, and check the finished metrics.jsonl equals an uninterrupted run's (wall times aside).
 
-    python benchmarks/soak_resume.py [--kills 50] [--seed 0]
+    python -m benchmarks.soak_resume [--kills 50] [--seed 0]
 
 The test suite runs the same procedure with 5 kills (tests/test_reliability.py).
 """
@@ -15,10 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-from codistill_experiments.runlog import METRICS_FILE, read_records  # noqa: E402
+from codistill_experiments.runlog import METRICS_FILE, read_records
 
+ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(ROOT / "src" / "run.py")]
 
 

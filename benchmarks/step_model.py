@@ -16,7 +16,7 @@ traffic from all g GPUs of a server shares that NIC. No overlap of communication
 A method is a function (layout, workload, network) -> Cost in METHODS. The calibration on part 3
 of `make bench` is in step_model_calibration.py.
 
-    python benchmarks/step_model_report.py   # writes section 6 of results.md and its figure
+    python -m benchmarks.bench_stepmodel   # section 6 of results.md and its figure, from this model
 """
 import math
 from dataclasses import dataclass, field, replace

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from bench_network_methods import AVERAGING_PERIODS, TIMED_APART
-from step_model import (Layout, Network, Overhead, Workload, all_reduce, checkpoints, diloco, localsgd,
+from .bench_network_methods import AVERAGING_PERIODS, TIMED_APART
+from .step_model import (Layout, Network, Overhead, Workload, all_reduce, checkpoints, diloco, localsgd,
                         powersgd, predictions)
 
 PERIODS = (50, 625)   # checkpoints' T in part 3's rows

@@ -1,19 +1,17 @@
 """The byte figures of `make bench`: the engine's counters on real gloo ranks against the paper's
 Section 3 formulas, worked out by hand here at small sizes; and the 16-bit logits option."""
-import sys
 
 import pytest
 import torch
 
-from codistill_experiments.config import ConfigError
+from benchmarks import bench_bytes
+from benchmarks.benchlib import spawn
 from codistill.exchange import CommCounter, PredictionExchange
 from codistill.groups import Layout, make_process_groups
 from codistill.losses import distill_loss
-from conftest import ROOT, SHORT, compose_job
+from codistill_experiments.config import ConfigError
+from conftest import SHORT, compose_job
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench_bytes  # noqa: E402
-from benchlib import spawn  # noqa: E402
 
 SIZES = (8, 16, 16, 10)  # the engine's residual MLP 8 -> 16 -> 16 -> 10
 # 8*16 + 16 + 16*16 + 16 + 16*10 + 10 parameters, 32 bits each

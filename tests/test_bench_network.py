@@ -1,17 +1,12 @@
 """The slow-network benchmark's simulated nodes: made, usable, and removed even when the work
 inside fails. Needs root (network namespaces); skipped elsewhere, as the benchmark itself is."""
 import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT
+from benchmarks import netns
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench_network  # noqa: E402
-
-pytestmark = pytest.mark.skipif(bench_network.skip_reason() is not None,
-                                reason=f"bench_network: {bench_network.skip_reason()}")
+pytestmark = pytest.mark.skipif(netns.skip_reason() is not None, reason=f"netns: {netns.skip_reason()}")
 
 
 def namespaces():
@@ -20,9 +15,9 @@ def namespaces():
 
 def test_two_nodes_are_joined_and_removed_even_when_the_body_fails():
     with pytest.raises(RuntimeError, match="inside"):
-        with bench_network.TwoNodes() as nodes:
+        with netns.TwoNodes() as nodes:
             assert set(nodes.names) <= set(namespaces())
-            for name, address in zip(nodes.names, bench_network.ADDRESSES):
+            for name, address in zip(nodes.names, netns.ADDRESSES):
                 shown = subprocess.run(["ip", "-n", name, "-4", "addr", "show", "dev", "eth0"], capture_output=True,
                                        text=True, check=True).stdout
                 assert address in shown and "UP" in shown

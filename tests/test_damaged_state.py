@@ -4,18 +4,14 @@ log; when nothing readable is left it stops with a message naming the file and w
 import hashlib
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from benchmarks import soak_resume
 from codistill_experiments import run_state
 from codistill_experiments.runlog import METRICS_FILE, read_records
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import soak_resume  # noqa: E402
 
 EPOCHS = 3   # the state is committed at each epoch's evaluation
 

@@ -3,20 +3,17 @@ each other, with their bits against formulas, and resumed after a SIGKILL."""
 import multiprocessing
 import os
 import signal
-import sys
 import time
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from benchmarks import soak_resume
 from codistill_experiments.config import ConfigError
 from codistill_experiments.launch import launch
 from codistill_experiments.runlog import read_records, run_dir
-from conftest import ROOT, SHORT, compose_job
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import soak_resume  # noqa: E402
+from conftest import SHORT, compose_job
 
 STEPS = 54          # SHORT: 3 epochs of 1200 // 64 updates (all_reduce's global batch of 2 x 32)
 PLAIN_SGD = "schedule.momentum=0"

@@ -8,10 +8,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from benchmarks.benchlib import spawn
 from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from benchlib import spawn  # noqa: E402
 
 FORBIDDEN = "{'hydra', 'fairseq', 'pandas', 'omegaconf'}"
 

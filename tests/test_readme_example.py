@@ -10,10 +10,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from benchmarks.benchlib import free_port
 from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from benchlib import free_port  # noqa: E402
 
 SECTION = "## Codistillation in your own training loop"
 

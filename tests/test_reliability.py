@@ -5,7 +5,6 @@ import pickle
 import random
 import signal
 import subprocess
-import sys
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -13,12 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks import soak_resume
 from codistill_experiments import run_state
 from codistill_experiments.runlog import METRICS_FILE, MetricsLog, read_records
-from conftest import ROOT, compose_job
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import soak_resume  # noqa: E402
+from conftest import compose_job
 
 RUN = soak_resume.RUN
 

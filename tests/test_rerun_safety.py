@@ -11,12 +11,10 @@ import sys
 
 import pytest
 
+from benchmarks import soak_resume
 from codistill_experiments.runlog import METRICS_FILE, DamagedLog, parse_log, read_records
-from conftest import ROOT, SHORT
+from conftest import SHORT
 from figures import collect
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import soak_resume  # noqa: E402
 
 EPOCHS = 3
 DIGITS_TRAIN, BATCH = 1200, 32   # workloads/digits_mlp.yaml train_size; scale mini's batch per rank

@@ -1,15 +1,11 @@
 """The sharded checkpoint exchange (method.exchange=sharded_checkpoints) against the unsharded one
 and against each peer's own parameters, on real gloo processes, and its bits per link."""
 import json
-import sys
 
 import pytest
 import torch
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from benchlib import spawn  # noqa: E402
+from benchmarks.benchlib import spawn
 
 
 def make_model(group):

@@ -2,16 +2,14 @@
 (step_model_calibration.py) recovering times the model made itself, and reproducing the committed
 calibration of benchmarks/results.json."""
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
+from benchmarks import step_model as sm
+from benchmarks import step_model_calibration as cal
 
-import step_model as sm  # noqa: E402
-import step_model_calibration as cal  # noqa: E402
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 GBIT = 1e9
 

@@ -1,18 +1,14 @@
 """Exchanges keep the model's dtype on the wire unless a lower precision is asked for, and count
 what they send: a float64 Codistiller run on real gloo processes equals the
 single-process Algorithm 1 in float64, for predictions and for checkpoints exchanged every update."""
-import sys
-
 import pytest
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from conftest import ROOT, SHORT, compose_job
+from benchmarks.benchlib import spawn
+from conftest import SHORT, compose_job
 from reference import algorithm1, full_batches
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from benchlib import spawn  # noqa: E402
 
 BATCH = 32
 

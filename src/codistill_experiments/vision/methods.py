@@ -109,7 +109,7 @@ class PowerSGD:
 
     def wrap(self, model):
         ddp = _ddp(model, self.groups, bucket_cap_mb=ONE_BUCKET_MB)
-        ddp.register_comm_hook(self, _counted_powersgd_hook)
+        ddp.register_comm_hook(self, counted_powersgd_hook)
         return ddp
 
     def after_update(self, step):
@@ -134,7 +134,9 @@ class PowerSGD:
         self.fresh_after_resume = True
 
 
-def _counted_powersgd_hook(method, bucket):
+def counted_powersgd_hook(method, bucket):
+    """DDP comm hook: torch's powerSGD_hook on `bucket` with `method.state`, charging `method.counter`
+    the elements it all_reduces (the whole bucket before start_iter and on a resumed run's first update)."""
     state, buffer = method.state, bucket.buffer()
     compressing = state.iter >= state.start_powerSGD_iter
     first_after_resume = method.fresh_after_resume

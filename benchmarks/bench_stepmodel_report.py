@@ -1,23 +1,11 @@
-"""Part 6 of `make bench`: the step-time model (benchmarks/step_model.py) calibrated on part 3's
-measurements, checked against the authors' slides, and its predictions up to 4096 GPUs.
-Takes seconds and needs no network namespace: it reads part 3 from this run or, when part 3 did
-not run (or was skipped), from the committed benchmarks/results.json.
+"""Part 6 of benchmarks/results.md (the step-time model of step_model.py), from what
+bench_stepmodel.py computed: the calibration on part 3's measurements, the check against the
+authors' slides, the predictions up to 4096 GPUs, the targets, the plot."""
+import matplotlib.pyplot as plt
 
-    python benchmarks/step_model_report.py   # this part alone: results.json + results.md + the figure
-"""
-import json
-import os
-import sys
-import time
-from pathlib import Path
+from . import step_model as sm
+from .tables import legend_below, table
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import step_model as sm  # noqa: E402
-import step_model_calibration as cal  # noqa: E402
-
-RESULTS_JSON = HERE / "results.json"
 TARGET_PCT = 15.0
 TABLE_GPUS = (16, 128, 1024, 4096)
 CODISTILL_ORDER = ("all_reduce", "predictions", "checkpoints", "sharded checkpoints", sm.PER_SERVER)
@@ -25,67 +13,7 @@ OTHERS_ORDER = ("all_reduce", "powersgd", "localsgd", "diloco")
 METHOD_ORDER = (*CODISTILL_ORDER, *OTHERS_ORDER[1:])
 
 
-def plain(value):
-    """numpy scalars and int keys to what json writes and reads back the same."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
-def measured_part3(network):
-    if network and "models" in network:
-        return network, "part 3 of this run"
-    if RESULTS_JSON.exists():
-        committed = json.loads(RESULTS_JSON.read_text())
-        part = committed.get("parts", {}).get("network", {})
-        if "models" in part:
-            m = committed["machine"]
-            return part, f"part 3 of benchmarks/results.json ({m['date']}, commit {m['git_commit']})"
-    return None, "no measurement of part 3 (needs root)"
-
-
-def compute_spread(network):
-    """Per model and method, the largest over the smallest compute-only time across the limits (the same
-    work each time: how far this machine's load moved it), and the fewest updates in one window."""
-    out = {}
-    for model in network["models"]:
-        times, steps = {}, []
-        for row in model["rows"]:
-            if row["method"].endswith(", compute only"):
-                times.setdefault(row["method"].split(",")[0], []).append(row["seconds_per_step"])
-                steps.append(row["steps"])
-        at = {(r["method"], r["limit"]): r["seconds_per_step"] for r in model["rows"]}
-        beyond = [at["powersgd", limit] - at["powersgd, compute only", limit] for limit in network["limits"]
-                  if ("powersgd", limit) in at]
-        out[model["label"]] = {"spread": {m: max(t) / min(t) for m, t in times.items()}, "fewest_steps": min(steps),
-                               "powersgd_minus_compute_s": beyond}
-    return out
-
-
-def run(progress=print, network=None):
-    """Everything part 6 reports, as plain values (stored in results.json under parts.stepmodel)."""
-    network, source = measured_part3(network)
-    out = {"source": source}
-    if network is not None:
-        fitted, table = cal.calibrate(network)
-        out["calibration"] = {"fitted": dict(zip([name for name, _ in cal.FITTED], fitted["x"])), "rows": table,
-                              "leave_one_model_out_worst_pct": cal.leave_one_model_out(network),
-                              "compute_spread": compute_spread(network)}
-        progress(f"stepmodel: calibrated on {source}")
-    slides = {"fit_1_8": sm.fit_slides((1, 8)), "fit_all": sm.fit_slides((1, 2, 4, 8)),
-              "fit_1_2": sm.fit_slides((1, 2)),
-              "tree_fit_1_8": sm.fit_slides((1, 8), net=sm.replace(sm.SLIDES_NET, algorithm="tree"))}
-    out["slides"] = slides
-    out["grid"] = sm.predict_grid(slides["fit_1_8"]["compute_s"])
-    return plain(out)
-
-
-# ---------------------------------------------------------------- section
-def calibration_lines(cal, targets, report):
+def calibration_lines(cal, targets):
     rows = cal["rows"]
     by = {}
     for r in rows:
@@ -125,7 +53,7 @@ def calibration_lines(cal, targets, report):
                     "holds its compression (the same hook on a one-rank group), the model adds the all_reduce of the "
                     "factors (3 calls); an averaging is an all_reduce of the model with its own wire factor and CPU "
                     "cost per bit, DiLoCo's outer step a CPU cost per model bit on top:", "",
-                    report.table(["model", "limit", *others], body(others))] if others else []
+                    table(["model", "limit", *others], body(others))] if others else []
     return ["### Calibration on this machine (part 3)", "",
             "Setting as in part 3: 2 models x 1 rank, one rank per 'server', the veth at its **measured** link rate, "
             "no added latency. **Measured inputs**: each method's compute-only time (part 3, measured beside it), "
@@ -134,7 +62,7 @@ def calibration_lines(cal, targets, report):
             "all_reduce is modelled as overlapping its CPU reductions with the transfer (the larger of the two "
             "counts), a checkpoint exchange as flatten + all_gather + load (CPU and wire add up). Per cell: measured / "
             "predicted ms (error).", "",
-            report.table(["model", "limit", *methods], body(methods)), *others_table, "",
+            table(["model", "limit", *methods], body(methods)), *others_table, "",
             "The columns 'one ...' are diagnostics, not times per update and not fitted for: one exchange alone is "
             "predicted within 25 % except " + (", ".join(off) or "none") + " (an exchange of a large model "
             "without a limit is CPU and memory bound on this loaded machine, not wire bound); a time per update "
@@ -145,7 +73,7 @@ def calibration_lines(cal, targets, report):
             "per-call costs of a few ms are not visible in the larger models)."]
 
 
-def slides_lines(slides, targets, report):
+def slides_lines(slides, targets):
     main = slides["fit_1_8"]
     nodes = list(sm.SLIDES_MS)
     fits = [("ring, fit on 1 and 8 nodes (reported)", main), ("ring, least squares on all 4", slides["fit_all"]),
@@ -171,10 +99,10 @@ def slides_lines(slides, targets, report):
             "1- and 8-node points; **2 and 4 nodes are held out**. Two free values for four points: the check has "
             "two degrees of freedom. Other choices are shown for honesty: fitting on 1 and 2 nodes misses 4 nodes "
             "by more than 15 %, and a tree across nodes (2|x|/B for any M) cannot follow the 2-node point.", "",
-            report.table(["nodes", "slides (ms)", *[name for name, _ in fits]], body)]
+            table(["nodes", "slides (ms)", *[name for name, _ in fits]], body)]
 
 
-def grid_lines(grid, report):
+def grid_lines(grid):
     at = {(r["workload"], r["link_gbit"], r["gpus"], r["method"]): r for r in grid}
 
     def times_table(order):
@@ -185,7 +113,7 @@ def grid_lines(grid, report):
                     cells = [f"{1000 * at[workload, gbit, gpus, m]['seconds']:,.0f} "
                              f"({at[workload, gbit, gpus, m]['speedup']:.2f}x)" for m in order]
                     body.append([workload, f"{gbit} Gbit/s", f"{gpus:,}", *cells])
-        return report.table(["model", "link", "GPUs", *[f"{m} ms (speed-up)" for m in order]], body)
+        return table(["model", "link", "GPUs", *[f"{m} ms (speed-up)" for m in order]], body)
     bits = [[w, f"{gpus:,}", *[f"{at[w, sm.LINKS_GBIT[0], gpus, m]['inter_bits']:.3g} / "
                                f"{at[w, sm.LINKS_GBIT[0], gpus, m]['intra_bits']:.3g}" for m in METHOD_ORDER]]
             for w in dict.fromkeys(r["workload"] for r in grid) for gpus in (16, 4096)]
@@ -222,7 +150,7 @@ def grid_lines(grid, report):
             "depend on the link). At 16 GPUs each of the 2 models fits in a server and only the exchange crosses: "
             "the sharded exchange sends k = 8 times fewer bits across servers; at 4096 the models' own "
             "all_reduce (2 b_model) dominates every method but PowerSGD, whose one all_reduce is of the factors:", "",
-            report.table(["model", "GPUs", *METHOD_ORDER], bits), "",
+            table(["model", "GPUs", *METHOD_ORDER], bits), "",
             "What the model says: with 2 models of N/2 GPUs, each model's own all_reduce still crosses servers "
             "once N > 16, and a ring's traffic per NIC (2(M-1)/M of the gradient) hardly shrinks when M halves, so "
             "the speed-up over all_reduce tends to 1 (predictions) or below (checkpoints pay the teacher's forward "
@@ -237,26 +165,21 @@ def grid_lines(grid, report):
 
 
 def section(part, targets):
-    import bench_report as report
-
     lines = ["Time per update = compute + the collectives' time (bandwidth + latency terms), no overlap; bits "
              "per update per device in the engine's convention (src/codistill/exchange.py: all_reduce of x 2|x|, "
              "all_gather over m ranks (m-1)|x|, charged across servers when the group spans them). Code: "
              f"benchmarks/step_model.py; calibrated on {part['source']}.", ""]
     if "calibration" in part:
-        lines += calibration_lines(part["calibration"], targets, report) + [""]
+        lines += calibration_lines(part["calibration"], targets) + [""]
     else:
         lines += [f"Calibration not done: {part['source']}.", ""]
         targets.append(("6. step model: calibration on part 3", "not run", False,
                         "Cause: part 3 was never measured here. Fix: run `make bench` as root."))
-    lines += slides_lines(part["slides"], targets, report) + [""]
-    return lines + grid_lines(part["grid"], report)
+    lines += slides_lines(part["slides"], targets) + [""]
+    return lines + grid_lines(part["grid"])
 
 
 def plot(part, path):
-    import bench_report as report
-    import matplotlib.pyplot as plt
-
     grid = part["grid"]
     fig, axes = plt.subplots(2, len(sm.LINKS_GBIT), figsize=(4 * len(sm.LINKS_GBIT), 7.6), sharex=True)
     styles = {"ResNet-50": "--", "transformer 229M": "-"}
@@ -280,24 +203,7 @@ def plot(part, path):
     axes[0, 0].set_ylabel("ms per update")
     axes[1, 0].set_ylabel("speed-up over all_reduce\n(equal samples/s)")
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    report.legend_below(fig, axes[0, 0])
+    legend_below(fig, axes[0, 0])
     fig.suptitle("Step-time model: solid 229M transformer, dashed ResNet-50; codistillation n = 2 unless noted")
     fig.savefig(path, dpi=120, bbox_inches="tight")   # the legend below the panels
     plt.close(fig)
-
-
-def main():
-    import bench_report as report
-
-    results = json.loads(RESULTS_JSON.read_text())
-    load_before, started = os.getloadavg(), time.perf_counter()
-    part = run()
-    results["parts"]["stepmodel"] = {**part, "seconds": time.perf_counter() - started,
-                                     "load_before": list(load_before), "load_after": list(os.getloadavg())}
-    RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
-    for path in report.write(results):
-        print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    main()
