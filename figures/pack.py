@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from codistill import runlog
+from codistill_experiments import runlog
 
 from .collect import COMMITTED, METRICS_FILE
 
