@@ -24,7 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 COMMITTED = REPO / "paper" / "logs"   # the committed mini-scale logs figures and the report read by default
 LOG_NAMES = (METRICS_FILE, METRICS_FILE + ".gz")
-RECORD_KINDS = ("eval", "test")
 STATES = ("finished", "unfinished", "missing", "unreadable", "failed")
 HEADER_KEYS = ("run_id", "seed", "scale", "scale_note", "config")
 
@@ -127,16 +126,6 @@ def run_columns(header):
             **{f"cfg.{k}": v for k, v in _flat_config(header["config"]).items()}}
 
 
-def load_run(directory):
-    """(run-level dict, list of eval records) of a readable run directory; None otherwise.
-    Kept for callers of the first version; collect() reads more."""
-    log = read_log(directory)
-    if log.header is None:
-        return None
-    run = {**run_columns(log.header), "finished": log.state == "finished"}
-    return run, [r for r in log.records if r.get("kind") == "eval"]
-
-
 def collect(results_root, sweep_id, scale, kinds=("eval",)):
     """Returns (records, status). records: one row per (finished run, record of `kinds`, model)
     with the run's `cfg.*` config columns and its `setting` (overrides without the seed); status:
@@ -190,10 +179,6 @@ def status_lines(status, sweep_id):
         if 0 < len(row["finished"]) < 3:
             lines.append(f"  fewer than 3 seeds finished for [{row['setting']}]: seeds {row['finished']}")
     return lines
-
-
-def report_status(status, sweep_id):
-    print("\n".join(status_lines(status, sweep_id)))
 
 
 def main(argv=None):
