@@ -74,7 +74,7 @@ MEASURE = """
 import json, sys, time
 def peak_mb():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
-from figures import collect
+from figures.logs import collect
 baseline = peak_mb()
 started, cpu = time.perf_counter(), time.process_time()
 records, status = collect.collect({root!r}, {sweep!r}, "mini")

@@ -99,7 +99,7 @@ def equal_top1_lines():
     """The frontier's bits at equal top-1 from the committed logs (figures/findings.py)."""
     if str(ROOT) not in sys.path:   # the figures package lives at the repository root, not installed
         sys.path.insert(0, str(ROOT))
-    from figures.collect import COMMITTED
+    from figures.paths import COMMITTED
     from figures.findings import frontier_at_equal_top1
 
     return frontier_at_equal_top1(COMMITTED) or ["(no frontier logs committed)"]

@@ -66,7 +66,7 @@ from .claims_control import control_share
 from .claims_groups import NotRun, group_stats  # noqa: F401  (group_stats: for callers of figures.claims)
 from .claims_noise import (CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOISE_SES, NOT_APPLICABLE,  # noqa: F401
                            NOT_RUN, VERDICTS, Context, Resolution)
-from .collect import REPO
+from .paths import REPO
 
 CLAIMS = REPO / "paper" / "claims.yaml"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import matplotlib.ticker
 
-from .collect import COMMITTED
+from .paths import COMMITTED
 from .plots import category_points, last_step, line_panel, new_figure, point_panel, value_band
 
 CONTROL = "independent (α = 0), control"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .collect import COMMITTED
+from .paths import COMMITTED
 from .regime_cost import COST, EVERY, check_every_sweep
 from .regime_models import check_models, model_structure  # noqa: F401  (for callers of figures.regime)
 from .regime_runs import _built, final_rows, load_sweep  # noqa: F401

@@ -5,7 +5,7 @@ bound on the reproduction's wall time, which also spends each job's start-up and
 (docs/mini-scale.md, "The cost of every sweep", gives what was measured)."""
 import pandas as pd
 
-from .pack import manifests
+from .logs.manifests import manifests
 from .regime_runs import SCALE, Check, load_sweep, missing
 
 EVERY = "every mini sweep"

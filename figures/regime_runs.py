@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 
 from codistill_experiments.vision.workloads import build_workload
 
-from . import collect
+from .logs import collect, run_logs
+from .logs.manifests import ManifestMissing
 
 SCALE = "mini"
 
@@ -56,7 +57,7 @@ class Sweep:
 def load_sweep(results, sweep_id, kinds=("eval",)):
     try:
         records, status = collect.collect(results, sweep_id, SCALE, kinds)
-    except collect.ManifestMissing as error:
+    except ManifestMissing as error:
         return Sweep(sweep_id, pd.DataFrame(), pd.DataFrame(), problem=f"{sweep_id}: {error}")
     return Sweep(sweep_id, records, status)
 
@@ -86,7 +87,7 @@ def final_rows(records):
 
 
 def header_config(results, run_id):
-    return collect.read_log(Path(results) / "runs" / run_id).header["config"]
+    return run_logs.read_log(Path(results) / "runs" / run_id).header["config"]
 
 
 @lru_cache(maxsize=None)

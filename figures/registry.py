@@ -17,11 +17,12 @@ import pandas as pd
 import yaml
 
 from . import draw
-from .collect import COMMITTED, REPO, ManifestMissing, collect, status_lines
+from .logs.collect import collect, status_lines
+from .logs.manifests import ManifestMissing
+from .paths import COMMITTED, SWEEPS
 from .plots import SeedNotes, finish, message_figure
 
 OUT = Path(__file__).resolve().parent / "out"
-SWEEPS = REPO / "sweeps"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import markdown
 from . import claims as claim_checks
 from . import findings, registry, regime_verdicts
 from .findings import table_cell
-from .collect import COMMITTED, REPO
+from .paths import COMMITTED, REPO
 
 SCALES = ("mini", "paper")
 REPORT = REPO / "paper" / "report.md"

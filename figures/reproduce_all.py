@@ -16,7 +16,7 @@ import sys
 import time
 
 from . import pack, registry
-from .collect import COMMITTED, REPO
+from .paths import COMMITTED, REPO
 
 
 # Sweeps that no figure draws: the regime check's (`make regime`, figures/regime.py) and the

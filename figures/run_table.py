@@ -10,7 +10,7 @@ import argparse
 import pandas as pd
 
 from . import registry
-from .collect import COMMITTED
+from .paths import COMMITTED
 from .draw import mean_se_column
 from .plots import last_step, per_run
 

@@ -9,7 +9,8 @@ import argparse
 import pandas as pd
 
 from .claims_groups import final_per_run
-from .collect import COMMITTED, collect
+from .logs.collect import collect
+from .paths import COMMITTED
 
 SWEEP = "frontier_tuning"
 TUNED_SEEDS = (3, 4, 5)   # the fresh seeds of each method's tuned setting in the frontier sweep

@@ -9,7 +9,9 @@ import math
 import pandas as pd
 import pytest
 
-from figures import claims, collect, pack, registry
+from figures import claims, pack, registry
+from figures.logs import collect
+from figures.logs.run_logs import read_log
 from figures.plots import aggregate, last_step, per_run
 
 BASE_CONFIG = {
@@ -184,7 +186,7 @@ def test_a_damaged_gzip_file_is_unreadable_not_a_crash(tmp_path):
     run = tmp_path / "runs" / "r"
     run.mkdir(parents=True)
     (run / "metrics.jsonl.gz").write_bytes(gzip.compress(b'{"kind": "header"}\n' * 50)[:30])
-    assert collect.read_log(run).state == "unreadable"
+    assert read_log(run).state == "unreadable"
 
 
 def test_a_sweep_that_was_not_run_says_how_to_run_it(tmp_path):

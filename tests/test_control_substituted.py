@@ -8,7 +8,7 @@ import pytest
 
 from figures import claims, registry, report
 from figures.claims_control import control_group, equivalence_sides
-from figures.collect import COMMITTED
+from figures.paths import COMMITTED
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from figures import claims, registry, report
-from figures.collect import REPO
+from figures.paths import REPO
 from test_collect import config, eval_record, write_manifest, write_run
 
 # the experiment ids: the later version's figures and tables, the earlier version's studies, the pretraining
