@@ -12,7 +12,7 @@ import pytest
 from figures import claims, pack, registry
 from figures.logs import collect
 from figures.logs.run_logs import read_log
-from figures.plots import aggregate, last_step, per_run
+from figures.drawing.seed_means import aggregate, last_step, per_run
 
 BASE_CONFIG = {
     "workload": {"name": "digits_mlp", "arch": "resnet50", "models": None},

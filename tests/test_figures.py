@@ -372,7 +372,7 @@ def test_alpha_gamma_keeps_each_gammas_best_initial_alpha(tmp_path):
 @pytest.mark.parametrize("low, high", [(1.03, 2.3), (0.95, 2.3), (0.2, 3.0), (0.01, 5.0), (2.9, 3.4), (0.5, 0.9)])
 def test_a_log_loss_axis_labels_at_least_four_plain_ticks_inside_any_range(low, high):
     """Fig. 17's training loss spans 1.03-2.3: 1-2-5 ticks give one label, too few to read."""
-    from figures.plots import PlainLogLocator
+    from figures.drawing.log_axis import PlainLogLocator
 
     ticks = np.asarray(PlainLogLocator().tick_values(low, high))
     inside = ticks[(ticks >= low) & (ticks <= high)]

@@ -7,9 +7,11 @@ the log axis, which cannot place 0."""
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from . import draw
-from .plots import apply_theme, cfg, last_step, number, point_panel, value_band
-from .tuning import TUNED, TUNED_SEEDS, setting_value
+from ..tuning import TUNED, TUNED_SEEDS, setting_value
+from .curves import curves
+from .labels import cfg, number
+from .panels import apply_theme, point_panel, value_band
+from .seed_means import last_step
 
 FRONTIER_LABELS = {"allreduce": "all_reduce", "powersgd": "PowerSGD", "localsgd": "local SGD", "diloco": "DiLoCo",
                    "independent": "α = 0 control (independent, 0 bits)"}
@@ -41,7 +43,7 @@ def frontier_knob(row):
 
 
 def frontier(data, notes):
-    frame = last_step(draw.curves(data, label=frontier_label, knob=frontier_knob))
+    frame = last_step(curves(data, label=frontier_label, knob=frontier_knob))
     control, rest = frame[frame["label"] == CONTROL], frame[frame["label"] != CONTROL]
     # a setting that never communicates (a period beyond the run's length) sends 0 bits: beside the control
     silent, rest = rest[rest["bits_per_iteration"] <= 0], rest[rest["bits_per_iteration"] > 0]
