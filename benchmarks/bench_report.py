@@ -100,7 +100,7 @@ def equal_top1_lines():
     if str(ROOT) not in sys.path:   # the figures package lives at the repository root, not installed
         sys.path.insert(0, str(ROOT))
     from figures.paths import COMMITTED
-    from figures.findings import frontier_at_equal_top1
+    from figures.report import frontier_at_equal_top1
 
     return frontier_at_equal_top1(COMMITTED) or ["(no frontier logs committed)"]
 

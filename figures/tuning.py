@@ -8,7 +8,7 @@ import argparse
 
 import pandas as pd
 
-from .claims_groups import final_per_run
+from .claims.groups import final_per_run
 from .logs.collect import collect
 from .paths import COMMITTED
 

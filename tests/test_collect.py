@@ -9,10 +9,11 @@ import math
 import pandas as pd
 import pytest
 
-from figures import claims, pack, registry
+from figures import pack, registry
+from figures.claims.groups import group_stats
+from figures.drawing.seed_means import aggregate, last_step, per_run
 from figures.logs import collect
 from figures.logs.run_logs import read_log
-from figures.drawing.seed_means import aggregate, last_step, per_run
 
 BASE_CONFIG = {
     "workload": {"name": "digits_mlp", "arch": "resnet50", "models": None},
@@ -144,7 +145,7 @@ def test_means_and_standard_errors_over_seeds_equal_hand_computed_values(tree):
     # the claims' path computes the same numbers from the same table
     data = registry.FigureData(registry.SPECS["fig2"], "mini", tree, registry._derived_columns(records),
                                pd.DataFrame())
-    stats = claims.group_stats(data.records, {"method.name": "codistill"}, "val_top1")[None]
+    stats = group_stats(data.records, {"method.name": "codistill"}, "val_top1")[None]
     assert stats[0] == pytest.approx(280 / 3) and stats[1] == pytest.approx(top1["se"].item()) and stats[2] == 3
 
 
