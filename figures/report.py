@@ -18,12 +18,13 @@ from pathlib import Path
 
 import markdown
 
-from . import registry, regime_verdicts
+from . import registry
 from .claims.evaluation import CLAIMS, Outcome, evaluate, load_claims
 from .claims.findings import findings_section, frontier_rows, table_cell
 from .claims.noise import NOISE_SES, Resolution
 from .claims.verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN
 from .paths import COMMITTED, REPO
+from .regime.verdicts import DOCS, read_declarations
 
 SCALES = ("mini", "paper")
 REPORT = REPO / "paper" / "report.md"
@@ -195,7 +196,7 @@ UNMET_AFFECTS = {"nll_flattened": "fig4, fig12, table2, nmt_exchange_frequency, 
 
 def regime_lines(mini):
     """The regime invariants declared unmet and the figures still drawn from digits, for the header."""
-    declared = regime_verdicts.read_declarations(regime_verdicts.DOCS)
+    declared = read_declarations(DOCS)
     digits = sorted(id for id, d in mini.items() if not d.records.empty and "cfg.workload.name" in d.records
                     and (d.records["cfg.workload.name"] == "digits_mlp").any())
     if not declared and not digits:

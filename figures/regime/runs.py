@@ -1,7 +1,7 @@
 """What the regime check reads and how it summarises it: a sweep's finished records and run status,
 one row per finished run at its last evaluation, each run's workload as the engine builds it, the
 mean and standard error over seeds, the chosen weight-decay multiplier, and the Check each
-invariant returns (figures/regime.py runs the check)."""
+invariant returns (figures/regime/check.py runs the check)."""
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 
 from codistill_experiments.vision.workloads import build_workload
 
-from .logs import collect, run_logs
-from .logs.manifests import ManifestMissing
+from ..logs import collect, run_logs
+from ..logs.manifests import ManifestMissing
 
 SCALE = "mini"
 
@@ -70,7 +70,7 @@ METRICS = ("train_loss", "val_loss", "val_top1", "val_top1_mean_over_models", "e
 
 def final_rows(records):
     """One row per finished run: its metrics at its last evaluation (mean over its models), what
-    it ran (workload, method, schedule) and its weight-decay multiplier (absent from old logs: 1)."""
+    it ran (workload, method, schedule) and its weight-decay multiplier (1 where its config sets none)."""
     if records.empty:
         return pd.DataFrame(columns=["run_id", "seed", "setting", "workload", "task", "method", "schedule", "wd_scale"])
     last = records[records["step"] == records.groupby("run_id")["step"].transform("max")]
