@@ -9,7 +9,6 @@ from .labels import ARCH_NAMES, cfg
 from .panels import line_panel, new_figure
 from .seed_means import per_run
 
-
 CURVE_METRICS = ["train_loss", "val_top1", "val_top1_mean_over_models", "val_nll", "param_distance_from_init",
                  "bits_per_iteration", "batch_per_model", "epoch"]
 

@@ -3,7 +3,6 @@ period, n-way, architectures) and each axis's label, a loss naming its unit, whi
 task (vision: cross-entropy in nats, translation: bits per token)."""
 import math
 
-
 ARCH_NAMES = {"resnet18": "ResNet-18", "resnet50": "ResNet-50", "resnext101_32x8d": "ResNeXt-101"}
 METRIC_LABELS = {
     "train_loss": "training loss",

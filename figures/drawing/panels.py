@@ -12,7 +12,6 @@ from .labels import LOSSES, axis_label
 from .log_axis import log_axis
 from .seed_means import aggregate, check_one_run_per_seed
 
-
 THEME = dict(style="whitegrid", context="paper", palette="colorblind", font_scale=1.1)
 
 

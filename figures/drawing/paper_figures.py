@@ -4,13 +4,12 @@ SeedNotes, and returns a matplotlib figure."""
 import seaborn as sns
 
 from .curves import CURVE_METRICS, curve_figure, curves, evals, label_order, with_labels
-from .labels import arch_name, axis_label, cfg, exchange_label, method_label, number, nway_label, recipe_label, \
-    setup_label
+from .labels import (arch_name, axis_label, cfg, exchange_label, method_label, number, nway_label, recipe_label,
+                     setup_label)
 from .layout import keep_panel_legends
-from .panels import category_points, line_panel, new_figure, point_panel, value_band
 from .log_axis import log_axis
+from .panels import category_points, line_panel, new_figure, point_panel, value_band
 from .seed_means import last_step, per_run
-
 
 SCENARIOS = {"pretrained_frozen": "pretrained, frozen", "pretrained_trainable": "pretrained, not frozen",
              "random_init": "random init", "full": "full network"}

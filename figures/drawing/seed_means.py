@@ -3,7 +3,6 @@ many seeds each plotted series has, so that a figure drawn from fewer than three
 the figure."""
 import math
 
-
 MIN_SEEDS = 3
 
 
