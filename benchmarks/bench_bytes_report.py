@@ -4,6 +4,9 @@ frontier runs, the plot."""
 import matplotlib
 import matplotlib.pyplot as plt
 
+from figures.paths import COMMITTED
+from figures.report import frontier_at_equal_top1
+
 from .tables import fmt_bits, save, table
 
 
@@ -48,10 +51,7 @@ def section(part, targets):
 
 
 def equal_top1_lines():
-    """The frontier's bits at equal top-1 from the committed logs (figures/findings.py)."""
-    from figures.collect import COMMITTED
-    from figures.findings import frontier_at_equal_top1
-
+    """The frontier's bits at equal top-1 from the committed logs (figures/report.py)."""
     return frontier_at_equal_top1(COMMITTED) or ["(no frontier logs committed)"]
 
 

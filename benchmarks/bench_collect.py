@@ -1,4 +1,4 @@
-"""Figures pipeline: figures/collect.py's collect() on generated log trees of 100, 1,000 and 10,000
+"""Figures pipeline: figures/logs/collect.py's collect() on generated log trees of 100, 1,000 and 10,000
 runs of 100 records each (header, 50 evaluations x 2 models, end: the current metrics.jsonl
 format, records made by the engine's evaluation.records itself) in a temporary folder, each measured in a fresh
 subprocess: wall time and peak resident memory. Then `make figures` on the committed results,
@@ -75,7 +75,7 @@ MEASURE = """
 import json, sys, time
 def peak_mb():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
-from figures import collect
+from figures.logs import collect
 baseline = peak_mb()
 started, cpu = time.perf_counter(), time.process_time()
 records, status = collect.collect({root!r}, {sweep!r}, "mini")

@@ -1,4 +1,4 @@
-"""Part 5 of benchmarks/results.md (figures/collect.py at scale), from what bench_collect.py
+"""Part 5 of benchmarks/results.md (figures/logs/collect.py at scale), from what bench_collect.py
 measured: the table, the targets, the cause of a miss, the plot."""
 import matplotlib.pyplot as plt
 
@@ -9,7 +9,7 @@ COLLECT_WHY = {
         "Cause: collect() keeps every parsed log in memory until it returns (peak memory grows with the tree: see "
         "the table), and Python's cyclic garbage collector, whose full passes walk every live object, runs longer "
         "as that heap grows; per run it also flattens the config through pandas.json_normalize and builds a "
-        "DataFrame before one concat and merge. Fix (figures/collect.py): flatten configs with a plain recursive "
+        "DataFrame before one concat and merge. Fix (figures/logs/collect.py): flatten configs with a plain recursive "
         "function, freeze the collector (gc.freeze) while parsing, and keep only the columns figures read."),
     "make_figures": (
         "Cause: drawing, not reading: matplotlib's layout and saving of 28 figures, each as PDF and PNG, take "
@@ -29,7 +29,7 @@ def section(part, targets):
             continue
         body.append([f"{row['n_runs']:,}", f"{row['records']:,}", f"{row['log_mb']:.0f}", f"{row['seconds']:.1f}",
                      f"{row['cpu_seconds']:.1f}", f"{row['peak_rss_mb']:,.0f} (imports {row['baseline_rss_mb']:.0f})"])
-    lines = [f"figures/collect.py `collect()` on generated trees ({part['records_per_run']} eval records per run, "
+    lines = [f"figures/logs/collect.py `collect()` on generated trees ({part['records_per_run']} eval records per run, "
              "the engine's own record format, one sweep manifest naming every run), each in a fresh subprocess "
              "(peak memory: VmHWM). The trees are freshly written, so reads come from the page cache.", "",
              table(["runs", "records", "log MB", "seconds", "CPU seconds", "peak memory MB"], body)]
@@ -69,5 +69,5 @@ def plot(part, path):
     right.loglog(runs, [row["peak_rss_mb"] for row in rows], marker="o")
     right.set_xlabel("runs")
     right.set_ylabel("peak memory (MB)")
-    fig.suptitle("figures/collect.py on generated log trees")
+    fig.suptitle("figures/logs/collect.py on generated log trees")
     save(fig, path)

@@ -16,17 +16,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from codistill import runlog
+from codistill_experiments import runlog
 
-from .collect import COMMITTED, METRICS_FILE
+from .logs.manifests import manifests
+from .paths import COMMITTED
 
 
 def packed_bytes(path):
     return gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0)
-
-
-def manifests(root, scale):
-    return sorted((Path(root) / "sweeps").glob(f"*/{scale}.json"))
 
 
 def referenced_runs(root):
@@ -51,11 +48,11 @@ def pack(results, into, scale, replace=False):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
         for entry in json.loads(path.read_text()):
-            source = results / "runs" / entry["run_id"] / METRICS_FILE
+            source = results / "runs" / entry["run_id"] / runlog.METRICS_FILE
             if not source.exists():
                 missing.append(entry["run_id"])
                 continue
-            destination = into / "runs" / entry["run_id"] / (METRICS_FILE + ".gz")
+            destination = into / "runs" / entry["run_id"] / (runlog.METRICS_FILE + ".gz")
             destination.parent.mkdir(parents=True, exist_ok=True)
             data = packed_bytes(source)
             # a finished log is never replaced by one without a result (a run stopped midway, failed, damaged)

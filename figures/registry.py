@@ -1,5 +1,6 @@
 """Every figure and table of the paper: its sweep (sweeps/<id>.yaml,
-whose manifest names the runs it needs) and its plot or table function (figures/draw.py).
+whose manifest names the runs it needs) and its plot or table function (figures/drawing/); loading
+an id's logs (FigureData: records with derived columns, the status of each run) and drawing it.
 
     python -m figures.registry [ids ...] [--results paper/logs] [--scale mini] [--out figures/out]
 
@@ -16,12 +17,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
-from . import draw
-from .collect import COMMITTED, REPO, ManifestMissing, collect, status_lines
-from .plots import SeedNotes, finish, message_figure
+from .drawing import fig2, fig2_regimes, frontier, paper_figures, tables
+from .drawing.labels import setup_label
+from .drawing.layout import finish
+from .drawing.panels import message_figure
+from .drawing.seed_means import SeedNotes
+from .logs.collect import collect, status_lines
+from .logs.manifests import ManifestMissing
+from .paths import COMMITTED, SWEEPS
 
 OUT = Path(__file__).resolve().parent / "out"
-SWEEPS = REPO / "sweeps"
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class Spec:
     kind: str            # figure | table
     title: str           # as the paper's caption says it
     section: str         # where in the paper (later version unless it says "earlier version")
-    draw: Callable
+    draw: Callable       # (FigureData, SeedNotes) -> a matplotlib figure, or a DataFrame for a table
     sweep: str = None    # default: the id
     paper: bool = True   # False: an experiment beyond the paper's, which does not set the mini noise unit
 
@@ -39,47 +44,60 @@ class Spec:
         return self.sweep or self.id
 
 
-def _spec(id, kind, title, section, function=None, sweep=None, paper=True):
-    return Spec(id, kind, title, section, function or getattr(draw, id), sweep, paper)
-
-
 SPEC_LIST = [
-    _spec("fig1", "figure", "Figure 1: top-1 vs bits communicated between servers per iteration (ResNet-50)", "Sec. 3"),
-    _spec("fig2", "figure", "Figure 2: all_reduce vs codistillation (fixed / variable w.d.); top-1 vs batch size per model",
-          "Sec. 4.1", draw.figure2),
-    _spec("fig3", "figure", "Figure 3: top-1 with a cosine LR schedule, ResNet-50 and ResNeXt-101", "Sec. 4.1"),
-    _spec("fig4", "figure", "Figure 4: validation NLL, transformer big on WMT'16 En-De", "Sec. 4.2"),
-    _spec("fig5", "figure", "Figure 5: 2-way vs 4-way codistillation, ResNet-50", "Sec. 5"),
-    _spec("fig6", "figure", "Figure 6: multi-view, mean top-1 over models (CIFAR-10 split Wide-ResNet-28-10)", "Sec. 5.1"),
-    _spec("fig7", "figure", "Figure 7: distance of the parameters from initialisation", "A.4.1"),
-    _spec("fig8", "figure", "Figure 8: top-1, decreasing w.d. and shifted LR decays, ResNet-50 and ResNeXt-101", "A.4.2"),
-    _spec("fig9", "figure", "Figure 9: training loss of Figure 8's runs", "A.4.2"),
-    _spec("fig10", "figure", "Figure 10: training loss of Figure 3's runs (cosine LR)", "A.4.3"),
-    _spec("fig11", "figure", "Figure 11: training loss for batch sizes per model 2 × b", "A.4.3"),
-    _spec("fig12", "figure", "Figure 12: all_reduce vs codistillation, transformer big on WMT'16 En-De", "A.5"),
-    _spec("fig13", "figure", "Figure 13: exchanging checkpoints vs predictions vs all_reduce, ResNet-50", "A.5"),
-    _spec("fig14", "figure", "Figure 14: 3-way codistillation, same vs different architectures", "Sec. 5.2, A.6"),
-    _spec("fig15", "figure", "Figure 15: 3-way (R18, R50, RX101) vs 2-way (R50, RX101) codistillation", "Sec. 5.2, A.6"),
-    _spec("fig16", "figure", "Figure 16: final top-1 and training loss on a fraction 1/k of the training set", "A.7"),
-    _spec("fig17", "figure", "Figure 17: n-way codistillation on a fixed budget of updates", "Sec. 5"),
-    _spec("table1", "table", "Table 1: training loss and top-1 per batch size (2-way codistillation)", "A.4.3"),
-    _spec("table2", "table", "Table 2: BLEU of n-way codistillation on IWSLT'14 De-En", "A.5, Sec. 5"),
-    _spec("iwslt_overfit", "figure", "Overfitting on IWSLT'14 De-En: validation NLL, transformer big", "A.7"),
-    _spec("exchange_frequency", "figure", "Checkpoint exchange period (earlier version, Figs. 7a, 12a)",
-          "earlier version Sec. 5"),
-    _spec("lr_robustness", "figure", "Base learning rate (earlier version, Figs. 7b, 12b)", "earlier version Sec. 5"),
-    _spec("nmt_exchange_frequency", "figure", "Checkpoint exchange period, transformer (earlier version, Fig. 13)",
-          "earlier version A.4"),
-    _spec("alpha_gamma", "figure", "α schedule α₀ γ^epoch, transformer (earlier version, Fig. 14)", "earlier version A.1, A.4"),
-    _spec("alpha_schedule_vision", "figure", "Constant vs step-wise α, ResNet-50 (earlier version)", "earlier version A.1"),
-    _spec("multiview", "figure", "Multi-view experiment (= Figure 6)", "Sec. 5.1"),
-    _spec("frontier", "figure", "Beyond the paper: codistillation vs PowerSGD, local SGD and DiLoCo, "
-          "top-1 against bits between servers per update (each method also at its best of 6 settings on held-out "
-          "training data, 3 fresh seeds)", "not in the paper (Fig. 1's setting)", paper=False),
-    _spec("fig2_regimes", "figure", "Beyond the paper: Figure 2's arms in four regimes of the mini stand-in "
-          "(weight decay x10 / x30, the paper's epochs / 5 / 10)", "Sec. 4.1, mini only",
-          lambda data, notes: draw.fig2_regimes(data, notes), paper=False),
-    _spec("wrn_pretrain", "figure", "The pretrained Wide-ResNet-28-10 of the multi-view experiment", "Sec. 5.1"),
+    Spec("fig1", "figure", "Figure 1: top-1 vs bits communicated between servers per iteration (ResNet-50)", "Sec. 3",
+         paper_figures.fig1),
+    Spec("fig2", "figure",
+         "Figure 2: all_reduce vs codistillation (fixed / variable w.d.); top-1 vs batch size per model", "Sec. 4.1",
+         fig2.fig2),
+    Spec("fig3", "figure", "Figure 3: top-1 with a cosine LR schedule, ResNet-50 and ResNeXt-101", "Sec. 4.1",
+         paper_figures.fig3),
+    Spec("fig4", "figure", "Figure 4: validation NLL, transformer big on WMT'16 En-De", "Sec. 4.2", paper_figures.fig4),
+    Spec("fig5", "figure", "Figure 5: 2-way vs 4-way codistillation, ResNet-50", "Sec. 5", paper_figures.fig5),
+    Spec("fig6", "figure", "Figure 6: multi-view, mean top-1 over models (CIFAR-10 split Wide-ResNet-28-10)",
+         "Sec. 5.1", paper_figures.fig6),
+    Spec("fig7", "figure", "Figure 7: distance of the parameters from initialisation", "A.4.1", paper_figures.fig7),
+    Spec("fig8", "figure", "Figure 8: top-1, decreasing w.d. and shifted LR decays, ResNet-50 and ResNeXt-101", "A.4.2",
+         paper_figures.fig8),
+    Spec("fig9", "figure", "Figure 9: training loss of Figure 8's runs", "A.4.2", paper_figures.fig9),
+    Spec("fig10", "figure", "Figure 10: training loss of Figure 3's runs (cosine LR)", "A.4.3", paper_figures.fig10),
+    Spec("fig11", "figure", "Figure 11: training loss for batch sizes per model 2 × b", "A.4.3", paper_figures.fig11),
+    Spec("fig12", "figure", "Figure 12: all_reduce vs codistillation, transformer big on WMT'16 En-De", "A.5",
+         paper_figures.fig12),
+    Spec("fig13", "figure", "Figure 13: exchanging checkpoints vs predictions vs all_reduce, ResNet-50", "A.5",
+         paper_figures.fig13),
+    Spec("fig14", "figure", "Figure 14: 3-way codistillation, same vs different architectures", "Sec. 5.2, A.6",
+         paper_figures.fig14),
+    Spec("fig15", "figure", "Figure 15: 3-way (R18, R50, RX101) vs 2-way (R50, RX101) codistillation", "Sec. 5.2, A.6",
+         paper_figures.fig15),
+    Spec("fig16", "figure", "Figure 16: final top-1 and training loss on a fraction 1/k of the training set", "A.7",
+         paper_figures.fig16),
+    Spec("fig17", "figure", "Figure 17: n-way codistillation on a fixed budget of updates", "Sec. 5",
+         paper_figures.fig17),
+    Spec("table1", "table", "Table 1: training loss and top-1 per batch size (2-way codistillation)", "A.4.3",
+         tables.table1),
+    Spec("table2", "table", "Table 2: BLEU of n-way codistillation on IWSLT'14 De-En", "A.5, Sec. 5", tables.table2),
+    Spec("iwslt_overfit", "figure", "Overfitting on IWSLT'14 De-En: validation NLL, transformer big", "A.7",
+         paper_figures.iwslt_overfit),
+    Spec("exchange_frequency", "figure", "Checkpoint exchange period (earlier version, Figs. 7a, 12a)",
+         "earlier version Sec. 5", paper_figures.exchange_frequency),
+    Spec("lr_robustness", "figure", "Base learning rate (earlier version, Figs. 7b, 12b)", "earlier version Sec. 5",
+         paper_figures.lr_robustness),
+    Spec("nmt_exchange_frequency", "figure", "Checkpoint exchange period, transformer (earlier version, Fig. 13)",
+         "earlier version A.4", paper_figures.nmt_exchange_frequency),
+    Spec("alpha_gamma", "figure", "α schedule α₀ γ^epoch, transformer (earlier version, Fig. 14)",
+         "earlier version A.1, A.4", paper_figures.alpha_gamma),
+    Spec("alpha_schedule_vision", "figure", "Constant vs step-wise α, ResNet-50 (earlier version)",
+         "earlier version A.1", paper_figures.alpha_schedule_vision),
+    Spec("multiview", "figure", "Multi-view experiment (= Figure 6)", "Sec. 5.1", paper_figures.multiview),
+    Spec("frontier", "figure", "Beyond the paper: codistillation vs PowerSGD, local SGD and DiLoCo, "
+         "top-1 against bits between servers per update (each method also at its best of 6 settings on held-out "
+         "training data, 3 fresh seeds)", "not in the paper (Fig. 1's setting)", frontier.frontier, paper=False),
+    Spec("fig2_regimes", "figure", "Beyond the paper: Figure 2's arms in four regimes of the mini stand-in "
+         "(weight decay x10 / x30, the paper's epochs / 5 / 10)", "Sec. 4.1, mini only", fig2_regimes.fig2_regimes,
+         paper=False),
+    Spec("wrn_pretrain", "figure", "The pretrained Wide-ResNet-28-10 of the multi-view experiment", "Sec. 5.1",
+         paper_figures.wrn_pretrain),
 ]
 SPECS = {spec.id: spec for spec in SPEC_LIST}
 
@@ -192,7 +210,7 @@ def _derived_columns(records):
                zip(pairs["run_id"], pairs["model"], pairs.iterrows())}
     records["model_arch"] = [arch_of.get(key) for key in zip(records["run_id"], records["model"])]
     runs = records.drop_duplicates("run_id").set_index("run_id")
-    per_run = {"setup": draw.setup_label, "n_way": _n_way, "gamma": _gamma}
+    per_run = {"setup": setup_label, "n_way": _n_way, "gamma": _gamma}
     for column, function in per_run.items():
         records[column] = records["run_id"].map({rid: function(row) for rid, row in runs.iterrows()})
     return records

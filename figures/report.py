@@ -18,16 +18,19 @@ from pathlib import Path
 
 import markdown
 
-from . import claims as claim_checks
-from . import findings, registry, regime_verdicts
-from .findings import table_cell
-from .collect import COMMITTED, REPO
+from . import registry
+from .claims.evaluation import CLAIMS, Outcome, evaluate, load_claims
+from .claims.findings import findings_section, frontier_rows, table_cell
+from .claims.noise import NOISE_SES, Resolution
+from .claims.verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN
+from .paths import COMMITTED, REPO
+from .regime.verdicts import DOCS, read_declarations
 
 SCALES = ("mini", "paper")
 REPORT = REPO / "paper" / "report.md"
-STATUS_MARK = {claim_checks.HOLDS: "✅ holds", claim_checks.FAILS: "❌ does not hold",
-               claim_checks.CANNOT_DISCRIMINATE: "⚪ cannot discriminate", claim_checks.INCONCLUSIVE: "❔ inconclusive", claim_checks.NOT_RUN: "⏳ not run",
-               claim_checks.NOT_APPLICABLE: "n/a"}
+STATUS_MARK = {HOLDS: "✅ holds", FAILS: "❌ does not hold",
+               CANNOT_DISCRIMINATE: "⚪ cannot discriminate", INCONCLUSIVE: "❔ inconclusive", NOT_RUN: "⏳ not run",
+               NOT_APPLICABLE: "n/a"}
 # final metrics whose seed standard error the noise section states, where a workload logs them
 NOISE_METRICS = {"val_top1": "top-1 (points)", "train_loss": "training loss", "val_nll": "validation NLL",
                  "bleu": "BLEU"}
@@ -57,11 +60,10 @@ def collect_everything(results_root, out=None):
 
 
 def resolutions(data):
-    """{scale: claims.Resolution over the records of every figure of the paper at that scale}: the
+    """{scale: Resolution over the records of every figure of the paper at that scale}: the
     mini noise unit (seed s.e.) comes from the paper's experiments, so that one beyond the paper
     (frontier) cannot move the margins of the paper's claims."""
-    return {scale: claim_checks.Resolution([d.records for spec_id, d in figures.items()
-                                            if registry.SPECS[spec_id].paper])
+    return {scale: Resolution([d.records for spec_id, d in figures.items() if registry.SPECS[spec_id].paper])
             for scale, figures in data.items()}
 
 
@@ -71,13 +73,22 @@ def evaluate_all(all_claims, data, resolution=None):
     for claim in all_claims:
         for scale in SCALES:
             if scale not in data:
-                outcome = claim_checks.Outcome(claim_checks.NOT_RUN, f"no {scale}-scale logs")
+                outcome = Outcome(NOT_RUN, f"no {scale}-scale logs")
                 if scale not in claim.get("scales", SCALES):
-                    outcome = claim_checks.Outcome(claim_checks.NOT_APPLICABLE, "paper-scale number")
+                    outcome = Outcome(NOT_APPLICABLE, "paper-scale number")
             else:
-                outcome = claim_checks.evaluate(claim, data[scale][claim["figure"]], resolution[scale])
+                outcome = evaluate(claim, data[scale][claim["figure"]], resolution[scale])
             outcomes[(claim["id"], scale)] = outcome
     return outcomes
+
+
+def frontier_at_equal_top1(results_root):
+    """The frontier rows of the Findings from the logs in results_root at mini scale (for
+    benchmarks/results.md, which states bits per update beside them): the margin's noise unit comes
+    from every paper figure, as in the report."""
+    data = {spec.id: registry.load(spec, results_root, "mini") for spec in registry.SPEC_LIST}
+    claim = next((c for c in load_claims() if c["check"]["kind"] == "fewest_bits"), None)
+    return frontier_rows(claim, data["frontier"], resolutions({"mini": data})["mini"])
 
 
 def _paper_value(claim):
@@ -105,7 +116,7 @@ def noise_section(data, resolution=None):
     """Verdict rules, then per workload and scale: one validation sample in points of top-1 and
     the seed standard error of each final metric (median over the workload's settings)."""
     lines = ["## Noise and verdicts", "",
-             f"Every difference d between two means over seeds is judged with its noise: {claim_checks.NOISE_SES} "
+             f"Every difference d between two means over seeds is judged with its noise: {NOISE_SES} "
              "combined standard errors over seeds plus one validation sample (of top-1; none for other metrics). "
              "A claim **holds** when the whole interval d ± noise satisfies it, **does not hold** when none of it "
              "does, and is **inconclusive** when the logs cannot decide either way. A margin (\"within 0.5\") is "
@@ -185,7 +196,7 @@ UNMET_AFFECTS = {"nll_flattened": "fig4, fig12, table2, nmt_exchange_frequency, 
 
 def regime_lines(mini):
     """The regime invariants declared unmet and the figures still drawn from digits, for the header."""
-    declared = regime_verdicts.read_declarations(regime_verdicts.DOCS)
+    declared = read_declarations(DOCS)
     digits = sorted(id for id, d in mini.items() if not d.records.empty and "cfg.workload.name" in d.records
                     and (d.records["cfg.workload.name"] == "digits_mlp").any())
     if not declared and not digits:
@@ -243,7 +254,7 @@ def write_markdown(all_claims, outcomes, data, drawn, results_root, path, resolu
              f"Generated by `make report` (`figures/report.py`) at commit `{_git_commit()}` from the logs in "
              f"`{results_root}`; every number below is computed from those logs (`metrics.jsonl`) and "
              "`paper/claims.yaml`. Regenerate with `make report`.", ""]
-    lines += findings.findings_section(all_claims, outcomes, data, STATUS_MARK, resolution or resolutions(data))
+    lines += findings_section(all_claims, outcomes, data, STATUS_MARK, resolution or resolutions(data))
     lines += scale_section(data, results_root)
     lines += summary_section(all_claims, outcomes, data)
     lines += noise_section(data, resolution)
@@ -276,11 +287,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(COMMITTED))
     parser.add_argument("--md", default=str(REPORT))
-    parser.add_argument("--claims", default=str(claim_checks.CLAIMS))
+    parser.add_argument("--claims", default=str(CLAIMS))
     parser.add_argument("--out", default=None, help="figure folder (default figures/out, figures/out/paper)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    all_claims = claim_checks.load_claims(args.claims)
+    all_claims = load_claims(args.claims)
     unknown = sorted({c["figure"] for c in all_claims} - set(registry.SPECS))
     if unknown:
         raise SystemExit(f"{args.claims}: unknown figure ids {unknown}")

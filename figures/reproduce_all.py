@@ -16,10 +16,10 @@ import sys
 import time
 
 from . import pack, registry
-from .collect import COMMITTED, REPO
+from .paths import COMMITTED, REPO
 
 
-# Sweeps that no figure draws: the regime check's (`make regime`, figures/regime.py) and the
+# Sweeps that no figure draws: the regime check's (`make regime`, figures/regime/) and the
 # frontier's tuning runs on held-out training data (`python -m figures.tuning`).
 CHECK_SWEEPS = ["regime", "frontier_tuning"]
 

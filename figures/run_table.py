@@ -10,9 +10,9 @@ import argparse
 import pandas as pd
 
 from . import registry
-from .collect import COMMITTED
-from .draw import mean_se_column
-from .plots import last_step, per_run
+from .paths import COMMITTED
+from .drawing.seed_means import last_step, per_run
+from .drawing.tables import mean_se_column
 
 ARM = {"cfg.method.name": "method", "cfg.schedule.name": "schedule", "cfg.batch_scale": "batch scale"}
 METRICS = {"val_top1": "final top-1 (%)", "train_loss": "final training loss"}

@@ -8,22 +8,12 @@ import argparse
 
 import pandas as pd
 
-from .claims_groups import final_per_run
-from .collect import COMMITTED, collect
+from .claims.groups import final_per_run
+from .drawing.frontier import TUNED, setting_value
+from .logs.collect import collect
+from .paths import COMMITTED
 
 SWEEP = "frontier_tuning"
-TUNED_SEEDS = (3, 4, 5)   # the fresh seeds of each method's tuned setting in the frontier sweep
-# What each method tunes: the config keys that tell its settings apart.
-TUNED = {"codistill": ["method.alpha", "method.exchange"], "diloco": ["method.outer_lr", "method.outer_momentum"],
-         "localsgd": ["method.warmup_steps"], "powersgd": ["method.start_iter", "method.warm_start"]}
-
-
-INTEGER_KEYS = {"method.warmup_steps", "method.start_iter"}
-
-
-def setting_value(key, value):
-    """A config value as an override writes it (pandas stores integers beside NaN as floats)."""
-    return int(value) if key in INTEGER_KEYS else value
 
 
 def ranking(records):

@@ -6,7 +6,10 @@ import math
 
 import pytest
 
-from figures import claims, registry, report
+from figures import registry, report
+from figures.claims.evaluation import evaluate
+from figures.claims.noise import Resolution
+from figures.claims.verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE
 from test_collect import config, eval_record, write_manifest, write_run
 
 SAMPLES = 500            # validation samples: one sample is 100 / 500 = 0.2 points of top-1
@@ -60,55 +63,55 @@ FAR_CONTROL = 60.0       # an alpha = 0 control far below all_reduce: it fails e
 
 
 @pytest.mark.parametrize("codistill_mean, verdict", [
-    (80.0, claims.HOLDS),          # d = +2.0: 2.0 - 1.614 > 0
-    (76.0, claims.FAILS),          # d = -2.0: -2.0 + 1.614 <= 0, the other way beyond the noise
-    (79.0, claims.INCONCLUSIVE),   # d = +1.0: the interval [-0.61, 2.61] straddles 0
-    (79.5, claims.INCONCLUSIVE),   # d = +1.5: beyond 2 s.e. (1.414), not beyond them plus one sample
-    (79.7, claims.HOLDS),          # d = +1.7 > 1.614
+    (80.0, HOLDS),          # d = +2.0: 2.0 - 1.614 > 0
+    (76.0, FAILS),          # d = -2.0: -2.0 + 1.614 <= 0, the other way beyond the noise
+    (79.0, INCONCLUSIVE),   # d = +1.0: the interval [-0.61, 2.61] straddles 0
+    (79.5, INCONCLUSIVE),   # d = +1.5: beyond 2 s.e. (1.414), not beyond them plus one sample
+    (79.7, HOLDS),          # d = +1.7 > 1.614
 ])
 def test_a_directional_claim_needs_two_combined_standard_errors_and_one_sample(tmp_path, codistill_mean, verdict):
     data = two_groups(tmp_path, codistill_mean)
-    outcome = claims.evaluate(compare("greater"), data)
+    outcome = evaluate(compare("greater"), data)
     assert NOISE == pytest.approx(1.6142, abs=1e-4)
     assert outcome.status == verdict
     assert f"a - b = {codistill_mean - 78.0:+.3f}" in outcome.reproduced
     assert f"noise {NOISE:.3f} = 2 s.e. {NOISE - 0.2:.3f} + 1 sample 0.200" in outcome.reproduced
-    mirrored = claims.evaluate(compare("less"), data)      # a < b is the mirror image
-    assert mirrored.status == {claims.HOLDS: claims.FAILS, claims.FAILS: claims.HOLDS}.get(verdict, verdict)
+    mirrored = evaluate(compare("less"), data)      # a < b is the mirror image
+    assert mirrored.status == {HOLDS: FAILS, FAILS: HOLDS}.get(verdict, verdict)
 
 
 def test_older_logs_take_the_validation_samples_from_the_workload_config(tmp_path):
     # no val_samples in the records: digits with train_size 1297 leaves 1797 - 1297 = 500 samples
     data = two_groups(tmp_path, 79.5, samples=None)
-    outcome = claims.evaluate(compare("greater"), data)
-    assert outcome.status == claims.INCONCLUSIVE and "+ 1 sample 0.200" in outcome.reproduced
-    assert claims.Resolution([data.records]).val_samples("digits_mlp") == 500
+    outcome = evaluate(compare("greater"), data)
+    assert outcome.status == INCONCLUSIVE and "+ 1 sample 0.200" in outcome.reproduced
+    assert Resolution([data.records]).val_samples("digits_mlp") == 500
 
 
 def test_the_sample_counts_only_for_top1(tmp_path):
     # the same numbers as training losses: no validation sample, noise = 2 s.e. = 1.414 < 1.5
     data = logs(tmp_path, {"c": (CODISTILL, finals(79.5)), "ar": (ALLREDUCE, finals(78.0))}, metric="train_loss")
-    outcome = claims.evaluate(dict(compare("greater"), metric="train_loss"), data)
-    assert outcome.status == claims.HOLDS and f"noise {NOISE - 0.2:.3f} = 2 s.e." in outcome.reproduced
+    outcome = evaluate(dict(compare("greater"), metric="train_loss"), data)
+    assert outcome.status == HOLDS and f"noise {NOISE - 0.2:.3f} = 2 s.e." in outcome.reproduced
 
 
 def test_one_seed_cannot_decide(tmp_path):
     data = logs(tmp_path, {"c": (CODISTILL, [90.0]), "ar": (ALLREDUCE, finals(78.0))})
-    outcome = claims.evaluate(compare("greater"), data)       # 12 points apart, but no s.e. for one side
-    assert outcome.status == claims.INCONCLUSIVE and "noise unknown" in outcome.reproduced
+    outcome = evaluate(compare("greater"), data)       # 12 points apart, but no s.e. for one side
+    assert outcome.status == INCONCLUSIVE and "noise unknown" in outcome.reproduced
     assert "FEWER THAN 3 SEEDS: 1" in outcome.reproduced
 
 
 @pytest.mark.parametrize("codistill_mean, k, verdict", [
-    (79.0, 7, claims.HOLDS),          # margin 7 x 0.5 = 3.5; |d| + noise = 1 + 1.614 = 2.614 <= 3.5
-    (79.0, 4, claims.INCONCLUSIVE),   # margin 2.0: 2.614 > 2.0 but |d| - noise < 2.0
-    (84.0, 7, claims.FAILS),          # |d| - noise = 6 - 1.614 = 4.386 > 3.5
-    (72.0, 7, claims.FAILS),          # the same below
+    (79.0, 7, HOLDS),          # margin 7 x 0.5 = 3.5; |d| + noise = 1 + 1.614 = 2.614 <= 3.5
+    (79.0, 4, INCONCLUSIVE),   # margin 2.0: 2.614 > 2.0 but |d| - noise < 2.0
+    (84.0, 7, FAILS),          # |d| - noise = 6 - 1.614 = 4.386 > 3.5
+    (72.0, 7, FAILS),          # the same below
 ])
 def test_within_a_margin_at_mini_scale_is_a_multiple_of_the_workloads_seed_se(tmp_path, codistill_mean, k, verdict):
     data = two_groups(tmp_path, codistill_mean, control_mean=FAR_CONTROL)
     # the paper's 0.5 points would make every case above fail or stay undecided: it is not used at mini
-    outcome = claims.evaluate(compare("within", margin=0.5, mini_margin_se=k), data)
+    outcome = evaluate(compare("within", margin=0.5, mini_margin_se=k), data)
     assert outcome.status == verdict
     assert f"margin {k} seed s.e. = {k * SE:.3f}" in outcome.reproduced
 
@@ -117,53 +120,53 @@ def test_the_mini_margin_uses_the_median_seed_se_of_the_workloads_settings(tmp_p
     # three settings with s.e. 0.5, 0.5 and 2.0: the median is 0.5, so margin 7 x 0.5 = 3.5
     data = logs(tmp_path, {"c": (CODISTILL, finals(79.0)), "ar": (ALLREDUCE, finals(78.0)),
                            "i": (INDEPENDENT, finals(60.0, se=2.0))})
-    assert claims.Resolution([data.records]).seed_se("digits_mlp", "val_top1") == (pytest.approx(0.5), 3)
-    outcome = claims.evaluate(compare("within", margin=0.5, mini_margin_se=7), data)
-    assert outcome.status == claims.HOLDS and "margin 7 seed s.e. = 3.500" in outcome.reproduced
+    assert Resolution([data.records]).seed_se("digits_mlp", "val_top1") == (pytest.approx(0.5), 3)
+    outcome = evaluate(compare("within", margin=0.5, mini_margin_se=7), data)
+    assert outcome.status == HOLDS and "margin 7 seed s.e. = 3.500" in outcome.reproduced
 
 
 @pytest.mark.parametrize("margin, verdict", [
-    (3.0, claims.HOLDS),              # |d| + noise = 2.614 <= 3.0
-    (0.5, claims.INCONCLUSIVE),       # 2.614 > 0.5, but |d| - noise = -0.614 <= 0.5
-    (0.5 - 1e-6, claims.INCONCLUSIVE),
+    (3.0, HOLDS),              # |d| + noise = 2.614 <= 3.0
+    (0.5, INCONCLUSIVE),       # 2.614 > 0.5, but |d| - noise = -0.614 <= 0.5
+    (0.5 - 1e-6, INCONCLUSIVE),
 ])
 def test_within_a_margin_at_paper_scale_is_the_papers_margin(tmp_path, margin, verdict):
     data = two_groups(tmp_path, 79.0, control_mean=FAR_CONTROL, scale="paper")
-    outcome = claims.evaluate(compare("within", margin=margin, mini_margin_se=1), data)   # k = 1 would fail at mini
+    outcome = evaluate(compare("within", margin=margin, mini_margin_se=1), data)   # k = 1 would fail at mini
     assert data.scale == "paper" and outcome.status == verdict
     assert f"margin {margin:g}" in outcome.reproduced
 
 
 def test_paper_scale_within_fails_when_the_whole_interval_is_outside(tmp_path):
     data = two_groups(tmp_path, 81.0, scale="paper")    # |d| - noise = 3 - 1.614 = 1.386 > 0.5
-    assert claims.evaluate(compare("within", margin=0.5, mini_margin_se=7), data).status == claims.FAILS
+    assert evaluate(compare("within", margin=0.5, mini_margin_se=7), data).status == FAILS
 
 
 def test_the_alpha_0_control_share_of_a_codistillation_gap(tmp_path):
     # codistill 78.8, all_reduce 80.0, alpha = 0 control 79.1: gap -1.2, control -0.9, 75 % of it
     data = logs(tmp_path, {"c": (CODISTILL, finals(78.8)), "ar": (ALLREDUCE, finals(80.0)),
                            "i": (INDEPENDENT, finals(79.1))})
-    outcome = claims.evaluate(compare("within", margin=0.5, mini_margin_se=7), data)
+    outcome = evaluate(compare("within", margin=0.5, mini_margin_se=7), data)
     assert outcome.control == ("gap codistillation - all_reduce -1.20 pts (within noise); "
                                "alpha = 0 control -0.90 pts (75 %)")
     # the same claim written all_reduce first reports the same gap, codistillation - all_reduce
     reversed_claim = claim({"kind": "compare", "a": {"method.name": "allreduce"}, "b": {"method.name": "codistill"},
                             "op": "greater"})
-    assert claims.evaluate(reversed_claim, data).control == outcome.control
+    assert evaluate(reversed_claim, data).control == outcome.control
     # a codistillation group naming its exchange still finds the control, which has none
     named = claim({"kind": "compare", "a": {"method.name": "codistill", "method.exchange": "predictions"},
                    "b": {"method.name": "allreduce"}, "op": "greater"})
-    assert claims.evaluate(named, data).control == outcome.control
+    assert evaluate(named, data).control == outcome.control
 
 
 def test_a_gap_beyond_the_noise_without_a_control_says_so(tmp_path):
     data = two_groups(tmp_path, 75.0)          # gap -3.0 > 1.614: not within noise; no independent runs
-    outcome = claims.evaluate(compare("greater"), data)
+    outcome = evaluate(compare("greater"), data)
     assert outcome.control == ("gap codistillation - all_reduce -3.00 pts; no alpha = 0 control "
                                "(method=independent, same schedule) in these logs")
     not_a_gap = claim({"kind": "compare", "a": {"method.name": "codistill"}, "b": {"method.name": "codistill"},
                        "op": "within", "margin": 1.0, "mini_margin_se": 7})
-    assert claims.evaluate(not_a_gap, data).control == ""
+    assert evaluate(not_a_gap, data).control == ""
 
 
 def monotone_logs(root, means):
@@ -171,29 +174,29 @@ def monotone_logs(root, means):
 
 
 @pytest.mark.parametrize("means, verdict", [
-    ({2: 76.0, 4: 78.0, 8: 80.0}, claims.HOLDS),          # steps +2, +2, each beyond 1.614
-    ({2: 76.0, 4: 78.0, 8: 79.0}, claims.INCONCLUSIVE),   # the last step +1 is within the noise
-    ({2: 76.0, 4: 78.0, 8: 76.0}, claims.FAILS),          # the last step -2 goes the wrong way beyond it
+    ({2: 76.0, 4: 78.0, 8: 80.0}, HOLDS),          # steps +2, +2, each beyond 1.614
+    ({2: 76.0, 4: 78.0, 8: 79.0}, INCONCLUSIVE),   # the last step +1 is within the noise
+    ({2: 76.0, 4: 78.0, 8: 76.0}, FAILS),          # the last step -2 goes the wrong way beyond it
 ])
 def test_monotone_needs_every_step_beyond_its_noise(tmp_path, means, verdict):
     data = monotone_logs(tmp_path, means)
     increasing = claim({"kind": "monotone", "group": {"method.name": "codistill"}, "by": "method.n",
                         "order": "increasing"})
-    outcome = claims.evaluate(increasing, data)
+    outcome = evaluate(increasing, data)
     assert outcome.status == verdict
     assert f"+2.000 (noise {NOISE:.3f})" in outcome.reproduced
 
 
 @pytest.mark.parametrize("means, k, verdict", [
-    ({2: 78.0, 4: 79.0, 8: 78.5}, 7, claims.HOLDS),         # spread 1.0: 1.0 + 1.614 <= 3.5
-    ({2: 78.0, 4: 79.0, 8: 78.5}, 4, claims.INCONCLUSIVE),  # 2.614 > 2.0 >= 1.0 - 1.614
-    ({2: 78.0, 4: 84.0, 8: 78.5}, 7, claims.FAILS),         # spread 6.0: 6.0 - 1.614 > 3.5
+    ({2: 78.0, 4: 79.0, 8: 78.5}, 7, HOLDS),         # spread 1.0: 1.0 + 1.614 <= 3.5
+    ({2: 78.0, 4: 79.0, 8: 78.5}, 4, INCONCLUSIVE),  # 2.614 > 2.0 >= 1.0 - 1.614
+    ({2: 78.0, 4: 84.0, 8: 78.5}, 7, FAILS),         # spread 6.0: 6.0 - 1.614 > 3.5
 ])
 def test_spread_is_within_a_margin_on_its_extreme_pair(tmp_path, means, k, verdict):
     data = monotone_logs(tmp_path, means)
     spread = claim({"kind": "spread", "group": {"method.name": "codistill"}, "by": "method.n", "max": 1.0,
                     "mini_margin_se": k})
-    outcome = claims.evaluate(spread, data)
+    outcome = evaluate(spread, data)
     assert outcome.status == verdict and f"max {k} seed s.e. = {k * SE:.3f}" in outcome.reproduced
 
 
@@ -210,12 +213,12 @@ RECOVERY_NOISE = 2 * math.sqrt(0.25 + 0.0625 + 0.0625) + 0.2      # 1.425
 
 
 @pytest.mark.parametrize("treated, verdict", [
-    (79.5, claims.HOLDS),          # gap 4, recovered 3.5: 3.5 - 2 = 1.5 > 1.425
-    (78.5, claims.INCONCLUSIVE),   # recovered 2.5 (62 %): 0.5 is within the noise
-    (76.5, claims.FAILS),          # recovered 0.5: 0.5 - 2 = -1.5 < -1.425
+    (79.5, HOLDS),          # gap 4, recovered 3.5: 3.5 - 2 = 1.5 > 1.425
+    (78.5, INCONCLUSIVE),   # recovered 2.5 (62 %): 0.5 is within the noise
+    (76.5, FAILS),          # recovered 0.5: 0.5 - 2 = -1.5 < -1.425
 ])
 def test_recovers_most_of_a_gap(tmp_path, treated, verdict):
-    outcome = claims.evaluate(RECOVERS, recovery_logs(tmp_path, treated))
+    outcome = evaluate(RECOVERS, recovery_logs(tmp_path, treated))
     assert RECOVERY_NOISE == pytest.approx(1.4247, abs=1e-4)
     assert outcome.status == verdict
     assert f"gap target - base +4.000" in outcome.reproduced
@@ -223,21 +226,21 @@ def test_recovers_most_of_a_gap(tmp_path, treated, verdict):
 
 
 def test_nothing_to_recover_is_inconclusive(tmp_path):
-    outcome = claims.evaluate(RECOVERS, recovery_logs(tmp_path, 76.5, target=77.0))   # gap 1.0 within 1.614
-    assert outcome.status == claims.INCONCLUSIVE and "no gap beyond the noise" in outcome.reproduced
+    outcome = evaluate(RECOVERS, recovery_logs(tmp_path, 76.5, target=77.0))   # gap 1.0 within 1.614
+    assert outcome.status == INCONCLUSIVE and "no gap beyond the noise" in outcome.reproduced
 
 
 @pytest.mark.parametrize("mean, verdict", [
-    (76.0, claims.HOLDS),          # |76.0 - 76.13| + 1.2 = 1.33 <= 1.5
-    (75.5, claims.INCONCLUSIVE),   # 0.63 + 1.2 = 1.83 > 1.5, 0.63 - 1.2 < 1.5
-    (73.0, claims.FAILS),          # 3.13 - 1.2 = 1.93 > 1.5
+    (76.0, HOLDS),          # |76.0 - 76.13| + 1.2 = 1.33 <= 1.5
+    (75.5, INCONCLUSIVE),   # 0.63 + 1.2 = 1.83 > 1.5, 0.63 - 1.2 < 1.5
+    (73.0, FAILS),          # 3.13 - 1.2 = 1.93 > 1.5
 ])
 def test_a_paper_value_is_within_its_tolerance_beyond_the_noise(tmp_path, mean, verdict):
     # one group: noise 2 x 0.5 + one sample 0.2 = 1.2; the paper's 76.13 with tolerance 1.5
     data = logs(tmp_path, {"ar": (ALLREDUCE, finals(mean))}, scale="paper")
     value = claim({"kind": "value", "group": {"method.name": "allreduce"}, "tolerance": 1.5}, value=76.13,
                   scales=["paper"])
-    assert claims.evaluate(value, data).status == verdict
+    assert evaluate(value, data).status == verdict
 
 
 def test_the_report_counts_inconclusive_and_states_each_workloads_noise(tmp_path):
@@ -288,9 +291,9 @@ FEWEST_BITS = claim({"kind": "fewest_bits", "b": {"method.name": "allreduce"}, "
 
 
 @pytest.mark.parametrize("local_sgd_cheap_mean, verdict", [
-    (79.5, claims.FAILS),          # local SGD surely reaches at 50 bits, codistillation needs 100
-    (70.0, claims.HOLDS),          # local SGD at 50 bits is ruled out; at 400 it reaches, dearer
-    (77.0, claims.INCONCLUSIVE),   # local SGD at 50 bits may or may not reach
+    (79.5, FAILS),          # local SGD surely reaches at 50 bits, codistillation needs 100
+    (70.0, HOLDS),          # local SGD at 50 bits is ruled out; at 400 it reaches, dearer
+    (77.0, INCONCLUSIVE),   # local SGD at 50 bits may or may not reach
 ])
 def test_fewest_bits_compares_the_cheapest_settings_that_reach_all_reduce(tmp_path, local_sgd_cheap_mean, verdict):
     data = frontier_logs(tmp_path, {
@@ -301,7 +304,7 @@ def test_fewest_bits_compares_the_cheapest_settings_that_reach_all_reduce(tmp_pa
         "l32": ({"method.name": "localsgd", "method.period": 32}, local_sgd_cheap_mean, 50.0),
         "i": (INDEPENDENT, FAR_CONTROL, 0.0),
     })
-    outcome = claims.evaluate(FEWEST_BITS, data)
+    outcome = evaluate(FEWEST_BITS, data)
     assert outcome.status == verdict
     assert "codistillation: period=1 at 100" in outcome.reproduced
 
@@ -311,8 +314,8 @@ def test_fewest_bits_fails_when_the_expected_method_never_reaches(tmp_path):
                                     "c1": ({"method.name": "codistill", "method.period": 1}, 70.0, 100.0),
                                     "l4": ({"method.name": "localsgd", "method.period": 4}, 74.0, 400.0),
                                     "i": (INDEPENDENT, FAR_CONTROL, 0.0)})
-    outcome = claims.evaluate(FEWEST_BITS, data)
-    assert outcome.status == claims.FAILS
+    outcome = evaluate(FEWEST_BITS, data)
+    assert outcome.status == FAILS
     assert "codistillation: none surely reaches" in outcome.reproduced
 
 
@@ -326,7 +329,7 @@ def test_the_mini_noise_unit_comes_from_the_papers_experiments_only(tmp_path):
                   sweep="frontier")
     resolution = report.resolutions({"mini": {"fig2": paper, "frontier": beyond}})["mini"]
     assert resolution.seed_se("digits_mlp", "val_top1") == (pytest.approx(SE), 2)
-    everything = claims.Resolution([paper.records, beyond.records])
+    everything = Resolution([paper.records, beyond.records])
     assert everything.seed_se("digits_mlp", "val_top1")[0] == pytest.approx(2.0)   # the median of 0.5, 0.5, 2, 2, 2
 
 
@@ -338,27 +341,27 @@ def test_a_method_reaches_all_reduce_only_where_it_also_beats_the_control(tmp_pa
                                     "c1": ({"method.name": "codistill", "method.period": 1}, 80.5, 100.0),
                                     "l32": ({"method.name": "localsgd", "method.period": 32}, 79.5, 50.0),
                                     "i": (INDEPENDENT, 78.5, 0.0)})
-    outcome = claims.evaluate(FEWEST_BITS, data)
-    assert outcome.status == claims.INCONCLUSIVE
+    outcome = evaluate(FEWEST_BITS, data)
+    assert outcome.status == INCONCLUSIVE
     assert "local SGD: none surely reaches" in outcome.reproduced and "codistillation: period=1 at 100" in outcome.reproduced
     without_control = frontier_logs(tmp_path / "none", {k: v for k, v in {
         "ar": (ALLREDUCE, 78.0, 1e6), "c1": ({"method.name": "codistill", "method.period": 1}, 80.5, 100.0)}.items()})
-    assert claims.evaluate(FEWEST_BITS, without_control).status == claims.CANNOT_DISCRIMINATE
+    assert evaluate(FEWEST_BITS, without_control).status == CANNOT_DISCRIMINATE
 
 
 @pytest.mark.parametrize("control_mean, codistill_mean, verdict, shown", [
     # control 77.5: gap -0.5 within its noise 1.614, so no margin makes it fail
-    (77.5, 78.0, claims.CANNOT_DISCRIMINATE, "capped at the control's distance 0.000"),
+    (77.5, 78.0, CANNOT_DISCRIMINATE, "capped at the control's distance 0.000"),
     # control 74.0: distance 4 - 1.614 = 2.386 < 7 x 0.5; codistillation 0.5 + 1.614 = 2.114 <= 2.386
-    (74.0, 78.5, claims.HOLDS, "capped at the control's distance 2.386"),
+    (74.0, 78.5, HOLDS, "capped at the control's distance 2.386"),
     # the same cap: 1.0 + 1.614 = 2.614 > 2.386, and 1.0 - 1.614 < 2.386: undecided, the control fails
-    (74.0, 79.0, claims.INCONCLUSIVE, "capped at the control's distance 2.386"),
+    (74.0, 79.0, INCONCLUSIVE, "capped at the control's distance 2.386"),
     # control 60.0: distance 18 - 1.614 far above 3.5: the margin stays 7 s.e.
-    (60.0, 79.0, claims.HOLDS, "margin 7 seed s.e. = 3.500; alpha"),
+    (60.0, 79.0, HOLDS, "margin 7 seed s.e. = 3.500; alpha"),
 ])
 def test_no_mini_margin_is_wider_than_the_controls_distance(tmp_path, control_mean, codistill_mean, verdict, shown):
     data = two_groups(tmp_path, codistill_mean, control_mean=control_mean)
-    outcome = claims.evaluate(compare("within", margin=0.5, mini_margin_se=7), data)
+    outcome = evaluate(compare("within", margin=0.5, mini_margin_se=7), data)
     assert outcome.status == verdict and shown in outcome.reproduced
 
 
@@ -369,4 +372,4 @@ def test_the_control_in_codistillations_place_never_holds(tmp_path):
         data = two_groups(tmp_path / str(i), 80.0, control_mean=control_mean)
         substituted = claim({"kind": "compare", "a": {"method.name": "independent"},
                              "b": {"method.name": "allreduce"}, "op": "within", "margin": 0.5, "mini_margin_se": 7})
-        assert claims.evaluate(substituted, data).status != claims.HOLDS
+        assert evaluate(substituted, data).status != HOLDS

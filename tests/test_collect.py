@@ -9,8 +9,11 @@ import math
 import pandas as pd
 import pytest
 
-from figures import claims, collect, pack, registry
-from figures.plots import aggregate, last_step, per_run
+from figures import pack, registry
+from figures.claims.groups import group_stats
+from figures.drawing.seed_means import aggregate, last_step, per_run
+from figures.logs import collect
+from figures.logs.run_logs import read_log
 
 BASE_CONFIG = {
     "workload": {"name": "digits_mlp", "arch": "resnet50", "models": None},
@@ -142,7 +145,7 @@ def test_means_and_standard_errors_over_seeds_equal_hand_computed_values(tree):
     # the claims' path computes the same numbers from the same table
     data = registry.FigureData(registry.SPECS["fig2"], "mini", tree, registry._derived_columns(records),
                                pd.DataFrame())
-    stats = claims.group_stats(data.records, {"method.name": "codistill"}, "val_top1")[None]
+    stats = group_stats(data.records, {"method.name": "codistill"}, "val_top1")[None]
     assert stats[0] == pytest.approx(280 / 3) and stats[1] == pytest.approx(top1["se"].item()) and stats[2] == 3
 
 
@@ -184,7 +187,7 @@ def test_a_damaged_gzip_file_is_unreadable_not_a_crash(tmp_path):
     run = tmp_path / "runs" / "r"
     run.mkdir(parents=True)
     (run / "metrics.jsonl.gz").write_bytes(gzip.compress(b'{"kind": "header"}\n' * 50)[:30])
-    assert collect.read_log(run).state == "unreadable"
+    assert read_log(run).state == "unreadable"
 
 
 def test_a_sweep_that_was_not_run_says_how_to_run_it(tmp_path):

@@ -6,9 +6,11 @@ import copy
 
 import pytest
 
-from figures import claims, registry, report
-from figures.claims_control import control_group, equivalence_sides
-from figures.collect import COMMITTED
+from figures import registry, report
+from figures.claims.control import control_group, equivalence_sides
+from figures.claims.evaluation import evaluate, load_claims
+from figures.claims.verdicts import HOLDS, NOT_RUN
+from figures.paths import COMMITTED
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +43,13 @@ def substituted(claim):
 
 
 def equivalence_claims():
-    return [c for c in claims.load_claims() if "mini" in c.get("scales", ["mini", "paper"]) and substituted(c)]
+    return [c for c in load_claims() if "mini" in c.get("scales", ["mini", "paper"]) and substituted(c)]
 
 
 def test_every_comparison_with_all_reduce_has_its_control_in_the_committed_logs(committed_mini):
     data, resolution = committed_mini
     for claim in equivalence_claims():
-        outcome = claims.evaluate(claim, data[claim["figure"]], resolution)
+        outcome = evaluate(claim, data[claim["figure"]], resolution)
         assert "no alpha = 0 control" not in outcome.reproduced, claim["id"]
 
 
@@ -55,9 +57,9 @@ def test_no_equivalence_claim_holds_for_the_control_in_the_methods_place(committ
     data, resolution = committed_mini
     evaluated = []
     for claim in equivalence_claims():
-        outcome = claims.evaluate(substituted(claim), data[claim["figure"]], resolution)
-        assert outcome.status != claims.HOLDS, (claim["id"], outcome.reproduced)
-        if outcome.status != claims.NOT_RUN:
+        outcome = evaluate(substituted(claim), data[claim["figure"]], resolution)
+        assert outcome.status != HOLDS, (claim["id"], outcome.reproduced)
+        if outcome.status != NOT_RUN:
             evaluated.append(claim["id"])
     # the control runs exist for each of these, so the substitution was really judged
     assert {"fig2-variable-wd-close-to-allreduce", "fig3-resnet50-close", "fig8-resnet50-similar-top1",

@@ -4,7 +4,8 @@ the setup's models."""
 import pandas as pd
 import pytest
 
-from figures import claims, registry
+from figures import registry
+from figures.claims.groups import group_stats
 
 MODELS = [{"arch": "resnet18"}, {"arch": "resnet50"}, {"arch": "resnext101_32x8d"}]
 TOP1 = {0: 70.0, 1: 80.0, 2: 90.0}   # each model's final top-1, by hand
@@ -29,9 +30,9 @@ def test_each_model_of_a_mixed_run_gets_its_own_architecture():
 
 def test_the_resnet50_of_a_mixed_run_is_that_model_not_the_mean_over_the_setup():
     records = registry._derived_columns(mixed_run_records())
-    stats = claims.group_stats(records, {"model_arch": "resnet50"}, "val_top1")[None]
+    stats = group_stats(records, {"model_arch": "resnet50"}, "val_top1")[None]
     # the ResNet-50 model alone: 80.0, 80.1, 80.2 over seeds (the mean over the three models would be 80.1 too
     # only by accident of symmetry, so the ResNeXt is checked as well)
     assert stats.mean == pytest.approx(80.1)
-    assert claims.group_stats(records, {"model_arch": "resnext101_32x8d"}, "val_top1")[None].mean == pytest.approx(90.1)
-    assert claims.group_stats(records, {"model_arch": "resnet18"}, "val_top1")[None].mean == pytest.approx(70.1)
+    assert group_stats(records, {"model_arch": "resnext101_32x8d"}, "val_top1")[None].mean == pytest.approx(90.1)
+    assert group_stats(records, {"model_arch": "resnet18"}, "val_top1")[None].mean == pytest.approx(70.1)

@@ -5,7 +5,8 @@ different values apart."""
 import matplotlib.pyplot as plt
 import pytest
 
-from figures import draw, registry
+from figures import registry
+from figures.drawing.tables import separating_decimals
 from test_collect import config, eval_record, write_manifest, write_run
 from test_figures import fig1_tree, fig5_tree, fig16_tree
 
@@ -129,4 +130,4 @@ def test_figure_1_legend_sits_under_its_panel(tmp_path):
     ([1.5, 1.5], [float("nan"), 0.0], 2),                   # one seed (no s.e.) and a zero s.e. print as they are
 ])
 def test_table_cells_have_the_decimals_that_tell_values_apart(means, ses, digits):
-    assert draw.separating_decimals(means, ses) == digits
+    assert separating_decimals(means, ses) == digits

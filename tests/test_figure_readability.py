@@ -8,7 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from figures import draw, fig2, registry
+from figures import registry
+from figures.drawing import fig2, fig2_regimes
+from figures.drawing.labels import exchange_label
 from test_collect import config, eval_record, write_manifest, write_run
 from test_figures import by_gid, fig5_tree, se, write_alpha_gamma_logs
 
@@ -122,8 +124,8 @@ def test_alpha_gamma_keeps_a_legend_beside_each_panel(tmp_path):
 
 def test_an_exchange_every_update_says_so():
     row = {"cfg.method.name": "codistill", "cfg.method.exchange": "predictions", "cfg.method.period": 1}
-    assert draw.exchange_label(row) == "codistillation, predictions every update"
-    assert draw.exchange_label({**row, "cfg.method.period": 25}) == "codistillation, predictions every 25 updates"
+    assert exchange_label(row) == "codistillation, predictions every update"
+    assert exchange_label({**row, "cfg.method.period": 25}) == "codistillation, predictions every 25 updates"
 
 
 def test_log_loss_ticks_cover_the_data(tmp_path):
@@ -154,10 +156,10 @@ def test_fig2_regimes_draws_each_regimes_final_values_one_colour_per_arm(tmp_pat
                 entries.append((run_id, [f"method={method}", f"schedule={schedule}", f"workload.weight_decay_scale={wd}",
                                          f"workload.epoch_scale={epochs}", f"seed={seed}"]))
     write_manifest(tmp_path, "fig2_regimes", entries)
-    spec = registry.Spec("fig2_regimes", "figure", "Fig. 2 across regimes", "beyond the paper", draw.fig2_regimes)
+    spec = registry.Spec("fig2_regimes", "figure", "Fig. 2 across regimes", "beyond the paper", fig2_regimes.fig2_regimes)
     fig = drawn(tmp_path, None, spec)
     top1, loss = fig.axes
-    assert [t.get_text() for t in top1.get_xticklabels()] == list(draw.fig2_regimes.__globals__["REGIMES"].values())
+    assert [t.get_text() for t in top1.get_xticklabels()] == list(fig2_regimes.REGIMES.values())
     both = by_gid(top1.lines, "codistillation, constant w.d.|both\n(w.d. ×30, epochs/10)")
     assert both.get_ydata()[0] == pytest.approx(78.6)   # 78.5 + (0, 0.1, 0.2) / 3 seeds
     colours = {ax: {line.get_gid().split("|")[0]: line.get_color() for line in ax.lines if line.get_gid()}

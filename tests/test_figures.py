@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
-from figures import claims, registry, report
-from figures.collect import REPO
+from figures import registry, report
+from figures.claims.evaluation import evaluate, load_claims
+from figures.claims.verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN
+from figures.paths import REPO
 from test_collect import config, eval_record, write_manifest, write_run
 
 # the experiment ids: the later version's figures and tables, the earlier version's studies, the pretraining
@@ -196,24 +198,24 @@ def test_claims_hold_fail_or_were_not_run_from_the_collected_table(logs, tmp_pat
     # in these logs); at mini the margin is k x the median s.e. of the two settings, 0.984
     within = claim({"kind": "compare", "a": {"method.n": 4}, "b": {"method.n": 2}, "op": "within", "margin": 0.7,
                     "mini_margin_se": 4})
-    outcome = claims.evaluate(within, data)      # 0.667 + 3.180 <= 4 x 0.984
-    assert outcome.status == claims.HOLDS and f"a - b = {n4 - n2:+.3f}" in outcome.reproduced
+    outcome = evaluate(within, data)      # 0.667 + 3.180 <= 4 x 0.984
+    assert outcome.status == HOLDS and f"a - b = {n4 - n2:+.3f}" in outcome.reproduced
     tight = dict(within, check={**within["check"], "mini_margin_se": 3.8})
-    assert claims.evaluate(tight, data).status == claims.INCONCLUSIVE      # 3.847 > 3.739
+    assert evaluate(tight, data).status == INCONCLUSIVE      # 3.847 > 3.739
     value = claim({"kind": "value", "group": {"method.n": 2}, "tolerance": 0.3}, value=76.1, scales=["paper"])
-    outcome = claims.evaluate(value, data)     # a paper-scale number at mini: n/a, the mini value shown as such
-    assert outcome.status == claims.NOT_APPLICABLE and outcome.reproduced.startswith("MINI value 92.000 ± 1.528;")
+    outcome = evaluate(value, data)     # a paper-scale number at mini: n/a, the mini value shown as such
+    assert outcome.status == NOT_APPLICABLE and outcome.reproduced.startswith("MINI value 92.000 ± 1.528;")
     paper = registry.load(registry.SPECS["fig5"], logs, "paper")
-    assert claims.evaluate(value, paper).status == claims.NOT_RUN
+    assert evaluate(value, paper).status == NOT_RUN
     unmatched = claim({"kind": "compare", "a": {"method.n": 8}, "b": {"method.n": 2}, "op": "less"})
-    assert claims.evaluate(unmatched, data).status == claims.NOT_RUN
+    assert evaluate(unmatched, data).status == NOT_RUN
     fig16 = registry.load(registry.SPECS["fig16"], logs, "mini")
     gap = claim({"kind": "monotone", "group": {"method.name": "codistill"}, "minus": {"method.name": "allreduce"},
                  "by": "data.fraction", "order": "decreasing"}, figure="fig16")
     # codistill - all_reduce: 93.5 - 91 = 2.5 at 1/2, 95.5 - 95.1667 = 0.33 at 1: decreasing in the fraction,
     # by 2.167, within its noise 2 x sqrt(0.5² + 0.577² + 0.289² + 0.726²) = 2.186
-    outcome = claims.evaluate(gap, fig16)
-    assert outcome.status == claims.INCONCLUSIVE and "FEWER THAN 3 SEEDS: 2" in outcome.reproduced
+    outcome = evaluate(gap, fig16)
+    assert outcome.status == INCONCLUSIVE and "FEWER THAN 3 SEEDS: 2" in outcome.reproduced
     assert "steps -2.167 (noise 2.186)" in outcome.reproduced
     fig1 = registry.load(registry.SPECS["fig1"], logs, "mini")
     tradeoff = claim({"kind": "tradeoff", "a": {"method.exchange": "predictions"}, "b": {"method.name": "allreduce"},
@@ -222,10 +224,10 @@ def test_claims_hold_fail_or_were_not_run_from_the_collected_table(logs, tmp_pat
     # T = 5: 95.6 vs 96.0 (s.e. 0.577 each: noise 1.633), -0.4 - 1.633 >= -2.5; 100 / 0.4 = 250x fewer bits;
     # but these logs have no alpha = 0 control to fail the claim, so reaching all_reduce cannot be told
     # from what two models that never communicate would do
-    outcome = claims.evaluate(tradeoff, fig1)
-    assert outcome.status == claims.CANNOT_DISCRIMINATE and "-0.4" not in outcome.reproduced.split("best:")[0]
+    outcome = evaluate(tradeoff, fig1)
+    assert outcome.status == CANNOT_DISCRIMINATE and "-0.4" not in outcome.reproduced.split("best:")[0]
     assert "best: method.period=5, val_top1 95.600 vs 96.000" in outcome.reproduced
-    assert claims.evaluate(dict(tradeoff, check={**tradeoff["check"], "min_ratio": 251}), fig1).status == claims.FAILS
+    assert evaluate(dict(tradeoff, check={**tradeoff["check"], "min_ratio": 251}), fig1).status == FAILS
 
 
 def test_the_report_marks_each_claim_at_each_scale_and_draws_every_id(logs, tmp_path):
@@ -286,7 +288,7 @@ def test_the_scales_of_a_sweep_come_from_its_grids_and_those_it_includes(tmp_pat
 
 
 def test_the_claims_file_is_well_formed_and_every_id_has_a_claim():
-    all_claims = claims.load_claims()
+    all_claims = load_claims()
     figures = {c["figure"] for c in all_claims}
     assert figures <= set(registry.SPECS)
     assert set(registry.SPECS) - figures == {"multiview"}      # Figure 6's claims cover its runs
@@ -331,8 +333,8 @@ def test_table_2_reads_bleu_from_test_records_and_names_the_workloads_scale(tmp_
     assert TRANSLATION_NOTE in markdown and "digits" not in markdown
     increasing = claim({"kind": "monotone", "group": {}, "by": "n_way", "order": "increasing"}, metric="bleu",
                        figure="table2")
-    outcome = claims.evaluate(increasing, data)      # steps +0.667, +1.167, each within its noise
-    assert outcome.status == claims.INCONCLUSIVE and "1: 31.167, 2: 31.833, 4: 33.000" in outcome.reproduced
+    outcome = evaluate(increasing, data)      # steps +0.667, +1.167, each within its noise
+    assert outcome.status == INCONCLUSIVE and "1: 31.167, 2: 31.833, 4: 33.000" in outcome.reproduced
 
 
 ALPHA_GAMMA_NLL = {("exponential", 0.5): [2.10, 2.12, 2.14], ("exponential", 1.0): [2.20, 2.21, 2.22],
@@ -357,8 +359,8 @@ def test_alpha_gamma_keeps_each_gammas_best_initial_alpha(tmp_path):
     data = registry.load(registry.SPECS["alpha_gamma"], tmp_path, "mini")
     best = {"kind": "compare", "a": {"gamma": 1.1, "best_over": "method.alpha", "best": "min"},
             "b": {"gamma": 1.0, "best_over": "method.alpha", "best": "min"}, "op": "less"}
-    outcome = claims.evaluate(claim(best, metric="val_nll", figure="alpha_gamma"), data)
-    assert outcome.status == claims.HOLDS and "a 2.120 ± 0.012, b 2.150 ± 0.006" in outcome.reproduced
+    outcome = evaluate(claim(best, metric="val_nll", figure="alpha_gamma"), data)
+    assert outcome.status == HOLDS and "a 2.120 ± 0.012, b 2.150 ± 0.006" in outcome.reproduced
     fig = registry.draw_figure(registry.SPECS["alpha_gamma"], data)
     curves = fig.axes[1]     # (b): each gamma with its best initial alpha only
     assert sorted(line.get_gid() for line in curves.lines if line.get_gid()) == [
@@ -372,7 +374,7 @@ def test_alpha_gamma_keeps_each_gammas_best_initial_alpha(tmp_path):
 @pytest.mark.parametrize("low, high", [(1.03, 2.3), (0.95, 2.3), (0.2, 3.0), (0.01, 5.0), (2.9, 3.4), (0.5, 0.9)])
 def test_a_log_loss_axis_labels_at_least_four_plain_ticks_inside_any_range(low, high):
     """Fig. 17's training loss spans 1.03-2.3: 1-2-5 ticks give one label, too few to read."""
-    from figures.plots import PlainLogLocator
+    from figures.drawing.log_axis import PlainLogLocator
 
     ticks = np.asarray(PlainLogLocator().tick_values(low, high))
     inside = ticks[(ticks >= low) & (ticks <= high)]

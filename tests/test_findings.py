@@ -1,8 +1,10 @@
-"""The Findings that open the report (figures/findings.py), from hand-made logs whose groups have
+"""The Findings that open the report (figures/claims/findings.py), from hand-made logs whose groups have
 chosen means and standard errors (tests/test_claims.py's helpers): every number checked by hand."""
 import math
 
-from figures import claims, findings, report
+from figures import report
+from figures.claims import findings
+from figures.claims.verdicts import INCONCLUSIVE
 from test_claims import ALLREDUCE, CODISTILL, INDEPENDENT, NOISE, finals, logs
 
 
@@ -29,7 +31,7 @@ def test_the_findings_open_the_report_with_the_headline_verdicts(tmp_path):
     row = next(line for line in lines if line.startswith("| fig2 |"))
     # all_reduce - codistillation = -1.0 within the 1.614 noise: undecided
     assert f"d = -1.000 ± {NOISE:.3f}" in row and row.endswith("❔ inconclusive |")
-    assert outcomes[("fig2-fixed-wd-costs-top1", "mini")].status == claims.INCONCLUSIVE
+    assert outcomes[("fig2-fixed-wd-costs-top1", "mini")].status == INCONCLUSIVE
 
 
 def test_a_regime_row_gives_the_gap_the_controls_gap_and_what_decaying_recovers(tmp_path):

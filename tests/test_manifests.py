@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from figures.collect import COMMITTED
+from figures.paths import COMMITTED
 from test_sweeps import listed_run_ids
 
 MANIFESTS = sorted(COMMITTED.glob("sweeps/*/mini.json"))

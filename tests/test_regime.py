@@ -1,4 +1,4 @@
-"""The regime check (figures/regime.py) on hand-made log trees: each invariant holds on a stand-in
+"""The regime check (figures/regime/) on hand-made log trees: each invariant holds on a stand-in
 built to meet it ("regime_test", a generated workload registered for the test) and fails on
 digits' numbers; a failure declared in the docs with its measured value passes, a wrong or stale
 declaration does not; missing runs are named and exit 2. Expected values are computed here by hand."""
@@ -11,7 +11,12 @@ import torchvision
 from torch import nn
 
 from codistill_experiments.vision import workloads
-from figures import regime
+from figures.regime import runs
+from figures.regime.check import main, run_check
+from figures.regime.cost import EVERY
+from figures.regime.models import check_models, model_structure
+from figures.regime.verdicts import DECLARED, FAILS, HOLDS, INFO, MISSING, matches, read_declarations
+from figures.regime.vision import PAPER_SHRINK, check_data, total_shrink
 from test_collect import write_manifest, write_run
 
 SCHEDULES = {
@@ -70,9 +75,9 @@ def standin_workload(cfg):
 @pytest.fixture(autouse=True)
 def registered(monkeypatch):
     monkeypatch.setitem(workloads.WORKLOADS, "regime_test", standin_workload)
-    regime._built.cache_clear()
+    runs._built.cache_clear()
     yield
-    regime._built.cache_clear()
+    runs._built.cache_clear()
 
 
 def run_config(seed, workload, method, schedule, **workload_changes):
@@ -237,28 +242,28 @@ def declare(path, rows):
 
 
 def test_each_invariant_holds_on_a_standin_built_for_it_and_fails_on_digits_numbers(tmp_path, docs):
-    outcome = regime.run_check(write_tree(tmp_path / "logs", digits_in_fig2=True), docs)
+    outcome = run_check(write_tree(tmp_path / "logs", digits_in_fig2=True), docs)
     for name, expected in (("regime_test", STANDIN_EXPECTED), ("digits_mlp", DIGITS_EXPECTED)):
         for invariant, value in expected.items():
             check, state = outcome.verdicts[(name, invariant)]
             assert check.value == pytest.approx(value, rel=1e-9, abs=1e-9), (name, invariant)
             if invariant == "wd_shrink":
-                assert state == regime.INFO
+                assert state == INFO
             else:
-                assert state == (regime.HOLDS if name == "regime_test" else regime.FAILS), (name, invariant)
-    assert outcome.gated == {"regime_test", "digits_mlp", "translation_mini", regime.EVERY}
+                assert state == (HOLDS if name == "regime_test" else FAILS), (name, invariant)
+    assert outcome.gated == {"regime_test", "digits_mlp", "translation_mini", EVERY}
     assert outcome.status == 1
 
 
 def test_translation_invariants_hold_on_flattened_and_overfitting_curves(tmp_path, docs):
-    outcome = regime.run_check(write_tree(tmp_path / "logs"), docs)
+    outcome = run_check(write_tree(tmp_path / "logs"), docs)
     flattened, state = outcome.verdicts[("translation_mini", "nll_flattened")]
-    assert state == regime.HOLDS and flattened.value == pytest.approx(tail_share_by_hand(flat_nll))
+    assert state == HOLDS and flattened.value == pytest.approx(tail_share_by_hand(flat_nll))
     overfits, state = outcome.verdicts[("translation_mini", "overfits")]
-    assert state == regime.HOLDS and overfits.value == pytest.approx(1e-4 * 40 ** 2)   # final (100) - min (60)
+    assert state == HOLDS and overfits.value == pytest.approx(1e-4 * 40 ** 2)   # final (100) - min (60)
     # digits is not Figure 2's stand-in here: shown, not judged; everything gated holds
-    assert outcome.gated == {"regime_test", "translation_mini", regime.EVERY}
-    assert outcome.verdicts[("digits_mlp", "fig2_cost")][1] == regime.MISSING
+    assert outcome.gated == {"regime_test", "translation_mini", EVERY}
+    assert outcome.verdicts[("digits_mlp", "fig2_cost")][1] == MISSING
     # the chosen weight decay: Figure 2's recipe where it has the workload, else the regime's default
     assert "regime_test: chosen weight-decay multiplier (workload.weight_decay_scale) 0.5 (read from fig2's" in outcome.text
     assert "digits_mlp: chosen weight-decay multiplier (workload.weight_decay_scale) 1.0 (read from the regime" in outcome.text
@@ -267,13 +272,13 @@ def test_translation_invariants_hold_on_flattened_and_overfitting_curves(tmp_pat
 
 def test_translation_invariants_fail_on_a_falling_curve_and_no_rise(tmp_path, docs):
     root = write_tree(tmp_path / "logs", fig4_codistill=linear_nll, overfit=falling_nll)
-    outcome = regime.run_check(root, docs)
+    outcome = run_check(root, docs)
     flattened, state = outcome.verdicts[("translation_mini", "nll_flattened")]
-    assert state == regime.FAILS
+    assert state == FAILS
     assert flattened.value == pytest.approx(100 * (0.03 * 20) / (0.03 * 90))   # the worst method: codistill, linear
     assert "codistill" in flattened.shown
     overfits, state = outcome.verdicts[("translation_mini", "overfits")]
-    assert state == regime.FAILS and overfits.value == pytest.approx(0.0)
+    assert state == FAILS and overfits.value == pytest.approx(0.0)
     assert outcome.status == 1
 
 
@@ -284,48 +289,48 @@ def test_every_failure_declared_with_its_measured_value_passes(tmp_path, docs):
     rows += [("translation_mini", "nll_flattened", f"{tail_share_by_hand(linear_nll):.1f} %", "still falling"),
              ("translation_mini", "overfits", "0.000", "no rise")]
     declare(docs, rows)
-    outcome = regime.run_check(root, docs)
+    outcome = run_check(root, docs)
     for workload, invariant, *_ in rows:
-        assert outcome.verdicts[(workload, invariant)][1] == regime.DECLARED, invariant
+        assert outcome.verdicts[(workload, invariant)][1] == DECLARED, invariant
     assert outcome.status == 0
 
 
 @pytest.mark.parametrize("written, declared", [("2.7", True), ("2.70", True), ("2.8", False), ("3", True),
                                                ("2.694", False)])
 def test_a_declared_value_matches_within_its_own_rounding(written, declared):
-    assert regime.matches(written, 2.7 - 1e-12) is declared   # 97.7 - 95.0, as float arithmetic gives it
-    assert regime.matches("100,000 samples", 100_000.4) and not regime.matches("100,000", 100_000.6)
+    assert matches(written, 2.7 - 1e-12) is declared   # 97.7 - 95.0, as float arithmetic gives it
+    assert matches("100,000 samples", 100_000.4) and not matches("100,000", 100_000.6)
 
 
 def test_a_wrong_or_stale_declaration_fails(tmp_path, docs):
     root = write_tree(tmp_path / "logs", fig4_codistill=linear_nll)
     declare(docs, [("translation_mini", "nll_flattened", "5.0", "wrong value"),
                    ("regime_test", "data", "60000", "holds: nothing to declare")])
-    outcome = regime.run_check(root, docs)
-    assert outcome.verdicts[("translation_mini", "nll_flattened")][1].startswith(regime.FAILS + ": declared 5.0")
+    outcome = run_check(root, docs)
+    assert outcome.verdicts[("translation_mini", "nll_flattened")][1].startswith(FAILS + ": declared 5.0")
     assert "remove the declaration" in outcome.verdicts[("regime_test", "data")][1]
-    assert regime.read_declarations(docs)[("regime_test", "data")] == ("60000", "holds: nothing to declare")
+    assert read_declarations(docs)[("regime_test", "data")] == ("60000", "holds: nothing to declare")
     assert outcome.status == 1
 
 
 def test_without_the_regime_sweep_the_command_names_it_and_exits_2(tmp_path, docs, capsys):
     root = write_tree(tmp_path / "logs", regime_sweep=False)
-    status = regime.main(["--results", str(root), "--docs", str(docs)])
+    status = main(["--results", str(root), "--docs", str(docs)])
     text = capsys.readouterr().out
     assert status == 2
     assert "sweeps/regime/mini.json not found" in text and "sweep=regime" in text
     commands = text[text.index("Run first"):].splitlines()[1:]
     assert f"  CODISTILL_RESULTS={root} .venv/bin/python src/run.py -m sweep=regime scale=mini" in commands
-    outcome = regime.run_check(root, docs)
-    assert outcome.verdicts[("regime_test", "top1_range")][1] == regime.MISSING
-    assert outcome.verdicts[("regime_test", "data")][1] == regime.HOLDS   # read from the workload, not the runs
+    outcome = run_check(root, docs)
+    assert outcome.verdicts[("regime_test", "top1_range")][1] == MISSING
+    assert outcome.verdicts[("regime_test", "data")][1] == HOLDS   # read from the workload, not the runs
 
 
 def test_a_regime_run_without_a_log_is_listed(tmp_path, docs):
     root = write_tree(tmp_path / "logs")
     entries = write_regime(root, STANDIN, STANDIN_TOP1, 0.5, val_samples=6000)
     write_manifest(root, "regime", entries + [("regime_test-not-run", ["method=allreduce", "seed=3"])])
-    outcome = regime.run_check(root, docs)
+    outcome = run_check(root, docs)
     assert outcome.status == 2 and "missing: regime_test-not-run seed 3" in outcome.text
 
 
@@ -333,30 +338,30 @@ def test_the_shrink_of_the_papers_two_way_resnet50_is_7_5():
     """2-way codistillation on ImageNet: 256 per model, 1,281,167 images (5004 updates per epoch),
     LR 0.1 and wd 1e-4 until the decay at epoch 15: 0.1 x 1e-4 x 75,060 x 10."""
     config = run_config(0, DIGITS, "codistill", "goyal_step_half")
-    assert regime.total_shrink(config, 1_281_167, 256) == pytest.approx(0.1 * 1e-4 * 15 * 5004 * 10)
-    assert regime.PAPER_SHRINK == pytest.approx(7.5)
+    assert total_shrink(config, 1_281_167, 256) == pytest.approx(0.1 * 1e-4 * 15 * 5004 * 10)
+    assert PAPER_SHRINK == pytest.approx(7.5)
 
 
 @pytest.mark.parametrize("block, good", [({}, 3), ({"norm": False}, 0), ({"shortcut": False}, 0)])
 def test_models_need_batch_norm_and_shortcuts_in_growing_sizes(block, good):
     widths = {"resnet18": 8, "resnet50": 16, "resnext101_32x8d": 32}
-    check = regime.check_models(lambda seed, spec: block_model(widths[spec["arch"]], **block))
+    check = check_models(lambda seed, spec: block_model(widths[spec["arch"]], **block))
     assert check.value == good and check.holds is (good == 3)
-    shrinking = regime.check_models(lambda seed, spec: block_model(40 - widths[spec["arch"]]))
+    shrinking = check_models(lambda seed, spec: block_model(40 - widths[spec["arch"]]))
     assert shrinking.value == 3 and not shrinking.holds
 
 
 def test_residual_connections_are_counted_on_torchvision_resnet18():
     """ResNet-18: 8 basic blocks, 3 of them with a projection shortcut; 1 + 8 x 2 + 3 batch norms."""
-    assert regime.model_structure(torchvision.models.resnet18())[1:] == (20, 5)
+    assert model_structure(torchvision.models.resnet18())[1:] == (20, 5)
 
 
 def test_a_data_path_in_the_workload_config_fails_the_data_invariant():
     workload = standin_workload(type("Cfg", (), {"train_size": 60_000, "val_size": 10, "classes": 100,
                                                  "arch": "resnet50"}))
-    on_disk = regime.check_data({"workload": {**STANDIN, "data_root": "/datasets/x"}}, workload)
+    on_disk = check_data({"workload": {**STANDIN, "data_root": "/datasets/x"}}, workload)
     assert not on_disk.holds and "data_root" in on_disk.shown
-    assert regime.check_data({"workload": STANDIN}, workload).holds
+    assert check_data({"workload": STANDIN}, workload).holds
 
 
 def test_the_cost_of_every_sweep_sums_each_runs_training_time_once(tmp_path, docs):
@@ -368,14 +373,14 @@ def test_the_cost_of_every_sweep_sums_each_runs_training_time_once(tmp_path, doc
     regime_runs = 4 * 3 + 3 + 4 * 3 + 3       # regime_test's and digits' all_reduce and alpha = 0 runs, 1 s each
     translation_runs = 2 * 2 * 3               # fig4 and iwslt_overfit: 2 methods x 3 seeds, 1 s each
     minutes = (regime_runs + translation_runs + 4 * FIG2_SECONDS["regime_test"]) / 60
-    check, state = regime.run_check(root, docs).verdicts[(regime.EVERY, "reproduce_all_cost")]
-    assert check.value == pytest.approx(minutes) and state == regime.HOLDS
+    check, state = run_check(root, docs).verdicts[(EVERY, "reproduce_all_cost")]
+    assert check.value == pytest.approx(minutes) and state == HOLDS
     long = root / "runs" / "regime_test-fig2-0" / "metrics.jsonl"
     long.write_text(long.read_text().replace('"wall_time": 20.0', '"wall_time": 6000.0'))
     minutes += (6000.0 - 20.0) / 60
-    outcome = regime.run_check(root, docs)
-    check, state = outcome.verdicts[(regime.EVERY, "reproduce_all_cost")]
-    assert check.value == pytest.approx(minutes) and state == regime.FAILS and outcome.status == 1
-    declare(docs, [(regime.EVERY, "reproduce_all_cost", f"{minutes:.0f}", "2 cores cannot")])
-    outcome = regime.run_check(root, docs)
-    assert outcome.verdicts[(regime.EVERY, "reproduce_all_cost")][1] == regime.DECLARED
+    outcome = run_check(root, docs)
+    check, state = outcome.verdicts[(EVERY, "reproduce_all_cost")]
+    assert check.value == pytest.approx(minutes) and state == FAILS and outcome.status == 1
+    declare(docs, [(EVERY, "reproduce_all_cost", f"{minutes:.0f}", "2 cores cannot")])
+    outcome = run_check(root, docs)
+    assert outcome.verdicts[(EVERY, "reproduce_all_cost")][1] == DECLARED

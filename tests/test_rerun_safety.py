@@ -14,7 +14,7 @@ import pytest
 from benchmarks import soak_resume
 from codistill_experiments.runlog import METRICS_FILE, DamagedLog, parse_log, read_records
 from conftest import SHORT
-from figures import collect
+from figures.logs.run_logs import read_log
 
 EPOCHS = 3
 DIGITS_TRAIN, BATCH = 1200, 32   # workloads/digits_mlp.yaml train_size; scale mini's batch per rank
@@ -52,7 +52,7 @@ def test_a_damaged_middle_line_of_a_finished_log_survives_a_rerun_byte_for_byte(
     total = len(finished[1]) + 1   # header, evals, end
     assert message.startswith(f"error: {log}: line 4 of {total} is damaged"), message
     assert log.read_bytes() == damaged
-    assert collect.read_log(log.parent).state == "unreadable"
+    assert read_log(log.parent).state == "unreadable"
     # The command it prints sets the run aside and reruns it from scratch, to the same records.
     command = message.split("from scratch: ", 1)[1]
     aside, rerun = command.split(" && ")
@@ -105,7 +105,7 @@ def test_a_diverged_run_exits_nonzero_with_a_failed_end_record_and_is_not_a_resu
     assert [r["kind"] for r in records] == ["header", "end"]
     assert records[-1]["status"] == "failed" and records[-1]["steps"] == first_evaluation
     assert not list(directory.glob("model*.pt"))   # no final weights of a failed run
-    log = collect.read_log(directory)
+    log = read_log(directory)
     assert log.state == "failed" and "diverged" in log.notes[-1]
     before = (directory / METRICS_FILE).read_bytes()
     again = run(tmp_path, job)   # a rerun repeats nothing and says why

@@ -135,9 +135,9 @@ def test_fig2_end_to_end_and_a_rerun_only_redraws(tmp_path):
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("skip ") == 11
 
-    from figures import fig2
+    from figures import registry
     out = tmp_path / "out"
-    fig2.main(["--results", str(tmp_path), "--out", str(out)])
+    registry.main(["fig2", "--results", str(tmp_path), "--out", str(out)])
     assert (out / "fig2.png").stat().st_size > 0 and (out / "fig2.pdf").stat().st_size > 0
 
 
@@ -162,14 +162,17 @@ def test_a_sweep_shares_the_finished_runs_of_another_and_a_rerun_launches_nothin
 
 
 def test_figure_curves_are_means_over_models_and_flag_missing_seeds():
-    from figures import fig2
+    from figures.drawing import fig2
+    from figures.drawing.seed_means import SeedNotes
 
     rows = [{"cfg.method.name": "codistill", "cfg.schedule.name": "codistill_tuned", "run_id": "r",
              "seed": 0, "cfg.batch_scale": 1, "batch_per_model": 32, "step": 10, "model": m,
              "train_loss": loss, "val_top1": top1} for m, loss, top1 in ((0, 1.0, 90.0), (1, 3.0, 80.0))]
     curves = fig2.per_run_means(pd.DataFrame(rows))
     assert curves["train_loss"].tolist() == [2.0] and curves["val_top1"].tolist() == [85.0]
-    assert "FEWER THAN 3 SEEDS" in fig2.seeds_note(curves)
+    notes = SeedNotes()
+    notes.record(curves, "recipe")
+    assert "FEWER THAN 3 SEEDS" in notes.text()
 
 
 def eval_records(directory):

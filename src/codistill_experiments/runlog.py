@@ -75,7 +75,7 @@ def parse_log(path):
     """The records of a metrics log, plain or gzipped (the committed form). An undecodable last
     line is a torn write, dropped and said so (`torn`); an undecodable line followed by good ones
     is damage and raises DamagedLog naming it. The one reader of logs: the engine (resume,
-    is_finished) and the figures pipeline (figures/collect.py) both read through it."""
+    is_finished) and the figures pipeline (figures/logs/run_logs.py) both read through it."""
     path = Path(path)
     try:
         with (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)) as handle:

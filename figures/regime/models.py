@@ -5,7 +5,7 @@ import operator
 
 import torch
 
-from .regime_runs import Check
+from .runs import Check
 
 PAPER_ARCHS = ("resnet18", "resnet50", "resnext101_32x8d")   # the three sizes, by the paper's names
 

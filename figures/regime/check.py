@@ -1,24 +1,8 @@
-"""Regime check (issue 13): is each mini stand-in in the paper's regime? Measures every invariant
-that docs/mini-scale.md ("Regime check") lists from the committed logs, prints one table per task
-(vision, translation) with the bound and each workload's value side by side, and says of each
-whether it holds, fails, or is declared unmet there.
+"""The regime check over every workload: measures each invariant from the logs, judges it against
+the declarations in docs/mini-scale.md, prints one table per task, and says the exit status
+(figures/regime/__init__.py says what is checked and what each exit status means).
 
     python -m figures.regime [--results paper/logs] [--docs docs/mini-scale.md]
-
-Vision invariants come from the runs of the `regime` sweep (the all_reduce baseline, its weight
-decay x {0.1, 0.3, 3} and the alpha = 0 `independent` control), the largest batch and the cost
-from Figure 2's sweep, the data and model sizes from the workload itself (built from a run's
-config); translation invariants from the runs of sweeps fig4 and iwslt_overfit; the cost of
-`make reproduce-all` from the end records of every mini sweep's runs (figures/regime_cost.py).
-
-The workloads that the exit status judges ("gated") are those of Figure 2's mini runs, the
-stand-in every vision figure is drawn from, every translation workload and the cost of every
-sweep ("every mini sweep"); any other vision workload (digits, once it is no longer Figure 2's) is
-printed beside them for reference.
-Exit status: 0 when every invariant of every gated workload holds or is declared unmet with its
-measured value; 1 when one fails, or a declaration does not match its measured value or declares
-an invariant that holds; 2 when runs the check needs are missing or unfinished (listed, with the
-commands that make them).
 """
 import argparse
 import sys
@@ -26,14 +10,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .collect import COMMITTED
-from .regime_cost import COST, EVERY, check_every_sweep
-from .regime_models import check_models, model_structure  # noqa: F401  (for callers of figures.regime)
-from .regime_runs import _built, final_rows, load_sweep  # noqa: F401
-from .regime_translation import TRANSLATION, translation_checks
-from .regime_verdicts import (DECLARED, DOCS, FAILS, HOLDS, INFO, MISSING, matches,  # noqa: F401
-                              read_declarations, table)
-from .regime_vision import PAPER_SHRINK, VISION, Vision, check_data, total_shrink, vision_checks  # noqa: F401
+from ..paths import COMMITTED
+from .cost import COST, EVERY, check_every_sweep
+from .runs import final_rows, load_sweep
+from .translation import TRANSLATION, translation_checks
+from .verdicts import DECLARED, DOCS, HOLDS, INFO, MISSING, read_declarations, table
+from .vision import VISION, Vision, vision_checks
 
 REGIME, FIG2, FIG4, OVERFIT = "regime", "fig2", "fig4", "iwslt_overfit"
 VISION_ORDER = ("digits_mlp",)   # vision columns: these first, in this order, then any other found, by name
@@ -131,7 +113,8 @@ def run_first(sweep_ids, results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="the regime check: every invariant of each mini stand-in")
+    parser = argparse.ArgumentParser(prog="python -m figures.regime",
+                                     description="the regime check: every invariant of each mini stand-in")
     parser.add_argument("--results", default=str(COMMITTED), help="the logs (default: the committed paper/logs)")
     parser.add_argument("--docs", default=str(DOCS), help="where invariants are declared unmet (default: %(default)s)")
     args = parser.parse_args(argv)

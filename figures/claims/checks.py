@@ -1,11 +1,11 @@
 """The check kinds of paper/claims.yaml (value, difference, compare, monotone, spread, tradeoff,
-recovers, fewest_bits; figures/claims.py describes each). A claim that a method comes close to
-all_reduce is judged against the alpha = 0 control too (figures/claims_control.py). Each check
+recovers, fewest_bits; figures/claims/__init__.py describes each). A claim that a method comes close
+to all_reduce is judged against the alpha = 0 control too (figures/claims/control.py). Each check
 returns (verdict, the numbers shown, fewest seeds)."""
-from .claims_control import (beats_control, capped, combine, control_note, decided, equivalence_sides,
-                             find_control)
-from .claims_groups import NotRun, fewest_seeds, fmt, group_stats
-from .claims_noise import EPS, FAILS, HOLDS, INCONCLUSIVE, interval_verdict, margin_for, noise_of
+from .control import beats_control, capped, combine, control_note, decided, equivalence_sides, find_control
+from .groups import NotRun, fewest_seeds, fmt, group_stats
+from .noise import margin_for, noise_of
+from .verdicts import EPS, FAILS, HOLDS, INCONCLUSIVE, interval_verdict
 
 NEEDS_MINI_MARGIN = {"within", "at_least"}   # compare ops whose margin needs mini units
 

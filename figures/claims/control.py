@@ -20,9 +20,9 @@ So for every such claim:
 Directional claims keep their verdict and show the control's value beside it (control_share)."""
 import math
 
-from .claims_groups import NotRun, group_stats
-from .claims_noise import (CANNOT_DISCRIMINATE, EPS, FAILS, HOLDS, INCONCLUSIVE, TOP1_METRICS, interval_verdict,
-                           noise_of)
+from .groups import NotRun, group_stats
+from .noise import TOP1_METRICS, noise_of
+from .verdicts import CANNOT_DISCRIMINATE, EPS, FAILS, HOLDS, INCONCLUSIVE, interval_verdict
 
 # What a claim may compare with all_reduce; the control too, so that it can be judged in a method's place.
 METHODS = {"codistill", "powersgd", "localsgd", "diloco", "independent"}

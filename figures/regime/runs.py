@@ -1,7 +1,7 @@
 """What the regime check reads and how it summarises it: a sweep's finished records and run status,
 one row per finished run at its last evaluation, each run's workload as the engine builds it, the
 mean and standard error over seeds, the chosen weight-decay multiplier, and the Check each
-invariant returns (figures/regime.py runs the check)."""
+invariant returns (figures/regime/check.py runs the check)."""
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 
 from codistill_experiments.vision.workloads import build_workload
 
-from . import collect
+from ..logs import collect, run_logs
+from ..logs.manifests import ManifestMissing
 
 SCALE = "mini"
 
@@ -56,7 +57,7 @@ class Sweep:
 def load_sweep(results, sweep_id, kinds=("eval",)):
     try:
         records, status = collect.collect(results, sweep_id, SCALE, kinds)
-    except collect.ManifestMissing as error:
+    except ManifestMissing as error:
         return Sweep(sweep_id, pd.DataFrame(), pd.DataFrame(), problem=f"{sweep_id}: {error}")
     return Sweep(sweep_id, records, status)
 
@@ -69,7 +70,7 @@ METRICS = ("train_loss", "val_loss", "val_top1", "val_top1_mean_over_models", "e
 
 def final_rows(records):
     """One row per finished run: its metrics at its last evaluation (mean over its models), what
-    it ran (workload, method, schedule) and its weight-decay multiplier (absent from old logs: 1)."""
+    it ran (workload, method, schedule) and its weight-decay multiplier (1 where its config sets none)."""
     if records.empty:
         return pd.DataFrame(columns=["run_id", "seed", "setting", "workload", "task", "method", "schedule", "wd_scale"])
     last = records[records["step"] == records.groupby("run_id")["step"].transform("max")]
@@ -86,7 +87,7 @@ def final_rows(records):
 
 
 def header_config(results, run_id):
-    return collect.read_log(Path(results) / "runs" / run_id).header["config"]
+    return run_logs.read_log(Path(results) / "runs" / run_id).header["config"]
 
 
 @lru_cache(maxsize=None)

@@ -1,12 +1,12 @@
-"""The cost of every sweep at mini scale (`make reproduce-all`; issue 13: <= 90 minutes on 2 cores),
+"""The cost of every sweep at mini scale (`make reproduce-all`: at most 90 minutes on 2 cores),
 from the logs: the training wall time (each run's `end` record) of every run that a mini manifest
 names, each run once, as `make reproduce-all` runs a job shared by several sweeps once. A lower
 bound on the reproduction's wall time, which also spends each job's start-up and the drawing
 (docs/mini-scale.md, "The cost of every sweep", gives what was measured)."""
 import pandas as pd
 
-from .pack import manifests
-from .regime_runs import SCALE, Check, load_sweep, missing
+from ..logs.manifests import manifests
+from .runs import SCALE, Check, load_sweep, missing
 
 EVERY = "every mini sweep"
 MAX_MINUTES = 90.0

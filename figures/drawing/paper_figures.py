@@ -1,115 +1,20 @@
-"""The plot and table of every id: each takes a registry.FigureData (the collected records of the
-id's sweep at one scale) and returns a matplotlib figure, or a table as a pandas DataFrame.
-Series are named from the runs' config columns (cfg.*), so mini and paper sweeps that differ in
-workload or in some values (e.g. exchange periods) are drawn the same way and labelled with what
-the logs say."""
-import numpy as np
-import pandas as pd
+"""The plot of every figure id but Figure 2 (figures/drawing/fig2.py), its regimes and the frontier:
+each takes a registry.FigureData (the collected records of the id's sweep at one scale) and a
+SeedNotes, and returns a matplotlib figure."""
 import seaborn as sns
 
-from . import fig2
-from .fig2_regimes import fig2_regimes  # noqa: F401  (the registry draws every id from this module)
-from .plots import (ARCH_NAMES, LOSS_UNITS, aggregate, arch_name, axis_label, category_points, cfg,
-                    check_one_run_per_seed, keep_panel_legends, last_step, line_panel, log_axis, new_figure, number,
-                    per_run, point_panel, value_band)
+from .curves import CURVE_METRICS, curve_figure, curves, evals, label_order, with_labels
+from .labels import (arch_name, axis_label, cfg, exchange_label, method_label, number, nway_label, recipe_label,
+                     setup_label)
+from .layout import keep_panel_legends
+from .log_axis import log_axis
+from .panels import category_points, line_panel, new_figure, point_panel, value_band
+from .seed_means import last_step, per_run
 
-CURVE_METRICS = ["train_loss", "val_top1", "val_top1_mean_over_models", "val_nll", "param_distance_from_init",
-                 "bits_per_iteration", "batch_per_model", "epoch"]
 SCENARIOS = {"pretrained_frozen": "pretrained, frozen", "pretrained_trainable": "pretrained, not frozen",
              "random_init": "random init", "full": "full network"}
-SCHEDULES = {"goyal_step": "", "goyal_step_half": "fixed w.d.", "codistill_tuned": "variable w.d.",
-             "cosine": "", "codistill_cosine": ""}
 
 
-# ---- labels from config columns -------------------------------------------------------------
-def method_label(row):
-    name, n = cfg(row, "method.name"), int(cfg(row, "method.n", 1))
-    if name == "allreduce":
-        return "all_reduce"
-    if name == "independent":
-        return f"independent, {n} models (α = 0)"
-    return "codistillation" if n == 2 else f"{n}-way codistillation"
-
-
-def recipe_label(row):
-    detail = SCHEDULES.get(cfg(row, "schedule.name"), cfg(row, "schedule.name"))
-    return method_label(row) + (f", {detail}" if detail and cfg(row, "method.name") != "allreduce" else "")
-
-
-def exchange_label(row):
-    if cfg(row, "method.name") != "codistill":
-        return method_label(row)
-    period = cfg(row, "method.period")
-    every = "every update" if float(period) == 1 else f"every {number(period)} updates"
-    return f"codistillation, {cfg(row, 'method.exchange')} {every}"
-
-
-def nway_label(row):
-    return f"{int(cfg(row, 'method.n'))}-way"
-
-
-def architectures(row):
-    models = cfg(row, "workload.models")
-    if isinstance(models, list) and models:
-        return [model.get("arch", cfg(row, "workload.arch")) for model in models]
-    return [cfg(row, "workload.arch")] * int(cfg(row, "method.n", 1))
-
-
-def setup_label(row):
-    archs = architectures(row)
-    if len(set(archs)) == 1:
-        return f"{len(archs)} × {arch_name(archs[0])}"
-    return " + ".join(arch_name(a) for a in archs)
-
-
-def with_labels(records, **labels):
-    """Adds per-run label columns, each computed once per run from its config columns."""
-    runs = records.drop_duplicates("run_id").set_index("run_id")
-    return records.assign(**{column: records["run_id"].map({rid: fn(row) for rid, row in runs.iterrows()})
-                             for column, fn in labels.items()})
-
-
-def evals(data):
-    return data.records[data.records["kind"] == "eval"]
-
-
-def curves(data, **labels):
-    """Per-run means over models at each evaluation, with label columns."""
-    records = with_labels(evals(data), **labels)
-    return per_run(records, CURVE_METRICS, extra=tuple(labels))
-
-
-def label_order(frame, column, key):
-    """Label values of `column` sorted by a numeric config value of their runs."""
-    firsts = frame.drop_duplicates(column)
-    return list(firsts.sort_values(key, key=lambda v: pd.to_numeric(v, errors="coerce"))[column])
-
-
-# ---- generic shapes ---------------------------------------------------------------------------
-def facet_order(value):
-    """Architectures from the smallest (as the paper's panels), anything else by its text."""
-    return (list(ARCH_NAMES).index(value), "") if value in ARCH_NAMES else (len(ARCH_NAMES), str(value))
-
-
-def curve_figure(data, label, panels, notes, order=None, facet=None, facet_name=str, order_by=None):
-    """One panel per (metric, facet value): mean over seeds of each label's curve with an s.e. band.
-    Labels come in `order`, or sorted by the number order_by(run) when it is given."""
-    extra = {"facet": lambda row: cfg(row, facet)} if facet else {}
-    frame = curves(data, label=label, **extra, **({"order_by": order_by} if order_by else {}))
-    if order_by:
-        order = label_order(frame, "label", "order_by")
-    facets = sorted(frame["facet"].unique(), key=facet_order) if facet else [None]
-    fig, axes = new_figure(len(panels) * len(facets))
-    ax_iter = iter(axes)
-    for metric, title in panels:
-        for value in facets:
-            part = frame if value is None else frame[frame["facet"] == value]
-            name = f"{title} — {facet_name(value)}" if value is not None else title
-            line_panel(next(ax_iter), part, metric, "label", notes, order, title=name, task=data.task)
-    return fig
-
-
-# ---- figures ----------------------------------------------------------------------------------
 def fig1(data, notes):
     """Top-1 against the bits each device sends between servers per iteration, measured: the
     logged inter-node bit counter over the updates made (comm_bits_inter_node / step)."""
@@ -313,60 +218,3 @@ def alpha_gamma(data, notes):
 def wrn_pretrain(data, notes):
     return curve_figure(data, lambda r: f"Wide-ResNet-{cfg(r, 'workload.depth')}-{cfg(r, 'workload.widen')}",
                         [("val_top1", "(a) top-1"), ("train_loss", "(b) training loss")], notes)
-
-
-def figure2(data, notes):
-    return fig2.draw(data, notes)
-
-
-# ---- tables -----------------------------------------------------------------------------------
-def separating_decimals(means, ses=(), least=2, most=6):
-    """The fewest decimals (at least `least`, at most `most`) at which means that differ print
-    differently, and no nonzero mean or standard error prints as zero."""
-    means = [float(m) for m in means if pd.notna(m)]
-    nonzero = [abs(float(v)) for v in [*means, *ses] if pd.notna(v) and v != 0]
-    distinct = sorted(set(means))
-    differ = [(a, b) for a, b in zip(distinct, distinct[1:]) if not np.isclose(a, b, rtol=1e-12, atol=0)]
-    for digits in range(least, most):
-        separated = all(f"{a:.{digits}f}" != f"{b:.{digits}f}" for a, b in differ)
-        if separated and all(float(f"{v:.{digits}f}") > 0 for v in nonzero):
-            return digits
-    return most
-
-
-def mean_se_column(stats):
-    """'mean ± s.e.' of each row of `stats` (columns mean, se), all with the decimals that separate them."""
-    digits = separating_decimals(stats["mean"], stats["se"])
-    return [f"{row['mean']:.{digits}f}" + ("" if pd.isna(row["se"]) else f" ± {row['se']:.{digits}f}")
-            for _, row in stats.iterrows()]
-
-
-def table1(data, notes):
-    """Final training loss and top-1 per batch size of 2-way codistillation (variable w.d.)."""
-    frame = last_step(curves(data, label=recipe_label))
-    frame = frame[frame["label"] == "codistillation, variable w.d."]
-    loss = aggregate(frame, ["batch_per_model"], "train_loss").sort_values("batch_per_model")
-    top1 = aggregate(frame, ["batch_per_model"], "val_top1").sort_values("batch_per_model")
-    notes.record(frame.assign(b=frame["batch_per_model"].map(lambda b: f"2 × {int(b)}")), "b")
-    return pd.DataFrame({"Batch Size": [f"2 × {int(b)}" for b in loss["batch_per_model"]],
-                         f"Training Loss ({LOSS_UNITS[data.task]})": mean_se_column(loss),
-                         "Validation Accuracy (%)": mean_se_column(top1),
-                         "seeds": loss["seeds"].tolist()})
-
-
-def table2(data, notes):
-    """BLEU of n-way codistillation (n = 1: one model), the same updates per device."""
-    tests = data.records[data.records["kind"] == "test"]
-    if tests.empty or "bleu" not in tests:
-        raise ValueError("no `test` records with bleu in these logs")
-    tests = tests.assign(n=tests["n_way"])   # 1: one model (all_reduce); n: n-way codistillation
-    frame = per_run(tests, ["bleu"], keys=(), extra=("n",))
-    check_one_run_per_seed(frame, ["n"])
-    bleu = aggregate(frame, ["n"], "bleu").sort_values("n")
-    notes.record(frame.assign(label=frame["n"].map(lambda n: f"n = {n}")), "label")
-    return pd.DataFrame({"n": bleu["n"].tolist(), "BLEU Score": mean_se_column(bleu),
-                         "seeds": bleu["seeds"].tolist()})
-
-
-
-from .frontier_figure import frontier  # noqa: E402,F401  (the registry draws every id from this module)

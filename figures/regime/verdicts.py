@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .collect import REPO
+from ..paths import REPO
 
 DOCS = REPO / "docs" / "mini-scale.md"
 HOLDS, FAILS, DECLARED, MISSING, INFO = "holds", "fails", "declared unmet", "missing runs", "info"

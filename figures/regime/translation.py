@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from .regime_runs import Check, missing, seed_stats
+from .runs import Check, missing, seed_stats
 
 FLAT_TAIL, MAX_TAIL_DROP = 0.2, 2.0   # the last 20 % of updates lower val NLL by < 2 % of its drop
 OVERFIT_SE = 2.0

@@ -2,18 +2,11 @@
 shifted LR decays but fixed weight decay), each beside its alpha = 0 control (the same two models,
 batches and schedule, no distillation): training loss (a) and top-1 (b) over updates, (b') the final
 top-1 of each arm with its standard error, and top-1 against the batch size per model (c); all_reduce's
-final top-1 is a band (mean ± 2 s.e. over seeds) in (b') and (c), which share one y scale. Reads logs
-only; the registry (figures/registry.py) draws it like every other id.
-
-    python -m figures.fig2 [--results paper/logs] [--scale mini] [--out figures/out]
-"""
-import argparse
-from pathlib import Path
-
+final top-1 is a band (mean ± 2 s.e. over seeds) in (b') and (c), which share one y scale."""
 import matplotlib.ticker
 
-from .collect import COMMITTED
-from .plots import category_points, last_step, line_panel, new_figure, point_panel, value_band
+from .panels import category_points, line_panel, new_figure, point_panel, value_band
+from .seed_means import last_step
 
 CONTROL = "independent (α = 0), control"
 RECIPES = {  # (method, schedule) -> legend label, as in the paper; the order is the legend's
@@ -34,7 +27,6 @@ CONTROLS = {label for (method, _), label in RECIPES.items() if method == "indepe
 DASHES = {label: (4, 2) if label in CONTROLS else "" for label in RECIPES.values()}
 BAND = "all_reduce's final top-1, mean ± 2 s.e. over seeds"
 MIN_HALF_RANGE = 1.0   # points: (b') and (c) show at least all_reduce ± 1, so that 0.3 points do not look steep
-OUT = Path(__file__).resolve().parent / "out"
 
 
 def per_run_means(records):
@@ -46,13 +38,6 @@ def per_run_means(records):
         keys.insert(3, "setting")
     return records.dropna(subset=["recipe"]).groupby(keys, as_index=False)[
         ["train_loss", "val_top1"]].mean()
-
-
-def seeds_note(curves):
-    seeds = curves.groupby("recipe")["seed"].nunique()
-    fewest = int(seeds.min()) if len(seeds) else 0
-    return f"mean ± s.e. over {fewest} seed{'s' if fewest != 1 else ''}" + (
-        "" if fewest >= 3 else f" (FEWER THAN 3 SEEDS: {dict(seeds)})")
 
 
 def layer(ax):
@@ -82,7 +67,7 @@ def common_range(axes, centre):
         ax.set_ylim(low - margin, high + margin)
 
 
-def draw(data, notes):
+def fig2(data, notes):
     curves = per_run_means(data.records[data.records["kind"] == "eval"])
     main = curves[curves["cfg.batch_scale"] == 1]
     fig, axes = new_figure(4, width=4.6)
@@ -111,24 +96,3 @@ def draw(data, notes):
     for ax in axes[2:]:
         ax.legend()
     return fig
-
-
-def main(argv=None):
-    from . import registry
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default=str(COMMITTED))
-    parser.add_argument("--scale", default="mini", choices=["mini", "paper"])
-    parser.add_argument("--out", default=None, help="output folder (default figures/out, or figures/out/paper)")
-    args = parser.parse_args(argv)
-    spec = registry.SPECS["fig2"]
-    data = registry.load(spec, args.results, args.scale)
-    print("\n".join(data.status_lines()))
-    if data.records.empty:
-        raise SystemExit(f"fig2: no finished run to plot ({data.problem or 'none finished'})")
-    paths = registry.render(spec, data, Path(args.out) if args.out else None)
-    print(f"wrote {', '.join(map(str, paths))} from {data.records['run_id'].nunique()} runs")
-
-
-if __name__ == "__main__":
-    main()

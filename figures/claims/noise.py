@@ -1,19 +1,14 @@
 """The noise of a difference between means over seeds (NOISE_SES combined standard errors plus one
-validation sample), the verdict an interval allows, what one validation sample and one seed are
-worth for each workload (Resolution), and the margins of mini-scale claims in those units."""
+validation sample), what one validation sample and one seed are worth for each workload
+(Resolution), and the margins of mini-scale claims in those units."""
 import math
 from dataclasses import dataclass
 
 import pandas as pd
 
-from .claims_groups import final_per_run
+from .groups import final_per_run
 
-HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, NOT_APPLICABLE = "holds", "does not hold", "inconclusive", "not run", "n/a"
-# An equivalence claim that the alpha = 0 control would pass too (figures/claims_control.py).
-CANNOT_DISCRIMINATE = "cannot discriminate"
-VERDICTS = (HOLDS, FAILS, CANNOT_DISCRIMINATE, INCONCLUSIVE, NOT_RUN, NOT_APPLICABLE)
 NOISE_SES = 2            # standard errors of a difference that count as noise
-EPS = 1e-9               # floating-point slack for boundaries ("within 0.5" includes 0.5)
 TOP1_METRICS = {"val_top1", "val_top1_mean_over_models", "ensemble_top1"}
 
 
@@ -45,27 +40,6 @@ def noise_of(metric, *weighted):
     """Noise of sum(weight x mean) over (weight, Stat) pairs."""
     se = math.sqrt(sum((w * s.se) ** 2 for w, s in weighted))
     return Noise(se, one_sample(metric, *(s for _, s in weighted)))
-
-
-def _tri(holds, fails):
-    return HOLDS if holds else FAILS if fails else INCONCLUSIVE
-
-
-def interval_verdict(d, width, op, margin=0.0):
-    """Verdict on d (op, margin) from the interval [d - width, d + width]: holds when the whole
-    interval satisfies the claim, does not hold when none of it does, inconclusive otherwise."""
-    if math.isnan(width) or math.isnan(d):
-        return INCONCLUSIVE
-    low, high = d - width, d + width
-    if op == "greater":
-        return _tri(low > margin, high <= margin + EPS)
-    if op == "less":
-        return _tri(high < -margin, low >= -margin - EPS)
-    if op == "at_least":
-        return _tri(low >= -margin - EPS, high < -margin - EPS)
-    if op == "within":
-        return _tri(max(abs(low), abs(high)) <= margin + EPS, low > margin + EPS or high < -margin - EPS)
-    raise ValueError(f"unknown op {op!r}")
 
 
 class Resolution:

@@ -1,4 +1,4 @@
-"""Checks paper/claims.yaml against the collected logs. At each scale a claim holds, does not hold,
+"""paper/claims.yaml checked against the collected logs. At each scale a claim holds, does not hold,
 is inconclusive (the logs cannot decide either way), was not run, or is n/a (a paper-scale
 number, e.g. 76.1 % top-1, that a mini stand-in cannot check; the mini value is still shown).
 
@@ -10,8 +10,8 @@ between means, judged with its noise
     noise = 2 x (combined standard error over seeds of d) + one validation sample,
 
 one validation sample being 100 / val_samples points for a top-1 metric (val_samples from the
-eval records; for older logs from the run's workload config: digits 1797 - train_size,
-workload.val_size, ImageNet 50,000, CIFAR-10 10,000) and 0 for any other metric. The logs decide
+eval records; where they do not carry it, from the run's workload config: digits 1797 -
+train_size, workload.val_size, ImageNet 50,000, CIFAR-10 10,000) and 0 for any other metric. The logs decide
 when the interval [d - noise, d + noise] lies on one side of the claim's bound:
 
 - value:      |mean - value| <= tolerance (or rel_tolerance x |value|): holds when the whole
@@ -44,7 +44,7 @@ the paper, does not move it): a margin in mini units, never in paper units.
 
 A claim that a method comes close to all_reduce (compare within / at_least, tradeoff, fewest_bits)
 is judged against the alpha = 0 control as well (method=independent, the method group's other
-keys; or the check's `control` group; figures/claims_control.py): at mini scale no margin is wider
+keys; or the check's `control` group; figures/claims/control.py): at mini scale no margin is wider
 than the control's distance from all_reduce, the claim is decided only where the control fails it
 (else **cannot discriminate**), and a method reaches all_reduce only where it also beats the
 control beyond the noise. For a compare or difference between a codistillation group and an
@@ -55,72 +55,10 @@ A group maps config keys (dotted, as in the resolved config), or derived columns
 setup, n_way, gamma), to a value, a list of values, or min / max (the extreme value present among
 the runs the other keys select); `best_over: <key>` with `best: min|max` keeps the best mean over
 that key's values (alpha_gamma: each γ with its best initial α).
+
+The package: evaluation (the claims file loaded and each claim evaluated at one scale), checks (the
+check kinds), groups (the runs a group names and their final metric over seeds), noise (the noise
+of a difference, each workload's resolution, mini-scale margins), verdicts (their names and the
+verdict an interval allows), control (the alpha = 0 control), findings (the Findings that open the
+report).
 """
-from dataclasses import dataclass
-from pathlib import Path
-
-import yaml
-
-from .claims_checks import CHECKS, NEEDS_MINI_MARGIN
-from .claims_control import control_share
-from .claims_groups import NotRun, group_stats  # noqa: F401  (group_stats: for callers of figures.claims)
-from .claims_noise import (CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOISE_SES, NOT_APPLICABLE,  # noqa: F401
-                           NOT_RUN, VERDICTS, Context, Resolution)
-from .collect import REPO
-
-CLAIMS = REPO / "paper" / "claims.yaml"
-
-
-def load_claims(path=CLAIMS):
-    claims = yaml.safe_load(Path(path).read_text())["claims"]
-    ids = [claim["id"] for claim in claims]
-    duplicated = {i for i in ids if ids.count(i) > 1}
-    if duplicated:
-        raise ValueError(f"{path}: duplicated claim ids {sorted(duplicated)}")
-    for claim in claims:
-        if "value" in claim and not isinstance(claim["value"], (int, float)):
-            raise ValueError(f"{path}: claim {claim['id']}: value {claim['value']!r} is not a number")
-        if claim["check"]["kind"] not in CHECKS:
-            raise ValueError(f"{path}: claim {claim['id']}: unknown check kind {claim['check']['kind']!r}")
-        if needs_mini_margin(claim) and "mini_margin_se" not in claim["check"]:
-            raise ValueError(f"{path}: claim {claim['id']}: a margin checked at mini scale needs mini_margin_se")
-    return claims
-
-
-def needs_mini_margin(claim):
-    check = claim["check"]
-    if "mini" not in claim.get("scales", ["mini", "paper"]):
-        return False
-    return check["kind"] in ("spread", "tradeoff") or (check["kind"] == "compare" and check["op"] in NEEDS_MINI_MARGIN)
-
-
-@dataclass
-class Outcome:
-    status: str          # one of VERDICTS
-    reproduced: str      # the numbers the status was computed from
-    seeds: int = 0       # fewest seeds behind any mean used
-    control: str = ""    # codistillation - all_reduce gap and the alpha = 0 control's share of it
-
-
-def evaluate(claim, data, resolution=None):
-    """data: the registry.FigureData of the claim's figure at one scale; resolution: the scale's
-    Resolution over every figure (default: from this figure's records alone). A paper-scale
-    number at another scale is n/a; the value the logs give there is still shown, marked as such."""
-    applicable = data.scale in claim.get("scales", ["mini", "paper"])
-    not_applicable = "paper-scale number: not comparable at this scale"
-    if data.records.empty:
-        return Outcome(NOT_RUN, data.problem or "no finished run") if applicable else \
-            Outcome(NOT_APPLICABLE, not_applicable)
-    check = claim["check"]
-    metric = check.get("metric", claim.get("metric"))
-    context = Context(data.scale, resolution or Resolution([data.records]))
-    try:
-        verdict, shown, seeds = CHECKS[check["kind"]](data.records, check, metric, claim, context)
-    except NotRun as reason:
-        return Outcome(NOT_RUN, str(reason)) if applicable else Outcome(NOT_APPLICABLE, not_applicable)
-    if seeds < 3:
-        shown += f" [FEWER THAN 3 SEEDS: {seeds}]"
-    if not applicable:
-        return Outcome(NOT_APPLICABLE, f"{data.scale.upper()} value {shown.split(' (paper')[0]}; {not_applicable}", seeds)
-    return Outcome(verdict, shown, seeds, control_share(data.records, check, metric) if check["kind"] in
-                   ("compare", "difference") else "")

@@ -3,8 +3,11 @@ regimes of the mini stand-in fixed before any run (weight decay x {10, 30} x the
 {5, 10}). Per regime the final top-1 (a) and training loss (b) of each arm, mean ± s.e. over seeds as
 points with error bars; each arm one colour in both panels. A regime without finished runs keeps its
 place on the axis, empty, so that the four regimes always read in the same order."""
+from .curves import curves
 from .fig2 import PALETTE
-from .plots import category_points, cfg, last_step, new_figure, number
+from .labels import cfg, number
+from .panels import category_points, new_figure
+from .seed_means import last_step
 
 REGIMES = {(10.0, 0.2): "today\n(w.d. ×10, epochs/5)", (30.0, 0.2): "w.d. ×30", (10.0, 0.1): "epochs/10",
            (30.0, 0.1): "both\n(w.d. ×30, epochs/10)"}
@@ -26,9 +29,7 @@ def arm_label(row):
 
 
 def fig2_regimes(data, notes):
-    from . import draw   # draw imports this module
-
-    frame = last_step(draw.curves(data, arm=arm_label, regime=regime_label)).dropna(subset=["arm"])
+    frame = last_step(curves(data, arm=arm_label, regime=regime_label)).dropna(subset=["arm"])
     order = list(REGIMES.values()) + sorted(set(frame["regime"]) - set(REGIMES.values()))
     fig, axes = new_figure(2, width=6.0)
     for ax, metric, title in ((axes[0], "val_top1", "(a) final top-1"), (axes[1], "train_loss", "(b) final training loss")):

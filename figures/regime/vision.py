@@ -11,11 +11,11 @@ from omegaconf import OmegaConf
 from codistill_experiments.vision.sampling import data_subset
 from codistill_experiments.run_schedules import run_schedules
 
-from .regime_models import check_models
-from .regime_runs import (Check, baseline_of, by_factor, chosen_multiplier, header_config, missing, seed_stats,
+from .models import check_models
+from .runs import (Check, baseline_of, by_factor, chosen_multiplier, header_config, missing, seed_stats,
                           workload_of)
 
-# Bounds (issue 13, deliverable 1).
+# Bounds of the invariants (docs/mini-scale.md, "Regime check", says why each).
 TRAIN_OVER_VAL = 0.5
 TOP1_RANGE = (60.0, 92.0)
 MIN_VAL_SAMPLES = 5000
@@ -71,8 +71,8 @@ def check_top1(baseline):
 
 
 def val_samples(baseline, workload):
-    """Validation samples: from the eval records (`val_samples`), or for logs older than that
-    field, the size of the validation set the run's config builds (digits: 1797 - train_size)."""
+    """Validation samples: from the eval records (`val_samples`), or where they do not carry it,
+    the size of the validation set the run's config builds (digits: 1797 - train_size)."""
     if "val_samples" in baseline and baseline["val_samples"].notna().any():
         return int(baseline["val_samples"].max()), "from the logs"
     return len(workload.val_set), "the config's validation set"

@@ -1,7 +1,7 @@
 """A claim's groups of runs and their final metric over seeds: which records a group names (config
 keys or derived columns, a value, a list, or min / max), each run's final value of a metric with
-its validation samples, and the mean and standard error over seeds (figures/claims.py says how
-claims use them)."""
+its validation samples, and the mean and standard error over seeds (figures/claims/__init__.py says
+how claims use them)."""
 import math
 from typing import NamedTuple
 
@@ -60,8 +60,8 @@ def select(records, group):
 
 
 def config_val_samples(row):
-    """Validation samples of a run from its workload config (logs written before eval records
-    carried val_samples); nan when the config does not say."""
+    """Validation samples of a run from its workload config, for runs whose eval records do not
+    carry val_samples; nan when the config does not say."""
     workload = row.get("cfg.workload.name")
     if pd.notna(row.get("cfg.workload.val_size", float("nan"))):
         return float(row["cfg.workload.val_size"])

@@ -6,10 +6,11 @@ control) is the only thing written by hand."""
 import math
 import re
 
-from .claims_checks import reaching_rows
-from .claims_control import control_group
-from .claims_groups import NotRun, group_stats
-from .claims_noise import HOLDS, TOP1_METRICS, Context, interval_verdict, noise_of
+from .checks import reaching_rows
+from .control import control_group
+from .groups import NotRun, group_stats
+from .noise import TOP1_METRICS, Context, noise_of
+from .verdicts import HOLDS, interval_verdict
 
 # The claim that heads each figure's row: the paper's main finding there.
 HEADLINES = ["fig1-1000x-fewer-bits", "fig2-fixed-wd-costs-top1", "fig2-variable-wd-close-to-allreduce",
@@ -164,17 +165,6 @@ def frontier_rows(frontier_claim, data, resolution):
         ratio = allreduce_bits / cost if cost > 0 else math.inf
         lines.append(f"| {label} | {cost:.3g} | {key} = {knob:g} | {ratio:,.0f}x |")
     return lines
-
-
-def frontier_at_equal_top1(results_root):
-    """The frontier rows from the logs in results_root at mini scale (for benchmarks/results.md, which
-    states bits per update beside them): the margin's noise unit comes from every paper figure."""
-    from . import registry, report   # report builds on this module: imported when called
-    from .claims import load_claims
-
-    data = {spec.id: registry.load(spec, results_root, "mini") for spec in registry.SPEC_LIST}
-    claim = next((c for c in load_claims() if c["check"]["kind"] == "fewest_bits"), None)
-    return frontier_rows(claim, data["frontier"], report.resolutions({"mini": data})["mini"])
 
 
 def findings_section(all_claims, outcomes, data, marks, resolution):

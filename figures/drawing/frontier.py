@@ -7,9 +7,10 @@ the log axis, which cannot place 0."""
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from . import draw
-from .plots import apply_theme, cfg, last_step, number, point_panel, value_band
-from .tuning import TUNED, TUNED_SEEDS, setting_value
+from .curves import curves
+from .labels import cfg, number
+from .panels import apply_theme, point_panel, value_band
+from .seed_means import last_step
 
 FRONTIER_LABELS = {"allreduce": "all_reduce", "powersgd": "PowerSGD", "localsgd": "local SGD", "diloco": "DiLoCo",
                    "independent": "α = 0 control (independent, 0 bits)"}
@@ -18,6 +19,18 @@ FRONTIER_KNOBS = {"codistill": ("method.period", "T"), "localsgd": ("method.peri
 ORDER = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints", "PowerSGD", "local SGD", "DiLoCo"]
 CONTROL = FRONTIER_LABELS["independent"]
 BAND = "all_reduce, mean ± 2 s.e. over seeds"
+# The tuned series: each method's best setting on held-out training data (sweep frontier_tuning,
+# python -m figures.tuning ranks them), run with fresh seeds in the frontier sweep.
+TUNED_SEEDS = (3, 4, 5)   # the fresh seeds of each method's tuned setting in the frontier sweep
+# What each method tunes: the config keys that tell its settings apart.
+TUNED = {"codistill": ["method.alpha", "method.exchange"], "diloco": ["method.outer_lr", "method.outer_momentum"],
+         "localsgd": ["method.warmup_steps"], "powersgd": ["method.start_iter", "method.warm_start"]}
+INTEGER_KEYS = {"method.warmup_steps", "method.start_iter"}
+
+
+def setting_value(key, value):
+    """A config value as an override writes it (pandas stores integers beside NaN as floats)."""
+    return int(value) if key in INTEGER_KEYS else value
 
 
 def frontier_label(row):
@@ -41,7 +54,7 @@ def frontier_knob(row):
 
 
 def frontier(data, notes):
-    frame = last_step(draw.curves(data, label=frontier_label, knob=frontier_knob))
+    frame = last_step(curves(data, label=frontier_label, knob=frontier_knob))
     control, rest = frame[frame["label"] == CONTROL], frame[frame["label"] != CONTROL]
     # a setting that never communicates (a period beyond the run's length) sends 0 bits: beside the control
     silent, rest = rest[rest["bits_per_iteration"] <= 0], rest[rest["bits_per_iteration"] > 0]
