@@ -34,8 +34,7 @@ from torch.distributed.algorithms.model_averaging.utils import get_params_to_ave
 from codistill.exchange import Stateless, flat_parameters, load_flat_parameters, tensor_bits, wrap_data_parallel
 from codistill.groups import Layout
 
-GLOBAL_BATCH_METHODS = ("localsgd", "diloco")
-OWN_METHODS = ("powersgd", *GLOBAL_BATCH_METHODS)  # they replace the exchange: nothing to distil
+from ..names import GLOBAL_BATCH_METHODS, OWN_METHODS  # noqa: F401  (OWN_METHODS: re-exported)
 
 
 def sampling_layout(method_cfg, layout):
