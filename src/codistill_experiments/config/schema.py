@@ -12,6 +12,7 @@ OmegaConf 2.3 cannot fill a missing node whose schema holds a Union field. The l
 codistill.choices' (the library's) and names' (the experiments'), which the modules that implement
 them import too. The translation schemas are translation_schema.py's.
 """
+import multiprocessing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, List, Optional
 
@@ -235,11 +236,48 @@ class MultiviewMini:
     gpu_memory_gb: Optional[int] = MISSING
 
 
+# ----- launcher: where the ranks of a job run (not part of the run's identity)
+
+START_METHODS = Rule(choices=tuple(multiprocessing.get_all_start_methods()), why="how a job starts its ranks")
+
+
+@dataclass
+class LocalLauncher:
+    """The ranks on this machine, started by this process (local) or by submitit (submitit_local)."""
+    name: str = spec(choices=("local", "submitit_local"), why="launcher=<name> chooses the launcher")
+    start_method: str = spec(START_METHODS)
+    threads_per_rank: int = spec(COUNT)
+    collective_timeout_s: Number = spec(POSITIVE)
+    lock_wait_s: Number = spec(NON_NEGATIVE)
+
+
+@dataclass
+class SlurmLauncher:
+    """One Slurm task per rank, through submitit."""
+    name: str = named("slurm", "launcher=<name> chooses the launcher")
+    start_method: str = spec(START_METHODS)
+    threads_per_rank: int = spec(COUNT)
+    collective_timeout_s: Number = spec(POSITIVE)
+    lock_wait_s: Number = spec(NON_NEGATIVE)
+    partition: Optional[str] = MISSING
+    account: Optional[str] = MISSING
+    constraint: Optional[str] = MISSING
+    gpus_per_rank: int = spec(NON_NEGATIVE)
+    tasks_per_node: int = spec(COUNT)
+    cpus_per_task: int = spec(COUNT)
+    mem_gb_per_rank: Number = spec(POSITIVE)
+    mem_gb: Number = spec(POSITIVE)
+    time_limit_min: Number = spec(POSITIVE)
+    max_requeues: int = spec(NON_NEGATIVE)
+    signal_delay_s: Number = spec(POSITIVE)
+
+
 # The schemas of each group, by the name the config files give them (`/schema/<group>/<name>`).
 SCHEMAS = {
     "method": METHODS,
     "scale": {"scale": Scale},
     "schedule": {"vision": VisionSchedule, "translation": TranslationSchedule},
+    "launcher": {"local": LocalLauncher, "slurm": SlurmLauncher},
     "workload": {"digits_mlp": DigitsMLP, "clusters_resnet": ClustersResNet, "imagenet": ImageNet,
                  "cifar10": Cifar10, "multiview_mini": MultiviewMini, "translation": TranslationWorkload,
                  "translation_mini": TranslationMini},
