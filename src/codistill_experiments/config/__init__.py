@@ -87,8 +87,8 @@ def schema_problems(cfg, container):
     for group, known in SCHEMAS.items():
         schema = OmegaConf.get_type(cfg, group)
         if not dataclasses.is_dataclass(schema):
-            problems.append(f"{group}: its config file names no schema; begin its defaults with "
-                            f"/schema/{group}/<one of {', '.join(known)}>@_here_")
+            problems.append(f"{group}: its config file names no schema; its defaults must begin with "
+                            f"/schema/{group}/<name> (one of {', '.join(known)}), as in method/codistill.yaml")
             continue
         schemas[group] = schema
         problems += problems_of(container[group], schema, group)

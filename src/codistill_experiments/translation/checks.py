@@ -45,7 +45,8 @@ def check_method(method, problems):
                         "MSE between logits only; use method.loss=mse")
     if method["alpha_schedule"] not in TRANSLATION_ALPHA_SCHEDULES:
         problems.append(f"method.alpha_schedule={method['alpha_schedule']!r}: translation allows "
-                        f"{', '.join(TRANSLATION_ALPHA_SCHEDULES)} (the inverse square-root LR has no decays for 'step')")
+                        f"{', '.join(TRANSLATION_ALPHA_SCHEDULES)} (the inverse square-root LR has no decays for "
+                        "'step')")
 
 
 def check_translation_job(container, problems):
