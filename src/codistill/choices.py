@@ -2,5 +2,9 @@
 validation) reads them here without importing torch, and the modules that implement each choice
 import it from here."""
 
+EXCHANGES = ("predictions", "checkpoints", "sharded_checkpoints")   # exchange.py
+PREDICTION_BITS = (32, 16)                      # exchange.py: float width of exchanged logits (float32, float16)
 DISTILL_LOSSES = ("mse", "kl", "soft_ce")       # losses.py: the distillation term D
+ALPHA_SCHEDULES = ("constant", "step", "exponential")   # schedules.AlphaSchedule
+LR_KINDS = ("step", "cosine")                   # schedules.LRSchedule
 SNAPSHOT_MODES = ("lockstep", "async")          # snapshots.py: which peer snapshot a reader takes

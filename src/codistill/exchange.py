@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from .checkpoint_wire import CheckpointWire, FlatParameters
+from .choices import EXCHANGES, PREDICTION_BITS
 
 
 class CommCounter:
@@ -105,7 +106,7 @@ def param_hash(module):
 # method.prediction_bits -> the dtype logits travel in. 32: the paper's b_predictions. 16: float16
 # (not bfloat16: logits sit far inside float16's range, and its 11-bit significand rounds 8x finer).
 # None: the logits' own dtype (a float64 model's logits travel, and are counted, as float64).
-WIRE_DTYPES = {32: torch.float32, 16: torch.float16, None: None}
+WIRE_DTYPES = {**{bits: getattr(torch, f"float{bits}") for bits in PREDICTION_BITS}, None: None}
 
 
 def parameters_dtype(module):
@@ -251,7 +252,6 @@ class ShardedCheckpointExchange(CheckpointExchange):
         super().__init__(groups, counter, period, group_index, model, teachers, sharded=True)
 
 
-EXCHANGES = ("predictions", "checkpoints", "sharded_checkpoints")
 CHECKPOINT_EXCHANGES = {"checkpoints": CheckpointExchange, "sharded_checkpoints": ShardedCheckpointExchange}
 
 

@@ -8,6 +8,8 @@ import bisect
 import math
 from dataclasses import dataclass
 
+from .choices import ALPHA_SCHEDULES, LR_KINDS
+
 
 def epochs_to_steps(epochs, steps_per_epoch):
     return int(round(epochs * steps_per_epoch))
@@ -35,7 +37,7 @@ class LRSchedule:
         if self.kind == "cosine":
             progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
             return self.peak * 0.5 * (1.0 + math.cos(math.pi * progress))
-        raise ValueError(f"schedule.lr.kind={self.kind!r} is not one of ('step', 'cosine')")
+        raise ValueError(f"schedule.lr.kind={self.kind!r} is not one of {LR_KINDS}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class AlphaSchedule:
             return self.alpha * self.step_factor ** bisect.bisect_right(self.milestones, step)
         if self.kind == "exponential":
             return self.alpha * self.gamma ** epochs_done
-        raise ValueError(f"method.alpha_schedule={self.kind!r} is not constant, step or exponential")
+        raise ValueError(f"method.alpha_schedule={self.kind!r} is not one of {ALPHA_SCHEDULES}")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The experiments: the paper's runs, built on the codistill library (which never imports this package).
 
-  config.py         compose-time validation of a run's config (Hydra, OmegaConf; no torch)
+  config/           a run's config: each group's schema, checked by Hydra as it composes, and
+                    the validation of the composed job (Hydra, OmegaConf; no torch)
   launch.py         the ranks of a run, locally or under submitit/Slurm (jobs.py: the job environment)
   run_state.py      crash-safe run state: each model group's saved state, committed atomically
   runlog.py         run ids, run directories, metrics.jsonl and how a run's log ends

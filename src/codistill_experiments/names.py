@@ -1,7 +1,8 @@
 """The experiments' names a config may use, in a module without torch: compose-time validation
-(`config.py`, `translation/checks.py`) reads them here, so a dry run or a sweep's validation never
-imports torch. The modules that implement each name import them from here too; the library's own
-choices are codistill.choices."""
+(the config schemas, `config/`, and `translation/checks.py`) reads them here, so a dry run or a
+sweep's validation never imports torch. The modules that implement each name import them from
+here too; the library's own choices are codistill.choices."""
+from codistill.choices import ALPHA_SCHEDULES
 
 # Mini stand-ins of the paper's architectures (workloads.py): hidden widths of digits' MLPs, and
 # (width, residual blocks) of clusters_resnet's residual MLPs.
@@ -11,7 +12,22 @@ MINI_RESNETS = {"resnet18": (64, 1), "resnet50": (128, 2), "resnext101_32x8d": (
 MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "clusters_resnet": {"arch"}, "imagenet": {"arch", "num_classes"},
               "cifar10": {"num_classes"}, "multiview_mini": set()}
 SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")   # multi-view (Fig. 6)
+# Methods whose sample order and schedules follow all_reduce's global batch (vision/methods.py).
+GLOBAL_BATCH_METHODS = ("localsgd", "diloco")
+OWN_METHODS = ("powersgd", *GLOBAL_BATCH_METHODS)  # they replace the exchange: nothing to distil
 # Translation's alpha schedules (schedules.AlphaSchedule's, less "step": its inverse square-root LR
 # has no decays) and label-smoothing schedules (translation/label_smoothing.py).
-TRANSLATION_ALPHA_SCHEDULES = ("constant", "exponential")
+TRANSLATION_ALPHA_SCHEDULES = tuple(kind for kind in ALPHA_SCHEDULES if kind != "step")
 LABEL_SMOOTHING_SCHEDULES = ("constant", "exponential")
+# The translation recipes (src/conf/schedule): a translation workload needs one, a vision workload refuses them.
+TRANSLATION_SCHEDULES = ("ott2018", "ott2018_codistill", "iwslt_transformer", "iwslt_transformer_codistill",
+                         "translation_mini", "translation_mini_codistill",
+                         "ott2018_codistill_ls_decayed", "translation_mini_codistill_ls_decayed")
+# workload.model of a translation workload (translation/commands.py turns each into fairseq's flags):
+# which embeddings the model ties, with the flags that tie them; its sizes; its dropouts.
+SHARE_EMBEDDINGS = {"all": ("--share-all-embeddings",), "decoder": ("--share-decoder-input-output-embed",),
+                    "none": ()}
+MODEL_SIZES = ("encoder_layers", "decoder_layers", "encoder_embed_dim", "decoder_embed_dim",
+               "encoder_ffn_embed_dim", "decoder_ffn_embed_dim", "encoder_attention_heads",
+               "decoder_attention_heads")
+DROPOUTS = ("dropout", "attention_dropout", "activation_dropout")

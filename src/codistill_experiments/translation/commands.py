@@ -9,13 +9,11 @@ snapshot files.
 import importlib.util
 from pathlib import Path
 
+from ..names import DROPOUTS, MODEL_SIZES, SHARE_EMBEDDINGS
 from ..seeds import model_seed
 
 PLUGIN_DIR = Path(importlib.util.find_spec("codistill_fairseq").origin).parent
-MODEL_FLAGS = ("encoder_layers", "decoder_layers", "encoder_embed_dim", "decoder_embed_dim",
-               "encoder_ffn_embed_dim", "decoder_ffn_embed_dim", "encoder_attention_heads",
-               "decoder_attention_heads", "dropout", "attention_dropout", "activation_dropout")
-SHARE_FLAGS = {"all": ["--share-all-embeddings"], "decoder": ["--share-decoder-input-output-embed"], "none": []}
+MODEL_FLAGS = (*MODEL_SIZES, *DROPOUTS)
 
 
 def shape(config):
@@ -55,7 +53,7 @@ def data_order_seed(config):
 
 def model_arguments(workload):
     model = workload["model"]
-    argv = ["--arch", model["arch"], *SHARE_FLAGS[model["share_embeddings"]]]
+    argv = ["--arch", model["arch"], *SHARE_EMBEDDINGS[model["share_embeddings"]]]
     for key in MODEL_FLAGS:
         if model.get(key) is not None:
             argv += [flag(key), str(model[key])]

@@ -34,7 +34,7 @@ from torch.distributed.algorithms.model_averaging.utils import get_params_to_ave
 from codistill.exchange import flat_parameters, load_flat_parameters, tensor_bits, wrap_data_parallel
 from codistill.groups import Layout
 
-GLOBAL_BATCH_METHODS = ("localsgd", "diloco")
+from ..names import GLOBAL_BATCH_METHODS
 
 
 class Stateless:

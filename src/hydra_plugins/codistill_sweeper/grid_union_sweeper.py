@@ -39,11 +39,12 @@ from typing import Any, Dict, List, Optional
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
+from hydra.errors import ConfigCompositionException
 from hydra.types import RunMode
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from codistill_experiments.config import ConfigError, data_problem, validate
+from codistill_experiments.config import ConfigError, composition_problem, data_problem, validate
 from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, read_records, run_dir, run_id
 
 
@@ -230,7 +231,11 @@ class GridUnionSweeper(BasicSweeper):
         loader = self.hydra_context.config_loader
         unique, run_ids, problems = [], set(), []
         for job in jobs:
-            job_cfg = loader.load_sweep_config(self.config, job)
+            try:
+                job_cfg = loader.load_sweep_config(self.config, job)
+            except ConfigCompositionException as error:  # a key or a type the config's schemas refuse
+                problems.append(f"job {' '.join(job)}:\n{composition_problem(error)}")
+                continue
             try:
                 container = validate(job_cfg)
                 resources = OmegaConf.to_container(job_cfg.hydra.launcher, resolve=True)

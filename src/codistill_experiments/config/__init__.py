@@ -1,0 +1,128 @@
+"""A job's config: its schemas, its resolvers, and its validation at compose time.
+
+Each config group's files are typed by a schema (schema.py, registered in Hydra's ConfigStore when
+this package is imported): Hydra checks every key and type while it composes a job. `validate` then
+runs before anything trains or is queued (single runs, every job of a sweep, and `dry_run=true`):
+the rules each schema declares beside its types (rules.py), then the checks that relate several
+values (checks.py; translation/checks.py for the fairseq jobs). Each problem names the key, the
+value and what is allowed.
+
+  schema.py     the dataclasses of the groups method, scale, schedule and workload
+  rules.py      allowed values and bounds, declared on the schema fields and checked for every job
+  checks.py     what no schema can say: relations between values, the run's updates, top-level keys
+  resolvers.py  the resolvers of the config files' interpolations
+"""
+import dataclasses
+import re
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+from ..data_checks import check_cifar_root, check_imagefolder_root
+from ..translation.checks import check_translation_job, is_translation, workload_data_problem
+from .checks import (check_eval_every, check_launcher, check_layout, check_method, check_models,
+                     check_own_method_workload, check_schedule, check_top_level, check_updates)
+from .resolvers import register_resolvers
+from .rules import problems_of
+from .schema import SCHEMAS, register_schemas
+
+register_resolvers()
+register_schemas()
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def data_problem(container):
+    """Why the job's data cannot be read on this machine, or None. Checked before a run starts or
+    a sweep launches (a dry run only warns: it may be preparing a cluster's jobs elsewhere)."""
+    workload = container["workload"]
+    if is_translation(container):
+        return workload_data_problem(workload)
+    if workload["name"] == "imagenet":
+        return check_imagefolder_root(workload["data_root"])
+    if workload["name"] == "cifar10":
+        pretrained = workload["pretrained"]
+        if workload["scenario"].startswith("pretrained") and not (pretrained and Path(pretrained).is_file()):
+            return (f"workload.pretrained={pretrained!r}: scenario {workload['scenario']} needs the weights of "
+                    "a Wide-ResNet trained with workload.scenario=full: run sweep=wrn_pretrain at the same scale, "
+                    "then pass workload.pretrained=<results>/runs/<its run id>/model0.pt (README, \"Paper scale\")")
+        return check_cifar_root(workload["data_root"])
+    return None
+
+
+def sweep_files():
+    """The ids of the sweeps there are (sweeps/*.yaml, the config group `sweep`)."""
+    names = [path.stem for path in (CONF / "sweep").glob("*.yaml")]
+    return sorted(names, key=lambda name: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)])
+
+
+def check_sweep_choice(cfg):
+    """Hydra skips an optional config group whose option does not exist: `sweep=fig99` (a typo)
+    would train the default job. Raises ConfigError naming the id and the sweeps there are. cfg:
+    a composed config with its `hydra` node (every job of a sweep), or a single run's."""
+    choices = OmegaConf.select(cfg, "hydra.runtime.choices", default=None)
+    if choices is None and HydraConfig.initialized():  # a single run's task config has no hydra node
+        choices = HydraConfig.get().runtime.choices
+    chosen = None if choices is None else choices.get("sweep")
+    if chosen is not None and chosen not in sweep_files():
+        raise ConfigError(f"sweep={chosen}: no such sweep (no sweeps/{chosen}.yaml); the sweeps are: "
+                          f"{', '.join(sweep_files())}")
+
+
+def composition_problem(error):
+    """What Hydra could not compose (a key or a type the schemas refuse), with the key: its own
+    message, then its cause's (OmegaConf's, which names the key)."""
+    cause = f"\n{error.__cause__}" if error.__cause__ is not None else ""
+    return f"  - {error}{cause}".replace("\n", "\n    ")
+
+
+def schema_problems(cfg, container):
+    """The rules of each group's schema (the one its config file named), and the schemas' absence."""
+    problems, schemas = [], {}
+    for group, known in SCHEMAS.items():
+        schema = OmegaConf.get_type(cfg, group)
+        if not dataclasses.is_dataclass(schema):
+            problems.append(f"{group}: its config file names no schema; its defaults must begin with "
+                            f"/schema/{group}/<name> (one of {', '.join(known)}), as in method/codistill.yaml")
+            continue
+        schemas[group] = schema
+        problems += problems_of(container[group], schema, group)
+    return problems, schemas
+
+
+def validate(cfg):
+    """Raises ConfigError listing every problem of a composed job config (Hydra has checked its
+    types); returns the resolved job as a plain dict."""
+    check_sweep_choice(cfg)
+    try:
+        job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        container = OmegaConf.to_container(job, resolve=True, throw_on_missing=True)
+    except Exception as error:  # an interpolation that cannot resolve names its key itself
+        raise ConfigError(f"config does not resolve: {error}") from error
+    problems, schemas = schema_problems(cfg, container)
+    if len(schemas) < len(SCHEMAS):   # the checks below read values of the schemas' types
+        raise ConfigError("invalid job:\n  - " + "\n  - ".join(problems))
+    check_method(container["method"], schemas["method"], problems)
+    check_layout(container["scale"], problems)
+    translation = is_translation(container)
+    if translation:  # fairseq recipes: their own schedule keys (translation/checks.py)
+        check_translation_job(container, problems)
+    elif container["schedule"].get("kind") == "translation":
+        problems.append(f"schedule.name={container['schedule'].get('name')!r}: a translation recipe; workload "
+                        f"{container['workload'].get('name')!r} needs a vision schedule (e.g. goyal_step)")
+    else:
+        check_schedule(container["schedule"], problems)
+        check_eval_every(container, problems)
+        check_updates(container, problems)
+        check_models(container["workload"], container["method"], problems)
+    check_own_method_workload(container, translation, problems)
+    check_top_level(container, translation, problems)
+    check_launcher(container, problems)
+    if problems:
+        raise ConfigError("invalid job:\n  - " + "\n  - ".join(problems))
+    return container

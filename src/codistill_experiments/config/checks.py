@@ -1,0 +1,161 @@
+"""The checks no schema can say: those that relate several values (of one group or of several) or
+that work out what the run will do (its updates, its nodes), and those of the top-level keys, which
+have no schema (a sweep adds some with `+`, e.g. `+data.holdout`). Each appends 'key=value: why' to
+`problems`; the values are a resolved job's (a plain dict) whose types and rules already hold."""
+from ..names import GLOBAL_BATCH_METHODS, MODEL_KEYS, OWN_METHODS
+from .schema import Codistill, PowerSGD
+
+# Training set sizes of the workloads whose config does not state one (their data on disk).
+KNOWN_TRAIN_SIZES = {"cifar10": 50000}
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_whole(value):
+    return _is_number(value) and float(value).is_integer() and value >= 1
+
+
+def check_method(method, schema, problems):
+    if schema is Codistill:
+        if method["prediction_bits"] != 32 and method["exchange"] != "predictions":
+            problems.append(f"method.prediction_bits={method['prediction_bits']!r} applies to method.exchange="
+                            "predictions only (checkpoints send the parameters in their own dtype); leave it at 32")
+        if method["exchange"] == "predictions" and not method["coordinated_sampling"]:
+            problems.append("method.coordinated_sampling=false: exchanging predictions needs every model to see "
+                            "the same mini-batch; set it true or use method.exchange=checkpoints")
+    if schema is PowerSGD and (method["error_feedback"] or method["warm_start"]) and method["start_iter"] < 2:
+        problems.append(f"method.start_iter={method['start_iter']!r}: must be an integer >= 2 with error_feedback "
+                        "or warm_start (torch's PowerSGDState needs it: DDP rebuilds its buckets after the first "
+                        "update)")
+
+
+def check_layout(scale, problems):
+    ranks, per_node = scale["ranks_per_model"], scale["ranks_per_node"]
+    if _is_whole(ranks) and _is_whole(per_node) and int(ranks) % int(per_node) and int(per_node) % int(ranks):
+        problems.append(f"scale.ranks_per_model={ranks!r} does not fit nodes of scale.ranks_per_node="
+                        f"{per_node!r}: one must divide the other")
+
+
+def check_schedule(schedule, problems):
+    """A vision schedule's milestones and warm-up inside its epochs, a weight decay per interval."""
+    epochs, lr, wd = schedule["epochs"], schedule["lr"], schedule["weight_decay"]
+    if not epochs > 0:
+        return   # named by its rule
+    if not 0 <= lr["warmup_epochs"] <= epochs:
+        problems.append(f"schedule.lr.warmup_epochs={lr['warmup_epochs']!r}: must be in [0, schedule.epochs={epochs}]")
+    for key, milestones in (("lr.milestones", lr["milestones"]), ("weight_decay.milestones", wd["milestones"])):
+        if milestones != sorted(milestones) or any(not 0 < m < epochs for m in milestones):
+            problems.append(f"schedule.{key}={milestones}: must be increasing and inside (0, {epochs})")
+    if len(wd["values"]) != len(wd["milestones"]) + 1:
+        problems.append(f"schedule.weight_decay.values={wd['values']}: needs one value more than "
+                        f"schedule.weight_decay.milestones={wd['milestones']}")
+
+
+def check_models(workload, method, problems):
+    """workload.models: one entry per model group with that group's own model settings."""
+    models = workload.get("models")
+    if models is None:
+        return
+    if len(models) != method["n"]:
+        problems.append(f"workload.models={models!r}: needs one entry per model (method.n={method['n']})")
+        return
+    allowed = MODEL_KEYS[workload["name"]]
+    for index, spec in enumerate(models):
+        unknown = set(spec or {}) - allowed
+        if unknown:
+            problems.append(f"workload.models[{index}]: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        classes = (spec or {}).get("num_classes", workload.get("num_classes"))
+        if classes != workload.get("num_classes"):
+            problems.append(f"workload.models[{index}].num_classes={classes!r} differs from workload.num_classes="
+                            f"{workload.get('num_classes')!r}: codistilled models must predict the same classes")
+
+
+def check_own_method_workload(container, translation, problems):
+    """PowerSGD, local SGD and DiLoCo train copies of one model in this engine (vision)."""
+    name = container["method"]["name"]
+    if name not in OWN_METHODS:
+        return
+    if translation:
+        problems.append(f"method.name={name!r}: the translation workloads train through fairseq, which has no "
+                        f"{name}; use it with a vision workload (e.g. workload=clusters_resnet)")
+    elif container["workload"].get("models") is not None:
+        problems.append(f"workload.models: {name} averages copies of one model; per-model architectures are for "
+                        "method=codistill or independent (set workload.models=null)")
+
+
+def check_launcher(container, problems):
+    launcher = container["launcher"]
+    if launcher["name"] != "slurm":
+        return
+    if not launcher["partition"]:
+        problems.append("launcher.partition=None: no Slurm partition configured; set it in src/conf/site/local.yaml "
+                        "(see src/conf/site/example.yaml), in CODISTILL_SLURM_PARTITION, or with "
+                        "launcher.partition=<name> on the command line")
+    per_node = launcher["tasks_per_node"]
+    if container["world_size"] % per_node:
+        problems.append(f"world_size={container['world_size']} ranks do not fill nodes of "
+                        f"launcher.tasks_per_node={per_node} evenly")
+    if not launcher["signal_delay_s"] < 60 * launcher["time_limit_min"]:
+        problems.append(f"launcher.signal_delay_s={launcher['signal_delay_s']!r}: must be below the time limit "
+                        f"(launcher.time_limit_min={launcher['time_limit_min']!r})")
+
+
+def check_eval_every(container, problems):
+    """The engine evaluates (and commits the run's state) every eval_every_epochs x
+    steps-per-epoch updates and at the end; a fraction of an epoch rarely gives a whole number of
+    updates (steps per epoch depend on the data), so such a run would evaluate only at its end."""
+    every = container.get("eval_every_epochs")
+    if isinstance(every, bool) or not _is_whole(every):
+        problems.append(f"eval_every_epochs={every!r}: must be a whole number of epochs >= 1 (the run evaluates "
+                        "and saves its state every eval_every_epochs epochs and at its end)")
+
+
+def check_updates(container, problems):
+    """At least one batch per model in the training set left by data.fraction, and at least one
+    update (hence one evaluation, at the run's end), worked out as the engine does (vision
+    workloads of known size)."""
+    workload, scale, method = container["workload"], container["scale"], container["method"]
+    size = workload.get("train_size", KNOWN_TRAIN_SIZES.get(workload["name"]))
+    fraction, epoch_scale = container["data"].get("fraction"), container.get("epoch_scale")
+    numbers = (size, fraction, epoch_scale, scale["batch_per_rank"], scale["ranks_per_model"])
+    if not all(_is_number(value) and value > 0 for value in numbers):
+        return   # not known here, or already refused by its own check
+    ranks = container["world_size"] if method["name"] in GLOBAL_BATCH_METHODS else scale["ranks_per_model"]
+    batch = int(scale["batch_per_rank"]) * int(ranks)
+    holdout = container["data"].get("holdout", 0)
+    size = size - holdout if isinstance(holdout, int) and 0 < holdout < size else size   # held out of training
+    samples = size if fraction >= 1 else round(size * fraction)
+    steps_per_epoch = samples // batch
+    if steps_per_epoch == 0:
+        problems.append(f"data.fraction={fraction!r}: leaves {samples} training samples, fewer than one batch of "
+                        f"{batch} per model (scale.batch_per_rank={scale['batch_per_rank']} x {ranks} ranks); "
+                        "raise data.fraction or lower the batch")
+        return
+    epochs = container["schedule"]["epochs"]
+    stretch = epoch_scale / fraction * workload.get("epoch_scale", 1.0)   # as schedules.run_schedules
+    updates = int(round(epochs * stretch * steps_per_epoch))
+    if updates < 1:
+        problems.append(f"epoch_scale={epoch_scale!r}: gives {epochs * epoch_scale / fraction:g} epochs of "
+                        f"{steps_per_epoch} updates, i.e. no update and no evaluation; raise epoch_scale "
+                        "(or schedule.epochs)")
+
+
+def check_top_level(container, translation, problems):
+    """The keys of codistill.yaml itself, and data.holdout, which a sweep may add."""
+    data, train_size = container["data"], container["workload"].get("train_size")
+    fraction, holdout = data.get("fraction"), data.get("holdout", 0)
+    if not (_is_number(fraction) and 0 < fraction <= 1):
+        problems.append(f"data.fraction={fraction!r}: must be in (0, 1] (1/k of the training set)")
+    if not (isinstance(holdout, int) and holdout >= 0) or (
+            holdout and isinstance(train_size, int) and holdout >= train_size):
+        problems.append(f"data.holdout={holdout!r}: training samples held out for evaluation must be an integer "
+                        f">= 0 and below workload.train_size ({train_size})")
+    elif holdout and translation:
+        problems.append("data.holdout: held-out tuning data is implemented for the vision workloads only")
+    epoch_scale = container.get("epoch_scale")
+    if not (_is_number(epoch_scale) and epoch_scale > 0):
+        problems.append(f"epoch_scale={epoch_scale!r}: must be > 0 (it multiplies the schedule's epochs)")
+    if not isinstance(container.get("seed"), int):
+        problems.append(f"seed={container.get('seed')!r}: must be an integer")

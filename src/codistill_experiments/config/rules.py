@@ -1,0 +1,101 @@
+"""What a value of a config must satisfy beyond its type: a `Rule` (allowed values, bounds, a whole
+number, a length), declared on the schema field it constrains (`spec`) and checked for every job by
+`problems_of`, which names the key, the value and what is allowed."""
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+RULE = "rule"
+# A number as written, 1 or 1.0: the run id hashes the resolved config, so a field never converts one.
+Number = typing.Union[int, float]
+WORKLOAD_NAME = "the workload file sets it: workload=<file> chooses another"
+
+
+@dataclass(frozen=True)
+class Rule:
+    choices: tuple = None   # the values allowed
+    at_least: float = None
+    above: float = None
+    below: float = None
+    whole: bool = False     # an integral number: a value computed by interpolation may be 4.0
+    length: int = None      # a list of this many values, each one following the rule
+    why: str = None
+
+    def holds(self, value):
+        if isinstance(value, list):
+            return (self.length is None or len(value) == self.length) and all(map(self._holds, value))
+        return self._holds(value)
+
+    def _holds(self, value):
+        if self.choices is not None:
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return ((not self.whole or float(value).is_integer())
+                and (self.at_least is None or value >= self.at_least) and (self.above is None or value > self.above)
+                and (self.below is None or value < self.below))
+
+    def describe(self, integer=False):
+        if self.choices is not None:
+            text = "allowed: " + ", ".join(map(str, self.choices))
+        elif self.below is not None:
+            low = f"[{self.at_least}" if self.at_least is not None else f"({self.above}"
+            text = f"must be in {low}, {self.below})"
+        else:
+            kind = "a whole number " if self.whole else "an integer " if integer else ""
+            text = "must be " + kind + (f">= {self.at_least}" if self.at_least is not None else f"> {self.above}")
+        if self.length is not None:
+            text = f"must be {self.length} values, each {text.removeprefix('must be ')}"
+        return f"{text} ({self.why})" if self.why else text
+
+
+def spec(rule=None, **fields):
+    """A required schema field (no default: the config file gives its value) with a rule: a Rule,
+    or a Rule's fields."""
+    return field(default=MISSING, metadata={RULE: rule or Rule(**fields)})
+
+
+def named(name, why):
+    """The `name` field of a schema's configs: that one name (its default too, so that the schema
+    knows its own name)."""
+    return field(default=name, metadata={RULE: Rule(choices=(name,), why=why)})
+
+
+COUNT = Rule(at_least=1)
+NON_NEGATIVE = Rule(at_least=0)
+POSITIVE = Rule(above=0)
+FRACTION = Rule(at_least=0, below=1)
+
+
+def _dataclass_in(annotation):
+    """The dataclass an annotation names (Optional[X] too), or None."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
+
+
+def problems_of(value, schema, key):
+    """Every value of `value` (a resolved config node, a plain dict) that breaks a rule its schema
+    declares, nested schemas included, as 'key=value: what is allowed'. A schema may list rules for
+    keys that a config may add (`+key=...`) in a class attribute `optional_keys`; a schema with
+    `closed = True` refuses any other key, which nothing would read."""
+    problems, declared = [], {f.name: f for f in dataclasses.fields(schema)}
+    for name, item in value.items():
+        full = f"{key}.{name}"
+        if name in declared:
+            nested = _dataclass_in(declared[name].type)
+            if nested is not None and isinstance(item, dict):
+                problems += problems_of(item, nested, full)
+            rule, integer = declared[name].metadata.get(RULE), declared[name].type in (int, typing.Optional[int])
+        elif getattr(schema, "closed", False):
+            problems.append(f"{full}={item!r}: {key} {getattr(schema, 'name', '')} does not read this key (it "
+                            f"reads {', '.join(sorted(declared))}); remove the override")
+            continue
+        else:
+            rule, integer = getattr(schema, "optional_keys", {}).get(name), False
+        if rule is not None and item is not None and not rule.holds(item):
+            problems.append(f"{full}={item!r}: {rule.describe(integer)}")
+    return problems

@@ -1,0 +1,295 @@
+"""The schema of each config group: dataclasses registered in Hydra's ConfigStore under
+`schema/<group>/<name>`, which every config file of the group names first in its defaults
+(`- /schema/method/codistill@_here_`). Hydra checks each key and each value's type as it composes a
+job (a misspelt key, or `method.period=abc`, stops it there), and `rules.problems_of` checks the
+rules declared beside the types (allowed values, bounds) once the job is resolved.
+
+The config files give every value (a field has no default, but for `name`), so that a run's resolved
+config, and its run id, is what the files say; a field is as wide as the values the files and the
+sweeps give it (`Number`: 1 stays 1, 1.0 stays 1.0). The fields are in the config file's order, which
+is the resolved config's. A nested schema is built empty (default_factory) rather than left missing:
+OmegaConf 2.3 cannot fill a missing node whose schema holds a Union field. The lists of choices are
+codistill.choices' (the library's) and names' (the experiments'), which the modules that implement
+them import too. The translation schemas are translation_schema.py's.
+"""
+import multiprocessing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, List, Optional
+
+from omegaconf import MISSING
+
+from codistill.choices import ALPHA_SCHEDULES, DISTILL_LOSSES, EXCHANGES, LR_KINDS, PREDICTION_BITS
+
+from ..names import MINI_ARCHS, MINI_RESNETS, SCENARIOS
+from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Rule, named, spec
+from .translation_schema import TranslationMini, TranslationSchedule, TranslationWorkload
+
+PERIOD = Rule(at_least=1, why="T, updates between exchanges, or H, updates between averagings")
+
+
+# ----- method: one schema per method; a key no method reads is refused (`+method.alpha` on allreduce)
+
+@dataclass
+class Method:
+    closed: ClassVar[bool] = True
+    name: str = MISSING
+    n: int = MISSING
+    nodes_per_model: int = spec(COUNT)
+
+
+def method_name(name):
+    return named(name, "method=<name> chooses the method")
+
+
+@dataclass
+class Allreduce(Method):
+    name: str = method_name("allreduce")
+    n: int = spec(choices=(1,), why="allreduce trains one model")
+    coordinated_sampling: bool = MISSING
+
+
+@dataclass
+class Codistill(Method):
+    name: str = method_name("codistill")
+    n: int = spec(at_least=2, why="codistillation needs n >= 2 models")
+    exchange: str = spec(choices=EXCHANGES)
+    period: int = spec(PERIOD)
+    prediction_bits: int = spec(choices=PREDICTION_BITS, why="logits travel in 32- or 16-bit floats")
+    loss: str = spec(choices=DISTILL_LOSSES)
+    temperature: Number = spec(above=0, why="kl and soft_ce divide the logits by it")
+    alpha: Number = spec(NON_NEGATIVE)
+    alpha_schedule: str = spec(choices=ALPHA_SCHEDULES)
+    alpha_gamma: Number = spec(POSITIVE)
+    alpha_step_factor: Number = MISSING
+    burn_in_steps: int = spec(NON_NEGATIVE)
+    coordinated_sampling: bool = MISSING
+
+
+@dataclass
+class Independent(Method):
+    name: str = method_name("independent")
+    n: int = spec(COUNT)
+    coordinated_sampling: bool = MISSING
+    alpha: Number = spec(NON_NEGATIVE)
+
+
+@dataclass
+class Averaging(Method):
+    """localsgd and diloco: n groups averaged every `period` updates."""
+    n: int = spec(at_least=2, why="n >= 2 model groups are averaged")
+    coordinated_sampling: bool = MISSING
+    period: int = spec(PERIOD)
+
+
+@dataclass
+class LocalSGD(Averaging):
+    name: str = method_name("localsgd")
+    warmup_steps: int = spec(at_least=0, why="0: no post-local SGD warm-up")
+
+
+@dataclass
+class DiLoCo(Averaging):
+    name: str = method_name("diloco")
+    outer_lr: Number = spec(POSITIVE)
+    outer_momentum: Number = spec(FRACTION)
+
+
+@dataclass
+class PowerSGD(Method):
+    name: str = method_name("powersgd")
+    n: int = spec(choices=(1,), why="powersgd trains one model over all ranks")
+    coordinated_sampling: bool = MISSING
+    rank: int = spec(at_least=1, why="PowerSGD's matrix approximation rank")
+    start_iter: int = spec(NON_NEGATIVE)
+    min_compression_rate: Number = spec(NON_NEGATIVE)
+    error_feedback: bool = MISSING
+    warm_start: bool = MISSING
+
+
+METHODS = {schema.name: schema for schema in (Allreduce, Codistill, Independent, PowerSGD, LocalSGD, DiLoCo)}
+
+
+# ----- scale
+
+@dataclass
+class Scale:
+    name: str = spec(choices=("mini", "paper"))
+    note: str = MISSING
+    ranks_per_node: int = spec(COUNT)
+    ranks_per_model: Number = spec(at_least=1, whole=True, why="check batch_scale: at paper scale it multiplies "
+                                                                 "the GPUs per model")
+    batch_per_rank: Number = spec(at_least=1, whole=True, why="check batch_scale: at mini scale it multiplies the "
+                                                                "per-rank batch")
+    gpus_per_rank: int = spec(NON_NEGATIVE)
+
+
+# ----- schedule: the vision recipes (epochs) and the translation recipes (fairseq's updates)
+
+@dataclass
+class LR:
+    kind: str = spec(choices=LR_KINDS)
+    base: Number = MISSING
+    reference_batch: int = spec(COUNT)
+    warmup_epochs: Number = MISSING
+    milestones: List[Number] = MISSING
+    decay: Number = MISSING
+
+
+@dataclass
+class WeightDecay:
+    values: List[Number] = spec(NON_NEGATIVE)
+    milestones: List[Number] = MISSING
+
+
+@dataclass
+class VisionSchedule:
+    name: str = MISSING
+    epochs: Number = spec(POSITIVE)
+    momentum: Number = MISSING
+    lr: LR = field(default_factory=LR)
+    weight_decay: WeightDecay = field(default_factory=WeightDecay)
+
+
+# ----- workload: one schema per workload file (their keys differ)
+
+MODELS = Optional[List[Any]]   # per-model settings, one entry per model (config.checks)
+
+
+@dataclass
+class DigitsMLP:
+    name: str = named("digits_mlp", WORKLOAD_NAME)
+    train_size: int = spec(COUNT)
+    split_seed: int = MISSING
+    arch: Optional[str] = spec(choices=tuple(MINI_ARCHS), why="the mini stand-ins")
+    hidden: Optional[List[int]] = MISSING
+    eval_batch: int = spec(COUNT)
+    loader_workers: int = spec(NON_NEGATIVE)
+    models: MODELS = MISSING
+    gpu_memory_gb: Optional[int] = MISSING
+
+
+@dataclass
+class ClustersResNet:
+    name: str = named("clusters_resnet", WORKLOAD_NAME)
+    train_size: int = spec(COUNT)
+    val_size: int = spec(COUNT)
+    features: int = spec(COUNT)
+    num_classes: int = spec(COUNT)
+    clusters_per_class: int = spec(COUNT)
+    cluster_std: Number = MISSING
+    label_noise: Number = MISSING
+    data_seed: int = MISSING
+    arch: Optional[str] = spec(choices=tuple(MINI_RESNETS), why="the mini stand-ins")
+    batch_per_rank: int = spec(COUNT)
+    epoch_scale: Number = spec(POSITIVE)
+    weight_decay_scale: Number = spec(NON_NEGATIVE)
+    alpha_scale: Number = spec(NON_NEGATIVE)
+    eval_batch: int = spec(COUNT)
+    loader_workers: int = spec(NON_NEGATIVE)
+    models: MODELS = MISSING
+    gpu_memory_gb: Optional[int] = MISSING
+
+
+@dataclass
+class ImageNet:
+    name: str = named("imagenet", WORKLOAD_NAME)
+    arch: str = MISSING
+    num_classes: int = spec(COUNT)
+    data_root: str = MISSING
+    eval_batch: int = spec(COUNT)
+    loader_workers: int = spec(NON_NEGATIVE)
+    models: MODELS = MISSING
+    amp: bool = MISSING
+    channels_last: bool = MISSING
+    gpu_memory_gb: Optional[int] = MISSING
+
+
+@dataclass
+class Cifar10:
+    name: str = named("cifar10", WORKLOAD_NAME)
+    data_root: str = MISSING
+    depth: int = spec(COUNT)
+    widen: int = spec(COUNT)
+    num_classes: int = spec(COUNT)
+    scenario: str = spec(choices=SCENARIOS)
+    n_splits: int = spec(COUNT)
+    pretrained: Optional[str] = MISSING
+    eval_batch: int = spec(COUNT)
+    loader_workers: int = spec(NON_NEGATIVE)
+    models: MODELS = MISSING
+    amp: bool = MISSING
+    channels_last: bool = MISSING
+    gpu_memory_gb: Optional[int] = MISSING
+
+
+@dataclass
+class MultiviewMini:
+    name: str = named("multiview_mini", WORKLOAD_NAME)
+    scenario: str = spec(choices=SCENARIOS)
+    train_size: int = spec(COUNT)
+    val_size: int = spec(COUNT)
+    label_noise: Number = MISSING
+    data_seed: int = MISSING
+    eval_batch: int = spec(COUNT)
+    loader_workers: int = spec(NON_NEGATIVE)
+    models: MODELS = MISSING
+    gpu_memory_gb: Optional[int] = MISSING
+
+
+# ----- launcher: where the ranks of a job run (not part of the run's identity)
+
+START_METHODS = Rule(choices=tuple(multiprocessing.get_all_start_methods()), why="how a job starts its ranks")
+
+
+@dataclass
+class LocalLauncher:
+    """The ranks on this machine, started by this process (local) or by submitit (submitit_local)."""
+    name: str = spec(choices=("local", "submitit_local"), why="launcher=<name> chooses the launcher")
+    start_method: str = spec(START_METHODS)
+    threads_per_rank: int = spec(COUNT)
+    collective_timeout_s: Number = spec(POSITIVE)
+    lock_wait_s: Number = spec(NON_NEGATIVE)
+
+
+@dataclass
+class SlurmLauncher:
+    """One Slurm task per rank, through submitit."""
+    name: str = named("slurm", "launcher=<name> chooses the launcher")
+    start_method: str = spec(START_METHODS)
+    threads_per_rank: int = spec(COUNT)
+    collective_timeout_s: Number = spec(POSITIVE)
+    lock_wait_s: Number = spec(NON_NEGATIVE)
+    partition: Optional[str] = MISSING
+    account: Optional[str] = MISSING
+    constraint: Optional[str] = MISSING
+    gpus_per_rank: int = spec(NON_NEGATIVE)
+    tasks_per_node: int = spec(COUNT)
+    cpus_per_task: int = spec(COUNT)
+    mem_gb_per_rank: Number = spec(POSITIVE)
+    mem_gb: Number = spec(POSITIVE)
+    time_limit_min: Number = spec(POSITIVE)
+    max_requeues: int = spec(NON_NEGATIVE)
+    signal_delay_s: Number = spec(POSITIVE)
+
+
+# The schemas of each group, by the name the config files give them (`/schema/<group>/<name>`).
+SCHEMAS = {
+    "method": METHODS,
+    "scale": {"scale": Scale},
+    "schedule": {"vision": VisionSchedule, "translation": TranslationSchedule},
+    "launcher": {"local": LocalLauncher, "slurm": SlurmLauncher},
+    "workload": {"digits_mlp": DigitsMLP, "clusters_resnet": ClustersResNet, "imagenet": ImageNet,
+                 "cifar10": Cifar10, "multiview_mini": MultiviewMini, "translation": TranslationWorkload,
+                 "translation_mini": TranslationMini},
+}
+
+
+def register_schemas():
+    """Stores every schema in Hydra's ConfigStore, where the config files' defaults find them. Run
+    before anything composes a job (importing codistill_experiments.config does it)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for group, schemas in SCHEMAS.items():
+        for name, schema in schemas.items():
+            store.store(group=f"schema/{group}", name=name, node=schema, provider="codistill")

@@ -1,0 +1,147 @@
+"""The schemas of the translation configs (fairseq's recipes and workloads), as schema.py's: the
+schedule group's translation recipes, and the workloads of a fairseq data-bin (WMT'16, IWSLT'14) or of
+the generated mini corpus."""
+from dataclasses import dataclass, field
+from typing import ClassVar, List, Optional
+
+from omegaconf import MISSING
+
+from codistill.choices import SNAPSHOT_MODES
+
+from ..names import DROPOUTS, LABEL_SMOOTHING_SCHEDULES, MODEL_SIZES, SHARE_EMBEDDINGS
+from ..translation.data import SPLITS
+from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Rule, named, spec
+
+
+@dataclass
+class TranslationSchedule:
+    name: str = MISSING
+    kind: str = spec(choices=("translation",))
+    adam_betas: List[Number] = spec(at_least=0, below=1, length=2)
+    adam_eps: Number = spec(NON_NEGATIVE)
+    clip_norm: Number = spec(NON_NEGATIVE)
+    weight_decay: Number = spec(NON_NEGATIVE)
+    lr: Number = spec(POSITIVE)
+    warmup_updates: int = spec(NON_NEGATIVE)
+    warmup_init_lr: Number = spec(NON_NEGATIVE)
+    max_update: int = spec(COUNT)
+    max_epoch: int = spec(at_least=0, why="0: no epoch limit")
+    label_smoothing: Number = spec(at_least=0, below=1, why="0 removes it")
+    label_smoothing_schedule: str = spec(choices=LABEL_SMOOTHING_SCHEDULES)
+    label_smoothing_decay: Number = spec(at_least=0, why="a factor per epoch")
+
+
+# The translation workloads (fairseq): the model's sizes and dropouts, each optional in fairseq (null
+# or absent: the architecture's default).
+MODEL_RULES = {**{key: Rule(at_least=1, why="or null: the architecture's default") for key in MODEL_SIZES},
+               **{key: FRACTION for key in DROPOUTS}}
+
+
+@dataclass
+class Model:
+    """A published fairseq architecture, as its recipe sets it up."""
+    optional_keys: ClassVar[dict] = MODEL_RULES
+    arch: str = MISSING
+    share_embeddings: str = spec(choices=tuple(SHARE_EMBEDDINGS))
+    dropout: Number = spec(MODEL_RULES["dropout"])
+
+
+@dataclass
+class MiniModel:
+    """fairseq's base transformer, shrunk."""
+    optional_keys: ClassVar[dict] = MODEL_RULES
+    arch: str = MISSING
+    share_embeddings: str = spec(choices=tuple(SHARE_EMBEDDINGS))
+    encoder_layers: Optional[int] = spec(MODEL_RULES["encoder_layers"])
+    decoder_layers: Optional[int] = spec(MODEL_RULES["decoder_layers"])
+    encoder_embed_dim: Optional[int] = spec(MODEL_RULES["encoder_embed_dim"])
+    decoder_embed_dim: Optional[int] = spec(MODEL_RULES["decoder_embed_dim"])
+    encoder_ffn_embed_dim: Optional[int] = spec(MODEL_RULES["encoder_ffn_embed_dim"])
+    decoder_ffn_embed_dim: Optional[int] = spec(MODEL_RULES["decoder_ffn_embed_dim"])
+    encoder_attention_heads: Optional[int] = spec(MODEL_RULES["encoder_attention_heads"])
+    decoder_attention_heads: Optional[int] = spec(MODEL_RULES["decoder_attention_heads"])
+    dropout: Number = spec(MODEL_RULES["dropout"])
+
+
+@dataclass
+class Corpus:
+    seed: int = spec(NON_NEGATIVE)
+    vocab: int = spec(at_least=2)
+    train_pairs: int = spec(COUNT)
+    valid_pairs: int = spec(COUNT)
+    test_pairs: int = spec(COUNT)
+    min_len: int = spec(COUNT)
+    max_len: int = spec(COUNT)
+    noise: Number = spec(FRACTION)
+
+
+@dataclass
+class Generation:
+    subset: str = spec(choices=SPLITS)
+    beam: int = spec(COUNT)
+    lenpen: Number = spec(NON_NEGATIVE)
+    max_len_a: Number = spec(NON_NEGATIVE)
+    max_len_b: Number = spec(NON_NEGATIVE)
+    max_tokens: int = spec(COUNT)
+    remove_bpe: Optional[str] = MISSING
+
+
+@dataclass
+class MethodDefaults:
+    """What method=codistill takes from the workload unless told otherwise (checked there)."""
+    exchange: str = MISSING
+    period: int = MISSING
+    alpha_schedule: str = MISSING
+
+
+def task():
+    return named("translation", "the translation workloads train through fairseq")
+
+
+@dataclass
+class TranslationWorkload:
+    """A data set on disk (a fairseq data-bin) and a published architecture."""
+    name: str = spec(choices=("wmt16_en_de", "iwslt14_de_en"), why=WORKLOAD_NAME)
+    task: str = task()
+    note: Optional[str] = MISSING
+    data_bin: Optional[str] = MISSING
+    data_bin_env: str = MISSING
+    prepare_script: str = MISSING
+    source_lang: str = MISSING
+    target_lang: str = MISSING
+    model: Model = field(default_factory=Model)
+    required_batch_size_multiple: int = spec(COUNT)
+    max_tokens: int = spec(COUNT)
+    fp16: bool = MISSING
+    loader_workers: int = spec(NON_NEGATIVE)
+    log_interval: int = spec(COUNT)
+    generation: Generation = field(default_factory=Generation)
+    bleu_tokenize: str = MISSING
+    exchange_mode: str = spec(choices=SNAPSHOT_MODES)
+    exchange_timeout_s: Number = spec(above=0, why="seconds")
+    method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
+    gpu_memory_gb: Optional[int] = MISSING
+
+
+@dataclass
+class TranslationMini:
+    """The generated corpus (null data_bin) and a tiny transformer."""
+    name: str = named("translation_mini", WORKLOAD_NAME)
+    task: str = task()
+    note: Optional[str] = MISSING
+    data_bin: Optional[str] = MISSING
+    corpus: Corpus = field(default_factory=Corpus)
+    source_lang: str = MISSING
+    target_lang: str = MISSING
+    model: MiniModel = field(default_factory=MiniModel)
+    max_tokens: int = spec(COUNT)
+    required_batch_size_multiple: int = spec(COUNT)
+    fp16: bool = MISSING
+    loader_workers: int = spec(NON_NEGATIVE)
+    log_interval: int = spec(COUNT)
+    generation: Generation = field(default_factory=Generation)
+    bleu_tokenize: str = MISSING
+    exchange_mode: str = spec(choices=SNAPSHOT_MODES)
+    exchange_timeout_s: Number = spec(above=0, why="seconds")
+    method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
+    gpu_memory_gb: Optional[int] = MISSING
