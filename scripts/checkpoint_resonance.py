@@ -38,7 +38,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from codistill.exchange import CheckpointExchange  # noqa: E402
+from codistill import CheckpointExchange, teacher_mode  # noqa: E402
 
 BASE = ["method=codistill", "schedule=codistill_tuned", "method.exchange=checkpoints", "launcher=local",
         "workload=digits_mlp"]  # the collapse's workload; workload=... on the command line replaces it
@@ -72,10 +72,10 @@ def growth_per_exchange(h, period, momentum):
 # ---- the probe on the real engine ---------------------------------------------------------------
 
 def _probe_logits(module, inputs):
-    """Logits of a copy of `module` (train mode, as teachers run): the run's model, its BN
-    statistics and the global RNG are left untouched."""
+    """Logits of a copy of `module` run as teachers run (codistill.teacher_mode): the run's model,
+    its BN statistics and the global RNG are left untouched."""
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        return copy.deepcopy(module).train()(inputs).float()
+        return teacher_mode(copy.deepcopy(module))(inputs).float()
 
 
 def _gap_records(exchange, step, own, before, after):
@@ -102,15 +102,15 @@ def _gap_records(exchange, step, own, before, after):
 def gap_probe(probe_inputs, directory):
     """While active, every CheckpointExchange appends its gap records at each exchange to
     directory/exchange-gaps-rank<r>.jsonl (ranks forked inside the block inherit the probe)."""
-    original = CheckpointExchange.teachers_logits
+    original = CheckpointExchange.refresh
 
-    def probed(self, step, model, inputs, logits):
+    def probed(self, step, model):
         if not self.is_due(step):
-            return original(self, step, model, inputs, logits)
-        inputs_probe = probe_inputs.to(inputs.device)
+            return original(self, step, model)
+        inputs_probe = probe_inputs.to(next(model.parameters()).device)
         own = _probe_logits(model, inputs_probe)
         before = [_probe_logits(t, inputs_probe) for t in self.teachers]
-        result = original(self, step, model, inputs, logits)
+        result = original(self, step, model)
         after = [_probe_logits(t, inputs_probe) for t in self.teachers]
         rank = torch.distributed.get_rank()
         with open(Path(directory) / GAPS_FILE.format(rank=rank), "a") as handle:
@@ -118,11 +118,11 @@ def gap_probe(probe_inputs, directory):
                 handle.write(json.dumps({**record, "rank": rank}) + "\n")
         return result
 
-    CheckpointExchange.teachers_logits = probed
+    CheckpointExchange.refresh = probed
     try:
         yield
     finally:
-        CheckpointExchange.teachers_logits = original
+        CheckpointExchange.refresh = original
 
 
 def compose(overrides, results_root):
@@ -130,7 +130,7 @@ def compose(overrides, results_root):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from codistill.config import validate
+    from codistill_experiments.config import validate
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "src" / "conf"), version_base="1.3"):
@@ -145,9 +145,9 @@ def run_probed(container):
     which is read again); returns (exchanges, evals) as DataFrames."""
     from omegaconf import OmegaConf
 
-    from codistill.launch import launch
-    from codistill.runlog import is_finished, read_records, run_dir
-    from codistill.vision.workloads import build_workload
+    from codistill_experiments.launch import launch
+    from codistill_experiments.runlog import is_finished, read_records, run_dir
+    from codistill_experiments.vision.workloads import build_workload
 
     directory = run_dir(container)
     if not (is_finished(directory) and any(directory.glob("exchange-gaps-*"))):

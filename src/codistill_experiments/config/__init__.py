@@ -50,7 +50,7 @@ def data_problem(container):
         if workload["scenario"].startswith("pretrained") and not (pretrained and Path(pretrained).is_file()):
             return (f"workload.pretrained={pretrained!r}: scenario {workload['scenario']} needs the weights of "
                     "a Wide-ResNet trained with workload.scenario=full: run sweep=wrn_pretrain at the same scale, "
-                    "then pass workload.pretrained=<results>/runs/<its run id>/model0.pt (README, \"Paper scale\")")
+                    "then pass workload.pretrained=<results>/runs/<its run id>/model0.pt (docs/configs.md, \"Paper scale\")")
         return check_cifar_root(workload["data_root"])
     return None
 

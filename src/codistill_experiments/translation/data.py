@@ -36,7 +36,7 @@ def check_data_bin(workload):
     hint = workload.get("data_bin_env", "workload.data_bin")
     return (f"workload.data_bin={data_bin!r}: not a fairseq-preprocess output for {source}-{target} (missing "
             f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}). Prepare it with "
-            f"{workload.get('prepare_script', 'scripts/')} (README, 'Translation data') and set {hint}")
+            f"{workload.get('prepare_script', 'scripts/')} (docs/translation.md, 'Translation data') and set {hint}")
 
 
 def _pair(rng, cfg, mapping):
