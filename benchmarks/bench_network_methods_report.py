@@ -64,7 +64,7 @@ def section(part, targets):
                                                        f"{fmt_bits(expected[n])} / {8 * counted[n][1] / 1e6:.3g}"
                                                        for n in counted]])
             bits_cols = list(counted)
-    return ["PowerSGD, local SGD and DiLoCo (issue 14) in the same namespaces and harness as the table above "
+    return ["PowerSGD, local SGD and DiLoCo in the same namespaces and harness as the table above "
             f"(bench_network_methods.py): PowerSGD at rank {part['powersgd_rank']}, start_iter 2, so every measured "
             "update is compressed, its time measured directly; local SGD and DiLoCo with 2 groups of one rank, the "
             "updates between averagings and one averaging (DiLoCo: one outer step) timed apart, an update at "

@@ -1,4 +1,4 @@
-"""Figures as a reviewer reads them (issue 23), read back from the artists of figures drawn from
+"""Figures as a reviewer reads them, read back from the artists of figures drawn from
 hand-made logs: Fig. 2's final values and all_reduce's band, its controls labelled; the frontier's
 0-bit control and all_reduce band, with labels that do not collide; legends per panel where the
 colours differ; fig13's 'every update'; log ticks that cover the data; fig2_regimes per regime."""
