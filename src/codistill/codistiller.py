@@ -113,7 +113,7 @@ class Codistiller:
         self.kind, self.temperature, self.burn_in_steps = loss, temperature, burn_in_steps
         self.alpha = alpha if callable(alpha) else (lambda step: alpha)
         self.run_teacher = run_teacher or _forward
-        self.prepared_step, self.teachers_ready = None, False
+        self.prepared_step = None
 
     @property
     def model_group(self):
@@ -134,11 +134,13 @@ class Codistiller:
         """For checkpoint exchanges: publishes and refreshes the teachers of update `step`, once
         per update however often it is called (a client that runs several micro-batches per update
         calls it first). True when the teachers hold the peers to use at `step`."""
+        ready = step >= self.burn_in_steps
         if self.prepared_step != step:
             self.exchange.publish(step, self.model)
-            self.teachers_ready = step >= self.burn_in_steps and self.exchange.refresh(step, self.model)
+            if ready:
+                self.exchange.refresh(step, self.model)
             self.prepared_step = step
-        return self.teachers_ready
+        return ready
 
     def teachers_logits(self, step, inputs, logits):
         """The teachers' logits at update `step` on this batch (`inputs`, the student's `logits`);

@@ -191,11 +191,10 @@ class CheckpointExchange:
 
     def refresh(self, step, model):
         """At an exchange point (or the first call), every teacher gets its peer's current
-        parameters. True: the teachers hold the peers to use at `step`."""
+        parameters: the teachers then hold the peers to use at `step`."""
         if self.is_due(step):
             self._exchange()
             self.source_step = step
-        return True
 
     def held_steps(self):
         """The update the teachers' parameters come from (None before the first exchange)."""

@@ -45,12 +45,11 @@ class FileCheckpointExchange:
                 self.store.prune_unneeded(self.group_index, self.n_groups, self.period)
 
     def refresh(self, step, model):
-        """Reads the peers' snapshots to use at `step` into the teachers; True once they hold them."""
+        """Reads the peers' snapshots to use at `step` into the teachers."""
         for slot, source, tensors, counted in self.reader.refresh(step):
             if counted:
                 self.counter.charge(snapshot_bits(tensors), self.crosses_nodes)
             self._load(slot, source, tensors)
-        return True
     def _load(self, slot, source, tensors):
         teacher = self.teachers[slot]
         reference = next(teacher.parameters())

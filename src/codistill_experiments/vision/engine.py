@@ -26,7 +26,6 @@ from .sampling import CoordinatedBatchSampler, EvalShardSampler, batch_source, d
 from .workloads import build_workload
 
 
-
 def model_spec(cfg, group):
     """Model group `group`'s own settings: its index (the multi-view split it sees) and
     workload.models[group] when given (e.g. its architecture, Figs. 14-15)."""
@@ -59,8 +58,8 @@ _NO_AUTOCAST = contextlib.nullcontext()
 class Precision:
     """workload.amp: float16 autocast with loss scaling on GPU, bfloat16 autocast on CPU.
     Without it, plain float32 with no autocast context and no scaler calls at all: even disabled,
-    they cost ~8 us per update, 2 % of a digits MLP's update (benchmarks/results.md, part 4, before
-    this bypass). The scaler exists either way (disabled): its state_dict is part of a saved state."""
+    they cost ~8 us per update, 2 % of a digits MLP's update (measured with benchmarks' part 4).
+    The scaler exists either way (disabled): its state_dict is part of a saved state."""
 
     def __init__(self, enabled, device):
         self.enabled, self.device_type = enabled, device.type
@@ -153,10 +152,10 @@ def build_codistiller(cfg, layout, groups, counter, model, workload, memory_form
         return workload.make_model(0, model_spec(cfg, peer)).to(memory_format=memory_format)
 
     return Codistiller(model, layout, exchange=method.exchange, period=int(method.period),
-                       alpha=alpha if alpha is not None else float(method.get("alpha", 1.0)),
-                       loss=method.get("loss", "mse"), temperature=float(method.get("temperature", 1.0)),
-                       burn_in_steps=int(method.get("burn_in_steps", 0)),
-                       prediction_bits=method.get("prediction_bits", 32), make_teacher=make_teacher,
+                       alpha=alpha if alpha is not None else float(method.alpha),
+                       loss=method.loss, temperature=float(method.temperature),
+                       burn_in_steps=int(method.burn_in_steps),
+                       prediction_bits=method.prediction_bits, make_teacher=make_teacher,
                        groups=groups, counter=counter)
 
 
