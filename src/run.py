@@ -16,6 +16,8 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from codistill_experiments.config import ConfigError, data_problem, validate
+from codistill_experiments.model_jobs import (assemble_run_log, exchange_directory, model_directory, model_ended,
+                                              uses_files)
 from codistill_experiments.progress import MODE_VARIABLE, mode
 from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, run_dir, run_id
 
@@ -67,6 +69,37 @@ def ended(identifier, directory):
     return state == FINISHED
 
 
+def state_directories(container, directory):
+    """(directory, model groups or None for all, name) of each run state this job resumes: the
+    run's, or with method.transport=files each unfinished model's (the one of `model_job`)."""
+    if not uses_files(container):
+        return [(directory, None, "")]
+    chosen = container.get("model_job")
+    models = range(container["method"]["n"]) if chosen is None else [chosen]
+    return [(model_directory(directory, model), [model], f" model {model}") for model in models
+            if not model_ended(directory, model)]
+
+
+def model_job_ended(container, directory):
+    """A job of one model (method.transport=files, model_job=<i>) whose model has ended: it
+    assembles the run's log if every other model has ended too, and has nothing to train."""
+    model = container.get("model_job")
+    if model is None or not uses_files(container) or not model_ended(directory, model):
+        return False
+    print(f"skip model {model} of {run_id(container)}: it has finished; the run's log is "
+          f"{'complete' if assemble_run_log(container, directory) else 'assembled once every model has finished'}")
+    return True
+
+
+def model_jobs_line(container):
+    """What a run of independent model jobs queues (method.transport=files)."""
+    n, k = container["method"]["n"], container["job_ranks"]
+    where = "the sweeper queues one job per model (model_job=<i>)" if container["launcher"]["name"] != "local" \
+        else "started together on this machine"
+    return (f"model jobs: {n} independent jobs of {k} rank{'s' * (k > 1)} each, launcher {container['launcher']['name']}"
+            f" ({where}), exchanging checkpoints through {exchange_directory(run_dir(container))}")
+
+
 @hydra.main(config_path="conf", config_name="codistill", version_base="1.3")
 def main(cfg):
     try:
@@ -82,26 +115,31 @@ def main(cfg):
     if cfg.dry_run:
         print(OmegaConf.to_yaml(cfg, resolve=True))
         print(f"run id: {identifier}\nrun dir: {directory}")
+        if uses_files(container):
+            print(model_jobs_line(container))
         if problem:
             print(f"warning: cannot run here yet: {problem}")
         return
     if problem:
         sys.exit(f"error: {problem}")
-    if ended(identifier, directory):
+    if ended(identifier, directory) or model_job_ended(container, directory):
         return
     verbosity = progress_mode(container)
     from codistill_experiments.run_state import RunInProgress, StateUnreadable, is_leader_process, recover, run_lock
     from codistill_experiments.launch import RankLost, launch  # torch is imported only when something will train
 
     try:
-        with run_lock(directory, container["launcher"].get("lock_wait_s", 0)):
-            if ended(identifier, directory):  # by the job that held the lock meanwhile
+        model_job = container.get("model_job")
+        locked = directory if model_job is None else model_directory(directory, model_job)
+        with run_lock(locked, container["launcher"].get("lock_wait_s", 0)):
+            if ended(identifier, directory) or model_job_ended(container, directory):  # by the job that held the lock
                 return
             if is_leader_process():  # the other ranks of a job read what it has checked (and repaired)
-                resume_step = recover(directory, container["method"]["n"])
-                action = "run" if resume_step is None else f"resume (from update {resume_step})"
-                if verbosity == "full":
-                    print(f"{action} {identifier} ({container['scale']['note']}) -> {directory}", flush=True)
+                for where, groups, what in state_directories(container, directory):
+                    resume_step = recover(where, container["method"]["n"], groups=groups)
+                    action = "run" if resume_step is None else f"resume (from update {resume_step})"
+                    if verbosity == "full":
+                        print(f"{action} {identifier}{what} ({container['scale']['note']}) -> {where}", flush=True)
             launch(container, directory)
     except (RunInProgress, StateUnreadable) as error:
         sys.exit(f"error: {error}")

@@ -85,7 +85,7 @@ def test_a_damaged_newest_state_falls_back_to_the_previous_step_and_ends_as_unin
     if damage == "bit-flipped":   # loadable: only the committed checksum tells it from the original
         torch.load(state / damaged, weights_only=True)
         assert "sha256 differs from the one committed" in run_state.unreadable_file(
-            soak_resume.run_directory(root), run_state.read_record(state / "latest.json"), 2)[1]
+            soak_resume.run_directory(root), run_state.read_record(state / "latest.json"), range(2))[1]
     done = rerun(root)
     assert done.returncode == 0, done.stderr[-2000:]
     warning = [line for line in done.stderr.splitlines() if line.startswith("warning:")]

@@ -8,3 +8,4 @@ DISTILL_LOSSES = ("mse", "kl", "soft_ce")       # losses.py: the distillation te
 ALPHA_SCHEDULES = ("constant", "step", "exponential")   # schedules.AlphaSchedule
 LR_KINDS = ("step", "cosine")                   # schedules.LRSchedule
 SNAPSHOT_MODES = ("lockstep", "async")          # snapshots.py: which peer snapshot a reader takes
+TRANSPORTS = ("collectives", "files")          # how checkpoint teachers travel: one world, or files between model jobs

@@ -92,11 +92,13 @@ class Codistiller:
     @classmethod
     def through_files(cls, model, store, group_index, n_groups, period=1, alpha=1.0, loss="mse", temperature=1.0,
                       burn_in_steps=0, make_teacher=None, *, mode="lockstep", timeout_s=600.0, counter=None,
-                      publish=True, crosses_nodes=True, prune=False, run_teacher=None):
+                      publish=True, crosses_nodes=True, prune=False, run_teacher=None, warn=None):
         """Codistillation between models that share only storage (each its own job or world): the
         checkpoint exchange through files (file_exchange.FileCheckpointExchange on `store`, a
         SnapshotStore or a folder). publish: this rank writes the snapshots (its model group's
-        leader); mode, timeout_s, crosses_nodes and prune as FileCheckpointExchange's."""
+        leader); mode, timeout_s, crosses_nodes, prune and warn (where a skipped damaged snapshot
+        is reported) as FileCheckpointExchange's. A peer without a snapshot yet (asynchronous mode)
+        is no teacher: the loss is the mean over the peers present."""
         _check(period, loss, temperature, n_groups)
         self = cls.__new__(cls)
         self.groups = None
@@ -104,7 +106,7 @@ class Codistiller:
         teachers = build_teachers(model, make_teacher or (lambda group: copy.deepcopy(model)), group_index, n_groups)
         exchange = FileCheckpointExchange(store, group_index, n_groups, period, teachers, mode=mode,
                                           timeout_s=timeout_s, counter=counter, publish=publish,
-                                          crosses_nodes=crosses_nodes, prune=prune)
+                                          crosses_nodes=crosses_nodes, prune=prune, warn=warn)
         self._setup(model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher)
         return self
 
@@ -124,6 +126,11 @@ class Codistiller:
     def teachers(self):
         """The checkpoint teachers (modules in teacher mode); none for a prediction exchange."""
         return getattr(self.exchange, "teachers", [])
+
+    def teacher_ages(self, step):
+        """Per peer: updates between `step` and the parameters its teacher holds (None: no
+        snapshot of it yet); None for a prediction exchange (its teachers are of the update)."""
+        return self.exchange.teacher_ages(step) if self.exchange.sends == "checkpoints" else None
 
     def data_parallel(self):
         """DDP over the model group, with every all_reduce counted in `counter` (the bare model
@@ -151,7 +158,8 @@ class Codistiller:
         if not self.prepare(step):
             return []
         with torch.no_grad():
-            return [self.run_teacher(teacher, inputs) for teacher in self.teachers]
+            return [self.run_teacher(teacher, inputs)
+                    for teacher, present in zip(self.teachers, self.exchange.present()) if present]
 
     def distillation(self, step, logits, teachers, keep=None):
         """(alpha(step) x D, D): D the mean over the teachers of the distillation term between

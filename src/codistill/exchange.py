@@ -200,6 +200,14 @@ class CheckpointExchange:
         """The update the teachers' parameters come from (None before the first exchange)."""
         return self.source_step
 
+    def present(self):
+        """Per teacher: whether it holds a peer (all of them once the first exchange is done)."""
+        return [self.source_step is not None] * len(self.teachers)
+
+    def teacher_ages(self, step):
+        """Per teacher: updates between `step` and the parameters it holds (None before the first exchange)."""
+        return [None if self.source_step is None else step - self.source_step] * len(self.teachers)
+
     def _exchange(self):
         """One exchange: every teacher gets its peer's current parameters."""
         with torch.no_grad():

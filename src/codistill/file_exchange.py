@@ -13,7 +13,8 @@ class FileCheckpointExchange:
     (fresh modules of the peers' architectures, one per other group, in group order:
     teachers.build_teachers). mode "lockstep": at update s the peers' snapshot of floor(s/T)*T,
     waiting up to timeout_s for a peer that is behind (reproducible); "async": the newest there is
-    (Anil et al. 2018). Snapshots are written from update 0 on, also during a burn-in, so peers
+    (Anil et al. 2018), never waiting: a peer that has published nothing is absent (no teacher), a
+    peer that stopped publishing is kept as its last snapshot (`teacher_ages` says how old). Snapshots are written from update 0 on, also during a burn-in, so peers
     never wait for one that will not come. `counter` is charged the bits of every snapshot read
     (inter-node when crosses_nodes). Snapshots are kept until the caller prunes them
     (store.prune), or, with prune=True, each publish removes this group's snapshots that no peer
@@ -24,7 +25,7 @@ class FileCheckpointExchange:
     sends = "checkpoints"
 
     def __init__(self, store, group_index, n_groups, period, teachers, mode="lockstep", timeout_s=600.0,
-                 counter=None, publish=True, crosses_nodes=True, prune=False):
+                 counter=None, publish=True, crosses_nodes=True, prune=False, warn=None):
         self.store = store if isinstance(store, SnapshotStore) else SnapshotStore(store)
         self.group_index, self.period, self.teachers = group_index, period, list(teachers)
         self.publishes, self.crosses_nodes = publish, crosses_nodes
@@ -33,7 +34,7 @@ class FileCheckpointExchange:
         peers = [j for j in range(n_groups) if j != group_index]
         if len(peers) != len(self.teachers):
             raise ValueError(f"{len(self.teachers)} teachers for {len(peers)} other model groups")
-        self.reader = PeerReader(self.store, peers, period, mode, timeout_s)
+        self.reader = PeerReader(self.store, peers, period, mode, timeout_s, warn)
         self.published_step = None
 
     def publish(self, step, model):
@@ -64,6 +65,14 @@ class FileCheckpointExchange:
         first read."""
         steps = self.reader.steps
         return None if None in steps else list(steps)
+
+    def present(self):
+        """Per teacher: whether it holds a snapshot (an absent peer has none: no distillation from it)."""
+        return [step is not None for step in self.reader.steps]
+
+    def teacher_ages(self, step):
+        """Per teacher, in peer order: updates between `step` and the snapshot it holds (None: absent)."""
+        return [None if held is None else step - held for held in self.reader.steps]
 
     def state_dict(self):
         """The steps of the snapshots the teachers hold: a resumed run reads them again, uncounted."""

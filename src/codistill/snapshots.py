@@ -6,11 +6,14 @@ new one, never a file being written, even when the writer is killed mid-write). 
 points a model reads its peers' snapshots:
 - lock-step: the peers' snapshot of step floor(s/T)*T exactly, waiting for it (up to a timeout)
   if a peer is behind, so a run is reproducible whatever the processes' speeds;
-- asynchronous: whatever snapshot of each peer is newest (Anil et al. 2018), never waiting
-  except for the very first one.
-Snapshots hold tensors only and load with `torch.load(weights_only=True)`.
+- asynchronous: whatever snapshot of each peer is newest (Anil et al. 2018), never waiting: a peer
+  that has published nothing yet is absent (no teacher), a peer that stopped publishing is kept as
+  its last snapshot (its age grows; the reader logs it).
+Snapshots hold tensors only and load with `torch.load(weights_only=True)`. A snapshot that does not
+load (damaged on disk) is skipped with a warning naming it: the reader keeps what it holds.
 """
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +26,10 @@ from .atomic_write import atomic_write_bytes
 
 class SnapshotTimeout(RuntimeError):
     pass
+
+
+class DamagedSnapshot(RuntimeError):
+    """A snapshot file that exists but does not load."""
 
 
 def snapshot_bits(tensors):
@@ -57,7 +64,16 @@ class SnapshotStore:
         return sorted(found)
 
     def load(self, model, step):
-        return torch.load(self.path(model, step), map_location="cpu", weights_only=True)
+        """Model `model`'s snapshot of `step`. Raises FileNotFoundError when it is not (or no
+        longer) there, DamagedSnapshot when it is there but does not load."""
+        path = self.path(model, step)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # a truncated zip, flipped bits, a foreign object: all unreadable
+            raise DamagedSnapshot(f"{path} does not load ({type(error).__name__}: "
+                                  f"{str(error).splitlines()[0] if str(error) else ''})") from error
 
     def _wait(self, what, ready, timeout_s, mode_hint):
         started = last_report = time.monotonic()
@@ -70,7 +86,7 @@ class SnapshotStore:
                 raise SnapshotTimeout(
                     f"waited {timeout_s:g} s for {what} ({mode_hint}; workload.exchange_timeout_s). The peer may "
                     "have died or be far behind: see its log in the run directory; rerunning the same command "
-                    "resumes every model from its last fairseq checkpoint")
+                    "resumes each model from its last saved state")
             if now - last_report > self.report_every_s:
                 print(f"still waiting for {what} ({now - started:.0f} s)", flush=True)
                 last_report = now
@@ -95,19 +111,23 @@ class SnapshotStore:
         steps = self.steps(model)
         return steps[-1] if steps else None
 
-    def newest(self, model):
-        """Asynchronous: (step, tensors) of model `model`'s newest complete snapshot, or None."""
+    def newest(self, model, newer_than=-1, skip=()):
+        """Asynchronous: (step, tensors) of model `model`'s newest complete snapshot of a step >
+        newer_than, or None. Steps in `skip` are not read; a damaged one raises DamagedSnapshot
+        (with its step as `.step`), so that the caller can warn and skip it."""
         for step in reversed(self.steps(model)):
+            if step <= newer_than:
+                return None
+            if step in skip:
+                continue
             try:
                 return step, self.load(model, step)
             except FileNotFoundError:  # pruned meanwhile: take the next newest
                 continue
+            except DamagedSnapshot as damaged:
+                damaged.step = step
+                raise
         return None
-
-    def wait_for_first(self, model, timeout_s):
-        """Asynchronous, first exchange: waits until model `model` has published a snapshot."""
-        return self._wait(f"a first snapshot of model {model} in {self.folder(model)}", lambda: self.newest(model),
-                          timeout_s, "asynchronous exchange")
 
     def prune(self, model, older_than):
         """Removes model `model`'s snapshots of steps < older_than (no peer can need them)."""
@@ -141,18 +161,23 @@ class PeerReader:
     """Which snapshot of each peer a model uses at update s, read from the store when it changes.
 
     lock-step: the peers' snapshot of step floor(s/T)*T, waiting for it;
-    async: at s = 0 (or a resume) each peer's newest, waiting only for a first one; then, at every
-    exchange point s = kT, a peer's newest snapshot if it is newer than the one held.
-    `steps[slot]` is the step of the snapshot held for peer `peers[slot]`. After a resume, `resume`
-    marks the steps held before the interruption: reading them again is not new traffic.
+    async: at every exchange point s = kT (and at the first refresh, e.g. after a resume) each
+    peer's newest snapshot if it is newer than the one held; a peer with none yet is absent.
+    `steps[slot]` is the step of the snapshot held for peer `peers[slot]` (None: absent). After a
+    resume, `resume` marks the steps held before the interruption: reading them again is not new
+    traffic. A damaged snapshot is skipped once, with a warning naming it (`warn`, default
+    stderr), and the teacher held is kept.
     """
 
-    def __init__(self, store, peers, period, mode, timeout_s):
+    def __init__(self, store, peers, period, mode, timeout_s, warn=None):
         if mode not in MODES:
             raise ValueError(f"exchange mode {mode!r} is not one of {MODES}")
         self.store, self.peers, self.period, self.mode, self.timeout_s = store, peers, period, mode, timeout_s
         self.steps = [None] * len(peers)
         self.held_before_resume = [None] * len(peers)
+        self.damaged = set()   # (peer, step) of snapshots found damaged: never read again
+        self.warn = warn or _stderr
+        self.refreshed = False
 
     def resume(self, steps):
         self.held_before_resume = list(steps)
@@ -161,22 +186,39 @@ class PeerReader:
         """Yields (slot, snapshot step, tensors, counted) for every peer whose snapshot changes at
         update `step`; `counted` is False for a re-read of what the interrupted run already held."""
         for slot, peer in enumerate(self.peers):
-            found = self._read(slot, peer, step)
+            try:
+                found = self._read(slot, peer, step)
+            except DamagedSnapshot as damaged:
+                self.damaged.add((peer, damaged.step))
+                held = self.steps[slot]
+                self.warn(f"warning: skipped model {peer}'s snapshot of update {damaged.step}: {damaged}; "
+                          f"{'its snapshot of update ' + str(held) if held is not None else 'no teacher'} "
+                          f"stands in for it")
+                continue
             if found is not None:
                 source, tensors = found
                 counted = source != self.held_before_resume[slot]
                 self.held_before_resume[slot] = None
                 self.steps[slot] = source
                 yield slot, source, tensors, counted
+        self.refreshed = True
 
     def _read(self, slot, peer, step):
         held = self.steps[slot]
         if self.mode == "lockstep":
             source = step // self.period * self.period
-            return None if held == source else (source, self.store.wait_for(peer, source, self.timeout_s))
-        if held is None:
-            return self.store.wait_for_first(peer, self.timeout_s)
-        if step % self.period == 0 and (self.store.newest_step(peer) or -1) > held:
-            found = self.store.newest(peer)
-            return found if found is not None and found[0] > held else None
+            if held == source or (peer, source) in self.damaged:
+                return None
+            try:
+                return source, self.store.wait_for(peer, source, self.timeout_s)
+            except DamagedSnapshot as damaged:
+                damaged.step = source
+                raise
+        if step % self.period == 0 or not self.refreshed:
+            return self.store.newest(peer, newer_than=-1 if held is None else held,
+                                     skip={s for p, s in self.damaged if p == peer})
         return None
+
+
+def _stderr(text):
+    print(text, file=sys.stderr, flush=True)

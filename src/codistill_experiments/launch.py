@@ -2,6 +2,9 @@
 - under Slurm/submitit (one task per rank): the job environment from submitit's helpers;
 - under torchrun (or anything that sets RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): that rank;
 - otherwise: this process spawns the ranks itself (env:// rendezvous on localhost).
+With method.transport=files every model is its own job of k ranks (model_jobs.py): on Slurm the
+sweeper queues one job per model (`model_job=<i>`); locally this process starts the n models'
+process groups together, each its own world, and one that dies does not stop the others.
 """
 import datetime
 import os
@@ -14,6 +17,8 @@ import torch.multiprocessing as mp
 from .vision.engine import train_rank
 from codistill.groups import Layout
 from .jobs import check_world_size, free_port, job_rank
+from .model_jobs import assemble_run_log, model_directory, model_ended, uses_files
+from .run_state import run_lock
 
 
 def layout_of(config, rank=0):
@@ -38,8 +43,11 @@ class RankLost(RuntimeError):
 
 
 def run_rank(rank, config, run_directory, local_rank=None):
-    """One rank: join the process group (env://), train, leave."""
+    """One rank: join the process group (env://), train, leave. `rank` is its place in the run's
+    layout; with method.transport=files its world is its model group, where it is rank_in_group."""
     layout = layout_of(config, rank)
+    files = uses_files(config)
+    world_rank, world_size = (layout.rank_in_group, layout.ranks_per_group) if files else (rank, layout.world_size)
     device = _device(rank if local_rank is None else local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -47,7 +55,7 @@ def run_rank(rank, config, run_directory, local_rank=None):
     set_determinism(config["deterministic"], device)
     timeout_s = config["launcher"]["collective_timeout_s"]
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend, init_method="env://", rank=rank, world_size=layout.world_size,
+    dist.init_process_group(backend, init_method="env://", rank=world_rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=timeout_s))
     try:
         train_rank(config, layout, run_directory, device)
@@ -97,6 +105,8 @@ def launch(config, run_directory):
         from .translation.launcher import launch_translation
 
         return launch_translation(config, run_directory, task)
+    if uses_files(config):
+        return launch_model_jobs(config, run_directory, task)
     if task is not None:
         rank, local_rank = task
         check_world_size(world_size)
@@ -133,6 +143,72 @@ def launch(config, run_directory):
                        "ranks were stopped (its traceback is above). Once the cause is fixed, rerunning the same "
                        f"command resumes from the last committed state in {run_directory}") from failed
     return 0
+
+
+def launch_model_jobs(config, run_directory, task):
+    """method.transport=files. In a job that trains one model (`model_job`, e.g. one Slurm job of
+    the run's n): this task's rank of it. Otherwise every unfinished model's k ranks, started here
+    together, each model its own world; when one model's processes die the others train on, and
+    once they have finished this raises RankLost naming the lost models (a rerun resumes them)."""
+    k, model_job = layout_of(config).ranks_per_group, config.get("model_job")
+    if task is not None:
+        if model_job is None:
+            raise RuntimeError("method.transport=files: a job started by a job launcher trains one model; set "
+                               "model_job=<i> (the sweeper does for each job it queues)")
+        rank_in_job, local_rank = task
+        check_world_size(k)
+        run_rank(model_job * k + rank_in_job, config, run_directory, local_rank)
+        return rank_in_job
+    models = [model_job] if model_job is not None else range(config["method"]["n"])
+    models = [model for model in models if not model_ended(run_directory, model)]
+    if config["launcher"]["start_method"] == "fork":
+        warm_imports(config)
+    started = {}
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for model in models:
+            rendezvous = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(k))
+            started[model] = mp.start_processes(_spawned_model, args=(model, config, run_directory, rendezvous),
+                                                nprocs=k, join=False, start_method=config["launcher"]["start_method"])
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    lost = {}
+    try:
+        while started:
+            for model, ranks in list(started.items()):
+                try:
+                    if ranks.join(timeout=0.2):
+                        del started[model]
+                except (mp.ProcessExitedException, mp.ProcessRaisedException) as error:
+                    lost[model] = error
+                    del started[model]
+    except KeyboardInterrupt:
+        for ranks in started.values():
+            stop(ranks)
+        raise
+    assemble_run_log(config, run_directory)
+    if lost:
+        said = "; ".join(f"model {model}: {what_happened(error)}" for model, error in sorted(lost.items()))
+        raise RankLost(f"{said}. The other models trained on. Rerun the same command: each lost model resumes from "
+                       f"its last committed state in {run_directory}/model<i> and rejoins from its peers' snapshots") \
+            from next(iter(lost.values()))
+    return 0
+
+
+def _spawned_model(index, model, config, run_directory, rendezvous):
+    """Rank `index` of model `model`'s job; its first rank holds the model's lock (run_state.run_lock:
+    its file names the process, which is what to stop to stop this model)."""
+    os.environ.update(rendezvous, RANK=str(index), LOCAL_RANK=str(index))
+    k = int(rendezvous["WORLD_SIZE"])
+    with run_lock(model_directory(run_directory, model)):
+        run_rank(model * k + index, config, run_directory, local_rank=model * k + index)
+
+
+def what_happened(error):
+    if isinstance(error, mp.ProcessExitedException):
+        return (f"its rank {error.error_index} exited with code {error.exit_code}"
+                f"{' (signal ' + error.signal_name + ')' if error.signal_name else ''}")
+    return f"its rank {error.error_index} failed: {last_line(error)}"
 
 
 def stop(ranks):

@@ -160,11 +160,12 @@ def load_group_state(run_directory, group, step, device):
     return torch.load(group_state_path(run_directory, group, step), map_location=device, weights_only=True)
 
 
-def unreadable_file(run_directory, record, n_groups):
+def unreadable_file(run_directory, record, groups):
     """(path, why) of the first of the committed step's group states that does not load or whose
-    sha256 is not the one committed; None when all are sound. record: the commit record."""
+    sha256 is not the one committed; None when all are sound. record: the commit record; groups:
+    the model groups whose states the directory holds."""
     step, digests = record["step"], record.get("sha256")
-    for group in range(n_groups):
+    for group in groups:
         path = group_state_path(run_directory, group, step)
         if digests is not None and path.exists() and digests.get(path.name) != sha256(path):
             return path, "its sha256 differs from the one committed: it changed after it was written"
@@ -177,10 +178,10 @@ def unreadable_file(run_directory, record, n_groups):
     return None
 
 
-def recover(run_directory, n_groups, warn=None):
+def recover(run_directory, n_groups, warn=None, groups=None):
     """The committed step a run resumes from (None: nothing was committed, a fresh start), after
-    checking that its record and each of the n_groups files load and match their committed
-    sha256. A damaged newest commit is rolled back to the previous one (`latest.json` rewritten,
+    checking that its record and each of the n_groups files (or those of `groups`: a model job's
+    directory holds its own model's) load and match their committed sha256. A damaged newest commit is rolled back to the previous one (`latest.json` rewritten,
     so every rank reads the same step), reported through warn(text); when nothing sound is left,
     raises StateUnreadable naming the file and what to do (nothing is deleted). Run by the run's
     leading process before any rank starts."""
@@ -194,7 +195,7 @@ def recover(run_directory, n_groups, warn=None):
                 if record is None and (path == latest or path.exists())]
     candidates = {record["step"]: record for record in (before, newest) if record is not None}
     for record in sorted(candidates.values(), key=lambda record: record is not newest):
-        damaged = unreadable_file(run_directory, record, n_groups)
+        damaged = unreadable_file(run_directory, record, range(n_groups) if groups is None else groups)
         if damaged is None:
             if newest is None or record["step"] != newest["step"]:
                 _report_fallback(problems, record["step"], warn)

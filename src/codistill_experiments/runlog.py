@@ -18,7 +18,12 @@ from pathlib import Path
 from codistill.atomic_write import atomic_write_bytes
 
 # Keys that choose where or how a job runs, not what it computes.
-NOT_IDENTITY = ("launcher", "dry_run", "results_root", "sweep_id", "trace", "hydra", "expected_run_id")
+NOT_IDENTITY = ("launcher", "dry_run", "results_root", "sweep_id", "trace", "hydra", "expected_run_id",
+                "model_job", "job_ranks")
+# Method keys that only a file transport reads, and how long it waits: a run over collectives is
+# identified without them (it computes what it computed before they existed).
+FILES_ONLY = ("transport", "snapshot_mode")
+HOW_LONG = ("snapshot_timeout_s",)
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -41,7 +46,12 @@ def keep_records(path, keep):
 
 
 def identity(config):
-    return {key: value for key, value in config.items() if key not in NOT_IDENTITY}
+    kept = {key: value for key, value in config.items() if key not in NOT_IDENTITY}
+    method = kept.get("method")
+    if isinstance(method, dict) and "transport" in method:
+        dropped = HOW_LONG + (FILES_ONLY if method["transport"] == "collectives" else ())
+        kept["method"] = {key: value for key, value in method.items() if key not in dropped}
+    return kept
 
 
 def run_id(config):

@@ -22,6 +22,10 @@ def check_method(method, schema, problems):
         if method["prediction_bits"] != 32 and method["exchange"] != "predictions":
             problems.append(f"method.prediction_bits={method['prediction_bits']!r} applies to method.exchange="
                             "predictions only (checkpoints send the parameters in their own dtype); leave it at 32")
+        if method["transport"] == "files" and method["exchange"] != "checkpoints":
+            problems.append(f"method.transport=files: models in separate jobs exchange checkpoints through files; "
+                            f"method.exchange={method['exchange']!r} needs every model in one world "
+                            "(set method.exchange=checkpoints, or method.transport=collectives)")
         if method["exchange"] == "predictions" and not method["coordinated_sampling"]:
             problems.append("method.coordinated_sampling=false: exchanging predictions needs every model to see "
                             "the same mini-batch; set it true or use method.exchange=checkpoints")
@@ -94,8 +98,8 @@ def check_launcher(container, problems):
                         "(see src/conf/site/example.yaml), in CODISTILL_SLURM_PARTITION, or with "
                         "launcher.partition=<name> on the command line")
     per_node = launcher["tasks_per_node"]
-    if container["world_size"] % per_node:
-        problems.append(f"world_size={container['world_size']} ranks do not fill nodes of "
+    if container["job_ranks"] % per_node:
+        problems.append(f"job_ranks={container['job_ranks']} ranks do not fill nodes of "
                         f"launcher.tasks_per_node={per_node} evenly")
     if not launcher["signal_delay_s"] < 60 * launcher["time_limit_min"]:
         problems.append(f"launcher.signal_delay_s={launcher['signal_delay_s']!r}: must be below the time limit "
@@ -157,5 +161,10 @@ def check_top_level(container, translation, problems):
     epoch_scale = container.get("epoch_scale")
     if not (_is_number(epoch_scale) and epoch_scale > 0):
         problems.append(f"epoch_scale={epoch_scale!r}: must be > 0 (it multiplies the schedule's epochs)")
+    model_job, n = container.get("model_job"), container["method"]["n"]
+    if model_job is not None and (container["method"].get("transport") != "files" or not (
+            isinstance(model_job, int) and 0 <= model_job < n)):
+        problems.append(f"model_job={model_job!r}: names the one model (0 to {n - 1}) a job trains when the models "
+                        "are independent jobs (method.transport=files); leave it null otherwise")
     if not isinstance(container.get("seed"), int):
         problems.append(f"seed={container.get('seed')!r}: must be an integer")

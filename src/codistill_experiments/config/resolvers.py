@@ -22,9 +22,14 @@ def _v100_constraint(gpu_memory_gb):
     return None if gpu_memory_gb is None else f"volta{int(gpu_memory_gb)}gb"
 
 
+def _job_ranks(world_size, ranks_per_model, transport):
+    """The ranks of one job: the run's world, or one model's when each model is its own job."""
+    return ranks_per_model if transport == "files" else world_size
+
+
 def register_resolvers():
     resolvers = (("mul", _mul), ("default", _default), ("v100_constraint", _v100_constraint),
-                 ("whole", _whole),
+                 ("whole", _whole), ("job_ranks", _job_ranks),
                  ("int_min", lambda *values: int(min(values))), ("int_div", lambda a, b: int(a // b)))
     for name, resolver in resolvers:
         if not OmegaConf.has_resolver(name):

@@ -18,7 +18,8 @@ from typing import Any, ClassVar, List, Optional
 
 from omegaconf import MISSING
 
-from codistill.choices import ALPHA_SCHEDULES, DISTILL_LOSSES, EXCHANGES, LR_KINDS, PREDICTION_BITS
+from codistill.choices import (ALPHA_SCHEDULES, DISTILL_LOSSES, EXCHANGES, LR_KINDS, PREDICTION_BITS, SNAPSHOT_MODES,
+                               TRANSPORTS)
 
 from ..names import MINI_ARCHS, MINI_RESNETS, SCENARIOS
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Rule, named, spec
@@ -63,6 +64,9 @@ class Codistill(Method):
     alpha_step_factor: Number = MISSING
     burn_in_steps: int = spec(NON_NEGATIVE)
     coordinated_sampling: bool = MISSING
+    transport: str = spec(choices=TRANSPORTS)
+    snapshot_mode: str = spec(choices=SNAPSHOT_MODES)
+    snapshot_timeout_s: Number = spec(above=0, why="seconds")
 
 
 @dataclass

@@ -40,6 +40,10 @@ def check_method(method, problems):
     if method["exchange"] != "checkpoints":
         problems.append(f"method.exchange={method['exchange']!r}: translation models exchange checkpoints "
                         "(through files, every method.period updates); use method.exchange=checkpoints")
+    if method.get("transport", "collectives") != "collectives" or method.get("snapshot_mode", "lockstep") != "lockstep":
+        problems.append("method.transport / method.snapshot_mode: each translation model is already its own fairseq "
+                        "job exchanging checkpoints through files; its mode is workload.exchange_mode (leave "
+                        "method.transport and method.snapshot_mode at their defaults)")
     if method["loss"] != "mse":
         problems.append(f"method.loss={method['loss']!r}: the translation criterion implements the paper's "
                         "MSE between logits only; use method.loss=mse")

@@ -1,5 +1,7 @@
 """The training loop of one rank: n model groups trained at once, all_reduce inside a group (DDP),
-codistillation between groups (Algorithm 1 of the paper) through the library's Codistiller."""
+codistillation between groups (Algorithm 1 of the paper) through the library's Codistiller. With
+method.transport=files each model group is its own job (model_jobs.py): its world holds its own
+ranks only, and its teachers come through files."""
 import contextlib
 import json
 import math
@@ -14,8 +16,9 @@ from torch.utils.data import DataLoader
 
 from codistill import Codistiller, CommCounter, flat_parameters, make_process_groups
 from codistill.exchange import param_hash
+from codistill.groups import ProcessGroups
 
-from .. import run_state, runlog
+from .. import model_jobs, run_state, runlog
 from ..divergence import divergence
 from ..progress import Progress
 from ..run_schedules import run_schedules
@@ -126,10 +129,19 @@ def train_step(state, optimizer, precision, schedules, step, batch, trace):
     return supervised.detach(), None if distill is None else distill.detach()
 
 
-def build_rank_state(cfg, layout, workload, device, alpha=None):
+def model_job_groups(layout):
+    """The process groups of a rank whose world is its own model group (method.transport=files):
+    DDP over that world, no peers in it."""
+    return ProcessGroups(group=dist.group.WORLD, peers=None,
+                         group_spans_nodes=layout.spans_nodes(layout.group_ranks(layout.group_index)),
+                         peers_span_nodes=True)
+
+
+def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=None):
     """This rank's model, process groups, bit counter, method and codistillation. alpha: the
-    run's alpha schedule (a function of the update); by default method.alpha, constant."""
-    groups = make_process_groups(layout)
+    run's alpha schedule (a function of the update); by default method.alpha, constant.
+    run_directory: where a file transport keeps its snapshots (method.transport=files)."""
+    groups = model_job_groups(layout) if model_jobs.uses_files(cfg) else make_process_groups(layout)
     group = layout.group_index
     init_group = sampling_layout(cfg.method, layout).group_index  # local SGD, DiLoCo: model 0's init
     init_seed = cfg.init_seed if cfg.init_seed is not None else model_seed(cfg.seed, init_group)
@@ -138,11 +150,12 @@ def build_rank_state(cfg, layout, workload, device, alpha=None):
     counter = CommCounter()
     method = build_method(cfg.method, layout, groups, counter)
     return RankState(cfg, layout, device, groups, model, method.wrap(model), flat_parameters(model).clone(), counter,
-                     codistiller=build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha),
+                     codistiller=build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha,
+                                                   run_directory),
                      method=method)
 
 
-def build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha):
+def build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha, run_directory=None):
     """The run's codistillation from method.* (None when its method does not codistil)."""
     method = cfg.method
     if method.name != "codistill":
@@ -151,6 +164,13 @@ def build_codistiller(cfg, layout, groups, counter, model, workload, memory_form
     def make_teacher(peer):
         return workload.make_model(0, model_spec(cfg, peer)).to(memory_format=memory_format)
 
+    if model_jobs.uses_files(cfg):
+        return Codistiller.through_files(
+            model, model_jobs.exchange_directory(run_directory), layout.group_index, layout.n_groups,
+            period=int(method.period), alpha=alpha if alpha is not None else float(method.alpha), loss=method.loss,
+            temperature=float(method.temperature), burn_in_steps=int(method.burn_in_steps),
+            make_teacher=make_teacher, mode=method.snapshot_mode, timeout_s=float(method.snapshot_timeout_s),
+            counter=counter, publish=layout.rank_in_group == 0, crosses_nodes=True, prune=True)
     return Codistiller(model, layout, exchange=method.exchange, period=int(method.period),
                        alpha=alpha if alpha is not None else float(method.alpha),
                        loss=method.loss, temperature=float(method.temperature),
@@ -164,6 +184,7 @@ def write_trace(handle, state, step, teachers_used):
     if teachers_used and state.codistiller.teachers:
         entry["teachers"] = [param_hash(t) for t in state.codistiller.teachers]
         entry["teachers_from_step"] = state.codistiller.exchange.held_steps()
+        entry["teacher_ages"] = state.codistiller.teacher_ages(step)
     handle.write(json.dumps(entry) + "\n")
 
 
@@ -191,14 +212,19 @@ def restore(state, optimizer, precision, saved):
     return saved["step"], saved["elapsed"]
 
 
-def save_and_commit(run_directory, state, optimizer, precision, step, elapsed):
+def save_and_commit(directory, state, optimizer, precision, step, elapsed):
+    """Every group's leader saves its state in `directory` (the run's, or a model job's), then the
+    world's rank 0 commits the step. A model job tells its peers it may resume from there (they
+    keep the snapshots it would read again)."""
     layout = state.layout
     if layout.rank_in_group == 0:
-        run_state.save_group_state(run_directory, layout.group_index, step,
-                                    group_state(state, optimizer, precision, step, elapsed))
+        run_state.save_group_state(directory, layout.group_index, step,
+                                   group_state(state, optimizer, precision, step, elapsed))
     dist.barrier()
-    if layout.rank == 0:
-        run_state.commit(run_directory, step)
+    if dist.get_rank() == 0:
+        run_state.commit(directory, step)
+        if model_jobs.uses_files(state.cfg) and state.codistiller:
+            state.codistiller.exchange.store.mark_checkpointed(layout.group_index, step)
 
 
 def stop_failed(state, log, trace, failed):
@@ -213,10 +239,26 @@ def stop_failed(state, log, trace, failed):
     return state
 
 
+def job_records(evaluation, state, step):
+    """The records this job logs of an evaluation: every model's; a model job (method.transport=
+    files) only its own, with each teacher's age and the time (the run's log is assembled from
+    them: model_jobs.py). Ensemble and churn need the peers' outputs, which a model job has not."""
+    if not model_jobs.uses_files(state.cfg):
+        return evaluation
+    group = state.layout.group_index
+    ages = state.codistiller.teacher_ages(step - 1) if state.codistiller else None
+    return [{**record, "val_top1_mean_over_models": None, "teacher_ages": ages, "time": time.time()}
+            for record in evaluation if record["model"] == group]
+
+
 def train_rank(config, layout, run_directory, device):
     """Trains this rank's share of the run described by `config` (a resolved, validated dict),
-    resuming from the run directory's last committed state when there is one."""
+    resuming from the last committed state when there is one: the run's, or with
+    method.transport=files its model's (this rank's world is then its model group)."""
     cfg = OmegaConf.create(config)
+    files = model_jobs.uses_files(config)
+    directory = model_jobs.model_directory(run_directory, layout.group_index) if files else run_directory
+    leader = dist.get_rank() == 0   # of this world: the run's rank 0, or a model job's first rank
     torch.manual_seed(cfg.seed)
     workload = build_workload(cfg.workload)
     train_set, eval_set = held_out_split(workload.train_set, workload.val_set, cfg.data)
@@ -233,28 +275,30 @@ def train_rank(config, layout, run_directory, device):
         len(eval_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
         collate_fn=workload.collate, num_workers=cfg.workload.loader_workers, pin_memory=device.type == "cuda")
     schedules = run_schedules(cfg, sampled_batch, len(sampler))
-    state = build_rank_state(cfg, layout, workload, device, alpha=schedules.alpha)
+    state = build_rank_state(cfg, layout, workload, device, alpha=schedules.alpha, run_directory=run_directory)
     settings = loop_settings(cfg, schedules)
     batches = batch_source(workload, train_set, sampler, settings, device)
     optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0),
                                 momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0))
     precision = Precision(settings.amp, device)
     step, elapsed = 0, 0.0
-    resume_step = run_state.committed_step(run_directory)
+    resume_step = run_state.committed_step(directory)
     if resume_step is not None:
-        saved = run_state.load_group_state(run_directory, layout.group_index, resume_step, device)
+        saved = run_state.load_group_state(directory, layout.group_index, resume_step, device)
         step, elapsed = restore(state, optimizer, precision, saved)
-    log = None
-    if layout.rank == 0:
+    log = progress = None
+    if leader and files:
+        log = model_jobs.open_model_log(directory, config, layout.group_index, resume_step)
+    elif leader:
         log = (runlog.MetricsLog.resume(run_directory, config, step) if resume_step is not None
                else runlog.MetricsLog(run_directory, [runlog.header(config)]))
-    progress = None
-    if layout.rank == 0:
-        progress = Progress(runlog.run_id(config), run_directory, schedules.total_steps, schedules.steps_per_epoch,
-                            batch_per_model * layout.n_groups, step)
+    if leader:
+        name = runlog.run_id(config) + (f" model {layout.group_index}" if files else "")
+        progress = Progress(name, directory, schedules.total_steps, schedules.steps_per_epoch,
+                            batch_per_model * (1 if files else layout.n_groups), step)
     trace = None
     if cfg.trace and layout.rank_in_group == 0:
-        trace = open(run_directory / f"trace-model{layout.group_index}.jsonl", "a" if step else "w")
+        trace = open(directory / f"trace-model{layout.group_index}.jsonl", "a" if step else "w")
     steps_per_epoch, total_steps, eval_every = settings.steps_per_epoch, settings.total_steps, settings.eval_every
     started = time.perf_counter() - elapsed
     stats = torch.zeros(N_STATS, dtype=torch.float64)
@@ -282,26 +326,31 @@ def train_rank(config, layout, run_directory, device):
                               "wall_time": wall_time}
                     break
                 if log:
-                    evaluation = list(records(table, step, schedules, state.counter, wall_time, batch_per_model))
+                    evaluation = job_records(list(records(table, step, schedules, state.counter, wall_time,
+                                                          batch_per_model, [layout.group_index] if files else None)),
+                                             state, step)
                     for record in evaluation:
                         log.write(record)
                     progress.evaluation(evaluation)
                 if trace:
                     trace.flush()
-                save_and_commit(run_directory, state, optimizer, precision, step, wall_time)
+                save_and_commit(directory, state, optimizer, precision, step, wall_time)
                 stats.zero_()
         if failed:
             break
     if failed:
-        return stop_failed(state, log, trace, failed)
-    if trace:
-        trace.close()
-    if layout.rank_in_group == 0:
-        run_state.save_torch(state.model.state_dict(), run_directory / f"model{layout.group_index}.pt")
-    dist.barrier()
-    if log:
-        wall_time = time.perf_counter() - started
-        log.write({"kind": "end", "steps": step, "wall_time": wall_time})
-        log.close()
-        progress.finished(wall_time)
+        stop_failed(state, log, trace, failed)
+    else:
+        if trace:
+            trace.close()
+        if layout.rank_in_group == 0:
+            run_state.save_torch(state.model.state_dict(), run_directory / f"model{layout.group_index}.pt")
+        dist.barrier()
+        if log:
+            wall_time = time.perf_counter() - started
+            log.write({"kind": "end", "steps": step, "wall_time": wall_time})
+            log.close()
+            progress.finished(wall_time)
+    if leader and files:
+        model_jobs.assemble_run_log(config, run_directory)
     return state

@@ -58,7 +58,7 @@ def evaluate(state, val_loader, stats):
             stats[VAL_LOSS] += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
             stats[VAL_CORRECT] += (logits.argmax(dim=-1) == targets).sum().item()
             stats[VAL_COUNT] += len(targets)
-            if state.layout.n_groups > 1:
+            if state.layout.n_groups > 1 and state.groups.peers is not None:  # not in a model job
                 # Peers evaluate the same samples; this gather is bookkeeping, not exchange traffic.
                 probabilities = logits.softmax(-1)
                 gathered = [torch.empty_like(probabilities) for _ in range(state.layout.n_groups)]
@@ -81,11 +81,15 @@ def gather_stats(state, local):
     return table
 
 
-def records(table, step, schedules, counter, wall_time, batch_per_model):
+def records(table, step, schedules, counter, wall_time, batch_per_model, models=None):
+    """The evaluation's log records, one per model (of `models` only, when given: a model job
+    has its own row of the table)."""
     last = max(step - 1, 0)
-    multi = len(table) > 1
-    mean_top1 = (100.0 * table[:, VAL_CORRECT] / table[:, VAL_COUNT]).mean().item()
-    for group, row in enumerate(table.tolist()):
+    models = range(len(table)) if models is None else models
+    multi = len(models) > 1
+    mean_top1 = (100.0 * table[models, VAL_CORRECT] / table[models, VAL_COUNT]).mean().item()
+    for group in models:
+        row = table[group].tolist()
         yield {
             "kind": "eval",
             "step": step,

@@ -105,6 +105,16 @@ def write_manifest(sweep_name, jobs):
         path.write_text(json.dumps(entries, indent=1) + "\n")
 
 
+def model_jobs_of(container):
+    """The jobs one run is queued as: itself ([[]]: no override), or, when its models are
+    independent jobs (method.transport=files) and the launcher runs jobs at once (Slurm,
+    submitit), one per model ([["model_job=0"], ...]), each requeued on its own. The local
+    launcher runs jobs one after another: there a run starts its models together itself."""
+    if container["method"].get("transport") != "files" or container["launcher"]["name"] == "local":
+        return [[]]
+    return [[f"model_job={model}"] for model in range(container["method"]["n"])]
+
+
 def skip_line(identifier, directory, state, detail):
     if state == FINISHED:
         return f"skip {identifier}: finished run (of sweep {finished_by(directory)})"
@@ -275,8 +285,11 @@ class GridUnionSweeper(BasicSweeper):
         if not jobs:
             scales = sorted({str(grid["scale"]) for grid in self.grids if "scale" in grid} - {scale})
             print(f"  this sweep has no job at scale {scale}" + (f"; it has jobs at: {', '.join(scales)}" if scales else ""))
-        for index, ((job, _, identifier, _), finished) in enumerate(zip(jobs, done)):
+        for index, ((job, container, identifier, _), finished) in enumerate(zip(jobs, done)):
             print(f"  [{index}] {identifier}  {' '.join(job)}{f'  ({finished})' if finished else ''}")
+            for model_job in model_jobs_of(container):
+                print(f"        {model_job[0]}: its own job of {container['job_ranks']} rank(s) on "
+                      f"launcher {container['launcher']['name']}")
         if not jobs:
             return []
         missing = sorted({problem for _, container, _, _ in jobs if (problem := data_problem(container))})
@@ -289,8 +302,9 @@ class GridUnionSweeper(BasicSweeper):
         write_manifest(sweep_name, jobs)
         # Each job composes its config again when it starts (on Slurm, maybe hours later): it is
         # handed the run id validated here and stops if its config has changed since.
-        pending = [([*job, f"expected_run_id={identifier}"], resources)
-                   for (job, _, identifier, resources), finished in zip(jobs, done) if not finished]
+        pending = [([*job, f"expected_run_id={identifier}", *model_job], resources)
+                   for (job, container, identifier, resources), finished in zip(jobs, done) if not finished
+                   for model_job in model_jobs_of(container)]
         for (_, container, identifier, _), (state, detail) in zip(jobs, ends):
             if state:
                 print(skip_line(identifier, run_dir(container), state, detail))
