@@ -184,6 +184,7 @@ def write_trace(handle, state, step, teachers_used):
     if teachers_used and state.codistiller.teachers:
         entry["teachers"] = [param_hash(t) for t in state.codistiller.teachers]
         entry["teachers_from_step"] = state.codistiller.exchange.held_steps()
+    if state.codistiller and state.codistiller.teachers:
         entry["teacher_ages"] = state.codistiller.teacher_ages(step)
     handle.write(json.dumps(entry) + "\n")
 
