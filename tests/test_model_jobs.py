@@ -229,3 +229,16 @@ def test_a_half_written_snapshot_is_never_listed(tmp_path):
     snapshot(store, 0, 0, 1.0)
     (store.folder(0) / "step2.pt.tmp").write_bytes(b"partial")   # a writer killed before its rename
     assert store.steps(0) == [0] and store.newest(0)[0] == 0
+
+
+def test_lockstep_stops_with_a_message_naming_the_snapshot_a_missing_peer_never_wrote(tmp_path):
+    # Model 0's job alone (model_job=0): its peer never runs, so its snapshot of update 0 never comes.
+    overrides = ["workload=digits_mlp", *FILES, "method.snapshot_timeout_s=1", "model_job=0", *SHORT,
+                 f"results_root={tmp_path}"]
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(ROOT / "src" / "run.py"), *overrides], cwd=tmp_path, text=True,
+                          capture_output=True, timeout=120, env={**os.environ, "CODISTILL_PROGRESS": "off"})
+    assert done.returncode != 0 and time.monotonic() - started < 60
+    last = done.stderr.rstrip().splitlines()[-1]
+    assert last.startswith("error: model 0: its rank 0 failed: ") and "model 0: waited 1 s for model 1's snapshot " \
+        "of update 0" in last, done.stderr[-2000:]

@@ -84,7 +84,8 @@ class SnapshotStore:
             now = time.monotonic()
             if now - started > timeout_s:
                 raise SnapshotTimeout(
-                    f"waited {timeout_s:g} s for {what} ({mode_hint}; workload.exchange_timeout_s). The peer may "
+                    f"waited {timeout_s:g} s for {what} ({mode_hint}; its timeout is method.snapshot_timeout_s, "
+                    "workload.exchange_timeout_s for translation). The peer may "
                     "have died or be far behind: see its log in the run directory; rerunning the same command "
                     "resumes each model from its last saved state")
             if now - last_report > self.report_every_s:

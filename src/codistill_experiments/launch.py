@@ -6,6 +6,7 @@ With method.transport=files every model is its own job of k ranks (model_jobs.py
 sweeper queues one job per model (`model_job=<i>`); locally this process starts the n models'
 process groups together, each its own world, and one that dies does not stop the others.
 """
+import contextlib
 import datetime
 import os
 import signal
@@ -16,6 +17,7 @@ import torch.multiprocessing as mp
 
 from .vision.engine import train_rank
 from codistill.groups import Layout
+from codistill.snapshots import SnapshotTimeout
 from .jobs import check_world_size, free_port, job_rank
 from .model_jobs import assemble_run_log, model_directory, model_ended, uses_files
 from .run_state import run_lock
@@ -59,6 +61,8 @@ def run_rank(rank, config, run_directory, local_rank=None):
                             timeout=datetime.timedelta(seconds=timeout_s))
     try:
         train_rank(config, layout, run_directory, device)
+    except SnapshotTimeout as error:   # a peer job's snapshot never came: say so, not "a collective failed"
+        raise RankLost(f"model {layout.group_index}: {error}") from error
     except (dist.DistError, RuntimeError) as error:
         if not any(sign in str(error).lower() for sign in PEER_LOST):
             raise
@@ -197,10 +201,13 @@ def launch_model_jobs(config, run_directory, task):
 
 def _spawned_model(index, model, config, run_directory, rendezvous):
     """Rank `index` of model `model`'s job; its first rank holds the model's lock (run_state.run_lock:
-    its file names the process, which is what to stop to stop this model)."""
+    its file names the process, which is what to stop to stop this model), unless the command
+    trains this model alone (model_job), whose process holds it already."""
     os.environ.update(rendezvous, RANK=str(index), LOCAL_RANK=str(index))
     k = int(rendezvous["WORLD_SIZE"])
-    with run_lock(model_directory(run_directory, model)):
+    locked = run_lock(model_directory(run_directory, model)) if config.get("model_job") is None \
+        else contextlib.nullcontext()
+    with locked:
         run_rank(model * k + index, config, run_directory, local_rank=model * k + index)
 
 
