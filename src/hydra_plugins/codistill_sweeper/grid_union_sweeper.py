@@ -287,7 +287,7 @@ class GridUnionSweeper(BasicSweeper):
             print(f"  this sweep has no job at scale {scale}" + (f"; it has jobs at: {', '.join(scales)}" if scales else ""))
         for index, ((job, container, identifier, _), finished) in enumerate(zip(jobs, done)):
             print(f"  [{index}] {identifier}  {' '.join(job)}{f'  ({finished})' if finished else ''}")
-            for model_job in model_jobs_of(container):
+            for model_job in filter(None, model_jobs_of(container)):
                 print(f"        {model_job[0]}: its own job of {container['job_ranks']} rank(s) on "
                       f"launcher {container['launcher']['name']}")
         if not jobs:
