@@ -208,3 +208,61 @@ def test_a_failed_run_is_reported_as_failed_and_never_among_the_results(tmp_path
     assert sorted(records["run_id"].unique()) == ["ok"]
     assert collect.seed_table(status).iloc[0]["failed"] == [1]
     assert "figx: 1 finished, 1 failed" in "\n".join(collect.status_lines(status, "figx"))
+
+
+def test_a_run_of_model_jobs_in_progress_shows_how_far_each_model_is(tmp_path):
+    """method.transport=files: the run's log is assembled when its last model ends; until then
+    status reads each model's own log (model<i>/metrics.jsonl). Three models, evaluated every 10
+    updates (an epoch): model 0 has ended at update 30, model 1 was resumed from update 10 and has
+    reached update 20, model 2 has not started."""
+    root = tmp_path / "logs"
+    cfg = config(5, **{"method.n": 3, "method.exchange": "checkpoints", "method.transport": "files"})
+    header = {"kind": "header", "run_id": "m", "sweep_id": "figx", "seed": 5, "scale": "mini",
+              "scale_note": cfg["scale"]["note"], "config": cfg, "git_commit": "abc", "git_dirty": False,
+              "slurm_job_id": None}
+    run = root / "runs" / "m"
+
+    def model_log(model, records):
+        (run / f"model{model}").mkdir(parents=True, exist_ok=True)
+        (run / f"model{model}" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [header, *records]))
+
+    def start(model, step, last_seen=None):
+        return {"kind": "start", "model": model, "step": step, "time": 1000.0 + step, "last_seen": last_seen}
+
+    def model_end(steps):
+        return {"kind": "end", "steps": steps, "wall_time": 3.0}
+
+    model_log(0, [start(0, 0), *(eval_record(step, 0) for step in (10, 20, 30)), model_end(30)])
+    model_log(1, [start(1, 0), eval_record(10, 1), start(1, 10, last_seen=1005.0), eval_record(20, 1)])
+    write_manifest(root, "figx", [("m", ["method=codistill", "method.transport=files"])])
+
+    def state():
+        records, status = collect.collect(root, "figx", "mini")
+        return records, status.set_index("run_id").loc["m"], collect.status_lines(status, "figx")
+
+    records, run_state, lines = state()
+    assert records.empty and (run_state["state"], run_state["seed"]) == ("unfinished", 5)
+    progress = ("model 0: epoch 3, update 30, ended; model 1: epoch 2, update 20, not ended, resumed 1x; "
+                "model 2: not started")
+    assert run_state["notes"] == "the run's log is assembled once every model has ended; " + progress
+    assert lines == ["figx: 1 unfinished", f"  unfinished: m seed 5 ({run_state['notes']})"]
+
+    # Every model has ended (model 2 diverged), but the run's log is not written yet: the last
+    # job stopped before assembling it.
+    model_log(1, [start(1, 0), eval_record(10, 1), start(1, 10, last_seen=1005.0), eval_record(20, 1),
+                  eval_record(30, 1), model_end(30)])
+    model_log(2, [start(2, 0), eval_record(10, 2), eval_record(20, 2), {**model_end(20), "status": "failed",
+                                                                          "reason": "diverged"}])
+    progress = ("model 0: epoch 3, update 30, ended; model 1: epoch 3, update 30, ended, resumed 1x; "
+                "model 2: epoch 2, update 20, failed (diverged)")
+    assert state()[1]["notes"] == "every model has ended: rerunning the sweep assembles the run's log; " + progress
+
+    # The run's log written up to its end record: still unfinished, still each model's progress.
+    evals = [eval_record(step, model) for step in (10, 20, 30) for model in (0, 1, 2) if (step, model) != (30, 2)]
+    write_run(root, "m", cfg, evals, end=False)
+    assert state()[1]["notes"] == "no end record (last step 30); " + progress
+    # Once it has its end record the run is what its own log says, finished; the models' logs are not read.
+    write_run(root, "m", cfg, evals)
+    records, run_state, lines = state()
+    assert (run_state["state"], run_state["notes"]) == ("finished", "")
+    assert sorted(set(zip(records["step"], records["model"]))) == sorted((e["step"], e["model"]) for e in evals)

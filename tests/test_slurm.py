@@ -10,7 +10,7 @@ import time
 import pytest
 
 from codistill_experiments.run_state import committed_step
-from codistill_experiments.runlog import read_records
+from codistill_experiments.runlog import read_records, run_dir, run_id
 from conftest import QUICK_WORKLOAD, ROOT, SHORT, compose_job
 from test_sweeps import eval_records
 
@@ -27,12 +27,20 @@ def _cluster_env():
     return dict(item.split("=", 1) for item in listed.replace("export ", "").split())
 
 
+def this_checkout(env):
+    """`env` with this checkout's code first on the import path, as absolute paths: the sweep and
+    its Slurm jobs start in other directories, where a relative PYTHONPATH (src:.) names nothing
+    and the jobs would import whatever checkout the environment's editable install points at."""
+    paths = [str(ROOT / "src"), str(ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**env, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 @pytest.fixture(scope="module")
 def slurm():
     """Environment for Slurm clients; brings the local cluster up if it is not (root only) and
     takes down what it started. CI starts it beforehand (.ci/run) and sets CODISTILL_REQUIRE_SLURM=1,
     which turns "cannot start a Slurm here" into a failure instead of a skip."""
-    env = {**os.environ, **_cluster_env()}
+    env = this_checkout({**os.environ, **_cluster_env()})
     running = subprocess.run([str(CLUSTER), "status"], env=env, capture_output=True).returncode == 0
     started = False
     if not running:
@@ -71,22 +79,37 @@ def test_a_mini_sweep_on_slurm_writes_the_logs_of_a_local_run(tmp_path, slurm, r
     assert sum("global_rank=1(2)" in text for text in logs) == 1
 
 
+def _wait_for_commit(sweep, directory, step=37):
+    """Waits until the run state in `directory` (a run's, or a model job's) has committed `step`
+    or later (37: the first epoch); returns the step committed then."""
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        committed = committed_step(directory)
+        if committed is not None and committed >= step:
+            return committed
+        assert sweep.poll() is None, sweep.communicate()[1][-3000:]
+        time.sleep(0.05)
+    pytest.fail(f"the Slurm job never committed a step in {directory}")
+
+
 def _interrupt_once_committed(env, sweep, directory, action):
     """Waits until the run has committed its first epoch, then applies
     action(job id) to its Slurm job."""
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        step = committed_step(directory)
-        if step is not None and step >= 37:
-            break
-        assert sweep.poll() is None, sweep.communicate()[1][-3000:]
-        time.sleep(0.05)
-    else:
-        pytest.fail("the Slurm job never committed a step")
+    step = _wait_for_commit(sweep, directory)
     submitted = submitted_jobs(directory.parents[1])
     assert len(submitted) == 1, submitted   # this sweep's one Slurm job (other jobs may be queued)
     action(submitted[0])
     return step
+
+
+def requeue(env, job_id):
+    """What a preemption does: the job is killed and queued again. Slurm holds a requeued job for
+    two minutes once its old allocation is released (BeginTime); it is released then."""
+    subprocess.run(["scontrol", "requeue", job_id], env=env, check=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and job_state(env, job_id) != "PENDING":
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=env, check=True)
 
 
 def job_state(env, job_id):
@@ -95,22 +118,47 @@ def job_state(env, job_id):
 
 
 def submitted_jobs(root):
-    """The Slurm job ids that the sweep writing to results_root=root has submitted."""
+    """The Slurm job ids that the sweep writing to results_root=root has submitted (submitit
+    queues a sweep's jobs as one array: its id names them all)."""
     folder = root / "hydra" / "adhoc" / ".submitit"
     return sorted(path.name for path in folder.iterdir() if path.name.isdigit()) if folder.is_dir() else []
 
 
+def array_task_training(root, identifier, model):
+    """The Slurm id (<array>_<index>) of the array task whose job trains model `model` of run
+    `identifier`: the one whose output names it (src/run.py prints what each job trains)."""
+    said = f"{identifier} model {model} ("
+    tasks = [path.name for path in (root / "hydra" / "adhoc" / ".submitit").glob("*_*") if path.is_dir()
+             and any(said in log.read_text() for log in path.glob("*_log.out"))]
+    assert len(tasks) == 1, tasks
+    return tasks[0]
+
+
+def final_states(env, job_id, timeout_s=60):
+    """{task id: state} of a Slurm job (or of each task of an array) from accounting, each task's
+    last attempt, once none is queued or running: submitit reads a job's result from disk moments
+    before Slurm has ended the job."""
+    deadline = time.time() + timeout_s
+    while True:
+        listed = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "JobID,State"], env=env,
+                                capture_output=True, text=True, check=True).stdout
+        states = dict(line.split("|", 1) for line in listed.splitlines() if line)
+        if time.time() > deadline or not set(states.values()) & {"PENDING", "RUNNING", "COMPLETING", "REQUEUED"}:
+            return states
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def start_on_slurm(slurm, tmp_path):
-    """Starts a one-job codistillation sweep in the background: (its process, its arguments).
-    Whatever it leaves queued or running when the test ends is cancelled, so that a failing test
-    does not hold the node for the next one."""
+    """Starts a one-run codistillation sweep in the background, `overrides` added to its
+    arguments: (its process, its arguments). Whatever it leaves queued or running when the test
+    ends is cancelled, so that a failing test does not hold the node for the next one."""
     roots = []
 
-    def start(seed, root):
+    def start(seed, root, overrides=()):
         roots.append(root)
         args = ["-m", "launcher=slurm_local", QUICK_WORKLOAD, "method=codistill", f"seed={seed}",
-                f"results_root={root}", *LONG]
+                f"results_root={root}", *LONG, *overrides]
         sweep = subprocess.Popen([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=tmp_path, env=slurm,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return sweep, args
@@ -126,17 +174,7 @@ def test_a_requeued_job_resumes_and_ends_as_an_uninterrupted_run(tmp_path, slurm
     root = tmp_path / "slurm"
     sweep, _ = start_on_slurm(3, root)
     directory = root / "runs" / reference.name
-
-    def requeue(job_id):
-        # What a preemption does: the job is killed and queued again. Slurm holds a requeued job
-        # for two minutes once its old allocation is released (BeginTime); release it then.
-        subprocess.run(["scontrol", "requeue", job_id], env=slurm, check=True)
-        deadline = time.time() + 120
-        while time.time() < deadline and job_state(slurm, job_id) != "PENDING":
-            time.sleep(0.2)
-        subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=slurm, check=True)
-
-    interrupted_at = _interrupt_once_committed(slurm, sweep, directory, requeue)
+    interrupted_at = _interrupt_once_committed(slurm, sweep, directory, lambda job_id: requeue(slurm, job_id))
     _, err = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, err[-3000:]
     task_log = next((root / "hydra" / "adhoc" / ".submitit").glob("*/*_0_log.out")).read_text()
@@ -161,6 +199,53 @@ def test_a_cancelled_job_resumes_when_the_sweep_is_run_again(tmp_path, slurm, ru
     # And a third time there is nothing left to do: nothing is queued.
     third = slurm_cli(slurm, *args, cwd=tmp_path)
     assert third.returncode == 0 and "skip " in third.stdout and "Submitit" not in third.stderr + third.stdout
+
+
+# Each model its own job, reading its peer's newest checkpoint from the shared run directory.
+MODEL_JOBS = ["method.exchange=checkpoints", "method.transport=files", "method.snapshot_mode=async"]
+
+
+def test_a_requeued_model_job_resumes_alone_and_the_run_log_has_both_models(tmp_path, slurm, start_on_slurm):
+    """method.transport=files on Slurm: the run is two jobs (tasks of one array), one per model.
+    Model 1's job preempted (requeued) resumes from its own committed state while model 0 trains
+    on untouched; the run's log, assembled by the last model to end, has every evaluation of both
+    and says when model 1 was down."""
+    root = tmp_path / "slurm"
+    container = compose_job(["method=codistill", "seed=7", *LONG, *MODEL_JOBS], root)
+    identifier, directory = run_id(container), run_dir(container)
+    sweep, _ = start_on_slurm(7, root, MODEL_JOBS)
+    interrupted_at = _wait_for_commit(sweep, directory / "model1")
+    tasks = [array_task_training(root, identifier, model) for model in (0, 1)]
+    requeue(slurm, tasks[1])
+    _, err = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, err[-3000:]
+    assert final_states(slurm, tasks[0].split("_")[0]) == {task: "COMPLETED" for task in tasks}
+
+    steps_per_epoch = 37
+    steps = [steps_per_epoch * epoch for epoch in range(1, container["schedule"]["epochs"] + 1)]
+    records = read_records(directory / "metrics.jsonl")
+    evals = [record for record in records if record["kind"] == "eval"]
+    assert [(record["step"], record["model"]) for record in evals] == [(step, model) for step in steps
+                                                                       for model in (0, 1)]
+    assert records[0]["kind"] == "header" and records[-1]["kind"] == "end"
+    assert records[-1]["steps"] == steps[-1] and "status" not in records[-1]
+    assert not (directory / "exchange").exists()
+
+    starts = [[record for record in read_records(directory / f"model{model}" / "metrics.jsonl")
+               if record["kind"] == "start"] for model in (0, 1)]
+    assert [(start["step"], start["last_seen"]) for start in starts[0]] == [(0, None)]   # never restarted
+    first, resumed = starts[1]
+    assert (first["step"], first["last_seen"]) == (0, None)
+    assert interrupted_at <= resumed["step"] < steps[-1] and resumed["step"] % steps_per_epoch == 0
+    assert first["time"] < resumed["last_seen"] < resumed["time"]
+    task_log = next((root / "hydra" / "adhoc" / ".submitit" / tasks[1]).glob("*_0_log.out")).read_text()
+    assert f"resume (from update {resumed['step']}) {identifier} model 1 (" in task_log
+    # Model 1's evaluations up to its resumed step are the first attempt's, the later ones the second's.
+    assert all((record["time"] > resumed["time"]) == (record["step"] > resumed["step"])
+               for record in evals if record["model"] == 1)
+    downs = [record for record in records if record["kind"] == "down"]
+    assert downs == [{"kind": "down", "model": 1, "from_time": resumed["last_seen"], "to_time": resumed["time"],
+                      "down_s": resumed["time"] - resumed["last_seen"], "resumed_from_step": resumed["step"]}]
 
 
 def test_the_plain_sbatch_script_runs_a_job_as_the_launcher_does(tmp_path, slurm, run_job):
@@ -218,3 +303,20 @@ def test_slurm_jobs_ask_for_their_own_gpus_share_of_memory_and_whole_gpus(monkey
     half = slurm_request(["method=codistill", "schedule=codistill_tuned", "batch_scale=0.5"])
     assert half.scale.ranks_per_model == 4 and isinstance(half.scale.ranks_per_model, int)
     assert (half.hydra.launcher.tasks_per_node, half.hydra.launcher.mem_gb) == (8, 400)
+
+
+def test_a_paper_scale_dry_run_lists_a_files_run_as_one_slurm_job_per_model(tmp_path):
+    """method.transport=files at paper scale: the sweep lists the run as its two models' jobs, each
+    of one model's 8 ranks (one 8-GPU server, as in the paper), and queues nothing."""
+    overrides = ["method=codistill", "method.exchange=checkpoints", "method.transport=files"]
+    done = slurm_cli(this_checkout(os.environ), "-m", "scale=paper", "launcher=slurm_v100", "launcher.partition=x", *overrides,
+                     "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 jobs at scale paper, 0 already finished (dry run: nothing launched)" in done.stdout
+    listed = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("model_job=")]
+    assert listed == [f"model_job={model}: its own job of 8 rank(s) on launcher slurm" for model in (0, 1)]
+    assert not (tmp_path / "hydra").exists() and not (tmp_path / "runs").exists()
+    # What each of those jobs asks Slurm for: one node of 8 tasks and 8 GPUs, not the run's 2 nodes.
+    job = slurm_request(["launcher.partition=x", *overrides, "model_job=1"])
+    assert job.job_ranks == 8 and job.world_size == 16
+    assert (job.hydra.launcher.nodes, job.hydra.launcher.tasks_per_node, job.hydra.launcher.gpus_per_node) == (1, 8, 8)

@@ -3,8 +3,13 @@ missing (no log), unreadable (no header, a damaged line before the last, a damag
 failed (an end record saying so, e.g. a diverged run: no result). A torn last line (a crash
 mid-write) is dropped and said so; the reader is codistill_experiments.runlog's, the one the
 engine resumes with. Logs may be plain (`metrics.jsonl`) or gzipped (`metrics.jsonl.gz`, the
-committed form: paper/logs/)."""
-from dataclasses import dataclass, field
+committed form: paper/logs/).
+
+A run whose models are independent jobs (method.transport=files) has its log only once its last
+model has ended (codistill_experiments/model_jobs.py); until then each model's own log
+(model<i>/metrics.jsonl) says how far it is, and the run is unfinished with a note per model."""
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -38,15 +43,67 @@ _READ = {}   # (path, size, mtime) -> RunLog: figures that share runs (fig8/fig9
 
 def read_log(directory):
     """Parses a run directory's metrics log line by line. A bad last line is a torn write and is
-    dropped (noted); a bad line followed by good ones means the file is damaged: unreadable."""
+    dropped (noted); a bad line followed by good ones means the file is damaged: unreadable. A run
+    of independent model jobs whose log is not complete is unfinished, with a note per model."""
     path = _log_path(directory)
-    if path is None:
-        return RunLog("missing", notes=["no metrics.jsonl"])
+    log = RunLog("missing", notes=["no metrics.jsonl"]) if path is None else _cached(path)
+    if log.state not in ("missing", "unfinished"):
+        return log
+    # Read afresh each time, not cached with the run's log: the models' logs grow while it does not change.
+    models = model_logs(directory)
+    if not models:
+        return log
+    headers = [records[0] for records in models.values()
+               if isinstance(records, list) and records and records[0].get("kind") == "header"]
+    n = headers[0]["config"]["method"]["n"] if headers and "config" in headers[0] else max(models) + 1
+    progress = [model_progress(model, models.get(model)) for model in range(n)]
+    if path is not None:
+        notes = log.notes
+    elif all(ended for _, ended in progress):
+        notes = ["every model has ended: rerunning the sweep assembles the run's log"]
+    else:
+        notes = ["the run's log is assembled once every model has ended"]
+    return replace(log, state="unfinished", header=log.header or (headers[0] if headers else None),
+                   notes=[*notes, *(note for note, _ in progress)])
+
+
+def _cached(path):
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _READ:
         _READ[key] = _parse_log(path)
     return _READ[key]
+
+
+def model_logs(directory):
+    """{model index: its log's records, or the DamagedLog raised reading it} of a run whose models
+    are independent jobs; {} for any other run."""
+    found = {}
+    for path in Path(directory).glob(f"model*/{METRICS_FILE}"):
+        match = re.fullmatch(r"model(\d+)", path.parent.name)
+        if match:
+            try:
+                found[int(match.group(1))] = parse_log(path).records
+            except DamagedLog as damage:
+                found[int(match.group(1))] = damage
+    return dict(sorted(found.items()))
+
+
+def model_progress(model, records):
+    """(note, ended) of one model of a run of independent model jobs, from its log's records (None:
+    no log yet; a DamagedLog): the last update and epoch it evaluated, whether it has ended, and
+    how many times it was resumed (a "start" record with `last_seen`: model_jobs.open_model_log)."""
+    if records is None:
+        return f"model {model}: not started", False
+    if isinstance(records, DamagedLog):
+        where = f"line {records.line} of {records.total}" if records.line else "the file"
+        return f"model {model}: its log is damaged at {where}", False
+    evals = [record for record in records if record.get("kind") == "eval"]
+    reached = f"epoch {evals[-1]['epoch']:g}, update {evals[-1]['step']}" if evals else "no evaluation yet"
+    end = records[-1] if records and records[-1].get("kind") == "end" else None
+    said = "not ended" if end is None else f"failed ({end.get('reason')})" if is_failed(end) else "ended"
+    resumed = sum(record.get("kind") == "start" and record.get("last_seen") is not None for record in records)
+    return f"model {model}: {reached}, {said}" + (f", resumed {resumed}x" if resumed else ""), end is not None
 
 
 def _parse_log(path):
