@@ -242,3 +242,36 @@ def test_lockstep_stops_with_a_message_naming_the_snapshot_a_missing_peer_never_
     last = done.stderr.rstrip().splitlines()[-1]
     assert last.startswith("error: model 0: its rank 0 failed: ") and "model 0: waited 1 s for model 1's snapshot " \
         "of update 0" in last, done.stderr[-2000:]
+
+
+def test_lockstep_a_killed_model_restarted_alone_rejoins_and_the_run_equals_an_uninterrupted_one(run_job, tmp_path):
+    long = ["schedule.epochs=6", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[4]",
+            "schedule.weight_decay.values=[1e-4]", "schedule.weight_decay.milestones=[]"]
+    job = [*FILES, "method.snapshot_mode=lockstep", "method.period=4", "method.snapshot_timeout_s=120", *long]
+    reference, _ = run_job(job)
+    root = tmp_path / "killed"
+    overrides = ["workload=digits_mlp", *job, f"results_root={root}"]
+    directory = run_dir(compose_job(overrides, root))
+    environment = {**os.environ, "CODISTILL_PROGRESS": "off"}
+    command = [sys.executable, str(ROOT / "src" / "run.py"), *overrides]
+    everything = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+    kill_after = random.Random(7).randint(1, 3) * 37
+    deadline = time.time() + 120
+    while time.time() < deadline and (run_state.committed_step(model_directory(directory, 1)) or 0) < kill_after:
+        time.sleep(0.02)
+    os.kill(lock_pid(directory, 1), signal.SIGKILL)
+    time.sleep(1.0)   # model 0 trains on until it needs model 1's next snapshot, then waits for it
+    alone = subprocess.run([*command, "model_job=1"], cwd=tmp_path, env=environment, capture_output=True, text=True,
+                           timeout=300)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    _, stderr = everything.communicate(timeout=300)
+    assert everything.returncode != 0 and "model 1: its rank 0 exited with code -9" in stderr
+    starts = [r for r in read_records(model_directory(directory, 1) / METRICS_FILE) if r["kind"] == "start"]
+    assert len(starts) == 2 and kill_after <= starts[1]["step"]
+    # Lock-step resumes exactly: every record but the clock's equals the uninterrupted run's.
+    assert evals(directory) == evals(reference)
+    for model in range(2):
+        finished = [torch.load(where / f"model{model}.pt", weights_only=True) for where in (reference, directory)]
+        assert all(torch.equal(finished[0][name], finished[1][name]) for name in finished[0])
+    assert [r["model"] for r in read_records(directory / METRICS_FILE) if r["kind"] == "down"] == [1]
