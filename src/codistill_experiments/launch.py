@@ -6,6 +6,7 @@ With method.transport=files every model is its own job of k ranks (model_jobs.py
 sweeper queues one job per model (`model_job=<i>`); locally this process starts the n models'
 process groups together, each its own world, and one that dies does not stop the others.
 """
+import contextlib
 import datetime
 import os
 import signal
@@ -197,10 +198,14 @@ def launch_model_jobs(config, run_directory, task):
 
 def _spawned_model(index, model, config, run_directory, rendezvous):
     """Rank `index` of model `model`'s job; its first rank holds the model's lock (run_state.run_lock:
-    its file names the process, which is what to stop to stop this model)."""
+    its file names the process, which is what to stop to stop this model). A job of one model
+    (model_job=<i>) is locked by the process that started it (src/run.py), which holds it on
+    another open file: locking it again here would find it taken."""
     os.environ.update(rendezvous, RANK=str(index), LOCAL_RANK=str(index))
     k = int(rendezvous["WORLD_SIZE"])
-    with run_lock(model_directory(run_directory, model)):
+    locked = run_lock(model_directory(run_directory, model)) if config.get("model_job") is None \
+        else contextlib.nullcontext()
+    with locked:
         run_rank(model * k + index, config, run_directory, local_rank=model * k + index)
 
 
