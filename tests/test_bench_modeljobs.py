@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks import bench_modeljobs, bench_modeljobs_report
 from figures import kill_rejoin
+from figures.report import write_markdown
 
 
 def test_mean_std_is_the_sample_standard_deviation():
@@ -93,6 +94,17 @@ def test_results_md_and_the_report_show_the_same_tables(tmp_path):
     results_md = "\n".join(bench_modeljobs_report.section(PART, []))
     report = "\n".join(kill_rejoin.report_section(path))
     assert "\n".join(kill_rejoin.tables(PART)) in results_md and "\n".join(kill_rejoin.tables(PART)) in report
+
+
+def test_the_report_has_the_section_or_says_it_was_not_measured(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"parts": {"bytes": {}}}))
+    md = tmp_path / "report.md"
+    write_markdown([], {}, {}, {}, "logs", md, bench=path)
+    assert f"## {kill_rejoin.TITLE}\n\nNot measured" in md.read_text()
+    path.write_text(json.dumps({"parts": {"modeljobs": PART}}))
+    write_markdown([], {}, {}, {}, "logs", md, bench=path)
+    assert "| +18.0 ± 2.0 |" in md.read_text()
 
 
 def test_measures_reads_each_models_last_evaluation(tmp_path):
