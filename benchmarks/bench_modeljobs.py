@@ -1,6 +1,7 @@
 """Part 7: a model of a codistillation run killed and rejoining, at mini scale, with real processes
 (`python src/run.py` in subprocesses) and a real SIGKILL. Per seed, five runs of the figures' mini
-stand-in (workload=clusters_resnet) on a shortened schedule, each in its own results root:
+stand-in (workload=clusters_resnet, its full schedule: about 30 s a run on a quiet 2-core machine),
+each in its own results root:
 
 - files: 2-way codistillation exchanging checkpoints every PERIOD updates through files, each
   model its own job (method.transport=files, snapshot_mode=async), uninterrupted;
@@ -16,7 +17,7 @@ The kill lands mid-epoch: at the evaluation before half the updates, the pace so
 half is reached. figures/kill_rejoin.py summarises the numbers (lost times, mean ± std over
 seeds) for results.md and the reproduction report.
 
-    python -m benchmarks.bench --parts modeljobs    # ~15 min on 2 cores
+    python -m benchmarks.bench --parts modeljobs    # ~10 min on 2 quiet cores
 """
 import os
 import signal
@@ -33,12 +34,11 @@ from .benchlib import ROOT
 RUN = [sys.executable, str(ROOT / "src" / "run.py")]
 SEEDS = (0, 1, 2)
 PERIOD = 214   # fig13's mini checkpoint period: half an epoch of a codistilled model
-DELAY_S = 10.0
-# A full-schedule run took 2 min here (18 mini epochs on a machine shared with other work): 7 mini
-# epochs instead, Goyal's warm-up and LR steps at the same fractions (1/3, 2/3, 8/9) of the schedule.
-EPOCHS = 7
-SCHEDULE = ("workload=clusters_resnet", "schedule.epochs=35", "schedule.lr.warmup_epochs=5",
-            "schedule.lr.milestones=[12,23,31]")
+# About 3 epochs of a codistilled model on a quiet machine: the killed model restarts while the
+# survivor still has about 6 epochs to train, so it rejoins a peer that is still publishing.
+DELAY_S = 5.0
+EPOCHS = 18   # goyal_step's 90 epochs x clusters_resnet's epoch_scale 0.2 (a finished run's updates are checked)
+SCHEDULE = ("workload=clusters_resnet",)
 CODISTILL = ("method=codistill", "method.exchange=checkpoints", f"method.period={PERIOD}")
 FILES = (*CODISTILL, "method.transport=files", "method.snapshot_mode=async")
 ALLREDUCE = ("method=allreduce",)
@@ -163,9 +163,19 @@ def files_killed(seed, root):
         raise RuntimeError("the run with model 1 killed exited 0: the kill did not reach model 1")
     log = records(directory / METRICS_FILE)
     [down] = [r for r in log if r["kind"] == "down"]
-    return {**measures(directory, launched), "command_s": command_s, "exit_codes": codes,
+    survivor_end = max(r["time"] for r in log if r["kind"] == "eval" and r["model"] == 0)
+    return {**planned(measures(directory, launched), total), "command_s": command_s, "exit_codes": codes,
             "kill_step_estimate": step, "down_s": down["down_s"], "resumed_from_step": down["resumed_from_step"],
-            "planned_updates": total, "survivor_s_per_update": survivor_pace(log, killed, down["to_time"])}
+            "survivor_s_per_update": survivor_pace(log, killed, down["to_time"]),
+            "overlap_s": survivor_end - down["to_time"]}
+
+
+def planned(measured, total):
+    """The measures of a killed run whose kill was placed for `total` updates: it must have had them."""
+    if measured["updates"] != total:
+        raise RuntimeError(f"the kill was placed for {total} updates ({EPOCHS} epochs), the run had "
+                           f"{measured['updates']}: EPOCHS no longer matches the schedule")
+    return measured
 
 
 def allreduce_killed(seed, root):
@@ -188,8 +198,8 @@ def allreduce_killed(seed, root):
         resumed = [line for line in output.read().splitlines() if line.startswith("resume (from update")]
     if first_code == 0 or not resumed:
         raise RuntimeError("the all_reduce run was not killed, or its rerun did not resume")
-    return {**measures(run_directory(root), launched), "command_s": command_s, "kill_step_estimate": step,
-            "resumed_from_step": int(resumed[0].split("update ")[1].split(")")[0]), "planned_updates": total}
+    return {**planned(measures(run_directory(root), launched), total), "command_s": command_s,
+            "kill_step_estimate": step, "resumed_from_step": int(resumed[0].split("update ")[1].split(")")[0])}
 
 
 def measure_seed(seed, scratch, progress):

@@ -16,7 +16,8 @@ state it resumed from, so neither the time down nor the work done again counts),
 "command_s" (launch to the last command's exit), "updates" (per model) and "load_before" (the load
 average when the run started). A killed run adds "kill_step_estimate" (the update at the kill, from
 the pace), "resumed_from_step", and for files "down_s" (its down record) and
-"survivor_s_per_update" (model 0's pace while both trained and while model 1 was down).
+"survivor_s_per_update" (model 0's pace while both trained and while model 1 was down) and
+"overlap_s" (how long before model 0's last evaluation model 1 restarted; negative: after it).
 """
 import json
 import math
@@ -150,9 +151,9 @@ def reading(part):
     both, alone = survivor_epoch_s(part)
     if both and alone:
         text += (f" In the killed run model 0 took {pm(both, 1)} s per epoch while both models trained and "
-                 f"{pm(alone, 1)} s while model 1 was down: the models' processes share this machine's cores")
-        text += (", so a peer that is down leaves the survivor more CPU (a negative lost time is that)."
-                 if alone[0] < both[0] else ".")
+                 f"{pm(alone, 1)} s while model 1 was down")
+        text += (": the models' processes share this machine's cores, and a peer that is down leaves the survivor "
+                 "more CPU." if comparison(alone, both) == "less" else ".")
     return text
 
 
@@ -174,17 +175,29 @@ def setup_line(part):
     down = over_seeds(part, lambda s: s["files_killed"]["down_s"])
     epoch_s = over_seeds(part, lambda s: s["files"]["wall_time"][1] / part["epochs"])[0]
     seeds = ", ".join(str(seed["seed"]) for seed in part["seeds"])
-    return (f"`workload=clusters_resnet` (the figures' mini stand-in) on a shortened schedule "
-            f"(`{' '.join(part['schedule'])}`: {part['epochs']} mini epochs, {part['seeds'][0]['files']['updates']} "
-            f"updates per codistilled model, where the full schedule has 18), seeds {seeds}, one process per rank on "
+    schedule = (f"a shortened schedule (`{' '.join(part['schedule'])}`)" if part["schedule"]
+                else "its full schedule (the figures' `schedule=goyal_step`)")
+    return (f"`workload=clusters_resnet` (the figures' mini stand-in) on {schedule}: {part['epochs']} mini epochs, "
+            f"{part['seeds'][0]['files']['updates']} updates per codistilled model; seeds {seeds}, one process per "
+            "rank on "
             f"this machine, `python src/run.py` in subprocesses. Model jobs: `{' '.join(part['files'])}`; model 1's "
             f"process (the pid in `model1/lock`) got SIGKILL at {100 * kill[0]:.0f} ± {100 * kill[1]:.0f} % of its "
             f"updates (estimated from its pace) and was started again with `model_job=1`, as a requeued job, "
             f"{part['delay_s']:g} s later (≈ {part['delay_s'] / epoch_s:.1f} epochs of a model at its uninterrupted "
-            f"pace) while model 0 trained on; its down record says {pm(down, 1)} s down (from its last record to "
-            f"its restart). all_reduce (`method=allreduce`, two ranks): its whole process group got SIGKILL at "
+            f"pace); its down record says {pm(down, 1)} s down (from its last record to its restart), and it "
+            f"restarted {overlap_text(part)}. all_reduce (`method=allreduce`, two ranks): its whole process group got SIGKILL at "
             f"{100 * kill_ar[0]:.0f} ± {100 * kill_ar[1]:.0f} % of its updates and the same command ran again "
             f"{part['delay_s']:g} s later. Mean ± standard deviation over seeds (n - 1). {load_line(part)}")
+
+
+def overlap_text(part):
+    """When model 1 restarted, against model 0's end."""
+    overlap = over_seeds(part, lambda s: s["files_killed"]["overlap_s"])
+    if overlap[0] - overlap[1] > 0:
+        return f"{pm(overlap, 1)} s before model 0's last evaluation (it rejoined a peer still training)"
+    if overlap[0] + overlap[1] < 0:
+        return f"{pm((-overlap[0], overlap[1]), 1)} s after model 0's last evaluation (its peer had finished)"
+    return f"about when model 0 finished ({signed(overlap, 1)} s before its last evaluation)"
 
 
 def load_line(part):
@@ -206,8 +219,8 @@ def report_section(path=BENCH_RESULTS):
         return lines + [f"Not measured: `{path.name}` has no part `{PART}` (`python -m benchmarks.bench --parts "
                         f"{PART}` measures it).", ""]
     return lines + [f"**Mini scale, measured {measured_where(results)} (benchmarks/results.json, part `{PART}`): a "
-                    "stand-in workload on a shortened schedule, not the paper's numbers**; the paper reports no such "
-                    "measurement. Independent model jobs (`method.transport=files`) are how Anil et al. 2018 run "
+                    f"stand-in workload{' on a shortened schedule' if part['schedule'] else ''}, not the paper's "
+                    "numbers**; the paper reports no such measurement. Independent model jobs (`method.transport=files`) are how Anil et al. 2018 run "
                     "codistillation: each model its own job, reading its peers' checkpoints from shared storage.", "",
                     setup_line(part), "", *tables(part), "", reading(part), ""]
 

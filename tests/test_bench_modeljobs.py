@@ -32,7 +32,8 @@ def seed(number, survivor_lost, killed_lost, allreduce_lost, top1_killed):
             "files_killed": run([80.2, top1_killed], [20e6, 22e6], [40.0 + survivor_lost, 39.0], 60.0,
                                 finish_s=[44.0, 45.0 + killed_lost], exit_codes=[1, 0], kill_step_estimate=1501.5,
                                 down_s=12.0, resumed_from_step=1287,
-                                survivor_s_per_update={"both": 0.02, "alone": 0.01 + number / 1000}),
+                                survivor_s_per_update={"both": 0.02, "alone": 0.01 + number / 1000},
+                                overlap_s=4.0 + number),
             "allreduce": run([81.0], [1e9], [45.0], 50.0, updates=1498),
             "allreduce_killed": run([81.0], [1e9], [45.5], 50.0 + allreduce_lost, updates=1498,
                                     kill_step_estimate=749.0, resumed_from_step=642),
@@ -77,11 +78,25 @@ def test_the_section_renders_the_measured_numbers(tmp_path):
     alone = kill_rejoin.mean_std([(0.01 + s / 1000) * 429 for s in range(3)])
     assert (f"model 0 took {0.02 * 429:.1f} ± 0.0 s per epoch while both models trained and "
             f"{alone[0]:.1f} ± {alone[1]:.1f} s while model 1 was down") in text and "more CPU" in text
+    assert "restarted 5.0 ± 1.0 s before model 0's last evaluation" in text
+    assert "a shortened schedule (`schedule.epochs=35`): 7 mini epochs, 3003 updates" in text
     assert "Load average (1 min) at the start of the 15 runs: 0.5 to 2.5" in text
     assert "on AMD EPYC (2 cores, no GPU) on 2026-11-24 10:00 at commit abc1234" in text
 
 
 def test_the_reading_follows_the_numbers():
+    def with_killed(key, values):
+        return {**PART, "seeds": [{**s, "files_killed": {**s["files_killed"], key: value}}
+                                  for s, value in zip(PART["seeds"], values)]}
+
+    # alone 0.018, 0.0199, 0.022 s per update: its mean below both's 0.02, but not beyond its deviation
+    same_pace = kill_rejoin.reading(with_killed("survivor_s_per_update",
+                                                [{"both": 0.02, "alone": a} for a in (0.018, 0.0199, 0.022)]))
+    assert "while model 1 was down." in same_pace and "more CPU" not in same_pace
+    assert "restarted 3.0 ± 1.0 s after model 0's last evaluation (its peer had finished)" in kill_rejoin.setup_line(
+        with_killed("overlap_s", [-2.0, -3.0, -4.0]))
+    assert "about when model 0 finished (+0.3 ± 1.5 s before its last evaluation)" in kill_rejoin.setup_line(
+        with_killed("overlap_s", [-1.0, 0.0, 2.0]))
     slower = {**PART, "seeds": [seed(s, 40.0 + s, 16.0, 30.0, 78.0) for s in range(3)]}
     assert "the survivor lost more time than all_reduce" in kill_rejoin.reading(slower)
     close = {**PART, "seeds": [seed(s, 29.0 + 2 * s, 16.0, 30.0 + s, 78.0) for s in range(3)]}
