@@ -2,7 +2,7 @@
 figures/out/bench_*.png from what it measured (benchmarks/results.json keeps the raw numbers).
 Run from the repository root:
 
-    python -m benchmarks.bench                      # everything (~30 min on 2 cores)
+    python -m benchmarks.bench                      # everything (~25 min on 2 cores)
     python -m benchmarks.bench --parts bytes loop   # re-measure some parts, keeping the others' numbers
     python -m benchmarks.bench --report-only        # redraw results.md and plots from results.json
     python -m benchmarks.bench_stepmodel            # part 6 (the step-time model) alone, in seconds
@@ -64,11 +64,11 @@ def main(argv=None):
         for name in arguments.parts:
             progress(f"{name}: start")
             results["parts"][name] = run_part(name, results)
-        results["total_seconds"] = time.perf_counter() - started
+        results["total_seconds"] = total = time.perf_counter() - started
         if arguments.parts != list(PARTS) and report.RESULTS_JSON.exists():
-            results = merged(json.loads(report.RESULTS_JSON.read_text()), results)
+            results = merged(json.loads(report.RESULTS_JSON.read_text()), results)   # keeps the first run's total
         report.RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
-        progress(f"all parts done in {results['total_seconds']:.0f} s; raw numbers in {report.RESULTS_JSON}")
+        progress(f"all parts done in {total:.0f} s; raw numbers in {report.RESULTS_JSON}")
     written = report.write(json.loads(report.RESULTS_JSON.read_text()))
     for path in written:
         progress(f"wrote {path}")
