@@ -13,8 +13,10 @@ each in its own results root:
 - collectives: the codistillation of `files` with its checkpoints over collectives (one world),
   for the bits each transport moves.
 
-The kill lands mid-epoch: at the evaluation before half the updates, the pace so far says when
-half is reached. figures/kill_rejoin.py summarises the numbers (lost times, mean ± std over
+The kill lands mid-epoch, half an epoch after the last evaluation at or before half the updates
+(the pace so far says when): a rerun resumes from that evaluation's committed state and does half
+an epoch again, what a crash at a random moment costs on average; a kill right at an evaluation
+would race its commit. figures/kill_rejoin.py summarises the numbers (lost times, mean ± std over
 seeds) for results.md and the reproduction report.
 
     python -m benchmarks.bench --parts modeljobs    # ~10 min on 2 quiet cores
@@ -82,15 +84,16 @@ def wait_for_eval(log_path, step, process):
 
 
 def kill_at_half(log_path, process, kill):
-    """Calls kill() at about half the run's updates: the first evaluation gives the updates per epoch,
-    the last one before half gives the pace. Returns (estimated update at the kill, total updates)."""
+    """Calls kill() at about half the run's updates, half an epoch after the last evaluation at or
+    before half: the first evaluation gives the updates per epoch, that one the pace. Returns
+    (estimated update at the kill, total updates)."""
     first, _ = wait_for_eval(log_path, None, process)
     per_epoch = round(first["step"] / first["epoch"])
     total = per_epoch * EPOCHS
     before = total // 2 // per_epoch * per_epoch
     record, seen = wait_for_eval(log_path, before, process)
     seconds_per_update = record["wall_time"] / before
-    time.sleep(max(0.0, seen + (total / 2 - before) * seconds_per_update - time.time()))
+    time.sleep(max(0.0, seen + per_epoch / 2 * seconds_per_update - time.time()))
     kill()
     return before + (time.time() - seen) / seconds_per_update, total
 

@@ -175,6 +175,9 @@ def setup_line(part):
     down = over_seeds(part, lambda s: s["files_killed"]["down_s"])
     epoch_s = over_seeds(part, lambda s: s["files"]["wall_time"][1] / part["epochs"])[0]
     seeds = ", ".join(str(seed["seed"]) for seed in part["seeds"])
+
+    def resumed(run):
+        return " or ".join(str(step) for step in sorted({seed[run]["resumed_from_step"] for seed in part["seeds"]}))
     schedule = (f"a shortened schedule (`{' '.join(part['schedule'])}`)" if part["schedule"]
                 else "its full schedule (the figures' `schedule=goyal_step`)")
     return (f"`workload=clusters_resnet` (the figures' mini stand-in) on {schedule}: {part['epochs']} mini epochs, "
@@ -182,11 +185,13 @@ def setup_line(part):
             "rank on "
             f"this machine, `python src/run.py` in subprocesses. Model jobs: `{' '.join(part['files'])}`; model 1's "
             f"process (the pid in `model1/lock`) got SIGKILL at {100 * kill[0]:.0f} ± {100 * kill[1]:.0f} % of its "
-            f"updates (estimated from its pace) and was started again with `model_job=1`, as a requeued job, "
+            f"updates (mid-epoch, estimated from its pace; it resumed from update {resumed('files_killed')}) "
+            f"and was started again with `model_job=1`, as a requeued job, "
             f"{part['delay_s']:g} s later (≈ {part['delay_s'] / epoch_s:.1f} epochs of a model at its uninterrupted "
             f"pace); its down record says {pm(down, 1)} s down (from its last record to its restart), and it "
             f"restarted {overlap_text(part)}. all_reduce (`method=allreduce`, two ranks): its whole process group got SIGKILL at "
-            f"{100 * kill_ar[0]:.0f} ± {100 * kill_ar[1]:.0f} % of its updates and the same command ran again "
+            f"{100 * kill_ar[0]:.0f} ± {100 * kill_ar[1]:.0f} % of its updates (resumed from update "
+            f"{resumed('allreduce_killed')}) and the same command ran again "
             f"{part['delay_s']:g} s later. Mean ± standard deviation over seeds (n - 1). {load_line(part)}")
 
 
