@@ -150,8 +150,8 @@ def reading(part):
             f"and {signed(change[1])} points (killed model) against the uninterrupted run.")
     both, alone = survivor_epoch_s(part)
     if both and alone:
-        text += (f" In the killed run model 0 took {pm(both, 1)} s per epoch while both models trained and "
-                 f"{pm(alone, 1)} s while model 1 was down")
+        text += (f" In the killed run model 0 took {pm(both)} s per epoch while both models trained and "
+                 f"{pm(alone)} s while model 1 was down")
         text += (": the models' processes share this machine's cores, and a peer that is down leaves the survivor "
                  "more CPU." if comparison(alone, both) == "less" else ".")
     return text
@@ -182,17 +182,17 @@ def setup_line(part):
                 else "its full schedule (the figures' `schedule=goyal_step`)")
     return (f"`workload=clusters_resnet` (the figures' mini stand-in) on {schedule}: {part['epochs']} mini epochs, "
             f"{part['seeds'][0]['files']['updates']} updates per codistilled model; seeds {seeds}, one process per "
-            "rank on "
-            f"this machine, `python src/run.py` in subprocesses. Model jobs: `{' '.join(part['files'])}`; model 1's "
+            f"rank on this machine, `python src/run.py` in subprocesses. Model jobs: `{' '.join(part['files'])}`; "
+            "model 1's "
             f"process (the pid in `model1/lock`) got SIGKILL at {100 * kill[0]:.0f} ± {100 * kill[1]:.0f} % of its "
             f"updates (mid-epoch, estimated from its pace; it resumed from update {resumed('files_killed')}) "
             f"and was started again with `model_job=1`, as a requeued job, "
             f"{part['delay_s']:g} s later (≈ {part['delay_s'] / epoch_s:.1f} epochs of a model at its uninterrupted "
             f"pace); its down record says {pm(down, 1)} s down (from its last record to its restart), and it "
-            f"restarted {overlap_text(part)}. all_reduce (`method=allreduce`, two ranks): its whole process group got SIGKILL at "
-            f"{100 * kill_ar[0]:.0f} ± {100 * kill_ar[1]:.0f} % of its updates (resumed from update "
-            f"{resumed('allreduce_killed')}) and the same command ran again "
-            f"{part['delay_s']:g} s later. Mean ± standard deviation over seeds (n - 1). {load_line(part)}")
+            f"restarted {overlap_text(part)}. all_reduce (`method=allreduce`, two ranks): its whole process group "
+            f"got SIGKILL at {100 * kill_ar[0]:.0f} ± {100 * kill_ar[1]:.0f} % of its updates (resumed from update "
+            f"{resumed('allreduce_killed')}) and the same command ran again {part['delay_s']:g} s later. Mean ± "
+            f"standard deviation over seeds (n - 1). {load_line(part)}")
 
 
 def overlap_text(part):
@@ -225,8 +225,9 @@ def report_section(path=BENCH_RESULTS):
                         f"{PART}` measures it).", ""]
     return lines + [f"**Mini scale, measured {measured_where(results)} (benchmarks/results.json, part `{PART}`): a "
                     f"stand-in workload{' on a shortened schedule' if part['schedule'] else ''}, not the paper's "
-                    "numbers**; the paper reports no such measurement. Independent model jobs (`method.transport=files`) are how Anil et al. 2018 run "
-                    "codistillation: each model its own job, reading its peers' checkpoints from shared storage.", "",
+                    "numbers**; the paper reports no such measurement. Independent model jobs "
+                    "(`method.transport=files`) are how Anil et al. 2018 run codistillation: each model its own job, "
+                    "reading its peers' checkpoints from shared storage.", "",
                     setup_line(part), "", *tables(part), "", reading(part), ""]
 
 

@@ -72,14 +72,14 @@ def test_the_section_renders_the_measured_numbers(tmp_path):
     assert f"| 31.0 ± 0.0 | {31e6 / 3003:.4g} ± 0 | {31e6 / 1e9:.3g}x |" in text
     assert "| 40.0 ± 0.0 |" in text and "| 1000.0 ± 0.0 |" in text
     # the kill at 1501.5 of 3003 updates, the down record's 12 s, the delay
-    assert "SIGKILL at 50 ± 0 % of its updates (mid-epoch, estimated from its pace; it resumed from update 1287)" in text
-    assert "(resumed from update 642)" in text
-    assert "SIGKILL at 50 ± 0 % of its updates" in text and "12.0 ± 0.0 s down" in text and "10 s later" in text
+    assert "SIGKILL at 50 ± 0 % of its updates (mid-epoch, estimated from its pace; it resumed from update 1287)" \
+        in text
+    assert "(resumed from update 642)" in text and "12.0 ± 0.0 s down" in text and "10 s later" in text
     assert "survivor lost less time than all_reduce" in text and "seeds 0, 1, 2" in text
     # model 0's pace: 0.02 s per update both training, 0.010, 0.011, 0.012 with model 1 down; 429 updates an epoch
     alone = kill_rejoin.mean_std([(0.01 + s / 1000) * 429 for s in range(3)])
-    assert (f"model 0 took {0.02 * 429:.1f} ± 0.0 s per epoch while both models trained and "
-            f"{alone[0]:.1f} ± {alone[1]:.1f} s while model 1 was down") in text and "more CPU" in text
+    assert (f"model 0 took {0.02 * 429:.2f} ± 0.00 s per epoch while both models trained and "
+            f"{alone[0]:.2f} ± {alone[1]:.2f} s while model 1 was down") in text and "more CPU" in text
     assert "restarted 5.0 ± 1.0 s before model 0's last evaluation" in text
     assert "a shortened schedule (`schedule.epochs=35`): 7 mini epochs, 3003 updates" in text
     assert "Load average (1 min) at the start of the 15 runs: 0.5 to 2.5" in text
