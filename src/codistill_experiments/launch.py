@@ -198,9 +198,8 @@ def launch_model_jobs(config, run_directory, task):
 
 def _spawned_model(index, model, config, run_directory, rendezvous):
     """Rank `index` of model `model`'s job; its first rank holds the model's lock (run_state.run_lock:
-    its file names the process, which is what to stop to stop this model). A job of one model
-    (model_job=<i>) is locked by the process that started it (src/run.py), which holds it on
-    another open file: locking it again here would find it taken."""
+    its file names the process, which is what to stop to stop this model), unless the command
+    trains this model alone (model_job), whose process holds it already."""
     os.environ.update(rendezvous, RANK=str(index), LOCAL_RANK=str(index))
     k = int(rendezvous["WORLD_SIZE"])
     locked = run_lock(model_directory(run_directory, model)) if config.get("model_job") is None \
