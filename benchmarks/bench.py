@@ -2,7 +2,7 @@
 figures/out/bench_*.png from what it measured (benchmarks/results.json keeps the raw numbers).
 Run from the repository root:
 
-    python -m benchmarks.bench                      # everything (~15 min on 2 cores)
+    python -m benchmarks.bench                      # everything (~25 min on 2 cores)
     python -m benchmarks.bench --parts bytes loop   # re-measure some parts, keeping the others' numbers
     python -m benchmarks.bench --report-only        # redraw results.md and plots from results.json
     python -m benchmarks.bench_stepmodel            # part 6 (the step-time model) alone, in seconds
@@ -15,7 +15,7 @@ import time
 from . import report
 from .benchlib import machine
 
-PARTS = ("bytes", "overhead", "network", "sharded", "loop", "collect", "stepmodel")
+PARTS = ("bytes", "overhead", "network", "sharded", "loop", "collect", "stepmodel", "modeljobs")
 
 
 def progress(message):
@@ -23,13 +23,15 @@ def progress(message):
 
 
 def run_part(name, results=None):
-    from . import bench_bytes, bench_collect, bench_loop, bench_network, bench_overhead, bench_sharded, bench_stepmodel
+    from . import (bench_bytes, bench_collect, bench_loop, bench_modeljobs, bench_network, bench_overhead,
+                   bench_sharded, bench_stepmodel)
 
     network = (results or {}).get("parts", {}).get("network")
     runner = {"bytes": bench_bytes.run, "overhead": bench_overhead.run, "network": bench_network.run,
               "sharded": bench_sharded.run,
               "loop": bench_loop.run, "collect": bench_collect.run,
-              "stepmodel": lambda progress: bench_stepmodel.run(progress, network)}[name]
+              "stepmodel": lambda progress: bench_stepmodel.run(progress, network),
+              "modeljobs": bench_modeljobs.run}[name]
     load_before, started = os.getloadavg(), time.perf_counter()
     result = runner(progress=progress)
     seconds = time.perf_counter() - started
@@ -62,11 +64,11 @@ def main(argv=None):
         for name in arguments.parts:
             progress(f"{name}: start")
             results["parts"][name] = run_part(name, results)
-        results["total_seconds"] = time.perf_counter() - started
+        results["total_seconds"] = total = time.perf_counter() - started
         if arguments.parts != list(PARTS) and report.RESULTS_JSON.exists():
-            results = merged(json.loads(report.RESULTS_JSON.read_text()), results)
+            results = merged(json.loads(report.RESULTS_JSON.read_text()), results)   # keeps the first run's total
         report.RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
-        progress(f"all parts done in {results['total_seconds']:.0f} s; raw numbers in {report.RESULTS_JSON}")
+        progress(f"all parts done in {total:.0f} s; raw numbers in {report.RESULTS_JSON}")
     written = report.write(json.loads(report.RESULTS_JSON.read_text()))
     for path in written:
         progress(f"wrote {path}")

@@ -5,8 +5,11 @@ from pathlib import Path
 
 import seaborn as sns
 
-from . import (bench_bytes_report, bench_collect_report, bench_loop_report, bench_network_methods_report,
-               bench_network_report, bench_overhead_report, bench_sharded_report, bench_stepmodel_report)
+from figures import kill_rejoin
+
+from . import (bench_bytes_report, bench_collect_report, bench_loop_report, bench_modeljobs_report,
+               bench_network_methods_report, bench_network_report, bench_overhead_report, bench_sharded_report,
+               bench_stepmodel_report)
 from .tables import load_note, mark, table
 
 HERE = Path(__file__).resolve().parent
@@ -23,7 +26,8 @@ SECTIONS = [("bytes", "1. Bits per update: engine counters vs the paper's formul
             ("network", "3c. PowerSGD, local SGD and DiLoCo on the same network", bench_network_methods_report),
             ("loop", "4. Training loop: engine vs a plain PyTorch loop", bench_loop_report),
             ("collect", "5. Figures pipeline: collect at scale", bench_collect_report),
-            ("stepmodel", "6. Step-time model past one machine", bench_stepmodel_report)]
+            ("stepmodel", "6. Step-time model past one machine", bench_stepmodel_report),
+            ("modeljobs", "7. " + kill_rejoin.TITLE, bench_modeljobs_report)]
 
 
 def remeasured_lines(results):
