@@ -16,7 +16,8 @@ import torch
 
 from codistill.exchange import param_hash
 from codistill.snapshots import PeerReader, SnapshotStore
-from codistill_experiments import run_state
+from benchmarks import soak_resume
+from codistill_experiments import run_state, runlog
 from codistill_experiments.model_jobs import down_records, model_directory, run_log_records
 from codistill_experiments.runlog import METRICS_FILE, read_records, run_dir
 from conftest import SHORT, compose_job
@@ -275,3 +276,18 @@ def test_lockstep_a_killed_model_restarted_alone_rejoins_and_the_run_equals_an_u
         finished = [torch.load(where / f"model{model}.pt", weights_only=True) for where in (reference, directory)]
         assert all(torch.equal(finished[0][name], finished[1][name]) for name in finished[0])
     assert [r["model"] for r in read_records(directory / METRICS_FILE) if r["kind"] == "down"] == [1]
+
+
+def test_each_model_job_runs_alone_and_the_last_assembles_the_run_log(tmp_path):
+    job = [*soak_resume.RUN, *soak_resume.job(4), "method.transport=files", "method.snapshot_mode=async",
+           f"results_root={tmp_path}"]
+    for model in (0, 1):   # model 0 alone (its peer absent: no teacher), then model 1 (model 0's last snapshot)
+        done = subprocess.run([*job, f"model_job={model}"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    [directory] = (tmp_path / "runs").iterdir()
+    assert runlog.is_finished(directory)
+    evals = [r for r in read_records(directory / METRICS_FILE) if r["kind"] == "eval"]
+    assert sorted({r["model"] for r in evals}) == [0, 1]
+    # model 1 trained after model 0 had finished: its teacher was model 0's newest snapshot
+    assert all(r["teacher_ages"] == [None] for r in evals if r["model"] == 0)
+    assert any(r["teacher_ages"] not in ([None], None) for r in evals if r["model"] == 1)
