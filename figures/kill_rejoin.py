@@ -20,7 +20,7 @@ the pace), "resumed_from_step", and for files "down_s" (its down record) and
 "overlap_s" (how long before model 0's last evaluation model 1 restarted; negative: after it).
 """
 import json
-import math
+import statistics
 
 from .paths import BENCH_RESULTS
 
@@ -31,10 +31,7 @@ TITLE = "Independent model jobs: a model killed and rejoining (mini)"
 def mean_std(values):
     """(mean, standard deviation over the values with n - 1: seeds are a sample); 0.0 for one value."""
     values = [float(value) for value in values]
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1))
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def lost_times(seed):
