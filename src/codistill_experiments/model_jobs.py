@@ -51,16 +51,12 @@ def open_model_log(directory, config, model, resume_step):
     update it starts from and, for a resumed attempt, `last_seen`, the time of the newest record
     the previous attempt wrote (its last evaluation: the model was down from then on). Records
     after the resumed step are dropped: they are computed again."""
-    path = Path(directory) / runlog.METRICS_FILE
-    earlier = runlog.read_records(path) if resume_step is not None and path.exists() else []
-    if not earlier or earlier[0].get("kind") != "header":
-        earlier = [runlog.header(config)]
-    seen = [record["time"] for record in earlier if "time" in record]
-    kept = [record for record in earlier if record["kind"] in ("header", "start")
-            or (record["kind"] == "eval" and record["step"] <= (resume_step or 0))]
-    start = {"kind": "start", "model": model, "step": resume_step or 0, "time": time.time(),
-             "last_seen": max(seen) if seen else None}
-    return runlog.MetricsLog(Path(directory), [*kept, start])
+    def attempt(earlier):
+        seen = [record["time"] for record in earlier if "time" in record]
+        return [{"kind": "start", "model": model, "step": resume_step or 0, "time": time.time(),
+                 "last_seen": max(seen) if seen else None}]
+
+    return runlog.MetricsLog.resume(directory, config, resume_step, kept_kinds=("header", "start"), attempt=attempt)
 
 
 def down_records(records):

@@ -184,15 +184,17 @@ class MetricsLog:
         self.handle = open(path, "a")
 
     @classmethod
-    def resume(cls, directory, config, last_step):
-        """Keeps the header and the records up to the committed `last_step`: a torn last line
-        and records written after the last committed state are dropped (they are recomputed)."""
-        path = directory / METRICS_FILE
-        earlier = read_records(path) if path.exists() else []
+    def resume(cls, directory, config, last_step, kept_kinds=("header",), attempt=None):
+        """Keeps the header (and records of `kept_kinds`) and the eval records up to the committed
+        `last_step`: a torn last line and records written after the last committed state are
+        dropped (they are recomputed). attempt(earlier records): records this attempt starts with
+        (a model job's "start" record: model_jobs.open_model_log)."""
+        path = Path(directory) / METRICS_FILE
+        earlier = read_records(path) if last_step is not None and path.exists() else []
         if not earlier or earlier[0].get("kind") != "header":
             earlier = [header(config)]
-        kept = [r for r in earlier if r["kind"] == "header" or (r["kind"] == "eval" and r["step"] <= last_step)]
-        return cls(directory, kept)
+        kept = [r for r in earlier if r["kind"] in kept_kinds or (r["kind"] == "eval" and r["step"] <= last_step)]
+        return cls(Path(directory), [*kept, *(attempt(earlier) if attempt else [])])
 
     def write(self, record):
         self.handle.write(json.dumps(record) + "\n")

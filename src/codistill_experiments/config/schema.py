@@ -246,9 +246,9 @@ START_METHODS = Rule(choices=tuple(multiprocessing.get_all_start_methods()), why
 
 
 @dataclass
-class LocalLauncher:
-    """The ranks on this machine, started by this process (local) or by submitit (submitit_local)."""
-    name: str = spec(choices=("local", "submitit_local"), why="launcher=<name> chooses the launcher")
+class Launcher:
+    """What every launcher sets: how ranks start, their threads, and how long they wait."""
+    name: str = MISSING
     start_method: str = spec(START_METHODS)
     threads_per_rank: int = spec(COUNT)
     collective_timeout_s: Number = spec(POSITIVE)
@@ -256,13 +256,15 @@ class LocalLauncher:
 
 
 @dataclass
-class SlurmLauncher:
+class LocalLauncher(Launcher):
+    """The ranks on this machine, started by this process (local) or by submitit (submitit_local)."""
+    name: str = spec(choices=("local", "submitit_local"), why="launcher=<name> chooses the launcher")
+
+
+@dataclass
+class SlurmLauncher(Launcher):
     """One Slurm task per rank, through submitit."""
     name: str = named("slurm", "launcher=<name> chooses the launcher")
-    start_method: str = spec(START_METHODS)
-    threads_per_rank: int = spec(COUNT)
-    collective_timeout_s: Number = spec(POSITIVE)
-    lock_wait_s: Number = spec(NON_NEGATIVE)
     partition: Optional[str] = MISSING
     account: Optional[str] = MISSING
     constraint: Optional[str] = MISSING

@@ -241,15 +241,14 @@ def stop_failed(state, log, trace, failed):
 
 
 def job_records(evaluation, state, step):
-    """The records this job logs of an evaluation: every model's; a model job (method.transport=
-    files) only its own, with each teacher's age and the time (the run's log is assembled from
+    """The records this job logs of an evaluation (`records`: every model's, or a model job's own):
+    a model job (method.transport=files) adds each teacher's age and the time (the run's log is assembled from
     them: model_jobs.py). Ensemble and churn need the peers' outputs, which a model job has not."""
     if not model_jobs.uses_files(state.cfg):
         return evaluation
-    group = state.layout.group_index
     ages = state.codistiller.teacher_ages(step - 1) if state.codistiller else None
     return [{**record, "val_top1_mean_over_models": None, "teacher_ages": ages, "time": time.time()}
-            for record in evaluation if record["model"] == group]
+            for record in evaluation]
 
 
 def train_rank(config, layout, run_directory, device):
