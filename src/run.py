@@ -124,6 +124,9 @@ def main(cfg):
         sys.exit(f"error: {problem}")
     if ended(identifier, directory) or model_job_ended(container, directory):
         return
+    for where, _, what in state_directories(container, directory):   # a model job's log: damaged is refused too
+        if end_state(where / METRICS_FILE)[0] == DAMAGED:
+            ended(identifier + what, where)
     verbosity = progress_mode(container)
     from codistill_experiments.run_state import RunInProgress, StateUnreadable, is_leader_process, recover, run_lock
     from codistill_experiments.launch import RankLost, launch  # torch is imported only when something will train

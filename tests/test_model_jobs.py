@@ -146,6 +146,15 @@ def test_a_killed_model_job_does_not_stop_the_others_and_rejoins_when_rerun(tmp_
     killed_records = read_records(log)
     assert killed_records[-1]["kind"] != "end"
     last_seen = max(r["time"] for r in killed_records if r["kind"] == "eval")
+    # A model's log damaged before its last line is refused, byte for byte as it was, naming it.
+    intact = log.read_bytes()
+    lines = intact.split(b"\n")
+    log.write_bytes(b"\n".join([*lines[:3], lines[3][:20], *lines[4:]]))
+    damaged = log.read_bytes()
+    refused = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and log.read_bytes() == damaged
+    assert refused.stderr.rstrip().splitlines()[-1].startswith(f"error: {log}: line 4 of ")
+    log.write_bytes(intact)
     # Rerun: model 0 has ended and is not trained again; model 1 resumes and finishes.
     second = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
