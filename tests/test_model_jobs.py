@@ -89,9 +89,12 @@ def test_lockstep_model_jobs_train_what_the_collective_checkpoint_exchange_train
 def test_async_model_jobs_log_the_age_of_the_snapshot_each_update_read(run_job):
     directory, config = run_job([*FILES, "method.snapshot_mode=async", "method.period=3", "trace=true", *SHORT])
     mine, theirs = traces(directory, 2, model_dirs=True)
+    reads = []
     for trace, peer in ((mine, theirs), (theirs, mine)):
         peer_params = {entry["step"]: entry["own"] for entry in peer}   # the peer before update s = its snapshot of s
         read = 0
+        absent = [entry["teacher_ages"] == [None] for entry in trace]
+        assert absent == sorted(absent, reverse=True)   # absent only until the peer's first snapshot is read
         for entry in trace:
             ages = entry["teacher_ages"]
             if ages == [None]:   # the peer had published nothing yet: no teacher
@@ -101,7 +104,9 @@ def test_async_model_jobs_log_the_age_of_the_snapshot_each_update_read(run_job):
             source = entry["step"] - ages[0]
             assert source % 3 == 0   # a snapshot of an exchange point (a peer ahead gives a negative age)
             assert entry["teachers"] == [peer_params[source]]
-        assert read > 0.9 * len(trace)
+        reads.append(read)
+    # However the two processes' speeds compare, the later of them finds the other's snapshots.
+    assert max(reads) > 0
     # Each evaluation record logs the ages of the last update before it, as the trace saw them.
     ages_at = {(model, entry["step"]): entry["teacher_ages"] for model, trace in enumerate((mine, theirs))
                for entry in trace}
@@ -130,7 +135,7 @@ def test_a_killed_model_job_does_not_stop_the_others_and_rejoins_when_rerun(tmp_
     # Kill model 1 once it has committed the state of a random evaluation: somewhere in the next epoch.
     kill_after = random.Random(20261123).randint(2, 5) * steps_per_epoch
     log = model_directory(directory, 1) / METRICS_FILE
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while time.time() < deadline and (run_state.committed_step(model_directory(directory, 1)) or 0) < kill_after:
         time.sleep(0.02)
     os.kill(lock_pid(directory, 1), signal.SIGKILL)
@@ -267,7 +272,7 @@ def test_lockstep_a_killed_model_restarted_alone_rejoins_and_the_run_equals_an_u
     everything = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
     kill_after = random.Random(7).randint(1, 3) * 37
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while time.time() < deadline and (run_state.committed_step(model_directory(directory, 1)) or 0) < kill_after:
         time.sleep(0.02)
     os.kill(lock_pid(directory, 1), signal.SIGKILL)
