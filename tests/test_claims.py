@@ -373,3 +373,61 @@ def test_the_control_in_codistillations_place_never_holds(tmp_path):
         substituted = claim({"kind": "compare", "a": {"method.name": "independent"},
                              "b": {"method.name": "allreduce"}, "op": "within", "margin": 0.5, "mini_margin_se": 7})
         assert evaluate(substituted, data).status != HOLDS
+
+
+# ---------------------------------------------------------------- Anil et al.'s claims: losses, ensembles, named controls
+
+def loss_logs(root, groups):
+    """groups: {name: (config changes, final val_loss per seed, final ensemble_val_loss per seed or None)}."""
+    entries = []
+    for name, (changes, values, ensemble) in groups.items():
+        for seed, value in enumerate(values):
+            run_id = f"{name}-{seed}"
+            cfg = config(seed, **{"scale.name": "mini", "workload.train_size": 1297, **changes})
+            last = {"val_loss": value, **({"ensemble_val_loss": ensemble[seed]} if ensemble else {})}
+            write_run(root, run_id, cfg, [eval_record(10, 0, val_loss=9.0), eval_record(20, 0, **last)], "fig2")
+            entries.append((run_id, [*(f"{k}={v}" for k, v in changes.items()), f"seed={seed}"]))
+    write_manifest(root, "fig2", entries, "mini")
+    return registry.load(registry.SPECS["fig2"], root, "mini")
+
+
+@pytest.mark.parametrize("treated, verdict", [
+    (2.2, HOLDS),          # base 3.0, ensemble target 2.0 (gap 1.0 below); recovered 0.8: 0.8 - 0.5 = 0.3 > 2 x 0.0866 (s.e. 0.05)
+    (2.5, INCONCLUSIVE),   # recovered 0.5: exactly half, within the noise
+    (2.8, FAILS),          # recovered 0.2: 0.2 - 0.5 = -0.3
+])
+def test_recovers_a_loss_gap_towards_an_ensemble_read_from_its_own_metric(tmp_path, treated, verdict):
+    """The target group reads ensemble_val_loss (its `metric`), the others val_loss; `better: lower`
+    turns the gap the right way. Every group has s.e. 0.05: the contrast's s.e. is
+    0.05 sqrt(1 + 0.25 + 0.25) = 0.0612, its noise 0.122 (no validation sample: not top-1)."""
+    se = 0.05
+    data = loss_logs(tmp_path, {
+        "base": (INDEPENDENT, finals(3.0, se), finals(2.0, se)),
+        "codistill": (CODISTILL, finals(treated, se), None)})
+    check = {"kind": "recovers", "base": {"method.name": "independent"},
+             "target": {"method.name": "independent", "metric": "ensemble_val_loss"},
+             "treated": {"method.name": "codistill"}, "share": 0.5, "better": "lower"}
+    outcome = evaluate(claim(check, metric="val_loss"), data)
+    assert outcome.status == verdict
+    assert "gap target - base +1.000" in outcome.reproduced
+    assert f"({100 * (3.0 - treated):.0f} % of the gap)" in outcome.reproduced
+
+
+@pytest.mark.parametrize("control_mean, verdict", [
+    (3.0, HOLDS),                  # the control lies 1.0 from the reference: it fails the 0.35 margin
+    (2.05, CANNOT_DISCRIMINATE),   # the control lies within the margin too: nothing to discriminate
+])
+def test_an_equivalence_with_a_named_control_is_decided_only_where_the_control_fails_it(tmp_path, control_mean, verdict):
+    """codistillation (2.02) within 7 s.e. of two-phase distillation (2.0); margin 7 x 0.05 = 0.35
+    (the median seed s.e. of the workload's settings), capped at the control's distance
+    |control - 2.0| - 2 x 0.0707 when that is smaller."""
+    se = 0.05
+    data = loss_logs(tmp_path, {
+        "two": ({"method.name": "two_phase"}, finals(2.0, se), None),
+        "codistill": (CODISTILL, finals(2.02, se), None),
+        "independent": (INDEPENDENT, finals(control_mean, se), None)})
+    check = {"kind": "compare", "a": {"method.name": "codistill"}, "b": {"method.name": "two_phase"}, "op": "within",
+             "margin": 0.05, "mini_margin_se": 7, "control": {"method.name": "independent"}}
+    outcome = evaluate(claim(check, metric="val_loss"), data)
+    assert outcome.status == verdict
+    assert "alpha = 0 control" in outcome.reproduced

@@ -29,7 +29,7 @@ when the interval [d - noise, d + noise] lies on one side of the claim's bound:
 - recovers:   of the gap mean(target) - mean(base), group `treated` recovers more than `share`:
               (treated - base) - share x (target - base) > 0 beyond its noise, the gap itself
               being beyond its noise (Fig. 2: decaying weight decay recovers most of what constant
-              weight decay costs)
+              weight decay costs); `better: lower` for a loss, whose target lies below its base
 - fewest_bits: of `candidates` (each a labelled group with its knob `by`), the `expect` ones
               reach mean(b) - tolerance (as `at_least`) at a lower `cost` than any other
               candidate possibly does: holds when their cheapest setting that surely reaches
@@ -51,10 +51,14 @@ control beyond the noise. For a compare or difference between a codistillation g
 all_reduce group, the outcome also reports the gap codistillation - all_reduce and the share of it
 that the control already shows.
 
+A compare within / at_least that names its `control` group is judged against it in the same way,
+with group b as the reference in all_reduce's place (two-phase distillation, an ensemble).
+
 A group maps config keys (dotted, as in the resolved config), or derived columns (model_arch,
 setup, n_way, gamma), to a value, a list of values, or min / max (the extreme value present among
 the runs the other keys select); `best_over: <key>` with `best: min|max` keeps the best mean over
-that key's values (alpha_gamma: each γ with its best initial α).
+that key's values (alpha_gamma: each γ with its best initial α); `metric` reads another metric for
+that group than the claim's (an ensemble's ensemble_val_loss beside single models' val_loss).
 
 The package: evaluation (the claims file loaded and each claim evaluated at one scale), checks (the
 check kinds), groups (the runs a group names and their final metric over seeds), noise (the noise

@@ -116,8 +116,9 @@ def check_tradeoff(records, check, metric, claim, context):
 def check_recovers(records, check, metric, claim, context):
     base, target, treated = (group_stats(records, check[k], metric)[None] for k in ("base", "target", "treated"))
     share = check["share"]
-    gap, gap_noise = target.mean - base.mean, noise_of(metric, (1, target), (-1, base))
-    recovered = treated.mean - base.mean
+    sign = -1.0 if check.get("better") == "lower" else 1.0   # a loss: the target lies below the base
+    gap, gap_noise = sign * (target.mean - base.mean), noise_of(metric, (1, target), (-1, base))
+    recovered = sign * (treated.mean - base.mean)
     contrast = recovered - share * gap
     noise = noise_of(metric, (1, treated), (-(1 - share), base), (-share, target))
     shown = (f"gap target - base {gap:+.3f} ({gap_noise.text()}); treated - base {recovered:+.3f}"

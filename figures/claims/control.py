@@ -44,8 +44,11 @@ def control_group(method_group, check):
 
 def equivalence_sides(check):
     """(key of the method's group, key of all_reduce's group, op) of a claim that a method comes close
-    to all_reduce (compare within / at_least, tradeoff); None for any other claim."""
+    to all_reduce (compare within / at_least, tradeoff), or to group b when the check names its
+    `control` (two-phase distillation, an ensemble); None for any other claim."""
     kind = check["kind"]
+    if kind == "compare" and check.get("op") in EQUIVALENCE_OPS and "control" in check:
+        return "a", "b", check["op"]   # a method against another reference than all_reduce, its control named
     if kind == "tradeoff":
         sides, op = ("a", "b"), "at_least"
     elif kind == "compare" and check.get("op") in EQUIVALENCE_OPS:

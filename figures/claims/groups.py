@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-RESERVED = {"best_over", "best"}
+RESERVED = {"best_over", "best", "metric"}   # not config keys: how a group is read
 DERIVED = {"model_arch", "setup", "n_way", "gamma", "batch_per_model"}
 DIGITS_SAMPLES = 1797    # scikit-learn's digits: validation = 1797 - workload.train_size
 FULL_VALIDATION = {"imagenet_resnet50": 50_000, "cifar10_wrn": 10_000}
@@ -99,7 +99,9 @@ def seed_mean(per_run):
 
 
 def group_stats(records, group, metric, by=None):
-    """{by value (or None): Stat} of a group's final metric."""
+    """{by value (or None): Stat} of a group's final metric: the claim's, or the group's own
+    `metric` (an ensemble's ensemble_val_loss beside single models' val_loss)."""
+    metric = group.get("metric", metric)
     selected = select(records, group)
     if selected.empty:
         raise NotRun(f"no finished run matches {group}")
