@@ -1,6 +1,8 @@
 """Copies the logs of a results root into the committed form that `make figures` and `make report`
-read by default (paper/logs): every sweep manifest of a scale, and each run's metrics.jsonl
-gzipped (byte-identical for identical logs). Model weights, run state and Hydra folders stay out.
+read by default (paper/logs): every sweep manifest of a scale, each run's metrics.jsonl gzipped
+(byte-identical for identical logs) and, where a run saved its validation predictions
+(predictions-model<i>.npy, for churn between retrains: figures/logs/churn.py), those deflated into one
+predictions.npz. Model weights, run state and Hydra folders stay out.
 
     python -m figures.pack --results results --into paper/logs [--scale mini] [--replace]
 
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from codistill_experiments import runlog
 
+from .logs.churn import PACKED, packed_predictions
 from .logs.manifests import manifests
 from .paths import COMMITTED
 
@@ -63,6 +66,11 @@ def pack(results, into, scale, replace=False):
             if not destination.exists() or destination.read_bytes() != data:
                 destination.write_bytes(data)
                 written += 1
+            predictions = packed_predictions(source.parent)
+            target_predictions = destination.parent / PACKED
+            if predictions is not None and (not target_predictions.exists()
+                                            or target_predictions.read_bytes() != predictions):
+                target_predictions.write_bytes(predictions)
     keep = referenced_runs(into)
     runs = into / "runs"
     removed = [d for d in runs.iterdir() if d.is_dir() and d.name not in keep] if runs.exists() else []

@@ -17,7 +17,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
-from .drawing import fig2, fig2_regimes, frontier, paper_figures, tables
+from .logs.churn import with_churn
+from .drawing import anil, fig2, fig2_regimes, frontier, paper_figures, tables
 from .drawing.labels import setup_label
 from .drawing.layout import finish
 from .drawing.panels import message_figure
@@ -27,6 +28,9 @@ from .logs.manifests import ManifestMissing
 from .paths import COMMITTED, SWEEPS
 
 OUT = Path(__file__).resolve().parent / "out"
+SODHANI = "Sodhani et al. 2021"   # A Closer Look at Codistillation for Distributed Training: this repository's paper
+ANIL = "Anil et al. 2018"         # Large scale distributed neural network training through online distillation
+SOURCES = (SODHANI, ANIL)
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ class Spec:
     section: str         # where in the paper (later version unless it says "earlier version")
     draw: Callable       # (FigureData, SeedNotes) -> a matplotlib figure, or a DataFrame for a table
     sweep: str = None    # default: the id
-    paper: bool = True   # False: an experiment beyond the paper's, which does not set the mini noise unit
+    paper: bool = True   # False: an experiment beyond its source's, which does not set the mini noise unit
+    source: str = SODHANI   # the paper whose experiment it is: its claims' mini noise unit, its report section
 
     @property
     def sweep_id(self):
@@ -98,6 +103,18 @@ SPEC_LIST = [
          paper=False),
     Spec("wrn_pretrain", "figure", "The pretrained Wide-ResNet-28-10 of the multi-view experiment", "Sec. 5.1",
          paper_figures.wrn_pretrain),
+    Spec("anil_fig2a", "figure", "Anil et al. 2018 Fig. 2a: 2-way codistillation vs the single-model baseline, "
+         "label smoothing (uniform, unigram prior) and an ensemble of two",
+         "Anil et al. Sec. 3.3", anil.fig2a, source=ANIL),
+    Spec("anil_fig2b", "figure", "Anil et al. 2018 Fig. 2b: codistillation on disjoint shards of the training set "
+         "vs on the same data vs the baseline", "Anil et al. Sec. 3.3.2", anil.fig2b, source=ANIL),
+    Spec("anil_fig4", "figure", "Anil et al. 2018 Fig. 4: codistillation with checkpoints exchanged every "
+         "T updates", "Anil et al. Sec. 3.4", anil.fig4, source=ANIL),
+    Spec("anil_two_phase", "figure", "Anil et al. 2018 Sec. 3.4.1: codistillation vs two-phase distillation "
+         "(an ensemble of two, then a student distilling it), against total updates", "Anil et al. Sec. 3.4.1",
+         anil.two_phase, source=ANIL),
+    Spec("anil_table1", "table", "Anil et al. 2018 Table 1: validation log loss and prediction churn between "
+         "retrains", "Anil et al. Sec. 3.5", anil.table1, source=ANIL),
 ]
 SPECS = {spec.id: spec for spec in SPEC_LIST}
 
@@ -242,7 +259,9 @@ def load(spec, results_root, scale):
             problem = (f"not run at {scale} scale in {results_root} "
                        f"(python src/run.py -m sweep={spec.sweep_id} scale={scale})")
         return FigureData(spec, scale, Path(results_root), pd.DataFrame(), empty, problem)
-    return FigureData(spec, scale, Path(results_root), _derived_columns(records), status)
+    # Churn between retrains (figures/logs/churn.py) joins the records as rows of kind "churn" wherever
+    # runs saved their validation predictions, so that figures and claims read it as any metric.
+    return FigureData(spec, scale, Path(results_root), with_churn(_derived_columns(records), results_root), status)
 
 
 def output_dir(scale):

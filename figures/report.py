@@ -60,25 +60,32 @@ def collect_everything(results_root, out=None):
     return data, drawn
 
 
-def resolutions(data):
-    """{scale: Resolution over the records of every figure of the paper at that scale}: the
-    mini noise unit (seed s.e.) comes from the paper's experiments, so that one beyond the paper
-    (frontier) cannot move the margins of the paper's claims."""
-    return {scale: Resolution([d.records for spec_id, d in figures.items() if registry.SPECS[spec_id].paper])
+def resolutions(data, source=registry.SODHANI):
+    """{scale: Resolution over the records of every figure of `source`'s own experiments at that
+    scale}: the mini noise unit (seed s.e.) of a paper's claims comes from that paper's experiments,
+    so that one beyond it (frontier) or another paper's (Anil et al.'s) cannot move its margins."""
+    def counts(spec_id):
+        spec = registry.SPECS[spec_id]
+        return spec.paper and spec.source == source
+    return {scale: Resolution([d.records for spec_id, d in figures.items() if counts(spec_id)])
             for scale, figures in data.items()}
 
 
 def evaluate_all(all_claims, data, resolution=None):
-    """{(claim id, scale): Outcome}; a scale with no logs at all gives `not run` everywhere."""
-    outcomes, resolution = {}, resolution or resolutions(data)
+    """{(claim id, scale): Outcome}; a scale with no logs at all gives `not run` everywhere. A
+    claim's mini margins are in the noise unit of its figure's source (resolution: Sodhani et al.'s)."""
+    outcomes, by_source = {}, {registry.SODHANI: resolution or resolutions(data)}
     for claim in all_claims:
+        source = registry.SPECS[claim["figure"]].source
+        if source not in by_source:
+            by_source[source] = resolutions(data, source)
         for scale in SCALES:
             if scale not in data:
                 outcome = Outcome(NOT_RUN, f"no {scale}-scale logs")
                 if scale not in claim.get("scales", SCALES):
                     outcome = Outcome(NOT_APPLICABLE, "paper-scale number")
             else:
-                outcome = evaluate(claim, data[scale][claim["figure"]], resolution[scale])
+                outcome = evaluate(claim, data[scale][claim["figure"]], by_source[source][scale])
             outcomes[(claim["id"], scale)] = outcome
     return outcomes
 
@@ -136,15 +143,20 @@ def noise_section(data, resolution=None):
              "| scale | workload | validation samples | one sample (points of top-1) | "
              + " | ".join(f"seed s.e.: {name}" for name in NOISE_METRICS.values()) + " |",
              "|---|---|---|---|" + "---|" * len(NOISE_METRICS)]
-    for scale, resolution in (resolution or resolutions(data)).items():
-        for workload in resolution.workloads():
-            samples = resolution.val_samples(workload)
-            known = samples == samples
-            cells = [scale, f"`{workload}`", f"{samples:.0f}" if known else "–", f"{100 / samples:.3f}" if known else "–"]
-            cells += [_se_cell(resolution, workload, metric) for metric in NOISE_METRICS]
-            lines.append("| " + " | ".join(cells) + " |")
+    by_source = [(registry.SODHANI, resolution or resolutions(data))]
+    by_source += [(source, resolutions(data, source)) for source in registry.SOURCES if source != registry.SODHANI]
+    for source, scales in by_source:
+        for scale, unit in scales.items():
+            for workload in unit.workloads():
+                samples = unit.val_samples(workload)
+                known = samples == samples
+                name = f"`{workload}`" + ("" if source == registry.SODHANI else f" ({source}'s experiments)")
+                cells = [scale, name, f"{samples:.0f}" if known else "–", f"{100 / samples:.3f}" if known else "–"]
+                cells += [_se_cell(unit, workload, metric) for metric in NOISE_METRICS]
+                lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Seed s.e.: the median, over the workload's settings (runs that differ only in their seed; "
-              "their number in brackets), of the standard error over seeds of the final value.", ""]
+              "their number in brackets), of the standard error over seeds of the final value. The margins of "
+              f"{registry.ANIL}'s claims are in the unit of its own experiments' rows.", ""]
     return lines
 
 
@@ -250,6 +262,27 @@ def figure_section(spec, all_claims, outcomes, data, drawn, md_dir):
     return lines
 
 
+SOURCE_INTROS = {
+    registry.ANIL: "Large scale distributed neural network training through online distillation (ICLR 2018): "
+                   "codistillation against its baselines, on disjoint data, with stale checkpoints, against two-phase "
+                   "distillation, and its prediction churn between retrains. Its mini stand-ins are "
+                   "`clusters_resnet` (figures) and `criteo_mini` (Table 1); its claims' mini margins are in the "
+                   "seed standard error of its own experiments.",
+}
+
+
+def source_section(source, all_claims, outcomes, data, drawn, md_dir):
+    """The figures and tables of another paper's experiments (Anil et al. 2018), under its name."""
+    specs = [spec for spec in registry.SPEC_LIST if spec.source == source]
+    if not specs:
+        return []
+    lines = [f"## {source}", "", SOURCE_INTROS.get(source, ""), "",
+             "Its figures and tables: " + ", ".join(f"`{spec.id}`" for spec in specs) + ".", ""]
+    for spec in specs:
+        lines += figure_section(spec, all_claims, outcomes, data, drawn, md_dir)
+    return lines
+
+
 def write_markdown(all_claims, outcomes, data, drawn, results_root, path, resolution=None, bench=BENCH_RESULTS):
     lines = ["# Reproduction report: A Closer Look at Codistillation for Distributed Training", "",
              f"Generated by `make report` (`figures/report.py`) at commit `{_git_commit()}` from the logs in "
@@ -263,7 +296,10 @@ def write_markdown(all_claims, outcomes, data, drawn, results_root, path, resolu
     lines += gap_section(all_claims, outcomes, data)
     lines += kill_rejoin.report_section(Path(bench))
     for spec in registry.SPEC_LIST:
-        lines += figure_section(spec, all_claims, outcomes, data, drawn, path.parent)
+        if spec.source == registry.SODHANI:
+            lines += figure_section(spec, all_claims, outcomes, data, drawn, path.parent)
+    for source in registry.SOURCES[1:]:
+        lines += source_section(source, all_claims, outcomes, data, drawn, path.parent)
     path.write_text("\n".join(lines) + "\n")
 
 

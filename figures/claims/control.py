@@ -20,6 +20,7 @@ So for every such claim:
 Directional claims keep their verdict and show the control's value beside it (control_share)."""
 import math
 
+from ..logs.churn import CHURN_METRICS
 from .groups import NotRun, group_stats
 from .noise import TOP1_METRICS, noise_of
 from .verdicts import CANNOT_DISCRIMINATE, EPS, FAILS, HOLDS, INCONCLUSIVE, interval_verdict
@@ -85,6 +86,8 @@ class Control:
 
 
 def find_control(records, check, metric, method_group, reference, op):
+    if metric in CHURN_METRICS:   # an independent run's churn is its ensemble's (figures/logs/churn.py): no control
+        return None
     try:
         return Control(records, method_group, reference, check, metric, op)
     except NotRun:
@@ -146,6 +149,8 @@ def control_share(records, check, metric):
     text = f"gap codistillation - all_reduce {_points(gap, metric)}"
     if abs(gap) <= noise.width:
         text += " (within noise)"
+    if metric in CHURN_METRICS:
+        return text + "; no alpha = 0 control for churn: an independent run serves its ensemble's mean prediction"
     try:
         control = group_stats(records, control_group(codistill, check), metric)[None]
     except NotRun:
