@@ -74,6 +74,7 @@ class Control:
         self.noise = noise_of(metric, (1, self.stat), (-1, reference))
         self.distance = (abs(self.gap) if op == "within" else -self.gap) - self.noise.width
         self.metric = metric
+        self.named = check.get("control")   # a control the claim names, against its own reference
 
     def fails_at(self, margin):
         """The control surely fails the claim at this margin (its interval outside the open band)."""
@@ -81,13 +82,13 @@ class Control:
 
     def text(self, margin):
         verdict = "fails the claim" if self.fails_at(margin) else "passes or could pass the claim"
-        return (f"alpha = 0 control - all_reduce {_points(self.gap, self.metric)} ({self.noise.text()}): "
-                f"it {verdict} at margin {margin:.3f}")
+        which = (f"control {self.named} - reference" if self.named else "alpha = 0 control - all_reduce")
+        return f"{which} {_points(self.gap, self.metric)} ({self.noise.text()}): it {verdict} at margin {margin:.3f}"
 
 
 def find_control(records, check, metric, method_group, reference, op):
-    if metric in CHURN_METRICS:   # an independent run's churn is its ensemble's (figures/logs/churn.py): no control
-        return None
+    if metric in CHURN_METRICS and "control" not in check:
+        return None   # an independent run's churn is its ensemble's (figures/logs/churn.py): no implicit control
     try:
         return Control(records, method_group, reference, check, metric, op)
     except NotRun:
