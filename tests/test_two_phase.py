@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from codistill import Codistiller
+from codistill_experiments.run_schedules import build_schedules
 from codistill_experiments.runlog import end_state, identity, read_records, run_dir, run_id
 from codistill_experiments.seeds import model_seed
 from codistill_experiments.vision.two_phase import teacher_config
@@ -88,8 +89,6 @@ def reference_students(container, teacher_directory, batch):
     cfg = OmegaConf.create(container)
     workload = build_workload(cfg.workload)
     train = workload.train_set
-    from codistill_experiments.run_schedules import build_schedules
-
     schedules = build_schedules(cfg.schedule, cfg.method, batch, len(train) // batch)
     n = cfg.method.n
     teachers = []
