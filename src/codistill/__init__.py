@@ -12,7 +12,8 @@ without importing torch.
                     burn-in, teachers and how they run, bits), used by every client
   losses.py         the distillation term D (Algorithm 1, line 4), per sample or token-level
   exchange.py       the exchanges through collectives (predictions, checkpoints, sharded
-                    checkpoints), the bit counter, DDP with counted all_reduce
+                    checkpoints), frozen teachers (nothing exchanged), the bit counter, DDP
+                    with counted all_reduce
   teachers.py       how checkpoint teachers are built and run forward (one policy, every client)
   file_exchange.py  the checkpoint exchange through files; snapshots.py its snapshot store
   checkpoint_wire.py  the kept buffers checkpoints travel in
@@ -28,8 +29,8 @@ _EXPORTS = {
     **dict.fromkeys(("codistill_loss", "distill_loss", "distill_term", "token_distill_term", "DISTILL_LOSSES"),
                     "losses"),
     **dict.fromkeys(("make_exchange", "EXCHANGES", "PredictionExchange", "CheckpointExchange",
-                     "ShardedCheckpointExchange", "CommCounter", "counted_all_gather", "wrap_data_parallel",
-                     "flat_parameters", "load_flat_parameters"), "exchange"),
+                     "ShardedCheckpointExchange", "FrozenTeachers", "CommCounter", "counted_all_gather",
+                     "wrap_data_parallel", "flat_parameters", "load_flat_parameters"), "exchange"),
     **dict.fromkeys(("teacher_mode", "build_teachers"), "teachers"),
     "FileCheckpointExchange": "file_exchange",
     **dict.fromkeys(("SnapshotStore", "PeerReader", "SnapshotTimeout"), "snapshots"),

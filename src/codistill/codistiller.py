@@ -8,7 +8,9 @@ the vision engine, the fairseq plugin).
 
 The layout splits the world into n model groups of k ranks; each group trains one model with DDP
 inside the group, and the groups codistil through the exchange. Models that share no process
-group (separate jobs) codistil through files: `Codistiller.through_files`.
+group (separate jobs) codistil through files: `Codistiller.through_files`. A model distils from
+trained models that no longer change (the second phase of Anil et al. 2018 Sec. 3.4.1):
+`Codistiller.from_teachers`.
 
 What lives here and nowhere else: which exchange runs, burn-in, the teachers (built by
 teachers.build_teachers and run in teachers.teacher_mode), the distillation term (losses.py)
@@ -20,21 +22,26 @@ import torch
 import torch.distributed as dist
 
 from .choices import DISTILL_LOSSES
-from .exchange import EXCHANGES, WIRE_DTYPES, CommCounter, make_exchange, wrap_data_parallel
+from .exchange import EXCHANGES, WIRE_DTYPES, CommCounter, FrozenTeachers, make_exchange, wrap_data_parallel
 from .file_exchange import FileCheckpointExchange
 from .groups import make_process_groups
 from .losses import distill_loss
-from .teachers import build_teachers
+from .teachers import build_teachers, prepared_teachers
 
 
 def _check(period, loss, temperature, n_groups):
-    problems = [
-        (not (isinstance(period, int) and period >= 1), f"period={period!r} is not a whole number >= 1"),
-        (loss not in DISTILL_LOSSES, f"loss={loss!r} is not one of {DISTILL_LOSSES}"),
-        (isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and temperature > 0),
-         f"temperature={temperature!r} is not a number > 0"),
-        (n_groups < 2, f"codistillation needs n_groups >= 2 (layout has {n_groups})"),
-    ]
+    _raise_first([(not (isinstance(period, int) and period >= 1), f"period={period!r} is not a whole number >= 1"),
+                  *_loss_problems(loss, temperature),
+                  (n_groups < 2, f"codistillation needs n_groups >= 2 (layout has {n_groups})")])
+
+
+def _loss_problems(loss, temperature):
+    return [(loss not in DISTILL_LOSSES, f"loss={loss!r} is not one of {DISTILL_LOSSES}"),
+            (isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and temperature > 0),
+             f"temperature={temperature!r} is not a number > 0")]
+
+
+def _raise_first(problems):
     for failed, message in problems:
         if failed:
             raise ValueError(message)
@@ -110,6 +117,28 @@ class Codistiller:
         self._setup(model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher)
         return self
 
+    @classmethod
+    def from_teachers(cls, model, teachers, alpha=1.0, loss="mse", temperature=1.0, burn_in_steps=0, *,
+                      counter=None, run_teacher=None):
+        """Distillation from trained models that do not change (exchange.FrozenTeachers): e.g. an
+        ensemble trained first, distilled into `model` (Anil et al. 2018 Sec. 3.4.1, two-phase).
+        teachers: modules holding the trained parameters, one per teacher (built without drawing
+        from the model's random stream, e.g. inside torch.random.fork_rng); they are put on the
+        model's device and dtype, without gradients, in teacher mode, as an exchange's teachers.
+        The term is the codistillation's: alpha(step) x the mean over the teachers of
+        D(student, teacher_j). With loss="mse" that mean has the gradient of the MSE to the
+        ensemble's mean logits (mean_j |s - t_j|^2 = |s - mean_j t_j|^2 + the teachers' variance,
+        which does not depend on s), but not its value: the logged D includes the variance.
+        Nothing is exchanged (no process group is needed; `counter` stays at 0) and
+        state_dict() holds nothing of the teachers: a resumed run loads them again."""
+        _raise_first([*_loss_problems(loss, temperature), (len(teachers) < 1, "from_teachers needs a teacher")])
+        self = cls.__new__(cls)
+        self.groups = None
+        counter = counter if counter is not None else CommCounter()
+        frozen = FrozenTeachers(prepared_teachers(model, lambda j: teachers[j], range(len(teachers))))
+        self._setup(model, frozen, counter, alpha, loss, temperature, burn_in_steps, run_teacher)
+        return self
+
     def _setup(self, model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher):
         self.model, self.exchange, self.counter = model, exchange, counter
         self.kind, self.temperature, self.burn_in_steps = loss, temperature, burn_in_steps
@@ -129,7 +158,8 @@ class Codistiller:
 
     def teacher_ages(self, step):
         """Per peer: updates between `step` and the parameters its teacher holds (None: no
-        snapshot of it yet); None for a prediction exchange (its teachers are of the update)."""
+        snapshot of it yet); None for a prediction exchange (its teachers are of the update) and
+        for frozen teachers (from_teachers: trained models, of no update of this run)."""
         return self.exchange.teacher_ages(step) if self.exchange.sends == "checkpoints" else None
 
     def data_parallel(self):

@@ -259,6 +259,38 @@ class ShardedCheckpointExchange(CheckpointExchange):
         super().__init__(groups, counter, period, group_index, model, teachers, sharded=True)
 
 
+class FrozenTeachers:
+    """The exchange of a distillation from trained models (Codistiller.from_teachers): the
+    `teachers` hold their parameters from the start and never change; nothing is sent, nothing is
+    charged, and a resumed run needs nothing of it (the teachers are loaded again)."""
+
+    sends = "checkpoints"   # teachers are modules the student's rank runs on its own batch
+
+    def __init__(self, teachers):
+        self.teachers = list(teachers)
+
+    def publish(self, step, model):
+        pass
+
+    def refresh(self, step, model):
+        pass
+
+    def held_steps(self):
+        return None
+
+    def present(self):
+        return [True] * len(self.teachers)
+
+    def teacher_ages(self, step):
+        return None
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
 CHECKPOINT_EXCHANGES = {"checkpoints": CheckpointExchange, "sharded_checkpoints": ShardedCheckpointExchange}
 
 

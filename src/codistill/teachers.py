@@ -26,11 +26,16 @@ def build_teachers(model, make_teacher, group_index, n_groups):
     """make_teacher(j) for each other model group j, in group order: on the model's device and in its
     dtype, without gradients, in teacher mode. Built without drawing from the model's random
     stream (its dropout, its data order), so that a run draws the same numbers with or without them."""
+    return prepared_teachers(model, make_teacher, [j for j in range(n_groups) if j != group_index])
+
+
+def prepared_teachers(model, make_teacher, indices):
+    """make_teacher(j) for each j of `indices`, as build_teachers prepares them (the one policy for
+    the teachers of an exchange and for frozen teachers: Codistiller.from_teachers)."""
     reference = next(model.parameters())
     devices = [reference.device] if reference.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        teachers = [make_teacher(j).to(device=reference.device, dtype=reference.dtype)
-                    for j in range(n_groups) if j != group_index]
+        teachers = [make_teacher(j).to(device=reference.device, dtype=reference.dtype) for j in indices]
     for teacher in teachers:
         teacher.requires_grad_(False)
         teacher_mode(teacher)

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from .vision import two_phase
 from .vision.engine import train_rank
 from codistill.groups import Layout
 from codistill.snapshots import SnapshotTimeout
@@ -60,7 +61,10 @@ def run_rank(rank, config, run_directory, local_rank=None):
     dist.init_process_group(backend, init_method="env://", rank=world_rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=timeout_s))
     try:
-        train_rank(config, layout, run_directory, device)
+        if config["method"]["name"] == "two_phase":   # the teacher run first, then this run's students
+            two_phase.train(config, layout, run_directory, device, train_rank)
+        else:
+            train_rank(config, layout, run_directory, device)
     except SnapshotTimeout as error:   # a peer job's snapshot never came: say so, not "a collective failed"
         raise RankLost(f"model {layout.group_index}: {error}") from error
     except (dist.DistError, RuntimeError) as error:

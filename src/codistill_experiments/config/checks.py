@@ -77,8 +77,12 @@ def check_models(workload, method, problems):
 
 
 def check_own_method_workload(container, translation, problems):
-    """PowerSGD, local SGD and DiLoCo train copies of one model in this engine (vision)."""
+    """PowerSGD, local SGD and DiLoCo train copies of one model in this engine (vision); two_phase is
+    this engine's too."""
     name = container["method"]["name"]
+    if name == "two_phase" and translation:
+        problems.append("method.name='two_phase': the two-phase distillation is the vision engine's "
+                        "(vision/two_phase.py); use it with a vision workload (e.g. workload=clusters_resnet)")
     if name not in OWN_METHODS:
         return
     if translation:

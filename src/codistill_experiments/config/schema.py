@@ -78,6 +78,18 @@ class Independent(Method):
 
 
 @dataclass
+class TwoPhase(Method):
+    """Anil et al. 2018 Sec. 3.4.1: n teachers trained as method=independent (their own run), then
+    one student per group distilling from the frozen ensemble (vision/two_phase.py)."""
+    name: str = method_name("two_phase")
+    n: int = spec(at_least=2, why="the teachers of the ensemble (and the students, one per group)")
+    coordinated_sampling: bool = MISSING
+    loss: str = spec(choices=DISTILL_LOSSES)
+    temperature: Number = spec(above=0, why="kl and soft_ce divide the logits by it")
+    alpha: Number = spec(NON_NEGATIVE)
+
+
+@dataclass
 class Averaging(Method):
     """localsgd and diloco: n groups averaged every `period` updates."""
     n: int = spec(at_least=2, why="n >= 2 model groups are averaged")
@@ -110,7 +122,8 @@ class PowerSGD(Method):
     warm_start: bool = MISSING
 
 
-METHODS = {schema.name: schema for schema in (Allreduce, Codistill, Independent, PowerSGD, LocalSGD, DiLoCo)}
+METHODS = {schema.name: schema for schema in (Allreduce, Codistill, Independent, PowerSGD, LocalSGD, DiLoCo,
+                                              TwoPhase)}
 
 
 # ----- scale

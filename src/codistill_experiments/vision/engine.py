@@ -23,6 +23,7 @@ from ..divergence import divergence
 from ..progress import Progress
 from ..run_schedules import run_schedules
 from ..seeds import model_seed
+from . import two_phase
 from .evaluation import N_STATS, TRAIN_CE, TRAIN_DISTILL, TrainLosses, evaluate, gather_stats, records
 from .methods import build_method, sampling_layout
 from .sampling import CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, held_out_split
@@ -144,6 +145,8 @@ def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=No
     groups = model_job_groups(layout) if model_jobs.uses_files(cfg) else make_process_groups(layout)
     group = layout.group_index
     init_group = sampling_layout(cfg.method, layout).group_index  # local SGD, DiLoCo: model 0's init
+    if cfg.method.name == "two_phase":   # a student starts from none of its teachers' initialisations
+        init_group += layout.n_groups
     init_seed = cfg.init_seed if cfg.init_seed is not None else model_seed(cfg.seed, init_group)
     memory_format = torch.channels_last if cfg.workload.get("channels_last", False) else torch.preserve_format
     model = workload.make_model(init_seed, model_spec(cfg, group)).to(device, memory_format=memory_format)
@@ -158,12 +161,14 @@ def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=No
 def build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha, run_directory=None):
     """The run's codistillation from method.* (None when its method does not codistil)."""
     method = cfg.method
-    if method.name != "codistill":
+    if method.name not in ("codistill", "two_phase"):
         return None
 
     def make_teacher(peer):
         return workload.make_model(0, model_spec(cfg, peer)).to(memory_format=memory_format)
 
+    if method.name == "two_phase":
+        return two_phase.distill_from_teachers(cfg, model, make_teacher, alpha, counter)
     if model_jobs.uses_files(cfg):
         return Codistiller.through_files(
             model, model_jobs.exchange_directory(run_directory), layout.group_index, layout.n_groups,
@@ -243,7 +248,10 @@ def stop_failed(state, log, trace, failed):
 def job_records(evaluation, state, step):
     """The records this job logs of an evaluation (`records`: every model's, or a model job's own):
     a model job (method.transport=files) adds each teacher's age and the time (the run's log is assembled from
-    them: model_jobs.py). Ensemble and churn need the peers' outputs, which a model job has not."""
+    them: model_jobs.py). Ensemble and churn need the peers' outputs, which a model job has not. A
+    two_phase student's records carry its teachers' updates (`teacher_steps`)."""
+    if state.cfg.method.name == "two_phase":
+        evaluation = [{**record, "teacher_steps": two_phase.teacher_steps(state.cfg)} for record in evaluation]
     if not model_jobs.uses_files(state.cfg):
         return evaluation
     ages = state.codistiller.teacher_ages(step - 1) if state.codistiller else None
