@@ -21,8 +21,7 @@ from codistill_experiments.runlog import identity, run_id, without_default
 from codistill_experiments.seeds import model_seed
 from codistill_experiments.vision.engine import Precision, build_optimizer, train_step, training_data
 from codistill_experiments.vision.evaluation import agreement
-from codistill_experiments.vision.sampling import (CoordinatedBatchSampler, batch_source, model_shard,
-                                                   shard_indices)
+from codistill_experiments.vision.sampling import CoordinatedBatchSampler, batch_source, shard_indices
 from codistill_experiments.vision.supervised import SupervisedLoss, dataset_targets
 from codistill_experiments.vision.workloads import InMemoryDataset, Workload, batch_is_ready, build_workload
 from conftest import ROOT, SHORT, compose_job
@@ -83,6 +82,8 @@ def test_without_default_drops_a_key_or_a_block_only_at_its_default():
     (["data.split=disjoint", "method=independent", "method.n=1"], "method.n >= 2"),
     (["schedule.optimizer=adam"], "schedule.optimizer"),
     (["save_predictions=maybe"], "save_predictions"),
+    # 1200 x 0.05 = 60 samples: one batch of 32 for a model on all of them, none on a shard of 30
+    (["data.split=disjoint", "method=independent", "data.fraction=0.05"], "30 training samples in each model's shard"),
 ])
 def test_refused_values_name_their_key(tmp_path, overrides, key):
     with pytest.raises(ConfigError, match=key.replace("(", r"\(").replace(".", r"\.")):
@@ -103,6 +104,7 @@ def test_translation_refuses_the_vision_options(tmp_path, overrides):
     ["data.split=disjoint", "method=codistill", "method.exchange=checkpoints"],
     ["data.split=disjoint", "method=codistill", "method.exchange=sharded_checkpoints"],
     ["supervised.label_smoothing=0.2", "supervised.smoothing_prior=unigram", "schedule.optimizer=adagrad"],
+    ["data.split=same", "method=independent", "data.fraction=0.05"],
 ])
 def test_accepted_combinations(tmp_path, overrides):
     compose_job(overrides, tmp_path)

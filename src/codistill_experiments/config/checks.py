@@ -131,14 +131,15 @@ def check_updates(container, problems):
     holdout = container["data"].get("holdout", 0)
     size = size - holdout if isinstance(holdout, int) and 0 < holdout < size else size   # held out of training
     samples = size if fraction >= 1 else round(size * fraction)
+    shards = ""
     if container["data"].get("split") == "disjoint" and _is_whole(method["n"]):
         samples //= method["n"]   # each model its own shard (sampling.model_shard)
+        shards = f" in each model's shard (data.split=disjoint, method.n={method['n']})"
     steps_per_epoch = samples // batch
     if steps_per_epoch == 0:
-        problems.append(f"data.fraction={fraction!r}, data.split={container['data'].get('split')!r}: leave "
-                        f"{samples} training samples per model, fewer than one batch of "
-                        f"{batch} per model (scale.batch_per_rank={scale['batch_per_rank']} x {ranks} ranks); "
-                        "raise data.fraction or lower the batch")
+        problems.append(f"data.fraction={fraction!r}: leaves {samples} training samples{shards}, fewer than one "
+                        f"batch of {batch} per model (scale.batch_per_rank={scale['batch_per_rank']} x {ranks} "
+                        "ranks); raise data.fraction or lower the batch")
         return
     epochs = container["schedule"]["epochs"]
     stretch = epoch_scale / fraction * workload.get("epoch_scale", 1.0)   # as schedules.run_schedules
