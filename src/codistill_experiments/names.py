@@ -12,6 +12,11 @@ MINI_RESNETS = {"resnet18": (64, 1), "resnet50": (128, 2), "resnext101_32x8d": (
 MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "clusters_resnet": {"arch"}, "imagenet": {"arch", "num_classes"},
               "cifar10": {"num_classes"}, "multiview_mini": set()}
 SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")   # multi-view (Fig. 6)
+# schedule.optimizer of a vision schedule (vision/engine.py build_optimizer).
+OPTIMIZERS = ("sgd", "adagrad")
+# data.split and supervised.smoothing_prior (top-level keys: config/checks.py).
+DATA_SPLITS = ("same", "disjoint")
+SMOOTHING_PRIORS = ("uniform", "unigram")
 # Methods whose sample order and schedules follow all_reduce's global batch (vision/methods.py).
 GLOBAL_BATCH_METHODS = ("localsgd", "diloco")
 OWN_METHODS = ("powersgd", *GLOBAL_BATCH_METHODS)  # they replace the exchange: nothing to distil
