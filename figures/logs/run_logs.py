@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from codistill_experiments import runlog
 from codistill_experiments.runlog import METRICS_FILE, DamagedLog, is_failed, parse_log
 
 LOG_NAMES = (METRICS_FILE, METRICS_FILE + ".gz")
@@ -132,9 +133,18 @@ def _flat_config(config):
     return pd.json_normalize(config, sep=".").iloc[0].to_dict()
 
 
+# Keys a header leaves out at their default (runlog.DROPPED_AT_DEFAULT), shown at it, so that a group
+# of runs selects a run logged before the key existed by its value (supervised.label_smoothing: 0.0).
+# Not schedule.optimizer: a translation schedule's optimizer is fairseq's, not the vision default.
+SHOWN_AT_DEFAULT = (("supervised",), ("data", "split"))
+
+
 def run_columns(header):
     """The run-level columns of a run's records: its identity, scale and every config value (cfg.*)."""
+    config = header["config"]
+    for path in SHOWN_AT_DEFAULT:
+        config = runlog.with_default(config, path, runlog.DROPPED_AT_DEFAULT[path])
     return {"run_id": header["run_id"], "seed": header["seed"], "scale": header["scale"],
             "scale_note": header["scale_note"], "run_sweep_id": header.get("sweep_id"),
             "git_commit": header.get("git_commit"),
-            **{f"cfg.{k}": v for k, v in _flat_config(header["config"]).items()}}
+            **{f"cfg.{k}": v for k, v in _flat_config(config).items()}}

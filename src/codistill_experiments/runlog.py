@@ -67,6 +67,16 @@ def without_default(config, path, default):
     return {**config, head: without_default(value, rest, default)}
 
 
+def with_default(config, path, default):
+    """config with `default` at `path` where the key is absent (a header written before the key
+    existed, or at its default, which identity leaves out); the dicts on the way are copied."""
+    head, *rest = path
+    if not rest:
+        return config if head in config else {**config, head: default}
+    value = config.get(head, {})
+    return {**config, head: with_default(value, rest, default)} if isinstance(value, dict) else config
+
+
 def identity(config):
     kept = {key: value for key, value in config.items() if key not in NOT_IDENTITY}
     method = kept.get("method")
