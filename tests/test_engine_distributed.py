@@ -125,7 +125,7 @@ def test_agreement_metrics_against_hand_computed_values():
                                   [[0.5, 0.5], [0.2, 0.8]],
                                   [[0.3, 0.7], [0.3, 0.7]]])
     targets = torch.tensor([0, 1])
-    correct, churn = agreement(probabilities, targets)
+    correct, churn, _ = agreement(probabilities, targets)
     # ensemble: sample 0 -> [0.567, 0.433] right; sample 1 -> [0.3, 0.7] right
     assert correct == 2
     # pairwise total variation, sample 0: .4, .6, .2; sample 1: .2, .1, .1; mean over pairs, summed

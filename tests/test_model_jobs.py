@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FILES = ["method=codistill", "method.exchange=checkpoints", "method.transport=files"]
 # Keys a model job cannot log as one world does: it sees no peer's outputs at evaluation (ensemble,
 # churn), it logs when and with which teachers, and the wall time is the machine's.
-NOT_COMPARED = {"wall_time", "ensemble_top1", "churn", "teacher_ages", "time", "val_top1_mean_over_models"}
+NOT_COMPARED = {"wall_time", "ensemble_top1", "churn", "ensemble_val_loss", "teacher_ages", "time",
+                "val_top1_mean_over_models"}
 
 
 def evals(directory):

@@ -15,6 +15,11 @@ MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "clusters_resnet": {"arch"}, "im
 # Hidden widths of Anil et al.'s Criteo network (Sec. 3); the click workloads scale them by workload.width_scale.
 CRITEO_HIDDEN = (2560, 1024, 256)
 SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")   # multi-view (Fig. 6)
+# schedule.optimizer of a vision schedule (vision/engine.py build_optimizer).
+OPTIMIZERS = ("sgd", "adagrad")
+# data.split and supervised.smoothing_prior (top-level keys: config/checks.py).
+DATA_SPLITS = ("same", "disjoint")
+SMOOTHING_PRIORS = ("uniform", "unigram")
 # Methods whose sample order and schedules follow all_reduce's global batch (vision/methods.py).
 GLOBAL_BATCH_METHODS = ("localsgd", "diloco")
 OWN_METHODS = ("powersgd", *GLOBAL_BATCH_METHODS)  # they replace the exchange: nothing to distil

@@ -19,11 +19,19 @@ from codistill.atomic_write import atomic_write_bytes
 
 # Keys that choose where or how a job runs, not what it computes.
 NOT_IDENTITY = ("launcher", "dry_run", "results_root", "sweep_id", "trace", "hydra", "expected_run_id",
-                "model_job", "job_ranks")
+                "model_job", "job_ranks", "save_predictions")
 # Method keys that only a file transport reads, and how long it waits: a run over collectives is
 # identified without them (it computes what it computed before they existed).
 FILES_ONLY = ("transport", "snapshot_mode")
 HOW_LONG = ("snapshot_timeout_s",)
+# Keys that came after runs were logged, each by its path in the config (a whole block, or one key)
+# and its default: at the default it computes what a run without it computed, so it is left out of
+# the identity and those runs keep their run ids; at any other value it is part of it.
+DROPPED_AT_DEFAULT = {
+    ("supervised",): {"label_smoothing": 0.0, "smoothing_prior": "uniform"},   # Anil et al. Sec. 3.3
+    ("data", "split"): "same",
+    ("schedule", "optimizer"): "sgd",
+}
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -45,12 +53,28 @@ def keep_records(path, keep):
     atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
 
 
+def without_default(config, path, default):
+    """config less the key at `path` when its value equals `default`; the dicts on the way are
+    copied, the config is left as it is."""
+    head, *rest = path
+    if head not in config:
+        return config
+    value = config[head]
+    if not rest:
+        return {key: kept for key, kept in config.items() if key != head} if value == default else config
+    if not isinstance(value, dict):
+        return config
+    return {**config, head: without_default(value, rest, default)}
+
+
 def identity(config):
     kept = {key: value for key, value in config.items() if key not in NOT_IDENTITY}
     method = kept.get("method")
     if isinstance(method, dict) and "transport" in method:
         dropped = HOW_LONG + (FILES_ONLY if method["transport"] == "collectives" else ())
         kept["method"] = {key: value for key, value in method.items() if key not in dropped}
+    for path, default in DROPPED_AT_DEFAULT.items():
+        kept = without_default(kept, path, default)
     return kept
 
 

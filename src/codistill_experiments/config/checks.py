@@ -2,7 +2,7 @@
 that work out what the run will do (its updates, its nodes), and those of the top-level keys, which
 have no schema (a sweep adds some with `+`, e.g. `+data.holdout`). Each appends 'key=value: why' to
 `problems`; the values are a resolved job's (a plain dict) whose types and rules already hold."""
-from ..names import GLOBAL_BATCH_METHODS, MODEL_KEYS, OWN_METHODS
+from ..names import DATA_SPLITS, GLOBAL_BATCH_METHODS, MODEL_KEYS, OWN_METHODS, SMOOTHING_PRIORS
 from .schema import Codistill, PowerSGD
 
 # Training set sizes of the workloads whose config does not state one (their data on disk).
@@ -131,9 +131,12 @@ def check_updates(container, problems):
     holdout = container["data"].get("holdout", 0)
     size = size - holdout if isinstance(holdout, int) and 0 < holdout < size else size   # held out of training
     samples = size if fraction >= 1 else round(size * fraction)
+    if container["data"].get("split") == "disjoint" and _is_whole(method["n"]):
+        samples //= method["n"]   # each model its own shard (sampling.model_shard)
     steps_per_epoch = samples // batch
     if steps_per_epoch == 0:
-        problems.append(f"data.fraction={fraction!r}: leaves {samples} training samples, fewer than one batch of "
+        problems.append(f"data.fraction={fraction!r}, data.split={container['data'].get('split')!r}: leave "
+                        f"{samples} training samples per model, fewer than one batch of "
                         f"{batch} per model (scale.batch_per_rank={scale['batch_per_rank']} x {ranks} ranks); "
                         "raise data.fraction or lower the batch")
         return
@@ -168,3 +171,54 @@ def check_top_level(container, translation, problems):
                         "are independent jobs (method.transport=files); leave it null otherwise")
     if not isinstance(container.get("seed"), int):
         problems.append(f"seed={container.get('seed')!r}: must be an integer")
+    if not isinstance(container.get("save_predictions"), bool):
+        problems.append(f"save_predictions={container.get('save_predictions')!r}: must be true or false")
+    elif container["save_predictions"] and translation:
+        problems.append("save_predictions=true: saving validation predictions is implemented for the vision "
+                        "workloads only")
+    check_data_split(container, translation, problems)
+    check_supervised(container, translation, problems)
+
+
+def check_data_split(container, translation, problems):
+    """data.split=disjoint: model i of n trains on shard i of n (Anil et al. 2018 Sec. 3.3.2)."""
+    split, method = container["data"].get("split"), container["method"]
+    if split not in DATA_SPLITS:
+        problems.append(f"data.split={split!r}: must be one of {', '.join(DATA_SPLITS)}")
+        return
+    if split != "disjoint":
+        return
+    if translation:
+        problems.append("data.split=disjoint: disjoint training shards are implemented for the vision "
+                        "workloads only")
+        return
+    if method["n"] < 2:
+        problems.append(f"data.split=disjoint: needs method.n >= 2 models to give each its shard "
+                        f"(method.n={method['n']!r})")
+    if method["name"] == "codistill":
+        if method["exchange"] not in ("checkpoints", "sharded_checkpoints"):
+            problems.append(f"data.split=disjoint: method.exchange={method['exchange']!r} sends the predictions of "
+                            "one mini-batch, which models on disjoint shards do not share; set "
+                            "method.exchange=checkpoints (or sharded_checkpoints)")
+    elif method["name"] != "independent":
+        problems.append(f"data.split=disjoint: method.name={method['name']!r}; disjoint shards are for "
+                        "method=codistill (exchange=checkpoints) and method=independent")
+
+
+def check_supervised(container, translation, problems):
+    """supervised: label smoothing of the vision workloads' supervised term (Anil et al. 2018
+    Sec. 3.3, Fig. 2a's baselines)."""
+    supervised = container.get("supervised")
+    if not isinstance(supervised, dict) or set(supervised) != {"label_smoothing", "smoothing_prior"}:
+        problems.append(f"supervised={supervised!r}: must hold exactly label_smoothing (a number in [0, 1)) and "
+                        f"smoothing_prior ({' | '.join(SMOOTHING_PRIORS)})")
+        return
+    weight, prior = supervised["label_smoothing"], supervised["smoothing_prior"]
+    if not (_is_number(weight) and 0 <= weight < 1):
+        problems.append(f"supervised.label_smoothing={weight!r}: must be in [0, 1) (the weight w of "
+                        "(1 - w) CE(y, p) + w H(prior, p))")
+    elif weight and translation:
+        problems.append(f"supervised.label_smoothing={weight!r}: the translation workloads smooth labels through "
+                        "their schedule (schedule.label_smoothing); leave supervised.label_smoothing at 0")
+    if prior not in SMOOTHING_PRIORS:
+        problems.append(f"supervised.smoothing_prior={prior!r}: must be one of {', '.join(SMOOTHING_PRIORS)}")

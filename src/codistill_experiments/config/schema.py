@@ -21,7 +21,7 @@ from omegaconf import MISSING
 from codistill.choices import (ALPHA_SCHEDULES, DISTILL_LOSSES, EXCHANGES, LR_KINDS, PREDICTION_BITS, SNAPSHOT_MODES,
                                TRANSPORTS)
 
-from ..names import MINI_ARCHS, MINI_RESNETS, SCENARIOS
+from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, SCENARIOS
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Rule, named, spec
 from .tabular_schema import Criteo, CriteoMini
 from .translation_schema import TranslationMini, TranslationSchedule, TranslationWorkload
@@ -150,6 +150,7 @@ class WeightDecay:
 class VisionSchedule:
     name: str = MISSING
     epochs: Number = spec(POSITIVE)
+    optimizer: str = spec(choices=OPTIMIZERS, why="sgd (with momentum) or adagrad (Anil et al. 2018 Sec. 3.1)")
     momentum: Number = MISSING
     lr: LR = field(default_factory=LR)
     weight_decay: WeightDecay = field(default_factory=WeightDecay)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
@@ -23,9 +22,12 @@ from ..divergence import divergence
 from ..progress import Progress
 from ..run_schedules import run_schedules
 from ..seeds import model_seed
-from .evaluation import N_STATS, TRAIN_CE, TRAIN_DISTILL, TrainLosses, evaluate, gather_stats, records
+from .evaluation import (N_STATS, TRAIN_CE, TRAIN_DISTILL, TrainLosses, evaluate, gather_stats, records,
+                         save_predictions)
 from .methods import build_method, sampling_layout
-from .sampling import CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, held_out_split
+from .sampling import (CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, held_out_split,
+                       model_shard)
+from .supervised import SupervisedLoss
 from .workloads import build_workload
 
 
@@ -53,6 +55,7 @@ class RankState:
     counter: CommCounter
     codistiller: Codistiller = None   # None: the method does not codistil (all_reduce, independent, methods.py's)
     method: object = None             # methods.py: wraps the model, acts after each update, has state
+    supervised: SupervisedLoss = None  # the supervised term (supervised.py); build_rank_state sets it
 
 
 _NO_AUTOCAST = contextlib.nullcontext()
@@ -119,7 +122,7 @@ def train_step(state, optimizer, precision, schedules, step, batch, trace):
         teachers = codistiller.teachers_logits(step, inputs, logits) if codistiller else []
         if trace:
             write_trace(trace, state, step, bool(teachers))
-        loss = supervised = F.cross_entropy(logits, targets)
+        loss = supervised = state.supervised(logits, targets)
         distill = None
         if teachers:
             weighted, distill = codistiller.distillation(step, logits, teachers)
@@ -137,10 +140,12 @@ def model_job_groups(layout):
                          peers_span_nodes=True)
 
 
-def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=None):
-    """This rank's model, process groups, bit counter, method and codistillation. alpha: the
-    run's alpha schedule (a function of the update); by default method.alpha, constant.
-    run_directory: where a file transport keeps its snapshots (method.transport=files)."""
+def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=None, train_set=None):
+    """This rank's model, process groups, bit counter, method, codistillation and supervised
+    term. alpha: the run's alpha schedule (a function of the update); by default method.alpha,
+    constant. run_directory: where a file transport keeps its snapshots (method.transport=files).
+    train_set: whose class frequencies a unigram label smoothing prior is (by default the
+    workload's training set; train_rank passes the one it trains on, before data.split's shards)."""
     groups = model_job_groups(layout) if model_jobs.uses_files(cfg) else make_process_groups(layout)
     group = layout.group_index
     init_group = sampling_layout(cfg.method, layout).group_index  # local SGD, DiLoCo: model 0's init
@@ -152,7 +157,9 @@ def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=No
     return RankState(cfg, layout, device, groups, model, method.wrap(model), flat_parameters(model).clone(), counter,
                      codistiller=build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha,
                                                    run_directory),
-                     method=method)
+                     method=method,
+                     supervised=SupervisedLoss.from_config(cfg.supervised, workload.num_classes,
+                                                           workload.train_set if train_set is None else train_set))
 
 
 def build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha, run_directory=None):
@@ -187,6 +194,25 @@ def write_trace(handle, state, step, teachers_used):
     if state.codistiller and state.codistiller.teachers:
         entry["teacher_ages"] = state.codistiller.teacher_ages(step)
     handle.write(json.dumps(entry) + "\n")
+
+
+def build_optimizer(schedule, parameters, lr, weight_decay):
+    """schedule.optimizer: SGD with the schedule's momentum, or Adagrad (Anil et al. 2018 Sec. 3.1,
+    Criteo: momentum unused). train_step sets both optimizers' lr and weight_decay at every update
+    from the schedules; their state_dicts are what a resumed run restores."""
+    if schedule.optimizer == "adagrad":
+        return torch.optim.Adagrad(parameters, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(parameters, lr=lr, momentum=schedule.momentum, weight_decay=weight_decay)
+
+
+def training_data(cfg, workload, group, n_groups):
+    """(the training set of the run, model group `group`'s training samples, the evaluation set):
+    data.holdout's split, then data.fraction's subset, then with data.split=disjoint the group's
+    shard of that subset (the same for every rank of the group)."""
+    train_set, eval_set = held_out_split(workload.train_set, workload.val_set, cfg.data)
+    train_set = data_subset(train_set, cfg.data)
+    own = model_shard(train_set, group, n_groups, cfg.data.subset_seed) if cfg.data.split == "disjoint" else train_set
+    return train_set, own, eval_set
 
 
 def group_state(state, optimizer, precision, step, elapsed):
@@ -261,8 +287,7 @@ def train_rank(config, layout, run_directory, device):
     leader = dist.get_rank() == 0   # of this world: the run's rank 0, or a model job's first rank
     torch.manual_seed(cfg.seed)
     workload = build_workload(cfg.workload)
-    train_set, eval_set = held_out_split(workload.train_set, workload.val_set, cfg.data)
-    train_set = data_subset(train_set, cfg.data)
+    whole_train_set, train_set, eval_set = training_data(cfg, workload, layout.group_index, layout.n_groups)
     batch_per_model = int(cfg.scale.batch_per_rank) * layout.ranks_per_group
     sampled = sampling_layout(cfg.method, layout)  # local SGD, DiLoCo: all_reduce's global batch
     sampled_batch = int(cfg.scale.batch_per_rank) * sampled.ranks_per_group
@@ -275,11 +300,11 @@ def train_rank(config, layout, run_directory, device):
         len(eval_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
         collate_fn=workload.collate, num_workers=cfg.workload.loader_workers, pin_memory=device.type == "cuda")
     schedules = run_schedules(cfg, sampled_batch, len(sampler))
-    state = build_rank_state(cfg, layout, workload, device, alpha=schedules.alpha, run_directory=run_directory)
+    state = build_rank_state(cfg, layout, workload, device, alpha=schedules.alpha, run_directory=run_directory,
+                             train_set=whole_train_set)
     settings = loop_settings(cfg, schedules)
     batches = batch_source(workload, train_set, sampler, settings, device)
-    optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0),
-                                momentum=cfg.schedule.momentum, weight_decay=schedules.weight_decay(0))
+    optimizer = build_optimizer(cfg.schedule, state.model.parameters(), schedules.lr(0), schedules.weight_decay(0))
     precision = Precision(settings.amp, device)
     step, elapsed = 0, 0.0
     resume_step = run_state.committed_step(directory)
@@ -345,6 +370,9 @@ def train_rank(config, layout, run_directory, device):
             trace.close()
         if layout.rank_in_group == 0:
             run_state.save_torch(state.model.state_dict(), run_directory / f"model{layout.group_index}.pt")
+        if cfg.save_predictions:
+            save_predictions(state, val_loader, len(eval_set),
+                             run_directory / f"predictions-model{layout.group_index}.npy")
         dist.barrier()
         if log:
             wall_time = time.perf_counter() - started

@@ -1,17 +1,20 @@
 """What a rank measures and logs: its training losses between evaluations, the validation of its
-model (top-1, loss, the ensemble's top-1 and the churn between models), and the records each
-evaluation appends to metrics.jsonl (one per model, gathered on rank 0)."""
+model (top-1, loss, the ensemble's top-1 and loss and the churn between models), the records each
+evaluation appends to metrics.jsonl (one per model, gathered on rank 0), and a model's validation
+predictions at the end of a run (save_predictions)."""
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from codistill import flat_parameters
+from codistill.atomic_write import atomic_write_bytes
 
 from .sampling import to_device
 
 # Columns of the per-group statistics that rank 0 gathers for each log record.
 (TRAIN_CE, TRAIN_DISTILL, TRAIN_BATCHES, VAL_LOSS, VAL_CORRECT, VAL_COUNT, DIST_FROM_INIT,
- ENSEMBLE_CORRECT, CHURN_SUM) = range(9)
-N_STATS = 9
+ ENSEMBLE_CORRECT, CHURN_SUM, ENSEMBLE_LOSS) = range(10)
+N_STATS = 10
 
 
 class TrainLosses:
@@ -38,14 +41,19 @@ class TrainLosses:
 
 def agreement(probabilities, targets):
     """probabilities: [n_models, batch, classes] of the same samples. Returns (samples the
-    ensemble (mean of probabilities) gets right, sum over samples of the churn): churn is the
-    total-variation distance 1/2 sum_c |p_i,c - p_j,c| averaged over model pairs, which is Anil et
-    al.'s "mean absolute difference between predictions" in the binary case."""
-    ensemble_correct = (probabilities.mean(0).argmax(-1) == targets).sum().item()
+    ensemble (mean of probabilities) gets right, sum over samples of the churn, sum over samples
+    of the ensemble's negative log-likelihood -log mean_i p_i,y): churn is the total-variation
+    distance 1/2 sum_c |p_i,c - p_j,c| averaged over model pairs, which is Anil et al.'s "mean
+    absolute difference between predictions" in the binary case. A mean probability of the
+    target that underflows to 0 counts as the smallest positive float (a finite loss)."""
+    ensemble = probabilities.mean(0)
+    ensemble_correct = (ensemble.argmax(-1) == targets).sum().item()
+    target_probability = ensemble.gather(-1, targets[:, None]).squeeze(-1)
+    ensemble_loss = -target_probability.clamp_min(torch.finfo(ensemble.dtype).tiny).log().sum().item()
     n = len(probabilities)
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     churn = sum(0.5 * (probabilities[i] - probabilities[j]).abs().sum(-1).sum().item() for i, j in pairs)
-    return ensemble_correct, churn / len(pairs)
+    return ensemble_correct, churn / len(pairs), ensemble_loss
 
 
 def evaluate(state, val_loader, stats):
@@ -63,9 +71,10 @@ def evaluate(state, val_loader, stats):
                 probabilities = logits.softmax(-1)
                 gathered = [torch.empty_like(probabilities) for _ in range(state.layout.n_groups)]
                 dist.all_gather(gathered, probabilities, group=state.groups.peers)
-                correct, churn = agreement(torch.stack(gathered), targets)
+                correct, churn, ensemble_loss = agreement(torch.stack(gathered), targets)
                 stats[ENSEMBLE_CORRECT] += correct
                 stats[CHURN_SUM] += churn
+                stats[ENSEMBLE_LOSS] += ensemble_loss
     model.train()
     if state.layout.rank_in_group == 0:
         current = flat_parameters(model)
@@ -107,8 +116,34 @@ def records(table, step, schedules, counter, wall_time, batch_per_model, models=
             "val_top1_mean_over_models": mean_top1,
             "ensemble_top1": 100.0 * row[ENSEMBLE_CORRECT] / row[VAL_COUNT] if multi else None,
             "churn": row[CHURN_SUM] / row[VAL_COUNT] if multi else None,
+            "ensemble_val_loss": row[ENSEMBLE_LOSS] / row[VAL_COUNT] if multi else None,
             "batch_per_model": batch_per_model,
             "wall_time": wall_time,
             "comm_bits_inter_node": counter.inter_node_bits,
             "comm_bits_intra_node": counter.intra_node_bits,
         }
+
+
+def save_predictions(state, val_loader, n_samples, path):
+    """Writes this model's validation probabilities, softmax of its logits, to `path` (.npy,
+    float16, [n_samples, classes], in the evaluation set's order). Each rank of the model group
+    computes its EvalShardSampler rows (r, r + k, ...); the group's ranks gather them, and its
+    first rank interleaves them back into order and writes the file."""
+    model, k, device = state.model, state.layout.ranks_per_group, state.device
+    model.eval()
+    with torch.no_grad():
+        own = torch.cat([model(to_device(device, batch, state.cfg.workload.get("channels_last", False))[0])
+                         .float().softmax(-1) for batch in val_loader])
+    model.train()
+    if k > 1:
+        most = -(-n_samples // k)   # rank 0's rows; a later rank has one fewer when k does not divide
+        padded = torch.zeros(most, own.shape[1], device=device)
+        padded[:len(own)] = own
+        gathered = [torch.empty_like(padded) for _ in range(k)]
+        dist.all_gather(gathered, padded, group=state.groups.group)
+        own = torch.empty(n_samples, own.shape[1], device=device)
+        for rank, rows in enumerate(gathered):
+            own[rank::k] = rows[:len(range(rank, n_samples, k))]
+    if state.layout.rank_in_group == 0:
+        probabilities = own.cpu().numpy().astype(np.float16)
+        atomic_write_bytes(path, lambda handle: np.save(handle, probabilities))

@@ -110,6 +110,23 @@ def data_subset(train_set, data_cfg):
     return Subset(train_set, order[:size].tolist())
 
 
+def shard_indices(n_samples, group, n_groups, seed):
+    """The indices of shard `group` of `n_groups`: a permutation of range(n_samples) drawn by
+    `seed`, cut into n_groups contiguous shards of n_samples // n_groups each. The shards are
+    disjoint; the last n_samples % n_groups samples of the permutation are in none (dropped, so
+    that every model has as many updates per epoch)."""
+    size = n_samples // n_groups
+    order = torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed))
+    return order[group * size:(group + 1) * size].tolist()
+
+
+def model_shard(train_set, group, n_groups, seed):
+    """data.split=disjoint (Anil et al. 2018 Sec. 3.3.2): the part of the training set that model
+    group `group` of `n_groups` trains on (shard_indices, seed data.subset_seed), taken after
+    data.holdout and data.fraction."""
+    return Subset(train_set, shard_indices(len(train_set), group, n_groups, seed))
+
+
 def to_device(device, batch, channels_last=False):
     inputs, targets = (tensor.to(device, non_blocking=True) for tensor in batch)
     if channels_last and inputs.dim() == 4:
