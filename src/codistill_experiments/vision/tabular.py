@@ -196,7 +196,7 @@ def read_criteo(path, val_fraction, split_seed, min_count, chunk_rows=1_000_000)
     rng = np.random.default_rng(split_seed)
     for chunk in tsv_chunks(path, chunk_rows):
         dense = log_counts(chunk[COLUMNS[1:1 + INTEGER_FEATURES]].to_numpy())
-        ids = np.stack([pd.Categorical(chunk[name], categories=vocabulary).codes.astype(np.int64) + 1
+        ids = np.stack([vocabulary.get_indexer(chunk[name]) + 1   # -1 (not kept, or missing) -> 0
                         for name, vocabulary in zip(CATEGORICAL, vocabularies)], axis=1)
         inputs = np.concatenate([dense, ids], axis=1).astype(np.float32)
         labels = chunk["label"].to_numpy().astype(np.int64)
