@@ -24,3 +24,21 @@ def check_cifar_root(root):
         return (f"workload.data_root={str(root)!r}: expected CIFAR-10's python version in {folder}/ "
                 f"({', '.join(CIFAR_FILES)}); missing: {', '.join(missing)}")
     return None
+
+
+CRITEO_FILE = "train.txt"
+CRITEO_FIELDS = 1 + 13 + 26   # label, integer features, categorical features
+
+
+def check_criteo_root(root):
+    """Criteo Display Advertising Challenge's train.txt (tab-separated, no header), by its first line."""
+    path = Path(root) / CRITEO_FILE
+    expected = (f"workload.data_root={str(root)!r}: expected Criteo's {path} (the Display Advertising Challenge's "
+                f"train.txt: label, 13 integer and 26 hexadecimal categorical columns, tab-separated, no header)")
+    if not path.is_file():
+        return expected
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        fields = handle.readline().rstrip("\n").split("\t")
+    if len(fields) != CRITEO_FIELDS:
+        return f"{expected}; its first line has {len(fields)} tab-separated fields, not {CRITEO_FIELDS}"
+    return None

@@ -10,7 +10,10 @@ MINI_ARCHS = {"resnet18": [128], "resnet50": [256, 256], "resnext101_32x8d": [51
 MINI_RESNETS = {"resnet18": (64, 1), "resnet50": (128, 2), "resnext101_32x8d": (256, 3)}
 # The model settings workload.models may give each model group, per workload (workloads.py).
 MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "clusters_resnet": {"arch"}, "imagenet": {"arch", "num_classes"},
-              "cifar10": {"num_classes"}, "multiview_mini": set()}
+              "cifar10": {"num_classes"}, "multiview_mini": set(), "criteo_mini": {"width_scale"},
+              "criteo": {"width_scale"}}
+# Hidden widths of Anil et al.'s Criteo network (Sec. 3); the click workloads scale them by workload.width_scale.
+CRITEO_HIDDEN = (2560, 1024, 256)
 SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")   # multi-view (Fig. 6)
 # schedule.optimizer of a vision schedule (vision/engine.py build_optimizer).
 OPTIMIZERS = ("sgd", "adagrad")

@@ -19,7 +19,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from ..data_checks import check_cifar_root, check_imagefolder_root
+from ..data_checks import check_cifar_root, check_criteo_root, check_imagefolder_root
 from ..translation.checks import check_translation_job, is_translation, workload_data_problem
 from .checks import (check_eval_every, check_launcher, check_layout, check_method, check_models,
                      check_own_method_workload, check_schedule, check_top_level, check_updates)
@@ -45,6 +45,8 @@ def data_problem(container):
         return workload_data_problem(workload)
     if workload["name"] == "imagenet":
         return check_imagefolder_root(workload["data_root"])
+    if workload["name"] == "criteo":
+        return check_criteo_root(workload["data_root"])
     if workload["name"] == "cifar10":
         pretrained = workload["pretrained"]
         if workload["scenario"].startswith("pretrained") and not (pretrained and Path(pretrained).is_file()):

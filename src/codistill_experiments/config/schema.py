@@ -23,6 +23,7 @@ from codistill.choices import (ALPHA_SCHEDULES, DISTILL_LOSSES, EXCHANGES, LR_KI
 
 from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, SCENARIOS
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Rule, named, spec
+from .tabular_schema import Criteo, CriteoMini
 from .translation_schema import TranslationMini, TranslationSchedule, TranslationWorkload
 
 PERIOD = Rule(at_least=1, why="T, updates between exchanges, or H, updates between averagings")
@@ -300,7 +301,7 @@ SCHEMAS = {
     "launcher": {"local": LocalLauncher, "slurm": SlurmLauncher},
     "workload": {"digits_mlp": DigitsMLP, "clusters_resnet": ClustersResNet, "imagenet": ImageNet,
                  "cifar10": Cifar10, "multiview_mini": MultiviewMini, "translation": TranslationWorkload,
-                 "translation_mini": TranslationMini},
+                 "translation_mini": TranslationMini, "criteo_mini": CriteoMini, "criteo": Criteo},
 }
 
 

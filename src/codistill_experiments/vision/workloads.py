@@ -254,11 +254,19 @@ def cifar10(cfg):
                     num_classes=cfg.num_classes, make_model=make_model)
 
 
-WORKLOADS = {"digits_mlp": digits_mlp, "clusters_resnet": clusters_resnet, "imagenet": imagenet, "cifar10": cifar10, "multiview_mini": multiview_mini}
+def click_prediction(cfg):
+    """Criteo-like click prediction (tabular.py): generated clicks (criteo_mini), Criteo's TSV (criteo)."""
+    from . import tabular
+
+    return getattr(tabular, cfg.name)(cfg)
+
+
+WORKLOADS = {"digits_mlp": digits_mlp, "clusters_resnet": clusters_resnet, "imagenet": imagenet, "cifar10": cifar10,
+             "multiview_mini": multiview_mini, "criteo_mini": click_prediction, "criteo": click_prediction}
 # Settings a model group may override in workload.models (one entry per group).
 # Modules each workload's ranks import; a launcher that forks imports them once beforehand.
 IMPORTS = {"digits_mlp": ["sklearn.datasets"], "clusters_resnet": [], "imagenet": ["torchvision"], "cifar10": ["torchvision"],
-           "multiview_mini": []}
+           "multiview_mini": [], "criteo_mini": [], "criteo": ["pandas"]}
 
 
 def build_workload(cfg):
