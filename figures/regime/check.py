@@ -9,10 +9,12 @@ import sys
 from dataclasses import dataclass
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from ..paths import COMMITTED
 from .cost import COST, EVERY, check_every_sweep
-from .runs import final_rows, load_sweep
+from .criteo import CRITEO, CRITEO_CHECKS, TABLE1, baseline_records, criteo_checks
+from .runs import final_rows, header_config, load_sweep
 from .translation import TRANSLATION, translation_checks
 from .verdicts import DECLARED, DOCS, HOLDS, INFO, MISSING, read_declarations, table
 from .vision import VISION, Vision, vision_checks
@@ -66,20 +68,36 @@ def run_check(results=COMMITTED, docs=DOCS):
     translation = {name: translation_checks(name, fig4.records, overfit.records) for name in languages}
     translation_table, translation_verdicts = table(translation, TRANSLATION, set(languages), declarations)
     verdicts.update(translation_verdicts)
+    table1 = load_sweep(results, TABLE1, kinds=("eval",))
+    criteo_table, criteo_verdicts = table({CRITEO: criteo_checks(table1.records, results, criteo_workload(table1, results))},
+                                          CRITEO_CHECKS, {CRITEO} if table1.problem is None else set(), declarations)
+    verdicts.update(criteo_verdicts)
     cost_table, cost_verdicts = table({EVERY: [check_every_sweep(results)]}, COST, {EVERY}, declarations)
     verdicts.update(cost_verdicts)
-    gated = standins | set(languages) | {EVERY}
+    # The Criteo stand-in is judged wherever its sweep has been run (logs without anil_table1's manifest: shown only)
+    gated = standins | set(languages) | {EVERY} | ({CRITEO} if table1.problem is None else set())
     lines = ["# Regime check (MINI scale: not the paper's numbers)", "",
              f"Logs: {results}. Gated (judged by the exit status): Figure 2's mini stand-in(s) {sorted(standins)}, "
-             f"every translation workload {languages} and the cost of every mini sweep; any other column is shown "
+             f"every translation workload {languages}, the Criteo stand-in where anil_table1 has run, and the cost of "
+             "every mini sweep; any other column is shown "
              "for reference.", "",
              *[f"- {name}: chosen weight-decay multiplier (workload.weight_decay_scale) {chosen}"
                for name, (_, chosen) in measured.items()],
              "", "## Vision", "", vision_table if names else "no vision runs found",
              "", "## Translation", "", translation_table if translation else "no translation runs found",
+             "", "## Criteo stand-in (Anil et al. 2018, Table 1: the DNN baseline of anil_table1)", "", criteo_table,
              "", "## Every sweep", "", cost_table]
-    status, summary = judge(verdicts, gated, [*sweeps, fig4, overfit], bool(names and languages), results)
+    judged = [*sweeps, fig4, overfit] + ([table1] if table1.problem is None else [])
+    status, summary = judge(verdicts, gated, judged, bool(names and languages), results)
     return Outcome("\n".join(lines + summary), verdicts, gated, status)
+
+
+def criteo_workload(table1, results):
+    """The Criteo baseline's workload config (as its runs logged it), None without runs."""
+    baseline = baseline_records(table1.records)
+    if baseline.empty:
+        return None
+    return OmegaConf.create(header_config(results, baseline["run_id"].iloc[0])["workload"])
 
 
 def judge(verdicts, gated, sweeps, anything, results=COMMITTED):

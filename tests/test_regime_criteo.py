@@ -1,0 +1,71 @@
+"""The Criteo stand-in's regime invariants (figures/regime/criteo.py) on hand-made baseline logs and
+predictions, each expected value worked out by hand."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from codistill_experiments.vision.tabular import generated_clicks
+from figures.regime import criteo
+
+
+def baseline(val_losses, train_loss=0.49, batch=256, seeds=(0, 1, 2, 3)):
+    """Eval records of DNN runs, one per seed, at steps 100 and 200: val_losses = (previous, last)."""
+    rows = []
+    for seed in seeds:
+        for step, val in zip((100, 200), val_losses):
+            rows.append({"run_id": f"r{seed}", "seed": seed, "setting": "method=allreduce", "kind": "eval",
+                         "step": step, "val_loss": val + 0.001 * seed, "train_loss": train_loss,
+                         "batch_per_model": batch, "cfg.workload.name": "criteo_mini", "cfg.method.name": "allreduce"})
+    return pd.DataFrame(rows)
+
+
+def test_still_falling_is_the_last_evaluations_change_averaged_over_seeds():
+    check = criteo.check_still_falling(baseline((0.52, 0.50)))
+    assert check.value == pytest.approx(-0.02) and check.holds
+    assert not criteo.check_still_falling(baseline((0.50, 0.51))).holds
+
+
+def test_not_memorised_is_train_over_val_of_the_last_evaluation():
+    # val 0.50 + 0.001 x seed over seeds 0..3: mean 0.5015; train 0.49
+    check = criteo.check_not_memorised(baseline((0.52, 0.50)))
+    assert check.value == pytest.approx(0.49 / 0.5015) and check.holds
+    assert not criteo.check_not_memorised(baseline((0.52, 0.50), train_loss=0.3)).holds
+
+
+def test_churn_is_resolved_by_the_standard_error_over_disjoint_seed_pairs(tmp_path):
+    """Pairs (0,1), (2,3): the click probabilities of seed 2k+1 differ from seed 2k's by d_k on every
+    sample, so the pair's mean absolute difference is d_k (values exact in float16): d = 8/128, 9/128,
+    mean 8.5/128, s.e. over the two pairs 0.5/128: s.e. / mean = 1/17."""
+    records = baseline((0.52, 0.50))
+    offsets = {0: 0.0, 1: 8 / 128, 2: 0.0, 3: 9 / 128}
+    for seed, offset in offsets.items():
+        clicks = np.full(10, 0.25 + offset)
+        directory = tmp_path / "runs" / f"r{seed}"
+        directory.mkdir(parents=True)
+        np.save(directory / "predictions-model0.npy", np.stack([1 - clicks, clicks], 1).astype(np.float16))
+    check = criteo.check_churn(records, tmp_path)
+    assert check.value == pytest.approx(1 / 17)
+    assert check.holds
+
+
+def test_the_gap_closed_is_measured_against_the_base_rate_and_the_hidden_model():
+    cfg = OmegaConf.load("src/conf/workload/criteo_mini.yaml")
+    cfg.train_size, cfg.val_size = 4000, 2000
+    _, clicks, probabilities = generated_clicks(cfg)
+    y, p = clicks[4000:].numpy().astype(float), probabilities[4000:].numpy().astype(float)
+    rate = y.mean()
+    base = -np.mean(y * math.log(rate) + (1 - y) * math.log(1 - rate))
+    bayes = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    halfway = (base + bayes) / 2
+    check = criteo.check_gap_closed(baseline((0.6, halfway), seeds=(0,)), cfg)
+    assert check.value == pytest.approx(0.5, abs=1e-4) and check.holds
+    assert not criteo.check_gap_closed(baseline((0.6, base), seeds=(0,)), cfg).holds
+
+
+def test_updates_per_epoch_are_the_rows_over_the_batch():
+    cfg = OmegaConf.create({"train_size": 1_000_000})
+    check = criteo.check_updates(cfg, baseline((0.52, 0.50)))
+    assert check.value == 3906 and check.holds
