@@ -66,7 +66,7 @@ def test_each_lstm_layer_output_is_normalised_over_its_units_at_every_position(l
 
 
 def test_without_layer_norm_the_outputs_are_not_normalised():
-    model, dictionary = build(layer_norm=False)
+    model, dictionary = build(no_layer_norm=True)
     _, extra = model(tokens(dictionary))
     # an LSTM's outputs lie in (-1, 1): their variance over the units is far below 1
     assert extra["inner_states"][0].detach().var(-1, unbiased=False).max() < 0.5

@@ -26,7 +26,8 @@ class LSTMLanguageModelConfig(FairseqDataclass):
     decoder_embed_dim: int = field(default=256, metadata={"help": "input embedding dimension (Sec. 3: 256)"})
     decoder_hidden_size: int = field(default=1024, metadata={"help": "LSTM units per layer (Sec. 3: 1024)"})
     decoder_layers: int = field(default=2, metadata={"help": "LSTM layers (Sec. 3: 2)"})
-    layer_norm: bool = field(default=True, metadata={"help": "LayerNorm after each LSTM layer (Sec. 3)"})
+    # a switch that is off by default (fairseq turns a bool field into a flag that sets it)
+    no_layer_norm: bool = field(default=False, metadata={"help": "no LayerNorm after the LSTM layers (Sec. 3 has them)"})
     dropout: float = field(default=0.0, metadata={"help": "dropout on the embeddings and each layer's output"})
     share_decoder_input_output_embed: bool = field(default=False, metadata={
         "help": "tie the output projection to the input embeddings (needs hidden size = embedding dim)"})
@@ -40,7 +41,7 @@ class LayerNormLSTMDecoder(FairseqDecoder):
         sizes = [cfg.decoder_embed_dim] + [cfg.decoder_hidden_size] * cfg.decoder_layers
         self.lstms = nn.ModuleList(nn.LSTM(sizes[i], sizes[i + 1], batch_first=True)
                                    for i in range(cfg.decoder_layers))
-        self.norms = nn.ModuleList(nn.LayerNorm(cfg.decoder_hidden_size) if cfg.layer_norm else nn.Identity()
+        self.norms = nn.ModuleList(nn.Identity() if cfg.no_layer_norm else nn.LayerNorm(cfg.decoder_hidden_size)
                                    for _ in range(cfg.decoder_layers))
         if cfg.share_decoder_input_output_embed:
             if cfg.decoder_hidden_size != cfg.decoder_embed_dim:

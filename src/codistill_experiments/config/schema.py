@@ -23,7 +23,8 @@ from codistill.choices import (ALPHA_SCHEDULES, DISTILL_LOSSES, EXCHANGES, LR_KI
 
 from ..names import MINI_ARCHS, MINI_RESNETS, SCENARIOS
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Rule, named, spec
-from .translation_schema import TranslationMini, TranslationSchedule, TranslationWorkload
+from .translation_schema import (LanguageModelMini, LanguageModelSchedule, LanguageModelWorkload, TranslationMini,
+                                 TranslationSchedule, TranslationWorkload)
 
 PERIOD = Rule(at_least=1, why="T, updates between exchanges, or H, updates between averagings")
 
@@ -282,11 +283,13 @@ class SlurmLauncher(Launcher):
 SCHEMAS = {
     "method": METHODS,
     "scale": {"scale": Scale},
-    "schedule": {"vision": VisionSchedule, "translation": TranslationSchedule},
+    "schedule": {"vision": VisionSchedule, "translation": TranslationSchedule,
+                 "language_model": LanguageModelSchedule},
     "launcher": {"local": LocalLauncher, "slurm": SlurmLauncher},
     "workload": {"digits_mlp": DigitsMLP, "clusters_resnet": ClustersResNet, "imagenet": ImageNet,
                  "cifar10": Cifar10, "multiview_mini": MultiviewMini, "translation": TranslationWorkload,
-                 "translation_mini": TranslationMini},
+                 "translation_mini": TranslationMini, "language_model": LanguageModelWorkload,
+                 "lm_mini": LanguageModelMini},
 }
 
 
