@@ -22,6 +22,7 @@ from codistill.snapshots import SnapshotTimeout
 from .jobs import check_world_size, free_port, job_rank
 from .model_jobs import assemble_run_log, model_directory, model_ended, uses_files
 from .run_state import run_lock
+from .translation.checks import is_fairseq
 
 
 def layout_of(config, rank=0):
@@ -109,7 +110,7 @@ def launch(config, run_directory):
     world_size = layout_of(config).world_size
     run_directory.mkdir(parents=True, exist_ok=True)
     task = job_rank()
-    if config["workload"].get("task") == "translation":  # fairseq trains each model: translation/launcher.py
+    if is_fairseq(config):  # fairseq trains each model: translation/launcher.py
         from .translation.launcher import launch_translation
 
         return launch_translation(config, run_directory, task)

@@ -1,4 +1,5 @@
-"""`codistill_translation`: fairseq's translation task, with its hooks adapted to the codistill core.
+"""`codistill_translation` and `codistill_language_modeling`: fairseq's translation and
+language_modeling tasks, with their hooks adapted to the codistill core by one mixin (CodistillHooks).
 
 - train_step: codistillation through the library's Codistiller over files
   (Codistiller.through_files: every `exchange_period` updates the group leader publishes the
@@ -23,8 +24,9 @@ from typing import Optional
 
 import torch
 from fairseq import models
-from fairseq.dataclass import ChoiceEnum
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import register_task
+from fairseq.tasks.language_modeling import LanguageModelingConfig, LanguageModelingTask
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from codistill import Codistiller, CommCounter
@@ -38,7 +40,8 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class CodistillTranslationConfig(TranslationConfig):
+class CodistillConfig(FairseqDataclass):
+    """The codistillation settings of either task."""
     codistill_dir: Optional[str] = field(default=None, metadata={
         "help": "directory shared by the codistilled models (snapshots, per-model records)"})
     model_index: int = field(default=0, metadata={"help": "this model's index i in 0..n-1"})
@@ -64,10 +67,23 @@ def unwrapped(model):
     return model
 
 
-@register_task("codistill_translation", dataclass=CodistillTranslationConfig)
-class CodistillTranslationTask(TranslationTask):
-    def __init__(self, cfg, src_dict, tgt_dict):
-        super().__init__(cfg, src_dict, tgt_dict)
+@dataclass
+class CodistillTranslationConfig(TranslationConfig, CodistillConfig):
+    pass
+
+
+@dataclass
+class CodistillLanguageModelingConfig(LanguageModelingConfig, CodistillConfig):
+    pass
+
+
+class CodistillHooks:
+    """The hooks of a fairseq task that trains through the codistill core; put before the fairseq
+    task class in the bases (its methods call the task's own through super())."""
+
+    def __init__(self, cfg, *args, **kwargs):
+        super().__init__(cfg, *args, **kwargs)
+        self.codistill_cfg = cfg  # fairseq's legacy tasks (language_modeling) keep it as self.args
         self.index, self.n_models, self.period = cfg.model_index, cfg.n_models, cfg.exchange_period
         self.burn_in_updates = cfg.burn_in_updates
         self.peers = [j for j in range(self.n_models) if j != self.index]
@@ -97,9 +113,9 @@ class CodistillTranslationTask(TranslationTask):
         self.epoch = epoch
 
     def get_batch_iterator(self, dataset, **kwargs):
-        training = dataset is self.datasets.get(self.cfg.train_subset)
-        if training and self.cfg.data_order_seed is not None:
-            kwargs["seed"] = self.cfg.data_order_seed
+        training = dataset is self.datasets.get(getattr(self.codistill_cfg, "train_subset", "train"))
+        if training and self.codistill_cfg.data_order_seed is not None:
+            kwargs["seed"] = self.codistill_cfg.data_order_seed
         if training:
             # fairseq 0.12.3.1 orders the sentences it cuts into batches with numpy seed + the epoch the
             # iterator is built at: 1 in a fresh run, the checkpoint's epoch in a resumed one, whose
@@ -123,13 +139,13 @@ class CodistillTranslationTask(TranslationTask):
         self.epoch_start.setdefault(self.epoch, update_num)
         # fairseq calls train_step once per micro-batch of an update: prepare does its work once
         self.teachers_active = self.codistiller is not None and self.codistiller.prepare(update_num)
-        if self.cfg.trace and self._is_leader():
+        if self.codistill_cfg.trace and self._is_leader():
             self._trace(model, update_num)
         result = super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
             # the group's gradient all_reduce, as Sec. 3 counts it: 2 x the all-reduced gradients per device
             gradient_bits = sum(tensor_bits(p) for p in unwrapped(model).parameters() if p.requires_grad)
-            self.counter.charge_all_reduce(gradient_bits, self.cfg.group_spans_nodes)
+            self.counter.charge_all_reduce(gradient_bits, self.codistill_cfg.group_spans_nodes)
         return result
 
     def valid_step(self, sample, model, criterion):
@@ -165,8 +181,8 @@ class CodistillTranslationTask(TranslationTask):
         return Codistiller.through_files(
             unwrapped(model), self.store, self.index, self.n_models, self.period, alpha=criterion.alpha_at,
             loss="mse", burn_in_steps=self.burn_in_updates,
-            make_teacher=lambda peer: models.build_model(self.model_cfg, self), mode=str(self.cfg.exchange_mode),
-            timeout_s=self.cfg.exchange_timeout, counter=self.counter, publish=leader, crosses_nodes=True,
+            make_teacher=lambda peer: models.build_model(self.model_cfg, self),
+            mode=str(self.codistill_cfg.exchange_mode), timeout_s=self.codistill_cfg.exchange_timeout, counter=self.counter, publish=leader, crosses_nodes=True,
             prune=leader, run_teacher=lambda teacher, net_input: teacher(**net_input)[0])
 
     # -- bookkeeping -----------------------------------------------------------------------------
@@ -215,7 +231,7 @@ class CodistillTranslationTask(TranslationTask):
             counter=self.counter, wall_time=self._elapsed())
 
     def _report(self, record):
-        line = progress_line(record, self.cfg.progress_tag)
+        line = progress_line(record, self.codistill_cfg.progress_tag)
         fd = os.environ.get("CODISTILL_PROGRESS_FD")
         if fd:
             os.write(int(fd), line.encode())
@@ -229,3 +245,13 @@ class CodistillTranslationTask(TranslationTask):
             entry["teachers"] = [param_hash(teacher) for teacher in self.codistiller.teachers]
             entry["teachers_from_step"] = self.codistiller.exchange.held_steps()
         append_record(self._model_dir() / "trace.jsonl", entry)
+
+
+@register_task("codistill_translation", dataclass=CodistillTranslationConfig)
+class CodistillTranslationTask(CodistillHooks, TranslationTask):
+    pass
+
+
+@register_task("codistill_language_modeling", dataclass=CodistillLanguageModelingConfig)
+class CodistillLanguageModelingTask(CodistillHooks, LanguageModelingTask):
+    pass

@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from ..data_checks import check_cifar_root, check_criteo_root, check_imagefolder_root
-from ..translation.checks import check_translation_job, is_translation, workload_data_problem
+from ..translation.checks import FAIRSEQ_SCHEDULE_KINDS, check_translation_job, is_fairseq, workload_data_problem
 from .checks import (check_eval_every, check_launcher, check_layout, check_method, check_models,
                      check_own_method_workload, check_schedule, check_top_level, check_updates)
 from .resolvers import register_resolvers
@@ -41,7 +41,7 @@ def data_problem(container):
     """Why the job's data cannot be read on this machine, or None. Checked before a run starts or
     a sweep launches (a dry run only warns: it may be preparing a cluster's jobs elsewhere)."""
     workload = container["workload"]
-    if is_translation(container):
+    if is_fairseq(container):
         return workload_data_problem(workload)
     if workload["name"] == "imagenet":
         return check_imagefolder_root(workload["data_root"])
@@ -111,11 +111,12 @@ def validate(cfg):
         raise ConfigError("invalid job:\n  - " + "\n  - ".join(problems))
     check_method(container["method"], schemas["method"], problems)
     check_layout(container["scale"], problems)
-    translation = is_translation(container)
+    translation = is_fairseq(container)
+    schedule = container["schedule"]
     if translation:  # fairseq recipes: their own schedule keys (translation/checks.py)
         check_translation_job(container, problems)
-    elif container["schedule"].get("kind") == "translation":
-        problems.append(f"schedule.name={container['schedule'].get('name')!r}: a translation recipe; workload "
+    elif schedule.get("kind") in FAIRSEQ_SCHEDULE_KINDS:
+        problems.append(f"schedule.name={schedule.get('name')!r}: a {schedule['kind']} recipe; workload "
                         f"{container['workload'].get('name')!r} needs a vision schedule (e.g. goyal_step)")
     else:
         check_schedule(container["schedule"], problems)

@@ -24,7 +24,8 @@ from codistill.choices import (ALPHA_SCHEDULES, DISTILL_LOSSES, EXCHANGES, LR_KI
 from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, SCENARIOS
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Rule, named, spec
 from .tabular_schema import Criteo, CriteoMini
-from .translation_schema import TranslationMini, TranslationSchedule, TranslationWorkload
+from .translation_schema import (LanguageModelMini, LanguageModelSchedule, LanguageModelWorkload, TranslationMini,
+                                 TranslationSchedule, TranslationWorkload)
 
 PERIOD = Rule(at_least=1, why="T, updates between exchanges, or H, updates between averagings")
 
@@ -297,11 +298,13 @@ class SlurmLauncher(Launcher):
 SCHEMAS = {
     "method": METHODS,
     "scale": {"scale": Scale},
-    "schedule": {"vision": VisionSchedule, "translation": TranslationSchedule},
+    "schedule": {"vision": VisionSchedule, "translation": TranslationSchedule,
+                 "language_model": LanguageModelSchedule},
     "launcher": {"local": LocalLauncher, "slurm": SlurmLauncher},
     "workload": {"digits_mlp": DigitsMLP, "clusters_resnet": ClustersResNet, "imagenet": ImageNet,
                  "cifar10": Cifar10, "multiview_mini": MultiviewMini, "translation": TranslationWorkload,
-                 "translation_mini": TranslationMini, "criteo_mini": CriteoMini, "criteo": Criteo},
+                 "translation_mini": TranslationMini, "language_model": LanguageModelWorkload,
+                 "lm_mini": LanguageModelMini, "criteo_mini": CriteoMini, "criteo": Criteo},
 }
 
 

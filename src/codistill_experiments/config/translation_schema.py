@@ -145,3 +145,95 @@ class TranslationMini:
     exchange_timeout_s: Number = spec(above=0, why="seconds")
     method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
     gpu_memory_gb: Optional[int] = MISSING
+
+
+# ----- the language model (Anil et al. 2018, Sec. 3: Common Crawl), trained by fairseq as translation is
+
+@dataclass
+class LanguageModelSchedule:
+    """Adam at a constant LR after a linear warm-up (fairseq's `fixed` scheduler), in updates."""
+    name: str = MISSING
+    kind: str = spec(choices=("language_model",))
+    adam_betas: List[Number] = spec(at_least=0, below=1, length=2)
+    adam_eps: Number = spec(NON_NEGATIVE)
+    clip_norm: Number = spec(NON_NEGATIVE, why="0: no clipping")
+    weight_decay: Number = spec(NON_NEGATIVE)
+    lr: Number = spec(POSITIVE)
+    warmup_updates: int = spec(NON_NEGATIVE)
+    max_update: int = spec(COUNT)
+    max_epoch: int = spec(at_least=0, why="0: no epoch limit")
+
+
+@dataclass
+class LSTMModel:
+    """The plugin's codistill_lstm_lm (src/codistill_fairseq/lstm_lm.py)."""
+    arch: str = spec(choices=("codistill_lstm_lm",))
+    decoder_embed_dim: int = spec(COUNT)
+    decoder_hidden_size: int = spec(COUNT)
+    decoder_layers: int = spec(COUNT)
+    layer_norm: bool = MISSING
+    dropout: Number = spec(FRACTION)
+    share_decoder_input_output_embed: bool = MISSING
+
+
+@dataclass
+class LanguageModelCorpus:
+    """The generated language of lm_mini (translation/data.py)."""
+    seed: int = spec(NON_NEGATIVE)
+    vocab: int = spec(at_least=2)
+    classes: int = spec(COUNT)
+    successors: int = spec(COUNT)
+    zipf: Number = spec(NON_NEGATIVE)
+    min_len: int = spec(COUNT)
+    max_len: int = spec(COUNT)
+    min_sentences: int = spec(COUNT)
+    max_sentences: int = spec(COUNT)
+    train_documents: int = spec(COUNT)
+    valid_documents: int = spec(COUNT)
+    test_documents: int = spec(COUNT)
+
+
+def language_modeling():
+    return named("language_modeling", "the language-model workloads train through fairseq")
+
+
+@dataclass
+class LanguageModelWorkload:
+    """A tokenised corpus on disk (a fairseq-preprocess --only-source data-bin)."""
+    name: str = named("commoncrawl_lstm", WORKLOAD_NAME)
+    task: str = language_modeling()
+    note: Optional[str] = MISSING
+    data_bin: Optional[str] = MISSING
+    data_bin_env: str = MISSING
+    model: LSTMModel = field(default_factory=LSTMModel)
+    tokens_per_sample: int = spec(COUNT)
+    sample_break_mode: str = spec(choices=("none", "complete", "complete_doc", "eos"))
+    batch_size: int = spec(COUNT, why="sequences of tokens_per_sample per rank")
+    fp16: bool = MISSING
+    loader_workers: int = spec(NON_NEGATIVE)
+    log_interval: int = spec(COUNT)
+    exchange_mode: str = spec(choices=SNAPSHOT_MODES)
+    exchange_timeout_s: Number = spec(above=0, why="seconds")
+    method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
+    gpu_memory_gb: Optional[int] = MISSING
+
+
+@dataclass
+class LanguageModelMini:
+    """The generated corpus (null data_bin) and a small layer-normalised LSTM."""
+    name: str = named("lm_mini", WORKLOAD_NAME)
+    task: str = language_modeling()
+    note: Optional[str] = MISSING
+    data_bin: Optional[str] = MISSING
+    corpus: LanguageModelCorpus = field(default_factory=LanguageModelCorpus)
+    model: LSTMModel = field(default_factory=LSTMModel)
+    tokens_per_sample: int = spec(COUNT)
+    sample_break_mode: str = spec(choices=("none", "complete", "complete_doc", "eos"))
+    batch_size: int = spec(COUNT, why="sequences of tokens_per_sample per rank")
+    fp16: bool = MISSING
+    loader_workers: int = spec(NON_NEGATIVE)
+    log_interval: int = spec(COUNT)
+    exchange_mode: str = spec(choices=SNAPSHOT_MODES)
+    exchange_timeout_s: Number = spec(above=0, why="seconds")
+    method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
+    gpu_memory_gb: Optional[int] = MISSING

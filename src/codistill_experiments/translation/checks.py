@@ -4,14 +4,22 @@ relating the workload to the method, the schedule and the top-level keys, and sa
 tokenizers. Each problem names the key, its value and what is allowed. Nothing here imports torch
 or fairseq: the names allowed are codistill_experiments.names', which the fairseq plugin offers as
 its choices too."""
-from ..names import TRANSLATION_ALPHA_SCHEDULES, TRANSLATION_SCHEDULES
-from .data import check_data_bin
+from ..names import LM_SCHEDULES, TRANSLATION_ALPHA_SCHEDULES, TRANSLATION_SCHEDULES
+from .data import check_data_bin, is_language_model
 
-__all__ = ["TRANSLATION_SCHEDULES", "check_translation_job", "is_translation", "workload_data_problem"]
+__all__ = ["FAIRSEQ_SCHEDULE_KINDS", "FAIRSEQ_TASKS", "TRANSLATION_SCHEDULES", "check_translation_job", "is_fairseq",
+           "workload_data_problem"]
+
+# The workloads fairseq trains (workload.task) and the schedule kind each needs, with its recipes.
+FAIRSEQ_TASKS = {"translation": ("translation", TRANSLATION_SCHEDULES),
+                 "language_modeling": ("language_model", LM_SCHEDULES)}
+FAIRSEQ_SCHEDULE_KINDS = tuple(kind for kind, _ in FAIRSEQ_TASKS.values())
+GENERATED = ("translation_mini", "lm_mini")   # workloads whose mini corpus is generated on first use
 
 
-def is_translation(container):
-    return container["workload"].get("task") == "translation"
+def is_fairseq(container):
+    """A job that fairseq trains (translation/launcher.py): translation or a language model."""
+    return container["workload"].get("task") in FAIRSEQ_TASKS
 
 
 def _is_whole(value):
@@ -19,6 +27,9 @@ def _is_whole(value):
 
 
 def check_workload(workload, problems):
+    if is_language_model(workload):
+        check_lm_workload(workload, problems)
+        return
     if workload["model"]["share_embeddings"] == "all" and not workload.get("data_bin"):
         problems.append("workload.model.share_embeddings='all': needs a joined dictionary, and the generated mini "
                         "corpus has one per language; use 'decoder'")
@@ -31,6 +42,20 @@ def check_workload(workload, problems):
         BLEU(tokenize=workload.get("bleu_tokenize"))
     except Exception as error:  # sacrebleu names the tokenizers it has
         problems.append(f"workload.bleu_tokenize={workload.get('bleu_tokenize')!r}: {error}")
+
+
+def check_lm_workload(workload, problems):
+    corpus, model = workload.get("corpus"), workload["model"]
+    if workload.get("data_bin") is None and corpus:
+        for low, high in (("min_len", "max_len"), ("min_sentences", "max_sentences")):
+            if corpus[low] > corpus[high]:
+                problems.append(f"workload.corpus.{low}={corpus[low]} > workload.corpus.{high}={corpus[high]}")
+        if corpus["successors"] > corpus["classes"] or corpus["classes"] > corpus["vocab"]:
+            problems.append(f"workload.corpus: needs successors <= classes <= vocab (got {corpus['successors']}, "
+                            f"{corpus['classes']}, {corpus['vocab']})")
+    if model["share_decoder_input_output_embed"] and model["decoder_embed_dim"] != model["decoder_hidden_size"]:
+        problems.append("workload.model.share_decoder_input_output_embed=true: needs decoder_embed_dim == "
+                        f"decoder_hidden_size (got {model['decoder_embed_dim']} and {model['decoder_hidden_size']})")
 
 
 def check_method(method, problems):
@@ -54,11 +79,12 @@ def check_method(method, problems):
 
 
 def check_translation_job(container, problems):
-    """Every translation-specific problem of a composed job, appended to `problems`."""
+    """Every problem of a composed fairseq job (translation or language model), appended to `problems`."""
     schedule = container["schedule"]
-    if schedule.get("kind") != "translation":
+    kind, recipes = FAIRSEQ_TASKS[container["workload"]["task"]]
+    if schedule.get("kind") != kind:
         problems.append(f"schedule.name={schedule.get('name')!r}: workload {container['workload'].get('name')!r} "
-                        f"needs a translation schedule; allowed: {', '.join(TRANSLATION_SCHEDULES)}")
+                        f"needs a {kind} schedule; allowed: {', '.join(recipes)}")
     check_workload(container["workload"], problems)
     check_method(container["method"], problems)
     if container["workload"].get("models") is not None:
@@ -77,6 +103,6 @@ def check_translation_job(container, problems):
 def workload_data_problem(workload):
     """Why a translation workload's data cannot be read here (config.data_problem's translation
     part), or None when it can (the mini corpus is generated on first use)."""
-    if workload.get("data_bin") is None and workload.get("name") == "translation_mini":
+    if workload.get("data_bin") is None and workload.get("name") in GENERATED:
         return None
     return check_data_bin(workload)

@@ -1,5 +1,5 @@
-"""The fairseq command line of every rank of a translation run, from the run's resolved config
-(a plain dict): fairseq-train with the `codistill_fairseq` plugin (found with importlib, not
+"""The fairseq command line of every rank of a translation or language-model run, from the run's
+resolved config (a plain dict): fairseq-train with the `codistill_fairseq` plugin (found with importlib, not
 imported: fairseq loads it from `--user-dir` in its own process), and fairseq-generate for BLEU.
 
 A run has n model groups of k ranks (method.n x scale.ranks_per_model); a group is one fairseq
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..names import DROPOUTS, MODEL_SIZES, SHARE_EMBEDDINGS
 from ..seeds import model_seed
+from .data import is_language_model
 
 PLUGIN_DIR = Path(importlib.util.find_spec("codistill_fairseq").origin).parent
 MODEL_FLAGS = (*MODEL_SIZES, *DROPOUTS)
@@ -51,7 +52,23 @@ def data_order_seed(config):
     return config["seed"] if order is None else order
 
 
+LM_MODEL_FLAGS = ("decoder_embed_dim", "decoder_hidden_size", "decoder_layers", "dropout")
+
+
+def lm_model_arguments(workload):
+    """The plugin's codistill_lstm_lm (its two switches are flags)."""
+    model = workload["model"]
+    argv = ["--arch", model["arch"], *[part for key in LM_MODEL_FLAGS for part in (flag(key), str(model[key]))]]
+    if not model["layer_norm"]:
+        argv.append("--no-layer-norm")
+    if model["share_decoder_input_output_embed"]:
+        argv.append("--share-decoder-input-output-embed")
+    return argv
+
+
 def model_arguments(workload):
+    if is_language_model(workload):
+        return lm_model_arguments(workload)
     model = workload["model"]
     argv = ["--arch", model["arch"], *SHARE_EMBEDDINGS[model["share_embeddings"]]]
     for key in MODEL_FLAGS:
@@ -61,20 +78,28 @@ def model_arguments(workload):
 
 
 def schedule_arguments(schedule):
+    """Adam with the recipe's LR schedule: translation's inverse square root after a warm-up from
+    warmup_init_lr, a language model's constant LR after a linear warm-up (fairseq's `fixed`)."""
     betas = schedule["adam_betas"]
+    if schedule["kind"] == "language_model":
+        lr_schedule = ["--lr-scheduler", "fixed", "--warmup-updates", str(schedule["warmup_updates"])]
+    else:
+        lr_schedule = ["--lr-scheduler", "inverse_sqrt", "--warmup-updates", str(schedule["warmup_updates"]),
+                       "--warmup-init-lr", str(schedule["warmup_init_lr"])]
     return ["--optimizer", "adam", "--adam-betas", f"({betas[0]}, {betas[1]})", "--adam-eps", str(schedule["adam_eps"]),
             "--clip-norm", str(schedule["clip_norm"]), "--weight-decay", str(schedule["weight_decay"]),
-            "--lr", str(schedule["lr"]), "--lr-scheduler", "inverse_sqrt",
-            "--warmup-updates", str(schedule["warmup_updates"]), "--warmup-init-lr", str(schedule["warmup_init_lr"]),
+            "--lr", str(schedule["lr"]), *lr_schedule,
             "--max-update", str(schedule["max_update"]), "--max-epoch", str(schedule["max_epoch"])]
 
 
 def criterion_arguments(config):
+    """The codistill criterion; a language-model recipe has no label smoothing (Anil et al. use none)."""
     method, schedule = config["method"], config["schedule"]
     alpha = method.get("alpha", 0.0) if exchanges(config) else 0.0
-    return ["--criterion", "codistill", "--label-smoothing", str(schedule["label_smoothing"]),
-            "--label-smoothing-schedule", schedule["label_smoothing_schedule"],
-            "--label-smoothing-decay", str(schedule["label_smoothing_decay"]),
+    smoothing = ["--label-smoothing", str(schedule["label_smoothing"]),
+                 "--label-smoothing-schedule", schedule["label_smoothing_schedule"],
+                 "--label-smoothing-decay", str(schedule["label_smoothing_decay"])] if "label_smoothing" in schedule else []
+    return ["--criterion", "codistill", *smoothing,
             "--codistill-alpha", str(alpha), "--alpha-schedule", method.get("alpha_schedule", "constant"),
             "--alpha-gamma", str(method.get("alpha_gamma", 1.0))]
 
@@ -113,16 +138,26 @@ def device_arguments(config, cuda, rank_in_group, gpu, init_method):
     return argv
 
 
+def task_arguments(workload):
+    """The plugin's task and its data, with the batch: tokens of sentence pairs for translation,
+    sequences of tokens_per_sample tokens for a language model."""
+    if is_language_model(workload):
+        return ["--task", "codistill_language_modeling", "--tokens-per-sample", str(workload["tokens_per_sample"]),
+                "--sample-break-mode", workload["sample_break_mode"], "--batch-size", str(workload["batch_size"]),
+                "--required-batch-size-multiple", "1"]
+    return ["--task", "codistill_translation", "-s", workload["source_lang"], "-t", workload["target_lang"],
+            "--max-tokens", str(workload["max_tokens"]),
+            "--required-batch-size-multiple", str(workload["required_batch_size_multiple"])]
+
+
 def train_arguments(config, run_directory, data_bin, group, rank_in_group=0, gpu=0, init_method=None,
                     cuda=False):
     """The fairseq-train argument list of one rank of model group `group` (`gpu`: its GPU on the node)."""
     workload, schedule = config["workload"], config["schedule"]
     every = str(config["eval_every_epochs"])
-    return [str(data_bin), "--user-dir", str(PLUGIN_DIR), "--task", "codistill_translation",
-            "-s", workload["source_lang"], "-t", workload["target_lang"],
+    return [str(data_bin), "--user-dir", str(PLUGIN_DIR), *task_arguments(workload),
             *model_arguments(workload), *schedule_arguments(schedule), *criterion_arguments(config),
-            "--max-tokens", str(workload["max_tokens"]), "--seed", str(fairseq_seed(config, group)),
-            "--required-batch-size-multiple", str(workload["required_batch_size_multiple"]),
+            "--seed", str(fairseq_seed(config, group)),
             "--save-dir", str(model_dir(run_directory, group)), "--no-epoch-checkpoints",
             "--save-interval", every, "--validate-interval", every,
             "--log-format", "simple", "--log-interval", str(workload["log_interval"]), "--no-progress-bar",

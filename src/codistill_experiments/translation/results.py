@@ -1,5 +1,5 @@
-"""The end of a translation run: BLEU of every model's final checkpoint (fairseq's beam search,
-scored with sacreBLEU), and metrics.jsonl assembled from the models' own records, in the layout a
+"""The end of a fairseq run: BLEU of every translation model's final checkpoint (fairseq's beam
+search, scored with sacreBLEU; a language model has its validation NLL only), and metrics.jsonl assembled from the models' own records, in the layout a
 vision run's has (header, eval records, test records, end record)."""
 import json
 import shutil
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import runlog
 from .commands import generate_arguments, model_dir, shape
+from .data import is_language_model
 from .processes import cuda_available, run_fairseq
 
 
@@ -69,7 +70,7 @@ def test_record(config, run_directory, data_bin, group, step):
 
 
 def finish(config, run_directory, data_bin):
-    """BLEU of every model, then metrics.jsonl = header, every eval record (by step, then model),
+    """BLEU of every translation model, then metrics.jsonl = header, every eval record (by step, then model),
     the test records, and the end record; the exchange snapshots are removed."""
     n, _ = shape(config)
     evals = []
@@ -78,7 +79,8 @@ def finish(config, run_directory, data_bin):
     evals.sort(key=lambda record: (record["step"], record["model"]))
     final_step = {group: max((r["step"] for r in evals if r["model"] == group), default=0) for group in range(n)}
     started = time.monotonic()
-    tests = [test_record(config, run_directory, data_bin, group, final_step[group]) for group in range(n)]
+    tests = [] if is_language_model(config["workload"]) else [
+        test_record(config, run_directory, data_bin, group, final_step[group]) for group in range(n)]
     path = Path(run_directory) / runlog.METRICS_FILE
     first = runlog.read_records(path)[:1] if path.exists() else []
     head = first[0] if first and first[0]["kind"] == "header" else header(config)
