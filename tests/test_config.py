@@ -7,13 +7,14 @@ import pytest
 
 from codistill_experiments.config import ConfigError
 from codistill_experiments.runlog import run_id
+from codistill_experiments.names import LM_SCHEDULES
 from codistill_experiments.translation.checks import TRANSLATION_SCHEDULES
 from conftest import CONF, ROOT, compose_job
 
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
           for group in ("workload", "method", "schedule", "scale", "launcher")}
 # Translation recipes go with translation workloads: tests/test_translation_config.py composes those.
-GROUPS["schedule"] = [name for name in GROUPS["schedule"] if name not in TRANSLATION_SCHEDULES]
+GROUPS["schedule"] = [name for name in GROUPS["schedule"] if name not in (*TRANSLATION_SCHEDULES, *LM_SCHEDULES)]
 
 
 def test_every_group_has_its_options():

@@ -88,7 +88,7 @@ def generate_corpus(cfg):
 def lm_chain(cfg, rng):
     """The Markov chain of the generated language: {(class, class): (next classes, weights)} with
     class C the start of a sentence, and {class: (its words, Zipf weights)}."""
-    classes, start = cfg["classes"], cfg["classes"]
+    classes = cfg["classes"]
     words = {c: [w for w in range(cfg["vocab"]) if w % classes == c] for c in range(classes)}
     within = {}
     for c in range(classes):

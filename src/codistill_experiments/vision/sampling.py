@@ -6,7 +6,7 @@ into the batches a rank trains on, on its device."""
 import torch
 from torch.utils.data import DataLoader, Sampler, Subset
 
-from .workloads import InMemoryDataset, batch_is_ready
+from .datasets import InMemoryDataset, batch_is_ready
 
 
 def epoch_permutation(n_samples, order_seed, epoch):

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..data_checks import CRITEO_FILE, check_criteo_root
 from ..names import CRITEO_HIDDEN
-from .workloads import InMemoryDataset, Workload, batch_is_ready
+from .datasets import InMemoryDataset, Workload, batch_is_ready
 
 INTEGER_FEATURES, CATEGORICAL_FEATURES = 13, 26
 ID_LIMIT = 2 ** 24   # float32 holds every integer below it exactly

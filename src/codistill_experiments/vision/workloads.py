@@ -5,46 +5,14 @@ package (scikit-learn's digits, for quick tests); paper
 scale reads ImageNet from disk in the standard ImageFolder layout. Both go through the same
 sampler, loader and engine.
 """
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset, default_collate
 
 from ..data_checks import CIFAR_FILES, check_cifar_root, check_imagefolder_root
 from ..names import MINI_ARCHS, MINI_RESNETS
-
-
-@dataclass
-class Workload:
-    train_set: Dataset
-    val_set: Dataset
-    num_classes: int
-    make_model: Callable[..., nn.Module]  # (init seed, per-group spec dict or None) -> model
-    collate: Callable = default_collate
-
-
-class InMemoryDataset(Dataset):
-    """Tensors in memory, fetched a whole batch at a time (DataLoader calls __getitems__)."""
-
-    def __init__(self, inputs, targets):
-        self.inputs, self.targets = inputs, targets
-
-    def __len__(self):
-        return len(self.targets)
-
-    def __getitem__(self, index):
-        return self.inputs[index], self.targets[index]
-
-    def __getitems__(self, indices):
-        indices = torch.as_tensor(indices)
-        return self.inputs[indices], self.targets[indices]
-
-
-def batch_is_ready(batch):
-    return batch
+from .datasets import InMemoryDataset, Workload, batch_is_ready  # noqa: F401  (also the workloads' public names)
 
 
 def mini_hidden(cfg, spec):
