@@ -28,6 +28,7 @@ from .logs.manifests import ManifestMissing
 from .paths import COMMITTED, SWEEPS
 
 OUT = Path(__file__).resolve().parent / "out"
+FAIRSEQ_TASKS = ("translation", "language_modeling")   # workload.task of runs fairseq trains
 SODHANI = "Sodhani et al. 2021"   # A Closer Look at Codistillation for Distributed Training: this repository's paper
 ANIL = "Anil et al. 2018"         # Large scale distributed neural network training through online distillation
 SOURCES = (SODHANI, ANIL)
@@ -110,6 +111,8 @@ SPEC_LIST = [
          "vs on the same data vs the baseline", "Anil et al. Sec. 3.3.2", anil.fig2b, source=ANIL),
     Spec("anil_fig4", "figure", "Anil et al. 2018 Fig. 4: codistillation with checkpoints exchanged every "
          "T updates", "Anil et al. Sec. 3.4", anil.fig4, source=ANIL),
+    Spec("anil_fig4_lm", "figure", "Anil et al. 2018 Fig. 4 on an LSTM language model: codistillation with "
+         "checkpoints exchanged every T updates", "Anil et al. Sec. 3.4", anil.fig4, source=ANIL),
     Spec("anil_two_phase", "figure", "Anil et al. 2018 Sec. 3.4.1: codistillation vs two-phase distillation "
          "(an ensemble of two, then a student distilling it), against total updates", "Anil et al. Sec. 3.4.1",
          anil.two_phase, source=ANIL),
@@ -176,9 +179,9 @@ class FigureData:
 
     @property
     def task(self):
-        """'translation' when the runs train translation models (fairseq: losses in bits per token),
-        else 'vision' (cross-entropy in nats)."""
-        if "cfg.workload.task" in self.records and self.records["cfg.workload.task"].eq("translation").any():
+        """'translation' when the runs train through fairseq (translation or language models: losses
+        in bits per token), else 'vision' (cross-entropy in nats)."""
+        if "cfg.workload.task" in self.records and self.records["cfg.workload.task"].isin(FAIRSEQ_TASKS).any():
             return "translation"
         return "vision"
 

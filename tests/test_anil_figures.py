@@ -297,7 +297,7 @@ def test_the_report_has_a_section_for_anil_et_al_with_its_ids_and_claims(tmp_pat
     sections = re.findall(r"^## (.+)$", text, flags=re.M)
     start = sections.index(registry.ANIL)
     assert sections[start + 1:] == [registry.SPECS[i].title for i in
-                                    ("anil_fig2a", "anil_fig2b", "anil_fig4", "anil_two_phase", "anil_table1")]
+                                    ("anil_fig2a", "anil_fig2b", "anil_fig4", "anil_fig4_lm", "anil_two_phase", "anil_table1")]
     assert all(not title.startswith("Anil et al.") for title in sections[:start])
     table1 = text.split(f"## {registry.SPECS['anil_table1'].title}")[1]
     assert re.search(r"^\| DNN +\| 0\.4625 ± 0\.0008 ", table1, flags=re.M)       # mean of 0.460 ... 0.465

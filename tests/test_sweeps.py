@@ -35,6 +35,11 @@ SWEEP_JOBS = {
     # translation (fairseq): tests/test_translation_config.py checks what they share
     "fig4": (15, 15), "fig12": (15, 15), "table2": (12, 12), "iwslt_overfit": (6, 6),
     "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),
+    # Anil et al. 2018: Fig. 2a (baseline and ensemble, two label smoothings, codistillation), Fig. 2b (+ disjoint
+    # codistillation and control), Fig. 4 (+ T = 100, 250), two-phase (+ its students), Table 1 (3 methods x 6
+    # seeds), Fig. 4 on the LSTM language model (baseline + 3 periods)
+    "anil_fig2a": (12, 12), "anil_fig2b": (12, 12), "anil_fig4": (12, 12), "anil_two_phase": (9, 9),
+    "anil_table1": (18, 18), "anil_fig4_lm": (12, 12),
 }
 # Figures drawn from the same runs: their sweeps list the same run ids (or a subset).
 SAME_RUNS = [("fig3", "fig10"), ("fig8", "fig9"), ("fig11", "table1"), ("fig6", "multiview"), ("fig4", "fig12")]

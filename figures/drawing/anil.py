@@ -17,7 +17,6 @@ from .panels import line_panel, new_figure
 from .seed_means import aggregate, last_step, per_run
 from .tables import mean_se_column
 
-LOSS_LABEL = "validation cross-entropy (nats)"
 BASELINE = "single model (baseline)"
 METRICS = ["val_loss", "ensemble_val_loss", "teacher_steps", "epoch"]
 
@@ -60,7 +59,7 @@ def _ordered(frame, first):
 def _loss_figure(frame, notes, order, title, task, x="step"):
     fig, axes = new_figure(1, width=7.5, height=4.6)
     line_panel(axes[0], frame, "val_loss", "label", notes, _ordered(frame, order), x=x, title=title, task=task)
-    axes[0].set_ylabel(LOSS_LABEL)
+    axes[0].set_ylabel("validation cross-entropy (" + ("bits per token" if task == "translation" else "nats") + ")")
     return fig, axes[0]
 
 
