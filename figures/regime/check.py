@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from ..paths import COMMITTED
 from .cost import COST, EVERY, check_every_sweep
 from .criteo import CRITEO, CRITEO_CHECKS, TABLE1, baseline_records, criteo_checks
+from .language_model import FIG4_LM, LM, LM_CHECKS, language_model_checks
 from .runs import final_rows, header_config, load_sweep
 from .translation import TRANSLATION, translation_checks
 from .verdicts import DECLARED, DOCS, HOLDS, INFO, MISSING, read_declarations, table
@@ -72,13 +73,19 @@ def run_check(results=COMMITTED, docs=DOCS):
     criteo_table, criteo_verdicts = table({CRITEO: criteo_checks(table1.records, results, criteo_workload(table1, results))},
                                           CRITEO_CHECKS, {CRITEO} if table1.problem is None else set(), declarations)
     verdicts.update(criteo_verdicts)
+    fig4_lm = load_sweep(results, FIG4_LM, kinds=("eval",))
+    lm_table, lm_verdicts = table({LM: language_model_checks(fig4_lm.records)}, LM_CHECKS,
+                                  {LM} if fig4_lm.problem is None else set(), declarations)
+    verdicts.update(lm_verdicts)
     cost_table, cost_verdicts = table({EVERY: [check_every_sweep(results)]}, COST, {EVERY}, declarations)
     verdicts.update(cost_verdicts)
-    # The Criteo stand-in is judged wherever its sweep has been run (logs without anil_table1's manifest: shown only)
-    gated = standins | set(languages) | {EVERY} | ({CRITEO} if table1.problem is None else set())
+    # Anil et al.'s stand-ins are judged wherever their sweep has run (logs without its manifest: shown only)
+    anil = [(CRITEO, table1), (LM, fig4_lm)]
+    gated = standins | set(languages) | {EVERY} | {name for name, sweep in anil if sweep.problem is None}
     lines = ["# Regime check (MINI scale: not the paper's numbers)", "",
              f"Logs: {results}. Gated (judged by the exit status): Figure 2's mini stand-in(s) {sorted(standins)}, "
-             f"every translation workload {languages}, the Criteo stand-in where anil_table1 has run, and the cost of "
+             f"every translation workload {languages}, Anil et al.'s Criteo and language-model stand-ins where their "
+             "sweeps have run, and the cost of "
              "every mini sweep; any other column is shown "
              "for reference.", "",
              *[f"- {name}: chosen weight-decay multiplier (workload.weight_decay_scale) {chosen}"
@@ -86,8 +93,9 @@ def run_check(results=COMMITTED, docs=DOCS):
              "", "## Vision", "", vision_table if names else "no vision runs found",
              "", "## Translation", "", translation_table if translation else "no translation runs found",
              "", "## Criteo stand-in (Anil et al. 2018, Table 1: the DNN baseline of anil_table1)", "", criteo_table,
+             "", "## LSTM language-model stand-in (Anil et al. 2018, Fig. 4: the baseline of anil_fig4_lm)", "", lm_table,
              "", "## Every sweep", "", cost_table]
-    judged = [*sweeps, fig4, overfit] + ([table1] if table1.problem is None else [])
+    judged = [*sweeps, fig4, overfit] + [sweep for _, sweep in anil if sweep.problem is None]
     status, summary = judge(verdicts, gated, judged, bool(names and languages), results)
     return Outcome("\n".join(lines + summary), verdicts, gated, status)
 

@@ -1,4 +1,4 @@
-"""The Criteo stand-in's regime invariants (figures/regime/criteo.py) on hand-made baseline logs and
+"""The regime invariants of Anil et al.'s stand-ins (figures/regime/criteo.py, language_model.py) on hand-made baseline logs and
 predictions, each expected value worked out by hand."""
 import math
 
@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from codistill_experiments.vision.tabular import generated_clicks
-from figures.regime import criteo
+from figures.regime import criteo, language_model
 
 
 def baseline(val_losses, train_loss=0.49, batch=256, seeds=(0, 1, 2, 3)):
@@ -69,3 +69,23 @@ def test_updates_per_epoch_are_the_rows_over_the_batch():
     cfg = OmegaConf.create({"train_size": 1_000_000})
     check = criteo.check_updates(cfg, baseline((0.52, 0.50)))
     assert check.value == 3906 and check.holds
+
+
+# ---------------------------------------------------------------- the LSTM language-model stand-in
+
+def lm_baseline(curves):
+    """Eval records of independent lm_mini runs: curves {seed: [val NLL at steps 100, 200, 300, 400]}."""
+    return pd.DataFrame([{"run_id": f"r{seed}", "seed": seed, "step": 100 * (i + 1), "val_nll": value,
+                          "cfg.workload.name": "lm_mini", "cfg.method.name": "independent"}
+                         for seed, curve in curves.items() for i, value in enumerate(curve)])
+
+
+def test_the_language_model_is_still_falling_and_resolvable():
+    """Seeds end at 4.30, 4.32, 4.34 (s.e. 0.01155); halfway (update 200) at 4.6, 4.62, 4.64: a
+    second-half drop of 0.3, so s.e. / drop = 0.0385; the last step changes by -0.05 on average."""
+    records = lm_baseline({0: [5.0, 4.6, 4.35, 4.30], 1: [5.0, 4.62, 4.37, 4.32], 2: [5.0, 4.64, 4.39, 4.34]})
+    falling, resolvable = language_model.language_model_checks(records)
+    assert falling.value == pytest.approx(-0.05) and falling.holds
+    assert resolvable.value == pytest.approx(0.02 / math.sqrt(3) / 0.3) and resolvable.holds
+    flat = lm_baseline({0: [5.0, 4.6, 4.30, 4.31], 1: [5.0, 4.62, 4.32, 4.33]})
+    assert not language_model.language_model_checks(flat)[0].holds
