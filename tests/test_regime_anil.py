@@ -1,5 +1,5 @@
-"""The regime invariants of Anil et al.'s stand-ins (figures/regime/criteo.py, language_model.py) on hand-made baseline logs and
-predictions, each expected value worked out by hand."""
+"""The regime invariants of Anil et al.'s stand-ins (figures/regime/criteo.py, language_model.py) on
+hand-made baseline logs and predictions, each expected value worked out by hand."""
 import math
 
 import numpy as np
