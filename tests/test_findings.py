@@ -46,3 +46,19 @@ def test_a_regime_row_gives_the_gap_the_controls_gap_and_what_decaying_recovers(
                     f"80.00 ± 0.50 |")
     assert next(line for line in rows if line.startswith("| w.d. x30 |")) == "| w.d. x30 | not run | | | |"
     assert math.isclose(NOISE, 2 * math.sqrt(0.5) + 0.2)
+
+
+def test_anil_et_als_claims_get_their_own_findings_rows(tmp_path):
+    """An Anil et al. claim is listed under its own heading, after the paper's, with its verdict:
+    codistillation 80.0 vs the baseline 77.9: 2.1, beyond the 1.614 noise."""
+    data = {"mini": {"fig2": logs(tmp_path, {"c": (CODISTILL, finals(80.0)), "i": (INDEPENDENT, finals(77.9))})}}
+    anil = {"id": "anil-fig2a-codistill-beats-baseline", "figure": "fig2", "section": "s", "setting": "s",
+            "claim": "codistillation beats the baseline", "metric": "val_top1",
+            "check": {"kind": "compare", "a": {"method.name": "codistill"}, "b": {"method.name": "independent"},
+                      "op": "greater"}}
+    outcomes = report.evaluate_all([anil], data)
+    lines = findings.findings_section([anil], outcomes, data, report.STATUS_MARK, report.resolutions(data))
+    start = lines.index("### Anil et al. 2018's findings at mini scale")
+    row = next(line for line in lines[start:] if line.startswith("| fig2 |"))
+    assert f"d = +2.100 ± {NOISE:.3f}" in row and row.endswith("✅ holds |")
+    assert lines.index("### The paper's findings at mini scale") < start

@@ -20,6 +20,19 @@ HEADLINES = ["fig1-1000x-fewer-bits", "fig2-fixed-wd-costs-top1", "fig2-variable
              "fig15-gain-from-larger-partner", "fig16-codistill-gains-grow", "fig17-worse-with-n",
              "table2-bleu-increases-with-n", "iwslt-codistill-overfits-less", "exchange-frequency-robust-top1"]
 
+# Anil et al. 2018's claims (the paper codistillation builds on) whose rows follow: every one a mini run can
+# decide (its paper-scale numbers are n/a at mini scale).
+ANIL_HEADLINES = ["anil-fig2a-codistill-beats-baseline", "anil-fig2a-not-uniform-label-smoothing",
+                  "anil-fig2a-not-unigram-label-smoothing", "anil-fig2a-ensemble-slightly-better",
+                  "anil-fig2a-almost-the-ensemble", "anil-fig2b-disjoint-data-much-better",
+                  "anil-fig2b-same-data-slightly-better-than-baseline", "anil-fig2b-disjoint-models-share-knowledge",
+                  "anil-fig4-staler-teachers-slightly-worse", "anil-fig4-stale-teachers-still-help",
+                  "anil-fig4-lm-codistill-beats-baseline", "anil-fig4-lm-staler-teachers-slightly-worse",
+                  "anil-fig4-lm-stale-teachers-still-help", "anil-two-phase-distillation-helps",
+                  "anil-two-phase-same-quality-half-the-steps", "anil-table1-codistill-reduces-churn",
+                  "anil-table1-ensemble-reduces-churn", "anil-table1-codistill-churn-like-ensemble",
+                  "anil-table1-codistill-log-loss"]
+
 # Settings where codistillation has an alpha = 0 control: (figure, label, codistillation group, metric).
 CONTROLLED = [
     ("fig2", "Fig. 2, constant w.d.", {"method.name": "codistill", "schedule.name": "goyal_step_half"}, "val_top1"),
@@ -66,6 +79,7 @@ def short(outcome):
     if found:
         parts.append(f"d = {found.group(1)} ± {found.group(2)}")
     for pattern in (r"(margin [^;]+)", r"(alpha = 0 control - all_reduce [+-]?[\d.]+(?: pts)?)",
+                    r"(control \{[^}]*\} - reference [+-]?[\d.]+(?: pts)?)",
                     r"(treated - base [^;]+)", r"(spread [\d.]+)", r"(best: [^;]+)", r"(steps [^;]+)"):
         found = re.search(pattern, text)
         if found:
@@ -73,10 +87,10 @@ def short(outcome):
     return "; ".join(parts) if parts else text
 
 
-def headline_rows(all_claims, outcomes, marks):
+def headline_rows(all_claims, outcomes, marks, headlines=HEADLINES):
     by_id = {claim["id"]: claim for claim in all_claims}
     lines = ["| figure | the paper finds | the mini runs show | verdict |", "|---|---|---|---|"]
-    for claim_id in HEADLINES:
+    for claim_id in headlines:
         claim = by_id.get(claim_id)
         if claim is None:
             continue
@@ -184,6 +198,11 @@ def findings_section(all_claims, outcomes, data, marks, resolution):
              "**cannot discriminate**.", "",
              "### The paper's findings at mini scale", ""]
     lines += headline_rows(all_claims, outcomes, marks) + [""]
+    anil = headline_rows(all_claims, outcomes, marks, ANIL_HEADLINES)
+    if len(anil) > 2:
+        lines += ["### Anil et al. 2018's findings at mini scale", "",
+                  "The paper codistillation builds on (its section below says how each experiment stands in; "
+                  "losses are validation cross-entropies, lower is better):", ""] + anil + [""]
     controls = control_rows(mini)
     if controls:
         lines += ["### Beyond the paper: codistillation against the alpha = 0 control", "",
