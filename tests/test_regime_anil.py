@@ -82,7 +82,8 @@ def lm_baseline(curves):
 
 def test_the_language_model_is_still_falling_and_resolvable():
     """Seeds end at 4.30, 4.32, 4.34 (s.e. 0.01155); halfway (update 200) at 4.6, 4.62, 4.64: a
-    second-half drop of 0.3, so s.e. / drop = 0.0385; the last step changes by -0.05 on average."""
+    second-half drop of 0.3, so s.e. / drop = 0.0385; over the last fifth (from update 300, the last
+    evaluation at or before 320, to 400) the NLL changes by -0.05 on average."""
     records = lm_baseline({0: [5.0, 4.6, 4.35, 4.30], 1: [5.0, 4.62, 4.37, 4.32], 2: [5.0, 4.64, 4.39, 4.34]})
     falling, resolvable = language_model.language_model_checks(records)
     assert falling.value == pytest.approx(-0.05) and falling.holds
