@@ -176,6 +176,10 @@ def check_top_level(container, translation, problems):
                         "are independent jobs (method.transport=files); leave it null otherwise")
     if not isinstance(container.get("seed"), int):
         problems.append(f"seed={container.get('seed')!r}: must be an integer")
+    if container["method"]["name"] == "two_phase" and container.get("init_seed") is not None:
+        problems.append(f"init_seed={container['init_seed']!r}: two_phase initialises its teachers and its students "
+                        "each from its own seed (seed x 1000 + index), which one init_seed would make the same; "
+                        "leave it null")
     if not isinstance(container.get("save_predictions"), bool):
         problems.append(f"save_predictions={container.get('save_predictions')!r}: must be true or false")
     elif container["save_predictions"] and translation:
