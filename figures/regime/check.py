@@ -70,7 +70,8 @@ def run_check(results=COMMITTED, docs=DOCS):
     translation_table, translation_verdicts = table(translation, TRANSLATION, set(languages), declarations)
     verdicts.update(translation_verdicts)
     table1 = load_sweep(results, TABLE1, kinds=("eval",))
-    criteo_table, criteo_verdicts = table({CRITEO: criteo_checks(table1.records, results, criteo_workload(table1, results))},
+    criteo = criteo_checks(table1.records, results, criteo_workload(table1, results))
+    criteo_table, criteo_verdicts = table({CRITEO: criteo},
                                           CRITEO_CHECKS, {CRITEO} if table1.problem is None else set(), declarations)
     verdicts.update(criteo_verdicts)
     fig4_lm = load_sweep(results, FIG4_LM, kinds=("eval",))
@@ -93,7 +94,8 @@ def run_check(results=COMMITTED, docs=DOCS):
              "", "## Vision", "", vision_table if names else "no vision runs found",
              "", "## Translation", "", translation_table if translation else "no translation runs found",
              "", "## Criteo stand-in (Anil et al. 2018, Table 1: the DNN baseline of anil_table1)", "", criteo_table,
-             "", "## LSTM language-model stand-in (Anil et al. 2018, Fig. 4: the baseline of anil_fig4_lm)", "", lm_table,
+             "", "## LSTM language-model stand-in (Anil et al. 2018, Fig. 4: the baseline of anil_fig4_lm)", "",
+             lm_table,
              "", "## Every sweep", "", cost_table]
     judged = [*sweeps, fig4, overfit] + [sweep for _, sweep in anil if sweep.problem is None]
     status, summary = judge(verdicts, gated, judged, bool(names and languages), results)

@@ -8,7 +8,7 @@ from .translation import run_curves
 LM, FIG4_LM = "lm_mini", "anil_fig4_lm"
 MAX_SE_SHARE = 0.1     # the seed s.e. of the final val NLL is at most a tenth of the second half's drop
 
-TAIL = 0.2            # still falling over the last fifth of the updates (fairseq also evaluates just after an epoch's end)
+TAIL = 0.2   # still falling over the last fifth of the updates (fairseq evaluates at an epoch's end and at the last)
 
 LM_CHECKS = {
     "still_falling": "budget-limited: val NLL, last evaluation - the last at or before 80 % of the updates (bits)",

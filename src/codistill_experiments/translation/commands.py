@@ -96,9 +96,11 @@ def criterion_arguments(config):
     """The codistill criterion; a language-model recipe has no label smoothing (Anil et al. use none)."""
     method, schedule = config["method"], config["schedule"]
     alpha = method.get("alpha", 0.0) if exchanges(config) else 0.0
-    smoothing = ["--label-smoothing", str(schedule["label_smoothing"]),
-                 "--label-smoothing-schedule", schedule["label_smoothing_schedule"],
-                 "--label-smoothing-decay", str(schedule["label_smoothing_decay"])] if "label_smoothing" in schedule else []
+    smoothing = []
+    if "label_smoothing" in schedule:
+        smoothing = ["--label-smoothing", str(schedule["label_smoothing"]),
+                     "--label-smoothing-schedule", schedule["label_smoothing_schedule"],
+                     "--label-smoothing-decay", str(schedule["label_smoothing_decay"])]
     return ["--criterion", "codistill", *smoothing,
             "--codistill-alpha", str(alpha), "--alpha-schedule", method.get("alpha_schedule", "constant"),
             "--alpha-gamma", str(method.get("alpha_gamma", 1.0))]

@@ -1,6 +1,7 @@
 """The end of a fairseq run: BLEU of every translation model's final checkpoint (fairseq's beam
-search, scored with sacreBLEU; a language model has its validation NLL only), and metrics.jsonl assembled from the models' own records, in the layout a
-vision run's has (header, eval records, test records, end record)."""
+search, scored with sacreBLEU; a language model has its validation NLL only), and metrics.jsonl
+assembled from the models' own records, in the layout a vision run's has (header, eval records,
+test records, end record)."""
 import json
 import shutil
 import time

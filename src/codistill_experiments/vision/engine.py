@@ -57,6 +57,7 @@ class RankState:
     codistiller: Codistiller = None   # None: the method does not codistil (all_reduce, independent, methods.py's)
     method: object = None             # methods.py: wraps the model, acts after each update, has state
     supervised: SupervisedLoss = None  # the supervised term (supervised.py); build_rank_state sets it
+    logged: dict = None               # what every eval record of this run adds (two_phase: teacher_steps)
 
 
 _NO_AUTOCAST = contextlib.nullcontext()
@@ -162,7 +163,9 @@ def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=No
                                                    run_directory),
                      method=method,
                      supervised=SupervisedLoss.from_config(cfg.supervised, workload.num_classes,
-                                                           workload.train_set if train_set is None else train_set))
+                                                           workload.train_set if train_set is None else train_set),
+                     # the teachers have finished before a student starts: their updates, read once
+                     logged={"teacher_steps": two_phase.teacher_steps(cfg)} if cfg.method.name == "two_phase" else {})
 
 
 def build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha, run_directory=None):
@@ -276,8 +279,8 @@ def job_records(evaluation, state, step):
     a model job (method.transport=files) adds each teacher's age and the time (the run's log is assembled from
     them: model_jobs.py). Ensemble and churn need the peers' outputs, which a model job has not. A
     two_phase student's records carry its teachers' updates (`teacher_steps`)."""
-    if state.cfg.method.name == "two_phase":
-        evaluation = [{**record, "teacher_steps": two_phase.teacher_steps(state.cfg)} for record in evaluation]
+    if state.logged:
+        evaluation = [{**record, **state.logged} for record in evaluation]
     if not model_jobs.uses_files(state.cfg):
         return evaluation
     ages = state.codistiller.teacher_ages(step - 1) if state.codistiller else None

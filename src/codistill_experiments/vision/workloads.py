@@ -233,8 +233,8 @@ WORKLOADS = {"digits_mlp": digits_mlp, "clusters_resnet": clusters_resnet, "imag
              "multiview_mini": multiview_mini, "criteo_mini": click_prediction, "criteo": click_prediction}
 # Settings a model group may override in workload.models (one entry per group).
 # Modules each workload's ranks import; a launcher that forks imports them once beforehand.
-IMPORTS = {"digits_mlp": ["sklearn.datasets"], "clusters_resnet": [], "imagenet": ["torchvision"], "cifar10": ["torchvision"],
-           "multiview_mini": [], "criteo_mini": [], "criteo": ["pandas"]}
+IMPORTS = {"digits_mlp": ["sklearn.datasets"], "clusters_resnet": [], "imagenet": ["torchvision"],
+           "cifar10": ["torchvision"], "multiview_mini": [], "criteo_mini": [], "criteo": ["pandas"]}
 
 
 def build_workload(cfg):
