@@ -101,3 +101,23 @@ def test_a_job_without_torchft_fails_at_compose_time_but_a_dry_run_lists_it(tmp_
     with pytest.raises(ConfigError, match=r"torchft, which is not installed.*\[torchft\]"):
         compose_job(["method=streaming_diloco"], tmp_path)
     assert compose_job(["method=streaming_diloco", "dry_run=true"], tmp_path)["method"]["name"] == "streaming_diloco"
+
+
+def test_a_run_killed_mid_period_resumes_to_the_uninterrupted_log(tmp_path):
+    # 18 updates per epoch, H = 12 with 2 fragments: the state committed at each epoch has one
+    # fragment just synced and the other half-way to its sync (torchft's Manager step and DiLoCo's
+    # count of updates since the last sync are in it). Windows open after updates 5 mod 6 (odd),
+    # states are saved after multiples of 18: none is in flight.
+    from benchmarks import soak_resume
+    from test_frontier_methods import RESUME_EPOCHS, killed_after_first_commit, run_to_the_end
+
+    overrides = ["workload=digits_mlp", "method=streaming_diloco", "method.period=12", "method.fragments=2",
+                 "method.fragment_sync_delay=1", *RESUME_EPOCHS]
+    run_to_the_end(overrides, tmp_path / "reference")
+    killed_after_first_commit(overrides, tmp_path / "killed")
+    run_to_the_end(overrides, tmp_path / "killed")
+    expected = soak_resume.log_without_wall_time(tmp_path / "reference")
+    assert soak_resume.log_without_wall_time(tmp_path / "killed") == expected
+    last = [r for r in expected if r["kind"] == "eval"][-1]
+    # 180 updates: 30 syncs, 15 of each half
+    assert last["step"] == 180 and last["comm_bits_inter_node"] == 15 * 2 * 32 * (82176 + 2826)

@@ -23,13 +23,17 @@ Bits: what each rank hands to the Manager's all_reduce (one fragment's outer gra
 nodes. The Manager's quorum and commit messages to the lighthouse are control traffic of a few
 hundred bytes per sync and are not counted, as no method's rendezvous is.
 """
+import logging
 import os
 import socket
 from datetime import timedelta
 
-# torchft's Rust side logs every quorum and commit at INFO; the run's progress lines are what a run
-# prints (progress.py). RUST_LOG set by the user is kept.
+# torchft logs every quorum, commit and fragment sync at INFO, from Rust and from Python (which
+# Hydra's job logging shows); what a run prints is its progress lines (progress.py). Warnings and
+# errors stay; RUST_LOG set by the user is kept.
 os.environ.setdefault("RUST_LOG", "warn")
+for name in ("torchft", "torchft_quorums", "torchft_commits"):
+    logging.getLogger(name).setLevel(logging.WARNING)
 
 import torch
 import torch.distributed as dist
