@@ -121,3 +121,10 @@ def test_a_run_killed_mid_period_resumes_to_the_uninterrupted_log(tmp_path):
     last = [r for r in expected if r["kind"] == "eval"][-1]
     # 180 updates: 30 syncs, 15 of each half
     assert last["step"] == 180 and last["comm_bits_inter_node"] == 15 * 2 * 32 * (82176 + 2826)
+
+
+def test_the_frontier_draws_streaming_diloco_as_its_own_series_with_knob_h():
+    from figures.drawing.frontier import frontier_knob, frontier_label
+
+    row = {"cfg.method.name": "streaming_diloco", "cfg.method.period": 32, "cfg.seed": 0}
+    assert (frontier_label(row), frontier_knob(row)) == ("Streaming DiLoCo", "H=32")
