@@ -55,7 +55,7 @@ class RankState:
     initial_params: torch.Tensor
     counter: CommCounter
     codistiller: Codistiller = None   # None: the method does not codistil (all_reduce, independent, methods.py's)
-    method: object = None             # methods.py: wraps the model, hooks the optimizer, acts after each update, has state
+    method: object = None             # methods.py: wraps the model, may hook the optimizer, has state
     supervised: SupervisedLoss = None  # the supervised term (supervised.py); build_rank_state sets it
     logged: dict = None               # what every eval record of this run adds (two_phase: teacher_steps)
 
