@@ -1,9 +1,9 @@
 """The frontier (beyond the paper, Fig. 1's setting): top-1 against the measured bits each device
 sends between servers per update, codistillation against what a practitioner would pick instead
-(PowerSGD, local SGD, DiLoCo), one curve per method over its knob. all_reduce is a band (its mean ±
-2 s.e. over seeds) across the whole figure, and the alpha = 0 control (method independent: the same
-models and batches, no distillation, 0 bits) is the frontier's 0-bit point, in a narrow panel left of
-the log axis, which cannot place 0."""
+(PowerSGD, local SGD, DiLoCo, Streaming DiLoCo through torchft), one curve per method over its
+knob. all_reduce is a band (its mean ± 2 s.e. over seeds) across the whole figure, and the alpha = 0
+control (method independent: the same models and batches, no distillation, 0 bits) is the
+frontier's 0-bit point, in a narrow panel left of the log axis, which cannot place 0."""
 import matplotlib.pyplot as plt
 import seaborn as sns
 
@@ -13,10 +13,13 @@ from .panels import apply_theme, point_panel, value_band
 from .seed_means import last_step
 
 FRONTIER_LABELS = {"allreduce": "all_reduce", "powersgd": "PowerSGD", "localsgd": "local SGD", "diloco": "DiLoCo",
+                   "streaming_diloco": "Streaming DiLoCo",
                    "independent": "α = 0 control (independent, 0 bits)"}
 FRONTIER_KNOBS = {"codistill": ("method.period", "T"), "localsgd": ("method.period", "H"),
-                  "diloco": ("method.period", "H"), "powersgd": ("method.rank", "r")}
-ORDER = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints", "PowerSGD", "local SGD", "DiLoCo"]
+                  "diloco": ("method.period", "H"), "streaming_diloco": ("method.period", "H"),
+                  "powersgd": ("method.rank", "r")}
+ORDER = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints", "PowerSGD", "local SGD", "DiLoCo",
+         "Streaming DiLoCo"]
 CONTROL = FRONTIER_LABELS["independent"]
 BAND = "all_reduce, mean ± 2 s.e. over seeds"
 # The tuned series: each method's best setting on held-out training data (sweep frontier_tuning,

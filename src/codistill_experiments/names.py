@@ -21,7 +21,7 @@ OPTIMIZERS = ("sgd", "adagrad")
 DATA_SPLITS = ("same", "disjoint")
 SMOOTHING_PRIORS = ("uniform", "unigram")
 # Methods whose sample order and schedules follow all_reduce's global batch (vision/methods.py).
-GLOBAL_BATCH_METHODS = ("localsgd", "diloco")
+GLOBAL_BATCH_METHODS = ("localsgd", "diloco", "streaming_diloco")
 OWN_METHODS = ("powersgd", *GLOBAL_BATCH_METHODS)  # they replace the exchange: nothing to distil
 # Translation's alpha schedules (schedules.AlphaSchedule's, less "step": its inverse square-root LR
 # has no decays) and label-smoothing schedules (translation/label_smoothing.py).

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from ..data_checks import check_cifar_root, check_criteo_root, check_imagefolder_root
 from ..translation.checks import FAIRSEQ_SCHEDULE_KINDS, check_translation_job, is_fairseq, workload_data_problem
 from .checks import (check_eval_every, check_launcher, check_layout, check_method, check_models,
-                     check_own_method_workload, check_schedule, check_top_level, check_updates)
+                     check_own_method_workload, check_schedule, check_top_level, check_torchft, check_updates)
 from .resolvers import register_resolvers
 from .rules import problems_of
 from .schema import SCHEMAS, register_schemas
@@ -126,6 +126,7 @@ def validate(cfg):
     check_own_method_workload(container, translation, problems)
     check_top_level(container, translation, problems)
     check_launcher(container, problems)
+    check_torchft(container, problems)
     if problems:
         raise ConfigError("invalid job:\n  - " + "\n  - ".join(problems))
     return container

@@ -2,8 +2,10 @@
 that work out what the run will do (its updates, its nodes), and those of the top-level keys, which
 have no schema (a sweep adds some with `+`, e.g. `+data.holdout`). Each appends 'key=value: why' to
 `problems`; the values are a resolved job's (a plain dict) whose types and rules already hold."""
+import importlib.util
+
 from ..names import DATA_SPLITS, GLOBAL_BATCH_METHODS, MODEL_KEYS, OWN_METHODS, SMOOTHING_PRIORS
-from .schema import Codistill, PowerSGD
+from .schema import Codistill, PowerSGD, StreamingDiLoCo
 
 # Training set sizes of the workloads whose config does not state one (their data on disk).
 KNOWN_TRAIN_SIZES = {"cifar10": 50000}
@@ -29,6 +31,14 @@ def check_method(method, schema, problems):
         if method["exchange"] == "predictions" and not method["coordinated_sampling"]:
             problems.append("method.coordinated_sampling=false: exchanging predictions needs every model to see "
                             "the same mini-batch; set it true or use method.exchange=checkpoints")
+    if schema is StreamingDiLoCo:
+        period, fragments, delay = method["period"], method["fragments"], method["fragment_sync_delay"]
+        if period % fragments:
+            problems.append(f"method.fragments={fragments!r}: must divide method.period={period!r} (torchft's DiLoCo "
+                            "syncs one fragment every period / fragments updates)")
+        elif not delay < period // fragments:
+            problems.append(f"method.fragment_sync_delay={delay!r}: must be below method.period / method.fragments "
+                            f"= {period // fragments} (a fragment's all_reduce must end before the next one starts)")
     if schema is PowerSGD and (method["error_feedback"] or method["warm_start"]) and method["start_iter"] < 2:
         problems.append(f"method.start_iter={method['start_iter']!r}: must be an integer >= 2 with error_feedback "
                         "or warm_start (torch's PowerSGDState needs it: DDP rebuilds its buckets after the first "
@@ -91,6 +101,14 @@ def check_own_method_workload(container, translation, problems):
     elif container["workload"].get("models") is not None:
         problems.append(f"workload.models: {name} averages copies of one model; per-model architectures are for "
                         "method=codistill or independent (set workload.models=null)")
+
+
+def check_torchft(container, problems):
+    """method=streaming_diloco trains through torchft, an optional extra; a dry run trains nothing."""
+    if container["method"]["name"] == "streaming_diloco" and not container.get("dry_run") \
+            and importlib.util.find_spec("torchft") is None:
+        problems.append("method.name='streaming_diloco': trains through torchft, which is not installed; install "
+                        "the extra: pip install -e '.[torchft]' (docs/setup.md)")
 
 
 def check_launcher(container, problems):

@@ -27,6 +27,11 @@ from .tabular_schema import Criteo, CriteoMini
 from .translation_schema import (LanguageModelMini, LanguageModelSchedule, LanguageModelWorkload, TranslationMini,
                                  TranslationSchedule, TranslationWorkload)
 
+# torchft's should_quantize: its allreduce_quantized runs triton kernels on CUDA tensors, and without
+# triton torchft silently sends float32 instead; the engine's gloo ranks hold CPU tensors.
+QUANTIZE_WHY = ("torchft quantises the outer gradients with triton kernels on CUDA tensors only, and without "
+                "triton sends float32 silently; streaming_diloco is verified on gloo with CPU tensors "
+                "(docs/frontier.md)")
 PERIOD = Rule(at_least=1, why="T, updates between exchanges, or H, updates between averagings")
 
 
@@ -113,6 +118,20 @@ class DiLoCo(Averaging):
 
 
 @dataclass
+class StreamingDiLoCo(Averaging):
+    """Streaming DiLoCo through torchft's DiLoCo (vision/streaming_diloco.py): one of `fragments`
+    fragments synced every period / fragments updates, each fragment every `period` (H)."""
+    name: str = method_name("streaming_diloco")
+    outer_lr: Number = spec(POSITIVE)
+    outer_momentum: Number = spec(FRACTION)
+    fragments: int = spec(COUNT)
+    fragment_sync_delay: int = spec(NON_NEGATIVE)
+    fragment_update_alpha: Number = spec(at_least=0, below=1, why="the weight of a fragment's local values "
+                                         "when it takes the synced ones (1 would discard every sync)")
+    quantize: bool = spec(choices=(False,), why=QUANTIZE_WHY)
+
+
+@dataclass
 class PowerSGD(Method):
     name: str = method_name("powersgd")
     n: int = spec(choices=(1,), why="powersgd trains one model over all ranks")
@@ -125,7 +144,7 @@ class PowerSGD(Method):
 
 
 METHODS = {schema.name: schema for schema in (Allreduce, Codistill, Independent, PowerSGD, LocalSGD, DiLoCo,
-                                              TwoPhase)}
+                                              StreamingDiLoCo, TwoPhase)}
 
 
 # ----- scale

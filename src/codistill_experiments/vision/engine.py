@@ -55,7 +55,7 @@ class RankState:
     initial_params: torch.Tensor
     counter: CommCounter
     codistiller: Codistiller = None   # None: the method does not codistil (all_reduce, independent, methods.py's)
-    method: object = None             # methods.py: wraps the model, acts after each update, has state
+    method: object = None             # methods.py: wraps the model, may hook the optimizer, has state
     supervised: SupervisedLoss = None  # the supervised term (supervised.py); build_rank_state sets it
     logged: dict = None               # what every eval record of this run adds (two_phase: teacher_steps)
 
@@ -316,6 +316,7 @@ def train_rank(config, layout, run_directory, device):
     settings = loop_settings(cfg, schedules)
     batches = batch_source(workload, train_set, sampler, settings, device)
     optimizer = build_optimizer(cfg.schedule, state.model.parameters(), schedules.lr(0), schedules.weight_decay(0))
+    state.method.attach(optimizer)
     precision = Precision(settings.amp, device)
     step, elapsed = 0, 0.0
     resume_step = run_state.committed_step(directory)

@@ -6,17 +6,20 @@ engine's layout (n model groups of k ranks, DDP inside a group):
   parameters with torch's PeriodicModelAverager; post-local SGD's global all_reduce warm-up
   (Lin et al. 2020) with torch's post_localSGD_hook;
 - diloco (Douillard et al. 2023): H inner updates, then an outer Nesterov SGD step on the average
-  over groups of the parameter change, applied to a global copy that every group then loads.
+  over groups of the parameter change, applied to a global copy that every group then loads;
+- streaming_diloco (Douillard et al. 2025): torchft's DiLoCo, by fragments, with overlap
+  (streaming_diloco.py; torchft is the optional extra `codistill[torchft]`).
 
-The engine calls each method at four points: `wrap(model)` (what trains: DDP with the method's
-comm hook, or the bare model), `after_update(step)` after each optimizer step (`step` updates
-done), and `state_dict()` / `load_state_dict()` with the run's state. allreduce, codistill and
-independent are `GroupDataParallel` (DDP inside each group, exchanges in exchange.py).
+The engine calls each method at five points: `wrap(model)` (what trains: DDP with the method's
+comm hook, or the bare model), `attach(optimizer)` once the inner optimizer exists,
+`after_update(step)` after each optimizer step (`step` updates done), and `state_dict()` /
+`load_state_dict()` with the run's state. allreduce, codistill and independent are
+`GroupDataParallel` (DDP inside each group, exchanges in exchange.py).
 
-Local SGD and DiLoCo train all_reduce's recipe split over the groups (`sampling_layout`): the
-global batch is cut over all n*k ranks as all_reduce cuts it over its ranks, the schedules are the
-global batch's, and every group starts from model group 0's initialisation, so that local SGD with
-H = 1 is all_reduce.
+Local SGD and (Streaming) DiLoCo train all_reduce's recipe split over the groups
+(`sampling_layout`): the global batch is cut over all n*k ranks as all_reduce cuts it over its
+ranks, the schedules are the global batch's, and every group starts from model group 0's
+initialisation, so that local SGD with H = 1 is all_reduce.
 
 Bits follow exchange.py's convention (an all_reduce of x costs 2|x| per device, charged to the
 inter-node counter when its process group spans nodes), on the tensors handed to each collective.
@@ -37,7 +40,14 @@ from codistill.groups import Layout
 from ..names import GLOBAL_BATCH_METHODS
 
 
-class Stateless:
+class OwnOptimizer:
+    """A method that acts from after_update, not from hooks on the inner optimizer."""
+
+    def attach(self, optimizer):
+        pass
+
+
+class Stateless(OwnOptimizer):
     """A method with nothing a resumed run needs: its state_dict is empty."""
 
     def state_dict(self):
@@ -49,7 +59,7 @@ class Stateless:
 
 def sampling_layout(method_cfg, layout):
     """The layout the sample order, the schedules and the initialisation follow: the run's own,
-    or for local SGD and DiLoCo all_reduce's single model over all ranks."""
+    or for local SGD and (Streaming) DiLoCo all_reduce's single model over all ranks."""
     if method_cfg["name"] in GLOBAL_BATCH_METHODS:
         return Layout(1, layout.world_size, layout.ranks_per_node, layout.rank)
     return layout
@@ -64,6 +74,10 @@ def build_method(method_cfg, layout, groups, counter):
         return LocalSGD(method_cfg, layout, groups, counter)
     if name == "diloco":
         return DiLoCo(method_cfg, groups, counter)
+    if name == "streaming_diloco":
+        from .streaming_diloco import StreamingDiLoCo   # torchft: an optional extra
+
+        return StreamingDiLoCo(method_cfg, layout, groups, counter)
     return GroupDataParallel(groups, counter)
 
 
@@ -92,7 +106,7 @@ class GroupDataParallel(Stateless):
         pass
 
 
-class PowerSGD:
+class PowerSGD(OwnOptimizer):
     """torch's powerSGD_hook on the all_reduce of the model's gradients. Bits: per bucket, the
     elements PowerSGD all_reduces (its P and Q factors and the tensors it leaves uncompressed,
     which PowerSGDState totals in `total_numel_after_compression` with torch's own selection), or
@@ -156,7 +170,7 @@ def counted_powersgd_hook(method, bucket):
     return future
 
 
-class LocalSGD:
+class LocalSGD(OwnOptimizer):
     """Each group trains its own copy (DDP inside the group); every `period` (H) updates torch's
     PeriodicModelAverager averages the parameters over the groups (an all_reduce among peers:
     2 b_model per averaging). With `warmup_steps` w > 0, post-local SGD: DDP all_reduces every
@@ -214,7 +228,7 @@ def _counted_post_local_hook(method, bucket):
     return post_localSGD_hook(state, bucket)
 
 
-class DiLoCo:
+class DiLoCo(OwnOptimizer):
     """Douillard et al. 2023, Algorithm 1. torch has no DiLoCo: its outer loop is written here,
     from torch's optimizer and all_reduce. Every `period` (H) updates of the inner optimizer (the
     run's own SGD and schedule, DDP inside the group), the outer gradient is the average over
