@@ -100,7 +100,7 @@ def test_a_run_with_16_bit_logits_logs_half_the_bits(run_job):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["method.prediction_bits=8"], "method.prediction_bits=8"),
+    (["method.prediction_bits=4"], "method.prediction_bits=4"),
     (["method.prediction_bits=16", "method.exchange=checkpoints"], "applies to method.exchange=predictions"),
 ])
 def test_prediction_bits_is_validated(tmp_path, overrides, message):
