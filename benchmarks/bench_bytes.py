@@ -112,7 +112,8 @@ def paper_formula(case, n, b_model, classes, batch_per_device):
     if case["method"] == "allreduce":
         return 2 * b_model
     if case["method"] == "predictions":
-        return (n - 1) * prediction_row_bits(classes, case.get("topk"), case["bits"]) * batch_per_device / case["period"]
+        b_pred = prediction_row_bits(classes, case.get("topk"), case["bits"])
+        return (n - 1) * b_pred * batch_per_device / case["period"]
     return (n - 1) * b_model / case["period"]
 
 

@@ -26,8 +26,8 @@ def section(part, targets):
                      r["batch_per_model"] // r["k"] if r["method"] == "predictions" else "",
                      r["steps"], fmt_bits(r["measured_bits"]), fmt_bits(r["formula_bits"]), f"{r['error_pct']:+.3f}",
                      f"{r['fewer_than_allreduce']:,.0f}x"])
-    lines.append(table(["layout", "method", "T", "bits/value", "top k", "B per device", "updates", "measured bits/update",
-                        "formula", "error %", "fewer bits than all_reduce"], body))
+    lines.append(table(["layout", "method", "T", "bits/value", "top k", "B per device", "updates",
+                        "measured bits/update", "formula", "error %", "fewer bits than all_reduce"], body))
     worst = max(abs(r["error_pct"]) for r in rows)
     t10 = next(r for r in rows if r["method"] == "predictions" and r.get("period") == 10 and r.get("bits") == 32
                and not r.get("topk") and r["k"] == 1)

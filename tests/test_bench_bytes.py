@@ -27,7 +27,8 @@ def test_counters_match_section3_formulas_one_rank_per_node():
     cases = [{"method": "allreduce"}, {"method": "predictions", "period": 1, "bits": 32},
              {"method": "predictions", "period": 3, "bits": 32}, {"method": "predictions", "period": 3, "bits": 16},
              {"method": "checkpoints", "period": 4},
-             {"method": "predictions", "period": 2, "bits": 8, "topk": 3}, {"method": "predictions", "period": 1, "bits": 8}]
+             {"method": "predictions", "period": 2, "bits": 8, "topk": 3},
+             {"method": "predictions", "period": 1, "bits": 8}]
     n, batch = 3, 8
     expected = [2 * B_MODEL,                               # all_reduce: 2 b_model
                 (n - 1) * 32 * CLASSES * batch / 1,        # predictions: (n-1) b_pred B / T
