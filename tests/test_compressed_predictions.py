@@ -232,3 +232,18 @@ def test_a_run_with_top_k_8_bit_predictions_logs_the_bits_it_sent(run_job):
     # 10 classes, B = 32 per update, one peer: 3 x (8 + 8) + 32 bits per example
     assert record["comm_bits_inter_node"] == record["step"] * 32 * (3 * (8 + 8) + 32)
     assert record["train_distill_loss"] > 0
+
+
+def test_the_frontier_labels_compressed_predictions_as_their_own_series():
+    from figures.drawing.frontier import frontier_knob, frontier_label
+
+    def row(**method):
+        return {"cfg.seed": 0, "cfg.method.name": "codistill", "cfg.method.exchange": "predictions",
+                "cfg.method.period": 1, "cfg.method.prediction_bits": 32, "cfg.method.prediction_topk": float("nan"),
+                **{f"cfg.method.{key}": value for key, value in method.items()}}
+
+    full, top10_8, all_8 = row(), row(prediction_topk=10.0, prediction_bits=8), row(prediction_bits=8)
+    assert [frontier_label(r) for r in (full, top10_8, all_8)] == [
+        "codistillation, predictions", "codistillation, predictions top-k / 8-bit",
+        "codistillation, predictions top-k / 8-bit"]
+    assert [frontier_knob(r) for r in (full, top10_8, all_8)] == ["T=1", "T=1, k=10, 8-bit", "T=1, all, 8-bit"]

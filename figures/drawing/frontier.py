@@ -3,7 +3,8 @@ sends between servers per update, codistillation against what a practitioner wou
 (PowerSGD, local SGD, DiLoCo), one curve per method over its knob. all_reduce is a band (its mean ±
 2 s.e. over seeds) across the whole figure, and the alpha = 0 control (method independent: the same
 models and batches, no distillation, 0 bits) is the frontier's 0-bit point, in a narrow panel left of
-the log axis, which cannot place 0."""
+the log axis, which cannot place 0. Compressed predictions (each example's top k logits, or 8-bit
+values) are a series of their own, each point tagged with its T, k and bits."""
 import matplotlib.pyplot as plt
 import seaborn as sns
 
