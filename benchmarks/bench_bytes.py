@@ -6,6 +6,9 @@ against the paper's Section 3 formulas:
     predictions every T updates   (n-1) b_pred B / T     (B: samples per device)
     checkpoints every T updates   (n-1) b_model / T
 
+b_pred: the bits per example, 32 C in the paper; with compressed predictions (top k logits,
+8-bit values) exchange.prediction_row_bits(C, k, bits).
+
 Each model group sits on its own simulated node (scale.ranks_per_node), so the exchange between
 groups is what crosses servers, as in the paper's Figure 1.
 
@@ -16,18 +19,23 @@ import math
 import torch
 import torch.distributed as dist
 
+from codistill.exchange import prediction_row_bits
 from codistill_experiments.vision import engine
 
 from .benchlib import RESNET50_TWIN, TimedRank, compose, count_params, layout, spawn, twin_workload
 
 PREDICTION_PERIODS = (1, 5, 10, 100)        # Figure 1, predictions
 CHECKPOINT_PERIODS = (625, 1250, 2500, 5000)  # Figure 1, checkpoints
+# Compressed predictions at T = 1 (the frontier's points at paper scale, sweeps/frontier.yaml):
+# 8-bit values, the top 100 of 1000 logits at 32 and 8 bits, the top logit at 8 bits.
+COMPRESSED = ({"bits": 8}, {"bits": 32, "topk": 100}, {"bits": 8, "topk": 100}, {"bits": 8, "topk": 1})
 
 
 def paper_cases():
     return ([{"method": "allreduce"}]
             + [{"method": "predictions", "period": t, "bits": 32} for t in PREDICTION_PERIODS]
             + [{"method": "predictions", "period": t, "bits": 16} for t in PREDICTION_PERIODS]
+            + [{"method": "predictions", "period": 1, **compressed} for compressed in COMPRESSED]
             + [{"method": "checkpoints", "period": t} for t in CHECKPOINT_PERIODS])
 
 
@@ -39,7 +47,8 @@ def steps_for(period, at_least=20):
 def codistill_overrides(case, n):
     overrides = ["method=codistill", f"method.n={n}", f"method.period={case['period']}"]
     if case["method"] == "predictions":
-        return overrides + ["method.exchange=predictions", f"method.prediction_bits={case['bits']}"]
+        topk = [f"method.prediction_topk={case['topk']}"] if case.get("topk") else []
+        return overrides + ["method.exchange=predictions", f"method.prediction_bits={case['bits']}", *topk]
     return overrides + ["method.exchange=checkpoints"]
 
 
@@ -103,7 +112,8 @@ def paper_formula(case, n, b_model, classes, batch_per_device):
     if case["method"] == "allreduce":
         return 2 * b_model
     if case["method"] == "predictions":
-        return (n - 1) * case["bits"] * classes * batch_per_device / case["period"]
+        b_pred = prediction_row_bits(classes, case.get("topk"), case["bits"])
+        return (n - 1) * b_pred * batch_per_device / case["period"]
     return (n - 1) * b_model / case["period"]
 
 
@@ -142,9 +152,11 @@ def run(progress=print):
 
 
 def print_rows(rows):
-    print(f"{'n x k':>6} {'method':>12} {'T':>5} {'bits':>4} {'measured':>12} {'formula':>12} {'err %':>7} {'x fewer':>9}")
+    print(f"{'n x k':>6} {'method':>12} {'T':>5} {'bits':>4} {'top k':>5} {'measured':>12} {'formula':>12} "
+          f"{'err %':>7} {'x fewer':>9}")
     for r in rows:
         print(f"{r['n']}x{r['k']:<4} {r['method']:>12} {r.get('period', ''):>5} {r.get('bits', 32):>4} "
+              f"{r.get('topk') or '':>5} "
               f"{r['measured_bits']:>12.4g} {r['formula_bits']:>12.4g} {r['error_pct']:>7.3f} "
               f"{r['fewer_than_allreduce']:>9.1f}")
 

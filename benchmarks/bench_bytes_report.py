@@ -22,14 +22,15 @@ def section(part, targets):
     body = []
     for r in rows:
         body.append([f"{r['n']} nodes x {r['k']} rank{'s' if r['k'] > 1 else ''}", r["method"], r.get("period", ""),
-                     r.get("bits", 32), r["batch_per_model"] // r["k"] if r["method"] == "predictions" else "",
+                     r.get("bits", 32), r.get("topk") or "",
+                     r["batch_per_model"] // r["k"] if r["method"] == "predictions" else "",
                      r["steps"], fmt_bits(r["measured_bits"]), fmt_bits(r["formula_bits"]), f"{r['error_pct']:+.3f}",
                      f"{r['fewer_than_allreduce']:,.0f}x"])
-    lines.append(table(["layout", "method", "T", "bits/value", "B per device", "updates", "measured bits/update",
-                        "formula", "error %", "fewer bits than all_reduce"], body))
+    lines.append(table(["layout", "method", "T", "bits/value", "top k", "B per device", "updates",
+                        "measured bits/update", "formula", "error %", "fewer bits than all_reduce"], body))
     worst = max(abs(r["error_pct"]) for r in rows)
     t10 = next(r for r in rows if r["method"] == "predictions" and r.get("period") == 10 and r.get("bits") == 32
-               and r["k"] == 1)
+               and not r.get("topk") and r["k"] == 1)
     targets.append(("1. bytes: measured = formula within 1 %", f"worst {worst:.3f} %", worst <= 1.0, None))
     targets.append(("1. bytes: predictions at T = 10 >= 1000x fewer bits than all_reduce",
                     f"{t10['fewer_than_allreduce']:,.0f}x per update (at equal top-1: part 1's last table)",
@@ -44,6 +45,11 @@ def section(part, targets):
         lines += ["", "16-bit logits (`method.prediction_bits=16`, float16 on the wire) halve the prediction "
                   "bits exactly; tests/test_bench_bytes.py checks that the distillation term moves only by "
                   "float16 rounding (bounded per element by 2^-11 |logit|)."]
+    if any(r.get("topk") or r.get("bits") == 8 for r in rows):
+        lines += ["", "Compressed predictions (`method.prediction_topk`, `method.prediction_bits=8`: each example's "
+                  "top k logits with their 16-bit class indices, or int8 values with a float32 scale per example) "
+                  "are counted on the tensors sent; the formula's b_pred is `exchange.prediction_row_bits` "
+                  "(docs/frontier.md, \"Compressed predictions\", gives the accuracy they reach at mini scale)."]
     lines += ["", "What the counters count: the paper's bandwidth-optimal model of each collective on the "
               "tensor handed to it (all_reduce 2|x|, all_gather over m ranks (m-1)|x|). What gloo really puts on "
               "the wire is measured in part 3 (the veth's tx_bytes)."]
@@ -59,12 +65,14 @@ def plot(part, path):
     rows = [r for r in part["rows"] if r["k"] == 1]
     labels = [("all_reduce" if r["method"] == "allreduce" else
                f"{'pred' if r['method'] == 'predictions' else 'ckpt'} T={r['period']}"
-               + (" 16-bit" if r.get("bits") == 16 else "")) for r in rows]
+               + (f" top {r['topk']}" if r.get("topk") else "")
+               + (f" {r['bits']}-bit" if r.get("bits") in (16, 8) else "")) for r in rows]
     colors = {"allreduce": "tab:red", "predictions": "tab:blue", "checkpoints": "tab:green"}
     fig, ax = plt.subplots(figsize=(10, 4.2))
     x = range(len(rows))
     ax.bar(x, [r["measured_bits"] for r in rows], label="measured (engine counters)",
-           color=[matplotlib.colors.to_rgba(colors[r["method"]], 0.55 if r.get("bits") == 16 else 1.0) for r in rows])
+           color=[matplotlib.colors.to_rgba(colors[r["method"]], 0.55 if r.get("bits") in (16, 8) or r.get("topk")
+                                            else 1.0) for r in rows])
     ax.scatter(x, [r["formula_bits"] for r in rows], marker="_", s=400, color="black", zorder=3,
                label="paper Sec. 3 formula")
     ax.set_yscale("log")

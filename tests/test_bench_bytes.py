@@ -26,13 +26,17 @@ def per_update(row):
 def test_counters_match_section3_formulas_one_rank_per_node():
     cases = [{"method": "allreduce"}, {"method": "predictions", "period": 1, "bits": 32},
              {"method": "predictions", "period": 3, "bits": 32}, {"method": "predictions", "period": 3, "bits": 16},
-             {"method": "checkpoints", "period": 4}]
+             {"method": "checkpoints", "period": 4},
+             {"method": "predictions", "period": 2, "bits": 8, "topk": 3},
+             {"method": "predictions", "period": 1, "bits": 8}]
     n, batch = 3, 8
     expected = [2 * B_MODEL,                               # all_reduce: 2 b_model
                 (n - 1) * 32 * CLASSES * batch / 1,        # predictions: (n-1) b_pred B / T
                 (n - 1) * 32 * CLASSES * batch / 3,
                 (n - 1) * 16 * CLASSES * batch / 3,        # 16-bit logits: half of the above
-                (n - 1) * B_MODEL / 4]                     # checkpoints: (n-1) b_model / T
+                (n - 1) * B_MODEL / 4,                     # checkpoints: (n-1) b_model / T
+                (n - 1) * (3 * (8 + 8) + 32) * batch / 2,  # top 3 as int8 + uint8 classes + a float32 scale
+                (n - 1) * (8 * CLASSES + 32) * batch / 1]  # every class as int8 + the scale
     per_rank = bench_bytes.measure(SIZES, batch, cases, n=n, k=1)
     assert len(per_rank) == n
     for rows in per_rank:
@@ -100,7 +104,7 @@ def test_a_run_with_16_bit_logits_logs_half_the_bits(run_job):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["method.prediction_bits=8"], "method.prediction_bits=8"),
+    (["method.prediction_bits=4"], "method.prediction_bits=4"),
     (["method.prediction_bits=16", "method.exchange=checkpoints"], "applies to method.exchange=predictions"),
 ])
 def test_prediction_bits_is_validated(tmp_path, overrides, message):

@@ -431,3 +431,18 @@ def test_an_equivalence_with_a_named_control_is_decided_only_where_the_control_f
     outcome = evaluate(claim(check, metric="val_loss"), data)
     assert outcome.status == verdict
     assert f"control {{'method.name': 'independent'}} - reference {control_mean - 2.0:+.3g}" in outcome.reproduced
+
+
+def test_a_group_asking_for_a_null_key_that_no_runs_config_holds_selects_them_all():
+    """A key added since (method.prediction_topk, null by default) is null in logs written before it."""
+    import pandas as pd
+
+    from figures.claims.groups import NotRun, select
+
+    records = pd.DataFrame({"run_id": ["a", "b", "c"], "cfg.method.name": ["codistill", "codistill", "allreduce"]})
+    assert list(select(records, {"method.name": "codistill", "method.prediction_topk": None})["run_id"]) == ["a", "b"]
+    with pytest.raises(NotRun):
+        select(records, {"method.prediction_topk": 10})
+    records["cfg.method.prediction_topk"] = [10, None, None]
+    assert list(select(records, {"method.prediction_topk": None})["run_id"]) == ["b", "c"]
+    assert list(select(records, {"method.prediction_topk": 10})["run_id"]) == ["a"]

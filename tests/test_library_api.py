@@ -103,7 +103,8 @@ def _codistiller_rejects(rank, world_size):
     model = torch.nn.Linear(2, 2)
     layout = Layout(n_groups=2, ranks_per_group=1, ranks_per_node=1, rank=rank)
     messages = []
-    for settings in ({"exchange": "logits"}, {"period": 0}, {"loss": "l1"}, {"prediction_bits": 8}):
+    for settings in ({"exchange": "logits"}, {"period": 0}, {"loss": "l1"}, {"prediction_bits": 4},
+                     {"prediction_topk": 0}, {"prediction_topk": 5, "exchange": "checkpoints"}):
         try:
             Codistiller(model, layout, **settings)
         except ValueError as error:
@@ -117,8 +118,9 @@ def _codistiller_rejects(rank, world_size):
 
 def test_codistiller_names_what_is_wrong():
     messages = spawn(2, _codistiller_rejects)[0]
-    assert len(messages) == 5
-    for expected, message in zip(["exchange='logits'", "period=0", "loss='l1'", "prediction_bits=8", "4 ranks"],
+    assert len(messages) == 7
+    for expected, message in zip(["exchange='logits'", "period=0", "loss='l1'", "prediction_bits=4",
+                                  "prediction_topk=0 is not", "prediction_topk=5 applies", "4 ranks"],
                                  messages, strict=True):
         assert expected in message
 

@@ -26,8 +26,9 @@ SWEEP_JOBS = {
     "table1": (15, 15), "exchange_frequency": (12, 12), "lr_robustness": (12, 12),
     "alpha_schedule_vision": (6, 6), "multiview": (45, 45),
     # Fig. 1's 30 runs + PowerSGD, local SGD, DiLoCo (3, 5, 5 settings x 3 seeds), Streaming DiLoCo (2 x 3),
-    # codistillation's extended periods (4 x 3), each method's tuned setting (4 x 3 fresh seeds)
-    "frontier": (99, 99),
+    # codistillation's extended periods (4 x 3), each method's tuned setting (4 x 3 fresh seeds), compressed
+    # predictions (4 x 3)
+    "frontier": (111, 111),
     "frontier_tuning": (24, 0),   # the frontier's tuning budget on held-out data; mini scale only
     "fig2_regimes": (48, 0),      # Fig. 2's four arms in four regimes of the stand-in; mini scale only
     "wrn_pretrain": (0, 1),   # the network Fig. 6 starts from; paper scale only

@@ -26,9 +26,13 @@ class Stat(NamedTuple):
     val_samples: float = float("nan")
 
 
-def _column(records, key):
+def _column(records, key, null_if_absent=False):
+    """A config key's (or derived column's) values; a config key that no run's config holds is null
+    in every run when `null_if_absent` (a key added since, at its null default: runlog.DROPPED_AT_DEFAULT)."""
     if key in DERIVED or f"cfg.{key}" not in records.columns:
         if key not in records.columns:
+            if null_if_absent and key not in DERIVED:
+                return pd.Series(float("nan"), index=records.index)
             raise NotRun(f"no column {key} in these logs")
         return records[key]
     return records[f"cfg.{key}"]
@@ -51,7 +55,7 @@ def select(records, group):
     extremes = {k: v for k, v in group.items() if v in ("min", "max") and k not in RESERVED}
     for key, wanted in group.items():
         if key not in RESERVED and key not in extremes:
-            chosen &= _matches(_column(records, key), wanted)
+            chosen &= _matches(_column(records, key, null_if_absent=wanted is None), wanted)
     for key, which in extremes.items():
         values = pd.to_numeric(_column(records, key), errors="coerce").where(chosen)
         if values.notna().any():

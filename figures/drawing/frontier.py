@@ -3,7 +3,9 @@ sends between servers per update, codistillation against what a practitioner wou
 (PowerSGD, local SGD, DiLoCo, Streaming DiLoCo through torchft), one curve per method over its
 knob. all_reduce is a band (its mean ± 2 s.e. over seeds) across the whole figure, and the alpha = 0
 control (method independent: the same models and batches, no distillation, 0 bits) is the
-frontier's 0-bit point, in a narrow panel left of the log axis, which cannot place 0."""
+frontier's 0-bit point, in a narrow panel left of the log axis, which cannot place 0. Compressed
+predictions (each example's top k logits, or 8-bit values) are a series of their own, each point
+tagged with its T, k and bits."""
 import matplotlib.pyplot as plt
 import seaborn as sns
 
@@ -18,8 +20,9 @@ FRONTIER_LABELS = {"allreduce": "all_reduce", "powersgd": "PowerSGD", "localsgd"
 FRONTIER_KNOBS = {"codistill": ("method.period", "T"), "localsgd": ("method.period", "H"),
                   "diloco": ("method.period", "H"), "streaming_diloco": ("method.period", "H"),
                   "powersgd": ("method.rank", "r")}
+COMPRESSED = "codistillation, predictions top-k / 8-bit"   # method.prediction_topk or prediction_bits=8
 ORDER = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints", "PowerSGD", "local SGD", "DiLoCo",
-         "Streaming DiLoCo"]
+         "Streaming DiLoCo", COMPRESSED]
 CONTROL = FRONTIER_LABELS["independent"]
 BAND = "all_reduce, mean ± 2 s.e. over seeds"
 # The tuned series: each method's best setting on held-out training data (sweep frontier_tuning,
@@ -46,13 +49,22 @@ def frontier_label(row):
                             for key in TUNED.get(name, []))
         return f"{method}, tuned ({setting})"
     if name == "codistill":
-        return f"codistillation, {cfg(row, 'method.exchange')}"
+        return COMPRESSED if compressed(row) else f"codistillation, {cfg(row, 'method.exchange')}"
     return FRONTIER_LABELS.get(name, name)
+
+
+def compressed(row):
+    """Predictions sent as each example's top k logits or as 8-bit values (not the paper's float32)."""
+    return cfg(row, "method.prediction_topk") is not None or cfg(row, "method.prediction_bits", 32) == 8
 
 
 def frontier_knob(row):
     """Each point's knob: the exchange period T, the averaging period H or PowerSGD's rank r."""
     key, symbol = FRONTIER_KNOBS.get(cfg(row, "method.name"), (None, None))
+    if key and cfg(row, "method.name") == "codistill" and compressed(row):   # what each example sends
+        topk = cfg(row, "method.prediction_topk")
+        return (f"T={number(cfg(row, key))}, {'all' if topk is None else f'k={number(topk)}'}, "
+                f"{number(cfg(row, 'method.prediction_bits'))}-bit")
     return f"{symbol}={number(cfg(row, key))}" if key else None
 
 
@@ -65,7 +77,9 @@ def frontier(data, notes):
     fig, (zero, ax) = plt.subplots(1, 2, figsize=(9.5, 5.2), sharey=True,
                                    width_ratios=[1.6, 8])
     labels = set(rest["label"]) | set(silent["label"])
-    palette = dict(zip(ORDER + sorted(labels - set(ORDER)), sns.color_palette("colorblind", 10)))
+    # more series than the colorblind palette's 10 colours: its darker shades after them
+    colours = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
+    palette = dict(zip(ORDER + sorted(labels - set(ORDER)), colours))
     point_panel(ax, rest, "bits_per_iteration", "val_top1", "label", notes, "knob",
                 annotate=str, series_order=[s for s in palette if s in set(rest["label"])], palette=palette)
     ax.set_xscale("log")

@@ -26,11 +26,12 @@ import importlib
 # Public name -> the module defining it.
 _EXPORTS = {
     "Codistiller": "codistiller",
-    **dict.fromkeys(("codistill_loss", "distill_loss", "distill_term", "token_distill_term", "DISTILL_LOSSES"),
-                    "losses"),
+    **dict.fromkeys(("codistill_loss", "distill_loss", "distill_term", "token_distill_term", "DISTILL_LOSSES",
+                     "TopKLogits"), "losses"),
     **dict.fromkeys(("make_exchange", "EXCHANGES", "PredictionExchange", "CheckpointExchange",
                      "ShardedCheckpointExchange", "FrozenTeachers", "CommCounter", "counted_all_gather",
-                     "wrap_data_parallel", "flat_parameters", "load_flat_parameters"), "exchange"),
+                     "wrap_data_parallel", "flat_parameters", "load_flat_parameters", "prediction_row_bits"),
+                    "exchange"),
     **dict.fromkeys(("teacher_mode", "build_teachers"), "teachers"),
     "FileCheckpointExchange": "file_exchange",
     **dict.fromkeys(("SnapshotStore", "PeerReader", "SnapshotTimeout"), "snapshots"),

@@ -3,7 +3,7 @@ validation) reads them here without importing torch, and the modules that implem
 import it from here."""
 
 EXCHANGES = ("predictions", "checkpoints", "sharded_checkpoints")   # exchange.py
-PREDICTION_BITS = (32, 16)                      # exchange.py: float width of exchanged logits (float32, float16)
+PREDICTION_BITS = (32, 16, 8)                   # exchange.py: exchanged logits as float32, float16, int8 (row scale)
 DISTILL_LOSSES = ("mse", "kl", "soft_ce")       # losses.py: the distillation term D
 ALPHA_SCHEDULES = ("constant", "step", "exponential")   # schedules.AlphaSchedule
 LR_KINDS = ("step", "cosine")                   # schedules.LRSchedule

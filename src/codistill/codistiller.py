@@ -22,7 +22,8 @@ import torch
 import torch.distributed as dist
 
 from .choices import DISTILL_LOSSES
-from .exchange import EXCHANGES, WIRE_DTYPES, CommCounter, FrozenTeachers, make_exchange, wrap_data_parallel
+from .exchange import (EXCHANGES, WIRE_DTYPES, CommCounter, FrozenTeachers, check_topk, make_exchange,
+                       wrap_data_parallel)
 from .file_exchange import FileCheckpointExchange
 from .groups import make_process_groups
 from .losses import distill_loss
@@ -67,7 +68,11 @@ class Codistiller:
     loss: "mse" (the paper's), "kl" or "soft_ce" (softened by `temperature`).
     burn_in_steps: no teachers (and no exchange through collectives) before this update.
     prediction_bits: None (logits travel in their own dtype: float64 logits as float64), or 32 /
-      16 to send them as float32 / float16. Checkpoints travel in the parameters' own dtype.
+      16 to send them as float32 / float16, or 8: int8 quantised per row (absmax, a float32 scale
+      per row travels too). Checkpoints travel in the parameters' own dtype.
+    prediction_topk: None (every row's C logits travel) or k: each row's k largest logits and their
+      classes travel, and the teachers are losses.TopKLogits (D on what arrives: losses.py);
+      k = C sends the dense logits. exchange.prediction_row_bits gives the bits per row.
     make_teacher(j): a fresh module of model group j's architecture, for checkpoint teachers;
       by default a copy of `model`. run_teacher(teacher, inputs): a teacher's logits on the
       inputs the loss is given (default teacher(inputs)).
@@ -77,11 +82,14 @@ class Codistiller:
 
     def __init__(self, model, layout, exchange="predictions", period=1, alpha=1.0, loss="mse", temperature=1.0,
                  burn_in_steps=0, prediction_bits=None, make_teacher=None, *, groups=None, counter=None,
-                 run_teacher=None):
+                 run_teacher=None, prediction_topk=None):
         if exchange not in EXCHANGES:
             raise ValueError(f"exchange={exchange!r} is not one of {EXCHANGES}")
         if prediction_bits not in WIRE_DTYPES:
-            raise ValueError(f"prediction_bits={prediction_bits!r} is not None, 32 or 16")
+            raise ValueError(f"prediction_bits={prediction_bits!r} is not None, 32, 16 or 8")
+        check_topk(prediction_topk)
+        if prediction_topk is not None and exchange != "predictions":
+            raise ValueError(f"prediction_topk={prediction_topk!r} applies to exchange='predictions' only")
         _check(period, loss, temperature, layout.n_groups)
         if not dist.is_initialized():
             raise ValueError("torch.distributed is not initialized: call init_process_group first")
@@ -93,7 +101,8 @@ class Codistiller:
         teachers = (build_teachers(model, make_teacher or (lambda group: copy.deepcopy(model)), layout.group_index,
                                    layout.n_groups) if exchange != "predictions" else [])
         self._setup(model, make_exchange(exchange, self.groups, counter, layout.group_index, period=period,
-                                         prediction_bits=prediction_bits, model=model, teachers=teachers),
+                                         prediction_bits=prediction_bits, model=model, teachers=teachers,
+                                         prediction_topk=prediction_topk),
                     counter, alpha, loss, temperature, burn_in_steps, run_teacher)
 
     @classmethod

@@ -1,7 +1,8 @@
 """How models share information, and how many bits that costs (paper Section 3).
 
 - all_reduce inside a model group: DDP, with a comm hook that counts every gradient bucket.
-- predictions: peers all_gather their logits every T updates (coordinated sampling).
+- predictions: peers all_gather their logits every T updates (coordinated sampling): all C of a
+  row or its top k with their classes, as float32, float16 or int8 with a per-row scale.
 - checkpoints: peers all_gather their parameters every T updates; each rank keeps the stale
   copies as teachers and runs them forward on its own batch (Anil et al. 2018).
 - sharded_checkpoints: the same teachers, but each of a model group's k ranks sends only its 1/k
@@ -27,6 +28,7 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from .checkpoint_wire import CheckpointWire, FlatParameters
 from .choices import EXCHANGES, PREDICTION_BITS
+from .losses import TopKLogits
 
 
 class CommCounter:
@@ -103,10 +105,57 @@ def param_hash(module):
     return hashlib.sha1(vector.numpy().tobytes()).hexdigest()[:16]
 
 
-# method.prediction_bits -> the dtype logits travel in. 32: the paper's b_predictions. 16: float16
-# (not bfloat16: logits sit far inside float16's range, and its 11-bit significand rounds 8x finer).
-# None: the logits' own dtype (a float64 model's logits travel, and are counted, as float64).
-WIRE_DTYPES = {**{bits: getattr(torch, f"float{bits}") for bits in PREDICTION_BITS}, None: None}
+# method.prediction_bits -> the dtype logit values travel in. 32: the paper's b_predictions. 16:
+# float16 (not bfloat16: logits sit far inside float16's range, and its 11-bit significand rounds 8x
+# finer). 8: int8, quantised per row (quantize_rows). None: the logits' own dtype (a float64 model's
+# logits travel, and are counted, as float64).
+WIRE_DTYPES = {32: torch.float32, 16: torch.float16, 8: torch.int8, None: None}
+QUANTISED_LEVELS = 127       # int8 values in [-127, 127]: symmetric, -128 unused
+SCALE_BITS = 32              # the float32 scale of a quantised row
+
+
+def index_bits(classes):
+    """Bits of the smallest integer type that holds a class index < `classes`: 8 (uint8) up to
+    256 classes, 16 (int16) up to 32768, else 32 (int32)."""
+    return 8 if classes <= 2**8 else 16 if classes <= 2**15 else 32
+
+
+INDEX_DTYPES = {8: torch.uint8, 16: torch.int16, 32: torch.int32}
+
+
+def check_topk(topk):
+    if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
+        raise ValueError(f"prediction_topk={topk!r} is not None or a whole number >= 1")
+
+
+def prediction_row_bits(classes, topk=None, bits=32):
+    """Bits one rank sends per row of logits (an example, or a token) at one exchange, before the
+    all_gather's (m-1) factor: what the counter charges per row. Dense (topk None or = classes):
+    classes x bits, + the 32-bit scale when bits = 8; top-k: k x (bits + index bits) (index bits:
+    index_bits(classes)), + the 32-bit scale when bits = 8."""
+    if bits not in PREDICTION_BITS:
+        raise ValueError(f"bits={bits!r} is not one of {PREDICTION_BITS}")
+    check_topk(topk)
+    if topk is not None and topk > classes:
+        raise ValueError(f"prediction_topk={topk} exceeds the {classes} classes")
+    scale = SCALE_BITS if bits == 8 else 0
+    if topk is None or topk == classes:
+        return classes * bits + scale
+    return topk * (bits + index_bits(classes)) + scale
+
+
+def quantize_rows(values):
+    """values [..., n] -> (q int8 [..., n], s float32 [..., 1]): symmetric absmax per row,
+    s = max|v| / 127, q = round(v / s) (half to even) in [-127, 127] (a row of zeros: s = 0,
+    q = 0); q * s is within s/2 of v."""
+    values = values.float()
+    scale = values.abs().amax(dim=-1, keepdim=True) / QUANTISED_LEVELS
+    steps = values / torch.where(scale > 0, scale, torch.ones_like(scale))
+    return steps.round().clamp(-QUANTISED_LEVELS, QUANTISED_LEVELS).to(torch.int8), scale
+
+
+def dequantize_rows(q, scale):
+    return q.float() * scale
 
 
 def parameters_dtype(module):
@@ -116,14 +165,23 @@ def parameters_dtype(module):
 
 class PredictionExchange:
     """Every `period` updates, peers swap the logits of their (shared) mini-batch; on the other
-    updates there are no teachers (paper Section 3). Logits travel in `bits`-bit floats, or in
-    their own dtype when bits is None (counted as they travel), and are used as teachers of that
-    dtype, at least float32. It keeps nothing between updates: its state_dict is empty."""
+    updates there are no teachers (paper Section 3). It keeps nothing between updates: its
+    state_dict is empty.
+
+    What travels, per row of logits [..., C] (an example, or a token):
+    - topk=None (or topk = C): all C values; topk=k < C: the k largest values and their classes, the
+      indices in the smallest integer type that holds C-1 (index_bits), received as TopKLogits.
+    - bits=32 / 16: values as float32 / float16; None: in the logits' own dtype (counted as they
+      travel); all used as teachers of that dtype, at least float32. bits=8: int8 values quantised
+      per row (quantize_rows) and the row's float32 scale; the teacher is q * s, float32.
+    The counter charges each part by its real size: prediction_row_bits per row and peer."""
 
     sends = "predictions"
 
-    def __init__(self, groups, counter, period, group_index, bits=32):
+    def __init__(self, groups, counter, period, group_index, bits=32, topk=None):
+        check_topk(topk)
         self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
+        self.bits, self.topk = bits, topk
         self.wire_dtype = WIRE_DTYPES[bits]
 
     def state_dict(self):
@@ -132,16 +190,38 @@ class PredictionExchange:
     def load_state_dict(self, state):
         pass
 
+    def _gather(self, tensor):
+        """all_gather one part of what a rank sends, counted as sent. int16 travels as its bytes:
+        neither gloo nor NCCL all_gathers int16, and an all_gather copies, so bytes are values."""
+        as_bytes = tensor.dtype == torch.int16
+        sent = tensor.contiguous().view(torch.uint8) if as_bytes else tensor
+        gathered = counted_all_gather(sent, self.groups.peers, self.counter, self.groups.peers_span_nodes)
+        return [part.view(tensor.dtype) for part in gathered] if as_bytes else gathered
+
     def gather(self, step, logits):
-        """The peers' logits of this update's batch ([] between exchange points)."""
+        """The peers' logits of this update's batch ([] between exchange points): tensors, or
+        TopKLogits with topk < C."""
         if step % self.period != 0:
             return []
-        # The wire dtype whatever autocast computed the logits in: what b_predictions counts.
-        wire = self.wire_dtype or logits.dtype
-        gathered = counted_all_gather(logits.detach().to(wire), self.groups.peers, self.counter,
-                                      self.groups.peers_span_nodes)
-        teacher = torch.promote_types(wire, torch.float32)
-        return [peer.to(teacher) for index, peer in enumerate(gathered) if index != self.group_index]
+        logits = logits.detach()
+        classes = logits.shape[-1]
+        if self.topk is not None and self.topk > classes:
+            raise ValueError(f"prediction_topk={self.topk} exceeds the logits' {classes} classes")
+        sparse = self.topk is not None and self.topk < classes
+        values, indices = logits.topk(self.topk, dim=-1) if sparse else (logits, None)
+        if self.bits == 8:
+            peers_values = [dequantize_rows(q, s) for q, s in zip(*map(self._gather, quantize_rows(values)))]
+        else:
+            # The wire dtype whatever autocast computed the logits in: what b_predictions counts.
+            wire = self.wire_dtype or values.dtype
+            teacher = torch.promote_types(wire, torch.float32)
+            peers_values = [peer.to(teacher) for peer in self._gather(values.to(wire))]
+        if sparse:
+            peers_indices = self._gather(indices.to(INDEX_DTYPES[index_bits(classes)]))
+            received = [TopKLogits(v, i.long(), classes) for v, i in zip(peers_values, peers_indices)]
+        else:
+            received = peers_values
+        return [peer for index, peer in enumerate(received) if index != self.group_index]
 
 
 class CheckpointExchange:
@@ -294,12 +374,14 @@ class FrozenTeachers:
 CHECKPOINT_EXCHANGES = {"checkpoints": CheckpointExchange, "sharded_checkpoints": ShardedCheckpointExchange}
 
 
-def make_exchange(kind, groups, counter, group_index, period=1, prediction_bits=None, model=None, teachers=()):
+def make_exchange(kind, groups, counter, group_index, period=1, prediction_bits=None, model=None, teachers=(),
+                  prediction_topk=None):
     """An exchange from plain values. kind: one of EXCHANGES; groups: this rank's ProcessGroups;
-    group_index: its model group. (Sharded) checkpoints need the rank's `model` and `teachers`,
-    one fresh module per other model group, in group order (teachers.build_teachers)."""
+    group_index: its model group. Predictions travel as PredictionExchange's `bits` and `topk`
+    say (prediction_bits, prediction_topk). (Sharded) checkpoints need the rank's `model` and
+    `teachers`, one fresh module per other model group, in group order (teachers.build_teachers)."""
     if kind == "predictions":
-        return PredictionExchange(groups, counter, period, group_index, prediction_bits)
+        return PredictionExchange(groups, counter, period, group_index, prediction_bits, prediction_topk)
     if kind in CHECKPOINT_EXCHANGES:
         return CHECKPOINT_EXCHANGES[kind](groups, counter, period, group_index, model, list(teachers))
     raise ValueError(f"exchange {kind!r} is not one of {EXCHANGES}")

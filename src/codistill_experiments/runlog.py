@@ -31,6 +31,7 @@ DROPPED_AT_DEFAULT = {
     ("supervised",): {"label_smoothing": 0.0, "smoothing_prior": "uniform"},   # Anil et al. Sec. 3.3
     ("data", "split"): "same",
     ("schedule", "optimizer"): "sgd",
+    ("method", "prediction_topk"): None,
 }
 METRICS_FILE = "metrics.jsonl"
 

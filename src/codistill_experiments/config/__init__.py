@@ -22,7 +22,8 @@ from omegaconf import OmegaConf
 from ..data_checks import check_cifar_root, check_criteo_root, check_imagefolder_root
 from ..translation.checks import FAIRSEQ_SCHEDULE_KINDS, check_translation_job, is_fairseq, workload_data_problem
 from .checks import (check_eval_every, check_launcher, check_layout, check_method, check_models,
-                     check_own_method_workload, check_schedule, check_top_level, check_torchft, check_updates)
+                     check_own_method_workload, check_prediction_topk, check_schedule, check_top_level, check_torchft,
+                     check_updates)
 from .resolvers import register_resolvers
 from .rules import problems_of
 from .schema import SCHEMAS, register_schemas
@@ -110,6 +111,7 @@ def validate(cfg):
     if len(schemas) < len(SCHEMAS):   # the checks below read values of the schemas' types
         raise ConfigError("invalid job:\n  - " + "\n  - ".join(problems))
     check_method(container["method"], schemas["method"], problems)
+    check_prediction_topk(container["method"], container["workload"], problems)
     check_layout(container["scale"], problems)
     translation = is_fairseq(container)
     schedule = container["schedule"]

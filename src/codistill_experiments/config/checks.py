@@ -9,6 +9,8 @@ from .schema import Codistill, PowerSGD, StreamingDiLoCo
 
 # Training set sizes of the workloads whose config does not state one (their data on disk).
 KNOWN_TRAIN_SIZES = {"cifar10": 50000}
+# Classes of the workloads whose config does not state them (vision/workloads.py, tabular.py build them).
+KNOWN_CLASSES = {"digits_mlp": 10, "multiview_mini": 10, "criteo": 2, "criteo_mini": 2}
 
 
 def _is_number(value):
@@ -24,6 +26,9 @@ def check_method(method, schema, problems):
         if method["prediction_bits"] != 32 and method["exchange"] != "predictions":
             problems.append(f"method.prediction_bits={method['prediction_bits']!r} applies to method.exchange="
                             "predictions only (checkpoints send the parameters in their own dtype); leave it at 32")
+        if method["prediction_topk"] is not None and method["exchange"] != "predictions":
+            problems.append(f"method.prediction_topk={method['prediction_topk']!r} applies to method.exchange="
+                            "predictions only (checkpoints send parameters, not logits); leave it null")
         if method["transport"] == "files" and method["exchange"] != "checkpoints":
             problems.append(f"method.transport=files: models in separate jobs exchange checkpoints through files; "
                             f"method.exchange={method['exchange']!r} needs every model in one world "
@@ -43,6 +48,15 @@ def check_method(method, schema, problems):
         problems.append(f"method.start_iter={method['start_iter']!r}: must be an integer >= 2 with error_feedback "
                         "or warm_start (torch's PowerSGDState needs it: DDP rebuilds its buckets after the first "
                         "update)")
+
+
+def check_prediction_topk(method, workload, problems):
+    """A top-k prediction exchange sends at most the workload's classes per example."""
+    topk = method.get("prediction_topk")
+    classes = workload.get("num_classes", KNOWN_CLASSES.get(workload.get("name")))
+    if _is_number(topk) and _is_number(classes) and topk > classes:
+        problems.append(f"method.prediction_topk={topk!r}: at most the workload's {classes} classes travel per "
+                        f"example ({workload.get('name')}; k = {classes} sends them all)")
 
 
 def check_layout(scale, problems):

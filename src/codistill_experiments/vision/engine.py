@@ -191,7 +191,7 @@ def build_codistiller(cfg, layout, groups, counter, model, workload, memory_form
                        loss=method.loss, temperature=float(method.temperature),
                        burn_in_steps=int(method.burn_in_steps),
                        prediction_bits=method.prediction_bits, make_teacher=make_teacher,
-                       groups=groups, counter=counter)
+                       groups=groups, counter=counter, prediction_topk=method.prediction_topk)
 
 
 def write_trace(handle, state, step, teachers_used):
