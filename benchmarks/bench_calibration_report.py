@@ -33,9 +33,10 @@ def section(part, targets):
     sizes = " and ".join(f"{p:,}" for p in alone["params"])
     return ["Measured for the step-time model (section 6) and for nothing else: part 3's two namespaces and veth, "
             "one gloo rank in each, each collective alone on plain tensors of four sizes (the largest ~0.3 s of "
-            f"transfer, at most 64 MiB; median of {part['repeats']} calls per size), seconds against the bits of each "
-            "rank's tensor fitted by least squares, and the per-call latency as the median time per call of "
-            "one-element calls back to back. The link's payload rate is the broadcast's (one direction, no "
+            f"transfer, at most 64 MiB; the fastest of {part['repeats']} calls per size: other processes only add "
+            "time, and part 3 ran on a nearly idle machine), seconds against the bits of each rank's tensor fitted by "
+            "least squares, and the per-call latency as the time per call of one-element calls back to back (the "
+            "fastest of as many windows). The link's payload rate is the broadcast's (one direction, no "
             "arithmetic) 1 / slope.", "",
             table(["limit", "collective", "per call (ms)", "slope (ns/bit)", "1/slope (Gbit/s)", "intercept (ms)",
                    "times of the 4 sizes (ms)"], fits), "",
@@ -65,6 +66,6 @@ def plot(part, path):
                     color=line.get_color(), lw=0.8)
         ax.set_title(f"limit: {limit}")
         ax.set_xlabel("Mbit per rank's tensor")
-    axes[0].set_ylabel("ms per call (points: median; lines: fit)")
+    axes[0].set_ylabel("ms per call (points: fastest; lines: fit)")
     axes[0].legend(fontsize=7)
     save(fig, path)
