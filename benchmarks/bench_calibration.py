@@ -5,8 +5,9 @@ rate part 3 shapes (no limit, 1 Gbit/s, 100 Mbit/s), each collective alone on pl
 - the link rate: a broadcast (one rank sends |x|, the other receives it, no arithmetic) of four
   sizes; seconds against bits by least squares, the slope's inverse is the payload rate (an
   isend/irecv swap would not do: gloo serialises its two directions, at half the rate);
-- all_reduce and all_gather (all_gather_single: what the checkpoint exchange calls; all_gather into a
-  list: what the prediction exchange calls) of the same sizes: their own slope per bit, at a shaped
+- all_reduce and all_gather (all_gather_single as the checkpoint exchange calls it: in place, in chunks
+  of checkpoint_wire.CHUNK_ELEMENTS started together; all_gather into a list: what the prediction
+  exchange calls) of the same sizes: their own slope per bit, at a shaped
   rate over the link's (the wire factor: how many times the ideal transfer gloo's algorithm takes),
   without a limit their CPU time per bit (the veth then moves bytes as fast as the CPU copies them);
 - the per-call latency of each kind: the time per call of many calls back to back on a one-element
@@ -58,9 +59,15 @@ def _collective(kind, tensor):
         return lambda: dist.broadcast(tensor, src=0)
     if kind == "all_reduce":
         return lambda: dist.all_reduce(tensor)
-    if kind == "all_gather_single":
-        output = torch.empty(2 * tensor.numel())
-        return lambda: dist.all_gather_single(output, tensor)
+    if kind == "all_gather_single":   # as the checkpoint exchange calls it: in place, chunks started together
+        from codistill.checkpoint_wire import chunk_lengths
+
+        outputs, rank = [torch.zeros(2, length) for length in chunk_lengths(tensor.numel())], dist.get_rank()
+
+        def call():
+            for work in [dist.all_gather_single(out.view(-1), out[rank], async_op=True) for out in outputs]:
+                work.wait()
+        return call
     gathered = [torch.empty_like(tensor) for _ in range(2)]
     return lambda: dist.all_gather(gathered, tensor)
 

@@ -8,7 +8,7 @@ from .tables import save, table
 
 FIGURE_NAME = "calibration"
 KIND_NAMES = {"broadcast": "broadcast (the link)", "all_reduce": "all_reduce",
-              "all_gather_single": "all_gather_single (checkpoints)", "all_gather": "all_gather (predictions)"}
+              "all_gather_single": "chunked all_gather_single (checkpoints)", "all_gather": "all_gather (predictions)"}
 
 
 def section(part, targets):
