@@ -19,11 +19,14 @@ PeriodicModelAverager (local SGD's flatten, divide, load) and DiLoCo's outer ste
 methods.DiLoCo: parameter change, outer Nesterov SGD, loading), on the shape twins of 1M and 25.6M
 parameters, slope per model bit. Every time is the fastest of REPEATS (_best_time).
 
-Nothing here is a method's time per update: step_model_calibration.py builds the model's constants
-from these numbers alone and judges them on part 3's rows. Root only (skipped otherwise).
+Nothing above is a method's time per update: step_model_calibration.py builds the model's constants
+from these numbers alone and judges them on part 3's rows. Last, a diagnostic that sets no constant:
+how long torch's PowerSGD hook waits on its factors' all_reduces per update of the 1M twin, with two
+ranks and on a one-rank group (powersgd_waits). Root only (skipped otherwise).
 
     sudo python -m benchmarks.bench_calibration   # from the repository root
 """
+import contextlib
 import json
 import signal
 
@@ -34,6 +37,7 @@ SIZE_FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1)   # of the largest size
 REPEATS = 5                                 # per size, the fastest
 TINY_CALLS = 40                             # per kind and limit, back to back
 ALONE_MODELS = ("1M", "25.6M")
+POWERSGD_UPDATES = 100   # per window of the PowerSGD diagnostic (1M twin: ~20 ms each)
 
 
 def largest_bits(rate, seconds, cap_bits):
@@ -147,8 +151,73 @@ def alone(rank, spec):
     return out
 
 
+class WaitedAllReduces:
+    """Within `with`: the seconds each async all_reduce issued through `module`'s `dist` was waited on
+    (from its issue to the end of its future's wait()), in `seconds`; the module is restored after."""
+
+    def __init__(self, module):
+        self.module, self.seconds = module, []
+
+    def __enter__(self):
+        import time
+        import types
+
+        real, seconds = self.module.dist, self.seconds
+
+        def all_reduce(*args, **kwargs):
+            work, issued = real.all_reduce(*args, **kwargs), time.perf_counter()
+            if not kwargs.get("async_op"):
+                return work
+
+            def get_future():
+                future = work.get_future()
+
+                def wait():
+                    value = future.wait()
+                    seconds.append(time.perf_counter() - issued)
+                    return value
+                return types.SimpleNamespace(wait=wait, then=future.then, value=future.value)
+            return types.SimpleNamespace(get_future=get_future, wait=work.wait)
+        self.module.dist = types.SimpleNamespace(**{name: getattr(real, name) for name in dir(real)
+                                                    if not name.startswith("__")})
+        self.module.dist.all_reduce = all_reduce
+        return self
+
+    def __exit__(self, *exc):
+        import torch.distributed
+
+        self.module.dist = torch.distributed
+
+
+def powersgd_waits(rank, spec):
+    """A diagnostic of part 3's PowerSGD rows on the 1M twin (no constant of the model): per update, the
+    time torch's powerSGD_hook waits on its P and Q all_reduces with the two ranks, and the same update
+    on a one-rank group (part 3's compute-only run), in windows of `powersgd_updates` updates."""
+    from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook
+
+    from .bench_network import BATCH, compute_only
+    from .bench_network_methods import WARMUP_UPDATES
+    from .benchlib import TimedRank, layout, timed_across_ranks, twin_sizes, twin_workload
+
+    updates = spec["powersgd_updates"]
+    timed = TimedRank(spec["powersgd_container"], layout(1, 2, 1, rank),
+                      twin_workload(twin_sizes(spec["model_params"]["1M"]), BATCH, n_batches=4), BATCH)
+    timed.run(WARMUP_UPDATES["powersgd"])
+    out = {"updates": updates}
+    for name, alone_group in (("one-rank group", True), ("two ranks", False)):
+        context = compute_only(timed, "powersgd") if alone_group else contextlib.nullcontext()
+        with context, WaitedAllReduces(powerSGD_hook) as waited:
+            timed.run(1)
+            waited.seconds.clear()
+            seconds = timed_across_ranks(lambda: timed.run(updates))
+            out[name] = {"update_s": seconds / updates, "waits_s": sum(waited.seconds) / updates,
+                         "waited_calls": len(waited.seconds) / updates}
+    return out
+
+
 def worker(rank, world, spec):
-    return {"collectives": collectives(rank, spec), "alone": alone(rank, spec)}
+    return {"collectives": collectives(rank, spec), "alone": alone(rank, spec),
+            "powersgd_waits": powersgd_waits(rank, spec)}
 
 
 # ---------------------------------------------------------------- outside: the driver
@@ -176,9 +245,12 @@ def run(seconds_per_size=0.3, cap_bits=32 * 2**24, tiny_calls=TINY_CALLS, timeou
         progress(f"calibration: {reason}")
         return {"skipped": reason}
     from .bench_network import SIZES
+    from .bench_network_methods import POWERSGD_OVERRIDES
+    from .benchlib import compose
 
     spec = {"label": "calibration", "seconds_per_size": seconds_per_size, "cap_bits": cap_bits,
-            "tiny_calls": tiny_calls, "alone_models": list(ALONE_MODELS), "model_params": SIZES}
+            "tiny_calls": tiny_calls, "alone_models": list(ALONE_MODELS), "model_params": SIZES,
+            "powersgd_container": compose(list(POWERSGD_OVERRIDES)), "powersgd_updates": POWERSGD_UPDATES}
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     try:
         with TwoNodes() as nodes:

@@ -67,7 +67,8 @@ def run(progress=print, network=None, calibration=None):
     if network is not None and calibration is not None:
         out["judged"] = {"constants": cal.constants_table(calibration), "rows": cal.judge(network, calibration),
                          "fitted_on_rows": list(cal.fit_on_rows(cal.part3_rows(network))),
-                         "compute_spread": compute_spread(network)}
+                         "compute_spread": compute_spread(network),
+                         "powersgd_waits": calibration["raw"].get("powersgd_waits")}
         progress(f"stepmodel: constants from {calibration_source}, judged on {source}")
     slides = {"fit_1_8": sm.fit_slides((1, 8)), "fit_all": sm.fit_slides((1, 2, 4, 8)),
               "fit_1_2": sm.fit_slides((1, 2)),

@@ -31,12 +31,22 @@ def miss_cause(row, judged):
                     "the model (no overlap) does not credit")
     if row["method"] == "powersgd":
         excess = spread["powersgd_minus_compute_s"]
-        return (f"PowerSGD's update exceeded its compute-only time (the same hook on a one-rank group) by "
-                + " / ".join(f"{1000 * b:+,.1f}" for b in excess) + " ms at the three limits on this model, "
-                f"where the model adds {1000 * (row['predicted_s'] - row['compute_s']):,.1f} ms here (its factors' "
-                "3 all_reduce calls at the calibrated per-call latency and rate): an excess that does not follow the "
-                "link rate is not transfer but work or waiting that 2 ranks add to the one-rank run; this benchmark "
-                "does not break it down further")
+        cause = (f"PowerSGD's update exceeded its compute-only time (the same hook on a one-rank group) by "
+                 + " / ".join(f"{1000 * b:+,.1f}" for b in excess) + " ms at the three limits on this model, "
+                 f"where the model adds {1000 * (row['predicted_s'] - row['compute_s']):,.1f} ms here (its factors' "
+                 "3 all_reduce calls at the calibrated per-call latency and rate): an excess that does not follow the "
+                 "link rate is not transfer")
+        waits = judged.get("powersgd_waits")
+        if waits and model == "1M":
+            two, one = waits["two ranks"], waits["one-rank group"]
+            cause += (f". The calibration's diagnostic (1M twin, no limit, {waits['updates']} updates per window, on "
+                      f"the machine as loaded then) timed the hook's waits on its P and Q all_reduces: "
+                      f"{1000 * two['waits_s']:.1f} ms per update with two ranks against {1000 * one['waits_s']:.1f} "
+                      f"ms on a one-rank group (updates {1000 * two['update_s']:.1f} and {1000 * one['update_s']:.1f} "
+                      "ms), where a call of that size takes the calibrated per-call latency (tenths of a ms): the hook "
+                      "waits for the other rank to reach the same collective (its compression runs between its three "
+                      "calls) or for gloo's threads to get a core, a synchronisation the model has no term for")
+        return cause
     moved = ", ".join(f"{m} {100 * (v - 1):.0f} %" for m, v in spread["spread"].items() if v > 1.1)
     return (f"the compute-only input moved between limits by up to {moved or '10 %'} on the {model} model "
             f"(windows of as few as {spread['fewest_steps']} updates on a shared machine)")
