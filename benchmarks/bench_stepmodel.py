@@ -68,7 +68,9 @@ def run(progress=print, network=None, calibration=None):
         out["judged"] = {"constants": cal.constants_table(calibration), "rows": cal.judge(network, calibration),
                          "fitted_on_rows": list(cal.fit_on_rows(cal.part3_rows(network))),
                          "compute_spread": compute_spread(network),
-                         "powersgd_waits": calibration["raw"].get("powersgd_waits")}
+                         "powersgd_waits": calibration["raw"].get("powersgd_waits"),
+                         "load": {name: [part.get("load_before"), part.get("load_after")]
+                                  for name, part in (("calibration", calibration), ("part 3", network))}}
         progress(f"stepmodel: constants from {calibration_source}, judged on {source}")
     slides = {"fit_1_8": sm.fit_slides((1, 8)), "fit_all": sm.fit_slides((1, 2, 4, 8)),
               "fit_1_2": sm.fit_slides((1, 2)),

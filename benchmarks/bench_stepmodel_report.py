@@ -52,6 +52,16 @@ def miss_cause(row, judged):
             f"(windows of as few as {spread['fewest_steps']} updates on a shared machine)")
 
 
+def load_sentence(load):
+    """How loaded the machine was when the constants and the rows were measured (1-minute load average)."""
+    known = {name: pair for name, pair in load.items() if pair and None not in pair}
+    if not known:
+        return ""
+    return ("Load average (2 ranks make 2) before / after: " + ", ".join(
+        f"{name} {pair[0][0]:.1f} / {pair[1][0]:.1f}" for name, pair in known.items())
+        + ": constants measured without a limit (CPU bound) carry the difference; those of the shaped link do not.")
+
+
 def judged_lines(judged, targets):
     rows = judged["rows"]
     by = {}
@@ -100,7 +110,8 @@ def judged_lines(judged, targets):
                                                "predicted by constants fitted on the other two models' rows only) "
                                                "equals the error on every row")
             + ". A row's prediction does not move when its measured time does. Per cell: measured / predicted ms "
-            f"(error; LOMO error); target |LOMO error| <= {TARGET_PCT:.0f} % on every time per update.", "",
+            f"(error; LOMO error); target |LOMO error| <= {TARGET_PCT:.0f} % on every time per update. "
+            + load_sentence(judged.get("load", {})), "",
             table(["model", "limit", *methods], body(methods)), *others_table, "",
             "The columns 'one ...' are diagnostics, not times per update and not in the target: one exchange alone, "
             f"off by more than {TARGET_PCT:.0f} % at " + (", ".join(off) or "none") + "; a time per update divides "
