@@ -147,7 +147,6 @@ def alone(rank, spec):
         out["copy"].append(_best_time(lambda: target.copy_(flat), REPEATS))
         out["averaging"].append(_best_time(lambda: averager.average_parameters(model.parameters()), REPEATS))
         out["outer_step"].append(_best_time(lambda: method.after_update(1), REPEATS))
-        del model, flat, target, method
     return out
 
 

@@ -31,7 +31,7 @@ def miss_cause(row, judged):
                     "the model (no overlap) does not credit")
     if row["method"] == "powersgd":
         excess = spread["powersgd_minus_compute_s"]
-        cause = (f"PowerSGD's update exceeded its compute-only time (the same hook on a one-rank group) by "
+        cause = ("PowerSGD's update exceeded its compute-only time (the same hook on a one-rank group) by "
                  + " / ".join(f"{1000 * b:+,.1f}" for b in excess) + " ms at the three limits on this model, "
                  f"where the model adds {1000 * (row['predicted_s'] - row['compute_s']):,.1f} ms here (its factors' "
                  "3 all_reduce calls at the calibrated per-call latency and rate): an excess that does not follow the "
@@ -185,7 +185,7 @@ def grid_lines(grid):
             "(hierarchical; torch's hook: 3 calls per bucket); its compression costs the GPU "
             f"{sm.GPU_COSTS['compress_s_per_bit'] * sm.RESNET50.model_bits * 1000:.2f} ms per update for ResNet-50 "
             "(~6 passes over the gradient at 900 GB/s) plus 30 us per compressed matrix (assumed, not measured: "
-            "part 3 fits its CPU cost). Local SGD and DiLoCo: n = 2 groups of N/2 GPUs (as codistillation), each "
+            "on this machine part 3's compute-only run holds it). Local SGD and DiLoCo: n = 2 groups of N/2 GPUs (as codistillation), each "
             "group all_reducing its gradients every update, and every H updates (local SGD H = "
             f"{sm.PERIOD_LOCALSGD}, localsgd.yaml's default, ours; DiLoCo H = {sm.PERIOD_DILOCO}, the paper's) "
             "every rank all_reduces the whole model with its peer in the other group, the 8 GPUs of a server "
@@ -203,7 +203,7 @@ def grid_lines(grid):
             "pass). Codistillation pays while each model fits inside a server (N = 16 here), and with one model per "
             "server exchanging small logits (ResNet-50) up to a few hundred GPUs on slow links, until the (n-1) "
             "peers' logits outgrow the gradients; a 32,000-word vocabulary makes "
-            "every prediction exchange cost more than the gradients. Sharding the checkpoints divides their "
+            "every dense prediction exchange cost more than the gradients (compressed ones below). Sharding the checkpoints divides their "
             "inter-server bits by k but they are already a small part of an update at T = 625. PowerSGD is the "
             "one method whose bits between servers stay small at every N, since it compresses the all_reduce "
             "itself; local SGD and DiLoCo, like codistillation with 2 models, keep each group's all_reduce once "

@@ -6,7 +6,7 @@ on plain tensors or on the real object on a one-rank group), never from part 3's
 each row's prediction takes from part 3 only its measured inputs (the method's compute-only time, the
 model's sizes). Then, row by row, predicted against measured time per update, and the
 leave-one-model-out error (a constant fitted on rows would be fitted on the other models' rows only;
-today none is: `fit_on_rows` is empty)."""
+`fit_on_rows` fits none)."""
 from dataclasses import replace
 from statistics import mean
 
@@ -152,7 +152,7 @@ def fit_on_rows(rows):
 
 def predicted_rows(rows, calibration, fitted=None):
     """Predicted vs measured time per update for each of part 3's `rows` (part3_rows: the rows' own
-    inputs) from the calibration's constants and `fitted` (Network fields fitted on rows; none today);
+    inputs) from the calibration's constants and `fitted` (Network fields fitted on rows; fit_on_rows fits none);
     the collectives timed apart follow as diagnostic rows."""
     constants = apply_fitted(network_constants(calibration), fitted)
     table = []
@@ -183,7 +183,7 @@ def leave_one_model_out(rows, fit, predict):
 
 
 def judge(network_part, calibration, fit=fit_on_rows):
-    """Every row of part 3 with its prediction and error (constants `fit` on all rows: none today) and
+    """Every row of part 3 with its prediction and error (constants `fit` on all rows: fit_on_rows fits none) and
     its leave-one-model-out error (held_out_error_pct)."""
     rows = part3_rows(network_part)
     table = predicted_rows(rows, calibration, fit(rows))
