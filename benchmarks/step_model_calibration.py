@@ -109,7 +109,7 @@ def collective_constants(calibration):
     each limit (its tiny calls)."""
     limits = calibration["limits"]
     out = {}
-    for kind in {kind for kind, _ in COLLECTIVE_KINDS.values()}:
+    for kind in dict.fromkeys(kind for kind, _ in COLLECTIVE_KINDS.values()):
         fits = {limit: at["fits"][kind] for limit, at in limits.items()}
         out[kind] = {"wire": mean(fits[limit]["s_per_bit"] * limits[limit]["link_bits_per_s"] for limit in SHAPED),
                      "s_per_bit": fits["none"]["s_per_bit"],
