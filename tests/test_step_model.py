@@ -271,3 +271,13 @@ def test_the_slides_within_15_percent_on_the_held_out_points():
     fit = sm.fit_slides((1, 8))
     assert abs(fit["error_pct"][2]) <= 15 and abs(fit["error_pct"][4]) <= 15
     assert fit["predicted_ms"][1] == pytest.approx(412) and fit["predicted_ms"][8] == pytest.approx(1593)
+
+
+def test_diloco_pays_a_plain_all_reduce_not_torchs_averager():
+    # 2 groups of one GPU, H = 4, 1 Mbit/s: the peers' all_reduce of 32,000 bits takes 32 ms; torch's
+    # averager adds 1 us per bit (local SGD only), DiLoCo's outer step 2 us per bit
+    net = sm.Network(inter_bits_per_s=1e6, inter_latency_s=0.0, gpus_per_server=1, outer_s_per_bit=2e-6,
+                     averaging=sm.Overhead(extra_s_per_bit=1e-6))
+    layout, b_model = sm.Layout(n=2, k=1, T=4), 32 * 1000
+    assert sm.localsgd(layout, work(), net).seconds == pytest.approx(0.1 + (0.032 + 1e-6 * b_model) / 4)
+    assert sm.diloco(layout, work(), net).seconds == pytest.approx(0.1 + (0.032 + 2e-6 * b_model) / 4)
