@@ -15,7 +15,7 @@ import time
 from . import report
 from .benchlib import machine
 
-PARTS = ("bytes", "overhead", "network", "sharded", "loop", "collect", "stepmodel", "modeljobs")
+PARTS = ("bytes", "overhead", "network", "sharded", "loop", "collect", "calibration", "stepmodel", "modeljobs")
 
 
 def progress(message):
@@ -25,12 +25,15 @@ def progress(message):
 def run_part(name, results=None):
     from . import (bench_bytes, bench_collect, bench_loop, bench_modeljobs, bench_network, bench_overhead,
                    bench_sharded, bench_stepmodel)
+    from . import bench_calibration
 
     network = (results or {}).get("parts", {}).get("network")
+    calibration = (results or {}).get("parts", {}).get("calibration")
     runner = {"bytes": bench_bytes.run, "overhead": bench_overhead.run, "network": bench_network.run,
               "sharded": bench_sharded.run,
               "loop": bench_loop.run, "collect": bench_collect.run,
-              "stepmodel": lambda progress: bench_stepmodel.run(progress, network),
+              "calibration": bench_calibration.run,
+              "stepmodel": lambda progress: bench_stepmodel.run(progress, network, calibration),
               "modeljobs": bench_modeljobs.run}[name]
     load_before, started = os.getloadavg(), time.perf_counter()
     result = runner(progress=progress)

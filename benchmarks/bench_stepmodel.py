@@ -1,8 +1,9 @@
-"""Part 6 of `make bench`: the step-time model (step_model.py) calibrated on part 3's measurements
-(step_model_calibration.py), fitted to the authors' slides, and its predictions up to 4096 GPUs; its
-section of results.md is bench_stepmodel_report.py. Takes seconds and needs no network namespace: it
-reads part 3 from this run or, when part 3 did not run (or was skipped), from the committed
-benchmarks/results.json.
+"""Part 6 of `make bench`: the step-time model (step_model.py) with its constants from the calibration
+part (bench_calibration.py) judged on part 3's times per update (step_model_calibration.py), fitted to
+the authors' slides, and its predictions up to 4096 GPUs, compressed prediction exchanges included;
+its section of results.md is bench_stepmodel_report.py. Takes seconds and needs no network namespace:
+it reads part 3 and the calibration from this run or, when they did not run (or were skipped), from
+the committed benchmarks/results.json.
 
     python -m benchmarks.bench_stepmodel   # this part alone: results.json + results.md + the figures
 """
@@ -26,16 +27,18 @@ def plain(value):
     return value
 
 
-def measured_part3(network):
-    if network and "models" in network:
-        return network, "part 3 of this run"
+def measured_part(key, part, this_run):
+    """(part `key` of this run, or of the committed results.json, and where it comes from), or (None, why)."""
+    if part and "skipped" not in part:
+        return part, f"{this_run} of this run"
     if report.RESULTS_JSON.exists():
         committed = json.loads(report.RESULTS_JSON.read_text())
-        part = committed.get("parts", {}).get("network", {})
-        if "models" in part:
-            m = committed["machine"]
-            return part, f"part 3 of benchmarks/results.json ({m['date']}, commit {m['git_commit']})"
-    return None, "no measurement of part 3 (needs root)"
+        stored = committed.get("parts", {}).get(key, {})
+        if stored and "skipped" not in stored:
+            runs = [run for run in committed.get("remeasured", []) if key in run["parts"]]
+            m = runs[-1]["machine"] if runs else committed["machine"]
+            return stored, f"{this_run} of benchmarks/results.json ({m['date']}, commit {m['git_commit']})"
+    return None, f"no measurement of {this_run} (needs root)"
 
 
 def compute_spread(network):
@@ -56,16 +59,19 @@ def compute_spread(network):
     return out
 
 
-def run(progress=print, network=None):
+def run(progress=print, network=None, calibration=None):
     """Everything part 6 reports, as plain values (stored in results.json under parts.stepmodel)."""
-    network, source = measured_part3(network)
-    out = {"source": source}
-    if network is not None:
-        fitted, table = cal.calibrate(network)
-        out["calibration"] = {"fitted": dict(zip([name for name, _ in cal.FITTED], fitted["x"])), "rows": table,
-                              "leave_one_model_out_worst_pct": cal.leave_one_model_out(network),
-                              "compute_spread": compute_spread(network)}
-        progress(f"stepmodel: calibrated on {source}")
+    network, source = measured_part("network", network, "part 3")
+    calibration, calibration_source = measured_part("calibration", calibration, "the calibration part")
+    out = {"source": source, "calibration_source": calibration_source}
+    if network is not None and calibration is not None:
+        out["judged"] = {"constants": cal.constants_table(calibration), "rows": cal.judge(network, calibration),
+                         "fitted_on_rows": list(cal.fit_on_rows(cal.part3_rows(network))),
+                         "compute_spread": compute_spread(network),
+                         "powersgd_waits": calibration["raw"].get("powersgd_waits"),
+                         "load": {name: [part.get("load_before"), part.get("load_after")]
+                                  for name, part in (("calibration", calibration), ("part 3", network))}}
+        progress(f"stepmodel: constants from {calibration_source}, judged on {source}")
     slides = {"fit_1_8": sm.fit_slides((1, 8)), "fit_all": sm.fit_slides((1, 2, 4, 8)),
               "fit_1_2": sm.fit_slides((1, 2)),
               "tree_fit_1_8": sm.fit_slides((1, 8), net=sm.replace(sm.SLIDES_NET, algorithm="tree"))}

@@ -10,6 +10,7 @@ from figures import kill_rejoin
 from . import (bench_bytes_report, bench_collect_report, bench_loop_report, bench_modeljobs_report,
                bench_network_methods_report, bench_network_report, bench_overhead_report, bench_sharded_report,
                bench_stepmodel_report)
+from . import bench_calibration_report
 from .tables import load_note, mark, table
 
 HERE = Path(__file__).resolve().parent
@@ -24,6 +25,8 @@ SECTIONS = [("bytes", "1. Bits per update: engine counters vs the paper's formul
             ("network", "3. Simulated slow network", bench_network_report),
             ("sharded", "3b. Checkpoint exchanges alone, one and two ranks per node", bench_sharded_report),
             ("network", "3c. PowerSGD, local SGD and DiLoCo on the same network", bench_network_methods_report),
+            ("calibration", "3d. The step-time model's constants, measured alone on the same network",
+             bench_calibration_report),
             ("loop", "4. Training loop: engine vs a plain PyTorch loop", bench_loop_report),
             ("collect", "5. Figures pipeline: collect at scale", bench_collect_report),
             ("stepmodel", "6. Step-time model past one machine", bench_stepmodel_report),

@@ -4,22 +4,24 @@ groups x k GPUs per group, from a compute time per update and a collective cost 
 term + latency term).
 
 Bits follow the engine's counting convention (src/codistill/exchange.py, module docstring; restated
-here so that nothing heavy is imported): each collective is charged per device the traffic of a
-bandwidth-optimal algorithm on the tensor handed to it, all_reduce of x costs 2|x| and all_gather of x
-over m ranks (m-1)|x|, to the inter-server counter when the group spans servers, else the intra one.
+here, but for the bits of a row of logits, exchange.prediction_row_bits): each collective is charged
+per device the traffic of a bandwidth-optimal algorithm on the tensor handed to it, all_reduce of x
+costs 2|x| and all_gather of x over m ranks (m-1)|x|, to the inter-server counter when the group
+spans servers, else the intra one.
 
 Time follows what the collectives do on a cluster of servers of g GPUs sharing one NIC each:
 hierarchical all_reduce (inside the server over its fast links, then a ring or a tree across servers
 carrying the whole gradient through each server's NIC), and all_gathers across servers whose
 traffic from all g GPUs of a server shares that NIC. No overlap of communication with compute.
 
-A method is a function (layout, workload, network) -> Cost in METHODS. The calibration on part 3
-of `make bench` is in step_model_calibration.py.
+A method is a function (layout, workload, network) -> Cost in METHODS. Its constants on this machine
+(bench_calibration.py) and its judgement on part 3 of `make bench` are in step_model_calibration.py.
 
     python -m benchmarks.bench_stepmodel   # section 6 of results.md and its figure, from this model
 """
 import math
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
@@ -28,17 +30,19 @@ import numpy as np
 class Overhead:
     """How far one collective kind is from the ideal model (ideal: the defaults). Its bandwidth time
     is scaled by `wire`; `s_per_bit` x payload bits of CPU work (copies, reductions on one CPU thread)
-    adds to it, or overlaps it (the larger of the two counts) when `overlap`; `call_s` is a fixed
-    cost per call."""
+    adds to it, or overlaps it (the larger of the two counts) when `overlap`; `extra_s_per_bit` x
+    payload bits of the method's own work before or after the collective (flatten, load) adds;
+    `call_s` is a fixed cost per call."""
     wire: float = 1.0
     s_per_bit: float = 0.0
     call_s: float = 0.0
     overlap: bool = False
+    extra_s_per_bit: float = 0.0
 
     def apply(self, ideal_s, bits, calls=1):
         cpu = self.s_per_bit * bits
         busy = max(self.wire * ideal_s, cpu) if self.overlap else self.wire * ideal_s + cpu
-        return busy + self.call_s * calls
+        return busy + self.extra_s_per_bit * bits + self.call_s * calls
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Network:
     compress_s_per_bit: float = 0.0
     compress_s_per_matrix: float = 0.0
     outer_s_per_bit: float = 0.0
+    # DDP's copies of the gradients into its buckets and back, per gradient bit (0: free)
+    ddp_s_per_bit: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class Workload:
     compute_s: float                   # one update on one GPU (forward, backward, optimizer), measured
     logits_per_device: int             # values per device per update (batch x classes, or tokens x vocab)
     value_bits: int = 32
+    classes: int = 1000                # values per row of logits (an example's classes, a token's vocabulary)
     teacher_forward_share: float = 1 / 3   # a teacher's forward pass, as a share of compute_s
     bucket_bytes: int = 25 * 2**20     # DDP's default bucket: one all_reduce call per bucket
     matrices: tuple = ()               # (rows, cols) of each tensor of > 1 dimension, as PowerSGD views it
@@ -153,7 +160,8 @@ def _group_all_reduce(layout, work, net):
         return 0.0, 0.0, 0.0
     bits = 2 * work.model_bits
     crosses = k > net.gpus_per_server
-    return all_reduce_s(work.model_bits, k, net, work.buckets), bits * crosses, bits * (not crosses)
+    seconds = all_reduce_s(work.model_bits, k, net, work.buckets) + net.ddp_s_per_bit * work.model_bits
+    return seconds, bits * crosses, bits * (not crosses)
 
 
 def _peers_cross(layout, net):
@@ -167,10 +175,21 @@ def all_reduce(layout, work, net):
     return Cost(work.compute_s + t, inter, intra)
 
 
-def predictions(layout, work, net):
-    """Every T updates each device all_gathers its logits with its n-1 peers: (n-1) b_pred / T."""
+def prediction_bits(work, topk=None, bits=None):
+    """b_pred: the bits one device sends at one exchange, its rows of logits x exchange.py's
+    prediction_row_bits (every value at `bits`, default the workload's, or the top-k values and their
+    indices; 8-bit values with a 32-bit scale per row)."""
+    from codistill.exchange import prediction_row_bits
+
+    rows = work.logits_per_device // work.classes
+    return rows * prediction_row_bits(work.classes, topk, bits or work.value_bits)
+
+
+def predictions(layout, work, net, topk=None, bits=None):
+    """Every T updates each device all_gathers its logits with its n-1 peers: (n-1) b_pred / T;
+    `topk`, `bits`: the exchange's compression (prediction_bits)."""
     t, inter, intra = _group_all_reduce(layout, work, net)
-    b_pred = work.logits_per_device * work.value_bits
+    b_pred = prediction_bits(work, topk, bits)
     crosses = _peers_cross(layout, net)
     share = min(layout.k, net.gpus_per_server)
     t += peer_all_gather_s(b_pred, layout.n, share, net, crosses) / layout.T
@@ -243,9 +262,10 @@ def powersgd(layout, work, net):
     return Cost(work.compute_s + compress + t, 2 * bits * crosses, 2 * bits * (not crosses))
 
 
-def peer_average_s(layout, work, net):
+def peer_average_s(layout, work, net, overhead=None):
     """One all_reduce of the whole model among the n peers (rank i of every group, torch's averager on
-    the peers' group), the k ranks of a group at once: a server's GPUs share its NIC."""
+    the peers' group), the k ranks of a group at once: a server's GPUs share its NIC. `overhead`:
+    the collective's (default: the averaging's, torch's averager with its flatten and division)."""
     n = layout.n
     if n <= 1:
         return 0.0
@@ -254,7 +274,7 @@ def peer_average_s(layout, work, net):
     args = (work.model_bits * min(layout.k, net.gpus_per_server), n, net.inter_bits_per_s, net.inter_latency_s)
     ring, tree = ring_all_reduce_s(*args), tree_all_reduce_s(*args)
     ideal = {"ring": ring, "tree": tree, "best": min(ring, tree)}[net.algorithm]
-    return net.averaging.apply(ideal, work.model_bits)
+    return (overhead or net.averaging).apply(ideal, work.model_bits)
 
 
 def localsgd(layout, work, net):
@@ -267,11 +287,14 @@ def localsgd(layout, work, net):
 
 
 def diloco(layout, work, net):
-    """Local SGD's communication (the outer gradient is one all_reduce of b_model among the peers every
-    H) plus the outer step's device time every H."""
+    """Local SGD's bits (the outer gradient is one all_reduce of b_model among the peers every H); its
+    time: the group's all_reduce every update, and every H the peers' plain all_reduce (not torch's
+    averager) plus the outer step's device time (parameter change, outer optimizer, loading)."""
     cost = localsgd(layout, work, net)
-    outer = net.outer_s_per_bit * work.model_bits / layout.T if layout.n > 1 else 0.0
-    return replace(cost, seconds=cost.seconds + outer)
+    t, _, _ = _group_all_reduce(layout, work, net)
+    outer = net.outer_s_per_bit * work.model_bits if layout.n > 1 else 0.0
+    every_h = peer_average_s(layout, work, net, net.all_reduce) + outer
+    return replace(cost, seconds=work.compute_s + t + every_h / layout.T)
 
 
 METHODS = {"all_reduce": all_reduce, "predictions": predictions, "checkpoints": checkpoints,
@@ -332,9 +355,16 @@ def transformer_matrices(params, d=1024, ffn=4096, vocab=32000):
     return tuple(shapes + [(left // d, d)])
 
 
+VOCABULARY = 32000
 LINKS_GBIT = (10, 25, 100, 400)
+# Compressed prediction exchanges (top-k, value bits), n = 2 models, every update: settings fixed
+# before the model's result for them was looked at, to judge the goal of issue 27 (at least all_reduce's
+# speed for the 229M transformer on 128 GPUs at 10 Gbit/s) without choosing the setting that meets it.
+COMPRESSED = {"predictions 8-bit": (None, 8), "predictions top-64": (64, 32), "predictions top-64 8-bit": (64, 8),
+              "predictions top-8 8-bit": (8, 8)}
+GOAL = {"workload": "transformer 229M", "gpus": 128, "link_gbit": 10}
 GPUS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-RESNET50 = Workload("ResNet-50", 25_557_032, compute_s=0.100, logits_per_device=64 * 1000,
+RESNET50 = Workload("ResNet-50", 25_557_032, compute_s=0.100, logits_per_device=64 * 1000, classes=1000,
                     matrices=resnet50_matrices())
 PERIOD_CHECKPOINTS, PERIOD_PREDICTIONS = 625, 1
 PERIOD_LOCALSGD, PERIOD_DILOCO, POWERSGD_RANK = 16, 500, 2   # src/conf/method/{localsgd,diloco,powersgd}.yaml
@@ -351,7 +381,8 @@ GPU_COSTS = dict(compress_s_per_bit=6 / GPU_BITS_PER_S, compress_s_per_matrix=30
 
 def scenarios(transformer_compute_s):
     transformer = Workload("transformer 229M", TRANSFORMER_PARAMS, transformer_compute_s,
-                           logits_per_device=4096 * 32000, matrices=transformer_matrices(TRANSFORMER_PARAMS))
+                           logits_per_device=4096 * VOCABULARY, classes=VOCABULARY,
+                           matrices=transformer_matrices(TRANSFORMER_PARAMS))
     return [RESNET50, transformer]
 
 
@@ -368,6 +399,8 @@ def predict_grid(transformer_compute_s, links=LINKS_GBIT, gpus=GPUS, n=2):
                         for name, method in METHODS.items()]
                 g = net.gpus_per_server
                 runs.append((PER_SERVER, predictions, Layout(max(1, total // g), min(total, g), PERIOD_PREDICTIONS)))
+                runs += [(name, partial(predictions, topk=topk, bits=bits), Layout(n, total // n, PERIOD_PREDICTIONS))
+                         for name, (topk, bits) in COMPRESSED.items()]
                 for name, method, layout in runs:
                     cost = method(layout, work, net)
                     out.append({"workload": work.name, "link_gbit": gbit, "gpus": total, "method": name,

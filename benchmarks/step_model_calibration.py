@@ -1,10 +1,14 @@
-"""The step-time model (step_model.py) calibrated on part 3 of `make bench` (bench_network.py: two
-simulated nodes, one gloo rank each, on a veth shaped at 3 rates): each method's time per update
-predicted from its measured compute-only time, the measured link rate and a few fitted constants of
-gloo on this machine, against the measured time per update, row by row."""
+"""The step-time model (step_model.py) judged out of sample on part 3 of `make bench`
+(bench_network.py: two simulated nodes, one gloo rank each, on a veth shaped at 3 rates). Its
+constants come from the calibration part alone (bench_calibration.py: the link rate, each collective's
+per-call latency, wire factor and CPU time per bit, the methods' own arithmetic per bit, each measured
+on plain tensors or on the real object on a one-rank group), never from part 3's times per update;
+each row's prediction takes from part 3 only its measured inputs (the method's compute-only time, the
+model's sizes). Then, row by row, predicted against measured time per update, and the
+leave-one-model-out error (a constant fitted on rows would be fitted on the other models' rows only;
+`fit_on_rows` fits none)."""
 from dataclasses import replace
-
-import numpy as np
+from statistics import mean
 
 from .bench_network_methods import AVERAGING_PERIODS, TIMED_APART
 from .step_model import (Layout, Network, Overhead, Workload, all_reduce, checkpoints, diloco, localsgd,
@@ -53,10 +57,12 @@ def part3_rows(network_part):
     return out
 
 
-def bench_network(row, fitted=None):
-    """Part 3's setting: one rank per 'server', the veth at its measured rate (no added latency: netem
-    was not available), no intra-server links; `fitted`: Network fields (overheads, device costs)."""
-    return Network(inter_bits_per_s=row["link"], inter_latency_s=0.0, gpus_per_server=1, **(fitted or {}))
+def bench_network(row, constants):
+    """Part 3's setting: one rank per 'server', the veth at the calibration's rate for the row's limit
+    (no added latency: netem was not available), no intra-server links; the overheads and device
+    costs of that limit from `constants` (network_constants)."""
+    at = constants[row["limit"]]
+    return Network(inter_bits_per_s=at["link_bits_per_s"], inter_latency_s=0.0, gpus_per_server=1, **at["fields"])
 
 
 def predict_part3(row, net):
@@ -80,69 +86,109 @@ def predict_part3(row, net):
     return out, apart
 
 
-# fitted constants, in units that keep the fit well conditioned: (name, unit)
-FITTED = (("all_reduce: wire factor", 1.0), ("all_reduce: CPU ns per bit", 1e-9),
-          ("all_reduce: ms per call", 1e-3), ("logits' all_gather: wire factor", 1.0),
-          ("logits' all_gather: ms per call", 1e-3), ("checkpoint exchange: wire factor", 1.0),
-          ("checkpoint exchange: CPU ns per bit", 1e-9), ("averaging: wire factor", 1.0), ("averaging: CPU ns per bit", 1e-9),
-          ("DiLoCo outer step: CPU ns per bit", 1e-9))
-# Two starts, the better fit kept: all_reduce's time is the larger of its wire and CPU terms, so from a
-# start where the wire term wins everywhere the CPU constant has no gradient and stays where it began
-# (found by tests/test_step_model.py: times made with 0.3 ns per bit were fitted with 0.1).
-STARTS = ((1, 0.1, 0.1, 1, 0.1, 1, 0.1, 1, 0.1, 0.1), (1, 1.0, 0.1, 1, 0.1, 1, 0.1, 1, 0.1, 0.1))
+# Which calibration kind times each of the model's collectives, and how its bits are counted in
+# step_model (Overhead.apply's `bits`): all_reduce per bit of the tensor; an all_gather per bit
+# gathered (m = 2 ranks: twice the bits of each rank's tensor, which the calibration's slope is per).
+COLLECTIVE_KINDS = {"all_reduce": ("all_reduce", 1), "all_gather": ("all_gather", 2),
+                    "exchange": ("all_gather_single", 2), "averaging": ("all_reduce", 1)}
+SHAPED = ("1gbit", "100mbit")
+# The checkpoint exchange's copies around its all_gather (exchange.CheckpointExchange with 2 groups):
+# the parameters into the flat own copy, that into the wire, the wire into the teacher's flat copy, that
+# into the teacher: 4 copies of b_model, 2 per gathered bit.
+EXCHANGE_COPIES_PER_GATHERED_BIT = 2
+# DDP (gradient_as_bucket_view off, torch's default and the engine's) copies each gradient into its
+# bucket and the reduced bucket back: 2 copies per gradient bit, absent from the bare model's
+# compute-only time.
+DDP_COPIES_PER_BIT = 2
 
 
-def network_fields(x):
-    """The Network fields that FITTED's values set. gloo's all_reduce overlaps its reductions with the
-    transfer (the larger of its CPU and wire terms counts); the other collectives' CPU work (flatten,
-    load, the averager's copies) adds to their transfer. PowerSGD's compression is in its measured
-    compute-only time (part 3 runs it on a one-rank group), so none is added here."""
-    x = [v * unit for v, (_, unit) in zip(x, FITTED)]
-    return {"all_reduce": Overhead(x[0], x[1], x[2], overlap=True), "all_gather": Overhead(x[3], 0.0, x[4]),
-            "exchange": Overhead(x[5], x[6]), "averaging": Overhead(x[7], x[8]), "outer_s_per_bit": x[9]}
+def collective_constants(calibration):
+    """Per collective kind: wire factor (its slope at the shaped rates times the link's rate: 1 is the
+    ideal 2-rank transfer of each rank's tensor; mean over the shaped limits), CPU seconds per bit (its
+    slope without a limit, where the veth moves bytes at the speed of a copy) and per-call seconds at
+    each limit (its tiny calls)."""
+    limits = calibration["limits"]
+    out = {}
+    for kind in dict.fromkeys(kind for kind, _ in COLLECTIVE_KINDS.values()):
+        fits = {limit: at["fits"][kind] for limit, at in limits.items()}
+        out[kind] = {"wire": mean(fits[limit]["s_per_bit"] * limits[limit]["link_bits_per_s"] for limit in SHAPED),
+                     "s_per_bit": fits["none"]["s_per_bit"],
+                     "call_s": {limit: f["call_s"] for limit, f in fits.items()}}
+    return out
 
 
-def fit_part3(rows):
-    """FITTED by least squares on the relative error of every time per update of part 3. Measured
-    inputs: compute-only times, link rates. Constants of methods absent from `rows` stay at their start."""
-    from scipy.optimize import least_squares
+def network_constants(calibration):
+    """Per limit of part 3: the link rate and the Network fields of step_model, every one from the
+    calibration part. gloo's collectives overlap their CPU work with the transfer (the larger of the
+    two counts); the methods' own arithmetic (copies, torch's averager's flatten and division, DiLoCo's
+    outer step) adds, measured alone. PowerSGD's compression is in its measured compute-only time (part
+    3 runs it on a one-rank group), so none is added here."""
+    kinds, alone = collective_constants(calibration), calibration["alone_s_per_bit"]
+    extra = {"all_reduce": 0.0, "all_gather": 0.0, "exchange": EXCHANGE_COPIES_PER_GATHERED_BIT * alone["copy"],
+             "averaging": alone["averaging"]}
+    out = {}
+    for limit, at in calibration["limits"].items():
+        fields = {}
+        for name, (kind, gathered) in COLLECTIVE_KINDS.items():
+            k = kinds[kind]
+            fields[name] = Overhead(k["wire"], k["s_per_bit"] / gathered, k["call_s"][limit], overlap=True,
+                                    extra_s_per_bit=extra[name])
+        fields |= {"outer_s_per_bit": alone["outer_step"], "ddp_s_per_bit": DDP_COPIES_PER_BIT * alone["copy"]}
+        out[limit] = {"link_bits_per_s": at["link_bits_per_s"], "fields": fields}
+    return out
 
-    def residuals(x):
-        out = []
-        for row in rows:
-            predicted, _ = predict_part3(row, bench_network(row, network_fields(x)))
-            out += [predicted[name] / measured - 1 for name, measured in row["measured"].items()]
-        return out
 
-    x = min((least_squares(residuals, start, bounds=(0, np.inf)) for start in STARTS), key=lambda fit: fit.cost).x
-    return {"x": [float(v) for v in x], "fields": network_fields(x)}
+def constants_table(calibration):
+    """The constants as plain values, for results.json and the report."""
+    kinds = collective_constants(calibration)
+    return {"link_bits_per_s": {limit: at["link_bits_per_s"] for limit, at in calibration["limits"].items()},
+            "collectives": kinds, "alone_s_per_bit": calibration["alone_s_per_bit"]}
 
 
-def calibrate(network_part, fitted=None):
-    """Predicted vs measured time per update for every row of part 3; the collectives timed apart
-    as diagnostic rows (not fitted for)."""
-    rows = part3_rows(network_part)
-    fitted = fitted or fit_part3(rows)
+def fit_on_rows(rows):
+    """Constants the model would take from part 3's rows: none (every constant is the calibration's)."""
+    return {}
+
+
+def predicted_rows(rows, calibration, fitted=None):
+    """Predicted vs measured time per update for each of part 3's `rows` (part3_rows: the rows' own
+    inputs) from the calibration's constants and `fitted` (Network fields fitted on rows; fit_on_rows fits none);
+    the collectives timed apart follow as diagnostic rows."""
+    constants = apply_fitted(network_constants(calibration), fitted)
     table = []
     for row in rows:
-        predicted, apart = predict_part3(row, bench_network(row, fitted["fields"]))
+        predicted, apart = predict_part3(row, bench_network(row, constants))
         for name, measured in row["measured"].items():
             table.append({"model": row["model"], "limit": row["limit"], "method": name, "measured_s": measured,
-                          "predicted_s": predicted[name], "error_pct": 100 * (predicted[name] / measured - 1)})
+                          "predicted_s": predicted[name], "error_pct": 100 * (predicted[name] / measured - 1),
+                          "compute_s": row["compute"][name.split()[0]], "params": row["params"]})
         for name, measured in row["apart"].items():
             table.append({"model": row["model"], "limit": row["limit"], "method": name, "measured_s": measured,
                           "predicted_s": apart[name], "error_pct": 100 * (apart[name] / measured - 1),
                           "diagnostic": True})
-    return fitted, table
+    return table
 
 
-def leave_one_model_out(network_part):
-    """Worst |error| per update on each model when the constants are fitted on the other models only."""
+def apply_fitted(constants, fitted):
+    """The calibration's constants with `fitted` Network fields (by name) replacing theirs at every limit."""
+    return {limit: {**at, "fields": {**at["fields"], **(fitted or {})}} for limit, at in constants.items()}
+
+
+def leave_one_model_out(rows, fit, predict):
+    """Per row (a dict with "model"), predict(row, fit(the rows of every other model)): what constants
+    fitted on rows predict for a model they never saw."""
+    models = dict.fromkeys(row["model"] for row in rows)
+    fitted = {model: fit([row for row in rows if row["model"] != model]) for model in models}
+    return [predict(row, fitted[row["model"]]) for row in rows]
+
+
+def judge(network_part, calibration, fit=fit_on_rows):
+    """Every row of part 3 with its prediction and error (constants `fit` on all rows: fit_on_rows fits none) and
+    its leave-one-model-out error (held_out_error_pct)."""
     rows = part3_rows(network_part)
-    worst = {}
-    for model in {r["model"] for r in rows}:
-        fitted = fit_part3([r for r in rows if r["model"] != model])
-        held = {**network_part, "models": [m for m in network_part["models"] if m["label"] == model]}
-        _, table = calibrate(held, fitted)
-        worst[model] = max(abs(r["error_pct"]) for r in table if not r.get("diagnostic"))
-    return worst
+    table = predicted_rows(rows, calibration, fit(rows))
+    held_out = leave_one_model_out(rows, fit, lambda row, fitted: predicted_rows([row], calibration, fitted))
+    for line, held in zip(table, [line for lines in held_out for line in lines]):
+        assert (line["model"], line["limit"], line["method"]) == (held["model"], held["limit"], held["method"])
+        line["held_out_error_pct"] = held["error_pct"]
+    return table

@@ -1,6 +1,6 @@
-"""benchmarks/step_model.py: collective costs and bits worked by hand; the calibration
-(step_model_calibration.py) recovering times the model made itself, and reproducing the committed
-calibration of benchmarks/results.json."""
+"""benchmarks/step_model.py: collective costs and bits worked by hand, compressed prediction exchanges
+included; its constants (step_model_calibration.py) taken from the calibration part alone, never from
+part 3's times per update; the leave-one-model-out arithmetic; the committed part 6 reproduced."""
 import json
 from pathlib import Path
 
@@ -36,7 +36,8 @@ def test_hierarchical_all_reduce_by_hand():
 
 
 def work(params=1000, logits=50):
-    return sm.Workload("w", params, compute_s=0.1, logits_per_device=logits, teacher_forward_share=0.0)
+    """One row of `logits` classes per device."""
+    return sm.Workload("w", params, compute_s=0.1, logits_per_device=logits, classes=logits, teacher_forward_share=0.0)
 
 
 NET = sm.Network(inter_bits_per_s=GBIT, gpus_per_server=4)
@@ -146,29 +147,122 @@ def committed_part3():
     return results, network
 
 
-def test_the_fit_recovers_times_made_by_the_model_itself():
-    # Part 3's measured inputs (compute-only times, link rates, sizes), with times per update made by the
-    # model from known constants: the fit must reproduce every one of them (the 15 % target on the real
-    # measurements is a benchmark target, stated met or missed in results.md, not a unit test).
+def hand_calibration():
+    """A calibration part (bench_calibration.summarise's shape) with round numbers: per limit the link
+    (broadcast) and each collective's line, and the methods' arithmetic per bit."""
+    link = {"none": 8e9, "1gbit": 1e9, "100mbit": 1e8}
+    # seconds per bit of each rank's tensor: all_reduce at 1.1 and 1.3 times the link's when shaped, 0.3 ns
+    # unlimited; the all_gathers 2 and 1.8 times, 1 ns unlimited
+    slope = {"all_reduce": {"none": 0.3e-9, "1gbit": 1.1e-9, "100mbit": 13e-9},
+             "all_gather": {"none": 1e-9, "1gbit": 2e-9, "100mbit": 18e-9}}
+    slope["all_gather_single"] = slope["all_gather"]
+    limits = {}
+    for limit, rate in link.items():
+        fits = {"broadcast": {"intercept_s": 0.0, "s_per_bit": 1 / rate, "call_s": 1e-4}}
+        fits |= {kind: {"intercept_s": 0.0, "s_per_bit": slope[kind][limit], "call_s": 2e-4} for kind in slope}
+        limits[limit] = {"fits": fits, "link_bits_per_s": rate}
+    return {"limits": limits, "alone_s_per_bit": {"copy": 0.02e-9, "averaging": 0.15e-9, "outer_step": 0.8e-9}}
+
+
+def test_constants_come_from_the_calibration_by_hand():
+    constants = cal.network_constants(hand_calibration())
+    assert constants["1gbit"]["link_bits_per_s"] == 1e9
+    fields = constants["100mbit"]["fields"]
+    # all_reduce: wire = mean(1.1e-9 * 1e9, 13e-9 * 1e8) = 1.2; CPU per tensor bit = the unlimited slope
+    assert fields["all_reduce"].wire == pytest.approx(1.2)
+    assert fields["all_reduce"].s_per_bit == pytest.approx(0.3e-9) and fields["all_reduce"].call_s == 2e-4
+    # the logits' all_gather: wire mean(2, 1.8) = 1.9; CPU per gathered bit (2 ranks) = 1e-9 / 2
+    assert fields["all_gather"].wire == pytest.approx(1.9) and fields["all_gather"].s_per_bit == pytest.approx(0.5e-9)
+    # the checkpoint exchange: + 2 copies per gathered bit; the averaging: + torch's averager
+    assert fields["exchange"].extra_s_per_bit == pytest.approx(2 * 0.02e-9)
+    assert fields["averaging"].extra_s_per_bit == pytest.approx(0.15e-9)
+    assert fields["outer_s_per_bit"] == 0.8e-9 and fields["ddp_s_per_bit"] == pytest.approx(2 * 0.02e-9)
+
+
+def test_a_rows_prediction_does_not_move_with_its_measured_time():
     _, network = committed_part3()
-    truth = cal.network_fields([1.1, 0.3, 0.5, 1.2, 2.0, 1.3, 0.2, 1.05, 0.15, 0.5])
-    rows = cal.part3_rows(network)
-    for row in rows:
-        row["measured"], _ = cal.predict_part3(row, cal.bench_network(row, truth))
-    fitted = cal.fit_part3(rows)
-    for row in rows:
-        predicted, _ = cal.predict_part3(row, cal.bench_network(row, fitted["fields"]))
-        for name, made in row["measured"].items():
-            assert predicted[name] == pytest.approx(made, rel=0.01), (row["model"], row["limit"], name)
+    calibration = hand_calibration()
+    before = cal.judge(network, calibration)
+    changed = json.loads(json.dumps(network))
+    for row in changed["models"][1]["rows"]:   # the 25.6M model's measured times per update, tripled
+        if "compute only" not in row["method"]:
+            row["seconds_per_step"] *= 3
+    after = cal.judge(changed, calibration)
+    assert [r["predicted_s"] for r in after] == [r["predicted_s"] for r in before]
+    # the rows measured whole tripled (a periodic method's row is its compute-only input + its exchange / T)
+    whole = [(b, a) for b, a in zip(before, after) if b["model"] == "25.6M"
+             and (b["method"] in ("all_reduce", "predictions", "powersgd") or b.get("diagnostic"))]
+    assert len(whole) == 3 * 6 and all(a["measured_s"] == pytest.approx(3 * b["measured_s"]) for b, a in whole)
+    # nothing is fitted on rows: the leave-one-model-out error is the error
+    assert all(r["held_out_error_pct"] == r["error_pct"] for r in after if not r.get("diagnostic"))
 
 
-def test_results_md_calibration_is_this_codes_on_the_committed_part3():
+def test_an_all_reduce_row_by_hand():
+    # 1M twin (1,000,661 parameters, 1 bucket) at 1gbit, compute-only 10 ms: ring of 2 moves b = 32,021,152
+    # bits at 1 Gbit/s x wire 1.2 = 38.4 ms (CPU 0.3 ns/bit = 9.6 ms, overlapped), + 1 call of 0.2 ms,
+    # + DDP's 2 copies at 0.02 ns/bit = 1.28 ms
+    _, network = committed_part3()
+    row = next(r for r in cal.part3_rows(network) if r["model"] == "1M" and r["limit"] == "1gbit")
+    row["compute"]["all_reduce"] = 0.010
+    b = 32 * 1_000_661
+    net = cal.bench_network(row, cal.network_constants(hand_calibration()))
+    predicted, _ = cal.predict_part3(row, net)
+    assert predicted["all_reduce"] == pytest.approx(0.010 + 1.2 * b / 1e9 + 2e-4 + 2 * 0.02e-9 * b)
+
+
+def test_leave_one_model_out_on_hand_numbers():
+    # fit: the mean ratio y / x of the rows it is given; predict: x times that ratio
+    rows = [{"model": "a", "x": 1.0, "y": 2.0}, {"model": "a", "x": 2.0, "y": 4.0},
+            {"model": "b", "x": 1.0, "y": 3.0}, {"model": "c", "x": 4.0, "y": 20.0}]
+
+    def fit(some):
+        return sum(r["y"] / r["x"] for r in some) / len(some)
+    predicted = cal.leave_one_model_out(rows, fit, lambda row, ratio: row["x"] * ratio)
+    # a: fitted on b, c: (3 + 5) / 2 = 4; b: on a, a, c: (2 + 2 + 5) / 3 = 3; c: on a, a, b: (2 + 2 + 3) / 3
+    assert predicted == pytest.approx([4.0, 8.0, 3.0, 4 * 7 / 3])
+
+
+def test_compressed_prediction_bits_by_hand():
+    transformer = next(w for w in sm.scenarios(0.4) if w.name == "transformer 229M")
+    # 4096 tokens of a 32,000-word vocabulary: index bits 16 (<= 32768)
+    assert sm.prediction_bits(transformer) == 4096 * 32000 * 32
+    assert sm.prediction_bits(transformer, None, 8) == 4096 * (8 * 32000 + 32)
+    assert sm.prediction_bits(transformer, 64, 32) == 4096 * 64 * (32 + 16)
+    assert sm.prediction_bits(transformer, 64, 8) == 4096 * (64 * (8 + 16) + 32)
+    assert sm.prediction_bits(transformer, 8, 8) == 4096 * (8 * 24 + 32)
+    # ResNet-50: 64 examples of 1000 classes, index bits 16 (> 256)
+    assert sm.prediction_bits(sm.RESNET50, 8, 32) == 64 * 8 * 48
+    assert sm.prediction_bits(sm.RESNET50, 1000, 32) == 64 * 1000 * 32   # k = C: dense
+    # in the grid: n = 2 models of 8 GPUs (16 GPUs, one server each): the exchange alone crosses, (n-1) b_pred
+    grid = sm.predict_grid(0.4, links=(10,), gpus=(16,))
+    row = next(r for r in grid if r["workload"] == "transformer 229M" and r["method"] == "predictions top-64 8-bit")
+    assert row["inter_bits"] == 4096 * (64 * 24 + 32)
+
+
+def test_calibration_summary_by_hand():
+    from benchmarks.bench_calibration import summarise
+
+    bits = [1e6, 2e6, 4e6]
+    series = {kind: {"tiny_s": 1e-4, "bits": bits, "seconds": [0.001 + b * per for b in bits]}
+              for kind, per in (("broadcast", 1e-9), ("all_reduce", 1.1e-9), ("all_gather_single", 2e-9),
+                                ("all_gather", 2e-9))}
+    raw = {"collectives": {"1gbit": series},
+           "alone": {"params": [1000, 3000], "copy": [1e-6, 3e-6], "averaging": [0.0, 0.0], "outer_step": [0.0, 0.0]}}
+    out = summarise(raw)
+    assert out["limits"]["1gbit"]["link_bits_per_s"] == pytest.approx(1e9)
+    fit = out["limits"]["1gbit"]["fits"]["all_reduce"]
+    assert (fit["intercept_s"], fit["s_per_bit"], fit["call_s"]) == pytest.approx((0.001, 1.1e-9, 1e-4))
+    # copy: 2e-6 s more for 2000 more parameters (64,000 bits)
+    assert out["alone_s_per_bit"]["copy"] == pytest.approx(2e-6 / 64000)
+
+
+def test_results_md_part6_is_this_codes_on_the_committed_parts():
     results, network = committed_part3()
-    fitted, table = cal.calibrate(network)
+    committed = results["parts"]["stepmodel"]["judged"]["rows"]
+    table = cal.judge(network, results["parts"]["calibration"])
     per_update = [row for row in table if not row.get("diagnostic")]
     # all_reduce, predictions, checkpoints at 2 T; powersgd; localsgd and diloco at 2 H
     assert len(per_update) == 9 * sum(len(network["limits"]) for _ in network["models"])
-    committed = results["parts"]["stepmodel"]["calibration"]["rows"]
     assert [r["method"] for r in committed] == [r["method"] for r in table]
     assert [r["predicted_s"] for r in committed] == pytest.approx([r["predicted_s"] for r in table], rel=1e-3)
 
@@ -177,3 +271,13 @@ def test_the_slides_within_15_percent_on_the_held_out_points():
     fit = sm.fit_slides((1, 8))
     assert abs(fit["error_pct"][2]) <= 15 and abs(fit["error_pct"][4]) <= 15
     assert fit["predicted_ms"][1] == pytest.approx(412) and fit["predicted_ms"][8] == pytest.approx(1593)
+
+
+def test_diloco_pays_a_plain_all_reduce_not_torchs_averager():
+    # 2 groups of one GPU, H = 4, 1 Mbit/s: the peers' all_reduce of 32,000 bits takes 32 ms; torch's
+    # averager adds 1 us per bit (local SGD only), DiLoCo's outer step 2 us per bit
+    net = sm.Network(inter_bits_per_s=1e6, inter_latency_s=0.0, gpus_per_server=1, outer_s_per_bit=2e-6,
+                     averaging=sm.Overhead(extra_s_per_bit=1e-6))
+    layout, b_model = sm.Layout(n=2, k=1, T=4), 32 * 1000
+    assert sm.localsgd(layout, work(), net).seconds == pytest.approx(0.1 + (0.032 + 1e-6 * b_model) / 4)
+    assert sm.diloco(layout, work(), net).seconds == pytest.approx(0.1 + (0.032 + 2e-6 * b_model) / 4)
