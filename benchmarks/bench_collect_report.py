@@ -23,6 +23,10 @@ COLLECT_WHY = {
 COLD_S, UNCHANGED_S = 15, 5   # `make figures` from scratch, and with nothing changed, on 2 cores
 
 
+def load(run):
+    return f"load average {run['load_before'][0]:.1f} before, {run['load_after'][0]:.1f} after"
+
+
 def minutes(seconds):
     return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
 
@@ -88,7 +92,6 @@ def section(part, targets):
                         f"Cause: {figures['skipped']} when this ran. Fix: rerun `make bench` once they are."))
     else:
         unchanged = figures.get("unchanged")
-        load = lambda run: f"load average {run['load_before'][0]:.1f} before, {run['load_after'][0]:.1f} after"  # noqa: E731
         lines += ["", f"`make figures` from the committed results, figures/out removed (every id drawn, "
                   f"one process per core, {figures.get('cores', '?')} cores): {figures['seconds']:.1f} s (exit "
                   f"{figures['returncode']}; {load(figures) if 'load_before' in figures else 'load not recorded'})"

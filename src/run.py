@@ -95,8 +95,8 @@ def model_job_ended(container, directory):
 def model_jobs_line(container):
     """What a run of independent model jobs queues (method.transport=files)."""
     n, k = container["method"]["n"], container["job_ranks"]
-    where = "the sweeper queues one job per model (model_job=<i>)" if container["launcher"]["name"] not in STARTS_ITS_RANKS \
-        else "started together on this machine"
+    where = ("started together on this machine" if container["launcher"]["name"] in STARTS_ITS_RANKS
+             else "the sweeper queues one job per model (model_job=<i>)")
     return (f"model jobs: {n} independent jobs of {k} rank{'s' * (k > 1)} each, launcher {container['launcher']['name']}"
             f" ({where}), exchanging checkpoints through {exchange_directory(run_dir(container))}")
 
