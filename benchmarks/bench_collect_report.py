@@ -49,6 +49,14 @@ def reproduce_lines(part):
                   "all in the committed logs (one at a time).", "",
                   table(["jobs at once", "seconds", "runs finished", "runs' own logged seconds", "load average",
                          "exit"], body)]
+        by_jobs = {row["jobs_at_once"]: row for row in sweep["rows"]}
+        if 1 in by_jobs and 2 in by_jobs and 2 * max(by_jobs[2]["ranks"]) > sweep["cores"]:
+            one, two = by_jobs[1], by_jobs[2]
+            lines += ["", f"At 2 jobs at once {2 * max(two['ranks'])} ranks shared {sweep['cores']} cores: the runs' "
+                      f"own time was {two['runs_logged_seconds'] / one['runs_logged_seconds']:.1f}x that at 1 job, the "
+                      f"sweep's {two['seconds'] / one['seconds']:.2f}x. Hence the default, cores // ranks per job "
+                      f"({max(1, sweep['cores'] // max(two['ranks']))} here): more jobs than that share the cores "
+                      "among more ranks (and memory) for no gain."]
     estimate = reproduce["estimate"]
     body = [[cores, minutes(seconds), f"{estimate['one_at_a_time_seconds'] / seconds:.1f}x"]
             for cores, seconds in estimate["by_cores"].items()]

@@ -134,9 +134,15 @@ def sweep_timings(sweep=SWEEP, jobs_list=(1, 2), progress=print):
         progress(f"reproduce: sweep {sweep}, {jobs} job(s) at once: {row['seconds']:.0f} s, {row['finished']}/"
                  f"{row['runs']} runs finished (exit {row['returncode']}; load {row['load_before'][0]:.1f} -> "
                  f"{row['load_after'][0]:.1f})")
-    _, committed = next(((s, runs) for s, runs in sweep_runs()[0] if s == sweep), (None, []))
     return {"sweep": sweep, "cores": len(os.sched_getaffinity(0)), "rows": rows,
-            "committed_logged_seconds": sum(seconds for _, _, seconds in committed)}
+            "committed_logged_seconds": committed_seconds(sweep)}
+
+
+def committed_seconds(sweep, root=COMMITTED, scale="mini"):
+    """The logged wall seconds of every run the sweep lists in the committed logs (shared runs included)."""
+    manifest = json.loads((Path(root) / "sweeps" / sweep / f"{scale}.json").read_text())
+    records = [run_record(path) for entry in manifest if (path := log_of(root, entry["run_id"]))]
+    return sum(record[1] for record in records if record)
 
 
 def run(sweep=SWEEP, jobs_list=(1, 2), measure_sweep=True, progress=print):

@@ -46,3 +46,4 @@ def test_each_run_counts_once_in_the_first_sweep_that_lists_it(tmp_path, monkeyp
     result = bench_reproduce.estimate((2, 8), tmp_path)
     assert result["logged_seconds"] == 70 and result["runs_by_ranks"] == {"2": 2, "4": 1}
     assert result["by_cores"] == {"2": 30 + 40, "8": 20 + 20}
+    assert bench_reproduce.committed_seconds("second", tmp_path) == 20 + 40   # a sweep alone: its shared run too
