@@ -7,13 +7,15 @@ SCALE ?= mini
 RESULTS ?= results
 # The logs figures, tables and the report read: the committed mini runs (LOGS=results: your own runs).
 LOGS ?= paper/logs
+# reproduce-all: jobs of a sweep running at once (empty: cores // ranks per job, at least 1).
+JOBS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup reproduce figure figures status report regime reproduce-all dryrun soak bench test clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: FIG=$(FIG) SCALE=$(SCALE) RESULTS=$(RESULTS) LOGS=$(LOGS)"
+	@echo "  variables: FIG=$(FIG) SCALE=$(SCALE) RESULTS=$(RESULTS) LOGS=$(LOGS) JOBS=$(JOBS)"
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	$(PYTHON_BASE) -m venv $(VENV)
@@ -36,7 +38,7 @@ table%: setup ## Table N from the logs in LOGS: make table1, make table2 (figure
 figure: setup ## draw one id of any name: make figure ID=iwslt_overfit
 	$(PY) -m figures.registry $(ID) --results $(LOGS) --scale $(SCALE)
 
-figures: setup ## draw every figure and table from the logs in LOGS (figures/out/; SCALE=paper: figures/out/paper/)
+figures: setup ## draw the figures and tables whose logs in LOGS or code changed, one process per core (figures/out/; SCALE=paper: figures/out/paper/)
 	$(PY) -m figures.registry --results $(LOGS) --scale $(SCALE)
 
 status: setup ## per figure: runs and seeds finished, unfinished, missing, unreadable, shared from other sweeps
@@ -48,8 +50,8 @@ report: setup ## paper/report.md and .html: each figure, the paper's numbers bes
 regime: setup ## the regime check: every mini stand-in's invariants from the logs in LOGS (exit 0: each holds or is declared unmet)
 	$(PY) -m figures.regime --results $(LOGS)
 
-reproduce-all: setup ## run every sweep at SCALE here into RESULTS, pack the logs into LOGS, then figures and report
-	$(PY) -m figures.reproduce_all --results $(RESULTS) --into $(LOGS) --scale $(SCALE)
+reproduce-all: setup ## run every sweep at SCALE here into RESULTS, JOBS jobs at once, pack the logs into LOGS, then figures and report
+	$(PY) -m figures.reproduce_all --results $(RESULTS) --into $(LOGS) --scale $(SCALE) $(if $(JOBS),--jobs $(JOBS))
 	$(MAKE) figures report
 
 dryrun: setup ## validate and list every job of FIG's sweep at SCALE, run nothing
@@ -58,7 +60,7 @@ dryrun: setup ## validate and list every job of FIG's sweep at SCALE, run nothin
 soak: setup ## kill a mini run at random moments 50 times; report how many resumed exactly
 	$(PY) -m benchmarks.soak_resume --kills 50
 
-bench: setup ## measure bits sent, engine overhead, a slow network (as root), the loop, collect, a model job killed and rejoining; write benchmarks/results.md (~25 min)
+bench: setup ## measure bits sent, engine overhead, a slow network (as root), the loop, collect and the sweeps on the cores, a model job killed and rejoining; write benchmarks/results.md (~35 min)
 	$(PY) -m benchmarks.bench
 
 test: setup ## check the layering contracts (pyproject.toml), then run the test suite (multi-process gloo tests included)

@@ -2,7 +2,10 @@
 runs of 100 records each (header, 50 evaluations x 2 models, end: the current metrics.jsonl
 format, records made by the engine's evaluation.records itself) in a temporary folder, each measured in a fresh
 subprocess: wall time and peak resident memory. Then `make figures` on the committed results,
-when the repository has both.
+when the repository has both: cold (figures/out removed: every id drawn) and again with nothing
+changed (no id drawn), with the load average beside each. Then the sweeps on this machine's
+cores (bench_reproduce.py): one sweep at 1 and 2 jobs at once, and the expected
+`make reproduce-all` time on 2, 8 and 16 cores from the committed logs.
 
 The trees are synthetic and deleted afterwards: no result of this script is a run's log.
 
@@ -10,6 +13,8 @@ The trees are synthetic and deleted afterwards: no result of this script is a ru
 """
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +29,7 @@ from codistill_experiments import runlog
 from codistill_experiments.run_schedules import build_schedules
 from codistill_experiments.vision import evaluation as engine_evaluation
 
+from . import bench_reproduce
 from .benchlib import ROOT, compose
 
 SWEEP = "bench_collect"
@@ -124,24 +130,39 @@ def collect_scaling(run_counts, progress=print):
     return rows
 
 
+def timed_make_figures(venv):
+    load_before, started = os.getloadavg(), time.perf_counter()
+    # The drawing is timed, not an install: `setup` is taken as done (make -o) even where a
+    # dependency file is newer than the venv's stamp.
+    done = subprocess.run(["make", "figures", f"VENV={venv}", "-o", f"{venv}/.installed"], cwd=ROOT,
+                          capture_output=True, text=True)
+    return {"seconds": time.perf_counter() - started, "returncode": done.returncode, "load_before": load_before,
+            "load_after": os.getloadavg(), "output_tail": (done.stdout + done.stderr)[-2000:]}
+
+
 def make_figures(progress=print):
-    """`make figures` on the committed results, timed, when the Makefile has it and there are any."""
+    """`make figures` on the committed results when the Makefile has it and there are any: cold
+    (figures/out removed, every id drawn, one process per core), then again with nothing changed."""
     makefile = (ROOT / "Makefile").read_text()
     committed = ROOT / "paper" / "logs"
     if "\nfigures:" not in makefile:
         return {"skipped": "the Makefile has no `figures` target yet"}
     if not committed.is_dir() or not any(committed.rglob("metrics.jsonl*")):
         return {"skipped": f"no committed results under {committed.relative_to(ROOT)} yet"}
-    started = time.perf_counter()
-    done = subprocess.run(["make", "figures"], cwd=ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    progress(f"collect: `make figures` took {seconds:.1f} s (exit {done.returncode})")
-    return {"seconds": seconds, "returncode": done.returncode, "output_tail": (done.stdout + done.stderr)[-2000:]}
+    venv = Path(sys.executable).parent.parent   # the environment running this benchmark
+    shutil.rmtree(ROOT / "figures" / "out", ignore_errors=True)
+    cold = timed_make_figures(venv)
+    progress(f"collect: `make figures` from scratch took {cold['seconds']:.1f} s (exit {cold['returncode']})")
+    unchanged = timed_make_figures(venv)
+    progress(f"collect: `make figures` with nothing changed took {unchanged['seconds']:.1f} s "
+             f"(exit {unchanged['returncode']})")
+    return {**cold, "cores": len(os.sched_getaffinity(0)), "unchanged": unchanged}
 
 
 def run(run_counts=(100, 1000, 10000), progress=print):
     rows = collect_scaling(run_counts, progress)
-    return {"records_per_run": EVALUATIONS * MODELS, "rows": rows, "make_figures": make_figures(progress)}
+    return {"records_per_run": EVALUATIONS * MODELS, "rows": rows, "make_figures": make_figures(progress),
+            "reproduce": bench_reproduce.run(progress=progress)}
 
 
 if __name__ == "__main__":

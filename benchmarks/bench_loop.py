@@ -41,14 +41,14 @@ def _engine_overrides(workload_overrides, epochs, results_root):
 
 
 def _engine_rank(rank, world, container, workload):
-    """engine.train_rank on this one-rank gloo group with `workload`; returns (wall clock, process
-    CPU time) at the start of every update (engine.train_step wrapped with a clock, nothing else
-    changed)."""
+    """engine.train_rank on this one-rank gloo group with `workload`; returns (wall clock, CPU
+    seconds: plain_loop.cpu_seconds, the process and its ended children) at the start of every
+    update (engine.train_step wrapped with a clock, nothing else changed)."""
     starts = []
     original_step = engine.train_step
 
     def clocked_step(*args, **kwargs):
-        starts.append((time.perf_counter(), time.process_time()))
+        starts.append((time.perf_counter(), plain_loop.cpu_seconds()))
         return original_step(*args, **kwargs)
 
     engine.train_step, engine.build_workload = clocked_step, lambda cfg: workload
@@ -133,7 +133,8 @@ def plain_starts(workload, settings):
 
 
 def samples_per_second(starts, warmup, clock, batch):
-    """clock 0: wall clock; 1: CPU time of this process (what other processes' load barely moves)."""
+    """clock 0: wall clock; 1: CPU time of the loop's process and its children (what other
+    processes' load barely moves: the ratio judged)."""
     return batch * (len(starts) - 1 - warmup) / (starts[-1][clock] - starts[warmup][clock])
 
 

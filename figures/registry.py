@@ -5,33 +5,55 @@ an id's logs (FigureData: records with derived columns, the status of each run) 
     python -m figures.registry [ids ...] [--results paper/logs] [--scale mini] [--out figures/out]
 
 draws the given ids (default: all) from the logs; each figure is written as figures/out/<id>.pdf
-and .png, each table as .md and .tex (figures/out/paper/... for scale=paper).
+and .png, each table as .md and .tex (figures/out/paper/... for scale=paper). Only ids whose
+inputs changed since they were last drawn there are drawn (figures/stamps.py: the logs they read
+and the code that draws them; --all draws every id), in parallel processes, one per core (--jobs).
 """
 import argparse
+import importlib
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
 from .logs.churn import with_churn
-from .drawing import anil, fig2, fig2_regimes, frontier, paper_figures, tables
-from .drawing.labels import setup_label
-from .drawing.layout import finish
-from .drawing.panels import message_figure
-from .drawing.seed_means import SeedNotes
 from .logs.collect import collect, status_lines
 from .logs.manifests import ManifestMissing
 from .paths import COMMITTED, SWEEPS
+from . import stamps
 
 OUT = Path(__file__).resolve().parent / "out"
 FAIRSEQ_TASKS = ("translation", "language_modeling")   # workload.task of runs fairseq trains
 SODHANI = "Sodhani et al. 2021"   # A Closer Look at Codistillation for Distributed Training: this repository's paper
 ANIL = "Anil et al. 2018"         # Large scale distributed neural network training through online distillation
 SOURCES = (SODHANI, ANIL)
+
+
+@dataclass(frozen=True)
+class Drawer:
+    """An id's draw function by module and name, imported when first called: deciding which ids
+    to draw (figures/stamps.py) then needs none of the drawing code's imports (seaborn, pyplot:
+    seconds), so that `make figures` with nothing changed returns at once."""
+    module: str      # under figures.drawing
+    function: str
+
+    @property
+    def module_name(self):
+        return f"{__package__}.drawing.{self.module}"
+
+    def __call__(self, *args):
+        return getattr(importlib.import_module(self.module_name), self.function)(*args)
+
+
+def draw_module(draw):
+    """The module holding a draw function (a Drawer or any function)."""
+    return draw.module_name if isinstance(draw, Drawer) else draw.__module__
 
 
 @dataclass(frozen=True)
@@ -52,72 +74,80 @@ class Spec:
 
 SPEC_LIST = [
     Spec("fig1", "figure", "Figure 1: top-1 vs bits communicated between servers per iteration (ResNet-50)", "Sec. 3",
-         paper_figures.fig1),
+         Drawer("paper_figures", "fig1")),
     Spec("fig2", "figure",
          "Figure 2: all_reduce vs codistillation (fixed / variable w.d.); top-1 vs batch size per model", "Sec. 4.1",
-         fig2.fig2),
+         Drawer("fig2", "fig2")),
     Spec("fig3", "figure", "Figure 3: top-1 with a cosine LR schedule, ResNet-50 and ResNeXt-101", "Sec. 4.1",
-         paper_figures.fig3),
-    Spec("fig4", "figure", "Figure 4: validation NLL, transformer big on WMT'16 En-De", "Sec. 4.2", paper_figures.fig4),
-    Spec("fig5", "figure", "Figure 5: 2-way vs 4-way codistillation, ResNet-50", "Sec. 5", paper_figures.fig5),
+         Drawer("paper_figures", "fig3")),
+    Spec("fig4", "figure", "Figure 4: validation NLL, transformer big on WMT'16 En-De", "Sec. 4.2",
+         Drawer("paper_figures", "fig4")),
+    Spec("fig5", "figure", "Figure 5: 2-way vs 4-way codistillation, ResNet-50", "Sec. 5",
+         Drawer("paper_figures", "fig5")),
     Spec("fig6", "figure", "Figure 6: multi-view, mean top-1 over models (CIFAR-10 split Wide-ResNet-28-10)",
-         "Sec. 5.1", paper_figures.fig6),
-    Spec("fig7", "figure", "Figure 7: distance of the parameters from initialisation", "A.4.1", paper_figures.fig7),
+         "Sec. 5.1", Drawer("paper_figures", "fig6")),
+    Spec("fig7", "figure", "Figure 7: distance of the parameters from initialisation", "A.4.1",
+         Drawer("paper_figures", "fig7")),
     Spec("fig8", "figure", "Figure 8: top-1, decreasing w.d. and shifted LR decays, ResNet-50 and ResNeXt-101", "A.4.2",
-         paper_figures.fig8),
-    Spec("fig9", "figure", "Figure 9: training loss of Figure 8's runs", "A.4.2", paper_figures.fig9),
-    Spec("fig10", "figure", "Figure 10: training loss of Figure 3's runs (cosine LR)", "A.4.3", paper_figures.fig10),
-    Spec("fig11", "figure", "Figure 11: training loss for batch sizes per model 2 × b", "A.4.3", paper_figures.fig11),
+         Drawer("paper_figures", "fig8")),
+    Spec("fig9", "figure", "Figure 9: training loss of Figure 8's runs", "A.4.2", Drawer("paper_figures", "fig9")),
+    Spec("fig10", "figure", "Figure 10: training loss of Figure 3's runs (cosine LR)", "A.4.3",
+         Drawer("paper_figures", "fig10")),
+    Spec("fig11", "figure", "Figure 11: training loss for batch sizes per model 2 × b", "A.4.3",
+         Drawer("paper_figures", "fig11")),
     Spec("fig12", "figure", "Figure 12: all_reduce vs codistillation, transformer big on WMT'16 En-De", "A.5",
-         paper_figures.fig12),
+         Drawer("paper_figures", "fig12")),
     Spec("fig13", "figure", "Figure 13: exchanging checkpoints vs predictions vs all_reduce, ResNet-50", "A.5",
-         paper_figures.fig13),
+         Drawer("paper_figures", "fig13")),
     Spec("fig14", "figure", "Figure 14: 3-way codistillation, same vs different architectures", "Sec. 5.2, A.6",
-         paper_figures.fig14),
+         Drawer("paper_figures", "fig14")),
     Spec("fig15", "figure", "Figure 15: 3-way (R18, R50, RX101) vs 2-way (R50, RX101) codistillation", "Sec. 5.2, A.6",
-         paper_figures.fig15),
+         Drawer("paper_figures", "fig15")),
     Spec("fig16", "figure", "Figure 16: final top-1 and training loss on a fraction 1/k of the training set", "A.7",
-         paper_figures.fig16),
+         Drawer("paper_figures", "fig16")),
     Spec("fig17", "figure", "Figure 17: n-way codistillation on a fixed budget of updates", "Sec. 5",
-         paper_figures.fig17),
+         Drawer("paper_figures", "fig17")),
     Spec("table1", "table", "Table 1: training loss and top-1 per batch size (2-way codistillation)", "A.4.3",
-         tables.table1),
-    Spec("table2", "table", "Table 2: BLEU of n-way codistillation on IWSLT'14 De-En", "A.5, Sec. 5", tables.table2),
+         Drawer("tables", "table1")),
+    Spec("table2", "table", "Table 2: BLEU of n-way codistillation on IWSLT'14 De-En", "A.5, Sec. 5",
+         Drawer("tables", "table2")),
     Spec("iwslt_overfit", "figure", "Overfitting on IWSLT'14 De-En: validation NLL, transformer big", "A.7",
-         paper_figures.iwslt_overfit),
+         Drawer("paper_figures", "iwslt_overfit")),
     Spec("exchange_frequency", "figure", "Checkpoint exchange period (earlier version, Figs. 7a, 12a)",
-         "earlier version Sec. 5", paper_figures.exchange_frequency),
+         "earlier version Sec. 5", Drawer("paper_figures", "exchange_frequency")),
     Spec("lr_robustness", "figure", "Base learning rate (earlier version, Figs. 7b, 12b)", "earlier version Sec. 5",
-         paper_figures.lr_robustness),
+         Drawer("paper_figures", "lr_robustness")),
     Spec("nmt_exchange_frequency", "figure", "Checkpoint exchange period, transformer (earlier version, Fig. 13)",
-         "earlier version A.4", paper_figures.nmt_exchange_frequency),
+         "earlier version A.4", Drawer("paper_figures", "nmt_exchange_frequency")),
     Spec("alpha_gamma", "figure", "α schedule α₀ γ^epoch, transformer (earlier version, Fig. 14)",
-         "earlier version A.1, A.4", paper_figures.alpha_gamma),
+         "earlier version A.1, A.4", Drawer("paper_figures", "alpha_gamma")),
     Spec("alpha_schedule_vision", "figure", "Constant vs step-wise α, ResNet-50 (earlier version)",
-         "earlier version A.1", paper_figures.alpha_schedule_vision),
-    Spec("multiview", "figure", "Multi-view experiment (= Figure 6)", "Sec. 5.1", paper_figures.multiview),
+         "earlier version A.1", Drawer("paper_figures", "alpha_schedule_vision")),
+    Spec("multiview", "figure", "Multi-view experiment (= Figure 6)", "Sec. 5.1", Drawer("paper_figures", "multiview")),
     Spec("frontier", "figure", "Beyond the paper: codistillation vs PowerSGD, local SGD and DiLoCo, "
          "top-1 against bits between servers per update (each method also at its best of 6 settings on held-out "
-         "training data, 3 fresh seeds)", "not in the paper (Fig. 1's setting)", frontier.frontier, paper=False),
+         "training data, 3 fresh seeds)", "not in the paper (Fig. 1's setting)",
+         Drawer("frontier", "frontier"), paper=False),
     Spec("fig2_regimes", "figure", "Beyond the paper: Figure 2's arms in four regimes of the mini stand-in "
-         "(weight decay x10 / x30, the paper's epochs / 5 / 10)", "Sec. 4.1, mini only", fig2_regimes.fig2_regimes,
+         "(weight decay x10 / x30, the paper's epochs / 5 / 10)", "Sec. 4.1, mini only",
+         Drawer("fig2_regimes", "fig2_regimes"),
          paper=False),
     Spec("wrn_pretrain", "figure", "The pretrained Wide-ResNet-28-10 of the multi-view experiment", "Sec. 5.1",
-         paper_figures.wrn_pretrain),
+         Drawer("paper_figures", "wrn_pretrain")),
     Spec("anil_fig2a", "figure", "Anil et al. 2018 Fig. 2a: 2-way codistillation vs the single-model baseline, "
          "label smoothing (uniform, unigram prior) and an ensemble of two",
-         "Anil et al. Sec. 3.3", anil.fig2a, source=ANIL),
+         "Anil et al. Sec. 3.3", Drawer("anil", "fig2a"), source=ANIL),
     Spec("anil_fig2b", "figure", "Anil et al. 2018 Fig. 2b: codistillation on disjoint shards of the training set "
-         "vs on the same data vs the baseline", "Anil et al. Sec. 3.3.2", anil.fig2b, source=ANIL),
+         "vs on the same data vs the baseline", "Anil et al. Sec. 3.3.2", Drawer("anil", "fig2b"), source=ANIL),
     Spec("anil_fig4", "figure", "Anil et al. 2018 Fig. 4: codistillation with checkpoints exchanged every "
-         "T updates", "Anil et al. Sec. 3.4", anil.fig4, source=ANIL),
+         "T updates", "Anil et al. Sec. 3.4", Drawer("anil", "fig4"), source=ANIL),
     Spec("anil_fig4_lm", "figure", "Anil et al. 2018 Fig. 4 on an LSTM language model: codistillation with "
-         "checkpoints exchanged every T updates", "Anil et al. Sec. 3.4", anil.fig4, source=ANIL),
+         "checkpoints exchanged every T updates", "Anil et al. Sec. 3.4", Drawer("anil", "fig4"), source=ANIL),
     Spec("anil_two_phase", "figure", "Anil et al. 2018 Sec. 3.4.1: codistillation vs two-phase distillation "
          "(an ensemble of two, then a student distilling it), against total updates", "Anil et al. Sec. 3.4.1",
-         anil.two_phase, source=ANIL),
+         Drawer("anil", "two_phase"), source=ANIL),
     Spec("anil_table1", "table", "Anil et al. 2018 Table 1: validation log loss and prediction churn between "
-         "retrains", "Anil et al. Sec. 3.5", anil.table1, source=ANIL),
+         "retrains", "Anil et al. Sec. 3.5", Drawer("anil", "table1"), source=ANIL),
 ]
 SPECS = {spec.id: spec for spec in SPEC_LIST}
 
@@ -229,6 +259,8 @@ def _derived_columns(records):
     arch_of = {(rid, model): arch(row, model) for rid, model, (_, row) in
                zip(pairs["run_id"], pairs["model"], pairs.iterrows())}
     records["model_arch"] = [arch_of.get(key) for key in zip(records["run_id"], records["model"])]
+    from .drawing.labels import setup_label
+
     runs = records.drop_duplicates("run_id").set_index("run_id")
     per_run = {"setup": setup_label, "n_way": _n_way, "gamma": _gamma}
     for column, function in per_run.items():
@@ -272,6 +304,8 @@ def output_dir(scale):
 
 
 def _save_figure(fig, out, id):
+    import matplotlib.pyplot as plt
+
     paths = [out / f"{id}.pdf", out / f"{id}.png"]
     fig.savefig(paths[0])
     fig.savefig(paths[1], dpi=130)
@@ -298,6 +332,8 @@ def render(spec, data, out=None):
     out.mkdir(parents=True, exist_ok=True)
     reason = data.problem or ("no finished run yet" if data.records.empty else None)
     if spec.kind == "table":
+        from .drawing.seed_means import SeedNotes
+
         notes = SeedNotes()
         if reason:
             markdown, latex = f"**{spec.title}** — {data.scale.upper()} scale: {reason}\n", f"% {spec.id}: {reason}\n"
@@ -313,11 +349,69 @@ def render(spec, data, out=None):
 def draw_figure(spec, data):
     """The finished matplotlib figure of a figure id: its plot, title with the scale the logs
     say, footer with seeds and unplotted runs; or a figure saying why there is nothing."""
+    from .drawing.layout import finish
+    from .drawing.panels import message_figure
+    from .drawing.seed_means import SeedNotes
+
     reason = data.problem or ("no finished run yet" if data.records.empty else None)
     if reason:
         return message_figure(spec.title, f"{data.scale.upper()} scale: {reason}")
     notes = SeedNotes()
     return finish(spec.draw(data, notes), spec.title, data.scale_note, notes.text(), data.status_text())
+
+
+def output_names(spec):
+    return [f"{spec.id}.{suffix}" for suffix in (("md", "tex") if spec.kind == "table" else ("pdf", "png"))]
+
+
+def stamp_of(spec, results_root, scale):
+    """The hash of what an id is drawn from (figures/stamps.py)."""
+    drawers = {draw_module(other.draw) for other in SPEC_LIST}
+    files = stamps.code_files(draw_module(spec.draw), drawers) + stamps.log_files(results_root, spec.sweep_id, scale)
+    return stamps.stamp(files, Path(results_root).resolve(), scale, spec.id)
+
+
+def draw_one(spec_id, results_root, scale, out):
+    """Loads and draws one id: (status lines, the names written, or the error's text)."""
+    spec = SPECS[spec_id]
+    data = load(spec, results_root, scale)
+    try:
+        return data.status_lines(), [path.name for path in render(spec, data, out)], None
+    except Exception as error:  # one broken id must not hide the others
+        return data.status_lines(), [], f"{type(error).__name__}: {error}"
+
+
+def workers_for(count, jobs=None):
+    return max(1, min(count, jobs or len(os.sched_getaffinity(0))))
+
+
+def draw(specs, results_root, scale, out=None, jobs=None, everything=False, progress=print):
+    """Draws the ids among `specs` whose stamp changed (all with `everything`), `jobs` processes at
+    once (default: one per core). Returns (drawn ids, ids left as they were, {failed id: error})."""
+    out = Path(out) if out else output_dir(scale)
+    stamped = {spec.id: stamp_of(spec, results_root, scale) for spec in specs}
+    due = [spec for spec in specs if everything or not stamps.is_current(
+        out, spec.id, stamped[spec.id], [out / name for name in output_names(spec)])]
+    kept = [spec.id for spec in specs if spec not in due]
+    drawn, failed = [], {}
+    if not due:
+        return drawn, kept, failed
+    # fork: each worker starts with this process's imports (pandas, matplotlib, seaborn: seconds each)
+    for module in {draw_module(spec.draw) for spec in due} | {f"{__package__}.drawing.layout"}:
+        importlib.import_module(module)
+    with ProcessPoolExecutor(workers_for(len(due), jobs), mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [(spec, pool.submit(draw_one, spec.id, results_root, scale, out)) for spec in due]
+        for spec, future in futures:
+            lines, names, error = future.result()
+            progress("\n".join(lines))
+            if error:
+                failed[spec.id] = error
+                progress(f"  FAILED to draw {spec.id}: {error}")
+                continue
+            stamps.record(out, spec.id, stamped[spec.id])
+            drawn.append(spec.id)
+            progress(f"  wrote {', '.join(names)}")
+    return drawn, kept, failed
 
 
 def main(argv=None):
@@ -326,20 +420,13 @@ def main(argv=None):
     parser.add_argument("--results", default=str(COMMITTED), help="results root holding runs/ and sweeps/")
     parser.add_argument("--scale", default="mini", choices=["mini", "paper"])
     parser.add_argument("--out", default=None, help="output folder (default figures/out, figures/out/paper)")
+    parser.add_argument("--jobs", type=int, default=None, help="processes drawing at once (default: one per core)")
+    parser.add_argument("--all", action="store_true", help="draw every id, changed or not")
     args = parser.parse_args(argv)
-    started, failed = time.perf_counter(), []
-    for spec in select(args.ids):
-        data = load(spec, args.results, args.scale)
-        print("\n".join(data.status_lines()))
-        try:
-            paths = render(spec, data, args.out)
-        except Exception as error:  # one broken id must not hide the others
-            failed.append(spec.id)
-            print(f"  FAILED to draw {spec.id}: {type(error).__name__}: {error}")
-            continue
-        print(f"  wrote {', '.join(p.name for p in paths)}")
-    print(f"{len(select(args.ids)) - len(failed)} drawn in {time.perf_counter() - started:.1f} s"
-          + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    started = time.perf_counter()
+    drawn, kept, failed = draw(select(args.ids), args.results, args.scale, args.out, args.jobs, args.all)
+    print(f"{len(drawn)} drawn, {len(kept)} unchanged (inputs as when last drawn) in "
+          f"{time.perf_counter() - started:.1f} s" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     if failed:
         raise SystemExit(1)
 

@@ -1,9 +1,10 @@
-"""Runs the sweep of every figure and table at one scale on this machine, one after the other
-(a job shared by several figures runs once; a rerun skips finished runs and resumes cut ones),
-then packs the logs into the committed form (figures/pack.py) that `make figures` and
-`make report` read.
+"""Runs the sweep of every figure and table at one scale on this machine, one sweep after the
+other, each running up to --jobs of its jobs at once (launcher=local_parallel; default: as many
+as fill the cores, cores // ranks per job), a job shared by several figures once (a rerun skips
+finished runs and resumes cut ones); then packs the logs into the committed form
+(figures/pack.py) that `make figures` and `make report` read.
 
-    python -m figures.reproduce_all [--results results] [--into paper/logs] [--scale mini] [--dry-run]
+    python -m figures.reproduce_all [--results results] [--into paper/logs] [--scale mini] [--jobs N] [--dry-run]
 
 --dry-run lists each sweep's jobs and runs nothing. A sweep that fails does not stop the others;
 the exit status says whether all succeeded, and the logs are packed either way (collect reports
@@ -35,8 +36,9 @@ def sweeps_at(scale):
     return chosen, skipped
 
 
-def run_sweep(sweep_id, scale, results, dry_run):
-    command = [sys.executable, str(REPO / "src" / "run.py"), "-m", f"sweep={sweep_id}", f"scale={scale}"]
+def run_sweep(sweep_id, scale, results, dry_run, jobs=None):
+    command = [sys.executable, str(REPO / "src" / "run.py"), "-m", f"sweep={sweep_id}", f"scale={scale}",
+               "launcher=local_parallel", *([f"launcher.jobs_at_once={jobs}"] if jobs else [])]
     if dry_run:
         command.append("dry_run=true")
     environment = {**os.environ, "CODISTILL_RESULTS": str(results)}
@@ -48,6 +50,8 @@ def main(argv=None):
     parser.add_argument("--results", default="results", help="where the runs are written")
     parser.add_argument("--into", default=str(COMMITTED), help="where the packed logs go")
     parser.add_argument("--scale", default="mini", choices=["mini", "paper"])
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="jobs of a sweep running at once (default: cores // ranks per job, at least 1)")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     chosen, skipped = sweeps_at(args.scale)
@@ -58,7 +62,7 @@ def main(argv=None):
         print(f"[{index}/{len(chosen)}] sweep {sweep_id} at {args.scale} scale "
               f"({(time.perf_counter() - started) / 60:.1f} min so far)", flush=True)
         begun = time.perf_counter()
-        if run_sweep(sweep_id, args.scale, args.results, args.dry_run) != 0:
+        if run_sweep(sweep_id, args.scale, args.results, args.dry_run, args.jobs) != 0:
             failed.append(sweep_id)
         timings.append((sweep_id, time.perf_counter() - begun))
     print("time per sweep: " + ", ".join(f"{s} {t:.0f} s" for s, t in timings))

@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from codistill_experiments.config import ConfigError, data_problem, validate
+from codistill_experiments.jobs import STARTS_ITS_RANKS
 from codistill_experiments.model_jobs import (assemble_run_log, exchange_directory, model_directory, model_ended,
                                               uses_files)
 from codistill_experiments.progress import MODE_VARIABLE, mode
@@ -29,7 +30,7 @@ def progress_mode(container):
     """How much the run prints (codistill/progress.py). A sweep run here prints one line per run
     (its summary): hundreds of mini runs share this terminal. Jobs of other launchers each have
     their own output and print their progress in full. CODISTILL_PROGRESS, when set, wins."""
-    if HydraConfig.get().mode == RunMode.MULTIRUN and container["launcher"]["name"] == "local":
+    if HydraConfig.get().mode == RunMode.MULTIRUN and container["launcher"]["name"] in STARTS_ITS_RANKS:
         os.environ.setdefault(MODE_VARIABLE, "quiet")
     try:
         return mode()
@@ -94,8 +95,8 @@ def model_job_ended(container, directory):
 def model_jobs_line(container):
     """What a run of independent model jobs queues (method.transport=files)."""
     n, k = container["method"]["n"], container["job_ranks"]
-    where = "the sweeper queues one job per model (model_job=<i>)" if container["launcher"]["name"] != "local" \
-        else "started together on this machine"
+    where = ("started together on this machine" if container["launcher"]["name"] in STARTS_ITS_RANKS
+             else "the sweeper queues one job per model (model_job=<i>)")
     return (f"model jobs: {n} independent jobs of {k} rank{'s' * (k > 1)} each, launcher {container['launcher']['name']}"
             f" ({where}), exchanging checkpoints through {exchange_directory(run_dir(container))}")
 

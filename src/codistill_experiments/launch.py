@@ -1,7 +1,7 @@
 """Starting the n*k ranks of one run, with the same worker code everywhere:
 - under Slurm/submitit (one task per rank): the job environment from submitit's helpers;
 - under torchrun (or anything that sets RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): that rank;
-- otherwise: this process spawns the ranks itself (env:// rendezvous on localhost).
+- otherwise: this process spawns the ranks itself (a FileStore rendezvous, jobs.local_rendezvous).
 With method.transport=files every model is its own job of k ranks (model_jobs.py): on Slurm the
 sweeper queues one job per model (`model_job=<i>`); locally this process starts the n models'
 process groups together, each its own world, and one that dies does not stop the others.
@@ -19,7 +19,7 @@ from .vision import two_phase
 from .vision.engine import train_rank
 from codistill.groups import Layout
 from codistill.snapshots import SnapshotTimeout
-from .jobs import check_world_size, free_port, job_rank
+from .jobs import check_world_size, job_rank, local_rendezvous
 from .model_jobs import assemble_run_log, model_directory, model_ended, uses_files
 from .run_state import run_lock
 from .translation.checks import is_fairseq
@@ -46,8 +46,9 @@ class RankLost(RuntimeError):
     src/run.py prints it last, alone, after the traceback of its cause."""
 
 
-def run_rank(rank, config, run_directory, local_rank=None):
-    """One rank: join the process group (env://), train, leave. `rank` is its place in the run's
+def run_rank(rank, config, run_directory, local_rank=None, init_method="env://"):
+    """One rank: join the process group (env:// when a job launcher started it, else the
+    rendezvous of the process that forked it), train, leave. `rank` is its place in the run's
     layout; with method.transport=files its world is its model group, where it is rank_in_group."""
     layout = layout_of(config, rank)
     files = uses_files(config)
@@ -59,7 +60,7 @@ def run_rank(rank, config, run_directory, local_rank=None):
     set_determinism(config["deterministic"], device)
     timeout_s = config["launcher"]["collective_timeout_s"]
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend, init_method="env://", rank=world_rank, world_size=world_size,
+    dist.init_process_group(backend, init_method=init_method, rank=world_rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=timeout_s))
     try:
         if config["method"]["name"] == "two_phase":   # the teacher run first, then this run's students
@@ -89,9 +90,9 @@ def set_determinism(deterministic, device):
     torch.use_deterministic_algorithms(deterministic)
 
 
-def _spawned(index, config, run_directory, rendezvous):
-    os.environ.update(rendezvous, RANK=str(index), LOCAL_RANK=str(index))
-    run_rank(index, config, run_directory)
+def _spawned(index, config, run_directory, init_method):
+    os.environ.update(RANK=str(index), LOCAL_RANK=str(index))
+    run_rank(index, config, run_directory, init_method=init_method)
 
 
 def warm_imports(config):
@@ -123,16 +124,25 @@ def launch(config, run_directory):
         return rank
     if config["launcher"]["start_method"] == "fork":
         warm_imports(config)
-    rendezvous = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(world_size))
-    # The ranks start with Ctrl-C ignored (inherited, and kept by a spawned interpreter): this
-    # process alone handles it, stopping them, so that an interrupted run prints one line, not a
-    # traceback per rank.
+    with local_rendezvous() as init_method:
+        ranks = start_ranks(_spawned, (config, run_directory, init_method("run")), world_size,
+                            config["launcher"]["start_method"])
+        return wait_for_ranks(ranks, config, run_directory)
+
+
+def start_ranks(function, args, nprocs, start_method):
+    """Starts function(index, *args) in nprocs processes, unjoined. They start with Ctrl-C ignored
+    (inherited, and kept by a spawned interpreter): this process alone handles it, stopping them,
+    so that an interrupted run prints one line, not a traceback per rank."""
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        ranks = mp.start_processes(_spawned, args=(config, run_directory, rendezvous), nprocs=world_size,
-                                   join=False, start_method=config["launcher"]["start_method"])
+        return mp.start_processes(function, args=args, nprocs=nprocs, join=False, start_method=start_method)
     finally:
         signal.signal(signal.SIGINT, handler)
+
+
+def wait_for_ranks(ranks, config, run_directory):
+    """Waits for a run's ranks; a lost one is raised as RankLost, Ctrl-C stops them all."""
     try:
         while not ranks.join():
             pass
@@ -172,15 +182,22 @@ def launch_model_jobs(config, run_directory, task):
     models = [model for model in models if not model_ended(run_directory, model)]
     if config["launcher"]["start_method"] == "fork":
         warm_imports(config)
-    started = {}
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        for model in models:
-            rendezvous = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(k))
-            started[model] = mp.start_processes(_spawned_model, args=(model, config, run_directory, rendezvous),
-                                                nprocs=k, join=False, start_method=config["launcher"]["start_method"])
-    finally:
-        signal.signal(signal.SIGINT, handler)
+    with local_rendezvous() as init_method:
+        started = {model: start_ranks(_spawned_model, (model, config, run_directory, init_method(f"model{model}")), k,
+                                      config["launcher"]["start_method"])
+                   for model in models}
+        lost = wait_for_models(started)
+    assemble_run_log(config, run_directory)
+    if lost:
+        said = "; ".join(f"model {model}: {what_happened(error)}" for model, error in sorted(lost.items()))
+        raise RankLost(f"{said}. The other models trained on. Rerun the same command: each lost model resumes from "
+                       f"its last committed state in {run_directory}/model<i> and rejoins from its peers' snapshots") \
+            from next(iter(lost.values()))
+    return 0
+
+
+def wait_for_models(started):
+    """Waits for every model's ranks ({model: ranks}); returns {model: the error} of those lost."""
     lost = {}
     try:
         while started:
@@ -195,25 +212,19 @@ def launch_model_jobs(config, run_directory, task):
         for ranks in started.values():
             stop(ranks)
         raise
-    assemble_run_log(config, run_directory)
-    if lost:
-        said = "; ".join(f"model {model}: {what_happened(error)}" for model, error in sorted(lost.items()))
-        raise RankLost(f"{said}. The other models trained on. Rerun the same command: each lost model resumes from "
-                       f"its last committed state in {run_directory}/model<i> and rejoins from its peers' snapshots") \
-            from next(iter(lost.values()))
-    return 0
+    return lost
 
 
-def _spawned_model(index, model, config, run_directory, rendezvous):
+def _spawned_model(index, model, config, run_directory, init_method):
     """Rank `index` of model `model`'s job; its first rank holds the model's lock (run_state.run_lock:
     its file names the process, which is what to stop to stop this model), unless the command
     trains this model alone (model_job), whose process holds it already."""
-    os.environ.update(rendezvous, RANK=str(index), LOCAL_RANK=str(index))
-    k = int(rendezvous["WORLD_SIZE"])
+    os.environ.update(RANK=str(index), LOCAL_RANK=str(index))
+    k = layout_of(config).ranks_per_group
     locked = run_lock(model_directory(run_directory, model)) if config.get("model_job") is None \
         else contextlib.nullcontext()
     with locked:
-        run_rank(model * k + index, config, run_directory, local_rank=model * k + index)
+        run_rank(model * k + index, config, run_directory, local_rank=model * k + index, init_method=init_method)
 
 
 def what_happened(error):

@@ -3,6 +3,8 @@ import math
 
 from omegaconf import OmegaConf
 
+from ..jobs import jobs_on_cores
+
 
 def _mul(*factors):
     return math.prod(factors)
@@ -29,7 +31,7 @@ def _job_ranks(world_size, ranks_per_model, transport):
 
 def register_resolvers():
     resolvers = (("mul", _mul), ("default", _default), ("v100_constraint", _v100_constraint),
-                 ("whole", _whole), ("job_ranks", _job_ranks),
+                 ("whole", _whole), ("job_ranks", _job_ranks), ("jobs_on_cores", jobs_on_cores),
                  ("int_min", lambda *values: int(min(values))), ("int_div", lambda a, b: int(a // b)))
     for name, resolver in resolvers:
         if not OmegaConf.has_resolver(name):

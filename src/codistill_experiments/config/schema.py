@@ -298,6 +298,13 @@ class LocalLauncher(Launcher):
 
 
 @dataclass
+class LocalParallelLauncher(LocalLauncher):
+    """Up to jobs_at_once jobs of a sweep at once on this machine, each starting its own ranks."""
+    name: str = named("local_parallel", "launcher=<name> chooses the launcher")
+    jobs_at_once: int = spec(COUNT)
+
+
+@dataclass
 class SlurmLauncher(Launcher):
     """One Slurm task per rank, through submitit."""
     name: str = named("slurm", "launcher=<name> chooses the launcher")
@@ -320,7 +327,7 @@ SCHEMAS = {
     "scale": {"scale": Scale},
     "schedule": {"vision": VisionSchedule, "translation": TranslationSchedule,
                  "language_model": LanguageModelSchedule},
-    "launcher": {"local": LocalLauncher, "slurm": SlurmLauncher},
+    "launcher": {"local": LocalLauncher, "local_parallel": LocalParallelLauncher, "slurm": SlurmLauncher},
     "workload": {"digits_mlp": DigitsMLP, "clusters_resnet": ClustersResNet, "imagenet": ImageNet,
                  "cifar10": Cifar10, "multiview_mini": MultiviewMini, "translation": TranslationWorkload,
                  "translation_mini": TranslationMini, "language_model": LanguageModelWorkload,

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 from .. import runlog
-from ..jobs import check_world_size, free_port
+from ..jobs import check_world_size, local_rendezvous
 from .commands import model_dir, shape, train_arguments
 from .data import mini_data_bin
 from .processes import FairseqFailed, cuda_available, gpu_of, import_fairseq, run_fairseq, start_fairseq, wait_all
@@ -71,15 +71,16 @@ def run_local(config, run_directory, data_bin):
     n, k = shape(config)
     cuda = cuda_available()
     processes = {}
-    for group in range(n):
-        if trained(run_directory, group):
-            continue
-        init_method = f"tcp://127.0.0.1:{free_port()}" if k > 1 else None
-        for rank_in_group in range(k):
-            processes[group, rank_in_group] = _train_rank(config, run_directory, data_bin, group, rank_in_group,
-                                                          group * k + rank_in_group, init_method, cuda)
-    groups = sorted({group for group, _ in processes})
-    wait_all(processes, run_directory)
+    with local_rendezvous() as rendezvous:
+        for group in range(n):
+            if trained(run_directory, group):
+                continue
+            init_method = rendezvous(f"model{group}") if k > 1 else None
+            for rank_in_group in range(k):
+                processes[group, rank_in_group] = _train_rank(config, run_directory, data_bin, group, rank_in_group,
+                                                              group * k + rank_in_group, init_method, cuda)
+        groups = sorted({group for group, _ in processes})
+        wait_all(processes, run_directory)
     for group in groups:
         mark_trained(run_directory, group)
 

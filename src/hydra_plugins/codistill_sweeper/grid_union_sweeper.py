@@ -45,6 +45,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
 from codistill_experiments.config import ConfigError, composition_problem, data_problem, validate
+from codistill_experiments.jobs import STARTS_ITS_RANKS
 from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, read_records, run_dir, run_id
 
 
@@ -109,8 +110,8 @@ def model_jobs_of(container):
     """The jobs one run is queued as: itself ([[]]: no override), or, when its models are
     independent jobs (method.transport=files) and the launcher runs jobs at once (Slurm,
     submitit), one per model ([["model_job=0"], ...]), each requeued on its own. The local
-    launcher runs jobs one after another: there a run starts its models together itself."""
-    if container["method"].get("transport") != "files" or container["launcher"]["name"] == "local":
+    launchers start a run's ranks in one process: there a run starts its models together itself."""
+    if container["method"].get("transport") != "files" or container["launcher"]["name"] in STARTS_ITS_RANKS:
         return [[]]
     return [[f"model_job={model}"] for model in range(container["method"]["n"])]
 
@@ -129,14 +130,19 @@ def finished_by(directory):
     return read_records(Path(directory) / METRICS_FILE)[0].get("sweep_id") or "none"
 
 
-def launch_all(launchers, job_groups):
+# Hydra's joblib launcher: its jobs run on this machine's cores, up to hydra.launcher.n_jobs at once.
+JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+
+
+def launch_all(launchers, job_groups, one_after_another=False):
     """Launches job_groups[i] on launchers[i]; returns every JobReturn, in group order. A launcher
     waits for its own jobs, so groups are launched from threads: all are queued before any is
-    awaited."""
+    awaited. Groups that share this machine's cores (one_after_another) run one after the other,
+    each at its own cap, so that two groups never together exceed the cores."""
     starts = [sum(map(len, job_groups[:index])) for index in range(len(job_groups))]
     launch = lambda index: launchers[index].launch(job_groups[index], initial_job_idx=starts[index])  # noqa: E731
-    if len(job_groups) == 1:
-        return list(launch(0))
+    if len(job_groups) == 1 or one_after_another:
+        return [result for index in range(len(job_groups)) for result in launch(index)]
     with ThreadPoolExecutor(len(job_groups)) as pool:
         return [result for group in pool.map(launch, range(len(job_groups))) for result in group]
 
@@ -319,7 +325,9 @@ class GridUnionSweeper(BasicSweeper):
         # a moment, so a copy made while another thread pickles or resolves that config breaks it
         # (seen in CI: "Interpolation key 'launcher.mem_gb' not found").
         launchers = [self.launcher_for(resources) for resources, _ in groups]
-        results = launch_all(launchers, [group for _, group in groups])
+        results = launch_all(launchers, [group for _, group in groups],
+                             one_after_another=all(resources.get("_target_") == JOBLIB_LAUNCHER
+                                                   for resources, _ in groups))
         for result in results:
             _ = result.return_value  # re-raises a failed job's exception
         return [results]
