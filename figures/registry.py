@@ -124,9 +124,10 @@ SPEC_LIST = [
     Spec("alpha_schedule_vision", "figure", "Constant vs step-wise α, ResNet-50 (earlier version)",
          "earlier version A.1", Drawer("paper_figures", "alpha_schedule_vision")),
     Spec("multiview", "figure", "Multi-view experiment (= Figure 6)", "Sec. 5.1", Drawer("paper_figures", "multiview")),
-    Spec("frontier", "figure", "Beyond the paper: codistillation vs PowerSGD, local SGD and DiLoCo, "
-         "top-1 against bits between servers per update (each method also at its best of 6 settings on held-out "
-         "training data, 3 fresh seeds)", "not in the paper (Fig. 1's setting)",
+    Spec("frontier", "figure", "Beyond the paper: codistillation (full and compressed predictions, checkpoints) vs "
+         "PowerSGD, local SGD, DiLoCo and Streaming DiLoCo, top-1 against bits between servers per update (each "
+         "method also at its best of 6 settings on held-out training data, 3 fresh seeds)",
+         "not in the paper (Fig. 1's setting)",
          Drawer("frontier", "frontier"), paper=False),
     Spec("fig2_regimes", "figure", "Beyond the paper: Figure 2's arms in four regimes of the mini stand-in "
          "(weight decay x10 / x30, the paper's epochs / 5 / 10)", "Sec. 4.1, mini only",
