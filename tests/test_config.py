@@ -19,7 +19,7 @@ GROUPS["schedule"] = [name for name in GROUPS["schedule"] if name not in (*TRANS
 
 def test_every_group_has_its_options():
     assert GROUPS["method"] == ["allreduce", "codistill", "diloco", "independent", "localsgd", "powersgd",
-                                "two_phase"]
+                                "streaming_diloco", "two_phase"]
     assert GROUPS["scale"] == ["mini", "paper"]
     assert {"local", "submitit_local"} <= set(GROUPS["launcher"])
 
