@@ -26,10 +26,12 @@ from omegaconf import OmegaConf
 
 from codistill import CommCounter
 from codistill_experiments import runlog
+from codistill_experiments.jobs import cores
 from codistill_experiments.run_schedules import build_schedules
 from codistill_experiments.vision import evaluation as engine_evaluation
 
 from . import bench_reproduce
+
 from .benchlib import ROOT, compose
 
 SWEEP = "bench_collect"
@@ -156,7 +158,7 @@ def make_figures(progress=print):
     unchanged = timed_make_figures(venv)
     progress(f"collect: `make figures` with nothing changed took {unchanged['seconds']:.1f} s "
              f"(exit {unchanged['returncode']})")
-    return {**cold, "cores": len(os.sched_getaffinity(0)), "unchanged": unchanged}
+    return {**cold, "cores": cores(), "unchanged": unchanged}
 
 
 def run(run_counts=(100, 1000, 10000), progress=print):

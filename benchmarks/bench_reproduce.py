@@ -14,7 +14,6 @@ time (the measured sweeps show what that leaves out).
     python -m benchmarks.bench_reproduce [--sweep anil_fig2a] [--jobs 1 2] [--no-sweep]
 """
 import argparse
-import gzip
 import heapq
 import json
 import os
@@ -24,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from codistill_experiments.jobs import cores as cores_here, jobs_on_cores
+from codistill_experiments.runlog import read_records
 from figures.paths import COMMITTED
 from figures.reproduce_all import sweeps_at
 
@@ -35,10 +36,8 @@ SWEEP = "anil_fig2a"   # 12 short runs of 2 ranks: both widths of scheduling sho
 
 def run_record(path):
     """(ranks of its job, logged wall seconds) of a run's log; None when it has no end record."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as handle:
-        lines = handle.read().splitlines()
-    header, end = json.loads(lines[0]), json.loads(lines[-1])
+    records = read_records(path)
+    header, end = records[0], records[-1]
     if end.get("kind") != "end" or end.get("wall_time") is None:
         return None
     return int(header["config"]["world_size"]), float(end["wall_time"])
@@ -89,7 +88,7 @@ def sweep_seconds(runs, cores, jobs_at_once=None):
     total = 0.0
     for ranks in sorted({ranks for _, ranks, _ in runs}, key=[r for _, r, _ in runs].index):
         work = [seconds * min(ranks, LOGGED_CORES) / min(ranks, cores) for _, r, seconds in runs if r == ranks]
-        total += makespan(work, jobs_at_once or max(1, cores // ranks))
+        total += makespan(work, jobs_at_once or jobs_on_cores(ranks, cores))
     return total
 
 
@@ -134,7 +133,7 @@ def sweep_timings(sweep=SWEEP, jobs_list=(1, 2), progress=print):
         progress(f"reproduce: sweep {sweep}, {jobs} job(s) at once: {row['seconds']:.0f} s, {row['finished']}/"
                  f"{row['runs']} runs finished (exit {row['returncode']}; load {row['load_before'][0]:.1f} -> "
                  f"{row['load_after'][0]:.1f})")
-    return {"sweep": sweep, "cores": len(os.sched_getaffinity(0)), "rows": rows,
+    return {"sweep": sweep, "cores": cores_here(), "rows": rows,
             "committed_logged_seconds": committed_seconds(sweep)}
 
 

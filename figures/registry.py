@@ -12,7 +12,6 @@ and the code that draws them; --all draws every id), in parallel processes, one 
 import argparse
 import importlib
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from typing import Callable
 
 import pandas as pd
 import yaml
+
+from codistill_experiments.jobs import cores
 
 from .logs.churn import with_churn
 from .logs.collect import collect, status_lines
@@ -383,7 +384,7 @@ def draw_one(spec_id, results_root, scale, out):
 
 
 def workers_for(count, jobs=None):
-    return max(1, min(count, jobs or len(os.sched_getaffinity(0))))
+    return max(1, min(count, jobs or cores()))
 
 
 def draw(specs, results_root, scale, out=None, jobs=None, everything=False, progress=print):
