@@ -82,12 +82,13 @@ def evaluate(state, val_loader, stats):
 
 
 def gather_stats(state, local):
-    """Sums every rank's row into an [n_groups, N_STATS] table. Bookkeeping only: not counted as
-    exchange traffic."""
-    table = torch.zeros(state.layout.n_groups, N_STATS, dtype=torch.float64)
+    """Sums every rank's row into an [n_groups, N_STATS] table, returned on the CPU. Bookkeeping
+    only: not counted as exchange traffic. The table is summed on the run's device: NCCL has no
+    CPU backend, and a CPU tensor handed to its group is refused."""
+    table = torch.zeros(state.layout.n_groups, N_STATS, dtype=torch.float64, device=state.device)
     table[state.layout.group_index] = local
     dist.all_reduce(table)
-    return table
+    return table.cpu()
 
 
 def records(table, step, schedules, counter, wall_time, batch_per_model, models=None):
