@@ -13,13 +13,11 @@ A run directory (runs/<id>/) then holds:
                         model's evaluation records in update order, a "down" record for each time a
                         model was down, and the end record
 """
-import contextlib
-import fcntl
 import shutil
 import time
 from pathlib import Path
 
-from . import runlog
+from . import file_lock, runlog
 
 TRANSPORT_FILES = "files"
 MERGE_LOCK = "merge.lock"
@@ -89,14 +87,9 @@ def run_log_records(config, logs):
     return [runlog.header(config), *evals, *downs, end]
 
 
-@contextlib.contextmanager
 def _merge_lock(run_directory):
-    with open(Path(run_directory) / MERGE_LOCK, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Held while a model's job assembles the run's log; waits for another job's without limit."""
+    return file_lock.exclusive_lock(Path(run_directory) / MERGE_LOCK)
 
 
 def assemble_run_log(config, run_directory):

@@ -12,18 +12,17 @@ message naming the file, deleting nothing. Everything loads with
 `torch.load(weights_only=True)`.
 """
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
-import socket
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from codistill.atomic_write import atomic_write_bytes
+
+from . import file_lock
 
 STATE_DIR = "state"
 LATEST = "latest.json"
@@ -43,39 +42,24 @@ def is_leader_process():
 
 
 @contextlib.contextmanager
-def run_lock(run_directory, wait_s=0.0):
+def run_lock(run_directory, wait_s=0.0, stale_s=file_lock.STALE_S):
     """Held by the leading process while a run trains, so that two sweeps holding the same job
     (figures sharing runs, launched at once) never train one run directory twice at the same
     time. The kernel drops the lock when its holder dies; on a shared file system that can take a
     while, so a requeued Slurm job waits up to wait_s (launcher.lock_wait_s) for its killed
-    predecessor's lock to clear. Other ranks of the job do not lock."""
+    predecessor's lock to clear. Where the file system has no locks, a killed holder's lock is
+    taken over once stale_s old (file_lock). Other ranks of the job do not lock."""
     if not is_leader_process():
         yield
         return
     Path(run_directory).mkdir(parents=True, exist_ok=True)
-    path = Path(run_directory) / LOCK
-    with open(path, "a+") as handle:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "another process"
-                    raise RunInProgress(f"run {Path(run_directory).name} is being trained by {holder}; run this "
-                                        "again once it has finished (it will then be skipped)") from None
-                time.sleep(1.0)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"host {socket.gethostname()} pid {os.getpid()}"
-                     f"{' slurm job ' + os.environ['SLURM_JOB_ID'] if 'SLURM_JOB_ID' in os.environ else ''}\n")
-        handle.flush()
+    with contextlib.ExitStack() as held:
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            held.enter_context(file_lock.exclusive_lock(Path(run_directory) / LOCK, wait_s, stale_s))
+        except file_lock.LockBusy as busy:
+            raise RunInProgress(f"run {Path(run_directory).name} is being trained by {busy.holder}; run this "
+                                "again once it has finished (it will then be skipped)") from None
+        yield
 
 
 def save_torch(obj, path):
