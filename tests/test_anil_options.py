@@ -246,7 +246,7 @@ def test_adagrads_state_resumes_through_the_saved_group_state(tmp_path):
     first = build_optimizer(schedule, [resumed], 0.1, 0.0)
     steps(resumed, first, gradients[:2])
     run_state.save_group_state(tmp_path, 0, 2, {"optimizer": first.state_dict(), "param": resumed.detach()})
-    saved = run_state.load_group_state(tmp_path, 0, 2, torch.device("cpu"))
+    saved = run_state.load_group_state(tmp_path, 0, 2)
     again = torch.nn.Parameter(saved["param"].clone())
     second = build_optimizer(schedule, [again], 0.1, 0.0)
     second.load_state_dict(saved["optimizer"])

@@ -86,7 +86,7 @@ def test_a_snapshot_holding_a_non_tensor_object_is_refused(tmp_path):
     state = {"step": 3, "model": {}, "payload": Namespace(command="rm -rf /")}
     run_state.save_group_state(tmp_path, 0, 3, state)
     with pytest.raises(pickle.UnpicklingError):
-        run_state.load_group_state(tmp_path, 0, 3, torch.device("cpu"))
+        run_state.load_group_state(tmp_path, 0, 3)
 
 
 def test_only_committed_state_is_resumed_from(tmp_path):

@@ -140,8 +140,11 @@ def committed_step(run_directory):
     return step
 
 
-def load_group_state(run_directory, group, step, device):
-    return torch.load(group_state_path(run_directory, group, step), map_location=device, weights_only=True)
+def load_group_state(run_directory, group, step):
+    """A saved group state, every tensor on the CPU whatever device the run trains on: some of
+    its consumers take CPU tensors only (torch.set_rng_state, numpy), and the engine's `restore`
+    moves what belongs on the device there."""
+    return torch.load(group_state_path(run_directory, group, step), map_location="cpu", weights_only=True)
 
 
 def unreadable_file(run_directory, record, groups):
@@ -154,7 +157,7 @@ def unreadable_file(run_directory, record, groups):
         if digests is not None and path.exists() and digests.get(path.name) != sha256(path):
             return path, "its sha256 differs from the one committed: it changed after it was written"
         try:
-            saved = load_group_state(run_directory, group, step, torch.device("cpu"))
+            saved = load_group_state(run_directory, group, step)
         except Exception as error:  # a truncated zip, a missing file, a refused object: all unreadable
             return path, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         if not (isinstance(saved, dict) and saved.get("step") == step):

@@ -227,14 +227,20 @@ def group_state(state, optimizer, precision, step, elapsed):
     """Everything of this model group that a resumed run needs (saved by the group's leader).
     "teachers" holds the exchange's state_dict (the stale teachers of a checkpoint exchange)."""
     exchange = state.codistiller.exchange.state_dict() if state.codistiller else {}
-    return {"step": step, "elapsed": elapsed, "model": state.model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scaler": precision.scaler.state_dict(),
-            "teachers": exchange, "method": state.method.state_dict(), "rng": torch.get_rng_state(),
-            "inter_node_bits": state.counter.inter_node_bits, "intra_node_bits": state.counter.intra_node_bits}
+    saved = {"step": step, "elapsed": elapsed, "model": state.model.state_dict(),
+             "optimizer": optimizer.state_dict(), "scaler": precision.scaler.state_dict(),
+             "teachers": exchange, "method": state.method.state_dict(), "rng": torch.get_rng_state(),
+             "inter_node_bits": state.counter.inter_node_bits, "intra_node_bits": state.counter.intra_node_bits}
+    if state.device.type == "cuda":   # dropout and other GPU draws: a resumed GPU run continues their stream
+        saved["cuda_rng"] = torch.cuda.get_rng_state(state.device)
+    return saved
 
 
 def restore(state, optimizer, precision, saved):
-    """Loads a group state into this rank; returns (step, elapsed seconds) it was saved at."""
+    """Loads a group state, read onto the CPU (run_state.load_group_state), into this rank; returns
+    (step, elapsed seconds) it was saved at. What lives on the device gets there here: the model and
+    the teachers copy into their parameters, the optimizer moves its state to its parameters', the
+    method moves its own (methods.py); the RNG states stay CPU tensors, as torch takes them."""
     state.model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     precision.scaler.load_state_dict(saved["scaler"])
@@ -244,7 +250,15 @@ def restore(state, optimizer, precision, saved):
     state.counter.inter_node_bits = saved["inter_node_bits"]
     state.counter.intra_node_bits = saved["intra_node_bits"]
     torch.set_rng_state(saved["rng"])
+    if "cuda_rng" in saved and state.device.type == "cuda":
+        torch.cuda.set_rng_state(saved["cuda_rng"], state.device)
     return saved["step"], saved["elapsed"]
+
+
+def resume(directory, state, optimizer, precision, step):
+    """Restores this rank from its group's state committed at `step` in `directory`; returns
+    (step, elapsed seconds)."""
+    return restore(state, optimizer, precision, run_state.load_group_state(directory, state.layout.group_index, step))
 
 
 def save_and_commit(directory, state, optimizer, precision, step, elapsed):
@@ -321,8 +335,7 @@ def train_rank(config, layout, run_directory, device):
     step, elapsed = 0, 0.0
     resume_step = run_state.committed_step(directory)
     if resume_step is not None:
-        saved = run_state.load_group_state(directory, layout.group_index, resume_step, device)
-        step, elapsed = restore(state, optimizer, precision, saved)
+        step, elapsed = resume(directory, state, optimizer, precision, resume_step)
     log = progress = None
     if leader and files:
         log = model_jobs.open_model_log(directory, config, layout.group_index, resume_step)

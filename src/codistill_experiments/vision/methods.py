@@ -81,10 +81,12 @@ def build_method(method_cfg, layout, groups, counter):
     return GroupDataParallel(groups, counter)
 
 
-# PowerSGD's DDP keeps one bucket (the first one too): torch's powerSGD_hook issues each bucket's P
-# and Q all_reduces from future callbacks, on gloo's threads, so with two buckets two ranks can issue
-# them in different orders and desynchronise (seen in make bench part 3c). One bucket sends the same
-# elements; it only loses the overlap of buckets with the backward pass.
+# On gloo, PowerSGD's DDP keeps one bucket (the first one too): torch's powerSGD_hook issues each
+# bucket's P and Q all_reduces from future callbacks, on gloo's threads, so with two buckets two ranks
+# can issue them in different orders and desynchronise (seen in make bench part 3c). One bucket sends
+# the same elements; it only loses the overlap of buckets with the backward pass. NCCL keeps the
+# buckets: its futures are CUDA futures, whose callbacks run when DDP attaches them, in the order it
+# issues the buckets on every rank (the hook's documented use).
 ONE_BUCKET_MB = 1_000_000
 
 
@@ -120,9 +122,12 @@ class PowerSGD(OwnOptimizer):
             min_compression_rate=float(method_cfg["min_compression_rate"]),
             use_error_feedback=bool(method_cfg["error_feedback"]), warm_start=bool(method_cfg["warm_start"]))
         self.fresh_after_resume = False
+        self.device = None   # the model's: where the warm-start factors live
 
     def wrap(self, model):
-        ddp = _ddp(model, self.groups, bucket_cap_mb=ONE_BUCKET_MB)
+        self.device = next(model.parameters()).device
+        ddp = _ddp(model, self.groups, bucket_cap_mb=ONE_BUCKET_MB if dist.get_backend(self.groups.group) == "gloo"
+                   else None)
         ddp.register_comm_hook(self, counted_powersgd_hook)
         return ddp
 
@@ -140,8 +145,11 @@ class PowerSGD(OwnOptimizer):
                 "numel": [state.total_numel_before_compression, state.total_numel_after_compression]}
 
     def load_state_dict(self, saved):
+        """`saved` as read from disk, on the CPU: the factors go to the model's device."""
         state = self.state
-        state.iter, state.p_memory_dict, state.q_memory_dict = saved["iter"], dict(saved["p"]), dict(saved["q"])
+        state.iter = saved["iter"]
+        state.p_memory_dict, state.q_memory_dict = ({bucket: factor.to(self.device) for bucket, factor in factors.items()}
+                                                    for factors in (saved["p"], saved["q"]))
         keys, position, has_gauss, gauss = saved["rng"]
         state.rng.set_state(("MT19937", keys.numpy().astype("uint32"), position, has_gauss, gauss))
         state.total_numel_before_compression, state.total_numel_after_compression = saved["numel"]
