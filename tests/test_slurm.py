@@ -262,7 +262,10 @@ def test_the_plain_sbatch_script_runs_a_job_as_the_launcher_does(tmp_path, slurm
     assert eval_records(root / "runs" / reference.name) == eval_records(reference)
 
 
-def slurm_request(overrides):
+def slurm_request(overrides, site=None):
+    """A paper-scale job composed for launcher=slurm_v100 with its hydra config. site=None leaves
+    out the site file (a checkout's own src/conf/site/local.yaml would change what is asked for);
+    site="example" composes with src/conf/site/example.yaml in its place."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -270,39 +273,88 @@ def slurm_request(overrides):
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("codistill", overrides=["scale=paper", "launcher=slurm_v100", *overrides],
-                       return_hydra_config=True)
+        return compose("codistill", overrides=["scale=paper", "launcher=slurm_v100", "~site" if site is None
+                                               else f"site={site}", *overrides], return_hydra_config=True)
+
+
+def sbatch_file(overrides, tmp_path, monkeypatch, site=None):
+    """The sbatch file that hydra-submitit-launcher and submitit write for the job's first task,
+    through their own code (the launcher as the sweeper builds it), submitted nowhere."""
+    import submitit
+    from hydra.utils import instantiate
+    from submitit.slurm.slurm import SlurmExecutor
+
+    written = []
+    monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 1))   # no srun here
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", lambda executor, *jobs: written.append(
+        executor._executor._make_submission_file_text("python src/run.py", "uid")) or [])
+    cfg = slurm_request([*overrides, f"hydra.sweep.dir={tmp_path}"], site=site)
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.setup(hydra_context=None, task_function=None, config=cfg)
+    assert launcher.launch([["seed=0"]], initial_job_idx=0) == []
+    return [line for line in written[0].splitlines() if line.startswith("#SBATCH")]
 
 
 def test_paper_scale_slurm_requests_match_the_paper(tmp_path, monkeypatch):
-    """Fig. 2's codistillation job: 2 nodes x 8 V100 (16 GB) GPUs, 32 images per GPU; Fig. 4's
-    (the WMT'16 transformer big): the same 2 x 8 GPUs, on 32 GB V100s."""
+    """Fig. 2's codistillation job: 2 nodes x 8 GPUs of 16 GB (V100s), 32 images per GPU; Fig. 4's
+    (the WMT'16 transformer big): the same 2 x 8 GPUs, of 32 GB. The GB are the workload's; the
+    Slurm feature that gives them is the site's: none by default, the example site file's on
+    FAIR's cluster."""
     monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "v100")
-    cfg = slurm_request(["sweep=fig2", "method=codistill", "schedule=codistill_tuned"])
+    vision = ["sweep=fig2", "method=codistill", "schedule=codistill_tuned"]
+    cfg = slurm_request(vision)
     launcher = cfg.hydra.launcher
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 8, 8)
-    assert launcher.constraint == "volta16gb" and cfg.scale.batch_per_rank == 32
+    assert cfg.workload.gpu_memory_gb == 16 and cfg.scale.batch_per_rank == 32
+    assert launcher.constraint is None
     assert launcher.max_num_timeout >= 1   # requeued on a time limit, not lost
+    assert slurm_request(vision, site="example").hydra.launcher.constraint == "volta16gb"
+    assert slurm_request([*vision, "launcher.constraint=gpu16"]).hydra.launcher.constraint == "gpu16"
     job = compose_job(["scale=paper", "method=codistill", "launcher=slurm_v100"], tmp_path)
     assert job["world_size"] == 16
-    translation = slurm_request(["sweep=fig4", "workload=wmt16_transformer_big", "method=codistill",
-                                 "schedule=ott2018_codistill", "method.exchange=checkpoints"]).hydra.launcher
-    assert translation.constraint == "volta32gb"
-    assert (translation.nodes, translation.tasks_per_node, translation.gpus_per_node) == (2, 8, 8)
+    translation = ["sweep=fig4", "workload=wmt16_transformer_big", "method=codistill",
+                   "schedule=ott2018_codistill", "method.exchange=checkpoints"]
+    cfg = slurm_request(translation)
+    assert cfg.workload.gpu_memory_gb == 32 and cfg.hydra.launcher.constraint is None
+    assert (cfg.hydra.launcher.nodes, cfg.hydra.launcher.tasks_per_node, cfg.hydra.launcher.gpus_per_node) == (2, 8, 8)
+    assert slurm_request(translation, site="example").hydra.launcher.constraint == "volta32gb"
+    # A CPU workload asks for no GPU feature, even where the site maps the GPU ones.
+    assert slurm_request(["workload=clusters_resnet"], site="example").hydra.launcher.constraint is None
 
 
 def test_slurm_jobs_ask_for_their_own_gpus_share_of_memory_and_whole_gpus(monkeypatch):
-    """50 GB per task (400 GB over a server's 8 GPUs): a 1-GPU IWSLT job asks for 50 GB, not the
-    node's 400; Fig. 2(c)'s b = 128 per model is 4 GPUs per model, the integer 4, not 4.0."""
+    """No memory by default (the partition's default); with 50 GB per rank (the example site
+    file's: 400 GB over a server's 8 GPUs), a 1-GPU IWSLT job asks for 50 GB, not the node's 400;
+    Fig. 2(c)'s b = 128 per model is 4 GPUs per model, the integer 4, not 4.0."""
     monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "v100")
-    full = slurm_request(["method=codistill"]).hydra.launcher
+    default = slurm_request(["method=codistill"]).hydra.launcher
+    assert (default.tasks_per_node, default.mem_gb) == (8, None)
+    full = slurm_request(["method=codistill"], site="example").hydra.launcher
     assert (full.tasks_per_node, full.mem_gb) == (8, 8 * 50)
     one_gpu = slurm_request(["workload=iwslt14_transformer", "method=allreduce", "schedule=iwslt_transformer",
-                             "scale.ranks_per_model=1"]).hydra.launcher
+                             "scale.ranks_per_model=1", "launcher.mem_gb_per_rank=50"]).hydra.launcher
     assert (one_gpu.nodes, one_gpu.tasks_per_node, one_gpu.gpus_per_node, one_gpu.mem_gb) == (1, 1, 1, 50)
-    half = slurm_request(["method=codistill", "schedule=codistill_tuned", "batch_scale=0.5"])
+    half = slurm_request(["method=codistill", "schedule=codistill_tuned", "batch_scale=0.5",
+                          "launcher.mem_gb_per_rank=37"])
     assert half.scale.ranks_per_model == 4 and isinstance(half.scale.ranks_per_model, int)
-    assert (half.hydra.launcher.tasks_per_node, half.hydra.launcher.mem_gb) == (8, 400)
+    assert (half.hydra.launcher.tasks_per_node, half.hydra.launcher.mem_gb) == (8, 8 * 37)
+
+
+def test_the_committed_slurm_launcher_asks_for_no_gpu_feature_or_memory_and_a_site_file_adds_them(
+        tmp_path, monkeypatch):
+    """Feature names and node memory are each cluster's own: sbatch refuses a feature no node has,
+    or more memory than its nodes hold. So the committed launcher writes neither --constraint nor
+    --mem (the partition's default memory) and the site file (or the command line) adds them."""
+    monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "v100")
+    neutral = sbatch_file(["method=codistill"], tmp_path / "neutral", monkeypatch)
+    assert "#SBATCH --partition=v100" in neutral and "#SBATCH --nodes=2" in neutral
+    assert not [line for line in neutral if line.startswith(("#SBATCH --constraint", "#SBATCH --mem"))], neutral
+    site = sbatch_file(["method=codistill"], tmp_path / "site", monkeypatch, site="example")
+    assert {"#SBATCH --constraint=volta16gb", "#SBATCH --mem=400GB", "#SBATCH --partition=my_partition",
+            "#SBATCH --account=my_account"} <= set(site), site
+    overridden = sbatch_file(["method=codistill", "launcher.constraint=gpu16", "launcher.mem_gb_per_rank=20"],
+                             tmp_path / "overridden", monkeypatch, site="example")
+    assert {"#SBATCH --constraint=gpu16", "#SBATCH --mem=160GB"} <= set(overridden), overridden
 
 
 def test_a_paper_scale_dry_run_lists_a_files_run_as_one_slurm_job_per_model(tmp_path):

@@ -208,6 +208,33 @@ def test_a_paper_sweep_without_imagenet_on_disk_fails_before_launching(tmp_path)
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_sweep_queued_without_checking_data_here_leaves_the_check_to_each_job(tmp_path):
+    # Where the data is mounted on the compute nodes only, a sweep is queued from a login node that
+    # lacks it: launcher.check_data_on_submit=false turns the sweeper's refusal into a warning, and
+    # each job checks again as it starts. launcher=local runs the job in this process, so the job's
+    # own check is what stops it, after the sweeper's queue step (it wrote the manifest). The job's
+    # ranks would train on this machine's CPU (scale.gpus_per_rank=0): only its data is missing.
+    nowhere = tmp_path / "nowhere"
+    job = ["-m", "scale=paper", "scale.gpus_per_rank=0", "method=allreduce", f"workload.data_root={nowhere}",
+           "launcher=local", f"results_root={tmp_path}"]
+    expected = f"workload.data_root='{nowhere}': expected {nowhere}/train/<class>/<image>.JPEG"
+    refused = run_cli(*job, cwd=tmp_path)
+    assert refused.returncode != 0 and "the sweep was not launched" in refused.stderr and expected in refused.stderr
+    assert "launcher.check_data_on_submit=false" in refused.stderr   # the way out is named
+    assert not (tmp_path / "sweeps").exists() and not (tmp_path / "hydra").exists()
+
+    queued = run_cli(*job, "launcher.check_data_on_submit=false", cwd=tmp_path)
+    assert queued.returncode != 0 and "not launched" not in queued.stderr
+    warned = queued.stderr.index("warning: not found here, queued anyway (launcher.check_data_on_submit=false): ")
+    failed = queued.stderr.index(f"error: {expected}")   # the job's own check, as it started
+    assert warned < failed and expected in queued.stderr[warned:failed]
+    assert "each job checks its data again when it starts on its node" in queued.stderr
+    assert "Launching 1 jobs locally" in queued.stdout + queued.stderr
+    manifest = json.loads((tmp_path / "sweeps" / "adhoc" / "paper.json").read_text())
+    assert [entry["run_id"] for entry in manifest] == [re.search(r"\[0\] (\S+)", queued.stdout).group(1)]
+    assert not (tmp_path / "runs").exists()   # the job stopped before it made its run directory
+
+
 def test_the_wide_resnet_pretraining_sweep_resolves_zagoruykos_recipe(tmp_path):
     done = run_cli("-m", "sweep=wrn_pretrain", "scale=paper", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -19,9 +19,22 @@ def _default(value, fallback):
     return fallback if value is None else value
 
 
-def _v100_constraint(gpu_memory_gb):
-    """The Slurm constraint of a V100 of that memory (16 or 32 GB); none for a CPU workload."""
-    return None if gpu_memory_gb is None else f"volta{int(gpu_memory_gb)}gb"
+def _mul_or_null(*factors):
+    """The product, or None when a factor is None: a request left unset per rank stays unset per node."""
+    return None if any(factor is None for factor in factors) else math.prod(factors)
+
+
+def _gpu_constraint(gpu_memory_gb, features):
+    """The Slurm constraint that gives a workload its GPU memory, from a site's table of GB ->
+    feature (`{16: volta16gb, 32: volta32gb}`); none for a CPU workload. Feature names are each
+    cluster's own, so the table is written in the site file, never in committed config."""
+    if gpu_memory_gb is None:
+        return None
+    for key in (gpu_memory_gb, str(gpu_memory_gb)):
+        if key in features:
+            return features[key]
+    raise ValueError(f"workload.gpu_memory_gb={gpu_memory_gb}: the site's gpu_constraint table {features} has no "
+                     "entry for it; add one to launcher.constraint in src/conf/site/local.yaml")
 
 
 def _job_ranks(world_size, ranks_per_model, transport):
@@ -30,7 +43,8 @@ def _job_ranks(world_size, ranks_per_model, transport):
 
 
 def register_resolvers():
-    resolvers = (("mul", _mul), ("default", _default), ("v100_constraint", _v100_constraint),
+    resolvers = (("mul", _mul), ("default", _default), ("mul_or_null", _mul_or_null),
+                 ("gpu_constraint", _gpu_constraint),
                  ("whole", _whole), ("job_ranks", _job_ranks), ("jobs_on_cores", jobs_on_cores),
                  ("int_min", lambda *values: int(min(values))), ("int_div", lambda a, b: int(a // b)))
     for name, resolver in resolvers:

@@ -283,12 +283,16 @@ START_METHODS = Rule(choices=tuple(multiprocessing.get_all_start_methods()), why
 
 @dataclass
 class Launcher:
-    """What every launcher sets: how ranks start, their threads, and how long they wait."""
+    """What every launcher sets: how ranks start, their threads, how long they wait, and whether a
+    sweep checks the jobs' data on the machine that launches it."""
     name: str = MISSING
     start_method: str = spec(START_METHODS)
     threads_per_rank: int = spec(COUNT)
     collective_timeout_s: Number = spec(POSITIVE)
     lock_wait_s: Number = spec(NON_NEGATIVE)
+    # False: a sweep whose data is missing here warns and is queued anyway (a login node without the
+    # compute nodes' data mounts); each job still checks its data when it starts
+    check_data_on_submit: bool = MISSING
 
 
 @dataclass
@@ -314,8 +318,8 @@ class SlurmLauncher(Launcher):
     gpus_per_rank: int = spec(NON_NEGATIVE)
     tasks_per_node: int = spec(COUNT)
     cpus_per_task: int = spec(COUNT)
-    mem_gb_per_rank: Number = spec(POSITIVE)
-    mem_gb: Number = spec(POSITIVE)
+    mem_gb_per_rank: Optional[Number] = spec(POSITIVE)   # None: no --mem, the partition's default
+    mem_gb: Optional[Number] = spec(POSITIVE)
     time_limit_min: Number = spec(POSITIVE)
     max_requeues: int = spec(NON_NEGATIVE)
     signal_delay_s: Number = spec(POSITIVE)

@@ -298,13 +298,21 @@ class GridUnionSweeper(BasicSweeper):
                       f"launcher {container['launcher']['name']}")
         if not jobs:
             return []
-        missing = sorted({problem for _, container, _, _ in jobs if (problem := data_problem(container))})
+        missing, unchecked = self.missing_data(jobs)
+        if unchecked:  # queued from a machine without the data (a login node): the jobs check it where they run
+            queued = "a launch would queue it anyway" if dry_run else "queued anyway"
+            for problem in unchecked:
+                print(f"warning: not found here, {queued} (launcher.check_data_on_submit=false): {problem}",
+                      file=sys.stderr)
+            print("warning: each job checks its data again when it starts on its node, and stops if it is missing",
+                  file=sys.stderr)
         if dry_run:  # it may be preparing a cluster's jobs elsewhere: it warns, a launch refuses
             for problem in missing:
                 print(f"warning: a launch here would refuse: {problem}", file=sys.stderr)
             return []
         if missing:
-            raise ConfigError("the sweep was not launched:\n  - " + "\n  - ".join(missing))
+            raise ConfigError("the sweep was not launched:\n  - " + "\n  - ".join(missing) + "\n(to queue jobs "
+                              "whose data is only on the nodes that run them: launcher.check_data_on_submit=false)")
         write_manifest(sweep_name, jobs)
         # Each job composes its config again when it starts (on Slurm, maybe hours later): it is
         # handed the run id validated here and stops if its config has changed since.
@@ -331,6 +339,15 @@ class GridUnionSweeper(BasicSweeper):
         for result in results:
             _ = result.return_value  # re-raises a failed job's exception
         return [results]
+
+    @staticmethod
+    def missing_data(jobs):
+        """(the data problems on this machine that refuse a launch, those of jobs whose launcher
+        leaves the check to the job itself: launcher.check_data_on_submit=false), each sorted."""
+        problems = [(problem, container["launcher"]["check_data_on_submit"]) for _, container, _, _ in jobs
+                    if (problem := data_problem(container))]
+        refused = {problem for problem, checked in problems if checked}
+        return sorted(refused), sorted({problem for problem, _ in problems} - refused)
 
     @staticmethod
     def by_resources(pending):
