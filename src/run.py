@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from codistill_experiments.config import ConfigError, data_problem, validate
+from codistill_experiments.config import ConfigError, data_problem, placement_problem, validate
 from codistill_experiments.jobs import STARTS_ITS_RANKS
 from codistill_experiments.model_jobs import (assemble_run_log, exchange_directory, model_directory, model_ended,
                                               uses_files)
@@ -112,17 +112,17 @@ def main(cfg):
         sys.exit(f"error: this job was validated as run {cfg.expected_run_id} when its sweep was launched, but "
                  f"its config now resolves to run {identifier}: the configs changed in between. Launch the sweep "
                  "again (finished runs are skipped).")
-    problem = data_problem(container)
+    problems = [problem for problem in (data_problem(container), placement_problem(container)) if problem]
     if cfg.dry_run:
         print(OmegaConf.to_yaml(cfg, resolve=True))
         print(f"run id: {identifier}\nrun dir: {directory}")
         if uses_files(container):
             print(model_jobs_line(container))
-        if problem:
+        for problem in problems:
             print(f"warning: cannot run here yet: {problem}")
         return
-    if problem:
-        sys.exit(f"error: {problem}")
+    if problems:
+        sys.exit("error: " + "\nerror: ".join(problems))
     if ended(identifier, directory) or model_job_ended(container, directory):
         return
     for where, _, what in state_directories(container, directory):   # a model job's log: damaged is refused too

@@ -58,7 +58,8 @@ class Codistiller:
     model: this rank's model (not its DDP wrapper). layout: a `Layout` holding this rank; the
     default process group must already span `layout.world_size` ranks. Creating a Codistiller
     creates the layout's process groups (or takes `groups`, made by make_process_groups(layout)),
-    so every rank creates its own at the same point.
+    so every rank creates its own at the same point; `timeout` (a datetime.timedelta) is how long
+    their collectives may wait: give the one init_process_group was given (make_process_groups).
     exchange: "predictions" (every `period` updates, peers all_gather their logits of the same
       batch: peers, the ranks at the same place in each group, must see the same batches) or
       "checkpoints" (every `period` updates, peers swap parameters; in between each rank runs the
@@ -82,7 +83,7 @@ class Codistiller:
 
     def __init__(self, model, layout, exchange="predictions", period=1, alpha=1.0, loss="mse", temperature=1.0,
                  burn_in_steps=0, prediction_bits=None, make_teacher=None, *, groups=None, counter=None,
-                 run_teacher=None, prediction_topk=None):
+                 run_teacher=None, prediction_topk=None, timeout=None):
         if exchange not in EXCHANGES:
             raise ValueError(f"exchange={exchange!r} is not one of {EXCHANGES}")
         if prediction_bits not in WIRE_DTYPES:
@@ -96,7 +97,7 @@ class Codistiller:
         if dist.get_world_size() != layout.world_size:
             raise ValueError(f"the layout has {layout.world_size} ranks ({layout.n_groups} groups x "
                              f"{layout.ranks_per_group}), the process group {dist.get_world_size()}")
-        self.groups = groups if groups is not None else make_process_groups(layout)
+        self.groups = groups if groups is not None else make_process_groups(layout, timeout)
         counter = counter if counter is not None else CommCounter()
         teachers = (build_teachers(model, make_teacher or (lambda group: copy.deepcopy(model)), layout.group_index,
                                    layout.n_groups) if exchange != "predictions" else [])

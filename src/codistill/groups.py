@@ -50,17 +50,21 @@ class ProcessGroups:
     peers_span_nodes: bool
 
 
-def make_process_groups(layout):
-    """Every rank must create every group, in the same order (torch.distributed's rule)."""
+def make_process_groups(layout, timeout=None):
+    """Every rank must create every group, in the same order (torch.distributed's rule).
+    timeout (a datetime.timedelta): how long a collective of these groups may wait; give the one
+    the world was initialised with. None leaves torch's default for a new group, which is not the
+    world's (10 minutes on NCCL, 30 on gloo), and on NCCL a collective that outlives it aborts the
+    process."""
     own_group = own_peers = None
     for group in range(layout.n_groups):
         ranks = layout.group_ranks(group)
-        handle = dist.new_group(ranks) if layout.n_groups > 1 else dist.group.WORLD
+        handle = dist.new_group(ranks, timeout=timeout) if layout.n_groups > 1 else dist.group.WORLD
         if group == layout.group_index:
             own_group = handle
     for position in range(layout.ranks_per_group):
         ranks = layout.peer_ranks(position)
-        handle = dist.new_group(ranks) if layout.ranks_per_group > 1 else dist.group.WORLD
+        handle = dist.new_group(ranks, timeout=timeout) if layout.ranks_per_group > 1 else dist.group.WORLD
         if position == layout.rank_in_group:
             own_peers = handle
     return ProcessGroups(

@@ -2,8 +2,10 @@
 
   config/           a run's config: each group's schema, checked by Hydra as it composes, and
                     the validation of the composed job (Hydra, OmegaConf; no torch)
-  launch.py         the ranks of a run, locally or under submitit/Slurm (jobs.py: the job environment)
+  launch.py         the ranks of a run, locally or under submitit/Slurm (jobs.py: the job environment,
+                    the GPUs a rank may use)
   run_state.py      crash-safe run state: each model group's saved state, committed atomically
+  file_lock.py      the run's lock (and model jobs' merge lock), where a file system has no flock too
   runlog.py         run ids, run directories, metrics.jsonl and how a run's log ends
   progress.py       one-line progress reports; divergence.py a non-finite loss as a failed run
   run_schedules.py  the library's schedules from a run's schedule and method config

@@ -1,15 +1,59 @@
 """Where this process stands in a job, for both launchers (launch.py for the vision engine,
 translation/launcher.py for fairseq): its rank when a job launcher started it (submitit/Slurm,
 torchrun), the check that the job has the ranks a run needs, and the rendezvous of the worlds
-this process starts on this machine. Nothing here imports torch."""
+this process starts on this machine, and the GPUs a rank may use. Nothing here imports torch but
+gpu_of, when it is called."""
 import contextlib
 import os
 import tempfile
+from pathlib import Path
 
 # The launchers whose jobs run in a process of this machine that starts the run's ranks itself:
 # `local` one job after another in the sweep's process, `local_parallel` up to
 # launcher.jobs_at_once jobs at once in Hydra's joblib launcher's worker processes.
 STARTS_ITS_RANKS = ("local", "local_parallel")
+
+
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")   # one folder per GPU the NVIDIA driver holds
+NVIDIA_DEVICES = Path("/dev")                     # /dev/nvidia0, /dev/nvidia1, ...: one file per GPU
+
+
+def gpus_present(driver_gpus=None, devices=None):
+    """The NVIDIA GPUs of this machine, as the driver lists them (or its device files)."""
+    driver_gpus = NVIDIA_GPUS if driver_gpus is None else Path(driver_gpus)
+    if driver_gpus.is_dir():
+        return len(list(driver_gpus.iterdir()))
+    devices = NVIDIA_DEVICES if devices is None else Path(devices)
+    return len([path for path in devices.glob("nvidia*") if path.name[len("nvidia"):].isdigit()])
+
+
+def visible_gpus(environ=None, present=None):
+    """The GPUs a process started here may use: the first CUDA_VISIBLE_DEVICES entries up to an
+    invalid one, as CUDA reads them (Slurm sets it to the job's GPUs), at most the GPUs present
+    (`present`, by default gpus_present()). Read without CUDA and without torch: a process that
+    asks CUDA how many devices there are can no longer fork ranks that use CUDA."""
+    environ = os.environ if environ is None else environ
+    present = gpus_present() if present is None else present
+    listed = environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return present
+    entries = [entry.strip() for entry in listed.split(",")]
+    valid = next((index for index, entry in enumerate(entries) if not entry or entry.startswith("-")), len(entries))
+    return min(valid, present)
+
+
+def gpu_of(local_rank):
+    """The GPU of the rank `local_rank` of this machine: its own, GPU `local_rank`. A rank without
+    one is refused here, as NCCL would refuse two ranks on one GPU ("Duplicate GPU detected"),
+    with what to do (config.placement_problem says it before a job starts)."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise RuntimeError(f"rank {local_rank} of this machine has no GPU of its own ({count} visible): start at most "
+                           "one rank per GPU here (fewer models or ranks per model), or run on a cluster with "
+                           "launcher=slurm_v100")
+    return local_rank
 
 
 def cores():

@@ -19,7 +19,7 @@ from .vision import two_phase
 from .vision.engine import train_rank
 from codistill.groups import Layout
 from codistill.snapshots import SnapshotTimeout
-from .jobs import check_world_size, job_rank, local_rendezvous
+from .jobs import check_world_size, gpu_of, job_rank, local_rendezvous, visible_gpus
 from .model_jobs import assemble_run_log, model_directory, model_ended, uses_files
 from .run_state import run_lock
 from .translation.checks import is_fairseq
@@ -32,13 +32,25 @@ def layout_of(config, rank=0):
 
 
 def _device(local_rank):
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
+    """This rank's device: its own GPU when the machine has GPUs (jobs.gpu_of), else the CPU."""
+    return torch.device("cuda", gpu_of(local_rank)) if torch.cuda.is_available() else torch.device("cpu")
 
 
-# How gloo and NCCL report a peer that died (connection reset/closed) or hangs (timeout).
+def rank_start_method(config):
+    """How this process starts a run's ranks: launcher.start_method, except on a machine with
+    GPUs, where a forked rank could not use CUDA once this process has queried it (a sweep's
+    earlier job may have): its ranks are spawned."""
+    method = config["launcher"]["start_method"]
+    return "spawn" if method == "fork" and visible_gpus() > 0 else method
+
+
+# How gloo reports a peer that died (connection reset/closed) or hangs (timeout), as an exception
+# run_rank turns into RankLost. NCCL does not raise: its watchdog aborts the rank's process once a
+# collective outlives the group's timeout (or a peer's communicator failed), and wait_for_ranks (or
+# Slurm, which ends the job step) reports a rank killed by SIGABRT.
 PEER_LOST = ("timed out", "timeout", "connection reset", "connection closed", "broken pipe")
+NCCL_ABORT = ("SIGABRT: on GPUs NCCL aborts a rank whose collective outlived launcher.collective_timeout_s "
+              "or whose peer was lost; the rank that failed first, if any, is named above")
 
 
 class RankLost(RuntimeError):
@@ -59,9 +71,10 @@ def run_rank(rank, config, run_directory, local_rank=None, init_method="env://")
     torch.set_num_threads(config["launcher"]["threads_per_rank"])
     set_determinism(config["deterministic"], device)
     timeout_s = config["launcher"]["collective_timeout_s"]
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend, bound = ("nccl", {"device_id": device}) if device.type == "cuda" else ("gloo", {})
+    # device_id binds NCCL's communicators and barriers to this rank's GPU, not one guessed from the rank
     dist.init_process_group(backend, init_method=init_method, rank=world_rank, world_size=world_size,
-                            timeout=datetime.timedelta(seconds=timeout_s))
+                            timeout=datetime.timedelta(seconds=timeout_s), **bound)
     try:
         if config["method"]["name"] == "two_phase":   # the teacher run first, then this run's students
             two_phase.train(config, layout, run_directory, device, train_rank)
@@ -82,12 +95,15 @@ def run_rank(rank, config, run_directory, local_rank=None, init_method="env://")
 
 def set_determinism(deterministic, device):
     """CPU runs are bit-reproducible either way. On GPU, `deterministic=true` selects deterministic
-    kernels (cuDNN, cuBLAS); NCCL's reduction order can still differ between runs."""
+    kernels (cuDNN, cuBLAS) where they exist; NCCL's reduction order can still differ between runs.
+    Where none exists (on CUDA: the backward of ResNet's adaptive average pooling, NLLLoss) torch
+    warns and runs the nondeterministic kernel: raising would stop every vision run at its first
+    update."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not deterministic
         if deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def _spawned(index, config, run_directory, init_method):
@@ -122,11 +138,11 @@ def launch(config, run_directory):
         check_world_size(world_size)
         run_rank(rank, config, run_directory, local_rank)
         return rank
-    if config["launcher"]["start_method"] == "fork":
+    start_method = rank_start_method(config)
+    if start_method == "fork":
         warm_imports(config)
     with local_rendezvous() as init_method:
-        ranks = start_ranks(_spawned, (config, run_directory, init_method("run")), world_size,
-                            config["launcher"]["start_method"])
+        ranks = start_ranks(_spawned, (config, run_directory, init_method("run")), world_size, start_method)
         return wait_for_ranks(ranks, config, run_directory)
 
 
@@ -152,8 +168,9 @@ def wait_for_ranks(ranks, config, run_directory):
     except mp.ProcessExitedException as lost:
         # torch has already stopped every other rank; say which one was lost and what to do.
         group = layout_of(config, lost.error_index).group_index
+        signal_name = NCCL_ABORT if lost.signal_name == "SIGABRT" else lost.signal_name
         raise RankLost(f"rank {lost.error_index} (model {group}) exited with code {lost.exit_code}"
-                       f"{' (signal ' + lost.signal_name + ')' if lost.signal_name else ''}; the other "
+                       f"{' (signal ' + signal_name + ')' if signal_name else ''}; the other "
                        "ranks were stopped. Rerun the same command to resume from the last "
                        f"committed state in {run_directory}") from lost
     except mp.ProcessRaisedException as failed:
@@ -180,11 +197,12 @@ def launch_model_jobs(config, run_directory, task):
         return rank_in_job
     models = [model_job] if model_job is not None else range(config["method"]["n"])
     models = [model for model in models if not model_ended(run_directory, model)]
-    if config["launcher"]["start_method"] == "fork":
+    start_method = rank_start_method(config)
+    if start_method == "fork":
         warm_imports(config)
     with local_rendezvous() as init_method:
         started = {model: start_ranks(_spawned_model, (model, config, run_directory, init_method(f"model{model}")), k,
-                                      config["launcher"]["start_method"])
+                                      start_method)
                    for model in models}
         lost = wait_for_models(started)
     assemble_run_log(config, run_directory)

@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from ..data_checks import check_cifar_root, check_criteo_root, check_imagefolder_root
+from ..jobs import STARTS_ITS_RANKS, visible_gpus
 from ..translation.checks import FAIRSEQ_SCHEDULE_KINDS, check_translation_job, is_fairseq, workload_data_problem
 from .checks import (check_eval_every, check_launcher, check_layout, check_method, check_models,
                      check_own_method_workload, check_prediction_topk, check_schedule, check_top_level, check_torchft,
@@ -55,6 +56,31 @@ def data_problem(container):
                     "a Wide-ResNet trained with workload.scenario=full: run sweep=wrn_pretrain at the same scale, "
                     "then pass workload.pretrained=<results>/runs/<its run id>/model0.pt (docs/configs.md, \"Paper scale\")")
         return check_cifar_root(workload["data_root"])
+    return None
+
+
+def placement_problem(container, gpus=None):
+    """Why this machine cannot give each rank of the job the GPU it asks for (scale.gpus_per_rank),
+    with what to use instead, or None. Only the launchers that start a job's ranks here place them
+    on this machine's GPUs (GPU i for its i-th rank); Slurm gives each task GPUs of its own.
+    gpus: the GPUs visible here (jobs.visible_gpus, which asks no CUDA)."""
+    launcher, per_rank, ranks = container["launcher"], container["scale"]["gpus_per_rank"], container["job_ranks"]
+    if launcher["name"] not in STARTS_ITS_RANKS or not per_rank:
+        return None
+    visible = visible_gpus() if gpus is None else gpus
+    wanted = (f"scale.gpus_per_rank={per_rank}: each of the job's {ranks} ranks trains on a GPU of its own, and "
+              f"launcher={launcher['name']} starts them on this machine")
+    cluster = "on a GPU cluster, use launcher=slurm_v100 (one Slurm task per GPU, docs/gpu-cluster.md)"
+    if visible == 0:
+        return (f"{wanted}, which has no GPU visible: {cluster}; or set scale.gpus_per_rank=0 to train the paper's "
+                "shapes on this machine's CPU")
+    if visible < ranks * per_rank:
+        return (f"{wanted}, which has {visible} visible: ranks would share a GPU, which NCCL refuses (\"Duplicate GPU "
+                f"detected\"); {cluster}, or give the job fewer ranks (method.n x scale.ranks_per_model)")
+    if launcher.get("jobs_at_once", 1) > 1:
+        return (f"launcher.jobs_at_once={launcher['jobs_at_once']}: every job of launcher=local_parallel places its "
+                "ranks on this machine's first GPUs, so jobs running at once would share them; set "
+                "launcher.jobs_at_once=1, or use launcher=slurm_v100")
     return None
 
 

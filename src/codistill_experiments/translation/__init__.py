@@ -11,7 +11,7 @@ records; nothing here imports the plugin (fairseq loads it from `--user-dir`).
   data.py             the data-bin check and the generated mini corpus
   label_smoothing.py  the per-epoch label-smoothing schedule of the criterion
   commands.py         each rank's fairseq-train / fairseq-generate command line
-  processes.py        fairseq in forked child processes: start, wait, stop, fail with the log's tail
+  processes.py        fairseq in child processes (forked on CPUs, spawned on GPUs): start, wait, stop, fail with the log's tail
   launcher.py         a run: its ranks (local or one task each), flag files, resume repairs
   results.py          the end of a run: BLEU of every model and the assembled metrics.jsonl
   records.py          the eval record of one model (from the criterion's exact sums) and the

@@ -1,6 +1,7 @@
-"""A translation run: every rank is one fairseq-train process, forked from this process by the
-local launcher, or started by Slurm/submitit (one task per rank, codistill_experiments.jobs); when every model
-has trained, results.py scores BLEU and writes the log.
+"""A translation run: every rank is one fairseq-train process, started from this process by the
+local launcher (processes.start_method: forked on the CPU, spawned on a GPU), or started by
+Slurm/submitit (one task per rank, codistill_experiments.jobs); when every model has trained,
+results.py scores BLEU and writes the log.
 
 Layout of a run directory (results/runs/<scale>-<method>-<hash>):
   metrics.jsonl          header, eval records of every model, test (BLEU) records, end record
@@ -17,10 +18,10 @@ import zipfile
 from pathlib import Path
 
 from .. import runlog
-from ..jobs import check_world_size, local_rendezvous
+from ..jobs import check_world_size, gpu_of, local_rendezvous
 from .commands import model_dir, shape, train_arguments
 from .data import mini_data_bin
-from .processes import FairseqFailed, cuda_available, gpu_of, import_fairseq, run_fairseq, start_fairseq, wait_all
+from .processes import FairseqFailed, cuda_available, import_fairseq, run_fairseq, start_fairseq, wait_all
 from .results import finish, start_log
 
 
@@ -67,7 +68,7 @@ def mark_trained(run_directory, group):
 
 
 def run_local(config, run_directory, data_bin):
-    """Every rank of every unfinished model group, forked from this process."""
+    """Every rank of every unfinished model group, started from this process."""
     n, k = shape(config)
     cuda = cuda_available()
     processes = {}

@@ -1,7 +1,8 @@
-"""fairseq in child processes forked from this one (fairseq and torch are imported once for a whole
-sweep, and forked ranks inherit them). fairseq runs in its own process, so the unsafe checkpoint
-loading it needs on torch >= 2.6 (FAIRSEQ_ENV) and its Hydra set-up stay out of this one; a child
-dies with its parent, and a failed one stops the others with an error naming its log."""
+"""fairseq in child processes of this one: a CPU child is forked (fairseq and torch are imported
+once for a whole sweep, and forked ranks inherit them), a GPU child starts a fresh interpreter
+(start_method says why). fairseq runs in its own process, so the unsafe checkpoint loading it needs
+on torch >= 2.6 (FAIRSEQ_ENV) and its Hydra set-up stay out of this one; a child dies with its
+parent, and a failed one stops the others with an error naming its log."""
 import multiprocessing
 import os
 import signal
@@ -18,13 +19,6 @@ def cuda_available():
     return torch.cuda.is_available()
 
 
-def gpu_of(local_rank):
-    """The GPU of a rank on its node (ranks share GPUs round-robin when there are fewer)."""
-    import torch
-
-    return local_rank % torch.cuda.device_count()
-
-
 def _fairseq_entry(tool):
     if tool == "train":
         from fairseq_cli.train import cli_main
@@ -38,8 +32,8 @@ def _fairseq_entry(tool):
 
 
 def import_fairseq():
-    """Import fairseq (seconds) once in this process: forked ranks inherit it. The plugin is not
-    imported here: each fairseq process loads it from --user-dir."""
+    """Import fairseq (seconds) once in this process: forked (CPU) ranks inherit it. The plugin is
+    not imported here: each fairseq process loads it from --user-dir."""
     import fairseq_cli.generate  # noqa: F401
     import fairseq_cli.preprocess  # noqa: F401
     import fairseq_cli.train  # noqa: F401
@@ -56,15 +50,13 @@ def _die_with_parent(parent):
 
 
 def _child(tool, argv, log_path, threads, parent, gpu):
-    """Body of a forked fairseq process: its own log file, environment, GPU and Hydra version base."""
+    """Body of a fairseq process: its own log file, environment, GPU and Hydra version base."""
     import logging
 
     import torch
     from hydra import version
 
     _die_with_parent(parent)
-    if gpu is not None:  # fairseq selects a device only for distributed ranks; a single-rank model needs it too
-        torch.cuda.set_device(gpu)
     os.environ.update(FAIRSEQ_ENV)
     os.environ["CODISTILL_PROGRESS_FD"] = str(os.dup(1))
     log = open(log_path, "a", buffering=1)
@@ -74,6 +66,11 @@ def _child(tool, argv, log_path, threads, parent, gpu):
     logging.root.handlers = []
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO,
                         stream=sys.stdout, force=True)
+    # After the log is in place: a GPU that cannot be used is then named in the log that
+    # FairseqFailed quotes. fairseq selects a device only for distributed ranks; a single-rank model
+    # needs it too.
+    if gpu is not None:
+        torch.cuda.set_device(gpu)
     torch.set_num_threads(threads)
     version.setbase("1.1")  # fairseq composes its own config through hydra.experimental (Hydra 1.1 API)
     sys.argv = [f"fairseq-{tool}", *argv]
@@ -81,17 +78,34 @@ def _child(tool, argv, log_path, threads, parent, gpu):
     sys.stdout.flush()
 
 
+def start_method(gpu):
+    """How a child that uses GPU `gpu` (None: the CPU only) is started. By the time a child starts,
+    this process has queried CUDA (cuda_available, jobs.gpu_of, and importing fairseq, which calls
+    torch.cuda.device_count), and torch refuses CUDA in a child forked after that ("Cannot
+    re-initialize CUDA in forked subprocess"). So a GPU child is spawned, a fresh interpreter where
+    CUDA works; importing torch and fairseq again costs it seconds, nothing beside a GPU run. A CPU
+    child never touches CUDA, so it is forked and inherits the imported fairseq: mini runs and the
+    tests start their fairseq processes at once."""
+    return "fork" if gpu is None else "spawn"
+
+
+def start_process(target, args, gpu=None, name=None):
+    """Starts target(*args) in a child process by start_method(gpu). Under spawn the target and args
+    are pickled, and the child gets this process's environment and sys.path."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    process = multiprocessing.get_context(start_method(gpu)).Process(target=target, args=args, name=name)
+    process.start()
+    return process
+
+
 def start_fairseq(tool, argv, log_path, threads=1, gpu=None):
-    """Forks a process running `fairseq-<tool> argv` (on GPU `gpu`), its output appended to log_path."""
+    """Starts a process running `fairseq-<tool> argv` (on GPU `gpu`), its output appended to log_path."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
         log.write(f"\n$ fairseq-{tool} {' '.join(argv)}\n")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    process = multiprocessing.get_context("fork").Process(
-        target=_child, args=(tool, argv, str(log_path), threads, os.getpid(), gpu), name=f"fairseq-{tool}")
-    process.start()
-    return process
+    return start_process(_child, (tool, argv, str(log_path), threads, os.getpid(), gpu), gpu,
+                         name=f"fairseq-{tool}")
 
 
 def log_tail(log_path, lines=15):
@@ -132,8 +146,9 @@ def wait_all(processes, run_directory):
                 process.join()
 
 
-def run_fairseq(tool, argv, log_path, threads=1):
-    process = start_fairseq(tool, argv, log_path, threads)
+def run_fairseq(tool, argv, log_path, threads=1, gpu=None):
+    """Runs `fairseq-<tool> argv` (on GPU `gpu`) to its end; FairseqFailed with its log's tail when it fails."""
+    process = start_fairseq(tool, argv, log_path, threads, gpu)
     process.join()
     if process.exitcode != 0:
         raise FairseqFailed(f"fairseq-{tool} exited with code {process.exitcode}; {log_path} ends with:\n"

@@ -59,8 +59,10 @@ def test_record(config, run_directory, data_bin, group, step):
     if done.exists():
         return json.loads(done.read_text())
     generation = config["workload"]["generation"]
-    run_fairseq("generate", generate_arguments(config, run_directory, data_bin, group, cuda_available()),
-                folder / "generate.log")
+    cuda = cuda_available()
+    # fairseq-generate without --cpu runs on the current device, GPU 0
+    run_fairseq("generate", generate_arguments(config, run_directory, data_bin, group, cuda), folder / "generate.log",
+                gpu=0 if cuda else None)
     hypotheses, references = read_generation(folder / f"generate-{generation['subset']}.txt")
     score, signature = corpus_bleu(hypotheses, references, config["workload"]["bleu_tokenize"])
     record = {"kind": "test", "model": group, "step": step, "subset": generation["subset"], "bleu": score.score,

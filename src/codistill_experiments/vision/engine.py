@@ -7,6 +7,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -148,7 +149,8 @@ def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=No
     constant. run_directory: where a file transport keeps its snapshots (method.transport=files).
     train_set: whose class frequencies a unigram label smoothing prior is (by default the
     workload's training set; train_rank passes the one it trains on, before data.split's shards)."""
-    groups = model_job_groups(layout) if model_jobs.uses_files(cfg) else make_process_groups(layout)
+    groups = (model_job_groups(layout) if model_jobs.uses_files(cfg)
+              else make_process_groups(layout, timedelta(seconds=cfg.launcher.collective_timeout_s)))
     group = layout.group_index
     init_group = sampling_layout(cfg.method, layout).group_index  # local SGD, DiLoCo: model 0's init
     if cfg.method.name == "two_phase":   # a student starts from none of its teachers' initialisations

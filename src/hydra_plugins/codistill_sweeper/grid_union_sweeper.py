@@ -44,7 +44,7 @@ from hydra.types import RunMode
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from codistill_experiments.config import ConfigError, composition_problem, data_problem, validate
+from codistill_experiments.config import ConfigError, composition_problem, data_problem, placement_problem, validate
 from codistill_experiments.jobs import STARTS_ITS_RANKS
 from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, read_records, run_dir, run_id
 
@@ -299,6 +299,8 @@ class GridUnionSweeper(BasicSweeper):
         if not jobs:
             return []
         missing, unchecked = self.missing_data(jobs)
+        # ranks this machine cannot give a GPU each (the launchers that start them here)
+        missing = sorted({*missing, *(problem for _, container, _, _ in jobs if (problem := placement_problem(container)))})
         if unchecked:  # queued from a machine without the data (a login node): the jobs check it where they run
             queued = "a launch would queue it anyway" if dry_run else "queued anyway"
             for problem in unchecked:
