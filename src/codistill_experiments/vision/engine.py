@@ -3,6 +3,7 @@ codistillation between groups (Algorithm 1 of the paper) through the library's C
 method.transport=files each model group is its own job (model_jobs.py): its world holds its own
 ranks only, and its teachers come through files."""
 import contextlib
+import hashlib
 import json
 import math
 import time
@@ -28,7 +29,7 @@ from .evaluation import (N_STATS, TRAIN_CE, TRAIN_DISTILL, TrainLosses, evaluate
                          save_predictions)
 from .methods import build_method, sampling_layout
 from .sampling import (CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, held_out_split,
-                       model_shard)
+                       loader_options, model_shard)
 from .supervised import SupervisedLoss
 from .workloads import build_workload
 
@@ -124,7 +125,7 @@ def train_step(state, optimizer, precision, schedules, step, batch, trace):
         codistiller = state.codistiller
         teachers = codistiller.teachers_logits(step, inputs, logits) if codistiller else []
         if trace:
-            write_trace(trace, state, step, bool(teachers))
+            write_trace(trace, state, step, bool(teachers), inputs)
         loss = supervised = state.supervised(logits, targets)
         distill = None
         if teachers:
@@ -196,8 +197,17 @@ def build_codistiller(cfg, layout, groups, counter, model, workload, memory_form
                        groups=groups, counter=counter, prediction_topk=method.prediction_topk)
 
 
-def write_trace(handle, state, step, teachers_used):
-    entry = {"step": step, "own": param_hash(state.model)}
+def trace_path(directory, layout):
+    """trace=true: each rank's per-update record (trace-model<i>.jsonl for a model's first rank)."""
+    rank = f"-rank{layout.rank_in_group}" if layout.rank_in_group else ""
+    return directory / f"trace-model{layout.group_index}{rank}.jsonl"
+
+
+def write_trace(handle, state, step, teachers_used, inputs):
+    """One update's record: hashes of the model's parameters, of the inputs it trains on and of
+    its teachers, and their ages."""
+    entry = {"step": step, "own": param_hash(state.model),
+             "inputs": hashlib.sha1(inputs.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]}
     if teachers_used and state.codistiller.teachers:
         entry["teachers"] = [param_hash(t) for t in state.codistiller.teachers]
         entry["teachers_from_step"] = state.codistiller.exchange.held_steps()
@@ -325,7 +335,7 @@ def train_rank(config, layout, run_directory, device):
                          f"({len(train_set)} samples): lower scale.batch_per_rank or batch_scale")
     val_loader = DataLoader(eval_set, batch_sampler=EvalShardSampler(
         len(eval_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
-        collate_fn=workload.collate, num_workers=cfg.workload.loader_workers, pin_memory=device.type == "cuda")
+        collate_fn=workload.collate, **loader_options(cfg.workload.loader_workers, device))
     schedules = run_schedules(cfg, sampled_batch, len(sampler))
     state = build_rank_state(cfg, layout, workload, device, alpha=schedules.alpha, run_directory=run_directory,
                              train_set=whole_train_set)
@@ -349,8 +359,8 @@ def train_rank(config, layout, run_directory, device):
         progress = Progress(name, directory, schedules.total_steps, schedules.steps_per_epoch,
                             batch_per_model * (1 if files else layout.n_groups), step)
     trace = None
-    if cfg.trace and layout.rank_in_group == 0:
-        trace = open(directory / f"trace-model{layout.group_index}.jsonl", "a" if step else "w")
+    if cfg.trace:
+        trace = open(trace_path(directory, layout), "a" if step else "w")
     steps_per_epoch, total_steps, eval_every = settings.steps_per_epoch, settings.total_steps, settings.eval_every
     started = time.perf_counter() - elapsed
     stats = torch.zeros(N_STATS, dtype=torch.float64)

@@ -1,10 +1,17 @@
 """Which samples each rank sees. A fresh seeded permutation per epoch is cut into batches of
 `batch_per_model`; rank r of a model group takes the r-th of k equal shards of each batch.
 Groups given the same order seed see the same batches at the same positions: the coordinated
-sampling that exchanging predictions needs (paper Section 3). `batch_source` turns the sampler
-into the batches a rank trains on, on its device."""
+sampling that exchanging predictions needs (paper Section 3). The random augmentations of a
+batch (crops, flips) are drawn from a seed of its own, made of the same order seed, the epoch,
+the batch and the rank's place in its model group: peers see the same views of the same images,
+the ranks of one model different ones, whatever process or loader worker reads them.
+`batch_source` turns the sampler into the batches a rank trains on, on its device."""
+import copy
+import hashlib
+import random
+
 import torch
-from torch.utils.data import DataLoader, Sampler, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from .datasets import InMemoryDataset, batch_is_ready
 
@@ -38,8 +45,54 @@ class CoordinatedBatchSampler(Sampler):
             yield order[first:first + self.shard]
 
     def __iter__(self):
-        for indices in self.index_batches():
-            yield indices.tolist()
+        """Each remaining batch's indices for this rank, with the seed of its augmentations."""
+        for batch, indices in enumerate(self.index_batches(), start=self.start_batch):
+            yield SeededBatch(indices.tolist(), augmentation_seed(self.order_seed, self.epoch, batch,
+                                                                  self.rank_in_group))
+
+
+def augmentation_seed(order_seed, epoch, batch, rank_in_group):
+    """The seed of the random transforms of one rank's share of one batch: a function of where
+    the batch stands (order seed, epoch, batch) and of the rank's place in its model group only,
+    so that peers draw the same ones (Python's hash of a tuple is salted per process; sha256 is not)."""
+    digest = hashlib.sha256(f"{order_seed}/{epoch}/{batch}/{rank_in_group}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1   # torch.manual_seed takes up to 2**63 - 1
+
+
+class SeededBatch(list):
+    """A batch's sample indices and the seed of their augmentations (what a DataLoader hands its
+    worker, or its own fetcher, for one batch)."""
+
+    def __init__(self, indices, seed):
+        super().__init__(indices)
+        self.seed = seed
+
+
+class SeededAugmentation(Dataset):
+    """`dataset`, fetched a batch at a time with torch's and Python's random streams seeded by the
+    batch's own seed (SeededBatch): torchvision's random transforms draw from them, so a batch gets
+    the same crops and flips in any process that reads it. The process's streams are left as they
+    were (a loader without workers fetches in the training process)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return self.dataset[index]
+
+    def __getitems__(self, batch):
+        fetch = getattr(self.dataset, "__getitems__", None)   # a Subset's, or a data set's own batch read
+        python_stream = random.getstate()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(batch.seed)
+                random.seed(batch.seed)
+                return fetch(batch) if fetch else [self.dataset[index] for index in batch]
+        finally:
+            random.setstate(python_stream)
 
 
 def in_memory_tensors(dataset):
@@ -92,12 +145,24 @@ def held_out_split(train_set, val_set, data_cfg):
     """(training set, evaluation set). With data.holdout = m > 0 (tuning a method's settings without
     looking at the validation set a figure reports), a fixed m training samples (the same for every
     method and seed, drawn by data.subset_seed) are taken out of training and evaluated on instead
-    of the validation set; data.fraction then applies to the rest."""
+    of the validation set, through the validation set's transforms (evaluation_view); data.fraction
+    then applies to the rest."""
     holdout = int(data_cfg.get("holdout", 0) or 0)
     if holdout <= 0:
         return train_set, val_set
     order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(data_cfg.subset_seed)).tolist()
-    return Subset(train_set, order[holdout:]), Subset(train_set, order[:holdout])
+    return Subset(train_set, order[holdout:]), Subset(evaluation_view(train_set, val_set), order[:holdout])
+
+
+def evaluation_view(train_set, val_set):
+    """The training samples as the validation set is read: a torchvision data set (ImageFolder,
+    CIFAR-10) copied with the validation set's transform, its file list shared; a data set without
+    transforms (tensors in memory) as it is."""
+    if getattr(train_set, "transform", None) is None:
+        return train_set
+    view = copy.copy(train_set)
+    view.transform = val_set.transform
+    return view
 
 
 def data_subset(train_set, data_cfg):
@@ -155,6 +220,12 @@ def batch_source(workload, train_set, sampler, settings, device):
     if tensors is not None:
         batches = InMemoryBatches(*tensors, sampler, device)
         return DeviceBatches(batches, device, True) if settings.channels_last else batches
-    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=workload.collate,
-                        num_workers=settings.loader_workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(SeededAugmentation(train_set), batch_sampler=sampler, collate_fn=workload.collate,
+                        **loader_options(settings.loader_workers, device))
     return DeviceBatches(loader, device, settings.channels_last)
+
+
+def loader_options(workers, device):
+    """A DataLoader's workers, kept from one epoch (or evaluation) to the next rather than started
+    again each time, and its pinned host memory when batches go to a GPU."""
+    return {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": device.type == "cuda"}
