@@ -239,6 +239,7 @@ class ImageNet:
     eval_batch: int = spec(COUNT)
     loader_workers: int = spec(NON_NEGATIVE)
     models: MODELS = MISSING
+    zero_init_residual: bool = MISSING
     amp: bool = MISSING
     channels_last: bool = MISSING
     gpu_memory_gb: Optional[int] = MISSING
@@ -257,6 +258,7 @@ class Cifar10:
     eval_batch: int = spec(COUNT)
     loader_workers: int = spec(NON_NEGATIVE)
     models: MODELS = MISSING
+    sync_batchnorm: bool = MISSING
     amp: bool = MISSING
     channels_last: bool = MISSING
     gpu_memory_gb: Optional[int] = MISSING

@@ -159,6 +159,10 @@ def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=No
     init_seed = cfg.init_seed if cfg.init_seed is not None else model_seed(cfg.seed, init_group)
     memory_format = torch.channels_last if cfg.workload.get("channels_last", False) else torch.preserve_format
     model = workload.make_model(init_seed, model_spec(cfg, group)).to(device, memory_format=memory_format)
+    if cfg.workload.get("sync_batchnorm", False) and layout.ranks_per_group > 1 and device.type == "cuda":
+        # batch statistics over the model's whole batch, not each GPU's share (torch's SyncBatchNorm
+        # runs on GPUs only: a CPU run keeps each rank's own statistics)
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model, process_group=groups.group)
     counter = CommCounter()
     method = build_method(cfg.method, layout, groups, counter)
     return RankState(cfg, layout, device, groups, model, method.wrap(model), flat_parameters(model).clone(), counter,

@@ -157,7 +157,8 @@ def imagenet(cfg):
     def make_model(seed, spec=None):
         torch.manual_seed(seed)
         architecture = getattr(torchvision.models, (spec or {}).get("arch", cfg.arch))
-        return architecture(num_classes=cfg.num_classes)
+        residual = {"zero_init_residual": cfg.zero_init_residual} if is_resnet(architecture) else {}
+        return architecture(num_classes=cfg.num_classes, **residual)
 
     train_set = torchvision.datasets.ImageFolder(root / "train", train_tf)
     val_set = torchvision.datasets.ImageFolder(root / "val", val_tf)
@@ -165,6 +166,12 @@ def imagenet(cfg):
         raise ValueError(f"workload.data_root={str(root)!r}: {len(train_set.classes)} classes in train/, "
                          f"{len(val_set.classes)} in val/, workload.num_classes={cfg.num_classes}: they must agree")
     return Workload(train_set=train_set, val_set=val_set, num_classes=cfg.num_classes, make_model=make_model)
+
+
+def is_resnet(architecture):
+    """A torchvision ResNet builder (resnet*, resnext*, wide_resnet*: those that build
+    torchvision.models.ResNet, which takes zero_init_residual)."""
+    return architecture.__name__.startswith(("resnet", "resnext", "wide_resnet"))
 
 
 def multiview_mini(cfg):
