@@ -44,17 +44,19 @@ def model_ended(run_directory, model):
     return runlog.end_state(model_log_path(run_directory, model))[0] in (runlog.FINISHED, runlog.FAILED)
 
 
-def open_model_log(directory, config, model, resume_step):
+def open_model_log(directory, config, model, resume_step, environment=None):
     """Model `model`'s log in its job directory, with a "start" record for this attempt: the
     update it starts from and, for a resumed attempt, `last_seen`, the time of the newest record
     the previous attempt wrote (its last evaluation: the model was down from then on). Records
-    after the resumed step are dropped: they are computed again."""
+    after the resumed step are dropped: they are computed again. environment: the header's
+    (runlog.run_environment), for a log that has none yet."""
     def attempt(earlier):
         seen = [record["time"] for record in earlier if "time" in record]
         return [{"kind": "start", "model": model, "step": resume_step or 0, "time": time.time(),
                  "last_seen": max(seen) if seen else None}]
 
-    return runlog.MetricsLog.resume(directory, config, resume_step, kept_kinds=("header", "start"), attempt=attempt)
+    return runlog.MetricsLog.resume(directory, config, resume_step, kept_kinds=("header", "start"), attempt=attempt,
+                                    environment=environment)
 
 
 def down_records(records):
@@ -84,7 +86,8 @@ def run_log_records(config, logs):
     failed = [(model, end) for model, end in enumerate(ends) if runlog.is_failed(end)]
     if failed:
         end.update(status="failed", reason="; ".join(f"model {model}: {end.get('reason')}" for model, end in failed))
-    return [runlog.header(config), *evals, *downs, end]
+    first = logs[0][0] if logs and logs[0] else {}
+    return [runlog.header(config, first.get("environment")), *evals, *downs, end]
 
 
 def _merge_lock(run_directory):

@@ -190,7 +190,9 @@ def git_state():
         return None, None
 
 
-def header(config):
+def header(config, environment=None):
+    """The first record of a run's log: what ran (its config, code version) and where
+    (`environment`: run_environment's, from the process that trains)."""
     commit, dirty = git_state()
     return {
         "kind": "header",
@@ -203,7 +205,52 @@ def header(config):
         "git_commit": commit,
         "git_dirty": dirty,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "environment": environment,
     }
+
+
+def run_environment(device_type, backend, precision, gpus=None):
+    """Where a run trains, for its header: the host, its CPU, Python's and torch's versions, the
+    device type ("cuda" or "cpu"), the collectives' backend and the arithmetic's precision; on
+    GPUs also their model (as the NVIDIA driver names it, read without CUDA), how many the job's
+    process sees (`gpus`), and the CUDA, cuDNN and NCCL versions torch was built with."""
+    import platform
+    import socket
+
+    import torch
+
+    environment = {"host": socket.gethostname(), "cpu": cpu_model(), "python": platform.python_version(),
+                   "torch": torch.__version__, "device": device_type, "backend": backend, "precision": precision}
+    if device_type == "cuda":
+        environment.update(gpu=gpu_model(), gpus=gpus, cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
+                           nccl=".".join(str(part) for part in torch.cuda.nccl.version()))
+    return environment
+
+
+def cpu_model(cpuinfo=Path("/proc/cpuinfo")):
+    """The CPU's model name (Linux), else what platform knows."""
+    import platform
+
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_model(driver_gpus=Path("/proc/driver/nvidia/gpus")):
+    """The model of this machine's first NVIDIA GPU, from the driver's description of it (no CUDA
+    call: a process that queries CUDA cannot fork ranks that use it); None where it cannot be read."""
+    try:
+        for information in sorted(driver_gpus.glob("*/information")):
+            for line in information.read_text().splitlines():
+                if line.startswith("Model:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 class MetricsLog:
@@ -219,15 +266,16 @@ class MetricsLog:
         self.handle = open(path, "a")
 
     @classmethod
-    def resume(cls, directory, config, last_step, kept_kinds=("header",), attempt=None):
+    def resume(cls, directory, config, last_step, kept_kinds=("header",), attempt=None, environment=None):
         """Keeps the header (and records of `kept_kinds`) and the eval records up to the committed
         `last_step`: a torn last line and records written after the last committed state are
         dropped (they are recomputed). attempt(earlier records): records this attempt starts with
-        (a model job's "start" record: model_jobs.open_model_log)."""
+        (a model job's "start" record: model_jobs.open_model_log). A log without a header starts
+        with this attempt's (`environment`: header's)."""
         path = Path(directory) / METRICS_FILE
         earlier = read_records(path) if last_step is not None and path.exists() else []
         if not earlier or earlier[0].get("kind") != "header":
-            earlier = [header(config)]
+            earlier = [header(config, environment)]
         kept = [r for r in earlier if r["kind"] in kept_kinds or (r["kind"] == "eval" and r["step"] <= last_step)]
         return cls(Path(directory), [*kept, *(attempt(earlier) if attempt else [])])
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .. import runlog
+from ..jobs import visible_gpus
 from .commands import generate_arguments, model_dir, shape
 from .data import is_language_model
 from .processes import cuda_available, run_fairseq
@@ -23,9 +24,19 @@ def start_log(config, run_directory):
 
 
 def header(config):
-    record = runlog.header(config)
+    record = runlog.header(config, environment(config))
     record["scale_note"] = config["workload"].get("note") or record["scale_note"]
     return record
+
+
+def environment(config):
+    """Where the run's fairseq ranks train: on GPUs when this process finds them (cuda_available),
+    their gradients all_reduced by NCCL (gloo on CPUs) when a model has several ranks."""
+    cuda = cuda_available()
+    _, k = shape(config)
+    return runlog.run_environment("cuda" if cuda else "cpu", ("nccl" if cuda else "gloo") if k > 1 else None,
+                                  "float16 (fairseq --fp16)" if cuda and config["workload"]["fp16"] else "float32",
+                                  visible_gpus() if cuda else None)
 
 
 def read_generation(path):

@@ -74,6 +74,9 @@ class Precision:
     def __init__(self, enabled, device):
         self.enabled, self.device_type = enabled, device.type
         self.dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        # as a run's header names it: the autocast dtype with loss scaling on GPU, else float32
+        self.name = (("float16 autocast, loss scaling" if device.type == "cuda" else "bfloat16 autocast")
+                     if enabled else "float32")
         self.scaler = torch.amp.GradScaler(device.type, enabled=enabled and device.type == "cuda")
         self.scaling = self.scaler.is_enabled()
 
@@ -353,11 +356,13 @@ def train_rank(config, layout, run_directory, device):
     if resume_step is not None:
         step, elapsed = resume(directory, state, optimizer, precision, resume_step)
     log = progress = None
+    environment = runlog.run_environment(device.type, dist.get_backend(), precision.name,
+                                         torch.cuda.device_count() if device.type == "cuda" else None) if leader else None
     if leader and files:
-        log = model_jobs.open_model_log(directory, config, layout.group_index, resume_step)
+        log = model_jobs.open_model_log(directory, config, layout.group_index, resume_step, environment)
     elif leader:
-        log = (runlog.MetricsLog.resume(run_directory, config, step) if resume_step is not None
-               else runlog.MetricsLog(run_directory, [runlog.header(config)]))
+        log = (runlog.MetricsLog.resume(run_directory, config, step, environment=environment)
+               if resume_step is not None else runlog.MetricsLog(run_directory, [runlog.header(config, environment)]))
     if leader:
         name = runlog.run_id(config) + (f" model {layout.group_index}" if files else "")
         progress = Progress(name, directory, schedules.total_steps, schedules.steps_per_epoch,
