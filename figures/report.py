@@ -20,9 +20,9 @@ from pathlib import Path
 import markdown
 
 from . import kill_rejoin, registry
-from .claims.evaluation import CLAIMS, Outcome, evaluate, load_claims
-from .claims.findings import findings_section, frontier_rows, table_cell
-from .claims.noise import NOISE_SES, Resolution
+from .claims.evaluation import CLAIMS, Outcome, comparison_counts, distinct_comparisons, evaluate, load_claims
+from .claims.findings import bottom_line, findings_section, frontier_rows, table_cell, verdict_mark
+from .claims.noise import ALPHA, Resolution
 from .claims.verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN
 from .paths import BENCH_RESULTS, COMMITTED, REPO
 from .regime.verdicts import DOCS, read_declarations
@@ -87,6 +87,10 @@ def evaluate_all(all_claims, data, resolution=None):
             else:
                 outcome = evaluate(claim, data[scale][claim["figure"]], by_source[source][scale])
             outcomes[(claim["id"], scale)] = outcome
+    for scale in SCALES:   # a claim that repeats another's comparison says so, and is counted with it
+        for first, later in distinct_comparisons([c["id"] for c in all_claims], outcomes, scale).items():
+            for claim_id in later:
+                outcomes[(claim_id, scale)].same_as = first
     return outcomes
 
 
@@ -104,15 +108,23 @@ def _paper_value(claim):
 
 
 def summary_section(all_claims, outcomes, data):
-    lines = ["## Summary", "", "| scale | " + " | ".join(STATUS_MARK.values()) + " |",
-             "|---|" + "---|" * len(STATUS_MARK)]
+    lines = ["## Summary", "", "| scale | comparisons | " + " | ".join(STATUS_MARK.values()) + " |",
+             "|---|---|" + "---|" * len(STATUS_MARK)]
     for scale in SCALES:
-        counts = [sum(outcomes[(c["id"], scale)].status == status for c in all_claims) for status in STATUS_MARK]
-        lines.append(f"| {scale}{'' if scale in data else ' (no logs)'} | " + " | ".join(map(str, counts)) + " |")
+        counts = comparison_counts(all_claims, outcomes, scale)
+        lines.append(f"| {scale}{'' if scale in data else ' (no logs)'} | {sum(counts.values())} | "
+                     + " | ".join(str(counts[status]) for status in STATUS_MARK) + " |")
     lines += ["", f"{len(all_claims)} claims in `paper/claims.yaml`; each is checked at each scale from the "
               "collected logs of its figure's sweep (final values: last evaluation, mean over a run's models, "
-              "then mean over seeds).", ""]
+              "then mean over seeds). Claims that test the same runs the same way (the same check, op, metric "
+              "and verdict) are one comparison, counted once; each later one names the first under its figure.", ""]
+    for scale in SCALES:
+        borderline = [c["id"] for c in all_claims if outcomes[(c["id"], scale)].borderline]
+        if borderline:
+            lines += [f"Borderline at {scale} scale (decided, but within one validation sample of the boundary): "
+                      + ", ".join(f"`{i}`" for i in borderline) + ".", ""]
     return lines
+
 
 
 def _se_cell(resolution, workload, metric):
@@ -124,10 +136,16 @@ def noise_section(data, resolution=None):
     """Verdict rules, then per workload and scale: one validation sample in points of top-1 and
     the seed standard error of each final metric (median over the workload's settings)."""
     lines = ["## Noise and verdicts", "",
-             f"Every difference d between two means over seeds is judged with its noise: {NOISE_SES} "
-             "combined standard errors over seeds plus one validation sample (of top-1; none for other metrics). "
-             "A claim **holds** when the whole interval d ± noise satisfies it, **does not hold** when none of it "
-             "does, and is **inconclusive** when the logs cannot decide either way. A margin (\"within 0.5\") is "
+             "Every difference d between two means over seeds is judged with its noise: Welch's t quantile at "
+             f"level {ALPHA:g} (one-sided, at the Welch-Satterthwaite degrees of freedom: 3 seeds per arm give about "
+             "2 to 4) times the combined standard error over seeds, plus one validation sample (of top-1; none for "
+             "other metrics). A claim **holds** when the whole interval d ± noise satisfies it, **does not hold** "
+             "when none of it does, and is **inconclusive** when the logs cannot decide either way: a direction is a "
+             f"one-sided test at level {ALPHA:g}, an equivalence (\"within a margin\") the two one-sided tests at "
+             "the margin (TOST), so that \"holds\" is said in at most 5 % of cases where it is false "
+             "(`tests/test_claims_statistics.py` simulates it). Each decided verdict shows its slack, how far its "
+             "interval lies beyond the boundary it crossed; one within one validation sample of it is marked "
+             "**borderline**. A margin (\"within 0.5\") is "
              "the paper's at paper scale; at mini scale it is a stated multiple of the workload's seed standard "
              "error below (`mini_margin_se` in `paper/claims.yaml`), never a number in paper units.", "",
              "**The alpha = 0 control in every equivalence claim.** A claim that a method comes close to all_reduce "
@@ -175,7 +193,7 @@ def gap_section(all_claims, outcomes, data):
     for claim, scale, outcome in rows:
         metric = claim["check"].get("metric", claim.get("metric"))
         lines.append(f"| `{claim['id']}` | {scale} | {metric} | {table_cell(outcome.control)} | "
-                     f"{STATUS_MARK[outcome.status]} |")
+                     f"{verdict_mark(outcome, STATUS_MARK)} |")
     return lines + [""]
 
 
@@ -255,8 +273,9 @@ def figure_section(spec, all_claims, outcomes, data, drawn, md_dir):
                      _paper_value(claim)]
             for scale in SCALES:
                 outcome = outcomes[(claim["id"], scale)]
-                shown = outcome.reproduced + (f"; {outcome.control}" if outcome.control else "")
-                cells += [table_cell(shown), STATUS_MARK[outcome.status]]
+                shown = ((f"the same comparison as `{outcome.same_as}`; " if outcome.same_as else "")
+                         + outcome.reproduced + (f"; {outcome.control}" if outcome.control else ""))
+                cells += [table_cell(shown), verdict_mark(outcome, STATUS_MARK)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -289,6 +308,7 @@ def write_markdown(all_claims, outcomes, data, drawn, results_root, path, resolu
              f"`{results_root}`; every number below is computed from those logs (`metrics.jsonl`) and "
              "`paper/claims.yaml`, except the section on model jobs killed and rejoining, which comes from the "
              f"benchmark numbers in `{os.path.relpath(bench, REPO)}`. Regenerate with `make report`.", ""]
+    lines += bottom_line(all_claims, outcomes, data.get("mini"))
     lines += findings_section(all_claims, outcomes, data, STATUS_MARK, resolution or resolutions(data))
     lines += scale_section(data, results_root)
     lines += summary_section(all_claims, outcomes, data)
@@ -343,8 +363,8 @@ def main(argv=None):
     write_markdown(all_claims, outcomes, data, drawn, args.results, md_path, resolution, args.bench)
     write_html(md_path, md_path.with_suffix(".html"))
     for scale in SCALES:
-        counts = {s: sum(outcomes[(c["id"], scale)].status == s for c in all_claims) for s in STATUS_MARK}
-        print(f"{scale}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        counts = comparison_counts(all_claims, outcomes, scale)
+        print(f"{scale}: {sum(counts.values())} comparisons, " + ", ".join(f"{counts[s]} {s}" for s in STATUS_MARK))
     print(f"wrote {md_path} and {md_path.with_suffix('.html')} in {time.perf_counter() - started:.1f} s")
 
 

@@ -5,11 +5,11 @@ import math
 from figures import report
 from figures.claims import findings
 from figures.claims.verdicts import INCONCLUSIVE
-from test_claims import ALLREDUCE, CODISTILL, INDEPENDENT, NOISE, finals, logs
+from test_claims import ALLREDUCE, CODISTILL, INDEPENDENT, NOISE, T4, finals, logs
 
 
 def test_codistillation_against_its_control_with_the_noise_of_their_difference(tmp_path):
-    # codistillation 79.0, control 76.0, all_reduce 78.0; s.e. 0.5 each: noise of any difference 1.614
+    # codistillation 79.0, control 76.0, all_reduce 78.0; s.e. 0.5 each: noise of any difference 1.707
     data = {"fig2": logs(tmp_path, {"c": (CODISTILL, finals(79.0)), "ar": (ALLREDUCE, finals(78.0)),
                                     "i": (INDEPENDENT, finals(76.0))})}
     [row] = findings.control_rows(data)[2:]
@@ -29,7 +29,7 @@ def test_the_findings_open_the_report_with_the_headline_verdicts(tmp_path):
                                       report.resolutions(data))
     assert lines[0] == "## Findings"
     row = next(line for line in lines if line.startswith("| fig2 |"))
-    # all_reduce - codistillation = -1.0 within the 1.614 noise: undecided
+    # all_reduce - codistillation = -1.0 within the 1.707 noise: undecided
     assert f"d = -1.000 ± {NOISE:.3f}" in row and row.endswith("❔ inconclusive |")
     assert outcomes[("fig2-fixed-wd-costs-top1", "mini")].status == INCONCLUSIVE
 
@@ -45,12 +45,12 @@ def test_a_regime_row_gives_the_gap_the_controls_gap_and_what_decaying_recovers(
     assert both == (f"| both | -2.00 ± {NOISE:.2f} pts | -2.50 ± {NOISE:.2f} pts | +1.50 ± {NOISE:.2f} pts | "
                     f"80.00 ± 0.50 |")
     assert next(line for line in rows if line.startswith("| w.d. x30 |")) == "| w.d. x30 | not run | | | |"
-    assert math.isclose(NOISE, 2 * math.sqrt(0.5) + 0.2)
+    assert math.isclose(NOISE, T4 * math.sqrt(0.5) + 0.2)   # Welch: 4 degrees of freedom
 
 
 def test_anil_et_als_claims_get_their_own_findings_rows(tmp_path):
     """An Anil et al. claim is listed under its own heading, after the paper's, with its verdict:
-    codistillation 80.0 vs the baseline 77.9: 2.1, beyond the 1.614 noise."""
+    codistillation 80.0 vs the baseline 77.9: 2.1, beyond the 1.707 noise."""
     data = {"mini": {"fig2": logs(tmp_path, {"c": (CODISTILL, finals(80.0)), "i": (INDEPENDENT, finals(77.9))})}}
     anil = {"id": "anil-fig2a-codistill-beats-baseline", "figure": "fig2", "section": "s", "setting": "s",
             "claim": "codistillation beats the baseline", "metric": "val_top1",

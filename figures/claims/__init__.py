@@ -5,14 +5,17 @@ number, e.g. 76.1 % top-1, that a mini stand-in cannot check; the mini value is 
 A claim's `check` selects groups of runs from its figure's collected records and compares the
 mean over seeds of one metric at each run's last evaluation (mean over the run's models, or
 over the models of one architecture with `model_arch`). Every comparison is a difference d
-between means, judged with its noise
+between means, judged with its noise (noise.py)
 
-    noise = 2 x (combined standard error over seeds of d) + one validation sample,
+    noise = t(0.95, Welch df) x (combined standard error over seeds of d) + one validation sample,
 
 one validation sample being 100 / val_samples points for a top-1 metric (val_samples from the
 eval records; where they do not carry it, from the run's workload config: digits 1797 -
 train_size, workload.val_size, ImageNet 50,000, CIFAR-10 10,000) and 0 for any other metric. The logs decide
-when the interval [d - noise, d + noise] lies on one side of the claim's bound:
+when the interval [d - noise, d + noise] lies on one side of the claim's bound: a one-sided
+Welch t-test at level 0.05 for a direction, the two one-sided tests at the margin (TOST) for an
+equivalence. A decided verdict shows its slack (how far the interval lies beyond the boundary it
+crossed); one whose slack is below one validation sample is marked borderline:
 
 - value:      |mean - value| <= tolerance (or rel_tolerance x |value|): holds when the whole
               interval lies inside the tolerance, does not hold when it lies wholly outside

@@ -5,9 +5,23 @@ returns (verdict, the numbers shown, fewest seeds)."""
 from .control import beats_control, capped, combine, control_note, decided, equivalence_sides, find_control
 from .groups import NotRun, fewest_seeds, fmt, group_stats
 from .noise import margin_for, noise_of
-from .verdicts import EPS, FAILS, HOLDS, INCONCLUSIVE, interval_verdict
+from .verdicts import EPS, FAILS, HOLDS, INCONCLUSIVE, interval_verdict, slack
 
 NEEDS_MINI_MARGIN = {"within", "at_least"}   # compare ops whose margin needs mini units
+
+
+BORDERLINE = "BORDERLINE"
+
+
+def decision(d, noise, op, margin=0.0):
+    """(verdict, its slack shown) of the interval d ± noise against the claim's bound: a decided
+    verdict within one validation sample of its boundary is marked borderline."""
+    verdict, room = interval_verdict(d, noise.width, op, margin), slack(d, noise.width, op, margin)
+    if room != room:   # undecided
+        return verdict, ""
+    if noise.sample and room < noise.sample:
+        return verdict, f"; slack {room:.4f}: {BORDERLINE}, within one validation sample ({noise.sample:.3f})"
+    return verdict, f"; slack {room:.3f}"
 
 
 # ---------------------------------------------------------------- the checks
@@ -16,16 +30,15 @@ def check_value(records, check, metric, claim, context):
     stat = group_stats(records, check["group"], metric)[None]
     tolerance = check.get("tolerance", abs(claim["value"]) * check.get("rel_tolerance", 0))
     noise = noise_of(metric, (1, stat))
-    verdict = interval_verdict(stat.mean - claim["value"], noise.width, "within",
-                               tolerance + EPS * max(1.0, abs(claim["value"])))
-    return verdict, f"{fmt(stat)} (paper {claim['value']} ± {tolerance:g}); {noise.text()}", stat.seeds
+    verdict, room = decision(stat.mean - claim["value"], noise, "within", tolerance + EPS * max(1.0, abs(claim["value"])))
+    return verdict, f"{fmt(stat)} (paper {claim['value']} ± {tolerance:g}); {noise.text()}{room}", stat.seeds
 
 
 def check_difference(records, check, metric, claim, context):
     a, b = group_stats(records, check["a"], metric)[None], group_stats(records, check["b"], metric)[None]
     diff, noise = a.mean - b.mean, noise_of(metric, (1, a), (-1, b))
-    verdict = interval_verdict(diff - claim["value"], noise.width, "within", check["tolerance"])
-    return (verdict, f"a - b = {diff:.3f} (a {fmt(a)}, b {fmt(b)}); {noise.text()}", min(a.seeds, b.seeds))
+    verdict, room = decision(diff - claim["value"], noise, "within", check["tolerance"])
+    return (verdict, f"a - b = {diff:.3f} (a {fmt(a)}, b {fmt(b)}); {noise.text()}{room}", min(a.seeds, b.seeds))
 
 
 def check_compare(records, check, metric, claim, context):
@@ -42,7 +55,8 @@ def check_compare(records, check, metric, claim, context):
     shown = f"a {fmt(a)}, b {fmt(b)}, a - b = {diff:+.3f}; {noise.text()}"
     if check["op"] in NEEDS_MINI_MARGIN or margin:
         shown += f"; margin {how}"
-    verdict = interval_verdict(diff, noise.width, check["op"], margin)
+    verdict, room = decision(diff, noise, check["op"], margin)
+    shown += room
     if sides:
         verdict, shown = decided(verdict, control, margin), shown + "; " + control_note(control, margin)
     return verdict, shown, min(a.seeds, b.seeds)
@@ -84,8 +98,8 @@ def check_spread(records, check, metric, claim, context):
     spread, noise = stats[high].mean - stats[low].mean, noise_of(metric, (1, stats[high]), (-1, stats[low]))
     limit, how = margin_for(check, "max", context, records, metric)
     shown = ", ".join(f"{k:g}: {stats[k].mean:.3f}" for k in sorted(stats))
-    return (interval_verdict(spread, noise.width, "within", limit),
-            f"spread {spread:.3f} ({noise.text()}; max {how}); {shown}", fewest_seeds(stats))
+    verdict, room = decision(spread, noise, "within", limit)
+    return verdict, f"spread {spread:.3f} ({noise.text()}; max {how}){room}; {shown}", fewest_seeds(stats)
 
 
 def check_tradeoff(records, check, metric, claim, context):

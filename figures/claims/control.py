@@ -30,7 +30,7 @@ METHODS = {"codistill", "powersgd", "localsgd", "diloco", "independent"}
 EQUIVALENCE_OPS = {"within", "at_least"}
 
 
-def _method(group):
+def method_of(group):
     return group.get("method.name") if isinstance(group, dict) else None
 
 
@@ -56,7 +56,7 @@ def equivalence_sides(check):
         sides, op = ("a", "b"), check["op"]
     else:
         return None
-    methods = [_method(check.get(side)) for side in sides]
+    methods = [method_of(check.get(side)) for side in sides]
     if "allreduce" not in methods or not ({*methods} - {"allreduce"}) <= METHODS:
         return None
     method_side, reference_side = sides if methods[1] == "allreduce" else sides[::-1]
@@ -138,7 +138,7 @@ def control_share(records, check, metric):
     """'gap ...; alpha = 0 control ... (share)' for a codistillation vs all_reduce comparison;
     '' for any other claim."""
     a, b = check.get("a"), check.get("b")
-    methods = (_method(a), _method(b))
+    methods = (method_of(a), method_of(b))
     if sorted(methods, key=str) != ["allreduce", "codistill"]:
         return ""
     codistill, allreduce = (a, b) if methods[0] == "codistill" else (b, a)

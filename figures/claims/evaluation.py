@@ -7,11 +7,11 @@ from pathlib import Path
 import yaml
 
 from ..paths import REPO
-from .checks import CHECKS, NEEDS_MINI_MARGIN
+from .checks import BORDERLINE, CHECKS, NEEDS_MINI_MARGIN
 from .control import control_share
-from .groups import NotRun
+from .groups import NotRun, select
 from .noise import Context, Resolution
-from .verdicts import NOT_APPLICABLE, NOT_RUN
+from .verdicts import FAILS, HOLDS, NOT_APPLICABLE, NOT_RUN, VERDICTS
 
 CLAIMS = REPO / "paper" / "claims.yaml"
 
@@ -45,6 +45,13 @@ class Outcome:
     reproduced: str      # the numbers the status was computed from
     seeds: int = 0       # fewest seeds behind any mean used
     control: str = ""    # codistillation - all_reduce gap and the alpha = 0 control's share of it
+    comparison: tuple = None   # what was compared (comparison_of): claims with the same one share a verdict
+    same_as: str = None  # the first claim (in claims.yaml's order) of the same comparison, when not this one
+
+    @property
+    def borderline(self):
+        """A decided verdict whose interval lies within one validation sample of its boundary."""
+        return self.status in (HOLDS, FAILS) and BORDERLINE in self.reproduced
 
 
 def evaluate(claim, data, resolution=None):
@@ -68,4 +75,47 @@ def evaluate(claim, data, resolution=None):
     if not applicable:
         return Outcome(NOT_APPLICABLE, f"{data.scale.upper()} value {shown.split(' (paper')[0]}; {not_applicable}", seeds)
     return Outcome(verdict, shown, seeds, control_share(data.records, check, metric) if check["kind"] in
-                   ("compare", "difference") else "")
+                   ("compare", "difference") else "", comparison_of(data.records, check, metric, verdict))
+
+
+# Keys of a check that set only its margin: two claims that differ in them alone and reach the same
+# verdict on the same runs made the same comparison (Fig. 2's "within 0.5" and Fig. 13's "within 1",
+# both capped at the control's distance).
+MARGIN_KEYS = {"margin", "mini_margin_se", "tolerance", "rel_tolerance", "max"}
+
+
+def comparison_of(records, check, metric, verdict):
+    """What a claim compared, as a value two claims share when they test the same runs the same way
+    (its metric, verdict, every setting of its check but the margin's, and the runs each of its
+    groups selects): such claims are one comparison, counted once."""
+    def runs(group):
+        return frozenset(select(records, group["group"] if "group" in group and "label" in group else group)["run_id"])
+
+    parts = [metric, verdict]
+    for key in sorted(check):
+        values = check[key] if isinstance(check[key], list) else [check[key]]
+        if any(isinstance(value, dict) for value in values):
+            parts.append((key, tuple(runs(value) if isinstance(value, dict) else value for value in values)))
+        elif key not in MARGIN_KEYS:
+            parts.append((key, repr(check[key])))
+    return tuple(parts)
+
+
+def distinct_comparisons(claim_ids, outcomes, scale):
+    """{the first claim of each comparison at `scale`: the later claims that share it}, in claim order."""
+    first, shared = {}, {}
+    for claim_id in claim_ids:
+        outcome = outcomes[(claim_id, scale)]
+        key = outcome.comparison if outcome.comparison is not None else claim_id
+        if key in first:
+            shared[first[key]].append(claim_id)
+        else:
+            first[key], shared[claim_id] = claim_id, []
+    return shared
+
+
+def comparison_counts(all_claims, outcomes, scale):
+    """{verdict: comparisons with that verdict at `scale`}, each comparison counted once (the claims
+    that repeat another's, `same_as`, are not counted again)."""
+    counted = [outcomes[(c["id"], scale)] for c in all_claims if outcomes[(c["id"], scale)].same_as is None]
+    return {status: sum(outcome.status == status for outcome in counted) for status in VERDICTS}

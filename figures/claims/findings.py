@@ -7,10 +7,11 @@ import math
 import re
 
 from .checks import reaching_rows
-from .control import control_group
+from .control import control_group, equivalence_sides, method_of
+from .evaluation import comparison_counts
 from .groups import NotRun, group_stats
 from .noise import TOP1_METRICS, Context, noise_of
-from .verdicts import HOLDS, interval_verdict
+from .verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN, interval_verdict
 
 # The claim that heads each figure's row: the paper's main finding there.
 HEADLINES = ["fig1-1000x-fewer-bits", "fig2-fixed-wd-costs-top1", "fig2-variable-wd-close-to-allreduce",
@@ -78,13 +79,18 @@ def short(outcome):
     found = re.search(r"a - b = ([+-]?[\d.]+); noise ([\d.]+)", text)
     if found:
         parts.append(f"d = {found.group(1)} ± {found.group(2)}")
-    for pattern in (r"(margin [^;]+)", r"(alpha = 0 control - all_reduce [+-]?[\d.]+(?: pts)?)",
+    for pattern in (r"(margin [^;]+)", r"(slack [^;]+)", r"(alpha = 0 control - all_reduce [+-]?[\d.]+(?: pts)?)",
                     r"(control \{[^}]*\} - reference [+-]?[\d.]+(?: pts)?)",
                     r"(treated - base [^;]+)", r"(spread [\d.]+)", r"(best: [^;]+)", r"(steps [^;]+)"):
         found = re.search(pattern, text)
         if found:
             parts.append(found.group(1))
     return "; ".join(parts) if parts else text
+
+
+def verdict_mark(outcome, marks):
+    """The verdict as a table shows it (marks: the report's symbol and word per status)."""
+    return marks[outcome.status] + (" (borderline)" if outcome.borderline else "")
 
 
 def headline_rows(all_claims, outcomes, marks, headlines=HEADLINES):
@@ -96,7 +102,7 @@ def headline_rows(all_claims, outcomes, marks, headlines=HEADLINES):
             continue
         outcome = outcomes[(claim_id, "mini")]
         lines.append(f"| {claim['figure']} | {table_cell(claim['claim'])} | {table_cell(short(outcome))} | "
-                     f"{marks[outcome.status]} |")
+                     f"{verdict_mark(outcome, marks)} |")
     return lines
 
 
@@ -107,10 +113,10 @@ def _stat(records, group, metric):
         return None
 
 
-def control_rows(mini):
-    """Codistillation against its alpha = 0 control, and both against all_reduce, per setting."""
-    lines = ["| setting | metric | codistillation - all_reduce | control - all_reduce | "
-             "codistillation - control | codistillation beats the control |", "|---|---|---|---|---|---|"]
+def against_control(mini):
+    """[(label, metric, codistillation, control, all_reduce Stats, whether codistillation beats the
+    control beyond the noise)] of each setting of CONTROLLED in the mini logs."""
+    rows = []
     for figure, label, group, metric in CONTROLLED:
         data = mini.get(figure)
         if data is None or data.records.empty:
@@ -122,10 +128,56 @@ def control_rows(mini):
             continue
         better = -1 if metric in LOWER_IS_BETTER else 1
         d, width = _diff(ours, control, metric)
-        verdict = interval_verdict(better * d, width, "greater")
+        rows.append((label, metric, ours, control, theirs, interval_verdict(better * d, width, "greater")))
+    return rows
+
+
+def control_rows(mini):
+    """Codistillation against its alpha = 0 control, and both against all_reduce, per setting."""
+    lines = ["| setting | metric | codistillation - all_reduce | control - all_reduce | "
+             "codistillation - control | codistillation beats the control |", "|---|---|---|---|---|---|"]
+    for label, metric, ours, control, theirs, verdict in against_control(mini):
         lines.append(f"| {label} | {metric} | {_pm(*_diff(ours, theirs, metric), metric)} | "
-                     f"{_pm(*_diff(control, theirs, metric), metric)} | {_pm(d, width, metric)} | {verdict} |")
+                     f"{_pm(*_diff(control, theirs, metric), metric)} | {_pm(*_diff(ours, control, metric), metric)} | "
+                     f"{verdict} |")
     return lines if len(lines) > 2 else []
+
+
+def bottom_line(all_claims, outcomes, mini):
+    """At most five sentences on what the mini runs found, each computed from the verdicts: the
+    comparisons' verdicts, codistillation's closeness to all_reduce judged against the control, its
+    gain over the control, the paper's headline findings, and what the numbers are not."""
+    if not mini:
+        return []
+    counts = comparison_counts(all_claims, outcomes, "mini")
+    first = [c for c in all_claims if outcomes[(c["id"], "mini")].same_as is None]
+    close = [outcomes[(c["id"], "mini")].status for c in first if _codistill_close_to_allreduce(c["check"])]
+    beats = against_control(mini)
+    headlines = [outcomes[(i, "mini")] for i in HEADLINES if (i, "mini") in outcomes]
+    holding = sum(o.status == HOLDS for o in headlines)
+    failing = [i for i in HEADLINES if (i, "mini") in outcomes and outcomes[(i, "mini")].status == FAILS]
+    sentences = [
+        f"At mini scale the claims make {sum(counts.values())} distinct comparisons: {counts[HOLDS]} hold, "
+        f"{counts[FAILS]} do not, {counts[CANNOT_DISCRIMINATE]} cannot discriminate (the alpha = 0 control would "
+        f"pass them too), {counts[INCONCLUSIVE]} are inconclusive and {counts[NOT_RUN] + counts[NOT_APPLICABLE]} "
+        "are not run or not testable there.",
+        f"Of the {len(close)} comparisons in which codistillation should come within a margin of all_reduce, "
+        f"{close.count(HOLDS)} hold where the control fails, {close.count(CANNOT_DISCRIMINATE)} cannot discriminate "
+        f"and {close.count(FAILS)} do not hold.",
+        f"Against its alpha = 0 control (the same models and batches, no distillation), codistillation is better "
+        f"beyond the noise in {sum(v == HOLDS for *_, v in beats)} of {len(beats)} settings.",
+        f"Of the paper's {len(headlines)} headline findings, {holding} hold at mini scale"
+        + (f" and {len(failing)} do not ({', '.join(f'`{i}`' for i in failing)})" if failing else "")
+        + f"; the other {len(headlines) - holding - len(failing)} are undecided.",
+        "These are CPU stand-ins' numbers, never the paper's; the paper-scale path has not yet run on a GPU "
+        "(docs/gpu-cluster.md).",
+    ]
+    return ["**Bottom line.** " + " ".join(sentences), ""]
+
+
+def _codistill_close_to_allreduce(check):
+    sides = equivalence_sides(check)
+    return sides is not None and "control" not in check and method_of(check[sides[0]]) == "codistill"
 
 
 def regime_rows(data):
@@ -188,8 +240,8 @@ def findings_section(all_claims, outcomes, data, marks, resolution):
         return ["## Findings", "", "No mini-scale logs: nothing to report yet.", ""]
     lines = ["## Findings", "",
              "What the committed **mini-scale** runs show (CPU stand-ins, docs/mini-scale.md; never the paper's "
-             "numbers). d ± noise: the difference of means over 3 seeds and its noise (2 combined standard errors "
-             "plus one validation sample). An equivalence claim (\"within a margin of all_reduce\", \"reaches "
+             "numbers). d ± noise: the difference of means over 3 seeds and its noise (Welch's one-sided 95 % t "
+             "quantile times the combined standard error, plus one validation sample). An equivalence claim (\"within a margin of all_reduce\", \"reaches "
              "all_reduce\") is **decided only where the alpha = 0 control fails it** (two models on half the batch "
              "each, no distillation, 0 bits): at mini scale the margin is at most the control's distance from "
              "all_reduce (its gap less its noise: the widest margin the control surely fails), so a claim holds only "

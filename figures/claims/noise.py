@@ -1,32 +1,58 @@
-"""The noise of a difference between means over seeds (NOISE_SES combined standard errors plus one
-validation sample), what one validation sample and one seed are worth for each workload
-(Resolution), and the margins of mini-scale claims in those units."""
+"""The noise of a difference between means over seeds, what one validation sample and one seed are
+worth for each workload (Resolution), and the margins of mini-scale claims in those units.
+
+A difference d of means over a few seeds is judged with Welch's t: its noise is the one-sided
+(1 - ALPHA) quantile of Student's t at the Welch-Satterthwaite degrees of freedom times its combined
+standard error, plus one validation sample (the resolution of a top-1 metric). A claim holds when
+d - noise clears its bound: a one-sided test at level ALPHA for a direction, and for an equivalence
+("within a margin") the two one-sided tests at the margin (TOST), each at level ALPHA."""
 import math
 from dataclasses import dataclass
 
 import pandas as pd
+from scipy.stats import t as student_t
 
 from .groups import final_per_run
 
-NOISE_SES = 2            # standard errors of a difference that count as noise
+ALPHA = 0.05             # the level of each one-sided test
 TOP1_METRICS = {"val_top1", "val_top1_mean_over_models", "ensemble_top1"}
 
 
 @dataclass(frozen=True)
 class Noise:
-    """The noise of a difference: NOISE_SES combined standard errors plus one validation sample."""
+    """The noise of a difference: Welch's t quantile x its standard error, plus one validation sample."""
     se: float            # combined standard error over seeds of the difference
     sample: float        # one validation sample in the metric's units (0 where it has none)
+    df: float = math.inf  # Welch-Satterthwaite degrees of freedom of that standard error
+
+    @property
+    def quantile(self):
+        """The one-sided (1 - ALPHA) quantile of Student's t at df."""
+        return float(student_t.ppf(1 - ALPHA, self.df)) if self.df > 0 else math.nan
 
     @property
     def width(self):
-        return NOISE_SES * self.se + self.sample
+        if self.se == 0:   # every seed gave the same value: nothing but the resolution
+            return self.sample
+        return self.quantile * self.se + self.sample
 
     def text(self):
         if math.isnan(self.se):
             return "noise unknown (one seed)"
         sample = f" + 1 sample {self.sample:.3f}" if self.sample else ""
-        return f"noise {self.width:.3f} = {NOISE_SES} s.e. {NOISE_SES * self.se:.3f}{sample}"
+        if self.se == 0:
+            return f"noise {self.width:.3f} = s.e. 0{sample}"
+        return (f"noise {self.width:.3f} = t {self.quantile:.2f} (df {self.df:.1f}) x s.e. {self.se:.3f}"
+                f" = {self.quantile * self.se:.3f}{sample}")
+
+
+def welch_df(weighted):
+    """Welch-Satterthwaite degrees of freedom of sum(weight x mean) over (weight, Stat) pairs."""
+    parts = [((w * s.se) ** 2, s.seeds - 1) for w, s in weighted]
+    if any(df < 1 for _, df in parts):
+        return math.nan
+    denominator = sum(v * v / df for v, df in parts)
+    return sum(v for v, _ in parts) ** 2 / denominator if denominator > 0 else math.inf
 
 
 def one_sample(metric, *stats):
@@ -39,7 +65,7 @@ def one_sample(metric, *stats):
 def noise_of(metric, *weighted):
     """Noise of sum(weight x mean) over (weight, Stat) pairs."""
     se = math.sqrt(sum((w * s.se) ** 2 for w, s in weighted))
-    return Noise(se, one_sample(metric, *(s for _, s in weighted)))
+    return Noise(se, one_sample(metric, *(s for _, s in weighted)), welch_df(weighted))
 
 
 class Resolution:

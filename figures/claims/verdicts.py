@@ -28,3 +28,21 @@ def interval_verdict(d, width, op, margin=0.0):
     if op == "within":
         return _tri(max(abs(low), abs(high)) <= margin + EPS, low > margin + EPS or high < -margin - EPS)
     raise ValueError(f"unknown op {op!r}")
+
+
+def slack(d, width, op, margin=0.0):
+    """How far the interval [d - width, d + width] lies beyond the boundary that decides it (>= 0
+    when interval_verdict decides; nan when it is inconclusive)."""
+    low, high = d - width, d + width
+    if op == "greater":
+        holds, fails = low - margin, margin - high
+    elif op == "less":
+        holds, fails = -margin - high, low + margin
+    elif op == "at_least":
+        holds, fails = low + margin, -margin - high
+    elif op == "within":
+        holds, fails = margin - max(abs(low), abs(high)), max(low - margin, -margin - high)
+    else:
+        raise ValueError(f"unknown op {op!r}")
+    verdict = interval_verdict(d, width, op, margin)
+    return max(holds, 0.0) if verdict == HOLDS else max(fails, 0.0) if verdict == FAILS else math.nan
