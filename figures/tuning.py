@@ -1,8 +1,13 @@
-"""The frontier's tuning budget (sweeps/frontier_tuning.yaml): for each method, its 6 settings at one
-knob value ranked by top-1 on the 10,000 training samples held out of training (never the
-validation set the frontier reports); the best runs with 3 fresh seeds in the frontier sweep.
+"""Tuning budgets judged on held-out training data (never the validation set a figure reports): each
+arm's settings ranked by final top-1 on the training samples held out of training; the best runs with
+3 fresh seeds in the sweep that compares.
 
-    python -m figures.tuning [--results paper/logs] [--scale mini]
+- frontier_tuning (sweeps/frontier_tuning.yaml): each method's 6 settings beyond the frontier's knob;
+  the best runs in the frontier sweep.
+- baseline_tuning (sweeps/baseline_tuning.yaml): the base learning rate of all_reduce, codistillation
+  (predictions, checkpoints) and the alpha = 0 control; the best runs in sweeps/tuned_baselines.yaml.
+
+    python -m figures.tuning [--sweep frontier_tuning] [--results paper/logs] [--scale mini]
 """
 import argparse
 
@@ -13,35 +18,49 @@ from .drawing.frontier import TUNED, setting_value
 from .logs.collect import collect
 from .paths import COMMITTED
 
-SWEEP = "frontier_tuning"
+
+def method_arm(run):
+    return run["cfg.method.name"]
 
 
-def ranking(records):
-    """One row per tuning run: method, its tuned settings, held-out samples and final held-out top-1,
-    best first within each method; `best` marks each method's chosen setting."""
+def exchange_arm(run):
+    """A method, with its exchange where it has one (codistillation by predictions or checkpoints)."""
+    exchange = run.get("cfg.method.exchange")
+    return run["cfg.method.name"] + (f", {exchange}" if isinstance(exchange, str) else "")
+
+
+# sweep -> (what an arm is, {method: the keys it tunes} or the keys every arm tunes)
+BUDGETS = {"frontier_tuning": (method_arm, TUNED),
+           "baseline_tuning": (exchange_arm, ["schedule.lr.base"])}
+
+
+def ranking(records, sweep="frontier_tuning"):
+    """One row per tuning run: its arm, its tuned settings, held-out samples and final held-out top-1,
+    best first within each arm; `best` marks each arm's chosen setting."""
+    arm_of, tuned = BUDGETS[sweep]
     per_run = final_per_run(records, "val_top1")
     rows = []
     for _, run in per_run.iterrows():
-        method = run["cfg.method.name"]
-        setting = ", ".join(f"{key.split('.')[-1]}={setting_value(key, run[f'cfg.{key}'])}"
-                            for key in TUNED.get(method, []))
-        rows.append({"method": method, "setting": setting, "held_out_samples": int(run["val_samples"]),
+        keys = tuned.get(run["cfg.method.name"], []) if isinstance(tuned, dict) else tuned
+        setting = ", ".join(f"{key.split('.')[-1]}={setting_value(key, run[f'cfg.{key}'])}" for key in keys)
+        rows.append({"arm": arm_of(run), "setting": setting, "held_out_samples": int(run["val_samples"]),
                      "held_out_top1": float(run["value"])})
-    table = pd.DataFrame(rows).sort_values(["method", "held_out_top1"], ascending=[True, False], ignore_index=True)
-    table["best"] = ~table["method"].duplicated()
+    table = pd.DataFrame(rows).sort_values(["arm", "held_out_top1"], ascending=[True, False], ignore_index=True)
+    table["best"] = ~table["arm"].duplicated()
     return table
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweep", default="frontier_tuning", choices=sorted(BUDGETS))
     parser.add_argument("--results", default=str(COMMITTED))
     parser.add_argument("--scale", default="mini", choices=["mini", "paper"])
     args = parser.parse_args(argv)
-    records, _ = collect(args.results, SWEEP, args.scale, kinds=("eval",))
+    records, _ = collect(args.results, args.sweep, args.scale, kinds=("eval",))
     if records.empty:
-        raise SystemExit(f"no finished run of sweep {SWEEP} in {args.results} "
-                         f"(python src/run.py -m sweep={SWEEP} scale={args.scale})")
-    print(ranking(records).to_string(index=False))
+        raise SystemExit(f"no finished run of sweep {args.sweep} in {args.results} "
+                         f"(python src/run.py -m sweep={args.sweep} scale={args.scale})")
+    print(ranking(records, args.sweep).to_string(index=False))
 
 
 if __name__ == "__main__":

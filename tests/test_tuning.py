@@ -20,8 +20,22 @@ def test_each_methods_best_setting_is_the_one_with_the_highest_final_held_out_to
         record("l2", "localsgd", 81.0, warmup_steps=1284),
     ])
     table = ranking(records)
-    best = table[table["best"]].set_index("method")
+    best = table[table["best"]].set_index("arm")
     assert best.loc["diloco", "setting"] == "outer_lr=1.0, outer_momentum=0.0"
     assert best.loc["diloco", "held_out_top1"] == 80.5
     assert best.loc["localsgd", "setting"] == "warmup_steps=1284"
-    assert list(table[table["method"] == "diloco"]["held_out_top1"]) == [80.5, 80.4, 70.0]
+    assert list(table[table["arm"] == "diloco"]["held_out_top1"]) == [80.5, 80.4, 70.0]
+
+
+def test_each_baseline_arm_keeps_its_best_base_learning_rate():
+    """baseline_tuning: an arm is a method with its exchange (codistillation by predictions and by
+    checkpoints are two arms), and every arm tunes the base learning rate."""
+    rows = [("a1", "allreduce", None, 0.1, 80.0), ("a2", "allreduce", None, 0.2, 80.6),
+            ("p1", "codistill", "predictions", 0.1, 80.9), ("p2", "codistill", "predictions", 0.2, 80.7),
+            ("c1", "codistill", "checkpoints", 0.1, 80.1), ("c2", "codistill", "checkpoints", 0.4, 80.3),
+            ("i1", "independent", None, 0.05, 79.0), ("i2", "independent", None, 0.2, 80.2)]
+    records = pd.DataFrame([{**record(run_id, method, top1, exchange=exchange), "cfg.schedule.lr.base": lr}
+                            for run_id, method, exchange, lr, top1 in rows])
+    best = ranking(records, "baseline_tuning").query("best").set_index("arm")["setting"].to_dict()
+    assert best == {"allreduce": "base=0.2", "codistill, predictions": "base=0.1", "codistill, checkpoints": "base=0.4",
+                    "independent": "base=0.2"}
