@@ -130,6 +130,10 @@ SPEC_LIST = [
          "method also at its best of 6 settings on held-out training data, 3 fresh seeds)",
          "not in the paper (Fig. 1's setting)",
          Drawer("frontier", "frontier"), paper=False),
+    Spec("tuned_baselines", "figure", "Beyond the paper: all_reduce, codistillation and the alpha = 0 control at "
+         "the paper's recipe (base LR 0.1) and each at its best base LR of one tuning budget on held-out training "
+         "data (3 fresh seeds): final top-1 and training loss", "Sec. 4.1 and A.5, mini only",
+         Drawer("paper_figures", "tuned_baselines"), paper=False),
     Spec("fig2_regimes", "figure", "Beyond the paper: Figure 2's arms in four regimes of the mini stand-in "
          "(weight decay x10 / x30, the paper's epochs / 5 / 10)", "Sec. 4.1, mini only",
          Drawer("fig2_regimes", "fig2_regimes"),

@@ -31,6 +31,7 @@ SWEEP_JOBS = {
     "frontier": (111, 111),
     "frontier_tuning": (24, 0),   # the frontier's tuning budget on held-out data; mini scale only
     "baseline_tuning": (16, 0),   # 4 base LRs for all_reduce, codistillation x 2 exchanges, the control; mini only
+    "tuned_baselines": (24, 0),   # fig13's 4 arms at the recipe (12) and at their tuned base LRs (4 x 3 fresh seeds)
     "fig2_regimes": (48, 0),      # Fig. 2's four arms in four regimes of the stand-in; mini scale only
     "wrn_pretrain": (0, 1),   # the network Fig. 6 starts from; paper scale only
     "regime": (30, 0),        # the mini stand-ins' regime check (make regime); mini scale only

@@ -50,6 +50,8 @@ CONTROLLED = [
      {"method.name": "codistill", "method.exchange": "predictions"}, "val_top1"),
     ("fig4", "Fig. 4, translation, label smoothing removed",
      {"method.name": "codistill", "schedule.label_smoothing": 0.0}, "val_nll"),
+    ("tuned_baselines", "tuned against tuned, predictions (each at its best base LR)",
+     {"method.name": "codistill", "method.exchange": "predictions", "seed": [3, 4, 5]}, "val_top1"),
 ]
 LOWER_IS_BETTER = {"val_nll", "train_loss"}
 # Fig. 2 across regimes (sweeps/fig2_regimes.yaml): label, weight-decay scale, epoch scale.
@@ -122,7 +124,7 @@ def against_control(mini):
         if data is None or data.records.empty:
             continue
         records = data.records
-        reference = {"method.name": "allreduce", **{k: v for k, v in group.items() if k == "workload.arch"}}
+        reference = {"method.name": "allreduce", **{k: v for k, v in group.items() if k in ("workload.arch", "seed")}}
         ours, control, theirs = (_stat(records, g, metric) for g in (group, control_group(group, {}), reference))
         if ours is None or control is None or theirs is None:
             continue
@@ -165,7 +167,10 @@ def bottom_line(all_claims, outcomes, mini):
         f"{close.count(HOLDS)} hold where the control fails, {close.count(CANNOT_DISCRIMINATE)} cannot discriminate "
         f"and {close.count(FAILS)} do not hold.",
         f"Against its alpha = 0 control (the same models and batches, no distillation), codistillation is better "
-        f"beyond the noise in {sum(v == HOLDS for *_, v in beats)} of {len(beats)} settings.",
+        f"beyond the noise in {sum(v == HOLDS for *_, v in beats)} of {len(beats)} settings"
+        + (f"; with both tuned on one budget, that it beats the control {TUNED_VERDICT[tuned.status]}"
+           if (tuned := outcomes.get((TUNED_BEATS_CONTROL, "mini"))) is not None and tuned.status in TUNED_VERDICT
+           else "") + ".",
         f"Of the paper's {len(headlines)} headline findings, {holding} hold at mini scale"
         + (f" and {len(failing)} do not ({', '.join(f'`{i}`' for i in failing)})" if failing else "")
         + f"; the other {len(headlines) - holding - len(failing)} are undecided.",
@@ -173,6 +178,10 @@ def bottom_line(all_claims, outcomes, mini):
         "(docs/gpu-cluster.md).",
     ]
     return ["**Bottom line.** " + " ".join(sentences), ""]
+
+
+TUNED_BEATS_CONTROL = "tuned-codistill-beats-control"
+TUNED_VERDICT = {HOLDS: "holds", FAILS: "does not hold", INCONCLUSIVE: "is inconclusive"}
 
 
 def _codistill_close_to_allreduce(check):

@@ -176,6 +176,40 @@ def lr_robustness(data, notes):
                         order_by=lambda r: cfg(r, "schedule.lr.base"))
 
 
+TUNED_SEEDS = (3, 4, 5)   # the fresh seeds of each arm's tuned base LR (sweeps/tuned_baselines.yaml)
+BASELINE_ARMS = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints", "α = 0 control"]
+RECIPE, TUNED = "paper's recipe (base LR 0.1), seeds 0-2", "tuned (best base LR on held-out data), seeds 3-5"
+
+
+def baseline_arm(row):
+    method = cfg(row, "method.name")
+    if method == "codistill":
+        return f"codistillation, {cfg(row, 'method.exchange')}"
+    return "α = 0 control" if method == "independent" else method_label(row)
+
+
+def tuned_baselines(data, notes):
+    """Each arm's final (a) top-1 and (b) training loss at the paper's recipe and at its best base LR of
+    one tuning budget (sweeps/baseline_tuning.yaml): mean over seeds with ±1 s.e. bars; each tuned point
+    names its base LR."""
+    frame = last_step(curves(data, arm=baseline_arm,
+                             budget=lambda r: TUNED if r["seed"] in TUNED_SEEDS else RECIPE,
+                             base_lr=lambda r: cfg(r, "schedule.lr.base")))
+    fig, axes = new_figure(2, width=12, height=4.6)
+    for ax, metric in zip(axes, ("val_top1", "train_loss")):
+        stats = category_points(ax, frame, "arm", metric, "budget", notes, order=BASELINE_ARMS,
+                                hue_order=[RECIPE, TUNED], hollow=(RECIPE,))
+        tuned = frame[frame["budget"] == TUNED].groupby("arm")["base_lr"].first()
+        for _, row in stats[stats["budget"] == TUNED].iterrows():
+            position = BASELINE_ARMS.index(row["arm"]) + 0.175
+            ax.annotate(f"LR {number(tuned[row['arm']])}", (position, row["mean"]), xytext=(6, 0),
+                        textcoords="offset points", fontsize=8, va="center")
+        ax.tick_params(axis="x", labelrotation=12)
+    axes[0].set_title("(a) final top-1 (mean ± 1 s.e. over 3 seeds)")
+    axes[1].set_title("(b) final training loss (mean ± 1 s.e. over 3 seeds)")
+    return fig
+
+
 def alpha_schedule_vision(data, notes):
     def label(row):
         if cfg(row, "method.alpha_schedule") == "step":
