@@ -34,17 +34,33 @@ def test_the_findings_open_the_report_with_the_headline_verdicts(tmp_path):
     assert outcomes[("fig2-fixed-wd-costs-top1", "mini")].status == INCONCLUSIVE
 
 
+def test_a_settings_all_reduce_reference_trains_on_the_same_fraction_of_the_data(tmp_path):
+    """Fig. 16's row at 1/8 of the data: all_reduce on the full set (80) must not be its reference."""
+    fraction = {"schedule.name": "codistill_tuned", "data.fraction": 0.125}
+    data = {"fig16": logs(tmp_path, {"ar": (ALLREDUCE, finals(80.0)),
+                                     "ar8": ({**ALLREDUCE, "data.fraction": 0.125}, finals(70.0)),
+                                     "c8": ({**CODISTILL, **fraction}, finals(72.0)),
+                                     "i8": ({**INDEPENDENT, **fraction}, finals(71.0))}, sweep="fig16")}
+    [row] = findings.control_rows(data)[2:]
+    # 72 - 70, 71 - 70, 72 - 71; the last within the noise
+    assert row == (f"| Fig. 16, 1/8 of the training data | val_top1 | +2.00 ± {NOISE:.2f} pts | "
+                   f"+1.00 ± {NOISE:.2f} pts | +1.00 ± {NOISE:.2f} pts | inconclusive |")
+
+
 def test_a_regime_row_gives_the_gap_the_controls_gap_and_what_decaying_recovers(tmp_path):
     regime = {"workload.weight_decay_scale": 30.0, "workload.epoch_scale": 0.1}
     tuned = {"method.name": "codistill", "schedule.name": "codistill_tuned"}
+    tuned_control = {"method.name": "independent", "schedule.name": "codistill_tuned"}
     data = logs(tmp_path, {"ar": ({**ALLREDUCE, **regime}, finals(80.0)), "c": ({**CODISTILL, **regime}, finals(78.0)),
-                           "i": ({**INDEPENDENT, **regime}, finals(77.5)), "t": ({**tuned, **regime}, finals(79.5))},
+                           "i": ({**INDEPENDENT, **regime}, finals(77.5)), "t": ({**tuned, **regime}, finals(79.5)),
+                           "ti": ({**tuned_control, **regime}, finals(78.7))},
                 sweep="fig2_regimes")
     rows = findings.regime_rows(data)
     both = next(line for line in rows if line.startswith("| both |"))
+    # 78 - 80, 77.5 - 80, 79.5 - 78 and, against the decaying recipe's own control, 79.5 - 78.7
     assert both == (f"| both | -2.00 ± {NOISE:.2f} pts | -2.50 ± {NOISE:.2f} pts | +1.50 ± {NOISE:.2f} pts | "
-                    f"80.00 ± 0.50 |")
-    assert next(line for line in rows if line.startswith("| w.d. x30 |")) == "| w.d. x30 | not run | | | |"
+                    f"+0.80 ± {NOISE:.2f} pts | 80.00 ± 0.50 |")
+    assert next(line for line in rows if line.startswith("| w.d. x30 |")) == "| w.d. x30 | not run | | | | |"
     assert math.isclose(NOISE, T4 * math.sqrt(0.5) + 0.2)   # Welch: 4 degrees of freedom
 
 

@@ -22,7 +22,7 @@ SWEEP_JOBS = {
     # figs. 1-4 and 8 (and those that reuse them) with the alpha = 0 control of each codistillation recipe
     "fig1": (30, 30), "fig2": (33, 33), "fig3": (18, 18), "fig5": (6, 6), "fig6": (45, 45),
     "fig7": (9, 9), "fig8": (18, 18), "fig9": (18, 18), "fig10": (18, 18), "fig11": (15, 15),
-    "fig13": (12, 12), "fig14": (6, 6), "fig15": (6, 6), "fig16": (24, 24), "fig17": (9, 9),
+    "fig13": (12, 12), "fig14": (6, 6), "fig15": (6, 6), "fig16": (36, 36), "fig17": (9, 9),
     "table1": (15, 15), "exchange_frequency": (12, 12), "lr_robustness": (12, 12),
     "alpha_schedule_vision": (6, 6), "multiview": (45, 45),
     # Fig. 1's 30 runs + PowerSGD, local SGD, DiLoCo (3, 5, 5 settings x 3 seeds), Streaming DiLoCo (2 x 3),
@@ -32,11 +32,11 @@ SWEEP_JOBS = {
     "frontier_tuning": (24, 0),   # the frontier's tuning budget on held-out data; mini scale only
     "baseline_tuning": (16, 0),   # 4 base LRs for all_reduce, codistillation x 2 exchanges, the control; mini only
     "tuned_baselines": (24, 0),   # fig13's 4 arms at the recipe (12) and at their tuned base LRs (4 x 3 fresh seeds)
-    "fig2_regimes": (48, 0),      # Fig. 2's four arms in four regimes of the stand-in; mini scale only
+    "fig2_regimes": (60, 0),      # Fig. 2's five arms in four regimes of the stand-in; mini scale only
     "wrn_pretrain": (0, 1),   # the network Fig. 6 starts from; paper scale only
     "regime": (30, 0),        # the mini stand-ins' regime check (make regime); mini scale only
     # translation (fairseq): tests/test_translation_config.py checks what they share
-    "fig4": (15, 15), "fig12": (15, 15), "table2": (12, 12), "iwslt_overfit": (6, 6),
+    "fig4": (15, 15), "fig12": (15, 15), "table2": (12, 12), "iwslt_overfit": (9, 9),
     "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),
     # Anil et al. 2018: Fig. 2a (baseline and ensemble, two label smoothings, codistillation), Fig. 2b (+ disjoint
     # codistillation and control), Fig. 4 (+ T = 100, 250), two-phase (+ its students), Table 1 (3 methods x 6
