@@ -131,6 +131,22 @@ def test_the_mini_margin_uses_the_median_seed_se_of_the_workloads_settings(tmp_p
     assert outcome.status == HOLDS and "margin 7 seed s.e. = 3.500" in outcome.reproduced
 
 
+@pytest.mark.parametrize("codistill_mean, margin, verdict", [
+    # noise of every d: t4 x sqrt(2) x 0.01 = 0.030 (no validation sample for a loss)
+    (2.0, 0.200, HOLDS),          # median of the 9 finals 2.0: margin 0.200 >= 0.1 + 0.030
+    (2.12, 0.212, INCONCLUSIVE),  # d = 0.22: 0.19 < 0.212 < 0.25
+    (2.3, 0.230, FAILS),          # d = 0.4: 0.37 > 0.230
+])
+def test_a_loss_margin_at_mini_scale_is_the_papers_share_of_the_loss(tmp_path, codistill_mean, margin, verdict):
+    """margin 0.1 of a paper loss of 1.0 is 10 % of the loss: at mini, 10 % of the median final
+    loss over the workload's runs (all_reduce 1.9, codistillation codistill_mean, a far control 5.0)."""
+    data = logs(tmp_path, {"c": (CODISTILL, finals(codistill_mean, 0.01)), "ar": (ALLREDUCE, finals(1.9, 0.01)),
+                           "i": (INDEPENDENT, finals(5.0, 0.01))}, metric="train_loss")
+    outcome = evaluate(dict(compare("within", margin=0.1, mini_margin_of=1.0), metric="train_loss"), data)
+    assert outcome.status == verdict
+    assert f"margin 10.0% of the final train_loss as at paper scale (0.1 of 1) = {margin:.3f}" in outcome.reproduced
+
+
 @pytest.mark.parametrize("margin, verdict", [
     (3.0, HOLDS),              # |d| + noise = 2.707 <= 3.0
     (0.5, INCONCLUSIVE),       # 2.707 > 0.5, but |d| - noise = -0.707 <= 0.5

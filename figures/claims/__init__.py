@@ -43,7 +43,9 @@ Margins and tolerances (`margin` of within / at_least, `max` of spread, `toleran
 are the paper's at paper scale. At mini scale they are `mini_margin_se` times the workload's seed
 standard error of the metric (the median, over every setting of that workload at that scale in
 the paper's experiments, of the standard error of its final value over seeds; the frontier, beyond
-the paper, does not move it): a margin in mini units, never in paper units.
+the paper, does not move it): a margin in mini units, never in paper units. A loss margin names the
+paper's value of that loss instead (`mini_margin_of`): at mini scale it is the paper's margin as the
+same share of the workload's median final loss, the paper giving no seed spread of a loss.
 
 A claim that a method comes close to all_reduce (compare within / at_least, tradeoff, fewest_bits)
 is judged against the alpha = 0 control as well (method=independent, the method group's other

@@ -27,8 +27,9 @@ def load_claims(path=CLAIMS):
             raise ValueError(f"{path}: claim {claim['id']}: value {claim['value']!r} is not a number")
         if claim["check"]["kind"] not in CHECKS:
             raise ValueError(f"{path}: claim {claim['id']}: unknown check kind {claim['check']['kind']!r}")
-        if needs_mini_margin(claim) and "mini_margin_se" not in claim["check"]:
-            raise ValueError(f"{path}: claim {claim['id']}: a margin checked at mini scale needs mini_margin_se")
+        if needs_mini_margin(claim) and not {"mini_margin_se", "mini_margin_of"} & set(claim["check"]):
+            raise ValueError(f"{path}: claim {claim['id']}: a margin checked at mini scale needs mini_margin_se "
+                             "(or, for a loss, mini_margin_of)")
     return claims
 
 
@@ -81,7 +82,7 @@ def evaluate(claim, data, resolution=None):
 # Keys of a check that set only its margin: two claims that differ in them alone and reach the same
 # verdict on the same runs made the same comparison (Fig. 2's "within 0.5" and Fig. 13's "within 1",
 # both capped at the control's distance).
-MARGIN_KEYS = {"margin", "mini_margin_se", "tolerance", "rel_tolerance", "max"}
+MARGIN_KEYS = {"margin", "mini_margin_se", "mini_margin_of", "tolerance", "rel_tolerance", "max"}
 
 
 def comparison_of(records, check, metric, verdict):

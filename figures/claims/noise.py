@@ -113,14 +113,28 @@ class Resolution:
         ses = [runs["value"].std(ddof=1) / math.sqrt(len(runs)) for _, runs in mine.groupby("setting") if len(runs) > 1]
         return (float(pd.Series(ses).median()) if ses else float("nan")), len(ses)
 
+    def median_final(self, workload, metric):
+        """The median over the workload's runs of the metric's final value (nan without runs)."""
+        per_run = self.finals(metric)
+        if per_run.empty:
+            return float("nan")
+        return float(per_run.loc[per_run["cfg.workload.name"] == workload, "value"].median())
+
 
 def margin_for(check, key, context, records, metric):
-    """(margin, how it was set): the paper's at paper scale; at mini scale mini_margin_se x the
-    largest seed s.e. among the workloads of the figure's runs."""
+    """(margin, how it was set): the paper's at paper scale. At mini scale, for a loss
+    (mini_margin_of: the paper's value of that loss), the paper's margin as the same share of the
+    mini workload's median final loss; otherwise mini_margin_se x the workload's seed s.e. Either
+    takes the largest over the workloads of the figure's runs."""
+    workloads = sorted(records["cfg.workload.name"].dropna().unique()) if "cfg.workload.name" in records else []
+    if context.scale == "mini" and "mini_margin_of" in check:
+        share = check[key] / check["mini_margin_of"]
+        typical = max((context.resolution.median_final(w, metric) for w in workloads), default=float("nan"))
+        return share * typical, (f"{share:.1%} of the final {metric} as at paper scale ({check[key]:g} of "
+                                 f"{check['mini_margin_of']:g}) = {share * typical:.3f}")
     if context.scale != "mini" or "mini_margin_se" not in check:
         value = check.get(key, 0.0)
         return value, f"{value:g}"
-    workloads = sorted(records["cfg.workload.name"].dropna().unique()) if "cfg.workload.name" in records else []
     ses = [context.resolution.seed_se(w, metric)[0] for w in workloads]
     se = max(ses) if ses else float("nan")
     k = check["mini_margin_se"]
