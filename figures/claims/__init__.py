@@ -38,6 +38,12 @@ crossed); one whose slack is below one validation sample is marked borderline:
               candidate possibly does: holds when their cheapest setting that surely reaches
               costs less than the cheapest of the others' settings not ruled out; does not hold
               when another surely reaches at no more than theirs could (frontier)
+- configured_ratio: decided from the paper's configs alone, without a run (configured.py): the
+              bits per update of job `a` are at least `min_ratio` times those of job `b`
+
+A claim's `untestable: {scale: reason}` makes it n/a at that scale, the reason shown: what a
+stand-in cannot test whatever the method does (Fig. 1's bits ratio at mini scale is set by the
+stand-in's model size).
 
 Margins and tolerances (`margin` of within / at_least, `max` of spread, `tolerance` of tradeoff)
 are the paper's at paper scale. At mini scale they are `mini_margin_se` times the workload's seed

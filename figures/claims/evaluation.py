@@ -8,6 +8,7 @@ import yaml
 
 from ..paths import REPO
 from .checks import BORDERLINE, CHECKS, NEEDS_MINI_MARGIN
+from .configured import CONFIGURED
 from .control import control_share
 from .groups import NotRun, select
 from .noise import Context, Resolution
@@ -25,7 +26,7 @@ def load_claims(path=CLAIMS):
     for claim in claims:
         if "value" in claim and not isinstance(claim["value"], (int, float)):
             raise ValueError(f"{path}: claim {claim['id']}: value {claim['value']!r} is not a number")
-        if claim["check"]["kind"] not in CHECKS:
+        if claim["check"]["kind"] not in CHECKS and claim["check"]["kind"] not in CONFIGURED:
             raise ValueError(f"{path}: claim {claim['id']}: unknown check kind {claim['check']['kind']!r}")
         if needs_mini_margin(claim) and not {"mini_margin_se", "mini_margin_of"} & set(claim["check"]):
             raise ValueError(f"{path}: claim {claim['id']}: a margin checked at mini scale needs mini_margin_se "
@@ -61,6 +62,13 @@ def evaluate(claim, data, resolution=None):
     number at another scale is n/a; the value the logs give there is still shown, marked as such."""
     applicable = data.scale in claim.get("scales", ["mini", "paper"])
     not_applicable = "paper-scale number: not comparable at this scale"
+    untestable = claim.get("untestable", {}).get(data.scale)
+    if untestable:
+        return Outcome(NOT_APPLICABLE, f"not testable at {data.scale} scale: {untestable}")
+    if claim["check"]["kind"] in CONFIGURED:
+        if not applicable:
+            return Outcome(NOT_APPLICABLE, "decided from the paper's configs, at paper scale")
+        return Outcome(*CONFIGURED[claim["check"]["kind"]](claim["check"]))
     if data.records.empty:
         return Outcome(NOT_RUN, data.problem or "no finished run") if applicable else \
             Outcome(NOT_APPLICABLE, not_applicable)

@@ -156,9 +156,7 @@ def imagenet(cfg):
 
     def make_model(seed, spec=None):
         torch.manual_seed(seed)
-        architecture = getattr(torchvision.models, (spec or {}).get("arch", cfg.arch))
-        residual = {"zero_init_residual": cfg.zero_init_residual} if is_resnet(architecture) else {}
-        return architecture(num_classes=cfg.num_classes, **residual)
+        return imagenet_model(cfg, spec)
 
     train_set = torchvision.datasets.ImageFolder(root / "train", train_tf)
     val_set = torchvision.datasets.ImageFolder(root / "val", val_tf)
@@ -166,6 +164,16 @@ def imagenet(cfg):
         raise ValueError(f"workload.data_root={str(root)!r}: {len(train_set.classes)} classes in train/, "
                          f"{len(val_set.classes)} in val/, workload.num_classes={cfg.num_classes}: they must agree")
     return Workload(train_set=train_set, val_set=val_set, num_classes=cfg.num_classes, make_model=make_model)
+
+
+def imagenet_model(cfg, spec=None):
+    """The torchvision architecture of an ImageNet workload (spec: one model's own settings), built
+    on the current default device (meta: its shape alone, no weights)."""
+    import torchvision
+
+    architecture = getattr(torchvision.models, (spec or {}).get("arch", cfg.arch))
+    residual = {"zero_init_residual": cfg.zero_init_residual} if is_resnet(architecture) else {}
+    return architecture(num_classes=cfg.num_classes, **residual)
 
 
 def is_resnet(architecture):
