@@ -82,13 +82,23 @@ def _pm(d, width, metric):
     return f"{d:+.2f} ± {width:.2f}{unit}" if metric in TOP1_METRICS else f"{d:+.3f} ± {width:.3f}{unit}"
 
 
-def short(outcome):
-    """The numbers of an outcome in a few words: the difference with its noise, the margin, the control."""
+def codistillation_second(check):
+    """Whether a compare names codistillation as its reference (b) and another method first (a):
+    its d is then shown negated, codistillation - reference, as in every other table."""
+    sides = [check.get(side) for side in ("a", "b")]
+    return (check.get("kind") == "compare" and all(isinstance(side, dict) for side in sides)
+            and method_of(sides[1]) == "codistill" and method_of(sides[0]) != "codistill")
+
+
+def short(outcome, check=None):
+    """The numbers of an outcome in a few words: the difference with its noise (codistillation -
+    reference wherever codistillation is compared), the margin, the control."""
     text = outcome.reproduced
     parts = []
     found = re.search(r"a - b = ([+-]?[\d.]+); noise ([\d.]+)", text)
     if found:
-        parts.append(f"d = {found.group(1)} ± {found.group(2)}")
+        d = float(found.group(1)) * (-1 if check and codistillation_second(check) else 1)
+        parts.append(f"d = {d:+.{len(found.group(1).split('.')[-1])}f} ± {found.group(2)}")
     for pattern in (r"(margin [^;]+)", r"(slack [^;]+)", r"(alpha = 0 control - all_reduce [+-]?[\d.]+(?: pts)?)",
                     r"(control \{[^}]*\} - reference [+-]?[\d.]+(?: pts)?)",
                     r"(treated - base [^;]+)", r"(spread [\d.]+)", r"(best: [^;]+)", r"(steps [^;]+)"):
@@ -111,7 +121,7 @@ def headline_rows(all_claims, outcomes, marks, headlines=HEADLINES):
         if claim is None:
             continue
         outcome = outcomes[(claim_id, "mini")]
-        lines.append(f"| {claim['figure']} | {table_cell(claim['claim'])} | {table_cell(short(outcome))} | "
+        lines.append(f"| {claim['figure']} | {table_cell(claim['claim'])} | {table_cell(short(outcome, claim['check']))} | "
                      f"{verdict_mark(outcome, marks)} |")
     return lines
 
@@ -263,7 +273,9 @@ def findings_section(all_claims, outcomes, data, marks, resolution):
     lines = ["## Findings", "",
              "What the committed **mini-scale** runs show (CPU stand-ins, docs/mini-scale.md; never the paper's "
              "numbers). d ± noise: the difference of means over 3 seeds and its noise (Welch's one-sided 95 % t "
-             "quantile times the combined standard error, plus one validation sample). An equivalence claim (\"within a margin of all_reduce\", \"reaches "
+             "quantile times the combined standard error, plus one validation sample); in every table d is "
+             "codistillation minus its reference (all_reduce, the control, the other arm) wherever codistillation "
+             "is one of the two, else the claim's first arm minus the second. An equivalence claim (\"within a margin of all_reduce\", \"reaches "
              "all_reduce\") is **decided only where the alpha = 0 control fails it** (two models on half the batch "
              "each, no distillation, 0 bits): at mini scale the margin is at most the control's distance from "
              "all_reduce (its gap less its noise: the widest margin the control surely fails), so a claim holds only "
