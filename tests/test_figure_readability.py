@@ -2,17 +2,19 @@
 hand-made logs: Fig. 2's final values and all_reduce's band, its controls labelled; the frontier's
 0-bit control and all_reduce band, with labels that do not collide; legends per panel where the
 colours differ; fig13's 'every update'; log ticks that cover the data; fig2_regimes per regime."""
+import json
 import math
 
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from figures import registry
-from figures.drawing import fig2, fig2_regimes
+from figures.drawing import fig2, fig2_regimes, palette
 from figures.drawing.labels import exchange_label
 from test_collect import config, eval_record, write_manifest, write_run
-from test_figures import by_gid, fig5_tree, se, write_alpha_gamma_logs
+from test_figures import by_gid, fig5_tree, fig16_tree, run_with, se, write_alpha_gamma_logs
 
 # Fig. 2: (method, schedule, batch_scale) -> final top-1 of each seed (both models log it)
 FIG2 = {("allreduce", "goyal_step", 1): [81.0, 81.2, 81.4],
@@ -57,7 +59,7 @@ def test_fig2_shows_each_arms_final_top1_and_all_reduces_band_on_a_scale_of_at_l
         assert sorted(segment[:, 1]) == [pytest.approx(np.mean(values) - se(values)),
                                          pytest.approx(np.mean(values) + se(values))]
     reference = FIG2[("allreduce", "goyal_step", 1)]
-    mean, noise = np.mean(reference), 2 * se(reference)
+    mean, noise = np.mean(reference), se(reference)   # ±1 s.e., as every band and error bar
     for ax in (finals, batches):
         band = by_gid(ax.patches, fig2.BAND)   # a rectangle across the panel, in data units up the y axis
         assert (band.get_y(), band.get_y() + band.get_height()) == (pytest.approx(mean - noise),
@@ -98,8 +100,8 @@ def test_frontier_puts_the_control_at_0_bits_all_reduce_as_a_band_and_labels_apa
     control = by_gid(zero.lines, "α = 0 control (independent, 0 bits)")
     assert control.get_ydata()[0] == pytest.approx(80.7)   # seeds 80.6, 80.7, 80.8
     assert "0 bits" in zero.get_xticklabels()[0].get_text() and zero.get_xscale() == "linear"
-    band = by_gid(ax.patches, "all_reduce, mean ± 2 s.e. over seeds")
-    noise = 2 * se([81.2, 81.3, 81.4])
+    band = by_gid(ax.patches, "all_reduce, mean ± 1 s.e. over seeds")
+    noise = se([81.2, 81.3, 81.4])
     assert (band.get_y(), band.get_y() + band.get_height()) == (pytest.approx(81.3 - noise),
                                                                 pytest.approx(81.3 + noise))
     assert ax.get_xscale() == "log" and ax.get_xlabel().endswith("log scale")
@@ -166,4 +168,147 @@ def test_fig2_regimes_draws_each_regimes_final_values_one_colour_per_arm(tmp_pat
                for ax in (top1, loss)}
     assert colours[top1] == colours[loss] and len(set(colours[top1].values())) == 2
     assert loss.get_yscale() == "log" and not top1.patches
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- one colour per method, one error convention
+
+def colour_of(artists, gid):
+    return matplotlib.colors.to_hex(by_gid(artists, gid).get_color())
+
+
+def test_each_method_has_one_colour_in_every_figure(tmp_path):
+    """all_reduce, codistillation and the control keep their colour from Fig. 2's curves to Fig. 16's
+    points and Fig. 5's n-way curves (codistillation only); a control is open, never the arm's colour."""
+    fig2_tree(tmp_path)
+    fig16_tree(tmp_path)
+    fig5_tree(tmp_path)
+    fig2_drawn, fig16_drawn, fig5_drawn = (drawn(tmp_path, id) for id in ("fig2", "fig16", "fig5"))
+    top1, finals = fig2_drawn.axes[1], fig2_drawn.axes[2]
+    all_reduce, codistillation = palette.colour("allreduce"), palette.colour("codistill")
+    assert colour_of(top1.lines, "all_reduce") == colour_of(fig16_drawn.axes[0].lines, "all_reduce|1/1") == all_reduce
+    assert colour_of(fig16_drawn.axes[0].lines, "codistillation|1/1") == codistillation
+    assert colour_of(top1.lines, "codistillation, fixed w.d.") == codistillation
+    assert colour_of(fig5_drawn.axes[1].lines, "2-way") == codistillation
+    control = by_gid(finals.lines, "independent (α = 0), control, variable w.d.|final")
+    assert matplotlib.colors.to_hex(control.get_color()) not in (all_reduce, codistillation)
+    assert control.get_markerfacecolor() == "white"
+    # Fig. 2's three controls: the second, of the variable-w.d. recipe, the second shade of the control's colour
+    assert colour_of(top1.lines, "independent (α = 0), control, variable w.d.") == palette.series_colours(
+        {"fixed": "independent", "variable": "independent", "shifted": "independent"})["variable"]
+    for fig in (fig2_drawn, fig16_drawn, fig5_drawn):
+        plt.close(fig)
+
+
+def control_runs(root, sweep, runs, **record):
+    """Adds the alpha = 0 control's runs (method independent) to `sweep`'s hand-made logs: runs
+    {name: (config changes, final top-1 of seeds 0-2)}; returns the manifest entries."""
+    entries = []
+    for name, (changes, finals) in runs.items():
+        for seed, top1 in enumerate(finals):
+            run_id = f"{name}-{seed}"
+            records = [eval_record(20, m, val_top1=top1, train_loss=0.5, **record) for m in (0, 1)]
+            write_run(root, run_id, config(seed, **{"method.name": "independent", **changes}), records, sweep)
+            entries.append((run_id, [f"run={name}", f"seed={seed}"]))
+    return entries
+
+
+def test_fig16_and_fig2_regimes_show_the_control_in_its_colour_open(tmp_path):
+    fig16_tree(tmp_path)
+    manifest = tmp_path / "sweeps" / "fig16" / "mini.json"
+    entries = [(e["run_id"], e["overrides"]) for e in json.loads(manifest.read_text())]
+    entries += control_runs(tmp_path, "fig16", {"ctl": ({"data.fraction": 1.0}, [93.0, 93.5, 94.0])})
+    write_manifest(tmp_path, "fig16", entries)
+    fig = drawn(tmp_path, "fig16")
+    point = by_gid(fig.axes[0].lines, "independent, 2 models (α = 0)|1/1")
+    assert point.get_ydata()[0] == pytest.approx(93.5) and point.get_markerfacecolor() == "white"
+    assert matplotlib.colors.to_hex(point.get_color()) == palette.colour("independent")
+    assert "independent, 2 models (α = 0)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
+
+    regimes = {"decaying": ("codistill_tuned", [80.0, 80.1, 80.2]), "constant": ("goyal_step_half", [79.0, 79.1, 79.2])}
+    entries = control_runs(tmp_path, "fig2_regimes", {
+        name: ({"schedule.name": schedule, "workload.weight_decay_scale": 10.0, "workload.epoch_scale": 0.2}, finals)
+        for name, (schedule, finals) in regimes.items()})
+    write_manifest(tmp_path, "fig2_regimes", entries)
+    fig = drawn(tmp_path, "fig2_regimes")
+    regime = fig2_regimes.REGIMES[(10.0, 0.2)]
+    decaying = by_gid(fig.axes[0].lines, f"{fig2_regimes.CONTROL}, decaying w.d. (shifted LR decays)|{regime}")
+    constant = by_gid(fig.axes[0].lines, f"{fig2_regimes.CONTROL}, constant w.d.|{regime}")
+    assert decaying.get_ydata()[0] == pytest.approx(80.1) and constant.get_ydata()[0] == pytest.approx(79.1)
+    assert matplotlib.colors.to_hex(constant.get_color()) == palette.colour("independent")
+    assert decaying.get_markerfacecolor() == constant.get_markerfacecolor() == "white"
+    plt.close(fig)
+
+
+def test_bands_and_bars_are_one_standard_error_and_the_footer_says_so(tmp_path):
+    fig2_tree(tmp_path)
+    fig = drawn(tmp_path, "fig2")
+    reference = FIG2[("allreduce", "goyal_step", 1)]
+    band = by_gid(fig.axes[2].patches, fig2.BAND)
+    assert band.get_height() == pytest.approx(2 * se(reference)) and "± 1 s.e." in fig2.BAND
+    assert "mean ± 1 s.e. over 3 seeds" in " ".join(t.get_text() for t in fig.texts)
+    plt.close(fig)
+
+
+def test_a_curve_of_few_evaluations_marks_each_and_a_long_one_does_not(tmp_path):
+    entries = []
+    for n, steps in ((2, (10, 20, 30)), (4, range(10, 90, 10))):   # 3 evaluations; 8
+        for seed in range(3):
+            run_with(tmp_path, f"n{n}s{seed}", config(seed, **{"method.n": n}),
+                     {step: (50.0 + step / 10 + seed, 1.0 / step) for step in steps}, "fig5", models=n)
+            entries.append((f"n{n}s{seed}", [f"method.n={n}", f"seed={seed}"]))
+    write_manifest(tmp_path, "fig5", entries)
+    fig = drawn(tmp_path, "fig5")
+    assert by_gid(fig.axes[1].lines, "2-way").get_marker() == "o"
+    assert by_gid(fig.axes[1].lines, "4-way").get_marker() in (None, "None", "", " ")
+    legend = dict(zip((t.get_text() for t in fig.legends[0].get_texts()), fig.legends[0].legend_handles))
+    assert legend["2-way"].get_marker() == "o"
+    plt.close(fig)
+
+
+def test_wrn_pretrain_says_why_it_has_no_mini_runs_and_draws_its_runs_beside_the_papers_value(tmp_path):
+    spec = registry.SPECS["wrn_pretrain"]
+    fig = registry.draw_figure(spec, registry.load(spec, tmp_path, "mini"))
+    (ax,) = fig.axes
+    message = " ".join(t.get_text() for t in ax.texts)
+    assert "no job at mini scale" in message and "builds its per-view features by construction" in message
+    plt.close(fig)
+    entries = []
+    for seed in range(3):
+        cfg = config(seed, **{"method.name": "allreduce", "method.n": 1, "workload.depth": 28, "workload.widen": 10})
+        run_with(tmp_path, f"wrn{seed}", cfg, {10: (80.0 + seed, 0.5), 20: (94.0 + seed, 0.1)}, "wrn_pretrain",
+                 models=1)
+        entries.append((f"wrn{seed}", [f"seed={seed}"]))
+    write_manifest(tmp_path, "wrn_pretrain", entries)
+    fig = drawn(tmp_path, "wrn_pretrain")
+    top1 = fig.axes[0]
+    assert by_gid(top1.lines, "Wide-ResNet-28-10").get_ydata() == pytest.approx([81.0, 95.0])
+    assert by_gid(top1.lines, "paper").get_ydata()[0] == pytest.approx(94.92)
+    plt.close(fig)
+
+
+FIG14_TOP1 = {"same": [81.4, 81.45, 81.5], "mixed": [81.3, 81.35, 81.4]}   # the ResNet-50's final top-1 per seed
+
+
+def test_fig14_sets_the_resnet50s_final_top1_of_each_setup_side_by_side(tmp_path):
+    entries = []
+    mixed = [{"arch": "resnet18"}, {"arch": "resnet50"}, {"arch": "resnext101_32x8d"}]
+    for setup, finals in FIG14_TOP1.items():
+        for seed, top1 in enumerate(finals):
+            cfg = config(seed, **{"method.n": 3, "workload.models": mixed if setup == "mixed" else None})
+            records = [eval_record(step, m, val_top1=value if m == 1 or setup == "same" else 70.0, train_loss=1.0)
+                       for step, value in ((10, 60.0), (20, top1)) for m in range(3)]
+            write_run(tmp_path, f"{setup}{seed}", cfg, records, "fig14")
+            entries.append((f"{setup}{seed}", [f"setup={setup}", f"seed={seed}"]))
+    write_manifest(tmp_path, "fig14", entries)
+    fig = drawn(tmp_path, "fig14")
+    finals = fig.axes[2]
+    assert [t.get_text() for t in finals.get_xticklabels()] == ["ResNet-50"]   # the only architecture of both setups
+    for label, setup in (("3 × ResNet-50: ResNet-50", "same"),
+                         ("ResNet-18 + ResNet-50 + ResNeXt-101: ResNet-50", "mixed")):
+        point = by_gid(finals.lines, f"{label}|ResNet-50")
+        assert point.get_ydata()[0] == pytest.approx(np.mean(FIG14_TOP1[setup]))
+        (segment,) = by_gid(finals.collections, f"{label}|ResNet-50 s.e.").get_segments()
+        assert np.ptp(segment[:, 1]) == pytest.approx(2 * se(FIG14_TOP1[setup]))
     plt.close(fig)

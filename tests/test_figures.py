@@ -137,7 +137,7 @@ def test_curves_are_seed_means_with_a_standard_error_band(logs):
             mean = sum(values) / 3
             assert ys.min() == pytest.approx(mean - se(values)) and ys.max() == pytest.approx(mean + se(values))
     text = figure_text(fig)
-    assert "mean ± s.e. over 3 seeds" in text and "FEWER" not in text
+    assert "mean ± 1 s.e. over 3 seeds" in text and "FEWER" not in text
     assert "MINI scale (test fixture)" in text     # the scale, as the logs say it
     plt.close(fig)
 
@@ -183,7 +183,7 @@ def test_table_1_text_holds_the_seed_means_and_standard_errors(logs, tmp_path):
                          f"{sum(top1s) / 3:.2f} ± {se(top1s):.2f}", "3"])
     assert rows == expected
     assert expected[1][1] == "1.15 ± 0.03" and expected[2][2] == "76.50 ± 0.29"   # by hand
-    assert "MINI scale (test fixture)" in markdown and "mean ± s.e. over 3 seeds" in markdown
+    assert "MINI scale (test fixture)" in markdown and "mean ± 1 s.e. over 3 seeds" in markdown
     assert r"\begin{table}" in latex and "1.15 ± 0.03" in latex and "MINI scale" in latex
 
 

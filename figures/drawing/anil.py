@@ -3,7 +3,9 @@ through online distillation) that this repository reproduces: validation cross-e
 updates for codistillation and its baselines (Fig. 2a), on disjoint data shards (Fig. 2b), with a
 checkpoint exchange period (Fig. 4), against two-phase distillation (Sec. 3.4.1), and the churn
 between retrains (Table 1). Each takes a registry.FigureData and a SeedNotes; the curves are means
-over seeds with a standard-error band (panels.line_panel).
+over seeds with a ±1 standard-error band (panels.line_panel), in the colour of each series' method
+(figures/drawing/palette.py: label smoothing its own; the baseline, its ensembles and two-phase's
+teachers are models trained apart, the alpha = 0 control's).
 
 The validation loss of a run is the mean over its models of each model's own val_loss; an
 ensemble's (method independent, n >= 2) is its ensemble_val_loss (NLL of the mean of its models'
@@ -13,6 +15,7 @@ import pandas as pd
 
 from .curves import evals, with_labels
 from .labels import cfg, method_label, number
+from .palette import method_of
 from .panels import line_panel, new_figure
 from .seed_means import aggregate, last_step, per_run
 from .tables import mean_se_column
@@ -23,6 +26,11 @@ METRICS = ["val_loss", "ensemble_val_loss", "teacher_steps", "epoch"]
 
 def _smoothing(row):
     return float(cfg(row, "supervised.label_smoothing", 0.0) or 0.0)
+
+
+def _method(row):
+    """The key of a run's colour: label smoothing is a method of its own here, whatever trains it."""
+    return "label_smoothing" if _smoothing(row) else method_of(row)
 
 
 def _ensemble(row):
@@ -38,9 +46,9 @@ def loss_curves(data, label, ensemble=None):
     """One row per (run, step, series): `val_loss` of the series `label` (mean over the run's
     models; a run whose label is None has no such series) and, for runs with an `ensemble(row)`
     label, the run's ensemble_val_loss as that series. Columns run_id, seed, setting, step,
-    label, val_loss, teacher_steps (where logged)."""
-    records = with_labels(evals(data), label=label, ensemble=ensemble or (lambda row: None))
-    frame = per_run(records, METRICS, extra=("label", "ensemble"))
+    label, method (its colour, figures/drawing/palette.py), val_loss, teacher_steps (where logged)."""
+    records = with_labels(evals(data), label=label, ensemble=ensemble or (lambda row: None), method=_method)
+    frame = per_run(records, METRICS, extra=("label", "ensemble", "method"))
     own = frame[frame["label"].notna()]
     parts = [own.drop(columns=["ensemble_val_loss", "ensemble"], errors="ignore")]
     if "ensemble_val_loss" in frame:

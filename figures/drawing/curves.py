@@ -6,6 +6,7 @@ values (e.g. exchange periods) are drawn the same way and labelled with what the
 import pandas as pd
 
 from .labels import ARCH_NAMES, cfg
+from .palette import method_of
 from .panels import line_panel, new_figure
 from .seed_means import per_run
 
@@ -25,7 +26,9 @@ def evals(data):
 
 
 def curves(data, **labels):
-    """Per-run means over models at each evaluation, with label columns."""
+    """Per-run means over models at each evaluation, with label columns; `method` (what picks a
+    series' colour, figures/drawing/palette.py) is the run's method unless a label says otherwise."""
+    labels = {"method": method_of, **labels}
     records = with_labels(evals(data), **labels)
     return per_run(records, CURVE_METRICS, extra=tuple(labels))
 

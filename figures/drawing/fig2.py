@@ -2,11 +2,14 @@
 shifted LR decays but fixed weight decay), each beside its alpha = 0 control (the same two models,
 batches and schedule, no distillation): training loss (a) and top-1 (b) over updates, (b') the final
 top-1 of each arm with its standard error, and top-1 against the batch size per model (c); all_reduce's
-final top-1 is a band (mean ± 2 s.e. over seeds) in (b') and (c), which share one y scale."""
+final top-1 is a band (mean ± 1 s.e. over seeds, as every bar and band) in (b') and (c), which share
+one y scale. Colours are the methods' (figures/drawing/palette.py): each codistillation schedule a shade
+of codistillation's, its control the same shade of the control's, dashed (open markers)."""
 import matplotlib.ticker
 
+from .palette import controls, series_colours, series_dashes
 from .panels import category_points, line_panel, new_figure, point_panel, value_band
-from .seed_means import last_step
+from .seed_means import SES, last_step
 
 CONTROL = "independent (α = 0), control"
 RECIPES = {  # (method, schedule) -> legend label, as in the paper; the order is the legend's
@@ -18,14 +21,11 @@ RECIPES = {  # (method, schedule) -> legend label, as in the paper; the order is
     ("codistill", "codistill_shifted_lr"): "codistillation, shifted LR decays, fixed w.d. (ablation)",
     ("independent", "codistill_shifted_lr"): f"{CONTROL}, shifted LR decays, fixed w.d.",
 }
-# Okabe-Ito colours, one per schedule: each control has its codistillation arm's colour, dashed (open
-# markers), so that a pair reads together and the two stay apart where their curves overlap.
-SCHEDULE_COLOURS = {"goyal_step": "#000000", "goyal_step_half": "#0072B2", "codistill_tuned": "#009E73",
-                    "codistill_shifted_lr": "#D55E00"}
-PALETTE = {label: SCHEDULE_COLOURS[schedule] for (_, schedule), label in RECIPES.items()}
-CONTROLS = {label for (method, _), label in RECIPES.items() if method == "independent"}
-DASHES = {label: (4, 2) if label in CONTROLS else "" for label in RECIPES.values()}
-BAND = "all_reduce's final top-1, mean ± 2 s.e. over seeds"
+METHODS = {label: method for (method, _), label in RECIPES.items()}
+PALETTE = series_colours(METHODS)
+CONTROLS = controls(METHODS)
+DASHES = series_dashes(METHODS)
+BAND = f"all_reduce's final top-1, mean ± {SES} s.e. over seeds"
 MIN_HALF_RANGE = 1.0   # points: (b') and (c) show at least all_reduce ± 1, so that 0.3 points do not look steep
 
 
@@ -50,7 +50,7 @@ def layer(ax):
 
 
 def reference(axes, finals):
-    """all_reduce's final top-1 (mean ± 2 s.e. over seeds) as a band across `axes`; returns the mean or None."""
+    """all_reduce's final top-1 (mean ± 1 s.e. over seeds) as a band across `axes`; returns the mean or None."""
     band = value_band(axes, finals.loc[finals["recipe"] == "all_reduce", "val_top1"], PALETTE["all_reduce"], BAND,
                       alpha=0.12)
     return band[0] if band else None
@@ -80,7 +80,7 @@ def fig2(data, notes):
     finals = last_step(main).assign(when="final")
     category_points(axes[2], finals, "when", "val_top1", "recipe", notes, ["final"], order, palette=PALETTE,
                     task=data.task, hollow=CONTROLS)
-    axes[2].set(title="(b′) final top-1 of (b), mean ± s.e.", xticks=[])
+    axes[2].set(title=f"(b′) final top-1 of (b), mean ± {SES} s.e.", xticks=[])
     tuned = last_step(curves[curves["recipe"] == RECIPES[("codistill", "codistill_tuned")]])
     if len(tuned):
         point_panel(axes[3], tuned, "batch_per_model", "val_top1", "recipe", notes, "batch_per_model",

@@ -1,22 +1,26 @@
 """Fig. 2 across regimes (beyond the paper; sweeps/fig2_regimes.yaml): Fig. 2's four arms in four
 regimes of the mini stand-in fixed before any run (weight decay x {10, 30} x the paper's epochs /
-{5, 10}). Per regime the final top-1 (a) and training loss (b) of each arm, mean ± s.e. over seeds as
-points with error bars; each arm one colour in both panels. A regime without finished runs keeps its
-place on the axis, empty, so that the four regimes always read in the same order."""
+{5, 10}), with the alpha = 0 control of each codistillation recipe. Per regime the final top-1 (a) and
+training loss (b) of each arm, mean ± 1 s.e. over seeds as points with error bars; each arm one colour
+in both panels, its method's (figures/drawing/palette.py: a recipe a shade of it, a control open). A
+regime without finished runs keeps its place on the axis, empty, so that the four regimes always read
+in the same order."""
 from .curves import curves
-from .fig2 import PALETTE
 from .labels import cfg, number
+from .palette import controls, series_colours
 from .panels import category_points, new_figure
 from .seed_means import last_step
 
 REGIMES = {(10.0, 0.2): "today\n(w.d. ×10, epochs/5)", (30.0, 0.2): "w.d. ×30", (10.0, 0.1): "epochs/10",
            (30.0, 0.1): "both\n(w.d. ×30, epochs/10)"}
-ARMS = {("allreduce", "goyal_step"): "all_reduce",
+CONTROL = "independent (α = 0), control"
+ARMS = {("allreduce", "goyal_step"): "all_reduce",   # the legend's order: each control after its recipe
         ("codistill", "goyal_step_half"): "codistillation, constant w.d.",
+        ("independent", "goyal_step_half"): f"{CONTROL}, constant w.d.",
         ("codistill", "codistill_tuned"): "codistillation, decaying w.d. (shifted LR decays)",
-        ("independent", "goyal_step_half"): "independent (α = 0), control"}
-ARM_COLOURS = dict(zip(ARMS.values(), (PALETTE["all_reduce"], PALETTE["codistillation, fixed w.d."],
-                                       PALETTE["codistillation, variable w.d."], "#CC79A7")))
+        ("independent", "codistill_tuned"): f"{CONTROL}, decaying w.d. (shifted LR decays)"}
+METHODS = {label: method for (method, _), label in ARMS.items()}
+ARM_COLOURS = series_colours(METHODS)
 
 
 def regime_label(row):
@@ -34,7 +38,7 @@ def fig2_regimes(data, notes):
     fig, axes = new_figure(2, width=6.0)
     for ax, metric, title in ((axes[0], "val_top1", "(a) final top-1"), (axes[1], "train_loss", "(b) final training loss")):
         category_points(ax, frame, "regime", metric, "arm", notes, order, list(ARMS.values()), palette=ARM_COLOURS,
-                        task=data.task, hollow={ARMS[("independent", "goyal_step_half")]})
+                        task=data.task, hollow=controls(METHODS))
         ax.set(title=title, xlabel="regime of the mini stand-in (weight decay, epochs)")
     for ax in axes:
         ax.tick_params(axis="x", labelsize=8)

@@ -1,18 +1,20 @@
 """The frontier (beyond the paper, Fig. 1's setting): top-1 against the measured bits each device
 sends between servers per update, codistillation against what a practitioner would pick instead
 (PowerSGD, local SGD, DiLoCo, Streaming DiLoCo through torchft), one curve per method over its
-knob. all_reduce is a band (its mean ± 2 s.e. over seeds) across the whole figure, and the alpha = 0
-control (method independent: the same models and batches, no distillation, 0 bits) is the
+knob, each in its method's colour (figures/drawing/palette.py; a method's tuned setting and compressed
+predictions a darker shade of it). all_reduce is a band (its mean ± 1 s.e. over seeds, as every error
+bar) across the whole figure, and the alpha = 0 control (method independent: the same models and batches, no distillation, 0 bits) is the
 frontier's 0-bit point, in a narrow panel left of the log axis, which cannot place 0. Compressed
 predictions (each example's top k logits, or 8-bit values) are a series of their own, each point
 tagged with its T, k and bits."""
 import matplotlib.pyplot as plt
-import seaborn as sns
+import pandas as pd
 
 from .curves import curves
 from .labels import cfg, number
+from .palette import CONTROL as CONTROL_METHOD, colour, series_colours, series_methods
 from .panels import apply_theme, point_panel, value_band
-from .seed_means import last_step
+from .seed_means import SES, last_step
 
 FRONTIER_LABELS = {"allreduce": "all_reduce", "powersgd": "PowerSGD", "localsgd": "local SGD", "diloco": "DiLoCo",
                    "streaming_diloco": "Streaming DiLoCo",
@@ -24,7 +26,7 @@ COMPRESSED = "codistillation, predictions top-k / 8-bit"   # method.prediction_t
 ORDER = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints", "PowerSGD", "local SGD", "DiLoCo",
          "Streaming DiLoCo", COMPRESSED]
 CONTROL = FRONTIER_LABELS["independent"]
-BAND = "all_reduce, mean ± 2 s.e. over seeds"
+BAND = f"all_reduce, mean ± {SES} s.e. over seeds"
 # The tuned series: each method's best setting on held-out training data (sweep frontier_tuning,
 # python -m figures.tuning ranks them), run with fresh seeds in the frontier sweep.
 TUNED_SEEDS = (3, 4, 5)   # the fresh seeds of each method's tuned setting in the frontier sweep
@@ -77,18 +79,17 @@ def frontier(data, notes):
     fig, (zero, ax) = plt.subplots(1, 2, figsize=(9.5, 5.2), sharey=True,
                                    width_ratios=[1.6, 8])
     labels = set(rest["label"]) | set(silent["label"])
-    # more series than the colorblind palette's 10 colours: its darker shades after them
-    colours = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
-    palette = dict(zip(ORDER + sorted(labels - set(ORDER)), colours))
+    palette = series_colours(series_methods(pd.concat([rest, silent]), "label", ORDER + sorted(labels - set(ORDER))))
     point_panel(ax, rest, "bits_per_iteration", "val_top1", "label", notes, "knob",
                 annotate=str, series_order=[s for s in palette if s in set(rest["label"])], palette=palette)
     ax.set_xscale("log")
     ax.set(xlabel="bits sent between servers per update and device (measured)", ylabel=None)
-    value_band([zero, ax], rest.loc[rest["label"] == "all_reduce", "val_top1"], palette["all_reduce"], BAND)
+    value_band([zero, ax], rest.loc[rest["label"] == "all_reduce", "val_top1"], colour("allreduce"), BAND)
     if len(control):
         values = control["val_top1"]
         drawn = zero.errorbar([0], [values.mean()], yerr=[values.sem() if len(values) > 1 else 0], fmt="D",
-                              capsize=3, color="black", label=CONTROL)
+                              capsize=3, color=colour(CONTROL_METHOD),
+                              markerfacecolor="white", label=CONTROL)
         drawn.lines[0].set_gid(CONTROL)
         notes.record(control, "label")
         zero.legend()

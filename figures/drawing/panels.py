@@ -1,7 +1,9 @@
-"""What every figure's panels share: one seaborn theme, means over seeds with a standard-error band
-(line_panel) or error bars on points (category_points, point_panel), a reference value as a band
-across panels (value_band), and losses on log axes labelled with their unit. figures/drawing/layout.py
-lays the finished figure out (legends, title, footer)."""
+"""What every figure's panels share: one seaborn theme, one colour per method (figures/drawing/palette.py),
+means over seeds with a band of ±1 standard error (line_panel) or ±1 s.e. bars on points
+(category_points, point_panel), a reference value as a ±1 s.e. band across panels (value_band): one
+error convention in every figure, which its footer states (SeedNotes). Curves with few evaluations
+carry a marker at each, losses sit on log axes labelled with their unit. figures/drawing/layout.py lays
+the finished figure out (legends, title, footer)."""
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,9 +12,11 @@ import seaborn as sns
 
 from .labels import LOSSES, axis_label
 from .log_axis import log_axis
-from .seed_means import aggregate, check_one_run_per_seed
+from .palette import controls, series_colours, series_dashes, series_methods
+from .seed_means import SES, aggregate, check_one_run_per_seed
 
 THEME = dict(style="whitegrid", context="paper", palette="colorblind", font_scale=1.1)
+FEW_EVALUATIONS = 6   # a curve of at most this many evaluations marks each: a straight segment is no measurement
 
 
 def apply_theme():
@@ -21,19 +25,25 @@ def apply_theme():
 
 def line_panel(ax, curves, y, hue, notes, hue_order=None, x="step", title=None, task="vision", palette=None,
                dashes=None):
-    """Mean over seeds with a standard-error band, one line per `hue` value (colours from `palette`,
-    a dict label -> colour, and dash patterns from `dashes`, label -> '' or (on, off), when given);
-    a loss on a log axis."""
+    """Mean over seeds with a ±1 standard-error band, one line per `hue` value (colours from `palette`,
+    a dict label -> colour, and dash patterns from `dashes`, label -> '' or (on, off), when given; else
+    from the method of each label's runs, a `method` column: figures/drawing/palette.py); a marker at
+    each evaluation of a curve with few of them; a loss on a log axis."""
     data = curves.dropna(subset=[y])
     if data.empty:
         ax.text(0.5, 0.5, f"no {y} in these logs", ha="center", va="center", transform=ax.transAxes)
         return
     check_one_run_per_seed(data, [hue, x])
     order = [h for h in (hue_order or sorted(data[hue].unique(), key=str)) if h in set(data[hue])]
+    if palette is None and "method" in data:
+        methods = series_methods(data, hue, order)
+        palette = series_colours(methods)
+        dashes = dashes or (series_dashes(methods) if controls(methods) else None)
     styles = {"style": hue, "style_order": order, "dashes": {h: dashes[h] for h in order}} if dashes else {}
     sns.lineplot(data=data, x=x, y=y, hue=hue, hue_order=order, errorbar="se", ax=ax,
                  palette={h: palette[h] for h in order} if palette else None, **styles)
     tag_lines(ax, order)
+    mark_few_evaluations(ax)
     notes.record(data, hue)
     ax.set(xlabel=axis_label(x, task), ylabel=axis_label(y, task), title=title)
     if y in LOSSES:
@@ -55,17 +65,38 @@ def tag_lines(ax, names):
                 break
 
 
+def mark_few_evaluations(ax):
+    """A marker at each point of the named curves with at most FEW_EVALUATIONS points."""
+    set_markers(ax, {line.get_gid(): "o" for line in ax.lines
+                     if line.get_gid() and len(line.get_xydata()) <= FEW_EVALUATIONS})
+
+
+def set_markers(ax, markers):
+    """{label: marker} on the curves named label (their gid) and on seaborn's legend entries for them
+    (empty lines labelled label, which the figure's legend is made of)."""
+    for line in ax.lines:
+        name = line.get_gid() if len(line.get_xydata()) else line.get_label()
+        if name in markers:
+            line.set_marker(markers[name])
+            line.set_markersize(4)
+
+
 def category_points(ax, finals, x, y, hue, notes, order=None, hue_order=None, palette=None, task="vision",
-                    hollow=()):
-    """Mean over seeds of `y` per (`x` category, `hue`) as a point with standard-error bars, the hues of
+                    hollow=None, colour_by="hue"):
+    """Mean over seeds of `y` per (`x` category, `hue`) as a point with ±1 standard-error bars, the hues of
     one category side by side (Figs. 6, 16 and fig2_regimes: points, not bars, so that the axis need not
     start at zero and a loss can sit on a log axis). Each point is named `hue|x` (its s.e. bars
-    `hue|x s.e.`); hues in `hollow` get open markers. Returns the means, s.e. and seeds."""
+    `hue|x s.e.`). Colours from `palette` (hue -> colour, or x category -> colour with
+    colour_by="x"), else from the method of each hue's runs (a `method` column); hues in `hollow`
+    get open markers, by default the alpha = 0 control's. Returns the means, s.e. and seeds."""
     data = finals.dropna(subset=[y])
     stats = aggregate(data, [x, hue], y)
     order = [v for v in (order or sorted(data[x].unique(), key=str))]
     hue_order = [h for h in (hue_order or sorted(data[hue].unique(), key=str)) if h in set(data[hue])]
-    colors = palette or dict(zip(hue_order, sns.color_palette(n_colors=max(len(hue_order), 1))))
+    methods = series_methods(data, hue, hue_order) if "method" in data else {}
+    colors = (palette or series_colours(methods)
+              or dict(zip(hue_order, sns.color_palette(n_colors=max(len(hue_order), 1)))))
+    hollow = controls(methods) if hollow is None else hollow
     width = 0.7 / max(len(hue_order), 1)   # the hues of a category share 0.7 of the unit between categories
     for i, name in enumerate(hue_order):
         rows = stats[stats[hue] == name]
@@ -74,7 +105,8 @@ def category_points(ax, finals, x, y, hue, notes, order=None, hue_order=None, pa
                 continue
             position = order.index(row[x]) + (i - (len(hue_order) - 1) / 2) * width
             drawn = ax.errorbar([position], [row["mean"]], yerr=[0 if pd.isna(row["se"]) else row["se"]], fmt="o",
-                                capsize=3, color=colors[name], markerfacecolor="white" if name in hollow else None,
+                                capsize=3, color=colors[row[x] if colour_by == "x" else name],
+                                markerfacecolor="white" if name in hollow else None,
                                 label=name if row[x] == rows[x].iloc[0] else None)
             drawn.lines[0].set_gid(f"{name}|{row[x]}")
             drawn.lines[2][0].set_gid(f"{name}|{row[x]} s.e.")
@@ -89,7 +121,7 @@ def category_points(ax, finals, x, y, hue, notes, order=None, hue_order=None, pa
     return stats
 
 
-def value_band(axes, values, color, label, ses=2, alpha=0.18, linestyle=":"):
+def value_band(axes, values, color, label, ses=SES, alpha=0.18, linestyle=":"):
     """A reference value across panels: the mean of `values` (one per seed) as a line and mean ±
     `ses` standard errors as a band, on every axis of `axes` (label and gid `label`); returns
     (mean, s.e.), or None without values."""
@@ -103,15 +135,18 @@ def value_band(axes, values, color, label, ses=2, alpha=0.18, linestyle=":"):
 
 
 def point_panel(ax, finals, x, y, series, notes, point_key, annotate=None, series_order=None, palette=None):
-    """Mean (x, y) over seeds of each (series, point_key) with standard-error bars on y; the points
+    """Mean (x, y) over seeds of each (series, point_key) with ±1 standard-error bars on y; the points
     of a series are joined in x order and, with `annotate(point_key value)`, tagged (Fig. 1: each
-    point is one exchange period). Colours from `palette` (label -> colour) when given."""
+    point is one exchange period). Colours from `palette` (label -> colour) when given, else from
+    the method of each series' runs (a `method` column)."""
     keys = [series, point_key]
     check_one_run_per_seed(finals, keys)
     # dropna=False: a series without the point key (all_reduce has no exchange period) is one point.
     agg = finals.groupby(keys, sort=False, dropna=False).agg(x=(x, "mean"), y=(y, "mean"), se=(y, "sem"),
                                                              seeds=("seed", "nunique")).reset_index()
     order = [s for s in (series_order or sorted(agg[series].unique())) if s in set(agg[series])]
+    if palette is None and "method" in finals:
+        palette = series_colours(series_methods(finals, series, order))
     colors = [palette[name] for name in order] if palette else sns.color_palette(n_colors=max(len(order), 1))
     for color, name in zip(colors, order):
         points = agg[agg[series] == name].sort_values("x")

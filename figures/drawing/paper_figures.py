@@ -1,15 +1,14 @@
 """The plot of every figure id but Figure 2 (figures/drawing/fig2.py), its regimes and the frontier:
 each takes a registry.FigureData (the collected records of the id's sweep at one scale) and a
 SeedNotes, and returns a matplotlib figure."""
-import seaborn as sns
-
-from .curves import CURVE_METRICS, curve_figure, curves, evals, label_order, with_labels
+from .curves import CURVE_METRICS, curve_figure, curves, evals, facet_order, label_order, with_labels
 from .labels import (arch_name, axis_label, cfg, exchange_label, method_label, number, nway_label, recipe_label,
                      setup_label)
 from .layout import keep_panel_legends
 from .log_axis import log_axis
-from .panels import category_points, line_panel, new_figure, point_panel, value_band
-from .seed_means import last_step, per_run
+from .palette import CONTROL, colour, series_colours, series_methods
+from .panels import category_points, line_panel, new_figure, point_panel, set_markers, value_band
+from .seed_means import SES, last_step, per_run
 
 SCENARIOS = {"pretrained_frozen": "pretrained, frozen", "pretrained_trainable": "pretrained, not frozen",
              "random_init": "random init", "full": "full network"}
@@ -27,8 +26,8 @@ def fig1(data, notes):
     point_panel(axes[0], frame[frame["label"] != "independent, 2 models (α = 0)"], "bits_per_iteration", "val_top1",
                 "label", notes, "period", annotate=lambda period: f"T={number(period)}", series_order=order)
     if len(control):   # 0 bits has no place on a log axis: the control is a line across it
-        value_band(axes, control["val_top1"], "grey", "α = 0 control, 0 bits (mean ± s.e.)", ses=1, alpha=0.2,
-                   linestyle="--")
+        value_band(axes, control["val_top1"], colour(CONTROL), f"α = 0 control, 0 bits (mean ± {SES} s.e.)",
+                   alpha=0.2, linestyle="--")
         notes.record(control, "label")
         axes[0].legend()
     axes[0].set_xscale("log")
@@ -111,15 +110,44 @@ def fig13(data, notes):
     return curve_figure(data, exchange_label, [("train_loss", "(a) training loss"), ("val_top1", "(b) top-1")], notes)
 
 
+ARCH_MARKERS = ["o", "s", "^", "D"]   # ARCH_NAMES' order: one marker per architecture in Figs. 14-15
+
+
 def per_arch_curves(data, notes):
     """Figs. 14-15: one curve per (setup, architecture of the model), the models of one
-    architecture in a run averaged."""
+    architecture in a run averaged: (a) training loss, (b) top-1; and (c) the final top-1 of each
+    architecture that more than one setup trains, per setup side by side with ±1 s.e. bars, where
+    curves that end a few tenths apart would coincide. Every run is codistillation: a setup is a
+    shade of its colour, an architecture a marker."""
     records = with_labels(evals(data), setup=setup_label)
-    records = records.assign(label=records["setup"] + ": " + records["model_arch"].map(arch_name))
-    frame = per_run(records, CURVE_METRICS, extra=("label",))
-    fig, axes = new_figure(2)
-    line_panel(axes[0], frame, "train_loss", "label", notes, title="(a) training loss", task=data.task)
-    line_panel(axes[1], frame, "val_top1", "label", notes, title="(b) top-1 of each model", task=data.task)
+    records = records.assign(arch=records["model_arch"].map(arch_name), arch_rank=records["model_arch"].map(
+        lambda arch: facet_order(arch)[0]), label=records["setup"] + ": " + records["model_arch"].map(arch_name))
+    frame = per_run(records, CURVE_METRICS, extra=("label", "setup", "arch", "arch_rank"))
+    firsts = frame.drop_duplicates("label").sort_values(["setup", "arch_rank"])
+    order = list(firsts["label"])
+    setup_colours = series_colours({setup: "codistill" for setup in firsts["setup"].unique()})
+    palette = {row["label"]: setup_colours[row["setup"]] for _, row in firsts.iterrows()}
+    markers = {row["label"]: ARCH_MARKERS[min(row["arch_rank"], len(ARCH_MARKERS) - 1)] for _, row in firsts.iterrows()}
+    fig, axes = new_figure(3, width=4.8)
+    for ax, metric, title in ((axes[0], "train_loss", "(a) training loss"),
+                              (axes[1], "val_top1", "(b) top-1 of each model")):
+        line_panel(ax, frame, metric, "label", notes, order, title=title, task=data.task, palette=palette)
+        set_markers(ax, markers)
+    setups_per_arch = firsts.groupby("arch")["setup"].nunique()
+    shared = [arch for arch in firsts.sort_values("arch_rank")["arch"].unique() if setups_per_arch[arch] > 1]
+    axes[2].set(title="(c) final top-1 of an architecture, per setup")
+    if shared:
+        category_points(axes[2], last_step(frame[frame["arch"].isin(shared)]), "arch", "val_top1", "label", notes,
+                        shared, [label for label in order if label.split(": ")[-1] in shared], palette=palette,
+                        task=data.task)
+        for line in axes[2].lines:
+            if line.get_gid():
+                line.set_marker(markers[line.get_gid().split("|")[0]])
+        axes[2].set(xlabel="the model's architecture")
+    else:
+        axes[2].text(0.5, 0.5, "no architecture in\nmore than one setup", ha="center", va="center",
+                     transform=axes[2].transAxes)
+        axes[2].set(xticks=[], yticks=[])
     return fig
 
 
@@ -132,8 +160,7 @@ def fig16(data, notes):
     order = list(frame.drop_duplicates("fraction").sort_values("k")["fraction"])
     fig, axes = new_figure(2)
     for ax, metric, title in ((axes[0], "val_top1", "(a) final top-1"), (axes[1], "train_loss", "(b) final training loss")):
-        category_points(ax, frame, "fraction", metric, "label", notes, order, ["all_reduce", "codistillation"],
-                        task=data.task)
+        category_points(ax, frame, "fraction", metric, "label", notes, order, WITH_CONTROL, task=data.task)
         ax.set(xlabel="fraction of the training set (k × the epochs)", title=title)
     return fig
 
@@ -189,24 +216,25 @@ def baseline_arm(row):
 
 
 def tuned_baselines(data, notes):
-    """Each arm's final (a) top-1 and (b) training loss at the paper's recipe and at its best base LR of
-    one tuning budget (sweeps/baseline_tuning.yaml): mean over seeds with ±1 s.e. bars; each tuned point
-    names its base LR."""
+    """Each arm's final (a) top-1 and (b) training loss at the paper's recipe (open markers) and at its
+    best base LR of one tuning budget (sweeps/baseline_tuning.yaml, filled): mean over seeds with ±1 s.e.
+    bars, in the arm's method's colour; each tuned point names its base LR."""
     frame = last_step(curves(data, arm=baseline_arm,
                              budget=lambda r: TUNED if r["seed"] in TUNED_SEEDS else RECIPE,
                              base_lr=lambda r: cfg(r, "schedule.lr.base")))
+    arm_colours = series_colours(series_methods(frame, "arm", BASELINE_ARMS))
     fig, axes = new_figure(2, width=12, height=4.6)
     for ax, metric in zip(axes, ("val_top1", "train_loss")):
         stats = category_points(ax, frame, "arm", metric, "budget", notes, order=BASELINE_ARMS,
-                                hue_order=[RECIPE, TUNED], hollow=(RECIPE,))
+                                hue_order=[RECIPE, TUNED], hollow=(RECIPE,), palette=arm_colours, colour_by="x")
         tuned = frame[frame["budget"] == TUNED].groupby("arm")["base_lr"].first()
         for _, row in stats[stats["budget"] == TUNED].iterrows():
             position = BASELINE_ARMS.index(row["arm"]) + 0.175
             ax.annotate(f"LR {number(tuned[row['arm']])}", (position, row["mean"]), xytext=(6, 0),
                         textcoords="offset points", fontsize=8, va="center")
         ax.tick_params(axis="x", labelrotation=12)
-    axes[0].set_title("(a) final top-1 (mean ± 1 s.e. over 3 seeds)")
-    axes[1].set_title("(b) final training loss (mean ± 1 s.e. over 3 seeds)")
+    axes[0].set_title(f"(a) final top-1 (mean ± {SES} s.e. over seeds)")
+    axes[1].set_title(f"(b) final training loss (mean ± {SES} s.e. over seeds)")
     return fig
 
 
@@ -230,7 +258,7 @@ def alpha_gamma(data, notes):
     final = last_step(frame)
     gammas = label_order(frame, "gamma", "gamma_value")
     fig, axes = new_figure(2)
-    palette = dict(zip(gammas, sns.color_palette(n_colors=len(gammas))))   # the theme's colours (new_figure sets it)
+    palette = series_colours(series_methods(frame, "gamma", gammas))
     point_panel(axes[0], final, "alpha0", "val_nll", "gamma", notes, "alpha0", series_order=gammas, palette=palette)
     axes[0].set(xlabel="initial α", ylabel="final " + axis_label("val_nll", data.task), title="(a) final validation NLL")
     log_axis(axes[0])
@@ -249,6 +277,15 @@ def alpha_gamma(data, notes):
     return fig
 
 
+WRN_PAPER_TOP1 = 94.92   # Sec. 5.1: the pretrained Wide-ResNet-28-10's top-1 on CIFAR-10
+
+
 def wrn_pretrain(data, notes):
-    return curve_figure(data, lambda r: f"Wide-ResNet-{cfg(r, 'workload.depth')}-{cfg(r, 'workload.widen')}",
-                        [("val_top1", "(a) top-1"), ("train_loss", "(b) training loss")], notes)
+    """The network the multi-view models start from (paper scale only: figures/registry.py says why
+    not at mini): (a) top-1 beside the paper's final value, (b) training loss."""
+    fig = curve_figure(data, lambda r: f"Wide-ResNet-{cfg(r, 'workload.depth')}-{cfg(r, 'workload.widen')}",
+                       [("val_top1", "(a) top-1"), ("train_loss", "(b) training loss")], notes)
+    fig.axes[0].axhline(WRN_PAPER_TOP1, color="black", lw=0.8, ls=":", gid="paper",
+                        label=f"the paper's final top-1, {WRN_PAPER_TOP1} %")
+    fig.axes[0].legend()
+    return fig

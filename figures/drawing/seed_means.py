@@ -4,6 +4,7 @@ the figure."""
 import math
 
 MIN_SEEDS = 3
+SES = 1   # every band and error bar of every figure: mean ± 1 standard error over seeds, as its footer says
 
 
 class SeedNotes:
@@ -22,12 +23,12 @@ class SeedNotes:
         return min(self.seeds.values()) if self.seeds else 0
 
     def text(self):
-        """'mean ± s.e. over 3 seeds', and which series have fewer than three, grouped by count."""
+        """'mean ± 1 s.e. over 3 seeds', and which series have fewer than three, grouped by count."""
         if not self.seeds:
             return "no series plotted"
         fewest, most = self.fewest(), max(self.seeds.values())
-        line = f"mean ± s.e. over {fewest} seed{'s' if fewest != 1 else ''}" if fewest == most else \
-            f"mean ± s.e. over {fewest}-{most} seeds"
+        seeds = f"{fewest} seed{'s' if fewest != 1 else ''}" if fewest == most else f"{fewest}-{most} seeds"
+        line = f"mean ± {SES} s.e. over {seeds}"
         short = sorted({v for v in self.seeds.values() if v < MIN_SEEDS})
         if short:
             groups = []
