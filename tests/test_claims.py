@@ -10,7 +10,7 @@ from figures import registry, report
 from figures.claims import findings
 from figures.claims.evaluation import evaluate
 from figures.claims.noise import Resolution
-from figures.claims.verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE
+from figures.claims.verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE
 from test_collect import config, eval_record, write_manifest, write_run
 
 SAMPLES = 500            # validation samples: one sample is 100 / 500 = 0.2 points of top-1
@@ -486,14 +486,18 @@ def test_claims_that_test_the_same_runs_the_same_way_are_one_comparison(tmp_path
     data = {"mini": {"fig2": two_groups(tmp_path, 79.0, control_mean=FAR_CONTROL)}}
     all_claims = [dict(compare("within", margin=0.5, mini_margin_se=7), id="first"),
                   dict(compare("within", margin=1.0, mini_margin_se=14), id="again"),    # holds too
-                  dict(compare("greater"), id="other")]                                # another test
+                  dict(compare("greater"), id="other"),                                # another test
+                  dict(compare("within", margin=2.0, mini_margin_se=28), id="untestable",
+                       untestable={"mini": "the stand-in cannot"})]                    # n/a: not counted as close
     outcomes = report.evaluate_all(all_claims, data)
+    assert outcomes[("untestable", "mini")].status == NOT_APPLICABLE
     assert [outcomes[(i, "mini")].status for i in ("first", "again", "other")] == [HOLDS, HOLDS, INCONCLUSIVE]
     assert outcomes[("again", "mini")].same_as == "first"
     assert outcomes[("first", "mini")].same_as is None and outcomes[("other", "mini")].same_as is None
     summary = "\n".join(report.summary_section(all_claims, outcomes, data))
-    assert "| mini | 2 | 1 | 0 | 0 | 1 | 0 | 0 |" in summary
+    assert "| mini | 3 | 1 | 0 | 0 | 1 | 0 | 1 |" in summary   # the n/a one counted, apart
     bottom = "\n".join(findings.bottom_line(all_claims, outcomes, data["mini"]))
-    assert "make 2 distinct comparisons: 1 hold, 0 do not, 0 cannot discriminate" in bottom
-    assert "Of the 1 comparisons in which codistillation should come within a margin of all_reduce, 1 hold" in bottom
+    assert "make 3 distinct comparisons: 1 hold, 0 do not, 0 cannot discriminate" in bottom
+    assert ("Of the 1 comparisons testable at mini scale in which codistillation should come within a margin of "
+            "all_reduce, 1 hold") in bottom
     assert bottom.count(". ") + 1 <= 5   # at most five sentences

@@ -171,7 +171,8 @@ def bottom_line(all_claims, outcomes, mini):
         return []
     counts = comparison_counts(all_claims, outcomes, "mini")
     first = [c for c in all_claims if outcomes[(c["id"], "mini")].same_as is None]
-    close = [outcomes[(c["id"], "mini")].status for c in first if _codistill_close_to_allreduce(c["check"])]
+    close = [outcomes[(c["id"], "mini")].status for c in first if _codistill_close_to_allreduce(c["check"])
+             and outcomes[(c["id"], "mini")].status not in (NOT_RUN, NOT_APPLICABLE)]
     beats = against_control(mini)
     headlines = [outcomes[(i, "mini")] for i in HEADLINES if (i, "mini") in outcomes]
     holding = sum(o.status == HOLDS for o in headlines)
@@ -181,7 +182,8 @@ def bottom_line(all_claims, outcomes, mini):
         f"{counts[FAILS]} do not, {counts[CANNOT_DISCRIMINATE]} cannot discriminate (the alpha = 0 control would "
         f"pass them too), {counts[INCONCLUSIVE]} are inconclusive and {counts[NOT_RUN] + counts[NOT_APPLICABLE]} "
         "are not run or not testable there.",
-        f"Of the {len(close)} comparisons in which codistillation should come within a margin of all_reduce, "
+        f"Of the {len(close)} comparisons testable at mini scale in which codistillation should come within a "
+        "margin of all_reduce, "
         f"{close.count(HOLDS)} hold where the control fails, {close.count(CANNOT_DISCRIMINATE)} cannot discriminate, "
         f"{close.count(FAILS)} do not hold and {close.count(INCONCLUSIVE)} are inconclusive.",
         f"Against its alpha = 0 control (the same models and batches, no distillation), codistillation is better "
