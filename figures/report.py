@@ -20,7 +20,9 @@ from pathlib import Path
 import markdown
 
 from . import kill_rejoin, registry
-from .claims.evaluation import CLAIMS, Outcome, comparison_counts, distinct_comparisons, evaluate, load_claims
+from .claims.configured import CONFIGURED
+from .claims.evaluation import (CLAIMS, Outcome, comparison_counts, configured_outcome, distinct_comparisons, evaluate,
+                               load_claims)
 from .claims.findings import bottom_line, findings_section, frontier_rows, table_cell, verdict_mark
 from .claims.noise import ALPHA, Resolution
 from .claims.verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN
@@ -80,7 +82,9 @@ def evaluate_all(all_claims, data, resolution=None):
         if source not in by_source:
             by_source[source] = resolutions(data, source)
         for scale in SCALES:
-            if scale not in data:
+            if claim["check"]["kind"] in CONFIGURED:   # decided without logs
+                outcome = configured_outcome(claim, scale)
+            elif scale not in data:
                 outcome = Outcome(NOT_RUN, f"no {scale}-scale logs")
                 if scale not in claim.get("scales", SCALES):
                     outcome = Outcome(NOT_APPLICABLE, "paper-scale number")

@@ -48,3 +48,12 @@ def test_a_claim_untestable_at_a_scale_is_na_there_with_its_reason():
     outcome = evaluate(fig1, mini)
     assert outcome.status == NOT_APPLICABLE
     assert outcome.reproduced.startswith("not testable at mini scale: the ratio of all_reduce's bits")
+
+
+def test_the_report_decides_a_configured_claim_where_no_paper_scale_logs_exist():
+    from figures import report
+
+    mini = {"fig1": registry.load(registry.SPECS["fig1"], REPO / "paper" / "logs", "mini")}
+    outcomes = report.evaluate_all([claim(1000)], {"mini": mini})     # no "paper" logs at all
+    assert outcomes[("c", "paper")].status == HOLDS and "1,597x" in outcomes[("c", "paper")].reproduced
+    assert outcomes[("c", "mini")].status == NOT_APPLICABLE

@@ -56,6 +56,13 @@ class Outcome:
         return self.status in (HOLDS, FAILS) and BORDERLINE in self.reproduced
 
 
+def configured_outcome(claim, scale):
+    """The outcome at one scale of a claim its configs decide without logs (CONFIGURED)."""
+    if scale not in claim.get("scales", ["mini", "paper"]):
+        return Outcome(NOT_APPLICABLE, "decided from the paper's configs, at paper scale")
+    return Outcome(*CONFIGURED[claim["check"]["kind"]](claim["check"]))
+
+
 def evaluate(claim, data, resolution=None):
     """data: the registry.FigureData of the claim's figure at one scale; resolution: the scale's
     Resolution over every figure (default: from this figure's records alone). A paper-scale
@@ -66,9 +73,7 @@ def evaluate(claim, data, resolution=None):
     if untestable:
         return Outcome(NOT_APPLICABLE, f"not testable at {data.scale} scale: {untestable}")
     if claim["check"]["kind"] in CONFIGURED:
-        if not applicable:
-            return Outcome(NOT_APPLICABLE, "decided from the paper's configs, at paper scale")
-        return Outcome(*CONFIGURED[claim["check"]["kind"]](claim["check"]))
+        return configured_outcome(claim, data.scale)
     if data.records.empty:
         return Outcome(NOT_RUN, data.problem or "no finished run") if applicable else \
             Outcome(NOT_APPLICABLE, not_applicable)
