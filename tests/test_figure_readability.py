@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from figures import registry
-from figures.drawing import fig2, fig2_regimes, palette
+from figures.drawing import fig2, fig2_regimes, frontier, palette
 from figures.drawing.labels import exchange_label
+from figures.paths import COMMITTED
 from test_collect import config, eval_record, write_manifest, write_run
 from test_figures import by_gid, fig5_tree, fig16_tree, run_with, se, write_alpha_gamma_logs
 
@@ -311,4 +312,87 @@ def test_fig14_sets_the_resnet50s_final_top1_of_each_setup_side_by_side(tmp_path
         assert point.get_ydata()[0] == pytest.approx(np.mean(FIG14_TOP1[setup]))
         (segment,) = by_gid(finals.collections, f"{label}|ResNet-50 s.e.").get_segments()
         assert np.ptp(segment[:, 1]) == pytest.approx(2 * se(FIG14_TOP1[setup]))
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- the frontier's y axis on the band where comparisons happen
+
+# name: (method, knobs, bits per update, final top-1 of seed 0; seeds 1 and 2 add 0.1 and 0.2)
+FAILING_FRONTIER = {
+    "ar": ("allreduce", {}, 5_000_000, 81.2), "ctl": ("independent", {}, 0, 80.7),
+    **{f"t{t}": ("codistill", {"method.period": t}, 800_000 // t, 81.2 - t / 100) for t in (1, 2, 5, 10, 20)},
+    "r1": ("powersgd", {"method.rank": 1}, 200_000, 80.4), "r4": ("powersgd", {"method.rank": 4}, 470_000, 81.2),
+    "h4": ("diloco", {"method.period": 4}, 1_340_000, 73.8), "h32": ("diloco", {"method.period": 32}, 167_000, 80.5),
+    "h256": ("diloco", {"method.period": 256}, 20_900, 73.9), "h1024": ("diloco", {"method.period": 1024}, 4_200, 77.2),
+    "s32": ("streaming_diloco", {"method.period": 32}, 167_000, 81.0),
+    "s256": ("streaming_diloco", {"method.period": 256}, 20_900, 75.1),
+}
+OFF_THE_SCALE = {"DiLoCo H=4: 73.9": 1_340_000, "DiLoCo H=256: 74.0": 20_900, "DiLoCo H=1024: 77.3": 4_200,
+                 "Streaming DiLoCo H=256: 75.2": 20_900}
+
+
+def frontier_logs(root, runs):
+    entries = []
+    for name, (method, knobs, bits, top1) in runs.items():
+        for seed in range(3):
+            cfg = config(seed, **{"method.name": method, "method.exchange": "predictions", **knobs})
+            records = [eval_record(20, m, comm_bits_inter_node=bits * 20, val_top1=top1 + seed / 10) for m in (0, 1)]
+            write_run(root, f"{name}{seed}", cfg, records, "frontier")
+            entries.append((f"{name}{seed}", [f"method={method}", *[f"{k}={v}" for k, v in knobs.items()],
+                                              f"seed={seed}"]))
+    write_manifest(root, "frontier", entries)
+
+
+def assert_labels_apart_and_inside(fig):
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        inside = ax.get_window_extent(renderer)
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in ax.texts]
+        for i, (name, a) in enumerate(boxes):
+            assert inside.x0 <= a.x0 and a.x1 <= inside.x1 and inside.y0 <= a.y0 and a.y1 <= inside.y1, name
+            for other, b in boxes[i + 1:]:
+                assert not (a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1), (name, other)
+
+
+def test_the_frontier_spans_all_reduces_band_and_marks_the_settings_far_below_it_at_the_bottom(tmp_path):
+    frontier_logs(tmp_path, FAILING_FRONTIER)
+    fig = drawn(tmp_path, "frontier")
+    zero, ax = fig.axes
+    low, high = ax.get_ylim()
+    assert zero.get_ylim() == (low, high)
+    # all_reduce's band (81.3 ± 0.06) and every setting within 2 points of it (PowerSGD r=1 at 80.5) are on the
+    # scale, with room; DiLoCo's 77.3 and below are not, and the axis is no taller than the band's neighbourhood
+    assert low < 80.5 - 0.06 and high > 81.3 + 0.06 and high - low < 2.5 and low > 77.3
+    strip = by_gid(ax.patches, frontier.OFF_SCALE)
+    floor = strip.get_y() + strip.get_height()
+    assert 80.0 < floor < 80.5 - 0.06 and strip.get_y() == pytest.approx(low)
+    tags = {t.get_text(): t for t in ax.texts}
+    for text, bits in OFF_THE_SCALE.items():   # each failing setting named with its true top-1, in the strip
+        name = text.split(":")[0]
+        triangle = by_gid(ax.lines, f"{name} {frontier.OFF_SCALE}")
+        assert triangle.get_marker() == "v" and triangle.get_xdata()[0] == pytest.approx(bits)
+        assert low < triangle.get_ydata()[0] < floor and tags[text].xy[1] == triangle.get_ydata()[0]
+        curve = by_gid(ax.lines, name.rsplit(" ", 1)[0])   # its curve runs down to the triangle
+        assert triangle.get_ydata()[0] in list(curve.get_ydata())
+    # the two settings at H = 256 send the same bits: one triangle under the other, the higher top-1 on top
+    diloco, streaming = (by_gid(ax.lines, f"{name} H=256 {frontier.OFF_SCALE}").get_ydata()[0]
+                         for name in ("DiLoCo", "Streaming DiLoCo"))
+    assert streaming > diloco
+    assert "< " in " ".join(t.get_text() for t in zero.get_yticklabels(minor=True))
+    assert {"T=1", "T=2", "T=5", "T=10", "T=20", "r=1", "r=4", "H=32"} <= set(tags)
+    assert_labels_apart_and_inside(fig)
+    plt.close(fig)
+
+
+def test_the_committed_frontier_is_drawn_on_all_reduces_band_with_its_labels_apart():
+    spec = registry.SPECS["frontier"]
+    fig = registry.draw_figure(spec, registry.load(spec, COMMITTED, "mini"))
+    fig.canvas.draw()
+    zero, ax = fig.axes
+    low, high = ax.get_ylim()
+    band = by_gid(ax.patches, "all_reduce, mean ± 1 s.e. over seeds")
+    assert low < band.get_y() and band.get_y() + band.get_height() < high and high - low < 3
+    tags = [t.get_text() for t in ax.texts]
+    assert any(t.startswith("DiLoCo H=256: ") and float(t.split(": ")[1]) < low for t in tags)
+    assert_labels_apart_and_inside(fig)
     plt.close(fig)
