@@ -385,3 +385,16 @@ def test_the_committed_frontier_is_drawn_on_all_reduces_band_with_its_labels_apa
     assert any(t.startswith("DiLoCo H=256: ") and float(t.split(": ")[1]) < low for t in tags)
     assert_labels_apart_and_inside(fig)
     plt.close(fig)
+
+
+def test_a_legend_whose_colour_names_the_category_shows_its_entries_in_grey():
+    """tuned_baselines colours each arm by its method; its legend (recipe open, tuned filled) names no
+    method, so its markers are grey, not the first arm's blue."""
+    spec = registry.SPECS["tuned_baselines"]
+    fig = registry.draw_figure(spec, registry.load(spec, COMMITTED, "mini"))
+    [legend] = fig.legends
+    grey = matplotlib.colors.to_hex(palette.NEUTRAL)
+    assert [matplotlib.colors.to_hex(h.get_color()) for h in legend.legend_handles] == [grey, grey]
+    fills = [h.get_markerfacecolor() for h in legend.legend_handles]
+    assert matplotlib.colors.to_hex(fills[0]) == "#ffffff" and matplotlib.colors.to_hex(fills[1]) == grey
+    plt.close(fig)

@@ -27,6 +27,7 @@ METHOD_COLOURS = {       # keys: the runs' method.name (cfg), and Anil et al.'s 
     "two_phase": _DARK[6],
 }
 CONTROL = "independent"
+NEUTRAL = "0.35"   # a legend entry that names no method (a budget, a marker fill), grey apart from every method
 CONTROL_DASHES = (4, 2)
 
 

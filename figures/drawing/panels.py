@@ -9,10 +9,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
 
 from .labels import LOSSES, axis_label
 from .log_axis import log_axis
-from .palette import controls, series_colours, series_dashes, series_methods
+from .palette import NEUTRAL, controls, series_colours, series_dashes, series_methods
 from .seed_means import SES, aggregate, check_one_run_per_seed
 
 THEME = dict(style="whitegrid", context="paper", palette="colorblind", font_scale=1.1)
@@ -107,7 +108,7 @@ def category_points(ax, finals, x, y, hue, notes, order=None, hue_order=None, pa
             drawn = ax.errorbar([position], [row["mean"]], yerr=[0 if pd.isna(row["se"]) else row["se"]], fmt="o",
                                 capsize=3, color=colors[row[x] if colour_by == "x" else name],
                                 markerfacecolor="white" if name in hollow else None,
-                                label=name if row[x] == rows[x].iloc[0] else None)
+                                label=name if row[x] == rows[x].iloc[0] and colour_by == "hue" else None)
             drawn.lines[0].set_gid(f"{name}|{row[x]}")
             drawn.lines[2][0].set_gid(f"{name}|{row[x]} s.e.")
     ax.set_xticks(range(len(order)), labels=order)
@@ -116,7 +117,10 @@ def category_points(ax, finals, x, y, hue, notes, order=None, hue_order=None, pa
         log_axis(ax)
     notes.record(data, [x, hue])
     ax.set(xlabel=None, ylabel=axis_label(y, task))
-    if hue_order:
+    if hue_order and colour_by == "x":   # the colour names the category: the legend shows each hue in grey
+        ax.legend(handles=[Line2D([], [], marker="o", linestyle="none", color=NEUTRAL, label=name,
+                                  markerfacecolor="white" if name in hollow else NEUTRAL) for name in hue_order])
+    elif hue_order:
         ax.legend()
     return stats
 
