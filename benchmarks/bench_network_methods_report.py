@@ -4,7 +4,7 @@ the bits counted against the formulas and the bytes on the wire, the plot of tim
 link speed."""
 import matplotlib.pyplot as plt
 
-from . import step_model as sm
+from codistill_experiments import step_model as sm
 from .bench_network_methods import AVERAGING_PERIODS, TIMED_APART
 from .tables import fmt_bits, legend_below, save, table
 

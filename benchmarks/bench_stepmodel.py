@@ -12,7 +12,7 @@ import os
 import time
 
 from . import report
-from . import step_model as sm
+from codistill_experiments import step_model as sm
 from . import step_model_calibration as cal
 
 

@@ -3,7 +3,7 @@ bench_stepmodel.py computed: the calibration on part 3's measurements, the check
 authors' slides, the predictions up to 4096 GPUs, the targets, the plot."""
 import matplotlib.pyplot as plt
 
-from . import step_model as sm
+from codistill_experiments import step_model as sm
 from .tables import legend_below, table
 
 TARGET_PCT = 25.0          # every row of part 3, out of sample (issue 27)
@@ -214,7 +214,7 @@ def section(part, targets):
     lines = ["Time per update = compute + the collectives' time (bandwidth + latency terms), no overlap; bits "
              "per update per device in the engine's convention (src/codistill/exchange.py: all_reduce of x 2|x|, "
              "all_gather over m ranks (m-1)|x|, charged across servers when the group spans them). Code: "
-             f"benchmarks/step_model.py; constants from {part['calibration_source']}, judged on {part['source']}.", ""]
+             f"src/codistill_experiments/step_model.py; constants from {part['calibration_source']}, judged on {part['source']}.", ""]
     if "judged" in part:
         lines += judged_lines(part["judged"], targets) + [""]
     else:

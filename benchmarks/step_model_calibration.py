@@ -11,7 +11,7 @@ from dataclasses import replace
 from statistics import mean
 
 from .bench_network_methods import AVERAGING_PERIODS, TIMED_APART
-from .step_model import (Layout, Network, Overhead, Workload, all_reduce, checkpoints, diloco, localsgd,
+from codistill_experiments.step_model import (Layout, Network, Overhead, Workload, all_reduce, checkpoints, diloco, localsgd,
                         powersgd, predictions)
 
 PERIODS = (50, 625)   # checkpoints' T in part 3's rows

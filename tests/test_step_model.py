@@ -1,4 +1,4 @@
-"""benchmarks/step_model.py: collective costs and bits worked by hand, compressed prediction exchanges
+"""src/codistill_experiments/step_model.py: collective costs and bits worked by hand, compressed prediction exchanges
 included; its constants (step_model_calibration.py) taken from the calibration part alone, never from
 part 3's times per update; the leave-one-model-out arithmetic; the committed part 6 reproduced."""
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import step_model as sm
+from codistill_experiments import step_model as sm
 from benchmarks import step_model_calibration as cal
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from .checkpoint_wire import CheckpointWire, FlatParameters
-from .choices import EXCHANGES, PREDICTION_BITS
+from .choices import EXCHANGES, PREDICTION_BITS, SCALE_BITS, check_topk, index_bits, prediction_row_bits  # noqa: F401
 from .losses import TopKLogits
 
 
@@ -111,37 +111,9 @@ def param_hash(module):
 # logits travel, and are counted, as float64).
 WIRE_DTYPES = {32: torch.float32, 16: torch.float16, 8: torch.int8, None: None}
 QUANTISED_LEVELS = 127       # int8 values in [-127, 127]: symmetric, -128 unused
-SCALE_BITS = 32              # the float32 scale of a quantised row
-
-
-def index_bits(classes):
-    """Bits of the smallest integer type that holds a class index < `classes`: 8 (uint8) up to
-    256 classes, 16 (int16) up to 32768, else 32 (int32)."""
-    return 8 if classes <= 2**8 else 16 if classes <= 2**15 else 32
 
 
 INDEX_DTYPES = {8: torch.uint8, 16: torch.int16, 32: torch.int32}
-
-
-def check_topk(topk):
-    if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
-        raise ValueError(f"prediction_topk={topk!r} is not None or a whole number >= 1")
-
-
-def prediction_row_bits(classes, topk=None, bits=32):
-    """Bits one rank sends per row of logits (an example, or a token) at one exchange, before the
-    all_gather's (m-1) factor: what the counter charges per row. Dense (topk None or = classes):
-    classes x bits, + the 32-bit scale when bits = 8; top-k: k x (bits + index bits) (index bits:
-    index_bits(classes)), + the 32-bit scale when bits = 8."""
-    if bits not in PREDICTION_BITS:
-        raise ValueError(f"bits={bits!r} is not one of {PREDICTION_BITS}")
-    check_topk(topk)
-    if topk is not None and topk > classes:
-        raise ValueError(f"prediction_topk={topk} exceeds the {classes} classes")
-    scale = SCALE_BITS if bits == 8 else 0
-    if topk is None or topk == classes:
-        return classes * bits + scale
-    return topk * (bits + index_bits(classes)) + scale
 
 
 def quantize_rows(values):
