@@ -47,6 +47,7 @@ from omegaconf import OmegaConf, open_dict
 from codistill_experiments.config import ConfigError, composition_problem, data_problem, placement_problem, validate
 from codistill_experiments.jobs import STARTS_ITS_RANKS
 from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, read_records, run_dir, run_id
+from codistill_experiments.job_cost import ASSUMPTIONS, NotCosted, job_cost
 
 
 @dataclass
@@ -291,11 +292,16 @@ class GridUnionSweeper(BasicSweeper):
         if not jobs:
             scales = sorted({str(grid["scale"]) for grid in self.grids if "scale" in grid} - {scale})
             print(f"  this sweep has no job at scale {scale}" + (f"; it has jobs at: {', '.join(scales)}" if scales else ""))
+        costs = []
         for index, ((job, container, identifier, _), finished) in enumerate(zip(jobs, done)):
             print(f"  [{index}] {identifier}  {' '.join(job)}{f'  ({finished})' if finished else ''}")
             for model_job in filter(None, model_jobs_of(container)):
                 print(f"        {model_job[0]}: its own job of {container['job_ranks']} rank(s) on "
                       f"launcher {container['launcher']['name']}")
+            if container["scale"].get("gpus_per_rank"):
+                costs.append(print_cost(container))
+        if any(cost is not None for cost in costs):
+            print_total(costs)
         if not jobs:
             return []
         missing, unchecked = self.missing_data(jobs)
@@ -368,3 +374,23 @@ class GridUnionSweeper(BasicSweeper):
             config.hydra.launcher = resources
         return Plugins.instance().instantiate_launcher(hydra_context=self.hydra_context,
                                                        task_function=self.task_function, config=config)
+
+
+def print_cost(container):
+    """The job's planned cost on the paper's GPUs (job_cost.py), on the line below it; its JobCost or None."""
+    try:
+        cost = job_cost(container)
+    except NotCosted as reason:
+        print(f"        cost: not estimated: {reason}")
+        return None
+    print(f"        cost: {cost.line()}")
+    return cost
+
+
+def print_total(costs):
+    known = [cost for cost in costs if cost is not None]
+    hours, gpu_hours = sum(cost.hours for cost in known), sum(cost.gpu_hours for cost in known)
+    missing = f"; {len(costs) - len(known)} job(s) not estimated" if len(known) < len(costs) else ""
+    print(f"total: {gpu_hours:,.0f} GPU-h over {len(known)} jobs ({hours:,.1f} h if run one after another, "
+          f"{max(cost.hours for cost in known):,.1f} h for the longest){missing}")
+    print(f"  assumed: {ASSUMPTIONS}")
