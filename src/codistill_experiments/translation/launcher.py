@@ -53,6 +53,27 @@ def trained(run_directory, group):
     return (model_dir(run_directory, group) / "trained.json").exists()
 
 
+def has_trained(config, run_directory, group):
+    """Whether model `group` has trained: trained.json, or a complete checkpoint_last.pt at
+    schedule.max_update. A kill after fairseq's last save but before trained.json leaves the
+    second; fairseq-train started again from it would train one update more (it checks the limit
+    after each update), so the model is marked trained instead."""
+    folder = model_dir(run_directory, group)
+    if trained(run_directory, group):
+        return True
+    repair_torn_checkpoint(folder)
+    last, limit = folder / "checkpoint_last.pt", config["schedule"].get("max_update") or 0
+    if not (limit and last.exists()):
+        return False
+    import torch
+
+    state = torch.load(last, map_location="cpu", weights_only=False, mmap=True)   # fairseq pickles its config
+    if state["optimizer_history"][-1]["num_updates"] < limit:
+        return False
+    mark_trained(run_directory, group)
+    return True
+
+
 def _train_rank(config, run_directory, data_bin, group, rank_in_group, local_rank, init_method, cuda):
     gpu = gpu_of(local_rank) if cuda else None
     if rank_in_group == 0:
@@ -74,7 +95,7 @@ def run_local(config, run_directory, data_bin):
     processes = {}
     with local_rendezvous() as rendezvous:
         for group in range(n):
-            if trained(run_directory, group):
+            if has_trained(config, run_directory, group):
                 continue
             init_method = rendezvous(f"model{group}") if k > 1 else None
             for rank_in_group in range(k):
@@ -101,7 +122,7 @@ def run_task(config, run_directory, data_bin, rank, local_rank):
     group, rank_in_group = divmod(rank, k)
     failed = model_dir(run_directory, group) / f"failed-rank{rank_in_group}.json"
     failed.unlink(missing_ok=True)
-    if not trained(run_directory, group):
+    if not has_trained(config, run_directory, group):
         init_method = None
         if k > 1:
             host = (group_leader_address(group, k) if "SLURM_JOB_ID" in os.environ or "SUBMITIT_EXECUTOR" in os.environ
