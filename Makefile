@@ -11,7 +11,7 @@ LOGS ?= paper/logs
 JOBS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce figure figures status report regime reproduce-all dryrun soak bench test clean
+.PHONY: help setup reproduce figure figures status report regime reproduce-all dryrun preflight soak bench test clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,10 +57,13 @@ reproduce-all: setup ## run every sweep at SCALE here into RESULTS, JOBS jobs at
 dryrun: setup ## validate and list every job of FIG's sweep at SCALE, run nothing
 	$(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE) dry_run=true
 
+preflight: setup ## first thing on a GPU node: each paper workload at its paper shape (2 models x GPUs/2), killed and resumed; one table of checks, memory, throughput (no GPU: CPU sizes; ONLY=criteo ... for some)
+	$(PY) -m codistill_experiments.preflight $(if $(ONLY),--only $(ONLY))
+
 soak: setup ## kill a mini run at random moments 50 times; report how many resumed exactly
 	$(PY) -m benchmarks.soak_resume --kills 50
 
-bench: setup ## measure bits sent, engine overhead, a slow network (as root), the loop, collect and the sweeps on the cores, a model job killed and rejoining; write benchmarks/results.md (~35 min)
+bench: setup ## measure bits sent, engine overhead, a slow network (as root), the loop, collect and the sweeps on the cores, a model job killed and rejoining, the paper path's reads; write benchmarks/results.md (~35 min)
 	$(PY) -m benchmarks.bench
 
 test: setup ## check the layering contracts (pyproject.toml), then run the test suite (multi-process gloo tests included)

@@ -1,12 +1,12 @@
 """Wide-ResNet, the multi-view split model (paper Sec. 5.1, Fig. 6), and CIFAR-10 from a local copy
 in CIFAR's own on-disk format."""
-import pickle
 
 import pytest
 import torch
 
 from codistill_experiments.vision.wide_resnet import SplitWideResNet, WideResNet
 from codistill_experiments.data_checks import check_cifar_root
+from codistill_experiments.preflight import write_cifar_batches
 from test_engine_distributed import final_params, last_eval
 
 
@@ -61,24 +61,8 @@ def test_the_frozen_part_gets_no_gradient_and_does_not_change():
     assert not torch.equal(before["tail.fc.weight"], after["tail.fc.weight"])
 
 
-def write_cifar_copy(root, per_batch=4, test=4):
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    generator = torch.Generator().manual_seed(0)
-
-    def batch(count):
-        data = torch.randint(0, 256, (count, 3072), generator=generator, dtype=torch.uint8).numpy()
-        return {"data": data, "labels": [i % 10 for i in range(count)]}
-
-    for name in [f"data_batch_{i}" for i in range(1, 6)]:
-        (folder / name).write_bytes(pickle.dumps(batch(per_batch)))
-    (folder / "test_batch").write_bytes(pickle.dumps(batch(test)))
-    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{i}" for i in range(10)]}))
-    return root
-
-
 def test_two_updates_of_two_split_models_on_a_generated_local_cifar10(tmp_path, run_job):
-    root = write_cifar_copy(tmp_path / "cifar")   # 20 training images
+    root = write_cifar_batches(tmp_path / "cifar", per_batch=4)   # 20 training images
     assert check_cifar_root(root) is None
     torch.manual_seed(0)
     pretrained = tmp_path / "wrn.pt"

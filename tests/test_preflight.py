@@ -1,0 +1,56 @@
+"""The paper's workloads at their paper shape on CPU (what `make preflight` runs on a GPU node): the
+paper's model and recipe, 2 models, loader workers, generated data in the real on-disk format, a few
+updates and evaluations, then a copy SIGKILLed after its first committed state and rerun, whose log
+must equal the uninterrupted run's."""
+import json
+
+import pytest
+
+from codistill_experiments import preflight
+from codistill_experiments.preflight import BY_NAME, first_difference, peer_inputs
+
+# One workload of each kind the paper trains (ResNeXt-101 and transformer big share their kind's
+# code path with ResNet-50 and the IWSLT transformer; `make preflight` runs them too).
+IN_CI = ["imagenet_resnet50", "cifar10_wrn", "criteo", "iwslt14_transformer", "commoncrawl_lstm"]
+
+
+@pytest.mark.parametrize("name", IN_CI)
+def test_a_paper_workload_trains_at_its_paper_shape_and_resumes_exactly_after_a_kill(name, tmp_path):
+    outcome = preflight.check(BY_NAME[name], tmp_path, gpus=0)
+    assert outcome.failures == {}, outcome.checks
+    assert outcome.checks["trains"] == "pass" and outcome.checks["kill + resume"] == "pass"
+    predictions = name.startswith("imagenet") or name == "cifar10_wrn"
+    assert (outcome.checks["same peer inputs"] == "pass") == predictions
+
+
+def test_every_paper_workload_of_the_sweeps_is_preflighted():
+    """Each paper-scale workload a sweep names has a preflight entry."""
+    workloads = {override.split("=", 1)[1] for entry in preflight.WORKLOADS for override in entry.overrides
+                 if override.startswith("workload=")}
+    assert workloads == {"imagenet_resnet50", "cifar10_wrn", "criteo", "wmt16_transformer_big", "iwslt14_transformer",
+                         "commoncrawl_lstm"}
+
+
+def test_a_resumed_log_that_differs_is_named_by_its_first_different_record():
+    expected = [{"kind": "eval", "step": 2, "val_loss": 1.0}, {"kind": "eval", "step": 4, "val_loss": 0.5}]
+    assert first_difference(expected, [dict(r) for r in expected]) is None
+    changed = [expected[0], {**expected[1], "val_loss": 0.50001}]
+    assert first_difference(expected, changed) == "record 1 (eval, step 4) differs in val_loss"
+    assert first_difference(expected, expected[:1]) == "1 records where the uninterrupted run has 2"
+
+
+def _trace(directory, model, rank, inputs):
+    name = f"trace-model{model}{f'-rank{rank}' if rank else ''}.jsonl"
+    (directory / name).write_text("".join(json.dumps({"inputs": value}) + "\n" for value in inputs))
+
+
+def test_peer_inputs_must_agree_across_models_and_differ_across_a_models_ranks(tmp_path):
+    for model in range(2):
+        _trace(tmp_path, model, 0, ["a", "b"])
+        _trace(tmp_path, model, 1, ["c", "d"])
+    assert peer_inputs(tmp_path) == "pass"
+    _trace(tmp_path, 1, 1, ["c", "x"])
+    assert peer_inputs(tmp_path) == "rank 1 of the models saw different inputs"
+    for model in range(2):
+        _trace(tmp_path, model, 1, ["a", "d"])
+    assert peer_inputs(tmp_path) == "two ranks of one model saw the same inputs"
