@@ -178,3 +178,37 @@ def test_anil_adagrad_keeps_lr_0001_at_a_models_batch_of_either_scale(tmp_path, 
     schedules = build_schedules(job["schedule"], job["method"], batch, steps_per_epoch=100)
     assert [schedules.lr(step) for step in (0, 99, 199)] == [0.001] * 3
     assert schedules.weight_decay(150) == 0.0 and schedules.total_steps == 200
+
+
+def test_criteo_is_parsed_once_per_machine_and_mapped_by_every_rank(tmp_path, monkeypatch):
+    from codistill_experiments.vision import datasets, tabular
+
+    rng = np.random.default_rng(1)
+    rows = [[str(rng.integers(2)), *[str(rng.integers(100)) for _ in range(13)],
+             *[f"{rng.integers(20):08x}" for _ in range(26)]] for _ in range(200)]
+    path = tmp_path / "train.txt"
+    write_tsv(path, rows)
+    monkeypatch.setattr(datasets, "SCAN_CACHE", tmp_path / "cache")
+    parses = []
+    monkeypatch.setattr(tabular, "read_criteo", lambda *args: parses.append(args) or read_criteo(*args))
+    first, second = (tabular.parsed_once(path, 0.1, 0, 2) for _ in range(2))    # two ranks of one machine
+    expected = read_criteo(path, 0.1, 0, 2)
+    assert len(parses) == 1
+    for got in (first, second):
+        assert all(torch.equal(a, b) for part in (0, 1) for a, b in zip(got[part], expected[part]))
+        assert got[2] == expected[2]
+    tabular.parsed_once(path, 0.2, 0, 2)                                      # other settings: parsed again
+    assert len(parses) == 2
+
+
+def test_a_training_set_above_the_limit_stays_in_host_memory_and_its_batches_go_to_the_device():
+    from codistill_experiments.vision.sampling import CoordinatedBatchSampler, InMemoryBatches
+
+    inputs, targets = torch.arange(48.0).reshape(24, 2), torch.arange(24)
+    sampler = CoordinatedBatchSampler(24, 4, ranks_per_group=1, rank_in_group=0, order_seed=0)
+    meta = torch.device("meta")   # stands in for a GPU: a tensor there is not the host's
+    kept = InMemoryBatches(inputs, targets, sampler, meta, resident_limit_bytes=0)
+    assert kept.inputs.device.type == "cpu"
+    batches = list(kept)
+    assert len(batches) == 6 and all(x.device == meta and x.shape == (4, 2) and y.shape == (4,) for x, y in batches)
+    assert InMemoryBatches(inputs, targets, sampler, meta).inputs.device == meta   # below the limit: copied whole

@@ -2,24 +2,16 @@
 tree of real JPEG files: two updates through the engine, on CPU."""
 import pytest
 import torch
-from PIL import Image
 
 from codistill_experiments.data_checks import check_imagefolder_root
+from codistill_experiments.preflight import write_imagefolder
 from test_engine_distributed import final_params, last_eval
 
 CLASSES = ("n01440764", "n01443537")
 
 
 def make_tree(root, per_class):
-    generator = torch.Generator().manual_seed(0)
-    for split, count in per_class.items():
-        for label in CLASSES:
-            folder = root / split / label
-            folder.mkdir(parents=True)
-            for index in range(count):
-                pixels = torch.randint(0, 256, (80, 96, 3), generator=generator, dtype=torch.uint8)
-                Image.fromarray(pixels.numpy()).save(folder / f"{label}_{index}.JPEG", quality=90)
-    return root
+    return write_imagefolder(root, per_class, CLASSES)
 
 
 def tiny_imagenet_job(root, *extra):
@@ -68,3 +60,29 @@ def test_channels_last_and_mixed_precision_options_run_on_cpu(tmp_path, run_job)
     # bfloat16 autocast really changes the arithmetic, yet stays near the float32 result.
     difference = (final_params(bfloat16, 0) - reference).abs().max().item()
     assert 0 < difference < 0.05
+
+
+def test_an_imagefolder_is_scanned_once_per_machine_until_a_class_folder_changes(tmp_path, monkeypatch):
+    import torchvision
+
+    from codistill_experiments.vision import datasets, workloads
+
+    root = make_tree(tmp_path / "imagenet", {"train": 2})
+    monkeypatch.setattr(datasets, "SCAN_CACHE", tmp_path / "scans")
+    scans = []
+    original = torchvision.datasets.ImageFolder.make_dataset
+
+    def counted(*args, **kwargs):
+        scans.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torchvision.datasets.ImageFolder, "make_dataset", staticmethod(counted))
+    folder = workloads.scanned_once(torchvision.datasets.ImageFolder)
+    first, second = folder(root / "train"), folder(root / "train")   # two ranks of one machine
+    plain = sorted(original(str(root / "train"), first.class_to_idx, extensions=torchvision.datasets.folder.IMG_EXTENSIONS))
+    assert len(scans) == 1 and first.samples == second.samples == plain and len(plain) == 4
+    make_tree(tmp_path / "more", {"train": 1})
+    (tmp_path / "more" / "train" / CLASSES[0] / f"{CLASSES[0]}_0.JPEG").rename(
+        root / "train" / CLASSES[0] / "added.JPEG")                   # a new file: its class folder changed
+    third = folder(root / "train")
+    assert len(scans) == 2 and len(third.samples) == 5

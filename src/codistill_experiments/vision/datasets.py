@@ -1,11 +1,19 @@
 """What every workload builds (workloads.py's image and cluster workloads, tabular.py's clicks): a
 Workload (data sets and model factory) and the in-memory data set the mini workloads share."""
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
+
+
+# Where the ranks of a machine share what one of them read from a data set once (ImageNet's file
+# list, Criteo's parsed rows): workloads.scanned_once, tabular.parsed_once.
+SCAN_CACHE = Path(os.environ.get("CODISTILL_SCAN_CACHE", Path(tempfile.gettempdir()) / "codistill-scans"))
 
 
 @dataclass

@@ -8,6 +8,7 @@ the 13 transformed integer features, then the 26 categorical ids (stored as floa
 most frequent). The network (`ClickDNN`) returns the two logits [0, z]: the engine's softmax
 cross-entropy over them is the logistic loss of z exactly, and argmax predicts a click when z > 0.
 """
+import os
 from pathlib import Path
 
 import numpy as np
@@ -212,12 +213,45 @@ def read_criteo(path, val_fraction, split_seed, min_count, chunk_rows=1_000_000)
     return joined(parts[False]), joined(parts[True]), [len(vocabulary) for vocabulary in vocabularies]
 
 
+def parsed_once(path, val_fraction, split_seed, min_count):
+    """read_criteo's result, parsed once per machine: the first rank writes it as .npy files under
+    datasets.SCAN_CACHE (keyed by the file's path, size and modification time and the settings),
+    the others wait on its lock; every rank then maps the files copy-on-write, so the ranks of a
+    server share one copy of the rows in the page cache (Criteo's 11 GB TSV is 6.4 GB of float32)."""
+    import hashlib
+    import json
+    import shutil
+
+    from ..file_lock import exclusive_lock
+    from .datasets import SCAN_CACHE
+
+    stat = os.stat(path)
+    key = hashlib.sha1(json.dumps([os.path.realpath(path), stat.st_size, stat.st_mtime_ns, val_fraction, split_seed,
+                                   min_count]).encode()).hexdigest()[:16]
+    folder = SCAN_CACHE / f"criteo-{key}"
+    SCAN_CACHE.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(SCAN_CACHE / f"criteo-{key}.lock"):
+        if not folder.is_dir():
+            (train_x, train_y), (val_x, val_y), sizes = read_criteo(path, val_fraction, split_seed, min_count)
+            building = folder.with_name(f".{folder.name}.{os.getpid()}")
+            shutil.rmtree(building, ignore_errors=True)
+            building.mkdir()
+            for name, tensor in (("train_x", train_x), ("train_y", train_y), ("val_x", val_x), ("val_y", val_y)):
+                np.save(building / f"{name}.npy", tensor.numpy())
+            (building / "vocabulary_sizes.json").write_text(json.dumps(sizes))
+            os.rename(building, folder)
+    arrays = {name: torch.from_numpy(np.load(folder / f"{name}.npy", mmap_mode="c"))
+              for name in ("train_x", "train_y", "val_x", "val_y")}
+    sizes = json.loads((folder / "vocabulary_sizes.json").read_text())
+    return (arrays["train_x"], arrays["train_y"]), (arrays["val_x"], arrays["val_y"]), sizes
+
+
 def criteo(cfg):
     """Paper scale: Criteo's train.txt from workload.data_root, ClickDNN at the paper's widths."""
     problem = check_criteo_root(cfg.data_root)
     if problem:
         raise FileNotFoundError(problem)
-    (train_x, train_y), (val_x, val_y), vocab_sizes = read_criteo(Path(cfg.data_root) / CRITEO_FILE, cfg.val_fraction,
+    (train_x, train_y), (val_x, val_y), vocab_sizes = parsed_once(Path(cfg.data_root) / CRITEO_FILE, cfg.val_fraction,
                                                                   cfg.split_seed, cfg.min_count)
     return Workload(train_set=InMemoryDataset(train_x, train_y), val_set=InMemoryDataset(val_x, val_y),
                     num_classes=2, make_model=lambda seed, spec=None: click_model(cfg, vocab_sizes, seed, spec),

@@ -5,6 +5,8 @@ package (scikit-learn's digits, for quick tests); paper
 scale reads ImageNet from disk in the standard ImageFolder layout. Both go through the same
 sampler, loader and engine.
 """
+import hashlib
+import os
 from pathlib import Path
 
 import torch
@@ -158,12 +160,40 @@ def imagenet(cfg):
         torch.manual_seed(seed)
         return imagenet_model(cfg, spec)
 
-    train_set = torchvision.datasets.ImageFolder(root / "train", train_tf)
-    val_set = torchvision.datasets.ImageFolder(root / "val", val_tf)
+    train_set = scanned_once(torchvision.datasets.ImageFolder)(root / "train", train_tf)
+    val_set = scanned_once(torchvision.datasets.ImageFolder)(root / "val", val_tf)
     if train_set.classes != val_set.classes or len(train_set.classes) != cfg.num_classes:
         raise ValueError(f"workload.data_root={str(root)!r}: {len(train_set.classes)} classes in train/, "
                          f"{len(val_set.classes)} in val/, workload.num_classes={cfg.num_classes}: they must agree")
     return Workload(train_set=train_set, val_set=val_set, num_classes=cfg.num_classes, make_model=make_model)
+
+
+def scanned_once(folder_class):
+    """torchvision's ImageFolder whose file list is scanned once per machine and read back by the
+    other ranks there (ImageNet's train/ is 1.28M files: every rank listing them loads a shared file
+    system 8 times per server). The list is kept in datasets.SCAN_CACHE under the folder's path and the
+    modification times of its class folders (a file added or removed changes its folder's), written
+    atomically by the first rank under a lock the others wait on."""
+    import json
+
+    from ..file_lock import exclusive_lock
+    from . import datasets
+    from codistill.atomic_write import atomic_write_bytes
+
+    class ScannedOnce(folder_class):
+        @staticmethod
+        def make_dataset(directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
+            stamps = [(name, os.stat(os.path.join(directory, name)).st_mtime_ns) for name in sorted(class_to_idx)]
+            key = hashlib.sha1(json.dumps([os.path.realpath(directory), stamps, extensions]).encode()).hexdigest()[:16]
+            datasets.SCAN_CACHE.mkdir(parents=True, exist_ok=True)
+            cache = datasets.SCAN_CACHE / f"{key}.json"
+            with exclusive_lock(datasets.SCAN_CACHE / f"{key}.lock"):
+                if not cache.exists():
+                    samples = folder_class.make_dataset(directory, class_to_idx, extensions, is_valid_file, allow_empty)
+                    atomic_write_bytes(cache, lambda handle: handle.write(json.dumps(samples).encode()))
+            return [tuple(sample) for sample in json.loads(cache.read_text())]
+
+    return ScannedOnce
 
 
 def imagenet_model(cfg, spec=None):
