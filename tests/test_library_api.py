@@ -164,3 +164,37 @@ def test_file_exchange_teachers_are_the_peers_of_the_last_exchange_point_and_res
     [teacher] = resumed.teachers_logits(7, inputs, None)
     torch.testing.assert_close(teacher.t(), owns[1][6], rtol=0, atol=0)
     assert resumed.counter.inter_node_bits == 3 * bits
+
+
+def _one_reader_per_model(rank, world_size, root):
+    import torch.distributed as dist
+
+    from codistill.file_exchange import FileCheckpointExchange
+    from codistill.snapshots import SnapshotStore
+
+    reads = []
+
+    class CountedStore(SnapshotStore):
+        def load(self, model, step):
+            reads.append((model, step))
+            return super().load(model, step)
+
+    teacher = torch.nn.Linear(3, 2)
+    exchange = FileCheckpointExchange(CountedStore(root), 0, 2, 1, [teacher], model_group=dist.group.WORLD)
+    exchange.refresh(0, None)
+    return {"reads": reads, "teacher": [p.tolist() for p in teacher.parameters()], "held": exchange.held_steps(),
+            "bits": exchange.counter.inter_node_bits + exchange.counter.intra_node_bits}
+
+
+def test_a_models_first_rank_alone_reads_a_peers_snapshot_and_its_other_ranks_receive_it(tmp_path):
+    from codistill.snapshots import SnapshotStore
+
+    torch.manual_seed(5)
+    peer = torch.nn.Linear(3, 2)
+    SnapshotStore(tmp_path).publish(1, 0, dict(peer.named_parameters()))   # model 1's snapshot of update 0
+    first, second = spawn(2, _one_reader_per_model, str(tmp_path))          # model 0's two ranks
+    assert first["reads"] == [[1, 0]] and second["reads"] == []
+    expected = [p.tolist() for p in peer.parameters()]
+    assert first["teacher"] == second["teacher"] == expected
+    assert first["held"] == second["held"] == [0]
+    assert first["bits"] == second["bits"] == 32 * (3 * 2 + 2)                # read, or received by broadcast

@@ -109,12 +109,13 @@ class Codistiller:
     @classmethod
     def through_files(cls, model, store, group_index, n_groups, period=1, alpha=1.0, loss="mse", temperature=1.0,
                       burn_in_steps=0, make_teacher=None, *, mode="lockstep", timeout_s=600.0, counter=None,
-                      publish=True, crosses_nodes=True, prune=False, run_teacher=None, warn=None):
+                      publish=True, crosses_nodes=True, prune=False, run_teacher=None, warn=None, model_group=None):
         """Codistillation between models that share only storage (each its own job or world): the
         checkpoint exchange through files (file_exchange.FileCheckpointExchange on `store`, a
         SnapshotStore or a folder). publish: this rank writes the snapshots (its model group's
-        leader); mode, timeout_s, crosses_nodes, prune and warn (where a skipped damaged snapshot
-        is reported) as FileCheckpointExchange's. A peer without a snapshot yet (asynchronous mode)
+        leader); mode, timeout_s, crosses_nodes, prune, warn (where a skipped damaged snapshot
+        is reported) and model_group (the model's ranks: its first reads, then broadcasts) as
+        FileCheckpointExchange's. A peer without a snapshot yet (asynchronous mode)
         is no teacher: the loss is the mean over the peers present."""
         _check(period, loss, temperature, n_groups)
         self = cls.__new__(cls)
@@ -123,7 +124,8 @@ class Codistiller:
         teachers = build_teachers(model, make_teacher or (lambda group: copy.deepcopy(model)), group_index, n_groups)
         exchange = FileCheckpointExchange(store, group_index, n_groups, period, teachers, mode=mode,
                                           timeout_s=timeout_s, counter=counter, publish=publish,
-                                          crosses_nodes=crosses_nodes, prune=prune, warn=warn)
+                                          crosses_nodes=crosses_nodes, prune=prune, warn=warn,
+                                          model_group=model_group)
         self._setup(model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher)
         return self
 
@@ -158,8 +160,9 @@ class Codistiller:
 
     @property
     def model_group(self):
-        """This rank's model group: the process group of its DDP (gradients are averaged in it)."""
-        return self.groups.group
+        """This rank's model group: the process group of its DDP (gradients are averaged in it);
+        through files, the one it was given (None: the default group, or a single rank)."""
+        return self.groups.group if self.groups is not None else self.exchange.model_group
 
     @property
     def teachers(self):

@@ -3,6 +3,8 @@ checkpoint exchanges (publish, refresh, teachers, held_steps, state_dict): for m
 group (separate jobs, or machines that share only storage). The snapshots and the choice of which
 one to read are snapshots.py's (SnapshotStore, PeerReader).
 """
+import torch.distributed as dist
+
 from .exchange import CommCounter
 from .snapshots import PeerReader, SnapshotStore, snapshot_bits
 
@@ -19,13 +21,17 @@ class FileCheckpointExchange:
     (inter-node when crosses_nodes). Snapshots are kept until the caller prunes them
     (store.prune), or, with prune=True, each publish removes this group's snapshots that no peer
     can need after a resume (SnapshotStore.prune_unneeded: every group marks its durable
-    checkpoints with store.mark_checkpointed).
+    checkpoints with store.mark_checkpointed). model_group: the process group of this model's
+    ranks, when it has several: its first rank alone reads the files and broadcasts the teachers
+    to the others over it (tensors on the model's device), so a model of k ranks reads each
+    snapshot once, not k times, and all its ranks hold the same snapshot in async mode too; they
+    are charged the broadcast as intra-node bits.
     """
 
     sends = "checkpoints"
 
     def __init__(self, store, group_index, n_groups, period, teachers, mode="lockstep", timeout_s=600.0,
-                 counter=None, publish=True, crosses_nodes=True, prune=False, warn=None):
+                 counter=None, publish=True, crosses_nodes=True, prune=False, warn=None, model_group=None):
         self.store = store if isinstance(store, SnapshotStore) else SnapshotStore(store)
         self.group_index, self.period, self.teachers = group_index, period, list(teachers)
         self.publishes, self.crosses_nodes = publish, crosses_nodes
@@ -36,6 +42,7 @@ class FileCheckpointExchange:
             raise ValueError(f"{len(self.teachers)} teachers for {len(peers)} other model groups")
         self.reader = PeerReader(self.store, peers, period, mode, timeout_s, warn)
         self.published_step = None
+        self.model_group = model_group if model_group is not None and dist.get_world_size(model_group) > 1 else None
 
     def publish(self, step, model):
         """At an exchange point, the leader writes `model`'s parameters (once per step)."""
@@ -47,10 +54,30 @@ class FileCheckpointExchange:
 
     def refresh(self, step, model):
         """Reads the peers' snapshots to use at `step` into the teachers."""
+        if self.model_group is None:
+            self._read(step)
+            return
+        reader = dist.get_global_rank(self.model_group, 0)
+        changed = [self._read(step) if dist.get_rank() == reader else None]
+        dist.broadcast_object_list(changed, src=reader, group=self.model_group)
+        for slot, source in changed[0]:
+            if dist.get_rank() != reader:
+                self.reader.steps[slot] = source
+                self.reader.held_before_resume[slot] = None
+            for tensor in self.teachers[slot].parameters():
+                dist.broadcast(tensor.data, src=reader, group=self.model_group)
+                if dist.get_rank() != reader:
+                    self.counter.charge(snapshot_bits({"": tensor}), False)
+
+    def _read(self, step):
+        """This rank's own read of the changed snapshots into the teachers: [(slot, step read)]."""
+        changed = []
         for slot, source, tensors, counted in self.reader.refresh(step):
             if counted:
                 self.counter.charge(snapshot_bits(tensors), self.crosses_nodes)
             self._load(slot, source, tensors)
+            changed.append((slot, source))
+        return changed
     def _load(self, slot, source, tensors):
         teacher = self.teachers[slot]
         reference = next(teacher.parameters())

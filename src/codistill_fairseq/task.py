@@ -183,7 +183,8 @@ class CodistillHooks:
             loss="mse", burn_in_steps=self.burn_in_updates,
             make_teacher=lambda peer: models.build_model(self.model_cfg, self),
             mode=str(self.codistill_cfg.exchange_mode), timeout_s=self.codistill_cfg.exchange_timeout, counter=self.counter, publish=leader, crosses_nodes=True,
-            prune=leader, run_teacher=lambda teacher, net_input: teacher(**net_input)[0])
+            prune=leader, run_teacher=lambda teacher, net_input: teacher(**net_input)[0],
+            model_group=torch.distributed.group.WORLD if torch.distributed.is_initialized() else None)
 
     # -- bookkeeping -----------------------------------------------------------------------------
     def _is_leader(self):

@@ -195,7 +195,7 @@ def build_codistiller(cfg, layout, groups, counter, model, workload, memory_form
             period=int(method.period), alpha=alpha if alpha is not None else float(method.alpha), loss=method.loss,
             temperature=float(method.temperature), burn_in_steps=int(method.burn_in_steps),
             make_teacher=make_teacher, mode=method.snapshot_mode, timeout_s=float(method.snapshot_timeout_s),
-            counter=counter, publish=layout.rank_in_group == 0, crosses_nodes=True, prune=True)
+            counter=counter, publish=layout.rank_in_group == 0, crosses_nodes=True, prune=True, model_group=groups.group)
     return Codistiller(model, layout, exchange=method.exchange, period=int(method.period),
                        alpha=alpha if alpha is not None else float(method.alpha),
                        loss=method.loss, temperature=float(method.temperature),
