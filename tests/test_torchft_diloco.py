@@ -128,3 +128,12 @@ def test_the_frontier_draws_streaming_diloco_as_its_own_series_with_knob_h():
 
     row = {"cfg.method.name": "streaming_diloco", "cfg.method.period": 32, "cfg.seed": 0}
     assert (frontier_label(row), frontier_knob(row)) == ("Streaming DiLoCo", "H=32")
+
+
+def test_the_replicas_of_a_gpu_run_average_through_nccl_and_those_of_a_cpu_run_through_gloo():
+    from torchft.process_group import ProcessGroupGloo, ProcessGroupNCCL
+
+    from codistill_experiments.vision.streaming_diloco import replica_group
+
+    assert isinstance(replica_group(torch.device("cuda", 0)), ProcessGroupNCCL)   # built, not configured: no GPU asked
+    assert isinstance(replica_group(torch.device("cpu")), ProcessGroupGloo)

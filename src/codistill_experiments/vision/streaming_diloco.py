@@ -40,7 +40,7 @@ import torch.distributed as dist
 from torchft._torchft import LighthouseServer
 from torchft.local_sgd import DiLoCo
 from torchft.manager import Manager
-from torchft.process_group import ProcessGroupGloo
+from torchft.process_group import ProcessGroupGloo, ProcessGroupNCCL
 
 from codistill.exchange import tensor_bits, wrap_data_parallel
 
@@ -80,6 +80,13 @@ def fragment_modules(model, fragments):
     return [torch.nn.ParameterList(parameters[start:end]) for start, end in zip(bounds, bounds[1:])]
 
 
+def replica_group(device):
+    """torchft's process group between the models' replicas for parameters on `device`: NCCL for
+    CUDA tensors (gloo would stage every outer all_reduce through host memory), gloo on the CPU."""
+    kind = ProcessGroupNCCL if device.type == "cuda" else ProcessGroupGloo
+    return kind(timeout=TIMEOUT)
+
+
 def _shared(value, source, group):
     """`value` of rank `source` (a global rank), on every rank of `group`."""
     box = [value]
@@ -117,7 +124,7 @@ class StreamingDiLoCo:
             store = _shared(store, first, self.groups.group)
         return CountedManager(
             self.counter, self.groups.peers_span_nodes,
-            pg=ProcessGroupGloo(timeout=TIMEOUT), load_state_dict=None, state_dict=None,
+            pg=replica_group(next(self.model.parameters()).device), load_state_dict=None, state_dict=None,
             min_replica_size=self.n_groups, use_async_quorum=False, timeout=TIMEOUT, quorum_timeout=TIMEOUT,
             rank=layout.rank_in_group, world_size=layout.ranks_per_group, store_addr=store[0], store_port=store[1],
             lighthouse_addr=lighthouse, replica_id=f"model{layout.group_index}", port=0, init_sync=False)
