@@ -8,8 +8,8 @@ import seaborn as sns
 from figures import kill_rejoin
 
 from . import (bench_bytes_report, bench_collect_report, bench_loop_report, bench_modeljobs_report,
-               bench_network_methods_report, bench_network_report, bench_overhead_report, bench_sharded_report,
-               bench_stepmodel_report)
+               bench_network_methods_report, bench_network_report, bench_overhead_report, bench_paperpath_report,
+               bench_sharded_report, bench_stepmodel_report)
 from . import bench_calibration_report
 from .tables import load_note, mark, table
 
@@ -30,7 +30,9 @@ SECTIONS = [("bytes", "1. Bits per update: engine counters vs the paper's formul
             ("loop", "4. Training loop: engine vs a plain PyTorch loop", bench_loop_report),
             ("collect", "5. Figures pipeline: collect at scale", bench_collect_report),
             ("stepmodel", "6. Step-time model past one machine", bench_stepmodel_report),
-            ("modeljobs", "7. " + kill_rejoin.TITLE, bench_modeljobs_report)]
+            ("modeljobs", "7. " + kill_rejoin.TITLE, bench_modeljobs_report),
+            ("paperpath", "8. The paper path: what the ranks of a server read, every rank for itself vs once",
+             bench_paperpath_report)]
 
 
 def remeasured_lines(results):
