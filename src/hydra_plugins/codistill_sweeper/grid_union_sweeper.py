@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from hydra._internal.config_repository import CachingConfigRepository
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
@@ -246,6 +247,10 @@ class GridUnionSweeper(BasicSweeper):
         """Composes every job; raises ConfigError naming each invalid one. Returns unique jobs as
         (overrides, resolved config, run id, resolved hydra.launcher: the job's resources)."""
         loader = self.hydra_context.config_loader
+        # Every job reads the same YAML files: keep what was read for the sweep's jobs (Hydra caches
+        # only within one composition; parsing them again was most of a long sweep's validation).
+        if not isinstance(loader.repository, CachingConfigRepository):
+            loader.repository = CachingConfigRepository(loader.repository)
         unique, run_ids, problems = [], set(), []
         for job in jobs:
             try:
