@@ -54,3 +54,16 @@ def test_peer_inputs_must_agree_across_models_and_differ_across_a_models_ranks(t
     for model in range(2):
         _trace(tmp_path, model, 1, ["a", "d"])
     assert peer_inputs(tmp_path) == "two ranks of one model saw the same inputs"
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_on_a_gpu_node_a_workload_keeps_the_papers_batch_and_precision_for_fewer_updates(name):
+    workload = BY_NAME[name]
+    job = preflight.compose(preflight.job_overrides(workload, gpus=8))
+    paper = preflight.compose(["scale=paper", *workload.overrides])
+    assert (job["scale"]["ranks_per_model"], job["scale"]["gpus_per_rank"], job["method"]["n"]) == (4, 1, 2)
+    assert job["scale"]["batch_per_rank"] == paper["scale"]["batch_per_rank"]
+    for key in ("max_tokens", "fp16", "amp", "batch_size", "arch", "model", "loader_workers"):
+        assert job["workload"].get(key) == paper["workload"].get(key), key
+    short = job["schedule"].get("max_update", job["schedule"].get("epochs"))
+    assert short in (2, 6) and short <= paper["schedule"].get("max_update", paper["schedule"].get("epochs"))

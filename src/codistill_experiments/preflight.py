@@ -19,6 +19,7 @@ status 1 when any check fails, with one line per failure. The test suite runs th
 CPU (tests/test_preflight.py)."""
 import argparse
 import json
+import math
 import os
 import pickle
 import shutil
@@ -116,7 +117,8 @@ class PaperWorkload:
     name: str
     figures: str                  # which of the papers' figures its sweeps draw
     overrides: tuple              # the paper job (scale=paper is added)
-    tiny: tuple                   # CPU sizes: data and batch only, never the model or the recipe's kind
+    bounds: tuple                 # on GPUs: the paper's job cut to a few updates
+    tiny: tuple                   # on a CPU, added to bounds: smaller batches, never the model or the recipe's kind
     data_key: str                 # the workload key of its data
     unit: str                     # what throughput counts
     paper_gb: int                 # the paper's V100 memory (A.3)
@@ -128,35 +130,36 @@ class PaperWorkload:
         return self.unit == "images" or self.name == "criteo"
 
 
-VISION_TINY = ("scale.batch_per_rank=2", "workload.eval_batch=4", "schedule.epochs=2", "schedule.lr.warmup_epochs=0",
-               "schedule.lr.milestones=[1]", "workload.loader_workers=2")
-FAIRSEQ_TINY = ("schedule.max_update=6", "schedule.warmup_updates=2", "workload.max_tokens=256",
-                "workload.required_batch_size_multiple=1", "method.period=2", "workload.log_interval=1",
-                "workload.fp16=false", "workload.loader_workers=0", "workload.generation.max_len_b=10")
+VISION_BOUNDS = ("schedule.epochs=2", "schedule.lr.warmup_epochs=0", "schedule.lr.milestones=[1]")
+VISION_TINY = ("scale.batch_per_rank=2", "workload.eval_batch=4", "workload.loader_workers=2")
+FAIRSEQ_BOUNDS = ("schedule.max_update=6", "schedule.warmup_updates=2", "method.period=2", "workload.log_interval=1",
+                  "workload.generation.max_len_b=10")
+FAIRSEQ_TINY = ("workload.max_tokens=256", "workload.required_batch_size_multiple=1", "workload.fp16=false",
+                "workload.loader_workers=0")
 WORKLOADS = [
     PaperWorkload("imagenet_resnet50", "Figs. 1-3, 5, 7-11, 13-17 (ImageNet, ResNet-50)",
-                  ("workload=imagenet_resnet50", "method=codistill"),
-                  (*VISION_TINY, "workload.num_classes=2"), "data_root", "images", 16, v100=RESNET50_V100_IMAGES_PER_S),
+                  ("workload=imagenet_resnet50", "method=codistill"), VISION_BOUNDS, VISION_TINY, "data_root", "images",
+                  16, v100=RESNET50_V100_IMAGES_PER_S),
     PaperWorkload("imagenet_resnext101", "Figs. 3, 8, 14, 15 (ResNeXt-101 32x8d)",
-                  ("workload=imagenet_resnet50", "workload.arch=resnext101_32x8d", "method=codistill"),
-                  (*VISION_TINY, "workload.num_classes=2"), "data_root", "images", 16, ranks_per_model=1),
+                  ("workload=imagenet_resnet50", "workload.arch=resnext101_32x8d", "method=codistill"), VISION_BOUNDS,
+                  VISION_TINY, "data_root", "images", 16, ranks_per_model=1),
     PaperWorkload("cifar10_wrn", "Fig. 6 (multi-view, WRN-28-10 on CIFAR-10)",
-                  ("workload=cifar10_wrn", "workload.scenario=random_init", "method=codistill"), VISION_TINY,
-                  "data_root", "images", 16, ranks_per_model=1),
+                  ("workload=cifar10_wrn", "workload.scenario=random_init", "method=codistill"), VISION_BOUNDS,
+                  VISION_TINY, "data_root", "images", 16, ranks_per_model=1),
     PaperWorkload("criteo", "Anil et al. Table 1 (Criteo click prediction)",
                   ("workload=criteo", "schedule=anil_adagrad", "method=codistill", "method.exchange=checkpoints"),
-                  ("scale.batch_per_rank=16", "workload.eval_batch=64", "schedule.epochs=2", "method.period=2",
-                   "workload.min_count=2"), "data_root", "rows", 16),
+                  ("schedule.epochs=2", "method.period=2"),
+                  ("scale.batch_per_rank=16", "workload.eval_batch=64", "workload.min_count=2"), "data_root", "rows", 16),
     PaperWorkload("wmt16_transformer_big", "Figs. 4, 12 (WMT'16 En-De, transformer big)",
-                  ("workload=wmt16_transformer_big", "method=codistill"), FAIRSEQ_TINY, "data_bin", "tokens", 32,
-                  ranks_per_model=1, v100=TRANSFORMER_BIG_V100_TOKENS_PER_S),
+                  ("workload=wmt16_transformer_big", "method=codistill"), FAIRSEQ_BOUNDS, FAIRSEQ_TINY, "data_bin",
+                  "tokens", 32, ranks_per_model=1, v100=TRANSFORMER_BIG_V100_TOKENS_PER_S),
     PaperWorkload("iwslt14_transformer", "Table 2, iwslt_overfit (IWSLT'14 De-En transformer)",
-                  ("workload=iwslt14_transformer", "method=codistill"), FAIRSEQ_TINY, "data_bin", "tokens", 32,
-                  ranks_per_model=1),
+                  ("workload=iwslt14_transformer", "method=codistill"), FAIRSEQ_BOUNDS, FAIRSEQ_TINY, "data_bin",
+                  "tokens", 32, ranks_per_model=1),
     PaperWorkload("commoncrawl_lstm", "Anil et al. Fig. 4 (LSTM language model, anil_fig4_lm)",
                   ("workload=commoncrawl_lstm", "method=codistill"),
-                  ("schedule.max_update=6", "workload.batch_size=4", "method.period=2", "workload.log_interval=1",
-                   "workload.loader_workers=0"), "data_bin", "tokens", 32, ranks_per_model=1),
+                  ("schedule.max_update=6", "method.period=2", "workload.log_interval=1"),
+                  ("workload.batch_size=4", "workload.loader_workers=0"), "data_bin", "tokens", 32, ranks_per_model=1),
 ]
 BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
@@ -189,26 +192,33 @@ def real_data(workload):
     return [f"data.fraction={min(1.0, 4 * per_model / PAPER_TRAIN_SIZES[paper['workload']['name']]):.8f}"]
 
 
-def generated_data(workload, root):
-    """Overrides pointing the workload at generated data of its real format under root."""
-    paper = compose(["scale=paper", *workload.overrides])["workload"]
+def generated_data(workload, root, batch_per_model):
+    """Overrides pointing the workload at generated data of its real format under root, two
+    updates per epoch at `batch_per_model` (images or rows; fairseq's batches are in tokens)."""
     if workload.name.startswith("imagenet"):
-        return [f"workload.data_root={write_imagefolder(root, {'train': 4, 'val': 2})}"]
+        root = write_imagefolder(root, {"train": batch_per_model, "val": 2})   # 2 classes
+        return [f"workload.data_root={root}", "workload.num_classes=2"]
     if workload.name == "cifar10_wrn":
-        return [f"workload.data_root={write_cifar_batches(root, per_batch=2)}"]
+        return [f"workload.data_root={write_cifar_batches(root, per_batch=math.ceil(2 * batch_per_model / 5))}"]
     if workload.name == "criteo":
-        return [f"workload.data_root={write_criteo_tsv(root)}"]
+        return [f"workload.data_root={write_criteo_tsv(root, rows=max(400, 3 * batch_per_model))}"]
+    paper = compose(["scale=paper", *workload.overrides])["workload"]
     return [f"workload.data_bin={write_data_bin(root, paper)}"]
 
 
-def job_overrides(workload, gpus, data):
+def job_overrides(workload, gpus, data=()):
     """The preflight job: the paper's, 2 models over the node's GPUs (or CPU ranks), a few updates."""
     per_model = max(1, gpus // 2) if gpus else workload.ranks_per_model
     placement = ([f"scale.ranks_per_model={per_model}", f"scale.ranks_per_node={2 * per_model}"] +
                  ([] if gpus else ["scale.gpus_per_rank=0"]))
     trace = ["trace=true"] if workload.vision else []
-    return ["scale=paper", *workload.overrides, *workload.tiny, *placement, *data, *trace,
-            "launcher.check_data_on_submit=true"]
+    sizes = () if gpus else workload.tiny
+    return ["scale=paper", *workload.overrides, *workload.bounds, *sizes, *placement, *data, *trace]
+
+
+def batch_per_model(workload, gpus):
+    scale = compose(job_overrides(workload, gpus))["scale"]
+    return int(scale["batch_per_rank"]) * int(scale["ranks_per_model"])
 
 
 # ----- running and checking
@@ -315,7 +325,7 @@ def check(workload, root, gpus=None, data=None):
     if data is None:
         data = real_data(workload)
         outcome.measured["data"] = "real" if data is not None else "generated"
-        data = data if data is not None else generated_data(workload, root / "data")
+        data = data if data is not None else generated_data(workload, root / "data", batch_per_model(workload, gpus))
     overrides = job_overrides(workload, gpus, data)
     container = compose(overrides)
     logs = root / "logs"
@@ -394,7 +404,7 @@ def table(outcomes, gpus):
     rows = []
     for outcome in outcomes:
         workload, measured = outcome.workload, outcome.measured
-        row = {"workload": workload.name, "stands for": workload.figures}
+        row = {"workload": workload.name, "stands for": workload.figures, "data": measured.get("data", "given")}
         row.update({name: ("pass" if text == "pass" else "n/a" if text.startswith("n/a") else "FAIL")
                     for name, text in outcome.checks.items()})
         per_update = measured.get("s_per_update")
@@ -433,6 +443,8 @@ def main(argv=None):
         outcomes.append(outcome)
         for name, text in outcome.checks.items():
             print(f"    {name}: {text}", flush=True)
+        if not args.keep:   # transformer big's checkpoints alone are gigabytes
+            shutil.rmtree(folder / workload.name, ignore_errors=True)
     print()
     print(table(outcomes, gpus))
     if not gpus:
