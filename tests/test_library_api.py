@@ -1,5 +1,6 @@
 """The public API (`from codistill import ...`): importable with torch alone, built from plain
 values, exchanges owning their burn-in and state, and the exchange through files."""
+import re
 import subprocess
 import sys
 import threading
@@ -198,3 +199,36 @@ def test_a_models_first_rank_alone_reads_a_peers_snapshot_and_its_other_ranks_re
     assert first["teacher"] == second["teacher"] == expected
     assert first["held"] == second["held"] == [0]
     assert first["bits"] == second["bits"] == 32 * (3 * 2 + 2)                # read, or received by broadcast
+
+
+@pytest.mark.parametrize("arguments, named", [
+    ({"n_groups": 2, "ranks_per_group": 1, "ranks_per_node": 1, "rank": 2}, "rank=2"),
+    ({"n_groups": 2, "ranks_per_group": 2, "ranks_per_node": 2, "rank": -1}, "rank=-1"),
+    ({"n_groups": 0, "ranks_per_group": 1, "ranks_per_node": 1, "rank": 0}, "n_groups=0"),
+    ({"n_groups": 2, "ranks_per_group": 1.5, "ranks_per_node": 1, "rank": 0}, "ranks_per_group=1.5")])
+def test_a_layout_refuses_a_rank_outside_its_world_and_sizes_that_are_not_whole(arguments, named):
+    from codistill import Layout
+
+    with pytest.raises(ValueError, match=re.escape(named)):
+        Layout(**arguments)
+    with pytest.raises(TypeError, match="rank"):
+        Layout(2, 1, 1)        # every rank passes its own: a default of 0 put every process at rank 0
+
+
+@pytest.mark.parametrize("alpha", [-1, "0.5", float("nan"), True, None])
+def test_alpha_must_be_a_number_at_least_zero_or_a_schedule(alpha):
+    from codistill import Codistiller
+
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="alpha="):
+        Codistiller.from_teachers(model, [torch.nn.Linear(2, 2)], alpha=alpha)
+    assert Codistiller.from_teachers(model, [torch.nn.Linear(2, 2)], alpha=0).alpha(7) == 0
+
+
+def test_the_package_says_its_version_as_pyproject_declares_it():
+    import tomllib
+
+    done = subprocess.run([sys.executable, "-c", "import codistill, sys; print(codistill.__version__); "
+                           "print('torch' in sys.modules)"], capture_output=True, text=True, check=True)
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert done.stdout.split() == [version, "False"]

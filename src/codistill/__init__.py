@@ -22,6 +22,12 @@ without importing torch.
   choices.py        the lists of choices (torch-free); atomic_write.py atomic file writes
 """
 import importlib
+from importlib import metadata
+
+try:
+    __version__ = metadata.version("codistill")   # pyproject.toml's, as installed
+except metadata.PackageNotFoundError:            # imported from a source tree that was never installed
+    __version__ = "unknown"
 
 # Public name -> the module defining it.
 _EXPORTS = {

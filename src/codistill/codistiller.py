@@ -17,6 +17,7 @@ teachers.build_teachers and run in teachers.teacher_mode), the distillation term
 weighted by alpha, and the bit counter.
 """
 import copy
+import math
 
 import torch
 import torch.distributed as dist
@@ -40,6 +41,10 @@ def _loss_problems(loss, temperature):
     return [(loss not in DISTILL_LOSSES, f"loss={loss!r} is not one of {DISTILL_LOSSES}"),
             (isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and temperature > 0),
              f"temperature={temperature!r} is not a number > 0")]
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _raise_first(problems):
@@ -152,6 +157,9 @@ class Codistiller:
         return self
 
     def _setup(self, model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher):
+        _raise_first([(not (callable(alpha) or _is_number(alpha) and alpha >= 0),
+                       f"alpha={alpha!r} is not a number >= 0 or a function of the update index (e.g. an "
+                       "AlphaSchedule)")])
         self.model, self.exchange, self.counter = model, exchange, counter
         self.kind, self.temperature, self.burn_in_steps = loss, temperature, burn_in_steps
         self.alpha = alpha if callable(alpha) else (lambda step: alpha)

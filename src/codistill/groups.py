@@ -13,10 +13,24 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class Layout:
+    """Where this rank sits: n_groups models of ranks_per_group ranks each, ranks_per_node
+    consecutive ranks per node, and this process's global rank (torch.distributed.get_rank()):
+    rank r is in model group r // ranks_per_group (`group_index`) at position r % ranks_per_group
+    (`rank_in_group`). Every rank builds its own Layout with its own rank."""
     n_groups: int
     ranks_per_group: int
     ranks_per_node: int
-    rank: int = 0
+    rank: int
+
+    def __post_init__(self):
+        for name in ("n_groups", "ranks_per_group", "ranks_per_node"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Layout({name}={value!r}): must be a whole number >= 1")
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or not 0 <= self.rank < self.world_size:
+            raise ValueError(f"Layout(rank={self.rank!r}): must be this process's rank in 0 .. {self.world_size - 1} "
+                             f"({self.n_groups} groups x {self.ranks_per_group} ranks); pass "
+                             "rank=torch.distributed.get_rank()")
 
     @property
     def world_size(self):
