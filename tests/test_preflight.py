@@ -67,3 +67,18 @@ def test_on_a_gpu_node_a_workload_keeps_the_papers_batch_and_precision_for_fewer
         assert job["workload"].get(key) == paper["workload"].get(key), key
     short = job["schedule"].get("max_update", job["schedule"].get("epochs"))
     assert short in (2, 6) and short <= paper["schedule"].get("max_update", paper["schedule"].get("epochs"))
+
+
+def test_a_rerun_counts_as_a_resume_only_if_it_continued_from_the_saved_state(tmp_path):
+    from codistill_experiments.preflight import resumed_from_saved_state
+
+    assert resumed_from_saved_state(tmp_path, "resume (from update 11) paper-codistill-x (paper scale) -> y\n")
+    assert not resumed_from_saved_state(tmp_path, "run paper-codistill-x (paper scale) -> y\n")   # from scratch
+    (tmp_path / "model0").mkdir()
+    log = tmp_path / "model0" / "train-rank0.log"
+    log.write_text("No existing checkpoint found\n")
+    assert not resumed_from_saved_state(tmp_path, "model 0: update 2 (epoch 1.00) val_nll 5.1\n")
+    log.write_text("Loaded checkpoint /r/model0/checkpoint_last.pt (epoch 2 @ 4 updates)\n")
+    assert resumed_from_saved_state(tmp_path, "model 0: update 6 (epoch 3.00) val_nll 5.0\n")
+    log.write_text("")
+    assert resumed_from_saved_state(tmp_path, "model 0: BLEU 0.05 on test (8 sentences)\n")    # nothing left to train

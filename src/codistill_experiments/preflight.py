@@ -22,11 +22,13 @@ import json
 import math
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,6 +291,18 @@ def kill_after_commit(overrides, results_root, log, limit_s=600):
     return True
 
 
+def resumed_from_saved_state(directory, rerun_output):
+    """Whether the rerun continued from what the killed attempt saved (a run started again from
+    scratch would end with the same log): the vision engine's "resume (from update N)", fairseq's
+    "Loaded checkpoint ... @ N updates" in a model's training log, or no model left to train."""
+    if re.search(r"^resume \(from update [1-9]", rerun_output, re.M):
+        return True
+    loaded = r"Loaded checkpoint .*\(epoch \d+ @ [1-9]\d* updates\)"
+    if any(re.search(loaded, path.read_text(errors="replace")) for path in directory.glob("model*/train-rank*.log")):
+        return True
+    return bool(list(directory.glob("model*/"))) and not re.search(r"^model \d+: update ", rerun_output, re.M)
+
+
 def peer_inputs(directory):
     """Under prediction exchange, rank r of every model must see the same (augmented) inputs at
     every update, and the ranks of one model different ones (trace=true: per-update input hashes)."""
@@ -332,6 +346,13 @@ def check(workload, root, gpus=None, data=None):
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     done = run(overrides, root / "reference", logs / "reference.log", wait=False)
+    # Without GPUs the copy to kill runs beside the reference (their start-ups overlap); on GPUs
+    # after it, each on all of the node's GPUs.
+    killed = {}
+    killer = threading.Thread(target=lambda: killed.update(
+        delivered=kill_after_commit(overrides, root / "killed", logs / "killed.log")))
+    if not gpus:
+        killer.start()
     peak_mib = 0
     while done.poll() is None:
         peak_mib = max(peak_mib, gpu_memory_used_mib() if gpus else 0)
@@ -343,6 +364,8 @@ def check(workload, root, gpus=None, data=None):
     state = end_state(reference / METRICS_FILE)[0] if reference else None
     if done.returncode != 0 or state != FINISHED:
         outcome.checks["trains"] = f"the run failed (exit {done.returncode}): {tail(logs / 'reference.log')}"
+        if killer.is_alive():
+            killer.join()
         return outcome
     evals = [r for r in comparable(reference) if r["kind"] == "eval"]
     bits = sum(r.get("comm_bits_inter_node", 0) + r.get("comm_bits_intra_node", 0) for r in evals[-2:])
@@ -350,7 +373,10 @@ def check(workload, root, gpus=None, data=None):
     exchange = container["method"].get("exchange")
     outcome.checks["same peer inputs"] = (peer_inputs(reference) if exchange == "predictions" else
                                           f"n/a ({exchange}: peers need not share batches)")
-    if not kill_after_commit(overrides, root / "killed", logs / "killed.log"):
+    if gpus:
+        killer.start()
+    killer.join()
+    if not killed["delivered"]:
         outcome.checks["kill + resume"] = "the run ended before it could be killed after its first commit"
     else:
         resumed = run(overrides, root / "killed", logs / "resumed.log")
@@ -359,7 +385,10 @@ def check(workload, root, gpus=None, data=None):
             outcome.checks["kill + resume"] = f"the rerun failed (exit {resumed.returncode}): {tail(logs / 'resumed.log')}"
         else:
             difference = first_difference(comparable(reference), comparable(directory))
-            outcome.checks["kill + resume"] = "pass" if difference is None else f"the resumed run differs: {difference}"
+            outcome.checks["kill + resume"] = (
+                f"the resumed run differs: {difference}" if difference is not None else
+                "pass" if resumed_from_saved_state(directory, (logs / "resumed.log").read_text(errors="replace")) else
+                "the rerun matched, but it started from scratch instead of the committed state")
     per_update = outcome.measured["s_per_update"] = seconds_per_update(reference)
     if per_update:
         outcome.measured["units_per_s"] = units_per_update(container) / per_update
