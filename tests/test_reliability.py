@@ -44,10 +44,10 @@ def test_same_config_and_seed_give_identical_logs(tmp_path):
 def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_log(tmp_path):
     expected = soak_resume.reference_log(tmp_path / "reference")
     exits = []
-    delivered, resumes, code = soak_resume.kill_and_resume(tmp_path / "killed", 5, random.Random(20261122),
+    delivered, resumes, code = soak_resume.kill_and_resume(tmp_path / "killed", 3, random.Random(20261122),
                                                             exits=exits)
     # an attempt the kill did not reach had finished the run by itself (a fast machine): never failed
-    assert code == 0 and delivered >= 1 and delivered + len(exits) == 5 and set(exits) <= {0}
+    assert code == 0 and delivered >= 1 and delivered + len(exits) == 3 and set(exits) <= {0}
     assert resumes >= 1, "no kill landed after a committed state: the resume path was not exercised"
     assert soak_resume.log_without_wall_time(tmp_path / "killed") == expected
 

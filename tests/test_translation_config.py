@@ -129,8 +129,8 @@ def test_the_ablations_reuse_fig4s_codistillation_runs(tmp_path, scale):
     fig4 = set(listed_run_ids("fig4", scale, tmp_path)[1])
     codistill = {run for run in fig4 if "-codistill-" in run}
     # Fig. 4 runs both label-smoothing variants; the ablations use the removed one (A.3), 3 seeds.
-    removed = {run for run in codistill if not any(run == job[0] and "_ls_decayed" in job[1]
-                                                   for job in fig4_jobs(scale, tmp_path))}
+    jobs = fig4_jobs(scale, tmp_path)
+    removed = {run for run in codistill if not any(run == job[0] and "_ls_decayed" in job[1] for job in jobs)}
     assert len(codistill) == 6 and len(removed) == 3
     for ablation in ("nmt_exchange_frequency", "alpha_gamma"):   # their 1x / gamma = 1.1 runs are Fig. 4's
         assert set(listed_run_ids(ablation, scale, tmp_path)[1]) & fig4 == removed
