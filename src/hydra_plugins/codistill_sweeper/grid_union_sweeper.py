@@ -51,6 +51,11 @@ from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE
 from codistill_experiments.job_cost import ASSUMPTIONS, NotCosted, job_cost
 
 
+# The configs read by this process's sweeps, per config search path (the files do not change
+# while a sweep is validated).
+READ_CONFIGS = {}
+
+
 @dataclass
 class GridUnionSweeperConf:
     _target_: str = "hydra_plugins.codistill_sweeper.grid_union_sweeper.GridUnionSweeper"
@@ -247,10 +252,13 @@ class GridUnionSweeper(BasicSweeper):
         """Composes every job; raises ConfigError naming each invalid one. Returns unique jobs as
         (overrides, resolved config, run id, resolved hydra.launcher: the job's resources)."""
         loader = self.hydra_context.config_loader
-        # Every job reads the same YAML files: keep what was read for the sweep's jobs (Hydra caches
-        # only within one composition; parsing them again was most of a long sweep's validation).
+        # Every job reads the same YAML files: keep what was read (Hydra caches only within one
+        # composition; parsing them again was most of a long sweep's validation), for every sweep
+        # this process validates with the same config search path (the tests list all of them).
         if not isinstance(loader.repository, CachingConfigRepository):
+            sources = tuple((type(source).__name__, source.path) for source in loader.repository.get_sources())
             loader.repository = CachingConfigRepository(loader.repository)
+            loader.repository.cache = READ_CONFIGS.setdefault(sources, {})
         unique, run_ids, problems = [], set(), []
         for job in jobs:
             try:
