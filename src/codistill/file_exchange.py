@@ -59,7 +59,9 @@ class FileCheckpointExchange:
             return
         reader = dist.get_global_rank(self.model_group, 0)
         changed = [self._read(step) if dist.get_rank() == reader else None]
-        dist.broadcast_object_list(changed, src=reader, group=self.model_group)
+        # the list travels as a tensor on the teachers' device: NCCL has no CPU tensors
+        device = next(self.teachers[0].parameters()).device
+        dist.broadcast_object_list(changed, src=reader, group=self.model_group, device=device)
         for slot, source in changed[0]:
             if dist.get_rank() != reader:
                 self.reader.steps[slot] = source
