@@ -95,6 +95,14 @@ def test_every_sweep_validates_and_lists_its_jobs(tmp_path, sweep, scale):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_sweep_listed_again_in_the_same_process_lists_the_same_jobs(tmp_path):
+    # the sweeper keeps the configs it has read across compositions: a composition that changed
+    # what the next one reads would list other jobs (fig2's batch-size panel lost 3 of its 33)
+    first = listed_run_ids("fig2", "mini", tmp_path)
+    again = re.findall(r"\] (mini-\S+)", dry_run_sweep("fig2", "mini", tmp_path))
+    assert again == first[1] and len(again) == SWEEP_JOBS["fig2"][0]
+
+
 @pytest.mark.parametrize("scale", ["mini", "paper"])
 def test_figures_that_show_the_same_runs_share_them(tmp_path, scale):
     ids = lambda sweep: set(listed_run_ids(sweep, scale, tmp_path)[1])  # noqa: E731

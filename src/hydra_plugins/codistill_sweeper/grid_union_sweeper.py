@@ -29,6 +29,7 @@ and 4k ranks), but a Hydra launcher resolves its resources once, from the sweep'
 So pending jobs are grouped by their own resolved `hydra.launcher` and each group goes to a
 launcher instantiated (by Hydra's plugin registry) from that group's config.
 """
+import copy
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,26 @@ from codistill_experiments.job_cost import ASSUMPTIONS, NotCosted, job_cost
 # The configs read by this process's sweeps, per config search path (the files do not change
 # while a sweep is validated).
 READ_CONFIGS = {}
+
+
+class SharedReadsRepository(CachingConfigRepository):
+    """Hydra's caching repository whose cache outlives one composition. Hydra deep-copies the
+    repository at the start of every composition (to re-initialise its sources); a plain
+    CachingConfigRepository would copy its whole cache with it, every config this process has read,
+    once per job. Here the copies share the cache, and each load hands out its own copy of the
+    config read, so that nothing a composition does to it reaches the next one."""
+
+    def __init__(self, delegate, cache):
+        super().__init__(delegate)
+        self.cache = cache
+
+    def __deepcopy__(self, memo):
+        duplicate = SharedReadsRepository.__new__(SharedReadsRepository)
+        duplicate.delegate, duplicate.cache = copy.deepcopy(self.delegate, memo), self.cache
+        return duplicate
+
+    def load_config(self, config_path):
+        return copy.deepcopy(super().load_config(config_path))
 
 
 @dataclass
@@ -255,10 +276,9 @@ class GridUnionSweeper(BasicSweeper):
         # Every job reads the same YAML files: keep what was read (Hydra caches only within one
         # composition; parsing them again was most of a long sweep's validation), for every sweep
         # this process validates with the same config search path (the tests list all of them).
-        if not isinstance(loader.repository, CachingConfigRepository):
+        if not isinstance(loader.repository, SharedReadsRepository):
             sources = tuple((type(source).__name__, source.path) for source in loader.repository.get_sources())
-            loader.repository = CachingConfigRepository(loader.repository)
-            loader.repository.cache = READ_CONFIGS.setdefault(sources, {})
+            loader.repository = SharedReadsRepository(loader.repository, READ_CONFIGS.setdefault(sources, {}))
         unique, run_ids, problems = [], set(), []
         for job in jobs:
             try:
