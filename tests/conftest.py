@@ -50,3 +50,11 @@ def run_job(tmp_path):
         return directory, container
 
     return run
+
+
+def pytest_collection_modifyitems(items):
+    """Tells tests/test_sweeps.py which sweeps the selected tests list, so that it lists them all
+    at once, in parallel, the first time one is needed."""
+    sweeps = sys.modules.get("test_sweeps")
+    if sweeps is not None:
+        sweeps.WANTED.update(sweeps.listings_wanted_by(items))

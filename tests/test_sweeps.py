@@ -3,10 +3,14 @@ scales, figures that show the same runs share them, and Figure 2 runs end to end
 import contextlib
 import io
 import json
+import multiprocessing
+import os
 import re
 import runpy
 import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -68,16 +72,47 @@ def dry_run_sweep(sweep, scale, results_root):
     return sweep_in_process(f"sweep={sweep}", f"scale={scale}", "dry_run=true", f"results_root={results_root}")
 
 
-_listings = {}
+def listing(sweep, scale, results_root):
+    """(the job count the dry run announces, the run ids it lists, whether it wrote a run)."""
+    stdout = dry_run_sweep(sweep, scale, results_root)
+    header = re.search(rf"sweep {sweep}: (\d+) jobs at scale {scale}", stdout)
+    return (int(header.group(1)) if header else None, re.findall(rf"\] ({scale}-\S+)", stdout),
+            (Path(results_root) / "runs").exists())
+
+
+LISTED = {}      # (sweep, scale) -> its listing, once per session
+WANTED = set()   # the (sweep, scale) pairs the selected tests list: filled after collection (conftest.py)
+
+
+def listed(sweep, scale, results_root):
+    """The listing of a sweep at a scale. The first call lists every sweep the session's tests
+    want, in fresh processes on every core: composing ~1,700 jobs is most of what these tests
+    cost, and one pytest process would compose them one after another on one core."""
+    if (sweep, scale) not in LISTED:
+        pending = sorted((WANTED - set(LISTED)) | {(sweep, scale)},
+                         key=lambda pair: -SWEEP_JOBS.get(pair[0], (0, 0))[pair[1] == "paper"])
+        roots = [Path(results_root) / "listings" / f"{name}-{at}" for name, at in pending]
+        with ProcessPoolExecutor(len(os.sched_getaffinity(0)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            LISTED.update(zip(pending, pool.map(listing, *zip(*pending), roots)))
+    return LISTED[sweep, scale]
 
 
 def listed_run_ids(sweep, scale, results_root):
-    if (sweep, scale) not in _listings:
-        stdout = dry_run_sweep(sweep, scale, results_root)
-        header = re.search(rf"sweep {sweep}: (\d+) jobs at scale {scale}", stdout)
-        _listings[sweep, scale] = (int(header.group(1)) if header else None,
-                                   re.findall(rf"\] ({scale}-\S+)", stdout))
-    return _listings[sweep, scale]
+    return listed(sweep, scale, results_root)[:2]
+
+
+def listings_wanted_by(items):
+    """The (sweep, scale) pairs that the collected tests will list."""
+    pairs = set()
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.originalname == "test_every_sweep_validates_and_lists_its_jobs":
+            pairs.add((params["sweep"], params["scale"]))
+        elif item.originalname == "test_the_current_configs_resolve_to_the_committed_run_ids":
+            pairs.add((params["manifest"].parent.name, "mini"))
+        elif item.originalname == "test_figures_that_show_the_same_runs_share_them":
+            pairs |= {(sweep, params["scale"]) for pair in SAME_RUNS + SUBSET_RUNS for sweep in pair}
+    return pairs
 
 
 def test_every_figure_of_the_experiment_map_has_a_sweep_file():
@@ -89,18 +124,17 @@ def test_every_figure_of_the_experiment_map_has_a_sweep_file():
 @pytest.mark.parametrize("scale", ["mini", "paper"])
 @pytest.mark.parametrize("sweep", list(SWEEP_JOBS))
 def test_every_sweep_validates_and_lists_its_jobs(tmp_path, sweep, scale):
-    count, ids = listed_run_ids(sweep, scale, tmp_path)
+    count, ids, wrote_a_run = listed(sweep, scale, tmp_path)
     expected = SWEEP_JOBS[sweep][scale == "paper"]
     assert count == len(ids) == len(set(ids)) == expected
-    assert not (tmp_path / "runs").exists()
+    assert not wrote_a_run
 
 
 def test_a_sweep_listed_again_in_the_same_process_lists_the_same_jobs(tmp_path):
     # the sweeper keeps the configs it has read across compositions: a composition that changed
     # what the next one reads would list other jobs (fig2's batch-size panel lost 3 of its 33)
-    first = listed_run_ids("fig2", "mini", tmp_path)
-    again = re.findall(r"\] (mini-\S+)", dry_run_sweep("fig2", "mini", tmp_path))
-    assert again == first[1] and len(again) == SWEEP_JOBS["fig2"][0]
+    first, again = (re.findall(r"\] (mini-\S+)", dry_run_sweep("fig2", "mini", tmp_path)) for _ in range(2))
+    assert again == first and len(first) == SWEEP_JOBS["fig2"][0]
 
 
 @pytest.mark.parametrize("scale", ["mini", "paper"])
