@@ -17,9 +17,9 @@ help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  variables: FIG=$(FIG) SCALE=$(SCALE) RESULTS=$(RESULTS) LOGS=$(LOGS) JOBS=$(JOBS)"
 
-$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml library/pyproject.toml
 	$(PYTHON_BASE) -m venv $(VENV)
-	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip install -e '.[all]'
+	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip install -e ./library -e '.[all]'
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv with the pinned stack (first time: ~5 min, builds fairseq)
@@ -67,7 +67,7 @@ bench: setup ## measure bits sent, engine overhead, a slow network (as root), th
 	$(PY) -m benchmarks.bench
 
 test: setup ## check the layering contracts (pyproject.toml), then run the test suite (multi-process gloo tests included)
-	PYTHONPATH=src:. $(VENV)/bin/lint-imports
+	PYTHONPATH=library/src:src:. $(VENV)/bin/lint-imports
 	$(PY) -m pytest -q --durations=20 tests
 
 clean: ## remove figure outputs and the Hydra bookkeeping folder (keeps runs)

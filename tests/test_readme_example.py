@@ -59,7 +59,7 @@ def test_the_readme_example_is_at_most_40_lines_and_a_ddp_loop_on_two_gloo_proce
 def test_the_readme_example_trains_the_models_of_the_single_process_reference(tmp_path):
     (tmp_path / "example.py").write_text(readme_example())
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "library" / "src"), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]

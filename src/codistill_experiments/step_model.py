@@ -3,7 +3,7 @@
 groups x k GPUs per group, from a compute time per update and a collective cost model (bandwidth
 term + latency term).
 
-Bits follow the engine's counting convention (src/codistill/exchange.py, module docstring; restated
+Bits follow the engine's counting convention (library/src/codistill/exchange.py, module docstring; restated
 here, but for the bits of a row of logits, exchange.prediction_row_bits): each collective is charged
 per device the traffic of a bandwidth-optimal algorithm on the tensor handed to it, all_reduce of x
 costs 2|x| and all_gather of x over m ranks (m-1)|x|, to the inter-server counter when the group

@@ -22,12 +22,8 @@ without importing torch.
   choices.py        the lists of choices (torch-free); atomic_write.py atomic file writes
 """
 import importlib
-from importlib import metadata
 
-try:
-    __version__ = metadata.version("codistill")   # pyproject.toml's, as installed
-except metadata.PackageNotFoundError:            # imported from a source tree that was never installed
-    __version__ = "unknown"
+__version__ = "0.2.0"   # the distribution's version (library/pyproject.toml reads it from here)
 
 # Public name -> the module defining it.
 _EXPORTS = {
