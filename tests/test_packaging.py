@@ -4,6 +4,7 @@ and what torch itself requires, it runs the README's example and trains the mode
 single-process reference, with neither the experiments, Hydra nor the sweeper plugin importable."""
 import email
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -24,9 +25,11 @@ LIBRARY = ROOT / "library"
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
+    out, source = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("source") / "library"
+    # built from a copy: a build writes build/ and egg-info beside the sources
+    shutil.copytree(LIBRARY, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                    "-q", "-w", str(out), str(LIBRARY)], check=True, capture_output=True, text=True)
+                    "-q", "-w", str(out), str(source)], check=True, capture_output=True, text=True)
     (built,) = out.glob("codistill-*.whl")
     return built
 
