@@ -3,6 +3,7 @@ needs torch alone, and installed into a fresh environment whose only other distr
 and what torch itself requires, it runs the README's example and trains the models of the
 single-process reference, with neither the experiments, Hydra nor the sweeper plugin importable."""
 import email
+import hashlib
 import os
 import shutil
 import subprocess
@@ -95,14 +96,19 @@ def test_the_wheel_installs_beside_torch_alone_and_runs_the_readme_example(wheel
     assert "Successfully installed codistill-" in install.stdout and "torch-" not in install.stdout.split(
         "Successfully installed", 1)[1]
 
-    probe = ("import codistill, importlib.util as u; print(codistill.__version__); "
+    # param_hash (runs' traces) must work without numpy, which torch does not require
+    probe = ("import codistill, importlib.util as u, torch; print(codistill.__version__); "
+             "torch.manual_seed(0); print(codistill.param_hash(torch.nn.Linear(3, 2))); "
              "print(*[u.find_spec(m) is None for m in ('codistill_experiments', 'codistill_fairseq', 'hydra', "
-             "'omegaconf', 'hydra_plugins', 'fairseq', 'pandas')])")
+             "'omegaconf', 'hydra_plugins', 'fairseq', 'pandas', 'numpy')])")
     clean = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     done = subprocess.run([python, "-c", probe], cwd=tmp_path, env=clean, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     import codistill
-    assert done.stdout.split() == [codistill.__version__, *["True"] * 7]
+    torch.manual_seed(0)
+    weights = torch.cat([p.detach().flatten() for p in torch.nn.Linear(3, 2).parameters()])
+    numpy_hash = hashlib.sha1(weights.numpy().tobytes()).hexdigest()[:16]   # the hash the committed traces hold
+    assert done.stdout.split() == [codistill.__version__, numpy_hash, *["True"] * 8]
 
     (tmp_path / "example.py").write_text(readme_example())
     run = subprocess.run([python, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600,

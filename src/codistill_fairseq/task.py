@@ -31,7 +31,8 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from codistill import Codistiller, CommCounter
 from codistill.choices import SNAPSHOT_MODES
-from codistill.exchange import param_hash, tensor_bits
+from codistill import param_hash
+from codistill.exchange import tensor_bits
 from codistill_experiments.runlog import append_record, keep_records
 from codistill.snapshots import SnapshotStore
 from codistill_experiments.translation.records import EvalSums, TaskStateFiles, epoch_fraction, eval_record, progress_line

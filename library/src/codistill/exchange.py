@@ -101,8 +101,13 @@ def wrap_data_parallel(model, groups, counter):
 
 
 def param_hash(module):
+    """A short hash of the module's parameters, bytes as they lie in memory. The bytes are copied
+    through torch.frombuffer: the library needs torch alone, and torch does not require numpy."""
     vector = flat_parameters(module).cpu()
-    return hashlib.sha1(vector.numpy().tobytes()).hexdigest()[:16]
+    raw = bytearray(vector.numel() * vector.element_size())
+    if raw:
+        torch.frombuffer(raw, dtype=vector.dtype).copy_(vector)
+    return hashlib.sha1(raw).hexdigest()[:16]
 
 
 # method.prediction_bits -> the dtype logit values travel in. 32: the paper's b_predictions. 16:

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from codistill import Codistiller, CommCounter, flat_parameters, make_process_groups
-from codistill.exchange import param_hash
+from codistill import param_hash
 from codistill.groups import ProcessGroups
 
 from .. import model_jobs, run_state, runlog
