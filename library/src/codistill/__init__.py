@@ -18,6 +18,7 @@ without importing torch.
   file_exchange.py  the checkpoint exchange through files; snapshots.py its snapshot store
   checkpoint_wire.py  the kept buffers checkpoints travel in
   groups.py         the layout of n model groups x k ranks and their process groups
+  peer_check.py     peers checked against each other at exchanges (step, batch, shapes, models)
   schedules.py      learning-rate, weight-decay and alpha schedules
   choices.py        the lists of choices (torch-free); atomic_write.py atomic file writes
 """
@@ -37,6 +38,7 @@ _EXPORTS = {
                     "exchange"),
     **dict.fromkeys(("teacher_mode", "build_teachers"), "teachers"),
     "FileCheckpointExchange": "file_exchange",
+    **dict.fromkeys(("PeerMismatch", "PeerCheck"), "peer_check"),
     **dict.fromkeys(("SnapshotStore", "PeerReader", "SnapshotTimeout"), "snapshots"),
     **dict.fromkeys(("Layout", "ProcessGroups", "make_process_groups"), "groups"),
     **dict.fromkeys(("AlphaSchedule", "LRSchedule", "PiecewiseConstant", "Schedules", "epochs_to_steps"), "schedules"),

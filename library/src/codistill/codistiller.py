@@ -28,6 +28,7 @@ from .exchange import (EXCHANGES, WIRE_DTYPES, CommCounter, FrozenTeachers, chec
 from .file_exchange import FileCheckpointExchange
 from .groups import make_process_groups
 from .losses import distill_loss
+from .peer_check import PeerCheck
 from .teachers import build_teachers, prepared_teachers
 
 
@@ -84,11 +85,16 @@ class Codistiller:
       inputs the loss is given (default teacher(inputs)).
     `counter` (or a CommCounter passed in) counts the bits this rank sends (`inter_node_bits`,
       `intra_node_bits`), as sent (a float64 value: 64 bits).
+    peer_check_every: at every exchange peers also swap their update, logits' shape, a checksum of
+      the batch and of the parameters (peer_check.py), read at the first two exchanges and then
+      every `peer_check_every` exchanges (each read makes the host wait for the device); a misuse
+      (another step, batch, shape, teacher architecture, or models averaged into one) raises
+      PeerMismatch naming the peer. None: no check.
     """
 
     def __init__(self, model, layout, exchange="predictions", period=1, alpha=1.0, loss="mse", temperature=1.0,
                  burn_in_steps=0, prediction_bits=None, make_teacher=None, *, groups=None, counter=None,
-                 run_teacher=None, prediction_topk=None, timeout=None):
+                 run_teacher=None, prediction_topk=None, timeout=None, peer_check_every=100):
         if exchange not in EXCHANGES:
             raise ValueError(f"exchange={exchange!r} is not one of {EXCHANGES}")
         if prediction_bits not in WIRE_DTYPES:
@@ -110,6 +116,11 @@ class Codistiller:
                                          prediction_bits=prediction_bits, model=model, teachers=teachers,
                                          prediction_topk=prediction_topk),
                     counter, alpha, loss, temperature, burn_in_steps, run_teacher)
+        if peer_check_every is not None:
+            sizes = [sum(p.numel() for p in teacher.parameters()) for teacher in teachers]
+            if sizes:
+                sizes.insert(layout.group_index, None)
+            self.peer_check = PeerCheck(self.groups, layout.group_index, peer_check_every, sizes or None)
 
     @classmethod
     def through_files(cls, model, store, group_index, n_groups, period=1, alpha=1.0, loss="mse", temperature=1.0,
@@ -165,6 +176,7 @@ class Codistiller:
         self.alpha = alpha if callable(alpha) else (lambda step: alpha)
         self.run_teacher = run_teacher or _forward
         self.prepared_step = None
+        self.peer_check = None   # through collectives only: Codistiller(peer_check_every=...)
 
     @property
     def model_group(self):
@@ -196,6 +208,8 @@ class Codistiller:
         if self.prepared_step != step:
             self.exchange.publish(step, self.model)
             if ready:
+                if self.peer_check is not None and self.exchange.is_due(step):
+                    self.peer_check(step, self.model)
                 self.exchange.refresh(step, self.model)
             self.prepared_step = step
         return ready
@@ -205,7 +219,11 @@ class Codistiller:
         [] when the update has none (burn-in, between prediction exchanges). At exchange points it
         runs a collective over the peers: call it on every rank at every update, in the same order."""
         if self.exchange.sends == "predictions":
-            return [] if step < self.burn_in_steps else self.exchange.gather(step, logits)
+            if step < self.burn_in_steps:
+                return []
+            if self.peer_check is not None and step % self.exchange.period == 0:
+                self.peer_check(step, self.model, logits, inputs)
+            return self.exchange.gather(step, logits)
         if not self.prepare(step):
             return []
         with torch.no_grad():

@@ -44,6 +44,16 @@ class Layout:
     def rank_in_group(self):
         return self.rank % self.ranks_per_group
 
+    def shared_batch_sampler(self, dataset, shuffle=True, seed=0, drop_last=False):
+        """A DistributedSampler for this rank that the prediction exchange can pair: split over
+        the ranks of one model group (each rank of a model its own shard, as DDP expects), the
+        same for every model group (peers, the ranks at one position in each group, draw the same
+        samples in the same order). Call its set_epoch(epoch) every epoch, as any DistributedSampler's."""
+        from torch.utils.data import DistributedSampler
+
+        return DistributedSampler(dataset, num_replicas=self.ranks_per_group, rank=self.rank_in_group,
+                                  shuffle=shuffle, seed=seed, drop_last=drop_last)
+
     def group_ranks(self, group):
         k = self.ranks_per_group
         return list(range(group * k, (group + 1) * k))

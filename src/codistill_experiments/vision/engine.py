@@ -201,7 +201,15 @@ def build_codistiller(cfg, layout, groups, counter, model, workload, memory_form
                        loss=method.loss, temperature=float(method.temperature),
                        burn_in_steps=int(method.burn_in_steps),
                        prediction_bits=method.prediction_bits, make_teacher=make_teacher,
-                       groups=groups, counter=counter, prediction_topk=method.prediction_topk)
+                       groups=groups, counter=counter, prediction_topk=method.prediction_topk,
+                       peer_check_every=peer_check_every(model))
+
+
+def peer_check_every(model):
+    """The library's peer check on GPUs, where its one small all_gather per exchange is a sliver
+    of an update; off on CPU, where gloo's all_gather costs about a millisecond, a large share of
+    a mini update (benchmarks/bench_peer_check.py), and the tests check the mini runs' peers."""
+    return 100 if next(model.parameters()).device.type == "cuda" else None
 
 
 def trace_path(directory, layout):

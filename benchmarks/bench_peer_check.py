@@ -1,0 +1,58 @@
+"""The cost of Codistiller's peer check (peer_check.py): seconds per update of a DDP loop of 2
+models x 1 rank (gloo, CPU) exchanging predictions at every update, with the check off, read every
+100 exchanges (the default), and read at every exchange.
+
+    python -m benchmarks.bench_peer_check [--steps 400] [--width 512]
+
+On a GPU each read also makes the host wait for the device once; not measured here (no GPU).
+"""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from benchmarks.benchlib import spawn
+from codistill import Codistiller, Layout
+
+SETTINGS = {"off": None, "every 100 (default)": 100, "every exchange": 1}
+
+
+def _seconds_per_update(rank, world_size, every, steps, width):
+    torch.set_num_threads(1)
+    layout = Layout(n_groups=2, ranks_per_group=1, ranks_per_node=2, rank=rank)
+    torch.manual_seed(rank)
+    model = torch.nn.Sequential(torch.nn.Linear(64, width), torch.nn.ReLU(), torch.nn.Linear(width, 100))
+    codistiller = Codistiller(model, layout, peer_check_every=every)
+    ddp = DistributedDataParallel(model, process_group=codistiller.model_group)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.01)
+    generator = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(128, 64, generator=generator), torch.randint(0, 100, (128,), generator=generator))
+               for _ in range(16)]
+    for step in range(steps + 20):
+        if step == 20:
+            start = time.perf_counter()
+        x, y = batches[step % len(batches)]
+        logits = ddp(x)
+        loss = F.cross_entropy(logits, y) + codistiller.loss(step, x, logits)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--width", type=int, default=512)
+    arguments = parser.parse_args(argv)
+    measured = {name: max(spawn(2, _seconds_per_update, every, arguments.steps, arguments.width))
+                for name, every in SETTINGS.items()}
+    for name, seconds in measured.items():
+        print(f"peer check {name:>20}: {1e3 * seconds:.3f} ms/update "
+              f"({100 * (seconds / measured['off'] - 1):+.1f} % against off)")
+
+
+if __name__ == "__main__":
+    main()
