@@ -2,6 +2,7 @@
 about peers, each stopped by Codistiller's peer check with a message naming the peer and the cause
 (real gloo processes: 2 models of 1 rank, or of 2 ranks where DDP is involved). Each rank returns
 the message it raised (None: it trained to the end)."""
+import pytest
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -125,3 +126,31 @@ def test_numbers_are_read_at_the_first_two_exchanges_then_every_n():
     assert spawn(2, _checked_every, 1) == [5, 5]
     assert spawn(2, _checked_every, 4) == [8, 8]      # read at exchanges 0, 1, 4, 8
     assert dist.is_available()
+
+
+class _Handed(Exception):
+    pass
+
+
+def test_the_numbers_handed_to_the_collective_live_on_the_runs_device(monkeypatch):
+    # a meta tensor stands in for a CUDA one: NCCL takes only tensors on the run's device
+    from types import SimpleNamespace
+
+    import codistill.peer_check as peer_check
+
+    handed = []
+
+    def all_gather(outputs, tensor, group=None):
+        handed.extend([tensor, *outputs])
+        raise _Handed
+
+    monkeypatch.setattr(peer_check.dist, "get_world_size", lambda group=None: 2)
+    monkeypatch.setattr(peer_check.dist, "all_gather", all_gather)
+    model = torch.nn.Linear(8, 4, device="meta")
+    check = peer_check.PeerCheck(SimpleNamespace(peers=None), 0, 100)
+    for logits, inputs in ((torch.empty(16, 4, device="meta"), {"x": torch.empty(16, 8, device="meta")}),
+                           (None, None)):   # a checkpoint exchange: the parameters' device
+        handed.clear()
+        with pytest.raises(_Handed):
+            check(3, model, logits, inputs)
+        assert handed and {tensor.device.type for tensor in handed} == {"meta"}

@@ -86,12 +86,10 @@ class PeerCheck:
         device = logits.device if logits is not None else next(model.parameters()).device
         shape = (logits.shape[:-1].numel(), logits.shape[-1]) if logits is not None else (UNKNOWN, UNKNOWN)
         count = sum(p.numel() for p in model.parameters())
-        numbers = torch.stack([torch.tensor(value, dtype=torch.float64, device=device)
-                               for value in (step, *shape)] +
-                              [batch_checksum(inputs, device) if logits is not None
-                               else torch.tensor(UNKNOWN, dtype=torch.float64, device=device),
-                               parameter_checksum(model, device),
-                               torch.tensor(count, dtype=torch.float64, device=device)])
+        batch = (batch_checksum(inputs, device) if logits is not None
+                 else torch.tensor(UNKNOWN, dtype=torch.float64, device=device))
+        known = torch.tensor([step, *shape, count], dtype=torch.float64).to(device)   # one copy to the device
+        numbers = torch.cat([known[:3], batch.view(1), parameter_checksum(model, device).view(1), known[3:]])
         gathered = [torch.empty_like(numbers) for _ in range(dist.get_world_size(self.groups.peers))]
         dist.all_gather(gathered, numbers, group=self.groups.peers)
         read = self.exchanges < 2 or self.exchanges % self.every == 0
