@@ -1,8 +1,7 @@
 """The reproduction report: for every figure and table, the figure regenerated from the logs, the
-status of its runs, and each of the paper's claims about it beside what the logs show at each
-scale (holds / does not hold / inconclusive / not run; n/a for a paper-scale number at mini
-scale); each workload's accuracy granularity and seed standard error; for every
-codistillation-vs-all_reduce gap, the share of it the alpha = 0 control already shows; and the
+status of its runs, and each of the paper's claims about it beside its verdict at each scale
+(figures/claims/rule.py decides it, and its prose is the section "Noise and verdicts"); each
+workload's accuracy granularity and seed standard error; for every codistillation-vs-all_reduce gap, the share of it the alpha = 0 control already shows; and the
 mini benchmark of a model job killed and rejoining (benchmarks/results.json, figures/kill_rejoin.py).
 
     python -m figures.report [--results paper/logs] [--md paper/report.md] [--bench benchmarks/results.json]
@@ -24,8 +23,9 @@ from .claims.configured import CONFIGURED
 from .claims.evaluation import (CLAIMS, Outcome, comparison_counts, configured_outcome, distinct_comparisons, evaluate,
                                load_claims)
 from .claims.findings import bottom_line, findings_section, frontier_rows, table_cell, verdict_mark
-from .claims.noise import ALPHA, Resolution
-from .claims.verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN
+from .claims.noise import Resolution
+from .claims.rule import (CANNOT_DISCRIMINATE, FAILS, HEADING, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN,
+                          prose)
 from .paths import BENCH_RESULTS, COMMITTED, REPO
 from .regime.verdicts import DOCS, read_declarations
 
@@ -137,31 +137,10 @@ def _se_cell(resolution, workload, metric):
 
 
 def noise_section(data, resolution=None):
-    """Verdict rules, then per workload and scale: one validation sample in points of top-1 and
-    the seed standard error of each final metric (median over the workload's settings)."""
-    lines = ["## Noise and verdicts", "",
-             "Every difference d between two means over seeds is judged with its noise: Welch's t quantile at "
-             f"level {ALPHA:g} (one-sided, at the Welch-Satterthwaite degrees of freedom: 3 seeds per arm give about "
-             "2 to 4) times the combined standard error over seeds, plus one validation sample (of top-1; none for "
-             "other metrics). A claim **holds** when the whole interval d ± noise satisfies it, **does not hold** "
-             "when none of it does, and is **inconclusive** when the logs cannot decide either way: a direction is a "
-             f"one-sided test at level {ALPHA:g}, an equivalence (\"within a margin\") the two one-sided tests at "
-             "the margin (TOST), so that \"holds\" is said in at most 5 % of cases where it is false "
-             "(`tests/test_claims_statistics.py` simulates it). Each decided verdict shows its slack, how far its "
-             "interval lies beyond the boundary it crossed; one within one validation sample of it is marked "
-             "**borderline**. A margin (\"within 0.5\") is "
-             "the paper's at paper scale; at mini scale it is a stated multiple of the workload's seed standard "
-             "error below (`mini_margin_se` in `paper/claims.yaml`), never a number in paper units.", "",
-             "**The alpha = 0 control in every equivalence claim.** A claim that a method comes close to all_reduce "
-             "(within a margin, at least all_reduce's value less a margin, reaches all_reduce) is also judged with "
-             "the alpha = 0 control (`method=independent`: the same models, batches and schedule, no distillation, "
-             "0 bits) in the method's place. The control's distance is how far its interval lies beyond zero on the "
-             "side the claim bounds; at mini scale no margin is wider than that distance (the margin is set from "
-             "all_reduce and the control, never from the method judged). A claim is decided only where the control "
-             "fails it; where the control passes or could pass, a claim that would hold or is undecided is "
-             "**cannot discriminate**. A method reaches all_reduce (frontier, Fig. 1) only where it also beats the "
-             "control beyond the noise. Directional claims keep their verdict and show the control's value beside "
-             "them.", "",
+    """The verdict rule (figures/claims/rule.py's prose), then per workload and scale: one validation
+    sample in points of top-1 and the seed standard error of each final metric (median over the
+    workload's settings)."""
+    lines = [f"## {HEADING}", "", *prose(), "",
              "| scale | workload | validation samples | one sample (points of top-1) | "
              + " | ".join(f"seed s.e.: {name}" for name in NOISE_METRICS.values()) + " |",
              "|---|---|---|---|" + "---|" * len(NOISE_METRICS)]
@@ -337,7 +316,7 @@ def _embed_images(html, base):
 
 
 def write_html(md_path, html_path):
-    body = markdown.markdown(md_path.read_text(), extensions=["tables", "md_in_html"])
+    body = markdown.markdown(md_path.read_text(), extensions=["tables", "md_in_html", "toc"])
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;line-height:1.4}"
              "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:3px 6px;"
              "vertical-align:top}img{max-width:100%}")

@@ -13,7 +13,7 @@ import yaml
 from figures import pack, registry, report
 from figures.claims.evaluation import evaluate
 from figures.claims.groups import group_stats
-from figures.claims.verdicts import FAILS, HOLDS, INCONCLUSIVE
+from figures.claims.rule import FAILS, HOLDS, INCONCLUSIVE
 from figures.drawing import anil
 from figures.drawing.seed_means import SeedNotes
 from figures.logs import churn

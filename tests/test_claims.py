@@ -1,4 +1,4 @@
-"""Verdicts that respect noise (figures/claims.py), on hand-made logs whose every group has a
+"""Verdicts that respect noise (figures/claims/rule.py), on hand-made logs whose every group has a
 chosen mean and standard error over three seeds: final values mean - se√3, mean, mean + se√3
 (standard deviation se√3, so the standard error over 3 seeds is exactly se). Every expected
 noise, margin and share below is worked out by hand in the test."""
@@ -10,7 +10,7 @@ from figures import registry, report
 from figures.claims import findings
 from figures.claims.evaluation import evaluate
 from figures.claims.noise import Resolution
-from figures.claims.verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE
+from figures.claims.rule import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE
 from test_collect import config, eval_record, write_manifest, write_run
 
 SAMPLES = 500            # validation samples: one sample is 100 / 500 = 0.2 points of top-1

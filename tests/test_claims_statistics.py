@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import ttest_ind
 
 from figures.claims.groups import Stat
-from figures.claims.noise import ALPHA, noise_of
-from figures.claims.verdicts import FAILS, HOLDS, interval_verdict, slack
+from figures.claims.noise import noise_of
+from figures.claims.rule import ALPHA, FAILS, HOLDS, interval_verdict, slack
 
 DRAWS, SEEDS = 10_000, 3
 METRIC = "train_loss"   # no validation-sample term: the test alone

@@ -6,7 +6,7 @@ import torchvision
 from figures import registry
 from figures.claims.configured import configured_job
 from figures.claims.evaluation import evaluate, load_claims
-from figures.claims.verdicts import FAILS, HOLDS, NOT_APPLICABLE
+from figures.claims.rule import FAILS, HOLDS, NOT_APPLICABLE
 from figures.paths import REPO
 from codistill_experiments.vision.configured_bits import bits_per_update
 

@@ -9,7 +9,7 @@ import pytest
 from figures import registry, report
 from figures.claims.control import control_group, equivalence_sides
 from figures.claims.evaluation import evaluate, load_claims
-from figures.claims.verdicts import HOLDS, NOT_RUN
+from figures.claims.rule import HOLDS, NOT_RUN
 from figures.paths import COMMITTED
 
 

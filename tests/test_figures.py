@@ -11,7 +11,7 @@ import yaml
 
 from figures import registry, report
 from figures.claims.evaluation import evaluate, load_claims
-from figures.claims.verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN
+from figures.claims.rule import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN
 from figures.paths import REPO
 from test_collect import config, eval_record, write_manifest, write_run
 

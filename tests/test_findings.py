@@ -4,7 +4,7 @@ import math
 
 from figures import report
 from figures.claims import findings
-from figures.claims.verdicts import INCONCLUSIVE
+from figures.claims.rule import INCONCLUSIVE
 from test_claims import ALLREDUCE, CODISTILL, INDEPENDENT, NOISE, T4, finals, logs
 
 

@@ -1,27 +1,14 @@
 """The check kinds of paper/claims.yaml (value, difference, compare, monotone, spread, tradeoff,
-recovers, fewest_bits; figures/claims/__init__.py describes each). A claim that a method comes close
-to all_reduce is judged against the alpha = 0 control too (figures/claims/control.py). Each check
-returns (verdict, the numbers shown, fewest seeds)."""
-from .control import beats_control, capped, combine, control_note, decided, equivalence_sides, find_control
+recovers, fewest_bits; figures/claims/__init__.py describes each): the differences, noises and
+margins each judges, decided by the verdict rule (rule.py), the alpha = 0 control's included
+(control.py). Each check returns (verdict, the numbers shown, fewest seeds)."""
+from .control import capped, control_note, decided, equivalence_sides, find_control, over_control
 from .groups import NotRun, fewest_seeds, fmt, group_stats
 from .noise import margin_for, noise_of
-from .verdicts import EPS, FAILS, HOLDS, INCONCLUSIVE, interval_verdict, slack
+from .rule import (EQUIVALENCE_OPS, HOLDS, INCONCLUSIVE, cheapest, decision, every, interval_verdict, ratio_verdict,
+                   reaches, recovers, some, value_margin)
 
-NEEDS_MINI_MARGIN = {"within", "at_least"}   # compare ops whose margin needs mini units
-
-
-BORDERLINE = "BORDERLINE"
-
-
-def decision(d, noise, op, margin=0.0):
-    """(verdict, its slack shown) of the interval d ± noise against the claim's bound: a decided
-    verdict within one validation sample of its boundary is marked borderline."""
-    verdict, room = interval_verdict(d, noise.width, op, margin), slack(d, noise.width, op, margin)
-    if room != room:   # undecided
-        return verdict, ""
-    if noise.sample and room < noise.sample:
-        return verdict, f"; slack {room:.4f}: {BORDERLINE}, within one validation sample ({noise.sample:.3f})"
-    return verdict, f"; slack {room:.3f}"
+NEEDS_MINI_MARGIN = EQUIVALENCE_OPS   # compare ops whose margin needs mini units
 
 
 # ---------------------------------------------------------------- the checks
@@ -30,7 +17,7 @@ def check_value(records, check, metric, claim, context):
     stat = group_stats(records, check["group"], metric)[None]
     tolerance = check.get("tolerance", abs(claim["value"]) * check.get("rel_tolerance", 0))
     noise = noise_of(metric, (1, stat))
-    verdict, room = decision(stat.mean - claim["value"], noise, "within", tolerance + EPS * max(1.0, abs(claim["value"])))
+    verdict, room = decision(stat.mean - claim["value"], noise, "within", value_margin(tolerance, claim["value"]))
     return verdict, f"{fmt(stat)} (paper {claim['value']} ± {tolerance:g}); {noise.text()}{room}", stat.seeds
 
 
@@ -63,10 +50,9 @@ def check_compare(records, check, metric, claim, context):
 
 
 def _step_verdicts(steps, order):
-    """Verdict of a monotone sequence from its steps [(d, Noise)]."""
+    """Verdict of a monotone sequence from its steps [(d, Noise)]: every step must hold."""
     op = "greater" if order == "increasing" else "less"
-    verdicts = [interval_verdict(d, noise.width, op) for d, noise in steps]
-    return FAILS if FAILS in verdicts else HOLDS if all(v == HOLDS for v in verdicts) else INCONCLUSIVE
+    return every(*(interval_verdict(d, noise.width, op) for d, noise in steps))
 
 
 def check_monotone(records, check, metric, claim, context):
@@ -113,13 +99,12 @@ def check_tradeoff(records, check, metric, claim, context):
     control = find_control(records, check, metric, check["a"], b, "at_least")
     tolerance, how = capped(tolerance, how, control, context.scale)
     cheap = {k: b_cost.mean / a_cost[k].mean for k in a if a_cost[k].mean > 0}
-    cheap = {k: r for k, r in cheap.items() if r >= check["min_ratio"] * (1 - EPS)}
-    verdicts = {k: combine(interval_verdict(a[k].mean - b.mean, noise_of(metric, (1, a[k]), (-1, b)).width,
-                                            "at_least", tolerance),
-                           beats_control(a[k], control.stat, metric) if control else INCONCLUSIVE) for k in cheap}
-    verdict = HOLDS if HOLDS in verdicts.values() else INCONCLUSIVE if INCONCLUSIVE in verdicts.values() else FAILS
-    if not cheap:
-        return FAILS, f"no {check['by']} sends {check['min_ratio']:g}x fewer", min(fewest_seeds(a), b.seeds)
+    cheap = {k: r for k, r in cheap.items() if ratio_verdict(r, check["min_ratio"]) == HOLDS}
+    verdicts = {k: reaches(a[k].mean - b.mean, noise_of(metric, (1, a[k]), (-1, b)).width, tolerance,
+                           over_control(a[k], control, metric)) for k in cheap}
+    verdict = some(verdicts.values())
+    if not cheap:   # no setting cheap enough: some() of none does not hold
+        return verdict, f"no {check['by']} sends {check['min_ratio']:g}x fewer", min(fewest_seeds(a), b.seeds)
     best = max(cheap, key=lambda k: (verdicts[k] == HOLDS, a[k].mean))
     noise = noise_of(metric, (1, a[best]), (-1, b))
     shown = (f"best: {check['by']}={best:g}, {metric} {a[best].mean:.3f} vs {b.mean:.3f} "
@@ -139,9 +124,8 @@ def check_recovers(records, check, metric, claim, context):
              + (f" ({100 * recovered / gap:.0f} % of the gap)" if gap else "")
              + f"; recovered - {share:g} x gap = {contrast:+.3f} ({noise.text()})")
     fewest = min(base.seeds, target.seeds, treated.seeds)
-    if interval_verdict(gap, gap_noise.width, "greater") != HOLDS:
-        return INCONCLUSIVE, shown + "; no gap beyond the noise to recover", fewest
-    return interval_verdict(contrast, noise.width, "greater"), shown, fewest
+    verdict, undecided = recovers(gap, gap_noise.width, contrast, noise.width)
+    return verdict, shown + (f"; {undecided}" if undecided else ""), fewest
 
 
 def _reaching(records, candidate, b, control, metric, cost, tolerance):
@@ -149,9 +133,8 @@ def _reaching(records, candidate, b, control, metric, cost, tolerance):
     seeds)] of one candidate's settings, cheapest first."""
     by = candidate.get("by")
     stats, costs = group_stats(records, candidate["group"], metric, by), group_stats(records, candidate["group"], cost, by)
-    rows = [(costs[k].mean, k, combine(interval_verdict(s.mean - b.mean, noise_of(metric, (1, s), (-1, b)).width,
-                                                        "at_least", tolerance),
-                                       beats_control(s, control.stat, metric) if control else INCONCLUSIVE), s.seeds)
+    rows = [(costs[k].mean, k, reaches(s.mean - b.mean, noise_of(metric, (1, s), (-1, b)).width, tolerance,
+                                       over_control(s, control, metric)), s.seeds)
             for k, s in stats.items()]
     return sorted(rows, key=lambda row: row[0])
 
@@ -199,16 +182,11 @@ def check_fewest_bits(records, check, metric, claim, context):
     mine_open = min(_cheapest(rows[label], {HOLDS, INCONCLUSIVE}) for label in expected)
     others_sure = min((_cheapest(rows[label], {HOLDS}) for label in others), default=float("inf"))
     others_open = min((_cheapest(rows[label], {HOLDS, INCONCLUSIVE}) for label in others), default=float("inf"))
-    if mine_sure < others_open:
-        verdict = HOLDS
-    elif mine_open == float("inf") or others_sure <= mine_open:
-        verdict = FAILS
-    else:
-        verdict = INCONCLUSIVE
+    verdict = cheapest(mine_sure, mine_open, others_sure, others_open, with_control=control is not None)
     text = (f"reaching {fmt(b)} (tolerance {how}) while beating the alpha = 0 control, at the fewest "
             f"{check['cost']}: " + "; ".join(shown) + f"; {control_note(control, tolerance)}")
     seeds = min(b.seeds, *(row[3] for label in rows for row in rows[label]))
-    return (verdict if control else decided(verdict, control, tolerance)), text, seeds
+    return verdict, text, seeds
 
 
 CHECKS = {"value": check_value, "difference": check_difference, "compare": check_compare,

@@ -13,7 +13,7 @@ from codistill_experiments.config import validate
 from codistill_experiments.vision.configured_bits import bits_per_update
 
 from ..paths import REPO
-from .verdicts import FAILS, HOLDS
+from .rule import ratio_verdict
 
 CONF = REPO / "src" / "conf"
 
@@ -32,7 +32,7 @@ def check_configured_ratio(check):
     ratio = a / b
     shown = (f"from the paper's configs: {a:.3g} vs {b:.3g} bits per update and device, {ratio:,.0f}x "
              f"(at least {check['min_ratio']:g}x)")
-    return (HOLDS if ratio >= check["min_ratio"] else FAILS), shown
+    return ratio_verdict(ratio, check["min_ratio"]), shown
 
 
 CONFIGURED = {"configured_ratio": check_configured_ratio}

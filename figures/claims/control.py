@@ -1,33 +1,17 @@
 """The alpha = 0 control (method=independent: the same models, batches and schedule, no distillation,
-0 bits) in the claims that compare a method with all_reduce.
+0 bits) in the claims that compare a method with all_reduce: which claims have one (equivalence_sides),
+its group (control_group), and its gap from the reference with its noise (Control). How it bears on a
+verdict is the verdict rule's (rule.py: control_distance, control_fails, capped_margin,
+with_control_verdict; its prose in paper/report.md, "Noise and verdicts").
 
-An equivalence claim ("codistillation's top-1 is within a margin of all_reduce's", "reaches
-all_reduce's top-1") means something only where two models that never communicate would fail it.
-So for every such claim:
-
-- the control's distance from all_reduce is how far its interval d_c ± noise_c lies beyond zero on
-  the side the claim bounds: |d_c| - noise_c for `within`, -d_c - noise_c for `at_least`; it is the
-  widest margin at which the control surely fails the claim (<= 0: at no margin);
-- at mini scale the margin is the smaller of the claim's `mini_margin_se` x seed s.e. and that
-  distance (never below 0): no mini margin is wider than the control's gap from all_reduce. The
-  margin is set from all_reduce and the control alone, never from the method being judged;
-- the claim is decided only where the control fails it (its interval wholly outside the open band
-  the margin allows); where the control passes or could pass, a claim that would hold or is
-  undecided is **cannot discriminate**; a claim the method surely fails still does not hold;
-- a method "reaches" all_reduce (tradeoff, fewest_bits) only where it also beats the control
-  beyond the noise of their difference.
-
-Directional claims keep their verdict and show the control's value beside it (control_share)."""
-import math
-
+control_share: the control's gap beside the gap of a codistillation vs all_reduce comparison."""
 from ..logs.churn import CHURN_METRICS
 from .groups import NotRun, group_stats
 from .noise import TOP1_METRICS, noise_of
-from .verdicts import CANNOT_DISCRIMINATE, EPS, FAILS, HOLDS, INCONCLUSIVE, interval_verdict
+from .rule import EQUIVALENCE_OPS, capped_margin, control_distance, control_fails, with_control_verdict
 
 # What a claim may compare with all_reduce; the control too, so that it can be judged in a method's place.
 METHODS = {"codistill", "powersgd", "localsgd", "diloco", "independent"}
-EQUIVALENCE_OPS = {"within", "at_least"}
 
 
 def method_of(group):
@@ -72,13 +56,13 @@ class Control:
         self.stat = group_stats(records, control_group(method_group, check), metric)[None]
         self.gap = self.stat.mean - reference.mean
         self.noise = noise_of(metric, (1, self.stat), (-1, reference))
-        self.distance = (abs(self.gap) if op == "within" else -self.gap) - self.noise.width
+        self.distance = control_distance(self.gap, self.noise.width, op)
         self.metric = metric
         self.named = check.get("control")   # a control the claim names, against its own reference
 
     def fails_at(self, margin):
         """The control surely fails the claim at this margin (its interval outside the open band)."""
-        return not math.isnan(self.distance) and self.distance > 0 and self.distance >= margin - EPS
+        return control_fails(self.distance, margin)
 
     def text(self, margin):
         verdict = "fails the claim" if self.fails_at(margin) else "passes or could pass the claim"
@@ -96,18 +80,16 @@ def find_control(records, check, metric, method_group, reference, op):
 
 
 def capped(margin, how, control, scale):
-    """At mini scale, no margin wider than the control's distance from all_reduce."""
-    if scale != "mini" or control is None or control.distance >= margin:
+    """(margin, how it was set), capped by the rule at the control's distance (rule.capped_margin)."""
+    if control is None:
         return margin, how
-    cap = max(control.distance, 0.0)
-    return cap, f"{how}, capped at the control's distance {cap:.3f}"
+    margin, was_capped = capped_margin(margin, control.distance, scale)
+    return margin, (f"{how}, capped at the control's distance {margin:.3f}" if was_capped else how)
 
 
 def decided(verdict, control, margin):
-    """An equivalence verdict stands only where the control fails the claim."""
-    if verdict == FAILS or (control is not None and control.fails_at(margin)):
-        return verdict
-    return CANNOT_DISCRIMINATE
+    """An equivalence verdict as the rule lets it stand given the control (None: not in the logs)."""
+    return with_control_verdict(verdict, control is not None and control.fails_at(margin))
 
 
 def control_note(control, margin):
@@ -116,17 +98,12 @@ def control_note(control, margin):
     return control.text(margin)
 
 
-def beats_control(stat, control_stat, metric):
-    """HOLDS where a setting's metric lies above the control's beyond the noise of the difference."""
-    return interval_verdict(stat.mean - control_stat.mean, noise_of(metric, (1, stat), (-1, control_stat)).width,
-                            "greater")
-
-
-def combine(*verdicts):
-    """Every condition must hold: FAILS if any surely fails, HOLDS if all surely hold, else undecided."""
-    if FAILS in verdicts:
-        return FAILS
-    return HOLDS if all(v == HOLDS for v in verdicts) else INCONCLUSIVE
+def over_control(stat, control, metric):
+    """(a setting's mean - the control's, the noise width of that difference); None without a
+    control (a Control) in the logs."""
+    if control is None:
+        return None
+    return stat.mean - control.stat.mean, noise_of(metric, (1, stat), (-1, control.stat)).width
 
 
 def _points(value, metric):

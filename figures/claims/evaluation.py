@@ -1,18 +1,18 @@
 """paper/claims.yaml loaded (each claim's id unique, its check kind known, a mini margin where it
 needs one) and each claim evaluated at one scale into an Outcome: its verdict and the numbers it was
-computed from (figures/claims/__init__.py says how each check kind decides)."""
+computed from (figures/claims/__init__.py says what each check kind compares; rule.py decides)."""
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from ..paths import REPO
-from .checks import BORDERLINE, CHECKS, NEEDS_MINI_MARGIN
+from .checks import CHECKS, NEEDS_MINI_MARGIN
 from .configured import CONFIGURED
 from .control import control_share
 from .groups import NotRun, select
 from .noise import Context, Resolution
-from .verdicts import FAILS, HOLDS, NOT_APPLICABLE, NOT_RUN, VERDICTS
+from .rule import BORDERLINE, FAILS, HOLDS, NOT_APPLICABLE, NOT_RUN, VERDICTS, seeds_flag
 
 CLAIMS = REPO / "paper" / "claims.yaml"
 
@@ -84,8 +84,7 @@ def evaluate(claim, data, resolution=None):
         verdict, shown, seeds = CHECKS[check["kind"]](data.records, check, metric, claim, context)
     except NotRun as reason:
         return Outcome(NOT_RUN, str(reason)) if applicable else Outcome(NOT_APPLICABLE, not_applicable)
-    if seeds < 3:
-        shown += f" [FEWER THAN 3 SEEDS: {seeds}]"
+    shown += seeds_flag(seeds)
     if not applicable:
         return Outcome(NOT_APPLICABLE, f"{data.scale.upper()} value {shown.split(' (paper')[0]}; {not_applicable}", seeds)
     return Outcome(verdict, shown, seeds, control_share(data.records, check, metric) if check["kind"] in

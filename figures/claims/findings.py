@@ -11,7 +11,7 @@ from .control import control_group, equivalence_sides, method_of
 from .evaluation import comparison_counts
 from .groups import NotRun, group_stats
 from .noise import TOP1_METRICS, Context, noise_of
-from .verdicts import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN, interval_verdict
+from .rule import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN, beats, summary
 
 # The claim that heads each figure's row: the paper's main finding there.
 HEADLINES = ["fig1-1000x-fewer-bits", "fig2-fixed-wd-costs-top1", "fig2-variable-wd-close-to-allreduce",
@@ -148,7 +148,7 @@ def against_control(mini):
             continue
         better = -1 if metric in LOWER_IS_BETTER else 1
         d, width = _diff(ours, control, metric)
-        rows.append((label, metric, ours, control, theirs, interval_verdict(better * d, width, "greater")))
+        rows.append((label, metric, ours, control, theirs, beats(better * d, width)))
     return rows
 
 
@@ -201,7 +201,7 @@ def bottom_line(all_claims, outcomes, mini):
 
 
 TUNED_BEATS_CONTROL = "tuned-codistill-beats-control"
-TUNED_VERDICT = {HOLDS: "holds", FAILS: "does not hold", INCONCLUSIVE: "is inconclusive"}
+TUNED_VERDICT = {HOLDS: HOLDS, FAILS: FAILS, INCONCLUSIVE: f"is {INCONCLUSIVE}"}
 
 
 def _codistill_close_to_allreduce(check):
@@ -274,16 +274,9 @@ def findings_section(all_claims, outcomes, data, marks, resolution):
         return ["## Findings", "", "No mini-scale logs: nothing to report yet.", ""]
     lines = ["## Findings", "",
              "What the committed **mini-scale** runs show (CPU stand-ins, docs/mini-scale.md; never the paper's "
-             "numbers). d ± noise: the difference of means over 3 seeds and its noise (Welch's one-sided 95 % t "
-             "quantile times the combined standard error, plus one validation sample); in every table d is "
-             "codistillation minus its reference (all_reduce, the control, the other arm) wherever codistillation "
-             "is one of the two, else the claim's first arm minus the second. An equivalence claim (\"within a margin of all_reduce\", \"reaches "
-             "all_reduce\") is **decided only where the alpha = 0 control fails it** (two models on half the batch "
-             "each, no distillation, 0 bits): at mini scale the margin is at most the control's distance from "
-             "all_reduce (its gap less its noise: the widest margin the control surely fails), so a claim holds only "
-             "where the method lies closer to all_reduce than the control does, beyond both noises; where the "
-             "control lies within its noise of all_reduce, no margin can tell them apart and the verdict is "
-             "**cannot discriminate**.", "",
+             "numbers). In every table d is codistillation minus its reference (all_reduce, the control, the other "
+             "arm) wherever codistillation is one of the two, else the claim's first arm minus the second. "
+             + summary(), "",
              "### The paper's findings at mini scale", ""]
     lines += headline_rows(all_claims, outcomes, marks) + [""]
     anil = headline_rows(all_claims, outcomes, marks, ANIL_HEADLINES)

@@ -1,11 +1,10 @@
 """The noise of a difference between means over seeds, what one validation sample and one seed are
-worth for each workload (Resolution), and the margins of mini-scale claims in those units.
+worth for each workload (Resolution), and the margins of mini-scale claims in those units: the
+numbers the verdict rule (rule.py, at its level ALPHA) judges.
 
-A difference d of means over a few seeds is judged with Welch's t: its noise is the one-sided
-(1 - ALPHA) quantile of Student's t at the Welch-Satterthwaite degrees of freedom times its combined
-standard error, plus one validation sample (the resolution of a top-1 metric). A claim holds when
-d - noise clears its bound: a one-sided test at level ALPHA for a direction, and for an equivalence
-("within a margin") the two one-sided tests at the margin (TOST), each at level ALPHA."""
+A difference d of means over a few seeds has the noise: the one-sided (1 - ALPHA) quantile of
+Student's t at the Welch-Satterthwaite degrees of freedom times its combined standard error, plus
+one validation sample (the resolution of a top-1 metric)."""
 import math
 from dataclasses import dataclass
 
@@ -13,8 +12,8 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from .groups import final_per_run
+from .rule import ALPHA
 
-ALPHA = 0.05             # the level of each one-sided test
 TOP1_METRICS = {"val_top1", "val_top1_mean_over_models", "ensemble_top1"}
 
 
