@@ -81,7 +81,6 @@ def test_without_default_drops_a_key_or_a_block_only_at_its_default():
     (["data.split=disjoint", "method=allreduce"], "method.name='allreduce'"),
     (["data.split=disjoint", "method=independent", "method.n=1"], "method.n >= 2"),
     (["schedule.optimizer=adam"], "schedule.optimizer"),
-    (["save_predictions=maybe"], "save_predictions"),
     (["method=two_phase", "init_seed=3"], "init_seed=3"),
     # 1200 x 0.05 = 60 samples: one batch of 32 for a model on all of them, none on a shard of 30
     (["data.split=disjoint", "method=independent", "data.fraction=0.05"], "30 training samples in each model's shard"),

@@ -1,11 +1,19 @@
 """Composition of every config group, and compose-time validation with messages naming the key."""
+import dataclasses
 import itertools
+import json
 import subprocess
 import sys
 
 import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
 
-from codistill_experiments.config import ConfigError
+from codistill_experiments.config import ConfigError, composition_problem, typed_job
+from codistill_experiments.config.job_schema import Data, Job
+from codistill_experiments.config.schema import Codistill, LocalLauncher, Scale, VisionSchedule
+from codistill_experiments.config.translation_schema import TranslationMini, TranslationSchedule
 from codistill_experiments.runlog import run_id
 from codistill_experiments.names import LM_SCHEDULES
 from codistill_experiments.translation.checks import TRANSLATION_SCHEDULES
@@ -68,11 +76,90 @@ def test_run_id_depends_on_content_not_on_where_it_runs(tmp_path):
     (["eval_every_epochs=-2"], "eval_every_epochs=-2"),
     (["eval_every_epochs=0.3"], "eval_every_epochs=0.3"),   # evaluated only at the end before
     (["eval_every_epochs=1.5"], "eval_every_epochs=1.5"),
-    (["eval_every_epochs=true"], "eval_every_epochs=True"),
+    (["+data.holdout=-1"], "data.holdout=-1: must be an integer >= 0"),
+    (["+data.holdout=null"], "data.holdout=None: must be an integer >= 0"),   # an optional key has no null
+    (["+data.split_seed=1"], "data.split_seed=1: data does not read this key"),
+    (["+supervised.weight=0.1"], "supervised.weight=0.1: supervised does not read this key"),
+    (["+epochs=3"], "epochs=3: the job does not read this key"),
+    (["batch_scale=0"], "batch_scale=0: must be > 0"),
+    (["epoch_scale=-1"], "epoch_scale=-1: must be > 0 (it multiplies the schedule's epochs)"),
 ])
 def test_invalid_jobs_name_the_offending_key(tmp_path, overrides, key):
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):
         compose_job(overrides, tmp_path)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("seed=abc", "seed"), ("init_seed=1.5", "init_seed"), ("eval_every_epochs=true", "eval_every_epochs"),
+    ("save_predictions=maybe", "save_predictions"), ("dry_run=sometimes", "dry_run"),
+    ("data.fraction=half", "data.fraction"),
+    ("data.order_seed=x", "data.order_seed"), ("supervised.label_smoothing=[0.1]", "supervised.label_smoothing"),
+    ("model_job=first", "model_job"), ("data.holdout=10", "data.holdout"),   # an optional key needs `+`
+])
+def test_the_top_level_keys_have_a_schema_that_hydra_checks_as_it_composes(tmp_path, override, key):
+    with pytest.raises(ConfigCompositionException) as refused:
+        compose_job([override], tmp_path)
+    problem = composition_problem(refused.value)   # what the entry point and the sweeper print
+    assert f"full_key: {key}" in problem or f"Could not override '{key}'" in problem, problem
+
+
+def test_a_validated_job_round_trips_through_its_typed_config(tmp_path):
+    """typed_job: the plain dict that crosses process boundaries, back to the typed config the
+    engine reads (every value of its declared type, attribute access), and back to the same dict."""
+    job = compose_job(["method=codistill", "+data.holdout=100", "supervised.label_smoothing=0.1"], tmp_path)
+    typed = typed_job(job)
+    assert OmegaConf.to_container(typed) == job and json.dumps(OmegaConf.to_container(typed)) == json.dumps(job)
+    assert OmegaConf.get_type(typed) is Job and OmegaConf.get_type(typed.data) is Data
+    assert [OmegaConf.get_type(typed, group) for group in ("method", "scale", "schedule", "launcher")] == [
+        Codistill, Scale, VisionSchedule, LocalLauncher]
+    assert typed.method.period == job["method"]["period"] and typed.data.holdout == 100
+    translation = compose_job(["workload=translation_mini", "method=independent"], tmp_path)
+    typed = typed_job(translation)
+    assert OmegaConf.to_container(typed) == translation
+    assert (OmegaConf.get_type(typed, "workload"), OmegaConf.get_type(typed, "schedule")) == (
+        TranslationMini, TranslationSchedule)
+
+
+# One job per option of every group (the schemas typed_job must choose among), and the sweeps' extra keys.
+ROUND_TRIPS = ([[f"workload={name}"] for name in sorted(p.stem for p in (CONF / "workload").glob("*.yaml"))]
+               + [[f"method={name}"] for name in GROUPS["method"]]
+               + [[f"schedule={name}"] for name in GROUPS["schedule"]]
+               + [["scale=paper"], ["launcher=local_parallel"], ["launcher=submitit_local"],
+                  ["launcher=slurm_v100", "launcher.partition=gpu"], ["launcher=slurm_local", "launcher.partition=cpu"],
+                  ["method=codistill", "method.transport=files", "method.exchange=checkpoints", "model_job=1"],
+                  ["+data.holdout=100", "+workload.weight_decay_scale=0.3", "epoch_scale=2", "data.fraction=0.5"],
+                  ["workload=wmt16_transformer_big", "+workload.model.encoder_layers=2", "method=codistill"]])
+
+
+@pytest.mark.parametrize("overrides", ROUND_TRIPS, ids=" ".join)
+def test_every_option_of_every_group_round_trips_through_typed_job(tmp_path, overrides):
+    job = compose_job(overrides, tmp_path)
+    typed = typed_job(job)
+    assert json.dumps(OmegaConf.to_container(typed)) == json.dumps(job)   # the same keys, values, types and order
+    for group in ("schedule", "workload", "method", "launcher", "scale"):
+        assert dataclasses.is_dataclass(OmegaConf.get_type(typed, group)), group
+
+
+@pytest.mark.parametrize("path, value, key", [
+    (("seed",), "abc", "seed"), (("method", "period"), "often", "period"), (("data", "fraction"), "all", "fraction"),
+    (("dry_run",), "maybe", "dry_run"), (("schedule", "lr", "milestones"), "30", "milestones"),
+])
+def test_typed_job_refuses_a_value_of_the_wrong_type(tmp_path, path, value, key):
+    job = compose_job(["method=codistill"], tmp_path)
+    node = job
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    with pytest.raises(ValidationError, match=key):
+        typed_job(job)
+
+
+def test_typed_job_refuses_a_key_its_schema_does_not_have(tmp_path):
+    job = compose_job(["method=codistill"], tmp_path)
+    with pytest.raises(ConfigError, match="'epochs' is not a key of Job"):
+        typed_job({**job, "epochs": 3})
+    with pytest.raises(ConfigError, match="'holdout' is not a key of Job"):   # data.holdout belongs to data
+        typed_job({**job, "holdout": 3})
 
 
 def run_cli(*args, cwd):

@@ -79,11 +79,11 @@ def job_cost(container):
     """The JobCost of a resolved job that asks for GPUs (scale.gpus_per_rank > 0); NotCosted
     (with its reason) where the model has no basis for it."""
     scale, method, workload = container["scale"], container["method"], container["workload"]
-    if not scale.get("gpus_per_rank"):
+    if not scale["gpus_per_rank"]:
         raise NotCosted("the job asks for no GPU (scale.gpus_per_rank=0)")
-    world, per_model = int(container["world_size"]), int(scale["ranks_per_model"])
-    gpus = world * int(scale["gpus_per_rank"])
-    servers = max(1, math.ceil(world / int(scale["ranks_per_node"])))
+    world, per_model = int(container["world_size"]), int(scale["ranks_per_model"])   # whole numbers, maybe 4.0
+    gpus = world * scale["gpus_per_rank"]
+    servers = max(1, math.ceil(world / scale["ranks_per_node"]))
     work, updates, basis = _workload(container)
     cost = _method_cost(method, world, per_model, work)
     return JobCost(gpus, servers, updates, cost.seconds, basis)
@@ -101,7 +101,7 @@ def _workload(container):
     if workload["name"] not in ("imagenet", "cifar10"):
         raise NotCosted(f"workload {workload['name']!r}: no published V100 rate to scale from")
     batch, precision = int(container["scale"]["batch_per_rank"]), _precision(workload)
-    classes = int(workload["num_classes"])
+    classes = workload["num_classes"]
     reference, _ = VISION_SHAPES["imagenet", "resnet50"]
     # the slowest of the job's models sets its pace (workload.models: one architecture per model)
     flops, params = max(vision_shape(workload["name"], arch, classes) for arch in _architectures(workload))
@@ -113,7 +113,7 @@ def _workload(container):
 def _architectures(workload):
     if workload["name"] == "cifar10":
         return [f"wrn-{workload['depth']}-{workload['widen']}"]
-    return sorted({(spec or {}).get("arch", workload["arch"]) for spec in (workload.get("models") or [None])})
+    return sorted({(spec or {}).get("arch", workload["arch"]) for spec in (workload["models"] or [None])})
 
 
 def vision_shape(name, arch, num_classes):
@@ -130,10 +130,10 @@ def _vision_updates(container):
     workload, scale, method, data = (container[key] for key in ("workload", "scale", "method", "data"))
     ranks = container["world_size"] if method["name"] in GLOBAL_BATCH_METHODS else scale["ranks_per_model"]
     batch = int(scale["batch_per_rank"]) * int(ranks)
-    samples = PAPER_TRAIN_SIZES[workload["name"]] - int(data.get("holdout", 0) or 0)
+    samples = PAPER_TRAIN_SIZES[workload["name"]] - data.get("holdout", 0)   # an optional key (+data.holdout)
     samples = samples if data["fraction"] >= 1 else round(samples * data["fraction"])
-    if data.get("split") == "disjoint":
-        samples //= int(method["n"])
+    if data["split"] == "disjoint":
+        samples //= method["n"]
     stretch = container["epoch_scale"] / data["fraction"] * workload.get("epoch_scale", 1.0)
     return int(round(container["schedule"]["epochs"] * stretch * (samples // batch)))
 
@@ -162,30 +162,30 @@ def _sequence_workload(container):
     big = sequence_params({"arch": "transformer_vaswani_wmt_en_de_big"})
     params = sequence_params(workload["model"])
     per_second = TRANSFORMER_BIG_V100_TOKENS_PER_S[precision] * big / params   # FLOPs ~ 6 x params per token
-    if workload.get("task") == "language_modeling":
-        tokens = int(workload["batch_size"]) * int(workload["tokens_per_sample"])
+    if workload["task"] == "language_modeling":
+        tokens = workload["batch_size"] * workload["tokens_per_sample"]
     else:
-        tokens = int(workload["max_tokens"])
+        tokens = workload["max_tokens"]
     work = sm.Workload(workload["name"], params, tokens / per_second, logits_per_device=tokens * ASSUMED_VOCABULARY,
                        classes=ASSUMED_VOCABULARY)
-    return work, int(schedule["max_update"]), f"{per_second:,.0f} tokens/s per V100, {precision}"
+    return work, schedule["max_update"], f"{per_second:,.0f} tokens/s per V100, {precision}"
 
 
 def _method_cost(method, world, per_model, work):
     """step_model's Cost of one update of the job's method."""
     net = sm.Network(inter_bits_per_s=sm.EFFICIENCY * LINK_GBIT * 1e9, algorithm="best", **sm.GPU_COSTS)
-    name, n = method["name"], int(method.get("n", 1) or 1)
+    name, n = method["name"], method["n"]
     if name == "allreduce":
         return sm.all_reduce(sm.Layout(1, world), work, net)
     if name == "powersgd":
-        return sm.powersgd(sm.Layout(1, world, rank=int(method["rank"])), work, net)
+        return sm.powersgd(sm.Layout(1, world, rank=method["rank"]), work, net)
     if name in ("localsgd", "diloco"):
-        return getattr(sm, name)(sm.Layout(n, per_model, int(method["period"])), work, net)
+        return getattr(sm, name)(sm.Layout(n, per_model, method["period"]), work, net)
     if name == "codistill":
-        layout = sm.Layout(n, per_model, int(method["period"]))
+        layout = sm.Layout(n, per_model, method["period"])
         exchange = method["exchange"]
         if exchange == "predictions":
-            return sm.predictions(layout, work, net, method.get("prediction_topk"), method.get("prediction_bits"))
+            return sm.predictions(layout, work, net, method["prediction_topk"], method["prediction_bits"])
         if exchange in ("checkpoints", "sharded_checkpoints"):
             return getattr(sm, exchange)(layout, work, net)
     # independent models, or a method whose exchange the model lacks: each model's own all_reduce

@@ -1,15 +1,18 @@
-"""A job's config: its schemas, its resolvers, and its validation at compose time.
+"""A job's config: its schemas, its resolvers, its validation at compose time, and its typed form.
 
-Each config group's files are typed by a schema (schema.py, registered in Hydra's ConfigStore when
-this package is imported): Hydra checks every key and type while it composes a job. `validate` then
-runs before anything trains or is queued (single runs, every job of a sweep, and `dry_run=true`):
-the rules each schema declares beside its types (rules.py), then the checks that relate several
-values (checks.py; translation/checks.py for the fairseq jobs). Each problem names the key, the
-value and what is allowed.
+The job's own keys (codistill.yaml's) and each config group's files are typed by a schema
+(job_schema.py, schema.py; registered in Hydra's ConfigStore when this package is imported): Hydra
+checks every key and type while it composes a job. `validate` then runs before anything trains or is
+queued (single runs, every job of a sweep, and `dry_run=true`): the rules each schema declares beside
+its types (rules.py), then the checks that relate several values (checks.py; translation/checks.py
+for the fairseq jobs). Each problem names the key, the value and what is allowed. It returns the
+resolved job as a plain dict (what the run id hashes, and what crosses process boundaries);
+`typed_job` turns that dict back into the typed config, each node merged onto its schema.
 
-  schema.py     the dataclasses of the groups method, scale, schedule and workload
+  job_schema.py the dataclass of codistill.yaml's own keys (seed, data, supervised, ...)
+  schema.py     the dataclasses of the groups method, scale, schedule, launcher and workload
   rules.py      allowed values and bounds, declared on the schema fields and checked for every job
-  checks.py     what no schema can say: relations between values, the run's updates, top-level keys
+  checks.py     what no schema can say: relations between values, the run's updates
   resolvers.py  the resolvers of the config files' interpolations
 """
 import dataclasses
@@ -17,16 +20,16 @@ import re
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from ..data_checks import check_cifar_root, check_criteo_root, check_imagefolder_root
 from ..jobs import STARTS_ITS_RANKS, visible_gpus
 from ..translation.checks import FAIRSEQ_SCHEDULE_KINDS, check_translation_job, is_fairseq, workload_data_problem
-from .checks import (check_eval_every, check_launcher, check_layout, check_method, check_models,
-                     check_own_method_workload, check_prediction_topk, check_schedule, check_top_level, check_torchft,
-                     check_updates)
+from .checks import (check_launcher, check_layout, check_method, check_models, check_own_method_workload,
+                     check_prediction_topk, check_schedule, check_top_level, check_torchft, check_updates)
+from .job_schema import Job
 from .resolvers import register_resolvers
-from .rules import problems_of
+from .rules import RULE, dataclass_in, problems_of
 from .schema import SCHEMAS, register_schemas
 
 register_resolvers()
@@ -77,7 +80,7 @@ def placement_problem(container, gpus=None):
     if visible < ranks * per_rank:
         return (f"{wanted}, which has {visible} visible: ranks would share a GPU, which NCCL refuses (\"Duplicate GPU "
                 f"detected\"); {cluster}, or give the job fewer ranks (method.n x scale.ranks_per_model)")
-    if launcher.get("jobs_at_once", 1) > 1:
+    if launcher.get("jobs_at_once", 1) > 1:   # only local_parallel has it
         return (f"launcher.jobs_at_once={launcher['jobs_at_once']}: every job of launcher=local_parallel places its "
                 "ranks on this machine's first GPUs, so jobs running at once would share them; set "
                 "launcher.jobs_at_once=1, or use launcher=slurm_v100")
@@ -111,8 +114,14 @@ def composition_problem(error):
 
 
 def schema_problems(cfg, container):
-    """The rules of each group's schema (the one its config file named), and the schemas' absence."""
+    """The rules of the job's schema (job_schema.Job: codistill.yaml's own keys) and of each group's
+    (the one its config file named), and the schemas' absence."""
     problems, schemas = [], {}
+    if OmegaConf.get_type(cfg) is not Job:
+        problems.append("codistill.yaml: names no schema for its own keys; its defaults must begin with "
+                        "/schema/codistill@_here_")
+    else:
+        problems += problems_of({key: value for key, value in container.items() if key not in SCHEMAS}, Job, "")
     for group, known in SCHEMAS.items():
         schema = OmegaConf.get_type(cfg, group)
         if not dataclasses.is_dataclass(schema):
@@ -143,12 +152,11 @@ def validate(cfg):
     schedule = container["schedule"]
     if translation:  # fairseq recipes: their own schedule keys (translation/checks.py)
         check_translation_job(container, problems)
-    elif schedule.get("kind") in FAIRSEQ_SCHEDULE_KINDS:
-        problems.append(f"schedule.name={schedule.get('name')!r}: a {schedule['kind']} recipe; workload "
-                        f"{container['workload'].get('name')!r} needs a vision schedule (e.g. goyal_step)")
+    elif schedule.get("kind") in FAIRSEQ_SCHEDULE_KINDS:   # only the fairseq recipes have a kind
+        problems.append(f"schedule.name={schedule['name']!r}: a {schedule['kind']} recipe; workload "
+                        f"{container['workload']['name']!r} needs a vision schedule (e.g. goyal_step)")
     else:
         check_schedule(container["schedule"], problems)
-        check_eval_every(container, problems)
         check_updates(container, problems)
         check_models(container["workload"], container["method"], problems)
     check_own_method_workload(container, translation, problems)
@@ -158,3 +166,58 @@ def validate(cfg):
     if problems:
         raise ConfigError("invalid job:\n  - " + "\n  - ".join(problems))
     return container
+
+
+def schema_of(group, node):
+    """The schema a validated group node (a plain dict) was composed with, told by its values as
+    `validate` told it by its config file: the schema of the group whose identifying fields (`name`,
+    `kind`, `task`, where a rule names the values they allow) accept the node's values, the most
+    specific first (a vision schedule has none of them)."""
+    def identifying(schema):
+        return [f for f in dataclasses.fields(schema) if f.name in ("name", "kind", "task") and RULE in f.metadata]
+
+    def accepts(schema):
+        return all(f.name in node and f.metadata[RULE].holds(node[f.name]) for f in identifying(schema))
+
+    fitting = sorted((schema for schema in SCHEMAS[group].values() if accepts(schema)),
+                     key=lambda schema: -len(identifying(schema)))
+    if not fitting or len(fitting) > 1 and len(identifying(fitting[0])) == len(identifying(fitting[1])):
+        raise ConfigError(f"{group}: no single schema of {', '.join(SCHEMAS[group])} fits {group}.name="
+                          f"{node.get('name')!r}")
+    return fitting[0]
+
+
+def _typed(values, schema, key):
+    """`values` (a plain dict) merged onto `schema`, nested schemas too; a key the schema lets a
+    config add (`optional_keys`, e.g. data.holdout) is kept untyped."""
+    node, declared = OmegaConf.structured(schema), {f.name: f for f in dataclasses.fields(schema)}
+    for name, value in values.items():
+        field = declared.get(name)
+        nested = None if field is None else dataclass_in(field.type)
+        if nested is not None and isinstance(value, dict):
+            value = _typed(value, nested, f"{key}.{name}" if key else name)
+        if field is None:
+            if name not in getattr(schema, "optional_keys", {}) and getattr(schema, "closed", False):
+                raise ConfigError(f"{key or 'the job'}: {name!r} is not a key of {schema.__name__}")
+            with open_dict(node):
+                node[name] = value
+        else:
+            node[name] = value   # checked against the field's type (omegaconf.ValidationError names the key)
+    return node
+
+
+def typed_job(container):
+    """The typed config of a validated job: `container` (what `validate` returns, a plain dict of
+    resolved values: what submitit pickles for each rank) merged onto job_schema.Job, each group
+    onto the schema `validate` checked it with (`schema_of`). Every value keeps its declared type
+    (`cfg.method.period` is an int; a Number stays as written), attribute access works, and a key
+    or a value of the wrong type is refused (omegaconf's ValidationError or ConfigError, naming
+    the key). `OmegaConf.to_container(typed_job(c)) == c`."""
+    groups = {group: _typed(container[group], schema_of(group, container[group]), group) for group in SCHEMAS}
+    job = _typed({key: value for key, value in container.items() if key not in SCHEMAS}, Job, "")
+    for group, node in groups.items():
+        job[group] = node
+    missing = sorted(OmegaConf.missing_keys(job))
+    if missing:
+        raise ConfigError(f"typed_job: the job has no value for {', '.join(missing)}")
+    return job

@@ -1,10 +1,11 @@
-"""The checks no schema can say: those that relate several values (of one group or of several) or
-that work out what the run will do (its updates, its nodes), and those of the top-level keys, which
-have no schema (a sweep adds some with `+`, e.g. `+data.holdout`). Each appends 'key=value: why' to
-`problems`; the values are a resolved job's (a plain dict) whose types and rules already hold."""
+"""The checks no schema can say: those that relate several values (of one group or of several, the
+top-level keys' included: their schema is job_schema.py's) or that work out what the run will do
+(its updates, its nodes). Each appends 'key=value: why' to `problems`; the values are a resolved
+job's (a plain dict) whose types hold (Hydra checked them as it composed the job); the rules declared
+on the schemas' fields (choices, bounds: rules.problems_of) are checked before these."""
 import importlib.util
 
-from ..names import DATA_SPLITS, GLOBAL_BATCH_METHODS, MODEL_KEYS, OWN_METHODS, SMOOTHING_PRIORS
+from ..names import GLOBAL_BATCH_METHODS, MODEL_KEYS, OWN_METHODS
 from .schema import Codistill, PowerSGD, StreamingDiLoCo
 
 # Training set sizes of the workloads whose config does not state one (their data on disk).
@@ -53,10 +54,10 @@ def check_method(method, schema, problems):
 def check_prediction_topk(method, workload, problems):
     """A top-k prediction exchange sends at most the workload's classes per example."""
     topk = method.get("prediction_topk")
-    classes = workload.get("num_classes", KNOWN_CLASSES.get(workload.get("name")))
+    classes = workload.get("num_classes", KNOWN_CLASSES.get(workload["name"]))
     if _is_number(topk) and _is_number(classes) and topk > classes:
         problems.append(f"method.prediction_topk={topk!r}: at most the workload's {classes} classes travel per "
-                        f"example ({workload.get('name')}; k = {classes} sends them all)")
+                        f"example ({workload['name']}; k = {classes} sends them all)")
 
 
 def check_layout(scale, problems):
@@ -83,7 +84,7 @@ def check_schedule(schedule, problems):
 
 def check_models(workload, method, problems):
     """workload.models: one entry per model group with that group's own model settings."""
-    models = workload.get("models")
+    models = workload["models"]   # every vision workload's schema has it
     if models is None:
         return
     if len(models) != method["n"]:
@@ -112,14 +113,14 @@ def check_own_method_workload(container, translation, problems):
     if translation:
         problems.append(f"method.name={name!r}: the translation workloads train through fairseq, which has no "
                         f"{name}; use it with a vision workload (e.g. workload=clusters_resnet)")
-    elif container["workload"].get("models") is not None:
+    elif container["workload"]["models"] is not None:
         problems.append(f"workload.models: {name} averages copies of one model; per-model architectures are for "
                         "method=codistill or independent (set workload.models=null)")
 
 
 def check_torchft(container, problems):
     """method=streaming_diloco trains through torchft, an optional extra; a dry run trains nothing."""
-    if container["method"]["name"] == "streaming_diloco" and not container.get("dry_run") \
+    if container["method"]["name"] == "streaming_diloco" and not container["dry_run"] \
             and importlib.util.find_spec("torchft") is None:
         problems.append("method.name='streaming_diloco': trains through torchft, which is not installed; install "
                         "the extra: pip install -e '.[torchft]' (docs/setup.md)")
@@ -142,23 +143,13 @@ def check_launcher(container, problems):
                         f"(launcher.time_limit_min={launcher['time_limit_min']!r})")
 
 
-def check_eval_every(container, problems):
-    """The engine evaluates (and commits the run's state) every eval_every_epochs x
-    steps-per-epoch updates and at the end; a fraction of an epoch rarely gives a whole number of
-    updates (steps per epoch depend on the data), so such a run would evaluate only at its end."""
-    every = container.get("eval_every_epochs")
-    if isinstance(every, bool) or not _is_whole(every):
-        problems.append(f"eval_every_epochs={every!r}: must be a whole number of epochs >= 1 (the run evaluates "
-                        "and saves its state every eval_every_epochs epochs and at its end)")
-
-
 def check_updates(container, problems):
     """At least one batch per model in the training set left by data.fraction, and at least one
     update (hence one evaluation, at the run's end), worked out as the engine does (vision
     workloads of known size)."""
     workload, scale, method = container["workload"], container["scale"], container["method"]
     size = workload.get("train_size", KNOWN_TRAIN_SIZES.get(workload["name"]))
-    fraction, epoch_scale = container["data"].get("fraction"), container.get("epoch_scale")
+    fraction, epoch_scale = container["data"]["fraction"], container["epoch_scale"]
     numbers = (size, fraction, epoch_scale, scale["batch_per_rank"], scale["ranks_per_model"])
     if not all(_is_number(value) and value > 0 for value in numbers):
         return   # not known here, or already refused by its own check
@@ -168,7 +159,7 @@ def check_updates(container, problems):
     size = size - holdout if isinstance(holdout, int) and 0 < holdout < size else size   # held out of training
     samples = size if fraction >= 1 else round(size * fraction)
     shards = ""
-    if container["data"].get("split") == "disjoint" and _is_whole(method["n"]):
+    if container["data"]["split"] == "disjoint" and _is_whole(method["n"]):
         samples //= method["n"]   # each model its own shard (sampling.model_shard)
         shards = f" in each model's shard (data.split=disjoint, method.n={method['n']})"
     steps_per_epoch = samples // batch
@@ -187,48 +178,38 @@ def check_updates(container, problems):
 
 
 def check_top_level(container, translation, problems):
-    """The keys of codistill.yaml itself, and data.holdout, which a sweep may add."""
-    data, train_size = container["data"], container["workload"].get("train_size")
-    fraction, holdout = data.get("fraction"), data.get("holdout", 0)
-    if not (_is_number(fraction) and 0 < fraction <= 1):
-        problems.append(f"data.fraction={fraction!r}: must be in (0, 1] (1/k of the training set)")
-    if not (isinstance(holdout, int) and holdout >= 0) or (
-            holdout and isinstance(train_size, int) and holdout >= train_size):
-        problems.append(f"data.holdout={holdout!r}: training samples held out for evaluation must be an integer "
-                        f">= 0 and below workload.train_size ({train_size})")
+    """The keys of codistill.yaml itself (and data.holdout, which a sweep may add) against the other
+    values: their types and bounds are job_schema.Job's."""
+    data, train_size, method = container["data"], container["workload"].get("train_size"), container["method"]
+    holdout = data.get("holdout", 0)   # an optional key: absent, nothing is held out
+    if isinstance(holdout, int) and isinstance(train_size, int) and 0 < train_size <= holdout:
+        problems.append(f"data.holdout={holdout!r}: must be below workload.train_size ({train_size}) (training "
+                        "samples held out for evaluation)")
     elif holdout and translation:
         problems.append("data.holdout: held-out tuning data is implemented for the vision workloads only")
-    epoch_scale = container.get("epoch_scale")
-    if not (_is_number(epoch_scale) and epoch_scale > 0):
-        problems.append(f"epoch_scale={epoch_scale!r}: must be > 0 (it multiplies the schedule's epochs)")
-    model_job, n = container.get("model_job"), container["method"]["n"]
-    if model_job is not None and (container["method"].get("transport") != "files" or not (
-            isinstance(model_job, int) and 0 <= model_job < n)):
+    model_job, n = container["model_job"], method["n"]
+    if model_job is not None and model_job >= 0 and (method.get("transport") != "files" or model_job >= n):
         problems.append(f"model_job={model_job!r}: names the one model (0 to {n - 1}) a job trains when the models "
                         "are independent jobs (method.transport=files); leave it null otherwise")
-    if not isinstance(container.get("seed"), int):
-        problems.append(f"seed={container.get('seed')!r}: must be an integer")
-    if container["method"]["name"] == "two_phase" and container.get("init_seed") is not None:
+    if method["name"] == "two_phase" and container["init_seed"] is not None:
         problems.append(f"init_seed={container['init_seed']!r}: two_phase initialises its teachers and its students "
                         "each from its own seed (seed x 1000 + index), which one init_seed would make the same; "
                         "leave it null")
-    if not isinstance(container.get("save_predictions"), bool):
-        problems.append(f"save_predictions={container.get('save_predictions')!r}: must be true or false")
-    elif container["save_predictions"] and translation:
+    if container["save_predictions"] and translation:
         problems.append("save_predictions=true: saving validation predictions is implemented for the vision "
                         "workloads only")
     check_data_split(container, translation, problems)
-    check_supervised(container, translation, problems)
+    if container["supervised"]["label_smoothing"] and translation:
+        problems.append(f"supervised.label_smoothing={container['supervised']['label_smoothing']!r}: the "
+                        "translation workloads smooth labels through their schedule (schedule.label_smoothing); "
+                        "leave supervised.label_smoothing at 0")
 
 
 def check_data_split(container, translation, problems):
     """data.split=disjoint: model i of n trains on shard i of n (Anil et al. 2018 Sec. 3.3.2)."""
-    split, method = container["data"].get("split"), container["method"]
-    if split not in DATA_SPLITS:
-        problems.append(f"data.split={split!r}: must be one of {', '.join(DATA_SPLITS)}")
+    if container["data"]["split"] != "disjoint":
         return
-    if split != "disjoint":
-        return
+    method = container["method"]
     if translation:
         problems.append("data.split=disjoint: disjoint training shards are implemented for the vision "
                         "workloads only")
@@ -244,22 +225,3 @@ def check_data_split(container, translation, problems):
     elif method["name"] != "independent":
         problems.append(f"data.split=disjoint: method.name={method['name']!r}; disjoint shards are for "
                         "method=codistill (exchange=checkpoints) and method=independent")
-
-
-def check_supervised(container, translation, problems):
-    """supervised: label smoothing of the vision workloads' supervised term (Anil et al. 2018
-    Sec. 3.3, Fig. 2a's baselines)."""
-    supervised = container.get("supervised")
-    if not isinstance(supervised, dict) or set(supervised) != {"label_smoothing", "smoothing_prior"}:
-        problems.append(f"supervised={supervised!r}: must hold exactly label_smoothing (a number in [0, 1)) and "
-                        f"smoothing_prior ({' | '.join(SMOOTHING_PRIORS)})")
-        return
-    weight, prior = supervised["label_smoothing"], supervised["smoothing_prior"]
-    if not (_is_number(weight) and 0 <= weight < 1):
-        problems.append(f"supervised.label_smoothing={weight!r}: must be in [0, 1) (the weight w of "
-                        "(1 - w) CE(y, p) + w H(prior, p))")
-    elif weight and translation:
-        problems.append(f"supervised.label_smoothing={weight!r}: the translation workloads smooth labels through "
-                        "their schedule (schedule.label_smoothing); leave supervised.label_smoothing at 0")
-    if prior not in SMOOTHING_PRIORS:
-        problems.append(f"supervised.smoothing_prior={prior!r}: must be one of {', '.join(SMOOTHING_PRIORS)}")

@@ -62,8 +62,8 @@ def has_trained(config, run_directory, group):
     if trained(run_directory, group):
         return True
     repair_torn_checkpoint(folder)
-    last, limit = folder / "checkpoint_last.pt", config["schedule"].get("max_update") or 0
-    if not (limit and last.exists()):
+    last, limit = folder / "checkpoint_last.pt", config["schedule"]["max_update"]   # >= 1: its schema's rule
+    if not last.exists():
         return False
     import torch
 
