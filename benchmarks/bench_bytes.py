@@ -19,7 +19,7 @@ import math
 import torch
 import torch.distributed as dist
 
-from codistill.exchange import prediction_row_bits
+from codistill import prediction_row_bits
 from codistill_experiments.vision import engine
 
 from .benchlib import RESNET50_TWIN, TimedRank, compose, count_params, layout, spawn, twin_workload

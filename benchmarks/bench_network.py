@@ -39,12 +39,17 @@ CHECKPOINT_PERIODS = (50, 625)
 
 # ---------------------------------------------------------------- inside a namespace: one rank
 class LocalLogits:
-    """The prediction exchange's compute without its collective: the rank's own logits as teacher."""
+    """In the place of the run's Codistiller: the prediction exchange's compute without its
+    collective, the rank's own logits as teacher (the term and alpha are the Codistiller's)."""
 
-    sends = "predictions"
+    def __init__(self, codistiller):
+        self.codistiller = codistiller
 
-    def gather(self, step, logits):
+    def teachers_logits(self, step, inputs, logits):
         return [logits.detach()]
+
+    def distillation(self, step, logits, teachers, keep=None):
+        return self.codistiller.distillation(step, logits, teachers, keep)
 
 
 @contextlib.contextmanager
@@ -54,8 +59,7 @@ def compute_only(timed, method):
     predictions with local logits;
     checkpoints between exchanges send nothing anyway (the period is 10**9)."""
     state = timed.state
-    codistiller = state.codistiller
-    saved = state.trainable, codistiller and codistiller.exchange
+    saved = state.trainable, state.codistiller
     if method == "all_reduce":
         state.trainable = state.model
     elif method == "powersgd":
@@ -63,13 +67,11 @@ def compute_only(timed, method):
 
         state.trainable = alone(timed)  # the compression without the collectives
     elif method == "predictions":
-        codistiller.exchange = LocalLogits()
+        state.codistiller = LocalLogits(state.codistiller)
     try:
         yield
     finally:
-        state.trainable = saved[0]
-        if codistiller:
-            codistiller.exchange = saved[1]
+        state.trainable, state.codistiller = saved
 
 
 def worker(rank, world, spec):

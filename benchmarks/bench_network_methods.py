@@ -60,7 +60,7 @@ def periodic_call(timed, method):
     """One exchange of `method` through the engine's own objects (and their counters), now."""
     if method == "checkpoints":
         state = timed.state   # update 0 is an exchange point at any period: one exchange, now
-        return lambda: state.codistiller.exchange.refresh(0, state.model)
+        return lambda: state.codistiller.refresh(0)
     own = timed.state.method
     if method == "diloco":
         return lambda: own.after_update(own.period)

@@ -61,8 +61,7 @@ def _rank(rank, world, sizes, batch, rounds, steps, containers):
             for _ in range(steps):
                 teacher(inputs)
 
-    checkpoints = ranks["checkpoints"].state
-    exchange = checkpoints.codistiller.exchange
+    checkpoints = ranks["checkpoints"].state.codistiller
     names = list(ranks)
     times = {name: [] for name in [*names, "teacher_forward", "checkpoint_exchange"]}
     for round_index in range(rounds):
@@ -71,7 +70,7 @@ def _rank(rank, world, sizes, batch, rounds, steps, containers):
             times[name].append(timed_across_ranks(lambda: ranks[name].run(steps)) / steps)
         times["teacher_forward"].append(timed_across_ranks(teacher_forwards) / steps)
         # update 0 is an exchange point at any period: one exchange, now
-        times["checkpoint_exchange"].append(timed_across_ranks(lambda: exchange.refresh(0, checkpoints.model)))
+        times["checkpoint_exchange"].append(timed_across_ranks(lambda: checkpoints.refresh(0)))
     return times
 
 

@@ -64,8 +64,7 @@ def criteo(root, progress):
 def _snapshot_reads(rank, world_size, root, one_reader):
     import torch.distributed as dist
 
-    from codistill.file_exchange import FileCheckpointExchange
-    from codistill.snapshots import SnapshotStore
+    from codistill import FileCheckpointExchange, SnapshotStore
 
     loaded = []
 
@@ -86,7 +85,7 @@ def _snapshot_reads(rank, world_size, root, one_reader):
 
 
 def snapshots(root, progress):
-    from codistill.snapshots import SnapshotStore
+    from codistill import SnapshotStore
 
     peer = torch.nn.Linear(SNAPSHOT_PARAMS // 1000, 1000, bias=False)
     SnapshotStore(root / "snapshots").publish(1, 0, dict(peer.named_parameters()))

@@ -54,7 +54,7 @@ def worker(rank, world, spec):
             limit_to(RATES[limit])
             inter, intra, sent = counter.inter_node_bits, counter.intra_node_bits, tx_counters()[0]
             state = timed.state   # update 0 is an exchange point at any period: one exchange, now
-            seconds = timed_across_ranks(lambda: state.codistiller.exchange.refresh(0, state.model))
+            seconds = timed_across_ranks(lambda: state.codistiller.refresh(0))
             rows.append({"exchange": exchange, "limit": limit, "seconds": seconds,
                          "node_wire_bytes": tx_counters()[0] - sent, "inter_bits": counter.inter_node_bits - inter,
                          "intra_bits": counter.intra_node_bits - intra})

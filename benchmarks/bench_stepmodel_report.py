@@ -255,7 +255,7 @@ def compressed_lines(grid, targets):
     settings = ", ".join(f"{m} (k = {k or 'all'}, {b}-bit values)" for m, (k, b) in sm.COMPRESSED.items())
     return ["### Compressed prediction exchanges", "",
             f"Settings fixed before their results were looked at: {settings}. Bits per row of logits from "
-            "`codistill.exchange.prediction_row_bits` (dense: C x b, + a 32-bit scale when 8-bit; top-k: k x (b + "
+            "`codistill.prediction_row_bits` (dense: C x b, + a 32-bit scale when 8-bit; top-k: k x (b + "
             "index bits), index bits 16 for the 32,000-word vocabulary, 16 for ResNet-50's 1000 classes, + the scale when "
             "8-bit). n = 2 models of N/2 GPUs exchanging every update, as dense predictions above. Goal (issue 27): "
             f"at least all_reduce's speed for the {goal['workload']} at {goal['gpus']} GPUs on {goal['link_gbit']} "

@@ -1,5 +1,7 @@
 """The public API (`from codistill import ...`): importable with torch alone, built from plain
 values, exchanges owning their burn-in and state, and the exchange through files."""
+import dataclasses
+import inspect
 import re
 import subprocess
 import sys
@@ -47,7 +49,8 @@ def test_schedules_build_from_plain_dicts_as_from_omegaconf_nodes():
     method = {"alpha": 2.0, "alpha_schedule": "step", "alpha_step_factor": 0.5, "burn_in_steps": 7}
     plain = build_schedules(schedule, method, 512, steps_per_epoch=10)
     assert plain == build_schedules(OmegaConf.create(schedule), OmegaConf.create(method), 512, steps_per_epoch=10)
-    assert plain.alpha(6) == 0.0 and plain.alpha(7) == 2.0 and plain.alpha(180) == 1.0
+    # the burn-in is the Codistiller's (alpha_at), not the schedule's: alpha(6) is the schedule's value
+    assert plain.alpha(6) == 2.0 and plain.alpha(7) == 2.0 and plain.alpha(180) == 1.0
 
 
 def _codistillers_from_plain_values(rank, world_size):
@@ -76,7 +79,7 @@ def _codistillers_from_plain_values(rank, world_size):
     fresh.load_state_dict(state)
     [restored] = fresh.teachers_logits(5, inputs, None)  # no exchange at 5: the restored teacher
     result.update(before=[len(t) for t in before], teacher=teacher.tolist(), restored=restored.tolist(),
-                  source_step=fresh.exchange.held_steps(), bits=[state["inter_node_bits"], fresh.counter.inter_node_bits],
+                  source_step=fresh.teachers_from_step(), bits=[state["inter_node_bits"], fresh.counter.inter_node_bits],
                   expected=torch.nn.functional.linear(inputs, *[p.detach() for p in _peer(rank)]).tolist())
     return result
 
@@ -231,3 +234,32 @@ def test_the_package_says_its_version_as_installed():
                           capture_output=True, text=True, check=True)
     release, installed, torch_imported = done.stdout.split()
     assert re.fullmatch(r"\d+\.\d+\.\d+", release) and installed == release and torch_imported == "False"
+
+
+def _public_members(cls):
+    """(name, function) of every public method and property `cls` defines or inherits from the
+    library (not from object, Exception or a dataclass's generated methods); __call__ counts."""
+    for name, value in inspect.getmembers(cls):
+        if name.startswith("_") and name != "__call__":
+            continue
+        function = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
+        if callable(function) and getattr(function, "__module__", "").startswith("codistill"):
+            yield name, function
+
+
+def test_every_public_name_and_method_says_what_it_holds_or_does():
+    import codistill
+
+    undocumented = []
+    for name in codistill.__all__:
+        value = getattr(codistill, name)
+        if not (inspect.isclass(value) or inspect.isfunction(value)):   # the constants DISTILL_LOSSES, EXCHANGES
+            assert f"`{name}`" in (ROOT / "docs" / "library.md").read_text(), name
+            continue
+        doc = (value.__doc__ or "").strip()       # a class's own docstring, not one inherited
+        if not doc or dataclasses.is_dataclass(value) and doc.startswith(f"{name}("):   # a dataclass's made-up one
+            undocumented.append(name)
+        if inspect.isclass(value):
+            undocumented += [f"{name}.{member}" for member, function in _public_members(value)
+                             if not (function.__doc__ or "").strip()]
+    assert not undocumented, f"no docstring: {undocumented}"

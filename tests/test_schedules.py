@@ -4,7 +4,7 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from codistill.schedules import AlphaSchedule, LRSchedule, PiecewiseConstant
+from codistill import AlphaSchedule, LRSchedule, PiecewiseConstant
 from codistill_experiments.run_schedules import build_schedules
 
 
@@ -40,8 +40,7 @@ def test_decaying_weight_decay_of_tuned_codistillation():
 
 
 def test_alpha_schedules():
-    assert AlphaSchedule(alpha=1.0, burn_in_steps=5)(4) == 0.0
-    assert AlphaSchedule(alpha=1.0, burn_in_steps=5)(5) == 1.0
+    assert AlphaSchedule(alpha=1.0)(0) == 1.0   # the burn-in is the Codistiller's (test_burn_in_is_the_codistillers)
     exponential = AlphaSchedule(alpha=2.0, kind="exponential", gamma=1.1, steps_per_epoch=100)
     assert exponential(99) == pytest.approx(2.0)
     assert exponential(250) == pytest.approx(2.0 * 1.1 ** 2)
@@ -62,3 +61,24 @@ def test_build_from_the_tuned_codistillation_config():
     assert built.lr(25) == pytest.approx(0.1) and built.lr(440) == pytest.approx(1e-4)
     assert built.weight_decay(380) == 0.0 and built.alpha(0) == 1.0
     assert math.isclose(build_schedules(schedule, method, 2048, 10).lr.peak, 0.8)
+
+
+def test_burn_in_is_the_codistillers():
+    """One owner: Codistiller(burn_in_steps) gives no teachers and alpha_at 0 before it; an
+    AlphaSchedule has no burn-in (and its fields after `kind` are keyword-only, so an old
+    positional burn-in is refused rather than read as gamma)."""
+    import torch
+
+    from codistill import Codistiller
+
+    schedule = AlphaSchedule(alpha=0.5, kind="step", step_factor=2.0, milestones=(10,))
+    codistiller = Codistiller.from_teachers(torch.nn.Linear(2, 2), [torch.nn.Linear(2, 2)], alpha=schedule,
+                                            burn_in_steps=5)
+    assert [codistiller.alpha_at(s) for s in (0, 4, 5, 10)] == [0.0, 0.0, 0.5, 1.0]
+    assert [schedule(s) for s in (0, 4, 5, 10)] == [0.5, 0.5, 0.5, 1.0]
+    assert codistiller.teachers_logits(4, torch.ones(1, 2), None) == []
+    assert len(codistiller.teachers_logits(5, torch.ones(1, 2), None)) == 1
+    with pytest.raises(TypeError):
+        AlphaSchedule(1.0, "constant", 5)
+    with pytest.raises(TypeError):
+        AlphaSchedule(alpha=1.0, burn_in_steps=5)

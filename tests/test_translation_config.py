@@ -86,7 +86,6 @@ def test_every_translation_schedule_composes_with_every_method(tmp_path, schedul
 
 @pytest.mark.parametrize("overrides, key", [
     (["method=codistill", "method.exchange=predictions"], "method.exchange"),
-    (["method=codistill", "method.loss=kl"], "method.loss"),
     (["method=codistill", "method.alpha_schedule=step"], "method.alpha_schedule"),
     (["schedule=goyal_step"], "schedule.name"),
     (["batch_scale=2"], "batch_scale"),
@@ -97,7 +96,7 @@ def test_every_translation_schedule_composes_with_every_method(tmp_path, schedul
     (["schedule.adam_betas=[0.9]"], "schedule.adam_betas"),
     (["workload.model.share_embeddings=all"], "workload.model.share_embeddings"),
     (["workload.model.encoder_layers=0"], "workload.model.encoder_layers"),
-    (["workload.exchange_mode=sometimes"], "workload.exchange_mode"),
+    (["method=codistill", "method.snapshot_mode=sometimes"], "method.snapshot_mode"),
     (["workload.generation.beam=0"], "workload.generation.beam"),
     (["workload.bleu_tokenize=nope"], "workload.bleu_tokenize"),
     (["workload.corpus.min_len=9"], "workload.corpus.min_len"),

@@ -6,8 +6,7 @@ import math
 import pytest
 import torch
 
-from codistill.losses import distill_loss
-from codistill.schedules import AlphaSchedule
+from codistill import AlphaSchedule, Codistiller, distill_loss
 from codistill_experiments.translation.label_smoothing import label_smoothing_at
 from translation_helpers import fairseq_task, mini_data  # noqa: F401  (fixtures)
 
@@ -19,9 +18,9 @@ def distillation_sum(student, teachers, target, padding_idx):
     return distill_loss(student, teachers, "mse", keep=target.ne(padding_idx))
 
 
-def alpha_at(alpha0, kind, gamma, epochs_done, update, burn_in_updates=0):
+def alpha_at(alpha0, kind, gamma, epochs_done, update):
     """What the criterion computes: the core's alpha schedule after `epochs_done` epochs."""
-    return AlphaSchedule(alpha0, kind, burn_in_steps=burn_in_updates, gamma=gamma).at(update, epochs_done)
+    return AlphaSchedule(alpha0, kind, gamma=gamma).at(update, epochs_done)
 
 
 def test_distillation_is_the_mse_over_non_padding_tokens_averaged_over_the_vocabulary():
@@ -67,8 +66,13 @@ def test_alpha_after_e_epochs_is_alpha0_times_gamma_to_the_e(epochs_done):
 
 
 def test_alpha_is_zero_during_burn_in():
-    assert alpha_at(2.0, "exponential", 1.1, 0, update=99, burn_in_updates=100) == 0.0
-    assert alpha_at(2.0, "exponential", 1.1, 0, update=100, burn_in_updates=100) == 2.0
+    """The burn-in is the task's Codistiller's alone (its alpha_at, which the criterion logs); the
+    schedule has none."""
+    schedule = AlphaSchedule(2.0, "exponential", gamma=1.1)   # the criterion's alpha_at, in the first epoch:
+    codistiller = Codistiller.from_teachers(torch.nn.Linear(2, 2), [torch.nn.Linear(2, 2)],
+                                            alpha=lambda update: schedule.at(update, 0), burn_in_steps=100)
+    assert codistiller.alpha_at(99) == 0.0 and codistiller.alpha_at(100) == 2.0
+    assert alpha_at(2.0, "exponential", 1.1, 0, update=99) == 2.0
 
 
 def test_label_smoothing_schedule():

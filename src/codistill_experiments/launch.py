@@ -17,8 +17,7 @@ import torch.multiprocessing as mp
 
 from .vision import two_phase
 from .vision.engine import train_rank
-from codistill.groups import Layout
-from codistill.snapshots import SnapshotTimeout
+from codistill import Layout, SnapshotTimeout
 from .jobs import check_world_size, gpu_of, job_rank, local_rendezvous, visible_gpus
 from .model_jobs import assemble_run_log, model_directory, model_ended, uses_files
 from .run_state import run_lock

@@ -2,7 +2,7 @@
 (the config schemas, `config/`, and `translation/checks.py`) reads them here, so a dry run or a
 sweep's validation never imports torch. The modules that implement each name import them from
 here too; the library's own choices are codistill.choices."""
-from codistill.choices import ALPHA_SCHEDULES
+from codistill import ALPHA_SCHEDULES
 
 # Mini stand-ins of the paper's architectures (workloads.py): hidden widths of digits' MLPs, and
 # (width, residual blocks) of clusters_resnet's residual MLPs.

@@ -1,6 +1,6 @@
 """The schedules of a run's config: codistill.schedules' objects built from a schedule and a method
 config (plain dicts or OmegaConf nodes, read by key)."""
-from codistill.schedules import AlphaSchedule, LRSchedule, PiecewiseConstant, Schedules, epochs_to_steps
+from codistill import AlphaSchedule, LRSchedule, PiecewiseConstant, Schedules, epochs_to_steps
 
 
 def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, epoch_scale=1.0,
@@ -8,7 +8,8 @@ def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, 
     """The schedules of a schedule config and a method config: plain dicts or OmegaConf nodes
     (read by key), e.g. {"epochs": 90, "lr": {"kind": "step", "base": 0.1, "reference_batch": 256,
     "warmup_epochs": 5, "milestones": [30, 60, 80], "decay": 0.1}, "weight_decay": {"values":
-    [1e-4], "milestones": []}} and {"alpha": 1.0, "burn_in_steps": 0}.
+    [1e-4], "milestones": []}} and {"alpha": 1.0, "alpha_schedule": "constant"}. The alpha schedule has
+    no burn-in: method.burn_in_steps is the Codistiller's (its alpha_at is 0 before it).
     epoch_scale multiplies the epochs and every warm-up and milestone: k when training on 1/k of
     the data (Fig. 16: the number of updates is unchanged), times the top-level epoch_scale
     (Fig. 17: each of n models trains 2/n as long). weight_decay_scale and alpha_scale multiply
@@ -34,7 +35,6 @@ def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, 
     alpha = AlphaSchedule(
         alpha=float(method_cfg.get("alpha", 0.0)) * alpha_scale,
         kind=method_cfg.get("alpha_schedule", "constant"),
-        burn_in_steps=int(method_cfg.get("burn_in_steps", 0)),
         gamma=float(method_cfg.get("alpha_gamma", 1.0)),
         step_factor=float(method_cfg.get("alpha_step_factor", 1.0)),
         milestones=lr_milestones,

@@ -2,14 +2,14 @@
 been interrupted.
 
 At every evaluation each model group's leader writes `state/model<i>-step<s>.pt` (model, optimizer,
-teachers of a checkpoint exchange, bit counters, RNG, elapsed time), atomically; once every group
-has written, rank 0 commits the step in `state/latest.json` (atomically) with the sha256 of each
-file, keeps the commit it replaces in `state/previous.json` with that step's files, and removes
-older files. A resume reads only committed steps: the newest whose record and every model's file
-load and match their checksums, saying so on stderr when it has to fall back to the previous one
-(a file damaged after it was written, e.g. by a disk fault); when neither is sound it stops with a
-message naming the file, deleting nothing. Everything loads with
-`torch.load(weights_only=True)`.
+the Codistiller's state_dict (teachers of a checkpoint exchange), bit counters, RNG, elapsed time),
+atomically; once every group has written, rank 0 commits the step in `state/latest.json`
+(atomically) with the sha256 of each file, keeps the commit it replaces in `state/previous.json`
+with that step's files, and removes older files. A resume reads only committed steps: the newest
+whose record and every model's file load and match their checksums, saying so on stderr when it
+has to fall back to the previous one (a file damaged after it was written, e.g. by a disk fault);
+when neither is sound it stops with a message naming the file, deleting nothing. Everything loads
+with `torch.load(weights_only=True)`.
 """
 import contextlib
 import hashlib
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from codistill.atomic_write import atomic_write_bytes
+from codistill import atomic_write_bytes
 
 from . import file_lock
 
@@ -145,6 +145,17 @@ def load_group_state(run_directory, group, step):
     its consumers take CPU tensors only (torch.set_rng_state, numpy), and the engine's `restore`
     moves what belongs on the device there."""
     return torch.load(group_state_path(run_directory, group, step), map_location="cpu", weights_only=True)
+
+
+def codistiller_state(saved, exchange_key):
+    """The Codistiller.state_dict() a saved state holds under "codistiller" (the vision engine's
+    group state, the fairseq task's state file). A state saved before (up to commit 43af836) kept
+    the exchange's state under `exchange_key` ("teachers", "exchange") and the bits beside it: it
+    is read as the state_dict those make, so a run interrupted then resumes as it would have."""
+    if "codistiller" in saved:
+        return saved["codistiller"]
+    return {"exchange": saved[exchange_key], "inter_node_bits": saved["inter_node_bits"],
+            "intra_node_bits": saved["intra_node_bits"]}
 
 
 def unreadable_file(run_directory, record, groups):

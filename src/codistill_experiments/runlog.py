@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from codistill.atomic_write import atomic_write_bytes
+from codistill import atomic_write_bytes
 
 # Keys that choose where or how a job runs, not what it computes.
 NOT_IDENTITY = ("launcher", "dry_run", "results_root", "sweep_id", "trace", "hydra", "expected_run_id",
@@ -33,6 +33,11 @@ DROPPED_AT_DEFAULT = {
     ("schedule", "optimizer"): "sgd",
     ("method", "prediction_topk"): None,
 }
+# A fairseq job's snapshot mode (lockstep / async) was workload.exchange_mode until it became
+# method.snapshot_mode, the one name model jobs of every workload use. Run ids hash it where it was:
+# identity puts it back at workload.exchange_mode (lockstep for a method without one: nothing is
+# exchanged), so the runs logged before keep their ids; a header written before holds it there.
+FAIRSEQ_TASKS = ("translation", "language_modeling")
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -78,8 +83,19 @@ def with_default(config, path, default):
     return {**config, head: with_default(value, rest, default)} if isinstance(value, dict) else config
 
 
+def with_snapshot_mode_where_it_was(config):
+    """config with a fairseq job's method.snapshot_mode also at workload.exchange_mode, where run
+    ids hash it (FAIRSEQ_TASKS above); other configs, and headers that hold it there, as they are."""
+    workload, method = config.get("workload"), config.get("method")
+    if not isinstance(workload, dict) or workload.get("task") not in FAIRSEQ_TASKS or "exchange_mode" in workload:
+        return config
+    mode = method.get("snapshot_mode", "lockstep") if isinstance(method, dict) else "lockstep"
+    return {**config, "workload": {**workload, "exchange_mode": mode}}
+
+
 def identity(config):
-    kept = {key: value for key, value in config.items() if key not in NOT_IDENTITY}
+    kept = with_snapshot_mode_where_it_was(
+        {key: value for key, value in config.items() if key not in NOT_IDENTITY})
     method = kept.get("method")
     if isinstance(method, dict) and "transport" in method:
         dropped = HOW_LONG + (FILES_ONLY if method["transport"] == "collectives" else ())

@@ -179,7 +179,7 @@ def prediction_bits(work, topk=None, bits=None):
     """b_pred: the bits one device sends at one exchange, its rows of logits x exchange.py's
     prediction_row_bits (every value at `bits`, default the workload's, or the top-k values and their
     indices; 8-bit values with a 32-bit scale per row)."""
-    from codistill.choices import prediction_row_bits
+    from codistill import prediction_row_bits
 
     rows = work.logits_per_device // work.classes
     return rows * prediction_row_bits(work.classes, topk, bits or work.value_bits)

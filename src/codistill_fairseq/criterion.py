@@ -1,14 +1,15 @@
 """The codistillation criterion: fairseq's label-smoothed cross-entropy, with label smoothing that
 can be removed or decayed per epoch, plus alpha x the mean over peers of the token-level MSE
-between logits (paper Algorithm 1, line 4; Appendix A.3 for translation).
+between logits (paper Algorithm 1, line 4; Appendix A.3 for translation; or kl / soft_ce: the
+task's --distill-loss, from method.loss).
 
     loss_i = CE_eps(e)(y, f_i(x)) + alpha(e) * 1/(n-1) * sum_{j != i} MSE(f_i(x), f_j(x))
 
 The teachers f_j and the distillation term are the task's codistill.Codistiller's (token-level,
 over the positions that are not padding); with any other task, or in validation, the term is
-omitted. alpha is a codistill.schedules.AlphaSchedule per completed epoch, which the Codistiller
-reads through alpha_at; label smoothing's schedule is
-codistill_experiments.translation.label_smoothing's.
+omitted. alpha is a codistill.AlphaSchedule per completed epoch, which the Codistiller reads
+through alpha_at; the burn-in is the Codistiller's (its alpha_at, 0 before it, is the alpha the
+records log). Label smoothing's schedule is codistill_experiments.translation.label_smoothing's.
 """
 import math
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 
 from codistill_experiments.names import LABEL_SMOOTHING_SCHEDULES, TRANSLATION_ALPHA_SCHEDULES
-from codistill.schedules import AlphaSchedule
+from codistill import AlphaSchedule
 from codistill_experiments.translation.label_smoothing import label_smoothing_at
 
 
@@ -44,9 +45,8 @@ class CodistillCriterion(LabelSmoothedCrossEntropyCriterion):
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
         self.epsilon0, self.label_smoothing_schedule = label_smoothing, str(label_smoothing_schedule)
         self.label_smoothing_decay = label_smoothing_decay
-        # burn-in is the task's (no teachers before it); a task without one has none
-        self.alpha = AlphaSchedule(float(codistill_alpha), str(alpha_schedule), gamma=float(alpha_gamma),
-                                   burn_in_steps=getattr(task, "burn_in_updates", 0))
+        # the burn-in is the task's Codistiller's (no teachers and alpha 0 before it: current_alpha)
+        self.alpha = AlphaSchedule(float(codistill_alpha), str(alpha_schedule), gamma=float(alpha_gamma))
 
     def _epochs_done(self):
         return getattr(self.task, "epoch", 1) - 1
@@ -60,7 +60,9 @@ class CodistillCriterion(LabelSmoothedCrossEntropyCriterion):
         return self.alpha.at(update, self._epochs_done())
 
     def current_alpha(self):
-        return self.alpha_at(getattr(self.task, "update", 0))
+        """alpha at the task's update: its Codistiller's (0 during the burn-in), else the schedule's."""
+        update, codistiller = getattr(self.task, "update", 0), getattr(self.task, "codistiller", None)
+        return codistiller.alpha_at(update) if codistiller is not None else self.alpha_at(update)
 
     def forward(self, model, sample, reduce=True):
         self.eps = self.current_label_smoothing()

@@ -29,12 +29,9 @@ from fairseq.tasks import register_task
 from fairseq.tasks.language_modeling import LanguageModelingConfig, LanguageModelingTask
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
-from codistill import Codistiller, CommCounter
-from codistill.choices import SNAPSHOT_MODES
-from codistill import param_hash
-from codistill.exchange import tensor_bits
+from codistill import DISTILL_LOSSES, SNAPSHOT_MODES, Codistiller, CommCounter, SnapshotStore, param_hash
+from codistill_experiments.run_state import codistiller_state
 from codistill_experiments.runlog import append_record, keep_records
-from codistill.snapshots import SnapshotStore
 from codistill_experiments.translation.records import EvalSums, TaskStateFiles, epoch_fraction, eval_record, progress_line
 
 logger = logging.getLogger(__name__)
@@ -49,11 +46,15 @@ class CodistillConfig(FairseqDataclass):
     n_models: int = field(default=1, metadata={"help": "n: models trained together"})
     exchange_period: int = field(default=0, metadata={
         "help": "T: exchange checkpoints every T updates (0: no exchange, no distillation)"})
-    exchange_mode: ChoiceEnum(SNAPSHOT_MODES) = field(default="lockstep", metadata={
+    snapshot_mode: ChoiceEnum(SNAPSHOT_MODES) = field(default="lockstep", metadata={
         "help": "lockstep: read the peers' snapshot of step floor(s/T)*T, waiting for it; async: the newest"})
     exchange_timeout: float = field(default=1800.0, metadata={
         "help": "seconds to wait for a peer's snapshot before failing"})
     burn_in_updates: int = field(default=0, metadata={"help": "no exchange and alpha = 0 before this update"})
+    distill_loss: ChoiceEnum(DISTILL_LOSSES) = field(default="mse", metadata={
+        "help": "the distillation term D: mse between logits (the paper's), kl or soft_ce (softened by "
+                "--distill-temperature)"})
+    distill_temperature: float = field(default=1.0, metadata={"help": "softmax temperature of kl / soft_ce"})
     data_order_seed: Optional[int] = field(default=None, metadata={
         "help": "seed of the training data order (coordinated sampling); default: --seed"})
     group_spans_nodes: bool = field(default=False, metadata={
@@ -134,8 +135,8 @@ class CodistillHooks:
             self._start(update_num, model, criterion)
         self.update, self.updates_done, self.phase = update_num, update_num + 1, "train"
         self.lr = optimizer.get_lr()
-        if self.saved_step is not None and self.store is not None and self._is_leader():
-            self.store.mark_checkpointed(self.index, self.saved_step)  # fairseq finished writing it
+        if self.saved_step is not None and self.codistiller is not None and self._is_leader():
+            self.codistiller.mark_checkpointed(self.saved_step)  # fairseq finished writing it
         self.saved_step = None
         self.epoch_start.setdefault(self.epoch, update_num)
         # fairseq calls train_step once per micro-batch of an update: prepare does its work once
@@ -145,8 +146,7 @@ class CodistillHooks:
         result = super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
             # the group's gradient all_reduce, as Sec. 3 counts it: 2 x the all-reduced gradients per device
-            gradient_bits = sum(tensor_bits(p) for p in unwrapped(model).parameters() if p.requires_grad)
-            self.counter.charge_all_reduce(gradient_bits, self.codistill_cfg.group_spans_nodes)
+            self.counter.charge_gradient_all_reduce(unwrapped(model), self.codistill_cfg.group_spans_nodes)
         return result
 
     def valid_step(self, sample, model, criterion):
@@ -170,7 +170,7 @@ class CodistillHooks:
             self._state_files().save(self.updates_done, {
                 "step": self.updates_done, "elapsed": self._elapsed(),
                 "inter_node_bits": self.counter.inter_node_bits, "intra_node_bits": self.counter.intra_node_bits,
-                "exchange": self.codistiller.exchange.state_dict() if self.codistiller else None})
+                "codistiller": self.codistiller.state_dict() if self.codistiller else None})
             self.saved_step = self.updates_done  # durable once training goes on (see train_step)
         return super().state_dict()
 
@@ -181,9 +181,11 @@ class CodistillHooks:
         leader = self._is_leader()
         return Codistiller.through_files(
             unwrapped(model), self.store, self.index, self.n_models, self.period, alpha=criterion.alpha_at,
-            loss="mse", burn_in_steps=self.burn_in_updates,
+            loss=str(self.codistill_cfg.distill_loss), temperature=self.codistill_cfg.distill_temperature,
+            burn_in_steps=self.burn_in_updates,
             make_teacher=lambda peer: models.build_model(self.model_cfg, self),
-            mode=str(self.codistill_cfg.exchange_mode), timeout_s=self.codistill_cfg.exchange_timeout, counter=self.counter, publish=leader, crosses_nodes=True,
+            mode=str(self.codistill_cfg.snapshot_mode), timeout_s=self.codistill_cfg.exchange_timeout,
+            counter=self.counter, publish=leader, crosses_nodes=True,
             prune=leader, run_teacher=lambda teacher, net_input: teacher(**net_input)[0],
             model_group=torch.distributed.group.WORLD if torch.distributed.is_initialized() else None)
 
@@ -215,10 +217,11 @@ class CodistillHooks:
             self.elapsed_before = state["elapsed"]
             self.counter.inter_node_bits = state["inter_node_bits"]
             self.counter.intra_node_bits = state["intra_node_bits"]
-            if self.codistiller is not None and state["exchange"] is not None:
+            saved = codistiller_state(state, "exchange")   # a state file written before: its exchange's state
+            if self.codistiller is not None and saved is not None and saved["exchange"] is not None:
                 # The teachers are read again (they are not in fairseq's checkpoint); re-reading what the
                 # interrupted run held is not new traffic.
-                self.codistiller.exchange.load_state_dict(state["exchange"])
+                self.codistiller.load_state_dict(saved)
         if self._is_leader():
             keep_records(self._model_dir() / "evals.jsonl", lambda record: record["step"] <= step)
             keep_records(self._model_dir() / "trace.jsonl", lambda record: record["step"] < step)
@@ -229,7 +232,7 @@ class CodistillHooks:
             self.sums, step, epoch_fraction(self.epoch, start, self.updates_per_epoch, step), self.index,
             alpha=self.last_alpha if self.n_models > 1 and self.period > 0 else 0.0,
             label_smoothing=self.last_label_smoothing, lr=self.lr,
-            teachers_from_step=self.codistiller.exchange.held_steps() if self.codistiller else None,
+            teachers_from_step=self.codistiller.teachers_from_step() if self.codistiller else None,
             counter=self.counter, wall_time=self._elapsed())
 
     def _report(self, record):
@@ -245,7 +248,7 @@ class CodistillHooks:
                  "rng": hashlib.sha1(torch.get_rng_state().numpy().tobytes()).hexdigest()[:12]}
         if self.teachers_active:
             entry["teachers"] = [param_hash(teacher) for teacher in self.codistiller.teachers]
-            entry["teachers_from_step"] = self.codistiller.exchange.held_steps()
+            entry["teachers_from_step"] = self.codistiller.teachers_from_step()
         append_record(self._model_dir() / "trace.jsonl", entry)
 
 

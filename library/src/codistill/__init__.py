@@ -3,7 +3,8 @@
 The public API is `from codistill import <name>` for each name of __all__ (docs/library.md lists
 them; the README's own-loop example shows Codistiller in a plain DDP loop). The experiments
 (package codistill_experiments) and the fairseq plugin (codistill_fairseq) are clients of this
-library, which imports neither (import-linter contracts in pyproject.toml hold that).
+library, which imports neither (import-linter contracts in pyproject.toml hold that); they, the
+benchmarks and the figures import these names only, never a submodule (a contract there too).
 
 Names are imported when first used, so that a config check reads the torch-free choices.py
 without importing torch.
@@ -19,6 +20,7 @@ without importing torch.
   checkpoint_wire.py  the kept buffers checkpoints travel in
   groups.py         the layout of n model groups x k ranks and their process groups
   peer_check.py     peers checked against each other at exchanges (step, batch, shapes, models)
+  collapse_guard.py CollapseWarning: a model that stopped telling inputs apart (the collapse)
   schedules.py      learning-rate, weight-decay and alpha schedules
   choices.py        the lists of choices (torch-free); atomic_write.py atomic file writes
 """
@@ -29,16 +31,20 @@ __version__ = "0.2.0"   # the distribution's version (library/pyproject.toml rea
 # Public name -> the module defining it.
 _EXPORTS = {
     "Codistiller": "codistiller",
-    **dict.fromkeys(("codistill_loss", "distill_loss", "distill_term", "token_distill_term", "DISTILL_LOSSES",
-                     "TopKLogits"), "losses"),
-    **dict.fromkeys(("make_exchange", "EXCHANGES", "PredictionExchange", "CheckpointExchange",
+    **dict.fromkeys(("codistill_loss", "distill_loss", "distill_term", "token_distill_term", "TopKLogits"), "losses"),
+    **dict.fromkeys(("make_exchange", "PredictionExchange", "CheckpointExchange",
                      "ShardedCheckpointExchange", "FrozenTeachers", "CommCounter", "counted_all_gather",
-                     "wrap_data_parallel", "flat_parameters", "load_flat_parameters", "prediction_row_bits",
-                     "param_hash"),
+                     "wrap_data_parallel", "flat_parameters", "load_flat_parameters", "param_hash", "tensor_bits"),
                     "exchange"),
+    # torch-free: a config check reads the choices without importing torch
+    **dict.fromkeys(("EXCHANGES", "DISTILL_LOSSES", "PREDICTION_BITS", "ALPHA_SCHEDULES", "LR_KINDS", "SNAPSHOT_MODES",
+                     "TRANSPORTS", "prediction_row_bits"), "choices"),
+    "atomic_write_bytes": "atomic_write",
+    "chunk_lengths": "checkpoint_wire",
     **dict.fromkeys(("teacher_mode", "build_teachers"), "teachers"),
     "FileCheckpointExchange": "file_exchange",
     **dict.fromkeys(("PeerMismatch", "PeerCheck"), "peer_check"),
+    **dict.fromkeys(("CollapseWarning", "CollapseGuard"), "collapse_guard"),
     **dict.fromkeys(("SnapshotStore", "PeerReader", "SnapshotTimeout"), "snapshots"),
     **dict.fromkeys(("Layout", "ProcessGroups", "make_process_groups"), "groups"),
     **dict.fromkeys(("AlphaSchedule", "LRSchedule", "PiecewiseConstant", "Schedules", "epochs_to_steps"), "schedules"),

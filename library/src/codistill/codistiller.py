@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 
 from .choices import DISTILL_LOSSES
+from .collapse_guard import CollapseGuard
 from .exchange import (EXCHANGES, WIRE_DTYPES, CommCounter, FrozenTeachers, check_topk, make_exchange,
                        wrap_data_parallel)
 from .file_exchange import FileCheckpointExchange
@@ -73,7 +74,8 @@ class Codistiller:
       model group sends its peers only its 1/k shard, the group assembles the rest).
     alpha: a number, or a function of the update index (e.g. an `AlphaSchedule`).
     loss: "mse" (the paper's), "kl" or "soft_ce" (softened by `temperature`).
-    burn_in_steps: no teachers (and no exchange through collectives) before this update.
+    burn_in_steps: no teachers (and no exchange through collectives) before this update, and
+      alpha_at(step) is 0 (the burn-in is the Codistiller's alone: an AlphaSchedule has none).
     prediction_bits: None (logits travel in their own dtype: float64 logits as float64), or 32 /
       16 to send them as float32 / float16, or 8: int8 quantised per row (absmax, a float32 scale
       per row travels too). Checkpoints travel in the parameters' own dtype.
@@ -90,11 +92,17 @@ class Codistiller:
       every `peer_check_every` exchanges (each read makes the host wait for the device); a misuse
       (another step, batch, shape, teacher architecture, or models averaged into one) raises
       PeerMismatch naming the peer. None: no check.
+    collapse_guard: True (default) warns once with CollapseWarning when this model's logits stop
+      varying across the batch (it predicts one class whatever the input: the collapse a pull too
+      strong for the learning rate causes, docs/library.md "Choosing alpha and period
+      (measured)"); it reads one number once in 10 updates, without making the host wait for the
+      device (collapse_guard.py). False: no check.
     """
 
     def __init__(self, model, layout, exchange="predictions", period=1, alpha=1.0, loss="mse", temperature=1.0,
                  burn_in_steps=0, prediction_bits=None, make_teacher=None, *, groups=None, counter=None,
-                 run_teacher=None, prediction_topk=None, timeout=None, peer_check_every=100):
+                 run_teacher=None, prediction_topk=None, timeout=None, peer_check_every=100,
+                 collapse_guard=True):
         if exchange not in EXCHANGES:
             raise ValueError(f"exchange={exchange!r} is not one of {EXCHANGES}")
         if prediction_bits not in WIRE_DTYPES:
@@ -103,6 +111,8 @@ class Codistiller:
         if prediction_topk is not None and exchange != "predictions":
             raise ValueError(f"prediction_topk={prediction_topk!r} applies to exchange='predictions' only")
         _check(period, loss, temperature, layout.n_groups)
+        if not isinstance(collapse_guard, bool):
+            raise ValueError(f"collapse_guard={collapse_guard!r} is not True or False")
         if not dist.is_initialized():
             raise ValueError("torch.distributed is not initialized: call init_process_group first")
         if dist.get_world_size() != layout.world_size:
@@ -116,6 +126,8 @@ class Codistiller:
                                          prediction_bits=prediction_bits, model=model, teachers=teachers,
                                          prediction_topk=prediction_topk),
                     counter, alpha, loss, temperature, burn_in_steps, run_teacher)
+        if collapse_guard:
+            self.collapse_guard = CollapseGuard(f"exchange={exchange!r} every {period} updates, alpha={alpha!r}")
         if peer_check_every is not None:
             sizes = [sum(p.numel() for p in teacher.parameters()) for teacher in teachers]
             if sizes:
@@ -177,6 +189,7 @@ class Codistiller:
         self.run_teacher = run_teacher or _forward
         self.prepared_step = None
         self.peer_check = None   # through collectives only: Codistiller(peer_check_every=...)
+        self.collapse_guard = None   # through collectives only: Codistiller(collapse_guard=...)
 
     @property
     def model_group(self):
@@ -194,6 +207,37 @@ class Codistiller:
         snapshot of it yet); None for a prediction exchange (its teachers are of the update) and
         for frozen teachers (from_teachers: trained models, of no update of this run)."""
         return self.exchange.teacher_ages(step) if self.exchange.sends == "checkpoints" else None
+
+    def teachers_from_step(self):
+        """The update the teachers' parameters come from: one update for checkpoints through
+        collectives, the peers' snapshot steps in peer order through files; None before the first
+        exchange, for a prediction exchange (its teachers are of the update) and for frozen teachers."""
+        return self.exchange.held_steps() if self.exchange.sends == "checkpoints" else None
+
+    def alpha_at(self, step):
+        """The weight of the distillation term at update `step`: 0 during the burn-in (before
+        `burn_in_steps`), alpha(step) after it. The burn-in is the Codistiller's alone (an
+        AlphaSchedule has none): a client logs this as the update's alpha."""
+        return 0.0 if step < self.burn_in_steps else self.alpha(step)
+
+    def refresh(self, step):
+        """prepare(step) run again, even when it already ran at `step`: at an exchange point the
+        peers' parameters travel again (update 0 is one at any period; the benchmarks time one
+        checkpoint exchange this way). A collective through collectives: every rank calls it.
+        Checkpoint exchanges only (a prediction exchange's logits travel in loss())."""
+        if self.exchange.sends != "checkpoints":
+            raise ValueError("refresh(step) is for checkpoint exchanges: predictions travel in loss()")
+        self.prepared_step = None
+        return self.prepare(step)
+
+    def mark_checkpointed(self, step):
+        """Through files: this model's state of update `step` is durable (a resumed run restarts
+        there), so that pruning keeps the snapshots its peers read again after such a resume
+        (SnapshotStore.mark_checkpointed); call it on one rank of the model once the checkpoint is
+        written. Nothing to do for the other exchanges (no snapshots)."""
+        mark = getattr(self.exchange, "mark_checkpointed", None)
+        if mark is not None:
+            mark(step)
 
     def data_parallel(self):
         """DDP over the model group, with every all_reduce counted in `counter` (the bare model
@@ -231,10 +275,12 @@ class Codistiller:
                     for teacher, present in zip(self.teachers, self.exchange.present()) if present]
 
     def distillation(self, step, logits, teachers, keep=None):
-        """(alpha(step) x D, D): D the mean over the teachers of the distillation term between
+        """(alpha_at(step) x D, D): D the mean over the teachers of the distillation term between
         `logits` and theirs (token-level, over the positions where `keep` holds, when given)."""
         distill = distill_loss(logits, teachers, self.kind, self.temperature, keep=keep)
-        return self.alpha(step) * distill, distill
+        if self.collapse_guard is not None:
+            self.collapse_guard.observe(step, logits, keep)
+        return self.alpha_at(step) * distill, distill
 
     def loss(self, step, inputs, logits, keep=None):
         """alpha(step) x the mean over the other models of D(logits, their logits) at update `step`
@@ -250,6 +296,9 @@ class Codistiller:
                 "intra_node_bits": self.counter.intra_node_bits}
 
     def load_state_dict(self, state):
+        """Restores what state_dict() returned (the stale teachers, the bit counts): call it on a
+        freshly built Codistiller of the same layout and exchange before the first resumed update.
+        Tensors may be loaded with map_location="cpu": they are copied into the teachers in place."""
         self.exchange.load_state_dict(state["exchange"])
         self.counter.inter_node_bits = state["inter_node_bits"]
         self.counter.intra_node_bits = state["intra_node_bits"]

@@ -39,6 +39,7 @@ class CommCounter:
         self.intra_node_bits = 0
 
     def charge(self, bits, crosses_nodes):
+        """Adds `bits` sent to the inter-node count when `crosses_nodes`, else to the intra-node one."""
         if crosses_nodes:
             self.inter_node_bits += bits
         else:
@@ -47,6 +48,12 @@ class CommCounter:
     def charge_all_reduce(self, bits, crosses_nodes):
         """An all_reduce of `bits`: 2 x bits per device (Section 3's bandwidth-optimal algorithm)."""
         self.charge(2 * bits, crosses_nodes)
+
+    def charge_gradient_all_reduce(self, module, crosses_nodes):
+        """One all_reduce of `module`'s gradients (its parameters that require grad, in their
+        dtype), as a data-parallel wrapper outside the library runs at every update (fairseq's):
+        charge_all_reduce of their bits. wrap_data_parallel's DDP charges its buckets itself."""
+        self.charge_all_reduce(sum(tensor_bits(p) for p in module.parameters() if p.requires_grad), crosses_nodes)
 
 
 def flat_parameters(module):
@@ -65,6 +72,8 @@ def load_flat_parameters(vector, module):
 
 
 def tensor_bits(tensor):
+    """The bits `tensor` holds (elements x element size), as it travels: what a collective of it
+    is charged for (all_reduce 2 x that, all_gather over m ranks (m - 1) x that)."""
     return tensor.numel() * tensor.element_size() * 8
 
 
@@ -162,10 +171,11 @@ class PredictionExchange:
         self.wire_dtype = WIRE_DTYPES[bits]
 
     def state_dict(self):
+        """Nothing: a prediction exchange keeps no state between updates."""
         return {}
 
     def load_state_dict(self, state):
-        pass
+        """Nothing to restore (its state_dict is empty)."""
 
     def _gather(self, tensor):
         """all_gather one part of what a rank sends, counted as sent. int16 travels as its bytes:
@@ -201,6 +211,33 @@ class PredictionExchange:
         return [peer for index, peer in enumerate(received) if index != self.group_index]
 
 
+def _dtensor_type():
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:     # torch < 2.5
+        from torch.distributed._tensor import DTensor
+    return DTensor
+
+
+def check_held_parameters(model, held=None):
+    """Checkpoint exchanges read and write `model`'s parameters in place, as the plain tensors they
+    were when the exchange was built (`held`). Raises ValueError naming the parameter when one is a
+    DTensor (FSDP2's fully_shard, tensor parallelism: not supported by checkpoint exchanges) or, with
+    `held`, no longer the tensor held (replaced after the exchange was built: fully_shard, or a move
+    to another device or dtype), which would otherwise exchange stale parameters without a word."""
+    dtensor = _dtensor_type()
+    parameters = list(model.named_parameters())
+    for index, (name, parameter) in enumerate(parameters):
+        if isinstance(parameter, dtensor):
+            raise ValueError(f"checkpoint exchanges do not support DTensor parameters ({name!r} is one: FSDP2's "
+                             "fully_shard or tensor parallelism); use exchange='predictions', or DDP inside the "
+                             "model group (docs/library.md, 'compile, AMP, FSDP')")
+        if held is not None and (len(held) != len(parameters) or parameter.data_ptr() != held[index].data_ptr()):
+            raise ValueError(f"the model's parameter {name!r} is no longer the tensor the checkpoint exchange was "
+                             "built on (fully_shard, or a move to another device or dtype, after the Codistiller "
+                             "was built): build the Codistiller once the model is on its device and wrapped")
+
+
 class CheckpointExchange:
     """Every `period` updates, peers swap parameters into `teachers` (fresh instances of the
     peers' models, teachers.build_teachers), which each rank runs forward on its own batch in
@@ -221,6 +258,7 @@ class CheckpointExchange:
         self.teachers = teachers
         self.shards = dist.get_world_size(groups.group) if sharded else 1
         self.shard = dist.get_rank(groups.group) if sharded else 0
+        check_held_parameters(model)
         self.own = FlatParameters(model)
         self.teacher_flats = [FlatParameters(teacher) for teacher in teachers]
         padded_size = max(flat.size for flat in (self.own, *self.teacher_flats))
@@ -240,6 +278,7 @@ class CheckpointExchange:
         return own, teachers
 
     def is_due(self, step):
+        """Whether update `step` exchanges: every `period`-th update, and the first call."""
         # Also on the first call after a burn-in that ended between exchange points.
         return step % self.period == 0 or self.source_step is None
 
@@ -250,6 +289,7 @@ class CheckpointExchange:
         """At an exchange point (or the first call), every teacher gets its peer's current
         parameters: the teachers then hold the peers to use at `step`."""
         if self.is_due(step):
+            check_held_parameters(model, self.own.params)
             self._exchange()
             self.source_step = step
 
@@ -298,6 +338,7 @@ class CheckpointExchange:
         return {"vectors": [flat_parameters(t) for t in self.teachers], "source_step": self.source_step}
 
     def load_state_dict(self, state):
+        """Puts a state_dict()'s parameter vectors back into the teachers, and their update."""
         for teacher, vector in zip(self.teachers, state["vectors"], strict=True):
             load_flat_parameters(vector, teacher)
         self.source_step = state["source_step"]
@@ -327,25 +368,29 @@ class FrozenTeachers:
         self.teachers = list(teachers)
 
     def publish(self, step, model):
-        pass
+        """Nothing: frozen teachers send nothing."""
 
     def refresh(self, step, model):
-        pass
+        """Nothing: the teachers never change."""
 
     def held_steps(self):
+        """None: the teachers come from no update of this run."""
         return None
 
     def present(self):
+        """Per teacher: True (every frozen teacher is there from the start)."""
         return [True] * len(self.teachers)
 
     def teacher_ages(self, step):
+        """None: trained models have no age in this run's updates."""
         return None
 
     def state_dict(self):
+        """Nothing: a resumed run loads the teachers again."""
         return {}
 
     def load_state_dict(self, state):
-        pass
+        """Nothing to restore (its state_dict is empty)."""
 
 
 CHECKPOINT_EXCHANGES = {"checkpoints": CheckpointExchange, "sharded_checkpoints": ShardedCheckpointExchange}

@@ -95,6 +95,11 @@ class FileCheckpointExchange:
         steps = self.reader.steps
         return None if None in steps else list(steps)
 
+    def mark_checkpointed(self, step):
+        """This group's state of update `step` is durable: its peers' pruning (prune=True) keeps the
+        snapshots a resume from it reads (SnapshotStore.mark_checkpointed)."""
+        self.store.mark_checkpointed(self.group_index, step)
+
     def present(self):
         """Per teacher: whether it holds a snapshot (an absent peer has none: no distillation from it)."""
         return [step is not None for step in self.reader.steps]
@@ -108,4 +113,5 @@ class FileCheckpointExchange:
         return {"teacher_steps": list(self.reader.steps)}
 
     def load_state_dict(self, state):
+        """Takes a state_dict()'s snapshot steps: the next refresh reads those snapshots again, uncounted."""
         self.reader.resume(state["teacher_steps"])

@@ -34,14 +34,18 @@ class Layout:
 
     @property
     def world_size(self):
+        """The number of ranks the layout spans: n_groups x ranks_per_group."""
         return self.n_groups * self.ranks_per_group
 
     @property
     def group_index(self):
+        """This rank's model group (which model it trains): rank // ranks_per_group."""
         return self.rank // self.ranks_per_group
 
     @property
     def rank_in_group(self):
+        """This rank's position in its model group: rank % ranks_per_group. Its peers, the ranks
+        it exchanges predictions with, hold the same position in the other groups."""
         return self.rank % self.ranks_per_group
 
     def shared_batch_sampler(self, dataset, shuffle=True, seed=0, drop_last=False):
@@ -55,13 +59,18 @@ class Layout:
                                   shuffle=shuffle, seed=seed, drop_last=drop_last)
 
     def group_ranks(self, group):
+        """The global ranks of model group `group` (the ranks of one model's DDP)."""
         k = self.ranks_per_group
         return list(range(group * k, (group + 1) * k))
 
     def peer_ranks(self, position):
+        """The global ranks at `position` in every model group, in group order: the peers that
+        exchange with each other."""
         return [group * self.ranks_per_group + position for group in range(self.n_groups)]
 
     def spans_nodes(self, ranks):
+        """Whether `ranks` lie on more than one node (ranks_per_node consecutive ranks a node):
+        traffic among them is then counted as inter-node."""
         return len({rank // self.ranks_per_node for rank in ranks}) > 1
 
 

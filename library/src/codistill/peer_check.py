@@ -101,6 +101,8 @@ class PeerCheck:
                                    f"{self.group_index}, update {step}):\n  - " + "\n  - ".join(problems))
 
     def problems(self, peers):
+        """The disagreements, one sentence each naming the peer, between this rank's numbers and
+        its peers' (`peers`: one dict of FIELDS per model group); [] when they agree."""
         own = peers[self.group_index]
         found = []
         for index, peer in enumerate(peers):

@@ -6,12 +6,13 @@ here, so the same schedule file serves every batch size and scale. Update s (0-b
 """
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from .choices import ALPHA_SCHEDULES, LR_KINDS
 
 
 def epochs_to_steps(epochs, steps_per_epoch):
+    """The update index `epochs` (a number of epochs, possibly fractional) falls on, rounded."""
     return int(round(epochs * steps_per_epoch))
 
 
@@ -30,6 +31,7 @@ class LRSchedule:
     decay: float = 0.1
 
     def __call__(self, step):
+        """The learning rate at update `step` (0-based)."""
         if step < self.warmup_steps and self.peak > self.base:
             return self.base + (self.peak - self.base) * step / self.warmup_steps
         if self.kind == "step":
@@ -48,30 +50,32 @@ class PiecewiseConstant:
     milestones: tuple = ()
 
     def __call__(self, step):
+        """The value at update `step` (0-based)."""
         return self.values[bisect.bisect_right(self.milestones, step)]
 
 
 @dataclass(frozen=True)
 class AlphaSchedule:
-    """alpha^k of Algorithm 1. 0 during burn-in (Anil et al. 2018); then
-    constant: alpha; step: alpha * factor^(LR decays so far) (earlier version, vision);
-    exponential: alpha * gamma^epoch (the paper's translation runs, gamma = 1.1)."""
+    """alpha^k of Algorithm 1: constant: alpha; step: alpha * factor^(LR decays so far) (earlier
+    version, vision); exponential: alpha * gamma^epoch (the paper's translation runs, gamma = 1.1).
+    The burn-in (alpha = 0 and no teachers for the first updates, Anil et al. 2018) is not the
+    schedule's: it is the Codistiller's (burn_in_steps; Codistiller.alpha_at gives the weight with
+    it). The fields after `kind` are keyword-only."""
     alpha: float
     kind: str = "constant"
-    burn_in_steps: int = 0
+    _: KW_ONLY
     gamma: float = 1.0
     step_factor: float = 1.0
     milestones: tuple = ()
     steps_per_epoch: int = 1
 
     def __call__(self, step):
+        """alpha at update `step` (0-based), counting epochs as step // steps_per_epoch."""
         return self.at(step, step // self.steps_per_epoch)
 
     def at(self, step, epochs_done):
         """alpha at update `step` when the caller counts the epochs completed itself (fairseq:
         its batches hold a number of tokens, so an epoch's updates are known only once it ran)."""
-        if step < self.burn_in_steps:
-            return 0.0
         if self.kind == "constant":
             return self.alpha
         if self.kind == "step":
@@ -83,6 +87,8 @@ class AlphaSchedule:
 
 @dataclass(frozen=True)
 class Schedules:
+    """A run's schedules together: `lr`, `weight_decay` and `alpha` (functions of the update
+    index), its `total_steps` and `steps_per_epoch`."""
     lr: LRSchedule
     weight_decay: PiecewiseConstant
     alpha: AlphaSchedule

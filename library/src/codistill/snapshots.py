@@ -25,7 +25,8 @@ from .atomic_write import atomic_write_bytes
 
 
 class SnapshotTimeout(RuntimeError):
-    pass
+    """A lock-step reader waited longer than its timeout for a peer's snapshot (the peer may
+    have died or be far behind), or the snapshot was removed before it was read."""
 
 
 class DamagedSnapshot(RuntimeError):
@@ -38,13 +39,19 @@ def snapshot_bits(tensors):
 
 
 class SnapshotStore:
+    """The snapshots of every model under `root`: `<root>/model<i>/step<s>.pt`, each written
+    atomically (publish) and read by load, wait_for (lock-step) or newest (async). poll_s: how often
+    a waiting reader looks again; report_every_s: how often it prints that it still waits."""
+
     def __init__(self, root, poll_s=0.02, report_every_s=60.0):
         self.root, self.poll_s, self.report_every_s = Path(root), poll_s, report_every_s
 
     def folder(self, model):
+        """The folder of model `model`'s snapshots: <root>/model<model>."""
         return self.root / f"model{model}"
 
     def path(self, model, step):
+        """The file of model `model`'s snapshot after `step` updates (whether or not it exists)."""
         return self.folder(model) / f"step{step}.pt"
 
     def publish(self, model, step, tensors):
@@ -109,6 +116,7 @@ class SnapshotStore:
                           "lock-step exchange")
 
     def newest_step(self, model):
+        """The step of model `model`'s newest complete snapshot (None: none yet)."""
         steps = self.steps(model)
         return steps[-1] if steps else None
 
@@ -151,6 +159,7 @@ class SnapshotStore:
         atomic_write_bytes(self.folder(model) / "checkpointed.json", lambda handle: handle.write(text))
 
     def checkpointed(self, model):
+        """The step mark_checkpointed recorded for model `model` (0: none)."""
         path = self.folder(model) / "checkpointed.json"
         try:
             return json.loads(path.read_text())["step"]
@@ -181,6 +190,8 @@ class PeerReader:
         self.refreshed = False
 
     def resume(self, steps):
+        """Marks the snapshot steps the interrupted run held, per slot: reading them again is
+        not counted as new traffic."""
         self.held_before_resume = list(steps)
 
     def refresh(self, step):

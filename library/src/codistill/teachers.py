@@ -11,6 +11,8 @@ mode while it trains (a frozen prefix) stays so in its teacher too.
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .exchange import check_held_parameters
+
 
 def teacher_mode(teacher):
     """Puts `teacher` in the teachers' mode (module docstring) and returns it."""
@@ -25,7 +27,9 @@ def teacher_mode(teacher):
 def build_teachers(model, make_teacher, group_index, n_groups):
     """make_teacher(j) for each other model group j, in group order: on the model's device and in its
     dtype, without gradients, in teacher mode. Built without drawing from the model's random
-    stream (its dropout, its data order), so that a run draws the same numbers with or without them."""
+    stream (its dropout, its data order), so that a run draws the same numbers with or without them.
+    A model with DTensor parameters (FSDP2's fully_shard) is refused: checkpoint exchanges need plain ones."""
+    check_held_parameters(model)
     return prepared_teachers(model, make_teacher, [j for j in range(n_groups) if j != group_index])
 
 

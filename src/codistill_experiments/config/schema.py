@@ -10,7 +10,8 @@ sweeps give it (`Number`: 1 stays 1, 1.0 stays 1.0). The fields are in the confi
 is the resolved config's. A nested schema is built empty (default_factory) rather than left missing:
 OmegaConf 2.3 cannot fill a missing node whose schema holds a Union field. The lists of choices are
 codistill.choices' (the library's) and names' (the experiments'), which the modules that implement
-them import too. The translation schemas are translation_schema.py's.
+them import too. The translation schemas are translation_schema.py's; the schema of the job's own
+keys (codistill.yaml's: seed, data, supervised, ...) is job_schema.py's.
 """
 import multiprocessing
 from dataclasses import dataclass, field
@@ -18,10 +19,11 @@ from typing import Any, ClassVar, List, Optional
 
 from omegaconf import MISSING
 
-from codistill.choices import (ALPHA_SCHEDULES, DISTILL_LOSSES, EXCHANGES, LR_KINDS, PREDICTION_BITS, SNAPSHOT_MODES,
-                               TRANSPORTS)
+from codistill import (ALPHA_SCHEDULES, DISTILL_LOSSES, EXCHANGES, LR_KINDS, PREDICTION_BITS, SNAPSHOT_MODES,
+                       TRANSPORTS)
 
 from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, SCENARIOS
+from .job_schema import Job
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Rule, named, spec
 from .tabular_schema import Criteo, CriteoMini
 from .translation_schema import (LanguageModelMini, LanguageModelSchedule, LanguageModelWorkload, TranslationMini,
@@ -342,11 +344,13 @@ SCHEMAS = {
 
 
 def register_schemas():
-    """Stores every schema in Hydra's ConfigStore, where the config files' defaults find them. Run
-    before anything composes a job (importing codistill_experiments.config does it)."""
+    """Stores every schema in Hydra's ConfigStore, where the config files' defaults find them: the
+    groups' under schema/<group>/<name>, the job's own keys (job_schema.Job) under schema/codistill.
+    Run before anything composes a job (importing codistill_experiments.config does it)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     for group, schemas in SCHEMAS.items():
         for name, schema in schemas.items():
             store.store(group=f"schema/{group}", name=name, node=schema, provider="codistill")
+    store.store(group="schema", name="codistill", node=Job, provider="codistill")

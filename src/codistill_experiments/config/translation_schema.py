@@ -6,8 +6,6 @@ from typing import ClassVar, List, Optional
 
 from omegaconf import MISSING
 
-from codistill.choices import SNAPSHOT_MODES
-
 from ..names import DROPOUTS, LABEL_SMOOTHING_SCHEDULES, MODEL_SIZES, SHARE_EMBEDDINGS
 from ..translation.data import SPLITS
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Rule, named, spec
@@ -33,8 +31,9 @@ class TranslationSchedule:
 
 # The translation workloads (fairseq): the model's sizes and dropouts, each optional in fairseq (null
 # or absent: the architecture's default).
-MODEL_RULES = {**{key: Rule(at_least=1, why="or null: the architecture's default") for key in MODEL_SIZES},
-               **{key: FRACTION for key in DROPOUTS}}
+MODEL_RULES = {**{key: Rule(at_least=1, nullable=True, why="or null: the architecture's default")
+                  for key in MODEL_SIZES},
+               **{key: Rule(at_least=0, below=1, nullable=True) for key in DROPOUTS}}
 
 
 @dataclass
@@ -117,7 +116,6 @@ class TranslationWorkload:
     log_interval: int = spec(COUNT)
     generation: Generation = field(default_factory=Generation)
     bleu_tokenize: str = MISSING
-    exchange_mode: str = spec(choices=SNAPSHOT_MODES)
     exchange_timeout_s: Number = spec(above=0, why="seconds")
     method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
     gpu_memory_gb: Optional[int] = MISSING
@@ -141,7 +139,6 @@ class TranslationMini:
     log_interval: int = spec(COUNT)
     generation: Generation = field(default_factory=Generation)
     bleu_tokenize: str = MISSING
-    exchange_mode: str = spec(choices=SNAPSHOT_MODES)
     exchange_timeout_s: Number = spec(above=0, why="seconds")
     method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
     gpu_memory_gb: Optional[int] = MISSING
@@ -212,7 +209,6 @@ class LanguageModelWorkload:
     fp16: bool = MISSING
     loader_workers: int = spec(NON_NEGATIVE)
     log_interval: int = spec(COUNT)
-    exchange_mode: str = spec(choices=SNAPSHOT_MODES)
     exchange_timeout_s: Number = spec(above=0, why="seconds")
     method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
     gpu_memory_gb: Optional[int] = MISSING
@@ -233,7 +229,6 @@ class LanguageModelMini:
     fp16: bool = MISSING
     loader_workers: int = spec(NON_NEGATIVE)
     log_interval: int = spec(COUNT)
-    exchange_mode: str = spec(choices=SNAPSHOT_MODES)
     exchange_timeout_s: Number = spec(above=0, why="seconds")
     method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
     gpu_memory_gb: Optional[int] = MISSING

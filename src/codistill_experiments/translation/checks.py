@@ -65,13 +65,10 @@ def check_method(method, problems):
     if method["exchange"] != "checkpoints":
         problems.append(f"method.exchange={method['exchange']!r}: translation models exchange checkpoints "
                         "(through files, every method.period updates); use method.exchange=checkpoints")
-    if method.get("transport", "collectives") != "collectives" or method.get("snapshot_mode", "lockstep") != "lockstep":
-        problems.append("method.transport / method.snapshot_mode: each translation model is already its own fairseq "
-                        "job exchanging checkpoints through files; its mode is workload.exchange_mode (leave "
-                        "method.transport and method.snapshot_mode at their defaults)")
-    if method["loss"] != "mse":
-        problems.append(f"method.loss={method['loss']!r}: the translation criterion implements the paper's "
-                        "MSE between logits only; use method.loss=mse")
+    if method.get("transport", "collectives") != "collectives":
+        problems.append("method.transport: each translation model is already its own fairseq job exchanging "
+                        "checkpoints through files (leave method.transport at its default; method.snapshot_mode "
+                        "chooses lockstep or async)")
     if method["alpha_schedule"] not in TRANSLATION_ALPHA_SCHEDULES:
         problems.append(f"method.alpha_schedule={method['alpha_schedule']!r}: translation allows "
                         f"{', '.join(TRANSLATION_ALPHA_SCHEDULES)} (the inverse square-root LR has no decays for "
@@ -89,15 +86,15 @@ def check_translation_job(container, problems):
     check_method(container["method"], problems)
     if container["workload"].get("models") is not None:
         problems.append("workload.models: per-model settings are not supported by the translation workloads")
-    for key, value in (("batch_scale", container.get("batch_scale")), ("epoch_scale", container.get("epoch_scale", 1)),
-                       ("data.fraction", container["data"].get("fraction"))):
+    for key, value in (("batch_scale", container["batch_scale"]), ("epoch_scale", container["epoch_scale"]),
+                       ("data.fraction", container["data"]["fraction"])):
         if value != 1:
             problems.append(f"{key}={value!r}: not supported by the translation workloads (must be 1); change "
                             "workload.max_tokens or schedule.max_update instead")
-    every = container.get("eval_every_epochs")
-    if not (isinstance(every, int) and _is_whole(every)):
-        problems.append(f"eval_every_epochs={every!r}: translation runs validate and save every whole number >= 1 "
-                        "of epochs")
+    every = container["eval_every_epochs"]   # a whole number >= 1: its rule (config/job_schema.py)
+    if _is_whole(every) and not isinstance(every, int):
+        problems.append(f"eval_every_epochs={every!r}: fairseq validates and saves every {int(every)} epochs given "
+                        f"as an integer; write eval_every_epochs={int(every)}")
 
 
 def workload_data_problem(workload):

@@ -111,8 +111,11 @@ def exchange_arguments(config, run_directory, group):
     workload, method = config["workload"], config["method"]
     argv = ["--codistill-dir", str(run_directory), "--model-index", str(group), "--n-models", str(n),
             "--exchange-period", str(method["period"] if exchanges(config) else 0),
-            "--exchange-mode", workload["exchange_mode"], "--exchange-timeout", str(workload["exchange_timeout_s"]),
+            "--snapshot-mode", method.get("snapshot_mode", "lockstep"),
+            "--exchange-timeout", str(workload["exchange_timeout_s"]),
             "--burn-in-updates", str(method.get("burn_in_steps", 0)),
+            "--distill-loss", method.get("loss", "mse"),
+            "--distill-temperature", str(float(method.get("temperature", 1.0))),
             "--progress-tag", "[MINI] " if config["scale"]["name"] == "mini" else ""]
     if shape(config)[1] > int(config["scale"]["ranks_per_node"]):
         argv.append("--group-spans-nodes")  # its gradient all_reduce crosses nodes (counted as such)

@@ -7,7 +7,7 @@ before any run."""
 import torch
 from omegaconf import OmegaConf
 
-from codistill.exchange import prediction_row_bits, tensor_bits
+from codistill import prediction_row_bits, tensor_bits
 
 from .workloads import imagenet_model
 

@@ -15,9 +15,7 @@ import torch.distributed as dist
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from codistill import Codistiller, CommCounter, flat_parameters, make_process_groups
-from codistill import param_hash
-from codistill.groups import ProcessGroups
+from codistill import Codistiller, CommCounter, ProcessGroups, flat_parameters, make_process_groups, param_hash
 
 from .. import model_jobs, run_state, runlog
 from ..divergence import divergence
@@ -225,7 +223,7 @@ def write_trace(handle, state, step, teachers_used, inputs):
              "inputs": hashlib.sha1(inputs.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]}
     if teachers_used and state.codistiller.teachers:
         entry["teachers"] = [param_hash(t) for t in state.codistiller.teachers]
-        entry["teachers_from_step"] = state.codistiller.exchange.held_steps()
+        entry["teachers_from_step"] = state.codistiller.teachers_from_step()
     if state.codistiller and state.codistiller.teachers:
         entry["teacher_ages"] = state.codistiller.teacher_ages(step)
     handle.write(json.dumps(entry) + "\n")
@@ -252,11 +250,12 @@ def training_data(cfg, workload, group, n_groups):
 
 def group_state(state, optimizer, precision, step, elapsed):
     """Everything of this model group that a resumed run needs (saved by the group's leader).
-    "teachers" holds the exchange's state_dict (the stale teachers of a checkpoint exchange)."""
-    exchange = state.codistiller.exchange.state_dict() if state.codistiller else {}
+    "codistiller" holds the Codistiller's state_dict (the stale teachers of a checkpoint exchange,
+    the bits), None without one; the bits are also kept beside it (the counter is the method's too)."""
     saved = {"step": step, "elapsed": elapsed, "model": state.model.state_dict(),
              "optimizer": optimizer.state_dict(), "scaler": precision.scaler.state_dict(),
-             "teachers": exchange, "method": state.method.state_dict(), "rng": torch.get_rng_state(),
+             "codistiller": state.codistiller.state_dict() if state.codistiller else None,
+             "method": state.method.state_dict(), "rng": torch.get_rng_state(),
              "inter_node_bits": state.counter.inter_node_bits, "intra_node_bits": state.counter.intra_node_bits}
     if state.device.type == "cuda":   # dropout and other GPU draws: a resumed GPU run continues their stream
         saved["cuda_rng"] = torch.cuda.get_rng_state(state.device)
@@ -272,7 +271,7 @@ def restore(state, optimizer, precision, saved):
     optimizer.load_state_dict(saved["optimizer"])
     precision.scaler.load_state_dict(saved["scaler"])
     if state.codistiller:
-        state.codistiller.exchange.load_state_dict(saved["teachers"])
+        state.codistiller.load_state_dict(run_state.codistiller_state(saved, "teachers"))
     state.method.load_state_dict(saved.get("method") or {})
     state.counter.inter_node_bits = saved["inter_node_bits"]
     state.counter.intra_node_bits = saved["intra_node_bits"]
@@ -300,7 +299,7 @@ def save_and_commit(directory, state, optimizer, precision, step, elapsed):
     if dist.get_rank() == 0:
         run_state.commit(directory, step)
         if model_jobs.uses_files(state.cfg) and state.codistiller:
-            state.codistiller.exchange.store.mark_checkpointed(layout.group_index, step)
+            state.codistiller.mark_checkpointed(step)
 
 
 def stop_failed(state, log, trace, failed):
@@ -405,9 +404,10 @@ def train_rank(config, layout, run_directory, device):
                               "wall_time": wall_time}
                     break
                 if log:
-                    evaluation = job_records(list(records(table, step, schedules, state.counter, wall_time,
-                                                          batch_per_model, [layout.group_index] if files else None)),
-                                             state, step)
+                    evaluation = job_records(list(records(
+                        table, step, schedules, state.counter, wall_time, batch_per_model,
+                        [layout.group_index] if files else None,
+                        alpha=state.codistiller.alpha_at if state.codistiller else None)), state, step)
                     for record in evaluation:
                         log.write(record)
                     progress.evaluation(evaluation)

@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 
 from codistill import flat_parameters
-from codistill.atomic_write import atomic_write_bytes
+from codistill import atomic_write_bytes
 
 from .sampling import to_device
 
@@ -91,10 +91,12 @@ def gather_stats(state, local):
     return table.cpu()
 
 
-def records(table, step, schedules, counter, wall_time, batch_per_model, models=None):
+def records(table, step, schedules, counter, wall_time, batch_per_model, models=None, alpha=None):
     """The evaluation's log records, one per model (of `models` only, when given: a model job
-    has its own row of the table)."""
+    has its own row of the table). alpha: the run's alpha as a function of the update, by default
+    schedules.alpha (a codistilled run's is its Codistiller's alpha_at: 0 during the burn-in)."""
     last = max(step - 1, 0)
+    alpha = schedules.alpha if alpha is None else alpha
     models = range(len(table)) if models is None else models
     multi = len(models) > 1
     mean_top1 = (100.0 * table[models, VAL_CORRECT] / table[models, VAL_COUNT]).mean().item()
@@ -112,7 +114,7 @@ def records(table, step, schedules, counter, wall_time, batch_per_model, models=
             "val_samples": int(row[VAL_COUNT]),  # one sample is 100 / val_samples points of top-1
             "lr": schedules.lr(last),
             "weight_decay": schedules.weight_decay(last),
-            "alpha": schedules.alpha(last),
+            "alpha": alpha(last),
             "param_distance_from_init": row[DIST_FROM_INIT],
             "val_top1_mean_over_models": mean_top1,
             "ensemble_top1": 100.0 * row[ENSEMBLE_CORRECT] / row[VAL_COUNT] if multi else None,

@@ -34,8 +34,7 @@ from torch.distributed.algorithms.ddp_comm_hooks.post_localSGD_hook import PostL
 from torch.distributed.algorithms.model_averaging import averagers
 from torch.distributed.algorithms.model_averaging.utils import get_params_to_average
 
-from codistill.exchange import flat_parameters, load_flat_parameters, tensor_bits, wrap_data_parallel
-from codistill.groups import Layout
+from codistill import Layout, flat_parameters, load_flat_parameters, tensor_bits, wrap_data_parallel
 
 from ..names import GLOBAL_BATCH_METHODS
 
@@ -169,12 +168,12 @@ def counted_powersgd_hook(method, bucket):
         # memories by bucket (torch's reason for start_powerSGD_iter > 1): a resumed run's first
         # update all_reduces uncompressed.
         state.maybe_increase_iter(bucket)
-        method.counter.charge(2 * tensor_bits(buffer), method.groups.group_spans_nodes)
+        method.counter.charge_all_reduce(tensor_bits(buffer), method.groups.group_spans_nodes)
         return default_hooks.allreduce_hook(method.groups.group, bucket)
     before = state.total_numel_after_compression
     future = powersgd.powerSGD_hook(state, bucket)
     elements = state.total_numel_after_compression - before if compressing else buffer.numel()
-    method.counter.charge(2 * elements * buffer.element_size() * 8, method.groups.group_spans_nodes)
+    method.counter.charge_all_reduce(elements * buffer.element_size() * 8, method.groups.group_spans_nodes)
     return future
 
 
@@ -214,7 +213,7 @@ class LocalSGD(OwnOptimizer):
     def after_update(self, step):
         if self.averages_now():
             sent = get_params_to_average(self.model.parameters())  # what torch flattens and all_reduces
-            self.counter.charge(2 * sum(tensor_bits(p) for p in sent), self.groups.peers_span_nodes)
+            self.counter.charge_all_reduce(sum(tensor_bits(p) for p in sent), self.groups.peers_span_nodes)
         self.averager.average_parameters(self.model.parameters())
 
     def state_dict(self):
@@ -228,11 +227,11 @@ class LocalSGD(OwnOptimizer):
 
 
 def _counted_post_local_hook(method, bucket):
-    state, bits = method.post_local, 2 * tensor_bits(bucket.buffer())
+    state, bits = method.post_local, tensor_bits(bucket.buffer())
     if state.iter < state.start_localSGD_iter:
-        method.counter.charge(bits, method.world_spans_nodes)
+        method.counter.charge_all_reduce(bits, method.world_spans_nodes)
     elif dist.get_world_size(method.groups.group) > 1:  # a one-rank group sends nothing
-        method.counter.charge(bits, method.groups.group_spans_nodes)
+        method.counter.charge_all_reduce(bits, method.groups.group_spans_nodes)
     return post_localSGD_hook(state, bucket)
 
 
@@ -264,7 +263,7 @@ class DiLoCo(OwnOptimizer):
         change = torch.cat([g.reshape(-1) for g in self.global_params]) - flat_parameters(self.model)
         change /= self.n_groups
         dist.all_reduce(change, group=self.groups.peers)
-        self.counter.charge(2 * tensor_bits(change), self.groups.peers_span_nodes)
+        self.counter.charge_all_reduce(tensor_bits(change), self.groups.peers_span_nodes)
         offset = 0
         for parameter in self.global_params:
             parameter.grad = change[offset:offset + parameter.numel()].view_as(parameter)

@@ -42,7 +42,7 @@ from torchft.local_sgd import DiLoCo
 from torchft.manager import Manager
 from torchft.process_group import ProcessGroupGloo, ProcessGroupNCCL
 
-from codistill.exchange import tensor_bits, wrap_data_parallel
+from codistill import tensor_bits, wrap_data_parallel
 
 # How long a rank waits for the others at a quorum or a collective: a group that falls this far
 # behind the others (or died) fails the run instead of hanging it.
@@ -57,7 +57,7 @@ class CountedManager(Manager):
         self.counter, self.crosses_nodes = counter, crosses_nodes
 
     def allreduce(self, tensor, *args, **kwargs):
-        self.counter.charge(2 * tensor_bits(tensor), self.crosses_nodes)
+        self.counter.charge_all_reduce(tensor_bits(tensor), self.crosses_nodes)
         return super().allreduce(tensor, *args, **kwargs)
 
 

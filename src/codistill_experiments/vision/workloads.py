@@ -178,7 +178,7 @@ def scanned_once(folder_class):
 
     from ..file_lock import exclusive_lock
     from . import datasets
-    from codistill.atomic_write import atomic_write_bytes
+    from codistill import atomic_write_bytes
 
     class ScannedOnce(folder_class):
         @staticmethod
