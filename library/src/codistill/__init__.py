@@ -20,6 +20,7 @@ without importing torch.
   checkpoint_wire.py  the kept buffers checkpoints travel in
   groups.py         the layout of n model groups x k ranks and their process groups
   peer_check.py     peers checked against each other at exchanges (step, batch, shapes, models)
+  collapse_guard.py a warning when a model's logits stop varying across the batch (one class)
   collapse_guard.py CollapseWarning: a model that stopped telling inputs apart (the collapse)
   schedules.py      learning-rate, weight-decay and alpha schedules
   choices.py        the lists of choices (torch-free); atomic_write.py atomic file writes
