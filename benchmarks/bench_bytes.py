@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from codistill import prediction_row_bits
+from codistill_experiments.config import typed_job
 from codistill_experiments.vision import engine
 
 from .benchlib import RESNET50_TWIN, TimedRank, compose, count_params, layout, spawn, twin_workload
@@ -66,9 +67,7 @@ def _exchange_bits(rank, n, k, sizes, case, container, batch_per_device):
     `steps` updates. Predictions: the logits of a real forward pass of the model on a batch of
     B samples. Checkpoints: the stale teachers run on an empty batch: the bits of a checkpoint
     exchange do not depend on it, and the forward cost is measured by bench_overhead."""
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.create(container)
+    cfg = typed_job(container)
     workload = twin_workload(sizes, batch=batch_per_device, n_batches=1)
     state = engine.build_rank_state(cfg, layout(n, k, k, rank), workload, torch.device("cpu"))
     inputs = workload.train_set.inputs

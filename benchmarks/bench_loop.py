@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
+from codistill_experiments.config import typed_job
 from codistill_experiments.run_schedules import run_schedules
 from codistill_experiments.seeds import model_seed
 from codistill_experiments.vision import engine
@@ -53,7 +53,7 @@ def _engine_rank(rank, world, container, workload):
 
     engine.train_step, engine.build_workload = clocked_step, lambda cfg: workload
     with tempfile.TemporaryDirectory() as run_directory:
-        engine.train_rank(container, layout(1, 1, 1, 0), Path(run_directory), CPU)
+        engine.train_rank(typed_job(container), layout(1, 1, 1, 0), Path(run_directory), CPU)
     return starts
 
 
@@ -91,7 +91,7 @@ def _engine_breakdown_rank(rank, world, container, workload, warmup):
     engine.train_step, engine.build_workload = clocked_step, lambda cfg: workload
     engine.batch_source = lambda *args: ClockedBatches(original_source(*args), fetches)
     with tempfile.TemporaryDirectory() as run_directory:
-        engine.train_rank(container, layout(1, 1, 1, 0), Path(run_directory), CPU)
+        engine.train_rank(typed_job(container), layout(1, 1, 1, 0), Path(run_directory), CPU)
     window = range(warmup, len(steps) - 1)  # update i's share: from its start to update i+1's start
     return {"loop_total_us": 1e6 * (steps[-1][0] - steps[warmup][0]) / len(window),
             "loop_train_step_us": 1e6 * sum(steps[i][1] - steps[i][0] for i in window) / len(window),
@@ -101,7 +101,7 @@ def _engine_breakdown_rank(rank, world, container, workload, warmup):
 def plain_settings(container, workload):
     """(batch, epochs, lr, momentum, weight decay, model seed) for the plain loop: what the
     engine's own schedules give this job, and as many updates."""
-    cfg = OmegaConf.create(container)
+    cfg = typed_job(container)
     batch = int(cfg.scale.batch_per_rank)
     steps_per_epoch = len(workload.train_set) // batch
     schedules = run_schedules(cfg, batch, steps_per_epoch)
@@ -171,7 +171,7 @@ def _attribution_rank(rank, world, container, workload):
     engine used before, and still uses for data read from files) and plain tensor indexing; then
     engine.train_step against the plain loop's update on the same model, optimizer and batch,
     alternated (least CPU time per call)."""
-    cfg = OmegaConf.create(container)
+    cfg = typed_job(container)
     batch, data = int(cfg.scale.batch_per_rank), workload.train_set
     sampler = CoordinatedBatchSampler(len(data), batch, 1, 0, 0)
     settings = engine.loop_settings(cfg, run_schedules(cfg, batch, len(sampler)))
@@ -250,7 +250,7 @@ def job(workload_overrides, epochs):
     """The engine's job (a validated config) and its workload, built as the engine would."""
     with tempfile.TemporaryDirectory() as results_root:
         container = compose(_engine_overrides(workload_overrides, epochs, results_root))
-    return container, build_workload(OmegaConf.create(container["workload"]))
+    return container, build_workload(typed_job(container).workload)
 
 
 def run(rounds=9, twin_rounds=3, progress=print):

@@ -2,7 +2,8 @@
 models x 1 rank (gloo, CPU) exchanging predictions at every update, with the check off, read every
 100 exchanges (the default), and read at every exchange.
 
-    python -m benchmarks.bench_peer_check [--steps 400] [--width 512]
+    python -m benchmarks.bench_peer_check [--steps 400] [--width 512] [--rounds 3]
+    python -m benchmarks.bench --parts peercheck   # as part 9 of make bench, into results.md
 
 On a GPU each read also makes the host wait for the device once; not measured here (no GPU).
 """
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from benchmarks.benchlib import spawn
+from benchmarks.benchlib import machine, median, spawn
 from codistill import Codistiller, Layout
 
 SETTINGS = {"off": None, "every 100 (default)": 100, "every exchange": 1}
@@ -42,13 +43,32 @@ def _seconds_per_update(rank, world_size, every, steps, width):
     return (time.perf_counter() - start) / steps
 
 
+def measure(steps=400, width=512, rounds=3, progress=print):
+    """Seconds per update of each setting: the median over `rounds` rounds, the settings alternated
+    within each round so that load on the machine moves them alike."""
+    seconds = {name: [] for name in SETTINGS}
+    for round_index in range(rounds):
+        for name, every in SETTINGS.items():
+            seconds[name].append(max(spawn(2, _seconds_per_update, every, steps, width)))
+        progress(f"peer check: round {round_index + 1} of {rounds}")
+    return {name: median(values) for name, values in seconds.items()}, seconds
+
+
+def run(progress=print, steps=400, width=512, rounds=3):
+    """Part 9 of `make bench` (benchmarks/bench.py)."""
+    medians, rounds_seconds = measure(steps, width, rounds, progress)
+    params = 64 * width + width + width * 100 + 100
+    return {"machine": machine(), "steps": steps, "width": width, "params": params, "batch": 128,
+            "seconds_per_update": medians, "rounds": rounds_seconds}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3)
     arguments = parser.parse_args(argv)
-    measured = {name: max(spawn(2, _seconds_per_update, every, arguments.steps, arguments.width))
-                for name, every in SETTINGS.items()}
+    measured, _ = measure(arguments.steps, arguments.width, arguments.rounds)
     for name, seconds in measured.items():
         print(f"peer check {name:>20}: {1e3 * seconds:.3f} ms/update "
               f"({100 * (seconds / measured['off'] - 1):+.1f} % against off)")

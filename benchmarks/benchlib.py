@@ -14,10 +14,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from omegaconf import OmegaConf
 
 from codistill import Layout
-from codistill_experiments.config import validate
+from codistill_experiments.config import typed_job, validate
 from codistill_experiments.run_schedules import build_schedules
 from codistill_experiments.vision import engine
 from codistill_experiments.vision.workloads import InMemoryDataset, Workload, batch_is_ready, mlp
@@ -107,7 +106,7 @@ class TimedRank:
     counting hook, the exchange object) and stepped by engine.train_step."""
 
     def __init__(self, container, layout, workload, batch):
-        self.cfg = OmegaConf.create(container)
+        self.cfg = typed_job(container)
         torch.manual_seed(self.cfg.seed)
         self.state = engine.build_rank_state(self.cfg, layout, workload, CPU)
         self.schedules = build_schedules(self.cfg.schedule, self.cfg.method, batch * layout.ranks_per_group,

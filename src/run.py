@@ -75,7 +75,7 @@ def state_directories(container, directory):
     run's, or with method.transport=files each unfinished model's (the one of `model_job`)."""
     if not uses_files(container):
         return [(directory, None, "")]
-    chosen = container.get("model_job")
+    chosen = container["model_job"]
     models = range(container["method"]["n"]) if chosen is None else [chosen]
     return [(model_directory(directory, model), [model], f" model {model}") for model in models
             if not model_ended(directory, model)]
@@ -84,7 +84,7 @@ def state_directories(container, directory):
 def model_job_ended(container, directory):
     """A job of one model (method.transport=files, model_job=<i>) whose model has ended: it
     assembles the run's log if every other model has ended too, and has nothing to train."""
-    model = container.get("model_job")
+    model = container["model_job"]
     if model is None or not uses_files(container) or not model_ended(directory, model):
         return False
     print(f"skip model {model} of {run_id(container)}: it has finished; the run's log is "
@@ -133,9 +133,9 @@ def main(cfg):
     from codistill_experiments.launch import RankLost, launch  # torch is imported only when something will train
 
     try:
-        model_job = container.get("model_job")
+        model_job = container["model_job"]
         locked = directory if model_job is None else model_directory(directory, model_job)
-        with run_lock(locked, container["launcher"].get("lock_wait_s", 0)):
+        with run_lock(locked, container["launcher"]["lock_wait_s"]):
             if ended(identifier, directory) or model_job_ended(container, directory):  # by the job that held the lock
                 return
             if is_leader_process():  # the other ranks of a job read what it has checked (and repaired)

@@ -10,6 +10,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
+from codistill_experiments import launch
 from codistill_experiments.config import ConfigError, composition_problem, typed_job
 from codistill_experiments.config.job_schema import Data, Job
 from codistill_experiments.config.schema import Codistill, LocalLauncher, Scale, VisionSchedule
@@ -152,6 +153,27 @@ def test_typed_job_refuses_a_value_of_the_wrong_type(tmp_path, path, value, key)
     node[path[-1]] = value
     with pytest.raises(ValidationError, match=key):
         typed_job(job)
+
+
+def test_the_engine_receives_the_typed_config(tmp_path, monkeypatch):
+    """launch.train_typed hands engine.train_rank the typed config of the dict submitit pickled:
+    the method's schema, ints as ints, and lists of numbers that iterate as numbers (omegaconf 2.3
+    yields UnionNode wrappers when a List[Union[int, float]] is iterated, omegaconf#1310)."""
+    received = []
+    monkeypatch.setattr(launch, "train_rank", lambda cfg, *where: received.append(cfg))
+    job = compose_job(["method=codistill", "schedule=goyal_step"], tmp_path)
+    launch.train_typed(job, None, None, None)
+    (cfg,) = received
+    assert OmegaConf.get_type(cfg) is Job and OmegaConf.get_type(cfg, "method") is Codistill
+    assert type(cfg.method.period) is int and cfg.method.period == job["method"]["period"]
+    milestones = job["schedule"]["lr"]["milestones"]
+    assert milestones and [m * 2 for m in cfg.schedule.lr.milestones] == [m * 2 for m in milestones]
+    assert [type(v) for v in cfg.schedule.weight_decay["values"]] == [type(v) for v in job["schedule"]["weight_decay"]["values"]]
+
+
+def test_a_list_of_numbers_with_a_word_in_it_is_refused_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"schedule.lr.milestones=\[30, 'x'\]"):
+        compose_job(["schedule.lr.milestones=[30,x]"], tmp_path)
 
 
 def test_typed_job_refuses_a_key_its_schema_does_not_have(tmp_path):

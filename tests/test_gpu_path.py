@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from codistill_experiments import launch
-from codistill_experiments.config import placement_problem
+from codistill_experiments.config import placement_problem, typed_job
 from codistill_experiments.jobs import visible_gpus
 from codistill_experiments.runlog import read_records
 from conftest import SHORT, compose_job
@@ -143,7 +143,7 @@ def _resumes_on_meta(rank, init_file, container, directory, step, results):
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=1)
     try:
-        cfg = OmegaConf.create(container)
+        cfg = typed_job(container)
         workload = build_workload(cfg.workload)
         state = engine.build_rank_state(cfg, Layout(1, 1, 1, 0), workload, torch.device("cpu"))
         state = dataclasses.replace(state, device=torch.device("meta"))
@@ -243,7 +243,7 @@ def _group_timeouts(rank, init_file, container, results):
     timeout = datetime.timedelta(seconds=container["launcher"]["collective_timeout_s"])
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=4, timeout=timeout)
     try:
-        cfg = OmegaConf.create(container)
+        cfg = typed_job(container)
         state = engine.build_rank_state(cfg, Layout(2, 2, 2, rank), build_workload(cfg.workload),
                                         torch.device("cpu"))
         cpu = torch.device("cpu")

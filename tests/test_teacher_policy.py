@@ -6,11 +6,11 @@ import copy
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from omegaconf import OmegaConf
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from codistill import teacher_mode
+from codistill_experiments.config import typed_job
 from conftest import SHORT, compose_job
 from translation_helpers import fairseq_task, mini_data  # noqa: F401  (fixtures)
 
@@ -71,7 +71,7 @@ def _vision_rank(rank, init_file, container, results):
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
-        cfg = OmegaConf.create(container)
+        cfg = typed_job(container)
         workload = build_workload(cfg.workload)
         state = engine.build_rank_state(cfg, Layout(2, 1, 1, rank), workload, torch.device("cpu"))
         [teacher] = state.codistiller.teachers

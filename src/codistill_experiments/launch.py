@@ -18,6 +18,7 @@ import torch.multiprocessing as mp
 from .vision import two_phase
 from .vision.engine import train_rank
 from codistill import Layout, SnapshotTimeout
+from .config import typed_job
 from .jobs import check_world_size, gpu_of, job_rank, local_rendezvous, visible_gpus
 from .model_jobs import assemble_run_log, model_directory, model_ended, uses_files
 from .run_state import run_lock
@@ -57,6 +58,12 @@ class RankLost(RuntimeError):
     src/run.py prints it last, alone, after the traceback of its cause."""
 
 
+def train_typed(config, layout, run_directory, device):
+    """The engine (engine.train_rank) on the typed config of `config`, a validated job's resolved
+    dict, as submitit pickles it for each rank."""
+    return train_rank(typed_job(config), layout, run_directory, device)
+
+
 def run_rank(rank, config, run_directory, local_rank=None, init_method="env://"):
     """One rank: join the process group (env:// when a job launcher started it, else the
     rendezvous of the process that forked it), train, leave. `rank` is its place in the run's
@@ -76,9 +83,9 @@ def run_rank(rank, config, run_directory, local_rank=None, init_method="env://")
                             timeout=datetime.timedelta(seconds=timeout_s), **bound)
     try:
         if config["method"]["name"] == "two_phase":   # the teacher run first, then this run's students
-            two_phase.train(config, layout, run_directory, device, train_rank)
+            two_phase.train(config, layout, run_directory, device, train_typed)
         else:
-            train_rank(config, layout, run_directory, device)
+            train_typed(config, layout, run_directory, device)
     except SnapshotTimeout as error:   # a peer job's snapshot never came: say so, not "a collective failed"
         raise RankLost(f"model {layout.group_index}: {error}") from error
     except (dist.DistError, RuntimeError) as error:
@@ -185,7 +192,7 @@ def launch_model_jobs(config, run_directory, task):
     the run's n): this task's rank of it. Otherwise every unfinished model's k ranks, started here
     together, each model its own world; when one model's processes die the others train on, and
     once they have finished this raises RankLost naming the lost models (a rerun resumes them)."""
-    k, model_job = layout_of(config).ranks_per_group, config.get("model_job")
+    k, model_job = layout_of(config).ranks_per_group, config["model_job"]
     if task is not None:
         if model_job is None:
             raise RuntimeError("method.transport=files: a job started by a job launcher trains one model; set "
@@ -238,7 +245,7 @@ def _spawned_model(index, model, config, run_directory, init_method):
     trains this model alone (model_job), whose process holds it already."""
     os.environ.update(RANK=str(index), LOCAL_RANK=str(index))
     k = layout_of(config).ranks_per_group
-    locked = run_lock(model_directory(run_directory, model)) if config.get("model_job") is None \
+    locked = run_lock(model_directory(run_directory, model)) if config["model_job"] is None \
         else contextlib.nullcontext()
     with locked:
         run_rank(model * k + index, config, run_directory, local_rank=model * k + index, init_method=init_method)

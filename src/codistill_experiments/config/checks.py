@@ -70,7 +70,8 @@ def check_layout(scale, problems):
 def check_schedule(schedule, problems):
     """A vision schedule's milestones and warm-up inside its epochs, a weight decay per interval."""
     epochs, lr, wd = schedule["epochs"], schedule["lr"], schedule["weight_decay"]
-    if not epochs > 0:
+    listed = [*lr["milestones"], *wd["milestones"], *wd["values"]]
+    if not epochs > 0 or not all(map(_is_number, listed)):
         return   # named by its rule
     if not 0 <= lr["warmup_epochs"] <= epochs:
         problems.append(f"schedule.lr.warmup_epochs={lr['warmup_epochs']!r}: must be in [0, schedule.epochs={epochs}]")

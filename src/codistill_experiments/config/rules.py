@@ -11,6 +11,10 @@ from omegaconf import MISSING
 RULE = "rule"
 # A number as written, 1 or 1.0: the run id hashes the resolved config, so a field never converts one.
 Number = typing.Union[int, float]
+# A list of numbers as written. Typed List[Any], not List[Number]: omegaconf 2.3 yields its UnionNode
+# wrappers, not the values, when a List[Union[int, float]] is iterated (omegaconf#1310, fixed after
+# 2.3), so `sum(cfg.schedule.lr.milestones)` would fail. The field's rule checks each value is a number.
+Numbers = typing.List[typing.Any]
 WORKLOAD_NAME = "the workload file sets it: workload=<file> chooses another"
 
 

@@ -24,7 +24,7 @@ from codistill import (ALPHA_SCHEDULES, DISTILL_LOSSES, EXCHANGES, LR_KINDS, PRE
 
 from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, SCENARIOS
 from .job_schema import Job
-from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Rule, named, spec
+from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Numbers, Rule, named, spec
 from .tabular_schema import Criteo, CriteoMini
 from .translation_schema import (LanguageModelMini, LanguageModelSchedule, LanguageModelWorkload, TranslationMini,
                                  TranslationSchedule, TranslationWorkload)
@@ -172,14 +172,14 @@ class LR:
     base: Number = MISSING
     reference_batch: int = spec(COUNT)
     warmup_epochs: Number = MISSING
-    milestones: List[Number] = MISSING
+    milestones: Numbers = spec(NON_NEGATIVE, why="epochs")
     decay: Number = MISSING
 
 
 @dataclass
 class WeightDecay:
-    values: List[Number] = spec(NON_NEGATIVE)
-    milestones: List[Number] = MISSING
+    values: Numbers = spec(NON_NEGATIVE)
+    milestones: Numbers = spec(NON_NEGATIVE, why="epochs")
 
 
 @dataclass

@@ -2,20 +2,20 @@
 schedule group's translation recipes, and the workloads of a fairseq data-bin (WMT'16, IWSLT'14) or of
 the generated mini corpus."""
 from dataclasses import dataclass, field
-from typing import ClassVar, List, Optional
+from typing import ClassVar, Optional
 
 from omegaconf import MISSING
 
 from ..names import DROPOUTS, LABEL_SMOOTHING_SCHEDULES, MODEL_SIZES, SHARE_EMBEDDINGS
 from ..translation.data import SPLITS
-from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Rule, named, spec
+from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Numbers, Rule, named, spec
 
 
 @dataclass
 class TranslationSchedule:
     name: str = MISSING
     kind: str = spec(choices=("translation",))
-    adam_betas: List[Number] = spec(at_least=0, below=1, length=2)
+    adam_betas: Numbers = spec(at_least=0, below=1, length=2)
     adam_eps: Number = spec(NON_NEGATIVE)
     clip_norm: Number = spec(NON_NEGATIVE)
     weight_decay: Number = spec(NON_NEGATIVE)
@@ -151,7 +151,7 @@ class LanguageModelSchedule:
     """Adam at a constant LR after a linear warm-up (fairseq's `fixed` scheduler), in updates."""
     name: str = MISSING
     kind: str = spec(choices=("language_model",))
-    adam_betas: List[Number] = spec(at_least=0, below=1, length=2)
+    adam_betas: Numbers = spec(at_least=0, below=1, length=2)
     adam_eps: Number = spec(NON_NEGATIVE)
     clip_norm: Number = spec(NON_NEGATIVE, why="0: no clipping")
     weight_decay: Number = spec(NON_NEGATIVE)

@@ -46,7 +46,7 @@ def fairseq_seed(config, group):
 def data_order_seed(config):
     """--data-order-seed under coordinated sampling (every model reads the data in one order, the
     core's order seed); None otherwise: fairseq then orders each model's data by its --seed."""
-    if not config["method"].get("coordinated_sampling", False):
+    if not config["method"]["coordinated_sampling"]:
         return None
     order = config["data"]["order_seed"]
     return config["seed"] if order is None else order

@@ -35,7 +35,7 @@ from .workloads import build_workload
 def model_spec(cfg, group):
     """Model group `group`'s own settings: its index (the multi-view split it sees) and
     workload.models[group] when given (e.g. its architecture, Figs. 14-15)."""
-    models = cfg.workload.get("models")
+    models = cfg.workload.models
     return {"index": group, **(dict(models[group]) if models else {})}
 
 
@@ -109,8 +109,8 @@ def loop_settings(cfg, schedules):
     workload = cfg.workload
     return LoopSettings(total_steps=schedules.total_steps, steps_per_epoch=schedules.steps_per_epoch,
                         eval_every=int(cfg.eval_every_epochs) * schedules.steps_per_epoch,
-                        channels_last=bool(workload.get("channels_last", False)),
-                        amp=bool(workload.get("amp", False)), loader_workers=int(workload.loader_workers))
+                        channels_last=workload.get("channels_last", False),   # the GPU workloads have these keys
+                        amp=workload.get("amp", False), loader_workers=workload.loader_workers)
 
 
 def train_step(state, optimizer, precision, schedules, step, batch, trace):
@@ -190,14 +190,13 @@ def build_codistiller(cfg, layout, groups, counter, model, workload, memory_form
     if model_jobs.uses_files(cfg):
         return Codistiller.through_files(
             model, model_jobs.exchange_directory(run_directory), layout.group_index, layout.n_groups,
-            period=int(method.period), alpha=alpha if alpha is not None else float(method.alpha), loss=method.loss,
-            temperature=float(method.temperature), burn_in_steps=int(method.burn_in_steps),
-            make_teacher=make_teacher, mode=method.snapshot_mode, timeout_s=float(method.snapshot_timeout_s),
+            period=method.period, alpha=alpha if alpha is not None else method.alpha, loss=method.loss,
+            temperature=method.temperature, burn_in_steps=method.burn_in_steps,
+            make_teacher=make_teacher, mode=method.snapshot_mode, timeout_s=method.snapshot_timeout_s,
             counter=counter, publish=layout.rank_in_group == 0, crosses_nodes=True, prune=True, model_group=groups.group)
-    return Codistiller(model, layout, exchange=method.exchange, period=int(method.period),
-                       alpha=alpha if alpha is not None else float(method.alpha),
-                       loss=method.loss, temperature=float(method.temperature),
-                       burn_in_steps=int(method.burn_in_steps),
+    return Codistiller(model, layout, exchange=method.exchange, period=method.period,
+                       alpha=alpha if alpha is not None else method.alpha,
+                       loss=method.loss, temperature=method.temperature, burn_in_steps=method.burn_in_steps,
                        prediction_bits=method.prediction_bits, make_teacher=make_teacher,
                        groups=groups, counter=counter, prediction_topk=method.prediction_topk,
                        peer_check_every=peer_check_every(model))
@@ -328,11 +327,11 @@ def job_records(evaluation, state, step):
             for record in evaluation]
 
 
-def train_rank(config, layout, run_directory, device):
-    """Trains this rank's share of the run described by `config` (a resolved, validated dict),
-    resuming from the last committed state when there is one: the run's, or with
+def train_rank(cfg, layout, run_directory, device):
+    """Trains this rank's share of the run described by `cfg` (the typed config of a validated job:
+    config.typed_job), resuming from the last committed state when there is one: the run's, or with
     method.transport=files its model's (this rank's world is then its model group)."""
-    cfg = OmegaConf.create(config)
+    config = OmegaConf.to_container(cfg)   # the resolved config as run ids and log headers hold it
     files = model_jobs.uses_files(config)
     directory = model_jobs.model_directory(run_directory, layout.group_index) if files else run_directory
     leader = dist.get_rank() == 0   # of this world: the run's rank 0, or a model job's first rank

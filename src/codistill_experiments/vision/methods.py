@@ -116,10 +116,10 @@ class PowerSGD(OwnOptimizer):
     def __init__(self, method_cfg, groups, counter):
         self.groups, self.counter = groups, counter
         self.state = powersgd.PowerSGDState(
-            process_group=groups.group, matrix_approximation_rank=int(method_cfg["rank"]),
-            start_powerSGD_iter=int(method_cfg["start_iter"]),
+            process_group=groups.group, matrix_approximation_rank=method_cfg["rank"],
+            start_powerSGD_iter=method_cfg["start_iter"],
             min_compression_rate=float(method_cfg["min_compression_rate"]),
-            use_error_feedback=bool(method_cfg["error_feedback"]), warm_start=bool(method_cfg["warm_start"]))
+            use_error_feedback=method_cfg["error_feedback"], warm_start=method_cfg["warm_start"])
         self.fresh_after_resume = False
         self.device = None   # the model's: where the warm-start factors live
 
@@ -186,7 +186,7 @@ class LocalSGD(OwnOptimizer):
 
     def __init__(self, method_cfg, layout, groups, counter):
         self.groups, self.counter = groups, counter
-        period, self.warmup = int(method_cfg["period"]), int(method_cfg["warmup_steps"])
+        period, self.warmup = method_cfg["period"], method_cfg["warmup_steps"]
         self.world_spans_nodes = layout.spans_nodes(range(layout.world_size))
         # torch averages at its calls warmup_steps + i*period (0-based): warmup_steps = w + H - 1
         # averages after updates w + H, w + 2H, ..., where DiLoCo's outer steps fall, and not at
@@ -246,8 +246,8 @@ class DiLoCo(OwnOptimizer):
 
     def __init__(self, method_cfg, groups, counter):
         self.groups, self.counter = groups, counter
-        self.period, self.n_groups = int(method_cfg["period"]), int(method_cfg["n"])
-        self.outer_lr, self.outer_momentum = float(method_cfg["outer_lr"]), float(method_cfg["outer_momentum"])
+        self.period, self.n_groups = method_cfg["period"], method_cfg["n"]
+        self.outer_lr, self.outer_momentum = method_cfg["outer_lr"], method_cfg["outer_momentum"]
         self.model = self.global_params = self.outer = None
 
     def wrap(self, model):

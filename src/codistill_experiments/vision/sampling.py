@@ -158,7 +158,7 @@ def held_out_split(train_set, val_set, data_cfg):
     method and seed, drawn by data.subset_seed) are taken out of training and evaluated on instead
     of the validation set, through the validation set's transforms (evaluation_view); data.fraction
     then applies to the rest."""
-    holdout = int(data_cfg.get("holdout", 0) or 0)
+    holdout = data_cfg.get("holdout", 0)   # an optional key (+data.holdout)
     if holdout <= 0:
         return train_set, val_set
     order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(data_cfg.subset_seed)).tolist()

@@ -99,8 +99,8 @@ class StreamingDiLoCo:
 
     def __init__(self, method_cfg, layout, groups, counter):
         self.layout, self.groups, self.counter = layout, groups, counter
-        self.period, self.n_groups = int(method_cfg["period"]), int(method_cfg["n"])
-        self.fragments, self.delay = int(method_cfg["fragments"]), int(method_cfg["fragment_sync_delay"])
+        self.period, self.n_groups = method_cfg["period"], method_cfg["n"]
+        self.fragments, self.delay = method_cfg["fragments"], method_cfg["fragment_sync_delay"]
         self.alpha = float(method_cfg["fragment_update_alpha"])
         self.outer_lr, self.outer_momentum = float(method_cfg["outer_lr"]), float(method_cfg["outer_momentum"])
         self.model = self.manager = self.diloco = self.lighthouse = self.store = None

@@ -71,7 +71,7 @@ def teacher_run_lock(directory, config):
     """Held by the world's rank 0 while the teachers are trained here, as the entry point holds a
     run's (a sweep's independent job of the same run waits or is refused meanwhile); every rank
     leaves only once the teachers are done."""
-    with run_state.run_lock(directory, config["launcher"].get("lock_wait_s", 0)) if dist.get_rank() == 0 \
+    with run_state.run_lock(directory, config["launcher"]["lock_wait_s"]) if dist.get_rank() == 0 \
             else contextlib.nullcontext():
         dist.barrier()
         yield
@@ -80,7 +80,7 @@ def teacher_run_lock(directory, config):
 
 def train(config, layout, run_directory, device, train_rank):
     """This rank's part of a two_phase job: the teacher run unless it has finished, then this run's
-    students. train_rank: the engine's (engine.train_rank), which trains each phase."""
+    students. train_rank: the engine on a resolved config (launch.train_typed), which trains each phase."""
     teachers = teacher_config(config)
     directory = runlog.run_dir(teachers)
     with teacher_run_lock(directory, config):
@@ -101,9 +101,9 @@ def distill_from_teachers(cfg, model, make_teacher, alpha, counter):
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         teachers = []
-        for j in range(int(method.n)):
+        for j in range(method.n):
             teacher = make_teacher(j)
             teacher.load_state_dict(torch.load(directory / f"model{j}.pt", map_location="cpu", weights_only=True))
             teachers.append(teacher)
     return Codistiller.from_teachers(model, teachers, alpha=alpha, loss=method.loss,
-                                     temperature=float(method.temperature), counter=counter)
+                                     temperature=method.temperature, counter=counter)
