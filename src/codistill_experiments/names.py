@@ -21,8 +21,12 @@ OPTIMIZERS = ("sgd", "adagrad")
 DATA_SPLITS = ("same", "disjoint")
 SMOOTHING_PRIORS = ("uniform", "unigram")
 # Methods whose sample order and schedules follow all_reduce's global batch (vision/methods.py).
-GLOBAL_BATCH_METHODS = ("localsgd", "diloco", "streaming_diloco")
+GLOBAL_BATCH_METHODS = ("localsgd", "diloco", "streaming_diloco", "sparseloco", "muloco")
 OWN_METHODS = ("powersgd", *GLOBAL_BATCH_METHODS)  # they replace the exchange: nothing to distil
+# sparseloco and muloco (vision/compressed_diloco.py): the bits of the values their outer step sends
+# (quantize_blocks': 32 sends float32) and how every group aggregates the messages it gathers.
+OUTER_BITS = (2, 4, 8, 32)
+OUTER_AGGREGATES = ("mean", "mean_over_senders")
 # Translation's alpha schedules (schedules.AlphaSchedule's, less "step": its inverse square-root LR
 # has no decays) and label-smoothing schedules (translation/label_smoothing.py).
 TRANSLATION_ALPHA_SCHEDULES = tuple(kind for kind in ALPHA_SCHEDULES if kind != "step")

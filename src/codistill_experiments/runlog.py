@@ -32,6 +32,8 @@ DROPPED_AT_DEFAULT = {
     ("data", "split"): "same",
     ("schedule", "optimizer"): "sgd",
     ("method", "prediction_topk"): None,
+    ("method", "checkpoint_bits"): 32,                # compressed checkpoints (issue #40)
+    ("method", "checkpoint_delta_fraction"): None,
 }
 # A fairseq job's snapshot mode (lockstep / async) was workload.exchange_mode until it became
 # method.snapshot_mode, the one name model jobs of every workload use. Run ids hash it where it was:

@@ -18,6 +18,8 @@ without importing torch.
   teachers.py       how checkpoint teachers are built and run forward (one policy, every client)
   file_exchange.py  the checkpoint exchange through files; snapshots.py its snapshot store
   checkpoint_wire.py  the kept buffers checkpoints travel in
+  compression.py    blockwise quantisation and per-chunk top-k of flat vectors, with their exact
+                    wire bits (compressed checkpoints; the experiments' compressed averaging)
   groups.py         the layout of n model groups x k ranks and their process groups
   peer_check.py     peers checked against each other at exchanges (step, batch, shapes, models)
   collapse_guard.py a warning when a model's logits stop varying across the batch (one class)
@@ -38,10 +40,11 @@ _EXPORTS = {
                      "wrap_data_parallel", "flat_parameters", "load_flat_parameters", "param_hash", "tensor_bits"),
                     "exchange"),
     # torch-free: a config check reads the choices without importing torch
-    **dict.fromkeys(("EXCHANGES", "DISTILL_LOSSES", "PREDICTION_BITS", "ALPHA_SCHEDULES", "LR_KINDS", "SNAPSHOT_MODES",
-                     "TRANSPORTS", "prediction_row_bits"), "choices"),
+    **dict.fromkeys(("EXCHANGES", "DISTILL_LOSSES", "PREDICTION_BITS", "CHECKPOINT_BITS", "ALPHA_SCHEDULES", "LR_KINDS",
+                     "SNAPSHOT_MODES", "TRANSPORTS", "prediction_row_bits"), "choices"),
     "atomic_write_bytes": "atomic_write",
     "chunk_lengths": "checkpoint_wire",
+    **dict.fromkeys(("quantize_blocks", "QuantizedBlocks", "top_k_chunks", "SparseChunks"), "compression"),
     **dict.fromkeys(("teacher_mode", "build_teachers"), "teachers"),
     "FileCheckpointExchange": "file_exchange",
     **dict.fromkeys(("PeerMismatch", "PeerCheck"), "peer_check"),

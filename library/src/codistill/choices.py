@@ -4,6 +4,7 @@ import it from here."""
 
 EXCHANGES = ("predictions", "checkpoints", "sharded_checkpoints")   # exchange.py
 PREDICTION_BITS = (32, 16, 8)                   # exchange.py: exchanged logits as float32, float16, int8 (row scale)
+CHECKPOINT_BITS = (32, 8, 4, 2)                 # exchange.py: checkpoints as they are (32), or quantised per block
 DISTILL_LOSSES = ("mse", "kl", "soft_ce")       # losses.py: the distillation term D
 ALPHA_SCHEDULES = ("constant", "step", "exponential")   # schedules.AlphaSchedule
 LR_KINDS = ("step", "cosine")                   # schedules.LRSchedule
@@ -25,6 +26,20 @@ def index_bits(classes):
 def check_topk(topk):
     if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
         raise ValueError(f"prediction_topk={topk!r} is not None or a whole number >= 1")
+
+
+def check_checkpoint_compression(bits=32, delta_fraction=None):
+    """Raises ValueError naming the argument unless `bits` is one of CHECKPOINT_BITS and
+    `delta_fraction` None or a number in (0, 1], and not both set (quantised values or sparse
+    deltas, one at a time)."""
+    if isinstance(bits, bool) or bits not in CHECKPOINT_BITS:
+        raise ValueError(f"checkpoint_bits={bits!r} is not one of {CHECKPOINT_BITS}")
+    if delta_fraction is not None and (isinstance(delta_fraction, bool) or not isinstance(delta_fraction, (int, float))
+                                       or not 0 < delta_fraction <= 1):
+        raise ValueError(f"checkpoint_delta_fraction={delta_fraction!r} is not None or a number in (0, 1]")
+    if bits != 32 and delta_fraction is not None:
+        raise ValueError(f"checkpoint_bits={bits!r} and checkpoint_delta_fraction={delta_fraction!r} do not combine: "
+                         "checkpoints travel quantised (checkpoint_bits < 32) or as sparse deltas, not both")
 
 
 def prediction_row_bits(classes, topk=None, bits=32):

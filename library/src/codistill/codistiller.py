@@ -22,7 +22,7 @@ import math
 import torch
 import torch.distributed as dist
 
-from .choices import DISTILL_LOSSES
+from .choices import DISTILL_LOSSES, check_checkpoint_compression
 from .collapse_guard import CollapseGuard
 from .exchange import (EXCHANGES, WIRE_DTYPES, CommCounter, FrozenTeachers, check_topk, make_exchange,
                        wrap_data_parallel)
@@ -78,7 +78,14 @@ class Codistiller:
       alpha_at(step) is 0 (the burn-in is the Codistiller's alone: an AlphaSchedule has none).
     prediction_bits: None (logits travel in their own dtype: float64 logits as float64), or 32 /
       16 to send them as float32 / float16, or 8: int8 quantised per row (absmax, a float32 scale
-      per row travels too). Checkpoints travel in the parameters' own dtype.
+      per row travels too).
+    checkpoint_bits: 32 (checkpoints travel in the parameters' own dtype, as they are), or 8 / 4 / 2:
+      the vector quantised per block of 64 values with a float32 scale each (compression.py), the
+      teachers its dequantised values. checkpoint_delta_fraction: None, or f in (0, 1]: after a first
+      exchange of the whole vector, each exchange sends, per chunk of 4096 values, the round(f x 4096)
+      values that changed most since the vector the peers hold, with their int16 indices; the teachers
+      are that reconstruction (f = 1: the uncompressed teachers bit for bit). One or the other
+      (exchange.CompressedWire; docs/library.md "Compressed checkpoints").
     prediction_topk: None (every row's C logits travel) or k: each row's k largest logits and their
       classes travel, and the teachers are losses.TopKLogits (D on what arrives: losses.py);
       k = C sends the dense logits. exchange.prediction_row_bits gives the bits per row.
@@ -102,7 +109,7 @@ class Codistiller:
     def __init__(self, model, layout, exchange="predictions", period=1, alpha=1.0, loss="mse", temperature=1.0,
                  burn_in_steps=0, prediction_bits=None, make_teacher=None, *, groups=None, counter=None,
                  run_teacher=None, prediction_topk=None, timeout=None, peer_check_every=100,
-                 collapse_guard=True):
+                 collapse_guard=True, checkpoint_bits=32, checkpoint_delta_fraction=None):
         if exchange not in EXCHANGES:
             raise ValueError(f"exchange={exchange!r} is not one of {EXCHANGES}")
         if prediction_bits not in WIRE_DTYPES:
@@ -110,6 +117,10 @@ class Codistiller:
         check_topk(prediction_topk)
         if prediction_topk is not None and exchange != "predictions":
             raise ValueError(f"prediction_topk={prediction_topk!r} applies to exchange='predictions' only")
+        check_checkpoint_compression(checkpoint_bits, checkpoint_delta_fraction)
+        if exchange == "predictions" and (checkpoint_bits != 32 or checkpoint_delta_fraction is not None):
+            raise ValueError(f"checkpoint_bits={checkpoint_bits!r} and checkpoint_delta_fraction="
+                             f"{checkpoint_delta_fraction!r} apply to checkpoint exchanges only (exchange='predictions')")
         _check(period, loss, temperature, layout.n_groups)
         if not isinstance(collapse_guard, bool):
             raise ValueError(f"collapse_guard={collapse_guard!r} is not True or False")
@@ -124,7 +135,8 @@ class Codistiller:
                                    layout.n_groups) if exchange != "predictions" else [])
         self._setup(model, make_exchange(exchange, self.groups, counter, layout.group_index, period=period,
                                          prediction_bits=prediction_bits, model=model, teachers=teachers,
-                                         prediction_topk=prediction_topk),
+                                         prediction_topk=prediction_topk, checkpoint_bits=checkpoint_bits,
+                                         checkpoint_delta_fraction=checkpoint_delta_fraction),
                     counter, alpha, loss, temperature, burn_in_steps, run_teacher)
         if collapse_guard:
             self.collapse_guard = CollapseGuard(f"exchange={exchange!r} every {period} updates, alpha={alpha!r}")

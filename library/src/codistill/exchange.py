@@ -7,6 +7,8 @@
   copies as teachers and runs them forward on its own batch (Anil et al. 2018).
 - sharded_checkpoints: the same teachers, but each of a model group's k ranks sends only its 1/k
   shard to its peers and the group assembles the shards over its own (in-server) links.
+- either checkpoint exchange compressed (bits < 32: quantised per block; delta_fraction: sparse
+  deltas against the vector every rank holds): CompressedWire, on compression.py's primitives.
 
 An exchange moves what the peers send and keeps its state (`state_dict()` / `load_state_dict()`:
 what a resumed run needs, e.g. the stale teachers); `make_exchange` builds one. Everything else of
@@ -27,7 +29,9 @@ import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from .checkpoint_wire import CheckpointWire, FlatParameters
-from .choices import EXCHANGES, PREDICTION_BITS, SCALE_BITS, check_topk, index_bits, prediction_row_bits  # noqa: F401
+from .choices import (CHECKPOINT_BITS, EXCHANGES, PREDICTION_BITS, SCALE_BITS, check_checkpoint_compression,  # noqa: F401
+                      check_topk, index_bits, prediction_row_bits)
+from .compression import QuantizedBlocks, quantize_blocks, top_k_chunks
 from .losses import TopKLogits
 
 
@@ -249,11 +253,18 @@ class CheckpointExchange:
 
     The vectors travel through kept buffers (checkpoint_wire.py), cut into chunks all_gathered
     together. sharded=True (ShardedCheckpointExchange) splits them into one shard per rank of
-    the model group instead of sending the whole vector from each rank."""
+    the model group instead of sending the whole vector from each rank.
+
+    bits (CHECKPOINT_BITS; 32: as above) and delta_fraction (None: as above) compress what travels
+    instead, one or the other (CompressedWire: quantised per block of CHECKPOINT_BLOCK values, or
+    sparse deltas per chunk of CHECKPOINT_DELTA_CHUNK values); its gathers run one after another,
+    on buffers allocated per exchange, not chunked."""
 
     sends = "checkpoints"
 
-    def __init__(self, groups, counter, period, group_index, model, teachers, sharded=False):
+    def __init__(self, groups, counter, period, group_index, model, teachers, sharded=False, bits=32,
+                 delta_fraction=None):
+        check_checkpoint_compression(bits, delta_fraction)
         self.groups, self.counter, self.period, self.group_index = groups, counter, period, group_index
         self.teachers = teachers
         self.shards = dist.get_world_size(groups.group) if sharded else 1
@@ -263,9 +274,14 @@ class CheckpointExchange:
         self.teacher_flats = [FlatParameters(teacher) for teacher in teachers]
         padded_size = max(flat.size for flat in (self.own, *self.teacher_flats))
         device = next(model.parameters()).device
-        self.wire = CheckpointWire(len(teachers) + 1, padded_size, self.shards, device, parameters_dtype(model))
-        self.own_copies, self.teacher_copies = self._plan_copies()
+        self.bits, self.delta_fraction = bits, delta_fraction
         self.source_step = None  # update index the teachers' parameters come from
+        if bits == 32 and delta_fraction is None:
+            self.compressed = None
+            self.wire = CheckpointWire(len(teachers) + 1, padded_size, self.shards, device, parameters_dtype(model))
+            self.own_copies, self.teacher_copies = self._plan_copies()
+        else:
+            self.compressed = CompressedWire(self, padded_size, device, parameters_dtype(model))
 
     def _plan_copies(self):
         """Per chunk: (own parameter part, wire part) pairs of this rank's shard, and (teacher
@@ -307,6 +323,10 @@ class CheckpointExchange:
 
     def _exchange(self):
         """One exchange: every teacher gets its peer's current parameters."""
+        if self.compressed is not None:
+            with torch.no_grad():
+                self.compressed.exchange()
+            return
         with torch.no_grad():
             self.own.fill()
             works = [self._send(chunk, copies) for chunk, copies in zip(self.wire.chunks, self.own_copies)]
@@ -334,14 +354,105 @@ class CheckpointExchange:
                                        self.groups.group_spans_nodes)
 
     def state_dict(self):
-        """The stale teachers (flat parameter vectors) and the update they come from."""
-        return {"vectors": [flat_parameters(t) for t in self.teachers], "source_step": self.source_step}
+        """The stale teachers (flat parameter vectors) and the update they come from; with sparse
+        deltas also every model's vector as the peers reconstructed it ("reconstructed")."""
+        state = {"vectors": [flat_parameters(t) for t in self.teachers], "source_step": self.source_step}
+        if self.delta_fraction is not None:
+            held = self.compressed.reconstructed
+            state["reconstructed"] = None if held is None else held.clone()
+        return state
 
     def load_state_dict(self, state):
-        """Puts a state_dict()'s parameter vectors back into the teachers, and their update."""
+        """Puts a state_dict()'s parameter vectors back into the teachers, and their update (and,
+        with sparse deltas, the reconstructed vectors: the next exchange then sends what an
+        uninterrupted run would)."""
         for teacher, vector in zip(self.teachers, state["vectors"], strict=True):
             load_flat_parameters(vector, teacher)
         self.source_step = state["source_step"]
+        if self.delta_fraction is not None:
+            held = state.get("reconstructed")
+            self.compressed.reconstructed = None if held is None else held.to(self.compressed.x.device,
+                                                                               self.compressed.x.dtype).clone()
+
+
+# Compressed checkpoints (CheckpointExchange's bits / delta_fraction; compression.py).
+CHECKPOINT_BLOCK = 64          # values per float32 scale of a quantised checkpoint
+CHECKPOINT_DELTA_CHUNK = 4096  # values per chunk of a sparse delta (int16 indices)
+
+
+class CompressedWire:
+    """What a compressed checkpoint exchange sends and keeps: this rank's shard of its model's
+    vector (`x`, zero-padded as CheckpointWire's), quantised (quantize_blocks) or as a sparse
+    update of the vector every rank holds of it (top_k_chunks), gathered over the peers and then,
+    sharded, over the model group; each tensor handed to a collective lives on the parameters'
+    device and is charged as it travels (counted_all_gather_into).
+
+    Sparse deltas: `reconstructed` [shards, n_groups, shard_size] is every model's vector as all
+    ranks hold it (the same on every rank of the world: each is built from the same messages, the
+    sender's own row included, so nobody drifts). The first exchange sends x whole; later ones,
+    in each chunk of CHECKPOINT_DELTA_CHUNK values of the shard, the k positions where x differs
+    most from its reconstruction, with x's values there, which overwrite the reconstruction
+    (x - reconstruction added without its rounding; a value not sent keeps its gap, sent once it
+    is among the largest: error feedback by construction). fraction 1 sends every value: the
+    teachers are the uncompressed exchange's bit for bit."""
+
+    def __init__(self, exchange, padded_size, device, dtype):
+        self.owner = exchange
+        shards, n_groups = exchange.shards, len(exchange.teachers) + 1
+        self.shard_size = -(-padded_size // shards)
+        lo = exchange.shard * self.shard_size
+        self.x = torch.zeros(self.shard_size, device=device, dtype=dtype)
+        self.own_copies = [(part, self.x[at:at + part.numel()])
+                           for part, at in exchange.own.slices(lo, lo + self.shard_size)]
+        rows = [row for row in range(n_groups) if row != exchange.group_index]
+        self.teacher_copies = [(row, shard, part, at) for row, flat in zip(rows, exchange.teacher_flats)
+                               for shard in range(shards)
+                               for part, at in flat.slices(shard * self.shard_size, (shard + 1) * self.shard_size)]
+        self.n_groups = n_groups
+        self.reconstructed = None
+
+    def _gather(self, tensor):
+        """`tensor` of every rank: [shards, n_groups, *tensor.shape] (int16 travels as its bytes:
+        gloo and NCCL all_gather no int16; an all_gather copies, so bytes are values)."""
+        exchange = self.owner
+        sent = tensor.view(torch.uint8) if tensor.dtype == torch.int16 else tensor
+        output = torch.empty((exchange.shards, self.n_groups, *sent.shape), dtype=sent.dtype, device=sent.device)
+        block = output[exchange.shard]
+        counted_all_gather_into(block.view(-1), sent.contiguous().view(-1), exchange.groups.peers, exchange.counter,
+                                exchange.groups.peers_span_nodes).wait()
+        if exchange.shards > 1:
+            counted_all_gather_into(output.view(-1), block.view(-1), exchange.groups.group, exchange.counter,
+                                    exchange.groups.group_spans_nodes).wait()
+        return output.view(torch.int16) if tensor.dtype == torch.int16 else output
+
+    def exchange(self):
+        """One exchange: every teacher gets its peer's vector as it arrives (dequantised, or
+        the reconstruction the sparse deltas update)."""
+        exchange = self.owner
+        exchange.own.fill()
+        for part, wire_part in self.own_copies:
+            wire_part.copy_(part.view(-1))
+        if exchange.delta_fraction is None:
+            sent = quantize_blocks(self.x, exchange.bits, CHECKPOINT_BLOCK)
+            codes, scales = self._gather(sent.codes), self._gather(sent.scales)
+            vectors = torch.stack([QuantizedBlocks(c, s, sent.bits, sent.numel, sent.block).dequantize()
+                                   for c, s in zip(codes.view(-1, codes.shape[-1]), scales.view(-1, scales.shape[-1]))])
+            vectors = vectors.view(exchange.shards, self.n_groups, self.shard_size)
+        elif self.reconstructed is None:   # the first exchange: the vectors whole
+            self.reconstructed = vectors = self._gather(self.x)
+        else:
+            vectors = self.reconstructed
+            sparse = top_k_chunks(self.x - vectors[exchange.shard, exchange.group_index], exchange.delta_fraction,
+                                  CHECKPOINT_DELTA_CHUNK)
+            positions = sparse.positions()
+            offsets = positions - sparse.indices.to(torch.int64)     # each entry's chunk start
+            indices, values = self._gather(sparse.indices), self._gather(self.x[positions])
+            rows = vectors.view(-1, self.shard_size)
+            rows.scatter_(1, indices.view(rows.shape[0], -1).to(torch.int64) + offsets, values.view(rows.shape[0], -1))
+        for row, shard, part, at in self.teacher_copies:
+            part.copy_(vectors[shard, row, at:at + part.numel()])
+        for flat in exchange.teacher_flats:
+            flat.drain()
 
 
 class ShardedCheckpointExchange(CheckpointExchange):
@@ -353,8 +464,9 @@ class ShardedCheckpointExchange(CheckpointExchange):
     model's shards travel too: one collective per chunk). Vectors are zero-padded to a multiple of
     k (at most k-1 values, counted)."""
 
-    def __init__(self, groups, counter, period, group_index, model, teachers):
-        super().__init__(groups, counter, period, group_index, model, teachers, sharded=True)
+    def __init__(self, groups, counter, period, group_index, model, teachers, bits=32, delta_fraction=None):
+        super().__init__(groups, counter, period, group_index, model, teachers, sharded=True, bits=bits,
+                         delta_fraction=delta_fraction)
 
 
 class FrozenTeachers:
@@ -397,13 +509,20 @@ CHECKPOINT_EXCHANGES = {"checkpoints": CheckpointExchange, "sharded_checkpoints"
 
 
 def make_exchange(kind, groups, counter, group_index, period=1, prediction_bits=None, model=None, teachers=(),
-                  prediction_topk=None):
+                  prediction_topk=None, checkpoint_bits=32, checkpoint_delta_fraction=None):
     """An exchange from plain values. kind: one of EXCHANGES; groups: this rank's ProcessGroups;
     group_index: its model group. Predictions travel as PredictionExchange's `bits` and `topk`
     say (prediction_bits, prediction_topk). (Sharded) checkpoints need the rank's `model` and
-    `teachers`, one fresh module per other model group, in group order (teachers.build_teachers)."""
+    `teachers`, one fresh module per other model group, in group order (teachers.build_teachers),
+    and travel as CheckpointExchange's `bits` and `delta_fraction` say (checkpoint_bits,
+    checkpoint_delta_fraction)."""
+    check_checkpoint_compression(checkpoint_bits, checkpoint_delta_fraction)
     if kind == "predictions":
+        if checkpoint_bits != 32 or checkpoint_delta_fraction is not None:
+            raise ValueError(f"checkpoint_bits={checkpoint_bits!r} and checkpoint_delta_fraction="
+                             f"{checkpoint_delta_fraction!r} apply to checkpoint exchanges only (exchange {kind!r})")
         return PredictionExchange(groups, counter, period, group_index, prediction_bits, prediction_topk)
     if kind in CHECKPOINT_EXCHANGES:
-        return CHECKPOINT_EXCHANGES[kind](groups, counter, period, group_index, model, list(teachers))
+        return CHECKPOINT_EXCHANGES[kind](groups, counter, period, group_index, model, list(teachers),
+                                          bits=checkpoint_bits, delta_fraction=checkpoint_delta_fraction)
     raise ValueError(f"exchange {kind!r} is not one of {EXCHANGES}")

@@ -26,10 +26,20 @@ def check_method(method, schema, problems):
     if schema is Codistill:
         if method["prediction_bits"] != 32 and method["exchange"] != "predictions":
             problems.append(f"method.prediction_bits={method['prediction_bits']!r} applies to method.exchange="
-                            "predictions only (checkpoints send the parameters in their own dtype); leave it at 32")
+                            "predictions only (checkpoints: method.checkpoint_bits); leave it at 32")
         if method["prediction_topk"] is not None and method["exchange"] != "predictions":
             problems.append(f"method.prediction_topk={method['prediction_topk']!r} applies to method.exchange="
                             "predictions only (checkpoints send parameters, not logits); leave it null")
+        compressed = [f"method.{key}={method[key]!r}" for key, plain in (("checkpoint_bits", 32),
+                                                                         ("checkpoint_delta_fraction", None))
+                      if method[key] != plain]
+        if compressed and (method["exchange"] == "predictions" or method["transport"] == "files"):
+            problems.append(f"{' and '.join(compressed)}: compresses checkpoints exchanged through collectives only "
+                            f"(method.exchange=checkpoints or sharded_checkpoints, method.transport=collectives; got "
+                            f"{method['exchange']!r} through {method['transport']!r})")
+        if len(compressed) == 2:
+            problems.append(f"{' and '.join(compressed)}: one or the other (checkpoints travel quantised or as sparse "
+                            "deltas, not both); leave one at its default")
         if method["transport"] == "files" and method["exchange"] != "checkpoints":
             problems.append(f"method.transport=files: models in separate jobs exchange checkpoints through files; "
                             f"method.exchange={method['exchange']!r} needs every model in one world "
@@ -102,6 +112,10 @@ def check_models(workload, method, problems):
                             f"{workload.get('num_classes')!r}: codistilled models must predict the same classes")
 
 
+# Workloads whose models have 4-D (convolution) weights, which torch.optim.Muon (method=muloco) refuses.
+CONVOLUTIONAL_WORKLOADS = ("imagenet", "cifar10")
+
+
 def check_own_method_workload(container, translation, problems):
     """PowerSGD, local SGD and DiLoCo train copies of one model in this engine (vision); two_phase is
     this engine's too."""
@@ -117,6 +131,14 @@ def check_own_method_workload(container, translation, problems):
     elif container["workload"]["models"] is not None:
         problems.append(f"workload.models: {name} averages copies of one model; per-model architectures are for "
                         "method=codistill or independent (set workload.models=null)")
+    method = container["method"]
+    if name == "sparseloco" and method["top_k"] > method["chunk_size"] ** 2:
+        problems.append(f"method.top_k={method['top_k']}: at most a chunk's method.chunk_size^2 = "
+                        f"{method['chunk_size'] ** 2} values can be kept")
+    if name == "muloco" and container["workload"]["name"] in CONVOLUTIONAL_WORKLOADS:
+        problems.append(f"method.name='muloco' with workload {container['workload']['name']!r}: torch.optim.Muon "
+                        "takes 2-D parameters only and this workload's model has convolutions (MuLoCo's code "
+                        "flattens them; not done here); use a workload of linear layers (clusters_resnet, digits_mlp)")
 
 
 def check_torchft(container, problems):

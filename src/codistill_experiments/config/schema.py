@@ -19,10 +19,10 @@ from typing import Any, ClassVar, List, Optional
 
 from omegaconf import MISSING
 
-from codistill import (ALPHA_SCHEDULES, DISTILL_LOSSES, EXCHANGES, LR_KINDS, PREDICTION_BITS, SNAPSHOT_MODES,
-                       TRANSPORTS)
+from codistill import (ALPHA_SCHEDULES, CHECKPOINT_BITS, DISTILL_LOSSES, EXCHANGES, LR_KINDS, PREDICTION_BITS,
+                       SNAPSHOT_MODES, TRANSPORTS)
 
-from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, SCENARIOS
+from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, OUTER_AGGREGATES, OUTER_BITS, SCENARIOS
 from .job_schema import Job
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Numbers, Rule, named, spec
 from .tabular_schema import Criteo, CriteoMini
@@ -66,6 +66,10 @@ class Codistill(Method):
     period: int = spec(PERIOD)
     prediction_bits: int = spec(choices=PREDICTION_BITS, why="logits travel as float32, float16 or int8")
     prediction_topk: Optional[int] = spec(COUNT, why="null sends every logit; k sends each example's k largest")
+    checkpoint_bits: int = spec(choices=CHECKPOINT_BITS, why="32 sends checkpoints as they are; 8, 4, 2 quantise "
+                                "them per block")
+    checkpoint_delta_fraction: Optional[Number] = spec(above=0, at_most=1, why="null sends whole checkpoints; f the "
+                                                       "fraction of each chunk's values a sparse delta sends")
     loss: str = spec(choices=DISTILL_LOSSES)
     temperature: Number = spec(above=0, why="kl and soft_ce divide the logits by it")
     alpha: Number = spec(NON_NEGATIVE)
@@ -146,8 +150,33 @@ class PowerSGD(Method):
     warm_start: bool = MISSING
 
 
+@dataclass
+class CompressedDiLoCo(DiLoCo):
+    """sparseloco and muloco (vision/compressed_diloco.py): DiLoCo whose outer gradient travels
+    compressed, `bits` per value, with error feedback of decay `error_decay`."""
+    error_decay: Number = spec(FRACTION, why="beta of e <- beta e + Delta (0: no error feedback)")
+    bits: int = spec(choices=OUTER_BITS, why="quantize_blocks' bits (32: float32)")
+    range_sigmas: Number = spec(POSITIVE, why="the quantiser's codes span this many standard deviations")
+
+
+@dataclass
+class SparseLoCo(CompressedDiLoCo):
+    name: str = method_name("sparseloco")
+    top_k: int = spec(COUNT, why="values kept per chunk of chunk_size x chunk_size (at most chunk_size^2)")
+    chunk_size: int = spec(COUNT, why="the side of SparseLoCo's 2-D chunks")
+    aggregate: str = spec(choices=OUTER_AGGREGATES)
+
+
+@dataclass
+class MuLoCo(CompressedDiLoCo):
+    name: str = method_name("muloco")
+    requantize: bool = MISSING
+    inner_lr_scale: Number = spec(POSITIVE, why="Muon's and AdamW's learning rate is the schedule's x this")
+    muon_momentum: Number = spec(FRACTION)
+
+
 METHODS = {schema.name: schema for schema in (Allreduce, Codistill, Independent, PowerSGD, LocalSGD, DiLoCo,
-                                              StreamingDiLoCo, TwoPhase)}
+                                              StreamingDiLoCo, TwoPhase, SparseLoCo, MuLoCo)}
 
 
 # ----- scale

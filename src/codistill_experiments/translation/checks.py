@@ -65,6 +65,10 @@ def check_method(method, problems):
     if method["exchange"] != "checkpoints":
         problems.append(f"method.exchange={method['exchange']!r}: translation models exchange checkpoints "
                         "(through files, every method.period updates); use method.exchange=checkpoints")
+    for key, plain in (("checkpoint_bits", 32), ("checkpoint_delta_fraction", None)):
+        if method.get(key, plain) != plain:
+            problems.append(f"method.{key}={method[key]!r}: the fairseq models exchange whole checkpoints through "
+                            "files (compressed checkpoints travel through collectives only); leave it at its default")
     if method.get("transport", "collectives") != "collectives":
         problems.append("method.transport: each translation model is already its own fairseq job exchanging "
                         "checkpoints through files (leave method.transport at its default; method.snapshot_mode "

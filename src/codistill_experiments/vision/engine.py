@@ -199,6 +199,7 @@ def build_codistiller(cfg, layout, groups, counter, model, workload, memory_form
                        loss=method.loss, temperature=method.temperature, burn_in_steps=method.burn_in_steps,
                        prediction_bits=method.prediction_bits, make_teacher=make_teacher,
                        groups=groups, counter=counter, prediction_topk=method.prediction_topk,
+                       checkpoint_bits=method.checkpoint_bits, checkpoint_delta_fraction=method.checkpoint_delta_fraction,
                        peer_check_every=peer_check_every(model))
 
 

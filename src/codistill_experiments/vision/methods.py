@@ -8,7 +8,10 @@ engine's layout (n model groups of k ranks, DDP inside a group):
 - diloco (Douillard et al. 2023): H inner updates, then an outer Nesterov SGD step on the average
   over groups of the parameter change, applied to a global copy that every group then loads;
 - streaming_diloco (Douillard et al. 2025): torchft's DiLoCo, by fragments, with overlap
-  (streaming_diloco.py; torchft is the optional extra `codistill[torchft]`).
+  (streaming_diloco.py; torchft is the optional extra `codistill[torchft]`);
+- sparseloco (Sarfi et al. 2025) and muloco (Thérien et al. 2025): DiLoCo whose outer gradient
+  travels compressed (top-k per chunk, low-bit values) with error feedback; MuLoCo's inner
+  optimizer is Muon (compressed_diloco.py).
 
 The engine calls each method at five points: `wrap(model)` (what trains: DDP with the method's
 comm hook, or the bare model), `attach(optimizer)` once the inner optimizer exists,
@@ -37,6 +40,7 @@ from torch.distributed.algorithms.model_averaging.utils import get_params_to_ave
 from codistill import Layout, flat_parameters, load_flat_parameters, tensor_bits, wrap_data_parallel
 
 from ..names import GLOBAL_BATCH_METHODS
+from .compressed_diloco import MuLoCoCompression, SparseLoCoCompression
 
 
 class OwnOptimizer:
@@ -77,6 +81,10 @@ def build_method(method_cfg, layout, groups, counter):
         from .streaming_diloco import StreamingDiLoCo   # torchft: an optional extra
 
         return StreamingDiLoCo(method_cfg, layout, groups, counter)
+    if name == "sparseloco":
+        return SparseLoCo(method_cfg, groups, counter)
+    if name == "muloco":
+        return MuLoCo(method_cfg, groups, counter)
     return GroupDataParallel(groups, counter)
 
 
@@ -261,12 +269,22 @@ class DiLoCo(OwnOptimizer):
         if step % self.period:
             return
         change = torch.cat([g.reshape(-1) for g in self.global_params]) - flat_parameters(self.model)
+        self.outer_step(self.average_over_groups(change))
+
+    def average_over_groups(self, change):
+        """The outer gradient the outer optimizer takes, from this group's `change` (global copy -
+        its parameters, flat): their average over groups, one all_reduce among peers (2 b_model).
+        compressed_diloco.py's methods send it compressed instead."""
         change /= self.n_groups
         dist.all_reduce(change, group=self.groups.peers)
         self.counter.charge_all_reduce(tensor_bits(change), self.groups.peers_span_nodes)
+        return change
+
+    def outer_step(self, gradient):
+        """The outer optimizer's step on the global copy with `gradient` (flat), which every group loads."""
         offset = 0
         for parameter in self.global_params:
-            parameter.grad = change[offset:offset + parameter.numel()].view_as(parameter)
+            parameter.grad = gradient[offset:offset + parameter.numel()].view_as(parameter)
             offset += parameter.numel()
         self.outer.step()
         load_flat_parameters(torch.cat([g.reshape(-1) for g in self.global_params]), self.model)
@@ -282,3 +300,14 @@ class DiLoCo(OwnOptimizer):
                 parameter.copy_(saved["global"][offset:offset + parameter.numel()].view_as(parameter))
                 offset += parameter.numel()
         self.outer.load_state_dict(saved["outer"])
+
+
+class SparseLoCo(SparseLoCoCompression, DiLoCo):
+    """Sarfi et al. 2025 (arXiv 2508.15706): DiLoCo whose outer gradient travels as the top_k
+    values of each chunk in `bits` bits, with error feedback in place of the outer momentum
+    (compressed_diloco.py)."""
+
+
+class MuLoCo(MuLoCoCompression, DiLoCo):
+    """Thérien et al. 2025 (arXiv 2505.23725): DiLoCo with a Muon inner optimizer and the outer
+    gradient in `bits` bits per value of each row, with error feedback (compressed_diloco.py)."""
