@@ -369,8 +369,67 @@ def test_top_k_beyond_a_chunk_is_refused():
 
 @pytest.mark.parametrize("overrides, message", [
     (["method=sparseloco", "method.top_k=4097"], r"method\.top_k=4097: at most a chunk's method\.chunk_size\^2 = 4096"),
-    (["method=muloco", "workload=imagenet_resnet50", "dry_run=true"], r"torch\.optim\.Muon takes 2-D parameters only"),
 ])
 def test_what_would_fail_at_the_start_of_a_run_is_refused_when_the_job_is_composed(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         compose_job(overrides, tmp_path, quick=False)
+
+
+class ConvNet(torch.nn.Module):
+    """A convolution (4-D weight, kept channels_last), then an output layer."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(2, 4, 3, padding=1).to(memory_format=torch.channels_last)
+        self.head = torch.nn.Linear(4 * 4 * 4, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).flatten(1))
+
+
+def train_conv(rank, groups, kind, results):
+    """8 updates of a convolution network: MuLoCo at 32 bits, or DiLoCo with torch's Muon stepping the
+    convolution's weight as its (out, in x kh x kw) matrix by hand and AdamW the rest."""
+    counter, model = CommCounter(), ConvNet()
+    shell = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    if kind == "reference":
+        method = DiLoCo(muloco(32), groups, counter)
+        method.wrap(model)
+        matrix = torch.nn.Parameter(model.conv.weight.detach().reshape(4, 18).clone())
+        muon = torch.optim.Muon([matrix], lr=0.05, weight_decay=1e-3, momentum=0.9, nesterov=False,
+                                adjust_lr_fn="spectral_unclamped")
+        adamw = torch.optim.AdamW([model.conv.bias, model.head.weight, model.head.bias], lr=0.05, betas=(0.9, 0.99),
+                                  eps=1e-8, weight_decay=1e-3)
+    else:
+        method = MuLoCo(muloco(32), groups, counter)
+        method.wrap(model)
+        method.attach(shell)
+    data = torch.Generator().manual_seed(rank)
+    for step in range(1, 9):
+        x, y = torch.randn(8, 2, 4, 4, generator=data), torch.randint(0, 3, (8,), generator=data)
+        shell.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        if kind == "reference":
+            with torch.no_grad():
+                matrix.copy_(model.conv.weight.reshape(4, 18))
+            matrix.grad = model.conv.weight.grad.reshape(4, 18)
+            muon.step()
+            adamw.step()
+            with torch.no_grad():
+                model.conv.weight.copy_(matrix.view(4, 2, 3, 3))
+        else:
+            shell.step()
+        method.after_update(step)
+    results[(kind, rank)] = [p.detach().clone() for p in model.parameters()]
+
+
+def test_muloco_steps_a_convolution_as_its_flattened_matrix():
+    """MuLoCo's code flattens a convolution's weight for Muon; torch's Muon takes 2-D parameters only."""
+    results = mp.Manager().dict()
+    for kind in ("reference", 32):
+        run_ranks(train_conv, kind, results)
+    for rank in (0, 1):
+        for mine, theirs in zip(results[(32, rank)], results[("reference", rank)]):
+            assert torch.equal(mine, theirs)
+        assert not torch.equal(results[(32, rank)][0], ConvNet().conv.weight.detach())   # it trained

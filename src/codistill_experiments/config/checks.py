@@ -112,10 +112,6 @@ def check_models(workload, method, problems):
                             f"{workload.get('num_classes')!r}: codistilled models must predict the same classes")
 
 
-# Workloads whose models have 4-D (convolution) weights, which torch.optim.Muon (method=muloco) refuses.
-CONVOLUTIONAL_WORKLOADS = ("imagenet", "cifar10")
-
-
 def check_own_method_workload(container, translation, problems):
     """PowerSGD, local SGD and DiLoCo train copies of one model in this engine (vision); two_phase is
     this engine's too."""
@@ -135,10 +131,6 @@ def check_own_method_workload(container, translation, problems):
     if name == "sparseloco" and method["top_k"] > method["chunk_size"] ** 2:
         problems.append(f"method.top_k={method['top_k']}: at most a chunk's method.chunk_size^2 = "
                         f"{method['chunk_size'] ** 2} values can be kept")
-    if name == "muloco" and container["workload"]["name"] in CONVOLUTIONAL_WORKLOADS:
-        problems.append(f"method.name='muloco' with workload {container['workload']['name']!r}: torch.optim.Muon "
-                        "takes 2-D parameters only and this workload's model has convolutions (MuLoCo's code "
-                        "flattens them; not done here); use a workload of linear layers (clusters_resnet, digits_mlp)")
 
 
 def check_torchft(container, problems):

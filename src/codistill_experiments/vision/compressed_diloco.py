@@ -248,7 +248,7 @@ class MuLoCoCompression(CompressedOuterGradient):
         self.requantize = method_cfg["requantize"]
         self.bits, self.range_sigmas = method_cfg["bits"], method_cfg["range_sigmas"]
         self.inner_lr_scale, self.muon_momentum = method_cfg["inner_lr_scale"], method_cfg["muon_momentum"]
-        self.muon = self.adamw = None
+        self.muon = self.adamw = self.matrices = None
 
     def codec(self, index, shape, shapes):
         return RowCodec(shape, self.bits, self.range_sigmas, len(shape) < 2 or index == output_layer(shapes))
@@ -257,15 +257,16 @@ class MuLoCoCompression(CompressedOuterGradient):
         trainable = super().wrap(model)
         parameters = list(model.parameters())
         shapes = [p.shape for p in parameters]
-        if any(len(shape) > 2 for shape in shapes):
-            raise ValueError("method=muloco: torch.optim.Muon takes 2-D parameters only, and this model has "
-                             f"{[tuple(s) for s in shapes if len(s) > 2]} (MuLoCo's code flattens them); use a "
-                             "workload of linear layers (digits_mlp, clusters_resnet)")
         head = output_layer(shapes)
-        matrices = [p for index, p in enumerate(parameters) if len(p.shape) == 2 and index != head]
-        others = [p for index, p in enumerate(parameters) if len(p.shape) != 2 or index == head]
-        self.muon = torch.optim.Muon(matrices, lr=0.0, weight_decay=0.0, momentum=self.muon_momentum,
-                                     nesterov=False, adjust_lr_fn="spectral_unclamped")
+        hidden = [p for index, p in enumerate(parameters) if len(p.shape) >= 2 and index != head]
+        others = [p for index, p in enumerate(parameters) if len(p.shape) < 2 or index == head]
+        # torch's Muon takes 2-D parameters: a convolution's weight (out, in, kh, kw) steps as its
+        # (out, in x kh x kw) matrix, as MuLoCo's code flattens it, through a 2-D copy (a view would
+        # not survive channels_last); a 2-D weight is its own matrix.
+        self.matrices = [(p, p if p.dim() == 2 else torch.nn.Parameter(p.detach().reshape(p.shape[0], -1).clone()))
+                         for p in hidden]
+        self.muon = torch.optim.Muon([matrix for _, matrix in self.matrices], lr=0.0, weight_decay=0.0,
+                                     momentum=self.muon_momentum, nesterov=False, adjust_lr_fn="spectral_unclamped")
         self.adamw = torch.optim.AdamW(others, lr=0.0, betas=ADAMW_BETAS, eps=ADAMW_EPS, weight_decay=0.0)
         return trainable
 
@@ -276,10 +277,19 @@ class MuLoCoCompression(CompressedOuterGradient):
 
     def inner_step(self, optimizer, args, kwargs):
         group = optimizer.param_groups[0]
+        flattened = [(parameter, matrix) for parameter, matrix in self.matrices if matrix is not parameter]
+        with torch.no_grad():
+            for parameter, matrix in flattened:
+                matrix.copy_(parameter.reshape(matrix.shape))
+                matrix.grad = None if parameter.grad is None else parameter.grad.reshape(matrix.shape)
         for inner in (self.muon, self.adamw):
             for own in inner.param_groups:
                 own["lr"], own["weight_decay"] = group["lr"] * self.inner_lr_scale, group["weight_decay"]
             inner.step()
+        with torch.no_grad():
+            for parameter, matrix in flattened:
+                parameter.copy_(matrix.view(parameter.shape))
+                matrix.grad = None
         for parameter in self.model.parameters():
             parameter.grad = None
 
