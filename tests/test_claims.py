@@ -3,6 +3,8 @@ chosen mean and standard error over three seeds: final values mean - se√3, mea
 (standard deviation se√3, so the standard error over 3 seeds is exactly se). Every expected
 noise, margin and share below is worked out by hand in the test."""
 import math
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -501,3 +503,52 @@ def test_claims_that_test_the_same_runs_the_same_way_are_one_comparison(tmp_path
     assert ("Of the 1 comparisons testable at mini scale in which codistillation should come within a margin of "
             "all_reduce, 1 hold") in bottom
     assert bottom.count(". ") + 1 <= 5   # at most five sentences
+
+
+def curve_logs(root, groups):
+    """groups: {name: (config changes, [mean top-1 at steps 10, 20, 30], bits per update)}: three
+    seeds at mean - SE√3, mean, mean + SE√3 at every step (s.e. exactly SE, as `finals`), at paper
+    scale so that the tolerance is the check's own."""
+    entries = []
+    for name, (changes, curve, bits) in groups.items():
+        for seed, offset in enumerate((-SE * math.sqrt(3), 0.0, SE * math.sqrt(3))):
+            run_id = f"{name}-{seed}"
+            cfg = config(seed, **{"scale.name": "paper", "workload.train_size": 1297, **changes})
+            records = [eval_record(10 * (i + 1), 0, val_top1=value + offset, comm_bits_inter_node=10 * (i + 1) * bits,
+                                   val_samples=SAMPLES) for i, value in enumerate(curve)]
+            write_run(root, run_id, cfg, records, "frontier")
+            entries.append((run_id, [*(f"{k}={v}" for k, v in changes.items()), f"seed={seed}"]))
+    write_manifest(root, "frontier", entries, "paper")
+    return registry.load(registry.SPECS["frontier"], root, "paper")
+
+
+TO_TARGET = claim({**FEWEST_BITS["check"], "cost": "bits_to_target"})
+
+
+def test_bits_to_target_prices_a_cheap_but_slow_method_by_the_bits_it_needs():
+    """Codistillation sends 100 bits per update and reaches 77.5 (all_reduce 78.0 - 0.5) at step 10:
+    1,000 bits. Local SGD sends 50 per update, 2x fewer, but its mean curve reaches 77.5 only at
+    step 30: 1,500 bits. Per update local SGD is cheaper (bits_per_iteration: it holds for neither
+    codistillation); read to the target, codistillation needs fewer."""
+    with tempfile.TemporaryDirectory() as folder:
+        groups = {"ar": (ALLREDUCE, [70.0, 76.0, 78.0], 1e6),
+                  "c1": ({"method.name": "codistill", "method.period": 1}, [79.5, 79.5, 79.5], 100.0),
+                  "l32": ({"method.name": "localsgd", "method.period": 32}, [60.0, 70.0, 79.5], 50.0),
+                  "i": (INDEPENDENT, [FAR_CONTROL] * 3, 0.0)}
+        data = curve_logs(Path(folder) / "a", groups)
+        to_target = evaluate(TO_TARGET, data)
+        per_update = evaluate(FEWEST_BITS, curve_logs(Path(folder) / "b", groups))
+    assert to_target.status == HOLDS and "codistillation: period=1 at 1e+03" in to_target.reproduced
+    assert "local SGD: period=32 at 1.5e+03" in to_target.reproduced
+    assert per_update.status == FAILS   # per update, local SGD's 50 bits beat codistillation's 100
+
+
+def test_a_share_of_all_reduce_sets_the_tolerance_at_both_scales(tmp_path):
+    """share_of_b 0.99: the tolerance is 1 % of all_reduce's 78.0 = 0.78, the target 77.22."""
+    groups = {"ar": (ALLREDUCE, [70.0, 76.0, 78.0], 1e6),
+              "c1": ({"method.name": "codistill", "method.period": 1}, [77.3, 79.5, 79.5], 100.0),
+              "l32": ({"method.name": "localsgd", "method.period": 32}, [60.0, 70.0, 79.5], 50.0),
+              "i": (INDEPENDENT, [FAR_CONTROL] * 3, 0.0)}
+    outcome = evaluate(claim({**TO_TARGET["check"], "share_of_b": 0.99}), curve_logs(tmp_path, groups))
+    assert "1% of 78.000 = 0.780" in outcome.reproduced
+    assert "codistillation: period=1 at 1e+03" in outcome.reproduced   # 77.3 >= 77.22 at step 10

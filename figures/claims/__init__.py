@@ -29,7 +29,10 @@ the bound are for each check kind:
               weight decay costs); `better: lower` for a loss, whose target lies below its base
 - fewest_bits: of `candidates` (each a labelled group with its knob `by`), the `expect` ones
               reach mean(b) - tolerance (as `at_least`, beating the alpha = 0 control) at a lower
-              `cost` than any other candidate possibly does (rule.cheapest; frontier)
+              `cost` than any other candidate possibly does (rule.cheapest; frontier). `cost:
+              bits_to_target` reads each setting's cost from its seed-mean curve: the bits sent by
+              the first evaluation at or above mean(b) - tolerance (to_target.py); `share_of_b:
+              0.99` sets the tolerance to 1 % of mean(b) at both scales
 - configured_ratio: decided from the paper's configs alone, without a run (configured.py): the
               bits per update of job `a` are at least `min_ratio` times those of job `b`
 

@@ -5,6 +5,7 @@ margins each judges, decided by the verdict rule (rule.py), the alpha = 0 contro
 from .control import capped, control_note, decided, equivalence_sides, find_control, over_control
 from .groups import NotRun, fewest_seeds, fmt, group_stats
 from .noise import margin_for, noise_of
+from .to_target import BITS_TO_TARGET, bits_to_target
 from .rule import (EQUIVALENCE_OPS, HOLDS, INCONCLUSIVE, cheapest, decision, every, interval_verdict, ratio_verdict,
                    reaches, recovers, some, value_margin)
 
@@ -132,8 +133,12 @@ def _reaching(records, candidate, b, control, metric, cost, tolerance):
     """[(cost, knob value, verdict of reaching b's metric within tolerance while beating the control,
     seeds)] of one candidate's settings, cheapest first."""
     by = candidate.get("by")
-    stats, costs = group_stats(records, candidate["group"], metric, by), group_stats(records, candidate["group"], cost, by)
-    rows = [(costs[k].mean, k, reaches(s.mean - b.mean, noise_of(metric, (1, s), (-1, b)).width, tolerance,
+    stats = group_stats(records, candidate["group"], metric, by)
+    if cost == BITS_TO_TARGET:   # read from each setting's curve where it reaches what the verdict asks
+        costs = bits_to_target(records, candidate["group"], metric, b.mean - tolerance, by)
+    else:
+        costs = {k: s.mean for k, s in group_stats(records, candidate["group"], cost, by).items()}
+    rows = [(costs[k], k, reaches(s.mean - b.mean, noise_of(metric, (1, s), (-1, b)).width, tolerance,
                                        over_control(s, control, metric)), s.seeds)
             for k, s in stats.items()]
     return sorted(rows, key=lambda row: row[0])
@@ -147,7 +152,11 @@ def reaching_rows(records, check, metric, context):
     """({candidate label: _reaching rows}, all_reduce's Stat, the control, tolerance, how it was set)
     of a fewest_bits check: which settings of each method reach all_reduce while beating the control."""
     b = group_stats(records, check["b"], metric)[None]
-    tolerance, how = margin_for(check, "tolerance", context, records, metric)
+    if "share_of_b" in check:   # reach this share of b's final mean (0.99: within 1 %), at both scales
+        tolerance = (1 - check["share_of_b"]) * b.mean
+        how = f"{1 - check['share_of_b']:.0%} of {b.mean:.3f} = {tolerance:.3f}"
+    else:
+        tolerance, how = margin_for(check, "tolerance", context, records, metric)
     control = find_control(records, check, metric, {}, b, "at_least")
     tolerance, how = capped(tolerance, how, control, context.scale)
     rows = {}

@@ -119,8 +119,13 @@ def group_stats(records, group, metric, by=None):
         per_run = per_run[_matches(_column(per_run, group["best_over"]), best)]
     if by is None:
         return {None: seed_mean(per_run)}
-    keys = pd.to_numeric(_column(per_run, by), errors="coerce")
-    return {key: seed_mean(part) for key, part in per_run.groupby(keys)}
+    return {key: seed_mean(part) for key, part in per_run.groupby(setting_keys(per_run, by))}
+
+
+def setting_keys(frame, by):
+    """Each row's value of a group's knob `by` (a config key or derived column), as a number: the
+    settings a group is split into (group_stats, to_target.bits_to_target)."""
+    return pd.to_numeric(_column(frame, by), errors="coerce")
 
 
 def fmt(stat, digits=3):

@@ -14,7 +14,10 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from .groups import NotRun, select, setting_keys
+
 BITS = "comm_bits_inter_node"   # cumulative bits each device sent between servers (the engine's counter)
+BITS_TO_TARGET = "bits_to_target"   # a fewest_bits check's cost read here, not from a logged column
 
 
 class ToTarget(NamedTuple):
@@ -84,3 +87,14 @@ def table(settings, metric, final_mean, shares=(1.0, 0.99), bits=BITS):
             row[f"to {share:.0%}"] = to_target(records, metric, target, bits)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def bits_to_target(records, group, metric, target, by=None):
+    """{knob value (or None): bits} of a claim's group split by `by`: each setting's ToTarget.bits
+    (inf where its seed-mean curve never reaches `target`)."""
+    selected = select(records, group)
+    if selected.empty:
+        raise NotRun(f"no finished run matches {group}")
+    if by is None:
+        return {None: to_target(selected, metric, target).bits}
+    return {key: to_target(part, metric, target).bits for key, part in selected.groupby(setting_keys(selected, by))}
