@@ -6,6 +6,8 @@ arm's settings ranked by final top-1 on the training samples held out of trainin
   the best runs in the frontier sweep.
 - baseline_tuning (sweeps/baseline_tuning.yaml): the base learning rate of all_reduce, codistillation
   (predictions, checkpoints) and the alpha = 0 control; the best runs in sweeps/tuned_baselines.yaml.
+- frontier_regime (sweeps/frontier_regime.yaml): the base learning rate of the frontier regime's 0-bit
+  control (8 groups that never communicate); the best runs in the same sweep (`make regime` checks it).
 
     python -m figures.tuning [--sweep frontier_tuning] [--results paper/logs] [--scale mini]
 """
@@ -31,14 +33,23 @@ def exchange_arm(run):
 
 # sweep -> (what an arm is, {method: the keys it tunes} or the keys every arm tunes)
 BUDGETS = {"frontier_tuning": (method_arm, TUNED),
-           "baseline_tuning": (exchange_arm, ["schedule.lr.base"])}
+           "baseline_tuning": (exchange_arm, ["schedule.lr.base"]),
+           "frontier_regime": (method_arm, ["schedule.lr.base"])}
+
+
+def held_out_runs(records):
+    """The tuning runs: those that hold training samples out (data.holdout), where a sweep also has
+    runs that do not (frontier_regime's baselines); every run where no record says."""
+    if "cfg.data.holdout" not in records:
+        return records
+    return records[pd.to_numeric(records["cfg.data.holdout"], errors="coerce").fillna(0) > 0]
 
 
 def ranking(records, sweep="frontier_tuning"):
     """One row per tuning run: its arm, its tuned settings, held-out samples and final held-out top-1,
     best first within each arm; `best` marks each arm's chosen setting."""
     arm_of, tuned = BUDGETS[sweep]
-    per_run = final_per_run(records, "val_top1")
+    per_run = final_per_run(held_out_runs(records), "val_top1")
     rows = []
     for _, run in per_run.iterrows():
         keys = tuned.get(run["cfg.method.name"], []) if isinstance(tuned, dict) else tuned

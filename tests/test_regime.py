@@ -14,10 +14,13 @@ from codistill_experiments.vision import workloads
 from figures.regime import runs
 from figures.regime.check import main, run_check
 from figures.regime.cost import EVERY
+from figures.regime.frontier import FRONTIER
 from figures.regime.models import check_models, model_structure
 from figures.regime.verdicts import DECLARED, FAILS, HOLDS, INFO, MISSING, matches, read_declarations
 from figures.regime.vision import PAPER_SHRINK, check_data, total_shrink
 from test_collect import write_manifest, write_run
+from test_regime_frontier import SECONDS as FRONTIER_SECONDS
+from test_regime_frontier import write_frontier
 
 SCHEDULES = {
     "goyal_step": {"name": "goyal_step", "epochs": 90, "momentum": 0.9,
@@ -177,7 +180,10 @@ def write_translation(root, sweep_id, curves):
     write_manifest(root, sweep_id, entries)
 
 
-def write_tree(root, digits_in_fig2=False, fig4_codistill=flat_nll, overfit=overfit_nll, regime_sweep=True):
+def write_tree(root, digits_in_fig2=False, fig4_codistill=flat_nll, overfit=overfit_nll, regime_sweep=True,
+               frontier=True):
+    if frontier:   # the frontier regime's runs, built to meet its invariants (test_regime_frontier.py)
+        write_frontier(root)
     if regime_sweep:
         write_manifest(root, "regime", write_regime(root, STANDIN, STANDIN_TOP1, 0.5, val_samples=6000)
                        + write_regime(root, DIGITS, DIGITS_TOP1, 1.0))
@@ -251,7 +257,7 @@ def test_each_invariant_holds_on_a_standin_built_for_it_and_fails_on_digits_numb
                 assert state == INFO
             else:
                 assert state == (HOLDS if name == "regime_test" else FAILS), (name, invariant)
-    assert outcome.gated == {"regime_test", "digits_mlp", "translation_mini", EVERY}
+    assert outcome.gated == {"regime_test", "digits_mlp", "translation_mini", EVERY, FRONTIER}
     assert outcome.status == 1
 
 
@@ -262,7 +268,7 @@ def test_translation_invariants_hold_on_flattened_and_overfitting_curves(tmp_pat
     overfits, state = outcome.verdicts[("translation_mini", "overfits")]
     assert state == HOLDS and overfits.value == pytest.approx(1e-4 * 40 ** 2)   # final (100) - min (60)
     # digits is not Figure 2's stand-in here: shown, not judged; everything gated holds
-    assert outcome.gated == {"regime_test", "translation_mini", EVERY}
+    assert outcome.gated == {"regime_test", "translation_mini", EVERY, FRONTIER}
     assert outcome.verdicts[("digits_mlp", "fig2_cost")][1] == MISSING
     # the chosen weight decay: Figure 2's recipe where it has the workload, else the regime's default
     assert "regime_test: chosen weight-decay multiplier (workload.weight_decay_scale) 0.5 (read from fig2's" in outcome.text
@@ -372,7 +378,8 @@ def test_the_cost_of_every_sweep_sums_each_runs_training_time_once(tmp_path, doc
     write_manifest(root, "fig16", shared)       # a second sweep naming a run of fig2: counted once
     regime_runs = 4 * 3 + 3 + 4 * 3 + 3       # regime_test's and digits' all_reduce and alpha = 0 runs, 1 s each
     translation_runs = 2 * 2 * 3               # fig4 and iwslt_overfit: 2 methods x 3 seeds, 1 s each
-    minutes = (regime_runs + translation_runs + 4 * FIG2_SECONDS["regime_test"]) / 60
+    frontier_seconds = 3 * FRONTIER_SECONDS["allreduce"] + 12 * FRONTIER_SECONDS["localsgd"]   # frontier_regime's
+    minutes = (regime_runs + translation_runs + frontier_seconds + 4 * FIG2_SECONDS["regime_test"]) / 60
     check, state = run_check(root, docs).verdicts[(EVERY, "reproduce_all_cost")]
     assert check.value == pytest.approx(minutes) and state == HOLDS
     long = root / "runs" / "regime_test-fig2-0" / "metrics.jsonl"
@@ -384,3 +391,25 @@ def test_the_cost_of_every_sweep_sums_each_runs_training_time_once(tmp_path, doc
     declare(docs, [(EVERY, "reproduce_all_cost", f"{minutes:.0f}", "2 cores cannot")])
     outcome = run_check(root, docs)
     assert outcome.verdicts[(EVERY, "reproduce_all_cost")][1] == DECLARED
+
+
+def test_the_regime_check_gates_the_frontier_regime(tmp_path, docs):
+    outcome = run_check(write_tree(tmp_path / "logs"), docs)   # with the frontier regime's runs (write_frontier)
+    assert FRONTIER in outcome.gated
+    assert {outcome.verdicts[(FRONTIER, i)][1] for i in ("groups", "zero_bits", "control_gap", "not_memorised",
+                                                          "updates_per_epoch")} == {HOLDS}
+    assert outcome.verdicts[(FRONTIER, "frontier_cost")][1] == INFO
+    assert outcome.status == 0
+    failing = write_frontier(write_tree(tmp_path / "failing", frontier=False), tuned=[79.4, 79.5, 79.6])
+    outcome = run_check(failing, docs)
+    assert outcome.verdicts[(FRONTIER, "control_gap")][1] == FAILS and outcome.status == 1
+    assert "frontier_regime control_gap" in outcome.text
+
+
+def test_without_the_frontier_regime_sweep_the_check_names_it_and_exits_2(tmp_path, docs):
+    outcome = run_check(write_tree(tmp_path / "logs", frontier=False), docs)
+    assert outcome.verdicts[(FRONTIER, "control_gap")][1] == MISSING
+    assert outcome.status == 2
+    assert "sweeps/frontier_regime/mini.json not found" in outcome.text
+    assert f"CODISTILL_RESULTS={tmp_path / 'logs'} .venv/bin/python src/run.py -m sweep=frontier_regime scale=mini" \
+        in outcome.text

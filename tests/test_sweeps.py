@@ -39,6 +39,9 @@ SWEEP_JOBS = {
     "fig2_regimes": (60, 0),      # Fig. 2's five arms in four regimes of the stand-in; mini scale only
     "wrn_pretrain": (0, 1),   # the network Fig. 6 starts from; paper scale only
     "regime": (30, 0),        # the mini stand-ins' regime check (make regime); mini scale only
+    # the frontier's regime (make regime): all_reduce over 8 servers and the 0-bit control of 8 groups (3 + 3), the
+    # control's 6 tuning runs (mini only) and its tuned base LR (3 fresh seeds)
+    "frontier_regime": (15, 9),
     # translation (fairseq): tests/test_translation_config.py checks what they share
     "fig4": (15, 15), "fig12": (15, 15), "table2": (12, 12), "iwslt_overfit": (9, 9),
     "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),

@@ -39,3 +39,16 @@ def test_each_baseline_arm_keeps_its_best_base_learning_rate():
     best = ranking(records, "baseline_tuning").query("best").set_index("arm")["setting"].to_dict()
     assert best == {"allreduce": "base=0.2", "codistill, predictions": "base=0.1", "codistill, checkpoints": "base=0.4",
                     "independent": "base=0.2"}
+
+
+def test_the_frontier_regimes_control_ranks_its_held_out_runs_only():
+    """frontier_regime: the control's tuning runs hold samples out; all_reduce and the control's
+    other runs (no data.holdout) are no part of the ranking."""
+    rows = [("t1", "localsgd", 10000, 0.05, 75.7), ("t2", "localsgd", 10000, 0.1, 75.4),
+            ("c0", "localsgd", None, 0.1, 76.0), ("a0", "allreduce", None, 0.1, 81.1)]
+    records = pd.DataFrame([{**record(run_id, method, top1), "cfg.schedule.lr.base": lr, "cfg.data.holdout": holdout}
+                            for run_id, method, holdout, lr, top1 in rows])
+    table = ranking(records, "frontier_regime")
+    assert list(table["arm"]) == ["localsgd", "localsgd"]
+    assert table.loc[table["best"], "setting"].item() == "base=0.05"
+
