@@ -1,6 +1,15 @@
 """Part 6 of benchmarks/results.md (the step-time model of step_model.py), from what
 bench_stepmodel.py computed: the calibration on part 3's measurements, the check against the
-authors' slides, the predictions up to 4096 GPUs, the targets, the plot."""
+authors' slides, the predictions up to 4096 GPUs, the targets, the plot; and docs/frontier.md's
+section on the time per update of every method at 128 GPUs over 10 Gbit/s (frontier_section):
+
+    python -m benchmarks.bench_stepmodel_report   # rewrites that section of docs/frontier.md
+"""
+import math
+import textwrap
+from functools import partial
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 
 from codistill_experiments import step_model as sm
@@ -295,3 +304,189 @@ def plot(part, path):
     fig.suptitle("Step-time model: solid 229M transformer, dashed ResNet-50; codistillation n = 2 unless noted")
     fig.savefig(path, dpi=120, bbox_inches="tight")   # the legend below the panels
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- docs/frontier.md: time per update at 128 GPUs
+FRONTIER_DOC = Path(__file__).resolve().parents[1] / "docs" / "frontier.md"
+FRONTIER_HEADING = "## Time per update at 128 GPUs over 10 Gbit/s"
+FRONTIER_BEFORE = "## The sweep"          # the section sits before this one
+FRONTIER_GPUS, FRONTIER_GBIT, FRONTIER_GROUPS = 128, 10, (2, 8)
+# Periods at paper scale: the method's yaml default where it is its paper's, else sweeps/frontier.yaml's
+# tuned paper-scale setting (codistill.yaml's period is the predictions' T = 1; localsgd.yaml's H = 16 is ours).
+FRONTIER_CHECKPOINT_T, FRONTIER_LOCALSGD_H = 2500, 375
+FRONTIER_PREDICTIONS = (100, 8)   # sweeps/frontier.yaml, paper scale: the top 100 of 1000 logits in 8 bits
+ENCODING_PASSES = 10              # the sensitivity stated for the encoding left out
+
+
+def frontier_rows():
+    """(method, setting and its source, period and its source, the method's function, its period, whether
+    one model spans every GPU) of each row of the table."""
+    T, H = FRONTIER_CHECKPOINT_T, FRONTIER_LOCALSGD_H
+    t_source = f"T = {T:,} (frontier.yaml, tuned)"
+    topk, bits = FRONTIER_PREDICTIONS
+    rows = [("all_reduce", "one model on every GPU (allreduce.yaml)", "every update", sm.all_reduce, 1, True),
+            ("PowerSGD", f"rank {sm.POWERSGD_RANK}, one model on every GPU (powersgd.yaml)", "every update",
+             sm.powersgd, 1, True),
+            ("predictions", "float32 logits (codistill.yaml)", "T = 1 (codistill.yaml)", sm.predictions, 1, False),
+            ("predictions", f"top {topk} logits in {bits} bits (frontier.yaml)", "T = 1 (frontier.yaml)",
+             partial(sm.predictions, topk=topk, bits=bits), 1, False)]
+    for kind, method in (("checkpoints", sm.checkpoints), ("sharded checkpoints", sm.sharded_checkpoints)):
+        rows.append((kind, "float32 (codistill.yaml)", t_source, method, T, False))
+        for name, options in sm.CHECKPOINT_COMPRESSIONS.items():
+            setting = (f"checkpoint_bits={options['bits']}" if "bits" in options else
+                       f"checkpoint_delta_fraction={options['delta_fraction']} (ours), after the first exchange")
+            rows.append((kind, setting, t_source, sm.METHODS[f"{kind} {name}"], T, False))
+    rows += [("local SGD", "torch's averager (localsgd.yaml)", f"H = {H} (frontier.yaml, tuned)", sm.localsgd, H,
+              False),
+             ("DiLoCo", "outer Nesterov SGD (diloco.yaml)", f"H = {sm.PERIOD_DILOCO} (diloco.yaml)", sm.diloco,
+              sm.PERIOD_DILOCO, False),
+             ("SparseLoCo", f"top {sm.SPARSELOCO['top_k']} of {sm.SPARSELOCO['chunk_size']} x "
+              f"{sm.SPARSELOCO['chunk_size']}, {sm.SPARSELOCO['bits']} bits (sparseloco.yaml)",
+              f"H = {sm.PERIOD_SPARSELOCO} (sparseloco.yaml)", sm.sparseloco, sm.PERIOD_SPARSELOCO, False),
+             ("MuLoCo", f"rows in {sm.MULOCO['bits']} bits, Muon inside (muloco.yaml)",
+              f"H = {sm.PERIOD_MULOCO} (muloco.yaml)", sm.muloco, sm.PERIOD_MULOCO, False)]
+    return rows
+
+
+def frontier_network():
+    return sm.Network(inter_bits_per_s=sm.EFFICIENCY * FRONTIER_GBIT * 1e9, algorithm="best", **sm.GPU_COSTS)
+
+
+def frontier_costs(work=sm.RESNET50):
+    """Per row and n: (Cost, bits across servers of the method's own exchange, speed-up over all_reduce)."""
+    net, out = frontier_network(), []
+    for *_, method, period, one_model in frontier_rows():
+        cells = []
+        for n in FRONTIER_GROUPS:
+            layout = sm.Layout(n, FRONTIER_GPUS // n, period, sm.POWERSGD_RANK)
+            cost = method(layout, work, net)
+            group = 0.0 if one_model else sm._group_all_reduce(layout, work, net)[1]
+            base = sm.all_reduce(layout, work, net)
+            cells.append((cost, cost.inter_bits - group, base.seconds / cost.seconds))
+        out.append(cells)
+    return out
+
+
+def _paragraph(text):
+    return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
+
+
+def _frontier_table(rows, costs):
+    body = [[method, setting, period, *[item for cost, own, speedup in cells for item in (
+        f"{1000 * cost.seconds:,.1f} ({speedup:.2f}x)", f"{cost.inter_bits:.3g} ({own:.3g})")]]
+            for (method, setting, period, *_), cells in zip(rows, costs)]
+    header = ["method", "setting", "period"]
+    for n in FRONTIER_GROUPS:
+        header += [f"n = {n} x {FRONTIER_GPUS // n}: ms per update (speed-up)",
+                   f"n = {n}: bits across servers (exchange)"]
+    return table(header, body)
+
+
+def _frontier_intro(work, net):
+    return (f"The step-time model (`src/codistill_experiments/step_model.py`, `METHODS`; benchmarks/results.md "
+            f"part 6) prices one update of {work.name} at paper scale, {FRONTIER_GPUS} GPUs in "
+            f"{FRONTIER_GPUS // net.gpus_per_server} servers of {net.gpus_per_server}, {FRONTIER_GBIT} Gbit/s between "
+            "servers, each method at its config's defaults: per cell the time per update (compute + each collective, "
+            "no overlap) and its speed-up over all_reduce at the same samples per second, and the bits each device "
+            "sends across servers per update (the engine's convention) with, in brackets, those of the method's own "
+            "exchange (all of them for all_reduce and PowerSGD; for the others what is left once each group's "
+            "gradient all_reduce is taken out). Generated by `python -m benchmarks.bench_stepmodel_report` "
+            "(tests/test_step_model.py checks that this section is its output). Periods: the method's yaml default "
+            "where it is its paper's (predictions, DiLoCo, SparseLoCo, MuLoCo), else sweeps/frontier.yaml's tuned "
+            "setting at paper scale (codistill.yaml's period is the predictions' T = 1; localsgd.yaml's H = 16 is "
+            "ours); sparse deltas have no default fraction (0.01 is ours).")
+
+
+def _frontier_summary(work, net, rows, costs):
+    groups = " and ".join(f"{1000 * sm._group_all_reduce(sm.Layout(n, FRONTIER_GPUS // n), work, net)[0]:.0f} ms "
+                          f"per update at n = {n}" for n in FRONTIER_GROUPS)
+    whole = sm.all_reduce(sm.Layout(1, FRONTIER_GPUS), work, net).seconds - work.compute_s
+    fastest = []
+    for i, n in enumerate(FRONTIER_GROUPS):
+        best = min(range(len(rows)), key=lambda r: costs[r][i][0].seconds)
+        fastest.append(f"{rows[best][0]} at n = {n} ({costs[best][i][2]:.2f}x)")
+    return (f"Each group's own gradient all_reduce takes {groups}, against all_reduce's {1000 * whole:.0f} ms over "
+            "all the GPUs: once a group spans servers, compressing its exchange saves at most the exchange's share "
+            f"of what is left. Fastest: {' and '.join(fastest)}.")
+
+
+def _frontier_assumptions(work, net):
+    g = net.gpus_per_server
+    shapes = work.parameter_shapes
+    layouts = ", ".join(f"n = {n} groups of {FRONTIER_GPUS // n} GPUs ({FRONTIER_GPUS // n // g} servers each)"
+                        for n in FRONTIER_GROUPS)
+    n_paper, n_peers = FRONTIER_GROUPS
+    return (f"**Assumptions.** Servers of {g} GPUs, one NIC each at {FRONTIER_GBIT} Gbit/s of which "
+            f"{sm.EFFICIENCY:.0%} is payload, {1e6 * net.inter_latency_s:.0f} us per message step across servers; "
+            f"NVLink-class {net.intra_bits_per_s / 1e12:.1f} Tbit/s and {1e6 * net.intra_latency_s:.0f} us per GPU "
+            "inside. all_reduce hierarchical (inside the server, then a ring or a tree across servers, whichever is "
+            "faster), one call per 25 MiB DDP bucket; an all_gather across servers a ring whose traffic from all the "
+            "GPUs of a server that take part shares its NIC; ideal collectives (the CPU and wire overheads of part 6 "
+            f"are gloo's on one machine, not a GPU cluster's). {work.name}: {work.params:,} parameters in "
+            f"{len(shapes)} tensors (torchvision's shapes, {sum(len(s) < 2 for s in shapes)} of them 1-D), float32, "
+            f"{1000 * work.compute_s:.0f} ms of compute per update per GPU (assumed: batch 64 on a V100-class GPU), "
+            f"64 x 1000 logits per GPU; a teacher's forward pass costs {work.teacher_forward_share:.2f} of an update. "
+            f"all_reduce and PowerSGD are one model on all {FRONTIER_GPUS} GPUs whatever n; the others are {layouts}: "
+            f"n = {n_paper} is the paper's layout, n = {n_peers} the {n_peers} replicas of the SparseLoCo and MuLoCo "
+            "papers, and each group all_reduces its gradients across its servers every update, which dominates every "
+            "such method's bits. The methods' own arithmetic on the GPU (assumed memory bound at "
+            f"{sm.GPU_BITS_PER_S / 8e9:.0f} GB/s, as part 6): PowerSGD's compression ~6 passes over the gradient + "
+            "30 us per compressed matrix every update; the outer step of DiLoCo, SparseLoCo and MuLoCo ~8 passes over "
+            "the parameters every H. MuLoCo adds Muon's Newton-Schulz iterations every update: "
+            f"{sm.muon_flops(work) / 1e9:,.0f} GFLOP ({sm.MUON_NS_STEPS} iterations on each flattened weight but the "
+            f"classifier) at the update's own rate ({work.flops_per_update / 1e9:,.0f} GFLOP in "
+            f"{1000 * work.compute_s:.0f} ms: forward FLOPs counted, backward taken as twice), "
+            f"{1000 * sm.muon_s(work):.1f} ms, every rank orthogonalising every matrix as torch's Muon does in this "
+            "engine (an implementation that shares the orthogonalisation among a group's k ranks would divide it by "
+            "up to k); each convolution as its (out, in x kh x kw) "
+            "matrix, as the engine and MuLoCo's code flatten it, for Muon and for MuLoCo's rows, the classifier and "
+            "the 1-D tensors in float32.")
+
+
+def _frontier_left_out(work):
+    passes_s = ENCODING_PASSES * work.model_bits / sm.GPU_BITS_PER_S
+    n, T = FRONTIER_GROUPS[0], FRONTIER_CHECKPOINT_T
+    k = FRONTIER_GPUS // n
+    # the engine's group all_gather carries n shards, the model's n - 1: one more shard per rank and exchange
+    extra = (k - 1) * sm.checkpoint_message_bits(math.ceil(work.params / k)) / T
+    return ("**Left out.** The device time of encoding and decoding the compressed messages (quantisation, top-k "
+            "per chunk, the n messages decoded, the sparse deltas' reconstructions), their kernel launches and "
+            "MuLoCo's copies of each convolution into its 2-D matrix and back: no constant for them has been "
+            f"measured. As a scale, every {ENCODING_PASSES} passes over the parameters at "
+            f"{sm.GPU_BITS_PER_S / 8e9:.0f} GB/s take {1000 * passes_s:.2f} ms per exchange, "
+            f"{1000 * passes_s / sm.PERIOD_SPARSELOCO:.3f} ms per update for SparseLoCo (H = {sm.PERIOD_SPARSELOCO}), "
+            f"{1000 * passes_s / sm.PERIOD_MULOCO:.3f} for MuLoCo (H = {sm.PERIOD_MULOCO}) and "
+            f"{1000 * passes_s / T:.4f} for checkpoints (T = {T:,}). Sparse deltas are priced after their first "
+            "exchange, which sends the vector whole; PowerSGD after its start_iter updates of plain all_reduce. "
+            "Sharded checkpoints: the model charges the model group's all_gather of the n - 1 peers' shards, while "
+            "the engine's all_gathers all n (its own model's shards travel too), at "
+            f"n = {n} (k = {k}, across servers) {extra:,.0f} more bits per update in float32 than shown.")
+
+
+def frontier_section(work=sm.RESNET50):
+    """The lines of docs/frontier.md's section, every number from step_model.py."""
+    net, rows = frontier_network(), frontier_rows()
+    costs = frontier_costs(work)
+    return [FRONTIER_HEADING, "", _paragraph(_frontier_intro(work, net)), "", _frontier_table(rows, costs), "",
+            _paragraph(_frontier_summary(work, net, rows, costs)), "", _paragraph(_frontier_assumptions(work, net)),
+            "", _paragraph(_frontier_left_out(work)), ""]
+
+
+def write_frontier_section(path=FRONTIER_DOC):
+    """Puts frontier_section() in docs/frontier.md: in place of the section of that heading, or before
+    FRONTIER_BEFORE's."""
+    text = path.read_text()
+    section = "\n".join(frontier_section()) + "\n"
+    if FRONTIER_HEADING in text:
+        start = text.index(FRONTIER_HEADING)
+        end = text.index("\n## ", start) + 1
+        text = text[:start] + section + text[end:]
+    else:
+        at = text.index(FRONTIER_BEFORE)
+        text = text[:at] + section + text[at:]
+    path.write_text(text)
+    return path
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_frontier_section()}")

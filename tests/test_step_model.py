@@ -2,6 +2,7 @@
 included; its constants (step_model_calibration.py) taken from the calibration part alone, never from
 part 3's times per update; the leave-one-model-out arithmetic; the committed part 6 reproduced."""
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,201 @@ def test_diloco_pays_a_plain_all_reduce_not_torchs_averager():
     layout, b_model = sm.Layout(n=2, k=1, T=4), 32 * 1000
     assert sm.localsgd(layout, work(), net).seconds == pytest.approx(0.1 + (0.032 + 1e-6 * b_model) / 4)
     assert sm.diloco(layout, work(), net).seconds == pytest.approx(0.1 + (0.032 + 2e-6 * b_model) / 4)
+
+
+# ---------------------------------------------------------------- compressed checkpoints, SparseLoCo, MuLoCo
+def test_compressed_checkpoint_bits_by_hand():
+    b_model = 32 * 1000
+    layout = sm.Layout(n=3, k=4, T=10)   # NET: 4 GPUs per server, so the 3 peers are in 3 servers
+    # 8 bits: 1000 codes of 1 byte + a float32 scale per 64 values (16 blocks): 8000 + 512 = 8512 bits
+    assert sm.checkpoint_message_bits(1000, bits=8) == 8512
+    cost = sm.compressed_checkpoints(layout, work(), NET, bits=8)
+    assert cost.inter_bits == pytest.approx(2 * 8512 / 10) and cost.intra_bits == pytest.approx(2 * b_model)
+    # 2 bits: 4 codes a byte, 250 bytes = 2000 bits + 512; 4 bits: 4000 + 512
+    assert sm.checkpoint_message_bits(1000, bits=2) == 2512 and sm.checkpoint_message_bits(1000, bits=4) == 4512
+    # sparse deltas, f = 0.01: one chunk of 1000 values (shorter than 4096), round(10) = 10 kept, an int16
+    # index and a float32 value each: 480 bits; 10,000 values: 2 chunks of 4096 (41 each) + one of 1808 (18)
+    assert sm.checkpoint_message_bits(1000, delta_fraction=0.01) == 10 * 48
+    assert sm.checkpoint_message_bits(10_000, delta_fraction=0.01) == (41 + 41 + 18) * 48
+    assert sm.compressed_checkpoints(layout, work(), NET, delta_fraction=0.01).inter_bits == pytest.approx(2 * 480 / 10)
+    # sharded, 2 models x 4 GPUs at 8 bits: a shard of 250 values, 2000 + 4 scales = 2128 bits to the peer,
+    # then the group's all_gather of the peer's shards inside the server: (k-1)(n-1) x 2128
+    sharded = sm.compressed_checkpoints(sm.Layout(n=2, k=4, T=10), work(), NET, bits=8, sharded=True)
+    assert sharded.inter_bits == pytest.approx(2128 / 10)
+    assert sharded.intra_bits == pytest.approx(2 * b_model + 3 * 2128 / 10)
+    # time: 2 groups of one GPU, one a server, 1 Mbit/s, no latency, T = 4: 8512 bits to the peer = 8.512 ms
+    net = sm.Network(inter_bits_per_s=1e6, inter_latency_s=0.0, gpus_per_server=1)
+    assert sm.compressed_checkpoints(sm.Layout(n=2, k=1, T=4), work(), net, bits=8).seconds == pytest.approx(
+        0.1 + 0.008512 / 4)
+
+
+def test_compressed_checkpoints_at_32_bits_are_checkpoints():
+    for layout in (sm.Layout(n=3, k=4, T=10), sm.Layout(n=2, k=2, T=10), sm.Layout(n=4, k=2, T=7)):
+        assert sm.compressed_checkpoints(layout, work(), NET) == sm.checkpoints(layout, work(), NET)
+        assert sm.compressed_checkpoints(layout, work(), NET, sharded=True) == sm.sharded_checkpoints(
+            layout, work(), NET)   # 1000 parameters: k divides them, no padding
+        # f = 1 sends every value with its index: 48 / 32 of the uncompressed exchange's bits
+        full = sm.compressed_checkpoints(layout, work(), NET, delta_fraction=1.0)
+        group = 2 * 32 * 1000 if layout.k > 1 else 0
+        plain = sm.checkpoints(layout, work(), NET)
+        assert full.inter_bits + full.intra_bits - group == pytest.approx(1.5 * (plain.inter_bits + plain.intra_bits
+                                                                                 - group))
+
+
+def test_compressed_checkpoint_bits_are_the_librarys():
+    import torch
+    from codistill import exchange, quantize_blocks, top_k_chunks
+
+    assert (sm.CHECKPOINT_BLOCK, sm.CHECKPOINT_DELTA_CHUNK) == (exchange.CHECKPOINT_BLOCK, exchange.CHECKPOINT_DELTA_CHUNK)
+    for values in (63, 1000, 4097, 399_329, 25_557_032):
+        x = torch.zeros(values, device="meta")
+        for bits in (2, 4, 8, 32):
+            assert sm.checkpoint_message_bits(values, bits=bits) == quantize_blocks(x, bits, 64).wire_bits()
+        for fraction in (0.0001, 0.01, 0.1, 1.0):
+            assert sm.checkpoint_message_bits(values, delta_fraction=fraction) == top_k_chunks(
+                x, fraction, 4096).wire_bits()
+
+
+DIGITS_MLP = ((256, 64), (256,), (256, 256), (256,), (10, 256), (10,))   # tests/test_compressed_diloco.py
+
+
+def tensors_work(shapes, **fields):
+    params = sum(math.prod(shape) for shape in shapes)
+    return sm.Workload("w", params, compute_s=0.1, logits_per_device=1, classes=1, teacher_forward_share=0.0,
+                       tensors=shapes, **fields)
+
+
+def test_sparseloco_bits_by_hand():
+    # top 128 of 64 x 64, 2 bits; per tensor: indices, 2-bit codes in whole bytes, a table of 1 + 4 float32
+    # (256, 64): 4 chunks of 64 x 64, 128 kept each: 512 x 16 (int16) + 128 bytes + 160 = 9376
+    # (256,): 4 chunks of 64, round(64 x 128 / 4096) = 2 kept each: 8 x 8 (uint8) + 2 bytes + 160 = 240
+    # (256, 256): 16 chunks, 2048 kept: 32768 + 512 bytes + 160 = 37024
+    # (10, 256): 4 chunks of 10 x 64, round(20.0) = 20 kept each: 80 x 16 + 20 bytes + 160 = 1600
+    # (10,): 1 chunk of 10, max(1, round(0.3125)) = 1 kept: 8 + 1 byte + 160 = 176
+    expected = 9376 + 240 + 37024 + 240 + 1600 + 176
+    assert expected == 48_656   # docs/frontier.md and tests/test_compressed_diloco.py: digits_mlp's outer step
+    digits = tensors_work(DIGITS_MLP)
+    assert sm.sparseloco_message_bits(digits) == expected
+    # every update the group's all_reduce inside the server; every H = 5 (n-1) x the message across servers
+    cost = sm.sparseloco(sm.Layout(n=3, k=4, T=5), digits, NET)
+    assert cost.inter_bits == pytest.approx(2 * expected / 5) and cost.intra_bits == pytest.approx(2 * digits.model_bits)
+    # time: 2 groups of one GPU, 1 Mbit/s, H = 4: the message to the peer (48.656 ms) and the outer step (1 ns
+    # per model bit) every 4 updates
+    net = sm.Network(inter_bits_per_s=1e6, inter_latency_s=0.0, gpus_per_server=1, outer_s_per_bit=1e-9)
+    assert sm.sparseloco(sm.Layout(n=2, k=1, T=4), digits, net).seconds == pytest.approx(
+        0.1 + (0.048656 + 1e-9 * 32 * 85_002) / 4)
+
+
+def test_muloco_bits_and_time_by_hand():
+    # 2 bits per value of each hidden weight's rows + 5 float32 per row; biases and the output layer float32
+    # (256, 64): 32768 + 256 x 160 = 73728; (256, 256): 131072 + 40960 = 172032; (10, 256) and the biases:
+    # 32 x (2560 + 256 + 256 + 10) = 98624
+    expected = 73728 + 172032 + 98624
+    assert expected == 344_384
+    digits = tensors_work(DIGITS_MLP)
+    assert sm.muloco_message_bits(digits) == expected
+    assert sm.muloco(sm.Layout(n=3, k=4, T=5), digits, NET).inter_bits == pytest.approx(2 * expected / 5)
+    # Muon: a convolution (4, 2, 3, 3) as 4 x 18 (the head, the last 2-D tensor (3, 64), stays AdamW's):
+    # 5 iterations of 4 m^2 n + 2 m^3 with m = 4, n = 18: 5 x (1152 + 128) = 6400 FLOPs; at 6400 FLOPs per
+    # 0.1 s of update it adds 0.1 s; without the update's FLOPs it is left out
+    conv = tensors_work(((4, 2, 3, 3), (4,), (3, 64), (3,)), flops_per_update=6400 * 10)
+    assert sm.muon_flops(conv) == 6400
+    net = sm.Network(inter_bits_per_s=1e6, inter_latency_s=0.0, gpus_per_server=1)
+    layout = sm.Layout(n=2, k=1, T=4)
+    message = 8 * math.ceil(2 * 72 / 8) + 4 * 160 + 32 * (4 + 3 * 64 + 3)   # conv rows 2-bit, the rest float32
+    assert sm.muloco_message_bits(conv) == message
+    assert sm.muloco(layout, conv, net).seconds == pytest.approx(0.1 + 0.01 + message / 1e6 / 4)
+    assert sm.muloco(layout, sm.replace(conv, flops_per_update=0.0), net).seconds == pytest.approx(
+        0.1 + message / 1e6 / 4)
+
+
+def test_every_value_in_32_bits_costs_an_all_gather_of_the_model():
+    # SparseLoCo with top_k = 4096 of 64 x 64 and 32 bits, MuLoCo with 32 bits: the message is b_model, so
+    # (n-1) b_model / H per device, the checkpoint exchange's all_gather (free teachers) plus the outer step
+    digits = tensors_work(DIGITS_MLP)
+    assert sm.sparseloco_message_bits(digits, top_k=4096, bits=32) == digits.model_bits
+    assert sm.muloco_message_bits(digits, bits=32) == digits.model_bits
+    net = sm.replace(NET, outer_s_per_bit=1e-9)
+    for layout in (sm.Layout(n=3, k=4, T=5), sm.Layout(n=2, k=2, T=3), sm.Layout(n=8, k=1, T=15)):
+        dense = sm.sparseloco(layout, digits, net, top_k=4096, bits=32)
+        gather = sm.checkpoints(layout, digits, net)
+        assert dense.inter_bits == pytest.approx(gather.inter_bits) and dense.intra_bits == pytest.approx(gather.intra_bits)
+        assert dense.seconds == pytest.approx(gather.seconds + 1e-9 * digits.model_bits / layout.T)
+        assert sm.muloco(layout, digits, net, bits=32) == dense
+
+
+def codec_bits(codecs, sizes):
+    """The bits of the parts compressed_diloco's codecs hand to the all_gather (encoded on meta tensors)."""
+    import torch
+
+    total = 0
+    for codec, size in zip(codecs, sizes):
+        parts, _ = codec.encode(torch.zeros(size, device="meta"))
+        total += sum(part.numel() * part.element_size() * 8 for part in parts)
+    return total
+
+
+def test_sparseloco_and_muloco_bits_are_the_engines_codecs():
+    import torch
+    from codistill_experiments.vision.compressed_diloco import RowCodec, TopKCodec, output_layer
+
+    settings = {DIGITS_MLP: [(128, 2), (4096, 32), (4096, 2), (1, 8), (128, 32)], sm.RESNET50.tensors: [(128, 2)]}
+    for shapes, pairs in settings.items():
+        sizes = [torch.Size(shape) for shape in shapes]
+        numels = [size.numel() for size in sizes]
+        workload = tensors_work(shapes)
+        for top_k, bits in pairs:
+            codecs = [TopKCodec(size, top_k, 64, bits, 6) for size in sizes]
+            assert sm.sparseloco_message_bits(workload, top_k, 64, bits) == codec_bits(codecs, numels)
+        for bits in (2, 32) if shapes == DIGITS_MLP else (2,):
+            head = output_layer(sizes)
+            codecs = [RowCodec(size, bits, 6, len(size) < 2 or i == head) for i, size in enumerate(sizes)]
+            assert sm.muloco_message_bits(workload, bits) == codec_bits(codecs, numels)
+
+
+def test_resnet50s_tensors_are_torchvisions():
+    import torch
+    torchvision = pytest.importorskip("torchvision")
+    from codistill_experiments.job_cost import VISION_SHAPES
+
+    with torch.device("meta"):
+        model = torchvision.models.resnet50()
+    assert sm.resnet50_tensors() == tuple(tuple(p.shape) for p in model.parameters())
+    assert VISION_SHAPES["imagenet", "resnet50"] == (sm.RESNET50_FORWARD_FLOPS, sm.RESNET50.params)
+    # with no tensors given, a workload's shapes are its matrices and one vector of the rest: the 53 batch
+    # norms' 2 x 26,560 values and the classifier's 1000 biases
+    assert sm.replace(sm.RESNET50, tensors=()).parameter_shapes == (*sm.resnet50_matrices(), (2 * 26_560 + 1000,))
+
+
+def test_the_grid_prices_the_new_methods_without_moving_the_others():
+    grid = sm.predict_grid(0.4, links=(10,), gpus=(16,))
+    methods = {r["method"] for r in grid}
+    assert {"sparseloco", "muloco", "checkpoints 8-bit", "sharded checkpoints delta 1%"} <= methods
+    at = {(r["workload"], r["method"]): r for r in grid}
+    # 2 models of 8 GPUs, one server each: only the exchange crosses, (n-1) x the message / period
+    assert at["ResNet-50", "sparseloco"]["inter_bits"] == pytest.approx(
+        sm.sparseloco_message_bits(sm.RESNET50) / sm.PERIOD_SPARSELOCO)
+    assert at["ResNet-50", "checkpoints 2-bit"]["inter_bits"] == pytest.approx(
+        sm.checkpoint_message_bits(sm.RESNET50.params, bits=2) / sm.PERIOD_CHECKPOINTS)
+
+
+def test_docs_frontier_section_is_the_models_output():
+    from benchmarks import bench_stepmodel_report as report
+
+    section = "\n".join(report.frontier_section())
+    assert section in report.FRONTIER_DOC.read_text(), "run `python -m benchmarks.bench_stepmodel_report`"
+
+
+def test_the_models_defaults_are_the_method_configs():
+    import yaml
+
+    conf = Path(__file__).resolve().parents[1] / "src" / "conf" / "method"
+
+    def method(name):
+        return yaml.safe_load((conf / f"{name}.yaml").read_text())
+    sparse, mu = method("sparseloco"), method("muloco")
+    assert sm.SPARSELOCO == {key: sparse[key] for key in ("top_k", "chunk_size", "bits")}
+    assert sm.MULOCO == {"bits": mu["bits"]}
+    assert (sm.PERIOD_SPARSELOCO, sm.PERIOD_MULOCO, sm.PERIOD_DILOCO) == (
+        sparse["period"], mu["period"], method("diloco")["period"])
+    assert sm.POWERSGD_RANK == method("powersgd")["rank"]

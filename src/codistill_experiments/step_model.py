@@ -1,7 +1,7 @@
 """A step-time model past one machine: time and bits per update of all_reduce, of codistillation
-(predictions, checkpoints, sharded checkpoints) and of PowerSGD, local SGD and DiLoCo for n model
-groups x k GPUs per group, from a compute time per update and a collective cost model (bandwidth
-term + latency term).
+(predictions, checkpoints, sharded checkpoints, either checkpoint exchange compressed) and of
+PowerSGD, local SGD, DiLoCo, SparseLoCo and MuLoCo for n model groups x k GPUs per group, from a
+compute time per update and a collective cost model (bandwidth term + latency term).
 
 Bits follow the engine's counting convention (library/src/codistill/exchange.py, module docstring; restated
 here, but for the bits of a row of logits, exchange.prediction_row_bits): each collective is charged
@@ -78,6 +78,10 @@ class Workload:
     teacher_forward_share: float = 1 / 3   # a teacher's forward pass, as a share of compute_s
     bucket_bytes: int = 25 * 2**20     # DDP's default bucket: one all_reduce call per bucket
     matrices: tuple = ()               # (rows, cols) of each tensor of > 1 dimension, as PowerSGD views it
+    tensors: tuple = ()                # the shape of every parameter tensor, in the model's parameter order
+                                       # (SparseLoCo's and MuLoCo's messages are per tensor); () : `matrices`,
+                                       # then the parameters they leave as one vector (parameter_shapes)
+    flops_per_update: float = 0.0      # forward + backward FLOPs of compute_s (0: unknown; MuLoCo's Muon then free)
 
     @property
     def model_bits(self):
@@ -86,6 +90,15 @@ class Workload:
     @property
     def buckets(self):
         return max(1, math.ceil(self.params * self.value_bits / 8 / self.bucket_bytes))
+
+    @property
+    def parameter_shapes(self):
+        """`tensors`, or when none are given `matrices` followed by one vector of the parameters they
+        leave out (an assumed layout: its 1-D tensors lumped together)."""
+        if self.tensors:
+            return self.tensors
+        left = self.params - sum(math.prod(shape) for shape in self.matrices)
+        return tuple(self.matrices) + (((left,),) if left > 0 else ())
 
 
 @dataclass(frozen=True)
@@ -201,24 +214,27 @@ def _teacher_compute(layout, work):
     return work.compute_s * (1 + (layout.n - 1) * work.teacher_forward_share)
 
 
-def checkpoints(layout, work, net):
+def checkpoints(layout, work, net, message_bits=None):
     """Every T updates each device all_gathers the whole parameter vector with its n-1 peers:
-    (n-1) b_model / T; every update it runs the n-1 stale teachers forward."""
+    (n-1) b_model / T; every update it runs the n-1 stale teachers forward. `message_bits`: what one
+    device sends per exchange in place of b_model (a compressed exchange: compressed_checkpoints)."""
     t, inter, intra = _group_all_reduce(layout, work, net)
+    sent = work.model_bits if message_bits is None else message_bits
     crosses = _peers_cross(layout, net)
     share = min(layout.k, net.gpus_per_server)
-    t += peer_all_gather_s(work.model_bits, layout.n, share, net, crosses, net.exchange) / layout.T
-    bits = (layout.n - 1) * work.model_bits / layout.T
+    t += peer_all_gather_s(sent, layout.n, share, net, crosses, net.exchange) / layout.T
+    bits = (layout.n - 1) * sent / layout.T
     return Cost(_teacher_compute(layout, work) + t, inter + bits * crosses, intra + bits * (not crosses))
 
 
-def sharded_checkpoints(layout, work, net):
+def sharded_checkpoints(layout, work, net, shard_bits=None):
     """Each of the k ranks all_gathers only its 1/k shard with its peers ((n-1) b_model / (k T)),
     then the model group all_gathers the n-1 teachers' shards over k ranks ((k-1)(n-1) b_model / (k T),
-    inside the server when k <= g)."""
+    inside the server when k <= g). `shard_bits`: what one device sends per exchange in place of
+    b_model / k (a compressed exchange: compressed_checkpoints)."""
     t, inter, intra = _group_all_reduce(layout, work, net)
     n, k, T = layout.n, layout.k, layout.T
-    shard = work.model_bits / k
+    shard = work.model_bits / k if shard_bits is None else shard_bits
     crosses = _peers_cross(layout, net)
     share = min(k, net.gpus_per_server)
     t += peer_all_gather_s(shard, n, share, net, crosses, net.exchange) / T
@@ -232,6 +248,174 @@ def sharded_checkpoints(layout, work, net):
     inter += peer_bits * crosses + group_bits * group_crosses
     intra += peer_bits * (not crosses) + group_bits * (not group_crosses)
     return Cost(_teacher_compute(layout, work) + t, inter, intra)
+
+
+# Compressed checkpoints (library/src/codistill/exchange.py, CompressedWire; compression.py): the
+# engine's constants, restated (tests/test_step_model.py checks them against the library's).
+CHECKPOINT_BLOCK = 64          # exchange.CHECKPOINT_BLOCK: values per float32 scale of a quantised checkpoint
+CHECKPOINT_DELTA_CHUNK = 4096  # exchange.CHECKPOINT_DELTA_CHUNK: values per chunk of a sparse delta
+FLOAT_BITS = 32                # a float32 scale, mean or table entry
+
+
+def index_bits(length):
+    """Bits of the smallest integer type that holds an index < `length` (codistill.choices.index_bits):
+    8 (uint8) up to 256, 16 (int16) up to 32768, else 32."""
+    return 8 if length <= 2**8 else 16 if length <= 2**15 else 32
+
+
+def absmax_bits(values, bits, block=CHECKPOINT_BLOCK):
+    """Wire bits of quantize_blocks(x, bits, block) of `values` values (scheme absmax): the codes packed
+    8 / bits to a byte and a float32 scale per block; bits 32 the float32 values."""
+    if bits == 32:
+        return FLOAT_BITS * values
+    return 8 * math.ceil(values * bits / 8) + FLOAT_BITS * math.ceil(values / block)
+
+
+def statistical_bits(values, bits, block):
+    """Wire bits of quantize_blocks(x, bits, block, scheme="statistical"): the codes packed as absmax's and
+    per block its mean and a value per code (1 + 2^bits float32); bits 32 the float32 values."""
+    if bits == 32:
+        return FLOAT_BITS * values
+    return 8 * math.ceil(values * bits / 8) + FLOAT_BITS * (1 + 2 ** bits) * math.ceil(values / block)
+
+
+def kept_per_chunks(values, fraction, chunk):
+    """Values top_k_chunks(x, fraction, chunk) keeps of `values` values: max(1, round(fraction c)) in
+    each chunk of c values (the last one shorter)."""
+    full, last = divmod(values, chunk)
+    return full * max(1, round(fraction * chunk)) + (max(1, round(fraction * last)) if last else 0)
+
+
+def checkpoint_message_bits(values, value_bits=32, bits=32, delta_fraction=None):
+    """What one device sends at one checkpoint exchange of a vector (or shard) of `values` parameters
+    of `value_bits` each (exchange.py's CompressedWire): bits < 32, the vector quantised per block of
+    64 (absmax_bits); delta_fraction f, after the first exchange (which sends the vector whole) the
+    kept values of each 4096-value chunk of the difference to the peers' reconstruction, an int16 index
+    and the parameter's value each: K (16 + value_bits); neither: the vector as it is."""
+    if delta_fraction is not None:
+        kept = kept_per_chunks(values, delta_fraction, CHECKPOINT_DELTA_CHUNK)
+        return kept * (index_bits(CHECKPOINT_DELTA_CHUNK) + value_bits)
+    return absmax_bits(values, bits) if bits != 32 else values * value_bits
+
+
+def compressed_checkpoints(layout, work, net, bits=32, delta_fraction=None, sharded=False):
+    """checkpoints (sharded: sharded_checkpoints) with the vector each device sends compressed
+    (checkpoint_message_bits of the whole vector, or of its 1/k shard, zero-padded to ceil(params / k)
+    values as the engine pads it): the same collectives on fewer bits, the same teachers' forward
+    passes. Sparse deltas are priced after the first exchange (the steady state; the first sends the
+    vector whole). The quantisation's and the reconstruction's device time is left out (0)."""
+    if not sharded:
+        return checkpoints(layout, work, net, checkpoint_message_bits(work.params, work.value_bits, bits,
+                                                                      delta_fraction))
+    shard = math.ceil(work.params / layout.k)
+    return sharded_checkpoints(layout, work, net, checkpoint_message_bits(shard, work.value_bits, bits,
+                                                                          delta_fraction))
+
+
+# SparseLoCo and MuLoCo (src/codistill_experiments/vision/compressed_diloco.py): per parameter tensor.
+SPARSELOCO = {"top_k": 128, "chunk_size": 64, "bits": 2}   # src/conf/method/sparseloco.yaml
+MULOCO = {"bits": 2}                                         # src/conf/method/muloco.yaml
+
+
+def largest_divisor_at_most(n, limit):
+    """compressed_diloco.largest_divisor_at_most: SparseLoCo's chunk side for a tensor side of n."""
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def sparseloco_tensor_bits(shape, top_k=128, chunk_size=64, bits=2):
+    """SparseLoCo's message for one tensor of `shape` (compressed_diloco.TopKCodec): the tensor as
+    (shape[0], the rest) (a vector as (numel, 1)) in chunks of h x w (the largest divisors of its two
+    sides <= chunk_size; a vector's w = 1), k = max(1, round(h w top_k / chunk_size^2)) values kept
+    per chunk with their index in the chunk (index_bits(h w)), the K kept values quantised together
+    (statistical_bits, one block); top_k >= chunk_size^2 sends every value quantised, without indices."""
+    numel = math.prod(shape)
+    rows, cols = (numel, 1) if len(shape) < 2 else (shape[0], numel // shape[0])
+    h = largest_divisor_at_most(rows, chunk_size)
+    w = largest_divisor_at_most(cols, chunk_size) if len(shape) >= 2 else 1
+    fraction = top_k / chunk_size ** 2
+    if fraction >= 1:
+        return statistical_bits(numel, bits, max(1, numel))
+    kept = kept_per_chunks(numel, fraction, h * w)
+    return kept * index_bits(h * w) + statistical_bits(kept, bits, max(1, kept))
+
+
+def sparseloco_message_bits(work, top_k=128, chunk_size=64, bits=2):
+    """What one device sends at one SparseLoCo outer step: its group's message, every tensor's."""
+    return sum(sparseloco_tensor_bits(shape, top_k, chunk_size, bits) for shape in work.parameter_shapes)
+
+
+def muloco_message_bits(work, bits=2):
+    """What one device sends at one MuLoCo outer step (compressed_diloco.RowCodec): each tensor of
+    more than one dimension in rows of numel / shape[0] values, each row quantised (statistical_bits,
+    a block a row), but the output layer (the last 2-D tensor) and every 1-D tensor in float32 (a
+    convolution is its (out, in x kh x kw) rows, as the engine's Muon and MuLoCo's code flatten it)."""
+    shapes = work.parameter_shapes
+    flat = [index for index, shape in enumerate(shapes) if len(shape) == 2]
+    head = max(flat) if flat else None
+    total = 0
+    for index, shape in enumerate(shapes):
+        numel = math.prod(shape)
+        full = len(shape) < 2 or index == head
+        total += statistical_bits(numel, 32 if full else bits, max(1, numel // shape[0]) if len(shape) >= 2
+                                  else max(1, numel))
+    return total
+
+
+def compressed_outer(layout, work, net, message_bits):
+    """DiLoCo whose outer gradient is all_gathered compressed: each group all_reduces its gradients
+    every update; every H = layout.T updates every rank all_gathers its group's message of
+    `message_bits` with its n-1 peers (the k ranks of a group at once, a server's GPUs through its
+    NIC), (n-1) message / H per device, then takes DiLoCo's outer step (its device time per model bit).
+    Encoding and decoding the messages cost no device time here (left out)."""
+    t, inter, intra = _group_all_reduce(layout, work, net)
+    n = layout.n
+    crosses = _peers_cross(layout, net)
+    every_h = peer_all_gather_s(message_bits, n, min(layout.k, net.gpus_per_server), net, crosses)
+    every_h += net.outer_s_per_bit * work.model_bits if n > 1 else 0.0
+    bits = (n - 1) * message_bits / layout.T
+    return Cost(work.compute_s + t + every_h / layout.T, inter + bits * crosses, intra + bits * (not crosses))
+
+
+def sparseloco(layout, work, net, top_k=SPARSELOCO["top_k"], chunk_size=SPARSELOCO["chunk_size"],
+               bits=SPARSELOCO["bits"]):
+    """SparseLoCo: compressed_outer with sparseloco_message_bits (defaults: sparseloco.yaml's)."""
+    return compressed_outer(layout, work, net, sparseloco_message_bits(work, top_k, chunk_size, bits))
+
+
+MUON_NS_STEPS = 5   # torch.optim.Muon's Newton-Schulz iterations (its default, as compressed_diloco.py builds it)
+
+
+def muon_flops(work, steps=MUON_NS_STEPS):
+    """FLOPs of the Newton-Schulz iterations of one Muon step (torch's _zeropower_via_newtonschulz) on
+    every tensor Muon takes in MuLoCo (each of more than one dimension as (shape[0], the rest), but the
+    output layer): per iteration on an a x b matrix, m = min(a, b), n = max(a, b), X X^T (2 m^2 n),
+    A A (2 m^3) and B X (2 m^2 n)."""
+    shapes = work.parameter_shapes
+    flat = [index for index, shape in enumerate(shapes) if len(shape) == 2]
+    head = max(flat) if flat else None
+    total = 0
+    for index, shape in enumerate(shapes):
+        if len(shape) < 2 or index == head:
+            continue
+        a, b = shape[0], math.prod(shape) // shape[0]
+        m, n = min(a, b), max(a, b)
+        total += steps * (4 * m * m * n + 2 * m ** 3)
+    return total
+
+
+def muon_s(work):
+    """Device time of Muon's orthogonalisation per update, every rank orthogonalising every matrix (torch's
+    Muon, as the engine runs it): muon_flops at the update's own FLOP rate (flops_per_update / compute_s);
+    0 when flops_per_update is unknown. The engine's copies of a convolution into its 2-D matrix and back
+    are left out."""
+    return muon_flops(work) / work.flops_per_update * work.compute_s if work.flops_per_update else 0.0
+
+
+def muloco(layout, work, net, bits=MULOCO["bits"]):
+    """MuLoCo: compressed_outer with muloco_message_bits (the average's second rounding is local:
+    nothing more travels), and every update Muon's orthogonalisation (muon_s)."""
+    cost = compressed_outer(layout, work, net, muloco_message_bits(work, bits))
+    return replace(cost, seconds=cost.seconds + muon_s(work))
 
 
 def powersgd_elements(work, rank, min_compression_rate=2):
@@ -297,9 +481,16 @@ def diloco(layout, work, net):
     return replace(cost, seconds=work.compute_s + t + every_h / layout.T)
 
 
+# Compressed checkpoint exchanges priced in METHODS: every checkpoint_bits < 32, and sparse deltas at
+# f = 0.01 (ours: no config default; docs/library.md's example, ~0.48 bits a value after the first).
+CHECKPOINT_COMPRESSIONS = {"8-bit": {"bits": 8}, "4-bit": {"bits": 4}, "2-bit": {"bits": 2},
+                           "delta 1%": {"delta_fraction": 0.01}}
 METHODS = {"all_reduce": all_reduce, "predictions": predictions, "checkpoints": checkpoints,
            "sharded checkpoints": sharded_checkpoints, "powersgd": powersgd, "localsgd": localsgd,
-           "diloco": diloco}
+           "diloco": diloco,
+           **{f"{kind} {name}": partial(compressed_checkpoints, sharded=kind == "sharded checkpoints", **options)
+              for kind in ("checkpoints", "sharded checkpoints") for name, options in CHECKPOINT_COMPRESSIONS.items()},
+           "sparseloco": sparseloco, "muloco": muloco}
 
 
 # ---------------------------------------------------------------- the authors' slides
@@ -344,6 +535,22 @@ def resnet50_matrices():
     return tuple(shapes + [(1000, channels)])
 
 
+def resnet50_tensors():
+    """The shape of every parameter of torchvision's resnet50(), in its parameter order: the stem's
+    convolution and batch norm (weight, bias), then per bottleneck conv1, bn1, conv2, bn2, conv3, bn3
+    and on each stage's first its projection (convolution, batch norm), then the classifier."""
+    def conv_bn(out, inp, side):
+        return [(out, inp, side, side), (out,), (out,)]
+    shapes, channels = conv_bn(64, 3, 7), 64
+    for width, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)):
+        for block in range(blocks):
+            shapes += conv_bn(width, channels, 1) + conv_bn(width, width, 3) + conv_bn(4 * width, width, 1)
+            if block == 0:
+                shapes += conv_bn(4 * width, channels, 1)
+            channels = 4 * width
+    return tuple(shapes + [(1000, channels), (1000,)])
+
+
 def transformer_matrices(params, d=1024, ffn=4096, vocab=32000):
     """Assumed shapes (the slides give none): a 32,000 x d embedding, layers of four d x d attention
     matrices and a d x ffn, ffn x d feed-forward pair while they fit, the rest as one d-wide matrix."""
@@ -364,11 +571,17 @@ COMPRESSED = {"predictions 8-bit": (None, 8), "predictions top-64": (64, 32), "p
               "predictions top-8 8-bit": (8, 8)}
 GOAL = {"workload": "transformer 229M", "gpus": 128, "link_gbit": 10}
 GPUS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+# forward FLOPs of one 224 x 224 image (job_cost.VISION_SHAPES, counted by torch's FlopCounterMode); an
+# update of 64 images forward and backward, the backward taken as twice the forward
+RESNET50_FORWARD_FLOPS = 8_178_368_512
 RESNET50 = Workload("ResNet-50", 25_557_032, compute_s=0.100, logits_per_device=64 * 1000, classes=1000,
-                    matrices=resnet50_matrices())
+                    matrices=resnet50_matrices(), tensors=resnet50_tensors(),
+                    flops_per_update=3 * 64 * RESNET50_FORWARD_FLOPS)
 PERIOD_CHECKPOINTS, PERIOD_PREDICTIONS = 625, 1
 PERIOD_LOCALSGD, PERIOD_DILOCO, POWERSGD_RANK = 16, 500, 2   # src/conf/method/{localsgd,diloco,powersgd}.yaml
-PERIODS = {"predictions": PERIOD_PREDICTIONS, "localsgd": PERIOD_LOCALSGD, "diloco": PERIOD_DILOCO}
+PERIOD_SPARSELOCO, PERIOD_MULOCO = 15, 30                   # src/conf/method/{sparseloco,muloco}.yaml
+PERIODS = {"predictions": PERIOD_PREDICTIONS, "localsgd": PERIOD_LOCALSGD, "diloco": PERIOD_DILOCO,
+           "sparseloco": PERIOD_SPARSELOCO, "muloco": PERIOD_MULOCO}
 EFFICIENCY = 0.9   # payload rate / nominal link rate, assumed
 PER_SERVER = "predictions, n = N/8"   # one model per server: no all_reduce across servers at all
 # The methods' own arithmetic on a GPU (assumed, V100-class: 900 GB/s of memory, memory bound):
