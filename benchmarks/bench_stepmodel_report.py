@@ -5,7 +5,6 @@ section on the time per update of every method at 128 GPUs over 10 Gbit/s (front
 
     python -m benchmarks.bench_stepmodel_report   # rewrites that section of docs/frontier.md
 """
-import math
 import textwrap
 from functools import partial
 from pathlib import Path
@@ -445,10 +444,7 @@ def _frontier_assumptions(work, net):
 
 def _frontier_left_out(work):
     passes_s = ENCODING_PASSES * work.model_bits / sm.GPU_BITS_PER_S
-    n, T = FRONTIER_GROUPS[0], FRONTIER_CHECKPOINT_T
-    k = FRONTIER_GPUS // n
-    # the engine's group all_gather carries n shards, the model's n - 1: one more shard per rank and exchange
-    extra = (k - 1) * sm.checkpoint_message_bits(math.ceil(work.params / k)) / T
+    T = FRONTIER_CHECKPOINT_T
     return ("**Left out.** The device time of encoding and decoding the compressed messages (quantisation, top-k "
             "per chunk, the n messages decoded, the sparse deltas' reconstructions), their kernel launches and "
             "MuLoCo's copies of each convolution into its 2-D matrix and back: no constant for them has been "
@@ -458,9 +454,8 @@ def _frontier_left_out(work):
             f"{1000 * passes_s / sm.PERIOD_MULOCO:.3f} for MuLoCo (H = {sm.PERIOD_MULOCO}) and "
             f"{1000 * passes_s / T:.4f} for checkpoints (T = {T:,}). Sparse deltas are priced after their first "
             "exchange, which sends the vector whole; PowerSGD after its start_iter updates of plain all_reduce. "
-            "Sharded checkpoints: the model charges the model group's all_gather of the n - 1 peers' shards, while "
-            "the engine's all_gathers all n (its own model's shards travel too), at "
-            f"n = {n} (k = {k}, across servers) {extra:,.0f} more bits per update in float32 than shown.")
+            "Sharded checkpoints: the model group's all_gather carries all n shards, its own model's too, as the "
+            "engine's kept buffer does, though only the n - 1 teachers' are used.")
 
 
 def frontier_section(work=sm.RESNET50):

@@ -70,8 +70,9 @@ def test_sharded_checkpoints_send_k_times_fewer_bits_across_servers():
         group = 2 * 32 * 1000 if k > 1 else 0   # the model's own all_reduce, inside its server
         assert sharded.inter_bits == pytest.approx(full.inter_bits / k)
         assert sharded.inter_bits == pytest.approx((n - 1) * 32 * 1000 / (k * 10))
-        # the group's all_gather of the n-1 teachers' shards over k ranks: (k-1)(n-1) b_model / (k T)
-        assert sharded.intra_bits - group == pytest.approx((k - 1) * (n - 1) * 32 * 1000 / (k * 10))
+        # the group's all_gather of the n shards it holds (the engine's kept buffer carries its own model's
+        # too) over k ranks: (k-1) n b_model / (k T)
+        assert sharded.intra_bits - group == pytest.approx((k - 1) * n * 32 * 1000 / (k * 10))
 
 
 def test_time_per_update_adds_the_exchange_over_T():
@@ -300,10 +301,10 @@ def test_compressed_checkpoint_bits_by_hand():
     assert sm.checkpoint_message_bits(10_000, delta_fraction=0.01) == (41 + 41 + 18) * 48
     assert sm.compressed_checkpoints(layout, work(), NET, delta_fraction=0.01).inter_bits == pytest.approx(2 * 480 / 10)
     # sharded, 2 models x 4 GPUs at 8 bits: a shard of 250 values, 2000 + 4 scales = 2128 bits to the peer,
-    # then the group's all_gather of the peer's shards inside the server: (k-1)(n-1) x 2128
+    # then the group's all_gather of both models' shards inside the server: (k-1) n x 2128
     sharded = sm.compressed_checkpoints(sm.Layout(n=2, k=4, T=10), work(), NET, bits=8, sharded=True)
     assert sharded.inter_bits == pytest.approx(2128 / 10)
-    assert sharded.intra_bits == pytest.approx(2 * b_model + 3 * 2128 / 10)
+    assert sharded.intra_bits == pytest.approx(2 * b_model + 3 * 2 * 2128 / 10)   # k - 1 = 3 ranks get both shards
     # time: 2 groups of one GPU, one a server, 1 Mbit/s, no latency, T = 4: 8512 bits to the peer = 8.512 ms
     net = sm.Network(inter_bits_per_s=1e6, inter_latency_s=0.0, gpus_per_server=1)
     assert sm.compressed_checkpoints(sm.Layout(n=2, k=1, T=4), work(), net, bits=8).seconds == pytest.approx(

@@ -229,9 +229,11 @@ def checkpoints(layout, work, net, message_bits=None):
 
 def sharded_checkpoints(layout, work, net, shard_bits=None):
     """Each of the k ranks all_gathers only its 1/k shard with its peers ((n-1) b_model / (k T)),
-    then the model group all_gathers the n-1 teachers' shards over k ranks ((k-1)(n-1) b_model / (k T),
-    inside the server when k <= g). `shard_bits`: what one device sends per exchange in place of
-    b_model / k (a compressed exchange: compressed_checkpoints)."""
+    then the model group all_gathers the block of n shards it holds over k ranks ((k-1) n b_model /
+    (k T), inside the server when k <= g): the engine's kept buffer gathers its own model's shard
+    too (exchange.ShardedCheckpointExchange, checkpoint_wire.py), though only the n-1 teachers' are
+    used. `shard_bits`: what one device sends per exchange in place of b_model / k (a compressed
+    exchange: compressed_checkpoints)."""
     t, inter, intra = _group_all_reduce(layout, work, net)
     n, k, T = layout.n, layout.k, layout.T
     shard = work.model_bits / k if shard_bits is None else shard_bits
@@ -240,11 +242,11 @@ def sharded_checkpoints(layout, work, net, shard_bits=None):
     t += peer_all_gather_s(shard, n, share, net, crosses, net.exchange) / T
     peer_bits = (n - 1) * shard / T
     group_crosses = k > net.gpus_per_server
-    group_bits = (k - 1) * (n - 1) * shard / T
+    group_bits = (k - 1) * n * shard / T
     if group_crosses:
-        t += peer_all_gather_s((n - 1) * shard, k, 1, net, True) / T
+        t += peer_all_gather_s(n * shard, k, 1, net, True) / T
     else:
-        t += ring_all_gather_s((n - 1) * shard, k, net.intra_bits_per_s, net.intra_latency_s) / T
+        t += ring_all_gather_s(n * shard, k, net.intra_bits_per_s, net.intra_latency_s) / T
     inter += peer_bits * crosses + group_bits * group_crosses
     intra += peer_bits * (not crosses) + group_bits * (not group_crosses)
     return Cost(_teacher_compute(layout, work) + t, inter, intra)
