@@ -263,3 +263,20 @@ def test_a_run_through_the_engine_charges_the_compressed_bits(run_job, exchange,
     ddp = steps * 2 * 32 * params if k > 1 else 0
     assert record["comm_bits_intra_node"] == ddp + (k - 1) * n * sum(per_exchange)
     assert record["val_top1"] > 30   # it trains (top-1 in percent; 10 classes)
+
+
+@pytest.mark.parametrize("exchange, key, value", [("checkpoints", "checkpoint_bits", 4),
+                                                  ("sharded_checkpoints", "checkpoint_delta_fraction", 0.01)])
+def test_every_tensor_a_compressed_exchange_hands_to_a_collective_is_on_the_runs_device(
+        tmp_path, run_job, monkeypatch, exchange, key, value):
+    """On GPUs NCCL refuses a CPU tensor: the probe (tests/device_probe.py) raises its error for any
+    tensor handed to a collective that a GPU run would hold on the CPU (codes, scales, indices, values)."""
+    from device_probe import DevicelessTensors, watch_collectives
+
+    record = tmp_path / "collectives.txt"
+    probe = DevicelessTensors()
+    watch_collectives(monkeypatch, probe, record)
+    with probe:
+        run_job(["method=codistill", f"method.exchange={exchange}", "method.period=10", f"method.{key}={value}",
+                 "scale.ranks_per_model=2", "scale.ranks_per_node=2", *ONE_EPOCH])
+    assert "all_gather_single" in record.read_text().split()
