@@ -18,6 +18,7 @@ from codistill_experiments.config.translation_schema import TranslationMini, Tra
 from codistill_experiments.runlog import run_id
 from codistill_experiments.names import LM_SCHEDULES
 from codistill_experiments.translation.checks import TRANSLATION_SCHEDULES
+from codistill_experiments.vision.engine import updates_between_evaluations
 from conftest import CONF, ROOT, compose_job
 
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
@@ -75,8 +76,6 @@ def test_run_id_depends_on_content_not_on_where_it_runs(tmp_path):
     (["schedule.weight_decay.values=[1e-4,0]"], "schedule.weight_decay.values"),
     (["eval_every_epochs=0"], "eval_every_epochs=0"),
     (["eval_every_epochs=-2"], "eval_every_epochs=-2"),
-    (["eval_every_epochs=0.3"], "eval_every_epochs=0.3"),   # evaluated only at the end before
-    (["eval_every_epochs=1.5"], "eval_every_epochs=1.5"),
     (["+data.holdout=-1"], "data.holdout=-1: must be an integer >= 0"),
     (["+data.holdout=null"], "data.holdout=None: must be an integer >= 0"),   # an optional key has no null
     (["+data.split_seed=1"], "data.split_seed=1: data does not read this key"),
@@ -275,9 +274,17 @@ def test_whole_numbers_of_epochs_between_evaluations_are_accepted(tmp_path):
     assert compose_job(["eval_every_epochs=2.0"], tmp_path)["eval_every_epochs"] == 2.0
 
 
+@pytest.mark.parametrize("every, steps_per_epoch, updates", [(1, 214, 214), (3, 53, 159), (0.12355, 429, 53),
+                                                              (1.5, 214, 321), (0.001, 53, 1)])
+def test_a_fraction_of_an_epoch_between_evaluations_is_the_nearest_whole_number_of_updates(every, steps_per_epoch,
+                                                                                          updates):
+    # int(0.3) was 0 once: a run evaluated only at its end
+    assert updates_between_evaluations(every, steps_per_epoch) == updates
+
+
 def test_eval_every_zero_exits_nonzero_naming_the_key_before_anything_runs(tmp_path):
     done = run_cli("eval_every_epochs=0", f"results_root={tmp_path}", cwd=tmp_path)
-    assert done.returncode != 0 and "eval_every_epochs=0: must be a whole number" in done.stderr
+    assert done.returncode != 0 and "eval_every_epochs=0: must be > 0" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
 
 

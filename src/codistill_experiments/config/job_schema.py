@@ -55,8 +55,9 @@ class Job:
     init_seed: Optional[int] = MISSING
     batch_scale: Number = spec(POSITIVE, why="it multiplies each model's batch")
     epoch_scale: Number = spec(POSITIVE, why="it multiplies the schedule's epochs")
-    eval_every_epochs: Number = spec(at_least=1, whole=True, why="the run evaluates and saves its state every "
-                                     "eval_every_epochs epochs and at its end")
+    eval_every_epochs: Number = spec(POSITIVE, why="the run evaluates and saves its state every eval_every_epochs "
+                                     "epochs (a fraction: the nearest whole number of updates, at least one) and at its "
+                                     "end; the translation workloads, every whole number of epochs")
     deterministic: bool = MISSING
     data: Data = field(default_factory=Data)
     supervised: Supervised = field(default_factory=Supervised)

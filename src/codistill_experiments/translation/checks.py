@@ -95,8 +95,11 @@ def check_translation_job(container, problems):
         if value != 1:
             problems.append(f"{key}={value!r}: not supported by the translation workloads (must be 1); change "
                             "workload.max_tokens or schedule.max_update instead")
-    every = container["eval_every_epochs"]   # a whole number >= 1: its rule (config/job_schema.py)
-    if _is_whole(every) and not isinstance(every, int):
+    every = container["eval_every_epochs"]   # > 0 by its rule (config/job_schema.py); fairseq needs whole epochs
+    if not _is_whole(every):
+        problems.append(f"eval_every_epochs={every!r}: fairseq validates and saves every whole number of epochs "
+                        "(>= 1); write a whole number")
+    elif not isinstance(every, int):
         problems.append(f"eval_every_epochs={every!r}: fairseq validates and saves every {int(every)} epochs given "
                         f"as an integer; write eval_every_epochs={int(every)}")
 

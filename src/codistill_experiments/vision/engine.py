@@ -105,10 +105,17 @@ class LoopSettings:
     loader_workers: int
 
 
+def updates_between_evaluations(every_epochs, steps_per_epoch):
+    """eval_every_epochs in updates: the nearest whole number, at least one. A fraction lets runs whose
+    epochs differ in updates be evaluated at the same updates (the frontier's codistilled models, whose
+    epoch of their own data is 8 of all_reduce's)."""
+    return max(1, round(every_epochs * steps_per_epoch))
+
+
 def loop_settings(cfg, schedules):
     workload = cfg.workload
     return LoopSettings(total_steps=schedules.total_steps, steps_per_epoch=schedules.steps_per_epoch,
-                        eval_every=int(cfg.eval_every_epochs) * schedules.steps_per_epoch,
+                        eval_every=updates_between_evaluations(cfg.eval_every_epochs, schedules.steps_per_epoch),
                         channels_last=workload.get("channels_last", False),   # the GPU workloads have these keys
                         amp=workload.get("amp", False), loader_workers=workload.loader_workers)
 
