@@ -78,3 +78,22 @@ def test_a_paper_dry_run_prints_each_jobs_gpu_hours_and_the_sweeps_total(tmp_pat
     total = re.search(r"total: ([\d,]+) GPU-h over 33 jobs", done.stdout)
     assert total and float(total.group(1).replace(",", "")) == pytest.approx(sum(hours), abs=33)
     assert "assumed: " in done.stdout and "100 Gbit/s" in done.stdout
+
+
+def test_sparseloco_muloco_and_compressed_checkpoints_are_costed_as_their_exchanges_not_as_training_apart(tmp_path):
+    base = ["scale=paper", "method.n=2"]
+    apart = job_cost(compose_job(["method=independent", *base], tmp_path)).seconds_per_update
+    diloco = job_cost(compose_job(["method=diloco", "method.period=30", *base], tmp_path)).seconds_per_update
+    sparseloco = job_cost(compose_job(["method=sparseloco", *base], tmp_path)).seconds_per_update
+    muloco = job_cost(compose_job(["method=muloco", *base], tmp_path)).seconds_per_update
+    assert sparseloco > apart   # its outer step every 15 updates travels between the servers
+    # Muon's Newton-Schulz on every flattened weight but the classifier, every update: 5 iterations of
+    # 2 rows x cols x (2 rows + cols) ... FLOPs on ResNet-50 take over 10 ms at the update's own FLOP rate
+    assert muloco - diloco > 0.010
+    whole = job_cost(compose_job(["method=codistill", "method.exchange=checkpoints", "method.period=2500", *base],
+                                 tmp_path)).seconds_per_update
+    eight = job_cost(compose_job(["method=codistill", "method.exchange=checkpoints", "method.period=2500",
+                                  "method.checkpoint_bits=8", *base], tmp_path)).seconds_per_update
+    # 8-bit blocks of 64 with a float32 scale: 8 + 32/64 bits a value instead of 32, gathered once per T
+    gathered = RESNET50_PARAMS * (32 - 8.5) / 90e9 / 2500   # 8 GPUs' shares of the NIC aside: a lower bound
+    assert whole - eight > 0.5 * gathered and eight > apart

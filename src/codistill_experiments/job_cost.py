@@ -106,7 +106,11 @@ def _workload(container):
     # the slowest of the job's models sets its pace (workload.models: one architecture per model)
     flops, params = max(vision_shape(workload["name"], arch, classes) for arch in _architectures(workload))
     per_second = RESNET50_V100_IMAGES_PER_S[precision] * reference / flops
-    work = sm.Workload(workload["name"], params, batch / per_second, logits_per_device=batch * classes, classes=classes)
+    # each parameter tensor's shape where it is known (SparseLoCo's and MuLoCo's messages are per tensor,
+    # MuLoCo's Muon per matrix); the FLOPs of an update (forward x 3) price Muon at the update's own rate
+    known = _architectures(workload) == ["resnet50"] and classes == 1000
+    work = sm.Workload(workload["name"], params, batch / per_second, logits_per_device=batch * classes, classes=classes,
+                       tensors=tuple(sm.resnet50_tensors()) if known else (), flops_per_update=3 * batch * flops)
     return work, _vision_updates(container), f"{per_second:,.0f} img/s per V100, {precision}"
 
 
@@ -181,11 +185,20 @@ def _method_cost(method, world, per_model, work):
         return sm.powersgd(sm.Layout(1, world, rank=method["rank"]), work, net)
     if name in ("localsgd", "diloco"):
         return getattr(sm, name)(sm.Layout(n, per_model, method["period"]), work, net)
+    if name == "sparseloco":
+        return sm.sparseloco(sm.Layout(n, per_model, method["period"]), work, net, method["top_k"],
+                             method["chunk_size"], method["bits"])
+    if name == "muloco":
+        return sm.muloco(sm.Layout(n, per_model, method["period"]), work, net, method["bits"])
     if name == "codistill":
         layout = sm.Layout(n, per_model, method["period"])
         exchange = method["exchange"]
         if exchange == "predictions":
             return sm.predictions(layout, work, net, method["prediction_topk"], method["prediction_bits"])
+        compressed = method["checkpoint_bits"] != 32 or method["checkpoint_delta_fraction"] is not None
+        if exchange in ("checkpoints", "sharded_checkpoints") and compressed:
+            return sm.compressed_checkpoints(layout, work, net, method["checkpoint_bits"],
+                                             method["checkpoint_delta_fraction"], exchange == "sharded_checkpoints")
         if exchange in ("checkpoints", "sharded_checkpoints"):
             return getattr(sm, exchange)(layout, work, net)
     # independent models, or a method whose exchange the model lacks: each model's own all_reduce
