@@ -42,6 +42,9 @@ SWEEP_JOBS = {
     # the frontier's regime (make regime): all_reduce over 8 servers and the 0-bit control of 8 groups (3 + 3), the
     # control's 6 tuning runs (mini only) and its tuned base LR (3 fresh seeds)
     "frontier_regime": (15, 9),
+    # the frontier at 8 servers: frontier_regime's 15 mini runs, 6 base LRs x 7 methods on held-out data, and at the tuned
+    # base LRs 22 settings x 3 fresh seeds (local SGD, DiLoCo, SparseLoCo, PowerSGD 3 each, MuLoCo 2, codistillation 7)
+    "frontier8": (123, 0),
     # translation (fairseq): tests/test_translation_config.py checks what they share
     "fig4": (15, 15), "fig12": (15, 15), "table2": (12, 12), "iwslt_overfit": (9, 9),
     "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),
