@@ -131,6 +131,18 @@ SPEC_LIST = [
          "method also at its best of 6 settings on held-out training data, 3 fresh seeds)",
          "not in the paper (Fig. 1's setting)",
          Drawer("frontier", "frontier"), paper=False),
+    Spec("frontier8", "figure", "Beyond the paper: the frontier at 8 servers, where training apart costs clearly: "
+         "codistillation (predictions, whole and compressed checkpoints) vs PowerSGD, local SGD, DiLoCo, SparseLoCo "
+         "and MuLoCo, each at its tuned base LR, top-1 against bits between servers per update",
+         "not in the paper (the regime of sweep frontier_regime)", Drawer("frontier8", "frontier8"), paper=False),
+    Spec("frontier8_curves", "figure", "Beyond the paper: the frontier at 8 servers, top-1 against the bits each "
+         "device has sent in all (as MuLoCo's Fig. 1), each method at its setting that reaches 99 % of all_reduce's "
+         "final top-1 with the fewest bits", "not in the paper (the regime of sweep frontier_regime)",
+         Drawer("frontier8", "frontier8_curves"), sweep="frontier8", paper=False),
+    Spec("frontier8_bits", "table", "Beyond the paper: bits each device sends to reach all_reduce's final top-1 "
+         "and 99 % of it at 8 servers, read from each setting's seed-mean curve", "not in the paper "
+         "(the regime of sweep frontier_regime)", Drawer("frontier8", "frontier8_bits"), sweep="frontier8",
+         paper=False),
     Spec("tuned_baselines", "figure", "Beyond the paper: all_reduce, codistillation and the alpha = 0 control at "
          "the paper's recipe (base LR 0.1) and each at its best base LR of one tuning budget on held-out training "
          "data (3 fresh seeds): final top-1 and training loss", "Sec. 4.1 and A.5, mini only",

@@ -8,6 +8,8 @@ arm's settings ranked by final top-1 on the training samples held out of trainin
   (predictions, checkpoints) and the alpha = 0 control; the best runs in sweeps/tuned_baselines.yaml.
 - frontier_regime (sweeps/frontier_regime.yaml): the base learning rate of the frontier regime's 0-bit
   control (8 groups that never communicate); the best runs in the same sweep (`make regime` checks it).
+- frontier8 (sweeps/frontier8.yaml): the base learning rate of each method at 8 servers, the control's
+  budget; the best runs at every knob in the same sweep.
 
     python -m figures.tuning [--sweep frontier_tuning] [--results paper/logs] [--scale mini]
 """
@@ -31,10 +33,18 @@ def exchange_arm(run):
     return run["cfg.method.name"] + (f", {exchange}" if isinstance(exchange, str) else "")
 
 
+def period_arm(run):
+    """A method with its exchange and period: frontier8 tunes each method at one knob value, beside the
+    regime's control tuned at its own (local SGD at H = 16 and H = 1000 are two arms)."""
+    period = run.get("cfg.method.period")
+    return exchange_arm(run) + (f", period {period:g}" if isinstance(period, (int, float)) and period == period else "")
+
+
 # sweep -> (what an arm is, {method: the keys it tunes} or the keys every arm tunes)
 BUDGETS = {"frontier_tuning": (method_arm, TUNED),
            "baseline_tuning": (exchange_arm, ["schedule.lr.base"]),
-           "frontier_regime": (method_arm, ["schedule.lr.base"])}
+           "frontier_regime": (method_arm, ["schedule.lr.base"]),
+           "frontier8": (period_arm, ["schedule.lr.base"])}
 
 
 def held_out_runs(records):

@@ -19,6 +19,7 @@ from test_collect import config, eval_record, write_manifest, write_run
 EXPERIMENT_IDS = {*(f"fig{i}" for i in range(1, 18)), "table1", "table2", "iwslt_overfit", "exchange_frequency",
                   "lr_robustness", "nmt_exchange_frequency", "alpha_gamma", "alpha_schedule_vision", "multiview",
                   "wrn_pretrain", "frontier", "fig2_regimes", "tuned_baselines",  # beyond the paper
+                  "frontier8", "frontier8_curves", "frontier8_bits",
                   "anil_fig2a", "anil_fig2b", "anil_fig4", "anil_fig4_lm", "anil_two_phase", "anil_table1"}  # Anil et al. 2018's
 
 

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from figures.claims.to_target import table, text, to_target
+from figures.logs.to_target import table, text, to_target
 
 
 def records(runs):

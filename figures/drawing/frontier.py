@@ -25,10 +25,11 @@ from .panels import apply_theme, point_panel, value_band
 from .seed_means import SES, last_step
 
 FRONTIER_LABELS = {"allreduce": "all_reduce", "powersgd": "PowerSGD", "localsgd": "local SGD", "diloco": "DiLoCo",
-                   "streaming_diloco": "Streaming DiLoCo",
+                   "streaming_diloco": "Streaming DiLoCo", "sparseloco": "SparseLoCo", "muloco": "MuLoCo",
                    "independent": "α = 0 control (independent, 0 bits)"}
 FRONTIER_KNOBS = {"codistill": ("method.period", "T"), "localsgd": ("method.period", "H"),
                   "diloco": ("method.period", "H"), "streaming_diloco": ("method.period", "H"),
+                  "sparseloco": ("method.period", "H"), "muloco": ("method.period", "H"),
                   "powersgd": ("method.rank", "r")}
 COMPRESSED = "codistillation, predictions top-k / 8-bit"   # method.prediction_topk or prediction_bits=8
 ORDER = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints", "PowerSGD", "local SGD", "DiLoCo",
@@ -85,14 +86,14 @@ ROW = 0.08     # of that range: one row of the shaded strip under it where the s
 OFF_SCALE = "off the scale"   # gid of the strip; each off-scale marker's gid is its series and knob + " " + this
 
 
-def y_scale(points, reference):
+def y_scale(points, reference, reach=REACH):
     """(floor, high) of the top-1 axis: all_reduce's band (reference: its mean, s.e.) and every point
     within REACH of its mean, with their ±1 s.e. bars, span it with a margin, rounded out to 0.1;
     a point below floor is off the scale. None without all_reduce (the axis then spans every point)."""
     if reference is None:
         return None
     mean, se = reference
-    shown = points[points["y"] >= mean - REACH]
+    shown = points[points["y"] >= mean - reach]
     spread = shown["se"].fillna(0)
     lowest, highest = min(mean - se, (shown["y"] - spread).min()), max(mean + se, (shown["y"] + spread).max())
     margin = max(PAD * (highest - lowest), 0.05)
@@ -145,15 +146,22 @@ def point_curves_to(ax, series, drawn_at):
 
 
 def frontier(data, notes):
-    frame = last_step(curves(data, label=frontier_label, knob=frontier_knob))
-    control, rest = frame[frame["label"] == CONTROL], frame[frame["label"] != CONTROL]
+    return frontier_figure(last_step(curves(data, label=frontier_label, knob=frontier_knob)), notes, ORDER, CONTROL)
+
+
+def frontier_figure(frame, notes, order, control_label, reach=REACH, zero_tick="0 bits\n(α = 0\ncontrol)"):
+    """The frontier's two panels from each run's final rows (columns label, knob, method,
+    bits_per_iteration, val_top1): the 0-bit panel (the runs labelled `control_label`, and any
+    setting that sent nothing) and the log-bits panel, series in `order` first; the y axis spans the
+    settings within `reach` points of all_reduce."""
+    control, rest = frame[frame["label"] == control_label], frame[frame["label"] != control_label]
     # a setting that never communicates (a period beyond the run's length) sends 0 bits: beside the control
     silent, rest = rest[rest["bits_per_iteration"] <= 0], rest[rest["bits_per_iteration"] > 0]
     apply_theme()
     fig, (zero, ax) = plt.subplots(1, 2, figsize=SIZE, sharey=True,
                                    width_ratios=[1.6, 8])
     labels = set(rest["label"]) | set(silent["label"])
-    palette = series_colours(series_methods(pd.concat([rest, silent]), "label", ORDER + sorted(labels - set(ORDER))))
+    palette = series_colours(series_methods(pd.concat([rest, silent]), "label", order + sorted(labels - set(order))))
     means = point_panel(ax, rest, "bits_per_iteration", "val_top1", "label", notes, "knob",
                         series_order=[s for s in palette if s in set(rest["label"])], palette=palette)
     points = [dict(axis=ax, series=p["label"], tag=p["knob"] if pd.notna(p["knob"]) else "", x=p["x"], y=p["y"],
@@ -165,8 +173,8 @@ def frontier(data, notes):
         values = control["val_top1"]
         drawn = zero.errorbar([0], [values.mean()], yerr=[values.sem() if len(values) > 1 else 0], fmt="D",
                               capsize=3, color=colour(CONTROL_METHOD),
-                              markerfacecolor="white", label=CONTROL)
-        drawn.lines[0].set_gid(CONTROL)
+                              markerfacecolor="white", label=control_label)
+        drawn.lines[0].set_gid(control_label)
         points.append(dict(axis=zero, series="α = 0 control", tag="", x=0, y=values.mean(), se=values.sem(),
                            colour=colour(CONTROL_METHOD)))
         notes.record(control, "label")
@@ -181,11 +189,11 @@ def frontier(data, notes):
         points.append(dict(axis=zero, series=label, tag=knob, x=0.4 * offset, y=values.mean(), se=values.sem(),
                            colour=palette[label]))
         notes.record(runs, "label")
-    zero.set_xticks([0], labels=["0 bits\n(α = 0\ncontrol)"])
+    zero.set_xticks([0], labels=[zero_tick])
     zero.set_xlim(-1, 1 + 0.4 * silent.groupby(["label", "knob"]).ngroups)
     zero.set(ylabel=METRIC_LABELS["val_top1"], xlabel=None)
     points = pd.DataFrame(points, columns=["axis", "series", "tag", "x", "y", "se", "colour"]).dropna(subset=["y"])
-    scale = y_scale(points, reference)
+    scale = y_scale(points, reference, reach)
     floor = -np.inf
     if scale:
         floor, high = scale

@@ -1,8 +1,8 @@
 """One colour per method in every figure, from seaborn's colorblind palette: all_reduce blue,
 codistillation orange, the alpha = 0 control grey (method independent: the same models trained apart,
 no distillation; Anil et al.'s single-model baseline and ensembles of such models are runs of it too),
-PowerSGD green, local SGD purple, DiLoCo brown, Streaming DiLoCo vermillion; Anil et al.'s label
-smoothing sky blue and two-phase distillation magenta.
+PowerSGD green, local SGD purple, DiLoCo brown, Streaming DiLoCo vermillion, SparseLoCo pink, MuLoCo
+olive; Anil et al.'s label smoothing sky blue and two-phase distillation magenta.
 
 Where a figure shows several series of one method (schedules, exchange periods, n-way, batch sizes,
 architectures), they are shades of that method's colour, from the colour itself towards dark, in
@@ -23,6 +23,8 @@ METHOD_COLOURS = {       # keys: the runs' method.name (cfg), and Anil et al.'s 
     "localsgd": _COLORBLIND[4],
     "diloco": _COLORBLIND[5],
     "streaming_diloco": _COLORBLIND[3],
+    "sparseloco": _COLORBLIND[6],
+    "muloco": _COLORBLIND[8],
     "label_smoothing": _COLORBLIND[9],
     "two_phase": _DARK[6],
 }
