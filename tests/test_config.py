@@ -82,6 +82,7 @@ def test_run_id_depends_on_content_not_on_where_it_runs(tmp_path):
     (["+supervised.weight=0.1"], "supervised.weight=0.1: supervised does not read this key"),
     (["+epochs=3"], "epochs=3: the job does not read this key"),
     (["batch_scale=0"], "batch_scale=0: must be > 0"),
+    (["seed=-1"], "seed=-1: must be an integer >= 0"),   # trained a full run once
     (["epoch_scale=-1"], "epoch_scale=-1: must be > 0 (it multiplies the schedule's epochs)"),
 ])
 def test_invalid_jobs_name_the_offending_key(tmp_path, overrides, key):

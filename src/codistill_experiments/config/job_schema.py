@@ -51,7 +51,7 @@ class Job:
     method: Any = MISSING
     launcher: Any = MISSING
     scale: Any = MISSING
-    seed: int = MISSING
+    seed: int = spec(NON_NEGATIVE, why="runs are seeded from 0 up; a negative seed is a typo, not a run")
     init_seed: Optional[int] = MISSING
     batch_scale: Number = spec(POSITIVE, why="it multiplies each model's batch")
     epoch_scale: Number = spec(POSITIVE, why="it multiplies the schedule's epochs")
