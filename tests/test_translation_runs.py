@@ -201,3 +201,30 @@ def test_submitit_tasks_train_the_same_run_as_the_local_launcher(run_job, tmp_pa
     assert is_finished(remote)
     assert without_times(records_of(remote, "eval")) == without_times(records_of(local, "eval"))
     assert records_of(remote, "test") == records_of(local, "test")
+
+
+def test_a_diverged_translation_run_ends_failed_exits_nonzero_and_gives_no_resume_advice(tmp_path):
+    """An absurd LR: fairseq raises FloatingPointError("gradients are Nan/Inf"), its NanDetector
+    then fails with StopIteration. The run ends as a vision run that diverged does: a failed end
+    record naming the model and the likely keys, a non-zero exit with that reason as the last line,
+    and a rerun that repeats nothing."""
+    job = [*CODISTILL, "schedule.lr=1e6", f"results_root={tmp_path}"]
+    done = run_cli(*job, cwd=tmp_path)
+    message = done.stderr.strip().splitlines()[-1]
+    assert done.returncode != 0, done.stderr[-2000:]
+    assert re.fullmatch(r"error: diverged: the gradients of model [01] \(rank 0 of its group\) became non-finite at "
+                        r"an update after \d+ \(.*\); likely keys: schedule\.lr=1000000\.0, method\.alpha=0\.1\. The "
+                        r"run stopped and is recorded as failed", message), message
+    assert "resume" not in done.stderr.lower()
+    [directory] = (tmp_path / "runs").iterdir()
+    records = read_records(directory / "metrics.jsonl")
+    kinds = [record["kind"] for record in records]
+    assert kinds[0] == "header" and set(kinds[1:-1]) <= {"eval"} and kinds[-1] == "end"
+    end = records[-1]
+    assert end["status"] == "failed" and "error: " + end["reason"] == message
+    assert end["steps"] == max((record["step"] for record in records[1:-1]), default=0)
+    assert not records_of(directory, "test") and not (directory / "exchange").exists()
+    before = (directory / "metrics.jsonl").read_bytes()
+    again = run_cli(*job, cwd=tmp_path)
+    assert again.returncode != 0 and "failed: diverged" in again.stderr.strip().splitlines()[-1]
+    assert (directory / "metrics.jsonl").read_bytes() == before

@@ -21,8 +21,9 @@ from .. import runlog
 from ..jobs import check_world_size, gpu_of, local_rendezvous
 from .commands import model_dir, shape, train_arguments
 from .data import mini_data_bin
-from .processes import FairseqFailed, cuda_available, import_fairseq, run_fairseq, start_fairseq, wait_all
-from .results import finish, start_log
+from .processes import (FairseqDiverged, FairseqFailed, cuda_available, import_fairseq, run_fairseq, start_fairseq,
+                        wait_all)
+from .results import fail, finish, start_log
 
 
 def data_bin_of(config):
@@ -133,7 +134,10 @@ def run_task(config, run_directory, data_bin, rank, local_rank):
         try:
             wait_all({(group, rank_in_group): (process, log_path)}, run_directory)
         except FairseqFailed as error:
-            runlog.atomic_write_bytes(failed, lambda handle: handle.write(json.dumps({"error": str(error)}).encode()))
+            what = {"error": str(error)}
+            if isinstance(error, FairseqDiverged):
+                what["diverged"] = {"rank": error.rank, "log": str(error.log_path)}
+            runlog.atomic_write_bytes(failed, lambda handle: handle.write(json.dumps(what).encode()))
             raise
         if rank_in_group == 0:
             mark_trained(run_directory, group)
@@ -147,7 +151,10 @@ def wait_for_groups(run_directory, n, k, poll_s=5.0):
     while not all(trained(run_directory, group) for group in range(n)):
         for group in range(n):
             for failed in model_dir(run_directory, group).glob("failed-rank*.json"):
-                raise FairseqFailed(f"model {group} failed ({failed}): {json.loads(failed.read_text())['error']}")
+                what = json.loads(failed.read_text())
+                if "diverged" in what:
+                    raise FairseqDiverged(group, what["diverged"]["rank"], what["diverged"]["log"])
+                raise FairseqFailed(f"model {group} failed ({failed}): {what['error']}")
         if time.monotonic() - started > 60:
             print(f"waiting for models {[g for g in range(n) if not trained(run_directory, g)]} to finish", flush=True)
             started = time.monotonic()
@@ -162,12 +169,18 @@ def launch_translation(config, run_directory, task=None):
     data_bin = data_bin_of(config)
     if task is None or task[0] == 0:
         start_log(config, run_directory)
-    if task is not None:
-        rank, local_rank = task
-        n, k = shape(config)
-        check_world_size(n * k)
-        run_task(config, run_directory, data_bin, rank, local_rank)
-        return rank
-    run_local(config, run_directory, data_bin)
+    try:
+        if task is not None:
+            rank, local_rank = task
+            n, k = shape(config)
+            check_world_size(n * k)
+            run_task(config, run_directory, data_bin, rank, local_rank)
+            return rank
+        run_local(config, run_directory, data_bin)
+    except FairseqDiverged as diverged:
+        if task is not None and task[0] != 0:
+            raise   # this rank's model diverged; rank 0 writes the run's failed end record
+        fail(config, run_directory, diverged)   # src/run.py reads it and exits non-zero
+        return 0
     finish(config, run_directory, data_bin)
     return 0

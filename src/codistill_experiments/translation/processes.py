@@ -7,10 +7,14 @@ import multiprocessing
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 # fairseq's checkpoints pickle argparse.Namespace; torch >= 2.6 refuses them unless told otherwise.
 FAIRSEQ_ENV = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+# The exit status of a fairseq process whose training diverged (non-finite gradients): a failure
+# that a rerun would repeat, told apart from a crash that a rerun resumes.
+DIVERGED_EXIT = 3
 
 
 def cuda_available():
@@ -74,8 +78,29 @@ def _child(tool, argv, log_path, threads, parent, gpu):
     torch.set_num_threads(threads)
     version.setbase("1.1")  # fairseq composes its own config through hydra.experimental (Hydra 1.1 API)
     sys.argv = [f"fairseq-{tool}", *argv]
-    _fairseq_entry(tool)()
+    try:
+        _fairseq_entry(tool)()
+    except BaseException as error:
+        if floating_point_error(error) is None:
+            raise
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.exit(DIVERGED_EXIT)
     sys.stdout.flush()
+
+
+def floating_point_error(error):
+    """fairseq's sign that training diverged, a FloatingPointError ("gradients are Nan/Inf",
+    "Minimum loss scale reached"), found in `error` or what it was raised while handling: fairseq
+    re-raises it after running its NanDetector, which can itself fail (fairseq 0.12.3.1 on torch
+    2.14: StopIteration) and hide it as the context of another error. None when absent."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, FloatingPointError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def start_method(gpu):
@@ -119,9 +144,20 @@ class FairseqFailed(RuntimeError):
     pass
 
 
+class FairseqDiverged(FairseqFailed):
+    """Model `group`'s training diverged (rank `rank` of its group): the run cannot give a result,
+    and a rerun would diverge again."""
+
+    def __init__(self, group, rank, log_path):
+        self.group, self.rank, self.log_path = group, rank, log_path
+        super().__init__(f"model {group} (rank {rank} of its group) diverged: fairseq found non-finite gradients; "
+                         f"its log {log_path} ends with:\n{log_tail(log_path)}")
+
+
 def wait_all(processes, run_directory):
     """processes: {(group, rank): (process, log path)}. Waits for all; when one fails, stops the
-    others and raises an error naming the model, the rank and its log."""
+    others and raises an error naming the model, the rank and its log: FairseqDiverged when its
+    training diverged, else FairseqFailed, which a rerun resumes."""
     try:
         while processes:
             for key, (process, log_path) in list(processes.items()):
@@ -129,8 +165,10 @@ def wait_all(processes, run_directory):
                 if process.exitcode is None:
                     continue
                 del processes[key]
+                group, rank = key
+                if process.exitcode == DIVERGED_EXIT:
+                    raise FairseqDiverged(group, rank, log_path)
                 if process.exitcode != 0:
-                    group, rank = key
                     raise FairseqFailed(
                         f"model {group} (rank {rank} of its group) exited with code {process.exitcode}; the other "
                         f"models were stopped. Its log {log_path} ends with:\n{log_tail(log_path)}\nRerun the same "

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .. import runlog
+from ..divergence import fairseq_divergence
 from ..jobs import visible_gpus
 from .commands import generate_arguments, model_dir, shape
 from .data import is_language_model
@@ -83,27 +84,52 @@ def test_record(config, run_directory, data_bin, group, step):
     return record
 
 
+def model_records(run_directory, n):
+    """Every eval record the models have written, by step, then model (none for a model stopped
+    before its first evaluation)."""
+    evals = []
+    for group in range(n):
+        path = model_dir(run_directory, group) / "evals.jsonl"
+        evals += runlog.read_records(path) if path.exists() else []
+    return sorted(evals, key=lambda record: (record["step"], record["model"]))
+
+
+def write_log(config, run_directory, records):
+    """metrics.jsonl = its header (the one start_log wrote, else a new one), then `records`, written
+    atomically; the exchange snapshots are removed (the run has ended)."""
+    path = Path(run_directory) / runlog.METRICS_FILE
+    first = runlog.read_records(path)[:1] if path.exists() else []
+    head = first[0] if first and first[0]["kind"] == "header" else header(config)
+    text = "".join(json.dumps(record) + "\n" for record in [head, *records])
+    runlog.atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
+    shutil.rmtree(Path(run_directory) / "exchange", ignore_errors=True)
+
+
 def finish(config, run_directory, data_bin):
     """BLEU of every translation model, then metrics.jsonl = header, every eval record (by step, then model),
     the test records, and the end record; the exchange snapshots are removed."""
     n, _ = shape(config)
-    evals = []
-    for group in range(n):
-        evals += runlog.read_records(model_dir(run_directory, group) / "evals.jsonl")
-    evals.sort(key=lambda record: (record["step"], record["model"]))
+    evals = model_records(run_directory, n)
     final_step = {group: max((r["step"] for r in evals if r["model"] == group), default=0) for group in range(n)}
     started = time.monotonic()
     tests = [] if is_language_model(config["workload"]) else [
         test_record(config, run_directory, data_bin, group, final_step[group]) for group in range(n)]
-    path = Path(run_directory) / runlog.METRICS_FILE
-    first = runlog.read_records(path)[:1] if path.exists() else []
-    head = first[0] if first and first[0]["kind"] == "header" else header(config)
     train_time = max((r["wall_time"] for r in evals), default=0.0)
     end = {"kind": "end", "steps": max(final_step.values()), "wall_time": train_time + time.monotonic() - started}
-    text = "".join(json.dumps(record) + "\n" for record in [head, *evals, *tests, end])
-    runlog.atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
-    shutil.rmtree(Path(run_directory) / "exchange", ignore_errors=True)
+    write_log(config, run_directory, [*evals, *tests, end])
     tag = "[MINI] " if config["scale"]["name"] == "mini" else ""
     for record in tests:
         print(f"{tag}model {record['model']}: BLEU {record['bleu']:.2f} on {record['subset']} "
               f"({record['sentences']} sentences)", flush=True)
+
+
+def fail(config, run_directory, diverged):
+    """Ends a run whose model diverged (FairseqDiverged) as the vision engine ends one: metrics.jsonl
+    = header, the eval records written before, and a failed end record whose reason names the model,
+    the update after which it diverged and the likely keys (src/run.py exits non-zero with it)."""
+    evals = model_records(run_directory, shape(config)[0])
+    after = max((r["step"] for r in evals if r["model"] == diverged.group), default=0)
+    end = {"kind": "end", "status": "failed", "reason": fairseq_divergence(diverged.group, diverged.rank, after, config),
+           "steps": max((r["step"] for r in evals), default=0), "wall_time": max((r["wall_time"] for r in evals),
+                                                                                  default=0.0)}
+    write_log(config, run_directory, [*evals, end])
