@@ -125,7 +125,7 @@ def test_the_report_has_the_section_or_says_it_was_not_measured(tmp_path):
 
 
 def test_measures_reads_each_models_last_evaluation(tmp_path):
-    records = [{"kind": "header"},
+    records = [{"kind": "header", "run_id": "r", "config": {}},
                *[{"kind": "eval", "step": s, "model": m, "val_top1": 70 + s / 100 + m, "comm_bits_inter_node": s * 10,
                   "time": 1000.0 + s / 10 + m} for s in (100, 200) for m in (0, 1)],
                {"kind": "down", "model": 1, "down_s": 3.0},
@@ -134,7 +134,8 @@ def test_measures_reads_each_models_last_evaluation(tmp_path):
     assert bench_modeljobs.measures(tmp_path, launched=990.0) == {
         "top1": [72.0, 73.0], "bits": [2000, 2000], "wall_time": [29.0, 30.0], "updates": 200,
         "finish_s": [30.0, 31.0]}
-    records[-1] = {"kind": "end", "steps": 200, "wall_time": 30.0, "status": "failed"}
+    records[-1] = {"kind": "end", "steps": 200, "wall_time": 30.0, "status": "failed",
+                   "reason": "diverged"}
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     with pytest.raises(RuntimeError):
         bench_modeljobs.measures(tmp_path, launched=990.0)

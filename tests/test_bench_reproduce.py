@@ -30,7 +30,8 @@ def test_each_run_counts_once_in_the_first_sweep_that_lists_it(tmp_path, monkeyp
     def log(run_id, ranks, seconds):
         folder = tmp_path / "runs" / run_id
         folder.mkdir(parents=True)
-        lines = [{"kind": "header", "config": {"world_size": ranks}}, {"kind": "end", "wall_time": seconds}]
+        lines = [{"kind": "header", "run_id": run_id, "config": {"world_size": ranks}},
+                 {"kind": "end", "steps": 10, "wall_time": seconds}]
         (folder / "metrics.jsonl.gz").write_bytes(gzip.compress("\n".join(map(json.dumps, lines)).encode()))
 
     def manifest(sweep, run_ids):

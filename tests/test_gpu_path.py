@@ -5,11 +5,14 @@ on the CPU; a `meta` device stands in for a GPU the run's state must not be load
 counted without CUDA, so their number can be given to the checks here."""
 import dataclasses
 import datetime
+import importlib.metadata
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
+import numpy
 import pytest
 import torch
 import torch.distributed as dist
@@ -301,6 +304,9 @@ def test_a_runs_header_says_where_it_ran(tmp_path, run_job):
     assert environment["device"] == "cpu" and environment["backend"] == "gloo"
     assert environment["precision"] == "float32" and environment["torch"] == torch.__version__
     assert environment["cpu"] == cpu and environment["host"] == os.uname().nodename
+    assert environment["cores"] == len(os.sched_getaffinity(0)) and environment["numpy"] == numpy.__version__
+    assert environment["fairseq"] == importlib.metadata.version("fairseq-fixed")
+    assert environment["python"] == ".".join(str(part) for part in sys.version_info[:3])
     assert "gpu" not in environment   # GPU fields only on GPUs
 
 

@@ -54,7 +54,7 @@ def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_log(tmp_path)
 
 def test_a_torn_last_line_and_uncommitted_records_are_dropped_on_resume(tmp_path):
     config = compose_job(["method=codistill"], tmp_path)
-    header = {"kind": "header", "run_id": "x"}
+    header = {"kind": "header", "run_id": "x", "config": {}}
     lines = [header] + [{"kind": "eval", "step": s, "model": m} for s in (37, 74) for m in (0, 1)]
     (tmp_path / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"kind": "ev')
     log = MetricsLog.resume(tmp_path, config, last_step=37)

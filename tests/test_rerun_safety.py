@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from benchmarks import soak_resume
-from codistill_experiments.runlog import METRICS_FILE, DamagedLog, parse_log, read_records
+from codistill_experiments.runlog import DAMAGED, METRICS_FILE, DamagedLog, end_state, parse_log, read_records
 from conftest import SHORT
 from figures.logs.run_logs import read_log
 
@@ -76,7 +76,8 @@ def test_a_torn_end_record_is_a_crash_while_writing_and_resumes_to_the_same_log(
 
 def test_the_reader_tells_a_torn_last_line_from_damage_before_it(tmp_path):
     path = tmp_path / METRICS_FILE
-    records = [{"kind": "header"}, {"kind": "eval", "step": 1}, {"kind": "eval", "step": 2}]
+    records = [{"kind": "header", "run_id": "r", "config": {}}, {"kind": "eval", "step": 1, "model": 0},
+               {"kind": "eval", "step": 2, "model": 0}]
     lines = [json.dumps(record) for record in records]
     path.write_text("\n".join(lines) + "\n" + lines[2][:9])
     contents = parse_log(path)
@@ -85,6 +86,30 @@ def test_the_reader_tells_a_torn_last_line_from_damage_before_it(tmp_path):
     with pytest.raises(DamagedLog) as damage:
         parse_log(path)
     assert (damage.value.line, damage.value.total) == (2, 3)
+
+
+@pytest.mark.parametrize("line, why", [
+    ('{"kind": "eval"}', "a record of kind 'eval' without model, step"),
+    ('{"kind": "eval", "model": 0, "step": "7"}', "a record of kind 'eval' whose step is '7', not a whole number"),
+    ('{"kind": "eval", "model": true, "step": 7}', "a record of kind 'eval' whose model is True, not a whole number"),
+    ('{"kind": "evaluation", "model": 0, "step": 7}', "a record of unknown kind 'evaluation'"),
+    ('[1, 2]', "a JSON list, not a record"),
+    ('{"kind": "end", "status": "failed", "steps": 3}', "a failed end record without its reason"),
+])
+def test_a_line_that_decodes_but_is_not_a_record_of_its_kind_is_damage(tmp_path, line, why):
+    """Valid JSON in the middle of a finished log that is no record (`{"kind": "eval"}`) must not
+    let the run count as finished: damage, named with its line, as an undecodable line is."""
+    path = tmp_path / METRICS_FILE
+    header = json.dumps({"kind": "header", "run_id": "r", "config": {}})
+    good = json.dumps({"kind": "eval", "step": 1, "model": 0})
+    path.write_text("\n".join([header, good, line, json.dumps({"kind": "end", "steps": 1})]) + "\n")
+    with pytest.raises(DamagedLog) as damage:
+        parse_log(path)
+    assert (damage.value.line, damage.value.total) == (3, 4) and str(damage.value).endswith(why)
+    assert end_state(path)[0] == DAMAGED
+    path.write_text("\n".join([header, good, line]) + "\n")   # as the last line too: no crash writes it
+    with pytest.raises(DamagedLog):
+        parse_log(path)
 
 
 def evals(records):

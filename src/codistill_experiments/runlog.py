@@ -128,6 +128,41 @@ class DamagedLog(ValueError):
         super().__init__(f"{path}: {where} is damaged{': ' + why if why else ''}")
 
 
+# The fields every record of a kind carries, whatever wrote it (the engine, a model job, the
+# fairseq path): the ones the readers key on. A record without them, or of no known kind, is valid
+# JSON but not a record: damage, never a finished run's line.
+RECORD_FIELDS = {
+    "header": ("run_id", "config"),
+    "eval": ("model", "step"),
+    "test": ("model", "step"),
+    "end": ("steps",),
+    "start": ("model", "step"),   # a model job began (or resumed) its model (model_jobs.py)
+    "down": ("model",),           # a model job was seen to have stopped
+}
+WHOLE_NUMBERS = ("model", "step", "steps")
+
+
+def record_problem(record):
+    """Why a decoded line is not a record of its kind (None when it is): not an object, an unknown
+    kind, a field its kind always has missing, a model or update that is not a whole number, or a
+    failed end record without its reason."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not a record"
+    kind = record.get("kind")
+    if kind not in RECORD_FIELDS:
+        return f"a record of unknown kind {kind!r}"
+    missing = [field for field in RECORD_FIELDS[kind] if field not in record]
+    if missing:
+        return f"a record of kind {kind!r} without {', '.join(missing)}"
+    for field in WHOLE_NUMBERS:
+        value = record.get(field)
+        if field in record and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            return f"a record of kind {kind!r} whose {field} is {value!r}, not a whole number"
+    if kind == "end" and is_failed(record) and "reason" not in record:
+        return "a failed end record without its reason"
+    return None
+
+
 @dataclass
 class LogContents:
     records: list
@@ -137,7 +172,8 @@ class LogContents:
 def parse_log(path):
     """The records of a metrics log, plain or gzipped (the committed form). An undecodable last
     line is a torn write, dropped and said so (`torn`); an undecodable line followed by good ones
-    is damage and raises DamagedLog naming it. The one reader of logs: the engine (resume,
+    is damage and raises DamagedLog naming it, as does a line that decodes but is not a record of
+    its kind (record_problem: a crash tears a line, it never writes a well-formed wrong one). The one reader of logs: the engine (resume,
     is_finished) and the figures pipeline (figures/logs/run_logs.py) both read through it."""
     path = Path(path)
     try:
@@ -147,13 +183,19 @@ def parse_log(path):
         raise DamagedLog(path, None, None, str(error)) from error
     numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
     records, torn = [], False
+    total = len(lines) - (lines[-1] == "")
     for index, (number, line) in enumerate(numbered):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as error:
             if index < len(numbered) - 1:
-                raise DamagedLog(path, number, len(lines) - (lines[-1] == ""), error.msg) from None
+                raise DamagedLog(path, number, total, error.msg) from None
             torn = True
+            continue
+        problem = record_problem(record)
+        if problem:
+            raise DamagedLog(path, number, total, problem)
+        records.append(record)
     return LogContents(records, torn)
 
 
@@ -228,21 +270,39 @@ def header(config, environment=None):
 
 
 def run_environment(device_type, backend, precision, gpus=None):
-    """Where a run trains, for its header: the host, its CPU, Python's and torch's versions, the
-    device type ("cuda" or "cpu"), the collectives' backend and the arithmetic's precision; on
-    GPUs also their model (as the NVIDIA driver names it, read without CUDA), how many the job's
-    process sees (`gpus`), and the CUDA, cuDNN and NCCL versions torch was built with."""
+    """Where a run trains, for its header: the host, its CPU and the cores this process may use,
+    the versions of Python, torch, numpy and fairseq (None where not installed), the device type
+    ("cuda" or "cpu"), the collectives' backend and the arithmetic's precision; on GPUs also their
+    model (as the NVIDIA driver names it, read without CUDA), how many the job's process sees
+    (`gpus`), and the CUDA, cuDNN and NCCL versions torch was built with. Two machines' CPU kernels
+    round differently: comparisons draw on runs of one machine, which this names."""
     import platform
     import socket
 
+    import numpy
     import torch
 
-    environment = {"host": socket.gethostname(), "cpu": cpu_model(), "python": platform.python_version(),
-                   "torch": torch.__version__, "device": device_type, "backend": backend, "precision": precision}
+    environment = {"host": socket.gethostname(), "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)),
+                   "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+                   "fairseq": distribution_version("fairseq-fixed", "fairseq"), "device": device_type,
+                   "backend": backend, "precision": precision}
     if device_type == "cuda":
         environment.update(gpu=gpu_model(), gpus=gpus, cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
                            nccl=".".join(str(part) for part in torch.cuda.nccl.version()))
     return environment
+
+
+def distribution_version(*names):
+    """The installed version of the first of these distributions that is installed, else None
+    (read from its metadata: importing fairseq costs seconds)."""
+    from importlib import metadata
+
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def cpu_model(cpuinfo=Path("/proc/cpuinfo")):
