@@ -9,7 +9,9 @@ predictions.npz. Model weights, run state and Hydra folders stay out.
 Without --replace, manifests found in --results are added or replaced and the others kept; with
 --replace, the committed logs of that scale are first removed (a full reproduction refreshes
 everything). Runs no manifest names any more are removed. A finished log already packed is never
-replaced by an unfinished one (a run stopped midway in --results).
+replaced by an unfinished one (a run stopped midway in --results). A log that would be added or
+changed must come from a clean tree (`git_dirty: false` in its header): otherwise nothing is
+packed and the runs are named.
 """
 import argparse
 import gzip
@@ -29,6 +31,19 @@ def packed_bytes(path):
     return gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0)
 
 
+def unrecoverable(log):
+    """Why the code that made a run's log cannot be recovered (None when it can): made from a
+    working tree with uncommitted changes, or outside git. Such a log is never committed: a
+    committed log names the commit that reproduces it."""
+    with open(log) as handle:   # the header is the first line, whatever damage may follow it
+        header = json.loads(handle.readline())
+    if header.get("git_commit") is None:
+        return "made outside git"
+    if header.get("git_dirty") is not False:
+        return f"made from {header['git_commit'][:10]} with uncommitted changes"
+    return None
+
+
 def referenced_runs(root):
     return {entry["run_id"] for path in (Path(root) / "sweeps").glob("*/*.json")
             for entry in json.loads(path.read_text())}
@@ -45,32 +60,41 @@ def pack(results, into, scale, replace=False):
     if replace:
         for old in manifests(into, scale):
             old.unlink()
-    written, missing = 0, []
+    written, missing, chosen = 0, [], []
     for path in found:
-        target = into / "sweeps" / path.parent.name / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
         for entry in json.loads(path.read_text()):
             source = results / "runs" / entry["run_id"] / runlog.METRICS_FILE
             if not source.exists():
                 missing.append(entry["run_id"])
                 continue
             destination = into / "runs" / entry["run_id"] / (runlog.METRICS_FILE + ".gz")
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            data = packed_bytes(source)
             # a finished log is never replaced by one without a result (a run stopped midway, failed, damaged)
             if runlog.end_state(destination)[0] == runlog.FINISHED != runlog.end_state(source)[0]:
                 print(f"WARNING: kept the finished log of {entry['run_id']} in {into}: the one in {results} has no "
                       "result (a run stopped midway, failed or damaged)", file=sys.stderr)
                 continue
-            if not destination.exists() or destination.read_bytes() != data:
-                destination.write_bytes(data)
-                written += 1
-            predictions = packed_predictions(source.parent)
-            target_predictions = destination.parent / PACKED
-            if predictions is not None and (not target_predictions.exists()
-                                            or target_predictions.read_bytes() != predictions):
-                target_predictions.write_bytes(predictions)
+            chosen.append((source, destination, packed_bytes(source)))
+    changed = [(source, destination, data) for source, destination, data in chosen
+               if not destination.exists() or destination.read_bytes() != data]
+    refused = [f"{source.parent.name} ({why})" for source, _, _ in changed for why in [unrecoverable(source)] if why]
+    if refused:   # nothing is written: the committed logs stay as they were
+        raise SystemExit(f"refused: {len(refused)} run(s) whose code cannot be recovered: "
+                         f"{', '.join(refused[:5])}{' ...' if len(refused) > 5 else ''}. Commit the code, then "
+                         f"run them again from a clean tree (move their run directories in {results}/runs aside)")
+    for path in found:
+        target = into / "sweeps" / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    for source, destination, data in changed:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(data)
+        written += 1
+    for source, destination, _ in chosen:
+        predictions = packed_predictions(source.parent)
+        target_predictions = destination.parent / PACKED
+        if predictions is not None and (not target_predictions.exists()
+                                        or target_predictions.read_bytes() != predictions):
+            target_predictions.write_bytes(predictions)
     keep = referenced_runs(into)
     runs = into / "runs"
     removed = [d for d in runs.iterdir() if d.is_dir() and d.name not in keep] if runs.exists() else []

@@ -97,7 +97,8 @@ def tree(tmp_path):
     write_run(root, "b0", config(0, **allreduce), [eval_record(10, 0), eval_record(20, 0, val_top1=95.0)])
     write_run(root, "b1", config(1, **allreduce), [eval_record(10, 0)], end=False, torn=True)
     entries += [(f"b{seed}", ["method=allreduce", f"seed={seed}"]) for seed in (0, 1, 2)]
-    header = json.dumps({"kind": "header", "run_id": "c0", "seed": 0})
+    header = json.dumps({"kind": "header", "run_id": "c0", "seed": 0, "config": config(0), "git_commit": "abc",
+                         "git_dirty": False})
     write_run(root, "c0", config(0), [], lines=[header, '{"kind": "eval", "st', json.dumps(eval_record(10, 0))])
     entries.append(("c0", ["method=independent", "seed=0"]))
     write_manifest(root, "figx", entries)
@@ -176,11 +177,33 @@ def test_the_committed_gzipped_form_collects_to_the_same_table(tree, tmp_path):
     assert pack.pack(tree, committed, "mini")[1] == 0
     assert (committed / "runs" / "a0" / "metrics.jsonl.gz").read_bytes() == finished_log
     # nor does a rerun that failed (diverged): its end record has no result
-    plain.write_text(plain.read_text() + json.dumps({"kind": "end", "status": "failed", "reason": "nan"}) + "\n")
+    plain.write_text(plain.read_text() + json.dumps({"kind": "end", "status": "failed", "reason": "nan", "steps": 20})
+                     + "\n")
     assert pack.pack(tree, committed, "mini")[1] == 0
     assert (committed / "runs" / "a0" / "metrics.jsonl.gz").read_bytes() == finished_log
     write_manifest(tree, "figx", [("a0", ["seed=0"])])
     assert pack.pack(tree, committed, "mini", replace=True)[3] == 5
+
+
+def test_packing_refuses_a_new_log_whose_code_cannot_be_recovered_and_writes_nothing(tree, tmp_path):
+    committed = tmp_path / "committed"
+    pack.pack(tree, committed, "mini")
+    before = {p: p.read_bytes() for p in committed.rglob("*") if p.is_file()}
+    log = tree / "runs" / "a1" / "metrics.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    for dirty, why in ((True, "made from abc with uncommitted changes"), (None, "made from abc with uncommitted "
+                                                                                "changes")):
+        log.write_text(json.dumps({**header, "git_dirty": dirty}) + "\n" + "".join(lines[1:]))
+        with pytest.raises(SystemExit, match=rf"1 run\(s\) whose code cannot be recovered: a1 \({why}\)"):
+            pack.pack(tree, committed, "mini")
+        assert {p: p.read_bytes() for p in committed.rglob("*") if p.is_file()} == before
+    log.write_text(json.dumps({**header, "git_commit": None}) + "\n" + "".join(lines[1:]))
+    with pytest.raises(SystemExit, match=r"a1 \(made outside git\)"):
+        pack.pack(tree, committed, "mini")
+    # a log already committed byte for byte is not new: packing it again is allowed whatever its header
+    log.write_text("".join(lines))
+    assert pack.pack(tree, committed, "mini")[1] == 0
 
 
 def test_a_damaged_gzip_file_is_unreadable_not_a_crash(tmp_path):
