@@ -26,6 +26,7 @@ from .claims.findings import bottom_line, findings_section, frontier_rows, table
 from .claims.noise import Resolution
 from .claims.rule import (CANNOT_DISCRIMINATE, FAILS, HEADING, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN,
                           prose)
+from .logs.provenance import provenance_lines
 from .paths import BENCH_RESULTS, COMMITTED, REPO
 from .regime.verdicts import DOCS, read_declarations
 
@@ -294,6 +295,7 @@ def write_markdown(all_claims, outcomes, data, drawn, results_root, path, resolu
     lines += bottom_line(all_claims, outcomes, data.get("mini"))
     lines += findings_section(all_claims, outcomes, data, STATUS_MARK, resolution or resolutions(data))
     lines += scale_section(data, results_root)
+    lines += provenance_lines(results_root)
     lines += summary_section(all_claims, outcomes, data)
     lines += noise_section(data, resolution)
     lines += gap_section(all_claims, outcomes, data)

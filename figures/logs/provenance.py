@@ -1,0 +1,60 @@
+"""Which machines and which code versions made the logs of a results root: one row per run,
+read from its header (its first line). Runs whose header predates the environment record name no
+machine. Comparisons are only as clean as this: two machines' CPU kernels round differently, and
+a log from a tree with uncommitted changes names no code that reproduces it."""
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .run_logs import LOG_NAMES
+
+NOT_RECORDED = "not recorded"
+
+
+def header_of(directory):
+    for name in LOG_NAMES:
+        path = Path(directory) / name
+        if path.exists():
+            with (gzip.open(path, "rt") if name.endswith(".gz") else open(path)) as handle:
+                return json.loads(handle.readline())
+    return None
+
+
+def provenance(results_root):
+    """DataFrame: run_id, machine ("<cpu>, <cores> cores" or NOT_RECORDED), commit, dirty (True,
+    False, or None outside git)."""
+    rows = []
+    for directory in sorted((Path(results_root) / "runs").glob("*")):
+        header = header_of(directory)
+        if header is None:
+            continue
+        environment = header.get("environment") or {}
+        machine = (f"{environment['cpu']}, {environment['cores']} cores" if "cores" in environment
+                   else environment.get("cpu", NOT_RECORDED))
+        rows.append({"run_id": directory.name, "machine": machine, "commit": header.get("git_commit"),
+                     "dirty": header.get("git_dirty")})
+    return pd.DataFrame(rows, columns=["run_id", "machine", "commit", "dirty"])
+
+
+def provenance_lines(results_root):
+    """The report's account of where the logs come from: runs per machine, commits, dirty trees."""
+    runs = provenance(results_root)
+    if runs.empty:
+        return []
+    machines = runs["machine"].value_counts()
+    named = machines.drop(NOT_RECORDED, errors="ignore")
+    unnamed = int(machines.get(NOT_RECORDED, 0))
+    dirty = int((runs["dirty"] != False).sum())   # noqa: E712 (None: outside git, also unrecoverable)
+    commits = runs["commit"].nunique()
+    one_clean = len(named) == 1 and not unnamed and commits == 1 and not dirty
+    lines = ["## Where the logs come from", "",
+             f"{len(runs)} runs in `{results_root}`: {len(named)} machine(s) named by their headers"
+             + (f", {unnamed} runs whose header names none (written before headers did)" if unnamed else "")
+             + f"; {commits} commit(s); {dirty} runs from a working tree with uncommitted changes (their code cannot "
+             "be recovered). " + ("Every comparison draws on one machine and one clean commit." if one_clean else
+                                  "Comparisons mix them: a difference as small as machines' rounding or a change of "
+                                  "code can make is not evidence."), ""]
+    lines += [f"- {machine}: {count} runs" for machine, count in machines.items()]
+    return lines + [""]
