@@ -31,6 +31,32 @@ def minutes(seconds):
     return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
 
 
+PHASES = ("setup", "training", "evaluation", "logging", "checkpoint", "end")
+
+
+def time_split_lines(sweep):
+    """Where the sweep's wall time went at 1 job at once: outside the ranks (Hydra, validation,
+    starting the ranks, imports) and, inside them, each phase's share and how busy its CPU was."""
+    row = next((row for row in sweep["rows"] if row["jobs_at_once"] == 1 and "time_split" in row), None)
+    if row is None or not row["time_split"]["ranks"] or len(row["ranks"]) != 1:
+        return []
+    split, ranks = row["time_split"], row["ranks"][0]
+    inside = sum(split["wall"].values()) / ranks   # the ranks of a run run side by side
+    outside = row["seconds"] - inside
+    body = [["outside the ranks (sweep start, each run's Hydra job, validation, starting its ranks)",
+             f"{outside:.1f}", f"{outside / row['seconds']:.1%}", ""]]
+    for phase in PHASES:
+        wall = split["wall"].get(phase, 0.0) / ranks
+        busy = split["cpu"].get(phase, 0.0) / split["wall"][phase] if split["wall"].get(phase) else 0.0
+        body.append([phase, f"{wall:.1f}", f"{wall / row['seconds']:.1%}", f"{busy:.0%}"])
+    return ["", f"Where the 1-job sweep's {row['seconds']:.0f} s went ({split['ranks']} ranks' own clocks, "
+            "codistill_experiments/time_split.py; a phase's seconds are its ranks' mean, 'CPU busy' its ranks' CPU "
+            "seconds over their wall seconds: below 100 % a rank waited, in training mostly for its peer in a "
+            f"collective). The sweep's processes used {row['cpu_seconds']:.0f} CPU seconds, "
+            f"{row['cpu_utilisation']:.0%} of the cores over its wall time.", "",
+            table(["phase", "seconds", "share of the sweep", "CPU busy"], body)]
+
+
 def reproduce_lines(part):
     """The sweep timed at 1 and 2 jobs at once, and the expected `make reproduce-all` times."""
     reproduce = part.get("reproduce")
@@ -40,15 +66,18 @@ def reproduce_lines(part):
     sweep = reproduce.get("sweep")
     if sweep:
         body = [[row["jobs_at_once"], f"{row['seconds']:.0f}", f"{row['finished']}/{row['runs']}",
-                 f"{row['runs_logged_seconds']:.0f}", f"{row['load_before'][0]:.1f} / {row['load_after'][0]:.1f}",
-                 row["returncode"]] for row in sweep["rows"]]
+                 f"{row['runs_logged_seconds']:.0f}",
+                 f"{row['cpu_utilisation']:.0%}" if "cpu_utilisation" in row else "not measured",
+                 f"{row['load_before'][0]:.1f} / {row['load_after'][0]:.1f}", row["returncode"]]
+                for row in sweep["rows"]]
         lines += ["", f"Sweep `{sweep['sweep']}` at mini scale ({', '.join(map(str, sweep['rows'][0]['ranks']))}-rank "
                   f"jobs) with launcher=local_parallel, into a fresh results folder each time, on {sweep['cores']} "
                   f"cores shared with whatever else ran (load average before / after; a load above the cores means "
                   f"other processes took part of them). Its runs took {sweep['committed_logged_seconds']:.0f} s in "
                   "all in the committed logs (one at a time).", "",
-                  table(["jobs at once", "seconds", "runs finished", "runs' own logged seconds", "load average",
-                         "exit"], body)]
+                  table(["jobs at once", "seconds", "runs finished", "runs' own logged seconds",
+                         "CPU utilisation (of all cores)", "load average", "exit"], body)]
+        lines += time_split_lines(sweep)
         by_jobs = {row["jobs_at_once"]: row for row in sweep["rows"]}
         if 1 in by_jobs and 2 in by_jobs and 2 * max(by_jobs[2]["ranks"]) > sweep["cores"]:
             one, two = by_jobs[1], by_jobs[2]

@@ -17,6 +17,7 @@ import argparse
 import heapq
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from codistill_experiments.jobs import cores as cores_here, jobs_on_cores
 from codistill_experiments.runlog import read_records
+from codistill_experiments.time_split import VARIABLE
 from figures.paths import COMMITTED
 from figures.reproduce_all import sweeps_at
 
@@ -105,22 +107,44 @@ def estimate(cores_list=(2, 8, 16), root=COMMITTED):
             "by_cores": {str(cores): sum(sweep_seconds(sweep, cores) for _, sweep in sweeps) for cores in cores_list}}
 
 
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_split(folder):
+    """{"wall": {phase: seconds}, "cpu": {phase: seconds}, "ranks": n}: every rank's split
+    (codistill_experiments/time_split.py) summed over the ranks of the sweep's runs."""
+    total = {"wall": {}, "cpu": {}, "ranks": 0}
+    for path in sorted(Path(folder).glob("*.json")):
+        split = json.loads(path.read_text())
+        total["ranks"] += 1
+        for clock in ("wall", "cpu"):
+            for phase, seconds in split[clock].items():
+                total[clock][phase] = total[clock].get(phase, 0.0) + seconds
+    return total
+
+
 def timed_sweep(sweep, jobs, results):
     """Runs `sweep` at mini scale into the fresh folder `results`, `jobs` at once; its wall time,
-    the load average before and after, and the runs' own logged wall times."""
+    the CPU time of everything it started (every process, every thread), the load average before
+    and after, the runs' own logged wall times, and where the ranks' time went (time_split)."""
     command = [sys.executable, "src/run.py", "-m", f"sweep={sweep}", "scale=mini", "launcher=local_parallel",
                f"launcher.jobs_at_once={jobs}"]
-    environment = {**os.environ, "CODISTILL_RESULTS": str(results),
+    split_folder = Path(results) / "time-split"
+    environment = {**os.environ, "CODISTILL_RESULTS": str(results), VARIABLE: str(split_folder),
                    "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-    load_before, started = os.getloadavg(), time.perf_counter()
+    load_before, cpu_before, started = os.getloadavg(), children_cpu_seconds(), time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
     seconds, load_after = time.perf_counter() - started, os.getloadavg()
+    cpu_seconds = children_cpu_seconds() - cpu_before
     manifest = json.loads((Path(results) / "sweeps" / sweep / "mini.json").read_text())
     records = [run_record(path) for entry in manifest if (path := log_of(results, entry["run_id"]))]
     finished = [record for record in records if record]
     return {"jobs_at_once": jobs, "seconds": seconds, "returncode": done.returncode, "load_before": load_before,
             "load_after": load_after, "runs": len(manifest), "finished": len(finished),
-            "runs_logged_seconds": sum(seconds for _, seconds in finished),
+            "runs_logged_seconds": sum(seconds for _, seconds in finished), "cpu_seconds": cpu_seconds,
+            "cpu_utilisation": cpu_seconds / (seconds * cores_here()), "time_split": time_split(split_folder),
             "ranks": sorted({ranks for ranks, _ in finished}), "output_tail": (done.stdout + done.stderr)[-1500:]}
 
 

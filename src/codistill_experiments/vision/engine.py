@@ -22,6 +22,7 @@ from ..divergence import divergence
 from ..progress import Progress
 from ..run_schedules import run_schedules
 from ..seeds import model_seed
+from ..time_split import TimeSplit
 from . import two_phase
 from .evaluation import (N_STATS, TRAIN_CE, TRAIN_DISTILL, TrainLosses, evaluate, gather_stats, records,
                          save_predictions)
@@ -340,6 +341,7 @@ def train_rank(cfg, layout, run_directory, device):
     config.typed_job), resuming from the last committed state when there is one: the run's, or with
     method.transport=files its model's (this rank's world is then its model group)."""
     config = OmegaConf.to_container(cfg)   # the resolved config as run ids and log headers hold it
+    clock = TimeSplit(f"{runlog.run_id(config)}-rank{dist.get_rank()}")
     files = model_jobs.uses_files(config)
     directory = model_jobs.model_directory(run_directory, layout.group_index) if files else run_directory
     leader = dist.get_rank() == 0   # of this world: the run's rank 0, or a model job's first rank
@@ -389,6 +391,7 @@ def train_rank(cfg, layout, run_directory, device):
     stats = torch.zeros(N_STATS, dtype=torch.float64)
     train_losses = TrainLosses(device)
     failed = None
+    clock.lap("setup")
     for epoch in range(step // steps_per_epoch, math.ceil(total_steps / steps_per_epoch)):
         sampler.set_epoch(epoch, start_batch=step - epoch * steps_per_epoch)
         for batch in batches:
@@ -400,9 +403,11 @@ def train_rank(cfg, layout, run_directory, device):
             if progress:
                 progress.update(step)
             if step % eval_every == 0 or step == total_steps:
+                clock.lap("training")
                 train_losses.drain_into(stats)
                 evaluate(state, val_loader, stats)
                 table = gather_stats(state, stats)
+                clock.lap("evaluation")
                 wall_time = time.perf_counter() - started
                 diverged = divergence(table[:, [TRAIN_CE, TRAIN_DISTILL]], (step - 1) // eval_every * eval_every,
                                       step, cfg)
@@ -420,10 +425,13 @@ def train_rank(cfg, layout, run_directory, device):
                     progress.evaluation(evaluation)
                 if trace:
                     trace.flush()
+                clock.lap("logging")
                 save_and_commit(directory, state, optimizer, precision, step, wall_time)
+                clock.lap("checkpoint")
                 stats.zero_()
         if failed:
             break
+    clock.lap("training")
     if failed:
         stop_failed(state, log, trace, failed)
     else:
@@ -442,4 +450,6 @@ def train_rank(cfg, layout, run_directory, device):
             progress.finished(wall_time)
     if leader and files:
         model_jobs.assemble_run_log(config, run_directory)
+    clock.lap("end")
+    clock.write()
     return state
