@@ -48,3 +48,26 @@ def test_each_run_counts_once_in_the_first_sweep_that_lists_it(tmp_path, monkeyp
     assert result["logged_seconds"] == 70 and result["runs_by_ranks"] == {"2": 2, "4": 1}
     assert result["by_cores"] == {"2": 30 + 40, "8": 20 + 20}
     assert bench_reproduce.committed_seconds("second", tmp_path) == 20 + 40   # a sweep alone: its shared run too
+
+
+def test_each_rank_splits_its_time_into_phases_that_add_up_to_the_logged_wall_time(tmp_path, run_job, monkeypatch):
+    """With CODISTILL_TIME_SPLIT set, each rank writes its phases; the loop's phases (training,
+    evaluation, logging, checkpoints) cover the time the end record logs, which the engine measures
+    with its own clock from the first update, and the end phase what follows it."""
+    import json
+
+    from codistill_experiments.runlog import read_records
+    from codistill_experiments.time_split import VARIABLE
+    from conftest import SHORT
+
+    monkeypatch.setenv(VARIABLE, str(tmp_path / "split"))
+    directory, _ = run_job(["method=codistill", *SHORT])
+    end = read_records(directory / "metrics.jsonl")[-1]
+    files = sorted((tmp_path / "split").glob("*.json"))
+    assert [path.name for path in files] == [f"{directory.name}-rank{rank}.json" for rank in (0, 1)]
+    for path in files:
+        split = json.loads(path.read_text())
+        assert set(split["wall"]) == {"setup", "training", "evaluation", "logging", "checkpoint", "end"}
+        loop = sum(split["wall"][phase] for phase in ("training", "evaluation", "logging", "checkpoint"))
+        assert loop <= end["wall_time"] + 0.05 and end["wall_time"] <= loop + split["wall"]["end"] + 0.05
+        assert all(0 <= split["cpu"][phase] for phase in split["cpu"]) and split["wall"]["training"] > 0
