@@ -42,6 +42,7 @@ SWEEP_JOBS = {
     # the frontier's regime (make regime): all_reduce over 8 servers and the 0-bit control of 8 groups (3 + 3), the
     # control's 6 tuning runs (mini only) and its tuned base LR (3 fresh seeds)
     "frontier_regime": (15, 9),
+    "translation_regime": (6, 0),   # the grammar translation stand-in's baselines (make regime); mini scale only
     # the frontier at 8 servers: frontier_regime's 15 mini runs, 6 base LRs x 7 methods on held-out data, and at the tuned
     # base LRs 22 settings x 3 fresh seeds (local SGD, DiLoCo, SparseLoCo, PowerSGD 3 each, MuLoCo 2, codistillation 7)
     "frontier8": (123, 0),

@@ -34,7 +34,8 @@ LABEL_SMOOTHING_SCHEDULES = ("constant", "exponential")
 # The translation recipes (src/conf/schedule): a translation workload needs one, a vision workload refuses them.
 TRANSLATION_SCHEDULES = ("ott2018", "ott2018_codistill", "iwslt_transformer", "iwslt_transformer_codistill",
                          "translation_mini", "translation_mini_codistill",
-                         "ott2018_codistill_ls_decayed", "translation_mini_codistill_ls_decayed")
+                         "ott2018_codistill_ls_decayed", "translation_mini_codistill_ls_decayed",
+                         "translation_grammar")
 # The language-model recipes (src/conf/schedule/lm_*.yaml): a language-model workload needs one.
 LM_SCHEDULES = ("lm_commoncrawl_adam", "lm_mini")
 # workload.model of a translation workload (translation/commands.py turns each into fairseq's flags):

@@ -26,8 +26,8 @@ from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, OUTER_AGGREGATES, OUTE
 from .job_schema import Job
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Numbers, Rule, named, spec
 from .tabular_schema import Criteo, CriteoMini
-from .translation_schema import (LanguageModelMini, LanguageModelSchedule, LanguageModelWorkload, TranslationMini,
-                                 TranslationSchedule, TranslationWorkload)
+from .translation_schema import (LanguageModelMini, LanguageModelSchedule, LanguageModelWorkload, TranslationGrammar,
+                                 TranslationMini, TranslationSchedule, TranslationWorkload)
 
 # torchft's should_quantize: its allreduce_quantized runs triton kernels on CUDA tensors, and without
 # triton torchft silently sends float32 instead; the engine's gloo ranks hold CPU tensors.
@@ -367,7 +367,8 @@ SCHEMAS = {
     "launcher": {"local": LocalLauncher, "local_parallel": LocalParallelLauncher, "slurm": SlurmLauncher},
     "workload": {"digits_mlp": DigitsMLP, "clusters_resnet": ClustersResNet, "imagenet": ImageNet,
                  "cifar10": Cifar10, "multiview_mini": MultiviewMini, "translation": TranslationWorkload,
-                 "translation_mini": TranslationMini, "language_model": LanguageModelWorkload,
+                 "translation_mini": TranslationMini, "translation_grammar": TranslationGrammar,
+                 "language_model": LanguageModelWorkload,
                  "lm_mini": LanguageModelMini, "criteo_mini": CriteoMini, "criteo": Criteo},
 }
 

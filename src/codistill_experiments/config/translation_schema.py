@@ -144,6 +144,28 @@ class TranslationMini:
     gpu_memory_gb: Optional[int] = MISSING
 
 
+@dataclass
+class GrammarCorpus:
+    """The generated grammar (translation/data.py `Grammar`): lexicon sizes in stems, the Zipf
+    exponent of their frequencies, the chance that a content word takes its stem's synonym."""
+    seed: int = spec(NON_NEGATIVE)
+    nouns: int = spec(at_least=1)
+    verbs: int = spec(at_least=1)
+    adjectives: int = spec(at_least=1)
+    zipf: Number = spec(NON_NEGATIVE)
+    synonyms: Number = spec(FRACTION)
+    train_pairs: int = spec(COUNT)
+    valid_pairs: int = spec(COUNT)
+    test_pairs: int = spec(COUNT)
+
+
+@dataclass
+class TranslationGrammar(TranslationMini):
+    """The generated grammar (null data_bin) and a small transformer over its subword units."""
+    name: str = named("translation_grammar", WORKLOAD_NAME)
+    corpus: GrammarCorpus = field(default_factory=GrammarCorpus)
+
+
 # ----- the language model (Anil et al. 2018, Sec. 3: Common Crawl), trained by fairseq as translation is
 
 @dataclass

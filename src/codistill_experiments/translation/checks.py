@@ -14,7 +14,7 @@ __all__ = ["FAIRSEQ_SCHEDULE_KINDS", "FAIRSEQ_TASKS", "TRANSLATION_SCHEDULES", "
 FAIRSEQ_TASKS = {"translation": ("translation", TRANSLATION_SCHEDULES),
                  "language_modeling": ("language_model", LM_SCHEDULES)}
 FAIRSEQ_SCHEDULE_KINDS = tuple(kind for kind, _ in FAIRSEQ_TASKS.values())
-GENERATED = ("translation_mini", "lm_mini")   # workloads whose mini corpus is generated on first use
+GENERATED = ("translation_mini", "translation_grammar", "lm_mini")   # workloads whose mini corpus is generated on first use
 
 
 def is_fairseq(container):
@@ -34,7 +34,7 @@ def check_workload(workload, problems):
         problems.append("workload.model.share_embeddings='all': needs a joined dictionary, and the generated mini "
                         "corpus has one per language; use 'decoder'")
     corpus = workload.get("corpus")
-    if workload.get("data_bin") is None and corpus and corpus["min_len"] > corpus["max_len"]:
+    if workload.get("data_bin") is None and corpus and corpus.get("min_len", 0) > corpus.get("max_len", 0):
         problems.append(f"workload.corpus.min_len={corpus['min_len']} > workload.corpus.max_len={corpus['max_len']}")
     try:
         from sacrebleu.metrics import BLEU
