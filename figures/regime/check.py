@@ -15,6 +15,7 @@ from ..paths import COMMITTED
 from .cost import COST, EVERY, check_every_sweep
 from .criteo import CRITEO, CRITEO_CHECKS, TABLE1, baseline_records, criteo_checks
 from .frontier import FRONTIER, FRONTIER_CHECKS, frontier_checks, load_frontier
+from .grammar import GRAMMAR, GRAMMAR_SWEEP, GRAMMAR_WORKLOAD, grammar_checks
 from .language_model import FIG4_LM, LM, LM_CHECKS, language_model_checks
 from .runs import final_rows, header_config, load_sweep
 from .translation import TRANSLATION, translation_checks
@@ -83,21 +84,27 @@ def run_check(results=COMMITTED, docs=DOCS):
     frontier_table, frontier_verdicts = table({FRONTIER: frontier_checks(frontier_records, frontier_ends)},
                                               FRONTIER_CHECKS, {FRONTIER}, declarations)
     verdicts.update(frontier_verdicts)
+    grammar = load_sweep(results, GRAMMAR_SWEEP, kinds=("eval", "test"))
+    grammar_table, grammar_verdicts = table({GRAMMAR_WORKLOAD: grammar_checks(grammar.records, results)}, GRAMMAR,
+                                            {GRAMMAR_WORKLOAD} if grammar.problem is None else set(), declarations)
+    verdicts.update(grammar_verdicts)
     cost_table, cost_verdicts = table({EVERY: [check_every_sweep(results)]}, COST, {EVERY}, declarations)
     verdicts.update(cost_verdicts)
     # Anil et al.'s stand-ins are judged wherever their sweep has run (logs without its manifest: shown only)
-    anil = [(CRITEO, table1), (LM, fig4_lm)]
+    anil = [(CRITEO, table1), (LM, fig4_lm), (GRAMMAR_WORKLOAD, grammar)]
     gated = standins | set(languages) | {EVERY, FRONTIER} | {name for name, sweep in anil if sweep.problem is None}
     lines = ["# Regime check (MINI scale: not the paper's numbers)", "",
              f"Logs: {results}. Gated (judged by the exit status): Figure 2's mini stand-in(s) {sorted(standins)}, "
-             f"every translation workload {languages}, Anil et al.'s Criteo and language-model stand-ins where their "
-             "sweeps have run, the frontier's regime (sweep frontier_regime) and the cost of "
+             f"every translation workload {languages}, Anil et al.'s Criteo and language-model stand-ins and the grammar "
+             "translation stand-in where their sweeps have run, the frontier's regime (sweep frontier_regime) and the cost of "
              "every mini sweep; any other column is shown "
              "for reference.", "",
              *[f"- {name}: chosen weight-decay multiplier (workload.weight_decay_scale) {chosen}"
                for name, (_, chosen) in measured.items()],
              "", "## Vision", "", vision_table if names else "no vision runs found",
              "", "## Translation", "", translation_table if translation else "no translation runs found",
+             "", f"## Grammar translation stand-in ({GRAMMAR_WORKLOAD}: the all_reduce baseline of sweep "
+                 f"{GRAMMAR_SWEEP}, before any codistillation run)", "", grammar_table,
              "", "## Criteo stand-in (Anil et al. 2018, Table 1: the DNN baseline of anil_table1)", "", criteo_table,
              "", "## LSTM language-model stand-in (Anil et al. 2018, Fig. 4: the baseline of anil_fig4_lm)", "",
              lm_table,
