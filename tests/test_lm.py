@@ -115,11 +115,15 @@ def test_the_codistill_criterion_distils_a_language_model_token_by_token(lm_data
 
 def test_a_short_mini_run_learns_below_the_uniform_cross_entropy(run_job):
     directory, container = run_job([*SMALL_CORPUS, "method=allreduce", "method.nodes_per_model=1",
-                                    "schedule.max_update=30"])
+                                    "schedule.max_update=30", "workload.validate_interval_updates=10"])
     records = read_records(directory / "metrics.jsonl")
     assert records[0]["kind"] == "header" and "MINI" in records[0]["scale_note"] and records[-1]["kind"] == "end"
     evals = [record for record in records if record["kind"] == "eval"]
     assert evals and evals[-1]["step"] == 30
+    assert {10, 20, 30} <= {record["step"] for record in evals}   # every 10 updates, besides each epoch's end
+    # fractional epochs within an epoch too: updates over the epoch's updates, one ratio for all
+    per_update = {round(record["epoch"] / record["step"], 9) for record in evals}
+    assert len(per_update) == 1 and 0 < per_update.pop() < 1
     vocab = container["workload"]["corpus"]["vocab"]
     # below log2 of the words alone (fairseq's output also covers its 4 special symbols)
     assert all(math.isfinite(record["val_nll"]) for record in evals)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from codistill_experiments.translation.data import lm_noise_floor_bits
 from codistill_experiments.vision.tabular import generated_clicks
 from figures.regime import criteo, language_model
 
@@ -80,13 +81,60 @@ def lm_baseline(curves):
                          for seed, curve in curves.items() for i, value in enumerate(curve)])
 
 
-def test_the_language_model_is_still_falling_and_resolvable():
+LM_CORPUS = {"seed": 0, "vocab": 100, "classes": 10, "successors": 3, "zipf": 1.0, "min_len": 4, "max_len": 12,
+             "min_sentences": 3, "max_sentences": 8, "train_documents": 10, "valid_documents": 100,
+             "test_documents": 10}
+
+
+@pytest.fixture
+def lm_corpus(monkeypatch):
+    monkeypatch.setattr(language_model, "header_config", lambda results, run_id: {"workload": {"corpus": LM_CORPUS}})
+
+
+def test_the_language_model_is_still_falling_and_resolvable(lm_corpus):
     """Seeds end at 4.30, 4.32, 4.34 (s.e. 0.01155); halfway (update 200) at 4.6, 4.62, 4.64: a
     second-half drop of 0.3, so s.e. / drop = 0.0385; over the last fifth (from update 300, the last
     evaluation at or before 320, to 400) the NLL changes by -0.05 on average."""
     records = lm_baseline({0: [5.0, 4.6, 4.35, 4.30], 1: [5.0, 4.62, 4.37, 4.32], 2: [5.0, 4.64, 4.39, 4.34]})
-    falling, resolvable = language_model.language_model_checks(records)
+    falling, resolvable, above_floor, evaluations = language_model.language_model_checks(records, "unused")
     assert falling.value == pytest.approx(-0.05) and falling.holds
     assert resolvable.value == pytest.approx(0.02 / math.sqrt(3) / 0.3) and resolvable.holds
+    assert above_floor.value == pytest.approx(4.32 - lm_noise_floor_bits(LM_CORPUS))
+    assert evaluations.value == 4 and not evaluations.holds   # fewer than 10
     flat = lm_baseline({0: [5.0, 4.6, 4.30, 4.31], 1: [5.0, 4.62, 4.32, 4.33]})
-    assert not language_model.language_model_checks(flat)[0].holds
+    assert not language_model.language_model_checks(flat, "unused")[0].holds
+
+
+def test_the_language_model_floor_is_the_generators_own_bits_per_token():
+    """Independently: replay the generator's draws (translation/data.py generate_lm_corpus) and sum
+    -log2 of the probability of what it drew: per word its class given the two before and the word
+    within its class; per sentence its length, per document its number of sentences, each uniform
+    (the floor tells them token by token as stop-or-go decisions, whose product is the same)."""
+    import random
+
+    from codistill_experiments.translation.data import lm_chain
+
+    rng = random.Random(LM_CORPUS["seed"])
+    successors, within = lm_chain(LM_CORPUS, rng)
+    lengths = LM_CORPUS["max_len"] - LM_CORPUS["min_len"] + 1
+    counts = LM_CORPUS["max_sentences"] - LM_CORPUS["min_sentences"] + 1
+    bits = tokens = 0.0
+    for split in ("train", "valid"):
+        for _ in range(LM_CORPUS[f"{split}_documents"]):
+            document_bits, document_tokens = math.log2(counts), 1   # its count, its lone </s>
+            for _ in range(rng.randint(LM_CORPUS["min_sentences"], LM_CORPUS["max_sentences"])):
+                length = rng.randint(LM_CORPUS["min_len"], LM_CORPUS["max_len"])
+                context = (LM_CORPUS["classes"], LM_CORPUS["classes"])
+                document_bits += math.log2(lengths)
+                for _ in range(length):
+                    following, weights = successors[context]
+                    chosen = rng.choices(following, weights)[0]
+                    members, zipf = within[chosen]
+                    word = rng.choices(members, zipf)[0]
+                    document_bits -= math.log2(weights[following.index(chosen)] / sum(weights))
+                    document_bits -= math.log2(zipf[members.index(word)] / sum(zipf))
+                    context = (context[1], chosen)
+                document_tokens += length + 1
+            if split == "valid":
+                bits, tokens = bits + document_bits, tokens + document_tokens
+    assert lm_noise_floor_bits(LM_CORPUS) == pytest.approx(bits / tokens, rel=1e-12)

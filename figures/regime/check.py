@@ -77,7 +77,7 @@ def run_check(results=COMMITTED, docs=DOCS):
                                           CRITEO_CHECKS, {CRITEO} if table1.problem is None else set(), declarations)
     verdicts.update(criteo_verdicts)
     fig4_lm = load_sweep(results, FIG4_LM, kinds=("eval",))
-    lm_table, lm_verdicts = table({LM: language_model_checks(fig4_lm.records)}, LM_CHECKS,
+    lm_table, lm_verdicts = table({LM: language_model_checks(fig4_lm.records, results)}, LM_CHECKS,
                                   {LM} if fig4_lm.problem is None else set(), declarations)
     verdicts.update(lm_verdicts)
     frontier_records, frontier_ends, frontier_sweep = load_frontier(results)

@@ -234,6 +234,7 @@ class LanguageModelWorkload:
     exchange_timeout_s: Number = spec(above=0, why="seconds")
     method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
     gpu_memory_gb: Optional[int] = MISSING
+    validate_interval_updates: Optional[int] = spec(COUNT, why="null: validate at each epoch's end only")
 
 
 @dataclass
@@ -254,3 +255,4 @@ class LanguageModelMini:
     exchange_timeout_s: Number = spec(above=0, why="seconds")
     method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
     gpu_memory_gb: Optional[int] = MISSING
+    validate_interval_updates: Optional[int] = spec(COUNT, why="null: validate at each epoch's end only")

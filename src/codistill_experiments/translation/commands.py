@@ -167,8 +167,20 @@ def train_arguments(config, run_directory, data_bin, group, rank_in_group=0, gpu
             "--save-interval", every, "--validate-interval", every,
             "--log-format", "simple", "--log-interval", str(workload["log_interval"]), "--no-progress-bar",
             "--num-workers", str(workload["loader_workers"]),
+            *interval_arguments(workload),
             *exchange_arguments(config, run_directory, group),
             *device_arguments(config, cuda, rank_in_group, gpu, init_method)]
+
+
+def interval_arguments(workload):
+    """Validation (and a checkpoint with it, so that a resumed run restarts from a validated update)
+    every workload.validate_interval_updates updates as well as at each epoch's end; fairseq then
+    keeps the latest interval checkpoint only."""
+    every = workload.get("validate_interval_updates")
+    if not every:
+        return []
+    return ["--validate-interval-updates", str(every), "--save-interval-updates", str(every),
+            "--keep-interval-updates", "1"]
 
 
 def generate_arguments(config, run_directory, data_bin, group, cuda=False):

@@ -274,6 +274,51 @@ def is_grammar(workload):
     return workload.get("name") == GRAMMAR_WORKLOAD
 
 
+def _stop_bits(stopped, done, low, high):
+    """Bits of the event "a uniform count on [low, high] stops (or goes on) after `done`"."""
+    if done < low:
+        return 0.0
+    stop = 1.0 / (high - done + 1)
+    return -math.log2(stop if stopped else 1.0 - stop)
+
+
+def lm_noise_floor_bits(cfg, split="valid"):
+    """The noise floor of the generated language model corpus on `split`: bits per token of the
+    generator itself (the chain's class and Zipf word probabilities, the uniform sentence and
+    document lengths deciding each </s>), over fairseq's tokens (each line's words and </s>, a lone
+    </s> ending a document): the validation NLL of the best possible model that sees the whole
+    history (fresh-state blocks of tokens_per_sample can only do worse)."""
+    rng = random.Random(cfg["seed"])
+    successors, within = lm_chain(cfg, rng)
+    classes = {}
+    for klass, (members, weights) in within.items():
+        total = sum(weights)
+        classes.update({word: (klass, weight / total) for word, weight in zip(members, weights)})
+    start = cfg["classes"]
+    bits = tokens = 0
+    document = []
+    for line in generate_lm_corpus(cfg)[split]:
+        if line:
+            document.append(line)
+            continue
+        for number, sentence in enumerate(document):
+            context, words = (start, start), [int(word[1:]) for word in sentence.split()]
+            for done, word in enumerate(words):
+                klass, within_class = classes[word]
+                following, weights = successors[context]
+                class_probability = sum(w for f, w in zip(following, weights) if f == klass) / sum(weights)
+                bits += -math.log2(class_probability * within_class)
+                bits += _stop_bits(False, done, cfg["min_len"], cfg["max_len"])
+                context = (context[1], klass)
+            bits += _stop_bits(True, len(words), cfg["min_len"], cfg["max_len"])     # its </s>
+            more = number + 1 < len(document)   # another sentence, or the document's lone </s>
+            bits += _stop_bits(not more, number + 1, cfg["min_sentences"], cfg["max_sentences"])
+            tokens += len(words) + 1
+        tokens += 1
+        document = []
+    return bits / tokens
+
+
 def corpus_key(workload):
     blob = json.dumps({"corpus": workload["corpus"], "source": workload.get("source_lang"),
                        "target": workload.get("target_lang")}, sort_keys=True)
