@@ -87,3 +87,24 @@ def test_the_regime_checks_measure_the_baseline_against_the_generator(monkeypatc
     assert checks["bleu_step_noise"].value == pytest.approx(math.sqrt(2) / math.sqrt(3))
     assert checks["bleu_step_noise"].holds   # 0.816 < 1
     assert checks["evaluations"].value == 12 and checks["evaluations"].holds
+
+
+def test_a_short_grammar_run_trains_on_subwords_and_scores_bleu_on_words(run_job):
+    """The real fairseq path on the grammar: the data-bin holds subword units (`@@`), the run logs
+    BLEU on the test set, and fairseq-generate's hypotheses and references are whole words."""
+    directory, container = run_job(["workload=translation_grammar", "method=independent", "method.n=1",
+                                    "workload.corpus.train_pairs=200", "workload.corpus.valid_pairs=30",
+                                    "workload.corpus.test_pairs=20", "schedule.max_update=12",
+                                    "schedule.warmup_updates=2", "workload.max_tokens=800"])
+    from codistill_experiments.runlog import read_records
+    from codistill_experiments.translation.results import read_generation
+
+    records = read_records(directory / "metrics.jsonl")
+    [test] = [record for record in records if record["kind"] == "test"]
+    assert test["sentences"] == 20 and 0 <= test["bleu"] <= 100 and records[-1]["kind"] == "end"
+    hypotheses, references = read_generation(directory / "model0" / "generate-test.txt")
+    assert not any("@@" in sentence for sentence in hypotheses + references)
+    pairs = generate_grammar_corpus(container["workload"]["corpus"])["test"]
+    assert sorted(references) == sorted(target.replace("@@ ", "") for _, target, _ in pairs)
+    dictionary = next((directory.parents[1] / "data").glob("translation_grammar-*/dict.tgt.txt")).read_text()
+    assert any(line.split()[0].endswith("@@") for line in dictionary.splitlines())
