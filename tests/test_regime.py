@@ -4,12 +4,14 @@ digits' numbers; a failure declared in the docs with its measured value passes, 
 declaration does not; missing runs are named and exit 2. Expected values are computed here by hand."""
 import copy
 import math
+from collections import Counter
 
 import pytest
 import torch
 import torchvision
 from torch import nn
 
+from codistill_experiments.translation.data import generate_corpus
 from codistill_experiments.vision import workloads
 from figures.regime import runs
 from figures.regime.check import main, run_check
@@ -35,12 +37,14 @@ SCHEDULES = {
 }
 METHODS = {"allreduce": {"name": "allreduce", "n": 1, "nodes_per_model": 2},
            "independent": {"name": "independent", "n": 2, "nodes_per_model": 1, "alpha": 0.0},
-           "codistill": {"name": "codistill", "n": 2, "nodes_per_model": 1, "alpha": 1.0}}
+           "codistill": {"name": "codistill", "n": 2, "nodes_per_model": 1, "alpha": 1.0, "alpha_gamma": 1.1}}
 DIGITS = {"name": "digits_mlp", "train_size": 1200, "split_seed": 0, "arch": "resnet50", "hidden": None,
           "eval_batch": 600, "loader_workers": 0, "models": None}
 STANDIN = {"name": "regime_test", "arch": "resnet50", "train_size": 60_000, "val_size": 6_000, "classes": 100,
            "alpha_scale": 0.1, "weight_decay_scale": 0.5}
-TRANSLATION = {"name": "translation_mini", "task": "translation"}
+TRANSLATION = {"name": "translation_mini", "task": "translation",
+               "corpus": {"seed": 0, "vocab": 24, "train_pairs": 300, "valid_pairs": 50, "test_pairs": 10,
+                          "min_len": 3, "max_len": 8, "noise": 0.05}}
 
 # Final top-1 of the regime sweep's all_reduce runs, by weight-decay factor (x the chosen one), seeds 0-2.
 STANDIN_TOP1 = {1.0: [80.0, 80.2, 80.4], 0.1: [78.0, 78.2, 78.4], 0.3: [80.0, 80.2, 80.4], 3.0: [79.5, 79.7, 79.9]}
@@ -163,6 +167,20 @@ def falling_nll(step, seed):
     return 3.0 - 0.01 * step + 1e-3 * seed
 
 
+def control_nll(step, seed):
+    """The alpha = 0 control of Fig. 4's codistillation: flattened, ending at 2.5 bits."""
+    return 2.5 + 3.0 * math.exp(-step / 10)
+
+
+def plateau_of_translation():
+    """TRANSLATION's unigram plateau computed from its generated text (independently of the check)."""
+    pairs = generate_corpus(TRANSLATION["corpus"])
+    train = Counter(t for _, target in pairs["train"] for t in target.split() + ["</s>"])
+    total, types = sum(train.values()), len(train) + 1
+    valid = [t for _, target in pairs["valid"] for t in target.split() + ["</s>"]]
+    return sum(-math.log2((train[t] + 1) / (total + types)) for t in valid) / len(valid)
+
+
 STEPS = range(10, 101, 10)
 
 
@@ -188,7 +206,7 @@ def write_tree(root, digits_in_fig2=False, fig4_codistill=flat_nll, overfit=over
         write_manifest(root, "regime", write_regime(root, STANDIN, STANDIN_TOP1, 0.5, val_samples=6000)
                        + write_regime(root, DIGITS, DIGITS_TOP1, 1.0))
     write_fig2(root, [STANDIN, DIGITS] if digits_in_fig2 else [STANDIN])
-    write_translation(root, "fig4", {"allreduce": flat_nll, "codistill": fig4_codistill})
+    write_translation(root, "fig4", {"allreduce": flat_nll, "codistill": fig4_codistill, "independent": control_nll})
     write_translation(root, "iwslt_overfit", {"allreduce": overfit, "codistill": flat_nll})
     return root
 
@@ -267,6 +285,10 @@ def test_translation_invariants_hold_on_flattened_and_overfitting_curves(tmp_pat
     assert state == HOLDS and flattened.value == pytest.approx(tail_share_by_hand(flat_nll))
     overfits, state = outcome.verdicts[("translation_mini", "overfits")]
     assert state == HOLDS and overfits.value == pytest.approx(1e-4 * 40 ** 2)   # final (100) - min (60)
+    trains, state = outcome.verdicts[("translation_mini", "paper_alpha_trains")]
+    plateau = plateau_of_translation()
+    assert state == HOLDS and trains.value == pytest.approx(
+        100 * (plateau - flat_nll(100, 0)) / (plateau - control_nll(100, 0)))
     # digits is not Figure 2's stand-in here: shown, not judged; everything gated holds
     assert outcome.gated == {"regime_test", "translation_mini", EVERY, FRONTIER}
     assert outcome.verdicts[("digits_mlp", "fig2_cost")][1] == MISSING
@@ -286,6 +308,21 @@ def test_translation_invariants_fail_on_a_falling_curve_and_no_rise(tmp_path, do
     overfits, state = outcome.verdicts[("translation_mini", "overfits")]
     assert state == FAILS and overfits.value == pytest.approx(0.0)
     assert outcome.status == 1
+
+
+def test_codistillation_stalled_near_the_unigram_plateau_fails_and_the_paper_alpha_is_required(tmp_path, docs,
+                                                                                               monkeypatch):
+    plateau = plateau_of_translation()
+    stalled = lambda step, seed: plateau - 0.2 + 3.0 * math.exp(-step / 10)   # noqa: E731
+    outcome = run_check(write_tree(tmp_path / "stalled", fig4_codistill=stalled), docs)
+    trains, state = outcome.verdicts[("translation_mini", "paper_alpha_trains")]
+    assert state == FAILS and trains.value == pytest.approx(
+        100 * (plateau - stalled(100, 0)) / (plateau - control_nll(100, 0)))
+    assert outcome.status == 1
+    # runs at another alpha_0 do not stand for the paper's
+    monkeypatch.setitem(METHODS["codistill"], "alpha", 0.1)
+    outcome = run_check(write_tree(tmp_path / "alpha", fig4_codistill=flat_nll), docs)
+    assert outcome.verdicts[("translation_mini", "paper_alpha_trains")][1] == FAILS
 
 
 def test_every_failure_declared_with_its_measured_value_passes(tmp_path, docs):
@@ -377,7 +414,7 @@ def test_the_cost_of_every_sweep_sums_each_runs_training_time_once(tmp_path, doc
     shared = [("regime_test-fig2-0", ["method=allreduce", "schedule=goyal_step", "seed=0"])]
     write_manifest(root, "fig16", shared)       # a second sweep naming a run of fig2: counted once
     regime_runs = 4 * 3 + 3 + 4 * 3 + 3       # regime_test's and digits' all_reduce and alpha = 0 runs, 1 s each
-    translation_runs = 2 * 2 * 3               # fig4 and iwslt_overfit: 2 methods x 3 seeds, 1 s each
+    translation_runs = (3 + 2) * 3             # fig4's 3 methods and iwslt_overfit's 2, 3 seeds each, 1 s each
     frontier_seconds = 3 * FRONTIER_SECONDS["allreduce"] + 12 * FRONTIER_SECONDS["localsgd"]   # frontier_regime's
     minutes = (regime_runs + translation_runs + frontier_seconds + 4 * FIG2_SECONDS["regime_test"]) / 60
     check, state = run_check(root, docs).verdicts[(EVERY, "reproduce_all_cost")]

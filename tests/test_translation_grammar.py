@@ -5,8 +5,10 @@ import re
 
 import pytest
 
-from codistill_experiments.translation.data import (binary_entropy, ceiling_bleu, generate_grammar_corpus,
-                                                    noise_floor_bits)
+from collections import Counter
+
+from codistill_experiments.translation.data import (binary_entropy, ceiling_bleu, generate_corpus,
+                                                    generate_grammar_corpus, noise_floor_bits, unigram_plateau_bits)
 
 CORPUS = {"seed": 0, "nouns": 40, "verbs": 10, "adjectives": 10, "zipf": 1.0, "synonyms": 0.2,
           "train_pairs": 300, "valid_pairs": 200, "test_pairs": 100}
@@ -27,6 +29,25 @@ def test_the_noise_floor_is_the_synonym_entropy_of_every_content_word_per_target
     h = -(0.2 * math.log2(0.2) + 0.8 * math.log2(0.8))
     assert noise_floor_bits(CORPUS) == pytest.approx(words * h / tokens, rel=1e-12)
     assert binary_entropy(0.2) == pytest.approx(h) and noise_floor_bits({**CORPUS, "synonyms": 0.0}) == 0
+
+
+def plateau_by_hand(pairs):
+    train = Counter(token for _, target, *_ in pairs["train"] for token in target.split() + ["</s>"])
+    total, types = sum(train.values()), len(train) + 1
+    valid = [token for _, target, *_ in pairs["valid"] for token in target.split() + ["</s>"]]
+    return sum(-math.log2((train[token] + 1) / (total + types)) for token in valid) / len(valid)
+
+
+@pytest.mark.parametrize("corpus, generate", [
+    (CORPUS, generate_grammar_corpus),
+    ({"seed": 0, "vocab": 24, "train_pairs": 300, "valid_pairs": 50, "test_pairs": 10, "min_len": 3, "max_len": 8,
+      "noise": 0.05}, generate_corpus)])
+def test_the_unigram_plateau_is_the_validation_cross_entropy_of_training_token_frequencies(corpus, generate):
+    """A model that ignores the source: every validation token (and </s>) scored by its add-one
+    smoothed frequency among the training targets' tokens; far above the noise floor."""
+    assert unigram_plateau_bits(corpus) == pytest.approx(plateau_by_hand(generate(corpus)), rel=1e-12)
+    if generate is generate_grammar_corpus:
+        assert unigram_plateau_bits(corpus) > 5 * noise_floor_bits(corpus)
 
 
 def test_the_best_translation_keeps_every_source_and_differs_only_in_synonym_stems():

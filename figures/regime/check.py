@@ -68,7 +68,7 @@ def run_check(results=COMMITTED, docs=DOCS):
     standins = set(vision.fig2.loc[vision.fig2["task"].isna(), "workload"]) or set(names)
     measured = {name: vision_checks(name, vision, results) for name in names}
     vision_table, verdicts = table({n: c for n, (c, _) in measured.items()}, VISION, standins, declarations)
-    translation = {name: translation_checks(name, fig4.records, overfit.records) for name in languages}
+    translation = {name: translation_checks(name, fig4.records, overfit.records, results) for name in languages}
     translation_table, translation_verdicts = table(translation, TRANSLATION, set(languages), declarations)
     verdicts.update(translation_verdicts)
     table1 = load_sweep(results, TABLE1, kinds=("eval",))

@@ -1,16 +1,25 @@
 """The translation invariants of the regime check: Figure 4's runs trained until validation NLL
-flattens, and the over-fitting stand-in's all_reduce baseline over-fits (runs of sweeps fig4 and
-iwslt_overfit)."""
+flattens, its codistilled models at the paper's alpha_0 and gamma train (they leave the unigram
+plateau), and the over-fitting stand-in's all_reduce baseline over-fits (runs of sweeps fig4 and
+iwslt_overfit). A workload is judged on the sweeps it has runs in."""
 import math
 
 import pandas as pd
 
-from .runs import Check, missing, seed_stats
+from codistill_experiments.translation.data import unigram_plateau_bits
+
+from .runs import Check, header_config, missing, seed_stats
 
 FLAT_TAIL, MAX_TAIL_DROP = 0.2, 2.0   # the last 20 % of updates lower val NLL by < 2 % of its drop
 OVERFIT_SE = 2.0
+# The paper's alpha_0 (not stated: 1, the method's default) and gamma (x1.1 per epoch, A.3), and the
+# least share of its alpha = 0 control's progress from the unigram plateau that a codistilled model
+# must make to count as training (a stalled model makes next to none)
+PAPER_ALPHA, PAPER_GAMMA, MIN_PROGRESS = 1.0, 1.1, 50.0
 TRANSLATION = {
     "nll_flattened": "Fig. 4 trained until val NLL flattens: last 20 % of updates' share of its drop (%)",
+    "paper_alpha_trains": "Fig. 4's codistillation at the paper's alpha_0 = 1, gamma = 1.1 trains: its share of the "
+                          "alpha = 0 control's progress from the unigram plateau (%), worst recipe",
     "overfits": "over-fitting stand-in over-fits: all_reduce final - minimum val NLL (bits)",
 }
 
@@ -43,6 +52,38 @@ def check_flattened(records):
                  bool(by_method.notna().all() and by_method.max() < MAX_TAIL_DROP))
 
 
+def final_nll(records):
+    """{run_id: val NLL at its last evaluation, mean over its models}."""
+    return pd.Series({run: curve.iloc[-1] for run, curve in run_curves(records).items()}, dtype=float)
+
+
+def check_paper_alpha_trains(records, results):
+    """For each codistillation recipe (schedule) of Fig. 4 run at the paper's alpha_0 and gamma: the
+    share (%) of its alpha = 0 control's drop from the unigram plateau to the control's final val
+    NLL that the codistilled models make (mean over seeds). Value: the worst recipe's."""
+    bound = f">= {MIN_PROGRESS:g} in every recipe"
+    method = records["cfg.method.name"]
+    alpha = pd.to_numeric(records.get("cfg.method.alpha"), errors="coerce")
+    gamma = pd.to_numeric(records.get("cfg.method.alpha_gamma"), errors="coerce")
+    paper = records[(method == "codistill") & (alpha == PAPER_ALPHA) & (gamma == PAPER_GAMMA)]
+    if paper.empty:
+        return Check("paper_alpha_trains", bound, math.nan,
+                     f"no codistillation run at alpha_0 = {PAPER_ALPHA:g}, gamma = {PAPER_GAMMA:g}", False)
+    plateau = unigram_plateau_bits(header_config(results, paper["run_id"].iloc[0])["workload"]["corpus"])
+    shares = {}
+    for schedule, runs in paper.groupby("cfg.schedule.name"):
+        control = records[(method == "independent") & (records["cfg.schedule.name"] == schedule)]
+        if control.empty:
+            return missing("paper_alpha_trains", bound, f"no alpha = 0 control of {schedule}")
+        control_final = final_nll(control).mean()
+        shares[schedule] = (100 * (plateau - final_nll(runs)) / (plateau - control_final)).mean()
+    worst = min(shares, key=shares.get)
+    detail = ", ".join(f"{schedule} {share:.1f}" for schedule, share in shares.items())
+    return Check("paper_alpha_trains", bound, shares[worst],
+                 f"{shares[worst]:.1f} ({worst}; {detail}; unigram plateau {plateau:.2f} bits)",
+                 bool(shares[worst] >= MIN_PROGRESS))
+
+
 def check_overfits(records):
     """The all_reduce baseline's final val NLL lies above its minimum by more than two standard
     errors (over seeds) of the final val NLL. Value: the mean rise over seeds."""
@@ -62,6 +103,9 @@ def check_overfits(records):
                  f"{int(max(c.index.max() for c in curves.values()))})", rise > OVERFIT_SE * se)
 
 
-def translation_checks(name, fig4, overfit):
+def translation_checks(name, fig4, overfit, results):
+    """The checks of workload `name` on the sweeps it has runs in."""
     of = lambda records: records[records["cfg.workload.name"] == name] if not records.empty else records  # noqa: E731
-    return [check_flattened(of(fig4)), check_overfits(of(overfit))]
+    fig4, overfit = of(fig4), of(overfit)
+    checks = [check_flattened(fig4), check_paper_alpha_trains(fig4, results)] if not fig4.empty else []
+    return checks + ([check_overfits(overfit)] if not overfit.empty else [])

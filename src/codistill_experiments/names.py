@@ -35,7 +35,8 @@ LABEL_SMOOTHING_SCHEDULES = ("constant", "exponential")
 TRANSLATION_SCHEDULES = ("ott2018", "ott2018_codistill", "iwslt_transformer", "iwslt_transformer_codistill",
                          "translation_mini", "translation_mini_codistill",
                          "ott2018_codistill_ls_decayed", "translation_mini_codistill_ls_decayed",
-                         "translation_grammar")
+                         "translation_grammar", "translation_grammar_codistill",
+                         "translation_grammar_codistill_ls_decayed")
 # The language-model recipes (src/conf/schedule/lm_*.yaml): a language-model workload needs one.
 LM_SCHEDULES = ("lm_commoncrawl_adam", "lm_mini")
 # workload.model of a translation workload (translation/commands.py turns each into fairseq's flags):

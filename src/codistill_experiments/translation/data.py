@@ -267,6 +267,23 @@ def ceiling_bleu(cfg, split="test", tokenize="13a"):
     return BLEU(tokenize=tokenize).corpus_score(best, [references]).score
 
 
+def unigram_plateau_bits(corpus, split="valid"):
+    """The unigram plateau of a generated translation corpus on `split`: the cross entropy, in bits
+    per target token as fairseq counts them (every token and </s>), of its targets under the training
+    targets' token frequencies, i.e. the validation NLL of a model that ignores its source and
+    context. A stalled model stays near it. `corpus`: the workload's `corpus` block (grammar or not)."""
+    pairs = generate_grammar_corpus(corpus) if "nouns" in corpus else generate_corpus(corpus)
+    tokens = lambda split: [t for pair in pairs[split] for t in pair[1].split() + ["</s>"]]   # noqa: E731
+    counts, total = {}, 0
+    for token in tokens("train"):
+        counts[token] = counts.get(token, 0) + 1
+        total += 1
+    # tokens unseen in training are fairseq's <unk>: one more type, add-one smoothed
+    types = len(counts) + 1
+    held_out = tokens(split)
+    return -sum(math.log2((counts.get(t, 0) + 1) / (total + types)) for t in held_out) / len(held_out)
+
+
 GRAMMAR_WORKLOAD = "translation_grammar"
 
 
