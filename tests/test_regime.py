@@ -37,7 +37,8 @@ SCHEDULES = {
 }
 METHODS = {"allreduce": {"name": "allreduce", "n": 1, "nodes_per_model": 2},
            "independent": {"name": "independent", "n": 2, "nodes_per_model": 1, "alpha": 0.0},
-           "codistill": {"name": "codistill", "n": 2, "nodes_per_model": 1, "alpha": 1.0, "alpha_gamma": 1.1}}
+           "codistill": {"name": "codistill", "n": 2, "nodes_per_model": 1, "alpha": 1.0}}
+ALPHA_GROWTH = {"over the run": 1.1 ** 20}   # the paper's: x1.1 per epoch over ~20 epochs
 DIGITS = {"name": "digits_mlp", "train_size": 1200, "split_seed": 0, "arch": "resnet50", "hidden": None,
           "eval_batch": 600, "loader_workers": 0, "models": None}
 STANDIN = {"name": "regime_test", "arch": "resnet50", "train_size": 60_000, "val_size": 6_000, "classes": 100,
@@ -190,8 +191,9 @@ def write_translation(root, sweep_id, curves):
     for method, nll in curves.items():
         for seed in range(3):
             models = METHODS[method]["n"]
+            alpha = lambda s: METHODS[method].get("alpha", 0.0) * ALPHA_GROWTH["over the run"] ** (s / 100)  # noqa: E731
             records = [{"kind": "eval", "step": s, "epoch": s / 10, "model": m, "val_nll": nll(s, seed),
-                        "val_loss": nll(s, seed)} for s in STEPS for m in range(models)]
+                        "val_loss": nll(s, seed), "alpha": alpha(s)} for s in STEPS for m in range(models)]
             run_id = f"{sweep_id}-{method}-{seed}"
             finished(root, run_id, run_config(seed, TRANSLATION, method, "translation_mini"), records, sweep_id)
             entries.append((run_id, [f"method={method}", f"seed={seed}"]))
@@ -319,10 +321,15 @@ def test_codistillation_stalled_near_the_unigram_plateau_fails_and_the_paper_alp
     assert state == FAILS and trains.value == pytest.approx(
         100 * (plateau - stalled(100, 0)) / (plateau - control_nll(100, 0)))
     assert outcome.status == 1
-    # runs at another alpha_0 do not stand for the paper's
+    # runs at another alpha_0, or whose alpha grows more over the run, do not stand for the paper's
     monkeypatch.setitem(METHODS["codistill"], "alpha", 0.1)
     outcome = run_check(write_tree(tmp_path / "alpha", fig4_codistill=flat_nll), docs)
     assert outcome.verdicts[("translation_mini", "paper_alpha_trains")][1] == FAILS
+    monkeypatch.setitem(METHODS["codistill"], "alpha", 1.0)
+    monkeypatch.setitem(ALPHA_GROWTH, "over the run", 1.1 ** 36)   # x1.1 per epoch over 36 epochs
+    outcome = run_check(write_tree(tmp_path / "growth", fig4_codistill=flat_nll), docs)
+    trains, state = outcome.verdicts[("translation_mini", "paper_alpha_trains")]
+    assert state == FAILS and "x30.9" in trains.shown
 
 
 def test_every_failure_declared_with_its_measured_value_passes(tmp_path, docs):
