@@ -131,10 +131,7 @@ def test_the_ablations_reuse_fig4s_codistillation_runs(tmp_path, scale):
     jobs = fig4_jobs(scale, tmp_path)
     removed = {run for run in codistill if not any(run == job[0] and "_ls_decayed" in job[1] for job in jobs)}
     assert len(codistill) == 6 and len(removed) == 3
-    # their 1x / gamma = 1.1 runs are Fig. 4's; alpha_gamma's mini runs are on translation_mini, not
-    # Fig. 4's grammar stand-in (docs/mini-scale.md, "The grammar stand-in")
-    ablations = ("nmt_exchange_frequency", "alpha_gamma") if scale == "paper" else ("nmt_exchange_frequency",)
-    for ablation in ablations:
+    for ablation in ("nmt_exchange_frequency", "alpha_gamma"):   # their 1x / gamma = 1.1 runs are Fig. 4's
         assert set(listed_run_ids(ablation, scale, tmp_path)[1]) & fig4 == removed
 
 
