@@ -1,6 +1,6 @@
 """The translation invariants of the regime check: Figure 4's runs trained until validation NLL
-flattens, its codistilled models at the paper's alpha_0 and gamma train (they leave the unigram
-plateau), and the over-fitting stand-in's all_reduce baseline over-fits (runs of sweeps fig4 and
+flattens, its codistilled models at the paper's alpha_0 and growth of alpha train (they leave the
+unigram plateau), and the over-fitting stand-in's all_reduce baseline over-fits (runs of sweeps fig4 and
 iwslt_overfit). A workload is judged on the sweeps it has runs in."""
 import math
 

@@ -41,6 +41,7 @@ import math
 import os
 import random
 import shutil
+from collections import Counter
 from pathlib import Path
 
 SPLITS = ("train", "valid", "test")   # fairseq-preprocess's subsets; generation reads one
@@ -274,14 +275,11 @@ def unigram_plateau_bits(corpus, split="valid"):
     context. A stalled model stays near it. `corpus`: the workload's `corpus` block (grammar or not)."""
     pairs = generate_grammar_corpus(corpus) if "nouns" in corpus else generate_corpus(corpus)
     tokens = lambda split: [t for pair in pairs[split] for t in pair[1].split() + ["</s>"]]   # noqa: E731
-    counts, total = {}, 0
-    for token in tokens("train"):
-        counts[token] = counts.get(token, 0) + 1
-        total += 1
+    counts = Counter(tokens("train"))
     # tokens unseen in training are fairseq's <unk>: one more type, add-one smoothed
-    types = len(counts) + 1
+    total, types = counts.total(), len(counts) + 1
     held_out = tokens(split)
-    return -sum(math.log2((counts.get(t, 0) + 1) / (total + types)) for t in held_out) / len(held_out)
+    return -sum(math.log2((counts[t] + 1) / (total + types)) for t in held_out) / len(held_out)
 
 
 GRAMMAR_WORKLOAD = "translation_grammar"
