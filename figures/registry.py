@@ -143,6 +143,18 @@ SPEC_LIST = [
          "and 99 % of it at 8 servers, read from each setting's seed-mean curve", "not in the paper "
          "(the regime of sweep frontier_regime)", Drawer("frontier8", "frontier8_bits"), sweep="frontier8",
          paper=False),
+    Spec("frontier8_lm", "figure", "Beyond the paper: the frontier at 8 servers on a transformer language model "
+         "(generated corpus): codistillation (predictions, checkpoints) vs PowerSGD, local SGD, DiLoCo, SparseLoCo and "
+         "MuLoCo, each at its tuned base LR, next-token top-1 against bits between servers per update",
+         "not in the paper (the regime of sweep frontier_regime_lm)", Drawer("frontier8", "frontier8"), paper=False),
+    Spec("frontier8_lm_curves", "figure", "Beyond the paper: the language-model frontier at 8 servers, next-token "
+         "top-1 against the bits each device has sent in all (as MuLoCo's Fig. 1), each method at its setting that "
+         "reaches 99 % of all_reduce's final top-1 with the fewest bits", "not in the paper (the regime of sweep "
+         "frontier_regime_lm)", Drawer("frontier8", "frontier8_curves"), sweep="frontier8_lm", paper=False),
+    Spec("frontier8_lm_bits", "table", "Beyond the paper: bits each device sends to reach all_reduce's final "
+         "next-token top-1 and 99 % of it at 8 servers on the language model, read from each setting's seed-mean "
+         "curve", "not in the paper (the regime of sweep frontier_regime_lm)", Drawer("frontier8", "frontier8_bits"),
+         sweep="frontier8_lm", paper=False),
     Spec("tuned_baselines", "figure", "Beyond the paper: all_reduce, codistillation and the alpha = 0 control at "
          "the paper's recipe (base LR 0.1) and each at its best base LR of one tuning budget on held-out training "
          "data (3 fresh seeds): final top-1 and training loss", "Sec. 4.1 and A.5, mini only",

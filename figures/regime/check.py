@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from ..paths import COMMITTED
 from .cost import COST, EVERY, check_every_sweep
 from .criteo import CRITEO, CRITEO_CHECKS, TABLE1, baseline_records, criteo_checks
-from .frontier import FRONTIER, FRONTIER_CHECKS, frontier_checks, load_frontier
+from .frontier import FRONTIER, FRONTIER_CHECKS, FRONTIER_LM, frontier_checks, load_frontier
 from .grammar import GRAMMAR, GRAMMAR_SWEEP, GRAMMAR_WORKLOAD, grammar_checks
 from .language_model import FIG4_LM, LM, LM_CHECKS, language_model_checks
 from .runs import final_rows, header_config, load_sweep
@@ -81,8 +81,10 @@ def run_check(results=COMMITTED, docs=DOCS):
                                   {LM} if fig4_lm.problem is None else set(), declarations)
     verdicts.update(lm_verdicts)
     frontier_records, frontier_ends, frontier_sweep = load_frontier(results)
-    frontier_table, frontier_verdicts = table({FRONTIER: frontier_checks(frontier_records, frontier_ends)},
-                                              FRONTIER_CHECKS, {FRONTIER}, declarations)
+    lm_records, lm_ends, frontier_lm_sweep = load_frontier(results, FRONTIER_LM)
+    frontier_table, frontier_verdicts = table({FRONTIER: frontier_checks(frontier_records, frontier_ends),
+                                               FRONTIER_LM: frontier_checks(lm_records, lm_ends, FRONTIER_LM)},
+                                              FRONTIER_CHECKS, {FRONTIER, FRONTIER_LM}, declarations)
     verdicts.update(frontier_verdicts)
     grammar = load_sweep(results, GRAMMAR_SWEEP, kinds=("eval", "test"))
     grammar_table, grammar_verdicts = table({GRAMMAR_WORKLOAD: grammar_checks(grammar.records, results)}, GRAMMAR,
@@ -92,11 +94,12 @@ def run_check(results=COMMITTED, docs=DOCS):
     verdicts.update(cost_verdicts)
     # Anil et al.'s stand-ins are judged wherever their sweep has run (logs without its manifest: shown only)
     anil = [(CRITEO, table1), (LM, fig4_lm), (GRAMMAR_WORKLOAD, grammar)]
-    gated = standins | set(languages) | {EVERY, FRONTIER} | {name for name, sweep in anil if sweep.problem is None}
+    gated = standins | set(languages) | {EVERY, FRONTIER, FRONTIER_LM} | {name for name, sweep in anil if sweep.problem is None}
     lines = ["# Regime check (MINI scale: not the paper's numbers)", "",
              f"Logs: {results}. Gated (judged by the exit status): Figure 2's mini stand-in(s) {sorted(standins)}, "
              f"every translation workload {languages}, Anil et al.'s Criteo and language-model stand-ins and the grammar "
-             "translation stand-in where their sweeps have run, the frontier's regime (sweep frontier_regime) and the cost of "
+             "translation stand-in where their sweeps have run, the frontier's regimes (sweeps frontier_regime and "
+             "frontier_regime_lm) and the cost of "
              "every mini sweep; any other column is shown "
              "for reference.", "",
              *[f"- {name}: chosen weight-decay multiplier (workload.weight_decay_scale) {chosen}"
@@ -108,10 +111,11 @@ def run_check(results=COMMITTED, docs=DOCS):
              "", "## Criteo stand-in (Anil et al. 2018, Table 1: the DNN baseline of anil_table1)", "", criteo_table,
              "", "## LSTM language-model stand-in (Anil et al. 2018, Fig. 4: the baseline of anil_fig4_lm)", "",
              lm_table,
-             "", "## Frontier regime (8 groups: all_reduce against the tuned 0-bit control, sweep frontier_regime)", "",
+             "", "## Frontier regimes (8 groups: all_reduce against the tuned 0-bit control; sweeps frontier_regime, "
+             "the vision stand-in, and frontier_regime_lm, the transformer language model: next-token top-1)", "",
              frontier_table,
              "", "## Every sweep", "", cost_table]
-    judged = [*sweeps, fig4, overfit, frontier_sweep] + [sweep for _, sweep in anil if sweep.problem is None]
+    judged = [*sweeps, fig4, overfit, frontier_sweep, frontier_lm_sweep] + [sweep for _, sweep in anil if sweep.problem is None]
     status, summary = judge(verdicts, gated, judged, bool(names and languages), results)
     return Outcome("\n".join(lines + summary), verdicts, gated, status)
 

@@ -18,6 +18,9 @@ from .runs import Check, load_sweep, missing, seed_stats
 from .vision import TRAIN_OVER_VAL   # not memorised: the vision stand-in's budget_limited bound, 0.5
 
 FRONTIER = FRONTIER_REGIME = "frontier_regime"   # the column of the table and the sweep
+# The same regime on the transformer language model (workload lm_transformer_mini): its own sweep
+# and column, the same invariants (top-1 is next-token top-1 there).
+FRONTIER_LM = FRONTIER_REGIME_LM = "frontier_regime_lm"
 MIN_GROUPS = 8               # the peers' papers: 8 workers (DiLoCo; SparseLoCo R = 8; MuLoCo K = 8)
 MIN_GAP = 2.0                # points of top-1 that the 0-bit control must lose to all_reduce beyond the noise
 NOISE_SE = 2.0               # ... the noise: 2 standard errors of the difference of the means, and 1 sample
@@ -156,9 +159,9 @@ def check_cost(ends):
                  None, info=True)
 
 
-def frontier_checks(records, ends=None):
+def frontier_checks(records, ends=None, sweep=FRONTIER_REGIME):
     """Every invariant of the frontier regime, in FRONTIER_CHECKS' order; records: the eval records
-    of sweep frontier_regime (collect's table), ends: its end records."""
+    of `sweep` (frontier_regime or frontier_regime_lm; collect's table), ends: its end records."""
     runs = per_run(records)
     baseline, tuning, untuned, tuned, best = arms(runs)
     control = runs[runs["method"] != "allreduce"]
@@ -168,12 +171,12 @@ def frontier_checks(records, ends=None):
               check_updates(baseline, control), check_cost(ends if ends is not None else pd.DataFrame())]
     for check in checks:
         if check.holds is None and not check.info:
-            check.needs = (FRONTIER_REGIME,)
+            check.needs = (sweep,)
     return checks
 
 
-def load_frontier(results):
+def load_frontier(results, sweep=FRONTIER_REGIME):
     """(the sweep's eval records, its end records, the Sweep of its evals: what is missing)."""
-    evals = load_sweep(results, FRONTIER_REGIME)
-    ends = load_sweep(results, FRONTIER_REGIME, kinds=("end",))
+    evals = load_sweep(results, sweep)
+    ends = load_sweep(results, sweep, kinds=("end",))
     return evals.records, ends.records, evals

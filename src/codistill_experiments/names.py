@@ -11,12 +11,12 @@ MINI_RESNETS = {"resnet18": (64, 1), "resnet50": (128, 2), "resnext101_32x8d": (
 # The model settings workload.models may give each model group, per workload (workloads.py).
 MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "clusters_resnet": {"arch"}, "imagenet": {"arch", "num_classes"},
               "cifar10": {"num_classes"}, "multiview_mini": set(), "criteo_mini": {"width_scale"},
-              "criteo": {"width_scale"}}
+              "criteo": {"width_scale"}, "lm_transformer_mini": set()}
 # Hidden widths of Anil et al.'s Criteo network (Sec. 3); the click workloads scale them by workload.width_scale.
 CRITEO_HIDDEN = (2560, 1024, 256)
 SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")   # multi-view (Fig. 6)
 # schedule.optimizer of a vision schedule (vision/engine.py build_optimizer).
-OPTIMIZERS = ("sgd", "adagrad")
+OPTIMIZERS = ("sgd", "adagrad", "adamw")
 # data.split and supervised.smoothing_prior (top-level keys: config/checks.py).
 DATA_SPLITS = ("same", "disjoint")
 SMOOTHING_PRIORS = ("uniform", "unigram")

@@ -26,8 +26,8 @@ from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, OUTER_AGGREGATES, OUTE
 from .job_schema import Job
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Numbers, Rule, named, spec
 from .tabular_schema import Criteo, CriteoMini
-from .translation_schema import (LanguageModelMini, LanguageModelSchedule, LanguageModelWorkload, TranslationGrammar,
-                                 TranslationMini, TranslationSchedule, TranslationWorkload)
+from .translation_schema import (LanguageModelCorpus, LanguageModelMini, LanguageModelSchedule, LanguageModelWorkload,
+                                 TranslationGrammar, TranslationMini, TranslationSchedule, TranslationWorkload)
 
 # torchft's should_quantize: its allreduce_quantized runs triton kernels on CUDA tensors, and without
 # triton torchft silently sends float32 instead; the engine's gloo ranks hold CPU tensors.
@@ -215,7 +215,7 @@ class WeightDecay:
 class VisionSchedule:
     name: str = MISSING
     epochs: Number = spec(POSITIVE)
-    optimizer: str = spec(choices=OPTIMIZERS, why="sgd (with momentum) or adagrad (Anil et al. 2018 Sec. 3.1)")
+    optimizer: str = spec(choices=OPTIMIZERS, why="sgd (with momentum), adagrad (Anil et al. 2018 Sec. 3.1) or adamw (the peers' language models)")
     momentum: Number = MISSING
     lr: LR = field(default_factory=LR)
     weight_decay: WeightDecay = field(default_factory=WeightDecay)
@@ -309,6 +309,27 @@ class MultiviewMini:
     gpu_memory_gb: Optional[int] = MISSING
 
 
+@dataclass
+class LanguageModelTransformerMini:
+    """lm_mini's generated corpus and a small causal transformer in the torch engine
+    (vision/language_model.py)."""
+    name: str = named("lm_transformer_mini", WORKLOAD_NAME)
+    corpus: LanguageModelCorpus = field(default_factory=LanguageModelCorpus)
+    tokens_per_sample: int = spec(COUNT)
+    train_size: int = spec(COUNT, why="blocks of tokens_per_sample tokens trained on")
+    val_size: int = spec(COUNT, why="blocks of tokens_per_sample tokens evaluated")
+    num_classes: int = spec(at_least=2, why="the corpus's words and </s>: corpus.vocab + 1")
+    width: int = spec(COUNT)
+    layers: int = spec(COUNT)
+    heads: int = spec(COUNT)
+    batch_per_rank: int = spec(COUNT, why="blocks per rank")
+    alpha_scale: Number = spec(NON_NEGATIVE)
+    eval_batch: int = spec(COUNT)
+    loader_workers: int = spec(NON_NEGATIVE)
+    models: MODELS = MISSING
+    gpu_memory_gb: Optional[int] = MISSING
+
+
 # ----- launcher: where the ranks of a job run (not part of the run's identity)
 
 START_METHODS = Rule(choices=tuple(multiprocessing.get_all_start_methods()), why="how a job starts its ranks")
@@ -369,7 +390,8 @@ SCHEMAS = {
                  "cifar10": Cifar10, "multiview_mini": MultiviewMini, "translation": TranslationWorkload,
                  "translation_mini": TranslationMini, "translation_grammar": TranslationGrammar,
                  "language_model": LanguageModelWorkload,
-                 "lm_mini": LanguageModelMini, "criteo_mini": CriteoMini, "criteo": Criteo},
+                 "lm_mini": LanguageModelMini, "criteo_mini": CriteoMini, "criteo": Criteo,
+                 "lm_transformer_mini": LanguageModelTransformerMini},
 }
 
 

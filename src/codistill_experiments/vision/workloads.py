@@ -274,12 +274,21 @@ def click_prediction(cfg):
     return getattr(tabular, cfg.name)(cfg)
 
 
+def language_model(cfg):
+    """A small transformer on the generated language-model corpus (language_model.py)."""
+    from .language_model import lm_transformer_mini
+
+    return lm_transformer_mini(cfg)
+
+
 WORKLOADS = {"digits_mlp": digits_mlp, "clusters_resnet": clusters_resnet, "imagenet": imagenet, "cifar10": cifar10,
-             "multiview_mini": multiview_mini, "criteo_mini": click_prediction, "criteo": click_prediction}
+             "multiview_mini": multiview_mini, "criteo_mini": click_prediction, "criteo": click_prediction,
+             "lm_transformer_mini": language_model}
 # Settings a model group may override in workload.models (one entry per group).
 # Modules each workload's ranks import; a launcher that forks imports them once beforehand.
 IMPORTS = {"digits_mlp": ["sklearn.datasets"], "clusters_resnet": [], "imagenet": ["torchvision"],
-           "cifar10": ["torchvision"], "multiview_mini": [], "criteo_mini": [], "criteo": ["pandas"]}
+           "cifar10": ["torchvision"], "multiview_mini": [], "criteo_mini": [], "criteo": ["pandas"],
+           "lm_transformer_mini": []}
 
 
 def build_workload(cfg):
