@@ -8,7 +8,7 @@ import math
 import pytest
 
 from figures.logs.collect import collect
-from figures.regime.frontier import FRONTIER_REGIME, frontier_checks
+from figures.regime.frontier import FRONTIER_REGIME, FRONTIER_REGIME_LM, frontier_checks
 from test_collect import write_manifest, write_run
 
 GOYAL = {"name": "goyal_step", "epochs": 90, "momentum": 0.9,
@@ -49,7 +49,8 @@ def records(method, top1, losses, bits=0, updates=UPDATES, epochs=EPOCHS, models
 
 
 def write_frontier(root, allreduce=ALLREDUCE, untuned=UNTUNED, held_out=HELD_OUT, tuned=TUNED, tuned_lr=0.05,
-                   control_losses=LOSSES["localsgd"], control_bits=0, updates=UPDATES):
+                   control_losses=LOSSES["localsgd"], control_bits=0, updates=UPDATES, allreduce_held_out=None,
+                   sweep=FRONTIER_REGIME):
     """Sweep frontier_regime's mini runs and manifest, as the sweeper writes them."""
     entries = []
 
@@ -57,13 +58,17 @@ def write_frontier(root, allreduce=ALLREDUCE, untuned=UNTUNED, held_out=HELD_OUT
         losses = losses or (LOSSES["allreduce"] if method == "allreduce" else control_losses)
         write_run(root, run_id, config(seed, method, lr, holdout),
                   [*records(method, top1, losses, bits, updates, val_samples=holdout or 10_000),
-                   {"kind": "end", "steps": updates, "wall_time": SECONDS[method]}], FRONTIER_REGIME, end=False)
+                   {"kind": "end", "steps": updates, "wall_time": SECONDS[method]}], sweep, end=False)
         entries.append((run_id, [*overrides, f"seed={seed}"]))
 
     control = ["method=localsgd", "method.n=8", "method.period=1000", "schedule=goyal_step"]
     for seed, top1 in enumerate(allreduce):
         run(f"ar-{seed}", "allreduce", seed, top1, ["method=allreduce", "method.nodes_per_model=8",
                                                     "schedule=goyal_step"], bits=5_117_225_472)
+    for lr, top1 in (allreduce_held_out or {}).items():   # all_reduce tuned by the same budget (frontier_regime_lm)
+        run(f"ar-tuning-{lr}", "allreduce", 100, top1, ["method=allreduce", "method.nodes_per_model=8",
+                                                        f"schedule.lr.base={lr}", "+data.holdout=10000"],
+            lr=lr, holdout=10_000, bits=5_117_225_472)
     for seed, top1 in enumerate(untuned):
         run(f"control-{seed}", "localsgd", seed, top1, control, bits=control_bits)
     for lr, top1 in held_out.items():
@@ -72,14 +77,14 @@ def write_frontier(root, allreduce=ALLREDUCE, untuned=UNTUNED, held_out=HELD_OUT
     for seed, top1 in enumerate(tuned, start=3):
         run(f"tuned-{seed}", "localsgd", seed, top1, [*control, f"schedule.lr.base={tuned_lr}"], lr=tuned_lr,
             bits=control_bits)
-    write_manifest(root, FRONTIER_REGIME, entries)
+    write_manifest(root, sweep, entries)
     return root
 
 
-def checks(root):
-    evals, _ = collect(root, FRONTIER_REGIME, "mini", ("eval",))
-    ends, _ = collect(root, FRONTIER_REGIME, "mini", ("end",))
-    return {check.id: check for check in frontier_checks(evals, ends)}
+def checks(root, sweep=FRONTIER_REGIME):
+    evals, _ = collect(root, sweep, "mini", ("eval",))
+    ends, _ = collect(root, sweep, "mini", ("end",))
+    return {check.id: check for check in frontier_checks(evals, ends, sweep)}
 
 
 def mean(values):
@@ -134,3 +139,17 @@ def test_without_the_tuning_runs_the_gap_waits_for_the_sweep(tmp_path):
     held_out = dict(list(HELD_OUT.items())[:5])
     found = checks(write_frontier(tmp_path, held_out=held_out))["control_gap"]
     assert found.holds is None and found.needs == (FRONTIER_REGIME,) and "5 of the control's 6" in found.shown
+
+
+def test_all_reduces_own_tuning_runs_enter_neither_arm_and_the_language_models_sweep_is_named(tmp_path):
+    """frontier_regime_lm tunes all_reduce by the control's budget too: its held-out runs (here far
+    below every arm) must leave the gap, the tuning ranking and the cost of the runs they are not alone."""
+    plain = checks(write_frontier(tmp_path / "plain"))
+    root = write_frontier(tmp_path / "lm", allreduce_held_out={0.05: 10.0, 0.1: 12.0}, sweep=FRONTIER_REGIME_LM)
+    found = checks(root, FRONTIER_REGIME_LM)
+    assert found["control_gap"].value == pytest.approx(plain["control_gap"].value)
+    assert found["control_gap"].holds and "base LR 0.05" in found["control_gap"].shown
+    held_out = dict(list(HELD_OUT.items())[:5])
+    waiting = checks(write_frontier(tmp_path / "short", held_out=held_out, sweep=FRONTIER_REGIME_LM),
+                     FRONTIER_REGIME_LM)["control_gap"]
+    assert waiting.holds is None and waiting.needs == (FRONTIER_REGIME_LM,)

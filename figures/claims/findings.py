@@ -309,6 +309,14 @@ def findings_section(all_claims, outcomes, data, marks, resolution):
                   "sent by the first evaluation at which a setting's seed-mean curve reached the target, among the "
                   "settings that reach it while beating the tuned 0-bit control (claims `frontier8-*`; every setting "
                   "in the table frontier8_bits).", ""] + to_target + [""]
+    to_target_lm = to_target_rows([c for c in all_claims if c["figure"] == "frontier8_lm"
+                                   and c["check"]["kind"] == "fewest_bits"], mini.get("frontier8_lm"), resolution.get("mini"))
+    if to_target_lm:
+        lines += ["### Beyond the paper: bits to reach all_reduce at 8 servers on a language model (frontier8_lm)", "",
+                  "The same reading on a small transformer language model (workload lm_transformer_mini; top-1 is "
+                  "next-token top-1 on held-out text), in its regime gated by `make regime` (sweep "
+                  "frontier_regime_lm; claims `frontier8-lm-*`; every setting in the table frontier8_lm_bits).",
+                  ""] + to_target_lm + [""]
     return lines
 
 
