@@ -10,6 +10,9 @@ arm's settings ranked by final top-1 on the training samples held out of trainin
   control (8 groups that never communicate); the best runs in the same sweep (`make regime` checks it).
 - frontier8 (sweeps/frontier8.yaml): the base learning rate of each method at 8 servers, the control's
   budget; the best runs at every knob in the same sweep.
+- frontier_regime_lm, frontier8_lm (the same on the transformer language model): the base learning
+  rate of all_reduce and of the 0-bit control, then of each method at its one knob; the best runs with
+  3 fresh seeds in the same sweep.
 
     python -m figures.tuning [--sweep frontier_tuning] [--results paper/logs] [--scale mini]
 """
@@ -44,7 +47,9 @@ def period_arm(run):
 BUDGETS = {"frontier_tuning": (method_arm, TUNED),
            "baseline_tuning": (exchange_arm, ["schedule.lr.base"]),
            "frontier_regime": (method_arm, ["schedule.lr.base"]),
-           "frontier8": (period_arm, ["schedule.lr.base"])}
+           "frontier8": (period_arm, ["schedule.lr.base"]),
+           "frontier_regime_lm": (method_arm, ["schedule.lr.base"]),
+           "frontier8_lm": (period_arm, ["schedule.lr.base"])}
 
 
 def held_out_runs(records):
