@@ -68,13 +68,19 @@ def evaluate(state, val_loader, stats):
             stats[VAL_COUNT] += len(targets)
             if state.layout.n_groups > 1 and state.groups.peers is not None:  # not in a model job
                 # Peers evaluate the same samples; this gather is bookkeeping, not exchange traffic.
+                # Group 0's rank alone gathers and scores them (the table carries its row to every
+                # model's record): on every peer, the n x n churn and n copies of [samples, classes]
+                # probabilities cost more than the evaluation itself (8 models of a 1001-word LM).
                 probabilities = logits.softmax(-1)
-                gathered = [torch.empty_like(probabilities) for _ in range(state.layout.n_groups)]
-                dist.all_gather(gathered, probabilities, group=state.groups.peers)
-                correct, churn, ensemble_loss = agreement(torch.stack(gathered), targets)
-                stats[ENSEMBLE_CORRECT] += correct
-                stats[CHURN_SUM] += churn
-                stats[ENSEMBLE_LOSS] += ensemble_loss
+                scorer = state.layout.peer_ranks(state.layout.rank_in_group)[0]
+                scores = dist.get_rank() == scorer
+                gathered = [torch.empty_like(probabilities) for _ in range(state.layout.n_groups)] if scores else None
+                dist.gather(probabilities, gathered, dst=scorer, group=state.groups.peers)
+                if scores:
+                    correct, churn, ensemble_loss = agreement(torch.stack(gathered), targets)
+                    stats[ENSEMBLE_CORRECT] += correct
+                    stats[CHURN_SUM] += churn
+                    stats[ENSEMBLE_LOSS] += ensemble_loss
     model.train()
     if state.layout.rank_in_group == 0:
         current = flat_parameters(model)
@@ -100,6 +106,7 @@ def records(table, step, schedules, counter, wall_time, batch_per_model, models=
     models = range(len(table)) if models is None else models
     multi = len(models) > 1
     mean_top1 = (100.0 * table[models, VAL_CORRECT] / table[models, VAL_COUNT]).mean().item()
+    scored = table[0].tolist()   # the ensemble's and churn's sums: group 0 scores them (evaluate)
     for group in models:
         row = table[group].tolist()
         yield {
@@ -117,9 +124,9 @@ def records(table, step, schedules, counter, wall_time, batch_per_model, models=
             "alpha": alpha(last),
             "param_distance_from_init": row[DIST_FROM_INIT],
             "val_top1_mean_over_models": mean_top1,
-            "ensemble_top1": 100.0 * row[ENSEMBLE_CORRECT] / row[VAL_COUNT] if multi else None,
-            "churn": row[CHURN_SUM] / row[VAL_COUNT] if multi else None,
-            "ensemble_val_loss": row[ENSEMBLE_LOSS] / row[VAL_COUNT] if multi else None,
+            "ensemble_top1": 100.0 * scored[ENSEMBLE_CORRECT] / row[VAL_COUNT] if multi else None,
+            "churn": scored[CHURN_SUM] / row[VAL_COUNT] if multi else None,
+            "ensemble_val_loss": scored[ENSEMBLE_LOSS] / row[VAL_COUNT] if multi else None,
             "batch_per_model": batch_per_model,
             "wall_time": wall_time,
             "comm_bits_inter_node": counter.inter_node_bits,
