@@ -23,7 +23,7 @@ from .paths import COMMITTED, REPO
 # Sweeps that no figure draws: the regime check's (`make regime`, figures/regime/: the stand-ins' and
 # the frontier's regime) and the tuning runs on held-out training data of the frontier and of the
 # baselines (`python -m figures.tuning`).
-CHECK_SWEEPS = ["regime", "frontier_regime", "frontier_tuning", "baseline_tuning", "translation_regime"]
+CHECK_SWEEPS = ["regime", "frontier_regime", "frontier_regime_lm", "frontier_tuning", "baseline_tuning", "translation_regime"]
 
 
 def sweeps_at(scale):

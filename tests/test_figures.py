@@ -19,7 +19,7 @@ from test_collect import config, eval_record, write_manifest, write_run
 EXPERIMENT_IDS = {*(f"fig{i}" for i in range(1, 18)), "table1", "table2", "iwslt_overfit", "exchange_frequency",
                   "lr_robustness", "nmt_exchange_frequency", "alpha_gamma", "alpha_schedule_vision", "multiview",
                   "wrn_pretrain", "frontier", "fig2_regimes", "tuned_baselines",  # beyond the paper
-                  "frontier8", "frontier8_curves", "frontier8_bits",
+                  "frontier8", "frontier8_curves", "frontier8_bits", "frontier8_lm", "frontier8_lm_curves", "frontier8_lm_bits",
                   "anil_fig2a", "anil_fig2b", "anil_fig4", "anil_fig4_lm", "anil_two_phase", "anil_table1"}  # Anil et al. 2018's
 
 
@@ -297,8 +297,9 @@ def test_the_claims_file_is_well_formed_and_every_id_has_a_claim():
     all_claims = load_claims()
     figures = {c["figure"] for c in all_claims}
     assert figures <= set(registry.SPECS)
-    # Figure 6's claims cover multiview's runs, frontier8's those of its curves and its table
-    assert set(registry.SPECS) - figures == {"multiview", "frontier8_curves", "frontier8_bits"}
+    # Figure 6's claims cover multiview's runs, frontier8's (and frontier8_lm's) those of its curves and its table
+    assert set(registry.SPECS) - figures == {"multiview", "frontier8_curves", "frontier8_bits", "frontier8_lm_curves",
+                                             "frontier8_lm_bits"}
     for c in all_claims:
         assert {"id", "figure", "section", "claim", "setting", "metric", "check"} <= set(c), c["id"]
         assert set(c.get("scales", ["mini", "paper"])) <= {"mini", "paper"}

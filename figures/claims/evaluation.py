@@ -102,7 +102,10 @@ def comparison_of(records, check, metric, verdict):
     (its metric, verdict, every setting of its check but the margin's, and the runs each of its
     groups selects): such claims are one comparison, counted once."""
     def runs(group):
-        return frozenset(select(records, group["group"] if "group" in group and "label" in group else group)["run_id"])
+        try:
+            return frozenset(select(records, group["group"] if "group" in group and "label" in group else group)["run_id"])
+        except NotRun:   # a group on a key no run has (4-bit checkpoints before their runs) selects none
+            return frozenset()
 
     parts = [metric, verdict]
     for key in sorted(check):
