@@ -62,7 +62,8 @@ def test_adamw_takes_beta1_from_the_schedules_momentum():
 
 def per_token_algorithm1(container, n_models, alpha):
     """Algorithm 1 at T = 1 in one process, every token a sample: CE + alpha MSE to the peer's
-    logits (detached), AdamW (beta1 = momentum, beta2 = 0.95), the schedules' LR and weight decay."""
+    logits (detached), AdamW (beta1 = momentum, beta2 = 0.95), the schedules' LR and weight decay;
+    with schedule.clip_norm c, each model's gradient times min(1, c / its norm) before the step."""
     from codistill_experiments.run_schedules import build_schedules
 
     cfg = OmegaConf.create(container)
@@ -83,7 +84,12 @@ def per_token_algorithm1(container, n_models, alpha):
                 group["lr"], group["weight_decay"] = schedules.lr(step), schedules.weight_decay(step)
             optimizer.zero_grad()
             loss.backward()
-        for optimizer in optimizers:
+        for model, optimizer in zip(models, optimizers):
+            clip = cfg.schedule.clip_norm
+            if clip is not None:   # by hand: the norm over every parameter's gradient
+                norm = torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters()))
+                for p in model.parameters():
+                    p.grad.mul_(min(1.0, clip / (float(norm) + 1e-6)))
             optimizer.step()
     return models
 
@@ -114,3 +120,21 @@ def test_two_process_codistillation_of_the_language_model_equals_algorithm1_per_
     assert evaluation["val_samples"] == 24 * 8   # every validation token is a sample
     # the corpus was generated once and read back: one cache file
     assert len(list((tmp_path / "cache").glob("lm-corpus-*.pt"))) == 1
+
+
+def test_gradient_clipping_in_the_engine_is_the_hand_rescaling_of_each_models_gradient(run_job, tmp_path,
+                                                                                        monkeypatch):
+    """schedule.clip_norm (the peers' recipe for language models) in a 2-process codistillation run,
+    against the rescaling written out in one process. The bound is small enough that every update
+    clips: unclipped, the models end elsewhere (not far: AdamW's step is nearly blind to a gradient's
+    scale, so only the change of the rescaling from one update to the next moves it, yet 10 times the
+    tolerance of the match)."""
+    monkeypatch.setattr(datasets, "SCAN_CACHE", tmp_path / "cache")
+    clipped = [*SMALL, "method=codistill", "method.period=1", "method.alpha=0.5", "schedule.clip_norm=0.05"]
+    directory, container = run_job(clipped)
+    assert container["schedule"]["clip_norm"] == 0.05
+    for model, reference in enumerate(per_token_algorithm1(container, n_models=2, alpha=0.5)):
+        torch.testing.assert_close(function_params(directory / f"model{model}.pt"), function_params(reference),
+                                   rtol=0, atol=2e-5)
+    unclipped = per_token_algorithm1({**container, "schedule": {**container["schedule"], "clip_norm": None}}, 2, 0.5)
+    assert (function_params(directory / "model0.pt") - function_params(unclipped[0])).abs().max() > 2e-4

@@ -31,6 +31,7 @@ DROPPED_AT_DEFAULT = {
     ("supervised",): {"label_smoothing": 0.0, "smoothing_prior": "uniform"},   # Anil et al. Sec. 3.3
     ("data", "split"): "same",
     ("schedule", "optimizer"): "sgd",
+    ("schedule", "clip_norm"): None,                  # the torch engine's gradient clipping (issue #40)
     ("method", "prediction_topk"): None,
     ("method", "checkpoint_bits"): 32,                # compressed checkpoints (issue #40)
     ("method", "checkpoint_delta_fraction"): None,

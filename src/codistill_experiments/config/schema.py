@@ -219,6 +219,8 @@ class VisionSchedule:
     momentum: Number = MISSING
     lr: LR = field(default_factory=LR)
     weight_decay: WeightDecay = field(default_factory=WeightDecay)
+    clip_norm: Optional[Number] = spec(above=0, why="null: no clipping; c: each update's gradient rescaled to norm "
+                                       "at most c (the peers' language models: 1.0)")
 
 
 # ----- workload: one schema per workload file (their keys differ)
