@@ -78,12 +78,14 @@ def test_no_collective_of_the_training_path_is_handed_a_tensor_made_without_the_
     probe = DevicelessTensors()
     watch_collectives(monkeypatch, probe, record)
     with probe:   # forked ranks inherit the mode and the wrapped collectives
-        directory, _ = run_job([*overrides, "schedule.epochs=2", "schedule.lr.warmup_epochs=1",
-                                "schedule.lr.milestones=[]", "schedule.weight_decay.values=[1e-4]",
-                                "schedule.weight_decay.milestones=[]"])
+        directory, job = run_job([*overrides, "schedule.epochs=2", "schedule.lr.warmup_epochs=1",
+                                  "schedule.lr.milestones=[]", "schedule.weight_decay.values=[1e-4]",
+                                  "schedule.weight_decay.milestones=[]"])
     assert read_records(directory / "metrics.jsonl")[-1]["kind"] == "end"
     checked = set(record.read_text().split())
     assert "all_reduce" in checked   # the evaluation's table at least: the probe saw the ranks' calls
+    if job["method"]["n"] > 1:   # the ensemble and churn: every model's probabilities gathered on group 0's rank
+        assert "gather" in checked
 
 
 def test_the_probe_finds_a_table_made_without_the_device(tmp_path, monkeypatch):

@@ -3,16 +3,13 @@ tokens against the corpus's lines, its blocks against a hand shift, its causalit
 codistillation run against Algorithm 1 written out per token in one process."""
 import pytest
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from codistill_experiments.lm_corpus import generate_lm_corpus
-from codistill_experiments.seeds import model_seed
 from codistill_experiments.vision import datasets
 from codistill_experiments.vision.engine import build_optimizer
 from codistill_experiments.vision.language_model import CausalTransformerLM, blocks, token_stream
-from codistill_experiments.vision.workloads import build_workload
-from reference import full_batches
+from reference import algorithm1
 from test_engine_distributed import last_eval
 
 CORPUS = dict(seed=0, vocab=30, classes=5, successors=2, zipf=1.0, min_len=2, max_len=4, min_sentences=1,
@@ -60,38 +57,8 @@ def test_adamw_takes_beta1_from_the_schedules_momentum():
     assert optimizer.defaults["betas"] == (0.8, 0.95) and optimizer.defaults["weight_decay"] == 0.01
 
 
-def per_token_algorithm1(container, n_models, alpha):
-    """Algorithm 1 at T = 1 in one process, every token a sample: CE + alpha MSE to the peer's
-    logits (detached), AdamW (beta1 = momentum, beta2 = 0.95), the schedules' LR and weight decay;
-    with schedule.clip_norm c, each model's gradient times min(1, c / its norm) before the step."""
-    from codistill_experiments.run_schedules import build_schedules
-
-    cfg = OmegaConf.create(container)
-    workload = build_workload(cfg.workload)
-    train, batch = workload.train_set, int(cfg.scale.batch_per_rank)
-    schedules = build_schedules(cfg.schedule, cfg.method, batch, len(train) // batch)
-    models = [workload.make_model(model_seed(cfg.seed, i)) for i in range(n_models)]
-    optimizers = [torch.optim.AdamW(m.parameters(), lr=0.0, betas=(cfg.schedule.momentum, 0.95)) for m in models]
-    for step, indices in enumerate(full_batches(len(train), batch, cfg.seed, schedules.total_steps)):
-        x, y = train.inputs[indices], train.targets[indices].reshape(-1)
-        logits = [m(x) for m in models]
-        for i, (model, optimizer) in enumerate(zip(models, optimizers)):
-            loss = F.cross_entropy(logits[i], y)
-            if n_models > 1:
-                loss = loss + alpha * sum(F.mse_loss(logits[i], logits[j].detach())
-                                          for j in range(n_models) if j != i) / (n_models - 1)
-            for group in optimizer.param_groups:
-                group["lr"], group["weight_decay"] = schedules.lr(step), schedules.weight_decay(step)
-            optimizer.zero_grad()
-            loss.backward()
-        for model, optimizer in zip(models, optimizers):
-            clip = cfg.schedule.clip_norm
-            if clip is not None:   # by hand: the norm over every parameter's gradient
-                norm = torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters()))
-                for p in model.parameters():
-                    p.grad.mul_(min(1.0, clip / (float(norm) + 1e-6)))
-            optimizer.step()
-    return models
+def blocks_per_model(container):
+    return int(container["scale"]["batch_per_rank"])   # one rank a model
 
 
 def function_params(saved):
@@ -111,10 +78,10 @@ def function_params(saved):
 def test_two_process_codistillation_of_the_language_model_equals_algorithm1_per_token(run_job, tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "SCAN_CACHE", tmp_path / "cache")
     directory, container = run_job([*SMALL, "method=codistill", "method.period=1", "method.alpha=0.5"])
-    for model, reference in enumerate(per_token_algorithm1(container, n_models=2, alpha=0.5)):
+    for model, reference in enumerate(algorithm1(container, n_models=2, batch_per_model=blocks_per_model(container))):
         torch.testing.assert_close(function_params(directory / f"model{model}.pt"), function_params(reference),
                                    rtol=0, atol=2e-5)
-    [plain, _] = per_token_algorithm1(container, n_models=2, alpha=0.0)
+    [plain, _] = algorithm1(container, n_models=2, batch_per_model=blocks_per_model(container), alpha_on=False)
     assert (function_params(directory / "model0.pt") - function_params(plain)).abs().max() > 1e-3
     evaluation, _ = last_eval(directory)
     assert evaluation["val_samples"] == 24 * 8   # every validation token is a sample
@@ -133,8 +100,9 @@ def test_gradient_clipping_in_the_engine_is_the_hand_rescaling_of_each_models_gr
     clipped = [*SMALL, "method=codistill", "method.period=1", "method.alpha=0.5", "schedule.clip_norm=0.05"]
     directory, container = run_job(clipped)
     assert container["schedule"]["clip_norm"] == 0.05
-    for model, reference in enumerate(per_token_algorithm1(container, n_models=2, alpha=0.5)):
+    for model, reference in enumerate(algorithm1(container, n_models=2, batch_per_model=blocks_per_model(container))):
         torch.testing.assert_close(function_params(directory / f"model{model}.pt"), function_params(reference),
                                    rtol=0, atol=2e-5)
-    unclipped = per_token_algorithm1({**container, "schedule": {**container["schedule"], "clip_norm": None}}, 2, 0.5)
+    unclipped = algorithm1({**container, "schedule": {**container["schedule"], "clip_norm": None}}, n_models=2,
+                           batch_per_model=blocks_per_model(container))
     assert (function_params(directory / "model0.pt") - function_params(unclipped[0])).abs().max() > 2e-4
