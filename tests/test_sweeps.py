@@ -46,10 +46,11 @@ SWEEP_JOBS = {
     # the frontier at 8 servers: frontier_regime's 15 mini runs, 6 base LRs x 7 methods on held-out data, and at the tuned
     # base LRs 22 settings x 3 fresh seeds (local SGD, DiLoCo, SparseLoCo, PowerSGD 3 each, MuLoCo 2, codistillation 7)
     "frontier8": (123, 0),
-    # the same on the transformer language model (mini only): all_reduce's and the control's 6 tuning runs each
-    "frontier_regime_lm": (12, 0),
-    # its frontier: frontier_regime_lm's 12 runs and 6 base LRs x 7 methods on held-out data
-    "frontier8_lm": (54, 0),
+    # the same on the transformer language model (mini only): all_reduce's and the control's 6 tuning runs each,
+    # then each at its best with 3 seeds
+    "frontier_regime_lm": (18, 0),
+    # its frontier: frontier_regime_lm's 18 runs and 6 base LRs x 7 methods on held-out data
+    "frontier8_lm": (60, 0),
     # translation (fairseq): tests/test_translation_config.py checks what they share
     "fig4": (15, 15), "fig12": (15, 15), "table2": (12, 12), "iwslt_overfit": (9, 9),
     "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),
