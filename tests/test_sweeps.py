@@ -49,8 +49,10 @@ SWEEP_JOBS = {
     # the same on the transformer language model (mini only): all_reduce's and the control's 6 tuning runs each,
     # then each at its best with 3 seeds
     "frontier_regime_lm": (18, 0),
-    # its frontier: frontier_regime_lm's 18 runs and 6 base LRs x 7 methods on held-out data
-    "frontier8_lm": (60, 0),
+    # its frontier: frontier_regime_lm's 18 runs, 6 base LRs x 7 methods on held-out data, and at the tuned base LRs
+    # 8 settings x 3 fresh seeds (local SGD, DiLoCo, SparseLoCo, MuLoCo, PowerSGD, codistillation's predictions and
+    # its checkpoints in 32 and 4 bits)
+    "frontier8_lm": (84, 0),
     # translation (fairseq): tests/test_translation_config.py checks what they share
     "fig4": (15, 15), "fig12": (15, 15), "table2": (12, 12), "iwslt_overfit": (9, 9),
     "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),
