@@ -209,11 +209,7 @@ UNMET_AFFECTS = {"nll_flattened": "fig4, fig12, nmt_exchange_frequency, alpha_ga
                  "overfits": "iwslt_overfit (its all_reduce baseline does not over-fit, so there is no "
                              "over-fitting for codistillation to reduce)",
                  "fig2_cost": "none (a cost, not a property of the runs)",
-                 "reproduce_all_cost": "none (a cost, not a property of the runs)",
-                 # an invariant that means something else per column is keyed by (column, invariant)
-                 ("frontier_regime_lm", "control_gap"): "frontier8_lm, frontier8_lm_curves, frontier8_lm_bits (the "
-                                                       "0-bit control is too noisy for a 2-point gap beyond it: the "
-                                                       "language-model frontier is not run in this regime)"}
+                 "reproduce_all_cost": "none (a cost, not a property of the runs)"}
 
 
 def regime_lines(mini):
@@ -225,6 +221,7 @@ def regime_lines(mini):
         return []
     lines = ["**Regime of the mini stand-ins** (`make regime`, docs/mini-scale.md):", ""]
     for (workload, invariant), (measured, _) in sorted(declared.items()):
+        # an invariant that means something else per column is keyed by (column, invariant)
         lines.append(f"- `{workload}`: invariant `{invariant}` unmet (measured {measured}); affects "
                      f"{UNMET_AFFECTS.get((workload, invariant), UNMET_AFFECTS.get(invariant, 'see docs/mini-scale.md'))}.")
     if digits:

@@ -362,6 +362,18 @@ def test_the_mini_noise_unit_comes_from_the_papers_experiments_only(tmp_path):
     assert everything.seed_se("digits_mlp", "val_top1")[0] == pytest.approx(2.0)   # the median of 0.5, 0.5, 2, 2, 2
 
 
+def test_a_workload_only_beyond_the_paper_takes_its_noise_unit_from_its_own_figure(tmp_path):
+    """The paper's experiments never train the language-model frontier's workload: its claims' mini
+    margins come from their own figure's runs (s.e. exactly SE here), not from nothing (nan)."""
+    paper = two_groups(tmp_path / "paper", 79.0)
+    beyond = two_groups(tmp_path / "beyond", 79.0, control_mean=FAR_CONTROL)
+    beyond.records["cfg.workload.name"] = "lm_transformer_mini"
+    resolution = report.resolutions({"mini": {"fig2": paper, "frontier": beyond}})["mini"]
+    assert math.isnan(resolution.seed_se("lm_transformer_mini", "val_top1")[0])
+    outcome = evaluate(compare("within", margin=0.5, mini_margin_se=7), beyond, resolution)
+    assert f"margin 7 seed s.e. = {7 * SE:.3f}" in outcome.reproduced and outcome.status == HOLDS
+
+
 def test_a_method_reaches_all_reduce_only_where_it_also_beats_the_control(tmp_path):
     """Local SGD at 50 bits surely reaches all_reduce (79.5: d - noise = -0.207 >= -0.5) but lies
     only 1.0 above the control at 78.5, within the 1.707 noise of that difference: it does not

@@ -124,7 +124,9 @@ def margin_for(check, key, context, records, metric):
     """(margin, how it was set): the paper's at paper scale. At mini scale, for a loss
     (mini_margin_of: the paper's value of that loss), the paper's margin as the same share of the
     mini workload's median final loss; otherwise mini_margin_se x the workload's seed s.e. Either
-    takes the largest over the workloads of the figure's runs."""
+    takes the largest over the workloads of the figure's runs. A workload that none of the
+    resolution's figures runs (one only the experiments beyond the paper train: the language-model
+    frontier's) takes its seed s.e. from this figure's own runs."""
     workloads = sorted(records["cfg.workload.name"].dropna().unique()) if "cfg.workload.name" in records else []
     if context.scale == "mini" and "mini_margin_of" in check:
         share = check[key] / check["mini_margin_of"]
@@ -134,7 +136,9 @@ def margin_for(check, key, context, records, metric):
     if context.scale != "mini" or "mini_margin_se" not in check:
         value = check.get(key, 0.0)
         return value, f"{value:g}"
+    own = Resolution([records])
     ses = [context.resolution.seed_se(w, metric)[0] for w in workloads]
+    ses = [own.seed_se(w, metric)[0] if math.isnan(se) else se for w, se in zip(workloads, ses)]
     se = max(ses) if ses else float("nan")
     k = check["mini_margin_se"]
     return k * se, f"{k:g} seed s.e. = {k * se:.3f}"
