@@ -136,9 +136,10 @@ def margin_for(check, key, context, records, metric):
     if context.scale != "mini" or "mini_margin_se" not in check:
         value = check.get(key, 0.0)
         return value, f"{value:g}"
-    own = Resolution([records])
     ses = [context.resolution.seed_se(w, metric)[0] for w in workloads]
-    ses = [own.seed_se(w, metric)[0] if math.isnan(se) else se for w, se in zip(workloads, ses)]
+    if any(math.isnan(se) for se in ses):
+        own = Resolution([records])
+        ses = [own.seed_se(w, metric)[0] if math.isnan(se) else se for w, se in zip(workloads, ses)]
     se = max(ses) if ses else float("nan")
     k = check["mini_margin_se"]
     return k * se, f"{k:g} seed s.e. = {k * se:.3f}"
