@@ -181,30 +181,35 @@ def plateau_of_translation():
 STEPS = range(10, 101, 10)
 
 
-def write_translation(root, sweep_id, curves):
-    """{method: nll(step, seed)}: three seeds each, evaluated every 10 of 100 updates."""
+def write_translation(root, sweep_id, curves, alpha_scale=None):
+    """{method: nll(step, seed)}: three seeds each, evaluated every 10 of 100 updates; alpha_scale:
+    the workload's (the logged alpha is the criterion's: alpha_0 x alpha_scale x its growth)."""
     entries = []
     for method, nll in curves.items():
         for seed in range(3):
             models = METHODS[method]["n"]
-            alpha = lambda s: METHODS[method].get("alpha", 0.0) * ALPHA_GROWTH["over the run"] ** (s / 100)  # noqa: E731
+            alpha = lambda s: (METHODS[method].get("alpha", 0.0) * (alpha_scale or 1.0)  # noqa: E731
+                               * ALPHA_GROWTH["over the run"] ** (s / 100))
             records = [{"kind": "eval", "step": s, "epoch": s / 10, "model": m, "val_nll": nll(s, seed),
                         "val_loss": nll(s, seed), "alpha": alpha(s)} for s in STEPS for m in range(models)]
             run_id = f"{sweep_id}-{method}-{seed}"
-            finished(root, run_id, run_config(seed, TRANSLATION, method, "translation_mini"), records, sweep_id)
+            scaled = {} if alpha_scale is None else {"alpha_scale": alpha_scale}
+            finished(root, run_id, run_config(seed, TRANSLATION, method, "translation_mini", **scaled), records,
+                     sweep_id)
             entries.append((run_id, [f"method={method}", f"seed={seed}"]))
     write_manifest(root, sweep_id, entries)
 
 
 def write_tree(root, digits_in_fig2=False, fig4_codistill=flat_nll, overfit=overfit_nll, regime_sweep=True,
-               frontier=True):
+               frontier=True, alpha_scale=None):
     if frontier:   # the frontier regime's runs, built to meet its invariants (test_regime_frontier.py)
         write_frontier(root)
     if regime_sweep:
         write_manifest(root, "regime", write_regime(root, STANDIN, STANDIN_TOP1, 0.5, val_samples=6000)
                        + write_regime(root, DIGITS, DIGITS_TOP1, 1.0))
     write_fig2(root, [STANDIN, DIGITS] if digits_in_fig2 else [STANDIN])
-    write_translation(root, "fig4", {"allreduce": flat_nll, "codistill": fig4_codistill, "independent": control_nll})
+    write_translation(root, "fig4", {"allreduce": flat_nll, "codistill": fig4_codistill, "independent": control_nll},
+                      alpha_scale)
     write_translation(root, "iwslt_overfit", {"allreduce": overfit, "codistill": flat_nll})
     return root
 
@@ -326,6 +331,16 @@ def test_codistillation_stalled_near_the_unigram_plateau_fails_and_the_paper_alp
     outcome = run_check(write_tree(tmp_path / "growth", fig4_codistill=flat_nll), docs)
     trains, state = outcome.verdicts[("translation_mini", "paper_alpha_trains")]
     assert state == FAILS and "x30.9" in trains.shown
+
+
+def test_the_paper_alpha_is_recognised_through_the_workloads_alpha_scale(tmp_path, docs):
+    """A stand-in whose alpha_scale brings the pull per logit to the paper's logs alpha_0 x s x its
+    growth: its runs are still the paper's alpha_0 = 1 and growth, and judged as such."""
+    outcome = run_check(write_tree(tmp_path / "logs", alpha_scale=120 / 32768), docs)
+    trains, state = outcome.verdicts[("translation_mini", "paper_alpha_trains")]
+    plateau = plateau_of_translation()
+    assert state == HOLDS and trains.value == pytest.approx(
+        100 * (plateau - flat_nll(100, 0)) / (plateau - control_nll(100, 0)))
 
 
 def test_every_failure_declared_with_its_measured_value_passes(tmp_path, docs):

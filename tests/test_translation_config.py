@@ -138,3 +138,18 @@ def test_the_ablations_reuse_fig4s_codistillation_runs(tmp_path, scale):
 def fig4_jobs(scale, results_root):
     """(run id, the job's overrides) of each job that Fig. 4's dry run lists."""
     return re.findall(rf"\] ({scale}-\S+)\s+(.*)", dry_run_sweep("fig4", scale, results_root))
+
+
+@pytest.mark.parametrize("scale, expected", [(None, 2.0), (0.25, 0.5)])
+def test_a_translation_stand_ins_alpha_scale_multiplies_the_distillation_weight_fairseq_gets(tmp_path, scale,
+                                                                                             expected):
+    """workload.alpha_scale s sends alpha x s to the criterion (the paper's pull per logit over a
+    vocabulary far larger than the stand-in's); null leaves alpha as given."""
+    job = compose_job(["workload=translation_grammar", "method=codistill", "method.alpha=2",
+                       f"workload.alpha_scale={'null' if scale is None else scale}"], tmp_path)
+    argv = train_arguments(job, tmp_path / "run", "/data", group=0, cuda=False)
+    assert float(argument(argv, "--codistill-alpha")) == expected
+    control = compose_job(["workload=translation_grammar", "method=independent", "workload.alpha_scale=0.25"],
+                          tmp_path)
+    assert float(argument(train_arguments(control, tmp_path / "run", "/data", group=0, cuda=False),
+                          "--codistill-alpha")) == 0.0

@@ -59,9 +59,13 @@ def final_nll(records):
 
 
 def alpha_growth(records):
-    """{run_id: alpha at its last evaluation / alpha_0}: alpha's growth over the run, as trained."""
+    """{run_id: alpha at its last evaluation / alpha_0}: alpha's growth over the run, as trained. The
+    logged alpha is the criterion's, alpha_0 x the workload's alpha_scale x its growth."""
     last = records[records["step"] == records.groupby("run_id")["step"].transform("max")]
-    alpha = pd.to_numeric(last["alpha"], errors="coerce") / pd.to_numeric(last["cfg.method.alpha"], errors="coerce")
+    scale = pd.to_numeric(last.get("cfg.workload.alpha_scale", pd.Series(index=last.index, dtype=float)),
+                          errors="coerce").fillna(1.0)
+    alpha = pd.to_numeric(last["alpha"], errors="coerce") / (pd.to_numeric(last["cfg.method.alpha"], errors="coerce")
+                                                            * scale)
     return alpha.groupby(last["run_id"]).mean()
 
 

@@ -36,6 +36,7 @@ DROPPED_AT_DEFAULT = {
     ("method", "checkpoint_bits"): 32,                # compressed checkpoints (issue #40)
     ("method", "checkpoint_delta_fraction"): None,
     ("workload", "validate_interval_updates"): None,  # a fairseq language model's validations within an epoch
+    ("workload", "alpha_scale"): None,                # a translation stand-in's distillation per logit (issue #41)
 }
 # A fairseq job's snapshot mode (lockstep / async) was workload.exchange_mode until it became
 # method.snapshot_mode, the one name model jobs of every workload use. Run ids hash it where it was:

@@ -129,6 +129,9 @@ class TranslationMini:
     note: Optional[str] = MISSING
     data_bin: Optional[str] = MISSING
     corpus: Corpus = field(default_factory=Corpus)
+    alpha_scale: Optional[Number] = spec(NON_NEGATIVE, why="null: alpha as given; s: the distillation term's "
+                                         "alpha x s, so that it pulls each logit as hard as the paper's over "
+                                         "its far larger vocabulary")
     source_lang: str = MISSING
     target_lang: str = MISSING
     model: MiniModel = field(default_factory=MiniModel)

@@ -95,7 +95,10 @@ def schedule_arguments(schedule):
 def criterion_arguments(config):
     """The codistill criterion; a language-model recipe has no label smoothing (Anil et al. use none)."""
     method, schedule = config["method"], config["schedule"]
-    alpha = method.get("alpha", 0.0) if exchanges(config) else 0.0
+    # The distillation term is a mean over the vocabulary: a stand-in's few hundred logits would each
+    # be pulled hundreds of times as hard as the paper's ~32k at the same alpha (workload.alpha_scale).
+    scale = config["workload"].get("alpha_scale")
+    alpha = method.get("alpha", 0.0) * (1.0 if scale is None else float(scale)) if exchanges(config) else 0.0
     smoothing = []
     if "label_smoothing" in schedule:
         smoothing = ["--label-smoothing", str(schedule["label_smoothing"]),
