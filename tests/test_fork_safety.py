@@ -1,5 +1,5 @@
 """A fairseq child that uses a GPU starts where CUDA works. The translation launcher queries CUDA
-before it starts its children (cuda_available, gpu_of; importing fairseq calls
+before it starts its GPU children (jobs.trains_on_gpus, gpu_of; importing fairseq calls
 torch.cuda.device_count), and torch refuses CUDA in a child forked after that, so a GPU child is
 spawned (processes.start_method) while a CPU child is still forked. On a machine without a GPU a
 spawned GPU child fails too, but for lack of a GPU, and says so in its log."""
@@ -30,7 +30,7 @@ def _probe(path):
 def probe_child(tmp_path, monkeypatch, gpu):
     """Starts _probe in a child by processes.start_process(gpu) after this process queried CUDA, as
     the launcher does; returns what the child saw."""
-    processes.cuda_available()
+    torch.cuda.is_available()   # as the launcher does before it starts its children
     monkeypatch.setenv(PROBE_VARIABLE, "set before the start")
     monkeypatch.setitem(globals(), "set_in_parent_memory", "set before the start")
     path = tmp_path / "probe.json"
@@ -54,7 +54,7 @@ def test_a_cpu_child_is_forked_and_inherits_this_process(tmp_path, monkeypatch):
 
 
 def test_a_fairseq_child_on_a_gpu_fails_only_for_lack_of_a_gpu(tmp_path, capfd):
-    cuda = processes.cuda_available()
+    cuda = torch.cuda.is_available()
     log_path = tmp_path / "preprocess.log"
     child = processes.start_fairseq("preprocess", ["--help"], log_path, gpu=0)
     child.join()

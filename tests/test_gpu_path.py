@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 from omegaconf import OmegaConf
 from PIL import Image
 
-from codistill_experiments import launch
+from codistill_experiments import jobs, launch
 from codistill_experiments.config import placement_problem, typed_job
 from codistill_experiments.jobs import visible_gpus
 from codistill_experiments.runlog import read_records
@@ -206,6 +206,45 @@ def test_a_local_launcher_refuses_more_ranks_than_visible_gpus_and_names_the_slu
     assert "launcher.jobs_at_once=2" in placement_problem(parallel, gpus=64)
 
 
+def test_a_mini_run_trains_on_the_cpu_on_a_machine_with_a_gpu(tmp_path, monkeypatch):
+    """Mini asks for no GPU (scale.gpus_per_rank=0): its ranks and fairseq processes train on the
+    CPU wherever CUDA finds a GPU (on an H200, mini's 2-rank runs stopped: "rank 1 of this machine
+    has no GPU of its own"); a paper job there trains on the GPU."""
+    from codistill_experiments.jobs import trains_on_gpus
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    vision, translation = (compose_job(overrides, tmp_path) for overrides in (
+        ["method=codistill"], ["workload=translation_grammar", "method=codistill"]))
+    assert [launch._device(rank, vision) for rank in range(2)] == [torch.device("cpu")] * 2
+    assert not trains_on_gpus(translation)
+    paper = compose_job(["method=codistill", "scale=paper", "scale.ranks_per_model=1", "scale.ranks_per_node=1"],
+                        tmp_path)
+    assert trains_on_gpus(paper) and launch._device(0, paper) == torch.device("cuda", 0)
+
+
+def test_ranks_share_the_gpus_over_the_named_backend_only_when_asked(tmp_path, monkeypatch):
+    """scripts/one_gpu_check.py runs 2 models on one GPU over cuda:gloo: each rank gets GPU
+    local_rank mod the GPUs, the groups the named backend (no NCCL device binding), and the local
+    launcher lets the job start; without the variable, NCCL, a GPU per rank, and the refusal."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    two_models = compose_job(["method=codistill", "scale=paper", "scale.ranks_per_model=1",
+                              "scale.ranks_per_node=2"], tmp_path)
+    gpu = torch.device("cuda", 0)
+    monkeypatch.delenv(jobs.SHARED_GPU_BACKEND, raising=False)
+    assert jobs.process_group_backend(gpu) == ("nccl", {"device_id": gpu})
+    assert jobs.process_group_backend(torch.device("cpu")) == ("gloo", {})
+    assert "Duplicate GPU detected" in placement_problem(two_models, gpus=1)
+    with pytest.raises(RuntimeError, match="no GPU of its own"):
+        launch._device(1, two_models)
+    monkeypatch.setenv(jobs.SHARED_GPU_BACKEND, "cuda:gloo")
+    assert jobs.process_group_backend(gpu) == ("cuda:gloo", {})
+    assert placement_problem(two_models, gpus=1) is None
+    assert [launch._device(rank, two_models) for rank in range(3)] == [gpu] * 3
+    assert "no GPU visible" in placement_problem(two_models, gpus=0)   # sharing needs a GPU to share
+
+
 def test_a_paper_dry_run_on_the_default_launcher_says_to_use_the_slurm_launcher(tmp_path):
     done = run_cli("-m", "sweep=fig2", "scale=paper", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
     said = done.stdout + done.stderr
@@ -220,9 +259,10 @@ def test_a_paper_dry_run_on_the_default_launcher_says_to_use_the_slurm_launcher(
 def test_a_rank_is_given_its_own_gpu_or_refused(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
-    assert launch._device(3) == torch.device("cuda", 3)
+    paper = {"scale": {"gpus_per_rank": 1}}
+    assert launch._device(3, paper) == torch.device("cuda", 3)
     with pytest.raises(RuntimeError, match="no GPU of its own"):
-        launch._device(8 + 3)   # would be GPU 3 again: NCCL's "Duplicate GPU detected"
+        launch._device(8 + 3, paper)   # would be GPU 3 again: NCCL's "Duplicate GPU detected"
     monkeypatch.setattr(launch, "visible_gpus", lambda: 8)
     config = {"launcher": {"start_method": "fork"}}
     assert launch.rank_start_method(config) == "spawn"   # no rank that uses CUDA is forked

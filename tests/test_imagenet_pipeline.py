@@ -50,7 +50,8 @@ def test_channels_last_and_mixed_precision_options_run_on_cpu(tmp_path, run_job)
 def test_an_imagefolder_is_scanned_once_per_machine_until_a_class_folder_changes(tmp_path, monkeypatch):
     import torchvision
 
-    from codistill_experiments.vision import datasets, workloads
+    from codistill_experiments.vision import datasets
+    from codistill_experiments.vision.file_datasets import ScannedImageFolder as folder
 
     root = make_tree(tmp_path / "imagenet", {"train": 2})
     monkeypatch.setattr(datasets, "SCAN_CACHE", tmp_path / "scans")
@@ -62,7 +63,6 @@ def test_an_imagefolder_is_scanned_once_per_machine_until_a_class_folder_changes
         return original(*args, **kwargs)
 
     monkeypatch.setattr(torchvision.datasets.ImageFolder, "make_dataset", staticmethod(counted))
-    folder = workloads.scanned_once(torchvision.datasets.ImageFolder)
     first, second = folder(root / "train"), folder(root / "train")   # two ranks of one machine
     plain = sorted(original(str(root / "train"), first.class_to_idx, extensions=torchvision.datasets.folder.IMG_EXTENSIONS))
     assert len(scans) == 1 and first.samples == second.samples == plain and len(plain) == 4
@@ -71,3 +71,30 @@ def test_an_imagefolder_is_scanned_once_per_machine_until_a_class_folder_changes
         root / "train" / CLASSES[0] / "added.JPEG")                   # a new file: its class folder changed
     third = folder(root / "train")
     assert len(scans) == 2 and len(third.samples) == 5
+
+
+def test_the_file_data_sets_reach_a_spawned_loader_worker(tmp_path, monkeypatch):
+    """A rank spawned on a machine with GPUs starts its loader workers by spawn, which pickles the
+    data set (a class made inside a function cannot be: every such ImageNet and CIFAR-10 run
+    stopped at its first batch, seen on an H200). Each worker's batch equals the one read here."""
+    from omegaconf import OmegaConf
+    from torch.utils.data import DataLoader
+
+    from codistill_experiments.preflight import write_cifar_batches
+    from codistill_experiments.vision import datasets
+    from codistill_experiments.vision.sampling import SeededAugmentation, SeededBatch
+    from codistill_experiments.vision.workloads import cifar10, imagenet
+
+    monkeypatch.setattr(datasets, "SCAN_CACHE", tmp_path / "scans")
+    folder = make_tree(tmp_path / "imagenet", {"train": 2, "val": 1})
+    image_net = imagenet(OmegaConf.create({"data_root": str(folder), "arch": "resnet18", "num_classes": 2}))
+    cifar = cifar10(OmegaConf.create({"data_root": str(write_cifar_batches(tmp_path / "cifar", per_batch=2)),
+                                      "depth": 10, "widen": 1, "num_classes": 10, "scenario": "full"}))
+    for data_set in (image_net.train_set, cifar.train_set):
+        batch = SeededBatch([1, 0], seed=7)   # the batch's random crops and flips drawn from its seed
+        loader = DataLoader(SeededAugmentation(data_set), batch_sampler=[batch], num_workers=1,
+                            multiprocessing_context="spawn")
+        images, labels = next(iter(loader))
+        expected = SeededAugmentation(data_set).__getitems__(batch)
+        assert torch.equal(images, torch.stack([image for image, _ in expected]))
+        assert labels.tolist() == [label for _, label in expected]

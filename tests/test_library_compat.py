@@ -193,3 +193,19 @@ def test_checkpoint_exchanges_refuse_fsdp2_in_either_order_and_parameters_moved_
         assert "checkpoint exchanges do not support DTensor parameters" in messages["fully_shard first"]
         assert "exchange='predictions'" in messages["fully_shard first"]
         assert "'0.weight' is no longer the tensor" in messages["moved"] and "dtype" in messages["moved"]
+
+
+def _gather_without_all_gather_single(rank, world_size):
+    from codistill.exchange import CommCounter, counted_all_gather_into
+
+    del torch.distributed.all_gather_single   # as on torch 2.11, inside the library's range (torch>=2.4)
+    sent = torch.full((3,), float(rank + 1))
+    output = torch.zeros(world_size * 3)
+    counted_all_gather_into(output, sent, torch.distributed.group.WORLD, CommCounter(), False).wait()
+    return output.tolist()
+
+
+def test_a_torch_without_all_gather_single_gathers_into_the_kept_tensor():
+    """A checkpoint exchange's collective on a torch that has all_gather_into_tensor only (torch 2.11
+    has no all_gather_single; torch 2.14 deprecates all_gather_into_tensor for it)."""
+    assert spawn(2, _gather_without_all_gather_single) == [[1.0, 1.0, 1.0, 2.0, 2.0, 2.0]] * 2

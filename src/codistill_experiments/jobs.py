@@ -42,13 +42,48 @@ def visible_gpus(environ=None, present=None):
     return min(valid, present)
 
 
+# NCCL refuses two ranks on one GPU ("Duplicate GPU detected"). Set to a torch.distributed backend
+# that takes CUDA tensors (gloo; "cuda:gloo" also refuses CPU tensors, as NCCL does), this lets the
+# ranks of a machine share its GPUs over that backend, so that a machine with fewer GPUs than a job's
+# ranks runs every method's code on CUDA tensors (scripts/one_gpu_check.py). A check, not a way to
+# train: gloo copies each CUDA tensor through host memory.
+SHARED_GPU_BACKEND = "CODISTILL_SHARED_GPU_BACKEND"
+
+
+def shared_gpu_backend(environ=None):
+    """The backend of ranks sharing GPUs (SHARED_GPU_BACKEND), or None: one GPU per rank, NCCL."""
+    return (os.environ if environ is None else environ).get(SHARED_GPU_BACKEND) or None
+
+
+def process_group_backend(device):
+    """(backend, init_process_group's extra arguments) of a rank on `device`."""
+    if device.type != "cuda":
+        return "gloo", {}
+    shared = shared_gpu_backend()
+    # device_id binds NCCL's communicators and barriers to this rank's GPU, not one guessed from the rank
+    return (shared, {}) if shared else ("nccl", {"device_id": device})
+
+
+def trains_on_gpus(config):
+    """Whether a job's ranks train on GPUs: the job asks for them (scale.gpus_per_rank; mini asks
+    for none, so its runs are the CPU runs they were committed from, whatever the machine has) and
+    CUDA finds one. It asks CUDA: a process that starts ranks afterwards spawns them
+    (launch.rank_start_method)."""
+    import torch
+
+    return bool(config["scale"]["gpus_per_rank"]) and torch.cuda.is_available()
+
+
 def gpu_of(local_rank):
     """The GPU of the rank `local_rank` of this machine: its own, GPU `local_rank`. A rank without
     one is refused here, as NCCL would refuse two ranks on one GPU ("Duplicate GPU detected"),
-    with what to do (config.placement_problem says it before a job starts)."""
+    with what to do (config.placement_problem says it before a job starts), unless the ranks share
+    GPUs over SHARED_GPU_BACKEND."""
     import torch
 
     count = torch.cuda.device_count()
+    if shared_gpu_backend() and count:
+        return local_rank % count
     if local_rank >= count:
         raise RuntimeError(f"rank {local_rank} of this machine has no GPU of its own ({count} visible): start at most "
                            "one rank per GPU here (fewer models or ranks per model), or run on a cluster with "

@@ -19,7 +19,8 @@ from .vision import two_phase
 from .vision.engine import train_rank
 from codistill import Layout, SnapshotTimeout
 from .config import typed_job
-from .jobs import check_world_size, gpu_of, job_rank, local_rendezvous, visible_gpus
+from .jobs import (check_world_size, gpu_of, job_rank, local_rendezvous, process_group_backend, trains_on_gpus,
+                   visible_gpus)
 from .model_jobs import assemble_run_log, model_directory, model_ended, uses_files
 from .run_state import run_lock
 from .translation.checks import is_fairseq
@@ -31,9 +32,9 @@ def layout_of(config, rank=0):
                   ranks_per_node=int(scale["ranks_per_node"]), rank=rank)
 
 
-def _device(local_rank):
-    """This rank's device: its own GPU when the machine has GPUs (jobs.gpu_of), else the CPU."""
-    return torch.device("cuda", gpu_of(local_rank)) if torch.cuda.is_available() else torch.device("cpu")
+def _device(local_rank, config):
+    """This rank's device: its own GPU (jobs.gpu_of) when the job trains on GPUs, else the CPU."""
+    return torch.device("cuda", gpu_of(local_rank)) if trains_on_gpus(config) else torch.device("cpu")
 
 
 def rank_start_method(config):
@@ -71,14 +72,13 @@ def run_rank(rank, config, run_directory, local_rank=None, init_method="env://")
     layout = layout_of(config, rank)
     files = uses_files(config)
     world_rank, world_size = (layout.rank_in_group, layout.ranks_per_group) if files else (rank, layout.world_size)
-    device = _device(rank if local_rank is None else local_rank)
+    device = _device(rank if local_rank is None else local_rank, config)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.set_num_threads(config["launcher"]["threads_per_rank"])
     set_determinism(config["deterministic"], device)
     timeout_s = config["launcher"]["collective_timeout_s"]
-    backend, bound = ("nccl", {"device_id": device}) if device.type == "cuda" else ("gloo", {})
-    # device_id binds NCCL's communicators and barriers to this rank's GPU, not one guessed from the rank
+    backend, bound = process_group_backend(device)
     dist.init_process_group(backend, init_method=init_method, rank=world_rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=timeout_s), **bound)
     try:

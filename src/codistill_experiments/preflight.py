@@ -236,10 +236,11 @@ class Outcome:
         return {name: text for name, text in self.checks.items() if text != "pass" and not text.startswith("n/a")}
 
 
-def run(overrides, results_root, log, wait=True):
+def run(overrides, results_root, log, wait=True, env=None):
+    """Starts src/run.py on `overrides` (env: its environment, by default this process's)."""
     command = [*RUN, *overrides, f"results_root={results_root}"]
     with open(log, "ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     if wait:
         process.wait()
     return process
@@ -277,10 +278,10 @@ def committed(directory):
     return committed_step(directory) is not None
 
 
-def kill_after_commit(overrides, results_root, log, limit_s=600):
+def kill_after_commit(overrides, results_root, log, limit_s=600, env=None):
     """Starts the run, SIGKILLs its process group once it has committed state; whether a kill was
     delivered before the run finished."""
-    process = run(overrides, results_root, log, wait=False)
+    process = run(overrides, results_root, log, wait=False, env=env)
     deadline = time.monotonic() + limit_s
     while process.poll() is None and time.monotonic() < deadline and not committed(run_directory(results_root)):
         time.sleep(0.05)

@@ -94,7 +94,10 @@ def counted_all_gather_into(output, tensor, group, counter, crosses_nodes):
     """Starts the all_gather of `tensor` over `group` into the kept `output` (members' tensors
     one after another; `tensor` may be a view of it); returns the work to wait on."""
     counter.charge((dist.get_world_size(group) - 1) * tensor_bits(tensor), crosses_nodes)
-    return dist.all_gather_single(output, tensor, group=group, async_op=True)
+    # torch 2.14 deprecates all_gather_into_tensor for all_gather_single, which torch 2.11 does not
+    # have yet (the library's range starts at torch 2.4): whichever this torch calls it
+    gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+    return gather(output, tensor, group=group, async_op=True)
 
 
 def _counting_allreduce_hook(state, bucket):

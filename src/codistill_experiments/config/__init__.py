@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from ..data_checks import check_cifar_root, check_criteo_root, check_imagefolder_root
-from ..jobs import STARTS_ITS_RANKS, visible_gpus
+from ..jobs import STARTS_ITS_RANKS, shared_gpu_backend, visible_gpus
 from ..translation.checks import FAIRSEQ_SCHEDULE_KINDS, check_translation_job, is_fairseq, workload_data_problem
 from .checks import (check_launcher, check_layout, check_method, check_models, check_own_method_workload,
                      check_prediction_topk, check_schedule, check_top_level, check_torchft, check_updates)
@@ -77,7 +77,7 @@ def placement_problem(container, gpus=None):
     if visible == 0:
         return (f"{wanted}, which has no GPU visible: {cluster}; or set scale.gpus_per_rank=0 to train the paper's "
                 "shapes on this machine's CPU")
-    if visible < ranks * per_rank:
+    if visible < ranks * per_rank and not shared_gpu_backend():
         return (f"{wanted}, which has {visible} visible: ranks would share a GPU, which NCCL refuses (\"Duplicate GPU "
                 f"detected\"); {cluster}, or give the job fewer ranks (method.n x scale.ranks_per_model)")
     if launcher.get("jobs_at_once", 1) > 1:   # only local_parallel has it

@@ -18,10 +18,10 @@ import zipfile
 from pathlib import Path
 
 from .. import runlog
-from ..jobs import check_world_size, gpu_of, local_rendezvous
+from ..jobs import check_world_size, gpu_of, local_rendezvous, trains_on_gpus
 from .commands import model_dir, shape, train_arguments
 from .data import mini_data_bin
-from .processes import (FairseqDiverged, FairseqFailed, cuda_available, import_fairseq, run_fairseq, start_fairseq,
+from .processes import (FairseqDiverged, FairseqFailed, import_fairseq, run_fairseq, start_fairseq,
                         wait_all)
 from .results import fail, finish, start_log
 
@@ -92,7 +92,7 @@ def mark_trained(run_directory, group):
 def run_local(config, run_directory, data_bin):
     """Every rank of every unfinished model group, started from this process."""
     n, k = shape(config)
-    cuda = cuda_available()
+    cuda = trains_on_gpus(config)
     processes = {}
     with local_rendezvous() as rendezvous:
         for group in range(n):
@@ -130,7 +130,7 @@ def run_task(config, run_directory, data_bin, rank, local_rank):
                     else os.environ["MASTER_ADDR"])
             init_method = f"tcp://{host}:{int(os.environ['MASTER_PORT']) + 1 + group}"
         process, log_path = _train_rank(config, run_directory, data_bin, group, rank_in_group, local_rank,
-                                        init_method, cuda_available())
+                                        init_method, trains_on_gpus(config))
         try:
             wait_all({(group, rank_in_group): (process, log_path)}, run_directory)
         except FairseqFailed as error:

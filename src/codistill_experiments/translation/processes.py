@@ -17,12 +17,6 @@ FAIRSEQ_ENV = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
 DIVERGED_EXIT = 3
 
 
-def cuda_available():
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def _fairseq_entry(tool):
     if tool == "train":
         from fairseq_cli.train import cli_main
@@ -105,7 +99,7 @@ def floating_point_error(error):
 
 def start_method(gpu):
     """How a child that uses GPU `gpu` (None: the CPU only) is started. By the time a child starts,
-    this process has queried CUDA (cuda_available, jobs.gpu_of, and importing fairseq, which calls
+    this process has queried CUDA (jobs.trains_on_gpus, jobs.gpu_of, and importing fairseq, which calls
     torch.cuda.device_count), and torch refuses CUDA in a child forked after that ("Cannot
     re-initialize CUDA in forked subprocess"). So a GPU child is spawned, a fresh interpreter where
     CUDA works; importing torch and fairseq again costs it seconds, nothing beside a GPU run. A CPU

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from .. import runlog
 from ..divergence import fairseq_divergence
-from ..jobs import visible_gpus
+from ..jobs import trains_on_gpus, visible_gpus
 from .commands import generate_arguments, model_dir, shape
 from .data import is_language_model
-from .processes import cuda_available, run_fairseq
+from .processes import run_fairseq
 
 
 def start_log(config, run_directory):
@@ -31,9 +31,10 @@ def header(config):
 
 
 def environment(config):
-    """Where the run's fairseq ranks train: on GPUs when this process finds them (cuda_available),
+    """Where the run's fairseq ranks train: on GPUs when the job asks for them and this process finds them
+    (jobs.trains_on_gpus),
     their gradients all_reduced by NCCL (gloo on CPUs) when a model has several ranks."""
-    cuda = cuda_available()
+    cuda = trains_on_gpus(config)
     _, k = shape(config)
     return runlog.run_environment("cuda" if cuda else "cpu", ("nccl" if cuda else "gloo") if k > 1 else None,
                                   "float16 (fairseq --fp16)" if cuda and config["workload"]["fp16"] else "float32",
@@ -71,7 +72,7 @@ def test_record(config, run_directory, data_bin, group, step):
     if done.exists():
         return json.loads(done.read_text())
     generation = config["workload"]["generation"]
-    cuda = cuda_available()
+    cuda = trains_on_gpus(config)
     # fairseq-generate without --cpu runs on the current device, GPU 0
     run_fairseq("generate", generate_arguments(config, run_directory, data_bin, group, cuda), folder / "generate.log",
                 gpu=0 if cuda else None)

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, default_collate
 
 
 # Where the ranks of a machine share what one of them read from a data set once (ImageNet's file
-# list, Criteo's parsed rows): workloads.scanned_once, tabular.parsed_once.
+# list, Criteo's parsed rows): file_datasets.ScannedImageFolder, tabular.parsed_once.
 SCAN_CACHE = Path(os.environ.get("CODISTILL_SCAN_CACHE", Path(tempfile.gettempdir()) / "codistill-scans"))
 
 

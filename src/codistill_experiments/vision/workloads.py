@@ -5,14 +5,12 @@ package (scikit-learn's digits, for quick tests); paper
 scale reads ImageNet from disk in the standard ImageFolder layout. Both go through the same
 sampler, loader and engine.
 """
-import hashlib
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..data_checks import CIFAR_FILES, check_cifar_root, check_imagefolder_root
+from ..data_checks import check_cifar_root, check_imagefolder_root
 from ..names import MINI_ARCHS, MINI_RESNETS
 from .datasets import InMemoryDataset, Workload, batch_is_ready  # noqa: F401  (also the workloads' public names)
 
@@ -143,8 +141,9 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 def imagenet(cfg):
     """ImageNet from disk with the pytorch/examples transforms; a torchvision architecture."""
-    import torchvision
     from torchvision import transforms
+
+    from .file_datasets import ScannedImageFolder
 
     problem = check_imagefolder_root(cfg.data_root)
     if problem:
@@ -160,40 +159,12 @@ def imagenet(cfg):
         torch.manual_seed(seed)
         return imagenet_model(cfg, spec)
 
-    train_set = scanned_once(torchvision.datasets.ImageFolder)(root / "train", train_tf)
-    val_set = scanned_once(torchvision.datasets.ImageFolder)(root / "val", val_tf)
+    train_set = ScannedImageFolder(root / "train", train_tf)
+    val_set = ScannedImageFolder(root / "val", val_tf)
     if train_set.classes != val_set.classes or len(train_set.classes) != cfg.num_classes:
         raise ValueError(f"workload.data_root={str(root)!r}: {len(train_set.classes)} classes in train/, "
                          f"{len(val_set.classes)} in val/, workload.num_classes={cfg.num_classes}: they must agree")
     return Workload(train_set=train_set, val_set=val_set, num_classes=cfg.num_classes, make_model=make_model)
-
-
-def scanned_once(folder_class):
-    """torchvision's ImageFolder whose file list is scanned once per machine and read back by the
-    other ranks there (ImageNet's train/ is 1.28M files: every rank listing them loads a shared file
-    system 8 times per server). The list is kept in datasets.SCAN_CACHE under the folder's path and the
-    modification times of its class folders (a file added or removed changes its folder's), written
-    atomically by the first rank under a lock the others wait on."""
-    import json
-
-    from ..file_lock import exclusive_lock
-    from . import datasets
-    from codistill import atomic_write_bytes
-
-    class ScannedOnce(folder_class):
-        @staticmethod
-        def make_dataset(directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
-            stamps = [(name, os.stat(os.path.join(directory, name)).st_mtime_ns) for name in sorted(class_to_idx)]
-            key = hashlib.sha1(json.dumps([os.path.realpath(directory), stamps, extensions]).encode()).hexdigest()[:16]
-            datasets.SCAN_CACHE.mkdir(parents=True, exist_ok=True)
-            cache = datasets.SCAN_CACHE / f"{key}.json"
-            with exclusive_lock(datasets.SCAN_CACHE / f"{key}.lock"):
-                if not cache.exists():
-                    samples = folder_class.make_dataset(directory, class_to_idx, extensions, is_valid_file, allow_empty)
-                    atomic_write_bytes(cache, lambda handle: handle.write(json.dumps(samples).encode()))
-            return [tuple(sample) for sample in json.loads(cache.read_text())]
-
-    return ScannedOnce
 
 
 def imagenet_model(cfg, spec=None):
@@ -231,20 +202,14 @@ def cifar10(cfg):
     """CIFAR-10 from a local copy (nothing is downloaded), Wide-ResNet; with scenario != full, the
     split models of the multi-view experiment (paper Sec. 5.1, Fig. 6): model i sees split i of
     the first block group's channels (every model split 0 in the random-init scenario)."""
-    import torchvision
     from torchvision import transforms
 
+    from .file_datasets import LocalCIFAR10
     from .wide_resnet import SplitWideResNet, WideResNet
 
     problem = check_cifar_root(cfg.data_root)
     if problem:
         raise FileNotFoundError(problem)
-
-    class LocalCIFAR10(torchvision.datasets.CIFAR10):
-        # A local copy: present is enough (torchvision's md5 sums guard its own downloads).
-        train_list = [[name, None] for name in CIFAR_FILES[:5]]
-        test_list = [["test_batch", None]]
-        meta = {"filename": "batches.meta", "key": "label_names", "md5": None}
 
     normalize = transforms.Normalize(CIFAR_MEAN, CIFAR_STD)
     train_tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),

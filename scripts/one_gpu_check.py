@@ -1,0 +1,174 @@
+"""The paper path on a machine with one GPU (docs/gpu-cluster.md, "What one GPU checked").
+
+NCCL refuses two ranks on one GPU ("Duplicate GPU detected"), so a single GPU checks what it can:
+- NCCL on one rank: each vision paper workload (ResNet-50 on a generated ImageFolder through the
+  paper's transforms, WRN-28-10 on generated CIFAR-10 batches, Criteo's DNN) trained by all_reduce
+  on the GPU: the NCCL group bound to it, DDP over NCCL, evaluation, committed state; ResNet-50
+  killed after its first commit and resumed, and once more under float16 autocast with loss
+  scaling (workload.amp=true).
+- CUDA tensors through codistillation: 2 models x 1 rank sharing the GPU over a backend that takes
+  CUDA tensors and, as NCCL, refuses CPU ones (jobs.SHARED_GPU_BACKEND=cuda:gloo): ResNet-50
+  exchanging predictions (peers' augmented inputs compared), killed and resumed; Criteo exchanging
+  checkpoints.
+The checks run at once (one GPU holds them all). Prints one table and the runs' environment; exits 1
+when a check failed. Without a GPU it rehearses the same jobs on the CPU at preflight's CPU sizes.
+
+    python scripts/one_gpu_check.py [FOLDER]      # runs under FOLDER (default: a temporary one)
+"""
+import argparse
+import concurrent.futures
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from codistill_experiments import preflight  # noqa: E402
+from codistill_experiments.jobs import SHARED_GPU_BACKEND, visible_gpus  # noqa: E402
+from codistill_experiments.runlog import FINISHED, METRICS_FILE, end_state, read_records  # noqa: E402
+
+ONE_RANK = ("method=allreduce", "scale.ranks_per_model=1", "scale.ranks_per_node=1")
+TWO_MODELS = ("method=codistill", "scale.ranks_per_model=1", "scale.ranks_per_node=2")
+# (name, paper workload, overrides replacing its method and placement, kill and resume, share the GPU)
+CHECKS = [
+    ("ResNet-50, all_reduce, NCCL", "imagenet_resnet50", ONE_RANK, True, False),
+    ("ResNet-50, all_reduce, NCCL, float16 + loss scaling", "imagenet_resnet50", (*ONE_RANK, "workload.amp=true"),
+     False, False),
+    ("WRN-28-10, all_reduce, NCCL", "cifar10_wrn", ONE_RANK, False, False),
+    ("Criteo DNN, all_reduce, NCCL", "criteo", ONE_RANK, False, False),
+    ("ResNet-50, codistillation (predictions), 2 models sharing the GPU", "imagenet_resnet50", TWO_MODELS, True, True),
+    ("Criteo DNN, codistillation (checkpoints), 2 models sharing the GPU", "criteo",
+     (*TWO_MODELS, "method.exchange=checkpoints"), False, True),
+]
+CLOSE = 1e-3   # largest relative difference of a resumed run's logged values called close (CUDA's nondeterministic kernels)
+
+
+def job(workload, replaced, gpus, data=()):
+    """The preflight job of `workload` with its method and placement replaced (on the CPU: its CPU sizes)."""
+    kept = [o for o in workload.overrides if not o.startswith("method")]
+    sizes = () if gpus else (*workload.tiny, "scale.gpus_per_rank=0")
+    # all_reduce has no exchange period (Criteo's bounds set one)
+    bounds = [o for o in workload.bounds if not (o.startswith("method.") and "method=allreduce" in replaced)]
+    return ["scale=paper", *kept, *replaced, *bounds, *sizes, *data, "trace=true"]
+
+
+def largest_relative_difference(expected, got):
+    """Over the numbers two logs both record, key by key and record by record."""
+    largest = 0.0
+    for a, b in zip(expected, got):
+        for key in a.keys() & b.keys():
+            x, y = a[key], b[key]
+            if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
+                if math.isfinite(x) and math.isfinite(y) and x != y:
+                    largest = max(largest, abs(x - y) / max(abs(x), abs(y), 1e-12))
+    return largest
+
+
+def prepared(workload_name, replaced, root, gpus, env):
+    """The job's overrides, validated as under environment `env` (whether its ranks share the GPU),
+    its data generated under root. Hydra's compose is not thread-safe: the jobs are prepared one
+    after another, then run at once."""
+    workload = preflight.BY_NAME[workload_name]
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        scale = preflight.compose(job(workload, replaced, gpus))["scale"]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    data = preflight.generated_data(workload, Path(root) / "data",
+                                    int(scale["batch_per_rank"]) * int(scale["ranks_per_model"]))
+    return job(workload, replaced, gpus, data)
+
+
+def check(overrides, kill, root, env):
+    """{check: "pass" | what failed} of one job (its processes started with environment `env`), and its
+    run's header."""
+    root = Path(root)
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    outcome, header = {}, None
+    started = time.monotonic()
+    preflight.run(overrides, root / "reference", logs / "reference.log", env=env)
+    outcome["wall s"] = f"{time.monotonic() - started:.0f}"
+    reference = preflight.run_directory(root / "reference")
+    state = end_state(reference / METRICS_FILE)[0] if reference else None
+    if state != FINISHED:
+        outcome["trains"] = f"the run did not finish: {preflight.tail(logs / 'reference.log', 6)}"
+        return outcome, header
+    header = next(r for r in read_records(reference / METRICS_FILE) if r["kind"] == "header")
+    evals = [r for r in preflight.comparable(reference) if r["kind"] == "eval"]
+    outcome["trains"] = "pass" if evals else "no evaluation was logged"
+    if "method=codistill" in overrides:
+        bits = sum(r.get("comm_bits_inter_node", 0) + r.get("comm_bits_intra_node", 0) for r in evals[-2:])
+        outcome["exchanges"] = "pass" if bits > 0 else "no bits were exchanged between the models"
+        if "method.exchange=checkpoints" not in overrides:
+            outcome["same peer inputs"] = preflight.peer_inputs(reference)
+    if kill:
+        if not preflight.kill_after_commit(overrides, root / "killed", logs / "killed.log", env=env):
+            outcome["kill + resume"] = "the run ended before it could be killed after its first commit"
+            return outcome, header
+        resumed = preflight.run(overrides, root / "killed", logs / "resumed.log", env=env)
+        directory = preflight.run_directory(root / "killed")
+        said = (logs / "resumed.log").read_text(errors="replace")
+        if resumed.returncode != 0:
+            outcome["kill + resume"] = f"the rerun failed (exit {resumed.returncode}): {preflight.tail(logs / 'resumed.log', 6)}"
+        elif not preflight.resumed_from_saved_state(directory, said):
+            outcome["kill + resume"] = "the rerun started from scratch instead of the committed state"
+        else:
+            expected, got = preflight.comparable(reference), preflight.comparable(directory)
+            difference = preflight.first_difference(expected, got)
+            relative = largest_relative_difference(expected, got)
+            outcome["kill + resume"] = (
+                "pass (equal logs)" if difference is None else
+                f"pass (largest relative difference {relative:.1e}; {difference})"
+                if len(expected) == len(got) and relative < CLOSE else f"the resumed run differs: {difference}")
+    return outcome, header
+
+
+def passed(text):
+    return text.startswith("pass") or text.replace(".", "").isdigit()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", help="where the runs go (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    root = Path(args.folder or tempfile.mkdtemp(prefix="one-gpu-check-"))
+    gpus = visible_gpus()
+    print(f"one-GPU check: {gpus or 'no'} GPU(s) visible{'' if gpus else ' (a CPU rehearsal)'}; runs under {root}",
+          flush=True)
+    outcomes = {}
+    with concurrent.futures.ThreadPoolExecutor(len(CHECKS)) as pool:
+        futures = {}
+        for index, (name, workload, replaced, kill, share) in enumerate(CHECKS):
+            env = {**os.environ, **({SHARED_GPU_BACKEND: "cuda:gloo" if gpus else "gloo"} if share else {})}
+            overrides = prepared(workload, replaced, root / f"check{index}", gpus, env)
+            futures[pool.submit(check, overrides, kill, root / f"check{index}", env)] = name
+        for future in concurrent.futures.as_completed(futures):
+            name = futures[future]
+            try:
+                outcomes[name] = future.result()
+            except Exception as error:   # a check that broke is reported with the others
+                outcomes[name] = ({"check": f"raised {type(error).__name__}: {error}"}, None)
+            print(f"done: {name}", flush=True)
+    failed = []
+    for name, *_ in CHECKS:
+        outcome, header = outcomes[name]
+        print(f"\n{name}")
+        for key, text in outcome.items():
+            print(f"  {key:<17} {text}")
+            if not passed(text):
+                failed.append(f"{name}: {key}: {text.splitlines()[0] if text else text}")
+        if header:
+            print(f"  environment       {header.get('environment')}")
+    for line in failed:
+        print(f"one-GPU check FAILED: {line}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
