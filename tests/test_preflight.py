@@ -82,3 +82,10 @@ def test_a_rerun_counts_as_a_resume_only_if_it_continued_from_the_saved_state(tm
     assert resumed_from_saved_state(tmp_path, "model 0: update 6 (epoch 3.00) val_nll 5.0\n")
     log.write_text("")
     assert resumed_from_saved_state(tmp_path, "model 0: BLEU 0.05 on test (8 sentences)\n")    # nothing left to train
+
+
+def test_on_one_gpu_the_preflight_names_the_one_gpu_check_instead_of_starting_refused_jobs(monkeypatch, capsys):
+    monkeypatch.setattr(preflight, "visible_gpus", lambda: 1)
+    assert preflight.main([]) == 2
+    said = capsys.readouterr().err
+    assert "scripts/one_gpu_check.py" in said and "Duplicate GPU detected" in said

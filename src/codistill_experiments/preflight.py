@@ -463,6 +463,11 @@ def main(argv=None):
     parser.add_argument("--keep", type=Path, help="keep the runs and logs in this folder")
     args = parser.parse_args(argv)
     gpus = visible_gpus()
+    if gpus == 1:   # 2 models x 1 rank would share it, which NCCL refuses
+        print("preflight: one GPU visible, and its 2 models would share it, which NCCL refuses (\"Duplicate GPU "
+              "detected\"): run scripts/one_gpu_check.py on a machine with one GPU, this on a node with 2 or more",
+              file=sys.stderr)
+        return 2
     chosen = [BY_NAME[name] for name in args.only] if args.only else WORKLOADS
     folder = args.keep or Path(tempfile.mkdtemp(prefix="preflight-"))
     print(f"preflight: {len(chosen)} paper workload(s) on {gpus or 'no'} GPU(s), runs under {folder}", flush=True)
