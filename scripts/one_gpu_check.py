@@ -4,12 +4,14 @@ NCCL refuses two ranks on one GPU ("Duplicate GPU detected"), so a single GPU ch
 - NCCL on one rank: each vision paper workload (ResNet-50 on a generated ImageFolder through the
   paper's transforms, WRN-28-10 on generated CIFAR-10 batches, Criteo's DNN) trained by all_reduce
   on the GPU: the NCCL group bound to it, DDP over NCCL, evaluation, committed state; ResNet-50
-  killed after its first commit and resumed, and once more under float16 autocast with loss
+  killed after its first commit and resumed (once with cuDNN's benchmark-chosen kernels, once with
+  deterministic kernels and channels-last memory), and once more under float16 autocast with loss
   scaling (workload.amp=true).
 - CUDA tensors through codistillation: 2 models x 1 rank sharing the GPU over a backend that takes
   CUDA tensors and, as NCCL, refuses CPU ones (jobs.SHARED_GPU_BACKEND=cuda:gloo): ResNet-50
   exchanging predictions (peers' augmented inputs compared), killed and resumed; Criteo exchanging
-  checkpoints.
+  checkpoints. (Not SyncBatchNorm: gloo cannot all_gather CUDA tensors into one tensor, which it
+  asks of its group.)
 The checks run at once (one GPU holds them all). Prints one table and the runs' environment; exits 1
 when a check failed. Without a GPU it rehearses the same jobs on the CPU at preflight's CPU sizes.
 
@@ -37,6 +39,8 @@ CHECKS = [
     ("ResNet-50, all_reduce, NCCL", "imagenet_resnet50", ONE_RANK, True, False),
     ("ResNet-50, all_reduce, NCCL, float16 + loss scaling", "imagenet_resnet50", (*ONE_RANK, "workload.amp=true"),
      False, False),
+    ("ResNet-50, all_reduce, NCCL, deterministic kernels, channels-last", "imagenet_resnet50",
+     (*ONE_RANK, "deterministic=true", "workload.channels_last=true"), True, False),
     ("WRN-28-10, all_reduce, NCCL", "cifar10_wrn", ONE_RANK, False, False),
     ("Criteo DNN, all_reduce, NCCL", "criteo", ONE_RANK, False, False),
     ("ResNet-50, codistillation (predictions), 2 models sharing the GPU", "imagenet_resnet50", TWO_MODELS, True, True),
@@ -136,15 +140,17 @@ def passed(text):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", nargs="?", help="where the runs go (default: a temporary folder)")
+    parser.add_argument("--only", nargs="*", help="the checks whose name holds one of these words")
     args = parser.parse_args(argv)
+    checks = [c for c in CHECKS if not args.only or any(word in c[0] for word in args.only)]
     root = Path(args.folder or tempfile.mkdtemp(prefix="one-gpu-check-"))
     gpus = visible_gpus()
     print(f"one-GPU check: {gpus or 'no'} GPU(s) visible{'' if gpus else ' (a CPU rehearsal)'}; runs under {root}",
           flush=True)
     outcomes = {}
-    with concurrent.futures.ThreadPoolExecutor(len(CHECKS)) as pool:
+    with concurrent.futures.ThreadPoolExecutor(len(checks)) as pool:
         futures = {}
-        for index, (name, workload, replaced, kill, share) in enumerate(CHECKS):
+        for index, (name, workload, replaced, kill, share) in enumerate(checks):
             env = {**os.environ, **({SHARED_GPU_BACKEND: "cuda:gloo" if gpus else "gloo"} if share else {})}
             overrides = prepared(workload, replaced, root / f"check{index}", gpus, env)
             futures[pool.submit(check, overrides, kill, root / f"check{index}", env)] = name
@@ -156,7 +162,7 @@ def main(argv=None):
                 outcomes[name] = ({"check": f"raised {type(error).__name__}: {error}"}, None)
             print(f"done: {name}", flush=True)
     failed = []
-    for name, *_ in CHECKS:
+    for name, *_ in checks:
         outcome, header = outcomes[name]
         print(f"\n{name}")
         for key, text in outcome.items():
