@@ -71,18 +71,11 @@ def largest_relative_difference(expected, got):
     return largest
 
 
-def prepared(workload_name, replaced, root, gpus, env):
-    """The job's overrides, validated as under environment `env` (whether its ranks share the GPU),
-    its data generated under root. Hydra's compose is not thread-safe: the jobs are prepared one
-    after another, then run at once."""
+def prepared(workload_name, replaced, root, gpus):
+    """The job's overrides, its data generated under root. Hydra's compose is not thread-safe: the
+    jobs are prepared one after another, then run at once."""
     workload = preflight.BY_NAME[workload_name]
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        scale = preflight.compose(job(workload, replaced, gpus))["scale"]
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    scale = preflight.compose(job(workload, replaced, gpus))["scale"]
     data = preflight.generated_data(workload, Path(root) / "data",
                                     int(scale["batch_per_rank"]) * int(scale["ranks_per_model"]))
     return job(workload, replaced, gpus, data)
@@ -152,7 +145,7 @@ def main(argv=None):
         futures = {}
         for index, (name, workload, replaced, kill, share) in enumerate(checks):
             env = {**os.environ, **({SHARED_GPU_BACKEND: "cuda:gloo" if gpus else "gloo"} if share else {})}
-            overrides = prepared(workload, replaced, root / f"check{index}", gpus, env)
+            overrides = prepared(workload, replaced, root / f"check{index}", gpus)
             futures[pool.submit(check, overrides, kill, root / f"check{index}", env)] = name
         for future in concurrent.futures.as_completed(futures):
             name = futures[future]
