@@ -1,7 +1,7 @@
 """Part 8 of `make bench`: the paper path's costs that this machine can measure, each before and after
 its change, for the ranks of one 8-GPU server (run one after another here; on a server at once):
 - ImageNet's file list: every rank scanning its ImageFolder vs one scan per machine
-  (workloads.scanned_once), on a generated tree;
+  (file_datasets.ScannedImageFolder), on a generated tree;
 - Criteo's TSV: every rank parsing it vs one parse per machine mapped by all (tabular.parsed_once),
   on a generated file, with the rows each rank holds in memory;
 - snapshot files (method.transport=files, the translation runs): every rank of a model reading each
@@ -20,7 +20,7 @@ from codistill_experiments.job_cost import PAPER_TRAIN_SIZES
 from codistill_experiments.preflight import write_criteo_tsv, write_imagefolder
 from codistill_experiments.vision import datasets, tabular
 from codistill_experiments.vision.sampling import RESIDENT_LIMIT_BYTES
-from codistill_experiments.vision.workloads import scanned_once
+from codistill_experiments.vision.file_datasets import ScannedImageFolder
 
 from .benchlib import machine, spawn
 
@@ -42,7 +42,7 @@ def imagefolder(root, progress):
     tree = write_imagefolder(root / "tree", {"train": PER_CLASS}, classes=[f"n{i:08d}" for i in range(CLASSES)])
     plain_s, _ = timed(lambda: [torchvision.datasets.ImageFolder(tree / "train") for _ in range(RANKS)])
     datasets.SCAN_CACHE = root / "scans"
-    once_s, built = timed(lambda: [scanned_once(torchvision.datasets.ImageFolder)(tree / "train") for _ in range(RANKS)])
+    once_s, built = timed(lambda: [ScannedImageFolder(tree / "train") for _ in range(RANKS)])
     progress(f"imagefolder: {RANKS} scans {plain_s:.2f} s, one scan shared {once_s:.2f} s")
     files = CLASSES * PER_CLASS
     return {"files": files, "ranks": RANKS, "plain_s": plain_s, "once_s": once_s,

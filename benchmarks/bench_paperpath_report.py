@@ -14,7 +14,7 @@ def section(part, targets):
     one = snapshots["one_reader"]["bytes_read"]
     targets.append(("ImageNet's file list: one scan per machine", f"{folder['once_listed']:,} of "
                     f"{folder['plain_listed']:,} entries listed", folder["once_listed"] == folder["files"],
-                    "the ranks of a machine must share the first one's scan (workloads.scanned_once)"))
+                    "the ranks of a machine must share the first one's scan (file_datasets.ScannedImageFolder)"))
     targets.append(("a model of k ranks reads a peer snapshot once", f"{one / MIB:.1f} MiB of "
                     f"{snapshots['every_rank']['bytes_read'] / MIB:.1f} MiB", one == 4 * snapshots["params"],
                     "its first rank must read and broadcast (FileCheckpointExchange's model_group)"))
