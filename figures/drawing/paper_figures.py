@@ -265,6 +265,7 @@ def alpha_gamma(data, notes):
     alphas = final["alpha0"].astype(float)
     if alphas.min() > 0 and alphas.max() >= 10 * alphas.min():   # a grid over decades reads on a log axis
         log_axis(axes[0], "x")
+        axes[0].set_xticks(sorted(alphas.unique()))   # the grid's values: a decade's nine ticks crowd the axis
     means = final.groupby(["gamma", "alpha0"])["val_nll"].mean().reset_index()
     best = means.loc[means.groupby("gamma")["val_nll"].idxmin()]
     chosen = frame.merge(best[["gamma", "alpha0"]], on=["gamma", "alpha0"])
