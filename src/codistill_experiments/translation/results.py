@@ -31,9 +31,9 @@ def header(config):
 
 
 def environment(config):
-    """Where the run's fairseq ranks train: on GPUs when the job asks for them and this process finds them
-    (jobs.trains_on_gpus),
-    their gradients all_reduced by NCCL (gloo on CPUs) when a model has several ranks."""
+    """Where the run's fairseq ranks train: on GPUs when the job asks for them and this process
+    finds them (jobs.trains_on_gpus), their gradients all_reduced by NCCL (gloo on CPUs) when a
+    model has several ranks."""
     cuda = trains_on_gpus(config)
     _, k = shape(config)
     return runlog.run_environment("cuda" if cuda else "cpu", ("nccl" if cuda else "gloo") if k > 1 else None,
