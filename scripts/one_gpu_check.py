@@ -19,7 +19,6 @@ when a check failed. Without a GPU it rehearses the same jobs on the CPU at pref
 """
 import argparse
 import concurrent.futures
-import math
 import os
 import sys
 import tempfile
@@ -59,18 +58,6 @@ def job(workload, replaced, gpus, data=()):
     return ["scale=paper", *kept, *replaced, *bounds, *sizes, *data, "trace=true"]
 
 
-def largest_relative_difference(expected, got):
-    """Over the numbers two logs both record, key by key and record by record."""
-    largest = 0.0
-    for a, b in zip(expected, got):
-        for key in a.keys() & b.keys():
-            x, y = a[key], b[key]
-            if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
-                if math.isfinite(x) and math.isfinite(y) and x != y:
-                    largest = max(largest, abs(x - y) / max(abs(x), abs(y), 1e-12))
-    return largest
-
-
 def prepared(workload_name, replaced, root, gpus):
     """The job's overrides, its data generated under root. Hydra's compose is not thread-safe: the
     jobs are prepared one after another, then run at once."""
@@ -105,24 +92,8 @@ def check(overrides, kill, root, env):
         if "method.exchange=checkpoints" not in overrides:
             outcome["same peer inputs"] = preflight.peer_inputs(reference)
     if kill:
-        if not preflight.kill_after_commit(overrides, root / "killed", logs / "killed.log", env=env):
-            outcome["kill + resume"] = "the run ended before it could be killed after its first commit"
-            return outcome, header
-        resumed = preflight.run(overrides, root / "killed", logs / "resumed.log", env=env)
-        directory = preflight.run_directory(root / "killed")
-        said = (logs / "resumed.log").read_text(errors="replace")
-        if resumed.returncode != 0:
-            outcome["kill + resume"] = f"the rerun failed (exit {resumed.returncode}): {preflight.tail(logs / 'resumed.log', 6)}"
-        elif not preflight.resumed_from_saved_state(directory, said):
-            outcome["kill + resume"] = "the rerun started from scratch instead of the committed state"
-        else:
-            expected, got = preflight.comparable(reference), preflight.comparable(directory)
-            difference = preflight.first_difference(expected, got)
-            relative = largest_relative_difference(expected, got)
-            outcome["kill + resume"] = (
-                "pass (equal logs)" if difference is None else
-                f"pass (largest relative difference {relative:.1e}; {difference})"
-                if len(expected) == len(got) and relative < CLOSE else f"the resumed run differs: {difference}")
+        delivered = preflight.kill_after_commit(overrides, root / "killed", logs / "killed.log", env=env)
+        outcome["kill + resume"] = preflight.resume_verdict(overrides, root, reference, delivered, env, CLOSE)
     return outcome, header
 
 

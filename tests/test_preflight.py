@@ -89,3 +89,10 @@ def test_on_one_gpu_the_preflight_names_the_one_gpu_check_instead_of_starting_re
     assert preflight.main([]) == 2
     said = capsys.readouterr().err
     assert "scripts/one_gpu_check.py" in said and "Duplicate GPU detected" in said
+
+
+def test_the_largest_relative_difference_of_two_logs_is_taken_over_their_shared_numbers():
+    expected = [{"kind": "eval", "step": 2, "val_loss": 2.0, "top1": 50.0, "note": "a", "ok": True}]
+    got = [{"kind": "eval", "step": 2, "val_loss": 2.002, "top1": 50.0, "note": "b", "ok": False, "extra": 9.0}]
+    assert preflight.largest_relative_difference(expected, got) == pytest.approx(0.002 / 2.002)
+    assert preflight.largest_relative_difference(expected, expected) == 0.0
