@@ -213,9 +213,10 @@ def job_overrides(workload, gpus, data=()):
     per_model = max(1, gpus // 2) if gpus else workload.ranks_per_model
     placement = ([f"scale.ranks_per_model={per_model}", f"scale.ranks_per_node={2 * per_model}"] +
                  ([] if gpus else ["scale.gpus_per_rank=0"]))
-    trace = ["trace=true"] if workload.vision else []
     sizes = () if gpus else workload.tiny
-    return ["scale=paper", *workload.overrides, *workload.bounds, *sizes, *placement, *data, *trace]
+    # traced: the vision ranks' input hashes (same peer inputs); fairseq's per-update parameter
+    # hashes, which a resume rewinds with the rest of the model's logs
+    return ["scale=paper", *workload.overrides, *workload.bounds, *sizes, *placement, *data, "trace=true"]
 
 
 def batch_per_model(workload, gpus):

@@ -141,6 +141,7 @@ RECORD_FIELDS = {
     "end": ("steps",),
     "start": ("model", "step"),   # a model job began (or resumed) its model (model_jobs.py)
     "down": ("model",),           # a model job was seen to have stopped
+    "trace": ("step",),           # a fairseq model's per-update hashes (trace=true: model<i>/trace.jsonl)
 }
 WHOLE_NUMBERS = ("model", "step", "steps")
 

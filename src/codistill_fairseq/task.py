@@ -244,7 +244,7 @@ class CodistillHooks:
             logger.info(line.strip())
 
     def _trace(self, model, step):
-        entry = {"step": step, "own": param_hash(unwrapped(model)),
+        entry = {"kind": "trace", "step": step, "own": param_hash(unwrapped(model)),
                  "rng": hashlib.sha1(torch.get_rng_state().numpy().tobytes()).hexdigest()[:12]}
         if self.teachers_active:
             entry["teachers"] = [param_hash(teacher) for teacher in self.codistiller.teachers]
