@@ -1,5 +1,6 @@
 """The grammar translation stand-in (translation/data.py `Grammar`): deterministic, its noise
 floor and BLEU ceiling as computed independently from its output, and the grammar it claims."""
+import json
 import math
 import re
 
@@ -79,7 +80,7 @@ def test_the_target_reorders_and_agrees_as_the_grammar_says():
                 break
 
 
-def test_the_regime_checks_measure_the_baseline_against_the_generator(monkeypatch):
+def test_the_regime_checks_measure_the_baseline_against_the_generator(monkeypatch, tmp_path):
     """Three seeds with label smoothing, three without; curves falling to 0.6 + seed/50 bits, flat
     over their last fifth; BLEU 60, 61, 62 against 57, 58, 59. Each check against a hand value."""
     import pandas as pd
@@ -105,9 +106,19 @@ def test_the_regime_checks_measure_the_baseline_against_the_generator(monkeypatc
     assert checks["baseline_flattened"].value == pytest.approx(0.0) and checks["baseline_flattened"].holds
     # 3 BLEU apart; each mean's s.e. is 1/sqrt(3): the difference's sqrt(2/3) = 0.816, 3 > 2 x 0.816
     assert checks["label_smoothing_helps"].value == pytest.approx(3.0) and checks["label_smoothing_helps"].holds
+    # no Table 2 manifest: the baseline's 3 seeds; BLEU s.d. 1, so sqrt 2 / sqrt 3
     assert checks["bleu_step_noise"].value == pytest.approx(math.sqrt(2) / math.sqrt(3))
     assert checks["bleu_step_noise"].holds   # 0.816 < 1
     assert checks["evaluations"].value == 12 and checks["evaluations"].holds
+
+    # Table 2's manifest: the fewest seeds of a setting (5 and 4 here) divide the same s.d.
+    manifest = tmp_path / "sweeps" / "table2" / "mini.json"
+    manifest.parent.mkdir(parents=True)
+    jobs = [{"run_id": f"n{n}s{seed}", "overrides": [f"method.n={n}", f"seed={seed}", "sweep=table2", "scale=mini"]}
+            for n, seeds in ((1, 5), (2, 4)) for seed in range(seeds)]
+    manifest.write_text(json.dumps(jobs))
+    checks = {check.id: check for check in grammar.grammar_checks(pd.DataFrame(rows), tmp_path)}
+    assert checks["bleu_step_noise"].value == pytest.approx(math.sqrt(2) / math.sqrt(4))
 
 
 def test_a_short_grammar_run_trains_on_subwords_and_scores_bleu_on_words(run_job):
