@@ -200,8 +200,13 @@ def write_translation(root, sweep_id, curves, alpha_scale=None):
     write_manifest(root, sweep_id, entries)
 
 
+# TRANSLATION's 32 logits (24 words, 4 special symbols, padded to 32) pulled as hard as WMT'16's 32768
+# (Fig. 4) and IWSLT'14's 6632 (the over-fitting stand-in): figures/regime/translation.py PAPER_LOGITS
+FIG4_SCALE, OVERFIT_SCALE = 32 / 32768, 32 / 6632
+
+
 def write_tree(root, digits_in_fig2=False, fig4_codistill=flat_nll, overfit=overfit_nll, regime_sweep=True,
-               frontier=True, alpha_scale=None):
+               frontier=True, alpha_scale=FIG4_SCALE):
     if frontier:   # the frontier regime's runs, built to meet its invariants (test_regime_frontier.py)
         write_frontier(root)
     if regime_sweep:
@@ -210,7 +215,7 @@ def write_tree(root, digits_in_fig2=False, fig4_codistill=flat_nll, overfit=over
     write_fig2(root, [STANDIN, DIGITS] if digits_in_fig2 else [STANDIN])
     write_translation(root, "fig4", {"allreduce": flat_nll, "codistill": fig4_codistill, "independent": control_nll},
                       alpha_scale)
-    write_translation(root, "iwslt_overfit", {"allreduce": overfit, "codistill": flat_nll})
+    write_translation(root, "iwslt_overfit", {"allreduce": overfit, "codistill": flat_nll}, OVERFIT_SCALE)
     return root
 
 
@@ -288,6 +293,8 @@ def test_translation_invariants_hold_on_flattened_and_overfitting_curves(tmp_pat
     assert state == HOLDS and flattened.value == pytest.approx(tail_share_by_hand(flat_nll))
     overfits, state = outcome.verdicts[("translation_mini", "overfits")]
     assert state == HOLDS and overfits.value == pytest.approx(1e-4 * 40 ** 2)   # final (100) - min (60)
+    per_logit, state = outcome.verdicts[("translation_mini", "alpha_per_logit")]
+    assert state == HOLDS and per_logit.value == pytest.approx(1.0)
     trains, state = outcome.verdicts[("translation_mini", "paper_alpha_trains")]
     plateau = plateau_of_translation()
     assert state == HOLDS and trains.value == pytest.approx(
@@ -341,6 +348,14 @@ def test_the_paper_alpha_is_recognised_through_the_workloads_alpha_scale(tmp_pat
     plateau = plateau_of_translation()
     assert state == HOLDS and trains.value == pytest.approx(
         100 * (plateau - flat_nll(100, 0)) / (plateau - control_nll(100, 0)))
+
+
+def test_codistillation_unscaled_on_a_small_vocabulary_fails_the_pull_per_logit(tmp_path, docs):
+    """alpha as given (alpha_scale 1) pulls each of TRANSLATION's 32 logits 32768 / 32 times as hard
+    as WMT'16's model: alpha_per_logit fails, with that value."""
+    outcome = run_check(write_tree(tmp_path / "logs", alpha_scale=1.0), docs)
+    per_logit, state = outcome.verdicts[("translation_mini", "alpha_per_logit")]
+    assert state == FAILS and per_logit.value == pytest.approx(32768 / 32) and outcome.status == 1
 
 
 def test_every_failure_declared_with_its_measured_value_passes(tmp_path, docs):

@@ -140,3 +140,30 @@ def test_a_short_grammar_run_trains_on_subwords_and_scores_bleu_on_words(run_job
     assert sorted(references) == sorted(target.replace("@@ ", "") for _, target, _ in pairs)
     dictionary = next((directory.parents[1] / "data").glob("translation_grammar-*/dict.tgt.txt")).read_text()
     assert any(line.split()[0].endswith("@@") for line in dictionary.splitlines())
+    # the logits the regime's alpha_per_logit counts: fairseq's 4 special symbols and the file's
+    # entries (its units and the padding to a multiple of 8)
+    from figures.regime.translation import output_logits
+
+    assert output_logits(container["workload"]) == 4 + len(dictionary.splitlines())
+
+
+def test_alpha_per_logit_compares_each_sweeps_scale_with_the_paper_dictionary_it_stands_for(monkeypatch):
+    """Fig. 4 at 120 / 32768 holds; a Table 2 run left unscaled pulls each of the stand-in's 120
+    logits 6632 / 120 = 55.3 times as hard as IWSLT'14's model and fails the check."""
+    import pandas as pd
+
+    from codistill_experiments.preflight import compose
+    from figures.regime import translation
+
+    workload = compose(["scale=mini", "workload=translation_grammar"])["workload"]
+    assert translation.output_logits(workload) == 120    # 109 units + 4 special symbols, padded to 120
+    monkeypatch.setattr(translation, "header_config", lambda results, run_id: {"workload": workload})
+
+    def runs(scale):
+        return pd.DataFrame([{"run_id": "r", "cfg.method.name": "codistill", "cfg.workload.alpha_scale": scale},
+                             {"run_id": "c", "cfg.method.name": "allreduce", "cfg.workload.alpha_scale": None}])
+
+    scaled = translation.check_alpha_per_logit({"fig4": runs(0.00366), "table2": runs(0.0181)}, "unused")
+    assert scaled.holds and scaled.value == pytest.approx(0.00366 * 32768 / 120)   # 0.9994, farther than 1.0003
+    unscaled = translation.check_alpha_per_logit({"fig4": runs(0.00366), "table2": runs(None)}, "unused")
+    assert not unscaled.holds and unscaled.value == pytest.approx(6632 / 120)

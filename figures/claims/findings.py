@@ -194,8 +194,8 @@ def bottom_line(all_claims, outcomes, mini):
         f"Of the paper's {len(headlines)} headline findings, {holding} hold at mini scale"
         + (f" and {len(failing)} do not ({', '.join(f'`{i}`' for i in failing)})" if failing else "")
         + f"; the other {len(headlines) - holding - len(failing)} are undecided.",
-        "These are CPU stand-ins' numbers, never the paper's; the paper-scale path has not yet run on a GPU "
-        "(docs/gpu-cluster.md).",
+        "These are CPU stand-ins' numbers, never the paper's; the paper-scale path has run for a few updates "
+        "per workload on one GPU, never on several or at length (docs/gpu-cluster.md).",
     ]
     return ["**Bottom line.** " + " ".join(sentences), ""]
 

@@ -22,7 +22,7 @@ from .translation import TRANSLATION, translation_checks
 from .verdicts import DECLARED, DOCS, HOLDS, INFO, MISSING, read_declarations, table
 from .vision import VISION, Vision, vision_checks
 
-REGIME, FIG2, FIG4, OVERFIT = "regime", "fig2", "fig4", "iwslt_overfit"
+REGIME, FIG2, FIG4, OVERFIT, TABLE2 = "regime", "fig2", "fig4", "iwslt_overfit", "table2"
 VISION_ORDER = ("digits_mlp",)   # vision columns: these first, in this order, then any other found, by name
 
 
@@ -68,7 +68,9 @@ def run_check(results=COMMITTED, docs=DOCS):
     standins = set(vision.fig2.loc[vision.fig2["task"].isna(), "workload"]) or set(names)
     measured = {name: vision_checks(name, vision, results) for name in names}
     vision_table, verdicts = table({n: c for n, (c, _) in measured.items()}, VISION, standins, declarations)
-    translation = {name: translation_checks(name, fig4.records, overfit.records, results) for name in languages}
+    table2 = load_sweep(results, TABLE2)
+    translation = {name: translation_checks(name, fig4.records, overfit.records, results, table2.records)
+                   for name in languages}
     translation_table, translation_verdicts = table(translation, TRANSLATION, set(languages), declarations)
     verdicts.update(translation_verdicts)
     table1 = load_sweep(results, TABLE1, kinds=("eval",))

@@ -1,12 +1,14 @@
 """The translation invariants of the regime check: Figure 4's runs trained until validation NLL
 flattens, its codistilled models at the paper's alpha_0 and growth of alpha train (they leave the
-unigram plateau), and the over-fitting stand-in's all_reduce baseline over-fits (runs of sweeps fig4 and
-iwslt_overfit). A workload is judged on the sweeps it has runs in."""
+unigram plateau), the over-fitting stand-in's all_reduce baseline over-fits (runs of sweeps fig4 and
+iwslt_overfit), and every codistilled model pulls each logit as hard as the paper's model of the data
+set it stands for (fig4, iwslt_overfit, table2). A workload is judged on the sweeps it has runs in."""
 import math
 
 import pandas as pd
 
-from codistill_experiments.translation.data import unigram_plateau_bits
+from codistill_experiments.translation.data import (generate_corpus, generate_grammar_corpus, is_grammar,
+                                                    unigram_plateau_bits)
 
 from .runs import Check, header_config, missing, seed_stats
 
@@ -17,11 +19,18 @@ OVERFIT_SE = 2.0
 # GROWTH_TOLERANCE; and the least share of its alpha = 0 control's progress from the unigram plateau
 # that a codistilled model must make to count as training (a stalled model makes next to none)
 PAPER_ALPHA, PAPER_GROWTH, GROWTH_TOLERANCE, MIN_PROGRESS = 1.0, 1.1 ** 20, 0.1, 50.0
+# The paper's output dictionaries (fairseq's recipes: WMT'16 En-De's joined BPE dictionary, IWSLT'14
+# De-En's English one), by the sweep whose mini runs stand in for them; a stand-in's alpha_scale must
+# give each of its logits the paper's pull within PER_LOGIT_TOLERANCE (alpha_scale is rounded)
+PAPER_LOGITS = {"fig4": 32768, "iwslt_overfit": 6632, "table2": 6632}
+PER_LOGIT_TOLERANCE = 0.01
 TRANSLATION = {
     "nll_flattened": "Fig. 4 trained until val NLL flattens: last 20 % of updates' share of its drop (%)",
     "paper_alpha_trains": "Fig. 4's codistillation at the paper's alpha_0 = 1 and alpha growth (x6.7) trains: its "
                           "share of the alpha = 0 control's progress from the unigram plateau (%), worst recipe",
     "overfits": "over-fitting stand-in over-fits: all_reduce final - minimum val NLL (bits)",
+    "alpha_per_logit": "distillation per logit: alpha_scale x the paper's dictionary / the stand-in's logits, "
+                       "farthest from 1 over fig4, iwslt_overfit, table2",
 }
 
 
@@ -119,9 +128,45 @@ def check_overfits(records):
                  f"{int(max(c.index.max() for c in curves.values()))})", rise > OVERFIT_SE * se)
 
 
-def translation_checks(name, fig4, overfit, results):
+def output_logits(workload):
+    """A translation stand-in's output logits: the units of its training targets (the grammar's
+    subword units) and fairseq's 4 special symbols, padded to a multiple of 8 (fairseq-preprocess's
+    padding factor)."""
+    generate = generate_grammar_corpus if is_grammar(workload) else generate_corpus
+    units = {unit for pair in generate(workload["corpus"])["train"] for unit in pair[1].split()}
+    return 8 * math.ceil((len(units) + 4) / 8)
+
+
+def check_alpha_per_logit(by_sweep, results):
+    """by_sweep: {sweep id of PAPER_LOGITS: its records of one workload}. Each sweep's codistillation
+    runs scale alpha by workload.alpha_scale so that each logit is pulled as hard as the paper's: the
+    distillation term is a mean over the logits (docs/mini-scale.md "Distillation per logit"). Value:
+    the sweep's alpha_scale x its paper dictionary / the stand-in's logits farthest from 1."""
+    bound = f"1 ± {PER_LOGIT_TOLERANCE:.0%} in every sweep"
+    per_logit = {}
+    for sweep, records in by_sweep.items():
+        codistill = records[records["cfg.method.name"] == "codistill"] if not records.empty else records
+        if codistill.empty:
+            continue
+        logits = output_logits(header_config(results, codistill["run_id"].iloc[0])["workload"])
+        scales = pd.to_numeric(codistill.get("cfg.workload.alpha_scale", pd.Series(index=codistill.index, dtype=float)),
+                               errors="coerce").fillna(1.0)
+        for scale in sorted(set(scales)):
+            per_logit[f"{sweep} {scale:g}"] = (scale * PAPER_LOGITS[sweep] / logits, logits)
+    if not per_logit:
+        return missing("alpha_per_logit", bound, "no codistillation runs")
+    worst = max(per_logit, key=lambda key: abs(per_logit[key][0] - 1))
+    detail = ", ".join(f"{key}: {value:.3g}" for key, (value, _) in per_logit.items())
+    return Check("alpha_per_logit", bound, per_logit[worst][0],
+                 f"{per_logit[worst][0]:.3g} ({detail}; {per_logit[worst][1]} logits)",
+                 all(abs(value - 1) <= PER_LOGIT_TOLERANCE for value, _ in per_logit.values()))
+
+
+def translation_checks(name, fig4, overfit, results, table2=None):
     """The checks of workload `name` on the sweeps it has runs in."""
     of = lambda records: records[records["cfg.workload.name"] == name] if not records.empty else records  # noqa: E731
     fig4, overfit = of(fig4), of(overfit)
+    table2 = of(table2) if table2 is not None else pd.DataFrame()
     checks = [check_flattened(fig4), check_paper_alpha_trains(fig4, results)] if not fig4.empty else []
-    return checks + ([check_overfits(overfit)] if not overfit.empty else [])
+    checks += [check_overfits(overfit)] if not overfit.empty else []
+    return checks + [check_alpha_per_logit({"fig4": fig4, "iwslt_overfit": overfit, "table2": table2}, results)]
