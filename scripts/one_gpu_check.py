@@ -18,6 +18,7 @@ NCCL refuses two ranks on one GPU ("Duplicate GPU detected"), so a single GPU ch
   starts no process group, so NCCL is not reached by these.
 The checks run at once (one GPU holds them all). Prints one table and the runs' environment; exits 1
 when a check failed. Without a GPU it rehearses the same jobs on the CPU at preflight's CPU sizes.
+Each check's logs stay under FOLDER; its saved models and checkpoints are deleted once it is judged.
 
     python scripts/one_gpu_check.py [FOLDER]      # runs under FOLDER (default: a temporary one)
 """
@@ -109,6 +110,16 @@ def check(overrides, kill, root, env):
     return outcome, header
 
 
+def checked(overrides, kill, root, env):
+    """check(), then the job's saved models and checkpoints deleted, its logs kept: WMT'16's
+    transformer big leaves 2 GB per checkpoint file, 12 GB over its two copies."""
+    try:
+        return check(overrides, kill, root, env)
+    finally:
+        for path in Path(root).rglob("*.pt"):
+            path.unlink(missing_ok=True)
+
+
 def passed(text):
     return text.startswith(("pass", "n/a")) or text.replace(".", "").isdigit()
 
@@ -132,7 +143,7 @@ def main(argv=None):
                 continue
             env = {**os.environ, **({SHARED_GPU_BACKEND: "cuda:gloo" if gpus else "gloo"} if share else {})}
             overrides = prepared(workload, replaced, root / f"check{index}", gpus)
-            futures[pool.submit(check, overrides, kill, root / f"check{index}", env)] = name
+            futures[pool.submit(checked, overrides, kill, root / f"check{index}", env)] = name
         for future in concurrent.futures.as_completed(futures):
             name = futures[future]
             try:
