@@ -13,9 +13,9 @@ NCCL refuses two ranks on one GPU ("Duplicate GPU detected"), so a single GPU ch
   checkpoints. (Not SyncBatchNorm: gloo cannot all_gather CUDA tensors into one tensor, which it
   asks of its group.)
 - fairseq (when installed): WMT'16's transformer big by all_reduce on one rank (its recipe's
-  float16), killed and resumed; IWSLT'14's transformer and the LSTM language model, 2 models
-  sharing the GPU, exchanging checkpoints (IWSLT'14 killed and resumed). A model of one rank
-  starts no process group, so NCCL is not reached by these.
+  float16), killed and resumed; IWSLT'14's transformer by all_reduce over 2 ranks sharing the GPU
+  (DDP over cuda:gloo), killed and resumed; IWSLT'14's transformer and the LSTM language model,
+  2 models sharing the GPU, exchanging checkpoints (IWSLT'14 killed and resumed).
 The checks run at once (one GPU holds them all). Prints one table and the runs' environment; exits 1
 when a check failed. Without a GPU it rehearses the same jobs on the CPU at preflight's CPU sizes.
 Each check's logs stay under FOLDER; its saved models and checkpoints are deleted once it is judged.
@@ -51,9 +51,12 @@ CHECKS = [
     ("ResNet-50, codistillation (predictions), 2 models sharing the GPU", "imagenet_resnet50", TWO_MODELS, True, True),
     ("Criteo DNN, codistillation (checkpoints), 2 models sharing the GPU", "criteo",
      (*TWO_MODELS, "method.exchange=checkpoints"), False, True),
-    # fairseq: one process per rank; a model of one rank starts no process group, so these check
-    # fairseq's CUDA path (float16 where the recipe asks for it, checkpoints, beam search, resume)
+    # fairseq: one process per rank; a model of one rank starts no process group. These check
+    # fairseq's CUDA path (float16 where the recipe asks for it, checkpoints, beam search, resume),
+    # and a model of 2 ranks its distributed path (DDP over the shared backend, not NCCL)
     ("WMT'16 transformer big, all_reduce (fairseq)", "wmt16_transformer_big", ONE_RANK, True, False),
+    ("IWSLT'14 transformer, all_reduce, 2 ranks sharing the GPU (fairseq)", "iwslt14_transformer",
+     ("method=allreduce", "scale.ranks_per_model=2", "scale.ranks_per_node=2"), True, True),
     ("IWSLT'14 transformer, codistillation (checkpoints), 2 models sharing the GPU (fairseq)", "iwslt14_transformer",
      (*TWO_MODELS, "method.exchange=checkpoints"), True, True),
     ("LSTM language model, codistillation (checkpoints), 2 models sharing the GPU (fairseq)", "commoncrawl_lstm",

@@ -20,14 +20,17 @@ import torch.multiprocessing as mp
 from omegaconf import OmegaConf
 from PIL import Image
 
-from codistill_experiments import jobs, launch
+from codistill_experiments import jobs, launch, runlog
 from codistill_experiments.config import placement_problem, typed_job
 from codistill_experiments.jobs import visible_gpus
 from codistill_experiments.runlog import read_records
+from codistill_experiments.translation import results as translation_results
+from codistill_experiments.translation.commands import device_arguments
 from conftest import SHORT, compose_job
 from device_probe import NCCL_REFUSAL, DevicelessTensors, watch_collectives
 from test_config import run_cli
 from test_imagenet_pipeline import make_tree, tiny_imagenet_job
+from test_translation_config import argument
 
 
 def run_ranks(function, world_size, *args):
@@ -243,6 +246,15 @@ def test_ranks_share_the_gpus_over_the_named_backend_only_when_asked(tmp_path, m
     assert placement_problem(two_models, gpus=1) is None
     assert [launch._device(rank, two_models) for rank in range(3)] == [gpu] * 3
     assert "no GPU visible" in placement_problem(two_models, gpus=0)   # sharing needs a GPU to share
+    # a fairseq model of 2 ranks: NCCL, else the named backend, as its header says
+    iwslt = compose_job(["workload=iwslt14_transformer", "method=allreduce", "scale=paper", "scale.ranks_per_model=2",
+                         "scale.ranks_per_node=2"], tmp_path)
+    monkeypatch.setattr(runlog, "run_environment", lambda device, backend, precision, gpus=None: backend)
+    backend = lambda: argument(device_arguments(iwslt, True, 1, 0, "tcp://h:1"), "--distributed-backend")  # noqa: E731
+    assert backend() == translation_results.environment(iwslt) == "cuda:gloo"
+    monkeypatch.delenv(jobs.SHARED_GPU_BACKEND)
+    assert backend() == translation_results.environment(iwslt) == "nccl"
+    assert argument(device_arguments(iwslt, False, 1, None, "tcp://h:1"), "--distributed-backend") == "gloo"
 
 
 def test_a_paper_dry_run_on_the_default_launcher_says_to_use_the_slurm_launcher(tmp_path):

@@ -9,6 +9,7 @@ snapshot files.
 import importlib.util
 from pathlib import Path
 
+from ..jobs import shared_gpu_backend
 from ..names import DROPOUTS, MODEL_SIZES, SHARE_EMBEDDINGS
 from ..seeds import model_seed
 from .data import is_language_model
@@ -130,6 +131,12 @@ def exchange_arguments(config, run_directory, group):
     return argv
 
 
+def distributed_backend(cuda):
+    """The backend of a model's fairseq ranks: NCCL on GPUs, unless the ranks share GPUs over the
+    backend named for it (jobs.SHARED_GPU_BACKEND: scripts/one_gpu_check.py); gloo on CPUs."""
+    return (shared_gpu_backend() or "nccl") if cuda else "gloo"
+
+
 def device_arguments(config, cuda, rank_in_group, gpu, init_method):
     _, k = shape(config)
     argv = [] if cuda else ["--cpu"]
@@ -139,7 +146,7 @@ def device_arguments(config, cuda, rank_in_group, gpu, init_method):
     if k > 1:
         argv += ["--distributed-rank", str(rank_in_group), "--distributed-init-method", init_method,
                  "--distributed-no-spawn", "--device-id", str(gpu),
-                 "--distributed-backend", "nccl" if cuda else "gloo",
+                 "--distributed-backend", distributed_backend(cuda),
                  "--ddp-backend", "pytorch_ddp" if cuda else "legacy_ddp"]
     elif cuda:
         argv += ["--device-id", str(gpu)]

@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import runlog
 from ..divergence import fairseq_divergence
 from ..jobs import trains_on_gpus, visible_gpus
-from .commands import generate_arguments, model_dir, shape
+from .commands import distributed_backend, generate_arguments, model_dir, shape
 from .data import is_language_model
 from .processes import run_fairseq
 
@@ -32,11 +32,11 @@ def header(config):
 
 def environment(config):
     """Where the run's fairseq ranks train: on GPUs when the job asks for them and this process
-    finds them (jobs.trains_on_gpus), their gradients all_reduced by NCCL (gloo on CPUs) when a
-    model has several ranks."""
+    finds them (jobs.trains_on_gpus), their gradients all_reduced over commands.distributed_backend
+    when a model has several ranks."""
     cuda = trains_on_gpus(config)
     _, k = shape(config)
-    return runlog.run_environment("cuda" if cuda else "cpu", ("nccl" if cuda else "gloo") if k > 1 else None,
+    return runlog.run_environment("cuda" if cuda else "cpu", distributed_backend(cuda) if k > 1 else None,
                                   "float16 (fairseq --fp16)" if cuda and config["workload"]["fp16"] else "float32",
                                   visible_gpus() if cuda else None)
 
