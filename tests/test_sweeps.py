@@ -54,7 +54,7 @@ SWEEP_JOBS = {
     # its checkpoints in 32 and 4 bits)
     "frontier8_lm": (84, 0),
     # translation (fairseq): tests/test_translation_config.py checks what they share
-    "fig4": (15, 15), "fig12": (15, 15), "table2": (12, 12), "iwslt_overfit": (9, 9),
+    "fig4": (15, 15), "fig12": (15, 15), "table2": (20, 12), "iwslt_overfit": (9, 9),
     "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),
     # Anil et al. 2018: Fig. 2a (baseline and ensemble, two label smoothings, codistillation), Fig. 2b (+ disjoint
     # codistillation and control), Fig. 4 (+ T = 100, 250), two-phase (+ its students), Table 1 (3 methods x 6
