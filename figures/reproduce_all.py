@@ -5,6 +5,12 @@ finished runs and resumes cut ones); then packs the logs into the committed form
 (figures/pack.py) that `make figures` and `make report` read.
 
     python -m figures.reproduce_all [--results results] [--into paper/logs] [--scale mini] [--jobs N] [--dry-run]
+                                    [--allow-other-machines]
+
+Every comparison draws its runs from one machine: a --results folder that holds runs another machine
+made (another CPU, core count or CPU signature, read from their headers) is refused before any
+sweep starts, since resuming there would mix machines whose kernels round differently
+(--allow-other-machines overrides).
 
 --dry-run lists each sweep's jobs and runs nothing. A sweep that fails does not stop the others;
 the exit status says whether all succeeded, and the logs are packed either way (collect reports
@@ -16,7 +22,10 @@ import subprocess
 import sys
 import time
 
+from codistill_experiments import runlog
+
 from . import pack, registry
+from .logs.provenance import runs_of_other_machines
 from .paths import COMMITTED, REPO
 
 
@@ -46,6 +55,20 @@ def run_sweep(sweep_id, scale, results, dry_run, jobs=None):
     return subprocess.run(command, cwd=REPO, env=environment).returncode
 
 
+def refuse_other_machines(results):
+    """Exits (status 2) when `results` holds runs that another machine made, naming them."""
+    here = runlog.run_environment("cpu", None, "float32")
+    other = runs_of_other_machines(results, here)
+    if other.empty:
+        return
+    made_by = ", ".join(f"{count} by {machine}" for machine, count in
+                        (other["machine"] + other["signature"].map(lambda s: f" [{s}]" if s else "")).value_counts().items())
+    raise SystemExit(f"{results} holds {len(other)} runs made on another machine ({made_by}); this machine is "
+                     f"{here['cpu']}, {here['cores']} cores [{here['cpu_signature']}]. Resuming them here would mix "
+                     "machines whose CPU kernels round differently. Use a new --results folder, rerun on that "
+                     "machine, or pass --allow-other-machines.")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results", help="where the runs are written")
@@ -54,7 +77,11 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=None,
                         help="jobs of a sweep running at once (default: cores // ranks per job, at least 1)")
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--allow-other-machines", action="store_true",
+                        help="resume into --results even when another machine made some of its runs")
     args = parser.parse_args(argv)
+    if not args.allow_other_machines:
+        refuse_other_machines(args.results)
     chosen, skipped = sweeps_at(args.scale)
     if skipped:
         print(f"no sweep file, or no job at {args.scale} scale: {', '.join(skipped)}")

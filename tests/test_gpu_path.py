@@ -358,6 +358,10 @@ def test_a_runs_header_says_where_it_ran(tmp_path, run_job):
     assert environment["device"] == "cpu" and environment["backend"] == "gloo"
     assert environment["precision"] == "float32" and environment["torch"] == torch.__version__
     assert environment["cpu"] == cpu and environment["host"] == os.uname().nodename
+    family = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("cpu family"))
+    assert environment["cpu_signature"].startswith(f"family {family} model ")   # VMs name CPU generations alike
+    assert environment["cpu_signature"].endswith(f"; {torch.backends.cpu.get_cpu_capability()}")
     assert environment["cores"] == len(os.sched_getaffinity(0)) and environment["numpy"] == numpy.__version__
     assert environment["fairseq"] == importlib.metadata.version("fairseq-fixed")
     assert environment["python"] == ".".join(str(part) for part in sys.version_info[:3])

@@ -22,20 +22,39 @@ def header_of(directory):
     return None
 
 
+def machine_name(environment):
+    """"<cpu>, <cores> cores" of a header's environment record, or NOT_RECORDED."""
+    environment = environment or {}
+    return (f"{environment['cpu']}, {environment['cores']} cores" if "cores" in environment
+            else environment.get("cpu", NOT_RECORDED))
+
+
 def provenance(results_root):
-    """DataFrame: run_id, machine ("<cpu>, <cores> cores" or NOT_RECORDED), commit, dirty (True,
-    False, or None outside git)."""
+    """DataFrame: run_id, machine ("<cpu>, <cores> cores" or NOT_RECORDED), signature (the CPU's
+    family, model and kernel flags, None where the header predates it), commit, dirty (True, False,
+    or None outside git)."""
     rows = []
     for directory in sorted((Path(results_root) / "runs").glob("*")):
         header = header_of(directory)
         if header is None:
             continue
         environment = header.get("environment") or {}
-        machine = (f"{environment['cpu']}, {environment['cores']} cores" if "cores" in environment
-                   else environment.get("cpu", NOT_RECORDED))
-        rows.append({"run_id": directory.name, "machine": machine, "commit": header.get("git_commit"),
+        rows.append({"run_id": directory.name, "machine": machine_name(environment),
+                     "signature": environment.get("cpu_signature"), "commit": header.get("git_commit"),
                      "dirty": header.get("git_dirty")})
-    return pd.DataFrame(rows, columns=["run_id", "machine", "commit", "dirty"])
+    return pd.DataFrame(rows, columns=["run_id", "machine", "signature", "commit", "dirty"])
+
+
+def runs_of_other_machines(results_root, environment):
+    """The runs of `results_root` (finished or not) that a machine other than the one `environment`
+    (run_environment's record) describes made: another CPU or core count, or, where both name it,
+    another CPU signature. Runs that name no machine are not counted: nothing tells their machine."""
+    runs = provenance(results_root)
+    here, signature = machine_name(environment), environment.get("cpu_signature")
+    named = runs[runs["machine"] != NOT_RECORDED]
+    other = (named["machine"] != here) | (named["signature"].notna() & (signature is not None)
+                                          & (named["signature"] != signature))
+    return named[other]
 
 
 def provenance_lines(results_root):
@@ -48,7 +67,8 @@ def provenance_lines(results_root):
     unnamed = int(machines.get(NOT_RECORDED, 0))
     dirty = int((runs["dirty"] != False).sum())   # noqa: E712 (None: outside git, also unrecoverable)
     commits = runs["commit"].nunique()
-    one_clean = len(named) == 1 and not unnamed and commits == 1 and not dirty
+    signatures = runs["signature"].dropna().value_counts()
+    one_clean = len(named) == 1 and len(signatures) <= 1 and not unnamed and commits == 1 and not dirty
     lines = ["## Where the logs come from", "",
              f"{len(runs)} runs in `{results_root}`: {len(named)} machine(s) named by their headers"
              + (f", {unnamed} runs whose header names none (written before headers did)" if unnamed else "")
@@ -57,4 +77,6 @@ def provenance_lines(results_root):
                                   "Comparisons mix them: a difference as small as machines' rounding or a change of "
                                   "code can make is not evidence."), ""]
     lines += [f"- {machine}: {count} runs" for machine, count in machines.items()]
+    if len(signatures) > 1:   # CPUs a virtual machine names alike, told apart by their signatures
+        lines += [f"  - CPU signature {signature}: {count} runs" for signature, count in signatures.items()]
     return lines + [""]

@@ -279,14 +279,16 @@ def run_environment(device_type, backend, precision, gpus=None):
     ("cuda" or "cpu"), the collectives' backend and the arithmetic's precision; on GPUs also their
     model (as the NVIDIA driver names it, read without CUDA), how many the job's process sees
     (`gpus`), and the CUDA, cuDNN and NCCL versions torch was built with. Two machines' CPU kernels
-    round differently: comparisons draw on runs of one machine, which this names."""
+    round differently: comparisons draw on runs of one machine, which this names (`cpu_signature`
+    tells apart CPUs that a virtual machine names alike)."""
     import platform
     import socket
 
     import numpy
     import torch
 
-    environment = {"host": socket.gethostname(), "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)),
+    environment = {"host": socket.gethostname(), "cpu": cpu_model(), "cpu_signature": cpu_signature(torch.backends.cpu.get_cpu_capability()),
+                   "cores": len(os.sched_getaffinity(0)),
                    "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
                    "fairseq": distribution_version("fairseq-fixed", "fairseq"), "device": device_type,
                    "backend": backend, "precision": precision}
@@ -320,6 +322,23 @@ def cpu_model(cpuinfo=Path("/proc/cpuinfo")):
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_signature(kernels, cpuinfo=Path("/proc/cpuinfo")):
+    """'family F model M stepping S; <kernels>' of the first CPU (Linux; ARM: implementer and part),
+    where `kernels` is the instruction set torch picks its CPU kernels for
+    (torch.backends.cpu.get_cpu_capability(): "AVX512", "AVX2", ...): a virtual machine may name two
+    CPU generations alike ("AMD EPYC"), and this tells them apart."""
+    try:
+        first = cpuinfo.read_text().split("\n\n")[0]
+    except OSError:
+        first = ""
+    fields = {key.strip(): value.strip() for key, value in
+              (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    identity = " ".join(f"{name} {fields[key]}" for key, name in
+                        (("cpu family", "family"), ("model", "model"), ("stepping", "stepping"),
+                         ("CPU implementer", "implementer"), ("CPU part", "part")) if key in fields)
+    return f"{identity or 'unknown CPU'}; {kernels}"
 
 
 def gpu_model(driver_gpus=Path("/proc/driver/nvidia/gpus")):
