@@ -103,7 +103,8 @@ def test_reproduce_all_refuses_a_results_folder_another_machine_began_before_any
     write(tmp_path, "xeon", "c1", False, {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2})
     with pytest.raises(SystemExit) as refused:
         reproduce_all.main(["--results", str(tmp_path), "--dry-run"])
-    assert ran == [] and "1 runs made on another machine (1 by Intel(R) Xeon(R) Processor, 2 cores)" in str(refused.value)
+    assert refused.value.code == 2 and ran == []
+    assert "1 runs made on another machine (1 by Intel(R) Xeon(R) Processor, 2 cores)" in capsys.readouterr().err
     reproduce_all.main(["--results", str(tmp_path), "--dry-run", "--allow-other-machines"])
     assert ran == reproduce_all.sweeps_at("mini")[0]
     ran.clear()
