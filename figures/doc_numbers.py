@@ -1,0 +1,155 @@
+"""Which numbers the docs quote that new logs changed. The docs' prose quotes numbers that the
+report, the regime check, the tuning rankings and the tables compute from `paper/logs`; after the
+logs are replaced, `snapshot` writes every one of those texts for the old logs and for the new,
+and `compare` lines the two snapshots up and lists each doc line that quotes a number whose value
+changed, with the new value and where it comes from. Counts, numbers with one decimal and numbers
+the prose derives by hand (a ratio of two quoted values) are not looked for, nor are lines whose
+shape changed (it lists those): read them.
+
+    python -m figures.doc_numbers snapshot --results paper/logs --into /tmp/before   # before replacing the logs
+    python -m figures.doc_numbers snapshot --results paper/logs --into /tmp/after    # after
+    python -m figures.doc_numbers compare /tmp/before /tmp/after [DOC ...]   # default: README.md, docs/*.md
+"""
+import argparse
+import contextlib
+import difflib
+import io
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from . import report, tuning
+from .paths import REPO
+from .regime import check
+
+# A number as the texts write it: sign, digits with thousands commas, decimals, exponent.
+NUMBER = re.compile(r"(?<![\w.])[-+−]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
+TEXTS = ("*.md", "*.txt")   # what a snapshot holds (the report's HTML and figures are not compared)
+
+
+def snapshot(results, into):
+    """Writes into `into` the report (report.md, its tables under out/), the regime check's output
+    (regime.txt) and each tuning sweep's ranking (tuning_<sweep>.txt) for the logs in `results`."""
+    into = Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    report.main(["--results", str(results), "--md", str(into / "report.md"), "--out", str(into / "out")])
+    outputs = {"regime.txt": (check.main, ["--results", str(results)])}
+    outputs.update({f"tuning_{sweep}.txt": (tuning.main, ["--sweep", sweep, "--results", str(results)])
+                    for sweep in sorted(tuning.BUDGETS)})
+    for name, (command, argv) in outputs.items():
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            try:
+                command(argv)
+            except SystemExit as exit:   # the regime check's status, or a tuning sweep without runs
+                print(exit.code if isinstance(exit.code, str) else "")
+        (into / name).write_text(text.getvalue())
+
+
+def skeleton(line):
+    return NUMBER.sub("#", line)
+
+
+def changed_numbers(before, after):
+    """({old number: {(new number, file, line number, old line)}}, {file: lines whose shape changed})
+    over the texts of two snapshots: lines aligned by their skeleton (numbers replaced by #) pair
+    their numbers by position."""
+    changes, reshaped = defaultdict(set), {}
+    for old_path in sorted(path for pattern in TEXTS for path in Path(before).rglob(pattern)):
+        name = old_path.relative_to(before)
+        new_path = Path(after) / name
+        if not new_path.exists():
+            reshaped[str(name)] = ["(no new version)"]
+            continue
+        old, new = old_path.read_text().splitlines(), new_path.read_text().splitlines()
+        matcher = difflib.SequenceMatcher(a=[skeleton(line) for line in old], b=[skeleton(line) for line in new],
+                                          autojunk=False)
+        for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes():
+            if tag != "equal":
+                if old_end > old_start:   # an insertion changes no quoted number
+                    reshaped.setdefault(str(name), []).extend(old[old_start:old_end])
+                continue
+            for line_number, old_line, new_line in zip(range(old_start + 1, old_end + 1), old[old_start:old_end],
+                                                       new[new_start:new_end]):
+                for old_number, new_number in zip(NUMBER.findall(old_line), NUMBER.findall(new_line)):
+                    if old_number != new_number:
+                        changes[old_number].add((new_number, str(name), line_number, old_line.strip()))
+    return changes, reshaped
+
+
+def distinctive(number):
+    """Whether a number is unlikely to be quoted for another reason: 2 decimals or more, or 3
+    significant digits with a decimal point (0.47, 58.91; not 3.3, a section, nor 88, a count,
+    which match everywhere and are read by hand)."""
+    mantissa = number.split("e")[0]
+    if "." not in mantissa:
+        return False
+    decimals = len(mantissa.split(".")[1])
+    return decimals >= 2 or len(re.sub(r"[^\d]", "", mantissa).lstrip("0")) >= 3
+
+
+WORD = re.compile(r"[a-z][a-z0-9_-]{3,}")
+COMMON = {"with", "than", "that", "from", "this", "over", "their", "each", "runs", "mini", "run's", "which", "when",
+          "where", "they", "them", "there", "these", "those", "both", "what", "also", "only", "more", "less"}
+
+
+def words(line):
+    return set(WORD.findall(line.lower())) - COMMON
+
+
+def significant_digits(number):
+    return len(re.sub(r"[^\d]", "", number.split("e")[0]).lstrip("0"))
+
+
+def candidates_for(old, line, changes):
+    """The new values of `old` whose source line shares a word with the doc's `line` (what it
+    measures, a claim's id), or all of them for a number of 4 significant digits or more."""
+    every = sorted(changes[old])
+    if significant_digits(old) >= 4:
+        return every
+    context = words(line)
+    return [candidate for candidate in every if context & words(candidate[3])]
+
+
+def stale_lines(changes, docs):
+    """[(doc, line number, line, [(old, candidates)])] for each doc line quoting a changed
+    distinctive number with a candidate (candidates_for)."""
+    found = []
+    for doc in docs:
+        for number, line in enumerate(Path(doc).read_text().splitlines(), 1):
+            hits = [(old, candidates_for(old, line, changes)) for old in NUMBER.findall(line)
+                    if old in changes and distinctive(old)]
+            hits = [(old, candidates) for old, candidates in hits if candidates]
+            if hits:
+                found.append((str(doc), number, line.strip(), hits))
+    return found
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m figures.doc_numbers", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    take = commands.add_parser("snapshot", help="write the generated texts of a logs folder")
+    take.add_argument("--results", required=True)
+    take.add_argument("--into", required=True)
+    compare = commands.add_parser("compare", help="list the doc lines that quote changed numbers")
+    compare.add_argument("before")
+    compare.add_argument("after")
+    compare.add_argument("docs", nargs="*", default=[REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
+    args = parser.parse_args(argv)
+    if args.command == "snapshot":
+        snapshot(args.results, args.into)
+        print(f"wrote the generated texts of {args.results} into {args.into}")
+        return
+    changes, reshaped = changed_numbers(args.before, args.after)
+    for doc, number, line, hits in stale_lines(changes, args.docs):
+        print(f"{doc}:{number}: {line[:160]}")
+        for old, candidates in hits:
+            for new, source, source_line, text in candidates[:4]:
+                print(f"    {old} -> {new}   ({source}:{source_line}: {text[:100]})")
+    for name, lines in reshaped.items():
+        print(f"{name}: {len(lines)} old lines whose shape changed (read them)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

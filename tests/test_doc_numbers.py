@@ -1,0 +1,32 @@
+"""After new logs, the doc lines that quote a number whose generated value changed are found."""
+from figures.doc_numbers import changed_numbers, main, stale_lines
+
+
+def test_numbers_pair_by_position_on_lines_of_the_same_shape_and_docs_quoting_them_are_listed(tmp_path, capsys):
+    before, after = tmp_path / "before", tmp_path / "after"
+    (before / "out").mkdir(parents=True)
+    (after / "out").mkdir(parents=True)
+    (before / "report.md").write_text("| fig2 | d = -0.095 ± 0.165 | inconclusive |\n| fig5 | d = +0.127 ± 0.142 |\n"
+                                      "gap 1 point, seeds 3\n")
+    (after / "report.md").write_text("| fig2 | d = -0.083 ± 0.165 | inconclusive |\nA new line 42.5\n"
+                                     "| fig5 | d = +0.127 ± 0.120 |\ngap 2 point, seeds 3\n")
+    (before / "out" / "table2.md").write_text("| 1 | 58.91 ± 0.25 | 5 |\nn-way mean 56.43\n")
+    (after / "out" / "table2.md").write_text("| 1 | 59.02 ± 0.25 | 5 |\nn-way average 56.50\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text("Table 2 gives 58.91 at n = 1.\nThe fig2 gap d = -0.095 is within 0.165.\n"
+                   "Nothing here: 0.25 and 1 and 56.43 are unchanged or unaligned.\nIn fig5, the s.e. is 0.142.\n"
+                   "Section 1 of the paper, 1 point: too common to look for.\n"
+                   "An unrelated 0.142 shares no word with its source line, a 4-digit 58.91 need not.\n")
+    changes, reshaped = changed_numbers(before, after)
+    assert changes == {"-0.095": {("-0.083", "report.md", 1, "| fig2 | d = -0.095 ± 0.165 | inconclusive |")},
+                       "0.142": {("0.120", "report.md", 2, "| fig5 | d = +0.127 ± 0.142 |")},
+                       "1": {("2", "report.md", 3, "gap 1 point, seeds 3")},
+                       "58.91": {("59.02", "out/table2.md", 1, "| 1 | 58.91 ± 0.25 | 5 |")}}
+    assert reshaped == {"out/table2.md": ["n-way mean 56.43"]}
+    found = stale_lines(changes, [doc])
+    assert [(number, [old for old, _ in hits]) for _, number, _, hits in found] == [(1, ["58.91"]), (2, ["-0.095"]),
+                                                                                   (4, ["0.142"]), (6, ["58.91"])]
+    main(["compare", str(before), str(after), str(doc)])
+    printed = capsys.readouterr()
+    assert f"{doc}:1: Table 2 gives 58.91 at n = 1." in printed.out and "58.91 -> 59.02   (out/table2.md:1:" in printed.out
+    assert "out/table2.md: 1 old lines whose shape changed" in printed.err
