@@ -42,8 +42,8 @@ def snapshot(results, into):
         with contextlib.redirect_stdout(text):
             try:
                 command(argv)
-            except SystemExit as exit:   # the regime check's status, or a tuning sweep without runs
-                print(exit.code if isinstance(exit.code, str) else "")
+            except SystemExit as stopped:   # a tuning sweep without runs says so
+                print(stopped.code if isinstance(stopped.code, str) else "")
         (into / name).write_text(text.getvalue())
 
 
@@ -78,6 +78,10 @@ def changed_numbers(before, after):
     return changes, reshaped
 
 
+def significant_digits(number):
+    return len(re.sub(r"[^\d]", "", number.split("e")[0]).lstrip("0"))
+
+
 def distinctive(number):
     """Whether a number is unlikely to be quoted for another reason: 2 decimals or more, or 3
     significant digits with a decimal point (0.47, 58.91; not 3.3, a section, nor 88, a count,
@@ -85,8 +89,7 @@ def distinctive(number):
     mantissa = number.split("e")[0]
     if "." not in mantissa:
         return False
-    decimals = len(mantissa.split(".")[1])
-    return decimals >= 2 or len(re.sub(r"[^\d]", "", mantissa).lstrip("0")) >= 3
+    return len(mantissa.split(".")[1]) >= 2 or significant_digits(number) >= 3
 
 
 WORD = re.compile(r"[a-z][a-z0-9_-]{3,}")
@@ -96,10 +99,6 @@ COMMON = {"with", "than", "that", "from", "this", "over", "their", "each", "runs
 
 def words(line):
     return set(WORD.findall(line.lower())) - COMMON
-
-
-def significant_digits(number):
-    return len(re.sub(r"[^\d]", "", number.split("e")[0]).lstrip("0"))
 
 
 def candidates_for(old, line, changes):

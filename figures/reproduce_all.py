@@ -64,9 +64,9 @@ def refuse_other_machines(results):
     made_by = ", ".join(f"{count} by {machine}" for machine, count in
                         (other["machine"] + other["signature"].map(lambda s: f" [{s}]" if s else "")).value_counts().items())
     print(f"{results} holds {len(other)} runs made on another machine ({made_by}); this machine is "
-                     f"{here['cpu']}, {here['cores']} cores [{here['cpu_signature']}]. Resuming them here would mix "
-                     "machines whose CPU kernels round differently. Use a new --results folder, rerun on that "
-                     "machine, or pass --allow-other-machines.", file=sys.stderr)
+          f"{here['cpu']}, {here['cores']} cores [{here['cpu_signature']}]. Resuming them here would mix "
+          "machines whose CPU kernels round differently. Use a new --results folder, rerun on that "
+          "machine, or pass --allow-other-machines.", file=sys.stderr)
     raise SystemExit(2)
 
 

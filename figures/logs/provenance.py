@@ -31,7 +31,7 @@ def machine_name(environment):
 
 def provenance(results_root):
     """DataFrame: run_id, machine ("<cpu>, <cores> cores" or NOT_RECORDED), signature (the CPU's
-    family, model and kernel flags, None where the header predates it), commit, dirty (True, False,
+    family, model and torch's kernel level, None where the header predates it), commit, dirty (True, False,
     or None outside git)."""
     rows = []
     for directory in sorted((Path(results_root) / "runs").glob("*")):

@@ -287,7 +287,8 @@ def run_environment(device_type, backend, precision, gpus=None):
     import numpy
     import torch
 
-    environment = {"host": socket.gethostname(), "cpu": cpu_model(), "cpu_signature": cpu_signature(torch.backends.cpu.get_cpu_capability()),
+    environment = {"host": socket.gethostname(), "cpu": cpu_model(),
+                   "cpu_signature": cpu_signature(torch.backends.cpu.get_cpu_capability()),
                    "cores": len(os.sched_getaffinity(0)),
                    "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
                    "fairseq": distribution_version("fairseq-fixed", "fairseq"), "device": device_type,
@@ -311,17 +312,21 @@ def distribution_version(*names):
     return None
 
 
+def first_cpu(cpuinfo=Path("/proc/cpuinfo")):
+    """{field: value} of the first CPU that /proc/cpuinfo describes; {} where it cannot be read."""
+    try:
+        first = cpuinfo.read_text().split("\n\n")[0]
+    except OSError:
+        return {}
+    return {key.strip(): value.strip() for key, value in
+            (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+
+
 def cpu_model(cpuinfo=Path("/proc/cpuinfo")):
     """The CPU's model name (Linux), else what platform knows."""
     import platform
 
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return first_cpu(cpuinfo).get("model name") or platform.processor() or platform.machine()
 
 
 def cpu_signature(kernels, cpuinfo=Path("/proc/cpuinfo")):
@@ -329,12 +334,7 @@ def cpu_signature(kernels, cpuinfo=Path("/proc/cpuinfo")):
     where `kernels` is the instruction set torch picks its CPU kernels for
     (torch.backends.cpu.get_cpu_capability(): "AVX512", "AVX2", ...): a virtual machine may name two
     CPU generations alike ("AMD EPYC"), and this tells them apart."""
-    try:
-        first = cpuinfo.read_text().split("\n\n")[0]
-    except OSError:
-        first = ""
-    fields = {key.strip(): value.strip() for key, value in
-              (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    fields = first_cpu(cpuinfo)
     identity = " ".join(f"{name} {fields[key]}" for key, name in
                         (("cpu family", "family"), ("model", "model"), ("stepping", "stepping"),
                          ("CPU implementer", "implementer"), ("CPU part", "part")) if key in fields)
