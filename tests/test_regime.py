@@ -17,7 +17,8 @@ from figures.regime.check import main, run_check
 from figures.regime.cost import EVERY
 from figures.regime.frontier import FRONTIER
 from figures.regime.models import check_models, model_structure
-from figures.regime.verdicts import DECLARED, FAILS, HOLDS, INFO, MISSING, matches, read_declarations
+from figures.regime.verdicts import (DECLARED, DOCS, FAILS, HOLDS, INFO, MISSING, VALUES_END, VALUES_HEADING, matches,
+                                     quotes, read_declarations)
 from figures.regime.vision import PAPER_SHRINK, check_data, total_shrink
 from test_collect import write_manifest, write_run
 from test_regime_frontier import SECONDS as FRONTIER_SECONDS
@@ -483,3 +484,30 @@ def test_without_the_frontier_regime_sweep_the_check_names_it_and_exits_2(tmp_pa
     assert "sweeps/frontier_regime/mini.json not found" in outcome.text
     assert f"CODISTILL_RESULTS={tmp_path / 'logs'} .venv/bin/python src/run.py -m sweep=frontier_regime scale=mini" \
         in outcome.text
+
+
+def test_quote_rewrites_only_the_docs_quotation_of_the_check(tmp_path, docs, capsys):
+    root = write_tree(tmp_path / "logs")
+    before = ["# Mini scale", "", VALUES_HEADING, "", "`make regime` on the committed logs:", "",
+              "### Vision", "", "| a stale table |", "", "1 gated verdicts: stale", "", VALUES_END, "",
+              "Prose kept as it is.", "", "### Invariants declared unmet", "",
+              "| workload | invariant | measured | reason |", "|---|---|---|---|", "| x | y | 1 | z |"]
+    docs.write_text("\n".join(before) + "\n")
+    status = main(["--results", str(root), "--docs", str(docs), "--quote"])
+    printed = capsys.readouterr().out
+    after = docs.read_text().splitlines()
+    quoted = after[6:after.index(VALUES_END)]
+    # the check's printout from its first table on, each "## " heading made "### ", then one blank line
+    expected = printed[printed.index("\n## ") + 1:].rstrip("\n").replace("\n## ", "\n### ")
+    assert "\n".join(quoted) == "### " + expected[3:] + "\n"
+    assert after[:6] == before[:6] and after[after.index(VALUES_END):] == before[before.index(VALUES_END):]
+    assert quotes(docs, printed) and status == run_check(root, docs).status
+    assert read_declarations(docs) == {("x", "y"): ("1", "z")}
+
+
+def test_the_docs_quote_the_check_on_the_committed_logs_and_it_passes():
+    """docs/mini-scale.md's "The committed logs' values" is the check's output on paper/logs (after
+    new logs: `python -m figures.regime --quote`), and every gated invariant holds or is declared."""
+    outcome = run_check()
+    assert outcome.status == 0, outcome.text[-2000:]
+    assert quotes(DOCS, outcome.text), "docs/mini-scale.md quotes stale tables: python -m figures.regime --quote"

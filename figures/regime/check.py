@@ -2,7 +2,7 @@
 the declarations in docs/mini-scale.md, prints one table per task, and says the exit status
 (figures/regime/__init__.py says what is checked and what each exit status means).
 
-    python -m figures.regime [--results paper/logs] [--docs docs/mini-scale.md]
+    python -m figures.regime [--results paper/logs] [--docs docs/mini-scale.md] [--quote]
 """
 import argparse
 import sys
@@ -19,7 +19,7 @@ from .grammar import GRAMMAR, GRAMMAR_SWEEP, GRAMMAR_WORKLOAD, grammar_checks
 from .language_model import FIG4_LM, LM, LM_CHECKS, language_model_checks
 from .runs import final_rows, header_config, load_sweep
 from .translation import TRANSLATION, translation_checks
-from .verdicts import DECLARED, DOCS, HOLDS, INFO, MISSING, read_declarations, table
+from .verdicts import DECLARED, DOCS, HOLDS, INFO, MISSING, read_declarations, table, write_quotation
 from .vision import VISION, Vision, vision_checks
 
 REGIME, FIG2, FIG4, OVERFIT, TABLE2 = "regime", "fig2", "fig4", "iwslt_overfit", "table2"
@@ -167,9 +167,14 @@ def main(argv=None):
                                      description="the regime check: every invariant of each mini stand-in")
     parser.add_argument("--results", default=str(COMMITTED), help="the logs (default: the committed paper/logs)")
     parser.add_argument("--docs", default=str(DOCS), help="where invariants are declared unmet (default: %(default)s)")
+    parser.add_argument("--quote", action="store_true",
+                        help="also write the tables into the docs' \"The committed logs' values\" (after new logs)")
     args = parser.parse_args(argv)
     outcome = run_check(args.results, args.docs)
     print(outcome.text)
+    if args.quote:
+        changed = write_quotation(args.docs, outcome.text)
+        print(f"\n{args.docs}: the quoted tables {'rewritten' if changed else 'were already these'}", file=sys.stderr)
     return outcome.status
 
 

@@ -12,6 +12,9 @@ from ..paths import REPO
 DOCS = REPO / "docs" / "mini-scale.md"
 HOLDS, FAILS, DECLARED, MISSING, INFO = "holds", "fails", "declared unmet", "missing runs", "info"
 DECLARATION_HEADING = re.compile(r"^#+\s*Invariants declared unmet\s*$", re.IGNORECASE)
+# The docs quote the check's tables on the committed logs between these two headings (the first
+# "### " heading after VALUES_HEADING opens the quote), one level down from the check's output.
+VALUES_HEADING, VALUES_END = "### The committed logs' values", "### Declaring an invariant unmet"
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
 
@@ -34,6 +37,42 @@ def read_declarations(docs):
     columns = [c.lower() for c in rows[0]]
     table = [dict(zip(columns, row)) for row in rows[2:]]   # rows[1]: the |---| separator
     return {(row["workload"], row["invariant"]): (row["measured"], row.get("reason", "")) for row in table}
+
+
+def quoted_values(docs_text):
+    """(start, end) line indices of the check's output quoted in `docs_text` (VALUES_HEADING)."""
+    lines = docs_text.splitlines()
+    try:
+        heading, end = lines.index(VALUES_HEADING), lines.index(VALUES_END)
+    except ValueError as missing:
+        raise ValueError(f"the docs need the headings {VALUES_HEADING!r} and {VALUES_END!r} in that order") from missing
+    start = next((i for i in range(heading + 1, end) if lines[i].startswith("### ")), end)
+    return start, end
+
+
+def quotation(check_text):
+    """The part of the check's output the docs quote: from its first table's "## " heading to the
+    end, each "## " heading one level down."""
+    lines = check_text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("## "))
+    return [("#" + line) if line.startswith("## ") else line for line in lines[first:]]
+
+
+def write_quotation(docs, check_text):
+    """Replaces the check's output quoted in `docs` by `check_text`'s; True when that changed it."""
+    old = Path(docs).read_text()
+    lines = old.splitlines()
+    start, end = quoted_values(old)
+    new = "\n".join(lines[:start] + quotation(check_text) + [""] + lines[end:]) + "\n"
+    Path(docs).write_text(new)
+    return new != old
+
+
+def quotes(docs, check_text):
+    """Whether `docs` quotes `check_text`'s tables as they are."""
+    text = Path(docs).read_text()
+    start, end = quoted_values(text)
+    return text.splitlines()[start:end] == quotation(check_text) + [""]
 
 
 def matches(declared, value):
