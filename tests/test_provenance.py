@@ -29,12 +29,25 @@ def test_runs_are_counted_by_machine_commit_and_dirty_tree(tmp_path):
     assert "4 runs" in text and "2 machine(s) named" in text and "1 runs whose header names none" in text
     assert "2 commit(s); 2 runs from a working tree with uncommitted changes" in text and "Comparisons mix" in text
     assert "- AMD EPYC, 2 cores: 2 runs" in text
+    assert "- commit `c1`: 2 runs, 1 of them from a dirty tree" in text
+    assert "- commit `c2`: 2 runs, 1 of them from a dirty tree" in text   # git_dirty None: outside git
+
+
+def test_the_commits_that_made_the_most_runs_are_named_and_the_rest_counted(tmp_path):
+    commits = ["c0"] * 3 + [f"c{i}" for i in range(1, 8)]   # c0 made 3 runs, c1 .. c7 one each
+    for index, commit in enumerate(commits):
+        write(tmp_path, f"r{index}", commit, False, {"cpu": "AMD EPYC", "cores": 2})
+    commit_lines = [line for line in provenance_lines(tmp_path) if "commit" in line and line.startswith("- ")]
+    assert commit_lines[0] == "- commit `c0`: 3 runs" and len(commit_lines) == 6
+    assert commit_lines[-1] == "- 3 other commits: 3 runs"
 
 
 def test_one_machine_and_one_clean_commit_is_said_so(tmp_path):
     for run_id in "ab":
         write(tmp_path, run_id, "c1", False, {"cpu": "AMD EPYC", "cores": 2})
-    assert "Every comparison draws on one machine and one clean commit." in "\n".join(provenance_lines(tmp_path))
+    text = "\n".join(provenance_lines(tmp_path))
+    assert "Every comparison draws on one machine and one clean commit." in text
+    assert "- commit `c1`: 2 runs\n" in text
 
 
 def test_same_named_cpus_with_two_signatures_are_not_one_machine(tmp_path):

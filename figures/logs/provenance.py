@@ -11,6 +11,7 @@ import pandas as pd
 from .run_logs import LOG_NAMES
 
 NOT_RECORDED = "not recorded"
+COMMITS_SHOWN = 5   # the commits that made the most runs, named in the report; the rest are counted
 
 
 def header_of(directory):
@@ -76,7 +77,15 @@ def provenance_lines(results_root):
              "be recovered). " + ("Every comparison draws on one machine and one clean commit." if one_clean else
                                   "Comparisons mix them: a difference as small as machines' rounding or a change of "
                                   "code can make is not evidence."), ""]
-    lines += [f"- {machine}: {count} runs" for machine, count in machines.items()]
+    lines += ["Runs per machine:", "", *[f"- {machine}: {count} runs" for machine, count in machines.items()]]
     if len(signatures) > 1:   # CPUs a virtual machine names alike, told apart by their signatures
         lines += [f"  - CPU signature {signature}: {count} runs" for signature, count in signatures.items()]
+    commits_of = runs.assign(commit=runs["commit"].fillna(NOT_RECORDED), unrecoverable=runs["dirty"] != False)  # noqa: E712
+    by_commit = commits_of.groupby("commit")["unrecoverable"].agg(["size", "sum"]).sort_values("size", ascending=False,
+                                                                                                  kind="stable")
+    shown = by_commit.head(COMMITS_SHOWN)
+    lines += ["", "Runs per commit (the code that made them):", "", *[f"- commit `{commit}`: {size} runs" + (f", {unrecoverable} of them from a dirty tree" if unrecoverable else "")
+              for commit, (size, unrecoverable) in shown.iterrows()]]
+    if len(by_commit) > len(shown):
+        lines.append(f"- {len(by_commit) - len(shown)} other commits: {int(by_commit['size'].iloc[len(shown):].sum())} runs")
     return lines + [""]
