@@ -80,12 +80,14 @@ def provenance_lines(results_root):
     lines += ["Runs per machine:", "", *[f"- {machine}: {count} runs" for machine, count in machines.items()]]
     if len(signatures) > 1:   # CPUs a virtual machine names alike, told apart by their signatures
         lines += [f"  - CPU signature {signature}: {count} runs" for signature, count in signatures.items()]
+    # None (outside git) counts as dirty too: neither names code that reproduces the run
     commits_of = runs.assign(commit=runs["commit"].fillna(NOT_RECORDED), unrecoverable=runs["dirty"] != False)  # noqa: E712
-    by_commit = commits_of.groupby("commit")["unrecoverable"].agg(["size", "sum"]).sort_values("size", ascending=False,
-                                                                                                  kind="stable")
-    shown = by_commit.head(COMMITS_SHOWN)
-    lines += ["", "Runs per commit (the code that made them):", "", *[f"- commit `{commit}`: {size} runs" + (f", {unrecoverable} of them from a dirty tree" if unrecoverable else "")
-              for commit, (size, unrecoverable) in shown.iterrows()]]
-    if len(by_commit) > len(shown):
-        lines.append(f"- {len(by_commit) - len(shown)} other commits: {int(by_commit['size'].iloc[len(shown):].sum())} runs")
+    by_commit = (commits_of.groupby("commit")["unrecoverable"].agg(["size", "sum"])
+                 .sort_values("size", ascending=False, kind="stable"))
+    shown, others = by_commit.head(COMMITS_SHOWN), by_commit.iloc[COMMITS_SHOWN:]
+    lines += ["", "Runs per commit (the code that made them):", ""]
+    lines += [f"- commit `{commit}`: {size} runs" + (f", {dirty_runs} of them from a dirty tree" if dirty_runs else "")
+              for commit, (size, dirty_runs) in shown.iterrows()]
+    if len(others):
+        lines.append(f"- {len(others)} other commits: {int(others['size'].sum())} runs")
     return lines + [""]
