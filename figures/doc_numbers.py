@@ -2,9 +2,10 @@
 report, the regime check, the tuning rankings and the tables compute from `paper/logs`; after the
 logs are replaced, `snapshot` writes every one of those texts for the old logs and for the new,
 and `compare` lines the two snapshots up and lists each doc line that quotes a number whose value
-changed, with the new value and where it comes from. Counts, numbers with one decimal and numbers
-the prose derives by hand (a ratio of two quoted values) are not looked for, nor are lines whose
-shape changed (it lists those): read them.
+changed, with the new value and where it comes from (a number quoted beside others, as a mean's
+s.e., is matched to the generated line that holds them together). Counts, numbers with one
+decimal and numbers the prose derives by hand (a ratio of two quoted values) are not looked for,
+nor are lines whose shape changed (it lists those): read them.
 
     python -m figures.doc_numbers snapshot --results paper/logs --into /tmp/before   # before replacing the logs
     python -m figures.doc_numbers snapshot --results paper/logs --into /tmp/after    # after
@@ -111,15 +112,40 @@ def candidates_for(old, line, changes):
     return [candidate for candidate in every if context & words(candidate[3])]
 
 
-def stale_lines(changes, docs):
-    """[(doc, line number, line, [(old, candidates)])] for each doc line quoting a changed
-    distinctive number with a candidate (candidates_for)."""
+def distinctive_numbers(line):
+    return {number for number in NUMBER.findall(line) if distinctive(number)}
+
+
+def quoted_together(before):
+    """The distinctive numbers each line of a snapshot's texts quotes, one set per line."""
+    return [distinctive_numbers(line) for pattern in TEXTS for path in sorted(Path(before).rglob(pattern))
+            for line in path.read_text().splitlines()]
+
+
+def sources_of(old, line, changes, together):
+    """The new values of `old`, quoted in the doc's `line`, to list. A doc line that quotes `old`
+    beside other distinctive numbers quotes the line of the snapshot that holds them together: the
+    changed lines that do are its sources; none is when only lines where `old` did not change do
+    (0.06, the s.e. of 25.57 in one table, unchanged while 81.24 ± 0.06 of another changed);
+    else candidates_for."""
+    others = distinctive_numbers(line) - {old}
+    beside = sorted(candidate for candidate in changes[old] if others & distinctive_numbers(candidate[3]))
+    if beside:
+        return beside
+    if others and any(old in numbers and numbers & others for numbers in together):
+        return []
+    return candidates_for(old, line, changes)
+
+
+def stale_lines(changes, docs, together=()):
+    """[(doc, line number, line, [(old, sources)])] for each doc line quoting a changed
+    distinctive number with a source (sources_of; `together`: quoted_together of the old snapshot)."""
     found = []
     for doc in docs:
         for number, line in enumerate(Path(doc).read_text().splitlines(), 1):
-            hits = [(old, candidates_for(old, line, changes)) for old in NUMBER.findall(line)
+            hits = [(old, sources_of(old, line, changes, together)) for old in NUMBER.findall(line)
                     if old in changes and distinctive(old)]
-            hits = [(old, candidates) for old, candidates in hits if candidates]
+            hits = [(old, sources) for old, sources in hits if sources]
             if hits:
                 found.append((str(doc), number, line.strip(), hits))
     return found
@@ -141,7 +167,7 @@ def main(argv=None):
         print(f"wrote the generated texts of {args.results} into {args.into}")
         return
     changes, reshaped = changed_numbers(args.before, args.after)
-    for doc, number, line, hits in stale_lines(changes, args.docs):
+    for doc, number, line, hits in stale_lines(changes, args.docs, quoted_together(args.before)):
         print(f"{doc}:{number}: {line[:160]}")
         for old, candidates in hits:
             for new, source, source_line, text in candidates[:4]:

@@ -1,5 +1,5 @@
 """After new logs, the doc lines that quote a number whose generated value changed are found."""
-from figures.doc_numbers import changed_numbers, main, stale_lines
+from figures.doc_numbers import changed_numbers, main, quoted_together, stale_lines
 
 
 def test_numbers_pair_by_position_on_lines_of_the_same_shape_and_docs_quoting_them_are_listed(tmp_path, capsys):
@@ -23,10 +23,28 @@ def test_numbers_pair_by_position_on_lines_of_the_same_shape_and_docs_quoting_th
                        "1": {("2", "report.md", 3, "gap 1 point, seeds 3")},
                        "58.91": {("59.02", "out/table2.md", 1, "| 1 | 58.91 ± 0.25 | 5 |")}}
     assert reshaped == {"out/table2.md": ["n-way mean 56.43"]}
-    found = stale_lines(changes, [doc])
+    found = stale_lines(changes, [doc], quoted_together(before))
     assert [(number, [old for old, _ in hits]) for _, number, _, hits in found] == [(1, ["58.91"]), (2, ["-0.095"]),
                                                                                    (4, ["0.142"]), (6, ["58.91"])]
     main(["compare", str(before), str(after), str(doc)])
     printed = capsys.readouterr()
     assert f"{doc}:1: Table 2 gives 58.91 at n = 1." in printed.out and "58.91 -> 59.02   (out/table2.md:1:" in printed.out
     assert "out/table2.md: 1 old lines whose shape changed" in printed.err
+
+
+def test_a_number_quoted_beside_another_follows_the_line_that_quotes_both(tmp_path):
+    """0.06 is the s.e. of two tables' means: the doc line quoting 25.57 ± 0.06 is not stale when
+    only 81.24 ± 0.06 changed, and is found through its partner when it shares no word with it."""
+    before, after = tmp_path / "before", tmp_path / "after"
+    before.mkdir()
+    after.mkdir()
+    (before / "report.md").write_text("vision all_reduce: 81.24 ± 0.06 top-1\nlanguage all_reduce: 25.57 ± 0.06\n")
+    (after / "report.md").write_text("vision all_reduce: 81.33 ± 0.08 top-1\nlanguage all_reduce: 25.57 ± 0.06\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text("| all_reduce | 25.57 ± 0.06 | 2.739 |\n| all_reduce | 81.24 ± 0.06 |\n"
+                   "Quoted bare: 81.24 ± 0.06.\nAn s.e. of 0.06 on its own, in a top-1 line.\n")
+    changes, _ = changed_numbers(before, after)
+    found = stale_lines(changes, [doc], quoted_together(before))
+    assert [(number, {old: [new for new, *_ in sources] for old, sources in hits}) for _, number, _, hits in found] == [
+        (2, {"81.24": ["81.33"], "0.06": ["0.08"]}), (3, {"81.24": ["81.33"], "0.06": ["0.08"]}),
+        (4, {"0.06": ["0.08"]})]
