@@ -66,7 +66,8 @@ def provenance_lines(results_root):
     machines = runs["machine"].value_counts()
     named = machines.drop(NOT_RECORDED, errors="ignore")
     unnamed = int(machines.get(NOT_RECORDED, 0))
-    dirty = int((runs["dirty"] != False).sum())   # noqa: E712 (None: outside git, also unrecoverable)
+    unrecoverable = runs["dirty"] != False   # noqa: E712 (None: outside git, no code to recover either)
+    dirty = int(unrecoverable.sum())
     commits = runs["commit"].nunique()
     signatures = runs["signature"].dropna().value_counts()
     one_clean = len(named) == 1 and len(signatures) <= 1 and not unnamed and commits == 1 and not dirty
@@ -80,8 +81,7 @@ def provenance_lines(results_root):
     lines += ["Runs per machine:", "", *[f"- {machine}: {count} runs" for machine, count in machines.items()]]
     if len(signatures) > 1:   # CPUs a virtual machine names alike, told apart by their signatures
         lines += [f"  - CPU signature {signature}: {count} runs" for signature, count in signatures.items()]
-    # None (outside git) counts as dirty too: neither names code that reproduces the run
-    commits_of = runs.assign(commit=runs["commit"].fillna(NOT_RECORDED), unrecoverable=runs["dirty"] != False)  # noqa: E712
+    commits_of = runs.assign(commit=runs["commit"].fillna(NOT_RECORDED), unrecoverable=unrecoverable)
     by_commit = (commits_of.groupby("commit")["unrecoverable"].agg(["size", "sum"])
                  .sort_values("size", ascending=False, kind="stable"))
     shown, others = by_commit.head(COMMITS_SHOWN), by_commit.iloc[COMMITS_SHOWN:]

@@ -58,12 +58,17 @@ def quotation(check_text):
     return [("#" + line) if line.startswith("## ") else line for line in lines[first:]]
 
 
+def with_quotation(docs_text, check_text):
+    """`docs_text` quoting `check_text`'s tables in place of what it quoted."""
+    lines = docs_text.splitlines()
+    start, end = quoted_values(docs_text)
+    return "\n".join(lines[:start] + quotation(check_text) + [""] + lines[end:]) + "\n"
+
+
 def write_quotation(docs, check_text):
-    """Replaces the check's output quoted in `docs` by `check_text`'s; True when that changed it."""
+    """Makes `docs` quote `check_text`'s tables; True when that changed it."""
     old = Path(docs).read_text()
-    lines = old.splitlines()
-    start, end = quoted_values(old)
-    new = "\n".join(lines[:start] + quotation(check_text) + [""] + lines[end:]) + "\n"
+    new = with_quotation(old, check_text)
     Path(docs).write_text(new)
     return new != old
 
@@ -71,8 +76,7 @@ def write_quotation(docs, check_text):
 def quotes(docs, check_text):
     """Whether `docs` quotes `check_text`'s tables as they are."""
     text = Path(docs).read_text()
-    start, end = quoted_values(text)
-    return text.splitlines()[start:end] == quotation(check_text) + [""]
+    return with_quotation(text, check_text) == text
 
 
 def matches(declared, value):
