@@ -3,7 +3,8 @@ report, the regime check, the tuning rankings and the tables compute from `paper
 logs are replaced, `snapshot` writes every one of those texts for the old logs and for the new,
 and `compare` lines the two snapshots up and lists each doc line that quotes a number whose value
 changed, with the new value and where it comes from (a number quoted beside others, as a mean's
-s.e., is matched to the generated line that holds them together). Counts, numbers with one
+s.e., is matched to the generated line that holds them together; one quoted with fewer decimals
+than the generated text gives, 80.57 for 80.572, is found when its rounding changed). Counts, numbers with one
 decimal and numbers the prose derives by hand (a ratio of two quoted values) are not looked for,
 nor are lines whose shape changed (it lists those): read them.
 
@@ -75,8 +76,30 @@ def changed_numbers(before, after):
                                                        new[new_start:new_end]):
                 for old_number, new_number in zip(NUMBER.findall(old_line), NUMBER.findall(new_line)):
                     if old_number != new_number:
-                        changes[old_number].add((new_number, str(name), line_number, old_line.strip()))
+                        source = (str(name), line_number, old_line.strip())
+                        changes[old_number].add((new_number, *source))
+                        for old_rounded, new_rounded in roundings(old_number, new_number):
+                            changes[old_rounded].add((new_rounded, *source))
     return changes, reshaped
+
+
+DECIMAL = re.compile(r"([-+−]?)(\d[\d,]*)\.(\d+)")
+
+
+def roundings(old, new):
+    """[(old, new)] at each coarser precision at which a doc may quote them, where they differ and
+    the old one keeps 3 significant digits: (80.572, 80.767) -> [(80.57, 80.77), (80.6, 80.8)]; not
+    0.46 for 0.461, which a doc quoting a margin or an s.e. would write in full and which matches
+    too many unrelated small numbers."""
+    old_parts, new_parts = DECIMAL.fullmatch(old), DECIMAL.fullmatch(new)
+    if not (old_parts and new_parts):
+        return []
+    def rounded(parts, places):
+        sign, whole, decimals = parts.groups()
+        return sign + f"{float(whole.replace(',', '') + '.' + decimals):.{places}f}"
+    pairs = [(rounded(old_parts, places), rounded(new_parts, places)) for places in range(len(old_parts[3]) - 1, 0, -1)]
+    return [(old_rounded, new_rounded) for old_rounded, new_rounded in pairs
+            if old_rounded != new_rounded and significant_digits(old_rounded) >= 3]
 
 
 def significant_digits(number):

@@ -18,10 +18,12 @@ def test_numbers_pair_by_position_on_lines_of_the_same_shape_and_docs_quoting_th
                    "Section 1 of the paper, 1 point: too common to look for.\n"
                    "An unrelated 0.142 shares no word with its source line, a 4-digit 58.91 need not.\n")
     changes, reshaped = changed_numbers(before, after)
-    assert changes == {"-0.095": {("-0.083", "report.md", 1, "| fig2 | d = -0.095 ± 0.165 | inconclusive |")},
-                       "0.142": {("0.120", "report.md", 2, "| fig5 | d = +0.127 ± 0.142 |")},
+    fig2, fig5, table2 = ("report.md", 1, "| fig2 | d = -0.095 ± 0.165 | inconclusive |"), \
+        ("report.md", 2, "| fig5 | d = +0.127 ± 0.142 |"), ("out/table2.md", 1, "| 1 | 58.91 ± 0.25 | 5 |")
+    # also at a coarser precision a doc may quote, where the rounding changed and keeps 3 significant digits
+    assert changes == {"-0.095": {("-0.083", *fig2)}, "0.142": {("0.120", *fig5)},
                        "1": {("2", "report.md", 3, "gap 1 point, seeds 3")},
-                       "58.91": {("59.02", "out/table2.md", 1, "| 1 | 58.91 ± 0.25 | 5 |")}}
+                       "58.91": {("59.02", *table2)}, "58.9": {("59.0", *table2)}}
     assert reshaped == {"out/table2.md": ["n-way mean 56.43"]}
     found = stale_lines(changes, [doc], quoted_together(before))
     assert [(number, [old for old, _ in hits]) for _, number, _, hits in found] == [(1, ["58.91"]), (2, ["-0.095"]),
@@ -48,3 +50,23 @@ def test_a_number_quoted_beside_another_follows_the_line_that_quotes_both(tmp_pa
     assert [(number, {old: [new for new, *_ in sources] for old, sources in hits}) for _, number, _, hits in found] == [
         (2, {"81.24": ["81.33"], "0.06": ["0.08"]}), (3, {"81.24": ["81.33"], "0.06": ["0.08"]}),
         (4, {"0.06": ["0.08"]})]
+
+
+def test_a_number_quoted_with_fewer_decimals_than_generated_is_found_when_its_rounding_changed(tmp_path):
+    """The report gives 80.572 ± 0.091; the docs quote 80.57 ± 0.09. A rounding that did not change
+    (75.202 -> 75.204, quoted 75.20) is no stale line, nor is a rounding to fewer than 3 significant
+    digits (0.09 for 0.091), which would match unrelated small numbers everywhere."""
+    before, after = tmp_path / "before", tmp_path / "after"
+    before.mkdir()
+    after.mkdir()
+    (before / "report.md").write_text("| Streaming DiLoCo at H = 32 | a 81.060 ± 0.028, b 80.572 ± 0.091 |\n"
+                                      "| Streaming DiLoCo at H = 256 | a 75.202 ± 0.156 |\n")
+    (after / "report.md").write_text("| Streaming DiLoCo at H = 32 | a 81.060 ± 0.028, b 80.767 ± 0.066 |\n"
+                                     "| Streaming DiLoCo at H = 256 | a 75.204 ± 0.158 |\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text("Streaming DiLoCo reaches 81.06 ± 0.03 at H = 32 (DiLoCo 80.57 ± 0.09)\n"
+                   "and 75.20 ± 0.16 at H = 256.\n")
+    changes, _ = changed_numbers(before, after)
+    found = stale_lines(changes, [doc], quoted_together(before))
+    assert [(number, {old: sorted({new for new, *_ in sources}) for old, sources in hits})
+            for _, number, _, hits in found] == [(1, {"80.57": ["80.77"]})]
