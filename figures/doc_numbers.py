@@ -4,9 +4,9 @@ logs are replaced, `snapshot` writes every one of those texts for the old logs a
 and `compare` lines the two snapshots up and lists each doc line that quotes a number whose value
 changed, with the new value and where it comes from (a number quoted beside others, as a mean's
 s.e., is matched to the generated line that holds them together; one quoted with fewer decimals
-than the generated text gives, 80.57 for 80.572, is found when its rounding changed). Counts, numbers with one
-decimal and numbers the prose derives by hand (a ratio of two quoted values) are not looked for,
-nor are lines whose shape changed (it lists those): read them.
+than the generated text, 80.57 for 80.572, is found when its rounding changed). Counts, numbers
+with one decimal and numbers the prose derives by hand (a ratio of two quoted values) are not
+looked for, nor are lines whose shape changed (it lists those): read them.
 
     python -m figures.doc_numbers snapshot --results paper/logs --into /tmp/before   # before replacing the logs
     python -m figures.doc_numbers snapshot --results paper/logs --into /tmp/after    # after
