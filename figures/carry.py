@@ -10,8 +10,8 @@ Only runs with an end record travel, and only from a clean tree: a run cut midwa
 since its checkpoints stay behind. Each commit and machine (CPU, cores, CPU signature) has its own
 folder, <commit>-<machine key>, and `restore` takes only the folder of the commit that will run
 and of this machine: every comparison draws on one machine and one code version. `--started`
-records a segment of the rerun (from then to the save) in the folder's segments.jsonl, so that
-the rerun's wall time over several sessions can be summed.
+records a segment of the rerun (from then to the save; a later save of the segment replaces it) in
+the folder's segments.jsonl, so that the rerun's wall time over several sessions can be summed.
 """
 import argparse
 import gzip
@@ -79,11 +79,11 @@ def save(results, into=CARRIED, started=None):
             machine, signature = machine_of(header.get("environment"))
             (folder / MACHINE_FILE).write_text(json.dumps(
                 {"commit": header["git_commit"], "machine": machine, "cpu_signature": signature}, indent=1) + "\n")
-    if started is not None:
+    if started is not None:   # one line per segment: a later save of the same segment replaces it
         for folder, count in counted.items():
-            with open(folder / SEGMENTS_FILE, "a") as handle:
-                handle.write(json.dumps({"started": started, "saved": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                         "ended_runs": count}) + "\n")
+            kept = [segment for segment in segments(folder) if segment["started"] != started]
+            kept.append({"started": started, "saved": time.strftime("%Y-%m-%d %H:%M:%S"), "ended_runs": count})
+            (folder / SEGMENTS_FILE).write_text("".join(json.dumps(segment) + "\n" for segment in kept))
     return written
 
 

@@ -45,6 +45,12 @@ def test_ended_runs_come_back_byte_for_byte_and_a_cut_run_does_not(tmp_path):
     [segment] = segments(next(carried.iterdir()))
     assert segment["started"] == "2026-11-26 19:40:00" and segment["ended_runs"] == 1
 
+    write_run(results, "run-c", ZEN3)   # a later save of the same segment replaces its line
+    save(results, carried, started="2026-11-26 19:40:00")
+    save(results, carried, started="2026-11-27 08:00:00")
+    assert [(s["started"], s["ended_runs"]) for s in segments(next(carried.iterdir()))] == [
+        ("2026-11-26 19:40:00", 2), ("2026-11-27 08:00:00", 2)]
+
 
 def test_another_machines_runs_are_kept_apart_and_not_restored(tmp_path):
     results, carried = tmp_path / "results", tmp_path / "carried"
