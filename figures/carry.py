@@ -27,7 +27,7 @@ from codistill_experiments import runlog
 
 from .logs.churn import PACKED, packed_predictions
 from .logs.provenance import header_of, machine_name
-from .pack import packed_bytes, unrecoverable
+from .pack import packed_bytes, unrecoverable_header
 from .paths import REPO
 
 CARRIED = REPO / "paper" / "rerun"
@@ -60,7 +60,7 @@ def save(results, into=CARRIED, started=None):
     """Packs the ended runs of `results` into `into`/<commit>-<machine>/; returns {folder: runs written}.
     Refuses (nothing written) when one of them comes from a tree with uncommitted changes."""
     runs = ended_runs(results)
-    refused = [f"{directory.name} ({why})" for directory, _ in runs for why in [unrecoverable(directory / runlog.METRICS_FILE)] if why]
+    refused = [f"{directory.name} ({why})" for directory, header in runs for why in [unrecoverable_header(header)] if why]
     if refused:
         raise SystemExit(f"refused: {len(refused)} run(s) whose code cannot be recovered: {', '.join(refused[:5])}")
     written, counted = {}, {}

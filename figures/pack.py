@@ -36,7 +36,11 @@ def unrecoverable(log):
     working tree with uncommitted changes, or outside git. Such a log is never committed: a
     committed log names the commit that reproduces it."""
     with open(log) as handle:   # the header is the first line, whatever damage may follow it
-        header = json.loads(handle.readline())
+        return unrecoverable_header(json.loads(handle.readline()))
+
+
+def unrecoverable_header(header):
+    """unrecoverable() of a log whose header has been read."""
     if header.get("git_commit") is None:
         return "made outside git"
     if header.get("git_dirty") is not False:
