@@ -12,6 +12,7 @@ from codistill_experiments.runlog import read_records, run_id
 from conftest import CONF, QUICK_WORKLOAD, SHORT
 from test_config import run_cli
 from test_sweeps import sweep_in_process
+from translation_helpers import SMALL
 
 CORES = len(os.sched_getaffinity(0))
 
@@ -105,3 +106,18 @@ def test_three_two_rank_jobs_run_two_at_a_time_and_all_finish(tmp_path):
     spans = intervals(tmp_path)
     assert len(spans) == 3
     assert most_at_once(spans) == 2
+
+
+def test_every_translation_job_trains_also_in_a_joblib_worker_that_ran_one_before(tmp_path):
+    """Hydra's joblib launcher hands each job a copy of the launcher's Hydra state, ConfigStore
+    included, while fairseq registers its configs there only when first imported. Three one-rank
+    translation jobs, two at a time: the third runs in a worker that already ran one, and fairseq
+    must still find its configs there (it stopped with "Could not find 'lr_scheduler/fixed'")."""
+    done = run_cli("-m", "launcher=local_parallel", "launcher.jobs_at_once=2", *SMALL, "schedule.max_update=8",
+                   "method=independent", "method.n=1", "seed=1,2,3", f"results_root={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 3
+    for directory in runs:
+        end = read_records(directory / "metrics.jsonl")[-1]
+        assert end["kind"] == "end" and end.get("status") != "failed" and end["steps"] == 8, (directory, end)

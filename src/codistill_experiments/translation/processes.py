@@ -3,6 +3,7 @@ once for a whole sweep, and forked ranks inherit them), a GPU child starts a fre
 (start_method says why). fairseq runs in its own process, so the unsafe checkpoint loading it needs
 on torch >= 2.6 (FAIRSEQ_ENV) and its Hydra set-up stay out of this one; a child dies with its
 parent, and a failed one stops the others with an error naming its log."""
+import copy
 import multiprocessing
 import os
 import signal
@@ -29,12 +30,37 @@ def _fairseq_entry(tool):
     return cli_main
 
 
+# What Hydra's ConfigStore held once this process had imported fairseq (None before): the configs
+# fairseq composes its own from, which it stores there only on its first import.
+_fairseq_configs = None
+
+
 def import_fairseq():
     """Import fairseq (seconds) once in this process: forked (CPU) ranks inherit it. The plugin is
-    not imported here: each fairseq process loads it from --user-dir."""
-    import fairseq_cli.generate  # noqa: F401
-    import fairseq_cli.preprocess  # noqa: F401
-    import fairseq_cli.train  # noqa: F401
+    not imported here: each fairseq process loads it from --user-dir.
+
+    Every call also puts fairseq's configs back into Hydra's ConfigStore. Hydra's joblib launcher
+    (launcher=local_parallel) gives each job a copy of the launcher's Hydra state, whose ConfigStore
+    lacks them, and a worker process that ran a job before has fairseq imported already: without
+    them its fairseq could not compose ("Could not find 'lr_scheduler/fixed'")."""
+    global _fairseq_configs
+    from hydra.core.config_store import ConfigStore
+
+    if _fairseq_configs is None:
+        import fairseq_cli.generate  # noqa: F401
+        import fairseq_cli.preprocess  # noqa: F401
+        import fairseq_cli.train  # noqa: F401
+        _fairseq_configs = copy.deepcopy(ConfigStore.instance().repo)
+    _add_missing(ConfigStore.instance().repo, _fairseq_configs)
+
+
+def _add_missing(repo, saved):
+    """Adds to the ConfigStore tree `repo` (groups are dicts) every entry of `saved` it lacks."""
+    for name, entry in saved.items():
+        if name not in repo:
+            repo[name] = copy.deepcopy(entry)
+        elif isinstance(entry, dict) and isinstance(repo[name], dict):
+            _add_missing(repo[name], entry)
 
 
 def _die_with_parent(parent):
@@ -72,6 +98,7 @@ def _child(tool, argv, log_path, threads, parent, gpu):
     torch.set_num_threads(threads)
     version.setbase("1.1")  # fairseq composes its own config through hydra.experimental (Hydra 1.1 API)
     sys.argv = [f"fairseq-{tool}", *argv]
+    import_fairseq()
     try:
         _fairseq_entry(tool)()
     except BaseException as error:
