@@ -68,7 +68,7 @@ bench: setup ## measure bits sent, engine overhead, a slow network (as root), th
 
 test: setup ## check the layering contracts (pyproject.toml), then run the test suite (multi-process gloo tests included)
 	PYTHONPATH=library/src:src:. $(VENV)/bin/lint-imports
-	$(PY) -m pytest -q --durations=20 tests
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=20 tests
 
 clean: ## remove figure outputs and the Hydra bookkeeping folder (keeps runs)
 	rm -rf figures/out $(RESULTS)/hydra

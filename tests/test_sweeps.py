@@ -1,5 +1,9 @@
 """Sweeps through real Hydra multirun: every figure's sweep validates and lists its jobs at both
-scales, figures that show the same runs share them, and Figure 2 runs end to end."""
+scales, figures that show the same runs share them, the committed logs match the sweeps, and
+Figure 2 runs end to end.
+
+Every test that reads the sweeps' listings is in this file: the listings are composed once per
+process, and `make test` (pytest-xdist, --dist loadfile) runs a test file whole in one worker."""
 import contextlib
 import io
 import json
@@ -9,6 +13,7 @@ import re
 import runpy
 import sys
 import threading
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -18,6 +23,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from codistill_experiments.runlog import read_records
 from conftest import ROOT
+from figures.paths import COMMITTED
 from test_config import run_cli
 
 # Every id of the experiment map -> its jobs at (mini, paper) scale.
@@ -129,6 +135,14 @@ def listings_wanted_by(items):
     return pairs
 
 
+def test_no_other_test_file_reads_the_listings():
+    # make test runs each file whole in one worker: a second file reading the listings would
+    # compose every sweep again in its own worker (about 7 minutes of CPU)
+    readers = [path.name for path in Path(__file__).parent.glob("*.py")
+               if re.search(r"from test_sweeps import [^\n]*\blisted", path.read_text())]
+    assert readers == []
+
+
 def test_every_figure_of_the_experiment_map_has_a_sweep_file():
     files = {path.stem for path in (ROOT / "sweeps").glob("*.yaml")}
     assert set(SWEEP_JOBS) <= files
@@ -158,6 +172,48 @@ def test_figures_that_show_the_same_runs_share_them(tmp_path, scale):
         assert ids(first) == ids(second), (first, second)
     for part, whole in SUBSET_RUNS:
         assert ids(part) <= ids(whole), (part, whole)
+
+
+@pytest.mark.parametrize("scale", ["mini", "paper"])
+def test_the_ablations_reuse_fig4s_codistillation_runs(tmp_path, scale):
+    fig4 = set(listed_run_ids("fig4", scale, tmp_path)[1])
+    codistill = {run for run in fig4 if "-codistill-" in run}
+    # Fig. 4 runs both label-smoothing variants; the ablations use the removed one (A.3), 3 seeds.
+    removed = {run for run, overrides in fig4_jobs(scale, tmp_path)
+               if run in codistill and "_ls_decayed" not in overrides}
+    assert len(codistill) == 6 and len(removed) == 3
+    for ablation in ("nmt_exchange_frequency", "alpha_gamma"):   # their 1x / gamma = 1.1 runs are Fig. 4's
+        assert set(listed_run_ids(ablation, scale, tmp_path)[1]) & fig4 == removed
+
+
+def fig4_jobs(scale, results_root):
+    """(run id, the job's overrides) of each job that Fig. 4's dry run lists."""
+    return re.findall(rf"\] ({scale}-\S+)\s+(.*)", dry_run_sweep("fig4", scale, results_root))
+
+
+# The committed logs match the sweeps: for every sweep with a committed mini manifest
+# (paper/logs/sweeps/<id>/mini.json), the run ids that the current configs resolve to at mini scale
+# are exactly the manifest's. A config change that changes a run id would otherwise silently orphan
+# the logs the figures and the report are drawn from; when this fails, rerun the sweep
+# (`make reproduce-all`) or undo the change.
+MANIFESTS = sorted(COMMITTED.glob("sweeps/*/mini.json"))
+
+
+def test_there_are_committed_manifests():
+    assert len(MANIFESTS) >= 20, f"expected a mini manifest per sweep under {COMMITTED}/sweeps"
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=[path.parent.name for path in MANIFESTS])
+def test_the_current_configs_resolve_to_the_committed_run_ids(manifest, tmp_path):
+    sweep = manifest.parent.name
+    committed = Counter(entry["run_id"] for entry in json.loads(manifest.read_text()))
+    count, listed = listed_run_ids(sweep, "mini", tmp_path)
+    assert count == len(listed), f"sweep {sweep}: the dry run announced {count} jobs and listed {len(listed)}"
+    resolved = Counter(listed)
+    assert resolved == committed, (
+        f"sweep {sweep}: the configs resolve to run ids the committed logs do not have "
+        f"{sorted(resolved - committed)}, and the logs have runs no job resolves to {sorted(committed - resolved)}")
+
 
 FIG2_JOBS = 3 + 9 + 9 + 12   # all_reduce, three codistillation recipes, their controls, batch sizes; x 3 seeds
 

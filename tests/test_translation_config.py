@@ -1,6 +1,7 @@
 """Translation jobs at compose time: the paper-scale recipes resolve to the experiment map's values
 (and to the fairseq-train arguments that carry them), bad keys are named, missing data is a warning
-in a dry run and an error otherwise, and the translation sweeps list their jobs at both scales."""
+in a dry run and an error otherwise. (tests/test_sweeps.py lists the translation sweeps at both scales
+and checks that the ablations reuse Fig. 4's runs.)"""
 import re
 
 import pytest
@@ -10,7 +11,6 @@ from codistill_experiments.translation.checks import TRANSLATION_SCHEDULES
 from codistill_experiments.translation.commands import generate_arguments, train_arguments
 from conftest import compose_job
 from test_config import run_cli
-from test_sweeps import dry_run_sweep, listed_run_ids
 
 
 def argument(argv, flag):
@@ -120,24 +120,6 @@ def test_missing_paper_data_warns_in_a_dry_run_and_stops_a_real_run(tmp_path):
     real = run_cli(*args, cwd=tmp_path)
     assert real.returncode != 0 and "workload.data_bin=" in real.stderr and "dict.en.txt" in real.stderr
     assert not (tmp_path / "runs").exists()
-
-
-@pytest.mark.parametrize("scale", ["mini", "paper"])
-def test_the_ablations_reuse_fig4s_codistillation_runs(tmp_path, scale):
-    """(tests/test_sweeps.py checks every sweep's job count and that fig12 lists fig4's jobs.)"""
-    fig4 = set(listed_run_ids("fig4", scale, tmp_path)[1])
-    codistill = {run for run in fig4 if "-codistill-" in run}
-    # Fig. 4 runs both label-smoothing variants; the ablations use the removed one (A.3), 3 seeds.
-    removed = {run for run, overrides in fig4_jobs(scale, tmp_path)
-               if run in codistill and "_ls_decayed" not in overrides}
-    assert len(codistill) == 6 and len(removed) == 3
-    for ablation in ("nmt_exchange_frequency", "alpha_gamma"):   # their 1x / gamma = 1.1 runs are Fig. 4's
-        assert set(listed_run_ids(ablation, scale, tmp_path)[1]) & fig4 == removed
-
-
-def fig4_jobs(scale, results_root):
-    """(run id, the job's overrides) of each job that Fig. 4's dry run lists."""
-    return re.findall(rf"\] ({scale}-\S+)\s+(.*)", dry_run_sweep("fig4", scale, results_root))
 
 
 @pytest.mark.parametrize("scale, expected", [(None, 2.0), (0.25, 0.5)])
