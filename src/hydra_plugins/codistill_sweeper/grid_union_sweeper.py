@@ -31,6 +31,7 @@ launcher instantiated (by Hydra's plugin registry) from that group's config.
 """
 import copy
 import json
+import pickle
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,19 +63,26 @@ class SharedReadsRepository(CachingConfigRepository):
     repository at the start of every composition (to re-initialise its sources); a plain
     CachingConfigRepository would copy its whole cache with it, every config this process has read,
     once per job. Here the copies share the cache, and each load hands out its own copy of the
-    config read, so that nothing a composition does to it reaches the next one."""
+    config read, so that nothing a composition does to it reaches the next one (Hydra merges the
+    loaded nodes into the job's config without copying them)."""
 
     def __init__(self, delegate, cache):
         super().__init__(delegate)
-        self.cache = cache
+        self.cache = cache   # "config_path=<path>" -> the pickled ConfigResult
 
     def __deepcopy__(self, memo):
         duplicate = SharedReadsRepository.__new__(SharedReadsRepository)
-        duplicate.delegate, duplicate.cache = copy.deepcopy(self.delegate, memo), self.cache
+        # a shallow copy of the delegate: Hydra gives the copy new sources (a new list) before it
+        # composes, and a deep copy would also copy the ConfigStore that the structured source holds
+        duplicate.delegate, duplicate.cache = copy.copy(self.delegate), self.cache
         return duplicate
 
     def load_config(self, config_path):
-        return copy.deepcopy(super().load_config(config_path))
+        # unpickling a config is several times cheaper than deep-copying it, once per job
+        key = f"config_path={config_path}"
+        if key not in self.cache:
+            self.cache[key] = pickle.dumps(self.delegate.load_config(config_path=config_path))
+        return pickle.loads(self.cache[key])
 
 
 @dataclass
