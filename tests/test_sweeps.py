@@ -93,11 +93,12 @@ def dry_run_sweep(sweep, scale, results_root):
 
 
 def listing(sweep, scale, results_root):
-    """(the job count the dry run announces, the run ids it lists, whether it wrote a run)."""
+    """(the job count the dry run announces, the run ids it lists, whether it wrote a run, each
+    listed job as (run id, its overrides))."""
     stdout = dry_run_sweep(sweep, scale, results_root)
     header = re.search(rf"sweep {sweep}: (\d+) jobs at scale {scale}", stdout)
     return (int(header.group(1)) if header else None, re.findall(rf"\] ({scale}-\S+)", stdout),
-            (Path(results_root) / "runs").exists())
+            (Path(results_root) / "runs").exists(), re.findall(rf"\] ({scale}-\S+)\s+(.*)", stdout))
 
 
 LISTED = {}      # (sweep, scale) -> its listing, once per session
@@ -152,7 +153,7 @@ def test_every_figure_of_the_experiment_map_has_a_sweep_file():
 @pytest.mark.parametrize("scale", ["mini", "paper"])
 @pytest.mark.parametrize("sweep", list(SWEEP_JOBS))
 def test_every_sweep_validates_and_lists_its_jobs(tmp_path, sweep, scale):
-    count, ids, wrote_a_run = listed(sweep, scale, tmp_path)
+    count, ids, wrote_a_run, _ = listed(sweep, scale, tmp_path)
     expected = SWEEP_JOBS[sweep][scale == "paper"]
     assert count == len(ids) == len(set(ids)) == expected
     assert not wrote_a_run
@@ -188,7 +189,7 @@ def test_the_ablations_reuse_fig4s_codistillation_runs(tmp_path, scale):
 
 def fig4_jobs(scale, results_root):
     """(run id, the job's overrides) of each job that Fig. 4's dry run lists."""
-    return re.findall(rf"\] ({scale}-\S+)\s+(.*)", dry_run_sweep("fig4", scale, results_root))
+    return listed("fig4", scale, results_root)[3]
 
 
 # The committed logs match the sweeps: for every sweep with a committed mini manifest
