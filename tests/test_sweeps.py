@@ -97,8 +97,9 @@ def listing(sweep, scale, results_root):
     listed job as (run id, its overrides))."""
     stdout = dry_run_sweep(sweep, scale, results_root)
     header = re.search(rf"sweep {sweep}: (\d+) jobs at scale {scale}", stdout)
-    return (int(header.group(1)) if header else None, re.findall(rf"\] ({scale}-\S+)", stdout),
-            (Path(results_root) / "runs").exists(), re.findall(rf"\] ({scale}-\S+)\s+(.*)", stdout))
+    jobs = re.findall(rf"\] ({scale}-\S+) +(.*)", stdout)  # "  [index] run-id  overrides"
+    return (int(header.group(1)) if header else None, [run_id for run_id, _ in jobs],
+            (Path(results_root) / "runs").exists(), jobs)
 
 
 LISTED = {}      # (sweep, scale) -> its listing, once per session
