@@ -63,7 +63,7 @@ preflight: setup ## first thing on a GPU node: each paper workload at its paper 
 soak: setup ## kill a mini run at random moments 50 times; report how many resumed exactly
 	$(PY) -m benchmarks.soak_resume --kills 50
 
-bench: setup ## measure bits sent, engine overhead, a slow network (as root), the loop, collect and the sweeps on the cores, a model job killed and rejoining, the paper path's reads, the peer check's cost; write benchmarks/results.md (~35 min)
+bench: setup ## measure bits sent, engine overhead, a slow network (as root), the loop, collect and the sweeps on the cores, a model job killed and rejoining, the paper path's reads, the peer check's cost, composing a sweep; write benchmarks/results.md (~35 min)
 	$(PY) -m benchmarks.bench
 
 test: setup ## check the layering contracts (pyproject.toml), then run the test suite (multi-process gloo tests included)

@@ -16,7 +16,7 @@ from . import report
 from .benchlib import machine
 
 PARTS = ("bytes", "overhead", "network", "sharded", "loop", "collect", "calibration", "stepmodel", "modeljobs",
-         "paperpath", "peercheck")
+         "paperpath", "peercheck", "listing")
 
 
 def progress(message):
@@ -24,8 +24,8 @@ def progress(message):
 
 
 def run_part(name, results=None):
-    from . import (bench_bytes, bench_collect, bench_loop, bench_modeljobs, bench_network, bench_overhead,
-                   bench_paperpath, bench_peer_check, bench_sharded, bench_stepmodel)
+    from . import (bench_bytes, bench_collect, bench_listing, bench_loop, bench_modeljobs, bench_network,
+                   bench_overhead, bench_paperpath, bench_peer_check, bench_sharded, bench_stepmodel)
     from . import bench_calibration
 
     network = (results or {}).get("parts", {}).get("network")
@@ -36,7 +36,7 @@ def run_part(name, results=None):
               "calibration": bench_calibration.run,
               "stepmodel": lambda progress: bench_stepmodel.run(progress, network, calibration),
               "modeljobs": bench_modeljobs.run, "paperpath": bench_paperpath.run,
-              "peercheck": bench_peer_check.run}[name]
+              "peercheck": bench_peer_check.run, "listing": bench_listing.run}[name]
     load_before, started = os.getloadavg(), time.perf_counter()
     result = runner(progress=progress)
     seconds = time.perf_counter() - started

@@ -7,9 +7,9 @@ import seaborn as sns
 
 from figures import kill_rejoin
 
-from . import (bench_bytes_report, bench_collect_report, bench_loop_report, bench_modeljobs_report,
-               bench_network_methods_report, bench_network_report, bench_overhead_report, bench_paperpath_report,
-               bench_peer_check_report, bench_sharded_report, bench_stepmodel_report)
+from . import (bench_bytes_report, bench_collect_report, bench_listing_report, bench_loop_report,
+               bench_modeljobs_report, bench_network_methods_report, bench_network_report, bench_overhead_report,
+               bench_paperpath_report, bench_peer_check_report, bench_sharded_report, bench_stepmodel_report)
 from . import bench_calibration_report
 from .tables import load_note, mark, table
 
@@ -33,7 +33,8 @@ SECTIONS = [("bytes", "1. Bits per update: engine counters vs the paper's formul
             ("modeljobs", "7. " + kill_rejoin.TITLE, bench_modeljobs_report),
             ("paperpath", "8. The paper path: what the ranks of a server read, every rank for itself vs once",
              bench_paperpath_report),
-            ("peercheck", "9. The library's peer check: its cost per update", bench_peer_check_report)]
+            ("peercheck", "9. The library's peer check: its cost per update", bench_peer_check_report),
+            ("listing", "10. Sweeps: composing every job before anything is queued", bench_listing_report)]
 
 
 def remeasured_lines(results):
