@@ -8,15 +8,16 @@ test suite pays it for every sweep it lists.
     python -m benchmarks.bench --parts listing   # as part 10 of make bench, into results.md
 """
 import argparse
-import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
 
+from figures import registry
+
 from .bench_reproduce import children_cpu_seconds
-from .benchlib import ROOT, machine, median
+from .benchlib import ROOT, machine, median, run_py_environment
 
 SWEEPS = ("fig2", "frontier")   # 33 and 111 jobs at either scale
 SCALES = ("mini", "paper")
@@ -24,18 +25,18 @@ SCALES = ("mini", "paper")
 
 def timed_listing(sweep, scale):
     """(jobs listed, wall seconds, CPU seconds of the process and its children) of one dry run."""
+    if scale not in (registry.sweep_scales(sweep) or ()):
+        raise RuntimeError(f"the sweep {sweep} has no job at scale {scale}: a dry run would compose nothing")
     with tempfile.TemporaryDirectory() as results_root:
         command = [sys.executable, "src/run.py", "-m", f"sweep={sweep}", f"scale={scale}", "dry_run=true",
                    f"results_root={results_root}"]
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+        environment = run_py_environment()
         cpu_before, started = children_cpu_seconds(), time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
         seconds, cpu_seconds = time.perf_counter() - started, children_cpu_seconds() - cpu_before
     if done.returncode != 0:
         raise RuntimeError(f"the dry run of {sweep} at {scale} failed:\n{done.stderr[-2000:]}")
     jobs = int(re.search(rf"sweep {sweep}: (\d+) jobs at scale {scale}", done.stdout).group(1))
-    if jobs == 0:
-        raise RuntimeError(f"the sweep {sweep} has no job at scale {scale}: nothing was composed")
     return jobs, seconds, cpu_seconds
 
 

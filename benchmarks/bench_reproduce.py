@@ -30,7 +30,7 @@ from codistill_experiments.time_split import VARIABLE
 from figures.paths import COMMITTED
 from figures.reproduce_all import sweeps_at
 
-from .benchlib import ROOT
+from .benchlib import ROOT, run_py_environment
 
 LOGGED_CORES = 2   # the committed mini logs were run here, one job at a time
 SWEEP = "anil_fig2a"   # 12 short runs of 2 ranks: both widths of scheduling show in minutes
@@ -132,8 +132,7 @@ def timed_sweep(sweep, jobs, results):
     command = [sys.executable, "src/run.py", "-m", f"sweep={sweep}", "scale=mini", "launcher=local_parallel",
                f"launcher.jobs_at_once={jobs}"]
     split_folder = Path(results) / "time-split"
-    environment = {**os.environ, "CODISTILL_RESULTS": str(results), VARIABLE: str(split_folder),
-                   "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    environment = run_py_environment(CODISTILL_RESULTS=str(results), **{VARIABLE: str(split_folder)})
     load_before, cpu_before, started = os.getloadavg(), children_cpu_seconds(), time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
     seconds, load_after = time.perf_counter() - started, os.getloadavg()

@@ -23,6 +23,12 @@ from codistill_experiments.vision.workloads import InMemoryDataset, Workload, ba
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+def run_py_environment(**variables):
+    """The environment for a `python src/run.py` child started from ROOT: this checkout's code
+    first on the import path, `variables` added."""
+    return {**os.environ, **variables, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+
 CONF = ROOT / "src" / "conf"
 RESNET50_PARAMS = 25_557_032  # torchvision.models.resnet50(): 1000 classes
 # The engine's residual MLP with these widths has exactly ResNet-50's parameter count and output
