@@ -1,7 +1,9 @@
 """Which of a run's models to keep (docs/library.md, "At the end: which model to keep"): per kind
 of run in the logs (method, what it exchanges, how many models, one architecture or several),
-the gap between the models' final top-1, the best model's lead over their mean, and the
-ensemble's lead over the best, from every finished run of one workload at its last evaluation.
+the gap between the models' final top-1, the best model's lead over their mean, the ensemble's
+lead over the best, and how much the models disagree (churn as the engine logs it: the total-variation
+distance between two models' predicted distributions, mean over validation examples and pairs),
+from every finished run of one workload at its last evaluation.
 A run shared by several sweeps counts once.
 
     python -m figures.model_choice [--results paper/logs] [--workload clusters_resnet] [--scale mini]
@@ -26,7 +28,7 @@ def architectures(models, arch):
 
 def per_run(records):
     """One row per run with more than one model, at its last evaluation: its kind (KIND), the gap
-    between its models' top-1, best - mean of its models, and ensemble - best (points)."""
+    between its models' top-1, best - mean of its models, ensemble - best (points) and churn."""
     last = records[records["step"] == records.groupby("run_id")["step"].transform("max")]
     rows = []
     for run_id, evals in last.groupby("run_id"):
@@ -39,16 +41,18 @@ def per_run(records):
                      "models": len(top1),
                      "architectures": architectures(first.get("cfg.workload.models"), first.get("cfg.workload.arch")),
                      "gap": top1.max() - top1.min(), "best_minus_mean": top1.max() - top1.mean(),
-                     "ensemble_minus_best": first["ensemble_top1"] - top1.max()})
-    return pd.DataFrame(rows, columns=["run_id", *KIND, "gap", "best_minus_mean", "ensemble_minus_best"])
+                     "ensemble_minus_best": first["ensemble_top1"] - top1.max(), "churn": first.get("churn")})
+    return pd.DataFrame(rows, columns=["run_id", *KIND, "gap", "best_minus_mean", "ensemble_minus_best", "churn"])
 
 
 def summary(runs):
-    """Per kind: runs, mean and largest gap, mean best - mean, and ensemble - best (mean, least, most)."""
+    """Per kind: runs, mean and largest gap, mean best - mean, ensemble - best (mean, least, most)
+    and mean churn."""
     grouped = runs.fillna({"exchange": "-"}).groupby(KIND)
     return grouped.agg(runs=("run_id", "count"), gap=("gap", "mean"), largest_gap=("gap", "max"),
                        best_minus_mean=("best_minus_mean", "mean"), ensemble_minus_best=("ensemble_minus_best", "mean"),
-                       least=("ensemble_minus_best", "min"), most=("ensemble_minus_best", "max")).reset_index()
+                       least=("ensemble_minus_best", "min"), most=("ensemble_minus_best", "max"),
+                       churn=("churn", "mean")).reset_index()
 
 
 def runs_of(results, workload, scale="mini"):

@@ -8,8 +8,8 @@ from figures.model_choice import per_run, summary
 ONE_ARCH = [{"arch": "resnet50"}, {"arch": "resnet50"}]
 
 
-def evals(run_id, step, top1s, ensemble, method="codistill", exchange="predictions", models=None):
-    return [{"run_id": run_id, "step": step, "model": model, "val_top1": top1, "ensemble_top1": ensemble,
+def evals(run_id, step, top1s, ensemble, method="codistill", exchange="predictions", models=None, churn=0.2):
+    return [{"run_id": run_id, "step": step, "model": model, "val_top1": top1, "ensemble_top1": ensemble, "churn": churn,
              "cfg.method.name": method, "cfg.method.exchange": exchange, "cfg.workload.arch": "resnet50",
              "cfg.workload.models": models} for model, top1 in enumerate(top1s)]
 
@@ -24,7 +24,7 @@ def test_each_run_is_read_at_its_last_evaluation():
 
 
 def test_runs_of_one_kind_are_summarised_together_and_single_models_left_out():
-    records = pd.DataFrame(evals("a", 20, [80.0, 81.0], 82.5) + evals("b", 20, [79.0, 79.4], 80.0)
+    records = pd.DataFrame(evals("a", 20, [80.0, 81.0], 82.5, churn=0.1) + evals("b", 20, [79.0, 79.4], 80.0, churn=0.4)
                            + evals("c", 20, [78.0, 80.0], 79.0, method="independent", exchange="checkpoints")
                            + evals("d", 20, [81.0], 81.0, method="allreduce", exchange=None)
                            + evals("e", 20, [60.0, 74.0], 74.5, models=[{"arch": "resnet18"}, {"arch": "resnet50"}])
@@ -36,6 +36,7 @@ def test_runs_of_one_kind_are_summarised_together_and_single_models_left_out():
     assert [same["gap"], same["largest_gap"]] == pytest.approx([(1.0 + 0.4 + 0.2) / 3, 1.0])
     assert same["best_minus_mean"] == pytest.approx((0.5 + 0.2 + 0.1) / 3)
     assert [same["ensemble_minus_best"], same["least"], same["most"]] == pytest.approx([(1.5 + 0.6 + 0.8) / 3, 0.6, 1.5])
+    assert same["churn"] == pytest.approx((0.1 + 0.4 + 0.2) / 3)
     mixed = table.loc[("codistill", "predictions", "resnet18 + resnet50")]
     assert (mixed["runs"], mixed["gap"], mixed["ensemble_minus_best"]) == (1, pytest.approx(14.0), pytest.approx(0.5))
     # the control exchanges nothing, whatever its config's unused exchange key says
