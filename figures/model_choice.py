@@ -12,6 +12,7 @@ import argparse
 
 import pandas as pd
 
+from .drawing.seed_means import last_step
 from .logs import collect
 from .logs.manifests import manifests
 from .paths import COMMITTED
@@ -29,9 +30,8 @@ def architectures(models, arch):
 def per_run(records):
     """One row per run with more than one model, at its last evaluation: its kind (KIND), the gap
     between its models' top-1, best - mean of its models, ensemble - best (points) and churn."""
-    last = records[records["step"] == records.groupby("run_id")["step"].transform("max")]
     rows = []
-    for run_id, evals in last.groupby("run_id"):
+    for run_id, evals in last_step(records).groupby("run_id"):
         top1 = evals.groupby("model")["val_top1"].first()
         if len(top1) < 2:
             continue
