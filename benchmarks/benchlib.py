@@ -22,19 +22,18 @@ from codistill_experiments.vision import engine
 from codistill_experiments.vision.workloads import InMemoryDataset, Workload, batch_is_ready, mlp
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_py_environment(**variables):
-    """The environment for a `python src/run.py` child started from ROOT: this checkout's code
-    first on the import path, `variables` added."""
-    return {**os.environ, **variables, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-
 CONF = ROOT / "src" / "conf"
 RESNET50_PARAMS = 25_557_032  # torchvision.models.resnet50(): 1000 classes
 # The engine's residual MLP with these widths has exactly ResNet-50's parameter count and output
 # size: 114*4528 + 4528 + 4528*4528 + 4528 + 4528*1000 + 1000 = 25,557,032.
 RESNET50_TWIN = (114, 4528, 4528, 1000)
 CPU = torch.device("cpu")
+
+
+def run_py_environment(**variables):
+    """The environment for a `python src/run.py` child started from ROOT: this checkout's code
+    first on the import path, `variables` added."""
+    return {**os.environ, **variables, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
 
 
 def compose(overrides):

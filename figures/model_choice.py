@@ -14,7 +14,7 @@ import pandas as pd
 
 from .drawing.seed_means import last_step
 from .logs import collect
-from .logs.manifests import manifests
+from .logs.manifests import manifest, manifests
 from .paths import COMMITTED
 
 KIND = ["method", "exchange", "models", "architectures"]
@@ -56,10 +56,16 @@ def summary(runs):
 
 
 def runs_of(results, workload, scale="mini"):
-    """per_run() over every finished run of `workload` in the sweeps of `results` at `scale`."""
-    tables = []
-    for manifest in manifests(results, scale):
-        records, status = collect.collect(results, manifest.parent.name, scale)
+    """per_run() over every finished run of `workload` in the sweeps of `results` at `scale`; a sweep
+    whose runs were all read with another's (a figure drawn from another's runs) is not read again."""
+    tables, seen = [], set()
+    for path in manifests(results, scale):
+        sweep_id = path.parent.name
+        run_ids = {entry["run_id"] for entry in manifest(results, sweep_id, scale)}
+        if run_ids <= seen:
+            continue
+        seen |= run_ids
+        records, status = collect.collect(results, sweep_id, scale)
         if records.empty:
             continue
         finished = set(status.loc[status["state"] == "finished", "run_id"])
