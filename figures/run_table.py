@@ -1,5 +1,5 @@
-"""The runs a sweep made, in numbers: per arm (method, schedule, batch scale) the final top-1 and
-training loss, mean ± s.e. over seeds (each run's value is the mean over its models at its last
+"""The runs a sweep made, in numbers: per arm (method, schedule, batch scale) the final top-1 (the
+validation NLL where no top-1 is logged: translation) and training loss, mean ± s.e. over seeds (each run's value is the mean over its models at its last
 evaluation), and the number of seeds. `make reproduce` prints it after drawing the figure, so that
 a newcomer reads the numbers of the runs just made without parsing metrics.jsonl.
 
@@ -15,14 +15,21 @@ from .drawing.seed_means import last_step, per_run
 from .drawing.tables import mean_se_column
 
 ARM = {"cfg.method.name": "method", "cfg.schedule.name": "schedule", "cfg.batch_scale": "batch scale"}
-METRICS = {"val_top1": "final top-1 (%)", "train_loss": "final training loss"}
+SCORES = {"val_top1": "final top-1 (%)", "val_nll": "final validation NLL"}   # the first one logged
+LOSS = {"train_loss": "final training loss"}
+
+
+def metrics_of(records):
+    """{column: title} of the table: the first of SCORES the runs log, and the training loss."""
+    logged = [m for m in SCORES if m in records and records[m].notna().any()]
+    return {**({logged[0]: SCORES[logged[0]]} if logged else {}), **LOSS}
 
 
 def final_runs(records):
     """One row per finished run: its models' mean of each metric at its last evaluation."""
     evals = records[records["kind"] == "eval"]
     extra = tuple(column for column in ARM if column in evals)
-    return last_step(per_run(evals, list(METRICS), extra=extra)).rename(columns=ARM)
+    return last_step(per_run(evals, list(metrics_of(evals)), extra=extra)).rename(columns=ARM)
 
 
 def arm_stats(records):
@@ -34,14 +41,17 @@ def arm_stats(records):
     if finals.groupby([*arm, "seed"], dropna=False)["run_id"].nunique().max() > 1:
         arm.append("setting")
     grouped = finals.groupby(arm, dropna=False, sort=False)
-    stats = grouped.agg(**{f"{m}_{s}": (m, s) for m in METRICS for s in ("mean", "sem")}, seeds=("seed", "nunique"))
+    metrics = metrics_of(records[records["kind"] == "eval"])
+    stats = grouped.agg(**{f"{m}_{s}": (m, s) for m in metrics for s in ("mean", "sem")}, seeds=("seed", "nunique"))
     return stats.reset_index().sort_values(arm, ignore_index=True)
 
 
 def printable(stats):
     """The table as text cells: 'mean ± s.e.' with the decimals that tell the arms apart."""
     table = stats.drop(columns=[c for c in stats if c.endswith(("_mean", "_sem"))])
-    for metric, title in METRICS.items():
+    for metric, title in (SCORES | LOSS).items():
+        if f"{metric}_mean" not in stats:
+            continue
         cells = mean_se_column(stats.rename(columns={f"{metric}_mean": "mean", f"{metric}_sem": "se"}))
         table.insert(len(table.columns) - 1, title, cells)
     return table

@@ -68,3 +68,25 @@ def test_the_command_prints_the_figures_path_and_one_row_per_arm(tmp_path, capsy
 def test_without_runs_the_command_says_which_sweep_is_missing(tmp_path, capsys):
     assert run_table.main(["fig2", "--results", str(tmp_path)]) == 1
     assert "python src/run.py -m sweep=fig2 scale=mini" in capsys.readouterr().out
+
+
+def test_a_sweep_without_top1_is_tabled_by_its_validation_nll(tmp_path):
+    """Translation logs no top-1 (fig4, table2, the ablations): the table shows the validation NLL
+    instead, the seed mean and s.e. of each run's model mean (it raised KeyError 'val_top1')."""
+    finals = {0: (0.60, 0.62), 1: (0.58, 0.56), 2: (0.59, 0.61)}   # seed -> both models' final val_nll
+    entries = []
+    for seed, models in finals.items():
+        records = []
+        for step, values in ((10, (2.0, 2.0)), (20, models)):
+            for model, nll in enumerate(values):
+                record = eval_record(step, model, val_nll=nll, val_loss=nll, train_loss=0.7)
+                del record["val_top1"], record["val_top1_mean_over_models"]
+                records.append(record)
+        write_run(tmp_path, f"allreduce-{seed}", config(seed, **{"method.name": "allreduce"}), records, "fig4")
+        entries.append((f"allreduce-{seed}", ["method=allreduce", f"seed={seed}"]))
+    write_manifest(tmp_path, "fig4", entries)
+    stats = run_table.arm_stats(registry.load(registry.SPECS["fig4"], tmp_path, "mini").records)
+    assert "val_top1_mean" not in stats
+    assert (stats.loc[0, "val_nll_mean"], stats.loc[0, "val_nll_sem"]) == pytest.approx(
+        mean_se([sum(models) / 2 for models in finals.values()]))
+    assert "final validation NLL" in run_table.printable(stats)
