@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml library/pypr
 	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip install -e ./library -e '.[all]'
 	touch $@
 
-setup: $(VENV)/.installed ## create .venv with the pinned stack (first time: ~5 min, builds fairseq)
+setup: $(VENV)/.installed ## create .venv with the pinned stack (first time: 3-8 min, builds fairseq)
 
 reproduce: setup ## run FIG's sweep at SCALE on this machine, draw it, print its path and the runs' numbers (default: Figure 2, mini)
 	CODISTILL_RESULTS=$(RESULTS) $(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE)
