@@ -157,3 +157,18 @@ def test_a_finished_teacher_run_is_not_trained_again(run_job, tmp_path):
     assert [(teachers / f"model{i}.pt").read_bytes() for i in range(2)] == models
     evals = [r for r in read_records(directory / "metrics.jsonl") if r["kind"] == "eval"]
     assert evals and all(r["teacher_steps"] == 111 for r in evals)
+
+
+def test_a_finished_teacher_run_without_its_weights_stops_the_job_before_the_students_train(run_job, tmp_path):
+    """A teacher run restored from its log alone (figures.carry restore carries no weights) raised a
+    bare FileNotFoundError from a student rank; the job now names the run and what to do."""
+    teachers, _ = run_job(["method=independent", *SHORT])
+    (teachers / "model1.pt").unlink()
+    with pytest.raises(Exception, match=r"model1\.pt\): its log came without them") as raised:
+        run_job(["method=two_phase", *SHORT])
+    assert "Move" in str(raised.value) and str(teachers) in str(raised.value)
+    assert (teachers / "model0.pt").exists() and (teachers / "metrics.jsonl").exists()   # nothing of it removed
+    teachers.rename(tmp_path / "aside")   # what the message asks: the teachers train anew, then the students
+    directory, _ = run_job(["method=two_phase", *SHORT])
+    assert end_state(teachers / "metrics.jsonl")[0] == "finished" and (teachers / "model1.pt").exists()
+    assert end_state(directory / "metrics.jsonl")[0] == "finished"

@@ -61,6 +61,12 @@ def finished_teachers(directory):
     return detail if state == runlog.FINISHED else None
 
 
+def missing_weights(directory, n):
+    """The weight files of the n teachers that a finished teacher run lacks: its log without its
+    weights, as `figures.carry restore` or a copy of paper/logs leaves it."""
+    return [f"model{j}.pt" for j in range(n) if not (Path(directory) / f"model{j}.pt").exists()]
+
+
 def teacher_steps(config):
     """The teacher run's updates (of each teacher), from its end record."""
     return finished_teachers(teacher_directory(config))["steps"]
@@ -90,6 +96,11 @@ def train(config, layout, run_directory, device, train_rank):
             dist.barrier()
             train_rank(teachers, layout, directory, device)
             finished_teachers(directory)   # a teacher run that diverged stops the job here
+    missing = missing_weights(directory, config["method"]["n"])
+    if missing:   # before any student trains: without them there is nothing to distil from
+        raise RuntimeError(f"the teacher run {directory} has finished but its weights are not there "
+                           f"({', '.join(missing)}): its log came without them (figures.carry restore, a copy "
+                           f"of paper/logs). Move {directory} aside and run this again: the teachers train anew")
     return train_rank(config, layout, run_directory, device)
 
 
