@@ -1,7 +1,8 @@
 """The runs a sweep made, in numbers: per arm (method, schedule, batch scale) the final top-1 (the
-validation NLL where no top-1 is logged: translation) and training loss, mean ± s.e. over seeds (each run's value is the mean over its models at its last
-evaluation), and the number of seeds. `make reproduce` prints it after drawing the figure, so that
-a newcomer reads the numbers of the runs just made without parsing metrics.jsonl.
+validation NLL where no top-1 is logged: translation) and training loss, mean ± s.e. over seeds
+(each run's value is the mean over its models at its last evaluation), and the number of seeds.
+`make reproduce` prints it after drawing the figure, so that a newcomer reads the numbers of the
+runs just made without parsing metrics.jsonl.
 
     python -m figures.run_table fig2 [--results results] [--scale mini]
 """
