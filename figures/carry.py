@@ -8,11 +8,12 @@ skips them there and goes on with the rest.
 
 Only runs with an end record travel, and only from a clean tree: a run cut midway starts again,
 since its checkpoints stay behind, and so do weights (a two_phase job whose teacher run came back
-this way names it, to move aside and train again). Each commit and machine (CPU, cores, CPU signature) has its own
-folder, <commit>-<machine key>, and `restore` takes only the folder of the commit that will run
-and of this machine: every comparison draws on one machine and one code version. `--started`
-records a segment of the rerun (from then to the save; a later save of the segment replaces it) in
-the folder's segments.jsonl, so that the rerun's wall time over several sessions can be summed.
+this way names it, to move aside and train again). Each commit and machine (CPU, cores, CPU
+signature) has its own folder, <commit>-<machine key>, and `restore` takes only the folder of the
+commit that will run and of this machine: every comparison draws on one machine and one code
+version. `--started` records a segment of the rerun (from then to the save; a later save of the
+segment replaces it) in the folder's segments.jsonl, so that the rerun's wall time over several
+sessions can be summed.
 """
 import argparse
 import gzip

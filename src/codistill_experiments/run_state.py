@@ -66,6 +66,11 @@ def save_torch(obj, path):
     atomic_write_bytes(path, lambda handle: torch.save(obj, handle))
 
 
+def final_weights_path(run_directory, group):
+    """Where a run leaves model `group`'s final weights (what two_phase's students distil from)."""
+    return Path(run_directory) / f"model{group}.pt"
+
+
 def group_state_path(run_directory, group, step):
     return Path(run_directory) / STATE_DIR / f"model{group}-step{step}.pt"
 

@@ -64,7 +64,7 @@ def finished_teachers(directory):
 def missing_weights(directory, n):
     """The weight files of the n teachers that a finished teacher run lacks: its log without its
     weights, as `figures.carry restore` or a copy of paper/logs leaves it."""
-    return [f"model{j}.pt" for j in range(n) if not (Path(directory) / f"model{j}.pt").exists()]
+    return [path.name for path in (run_state.final_weights_path(directory, j) for j in range(n)) if not path.exists()]
 
 
 def teacher_steps(config):
@@ -114,7 +114,7 @@ def distill_from_teachers(cfg, model, make_teacher, alpha, counter):
         teachers = []
         for j in range(method.n):
             teacher = make_teacher(j)
-            teacher.load_state_dict(torch.load(directory / f"model{j}.pt", map_location="cpu", weights_only=True))
+            teacher.load_state_dict(torch.load(run_state.final_weights_path(directory, j), map_location="cpu", weights_only=True))
             teachers.append(teacher)
     return Codistiller.from_teachers(model, teachers, alpha=alpha, loss=method.loss,
                                      temperature=method.temperature, counter=counter)
