@@ -160,8 +160,9 @@ def test_a_finished_teacher_run_is_not_trained_again(run_job, tmp_path):
 
 
 def test_a_finished_teacher_run_without_its_weights_stops_the_job_before_the_students_train(run_job, tmp_path):
-    """A teacher run restored from its log alone (figures.carry restore carries no weights) raised a
-    bare FileNotFoundError from a student rank; the job now names the run and what to do."""
+    """A teacher run restored from its log alone (figures.carry restore carries no weights): the job
+    stops before any student trains, naming the run and what to do, instead of a student rank's
+    bare FileNotFoundError."""
     teachers, _ = run_job(["method=independent", *SHORT])
     (teachers / "model1.pt").unlink()
     with pytest.raises(Exception, match=r"model1\.pt\): its log came without them") as raised:

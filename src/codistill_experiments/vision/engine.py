@@ -454,7 +454,8 @@ def train_rank(cfg, layout, run_directory, device):
         if trace:
             trace.close()
         if layout.rank_in_group == 0:
-            run_state.save_torch(state.model.state_dict(), run_state.final_weights_path(run_directory, layout.group_index))
+            final_weights = run_state.final_weights_path(run_directory, layout.group_index)
+            run_state.save_torch(state.model.state_dict(), final_weights)
         if cfg.save_predictions:
             save_predictions(state, val_loader, len(eval_set),
                              run_directory / f"predictions-model{layout.group_index}.npy")

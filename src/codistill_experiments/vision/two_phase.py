@@ -114,7 +114,8 @@ def distill_from_teachers(cfg, model, make_teacher, alpha, counter):
         teachers = []
         for j in range(method.n):
             teacher = make_teacher(j)
-            teacher.load_state_dict(torch.load(run_state.final_weights_path(directory, j), map_location="cpu", weights_only=True))
+            weights = torch.load(run_state.final_weights_path(directory, j), map_location="cpu", weights_only=True)
+            teacher.load_state_dict(weights)
             teachers.append(teacher)
     return Codistiller.from_teachers(model, teachers, alpha=alpha, loss=method.loss,
                                      temperature=method.temperature, counter=counter)
