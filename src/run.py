@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from codistill_experiments.config import ConfigError, data_problem, placement_problem, validate
+from codistill_experiments.config import ConfigError, data_problem, install_problem, placement_problem, validate
 from codistill_experiments.jobs import STARTS_ITS_RANKS
 from codistill_experiments.model_jobs import (assemble_run_log, exchange_directory, model_directory, model_ended,
                                               uses_files)
@@ -112,7 +112,8 @@ def main(cfg):
         sys.exit(f"error: this job was validated as run {cfg.expected_run_id} when its sweep was launched, but "
                  f"its config now resolves to run {identifier}: the configs changed in between. Launch the sweep "
                  "again (finished runs are skipped).")
-    problems = [problem for problem in (data_problem(container), placement_problem(container)) if problem]
+    problems = [problem for problem in (install_problem(container), data_problem(container),
+                                        placement_problem(container)) if problem]
     if cfg.dry_run:
         print(OmegaConf.to_yaml(cfg, resolve=True))
         print(f"run id: {identifier}\nrun dir: {directory}")

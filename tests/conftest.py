@@ -52,6 +52,7 @@ def run_job(tmp_path):
     return run
 
 
+@pytest.hookimpl(trylast=True)   # after `-m` and `-k` have deselected: only the tests that will run
 def pytest_collection_modifyitems(items):
     """Tells tests/test_sweeps.py which sweeps the selected tests list, so that it lists them all
     at once, in parallel, the first time one is needed."""

@@ -24,7 +24,8 @@ from omegaconf import OmegaConf, open_dict
 
 from ..data_checks import check_cifar_root, check_criteo_root, check_imagefolder_root
 from ..jobs import STARTS_ITS_RANKS, shared_gpu_backend, visible_gpus
-from ..translation.checks import FAIRSEQ_SCHEDULE_KINDS, check_translation_job, is_fairseq, workload_data_problem
+from ..translation.checks import (FAIRSEQ_SCHEDULE_KINDS, check_translation_job, is_fairseq,
+                                  translation_install_problem, workload_data_problem)
 from .checks import (check_launcher, check_layout, check_method, check_models, check_own_method_workload,
                      check_prediction_topk, check_schedule, check_top_level, check_torchft, check_updates)
 from .job_schema import Job
@@ -60,6 +61,13 @@ def data_problem(container):
                     "then pass workload.pretrained=<results>/runs/<its run id>/model0.pt (docs/configs.md, \"Paper scale\")")
         return check_cifar_root(workload["data_root"])
     return None
+
+
+def install_problem(container):
+    """Why this environment lacks a package the job runs on (a translation job without fairseq),
+    naming the command that installs it, or None. Checked with the data before a run starts or a
+    sweep launches."""
+    return translation_install_problem(container)
 
 
 def placement_problem(container, gpus=None):

@@ -4,11 +4,13 @@ relating the workload to the method, the schedule and the top-level keys, and sa
 tokenizers. Each problem names the key, its value and what is allowed. Nothing here imports torch
 or fairseq: the names allowed are codistill_experiments.names', which the fairseq plugin offers as
 its choices too."""
+import importlib.util
+
 from ..names import LM_SCHEDULES, TRANSLATION_ALPHA_SCHEDULES, TRANSLATION_SCHEDULES
 from .data import check_data_bin, is_language_model
 
 __all__ = ["FAIRSEQ_SCHEDULE_KINDS", "FAIRSEQ_TASKS", "TRANSLATION_SCHEDULES", "check_translation_job", "is_fairseq",
-           "workload_data_problem"]
+           "translation_install_problem", "workload_data_problem"]
 
 # The workloads fairseq trains (workload.task) and the schedule kind each needs, with its recipes.
 FAIRSEQ_TASKS = {"translation": ("translation", TRANSLATION_SCHEDULES),
@@ -20,6 +22,25 @@ GENERATED = ("translation_mini", "translation_grammar", "lm_mini")   # workloads
 def is_fairseq(container):
     """A job that fairseq trains (translation/launcher.py): translation or a language model."""
     return container["workload"].get("task") in FAIRSEQ_TASKS
+
+
+# The modules of the `translation` extra that a fairseq job imports, and the one command that installs
+# them with the pins they were verified with (the vision path installs without them: make setup-vision).
+TRANSLATION_MODULES = ("fairseq", "fairseq_cli", "torchaudio", "sacrebleu")
+INSTALL_TRANSLATION = "make setup"
+
+
+def translation_install_problem(container, find_spec=importlib.util.find_spec):
+    """Why this environment cannot run the job's fairseq processes (the translation extra is not
+    installed), naming the command that installs it, or None. Looked up without importing them."""
+    if not is_fairseq(container):
+        return None
+    missing = [name for name in TRANSLATION_MODULES if find_spec(name) is None]
+    if not missing:
+        return None
+    return (f"workload.name={container['workload']['name']!r} is trained by fairseq, and this environment lacks "
+            f"{', '.join(missing)} (the translation extras, which the vision set-up leaves out): install them "
+            f"with `{INSTALL_TRANSLATION}` (pip install -e '.[translation]' with PIP_CONSTRAINT=constraints.txt)")
 
 
 def _is_whole(value):
@@ -36,6 +57,8 @@ def check_workload(workload, problems):
     corpus = workload.get("corpus")
     if workload.get("data_bin") is None and corpus and corpus.get("min_len", 0) > corpus.get("max_len", 0):
         problems.append(f"workload.corpus.min_len={corpus['min_len']} > workload.corpus.max_len={corpus['max_len']}")
+    if importlib.util.find_spec("sacrebleu") is None:   # not installed: translation_install_problem says so
+        return
     try:
         from sacrebleu.metrics import BLEU
 

@@ -47,7 +47,8 @@ from hydra.types import RunMode
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from codistill_experiments.config import ConfigError, composition_problem, data_problem, placement_problem, validate
+from codistill_experiments.config import (ConfigError, composition_problem, data_problem, install_problem,
+                                          placement_problem, validate)
 from codistill_experiments.jobs import STARTS_ITS_RANKS
 from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, read_records, run_dir, run_id
 from codistill_experiments.job_cost import ASSUMPTIONS, NotCosted, job_cost
@@ -355,10 +356,14 @@ class GridUnionSweeper(BasicSweeper):
                       file=sys.stderr)
             print("warning: each job checks its data again when it starts on its node, and stops if it is missing",
                   file=sys.stderr)
+        # packages this environment lacks (a translation job without fairseq): no launcher helps
+        uninstalled = sorted({problem for _, container, _, _ in jobs if (problem := install_problem(container))})
         if dry_run:  # it may be preparing a cluster's jobs elsewhere: it warns, a launch refuses
-            for problem in missing:
+            for problem in [*uninstalled, *missing]:
                 print(f"warning: a launch here would refuse: {problem}", file=sys.stderr)
             return []
+        if uninstalled:
+            raise ConfigError("the sweep was not launched:\n  - " + "\n  - ".join(uninstalled))
         if missing:
             raise ConfigError("the sweep was not launched:\n  - " + "\n  - ".join(missing) + "\n(to queue jobs "
                               "whose data is only on the nodes that run them: launcher.check_data_on_submit=false)")
