@@ -12,6 +12,7 @@ from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from codistill_experiments.config import validate  # noqa: E402
 from codistill_experiments.launch import launch  # noqa: E402
 from codistill_experiments.runlog import run_dir  # noqa: E402
+from hydra_plugins.codistill_sweeper.grid_union_sweeper import READ_CONFIGS, SharedReadsRepository  # noqa: E402
 
 CONF = ROOT / "src" / "conf"
 
@@ -31,10 +32,14 @@ def with_quick_workload(overrides):
 
 
 def compose_job(overrides, results_root, quick=True):
-    """The validated job of `overrides`; quick=False keeps the config's own default workload."""
+    """The validated job of `overrides`; quick=False keeps the config's own default workload.
+    The YAML files are read once per process, as the sweeper reads them (hundreds of tests
+    compose jobs, and parsing the files again was a third of each composition)."""
     overrides = with_quick_workload(overrides) if quick else list(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().hydra.config_loader
+        loader.repository = SharedReadsRepository(loader.repository, READ_CONFIGS.setdefault("tests", {}))
         cfg = compose("codistill", overrides=[*overrides, f"results_root={results_root}"])
     return validate(cfg)
 

@@ -282,6 +282,7 @@ def test_two_phase_is_drawn_against_total_updates_with_where_each_reaches_the_st
 
 # ---------------------------------------------------------------- the report
 
+@pytest.mark.slow
 def test_the_report_has_a_section_for_anil_et_al_with_its_ids_and_claims(tmp_path):
     logs = tmp_path / "logs"
     table1_tree(logs)

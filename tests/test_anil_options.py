@@ -156,6 +156,7 @@ def test_shards_are_disjoint_cover_all_but_the_remainder_and_are_seeded():
     assert shards[0] != shard_indices(n_samples, 0, n, seed=8)
 
 
+@pytest.mark.slow
 def test_shards_are_the_same_in_another_process():
     code = ("from codistill_experiments.vision.sampling import shard_indices; "
             "print(shard_indices(103, 2, 4, seed=7))")
@@ -275,6 +276,7 @@ def reference_model(container, model, train_indices, loss_of, optimizer_of):
     return network, schedules.total_steps
 
 
+@pytest.mark.slow
 def test_unigram_label_smoothing_with_adagrad_trains_what_a_written_out_loop_trains(run_job):
     weight = 0.3
     directory, container = run_job(["method=independent", "method.n=1", "supervised.label_smoothing=0.3",
@@ -290,6 +292,7 @@ def test_unigram_label_smoothing_with_adagrad_trains_what_a_written_out_loop_tra
     torch.testing.assert_close(final_params(directory, 0), reference_params(expected), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_disjoint_models_train_on_their_own_shard(run_job):
     directory, container = run_job(["method=independent", "data.split=disjoint", "data.subset_seed=5", *SHORT])
     record, _ = last_eval(directory)
@@ -314,6 +317,7 @@ def test_ensemble_validation_loss_against_a_hand_computation():
     assert loss == pytest.approx(-(2 * math.log(0.7) + math.log(0.4)), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_saved_predictions_and_ensemble_loss_match_the_final_models(run_job):
     # 2 models of 2 ranks each: every rank evaluates every other of the 597 validation samples.
     directory, container = run_job(["method=codistill", "scale.ranks_per_model=2", "save_predictions=true", *SHORT])

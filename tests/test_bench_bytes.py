@@ -23,6 +23,7 @@ def per_update(row):
     return row["inter_node_bits"] / row["steps"]
 
 
+@pytest.mark.slow
 def test_counters_match_section3_formulas_one_rank_per_node():
     cases = [{"method": "allreduce"}, {"method": "predictions", "period": 1, "bits": 32},
              {"method": "predictions", "period": 3, "bits": 32}, {"method": "predictions", "period": 3, "bits": 16},
@@ -45,6 +46,7 @@ def test_counters_match_section3_formulas_one_rank_per_node():
         assert all(row["steps"] % row.get("period", 1) == 0 for row in rows)
 
 
+@pytest.mark.slow
 def test_benchmark_table_with_two_ranks_per_node_uses_the_per_device_batch():
     # 2 models x 2 ranks, nodes of 2 ranks: each device exchanges its half of the 16 samples.
     cases = [{"method": "allreduce"}, {"method": "predictions", "period": 2, "bits": 32},
@@ -95,6 +97,7 @@ def test_16_bit_logits_halve_the_bits_and_move_the_loss_by_float16_rounding_only
     assert bound < 1e-3 * d32  # and that bound is small next to the loss itself
 
 
+@pytest.mark.slow
 def test_a_run_with_16_bit_logits_logs_half_the_bits(run_job):
     from codistill_experiments.runlog import read_records
 

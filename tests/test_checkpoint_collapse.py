@@ -41,6 +41,7 @@ def test_with_momentum_a_band_of_periods_makes_the_gap_grow():
     assert max(growth_per_exchange(overdamped, period, momentum) for period in range(1, 300)) <= 1.0
 
 
+@pytest.mark.slow
 def test_engine_at_T18_models_swap_and_their_gap_grows_until_top1_collapses(tmp_path):
     exchanges, evals = run_probed(compose(["method.period=18", *FIRST_EPOCHS], tmp_path))
     own = exchanges[(exchanges.model == 0) & (exchanges.teacher == 0)].set_index("step")
@@ -60,6 +61,7 @@ def test_engine_at_T18_models_swap_and_their_gap_grows_until_top1_collapses(tmp_
     assert top1.iloc[:3].max() - top1.iloc[3:].min() >= 10
 
 
+@pytest.mark.slow
 def test_engine_at_T18_without_momentum_same_effective_step_stays_close(tmp_path):
     # LR x 10 without momentum: the same lr / (1 - m) per update, no overshoot.
     exchanges, evals = run_probed(compose(["method.period=18", "schedule.momentum=0", "schedule.lr.base=1.0",

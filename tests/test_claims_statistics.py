@@ -33,6 +33,7 @@ def seeds(rng, shift, scale_b=1.0):
     return rng.normal(shift, 1.0, (DRAWS, SEEDS)), rng.normal(0.0, scale_b, (DRAWS, SEEDS))
 
 
+@pytest.mark.slow
 def test_a_direction_holds_as_welchs_one_sided_test_rejects_and_at_most_5_percent_of_the_time_at_zero():
     a, b = seeds(np.random.default_rng(0), 0.0, scale_b=2.0)   # unequal variances: Welch's case
     ours = verdicts(a, b, "greater", 0.0) == HOLDS
@@ -41,6 +42,7 @@ def test_a_direction_holds_as_welchs_one_sided_test_rejects_and_at_most_5_percen
     assert ours.mean() <= 0.05
 
 
+@pytest.mark.slow
 def test_an_equivalence_holds_as_the_two_one_sided_tests_reject_and_at_most_5_percent_of_the_time_at_its_margin():
     margin = 1.5
     a, b = seeds(np.random.default_rng(1), margin)   # the true difference on the boundary
@@ -51,6 +53,7 @@ def test_an_equivalence_holds_as_the_two_one_sided_tests_reject_and_at_most_5_pe
     assert ours.mean() <= 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("margin_in_seed_se, power_at_least", [(7, 0.85), (14, 0.99)])
 def test_the_power_of_an_equivalence_between_equal_arms(margin_in_seed_se, power_at_least, capsys):
     """The mini claims' margins are 7 or 14 seed standard errors (sd / sqrt 3): between equal arms,

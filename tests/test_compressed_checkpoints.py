@@ -142,6 +142,7 @@ def expected_bits(name, n, k, shards, shard):
     return [(n - 1) * total, (shards - 1) * n * total]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, n, k", [("checkpoints", 3, 1), ("checkpoints", 2, 2),
                                         ("sharded_checkpoints", 2, 2), ("sharded_checkpoints", 3, 2)])
 def test_compressed_teachers_bits_and_resume_against_a_reconstruction_made_here(kind, n, k):
@@ -265,6 +266,7 @@ def test_a_run_through_the_engine_charges_the_compressed_bits(run_job, exchange,
     assert record["val_top1"] > 30   # it trains (top-1 in percent; 10 classes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exchange, key, value", [("checkpoints", "checkpoint_bits", 4),
                                                   ("sharded_checkpoints", "checkpoint_delta_fraction", 0.01)])
 def test_every_tensor_a_compressed_exchange_hands_to_a_collective_is_on_the_runs_device(

@@ -224,6 +224,7 @@ def test_prediction_topk_is_refused_at_compose_time(tmp_path, overrides, message
         compose_job(["method=codistill", *overrides], tmp_path)
 
 
+@pytest.mark.slow
 def test_a_run_with_top_k_8_bit_predictions_logs_the_bits_it_sent(run_job):
     from codistill_experiments.runlog import read_records
 

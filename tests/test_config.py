@@ -51,6 +51,7 @@ def test_scale_chooses_the_workload_and_batch(tmp_path):
     assert paper["scale"]["ranks_per_model"] * paper["scale"]["batch_per_rank"] == 1024
 
 
+@pytest.mark.slow
 def test_run_id_depends_on_content_not_on_where_it_runs(tmp_path):
     a = compose_job(["method=codistill", "seed=1"], tmp_path)
     b = compose_job(["method=codistill", "seed=1", "launcher=submitit_local", "sweep_id=other"], tmp_path / "x")
@@ -104,6 +105,7 @@ def test_the_top_level_keys_have_a_schema_that_hydra_checks_as_it_composes(tmp_p
     assert f"full_key: {key}" in problem or f"Could not override '{key}'" in problem, problem
 
 
+@pytest.mark.slow
 def test_a_validated_job_round_trips_through_its_typed_config(tmp_path):
     """typed_job: the plain dict that crosses process boundaries, back to the typed config the
     engine reads (every value of its declared type, attribute access), and back to the same dict."""
@@ -189,6 +191,7 @@ def run_cli(*args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_job_and_its_run_id_and_trains_nothing(tmp_path):
     done = run_cli("method=codistill", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -196,11 +199,13 @@ def test_dry_run_prints_the_job_and_its_run_id_and_trains_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_invalid_job_exits_nonzero_naming_the_key(tmp_path):
     done = run_cli("method=codistill", "method.period=0", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
     assert done.returncode != 0 and "method.period=0" in done.stderr
 
 
+@pytest.mark.slow
 def test_dry_run_reports_every_bad_input_by_key(tmp_path):
     bad = {"method.n": "1", "method.period": "0", "method.loss": "hinge", "method.alpha": "-1",
            "method.alpha_gamma": "0", "method.coordinated_sampling": "false", "method.burn_in_steps": "-5",
@@ -222,6 +227,7 @@ def test_dry_run_reports_every_bad_input_by_key(tmp_path):
         assert done.returncode != 0 and key in done.stderr, (overrides, done.stderr)
 
 
+@pytest.mark.slow
 def test_a_paper_run_without_imagenet_fails_before_training_and_says_what_layout_is_expected(tmp_path):
     done = run_cli("scale=paper", f"workload.data_root={tmp_path / 'imagenet'}", f"results_root={tmp_path}",
                    cwd=tmp_path)
@@ -245,6 +251,7 @@ def test_per_model_settings_need_one_entry_per_model_and_the_same_classes(tmp_pa
                     tmp_path)
 
 
+@pytest.mark.slow
 def test_the_slurm_launcher_lays_a_job_out_on_8_gpu_nodes_and_needs_a_partition(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -283,12 +290,14 @@ def test_a_fraction_of_an_epoch_between_evaluations_is_the_nearest_whole_number_
     assert updates_between_evaluations(every, steps_per_epoch) == updates
 
 
+@pytest.mark.slow
 def test_eval_every_zero_exits_nonzero_naming_the_key_before_anything_runs(tmp_path):
     done = run_cli("eval_every_epochs=0", f"results_root={tmp_path}", cwd=tmp_path)
     assert done.returncode != 0 and "eval_every_epochs=0: must be > 0" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["-m", "sweep=fig99"], ["-m", "sweep=fig99", "dry_run=true"], ["sweep=fig99"],
                                   ["sweep=fig99", "dry_run=true"]])
 def test_an_unknown_sweep_id_exits_nonzero_naming_it_and_the_sweeps_there_are(tmp_path, args):
@@ -301,6 +310,7 @@ def test_an_unknown_sweep_id_exits_nonzero_naming_it_and_the_sweeps_there_are(tm
     assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides, key", [
     (["method=codistill", "method.loss=kl", "method.temperature=0"], "method.temperature=0:"),
     (["method=codistill", "method.temperature=-1"], "method.temperature=-1:"),
@@ -316,6 +326,7 @@ def test_each_check_that_once_failed_at_runtime_names_its_key_in_a_dry_run(tmp_p
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_the_smallest_runnable_fraction_and_epoch_scale_pass_and_just_below_fail(tmp_path):
     # digits: 1200 training samples, 32 per model and update (mini scale, one rank per model);
     # 90 epochs of 37 updates. One batch needs 32 samples; one update needs 90 x 37 x epoch_scale >= 0.5.

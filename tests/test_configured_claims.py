@@ -13,6 +13,7 @@ from codistill_experiments.vision.configured_bits import bits_per_update
 PREDICTIONS = ("method=codistill", "schedule=codistill_tuned", "method.exchange=predictions")
 
 
+@pytest.mark.slow
 def test_the_bits_of_the_papers_configs_follow_section_3():
     """C_AR = 2 b_model; predictions (n - 1) x B x 1000 classes x 32 bits / T, B = 32 per GPU."""
     parameters = sum(p.numel() for p in torchvision.models.resnet50().parameters())

@@ -46,6 +46,7 @@ def equivalence_claims():
     return [c for c in load_claims() if "mini" in c.get("scales", ["mini", "paper"]) and substituted(c)]
 
 
+@pytest.mark.slow
 def test_every_comparison_with_all_reduce_has_its_control_in_the_committed_logs(committed_mini):
     data, resolution = committed_mini
     for claim in equivalence_claims():
@@ -53,6 +54,7 @@ def test_every_comparison_with_all_reduce_has_its_control_in_the_committed_logs(
         assert "no alpha = 0 control" not in outcome.reproduced, claim["id"]
 
 
+@pytest.mark.slow
 def test_no_equivalence_claim_holds_for_the_control_in_the_methods_place(committed_mini):
     data, resolution = committed_mini
     evaluated = []

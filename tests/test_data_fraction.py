@@ -40,6 +40,7 @@ def test_epochs_warmup_and_milestones_scale_by_k():
     assert eighth.lr.warmup_steps == 400 and eighth.weight_decay.milestones == (2400,)
 
 
+@pytest.mark.slow
 def test_a_run_on_half_the_data_makes_as_many_updates_over_twice_the_epochs(run_job):
     directory, _ = run_job(["method=allreduce", "data.fraction=0.5", *SHORT])
     record, _ = last_eval(directory)

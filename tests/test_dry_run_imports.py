@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -15,12 +17,14 @@ def imported_modules(*arguments, cwd):
     return {match.group(1) for match in re.finditer(r"^import time:.*\|\s+(\S+)$", done.stderr, re.M)}
 
 
+@pytest.mark.slow
 def test_a_sweeps_dry_run_imports_no_torch(tmp_path):
     modules = imported_modules("-m", "sweep=fig2", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
     assert "codistill_experiments.config" in modules and "hydra" in modules      # it did validate the jobs
     assert not {"torch", "codistill_experiments.vision.workloads", "codistill_experiments.vision.engine"} & modules
 
 
+@pytest.mark.slow
 def test_a_paper_scale_dry_run_with_missing_data_imports_no_torch_either(tmp_path):
     """Checking ImageNet's folder (missing here) still needs no torch; the dry run only warns."""
     modules = imported_modules("-m", "sweep=fig3", "scale=paper", "dry_run=true", f"results_root={tmp_path}",

@@ -25,12 +25,14 @@ def last_eval(run_directory):
     return [r for r in records if r["kind"] == "eval"][-1], records
 
 
+@pytest.mark.slow
 def test_allreduce_over_k_ranks_equals_one_process_with_k_times_the_batch(run_job):
     directory, container = run_job(["method=allreduce", "scale.ranks_per_model=2", *SHORT])
     [reference] = algorithm1(container, n_models=1, batch_per_model=64)
     torch.testing.assert_close(final_params(directory, 0), reference_params(reference), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_codistill_with_alpha_zero_equals_independent_runs_with_each_groups_seed(run_job):
     seed = 3
     codistill, _ = run_job(["method=codistill", "method.alpha=0", f"seed={seed}", *SHORT])
@@ -54,6 +56,7 @@ def test_predictions_every_update_equals_algorithm1_in_one_process(run_job, n, k
     assert (final_params(directory, 0) - reference_params(plain[0])).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_checkpoint_teacher_at_step_s_is_the_peer_from_step_floor_s_over_T(run_job):
     period = 7
     directory, _ = run_job(["method=codistill", "method.exchange=checkpoints", f"method.period={period}",
@@ -83,6 +86,7 @@ def n_params(container):
     return sum(p.numel() for p in workload.make_model(0).parameters())
 
 
+@pytest.mark.slow
 def test_measured_bits_equal_the_papers_formulas(run_job):
     # Mini scale: one rank per node, so every collective between ranks crosses nodes.
     directory, container = run_job(["method=allreduce", *SHORT])
@@ -100,6 +104,7 @@ def test_measured_bits_equal_the_papers_formulas(run_job):
     assert bits_per_update(directory) == (n - 1) * b_model / period
 
 
+@pytest.mark.slow
 def test_model_groups_inside_one_node_send_nothing_between_nodes(run_job):
     # 2 models x 2 ranks on nodes of 2 ranks: DDP stays inside a node, logits cross.
     directory, container = run_job(["method=codistill", "scale.ranks_per_model=2", "scale.ranks_per_node=2",
@@ -132,6 +137,7 @@ def test_agreement_metrics_against_hand_computed_values():
     assert churn == pytest.approx((0.4 + 0.6 + 0.2) / 3 + (0.2 + 0.1 + 0.1) / 3)
 
 
+@pytest.mark.slow
 def test_logged_ensemble_top1_and_churn_match_the_final_models(run_job):
     from omegaconf import OmegaConf
 
@@ -155,6 +161,7 @@ def test_logged_ensemble_top1_and_churn_match_the_final_models(run_job):
     assert record["churn"] == pytest.approx(torch.stack(tv).mean().item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_checkpoint_exchange_between_different_architectures(run_job):
     period = 37
     directory, container = run_job(["method=codistill", "method.exchange=checkpoints", f"method.period={period}",
@@ -170,6 +177,7 @@ def test_checkpoint_exchange_between_different_architectures(run_job):
     assert bits_per_update(directory) == 32 * large / period
 
 
+@pytest.mark.slow
 def test_logged_distance_from_initialisation_is_the_l2_norm_of_the_change(run_job):
     from omegaconf import OmegaConf
 

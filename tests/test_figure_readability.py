@@ -146,6 +146,7 @@ def test_log_loss_ticks_cover_the_data(tmp_path):
 REGIMES = {(10.0, 0.2): {"allreduce": 81.2, "codistill": 81.1}, (30.0, 0.1): {"allreduce": 80.1, "codistill": 78.5}}
 
 
+@pytest.mark.slow
 def test_fig2_regimes_draws_each_regimes_final_values_one_colour_per_arm(tmp_path):
     entries = []
     for (wd, epochs), arms in REGIMES.items():
@@ -179,6 +180,7 @@ def colour_of(artists, gid):
     return matplotlib.colors.to_hex(by_gid(artists, gid).get_color())
 
 
+@pytest.mark.slow
 def test_each_method_has_one_colour_in_every_figure(tmp_path):
     """all_reduce, codistillation and the control keep their colour from Fig. 2's curves to Fig. 16's
     points and Fig. 5's n-way curves (codistillation only); a control is open, never the arm's colour."""
@@ -373,6 +375,7 @@ def test_the_frontier_spans_all_reduces_band_and_marks_the_settings_far_below_it
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_the_committed_frontier_is_drawn_on_all_reduces_band_with_its_labels_apart():
     spec = registry.SPECS["frontier"]
     fig = registry.draw_figure(spec, registry.load(spec, COMMITTED, "mini"))

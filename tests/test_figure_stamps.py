@@ -47,6 +47,7 @@ def run_ids(root, sweep):
     return {entry["run_id"] for entry in json.loads((root / "sweeps" / sweep / "mini.json").read_text())}
 
 
+@pytest.mark.slow
 def test_a_changed_log_or_code_file_redraws_only_the_ids_that_read_it(results, tmp_path, monkeypatch):
     specs, out = [registry.SPECS[id] for id in IDS], tmp_path / "out"
     drawn, kept, failed = registry.draw(specs, results, "mini", out, jobs=2)

@@ -236,6 +236,7 @@ def test_claims_hold_fail_or_were_not_run_from_the_collected_table(logs, tmp_pat
     assert evaluate(dict(tradeoff, check={**tradeoff["check"], "min_ratio": 251}), fig1).status == FAILS
 
 
+@pytest.mark.slow
 def test_the_report_marks_each_claim_at_each_scale_and_draws_every_id(logs, tmp_path):
     claims_file = tmp_path / "claims.yaml"
     claims_file.write_text(yaml.safe_dump({"claims": [

@@ -77,6 +77,7 @@ def test_without_flock_the_run_lock_refuses_a_second_holder_naming_the_first(tmp
     assert f"pid {os.getpid()}\n" in try_run_lock(tmp_path)   # the lock went with its holder
 
 
+@pytest.mark.slow
 def test_without_flock_and_lockf_a_killed_holders_lock_is_taken_over_once_stale(tmp_path, refuse):
     refuse(errno.ENOSYS, "flock", "lockf")
     assert f"pid {os.getpid()}\n" in try_run_lock(tmp_path)
@@ -107,6 +108,7 @@ def _merge_and_note(run_directory, journal, go):
             time.sleep(0.5 if event == "in" else 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refused", [("flock",), ("flock", "lockf")])
 def test_without_flock_the_merge_lock_serialises_two_model_jobs(tmp_path, refuse, refused):
     refuse(errno.ENOSYS, *refused)

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 from codistill_experiments.translation import processes
@@ -53,6 +54,7 @@ def test_a_cpu_child_is_forked_and_inherits_this_process(tmp_path, monkeypatch):
                                                                  "set before the start")
 
 
+@pytest.mark.slow
 def test_a_fairseq_child_on_a_gpu_fails_only_for_lack_of_a_gpu(tmp_path, capfd):
     cuda = torch.cuda.is_available()
     log_path = tmp_path / "preprocess.log"

@@ -55,6 +55,7 @@ def b_model(container):
     return 32 * sum(p.numel() for p in fresh_model(container).parameters())
 
 
+@pytest.mark.slow
 def test_local_sgd_with_h_1_is_all_reduce(runs):
     allreduce, _ = runs("method=allreduce", PLAIN_SGD)
     local, container = runs("method=localsgd", "method.period=1", PLAIN_SGD)
@@ -63,6 +64,7 @@ def test_local_sgd_with_h_1_is_all_reduce(runs):
     assert inter_node_bits(local) == STEPS * 2 * b_model(container)
 
 
+@pytest.mark.slow
 def test_diloco_with_outer_lr_1_and_no_momentum_is_local_sgd(runs):
     period = 9  # divides STEPS: both end on an averaging, every group with the same model
     local, container = runs("method=localsgd", f"method.period={period}")
@@ -91,6 +93,7 @@ def powersgd_elements(model, rank, min_compression_rate):
     return total
 
 
+@pytest.mark.slow
 def test_powersgd_at_full_rank_is_all_reduce_and_sends_its_factors(runs):
     allreduce, _ = runs("method=allreduce", PLAIN_SGD)
     rank, rate, start = 512, 0.1, 2   # every matrix compressed, at its full rank
@@ -102,6 +105,7 @@ def test_powersgd_at_full_rank_is_all_reduce_and_sends_its_factors(runs):
     assert inter_node_bits(powersgd) == start * 2 * b_model(container) + (STEPS - start) * 2 * 32 * factors
 
 
+@pytest.mark.slow
 def test_powersgd_at_rank_2_sends_its_factors_and_compresses(runs):
     allreduce, _ = runs("method=allreduce", PLAIN_SGD)
     powersgd, container = runs("method=powersgd", "method.start_iter=2", PLAIN_SGD)  # rank 2, rate 2
@@ -159,6 +163,7 @@ def test_a_run_killed_mid_period_resumes_to_the_uninterrupted_log(tmp_path, meth
     assert last["step"] == 180 and last["comm_bits_inter_node"] == averagings * 2 * b_model(container)
 
 
+@pytest.mark.slow
 def test_a_killed_powersgd_run_resumes_with_one_uncompressed_update(tmp_path):
     """PowerSGD's memories are keyed by DDP's buckets, which a new DDP lays out anew after its
     first update: a resumed run all_reduces that update whole, then compresses again."""

@@ -74,6 +74,7 @@ PROBED_RUNS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides", PROBED_RUNS.values(), ids=PROBED_RUNS.keys())
 def test_no_collective_of_the_training_path_is_handed_a_tensor_made_without_the_runs_device(
         tmp_path, run_job, monkeypatch, overrides):
@@ -194,6 +195,7 @@ def test_gpus_are_counted_as_cuda_would_see_them_without_asking_cuda():
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}, present=0) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gpus, refused", [(0, "no GPU visible"), (8, "Duplicate GPU detected"), (16, None)])
 def test_a_local_launcher_refuses_more_ranks_than_visible_gpus_and_names_the_slurm_launcher(tmp_path, gpus,
                                                                                              refused):
@@ -209,6 +211,7 @@ def test_a_local_launcher_refuses_more_ranks_than_visible_gpus_and_names_the_slu
     assert "launcher.jobs_at_once=2" in placement_problem(parallel, gpus=64)
 
 
+@pytest.mark.slow
 def test_a_mini_run_trains_on_the_cpu_on_a_machine_with_a_gpu(tmp_path, monkeypatch):
     """Mini asks for no GPU (scale.gpus_per_rank=0): its ranks and fairseq processes train on the
     CPU wherever CUDA finds a GPU (on an H200, mini's 2-rank runs stopped: "rank 1 of this machine
@@ -226,6 +229,7 @@ def test_a_mini_run_trains_on_the_cpu_on_a_machine_with_a_gpu(tmp_path, monkeypa
     assert trains_on_gpus(paper) and launch._device(0, paper) == torch.device("cuda", 0)
 
 
+@pytest.mark.slow
 def test_ranks_share_the_gpus_over_the_named_backend_only_when_asked(tmp_path, monkeypatch):
     """scripts/one_gpu_check.py runs 2 models on one GPU over cuda:gloo: each rank gets GPU
     local_rank mod the GPUs, the groups the named backend (no NCCL device binding), and the local
@@ -257,6 +261,7 @@ def test_ranks_share_the_gpus_over_the_named_backend_only_when_asked(tmp_path, m
     assert argument(device_arguments(iwslt, False, 1, None, "tcp://h:1"), "--distributed-backend") == "gloo"
 
 
+@pytest.mark.slow
 def test_a_paper_dry_run_on_the_default_launcher_says_to_use_the_slurm_launcher(tmp_path):
     done = run_cli("-m", "sweep=fig2", "scale=paper", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
     said = done.stdout + done.stderr
@@ -350,6 +355,7 @@ def test_resnets_start_with_zero_scales_on_their_residual_branches(tmp_path):
     assert job["workload"]["zero_init_residual"] is True
 
 
+@pytest.mark.slow
 def test_a_runs_header_says_where_it_ran(tmp_path, run_job):
     directory, _ = run_job(["method=codistill", *SHORT])
     environment = read_records(directory / "metrics.jsonl")[0]["environment"]

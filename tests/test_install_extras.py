@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from codistill_experiments.runlog import read_records
 from codistill_experiments.translation.checks import (INSTALL_TRANSLATION, TRANSLATION_MODULES,
                                                       translation_install_problem)
@@ -48,10 +50,11 @@ def test_a_translation_job_without_the_extras_stops_before_anything_runs(tmp_pat
     assert "error: workload.name='translation_mini' is trained by fairseq" in done.stderr
     assert f"install them with `{INSTALL_TRANSLATION}`" in done.stderr
     assert "fairseq, fairseq_cli, torchaudio, sacrebleu" in done.stderr
-    assert done.stderr.rstrip().endswith("imported: []")
+    assert "imported: []" in done.stderr
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_translation_sweep_without_the_extras_is_not_launched_and_its_dry_run_warns(tmp_path):
     sweep = ["-m", "workload=translation_mini", "method=codistill", "seed=0,1", f"results_root={tmp_path}"]
     refused = without_extras(*sweep, cwd=tmp_path)
@@ -64,10 +67,11 @@ def test_a_translation_sweep_without_the_extras_is_not_launched_and_its_dry_run_
     assert "warning: a launch here would refuse: workload.name='translation_mini'" in listed.stderr
 
 
+@pytest.mark.slow
 def test_a_vision_job_trains_without_the_extras(tmp_path):
     done = without_extras("workload=digits_mlp", "method=codistill", *SHORT, f"results_root={tmp_path}",
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stderr.rstrip().endswith("imported: []")
+    assert "imported: []" in done.stderr
     [run] = (tmp_path / "runs").iterdir()
     assert read_records(run / "metrics.jsonl")[-1]["kind"] == "end"

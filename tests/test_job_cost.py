@@ -69,6 +69,7 @@ def test_the_vision_shapes_are_torchs_flop_count_of_the_models(key):
     assert VISION_SHAPES[key] == (counter.get_total_flops(), sum(p.numel() for p in model.parameters()))
 
 
+@pytest.mark.slow
 def test_a_paper_dry_run_prints_each_jobs_gpu_hours_and_the_sweeps_total(tmp_path):
     done = run_cli("-m", "sweep=fig2", "scale=paper", "launcher=slurm_v100", "launcher.partition=p", "dry_run=true",
                    f"results_root={tmp_path}", cwd=tmp_path)
@@ -80,6 +81,7 @@ def test_a_paper_dry_run_prints_each_jobs_gpu_hours_and_the_sweeps_total(tmp_pat
     assert "assumed: " in done.stdout and "100 Gbit/s" in done.stdout
 
 
+@pytest.mark.slow
 def test_sparseloco_muloco_and_compressed_checkpoints_are_costed_as_their_exchanges_not_as_training_apart(tmp_path):
     base = ["scale=paper", "method.n=2"]
     apart = job_cost(compose_job(["method=independent", *base], tmp_path)).seconds_per_update

@@ -17,6 +17,7 @@ from conftest import ROOT
 FORBIDDEN = "{'hydra', 'fairseq', 'pandas', 'omegaconf'}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("statement", ["import codistill", "from codistill import *"])
 def test_the_api_imports_with_torch_alone(statement):
     code = f"{statement}; import sys; found = {FORBIDDEN} & set(sys.modules); assert not found, found"
@@ -24,6 +25,7 @@ def test_the_api_imports_with_torch_alone(statement):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_importing_the_package_imports_no_torch_until_a_name_is_used():
     code = ("import sys, codistill, codistill_experiments.runlog; assert 'torch' not in sys.modules; "
             "from codistill import Codistiller, Layout, AlphaSchedule, SnapshotStore, FileCheckpointExchange; "

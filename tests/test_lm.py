@@ -113,6 +113,7 @@ def test_the_codistill_criterion_distils_a_language_model_token_by_token(lm_data
     assert loss.item() == pytest.approx((nll + 0.5 * distill).item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_short_mini_run_learns_below_the_uniform_cross_entropy(run_job):
     directory, container = run_job([*SMALL_CORPUS, "method=allreduce", "method.nodes_per_model=1",
                                     "schedule.max_update=30", "workload.validate_interval_updates=10"])

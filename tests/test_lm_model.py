@@ -79,6 +79,7 @@ def test_the_logits_are_the_projection_of_the_last_normalised_layer():
     assert torch.allclose(logits, extra["inner_states"][-1] @ projection.weight.T + projection.bias, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_it_learns_a_tiny_batch():
     model, dictionary = build()
     batch = tokens(dictionary, batch=4, length=10)

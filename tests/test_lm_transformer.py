@@ -75,6 +75,7 @@ def function_params(saved):
     return torch.cat(kept)
 
 
+@pytest.mark.slow
 def test_two_process_codistillation_of_the_language_model_equals_algorithm1_per_token(run_job, tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "SCAN_CACHE", tmp_path / "cache")
     directory, container = run_job([*SMALL, "method=codistill", "method.period=1", "method.alpha=0.5"])
@@ -89,6 +90,7 @@ def test_two_process_codistillation_of_the_language_model_equals_algorithm1_per_
     assert len(list((tmp_path / "cache").glob("lm-corpus-*.pt"))) == 1
 
 
+@pytest.mark.slow
 def test_gradient_clipping_in_the_engine_is_the_hand_rescaling_of_each_models_gradient(run_job, tmp_path,
                                                                                         monkeypatch):
     """schedule.clip_norm (the peers' recipe for language models) in a 2-process codistillation run,

@@ -14,6 +14,7 @@ def n_params(module, trainable_only=False):
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
+@pytest.mark.slow
 def test_wrn_28_10_has_160_channels_after_the_first_group_and_its_known_size():
     network = WideResNet(28, 10, 10)
     assert network.prefix(torch.zeros(1, 3, 32, 32)).shape == (1, 160, 32, 32)
@@ -43,6 +44,7 @@ def test_parameter_counts_follow_the_construction():
     assert full_tail - tail_of_20 == (160 - 20) * (320 * 9 + 320) + 2 * (160 - 20)
 
 
+@pytest.mark.slow
 def test_the_frozen_part_gets_no_gradient_and_does_not_change():
     torch.manual_seed(0)
     model = SplitWideResNet(WideResNet(10, 10, 10), 2, 8, frozen=True, depth=10, widen=10, num_classes=10)
@@ -61,6 +63,7 @@ def test_the_frozen_part_gets_no_gradient_and_does_not_change():
     assert not torch.equal(before["tail.fc.weight"], after["tail.fc.weight"])
 
 
+@pytest.mark.slow
 def test_two_updates_of_two_split_models_on_a_generated_local_cifar10(tmp_path, run_job):
     root = write_cifar_batches(tmp_path / "cifar", per_batch=4)   # 20 training images
     assert check_cifar_root(root) is None
@@ -115,6 +118,7 @@ def test_a_mini_split_model_sees_only_its_view(scenario, sees):
     assert all(p.requires_grad != frozen for p in model.features.parameters())
 
 
+@pytest.mark.slow
 def test_n_way_codistillation_of_mini_split_models_runs(run_job):
     directory, _ = run_job(["workload=multiview_mini", "method=codistill", "method.n=4",
                             "schedule.epochs=3", "schedule.lr.warmup_epochs=0", "schedule.lr.milestones=[]"])
@@ -132,6 +136,7 @@ def test_mini_view_features_are_standardised_on_the_training_inputs():
     assert abs(features.std().item() - 1.0) < 1e-4
 
 
+@pytest.mark.slow
 def test_mini_codistillation_of_trainable_view_features_stays_finite():
     """Two models codistilled as the mini Fig. 6 runs do (MSE between logits, alpha = 1, the
     Wide-ResNet recipe's peak LR for 32 samples). With outputs divided by per-feature stds this

@@ -37,6 +37,7 @@ def assert_same_records(got, want):
                 assert mine[key] == value, key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", JOBS)
 def test_each_client_and_exchange_logs_what_it_logged_before(name, tmp_path):
     assert_same_records(run(name, tmp_path), recorded(name))

@@ -35,6 +35,7 @@ def wheel(tmp_path_factory):
     return built
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_the_library_alone_and_needs_torch_alone(wheel):
     import codistill
 
@@ -79,6 +80,7 @@ def torch_only_directory(root):
     return root
 
 
+@pytest.mark.slow
 def test_the_wheel_installs_beside_torch_alone_and_runs_the_readme_example(wheel, tmp_path):
     env = tmp_path / "env"
     venv.EnvBuilder(with_pip=True).create(env)

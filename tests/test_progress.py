@@ -49,6 +49,7 @@ def environment(**variables):
     return {**env, **variables}
 
 
+@pytest.mark.slow
 def test_a_run_prints_a_line_per_evaluation_and_a_summary_matching_its_log(tmp_path):
     args = [QUICK, "method=codistill", "seed=5", *SHORT, f"results_root={tmp_path}"]
     done = run_cli(*args, env=environment(), cwd=tmp_path)
@@ -71,6 +72,7 @@ def test_a_run_prints_a_line_per_evaluation_and_a_summary_matching_its_log(tmp_p
                          f"ensemble {last[0]['ensemble_top1']:.2f}% · log {directory / METRICS_FILE}")
 
 
+@pytest.mark.slow
 def test_a_short_line_comes_at_the_interval_between_evaluations(tmp_path):
     # An interval of 0 s: a short line after every update (a real run's default is 60 s).
     args = [QUICK, "method=codistill", "seed=6", *SHORT, f"results_root={tmp_path}"]
@@ -82,6 +84,7 @@ def test_a_short_line_comes_at_the_interval_between_evaluations(tmp_path):
     assert all(line.endswith(" left") for line in short)
 
 
+@pytest.mark.slow
 def test_a_sweep_run_here_prints_one_line_per_run_with_its_final_top1(tmp_path):
     args = ["-m", QUICK, "method=codistill", "seed=7,8", *SHORT, f"results_root={tmp_path}"]
     done = run_cli(*args, env=environment(), cwd=tmp_path)

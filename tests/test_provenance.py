@@ -2,6 +2,8 @@
 import gzip
 import json
 
+import pytest
+
 from figures.logs.provenance import NOT_RECORDED, provenance, provenance_lines
 
 
@@ -104,6 +106,7 @@ def test_runs_of_other_machines_are_those_another_cpu_core_count_or_signature_ma
     assert sorted(runs_of_other_machines(tmp_path, HERE)["run_id"]) == ["four-cores", "xeon", "zen3"]
 
 
+@pytest.mark.slow
 def test_reproduce_all_refuses_a_results_folder_another_machine_began_before_any_sweep(tmp_path, monkeypatch, capsys):
     import pytest
 

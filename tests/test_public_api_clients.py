@@ -106,6 +106,7 @@ def as_saved_before(directory):
     return step
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_a_state_saved_before_resumes_to_the_uninterrupted_log(tmp_path):
     """The checkpoint teachers of a state saved in the engine's former format are restored: the
     resumed run logs what the uninterrupted one logged (teachers not restored would change it)."""
@@ -121,6 +122,7 @@ def test_a_run_killed_with_a_state_saved_before_resumes_to_the_uninterrupted_log
         soak_resume.log_without_wall_time(tmp_path / "reference")
 
 
+@pytest.mark.slow
 def test_snapshot_mode_is_one_name_and_translation_run_ids_hash_it_where_they_did(tmp_path):
     """method.snapshot_mode is the fairseq jobs' mode too (formerly workload.exchange_mode): a
     header written before (the workload holding exchange_mode) and today's config are one run."""
@@ -149,6 +151,7 @@ def test_the_former_name_is_refused(tmp_path):
         compose_job(["workload=translation_mini", "method=codistill", "method.snapshot_mode=sometimes"], tmp_path)
 
 
+@pytest.mark.slow
 def test_the_fairseq_plugin_distils_with_the_configured_loss(tmp_path):
     """method.loss reaches the plugin's Codistiller (formerly it was always mse): the recorded mse
     run of tests/reference_logs.py, run with kl at temperature 2, logs another distillation term

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -56,6 +57,7 @@ def test_the_readme_example_is_at_most_40_lines_and_a_ddp_loop_on_two_gloo_proce
         assert part in code
 
 
+@pytest.mark.slow
 def test_the_readme_example_trains_the_models_of_the_single_process_reference(tmp_path):
     (tmp_path / "example.py").write_text(readme_example())
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1",

@@ -321,6 +321,7 @@ def test_translation_invariants_fail_on_a_falling_curve_and_no_rise(tmp_path, do
     assert outcome.status == 1
 
 
+@pytest.mark.slow
 def test_codistillation_stalled_near_the_unigram_plateau_fails_and_the_paper_alpha_is_required(tmp_path, docs,
                                                                                                monkeypatch):
     plateau = plateau_of_translation()
@@ -441,6 +442,7 @@ def test_a_data_path_in_the_workload_config_fails_the_data_invariant():
     assert check_data({"workload": STANDIN}, workload).holds
 
 
+@pytest.mark.slow
 def test_the_cost_of_every_sweep_sums_each_runs_training_time_once(tmp_path, docs):
     """Every end record of every mini manifest, a run named by two manifests counted once (as
     `make reproduce-all` runs it once); over 90 minutes it fails unless declared with its value."""
@@ -464,6 +466,7 @@ def test_the_cost_of_every_sweep_sums_each_runs_training_time_once(tmp_path, doc
     assert outcome.verdicts[(EVERY, "reproduce_all_cost")][1] == DECLARED
 
 
+@pytest.mark.slow
 def test_the_regime_check_gates_the_frontier_regime(tmp_path, docs):
     outcome = run_check(write_tree(tmp_path / "logs"), docs)   # with the frontier regime's runs (write_frontier)
     assert FRONTIER in outcome.gated
@@ -486,6 +489,7 @@ def test_without_the_frontier_regime_sweep_the_check_names_it_and_exits_2(tmp_pa
         in outcome.text
 
 
+@pytest.mark.slow
 def test_quote_rewrites_only_the_docs_quotation_of_the_check(tmp_path, docs, capsys):
     root = write_tree(tmp_path / "logs")
     before = ["# Mini scale", "", VALUES_HEADING, "", "`make regime` on the committed logs:", "",
@@ -505,6 +509,7 @@ def test_quote_rewrites_only_the_docs_quotation_of_the_check(tmp_path, docs, cap
     assert read_declarations(docs) == {("x", "y"): ("1", "z")}
 
 
+@pytest.mark.slow
 def test_the_docs_quote_the_check_on_the_committed_logs_and_it_passes():
     """docs/mini-scale.md's "The committed logs' values" is the check's output on paper/logs (after
     new logs: `python -m figures.regime --quote`), and every gated invariant holds or is declared."""

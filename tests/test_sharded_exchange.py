@@ -100,6 +100,7 @@ def _runs(run_job, exchange, period):
     return traces, [r for r in records if r["kind"] == "eval"][-1], container
 
 
+@pytest.mark.slow
 def test_a_sharded_run_trains_as_the_unsharded_one_and_sends_k_times_fewer_bits_between_nodes(run_job):
     from codistill_experiments.vision.workloads import build_workload
     from omegaconf import OmegaConf
@@ -122,6 +123,7 @@ def test_a_sharded_run_trains_as_the_unsharded_one_and_sends_k_times_fewer_bits_
     assert sharded_record["comm_bits_intra_node"] == steps * 2 * 32 * params + exchanges * (k - 1) * n * 32 * shard
 
 
+@pytest.mark.slow
 def test_validation_accepts_sharded_checkpoints_where_checkpoints_are_and_names_the_key(tmp_path):
     from codistill_experiments.config import ConfigError
     from conftest import compose_job

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from importlib.metadata import version
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -20,6 +22,7 @@ def test_installed_versions_match_the_pins():
     assert {name: version(name).split("+")[0] for name in pinned} == pinned
 
 
+@pytest.mark.slow
 def test_fairseq_and_the_submitit_launcher_import_beside_hydra():
     # In a fresh interpreter: fairseq fills Hydra's global ConfigStore on import.
     code = ("import fairseq, hydra, omegaconf\n"  # fairseq 0.12.2 fails here on Python 3.11

@@ -417,6 +417,7 @@ def codec_bits(codecs, sizes):
     return total
 
 
+@pytest.mark.slow
 def test_sparseloco_and_muloco_bits_are_the_engines_codecs():
     import torch
     from codistill_experiments.vision.compressed_diloco import RowCodec, TopKCodec, output_layer

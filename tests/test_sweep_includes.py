@@ -76,6 +76,7 @@ def sweep_error(search_path, tmp_path, sweep):
     return str(stopped.value.code)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", ["mini", "paper"])
 def test_an_include_lists_the_jobs_its_where_selects_as_grids_written_by_hand(search_path, tmp_path, scale):
     included = run_ids(search_path, tmp_path, "part", scale=scale)
@@ -84,6 +85,7 @@ def test_an_include_lists_the_jobs_its_where_selects_as_grids_written_by_hand(se
     assert included == composed_run_ids(PART_BY_HAND[scale], tmp_path, scale=scale)
 
 
+@pytest.mark.slow
 def test_includes_nest_and_command_line_arguments_apply_to_included_jobs(search_path, tmp_path):
     assert run_ids(search_path, tmp_path, "nested") == composed_run_ids(NESTED_BY_HAND, tmp_path)
     # seed=3 replaces the included jobs' seeds: part's 4 jobs then collapse to 3 runs
@@ -91,6 +93,7 @@ def test_includes_nest_and_command_line_arguments_apply_to_included_jobs(search_
     assert len(with_seed_3) == 3 and with_seed_3 == composed_run_ids(PART_BY_HAND["mini"], tmp_path, "seed=3")
 
 
+@pytest.mark.slow
 def test_an_unknown_sweep_a_cycle_and_a_where_that_keeps_nothing_fail_before_launching(search_path, tmp_path):
     unknown = sweep_error(search_path, tmp_path, "unknown")
     assert "`include: nowhere` names no sweep file; known sweeps: " in unknown and "base" in unknown

@@ -151,8 +151,16 @@ def test_every_figure_of_the_experiment_map_has_a_sweep_file():
     assert files - set(SWEEP_JOBS) == set(), "a sweep without an expected job count in SWEEP_JOBS"
 
 
+def slow_unless_fig2(values, names):
+    """Parameters of a test that lists sweeps: Figure 2's listing stays in `make test-fast` (its 33
+    jobs compose in seconds); every other sweep's is marked slow (all of them together compose
+    about 1,700 jobs, minutes on 2 cores)."""
+    return [pytest.param(value, id=name, marks=() if name == "fig2" else pytest.mark.slow)
+            for value, name in zip(values, names)]
+
+
 @pytest.mark.parametrize("scale", ["mini", "paper"])
-@pytest.mark.parametrize("sweep", list(SWEEP_JOBS))
+@pytest.mark.parametrize("sweep", slow_unless_fig2(SWEEP_JOBS, SWEEP_JOBS))
 def test_every_sweep_validates_and_lists_its_jobs(tmp_path, sweep, scale):
     count, ids, wrote_a_run, _ = listed(sweep, scale, tmp_path)
     expected = SWEEP_JOBS[sweep][scale == "paper"]
@@ -160,6 +168,7 @@ def test_every_sweep_validates_and_lists_its_jobs(tmp_path, sweep, scale):
     assert not wrote_a_run
 
 
+@pytest.mark.slow
 def test_a_sweep_listed_again_in_the_same_process_lists_the_same_jobs(tmp_path):
     # the sweeper keeps the configs it has read across compositions: a composition that changed
     # what the next one reads would list other jobs (fig2's batch-size panel lost 3 of its 33)
@@ -167,6 +176,7 @@ def test_a_sweep_listed_again_in_the_same_process_lists_the_same_jobs(tmp_path):
     assert again == first and len(first) == SWEEP_JOBS["fig2"][0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", ["mini", "paper"])
 def test_figures_that_show_the_same_runs_share_them(tmp_path, scale):
     ids = lambda sweep: set(listed_run_ids(sweep, scale, tmp_path)[1])  # noqa: E731
@@ -176,6 +186,7 @@ def test_figures_that_show_the_same_runs_share_them(tmp_path, scale):
         assert ids(part) <= ids(whole), (part, whole)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", ["mini", "paper"])
 def test_the_ablations_reuse_fig4s_codistillation_runs(tmp_path, scale):
     fig4 = set(listed_run_ids("fig4", scale, tmp_path)[1])
@@ -205,7 +216,7 @@ def test_there_are_committed_manifests():
     assert len(MANIFESTS) >= 20, f"expected a mini manifest per sweep under {COMMITTED}/sweeps"
 
 
-@pytest.mark.parametrize("manifest", MANIFESTS, ids=[path.parent.name for path in MANIFESTS])
+@pytest.mark.parametrize("manifest", slow_unless_fig2(MANIFESTS, [path.parent.name for path in MANIFESTS]))
 def test_the_current_configs_resolve_to_the_committed_run_ids(manifest, tmp_path):
     sweep = manifest.parent.name
     committed = Counter(entry["run_id"] for entry in json.loads(manifest.read_text()))
@@ -230,6 +241,7 @@ def test_fig2_dry_run_lists_every_job_and_runs_nothing(tmp_path, scale):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_an_invalid_override_stops_the_sweep_before_any_job_runs(tmp_path):
     done = run_cli("-m", "sweep=fig2", "batch_scale=0.3", f"results_root={tmp_path}", cwd=tmp_path)
     assert done.returncode != 0
@@ -263,6 +275,7 @@ def test_fig2_end_to_end_and_a_rerun_only_redraws(tmp_path):
     assert (out / "fig2.png").stat().st_size > 0 and (out / "fig2.pdf").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_a_sweep_shares_the_finished_runs_of_another_and_a_rerun_launches_nothing(tmp_path):
     short = ["seed=0", f"results_root={tmp_path}", "workload=digits_mlp", "schedule.epochs=2",
              "schedule.lr.warmup_epochs=1", "schedule.weight_decay.values=[1e-4,0]", "schedule.weight_decay.milestones=[1]"]
@@ -302,6 +315,7 @@ def eval_records(directory):
             for r in read_records(directory / "metrics.jsonl") if r["kind"] == "eval"]
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_one_task_per_rank_and_logs_what_a_local_run_logs(tmp_path, run_job):
     from conftest import QUICK_WORKLOAD, SHORT
 
@@ -316,6 +330,7 @@ def test_submitit_local_launcher_runs_one_task_per_rank_and_logs_what_a_local_ru
     assert eval_records(submitit_dir) == eval_records(local_dir)
 
 
+@pytest.mark.slow
 def test_a_paper_sweep_without_imagenet_on_disk_fails_before_launching(tmp_path):
     done = run_cli("-m", "sweep=fig2", "scale=paper", f"workload.data_root={tmp_path / 'nowhere'}",
                    f"results_root={tmp_path}", cwd=tmp_path)
@@ -324,6 +339,7 @@ def test_a_paper_sweep_without_imagenet_on_disk_fails_before_launching(tmp_path)
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_queued_without_checking_data_here_leaves_the_check_to_each_job(tmp_path):
     # Where the data is mounted on the compute nodes only, a sweep is queued from a login node that
     # lacks it: launcher.check_data_on_submit=false turns the sweeper's refusal into a warning, and
@@ -351,6 +367,7 @@ def test_a_sweep_queued_without_checking_data_here_leaves_the_check_to_each_job(
     assert not (tmp_path / "runs").exists()   # the job stopped before it made its run directory
 
 
+@pytest.mark.slow
 def test_the_wide_resnet_pretraining_sweep_resolves_zagoruykos_recipe(tmp_path):
     done = run_cli("-m", "sweep=wrn_pretrain", "scale=paper", "dry_run=true", f"results_root={tmp_path}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -374,6 +391,7 @@ def test_a_job_whose_config_changed_since_its_sweep_was_validated_stops(tmp_path
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_launchers_are_built_before_any_job_is_queued(tmp_path, monkeypatch):
     # Jobs needing other resources (1 rank, 2 ranks) go to launchers of their own, launched from
     # threads. Building a launcher deep-copies the sweep config, which detaches its nodes for a
@@ -410,6 +428,7 @@ def test_launchers_are_built_before_any_job_is_queued(tmp_path, monkeypatch):
                         2: (2, [["method=codistill", "seed=1"], ["method=codistill", "seed=2"]])}
 
 
+@pytest.mark.slow
 def test_a_paper_scale_multiview_dry_run_warns_that_the_pretrained_weights_are_missing(tmp_path):
     """Fig. 6's pretrained_* scenarios need wrn_pretrain's network: a dry run lists the jobs and
     warns, naming the key and the sweep that produces the weights; it does not fail (it may be
@@ -419,3 +438,31 @@ def test_a_paper_scale_multiview_dry_run_warns_that_the_pretrained_weights_are_m
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
     assert any("workload.pretrained=None" in line and "sweep=wrn_pretrain" in line for line in warnings), done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_job_composed_from_its_seed_twin_equals_its_full_composition(tmp_path, monkeypatch):
+    """The sweeper composes a job that differs from an earlier one only in its seed by setting the
+    seed on that job's config: the resolved jobs, run ids and Slurm resources must be those of a
+    full composition of each job."""
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # its first call imports the plugin modules again: patch the class it keeps
+    sweeper_class = Plugins.instance().class_name_to_class[
+        "hydra_plugins.codistill_sweeper.grid_union_sweeper.GridUnionSweeper"]
+    validated, compose_and_validate = [], sweeper_class.compose_and_validate
+
+    def recorded(self, jobs):
+        unique = compose_and_validate(self, jobs)
+        validated.append(json.dumps(unique, sort_keys=True, default=str))
+        return unique
+
+    monkeypatch.setattr(sweeper_class, "compose_and_validate", recorded)
+    sweep = ["sweep=fig2", "scale=paper", "launcher=slurm_v100", "launcher.partition=x", "dry_run=true",
+             f"results_root={tmp_path}"]
+    sweep_in_process(*sweep)
+    monkeypatch.setattr(sweeper_class, "composed", lambda self, loader, job, seedless:
+                        loader.load_sweep_config(self.config, job))
+    sweep_in_process(*sweep)
+    assert len(validated) == 2 and validated[0] == validated[1]
+    assert len(json.loads(validated[0])) == FIG2_JOBS

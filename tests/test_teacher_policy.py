@@ -3,6 +3,7 @@ off), except batch norms the model trains with, which normalise with the batch's
 running statistics do not travel with the parameters); parts the model keeps in eval stay so."""
 import copy
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -82,6 +83,7 @@ def _vision_rank(rank, init_file, container, results):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_vision_teachers_run_under_the_policy(tmp_path):
     container = compose_job(["workload=clusters_resnet", "workload.train_size=600", "workload.val_size=100",
                              "method=codistill", "method.exchange=checkpoints",

@@ -46,6 +46,7 @@ def inter_node_bits(directory):
     return last["comm_bits_inter_node"]
 
 
+@pytest.mark.slow
 def test_torchft_diloco_with_one_fragment_and_no_overlap_is_our_diloco(runs):
     # H = 9 divides STEPS: both runs end on an outer step. Both use diloco.yaml's outer optimizer
     # (Nesterov SGD, lr 0.7, momentum 0.9), the run's inner SGD and its data and initialisation.
@@ -63,6 +64,7 @@ def test_torchft_diloco_with_one_fragment_and_no_overlap_is_our_diloco(runs):
     assert inter_node_bits(torchft) == inter_node_bits(ours) == STEPS // 9 * 2 * 32 * 85002
 
 
+@pytest.mark.slow
 def test_fragments_sync_in_turn_and_their_bits_follow_the_hand_formula(runs):
     # H = 12, 2 fragments: one syncs every 6 updates, in turn (torchft's manager step picks it), so
     # updates 6, 12, ..., 54 sync the first half 5 times and the second 4 times; the all_reduce
@@ -103,6 +105,7 @@ def test_a_job_without_torchft_fails_at_compose_time_but_a_dry_run_lists_it(tmp_
     assert compose_job(["method=streaming_diloco", "dry_run=true"], tmp_path)["method"]["name"] == "streaming_diloco"
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_period_resumes_to_the_uninterrupted_log(tmp_path):
     # 18 updates per epoch, H = 12 with 2 fragments: the state committed at each epoch has one
     # fragment just synced and the other half-way to its sync (torchft's Manager step and DiLoCo's

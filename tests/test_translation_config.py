@@ -51,6 +51,7 @@ def test_fig4_paper_recipe(tmp_path, method, schedule, gpus_per_model, label_smo
     assert argument(generate, "--remove-bpe") == "@@ " and argument(generate, "--gen-subset") == "test"
 
 
+@pytest.mark.slow
 def test_iwslt_recipes_of_table2_and_the_over_fitting_result(tmp_path):
     table2 = compose_job(["workload=iwslt14_transformer", "method=codistill", "method.n=8",
                           "schedule=iwslt_transformer_codistill", "scale=paper", "scale.ranks_per_model=1"], tmp_path)
@@ -112,6 +113,7 @@ def test_a_translation_schedule_with_a_vision_workload_is_refused(tmp_path):
         compose_job(["schedule=ott2018"], tmp_path)
 
 
+@pytest.mark.slow
 def test_missing_paper_data_warns_in_a_dry_run_and_stops_a_real_run(tmp_path):
     args = ["workload=wmt16_transformer_big", "scale=paper", "method=codistill", f"results_root={tmp_path}",
             f"workload.data_bin={tmp_path / 'nowhere'}"]

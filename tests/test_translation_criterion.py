@@ -83,6 +83,7 @@ def test_label_smoothing_schedule():
         label_smoothing_at(0.1, "linear", 0.5, 1)
 
 
+@pytest.mark.slow
 def test_fairseq_criterion_adds_alpha_times_the_distillation_to_smoothed_cross_entropy(fairseq_task, tmp_path):
     """The registered criterion on a real fairseq transformer (dropout 0), at epoch 3 of an
     exponential alpha and label-smoothing schedule, with two teachers (n = 3) whose snapshots the

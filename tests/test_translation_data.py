@@ -64,6 +64,7 @@ def test_preparation_scripts_stop_with_a_clear_message_when_the_raw_data_is_miss
     assert helped.returncode == 0 and "fairseq-preprocess" in helped.stdout
 
 
+@pytest.mark.slow
 def test_wmt16_script_binarises_the_archive_layout_into_a_usable_data_bin(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()

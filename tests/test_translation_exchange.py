@@ -44,6 +44,7 @@ def wait_until(condition, timeout_s=60.0):
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_write_leaves_the_previous_complete_snapshot(tmp_path):
     # The writer publishes step 0, then starts step 5 with a disk that stalls half-way through.
     process = writer(tmp_path, """
@@ -69,6 +70,7 @@ def test_a_writer_killed_mid_write_leaves_the_previous_complete_snapshot(tmp_pat
         store.wait_for(1, 5, timeout_s=0.3)
 
 
+@pytest.mark.slow
 def test_a_reader_racing_a_writer_that_is_killed_only_ever_loads_complete_snapshots(tmp_path):
     process = writer(tmp_path, """
         for step in range(100000):

@@ -121,6 +121,7 @@ def test_the_regime_checks_measure_the_baseline_against_the_generator(monkeypatc
     assert checks["bleu_step_noise"].value == pytest.approx(math.sqrt(2) / math.sqrt(4))
 
 
+@pytest.mark.slow
 def test_a_short_grammar_run_trains_on_subwords_and_scores_bleu_on_words(run_job):
     """The real fairseq path on the grammar: the data-bin holds subword units (`@@`), the run logs
     BLEU on the test set, and fairseq-generate's hypotheses and references are whole words."""
@@ -147,6 +148,7 @@ def test_a_short_grammar_run_trains_on_subwords_and_scores_bleu_on_words(run_job
     assert output_logits(container["workload"]) == 4 + len(dictionary.splitlines())
 
 
+@pytest.mark.slow
 def test_alpha_per_logit_compares_each_sweeps_scale_with_the_paper_dictionary_it_stands_for(monkeypatch):
     """Fig. 4 at 120 / 32768 holds; a Table 2 run left unscaled pulls each of the stand-in's 120
     logits 6632 / 120 = 55.3 times as hard as IWSLT'14's model and fails the check."""

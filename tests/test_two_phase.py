@@ -116,6 +116,7 @@ def reference_students(container, teacher_directory, batch):
     return students, terms
 
 
+@pytest.mark.slow
 def test_two_phase_trains_the_independent_teachers_then_students_distilling_from_them(run_job, tmp_path):
     directory, container = run_job(["method=two_phase", "method.alpha=0.5", *SHORT])
     independent = compose_job(["method=independent", *SHORT], tmp_path)
@@ -148,6 +149,7 @@ def test_two_phase_trains_the_independent_teachers_then_students_distilling_from
     assert (final_params(directory, 0) - flat(plain_students[0])).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_a_finished_teacher_run_is_not_trained_again(run_job, tmp_path):
     teachers, _ = run_job(["method=independent", *SHORT])
     log = (teachers / "metrics.jsonl").read_bytes()
@@ -159,6 +161,7 @@ def test_a_finished_teacher_run_is_not_trained_again(run_job, tmp_path):
     assert evals and all(r["teacher_steps"] == 111 for r in evals)
 
 
+@pytest.mark.slow
 def test_a_finished_teacher_run_without_its_weights_stops_the_job_before_the_students_train(run_job, tmp_path):
     """A teacher run restored from its log alone (figures.carry restore carries no weights): the job
     stops before any student trains, naming the run and what to do, instead of a student rank's

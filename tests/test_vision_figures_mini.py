@@ -27,6 +27,7 @@ JOBS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(JOBS))
 def test_vision_figure_job_runs_at_mini_scale(run_job, name):
     directory, container = run_job([*JOBS[name], *SHORT])

@@ -51,6 +51,7 @@ def reference(tmp_path_factory):
     return container, [torch.cat([p.detach().reshape(-1) for p in model.parameters()]) for model in models]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exchange", ["predictions", "checkpoints"])
 def test_a_float64_codistiller_equals_algorithm1_in_float64_and_counts_64_bit_values(reference, exchange):
     container, expected = reference
@@ -63,6 +64,7 @@ def test_a_float64_codistiller_equals_algorithm1_in_float64_and_counts_64_bit_va
         assert result["bits"] == result["steps"] * values * 64
 
 
+@pytest.mark.slow
 def test_asking_for_32_bit_predictions_rounds_them_and_counts_32_bits(reference):
     container, expected = reference
     results = spawn(2, _codistiller_run, container, "predictions", 32)
