@@ -12,6 +12,7 @@ import torch
 from benchmarks import soak_resume
 from codistill_experiments import run_state
 from codistill_experiments.runlog import METRICS_FILE, read_records
+from test_frontier_methods import run_to_the_end
 
 EPOCHS = 3   # the state is committed at each epoch's evaluation
 
@@ -24,10 +25,10 @@ def rerun(results_root):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """(results root of an uninterrupted run, its log without wall times, the updates of its last
-    two evaluations)."""
+    two evaluations). It is launched as src/run.py launches it, from this process (the reruns are
+    src/run.py's: tests/test_reliability.py checks that both write the same log)."""
     root = tmp_path_factory.mktemp("reference")
-    done = rerun(root)
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_to_the_end(soak_resume.job(EPOCHS), root)
     log = soak_resume.log_without_wall_time(root)
     steps = sorted({record["step"] for record in log if record["kind"] == "eval"})
     assert len(steps) == EPOCHS
@@ -64,6 +65,7 @@ def flip(path):
 DAMAGE = {"truncated": truncate, "bit-flipped": flip}
 
 
+@pytest.mark.slow
 def test_a_finished_run_keeps_its_last_two_committed_steps(finished):
     state = soak_resume.run_directory(finished[0]) / run_state.STATE_DIR
     last, before = finished[2]["last"], finished[2]["before"]
@@ -73,10 +75,11 @@ def test_a_finished_run_keeps_its_last_two_committed_steps(finished):
     assert run_state.read_commit(state / "previous.json") == before
 
 
-@pytest.mark.parametrize("damaged, damage", [("latest.json", "truncated"), ("model1-step{last}.pt", "truncated"),
-                                             ("model0-step{last}.pt", "truncated"),
-                                             ("model1-step{last}.pt", "bit-flipped"),
-                                             ("model0-step{last}.pt", "bit-flipped")])
+@pytest.mark.parametrize("damaged, damage", [
+    ("latest.json", "truncated"),   # the one of make test-fast
+    *(pytest.param(*case, marks=pytest.mark.slow) for case in [
+        ("model1-step{last}.pt", "truncated"), ("model0-step{last}.pt", "truncated"),
+        ("model1-step{last}.pt", "bit-flipped"), ("model0-step{last}.pt", "bit-flipped")])])
 def test_a_damaged_newest_state_falls_back_to_the_previous_step_and_ends_as_uninterrupted(
         finished, tmp_path, damaged, damage):
     root, state = crashed_after_last_commit(finished, tmp_path)
@@ -96,6 +99,7 @@ def test_a_damaged_newest_state_falls_back_to_the_previous_step_and_ends_as_unin
     assert read_records(soak_resume.run_directory(root) / METRICS_FILE)[-1]["kind"] == "end"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damaged, damage", [(("latest.json", "previous.json"), "truncated"),
                                              (("model1-step{last}.pt", "model1-step{before}.pt"), "truncated"),
                                              (("latest.json", "model0-step{before}.pt"), "truncated"),

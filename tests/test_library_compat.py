@@ -12,6 +12,7 @@
   parameters of the DDP run, within 1e-6; checkpoint exchanges refuse FSDP2, with a message,
   whether the Codistiller is built before fully_shard or after it, and parameters moved (to
   float64) after the Codistiller was built."""
+import pytest
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
@@ -79,6 +80,7 @@ def _compiled_and_eager(rank, world_size):
     return results
 
 
+@pytest.mark.slow
 def test_a_compiled_model_trains_the_parameters_teachers_and_state_of_the_eager_run():
     for rank_results in spawn(2, _compiled_and_eager):
         for exchange, hows in (("predictions", ["compiled_inside_ddp"]),
@@ -145,6 +147,7 @@ def _fsdp_or_ddp(rank, world_size):
     return results
 
 
+@pytest.mark.slow
 def test_fsdp2_inside_a_model_group_with_the_prediction_exchange_trains_the_ddp_runs_models():
     ranks = spawn(4, _fsdp_or_ddp)
     for result in ranks:

@@ -4,6 +4,7 @@ import os
 import threading
 import time
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -24,6 +25,7 @@ def composed(overrides, tmp_path):
                        return_hydra_config=True)
 
 
+@pytest.mark.slow
 def test_by_default_as_many_jobs_as_fill_the_cores_and_run_ids_as_with_the_local_launcher(tmp_path):
     for method, ranks in (("method=allreduce method.nodes_per_model=1", 1), ("method=codistill", 2),
                           ("method=codistill method.n=4", 4)):
@@ -39,6 +41,7 @@ def test_by_default_as_many_jobs_as_fill_the_cores_and_run_ids_as_with_the_local
     assert capped.hydra.launcher.n_jobs == 3 and run_id(validate(capped)) == run_id(validate(local))
 
 
+@pytest.mark.slow
 def test_groups_of_other_widths_run_one_after_another_each_at_its_own_cap(tmp_path, monkeypatch):
     # 1-rank and 2-rank jobs need joblib launchers of their own (n_jobs differs); launched at once
     # they would together run more jobs than the cores hold.
@@ -99,6 +102,7 @@ def most_at_once(spans, slack_s=0.05):
 TRAINING = ["schedule.epochs=20", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[10]", *SHORT[3:]]
 
 
+@pytest.mark.slow
 def test_three_two_rank_jobs_run_two_at_a_time_and_all_finish(tmp_path):
     done = run_cli("-m", "launcher=local_parallel", "launcher.jobs_at_once=2", QUICK_WORKLOAD, "method=codistill",
                    "seed=1,2,3", *TRAINING, f"results_root={tmp_path}", cwd=tmp_path)
@@ -108,6 +112,7 @@ def test_three_two_rank_jobs_run_two_at_a_time_and_all_finish(tmp_path):
     assert most_at_once(spans) == 2
 
 
+@pytest.mark.slow
 def test_every_translation_job_trains_also_in_a_joblib_worker_that_ran_one_before(tmp_path):
     """Hydra's joblib launcher hands each job a copy of the launcher's Hydra state, ConfigStore
     included, while fairseq registers its configs there only when first imported. Three one-rank

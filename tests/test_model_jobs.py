@@ -46,6 +46,7 @@ def held(entry):
     return steps if isinstance(steps, list) else [steps] * len(entry["teachers"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("models", [
     "[{hidden:[64]},{hidden:[256,256]}]",
     "[{hidden:[64]},{hidden:[128]},{hidden:[32,32]}]",
@@ -87,6 +88,7 @@ def test_lockstep_model_jobs_train_what_the_collective_checkpoint_exchange_train
                for r in run_log if r["kind"] == "eval")
 
 
+@pytest.mark.slow
 def test_async_model_jobs_log_the_age_of_the_snapshot_each_update_read(run_job):
     directory, config = run_job([*FILES, "method.snapshot_mode=async", "method.period=3", "trace=true", *SHORT])
     mine, theirs = traces(directory, 2, model_dirs=True)
@@ -121,20 +123,21 @@ def lock_pid(directory, model):
     return int(text.split(" pid ")[1].split()[0])
 
 
+@pytest.mark.slow
 def test_a_killed_model_job_does_not_stop_the_others_and_rejoins_when_rerun(tmp_path):
-    long = ["schedule.epochs=8", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[6]",
+    long = ["schedule.epochs=5", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[4]",
             "schedule.weight_decay.values=[1e-4]", "schedule.weight_decay.milestones=[]"]
     overrides = ["workload=digits_mlp", *FILES, "method.snapshot_mode=async", "method.period=2", *long,
                  f"results_root={tmp_path}"]
     config = compose_job(overrides, tmp_path)
     directory = run_dir(config)
-    steps_per_epoch, epochs = 37, 8
+    steps_per_epoch, epochs = 37, 5
     command = [sys.executable, str(ROOT / "src" / "run.py"), *overrides]
     environment = {**os.environ, "CODISTILL_PROGRESS": "off"}
     first = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     # Kill model 1 once it has committed the state of a random evaluation: somewhere in the next epoch.
-    kill_after = random.Random(20261123).randint(2, 5) * steps_per_epoch
+    kill_after = random.Random(20261123).randint(2, 3) * steps_per_epoch
     log = model_directory(directory, 1) / METRICS_FILE
     deadline = time.time() + 300
     while time.time() < deadline and (run_state.committed_step(model_directory(directory, 1)) or 0) < kill_after:
@@ -247,6 +250,7 @@ def test_a_half_written_snapshot_is_never_listed(tmp_path):
     assert store.steps(0) == [0] and store.newest(0)[0] == 0
 
 
+@pytest.mark.slow
 def test_lockstep_stops_with_a_message_naming_the_snapshot_a_missing_peer_never_wrote(tmp_path):
     # Model 0's job alone (model_job=0): its peer never runs, so its snapshot of update 0 never comes.
     overrides = ["workload=digits_mlp", *FILES, "method.snapshot_timeout_s=1", "model_job=0", *SHORT,
@@ -260,8 +264,9 @@ def test_lockstep_stops_with_a_message_naming_the_snapshot_a_missing_peer_never_
         "of update 0" in last, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_lockstep_a_killed_model_restarted_alone_rejoins_and_the_run_equals_an_uninterrupted_one(run_job, tmp_path):
-    long = ["schedule.epochs=6", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[4]",
+    long = ["schedule.epochs=4", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[3]",
             "schedule.weight_decay.values=[1e-4]", "schedule.weight_decay.milestones=[]"]
     job = [*FILES, "method.snapshot_mode=lockstep", "method.period=4", "method.snapshot_timeout_s=120", *long]
     reference, _ = run_job(job)
@@ -272,7 +277,7 @@ def test_lockstep_a_killed_model_restarted_alone_rejoins_and_the_run_equals_an_u
     command = [sys.executable, str(ROOT / "src" / "run.py"), *overrides]
     everything = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
-    kill_after = random.Random(7).randint(1, 3) * 37
+    kill_after = random.Random(7).randint(1, 2) * 37
     deadline = time.time() + 300
     while time.time() < deadline and (run_state.committed_step(model_directory(directory, 1)) or 0) < kill_after:
         time.sleep(0.02)
@@ -293,6 +298,7 @@ def test_lockstep_a_killed_model_restarted_alone_rejoins_and_the_run_equals_an_u
     assert [r["model"] for r in read_records(directory / METRICS_FILE) if r["kind"] == "down"] == [1]
 
 
+@pytest.mark.slow
 def test_each_model_job_runs_alone_and_the_last_assembles_the_run_log(tmp_path):
     job = [*soak_resume.RUN, *soak_resume.job(4), "method.transport=files", "method.snapshot_mode=async",
            f"results_root={tmp_path}"]

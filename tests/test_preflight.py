@@ -14,6 +14,7 @@ from codistill_experiments.preflight import BY_NAME, first_difference, peer_inpu
 IN_CI = ["imagenet_resnet50", "cifar10_wrn", "criteo", "iwslt14_transformer", "commoncrawl_lstm"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", IN_CI)
 def test_a_paper_workload_trains_at_its_paper_shape_and_resumes_exactly_after_a_kill(name, tmp_path):
     outcome = preflight.check(BY_NAME[name], tmp_path, gpus=0)

@@ -15,8 +15,9 @@ from benchmarks import soak_resume
 from codistill_experiments.runlog import DAMAGED, METRICS_FILE, DamagedLog, end_state, parse_log, read_records
 from conftest import SHORT
 from figures.logs.run_logs import read_log
+from test_frontier_methods import run_to_the_end
 
-EPOCHS = 3
+EPOCHS = 12   # long enough for Ctrl-C to reach a run still training, even on a fast machine
 DIGITS_TRAIN, BATCH = 1200, 32   # workloads/digits_mlp.yaml train_size; scale mini's batch per rank
 
 
@@ -27,10 +28,11 @@ def run(results_root, job=None, **kwargs):
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """(results root of a finished run, its log without wall times)."""
+    """(results root of a finished run, its log without wall times). It is launched as src/run.py
+    launches it, from this process (the reruns are src/run.py's: tests/test_reliability.py checks
+    that both write the same log)."""
     root = tmp_path_factory.mktemp("finished")
-    done = run(root)
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_to_the_end(soak_resume.job(EPOCHS), root)
     return root, soak_resume.log_without_wall_time(root)
 
 
@@ -40,10 +42,11 @@ def copy_of(finished, tmp_path):
     return root, soak_resume.run_directory(root) / METRICS_FILE
 
 
+@pytest.mark.slow
 def test_a_damaged_middle_line_of_a_finished_log_survives_a_rerun_byte_for_byte(finished, tmp_path):
     root, log = copy_of(finished, tmp_path)
     lines = log.read_bytes().split(b"\n")
-    lines[3] = lines[3][:40] + b"\x00\x00" + lines[3][42:]   # line 4 of 8: bytes lost in the middle
+    lines[3] = lines[3][:40] + b"\x00\x00" + lines[3][42:]   # line 4 of 26: bytes lost in the middle
     log.write_bytes(b"\n".join(lines))
     damaged = log.read_bytes()
     done = run(root)
@@ -63,6 +66,7 @@ def test_a_damaged_middle_line_of_a_finished_log_survives_a_rerun_byte_for_byte(
     assert (log.parent.with_name(log.parent.name + ".set-aside") / METRICS_FILE).read_bytes() == damaged
 
 
+@pytest.mark.slow
 def test_a_torn_end_record_is_a_crash_while_writing_and_resumes_to_the_same_log(finished, tmp_path):
     root, log = copy_of(finished, tmp_path)
     text = log.read_text()
@@ -116,6 +120,7 @@ def evals(records):
     return [{k: v for k, v in record.items() if k != "wall_time"} for record in records if record["kind"] == "eval"]
 
 
+@pytest.mark.slow
 def test_a_diverged_run_exits_nonzero_with_a_failed_end_record_and_is_not_a_result(tmp_path):
     job = ["workload=digits_mlp", "method=codistill", "schedule.lr.base=100", *SHORT]
     done = run(tmp_path, job)
@@ -138,12 +143,10 @@ def test_a_diverged_run_exits_nonzero_with_a_failed_end_record_and_is_not_a_resu
     assert (directory / METRICS_FILE).read_bytes() == before
 
 
-def test_ctrl_c_ends_a_run_with_one_line_and_rerunning_resumes_it_exactly(tmp_path):
-    job = soak_resume.job(30)
-    reference = run(tmp_path / "reference", job)
-    assert reference.returncode == 0, reference.stderr[-2000:]
-    root = tmp_path / "interrupted"
-    command = [*soak_resume.RUN, *job, f"results_root={root}"]
+@pytest.mark.slow
+def test_ctrl_c_ends_a_run_with_one_line_and_rerunning_resumes_it_exactly(finished, tmp_path):
+    root = tmp_path / "interrupted"   # the job of `finished`, its uninterrupted run
+    command = [*soak_resume.RUN, *soak_resume.job(EPOCHS), f"results_root={root}"]
     # A terminal's foreground job has SIGINT at its default; a test run from a background shell job
     # inherits it ignored (as every background command of a non-interactive shell does), so reset it.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -156,6 +159,6 @@ def test_ctrl_c_ends_a_run_with_one_line_and_rerunning_resumes_it_exactly(tmp_pa
     assert [line for line in stderr.splitlines() if line.strip()] == [
         f"interrupted: {soak_resume.run_directory(root).name} stopped; rerun the same command to resume it from "
         "its last committed state"]
-    done = run(root, job)
+    done = run(root)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert soak_resume.log_without_wall_time(root) == soak_resume.log_without_wall_time(tmp_path / "reference")
+    assert soak_resume.log_without_wall_time(root) == finished[1]

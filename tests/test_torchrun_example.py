@@ -6,6 +6,7 @@ model's batch: its 2 ranks' shards of one permutation per epoch; DDP's average o
 the mean over that batch). A run stopped halfway and resumed from its saved state equals the
 uninterrupted run bit for bit; the summary's top-1s, ensemble and parameter average are
 recomputed here from the saved models."""
+import contextlib
 import copy
 import importlib.util
 import json
@@ -70,6 +71,19 @@ def runs(tmp_path_factory):
     return root, halfway
 
 
+@contextlib.contextmanager
+def one_thread():
+    """torch on one thread, as in the example's processes (OMP_NUM_THREADS=1): on matrices this
+    small a second thread only waits, seconds per reference run on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@one_thread()
 def reference_models(exchange, period, alpha, steps=STEPS, models=2, ranks=2):
     """The example's models trained in one process. Update s of epoch e = s // E (E updates an
     epoch) takes, for rank r of a model, positions (s % E) x B ... of permutation e's entries
@@ -125,6 +139,7 @@ def flat(net):
     return torch.nn.utils.parameters_to_vector(net.parameters()).detach()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", list(RUNS))
 def test_torchrun_trains_the_models_of_the_single_process_reference(runs, run):
     root, _ = runs

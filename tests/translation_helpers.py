@@ -12,7 +12,7 @@ from codistill_experiments.translation.data import mini_data_bin
 from codistill_experiments.translation.processes import run_fairseq
 from conftest import compose_job
 
-# A few hundred pairs, short runs: an epoch is 4 updates, a run 24-32 updates.
+# A few hundred pairs, short runs: an epoch is 4 updates, a run 12-32 updates.
 SMALL = ["workload=translation_mini", "workload.corpus.train_pairs=400", "workload.corpus.valid_pairs=60",
          "workload.corpus.test_pairs=40", "workload.max_tokens=700", "schedule.max_update=24",
          "schedule.warmup_updates=4"]

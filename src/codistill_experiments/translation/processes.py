@@ -47,6 +47,7 @@ def import_fairseq():
     from hydra.core.config_store import ConfigStore
 
     if _fairseq_configs is None:
+        import torch._dynamo  # noqa: F401  (fairseq's first optimizer imports it: seconds, once here)
         import fairseq_cli.generate  # noqa: F401
         import fairseq_cli.preprocess  # noqa: F401
         import fairseq_cli.train  # noqa: F401
