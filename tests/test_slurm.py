@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from codistill_experiments.launch import launch
 from codistill_experiments.run_state import committed_step
 from codistill_experiments.runlog import read_records, run_dir, run_id
 from conftest import QUICK_WORKLOAD, ROOT, SHORT, compose_job
@@ -20,6 +21,10 @@ CLUSTER = ROOT / "slurm" / "local_cluster.sh"
 # by far on a fast, idle machine (40 epochs took 6 s and finished before the kill).
 LONG = ["schedule.epochs=120", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[60,90]",
         "schedule.weight_decay.values=[1e-4]", "schedule.weight_decay.milestones=[]"]
+# The job that is requeued, and the one cancelled (each test in its own results root): one job, so
+# that one local run is the reference of both (long_reference).
+LONG_SEED = 3
+LONG_RUN = ["method=codistill", f"seed={LONG_SEED}", *LONG]
 
 
 def _cluster_env():
@@ -60,17 +65,43 @@ def slurm_cli(env, *args, cwd):
                           capture_output=True, text=True, timeout=600)
 
 
-def test_a_mini_sweep_on_slurm_writes_the_logs_of_a_local_run(tmp_path, slurm, run_job):
-    # Two jobs of different shapes in one sweep: all_reduce on one rank, 2-way codistillation on
-    # two (each sized from its own config, not from the sweep's first job).
-    jobs = {"allreduce": ["method=allreduce", "method.nodes_per_model=1"], "codistill": ["method=codistill"]}
-    local = {name: run_job([*overrides, *SHORT])[0] for name, overrides in jobs.items()}
+@pytest.fixture(scope="module")
+def short_references(tmp_path_factory):
+    """The local runs that the mini sweep's two jobs and the plain sbatch script's job are compared
+    with ({name: (run dir, job)}), run once for both tests: the sbatch script runs the sweep's
+    codistillation job (its config, its seed)."""
+    root = tmp_path_factory.mktemp("short")
+    return {name: local_run([*overrides, *SHORT], root) for name, overrides in SWEEP_JOBS.items()}
+
+
+@pytest.fixture(scope="module")
+def long_reference(tmp_path_factory):
+    """The uninterrupted local run of LONG_RUN, (run dir, job), that the requeued and the cancelled
+    Slurm runs (each in its own results root) must end as: run once for both."""
+    return local_run(LONG_RUN, tmp_path_factory.mktemp("long"))
+
+
+def local_run(overrides, results_root):
+    """(run dir, job) of `overrides` run locally with real gloo processes, as conftest's run_job."""
+    container = compose_job(overrides, results_root)
+    directory = run_dir(container)
+    launch(container, directory)
+    return directory, container
+
+
+# Two jobs of different shapes in one sweep: all_reduce on one rank, 2-way codistillation on two
+# (each sized from its own config, not from the sweep's first job).
+SWEEP_JOBS = {"allreduce": ["method=allreduce", "method.nodes_per_model=1"], "codistill": ["method=codistill"]}
+
+
+@pytest.mark.slow
+def test_a_mini_sweep_on_slurm_writes_the_logs_of_a_local_run(tmp_path, slurm, short_references):
     root = tmp_path / "slurm"
     done = slurm_cli(slurm, "-m", "launcher=slurm_local", QUICK_WORKLOAD, "method=allreduce,codistill",
                      "method.nodes_per_model=1",
                      f"results_root={root}", *SHORT, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    for name, directory in local.items():
+    for name, (directory, _) in short_references.items():
         slurm_dir = root / "runs" / directory.name
         assert eval_records(slurm_dir) == eval_records(directory), name
         assert read_records(slurm_dir / "metrics.jsonl")[0]["slurm_job_id"] is not None
@@ -137,13 +168,15 @@ def array_task_training(root, identifier, model):
 def final_states(env, job_id, timeout_s=60):
     """{task id: state} of a Slurm job (or of each task of an array) from accounting, each task's
     last attempt, once none is queued or running: submitit reads a job's result from disk moments
-    before Slurm has ended the job."""
+    before Slurm has ended the job. A job that accounting does not list yet (just submitted) is
+    waited for too."""
     deadline = time.time() + timeout_s
     while True:
         listed = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "JobID,State"], env=env,
                                 capture_output=True, text=True, check=True).stdout
         states = dict(line.split("|", 1) for line in listed.splitlines() if line)
-        if time.time() > deadline or not set(states.values()) & {"PENDING", "RUNNING", "COMPLETING", "REQUEUED"}:
+        if time.time() > deadline or states and not set(states.values()) & {"PENDING", "RUNNING", "COMPLETING",
+                                                                               "REQUEUED"}:
             return states
         time.sleep(0.2)
 
@@ -169,10 +202,11 @@ def start_on_slurm(slurm, tmp_path):
         subprocess.run(["scancel", *leftovers], env=slurm, check=False)
 
 
-def test_a_requeued_job_resumes_and_ends_as_an_uninterrupted_run(tmp_path, slurm, run_job, start_on_slurm):
-    reference, container = run_job(["method=codistill", "seed=3", *LONG])
+@pytest.mark.slow
+def test_a_requeued_job_resumes_and_ends_as_an_uninterrupted_run(tmp_path, slurm, long_reference, start_on_slurm):
+    reference, container = long_reference
     root = tmp_path / "slurm"
-    sweep, _ = start_on_slurm(3, root)
+    sweep, _ = start_on_slurm(LONG_SEED, root)
     directory = root / "runs" / reference.name
     interrupted_at = _interrupt_once_committed(slurm, sweep, directory, lambda job_id: requeue(slurm, job_id))
     _, err = sweep.communicate(timeout=600)
@@ -184,10 +218,11 @@ def test_a_requeued_job_resumes_and_ends_as_an_uninterrupted_run(tmp_path, slurm
     assert eval_records(directory) == eval_records(reference)
 
 
-def test_a_cancelled_job_resumes_when_the_sweep_is_run_again(tmp_path, slurm, run_job, start_on_slurm):
-    reference, _ = run_job(["method=codistill", "seed=4", *LONG])
+@pytest.mark.slow
+def test_a_cancelled_job_resumes_when_the_sweep_is_run_again(tmp_path, slurm, long_reference, start_on_slurm):
+    reference, _ = long_reference
     root = tmp_path / "slurm"
-    sweep, args = start_on_slurm(4, root)
+    sweep, args = start_on_slurm(LONG_SEED, root)
     directory = root / "runs" / reference.name
     _interrupt_once_committed(slurm, sweep, directory,
                               lambda job_id: subprocess.run(["scancel", job_id], env=slurm, check=True))
@@ -201,10 +236,15 @@ def test_a_cancelled_job_resumes_when_the_sweep_is_run_again(tmp_path, slurm, ru
     assert third.returncode == 0 and "skip " in third.stdout and "Submitit" not in third.stderr + third.stdout
 
 
-# Each model its own job, reading its peer's newest checkpoint from the shared run directory.
-MODEL_JOBS = ["method.exchange=checkpoints", "method.transport=files", "method.snapshot_mode=async"]
+# Each model its own job, reading its peer's newest checkpoint from the shared run directory once
+# an epoch (37 updates; a resume still starts at an exchange point). An exchange writes a snapshot
+# to disk and reads the peer's: at the default of every update they took most of the run's time
+# (2.7 times as long in all). Once an epoch, an epoch takes some 0.8 of one of LONG's collective
+# runs, so a model job outlasts the kill after its first commit about as many times over.
+MODEL_JOBS = ["method.exchange=checkpoints", "method.transport=files", "method.snapshot_mode=async", "method.period=37"]
 
 
+@pytest.mark.slow
 def test_a_requeued_model_job_resumes_alone_and_the_run_log_has_both_models(tmp_path, slurm, start_on_slurm):
     """method.transport=files on Slurm: the run is two jobs (tasks of one array), one per model.
     Model 1's job preempted (requeued) resumes from its own committed state while model 0 trains
@@ -248,17 +288,27 @@ def test_a_requeued_model_job_resumes_alone_and_the_run_log_has_both_models(tmp_
                       "down_s": resumed["time"] - resumed["last_seen"], "resumed_from_step": resumed["step"]}]
 
 
-def test_the_plain_sbatch_script_runs_a_job_as_the_launcher_does(tmp_path, slurm, run_job):
-    reference, _ = run_job(["method=codistill", "seed=6", *SHORT])
+@pytest.mark.slow
+def test_the_plain_sbatch_script_runs_a_job_as_the_launcher_does(tmp_path, slurm, short_references):
+    reference, _ = short_references["codistill"]   # the mini sweep's codistillation job, seed included
     root = tmp_path / "sbatch"
-    # The script's V100 defaults, overridden for this CPU node on the sbatch command line.
+    # The script's V100 defaults, overridden for this CPU node on the sbatch command line. Its end
+    # is polled for in accounting, not waited for with sbatch --wait, which looks 2, 10 and 42 s
+    # after submitting, then every 32 s: a job of 20 s was reported ended at 42 s.
     submitted = subprocess.run(
-        ["sbatch", "--parsable", "--wait", "--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=0", "--constraint=",
+        ["sbatch", "--parsable", "--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=0", "--constraint=",
          "--cpus-per-task=1", "--mem=2G", "--time=10", f"--output={tmp_path}/job.out",
-         str(ROOT / "slurm" / "codistill.sbatch"), QUICK_WORKLOAD, "method=codistill", "seed=6",
+         str(ROOT / "slurm" / "codistill.sbatch"), QUICK_WORKLOAD, "method=codistill",
          f"results_root={root}", *SHORT],
-        cwd=ROOT, env={**slurm, "CODISTILL_PYTHON": sys.executable}, capture_output=True, text=True, timeout=600)
-    assert submitted.returncode == 0, (submitted.stderr, (tmp_path / "job.out").read_text()[-3000:])
+        cwd=ROOT, env={**slurm, "CODISTILL_PYTHON": sys.executable}, capture_output=True, text=True, timeout=60)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip().split(";")[0]
+    try:
+        states = final_states(slurm, job_id, timeout_s=300)
+    finally:   # nothing left queued or running for the next test when this one fails (a no-op once ended)
+        subprocess.run(["scancel", job_id], env=slurm, capture_output=True)
+    job_out = tmp_path / "job.out"
+    assert states == {job_id: "COMPLETED"}, (states, job_out.read_text()[-3000:] if job_out.exists() else None)
     assert eval_records(root / "runs" / reference.name) == eval_records(reference)
 
 
@@ -295,6 +345,7 @@ def sbatch_file(overrides, tmp_path, monkeypatch, site=None):
     return [line for line in written[0].splitlines() if line.startswith("#SBATCH")]
 
 
+@pytest.mark.slow
 def test_paper_scale_slurm_requests_match_the_paper(tmp_path, monkeypatch):
     """Fig. 2's codistillation job: 2 nodes x 8 GPUs of 16 GB (V100s), 32 images per GPU; Fig. 4's
     (the WMT'16 transformer big): the same 2 x 8 GPUs, of 32 GB. The GB are the workload's; the
@@ -322,6 +373,7 @@ def test_paper_scale_slurm_requests_match_the_paper(tmp_path, monkeypatch):
     assert slurm_request(["workload=clusters_resnet"], site="example").hydra.launcher.constraint is None
 
 
+@pytest.mark.slow
 def test_slurm_jobs_ask_for_their_own_gpus_share_of_memory_and_whole_gpus(monkeypatch):
     """No memory by default (the partition's default); with 50 GB per rank (the example site
     file's: 400 GB over a server's 8 GPUs), a 1-GPU IWSLT job asks for 50 GB, not the node's 400;
@@ -340,6 +392,7 @@ def test_slurm_jobs_ask_for_their_own_gpus_share_of_memory_and_whole_gpus(monkey
     assert (half.hydra.launcher.tasks_per_node, half.hydra.launcher.mem_gb) == (8, 8 * 37)
 
 
+@pytest.mark.slow
 def test_the_committed_slurm_launcher_asks_for_no_gpu_feature_or_memory_and_a_site_file_adds_them(
         tmp_path, monkeypatch):
     """Feature names and node memory are each cluster's own: sbatch refuses a feature no node has,
@@ -357,6 +410,7 @@ def test_the_committed_slurm_launcher_asks_for_no_gpu_feature_or_memory_and_a_si
     assert {"#SBATCH --constraint=gpu16", "#SBATCH --mem=160GB"} <= set(overridden), overridden
 
 
+@pytest.mark.slow
 def test_a_paper_scale_dry_run_lists_a_files_run_as_one_slurm_job_per_model(tmp_path):
     """method.transport=files at paper scale: the sweep lists the run as its two models' jobs, each
     of one model's 8 ranks (one 8-GPU server, as in the paper), and queues nothing."""
