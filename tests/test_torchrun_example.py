@@ -161,6 +161,7 @@ def test_torchrun_trains_the_models_of_the_single_process_reference(runs, run):
             assert torch.equal(tensor, states[b]["model"][name])
 
 
+@pytest.mark.slow   # the module's torchrun jobs (`runs`): about a minute
 def test_a_run_stopped_halfway_and_resumed_equals_the_uninterrupted_run(runs):
     root, halfway = runs
     assert halfway == STEPS // 2 and halfway % 3 != 0     # stopped between two checkpoint exchanges
@@ -176,6 +177,7 @@ def test_a_run_stopped_halfway_and_resumed_equals_the_uninterrupted_run(runs):
         assert resumed["codistiller"]["intra_node_bits"] == whole["codistiller"]["intra_node_bits"]
 
 
+@pytest.mark.slow   # the module's torchrun jobs (`runs`): about a minute
 def test_the_summary_reports_each_model_the_ensemble_and_the_parameter_average_on_held_out_data(runs):
     root, _ = runs
     module = example()
@@ -196,6 +198,7 @@ def test_the_summary_reports_each_model_the_ensemble_and_the_parameter_average_o
             assert summary["parameter_average_top1"] == pytest.approx(average_top1, abs=1e-6)
 
 
+@pytest.mark.slow   # the module's torchrun jobs (`runs`): about a minute
 def test_the_two_node_run_counts_the_exchange_between_nodes_and_ddp_inside_them(runs):
     root, _ = runs
     states = [torch.load(root / "two_nodes" / f"rank{rank}.pt", weights_only=True) for rank in range(4)]
