@@ -55,7 +55,7 @@ status: setup-vision ## per figure: runs and seeds finished, unfinished, missing
 report: setup-vision ## paper/report.md and .html: each figure, the paper's numbers beside the logs', every claim checked
 	$(PY) -m figures.report --results $(LOGS)
 
-regime: setup-vision ## the regime check: every mini stand-in's invariants from the logs in LOGS (exit 0: each holds or is declared unmet)
+regime: setup ## the regime check: every mini stand-in's invariants from the logs in LOGS (exit 0: each holds or is declared unmet)
 	$(PY) -m figures.regime --results $(LOGS)
 
 reproduce-all: setup ## run every sweep at SCALE here into RESULTS, JOBS jobs at once, pack the logs into LOGS, then figures and report
