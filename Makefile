@@ -9,6 +9,11 @@ RESULTS ?= results
 LOGS ?= paper/logs
 # reproduce-all: jobs of a sweep running at once (empty: cores // ranks per job, at least 1).
 JOBS ?=
+# reproduce at mini scale: jobs at once, two ranks per core for Figure 2's 2-rank jobs. A mini
+# rank waits on its peer in every step's collective (a 2-rank run keeps about 1.4 of 2 cores
+# busy), and the ranks of a second job fill those waits; each rank keeps one thread, so every
+# number is the same as one job at a time.
+REPRODUCE_JOBS ?= $(shell nproc)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup setup-vision reproduce figure figures status report regime reproduce-all dryrun preflight soak bench test test-fast clean
@@ -33,7 +38,8 @@ setup-vision: $(VENV)/.installed-vision ## create .venv for the vision path: src
 setup: $(VENV)/.installed ## create .venv with the whole pinned stack: the vision path, translation (builds fairseq, about 4 min), torchft, the tests
 
 reproduce: setup-vision ## run FIG's sweep at SCALE on this machine, draw it, print its path and the runs' numbers (default: Figure 2, mini)
-	CODISTILL_RESULTS=$(RESULTS) $(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE)
+	CODISTILL_RESULTS=$(RESULTS) $(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE) \
+	  $(if $(filter mini,$(SCALE)),launcher=local_parallel launcher.jobs_at_once=$(REPRODUCE_JOBS))
 	$(PY) -m figures.registry $(FIG) --results $(RESULTS) --scale $(SCALE)
 	$(PY) -m figures.run_table $(FIG) --results $(RESULTS) --scale $(SCALE)
 
