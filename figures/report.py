@@ -6,12 +6,15 @@ mini benchmark of a model job killed and rejoining (benchmarks/results.json, fig
 
     python -m figures.report [--results paper/logs] [--md paper/report.md] [--bench benchmarks/results.json]
 
-writes paper/report.md and paper/report.html (the same report with the figures embedded).
+writes paper/report.md, the figures it shows into paper/figures/ (committed with it), and
+paper/report.html (the same report with the figures embedded).
 """
 import argparse
 import base64
+import filecmp
 import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -35,6 +38,9 @@ REPORT = REPO / "paper" / "report.md"
 STATUS_MARK = {HOLDS: "✅ holds", FAILS: "❌ does not hold",
                CANNOT_DISCRIMINATE: "⚪ cannot discriminate", INCONCLUSIVE: "❔ inconclusive", NOT_RUN: "⏳ not run",
                NOT_APPLICABLE: "n/a"}
+# The report's images, in a folder beside it that is committed with it: the figures are drawn into
+# figures/out, which git ignores, so a link there shows as a broken image in a clean clone.
+IMAGES = "figures"
 # final metrics whose seed standard error the noise section states, where a workload logs them
 NOISE_METRICS = {"val_top1": "top-1 (points)", "train_loss": "training loss", "val_nll": "validation NLL",
                  "bleu": "BLEU"}
@@ -230,6 +236,29 @@ def regime_lines(mini):
     return lines + [""]
 
 
+def report_image(png, md_dir, scale):
+    """Copies a drawn figure into the report's images (paper scale in its own subfolder) and returns
+    its link from the report. A copy already equal is left alone, so that a report regenerated
+    from the same logs changes no file."""
+    folder = Path(md_dir) / IMAGES / ("" if scale == "mini" else scale)
+    target = folder / Path(png).name
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (target.exists() and filecmp.cmp(png, target, shallow=False)):
+        shutil.copyfile(png, target)
+    return target.relative_to(md_dir).as_posix()
+
+
+def prune_images(md_dir, lines):
+    """Removes the report's images of figure ids it no longer embeds (a sweep with no runs, a scale
+    not run), so that its folder holds only what it shows; files not named after an id stay."""
+    linked = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", "\n".join(lines)))
+    for scale in SCALES:
+        folder = Path(md_dir) / IMAGES / ("" if scale == "mini" else scale)
+        for image in folder.glob("*.png"):
+            if image.stem in registry.SPECS and image.relative_to(md_dir).as_posix() not in linked:
+                image.unlink()
+
+
 def figure_section(spec, all_claims, outcomes, data, drawn, md_dir):
     lines = [f"## {spec.title}", "", f"Paper: {spec.section}. Sweep: `sweeps/{spec.sweep_id}.yaml`.", ""]
     for scale in SCALES:
@@ -242,7 +271,7 @@ def figure_section(spec, all_claims, outcomes, data, drawn, md_dir):
         png = [p for p in paths if p.suffix == ".png"] if not figure_data.records.empty else []
         table = [p for p in paths if p.suffix == ".md"]
         if png:
-            lines += [f"![{spec.id} at {scale} scale]({os.path.relpath(png[0], md_dir)})", ""]
+            lines += [f"![{spec.id} at {scale} scale]({report_image(png[0], md_dir, scale)})", ""]
         if table:
             lines += [table[0].read_text().strip(), ""]
         details = [line.strip() for line in figure_data.status_lines()[1:]]
@@ -309,6 +338,7 @@ def write_markdown(all_claims, outcomes, data, drawn, results_root, path, resolu
             lines += figure_section(spec, all_claims, outcomes, data, drawn, path.parent)
     for source in registry.SOURCES[1:]:
         lines += source_section(source, all_claims, outcomes, data, drawn, path.parent)
+    prune_images(path.parent, lines)
     path.write_text("\n".join(lines) + "\n")
 
 
