@@ -265,3 +265,74 @@ def test_every_public_name_and_method_says_what_it_holds_or_does():
             undocumented += [f"{name}.{member}" for member, function in _public_members(value)
                              if not (function.__doc__ or "").strip()]
     assert not undocumented, f"no docstring: {undocumented}"
+
+
+def copied_param_hash(module):
+    """param_hash as the committed traces were written: every parameter copied into one vector,
+    then into a bytearray."""
+    import hashlib
+
+    vector = torch.cat([p.detach().reshape(-1) for p in module.parameters()]).cpu()
+    raw = bytearray(vector.numel() * vector.element_size())
+    if raw:
+        torch.frombuffer(raw, dtype=vector.dtype).copy_(vector)
+    return hashlib.sha1(raw).hexdigest()[:16]
+
+
+def modules_of_every_layout():
+    """Modules whose parameters are contiguous, channels-last, transposed, strided slices (an
+    offset into a larger storage), 0-dimensional or empty, of one dtype or of mixed ones."""
+    generator = torch.Generator().manual_seed(0)
+
+    def tensor(*shape, dtype=torch.float32):
+        values = torch.randn(*shape, generator=generator, dtype=torch.float64)
+        return (values * 100).to(dtype) if not dtype.is_floating_point else values.to(dtype)
+
+    def module(*tensors):
+        holder = torch.nn.Module()
+        for index, value in enumerate(tensors):
+            holder.register_parameter(f"p{index}", torch.nn.Parameter(value, requires_grad=value.is_floating_point()))
+        return holder
+
+    yield torch.nn.Linear(7, 3)
+    yield torch.nn.Conv2d(3, 8, 3).to(memory_format=torch.channels_last)
+    yield torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(5, 2))
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.uint8):
+        base = tensor(9, 12, dtype=dtype)
+        yield module(base[:, 2:7].t(), base[3:6], base[::2, ::3], base[1, 1], tensor(0, 4, dtype=dtype),
+                     tensor(2, 3, 4, 5, dtype=dtype).permute(0, 2, 3, 1), tensor(5, dtype=dtype))
+    yield module(tensor(4, 5), tensor(3, dtype=torch.float16))                       # promoted to float32
+    yield module(tensor(4, 5, dtype=torch.bfloat16), tensor(3, dtype=torch.float16))  # promoted to float32
+    yield module(tensor(6, dtype=torch.int32), tensor(2, 2, dtype=torch.float64))     # promoted to float64
+    yield module(torch.complex(tensor(3), tensor(3)).conj())                           # a conjugate view
+
+
+@pytest.mark.parametrize("index, module", list(enumerate(modules_of_every_layout())))
+def test_param_hash_hashes_the_same_bytes_as_a_copy_of_every_parameter(index, module):
+    """Hashing each parameter where it lies gives the hash of the copied vector, which the
+    committed traces hold, whatever the parameters' strides and dtypes."""
+    from codistill import param_hash
+
+    before = param_hash(module)
+    assert before == copied_param_hash(module)
+    with torch.no_grad():   # the first parameter with elements changes, in place, whatever its strides
+        next(p for p in module.parameters() if p.numel()).add_(1)
+    assert param_hash(module) == copied_param_hash(module) != before
+
+
+def test_param_hash_tells_parameters_apart_and_refuses_a_module_without_any():
+    from codistill import param_hash
+
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    assert param_hash(a) != param_hash(b)
+    with torch.no_grad():
+        b.weight.copy_(a.weight)
+        b.bias.copy_(a.bias)
+    assert param_hash(a) == param_hash(b)
+    with torch.no_grad():
+        b.bias[2] = torch.nextafter(b.bias[2], torch.tensor(1.0))   # one bit of one parameter
+    assert param_hash(a) != param_hash(b)
+    for hashed in (param_hash, copied_param_hash):
+        with pytest.raises(ValueError, match="non-empty list of Tensors"):
+            hashed(torch.nn.ReLU())
