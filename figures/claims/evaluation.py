@@ -12,6 +12,7 @@ from .configured import CONFIGURED
 from .control import control_share
 from .groups import NotRun, select
 from .noise import Context, Resolution
+from .power import declared_seeds
 from .rule import BORDERLINE, FAILS, HOLDS, NOT_APPLICABLE, NOT_RUN, VERDICTS, seeds_flag
 
 CLAIMS = REPO / "paper" / "claims.yaml"
@@ -84,7 +85,7 @@ def evaluate(claim, data, resolution=None):
         verdict, shown, seeds = CHECKS[check["kind"]](data.records, check, metric, claim, context)
     except NotRun as reason:
         return Outcome(NOT_RUN, str(reason)) if applicable else Outcome(NOT_APPLICABLE, not_applicable)
-    shown += seeds_flag(seeds)
+    shown += seeds_flag(seeds, declared_seeds(claim["id"], data.scale))
     if not applicable:
         return Outcome(NOT_APPLICABLE, f"{data.scale.upper()} value {shown.split(' (paper')[0]}; {not_applicable}", seeds)
     return Outcome(verdict, shown, seeds, control_share(data.records, check, metric) if check["kind"] in

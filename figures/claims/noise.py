@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from .groups import final_per_run
-from .rule import ALPHA
+from .rule import ALPHA, SEEDS
 
 TOP1_METRICS = {"val_top1", "val_top1_mean_over_models", "ensemble_top1"}
 
@@ -80,7 +80,7 @@ class Resolution:
             parts.append(frame[~frame["run_id"].isin(seen)])
             seen |= set(frame["run_id"])
         self.records = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        self._finals = {}
+        self._finals, self._seed_se = {}, {}
 
     def finals(self, metric):
         """final_per_run of every run, with `setting`: its config without the seed."""
@@ -103,14 +103,20 @@ class Resolution:
         return float(pd.to_numeric(per_run.loc[per_run["cfg.workload.name"] == workload, "val_samples"]).min())
 
     def seed_se(self, workload, metric):
-        """(median over the workload's settings with >= 2 seeds of the s.e. over seeds of the
-        final metric, number of such settings)."""
-        per_run = self.finals(metric)
-        if per_run.empty:
-            return float("nan"), 0
-        mine = per_run[per_run["cfg.workload.name"] == workload]
-        ses = [runs["value"].std(ddof=1) / math.sqrt(len(runs)) for _, runs in mine.groupby("setting") if len(runs) > 1]
-        return (float(pd.Series(ses).median()) if ses else float("nan")), len(ses)
+        """(median over the workload's settings with >= 2 seeds of the s.e. of a mean over SEEDS
+        seeds of the final metric, number of such settings). The unit of a mini margin is the
+        paper's: a mean over its three seeds. A setting run at more seeds (a power analysis
+        asked for them) estimates its spread better but does not narrow the unit, so that the
+        margins do not shrink as seeds are added."""
+        if (workload, metric) not in self._seed_se:
+            per_run = self.finals(metric)
+            if per_run.empty:
+                return float("nan"), 0
+            mine = per_run[per_run["cfg.workload.name"] == workload]
+            ses = [runs["value"].std(ddof=1) / math.sqrt(SEEDS) for _, runs in mine.groupby("setting")
+                   if len(runs) > 1]
+            self._seed_se[(workload, metric)] = (float(pd.Series(ses).median()) if ses else float("nan")), len(ses)
+        return self._seed_se[(workload, metric)]
 
     def median_final(self, workload, metric):
         """The median over the workload's runs of the metric's final value (nan without runs)."""

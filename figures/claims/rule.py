@@ -90,9 +90,10 @@ def beats(d, width):
     return interval_verdict(d, width, "greater")
 
 
-def seeds_flag(fewest):
-    """What is added beside a verdict resting on fewer than SEEDS seeds per arm ('' otherwise)."""
-    return f" [FEWER THAN {SEEDS} SEEDS: {fewest}]" if fewest < SEEDS else ""
+def seeds_flag(fewest, wanted=SEEDS):
+    """What is added beside a verdict resting on fewer seeds per arm than it is meant to (SEEDS, or
+    the count its power analysis declares): '' otherwise."""
+    return f" [FEWER THAN {wanted} SEEDS: {fewest}]" if fewest < wanted else ""
 
 
 # ---------------------------------------------------------------- verdicts made of verdicts
