@@ -3,7 +3,6 @@ rerun falls back to the previous committed step, saying so, and ends with the un
 log; when nothing readable is left it stops with a message naming the file and what to do."""
 import hashlib
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,15 @@ import torch
 from benchmarks import soak_resume
 from codistill_experiments import run_state
 from codistill_experiments.runlog import METRICS_FILE, read_records
+from forked_script import run_script
 from test_frontier_methods import run_to_the_end
 
 EPOCHS = 3   # the state is committed at each epoch's evaluation
 
 
 def rerun(results_root):
-    return subprocess.run([*soak_resume.RUN, *soak_resume.job(EPOCHS), f"results_root={results_root}"],
-                          capture_output=True, text=True, timeout=300)
+    """`python src/run.py <job>`, in a fork of this process (tests/forked_script.py)."""
+    return run_script([*soak_resume.RUN[1:], *soak_resume.job(EPOCHS), f"results_root={results_root}"], timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 
 import pytest
 
@@ -15,15 +14,17 @@ from benchmarks import soak_resume
 from codistill_experiments.runlog import DAMAGED, METRICS_FILE, DamagedLog, end_state, parse_log, read_records
 from conftest import SHORT
 from figures.logs.run_logs import read_log
+from forked_script import run_script
 from test_frontier_methods import run_to_the_end
 
 EPOCHS = 12   # long enough for Ctrl-C to reach a run still training, even on a fast machine
 DIGITS_TRAIN, BATCH = 1200, 32   # workloads/digits_mlp.yaml train_size; scale mini's batch per rank
 
 
-def run(results_root, job=None, **kwargs):
-    return subprocess.run([*soak_resume.RUN, *(job or soak_resume.job(EPOCHS)), f"results_root={results_root}"],
-                          capture_output=True, text=True, timeout=300, **kwargs)
+def run(results_root, job=None):
+    """`python src/run.py <job>`, in a fork of this process (tests/forked_script.py)."""
+    return run_script([*soak_resume.RUN[1:], *(job or soak_resume.job(EPOCHS)), f"results_root={results_root}"],
+                      timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_a_damaged_middle_line_of_a_finished_log_survives_a_rerun_byte_for_byte(
     command = message.split("from scratch: ", 1)[1]
     aside, rerun = command.split(" && ")
     subprocess.run(shlex.split(aside), check=True)
-    again = subprocess.run([sys.executable, *shlex.split(rerun)[1:]], capture_output=True, text=True, timeout=300)
+    again = run_script(shlex.split(rerun)[1:], timeout=300)   # the script and its arguments, in this interpreter
     assert again.returncode == 0, again.stderr[-2000:]
     assert evals(read_records(log)) == evals(finished[1])
     assert (log.parent.with_name(log.parent.name + ".set-aside") / METRICS_FILE).read_bytes() == damaged
