@@ -40,18 +40,20 @@ def forkable():
                                                         torch.distributed.is_initialized())
 
 
-def run_script(argv, timeout=None):
-    """subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout),
-    the script argv[0] run in a fork of this process; a subprocess.CompletedProcess."""
-    if not forkable():
-        return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout)
+def run_script(argv, timeout=None, cwd=None, env=None):
+    """subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout,
+    cwd=cwd, env=env), the script argv[0] run in a fork of this process; a
+    subprocess.CompletedProcess."""
     argv = [str(argument) for argument in argv]
+    if not forkable():
+        return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                              env=env)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _child(argv, out.fileno(), err.fileno())   # never returns
+            _child(argv, out.fileno(), err.fileno(), cwd, env)   # never returns
         try:
             code = _wait(pid, timeout)
         except BaseException:
@@ -129,10 +131,15 @@ def _print_traceback(error, script):
     traceback.print_exception(type(error), error, frames or error.__traceback__)
 
 
-def _child(argv, out, err):
+def _child(argv, out, err, cwd, env):
     code = 1
     try:
         _as_a_fresh_interpreter(out, err)
+        if cwd is not None:
+            os.chdir(cwd)
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
         sys.argv = argv
         try:
             runpy.run_path(argv[0], run_name="__main__")

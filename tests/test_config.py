@@ -2,8 +2,6 @@
 import dataclasses
 import itertools
 import json
-import subprocess
-import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException
@@ -20,6 +18,7 @@ from codistill_experiments.names import LM_SCHEDULES
 from codistill_experiments.translation.checks import TRANSLATION_SCHEDULES
 from codistill_experiments.vision.engine import updates_between_evaluations
 from conftest import CONF, ROOT, compose_job
+from forked_script import run_script
 
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
           for group in ("workload", "method", "schedule", "scale", "launcher")}
@@ -187,8 +186,8 @@ def test_typed_job_refuses_a_key_its_schema_does_not_have(tmp_path):
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    """`python src/run.py <args>` in cwd, in a fork of this process (tests/forked_script.py)."""
+    return run_script([ROOT / "src" / "run.py", *args], cwd=cwd, timeout=300)
 
 
 @pytest.mark.slow

@@ -1,6 +1,8 @@
 """launcher=local_parallel: up to launcher.jobs_at_once jobs of a sweep at once on this machine
 (Hydra's joblib launcher), by default cores // ranks per job; its keys leave run ids unchanged."""
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,12 +12,19 @@ from hydra.core.global_hydra import GlobalHydra
 
 from codistill_experiments.config import validate
 from codistill_experiments.runlog import read_records, run_id
-from conftest import CONF, QUICK_WORKLOAD, SHORT
-from test_config import run_cli
+from conftest import CONF, QUICK_WORKLOAD, ROOT, SHORT
 from test_sweeps import sweep_in_process
 from translation_helpers import SMALL
 
 CORES = len(os.sched_getaffinity(0))
+
+
+def run_cli(*args, cwd):
+    """`python src/run.py <args>` in a fresh interpreter: the joblib launcher hands its workers
+    this process's Hydra state, which in a fork of the test process would hold whatever earlier
+    tests registered (fairseq's configs once it is imported)."""
+    return subprocess.run([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
 
 
 def composed(overrides, tmp_path):

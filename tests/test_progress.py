@@ -3,14 +3,13 @@ interval, a summary at the end; one line per run in a sweep run here."""
 import io
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from codistill_experiments import progress
 from codistill_experiments.runlog import METRICS_FILE, read_records, run_dir
 from conftest import ROOT, SHORT, compose_job
+from forked_script import run_script
 
 QUICK = "workload=digits_mlp"   # seconds per run
 
@@ -40,8 +39,8 @@ def test_an_evaluation_line_holds_each_models_loss_and_top1_the_bits_speed_and_t
 
 
 def run_cli(*args, env=None, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, env=env)
+    """`python src/run.py <args>` in cwd, in a fork of this process (tests/forked_script.py)."""
+    return run_script([ROOT / "src" / "run.py", *args], cwd=cwd, env=env, timeout=300)
 
 
 def environment(**variables):
