@@ -21,6 +21,7 @@ from codistill_experiments import run_state, runlog
 from codistill_experiments.model_jobs import down_records, model_directory, run_log_records
 from codistill_experiments.runlog import METRICS_FILE, read_records, run_dir
 from conftest import SHORT, compose_job
+from forked_script import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ["method=codistill", "method.exchange=checkpoints", "method.transport=files"]
@@ -160,12 +161,12 @@ def test_a_killed_model_job_does_not_stop_the_others_and_rejoins_when_rerun(tmp_
     lines = intact.split(b"\n")
     log.write_bytes(b"\n".join([*lines[:3], lines[3][:20], *lines[4:]]))
     damaged = log.read_bytes()
-    refused = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    refused = run_script(command[1:], cwd=tmp_path, env=environment, timeout=300)   # in a fork (forked_script.py)
     assert refused.returncode != 0 and log.read_bytes() == damaged
     assert refused.stderr.rstrip().splitlines()[-1].startswith(f"error: {log}: line 4 of ")
     log.write_bytes(intact)
     # Rerun: model 0 has ended and is not trained again; model 1 resumes and finishes.
-    second = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    second = run_script(command[1:], cwd=tmp_path, env=environment, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     model1 = read_records(log)
     starts = [r for r in model1 if r["kind"] == "start"]
@@ -256,8 +257,8 @@ def test_lockstep_stops_with_a_message_naming_the_snapshot_a_missing_peer_never_
     overrides = ["workload=digits_mlp", *FILES, "method.snapshot_timeout_s=1", "model_job=0", *SHORT,
                  f"results_root={tmp_path}"]
     started = time.monotonic()
-    done = subprocess.run([sys.executable, str(ROOT / "src" / "run.py"), *overrides], cwd=tmp_path, text=True,
-                          capture_output=True, timeout=120, env={**os.environ, "CODISTILL_PROGRESS": "off"})
+    done = run_script([ROOT / "src" / "run.py", *overrides], cwd=tmp_path, timeout=120,
+                      env={**os.environ, "CODISTILL_PROGRESS": "off"})   # in a fork (forked_script.py)
     assert done.returncode != 0 and time.monotonic() - started < 60
     last = done.stderr.rstrip().splitlines()[-1]
     assert last.startswith("error: model 0: its rank 0 failed: ") and "model 0: waited 1 s for model 1's snapshot " \
@@ -283,8 +284,7 @@ def test_lockstep_a_killed_model_restarted_alone_rejoins_and_the_run_equals_an_u
         time.sleep(0.02)
     os.kill(lock_pid(directory, 1), signal.SIGKILL)
     time.sleep(1.0)   # model 0 trains on until it needs model 1's next snapshot, then waits for it
-    alone = subprocess.run([*command, "model_job=1"], cwd=tmp_path, env=environment, capture_output=True, text=True,
-                           timeout=300)
+    alone = run_script([*command[1:], "model_job=1"], cwd=tmp_path, env=environment, timeout=300)   # in a fork
     assert alone.returncode == 0, alone.stderr[-3000:]
     _, stderr = everything.communicate(timeout=300)
     assert everything.returncode != 0 and "model 1: its rank 0 exited with code -9" in stderr
@@ -303,7 +303,7 @@ def test_each_model_job_runs_alone_and_the_last_assembles_the_run_log(tmp_path):
     job = [*soak_resume.RUN, *soak_resume.job(4), "method.transport=files", "method.snapshot_mode=async",
            f"results_root={tmp_path}"]
     for model in (0, 1):   # model 0 alone (its peer absent: no teacher), then model 1 (model 0's last snapshot)
-        done = subprocess.run([*job, f"model_job={model}"], capture_output=True, text=True)
+        done = run_script([*job[1:], f"model_job={model}"])   # in a fork (forked_script.py)
         assert done.returncode == 0, done.stderr[-2000:]
     [directory] = (tmp_path / "runs").iterdir()
     assert runlog.is_finished(directory)
