@@ -1,16 +1,19 @@
 """`python <script> <arguments>` run in a fork of the test process instead of a fresh interpreter.
 
-A fresh interpreter pays about 10 s of CPU to import hydra, torch and the workloads before src/run.py
+A fresh interpreter pays about 5 s of CPU to import hydra, torch and the workloads before src/run.py
 does anything; a fork of the test process has them imported already. The script itself runs as
 the interpreter runs it (runpy as __main__, sys.argv as given), and the child undoes what pytest
 changed in the process so that its output, exit status and files are the command's:
-- stdout and stderr are its own (files, read back as subprocess.run(capture_output=True, text=True)
-  reads them), file descriptors 1 and 2 included, so that its forked ranks write there too;
+- stdout and stderr are its own (files, read back as subprocess reads pipes with text=True), file
+  descriptors 1 and 2 included, so that its forked ranks write there too;
 - warnings print to stderr as they would (pytest records them and shows every deprecation);
 - pytest's log handlers and faulthandler are removed;
+- signal handlers are as exec leaves them (Python's handlers back to the default, SIGINT raising
+  KeyboardInterrupt unless it is ignored);
 - SystemExit, an uncaught exception and Ctrl-C end it with the interpreter's exit status and message.
-The test process must not have initialised CUDA or a process group: a forked child cannot use
-CUDA once its parent has, and would share the parent's collectives' sockets. It then runs the
+The child leads its own session (start_new_session=True), so that a timeout stops it and what it
+started. The test process must not have initialised CUDA or a process group: a forked child cannot
+use CUDA once its parent has, and would share the parent's collectives' sockets. It then runs the
 command in a fresh interpreter instead."""
 import faulthandler
 import locale
@@ -44,59 +47,83 @@ def run_script(argv, timeout=None, cwd=None, env=None):
     """subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout,
     cwd=cwd, env=env), the script argv[0] run in a fork of this process; a
     subprocess.CompletedProcess."""
+    process = start_script(argv, cwd=cwd, env=env)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        raise subprocess.TimeoutExpired(process.args, timeout, stdout, stderr) from None
+    except BaseException:
+        process.kill()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def start_script(argv, cwd=None, env=None, preexec_fn=None):
+    """subprocess.Popen([sys.executable, *argv], stdout=PIPE, stderr=PIPE, text=True, cwd=cwd,
+    env=env, start_new_session=True, preexec_fn=preexec_fn), the script argv[0] run in a fork of
+    this process: a ForkedScript, whose pid, poll, wait, communicate, kill and returncode are
+    Popen's."""
     argv = [str(argument) for argument in argv]
     if not forkable():
-        return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                              env=env)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        return subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=cwd, env=env, start_new_session=True, preexec_fn=preexec_fn)
+    return ForkedScript(argv, cwd, env, preexec_fn)
+
+
+class ForkedScript:
+    def __init__(self, argv, cwd, env, preexec_fn):
+        self.args = [sys.executable, *argv]
+        self.returncode = None
+        self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            _child(argv, out.fileno(), err.fileno(), cwd, env)   # never returns
-        try:
-            code = _wait(pid, timeout)
-        except BaseException:
-            _kill(pid)
-            raise
-        if code is None:
-            _kill(pid)
-            raise subprocess.TimeoutExpired([sys.executable, *argv], timeout, _read(out), _read(err))
-        return subprocess.CompletedProcess([sys.executable, *argv], code, _read(out), _read(err))
+        self.pid = os.fork()
+        if self.pid == 0:
+            _child(argv, self._out.fileno(), self._err.fileno(), cwd, env, preexec_fn)   # never returns
 
+    def poll(self):
+        if self.returncode is None:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
 
-def _wait(pid, timeout):
-    """The child's exit status as subprocess reports it (-N: killed by signal N), or None after
-    `timeout` seconds."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if deadline is not None and time.monotonic() > deadline:
-            return None
-        time.sleep(0.02)
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.02)
+        return self.returncode
 
+    def communicate(self, timeout=None):
+        """(stdout, stderr) once the script has ended (each read once, as from a pipe)."""
+        self.wait(timeout)
+        said = tuple(_read(handle) for handle in (self._out, self._err))
+        for handle in (self._out, self._err):
+            handle.close()
+        return said
 
-def _kill(pid):
-    """The child and whatever it started (it leads its own session)."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
+    def kill(self):
+        """SIGKILL to the script and whatever it started (its session), then waits for it."""
+        if self.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait()
 
 
 def _read(handle):
+    if handle.closed:
+        return ""
     handle.seek(0)
     return handle.read().decode(locale.getpreferredencoding(False))
 
 
 def _as_a_fresh_interpreter(out, err):
-    os.setsid()
     for fd, target in ((out, 1), (err, 2)):
         os.dup2(fd, target)
     encoding = locale.getpreferredencoding(False)
@@ -111,7 +138,11 @@ def _as_a_fresh_interpreter(out, err):
     root = logging.getLogger()
     for handler in [h for h in root.handlers if type(h).__module__.startswith("_pytest")]:
         root.removeHandler(handler)
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)   # pytest-timeout's, for the test process alone
+    for number in signal.valid_signals():   # exec resets a handled signal to the default
+        if callable(signal.getsignal(number)):
+            signal.signal(number, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_DFL:   # as the interpreter starts
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     GlobalHydra.instance().clear()
 
 
@@ -131,15 +162,18 @@ def _print_traceback(error, script):
     traceback.print_exception(type(error), error, frames or error.__traceback__)
 
 
-def _child(argv, out, err, cwd, env):
+def _child(argv, out, err, cwd, env, preexec_fn):
     code = 1
     try:
-        _as_a_fresh_interpreter(out, err)
+        os.setsid()
         if cwd is not None:
             os.chdir(cwd)
         if env is not None:
             os.environ.clear()
             os.environ.update(env)
+        if preexec_fn is not None:
+            preexec_fn()
+        _as_a_fresh_interpreter(out, err)
         sys.argv = argv
         try:
             runpy.run_path(argv[0], run_name="__main__")

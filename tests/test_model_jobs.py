@@ -6,8 +6,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from codistill_experiments import run_state, runlog
 from codistill_experiments.model_jobs import down_records, model_directory, run_log_records
 from codistill_experiments.runlog import METRICS_FILE, read_records, run_dir
 from conftest import SHORT, compose_job
-from forked_script import run_script
+from forked_script import run_script, start_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ["method=codistill", "method.exchange=checkpoints", "method.transport=files"]
@@ -133,10 +131,9 @@ def test_a_killed_model_job_does_not_stop_the_others_and_rejoins_when_rerun(tmp_
     config = compose_job(overrides, tmp_path)
     directory = run_dir(config)
     steps_per_epoch, epochs = 37, 5
-    command = [sys.executable, str(ROOT / "src" / "run.py"), *overrides]
+    command = [ROOT / "src" / "run.py", *overrides]
     environment = {**os.environ, "CODISTILL_PROGRESS": "off"}
-    first = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    first = start_script(command, cwd=tmp_path, env=environment)   # in a fork (forked_script.py)
     # Kill model 1 once it has committed the state of a random evaluation: somewhere in the next epoch.
     kill_after = random.Random(20261123).randint(2, 3) * steps_per_epoch
     log = model_directory(directory, 1) / METRICS_FILE
@@ -161,12 +158,12 @@ def test_a_killed_model_job_does_not_stop_the_others_and_rejoins_when_rerun(tmp_
     lines = intact.split(b"\n")
     log.write_bytes(b"\n".join([*lines[:3], lines[3][:20], *lines[4:]]))
     damaged = log.read_bytes()
-    refused = run_script(command[1:], cwd=tmp_path, env=environment, timeout=300)   # in a fork (forked_script.py)
+    refused = run_script(command, cwd=tmp_path, env=environment, timeout=300)   # in a fork (forked_script.py)
     assert refused.returncode != 0 and log.read_bytes() == damaged
     assert refused.stderr.rstrip().splitlines()[-1].startswith(f"error: {log}: line 4 of ")
     log.write_bytes(intact)
     # Rerun: model 0 has ended and is not trained again; model 1 resumes and finishes.
-    second = run_script(command[1:], cwd=tmp_path, env=environment, timeout=300)
+    second = run_script(command, cwd=tmp_path, env=environment, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     model1 = read_records(log)
     starts = [r for r in model1 if r["kind"] == "start"]
@@ -275,16 +272,15 @@ def test_lockstep_a_killed_model_restarted_alone_rejoins_and_the_run_equals_an_u
     overrides = ["workload=digits_mlp", *job, f"results_root={root}"]
     directory = run_dir(compose_job(overrides, root))
     environment = {**os.environ, "CODISTILL_PROGRESS": "off"}
-    command = [sys.executable, str(ROOT / "src" / "run.py"), *overrides]
-    everything = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+    command = [ROOT / "src" / "run.py", *overrides]
+    everything = start_script(command, cwd=tmp_path, env=environment)   # in a fork (forked_script.py)
     kill_after = random.Random(7).randint(1, 2) * 37
     deadline = time.time() + 300
     while time.time() < deadline and (run_state.committed_step(model_directory(directory, 1)) or 0) < kill_after:
         time.sleep(0.02)
     os.kill(lock_pid(directory, 1), signal.SIGKILL)
     time.sleep(1.0)   # model 0 trains on until it needs model 1's next snapshot, then waits for it
-    alone = run_script([*command[1:], "model_job=1"], cwd=tmp_path, env=environment, timeout=300)   # in a fork
+    alone = run_script([*command, "model_job=1"], cwd=tmp_path, env=environment, timeout=300)   # in a fork
     assert alone.returncode == 0, alone.stderr[-3000:]
     _, stderr = everything.communicate(timeout=300)
     assert everything.returncode != 0 and "model 1: its rank 0 exited with code -9" in stderr

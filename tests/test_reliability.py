@@ -16,6 +16,7 @@ from benchmarks import soak_resume
 from codistill_experiments import run_state
 from codistill_experiments.runlog import METRICS_FILE, MetricsLog, read_records
 from conftest import compose_job
+from forked_script import start_script
 from test_frontier_methods import run_to_the_end
 
 RUN = soak_resume.RUN
@@ -72,8 +73,8 @@ def test_a_torn_last_line_and_uncommitted_records_are_dropped_on_resume(tmp_path
 
 @pytest.mark.slow
 def test_when_one_rank_dies_every_process_exits_nonzero_and_says_which(tmp_path):
-    command = [*RUN, *soak_resume.job(200), "launcher.collective_timeout_s=30", f"results_root={tmp_path}"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [*RUN[1:], *soak_resume.job(200), "launcher.collective_timeout_s=30", f"results_root={tmp_path}"]
+    process = start_script(command)   # src/run.py in a fork of this process (tests/forked_script.py)
     deadline = time.time() + 60
     while len(children(process.pid)) < 2 and time.time() < deadline:
         time.sleep(0.2)

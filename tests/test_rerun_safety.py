@@ -14,7 +14,7 @@ from benchmarks import soak_resume
 from codistill_experiments.runlog import DAMAGED, METRICS_FILE, DamagedLog, end_state, parse_log, read_records
 from conftest import SHORT
 from figures.logs.run_logs import read_log
-from forked_script import run_script
+from forked_script import run_script, start_script
 from test_frontier_methods import run_to_the_end
 
 EPOCHS = 12   # long enough for Ctrl-C to reach a run still training, even on a fast machine
@@ -147,12 +147,10 @@ def test_a_diverged_run_exits_nonzero_with_a_failed_end_record_and_is_not_a_resu
 @pytest.mark.slow
 def test_ctrl_c_ends_a_run_with_one_line_and_rerunning_resumes_it_exactly(finished, tmp_path):
     root = tmp_path / "interrupted"   # the job of `finished`, its uninterrupted run
-    command = [*soak_resume.RUN, *soak_resume.job(EPOCHS), f"results_root={root}"]
+    command = [*soak_resume.RUN[1:], *soak_resume.job(EPOCHS), f"results_root={root}"]
     # A terminal's foreground job has SIGINT at its default; a test run from a background shell job
     # inherits it ignored (as every background command of a non-interactive shell does), so reset it.
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = start_script(command, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # in a fork
     soak_resume.wait_for_training(root, process)
     os.killpg(process.pid, signal.SIGINT)   # what Ctrl-C in a terminal does: the whole foreground group
     _, stderr = process.communicate(timeout=60)
