@@ -9,18 +9,16 @@ RESULTS ?= results
 LOGS ?= paper/logs
 # reproduce-all: jobs of a sweep running at once (empty: cores // ranks per job, at least 1).
 JOBS ?=
-# reproduce at mini scale: jobs at once, two ranks per core for Figure 2's 2-rank jobs. A mini
-# rank waits on its peer in every step's collective (a 2-rank run keeps about 1.4 of 2 cores
-# busy), and the ranks of a second job fill those waits; each rank keeps one thread, so every
-# number is the same as one job at a time.
-REPRODUCE_JOBS ?= $(shell nproc)
+# reproduce: the first SEEDS seeds of each setting, the paper's three; SEEDS=all runs every seed the
+# sweep lists, at mini scale the counts its claims' power analysis declares (paper/power.yaml).
+SEEDS ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-vision reproduce figure figures status report regime reproduce-all dryrun preflight soak bench test test-fast clean
+.PHONY: help setup setup-vision reproduce verdicts figure figures status report regime reproduce-all dryrun preflight soak bench test test-fast clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: FIG=$(FIG) SCALE=$(SCALE) RESULTS=$(RESULTS) LOGS=$(LOGS) JOBS=$(JOBS)"
+	@echo "  variables: FIG=$(FIG) SCALE=$(SCALE) SEEDS=$(SEEDS) RESULTS=$(RESULTS) LOGS=$(LOGS) JOBS=$(JOBS)"
 
 # Two installs: the vision path (the library, src/run.py on the vision, tabular and language-model
 # workloads, the figures and the report) builds nothing; everything adds the translation extras
@@ -38,10 +36,12 @@ setup-vision: $(VENV)/.installed-vision ## create .venv for the vision path: src
 setup: $(VENV)/.installed ## create .venv with the whole pinned stack: the vision path, translation (builds fairseq, about 4 min), torchft, the tests
 
 reproduce: setup-vision ## run FIG's sweep at SCALE on this machine, draw it, print its path and the runs' numbers (default: Figure 2, mini)
-	CODISTILL_RESULTS=$(RESULTS) $(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE) \
-	  $(if $(filter mini,$(SCALE)),launcher=local_parallel launcher.jobs_at_once=$(REPRODUCE_JOBS))
+	CODISTILL_RESULTS=$(RESULTS) $(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE) $(if $(filter all,$(SEEDS)),,hydra.sweeper.seeds_per_setting=$(SEEDS))
 	$(PY) -m figures.registry $(FIG) --results $(RESULTS) --scale $(SCALE)
 	$(PY) -m figures.run_table $(FIG) --results $(RESULTS) --scale $(SCALE)
+
+verdicts: setup-vision ## each claim's verdict from your runs in RESULTS beside the committed one, for the figures you ran, and whether your CPU family is the committed logs'
+	$(PY) -m figures.verdicts --results $(RESULTS) --scale $(SCALE)
 
 fig%: setup-vision ## draw Figure N from the logs in LOGS: make fig1 ... make fig17 (figures/out/figN.pdf, .png)
 	$(PY) -m figures.registry fig$* --results $(LOGS) --scale $(SCALE)

@@ -93,6 +93,10 @@ class GridUnionSweeperConf:
     max_batch_size: Optional[int] = None
     params: Optional[Dict[str, str]] = None   # one grid, as for the basic sweeper
     grids: List[Dict[str, Any]] = field(default_factory=list)   # Any: an include's `where` is a mapping
+    # The first N seeds of each setting, in the order the grids list them (None: every seed). The
+    # seeds a power analysis adds at mini scale come after the paper's three, so N = 3 runs the
+    # paper's seeds of any sweep (make reproduce), whatever seed values it uses.
+    seeds_per_setting: Optional[int] = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="grid_union", node=GridUnionSweeperConf,
@@ -129,6 +133,21 @@ def check_includes(grids, sweep_name):
                               f"{sorted(set(grid) - INCLUDE_KEYS)}; write other jobs as a grid of their own")
         if not isinstance(grid.get("where", {}), dict):
             raise ConfigError(f"{entry}: `where` maps keys to values, e.g. where: {{method.period: \"1,5\"}}")
+
+
+def first_seeds(jobs, count):
+    """The jobs of the first `count` seeds of each setting (a job's overrides but its seed), in
+    order; a job without a seed override is kept."""
+    kept, seeds = [], {}
+    for job in jobs:
+        setting = tuple(sorted(override for override in job if _key(override) != "seed"))
+        chosen = seeds.setdefault(setting, [])
+        seed = next((override for override in job if _key(override) == "seed"), None)
+        if seed is None or seed in chosen or len(chosen) < count:
+            if seed is not None and seed not in chosen:
+                chosen.append(seed)
+            kept.append(job)
+    return kept
 
 
 def write_manifest(sweep_name, jobs):
@@ -186,9 +205,10 @@ def launch_all(launchers, job_groups, one_after_another=False):
 
 
 class GridUnionSweeper(BasicSweeper):
-    def __init__(self, max_batch_size=None, params=None, grids=None):
+    def __init__(self, max_batch_size=None, params=None, grids=None, seeds_per_setting=None):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.grids = plain_grids(grids, params)
+        self.seeds_per_setting = seeds_per_setting
         self.task_function = None
         self.parser = None
         self.grids_of_sweep = {}   # included sweep id -> its grids, composed once per sweep
@@ -221,7 +241,7 @@ class GridUnionSweeper(BasicSweeper):
             if tuple(sorted(job)) not in seen:
                 seen.add(tuple(sorted(job)))
                 jobs.append(job)
-        return jobs
+        return jobs if self.seeds_per_setting is None else first_seeds(jobs, self.seeds_per_setting)
 
     def jobs_of(self, grids, arguments, chain):
         """The jobs of `grids` at this sweep's scale, `arguments` applied to each, includes
@@ -339,6 +359,9 @@ class GridUnionSweeper(BasicSweeper):
             sys.exit(f"error: {error}")
 
     def validated_sweep(self, arguments):
+        if self.seeds_per_setting is not None and self.seeds_per_setting < 1:
+            raise ConfigError(f"hydra.sweeper.seeds_per_setting={self.seeds_per_setting}: at least 1, or null "
+                              "for every seed")
         scale = self.config.scale.name
         jobs = self.compose_and_validate(self.expand(arguments))
         sweep_name = self.config.sweep_id or "adhoc"

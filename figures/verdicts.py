@@ -1,0 +1,103 @@
+"""`make verdicts`: each claim's verdict from your runs beside the committed one, for every figure
+whose sweep you ran (a manifest in your results folder), and whether your runs came from the CPU
+family and commit of the committed logs.
+
+Both sides are judged by the same rule (figures/claims/rule.py) with the same margins: a mini margin
+is a multiple of the workload's seed standard error, and that unit is taken from the committed logs
+for both, so that a rerun of one figure is not judged in a unit its few runs would set. A claim
+agrees when both sides reach the same verdict. Two machines' CPU kernels round differently, so a
+rerun on another CPU family is a new draw of the noise, not a copy: verdicts decided with room to
+spare should agree, borderline ones may not (each row says which side is borderline)."""
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from . import registry
+from .claims.evaluation import evaluate, load_claims
+from .claims.power import declared_seeds, load_power
+from .logs.provenance import provenance
+from .report import resolutions
+
+COMMITTED = "paper/logs"
+
+
+def ran_figures(results_root, scale):
+    """The figure ids whose sweep has a manifest at `scale` in results_root."""
+    return [spec.id for spec in registry.SPEC_LIST
+            if (Path(results_root) / "sweeps" / spec.sweep_id / f"{scale}.json").exists()]
+
+
+def _cell(outcome):
+    return outcome.status + (" (borderline)" if outcome.borderline else "")
+
+
+def compare(results_root, committed=COMMITTED, scale="mini", figures=None):
+    """DataFrame, one row per claim of the figures run in results_root (or `figures`): the committed
+    verdict, yours, whether they agree, and the seeds behind each against the declared count."""
+    figures = figures or ran_figures(results_root, scale)
+    committed_data = {spec.id: registry.load(spec, committed, scale) for spec in registry.SPEC_LIST}
+    unit = resolutions({scale: committed_data})[scale]   # the margins' unit: the committed logs'
+    power = load_power()
+    rows = []
+    for claim in load_claims():
+        if claim["figure"] not in figures:
+            continue
+        theirs = evaluate(claim, committed_data[claim["figure"]], unit)
+        yours = evaluate(claim, registry.load(registry.SPECS[claim["figure"]], results_root, scale), unit)
+        rows.append({"claim": claim["id"], "figure": claim["figure"], "committed": _cell(theirs),
+                     "yours": _cell(yours), "agree": theirs.status == yours.status,
+                     "seeds committed": theirs.seeds, "seeds yours": yours.seeds,
+                     "seeds declared": declared_seeds(claim["id"], scale, power)})
+    return pd.DataFrame(rows, columns=["claim", "figure", "committed", "yours", "agree", "seeds committed",
+                                       "seeds yours", "seeds declared"])
+
+
+def machines(results_root, committed):
+    """Lines on where your runs and the committed runs of the same ids were made, and whether
+    they share one CPU family."""
+    yours = provenance(results_root)
+    theirs = provenance(committed)
+    theirs = theirs[theirs["run_id"].isin(yours["run_id"])]
+
+    def described(frame):
+        parts = [f"{n} run(s) on {machine} [{signature}] at {str(commit)[:10]}"
+                 for (machine, signature, commit), n in
+                 frame.fillna("not recorded").groupby(["machine", "signature", "commit"]).size().items()]
+        return "; ".join(parts) or "none"
+    same = set(yours["signature"].dropna()) == set(theirs["signature"].dropna()) and len(set(yours["signature"])) == 1
+    return [f"Your runs: {described(yours)}.", f"The committed runs of the same ids: {described(theirs)}.",
+            ("Same CPU family: a difference is the code's or the seeds', not the machine's rounding." if same else
+             "Another CPU family (or a mix): CPU kernels round differently, so your runs are a new draw of the "
+             "noise; verdicts decided with room to spare should still agree.")]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", default="results", help="your results folder (make reproduce's RESULTS)")
+    parser.add_argument("--committed", default=COMMITTED)
+    parser.add_argument("--scale", default="mini")
+    parser.add_argument("--figures", nargs="*", help="figure ids (default: every figure whose sweep you ran)")
+    args = parser.parse_args(argv)
+    figures = args.figures or ran_figures(args.results, args.scale)
+    if not figures:
+        print(f"no sweep run at {args.scale} scale in {args.results}: run one first (make reproduce)")
+        return 0
+    table = compare(args.results, args.committed, args.scale, figures)
+    shown = table.assign(agree=table["agree"].map({True: "yes", False: "DIFFERS"}))
+    print(f"Verdicts at {args.scale} scale, figures {', '.join(figures)}: yours ({args.results}) beside the "
+          f"committed ({args.committed})")
+    print(shown.to_markdown(index=False))
+    agree = int(table["agree"].sum())
+    print(f"\n{agree} of {len(table)} claims agree.")
+    short = table[table["seeds yours"] < table["seeds declared"]]
+    if len(short):
+        print(f"{len(short)} of your verdicts rest on fewer seeds than their power analysis declares "
+              "(paper/power.yaml): `make reproduce SEEDS=all` runs every seed the sweep lists.")
+    print("\n".join(machines(args.results, args.committed)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""make verdicts (figures/verdicts.py): a reviewer's runs judged beside the committed ones. A results
+folder made of the committed Figure 2 logs agrees with them on every claim; the same folder with
+all_reduce's top-1 lowered by a point disagrees exactly where a claim reads all_reduce."""
+import gzip
+import json
+import shutil
+
+import pytest
+
+from figures import verdicts
+from figures.claims.evaluation import load_claims
+
+COMMITTED = "paper/logs"
+SHIFT = -1.0   # points of top-1: some forty times the noise of a Fig. 2 difference
+
+
+def copy_figure(results, sweep="fig2", shift_method=None):
+    """results/: the committed runs and manifest of `sweep`, every eval record of the runs whose
+    method is shift_method with val_top1 moved by SHIFT."""
+    manifest = json.loads((verdicts.Path(COMMITTED) / "sweeps" / sweep / "mini.json").read_text())
+    (results / "sweeps" / sweep).mkdir(parents=True)
+    (results / "sweeps" / sweep / "mini.json").write_text(json.dumps(manifest))
+    for entry in manifest:
+        source = verdicts.Path(COMMITTED) / "runs" / entry["run_id"]
+        target = results / "runs" / entry["run_id"]
+        if not entry["run_id"].startswith(f"mini-{shift_method}-"):
+            shutil.copytree(source, target)
+            continue
+        target.mkdir(parents=True)
+        lines = []
+        with gzip.open(source / "metrics.jsonl.gz", "rt") as log:
+            for line in log:
+                record = json.loads(line)
+                if record.get("kind") == "eval" and "val_top1" in record:
+                    record["val_top1"] += SHIFT
+                lines.append(json.dumps(record))
+        (target / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def reads_allreduce(claim):
+    return "allreduce" in json.dumps(claim["check"])
+
+
+@pytest.mark.slow
+def test_a_copy_of_the_committed_runs_agrees_and_a_shifted_arm_is_flagged(tmp_path, capsys):
+    same, shifted = tmp_path / "same", tmp_path / "shifted"
+    copy_figure(same)
+    copy_figure(shifted, shift_method="allreduce")
+    assert "fig2" in verdicts.ran_figures(same, "mini")
+
+    agreeing = verdicts.compare(same, COMMITTED, figures=["fig2"])
+    assert len(agreeing) == sum(claim["figure"] == "fig2" for claim in load_claims())
+    assert agreeing["agree"].all(), agreeing[~agreeing["agree"]]
+
+    table = verdicts.compare(shifted, COMMITTED, figures=["fig2"]).set_index("claim")
+    claims = {claim["id"]: claim for claim in load_claims()}
+    differing = set(table.index[~table["agree"]])
+    assert "fig2-fixed-wd-costs-top1" in differing   # all_reduce now a point below codistillation
+    assert all(reads_allreduce(claims[claim_id]) for claim_id in differing)
+    assert table.loc["fig2c-batch-size-robust", "agree"]   # panel (c) reads codistillation alone
+
+    assert verdicts.main(["--results", str(shifted), "--figures", "fig2"]) == 0
+    printed = capsys.readouterr().out
+    assert "DIFFERS" in printed and f"{int(table['agree'].sum())} of {len(table)} claims agree" in printed
+    assert "Same CPU family" in printed   # the copies carry the committed headers
+
+
+def test_no_sweep_run_says_what_to_do(tmp_path, capsys):
+    assert verdicts.main(["--results", str(tmp_path)]) == 0
+    assert "make reproduce" in capsys.readouterr().out
