@@ -23,11 +23,13 @@ import markdown
 
 from . import kill_rejoin, registry
 from .claims.configured import CONFIGURED
-from .claims.evaluation import (CLAIMS, Outcome, comparison_counts, configured_outcome, distinct_comparisons, evaluate,
-                               load_claims)
-from .claims.findings import bottom_line, findings_section, frontier_rows, table_cell, verdict_mark
+from .claims.evaluation import (CLAIMS, Outcome, comparison_counts, configured_outcome, correct, distinct_comparisons,
+                               evaluate, load_claims)
+from .claims.findings import (bottom_line, findings_section, frontier_rows, pilot_headlines, table_cell,
+                              verdict_mark)
+from .claims.multiplicity import NAME, corrected_note, describe
 from .claims.noise import Resolution
-from .claims.rule import (CANNOT_DISCRIMINATE, FAILS, HEADING, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN,
+from .claims.rule import (ALPHA, CANNOT_DISCRIMINATE, FAILS, HEADING, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN,
                           prose)
 from .logs.provenance import provenance_lines
 from .paths import BENCH_RESULTS, COMMITTED, REPO
@@ -102,6 +104,9 @@ def evaluate_all(all_claims, data, resolution=None):
         for first, later in distinct_comparisons([c["id"] for c in all_claims], outcomes, scale).items():
             for claim_id in later:
                 outcomes[(claim_id, scale)].same_as = first
+    for scale in data:     # many comparisons: each decided one's p-value, corrected per scale
+        unit = {c["id"]: by_source[registry.SPECS[c["figure"]].source][scale] for c in all_claims}
+        correct(all_claims, outcomes, data[scale], unit, scale)
     return outcomes
 
 
@@ -122,13 +127,18 @@ def summary_section(all_claims, outcomes, data):
     lines = ["## Summary", "", "| scale | comparisons | " + " | ".join(STATUS_MARK.values()) + " |",
              "|---|---|" + "---|" * len(STATUS_MARK)]
     for scale in SCALES:
-        counts = comparison_counts(all_claims, outcomes, scale)
-        lines.append(f"| {scale}{'' if scale in data else ' (no logs)'} | {sum(counts.values())} | "
-                     + " | ".join(str(counts[status]) for status in STATUS_MARK) + " |")
+        for corrected in (False, True) if scale in data else (False,):
+            counts = comparison_counts(all_claims, outcomes, scale, corrected)
+            label = f"{scale}{'' if scale in data else ' (no logs)'}" + (f", after {NAME}" if corrected else ", raw"
+                                                                         if scale in data else "")
+            lines.append(f"| {label} | {sum(counts.values())} | "
+                         + " | ".join(str(counts[status]) for status in STATUS_MARK) + " |")
     lines += ["", f"{len(all_claims)} claims in `paper/claims.yaml`; each is checked at each scale from the "
               "collected logs of its figure's sweep (final values: last evaluation, mean over a run's models, "
               "then mean over seeds). Claims that test the same runs the same way (the same check, op, metric "
-              "and verdict) are one comparison, counted once; each later one names the first under its figure.", ""]
+              "and verdict) are one comparison, counted once; each later one names the first under its figure. "
+              f"Raw: each verdict at level {ALPHA:g}; after {NAME}: {describe()} (figures/claims/multiplicity.py); a "
+              "decided verdict whose adjusted p-value exceeds the level is counted as inconclusive.", ""]
     for scale in SCALES:
         borderline = [c["id"] for c in all_claims if outcomes[(c["id"], scale)].borderline]
         if borderline:
@@ -291,7 +301,8 @@ def figure_section(spec, all_claims, outcomes, data, drawn, md_dir):
             for scale in SCALES:
                 outcome = outcomes[(claim["id"], scale)]
                 shown = ((f"the same comparison as `{outcome.same_as}`; " if outcome.same_as else "")
-                         + outcome.reproduced + (f"; {outcome.control}" if outcome.control else ""))
+                         + outcome.reproduced + (f"; {outcome.control}" if outcome.control else "")
+                         + corrected_note(outcome))
                 cells += [table_cell(shown), verdict_mark(outcome, STATUS_MARK)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -325,8 +336,11 @@ def write_markdown(all_claims, outcomes, data, drawn, results_root, path, resolu
              f"`{results_root}`; every number below is computed from those logs (`metrics.jsonl`) and "
              "`paper/claims.yaml`, except the section on model jobs killed and rejoining, which comes from the "
              f"benchmark numbers in `{os.path.relpath(bench, REPO)}`. Regenerate with `make report`.", ""]
-    lines += bottom_line(all_claims, outcomes, data.get("mini"))
-    lines += findings_section(all_claims, outcomes, data, STATUS_MARK, resolution or resolutions(data))
+    resolution = resolution or resolutions(data)
+    mini = data.get("mini")
+    lines += bottom_line(all_claims, outcomes, mini, pilot_headlines(all_claims, mini, resolution["mini"]) if mini
+                         else None)
+    lines += findings_section(all_claims, outcomes, data, STATUS_MARK, resolution)
     lines += scale_section(data, results_root)
     lines += provenance_lines(results_root)
     lines += summary_section(all_claims, outcomes, data)

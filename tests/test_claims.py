@@ -282,7 +282,8 @@ def test_the_report_counts_inconclusive_and_states_each_workloads_noise(tmp_path
     summary = "\n".join(report.summary_section(all_claims, outcomes, data))
     assert ("| scale | comparisons | ✅ holds | ❌ does not hold | ⚪ cannot discriminate | ❔ inconclusive | ⏳ not run "
             "| n/a |" in summary)
-    assert "| mini | 3 | 0 | 0 | 1 | 1 | 0 | 1 |" in summary
+    assert "| mini, raw | 3 | 0 | 0 | 1 | 1 | 0 | 1 |" in summary
+    assert "| mini, after Benjamini-Hochberg | 3 | 0 | 0 | 1 | 1 | 0 | 1 |" in summary   # nothing decided to undo
     assert "| paper (no logs) | 3 | 0 | 0 | 0 | 0 | 3 | 0 |" in summary
     noise = "\n".join(report.noise_section(data))
     # 500 samples, 0.2 points each; top-1 s.e. 0.5 in all 3 settings; training loss constant 1.0: s.e. 0
@@ -509,9 +510,10 @@ def test_claims_that_test_the_same_runs_the_same_way_are_one_comparison(tmp_path
     assert outcomes[("again", "mini")].same_as == "first"
     assert outcomes[("first", "mini")].same_as is None and outcomes[("other", "mini")].same_as is None
     summary = "\n".join(report.summary_section(all_claims, outcomes, data))
-    assert "| mini | 3 | 1 | 0 | 0 | 1 | 0 | 1 |" in summary   # the n/a one counted, apart
+    assert "| mini, raw | 3 | 1 | 0 | 0 | 1 | 0 | 1 |" in summary   # the n/a one counted, apart
     bottom = "\n".join(findings.bottom_line(all_claims, outcomes, data["mini"]))
-    assert "make 3 distinct comparisons: 1 hold, 0 do not, 0 cannot discriminate" in bottom
+    assert "make 3 distinct comparisons: after Benjamini-Hochberg's correction" in bottom
+    assert "(raw, each at level 0.05: 1 hold, 0 do not, 1 inconclusive); 0 cannot discriminate" in bottom
     assert ("Of the 1 comparisons testable at mini scale in which codistillation should come within a margin of "
             "all_reduce, 1 hold") in bottom
     assert bottom.count(". ") + 1 <= 5   # at most five sentences

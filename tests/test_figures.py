@@ -255,7 +255,7 @@ def test_the_report_marks_each_claim_at_each_scale_and_draws_every_id(logs, tmp_
     assert "| ❔ inconclusive |" in row["n4-better"]        # -0.667 within its noise 4.223
     assert "| 76.13 | paper-scale number: not comparable at this scale | n/a |" in row["allreduce-76"]   # fig2 not run
     assert "| ⏳ not run |" in row["fig2-close"] and "not run at mini scale" in row["fig2-close"]
-    assert "| mini | 4 | 1 | 0 | 0 | 1 | 1 | 1 |" in text             # the summary counts comparisons
+    assert "| mini, raw | 4 | 1 | 0 | 0 | 1 | 1 | 1 |" in text             # the summary counts comparisons
     assert "![fig5 at mini scale](figures/fig5.png)" in text   # a copy beside the report, not figures/out
     assert (md.parent / "figures" / "fig5.png").read_bytes() == (out / "fig5.png").read_bytes()
     for spec in registry.SPEC_LIST:     # a file for every id, drawn or saying why not

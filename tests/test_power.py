@@ -89,6 +89,7 @@ def test_the_declared_count_is_the_smallest_candidate_reaching_the_target_else_t
     assert power.declared_count({3: 0.81}) == 3
     assert power.declared_count({3: 0.2, 5: 0.6, 8: 0.83}) == 8
     assert power.declared_count({3: 0.2, 5: 0.3, 8: 0.5, 12: 0.7}) == power.CAP
+    assert power.declared_count({3: 0.05, 5: 0.06, 8: 0.1, 12: 0.12}) == 3   # the cap would not decide it either
 
 
 def test_kinds_read_beyond_final_values_are_not_simulated():
@@ -123,10 +124,9 @@ def test_the_cpu_cap_bounds_the_added_seeds():
 def test_a_claim_no_candidate_decides_says_how_many_seeds_would():
     """Effect 0.5 at spread 0.5 (Cohen's d 1): the normal approximation 2 (z_0.95 + z_0.8)^2 / d^2
     gives 12.4 seeds per arm; the t test needs a little more."""
-    records = pilot_records({"codistill": 0.0, "allreduce": 0.0})
+    records = pilot_records({"codistill": 0.5, "allreduce": 0.0}, sd=0.0)
+    for seed, step in enumerate((0.5, -0.5, 0.0)):   # each arm's pilot s.d. exactly 0.5
+        records.loc[records["seed"] == seed, "val_nll"] += step
     simulation = power.Simulation(claim("greater"), records, Resolution([records]))
-    simulation.means[simulation._settings_of({"method.name": "codistill"})] = 0.5
-    simulation.means[simulation._settings_of({"method.name": "allreduce"})] = 0.0
-    simulation.sds[:] = 0.5
     assert 13 <= power.seeds_to_decide(simulation) <= 14
     assert power.seeds_to_decide(power.Simulation(claim("within", margin=0.1), records, Resolution([records]))) is None

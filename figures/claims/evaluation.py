@@ -12,7 +12,8 @@ from .configured import CONFIGURED
 from .control import control_share
 from .groups import NotRun, select
 from .noise import Context, Resolution
-from .power import declared_seeds
+from .multiplicity import TESTED, adjust, corrected_status, p_value
+from .power import declared_seeds, undecided_note
 from .rule import BORDERLINE, FAILS, HOLDS, NOT_APPLICABLE, NOT_RUN, VERDICTS, seeds_flag
 
 CLAIMS = REPO / "paper" / "claims.yaml"
@@ -50,6 +51,8 @@ class Outcome:
     control: str = ""    # codistillation - all_reduce gap and the alpha = 0 control's share of it
     comparison: tuple = None   # what was compared (comparison_of): claims with the same one share a verdict
     same_as: str = None  # the first claim (in claims.yaml's order) of the same comparison, when not this one
+    p: float = None         # the verdict's p-value (multiplicity.p_value), where it is decided
+    adjusted: float = None  # that p-value after the correction across the scale's decided comparisons
 
     @property
     def borderline(self):
@@ -86,6 +89,8 @@ def evaluate(claim, data, resolution=None):
     except NotRun as reason:
         return Outcome(NOT_RUN, str(reason)) if applicable else Outcome(NOT_APPLICABLE, not_applicable)
     shown += seeds_flag(seeds, declared_seeds(claim["id"], data.scale))
+    if verdict not in (HOLDS, FAILS):
+        shown += undecided_note(claim["id"], data.scale)
     if not applicable:
         return Outcome(NOT_APPLICABLE, f"{data.scale.upper()} value {shown.split(' (paper')[0]}; {not_applicable}", seeds)
     return Outcome(verdict, shown, seeds, control_share(data.records, check, metric) if check["kind"] in
@@ -131,8 +136,30 @@ def distinct_comparisons(claim_ids, outcomes, scale):
     return shared
 
 
-def comparison_counts(all_claims, outcomes, scale):
+def comparison_counts(all_claims, outcomes, scale, corrected=False):
     """{verdict: comparisons with that verdict at `scale`}, each comparison counted once (the claims
-    that repeat another's, `same_as`, are not counted again)."""
+    that repeat another's, `same_as`, are not counted again); `corrected`: the verdicts after the
+    correction for many comparisons (multiplicity.corrected_status)."""
     counted = [outcomes[(c["id"], scale)] for c in all_claims if outcomes[(c["id"], scale)].same_as is None]
-    return {status: sum(outcome.status == status for outcome in counted) for status in VERDICTS}
+    status_of = corrected_status if corrected else (lambda outcome: outcome.status)
+    return {status: sum(status_of(outcome) == status for outcome in counted) for status in VERDICTS}
+
+
+def correct(all_claims, outcomes, data, resolutions, scale):
+    """Sets p and adjusted on the outcomes at `scale`: each tested comparison's p-value (its first
+    claim's), corrected across them (multiplicity.adjust); the claims that repeat a comparison share its values.
+    data: {figure id: FigureData}; resolutions: {claim id: the Resolution its margins use}."""
+    p_values = {}
+    for claim in all_claims:
+        outcome = outcomes[(claim["id"], scale)]
+        if outcome.same_as is None and outcome.status in TESTED and claim["check"]["kind"] in CHECKS:
+            p = p_value(claim, data[claim["figure"]].records, scale, resolutions[claim["id"]])
+            if p is not None:
+                p_values[claim["id"]] = p
+    for claim_id, (p, adjusted, _) in adjust(p_values).items():
+        outcomes[(claim_id, scale)].p, outcomes[(claim_id, scale)].adjusted = p, adjusted
+    for claim in all_claims:
+        outcome = outcomes[(claim["id"], scale)]
+        if outcome.same_as is not None:
+            first = outcomes[(outcome.same_as, scale)]
+            outcome.p, outcome.adjusted = first.p, first.adjusted

@@ -3,16 +3,19 @@ the verdict; then what the runs show that the paper does not claim (codistillati
 alpha = 0 control, Fig. 2 across regimes, the frontier at equal top-1). Every number is computed
 from the logs here; the selection of rows (which claim heads each figure, which settings have a
 control) is the only thing written by hand."""
+import dataclasses
 import math
 import re
 
 from .checks import reaching_rows
 from .control import control_group, equivalence_sides, method_of
-from .evaluation import comparison_counts
+from .evaluation import comparison_counts, evaluate
 from .groups import NotRun, group_stats
+from .multiplicity import NAME, corrected_status
 from .noise import TOP1_METRICS, Context, noise_of
-from .rule import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN, beats, summary
+from .rule import ALPHA, CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN, beats, summary
 
+PILOT_SEEDS = (0, 1, 2)   # the paper's three seeds, which every mini setting ran before the power analysis
 # The claim that heads each figure's row: the paper's main finding there.
 HEADLINES = ["fig1-1000x-fewer-bits", "fig2-fixed-wd-costs-top1", "fig2-variable-wd-close-to-allreduce",
              "fig2c-batch-size-robust", "fig3-resnet50-close", "fig4-similar-validation-nll", "fig5-no-gain-from-4-way",
@@ -163,13 +166,35 @@ def control_rows(mini):
     return lines if len(lines) > 2 else []
 
 
-def bottom_line(all_claims, outcomes, mini):
+def pilot_headlines(all_claims, mini, resolution, seeds=PILOT_SEEDS):
+    """{headline claim id: its Outcome from the runs of the pilot's seeds alone}: what the report
+    decided before the power analysis added seeds."""
+    by_id = {claim["id"]: claim for claim in all_claims}
+    outcomes = {}
+    for claim_id in HEADLINES:
+        if claim_id not in by_id or by_id[claim_id]["figure"] not in mini:
+            continue
+        data = mini[by_id[claim_id]["figure"]]
+        if not data.records.empty and "cfg.seed" in data.records:
+            data = dataclasses.replace(data, records=data.records[data.records["cfg.seed"].isin(seeds)])
+        outcomes[claim_id] = evaluate(by_id[claim_id], data, resolution)
+    return outcomes
+
+
+def _undecided(outcome, corrected=False):
+    status = corrected_status(outcome) if corrected else outcome.status
+    return status not in (HOLDS, FAILS)
+
+
+def bottom_line(all_claims, outcomes, mini, pilot=None):
     """At most five sentences on what the mini runs found, each computed from the verdicts: the
-    comparisons' verdicts, codistillation's closeness to all_reduce judged against the control, its
-    gain over the control, the paper's headline findings, and what the numbers are not."""
+    comparisons' verdicts (raw and corrected for many comparisons), codistillation's closeness to
+    all_reduce judged against the control, its gain over the control, the paper's headline findings
+    (beside the pilot's three seeds: `pilot`, pilot_headlines), and what the numbers are not."""
     if not mini:
         return []
     counts = comparison_counts(all_claims, outcomes, "mini")
+    corrected = comparison_counts(all_claims, outcomes, "mini", corrected=True)
     first = [c for c in all_claims if outcomes[(c["id"], "mini")].same_as is None]
     close = [outcomes[(c["id"], "mini")].status for c in first if _codistill_close_to_allreduce(c["check"])
              and outcomes[(c["id"], "mini")].status not in (NOT_RUN, NOT_APPLICABLE)]
@@ -178,10 +203,12 @@ def bottom_line(all_claims, outcomes, mini):
     holding = sum(o.status == HOLDS for o in headlines)
     failing = [i for i in HEADLINES if (i, "mini") in outcomes and outcomes[(i, "mini")].status == FAILS]
     sentences = [
-        f"At mini scale the claims make {sum(counts.values())} distinct comparisons: {counts[HOLDS]} hold, "
-        f"{counts[FAILS]} do not, {counts[CANNOT_DISCRIMINATE]} cannot discriminate (the alpha = 0 control would "
-        f"pass them too), {counts[INCONCLUSIVE]} are inconclusive and {counts[NOT_RUN] + counts[NOT_APPLICABLE]} "
-        "are not run or not testable there.",
+        f"At mini scale the claims make {sum(counts.values())} distinct comparisons: after {NAME}'s correction for "
+        f"many comparisons {corrected[HOLDS]} hold, {corrected[FAILS]} do not and {corrected[INCONCLUSIVE]} are "
+        "inconclusive "
+        f"(raw, each at level {ALPHA:g}: {counts[HOLDS]} hold, {counts[FAILS]} do not, {counts[INCONCLUSIVE]} "
+        f"inconclusive); {counts[CANNOT_DISCRIMINATE]} cannot discriminate (the alpha = 0 control would pass them "
+        f"too) and {counts[NOT_RUN] + counts[NOT_APPLICABLE]} are not run or not testable there.",
         f"Of the {len(close)} comparisons testable at mini scale in which codistillation should come within a "
         "margin of all_reduce, "
         f"{close.count(HOLDS)} hold where the control fails, {close.count(CANNOT_DISCRIMINATE)} cannot discriminate, "
@@ -193,7 +220,10 @@ def bottom_line(all_claims, outcomes, mini):
            else "") + ".",
         f"Of the paper's {len(headlines)} headline findings, {holding} hold at mini scale"
         + (f" and {len(failing)} do not ({', '.join(f'`{i}`' for i in failing)})" if failing else "")
-        + f"; the other {len(headlines) - holding - len(failing)} are undecided.",
+        + f"; the other {len(headlines) - holding - len(failing)} are undecided at the seeds the power analysis "
+        f"declares ({sum(_undecided(o, corrected=True) for o in headlines)} after {NAME}'s correction)"
+        + (f", against {sum(_undecided(o) for o in pilot.values())} of {len(pilot)} from the pilot's "
+           f"{len(PILOT_SEEDS)} seeds alone" if pilot else "") + ".",
         "These are CPU stand-ins' numbers, never the paper's; the paper-scale path has run for a few updates "
         "per workload on one GPU, never on several or at length (docs/gpu-cluster.md).",
     ]

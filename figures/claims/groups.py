@@ -2,6 +2,9 @@
 keys or derived columns, a value, a list, or min / max), each run's final value of a metric with
 its validation samples, and the mean and standard error over seeds (figures/claims/__init__.py says
 how claims use them)."""
+import contextlib
+import contextvars
+import json
 import math
 from typing import NamedTuple
 
@@ -102,9 +105,38 @@ def seed_mean(per_run):
     return Stat(float(values.mean()), se, len(values), float(samples))
 
 
+_MEMO = contextvars.ContextVar("group_stats_memo", default=None)
+
+
+@contextlib.contextmanager
+def stats_memoized():
+    """Within the block, group_stats of the same records, group, metric and knob is computed once:
+    a verdict re-decided at other levels (its p-value) reads the same means and standard errors."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
 def group_stats(records, group, metric, by=None):
     """{by value (or None): Stat} of a group's final metric: the claim's, or the group's own
     `metric` (an ensemble's ensemble_val_loss beside single models' val_loss)."""
+    memo = _MEMO.get()
+    if memo is None:
+        return _group_stats(records, group, metric, by)
+    key = (id(records), json.dumps(group, sort_keys=True, default=str), metric, by)
+    if key not in memo:
+        try:
+            memo[key] = _group_stats(records, group, metric, by)
+        except NotRun as reason:
+            memo[key] = reason
+    if isinstance(memo[key], NotRun):
+        raise memo[key]
+    return memo[key]
+
+
+def _group_stats(records, group, metric, by=None):
     metric = group.get("metric", metric)
     selected = select(records, group)
     if selected.empty:

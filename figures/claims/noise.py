@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from .groups import final_per_run
-from .rule import ALPHA, SEEDS
+from .rule import SEEDS, level
 
 TOP1_METRICS = {"val_top1", "val_top1_mean_over_models", "ensemble_top1"}
 
@@ -26,8 +26,8 @@ class Noise:
 
     @property
     def quantile(self):
-        """The one-sided (1 - ALPHA) quantile of Student's t at df."""
-        return float(student_t.ppf(1 - ALPHA, self.df)) if self.df > 0 else math.nan
+        """The one-sided (1 - ALPHA) quantile of Student's t at df (at rule.level())."""
+        return float(student_t.ppf(1 - level(), self.df)) if self.df > 0 else math.nan
 
     @property
     def width(self):

@@ -19,7 +19,9 @@ median single-run standard deviation: three seeds estimate a spread poorly, and 
 happened to agree with itself must not be promised power it lacks.
 
 The declared count is the smallest of CANDIDATES that reaches TARGET, else CAP, and never more
-added runs than CPU_CAP_MINUTES pays for. A claim the declared count cannot decide says how many
+added runs than CPU_CAP_MINUTES pays for. A claim whose power at the cap stays below FUTILE (an
+effect the pilot puts near zero) keeps the pilot's three seeds: runs that would not decide it are
+not spent on it. A claim the declared count cannot decide says how many
 seeds would (`seeds_to_decide`: a one-sided t test's count at the assumed effect, for a directional
 comparison; the power at each count tried is in its record). Paper scale keeps the paper's three seeds. `python -m figures.claims.power` writes
 paper/power.yaml, committed before the runs it asks for."""
@@ -48,6 +50,7 @@ TARGET = 0.8                 # the power a declared seed count must reach
 CANDIDATES = (3, 5, 8, 12)   # seed counts tried, smallest first
 CAP = CANDIDATES[-1]         # no claim is promised more seeds than this: 12 Fig. 2 runs cost about 6 CPU-minutes
 CPU_CAP_MINUTES = 120        # nor more added runs than two CPU-hours (a run's wall time x its ranks) per claim
+FUTILE = TARGET / 2          # a claim below this power at the cap keeps the pilot's seeds: more would not decide it
 DRAWS = 200                  # draws per seed count: the power's Monte Carlo s.e. is at most 3.5 points
 RNG_SEED = 20261128
 # The check kinds judged on each run's final value alone; the others (tradeoff, fewest_bits) read
@@ -196,9 +199,12 @@ class Simulation:
 
 
 def declared_count(powers, cpu_minutes_per_seed=0.0):
-    """The smallest candidate count whose power reaches TARGET, else CAP; never more added seeds
+    """The smallest candidate count whose power reaches TARGET, else CAP where the cap's power is
+    at least FUTILE (else the pilot's SEEDS: the runs would not decide it); never more added seeds
     than CPU_CAP_MINUTES pays for."""
-    wanted = next((n for n in CANDIDATES if powers.get(n, 0) >= TARGET), CAP)
+    wanted = next((n for n in CANDIDATES if powers.get(n, 0) >= TARGET), None)
+    if wanted is None:
+        wanted = CAP if powers.get(CAP, 0) >= FUTILE else SEEDS
     affordable = SEEDS + (int(CPU_CAP_MINUTES // cpu_minutes_per_seed) if cpu_minutes_per_seed > 0 else CAP)
     return max(SEEDS, min(wanted, affordable))
 
@@ -262,6 +268,19 @@ def load_power(path=POWER):
 def _read(path):
     path = Path(path)
     return tuple((yaml.safe_load(path.read_text()) or {}).get("claims", {}).items()) if path.exists() else ()
+
+
+def undecided_note(claim_id, scale, power=None):
+    """What the power analysis says of a claim left undecided: how many seeds would decide it
+    ('' at paper scale, or for a claim it did not analyse)."""
+    record = (load_power() if power is None else power).get(claim_id) if scale == "mini" else None
+    if not record or not record.get("simulated"):
+        return ""
+    if "seeds_to_decide" in record:
+        return (f"; power analysis: {record['seeds_to_decide']} seeds per arm would decide it with "
+                f"{100 * TARGET:.0f} % power (paper/power.yaml)")
+    return (f"; power analysis: {record['seeds']} seeds per arm decide it in {100 * record['power_at_seeds']:.0f} % "
+            "of simulated draws (paper/power.yaml)")
 
 
 def declared_seeds(claim_id, scale, power=None):

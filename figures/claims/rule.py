@@ -6,6 +6,8 @@ The other modules of figures/claims measure (noise.py: a difference's noise at t
 groups.py: means over seeds; control.py: the alpha = 0 control's gap and noise; checks.py: the
 difference each check kind judges) and call the functions here to decide; none decides a verdict
 itself (tests/test_rule.py checks both, and that no other file restates the prose)."""
+import contextlib
+import contextvars
 import math
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, NOT_APPLICABLE = "holds", "does not hold", "inconclusive", "not run", "n/a"
@@ -24,6 +26,24 @@ CONTROL = ("the alpha = 0 control (`method=independent`: the same models, batche
            "0 bits)")
 HEADING = "Noise and verdicts"   # the report's section that prints prose()
 ANCHOR = HEADING.lower().replace(" ", "-")   # its link (GitHub's and the report's HTML)
+
+
+_LEVEL = contextvars.ContextVar("level", default=ALPHA)
+
+
+def level():
+    """The level the noise is computed at: ALPHA, but for the p-value of a verdict (the smallest
+    level at which the rule would still decide it: multiplicity.p_value), which varies it."""
+    return _LEVEL.get()
+
+
+@contextlib.contextmanager
+def at_level(alpha):
+    token = _LEVEL.set(alpha)
+    try:
+        yield
+    finally:
+        _LEVEL.reset(token)
 
 
 # ---------------------------------------------------------------- an interval against a bound
@@ -88,6 +108,14 @@ def value_margin(tolerance, value):
 def beats(d, width):
     """Whether d lies above 0 beyond its noise (one arm better than another): interval d ± width."""
     return interval_verdict(d, width, "greater")
+
+
+def after_correction(verdict, adjusted):
+    """A verdict after the correction for many comparisons (multiplicity.py): a decided one whose
+    adjusted p-value exceeds ALPHA is inconclusive; the correction decides nothing new."""
+    if verdict in (HOLDS, FAILS) and adjusted is not None and adjusted > ALPHA:
+        return INCONCLUSIVE
+    return verdict
 
 
 def seeds_flag(fewest, wanted=SEEDS):
