@@ -16,6 +16,7 @@ started. The test process must not have initialised CUDA or a process group: a f
 use CUDA once its parent has, and would share the parent's collectives' sockets. It then runs the
 command in a fresh interpreter instead."""
 import faulthandler
+import importlib
 import locale
 import logging
 import os
@@ -69,7 +70,18 @@ def start_script(argv, cwd=None, env=None, preexec_fn=None):
     if not forkable():
         return subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 cwd=cwd, env=env, start_new_session=True, preexec_fn=preexec_fn)
+    warm_imports()
     return ForkedScript(argv, cwd, env, preexec_fn)
+
+
+def warm_imports():
+    """Imports, once in this process, what a run's launcher imports before it forks its ranks
+    (launch.warm_imports: torch._dynamo, about 1.5 s of CPU, and the workloads' modules), so that
+    each forked run does not import them again."""
+    from codistill_experiments.vision.workloads import IMPORTS
+
+    for module in ["torch._dynamo", *sorted({name for names in IMPORTS.values() for name in names})]:
+        importlib.import_module(module)
 
 
 class ForkedScript:

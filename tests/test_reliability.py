@@ -115,10 +115,11 @@ def test_only_committed_state_is_resumed_from(tmp_path):
 def test_a_hung_peer_makes_the_other_rank_exit_within_the_collective_timeout(tmp_path):
     # Each rank its own process, as under torchrun or Slurm: nothing but the timeout can stop rank 0.
     timeout_s = 10
-    command = [*RUN, *soak_resume.job(200), f"launcher.collective_timeout_s={timeout_s}", f"results_root={tmp_path}"]
+    command = [*RUN[1:], *soak_resume.job(200), f"launcher.collective_timeout_s={timeout_s}",
+               f"results_root={tmp_path}"]
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
-    ranks = [subprocess.Popen(command, env=dict(env, RANK=str(rank)), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    # src/run.py in forks of this process, which has no process group of its own (forked_script.py)
+    ranks = [start_script(command, env=dict(env, RANK=str(rank))) for rank in (0, 1)]
     try:
         deadline = time.time() + 120
         while not list(tmp_path.glob("runs/*/metrics.jsonl")) and time.time() < deadline:
