@@ -11,13 +11,16 @@ class SeedNotes:
     """Seeds behind each plotted series: the footer of a figure."""
 
     def __init__(self):
-        self.seeds = {}
+        self.seeds = {}   # a series' fewest seeds over the panels that draw it
+        self.most = 0     # the most seeds behind any series of any panel
 
     def record(self, frame, series):
         """frame: the plotted rows (one per run and x); series: the column(s) naming a series."""
         for name, rows in frame.groupby(series, sort=False):
             key = " / ".join(map(str, name)) if isinstance(name, tuple) else str(name)
-            self.seeds[key] = min(self.seeds.get(key, math.inf), rows["seed"].nunique())
+            count = rows["seed"].nunique()
+            self.seeds[key] = min(self.seeds.get(key, math.inf), count)
+            self.most = max(self.most, count)
 
     def fewest(self):
         return min(self.seeds.values()) if self.seeds else 0
@@ -26,7 +29,7 @@ class SeedNotes:
         """'mean ± 1 s.e. over 3 seeds', and which series have fewer than three, grouped by count."""
         if not self.seeds:
             return "no series plotted"
-        fewest, most = self.fewest(), max(self.seeds.values())
+        fewest, most = self.fewest(), max(self.most, *self.seeds.values())
         seeds = f"{fewest} seed{'s' if fewest != 1 else ''}" if fewest == most else f"{fewest}-{most} seeds"
         line = f"mean ± {SES} s.e. over {seeds}"
         short = sorted({v for v in self.seeds.values() if v < MIN_SEEDS})
