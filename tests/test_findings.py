@@ -79,3 +79,25 @@ def test_anil_et_als_claims_get_their_own_findings_rows(tmp_path):
     row = next(line for line in lines[start:] if line.startswith("| fig2 |"))
     assert f"d = +2.100 ± {NOISE:.3f}" in row and row.endswith("✅ holds |")
     assert lines.index("### The paper's findings at mini scale") < start
+
+
+def test_a_setting_listed_twice_against_its_control_counts_once(tmp_path, monkeypatch):
+    """Two rows of CONTROLLED naming the same codistillation runs (in two figures' logs) are one
+    setting: the control table and the bottom line count it once."""
+    from figures.claims import findings
+    from test_claims import ALLREDUCE, CODISTILL, FAR_CONTROL, INDEPENDENT, finals, logs, two_groups
+
+    data = two_groups(tmp_path / "a", 80.0, control_mean=FAR_CONTROL)
+    again = two_groups(tmp_path / "b", 80.0, control_mean=FAR_CONTROL, sweep="fig13")
+    group = {"method.name": "codistill", "schedule.name": "goyal_step_half"}
+    monkeypatch.setattr(findings, "CONTROLLED", [("fig2", "first", group, "val_top1"),
+                                                 ("fig13", "the same runs", group, "val_top1")])
+    rows = findings.against_control({"fig2": data, "fig13": again})
+    assert [row[0] for row in rows] == ["first"]
+    tuned = {"method.name": "codistill", "schedule.name": "codistill_tuned"}   # another setting: kept
+    both = logs(tmp_path / "c", {"c": (CODISTILL, finals(80.0)), "t": (tuned, finals(80.0)),
+                                 "ar": (ALLREDUCE, finals(78.0)), "i": (INDEPENDENT, finals(FAR_CONTROL)),
+                                 "it": ({**INDEPENDENT, "schedule.name": "codistill_tuned"}, finals(FAR_CONTROL))})
+    monkeypatch.setattr(findings, "CONTROLLED", [("fig2", "first", group, "val_top1"),
+                                                 ("fig2", "tuned", tuned, "val_top1")])
+    assert [row[0] for row in findings.against_control({"fig2": both})] == ["first", "tuned"]

@@ -10,7 +10,7 @@ import re
 from .checks import reaching_rows
 from .control import control_group, equivalence_sides, method_of
 from .evaluation import comparison_counts, evaluate
-from .groups import NotRun, group_stats
+from .groups import NotRun, group_stats, select
 from .multiplicity import NAME, corrected_status
 from .noise import TOP1_METRICS, Context, noise_of
 from .rule import ALPHA, CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN, beats, summary
@@ -138,13 +138,20 @@ def _stat(records, group, metric):
 
 def against_control(mini):
     """[(label, metric, codistillation, control, all_reduce Stats, whether codistillation beats the
-    control beyond the noise)] of each setting of CONTROLLED in the mini logs."""
-    rows = []
+    control beyond the noise)] of each setting of CONTROLLED in the mini logs. A setting whose
+    codistillation runs have the configs (all but the seed) of an earlier row's is that row again
+    (Fig. 13's predictions every update are Fig. 2's decaying weight decay): it is left out, so that
+    no setting is counted twice."""
+    rows, seen = [], []
     for figure, label, group, metric in CONTROLLED:
         data = mini.get(figure)
         if data is None or data.records.empty:
             continue
         records = data.records
+        setting = _configs(records, group)
+        if setting in seen:
+            continue
+        seen.append(setting)
         reference = {"method.name": "allreduce", **{k: v for k, v in group.items() if k in SHARED_WITH_REFERENCE}}
         ours, control, theirs = (_stat(records, g, metric) for g in (group, control_group(group, {}), reference))
         if ours is None or control is None or theirs is None:
@@ -153,6 +160,16 @@ def against_control(mini):
         d, width = _diff(ours, control, metric)
         rows.append((label, metric, ours, control, theirs, beats(better * d, width)))
     return rows
+
+
+def _configs(records, group):
+    """The configs, all but the seed, of the runs a group selects (empty where none)."""
+    try:
+        runs = select(records, group).drop_duplicates("run_id")
+    except NotRun:
+        return frozenset()
+    columns = sorted(c for c in runs.columns if c.startswith("cfg.") and c != "cfg.seed")
+    return frozenset(runs[columns].map(str).agg("|".join, axis=1))
 
 
 def control_rows(mini):
