@@ -169,7 +169,13 @@ def _configs(records, group):
     except NotRun:
         return frozenset()
     columns = sorted(c for c in runs.columns if c.startswith("cfg.") and c != "cfg.seed")
-    return frozenset(runs[columns].map(str).agg("|".join, axis=1))
+    # each run's own keys (another figure's records add columns its runs leave empty), numbers alike
+    # whether a figure's column holds them as integers or floats
+    def canonical(value):
+        return f"{value:.12g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    return frozenset(frozenset((c, canonical(v)) for c, v in row.items()
+                               if not (isinstance(v, float) and math.isnan(v)))
+                     for row in runs[columns].to_dict("records"))
 
 
 def control_rows(mini):
