@@ -19,6 +19,8 @@ import faulthandler
 import importlib
 import locale
 import logging
+import multiprocessing.process
+import multiprocessing.util
 import os
 import runpy
 import signal
@@ -129,10 +131,11 @@ class ForkedScript:
 
 
 def _read(handle):
+    """The text as subprocess reads a pipe with text=True: universal newlines."""
     if handle.closed:
         return ""
     handle.seek(0)
-    return handle.read().decode(locale.getpreferredencoding(False))
+    return handle.read().decode(locale.getpreferredencoding(False)).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _as_a_fresh_interpreter(out, err):
@@ -155,6 +158,8 @@ def _as_a_fresh_interpreter(out, err):
             signal.signal(number, signal.SIG_DFL)
     if signal.getsignal(signal.SIGINT) == signal.SIG_DFL:   # as the interpreter starts
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    multiprocessing.process._children.clear()   # as multiprocessing leaves a process it forks
+    multiprocessing.util._run_after_forkers()
     GlobalHydra.instance().clear()
 
 
