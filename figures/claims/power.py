@@ -23,12 +23,10 @@ added runs than CPU_CAP_MINUTES pays for. A claim whose power at the cap stays b
 effect the pilot puts near zero) keeps the pilot's three seeds: runs that would not decide it are
 not spent on it. A claim the declared count cannot decide says how many
 seeds would (`seeds_to_decide`: a one-sided t test's count at the assumed effect, for a directional
-comparison; the power at each count tried is in its record). Paper scale keeps the paper's three seeds. `python -m figures.claims.power` writes
+comparison; the power at each count tried is in its record). Paper scale keeps the paper's three seeds. `python -m figures.power` writes
 paper/power.yaml, committed before the runs it asks for."""
-import argparse
 import functools
 import math
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,52 +289,8 @@ def declared_seeds(claim_id, scale, power=None):
     return record["seeds"] if record else SEEDS
 
 
-def main(argv=None):
-    from .. import registry
-    from ..report import resolutions
-    from .evaluation import load_claims
-    from .findings import HEADLINES
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("claims", nargs="*", help="claim ids (default: the headline findings and Fig. 2's claims)")
-    parser.add_argument("--results", default="paper/logs", help="the pilot's logs")
-    parser.add_argument("--draws", type=int, default=DRAWS)
-    parser.add_argument("--write", default=None, help="merge the records into this file (paper/power.yaml)")
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep the powers the --write file already holds; simulate only the counts it lacks")
-    args = parser.parse_args(argv)
-    claims = {claim["id"]: claim for claim in load_claims()}
-    wanted = args.claims or [c for c in claims if c in HEADLINES or claims[c]["figure"] == "fig2"]
-    figures = {claims[c]["figure"] for c in wanted}
-    data = {"mini": {spec.id: registry.load(spec, args.results, "mini") for spec in registry.SPEC_LIST}}
-    resolution = resolutions(data)["mini"]
-    records = {}
-    before = load_power(args.write) if args.reuse and args.write else {}
-    for claim_id in wanted:
-        figure = data["mini"][claims[claim_id]["figure"]]
-        try:
-            records[claim_id] = analyse(claims[claim_id], figure.records, resolution, args.draws,
-                                        before.get(claim_id, {}).get("power"))
-        except NotRun as reason:
-            records[claim_id] = {"seeds": SEEDS, "simulated": False, "why": str(reason)}
-        print(claim_id, records[claim_id], flush=True)
-    if args.write:
-        path = Path(args.write)
-        old = yaml.safe_load(path.read_text()) if path.exists() else {}
-        merged = {**old.get("claims", {}), **records}
-        commits = sorted({str(c) for f in figures for c in data["mini"][f].records.get("git_commit", pd.Series()).dropna()})
-        header = {"target": TARGET, "candidates": list(CANDIDATES), "cap": CAP, "draws": args.draws,
-                  "rng_seed": RNG_SEED, "pilot": args.results, "pilot_commits": commits or old.get("pilot_commits", [])}
-        path.write_text(HEADER + yaml.safe_dump({**header, "claims": dict(sorted(merged.items()))}, sort_keys=False,
-                                                width=110))
-    return 0
-
-
 HEADER = ("# Seeds per arm for each mini-scale claim, from a power analysis of the pilot (the committed runs at\n"
           "# three seeds), written before the runs it asks for: figures/claims/power.py says how (`python -m\n"
-          "# figures.claims.power --write paper/power.yaml`). power: the share of simulated draws whose verdict\n"
+          "# figures.power --write paper/power.yaml`). power: the share of simulated draws whose verdict\n"
           "# is decided at each seed count tried; seeds: the smallest count reaching the target, else the cap.\n")
 
-
-if __name__ == "__main__":
-    sys.exit(main())
