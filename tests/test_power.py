@@ -75,6 +75,7 @@ def test_an_equivalence_claim_assumes_the_method_equal_to_its_reference_and_keep
     assert "equal to its reference" in simulation.alternative
 
 
+@pytest.mark.slow
 def test_a_claim_the_draws_cannot_decide_has_no_power_and_one_they_always_decide_has_all():
     records = pilot_records({"codistill": 0.0, "allreduce": 0.0})
     tied = power.Simulation(claim("greater"), records, Resolution([records]))
