@@ -69,7 +69,8 @@ def test_the_pilot_sets_each_arm_and_a_floor_under_its_spread():
 def test_an_equivalence_claim_assumes_the_method_equal_to_its_reference_and_keeps_the_control():
     records = pilot_records({"codistill": 1.5, "allreduce": 1.0, "independent": 3.0}, sd=0.0)
     simulation = power.Simulation(claim("within", margin=0.2), records, Resolution([records]))
-    by_method = {setting.split("|")[0]: mean for setting, mean in simulation.means.items()}
+    by_method = {dict(part.split("=", 1) for part in setting.split("|"))["cfg.method.name"]: mean
+                 for setting, mean in simulation.means.items()}
     assert by_method == {"codistill": 1.0, "allreduce": 1.0, "independent": 3.0}
     assert len(simulation.arms()) == 3   # the control is an arm of the claim
     assert "equal to its reference" in simulation.alternative

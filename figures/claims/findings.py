@@ -10,7 +10,7 @@ import re
 from .checks import reaching_rows
 from .control import control_group, equivalence_sides, method_of
 from .evaluation import comparison_counts, evaluate
-from .groups import NotRun, group_stats, select
+from .groups import NotRun, config_keys, group_stats, select
 from .multiplicity import NAME, corrected_status
 from .noise import TOP1_METRICS, Context, noise_of
 from .rule import ALPHA, CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN, beats, summary
@@ -163,19 +163,11 @@ def against_control(mini):
 
 
 def _configs(records, group):
-    """The configs, all but the seed, of the runs a group selects (empty where none)."""
+    """The settings (groups.config_keys) of the runs a group selects (empty where none)."""
     try:
-        runs = select(records, group).drop_duplicates("run_id")
+        return frozenset(config_keys(select(records, group).drop_duplicates("run_id")))
     except NotRun:
         return frozenset()
-    columns = sorted(c for c in runs.columns if c.startswith("cfg.") and c != "cfg.seed")
-    # each run's own keys (another figure's records add columns its runs leave empty), numbers alike
-    # whether a figure's column holds them as integers or floats
-    def canonical(value):
-        return f"{value:.12g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-    return frozenset(frozenset((c, canonical(v)) for c, v in row.items()
-                               if not (isinstance(v, float) and math.isnan(v)))
-                     for row in runs[columns].to_dict("records"))
 
 
 def control_rows(mini):

@@ -77,15 +77,36 @@ def config_val_samples(row):
     return float(FULL_VALIDATION.get(workload, float("nan")))
 
 
+def final_rows(records, metric):
+    """The records at each run's last step that has `metric`: one per model of the run."""
+    rows = records.dropna(subset=[metric])
+    step = rows["step"].fillna(-1)
+    return rows[step == step.groupby(rows["run_id"]).transform("max")]
+
+
+def _canonical(value):
+    """A config value as text, a number alike whether a column holds it as an integer or a float."""
+    return f"{value:.12g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def config_keys(frame):
+    """Each row's config but its seed, as one string: the runs of one setting (differing only in
+    their seed) share it, whichever figure's records they are read from (a key a run does not have,
+    empty where another figure's runs add the column, is left out)."""
+    columns = sorted(c for c in frame.columns if c.startswith("cfg.") and c != "cfg.seed")
+    keys = ["|".join(f"{c}={_canonical(v)}" for c, v in row.items()
+                     if v is not None and not (isinstance(v, float) and math.isnan(v)))
+            for row in frame[columns].to_dict("records")]
+    return pd.Series(keys, index=frame.index, dtype=object)
+
+
 def final_per_run(records, metric):
     """One value per run: `metric` at the run's last record that has it, averaged over the
     selected models, with the run's validation samples and config columns."""
     if metric not in records.columns:
         return pd.DataFrame(columns=["run_id", "seed", "value", "val_samples"])
     logged_samples = ["val_samples"] if "val_samples" in records.columns else []
-    rows = records[["run_id", "seed", "step", metric, *logged_samples]].dropna(subset=[metric])
-    step = rows["step"].fillna(-1)
-    rows = rows[step == step.groupby(rows["run_id"]).transform("max")]
+    rows = final_rows(records, metric)[["run_id", "seed", "step", metric, *logged_samples]]
     keep = [c for c in records.columns if c.startswith("cfg.") or c in DERIVED]
     per_run = rows.groupby("run_id", as_index=False).agg(seed=("seed", "first"), value=(metric, "mean"))
     first = records.loc[~records["run_id"].duplicated() & records["run_id"].isin(per_run["run_id"]), ["run_id", *keep]]

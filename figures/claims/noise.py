@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy.stats import t as student_t
 
-from .groups import final_per_run
+from .groups import config_keys, final_per_run
 from .rule import SEEDS, level
 
 TOP1_METRICS = {"val_top1", "val_top1_mean_over_models", "ensemble_top1"}
@@ -87,8 +87,7 @@ class Resolution:
         if metric not in self._finals:
             per_run = final_per_run(self.records, metric) if not self.records.empty else pd.DataFrame()
             if not per_run.empty:
-                config = sorted(c for c in per_run.columns if c.startswith("cfg.") and c != "cfg.seed")
-                per_run["setting"] = per_run[config].map(str).agg("|".join, axis=1)
+                per_run["setting"] = config_keys(per_run)
             self._finals[metric] = per_run
         return self._finals[metric]
 

@@ -39,7 +39,7 @@ from scipy.stats import norm
 from ..paths import REPO
 from .checks import CHECKS
 from .control import control_group, equivalence_sides
-from .groups import DERIVED, RESERVED, NotRun, select
+from .groups import DERIVED, RESERVED, NotRun, config_keys, final_rows, select
 from .noise import Context
 from .rule import ALPHA, FAILS, HOLDS, SEEDS
 
@@ -64,16 +64,10 @@ class Pilot:
     floor_sd: float          # the workload's median single-run standard deviation
 
 
-def _final_rows(records, metric):
-    rows = records.dropna(subset=[metric])
-    return rows[rows["step"].fillna(-1) == rows["step"].fillna(-1).groupby(rows["run_id"]).transform("max")].copy()
-
-
 def pilot(records, metric):
     """The pilot of one metric from a figure's records."""
-    rows = _final_rows(records, metric)
-    config = sorted(c for c in rows.columns if c.startswith("cfg.") and c != "cfg.seed")
-    rows["setting"] = rows[config].map(str).agg("|".join, axis=1)
+    rows = final_rows(records, metric).copy()
+    rows["setting"] = config_keys(rows)
     rows["run_value"] = rows.groupby("run_id")[metric].transform("mean")
     runs = rows.drop_duplicates("run_id")
     cost = records.groupby("run_id")["wall_time"].max() if "wall_time" in records else pd.Series(dtype=float)
