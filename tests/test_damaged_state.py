@@ -2,6 +2,7 @@
 rerun falls back to the previous committed step, saying so, and ends with the uninterrupted run's
 log; when nothing readable is left it stops with a message naming the file and what to do."""
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -197,11 +198,71 @@ def test_a_commit_records_the_sha256_of_each_of_its_files_and_keeps_the_replaced
     state = tmp_path / "state"
     expected = {f"model{group}-step74.pt": hashlib.sha256((state / f"model{group}-step74.pt").read_bytes()).hexdigest()
                 for group in (0, 1)}
-    assert run_state.read_record(state / "latest.json") == {"step": 74, "sha256": expected}
-    assert set(run_state.read_record(state / "previous.json")["sha256"]) == {"model0-step37.pt", "model1-step37.pt"}
+    previous = run_state.read_record(state / "previous.json")
+    assert run_state.read_record(state / "latest.json") == {"step": 74, "sha256": expected, "previous": previous}
+    assert set(previous["sha256"]) == {"model0-step37.pt", "model1-step37.pt"} and previous["step"] == 37
     flip(state / "model0-step74.pt")
     said = []
     assert run_state.recover(tmp_path, 2, warn=said.append) == 37
     assert "model0-step74.pt is unreadable (its sha256 differs from the one committed" in said[0]
     # The rolled-back commit keeps its checksums: a later flip of its files is caught too.
     assert run_state.read_record(state / "latest.json") == run_state.read_record(state / "previous.json")
+
+
+class Killed(BaseException):
+    """What a kill does to the commit: nothing after the point it strikes runs."""
+
+
+def commit_killed_at(monkeypatch, directory, step, point):
+    """run_state.commit(directory, step) killed at its point-th write or deletion (os.replace: the
+    atomic writes' renames; Path.unlink: the removal of old files). True when it finished before
+    reaching that point."""
+    calls = {"n": 0}
+
+    def killing(function):
+        def wrapped(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == point:
+                raise Killed()
+            return function(*args, **kwargs)
+        return wrapped
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", killing(os.replace))
+        patch.setattr(Path, "unlink", killing(Path.unlink))
+        try:
+            run_state.commit(directory, step)
+            return True
+        except Killed:
+            return False
+
+
+@pytest.mark.parametrize("committed", [[37], [37, 74]])
+def test_a_kill_at_any_point_of_a_commit_leaves_a_fallback_for_a_damaged_newest_state(tmp_path, monkeypatch,
+                                                                                     committed):
+    """Whenever two steps have been committed, the newest one that a resume would take has an
+    older committed step to fall back to, whatever point of the next commit a kill stops."""
+    new = committed[-1] + 37
+    points = []
+    for point in range(1, 20):
+        directory = tmp_path / str(point)
+        write_and_commit(directory, committed)
+        write_states(directory, [new])
+        finished = commit_killed_at(monkeypatch, directory, new, point)
+        state = directory / "state"
+        newest = run_state.recover(directory, 2)
+        assert newest in (committed[-1], new)
+        points.append(newest)
+        if newest > committed[0]:   # two steps committed: a damaged newest one must fall back
+            flip(state / f"model1-step{newest}.pt")
+            said = []
+            fallback = run_state.recover(directory, 2, warn=said.append)
+            assert fallback in committed and fallback < newest, (point, fallback)
+            assert all(run_state.load_group_state(directory, group, fallback)["step"] == fallback
+                       for group in (0, 1))
+            assert f"model1-step{newest}.pt is unreadable" in said[0]
+            assert said[0].endswith(f"resuming from the previous committed state, update {fallback}")
+        if finished:
+            break
+    assert finished, "the commit was never let finish"
+    assert points[0] == committed[-1] and points[-1] == new   # killed before its first write, and after all

@@ -4,8 +4,11 @@ been interrupted.
 At every evaluation each model group's leader writes `state/model<i>-step<s>.pt` (model, optimizer,
 the Codistiller's state_dict (teachers of a checkpoint exchange), bit counters, RNG, elapsed time),
 atomically; once every group has written, rank 0 commits the step in `state/latest.json`
-(atomically) with the sha256 of each file, keeps the commit it replaces in `state/previous.json`
-with that step's files, and removes older files. A resume reads only committed steps: the newest
+(atomically) with the sha256 of each file and, inside the same record, the commit it replaces;
+that one is then copied to `state/previous.json` (kept with its files until the next commit), and
+older files are removed. The one atomic replace of `latest.json` names the new step and its
+fallback together, so a kill at any point of a commit leaves two committed steps named when two
+were committed. A resume reads only committed steps: the newest
 whose record and every model's file load and match their checksums, saying so on stderr when it
 has to fall back to the previous one (a file damaged after it was written, e.g. by a disk fault);
 when neither is sound it stops with a message naming the file, deleting nothing. Everything loads
@@ -84,18 +87,35 @@ def commit(run_directory, step):
     """Called by rank 0 once every group's state for `step` is on disk: records the step with the
     sha256 of each of its files (a file changed after it was written, e.g. flipped bits that
     torch.load would still accept, is then told from the one committed). The commit it replaces
-    becomes `previous.json`, and its files are kept until the next commit, so that a damaged
-    newest state has a committed step to fall back to."""
+    stays the fallback, with its files kept until the next commit, so that a damaged newest state
+    has a committed step to fall back to.
+
+    The order matters to a kill between two writes: `latest.json` is replaced first and holds the
+    replaced commit too, so that until `previous.json` is rewritten the older fallback it names
+    (and that one's files) is still there; writing `previous.json` first would let both files
+    name the same step, with no fallback left."""
     directory = Path(run_directory) / STATE_DIR
     replaced = read_record(directory / LATEST)
     if replaced is not None and replaced["step"] != step:
-        write_commit(directory / PREVIOUS, replaced)
+        fallback = flat(replaced)
+    else:   # the same step committed again: its fallback stays the one it had
+        fallback = (replaced or {}).get("previous") or read_record(directory / PREVIOUS)
     digests = {path.name: sha256(path) for path in sorted(directory.glob(f"model*-step{step}.pt"))}
-    write_commit(directory / LATEST, {"step": step, "sha256": digests})
-    kept = {step, read_commit(directory / PREVIOUS)}
+    record = {"step": step, "sha256": digests}
+    if fallback is not None and fallback["step"] != step:
+        record["previous"] = flat(fallback)
+    write_commit(directory / LATEST, record)
+    if "previous" in record:
+        write_commit(directory / PREVIOUS, record["previous"])
+    kept = {step, record["previous"]["step"] if "previous" in record else None}
     for path in directory.glob("model*-step*.pt"):
         if step_of(path) not in kept:
             path.unlink(missing_ok=True)
+
+
+def flat(record):
+    """A commit record without the fallback a `latest.json` record holds: one level only."""
+    return {key: value for key, value in record.items() if key != "previous"}
 
 
 def sha256(path):
@@ -113,11 +133,15 @@ def write_commit(path, record):
 
 
 def read_record(path):
-    """A commit record ({"step", "sha256"}; "sha256" absent in runs committed before checksums);
-    None when there is none or it cannot be read."""
+    """A commit record ({"step", "sha256"}; "sha256" absent in runs committed before checksums;
+    a `latest.json` record also holds the commit it replaced under "previous", a record of the
+    same kind); None when there is none or it cannot be read."""
     try:
         record = json.loads(Path(path).read_text())
-        return {**record, "step": int(record["step"])}
+        record = {**record, "step": int(record["step"])}
+        if "previous" in record:
+            record["previous"] = {**record["previous"], "step": int(record["previous"]["step"])}
+        return record
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -196,13 +220,22 @@ def recover(run_directory, n_groups, warn=None, groups=None):
     problems = [(path, "not a commit record (truncated?)" if path.exists() else "missing")
                 for path, record in ((latest, newest), (previous, before))
                 if record is None and (path == latest or path.exists())]
-    candidates = {record["step"]: record for record in (before, newest) if record is not None}
-    for record in sorted(candidates.values(), key=lambda record: record is not newest):
+    # The newest first, then the older ones newest first: the fallback `latest.json` holds, and
+    # `previous.json` (which names an older one still when a commit was killed before rewriting it).
+    older = [record for record in ((newest or {}).get("previous"), before) if record is not None]
+    candidates = {record["step"]: flat(record) for record in sorted(older, key=lambda record: record["step"])}
+    candidates = [*([newest] if newest is not None else []),
+                  *(candidates[step] for step in sorted(candidates, reverse=True)
+                    if newest is None or step != newest["step"])]
+    for index, record in enumerate(candidates):
         damaged = unreadable_file(run_directory, record, range(n_groups) if groups is None else groups)
         if damaged is None:
-            if newest is None or record["step"] != newest["step"]:
+            if record is not newest:
                 _report_fallback(problems, record["step"], warn)
-                write_commit(latest, record)
+                # Rolled back so every rank reads the same step; an older sound candidate stays
+                # its fallback.
+                rest = [other for other in candidates[index + 1:] if other["step"] < record["step"]]
+                write_commit(latest, {**record, **({"previous": rest[0]} if rest else {})})
             return record["step"]
         problems.append(damaged)
     raise StateUnreadable(_nothing_readable(run_directory, problems))
