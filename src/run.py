@@ -20,6 +20,7 @@ from codistill_experiments.jobs import STARTS_ITS_RANKS
 from codistill_experiments.model_jobs import (assemble_run_log, exchange_directory, model_directory, model_ended,
                                               uses_files)
 from codistill_experiments.progress import MODE_VARIABLE, mode
+from codistill_experiments.refusals import announce_refusal, clear_old_refusals, job_attempt, watch_for_refusal
 from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, run_dir, run_id
 
 
@@ -133,13 +134,19 @@ def main(cfg):
     from codistill_experiments.run_state import RunInProgress, StateUnreadable, is_leader_process, recover, run_lock
     from codistill_experiments.launch import RankLost, launch  # torch is imported only when something will train
 
+    model_job = container["model_job"]
+    locked = directory if model_job is None else model_directory(directory, model_job)
+    # In a job of several tasks, a leader that refuses says so in the run directory: its peers would
+    # otherwise wait for it in the rendezvous or a collective for launcher.collective_timeout_s.
+    attempt = job_attempt()
+    if not is_leader_process():
+        watch_for_refusal(locked, attempt)
     try:
-        model_job = container["model_job"]
-        locked = directory if model_job is None else model_directory(directory, model_job)
         with run_lock(locked, container["launcher"]["lock_wait_s"]):
             if ended(identifier, directory) or model_job_ended(container, directory):  # by the job that held the lock
                 return
             if is_leader_process():  # the other ranks of a job read what it has checked (and repaired)
+                clear_old_refusals(locked)
                 for where, groups, what in state_directories(container, directory):
                     resume_step = recover(where, container["method"]["n"], groups=groups)
                     action = "run" if resume_step is None else f"resume (from update {resume_step})"
@@ -147,6 +154,8 @@ def main(cfg):
                         print(f"{action} {identifier}{what} ({container['scale']['note']}) -> {where}", flush=True)
             launch(container, directory)
     except (RunInProgress, StateUnreadable) as error:
+        if is_leader_process():
+            announce_refusal(locked, attempt, str(error))
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         print(f"\ninterrupted: {identifier} stopped; rerun the same command to resume it from its last committed "

@@ -1,0 +1,58 @@
+"""One task of a multi-task job that cannot go on ends the job: a leading task that refuses to
+train (its run is being trained by another job, its state cannot be read) makes its peers exit at
+once instead of waiting for it in the rendezvous for launcher.collective_timeout_s; on Slurm, a
+task that exits with an error ends the job step (srun's --kill-on-bad-exit)."""
+import os
+import time
+
+from codistill_experiments import refusals, run_state
+from codistill_experiments.runlog import run_dir
+from conftest import QUICK_WORKLOAD, SHORT, compose_job
+from forked_script import start_script
+from test_reliability import RUN, free_port
+
+
+def test_a_refused_leader_makes_its_peer_exit_long_before_the_collective_timeout(tmp_path):
+    timeout_s = 300
+    args = [QUICK_WORKLOAD, "method=codistill", "seed=11", *SHORT, f"launcher.collective_timeout_s={timeout_s}"]
+    directory = run_dir(compose_job(args, tmp_path))
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
+    with run_state.run_lock(directory):   # as a job of another sweep holding the same run would
+        started = time.time()
+        ranks = [start_script([*RUN[1:], *args, f"results_root={tmp_path}"], env=dict(env, RANK=str(rank)))
+                 for rank in (0, 1)]
+        try:
+            outputs = [rank.communicate(timeout=90) for rank in ranks]
+        finally:
+            for rank in ranks:
+                rank.kill()
+                rank.wait()
+    elapsed = time.time() - started
+    assert [rank.returncode for rank in ranks] == [1, 1]
+    assert "is being trained by host" in outputs[0][1]
+    last = outputs[1][1].rstrip("\n").split("\n")[-1]
+    assert last.startswith("error: the job's leading task refused to train"), outputs[1][1][-2000:]
+    assert f"pid {os.getpid()}" in last
+    assert elapsed < 60, elapsed   # not the collective timeout (300 s)
+
+
+def test_a_refusal_names_this_attempt_only(tmp_path, monkeypatch):
+    """A refusal left by an earlier attempt (another Slurm job, a restart) does not stop this one's
+    peers; an old one is removed by the next leader that trains."""
+    first = {"SLURM_PROCID": "1", "SLURM_JOB_ID": "7", "SLURM_RESTART_COUNT": "0"}
+    requeued = {**first, "SLURM_RESTART_COUNT": "1"}
+    assert refusals.job_attempt({"SLURM_JOB_ID": "7"}) is None   # not a task of a job
+    assert refusals.job_attempt(first) == refusals.job_attempt({**first, "SLURM_PROCID": "0"})
+    assert refusals.job_attempt(first) != refusals.job_attempt(requeued)
+    refusals.announce_refusal(tmp_path, refusals.job_attempt(first), "run r is being trained by host h pid 1")
+    seen = []
+    watcher = refusals.watch_for_refusal(tmp_path, refusals.job_attempt(requeued), poll_s=0.01, exit_now=seen.append)
+    time.sleep(0.2)
+    assert watcher.is_alive() and seen == []
+    refusals.announce_refusal(tmp_path, refusals.job_attempt(requeued), "state unreadable")
+    watcher.join(timeout=5)
+    assert seen == ["state unreadable"]
+    old = refusals.refusal_path(tmp_path, refusals.job_attempt(first))
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    refusals.clear_old_refusals(tmp_path)
+    assert not old.exists() and refusals.refusal_path(tmp_path, refusals.job_attempt(requeued)).exists()
