@@ -56,3 +56,39 @@ def test_a_refusal_names_this_attempt_only(tmp_path, monkeypatch):
     os.utime(old, (time.time() - 120, time.time() - 120))
     refusals.clear_old_refusals(tmp_path)
     assert not old.exists() and refusals.refusal_path(tmp_path, refusals.job_attempt(requeued)).exists()
+
+
+def test_two_phase_jobs_are_queued_once_their_teachers_of_the_same_sweep_have_finished(tmp_path, monkeypatch):
+    """A sweep holding a two_phase job and its teacher run (the independent job with the same
+    settings, as anil_two_phase): queued together on Slurm, the two_phase job would wait on the
+    teachers' lock (launcher.lock_wait_s) and be refused. The teachers' jobs are launched first and
+    the two_phase ones once those have returned; each queued job carries the values its config read
+    from this environment (a site with SBATCH_EXPORT=NONE starts it without them)."""
+    from hydra.core.plugins import Plugins
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from test_sweeps import sweep_in_process
+
+    monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "gpu")
+    Plugins.instance()
+    sweeper_class = Plugins.instance().class_name_to_class[
+        "hydra_plugins.codistill_sweeper.grid_union_sweeper.GridUnionSweeper"]
+    launched, running, most = [], [0], [0]
+
+    class RecordingLauncher:
+        def launch(self, job_overrides, initial_job_idx):
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            launched.append(job_overrides)
+            running[0] -= 1
+            return [JobReturn(status=JobStatus.COMPLETED) for _ in job_overrides]
+
+    monkeypatch.setattr(sweeper_class, "launcher_for", lambda self, resources: RecordingLauncher())
+    printed = sweep_in_process("launcher=slurm_local", QUICK_WORKLOAD, "method=two_phase,independent,codistill",
+                               "seed=4", *SHORT, f"results_root={tmp_path}")
+    methods = [[[o for o in job if o.startswith("method=")][0] for job in wave] for wave in launched]
+    assert methods == [["method=independent", "method=codistill"], ["method=two_phase"]], printed
+    assert "1 two_phase job(s) wait for their teacher runs" in printed
+    for wave in launched:
+        for job in wave:
+            assert "launcher.partition='gpu'" in job, job

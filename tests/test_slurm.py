@@ -327,9 +327,10 @@ def slurm_request(overrides, site=None):
                                                else f"site={site}", *overrides], return_hydra_config=True)
 
 
-def sbatch_file(overrides, tmp_path, monkeypatch, site=None):
+def sbatch_file(overrides, tmp_path, monkeypatch, site=None, whole=False):
     """The sbatch file that hydra-submitit-launcher and submitit write for the job's first task,
-    through their own code (the launcher as the sweeper builds it), submitted nowhere."""
+    through their own code (the launcher as the sweeper builds it), submitted nowhere: its #SBATCH
+    lines, or with whole=True all its lines."""
     import submitit
     from hydra.utils import instantiate
     from submitit.slurm.slurm import SlurmExecutor
@@ -342,7 +343,7 @@ def sbatch_file(overrides, tmp_path, monkeypatch, site=None):
     launcher = instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=None, config=cfg)
     assert launcher.launch([["seed=0"]], initial_job_idx=0) == []
-    return [line for line in written[0].splitlines() if line.startswith("#SBATCH")]
+    return [line for line in written[0].splitlines() if whole or line.startswith("#SBATCH")]
 
 
 @pytest.mark.slow
@@ -375,12 +376,12 @@ def test_paper_scale_slurm_requests_match_the_paper(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_slurm_jobs_ask_for_their_own_gpus_share_of_memory_and_whole_gpus(monkeypatch):
-    """No memory by default (the partition's default); with 50 GB per rank (the example site
+    """24 GB per rank by default (192 GB of an 8-GPU node); with 50 GB per rank (the example site
     file's: 400 GB over a server's 8 GPUs), a 1-GPU IWSLT job asks for 50 GB, not the node's 400;
     Fig. 2(c)'s b = 128 per model is 4 GPUs per model, the integer 4, not 4.0."""
     monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "v100")
     default = slurm_request(["method=codistill"]).hydra.launcher
-    assert (default.tasks_per_node, default.mem_gb) == (8, None)
+    assert (default.tasks_per_node, default.mem_gb) == (8, 8 * 24)
     full = slurm_request(["method=codistill"], site="example").hydra.launcher
     assert (full.tasks_per_node, full.mem_gb) == (8, 8 * 50)
     one_gpu = slurm_request(["workload=iwslt14_transformer", "method=allreduce", "schedule=iwslt_transformer",
@@ -393,15 +394,23 @@ def test_slurm_jobs_ask_for_their_own_gpus_share_of_memory_and_whole_gpus(monkey
 
 
 @pytest.mark.slow
-def test_the_committed_slurm_launcher_asks_for_no_gpu_feature_or_memory_and_a_site_file_adds_them(
+def test_the_committed_slurm_launcher_asks_what_common_sites_accept_and_a_site_file_changes_it(
         tmp_path, monkeypatch):
-    """Feature names and node memory are each cluster's own: sbatch refuses a feature no node has,
-    or more memory than its nodes hold. So the committed launcher writes neither --constraint nor
-    --mem (the partition's default memory) and the site file (or the command line) adds them."""
+    """Feature names are each cluster's own (sbatch refuses a feature no node has): the committed
+    launcher writes no --constraint. Time, CPUs and memory per task are what common GPU sites accept
+    (24 h, 5 CPUs and 24 GB per GPU: 40 CPUs and 192 GB of an 8-GPU node; a partition's default
+    memory is often too little for ImageNet's loaders), and the site file (or the command line)
+    changes them. One task that exits with an error ends the job step (srun --kill-on-bad-exit,
+    through SLURM_KILL_BAD_EXIT, exported before srun)."""
     monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "v100")
     neutral = sbatch_file(["method=codistill"], tmp_path / "neutral", monkeypatch)
     assert "#SBATCH --partition=v100" in neutral and "#SBATCH --nodes=2" in neutral
-    assert not [line for line in neutral if line.startswith(("#SBATCH --constraint", "#SBATCH --mem"))], neutral
+    assert not [line for line in neutral if line.startswith("#SBATCH --constraint")], neutral
+    assert {"#SBATCH --mem=192GB", "#SBATCH --cpus-per-task=5", "#SBATCH --time=1440",
+            "#SBATCH --ntasks-per-node=8"} <= set(neutral), neutral
+    whole = sbatch_file(["method=codistill"], tmp_path / "whole", monkeypatch, whole=True)
+    srun = next(index for index, line in enumerate(whole) if line.startswith("srun "))
+    assert "export SLURM_KILL_BAD_EXIT=1" in whole[:srun], whole
     site = sbatch_file(["method=codistill"], tmp_path / "site", monkeypatch, site="example")
     assert {"#SBATCH --constraint=volta16gb", "#SBATCH --mem=400GB", "#SBATCH --partition=my_partition",
             "#SBATCH --account=my_account"} <= set(site), site

@@ -51,6 +51,7 @@ from omegaconf import OmegaConf, open_dict
 from codistill_experiments.config import (ConfigError, composition_problem, data_problem, install_problem,
                                           placement_problem, validate)
 from codistill_experiments.jobs import STARTS_ITS_RANKS
+from codistill_experiments.pinned_environment import environment_overrides
 from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, read_records, run_dir, run_id
 from codistill_experiments.job_cost import ASSUMPTIONS, NotCosted, job_cost
 
@@ -173,6 +174,19 @@ def model_jobs_of(container):
     return [[f"model_job={model}"] for model in range(container["method"]["n"])]
 
 
+def after_their_teachers(unfinished):
+    """The run ids of the two_phase jobs among `unfinished` ([(resolved config, run id)]) whose
+    teacher run is one of them too: those are launched after it has finished."""
+    two_phase = [(container, identifier) for container, identifier in unfinished
+                 if container["method"]["name"] == "two_phase"]
+    if not two_phase:
+        return set()
+    from codistill_experiments.vision.two_phase import teacher_config   # imports torch: only for such sweeps
+
+    ids = {identifier for _, identifier in unfinished}
+    return {identifier for container, identifier in two_phase if run_id(teacher_config(container)) in ids}
+
+
 def skip_line(identifier, directory, state, detail):
     if state == FINISHED:
         return f"skip {identifier}: finished run (of sweep {finished_by(directory)})"
@@ -212,6 +226,7 @@ class GridUnionSweeper(BasicSweeper):
         self.task_function = None
         self.parser = None
         self.grids_of_sweep = {}   # included sweep id -> its grids, composed once per sweep
+        self.pinned = {}   # run id -> overrides pinning what its config reads from the environment
 
     def setup(self, *, hydra_context, task_function, config):
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
@@ -327,6 +342,7 @@ class GridUnionSweeper(BasicSweeper):
                 problems.append(f"job {' '.join(job)}:\nhydra.launcher does not resolve: {error}")
                 continue
             identifier = run_id(container)
+            self.pinned.setdefault(identifier, environment_overrides(job_cfg))
             if identifier not in run_ids:
                 run_ids.add(identifier)
                 unique.append((job, container, identifier, resources))
@@ -413,9 +429,20 @@ class GridUnionSweeper(BasicSweeper):
         write_manifest(sweep_name, jobs)
         # Each job composes its config again when it starts (on Slurm, maybe hours later): it is
         # handed the run id validated here and stops if its config has changed since.
-        pending = [([*job, f"expected_run_id={identifier}", *model_job], resources)
-                   for (job, container, identifier, resources), finished in zip(jobs, done) if not finished
-                   for model_job in model_jobs_of(container)]
+        # A job composed again where it starts (Slurm, submitit) may not see this environment
+        # (SBATCH_EXPORT=NONE): what its config reads from it is pinned to the values validated here.
+        # A two_phase job whose teachers are an unfinished job of this sweep is queued once they
+        # have finished: queued together, it would wait on the teachers' lock and be refused.
+        later = after_their_teachers([(container, identifier) for (_, container, identifier, _), finished
+                                      in zip(jobs, done) if not finished])
+        waves = [[], []]
+        for (job, container, identifier, resources), finished in zip(jobs, done):
+            if finished:
+                continue
+            pinned = [] if container["launcher"]["name"] in STARTS_ITS_RANKS else self.pinned.get(identifier, [])
+            waves[identifier in later] += [([*job, *pinned, f"expected_run_id={identifier}", *model_job], resources)
+                                           for model_job in model_jobs_of(container)]
+        pending = waves[0] + waves[1]
         for (_, container, identifier, _), (state, detail) in zip(jobs, ends):
             if state:
                 print(skip_line(identifier, run_dir(container), state, detail))
@@ -424,15 +451,20 @@ class GridUnionSweeper(BasicSweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        groups = self.by_resources(pending)
-        # Every launcher is built here, in this thread, before any job is queued: building one
-        # deep-copies the sweep config, and OmegaConf's deepcopy detaches each node it copies for
-        # a moment, so a copy made while another thread pickles or resolves that config breaks it
-        # (seen in CI: "Interpolation key 'launcher.mem_gb' not found").
-        launchers = [self.launcher_for(resources) for resources, _ in groups]
-        results = launch_all(launchers, [group for _, group in groups],
-                             one_after_another=all(resources.get("_target_") == JOBLIB_LAUNCHER
-                                                   for resources, _ in groups))
+        if waves[1]:
+            print(f"  {len(later)} two_phase job(s) wait for their teacher runs, jobs of this sweep: queued once "
+                  "those have finished")
+        results = []
+        for wave in filter(None, waves):
+            groups = self.by_resources(wave)
+            # Every launcher is built here, in this thread, before any job is queued: building one
+            # deep-copies the sweep config, and OmegaConf's deepcopy detaches each node it copies for
+            # a moment, so a copy made while another thread pickles or resolves that config breaks it
+            # (seen in CI: "Interpolation key 'launcher.mem_gb' not found").
+            launchers = [self.launcher_for(resources) for resources, _ in groups]
+            results += launch_all(launchers, [group for _, group in groups],
+                                  one_after_another=all(resources.get("_target_") == JOBLIB_LAUNCHER
+                                                        for resources, _ in groups))
         for result in results:
             _ = result.return_value  # re-raises a failed job's exception
         return [results]
