@@ -132,6 +132,8 @@ def main(cfg):
             ended(identifier + what, where)
     verbosity = progress_mode(container)
     from codistill_experiments.run_state import RunInProgress, StateUnreadable, is_leader_process, recover, run_lock
+    from codistill_experiments.translation.checks import is_fairseq
+    from codistill_experiments.translation.launcher import resume_update as translation_resume_update
     from codistill_experiments.launch import RankLost, launch  # torch is imported only when something will train
 
     model_job = container["model_job"]
@@ -148,7 +150,8 @@ def main(cfg):
             if is_leader_process():  # the other ranks of a job read what it has checked (and repaired)
                 clear_old_refusals(locked)
                 for where, groups, what in state_directories(container, directory):
-                    resume_step = recover(where, container["method"]["n"], groups=groups)
+                    resume_step = (translation_resume_update(container, directory) if is_fairseq(container)
+                                   else recover(where, container["method"]["n"], groups=groups))
                     action = "run" if resume_step is None else f"resume (from update {resume_step})"
                     if verbosity == "full":
                         print(f"{action} {identifier}{what} ({container['scale']['note']}) -> {where}", flush=True)

@@ -12,7 +12,9 @@ language_modeling tasks, with their hooks adapted to the codistill core by one m
   validation the group leader appends one `eval` record to <codistill_dir>/model<i>/evals.jsonl.
 - state_dict / the first train_step: resume. fairseq restores the model and optimizer from
   checkpoint_last.pt; what the task adds (bits counted, elapsed time, teachers' steps) is written
-  beside each checkpoint in <codistill_dir>/model<i>/task_state/step<s>.json and read back.
+  beside each checkpoint in <codistill_dir>/model<i>/task_state/step<s>.json and read back; at the
+  update after a save, checkpoint_last.pt's sha256 goes to <codistill_dir>/model<i>/checkpoint_last.json,
+  which the launcher checks it against before a resume.
 """
 import hashlib
 import logging
@@ -32,6 +34,7 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from codistill import DISTILL_LOSSES, SNAPSHOT_MODES, Codistiller, CommCounter, SnapshotStore, param_hash
 from codistill_experiments.run_state import codistiller_state
 from codistill_experiments.runlog import append_record, keep_records
+from codistill_experiments.translation.checkpoints import record_checkpoint
 from codistill_experiments.translation.records import EvalSums, TaskStateFiles, epoch_fraction, eval_record, progress_line
 
 logger = logging.getLogger(__name__)
@@ -135,8 +138,11 @@ class CodistillHooks:
             self._start(update_num, model, criterion)
         self.update, self.updates_done, self.phase = update_num, update_num + 1, "train"
         self.lr = optimizer.get_lr()
-        if self.saved_step is not None and self.codistiller is not None and self._is_leader():
-            self.codistiller.mark_checkpointed(self.saved_step)  # fairseq finished writing it
+        if self.saved_step is not None and self._is_leader():   # fairseq finished writing it
+            # its sha256, which a resume checks the checkpoint against (translation/checkpoints.py)
+            record_checkpoint(self._model_dir(), self.saved_step)
+            if self.codistiller is not None:
+                self.codistiller.mark_checkpointed(self.saved_step)
         self.saved_step = None
         self.epoch_start.setdefault(self.epoch, update_num)
         # fairseq calls train_step once per micro-batch of an update: prepare does its work once

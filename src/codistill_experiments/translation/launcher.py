@@ -7,18 +7,19 @@ Layout of a run directory (results/runs/<scale>-<method>-<hash>):
   metrics.jsonl          header, eval records of every model, test (BLEU) records, end record
   model<i>/              fairseq's save dir (checkpoint_last.pt: the model, for resume and BLEU),
                          evals.jsonl (model i's records), train-rank<r>.log, generate-test.txt,
-                         trained.json once it has trained, failed-rank<r>.json when a rank failed
+                         trained.json once it has trained, failed-rank<r>.json when a rank failed,
+                         checkpoint_last.json (the sha256 a resume checks checkpoint_last.pt against)
   exchange/model<i>/     parameter snapshots step<s>.pt (removed when the run finishes)
 """
 import json
 import os
-import shutil
+import sys
 import time
-import zipfile
 from pathlib import Path
 
 from .. import runlog
 from ..jobs import check_world_size, gpu_of, local_rendezvous, trains_on_gpus
+from .checkpoints import repair_torn_checkpoint, resume_step
 from .commands import model_dir, shape, train_arguments
 from .data import mini_data_bin
 from .processes import (FairseqDiverged, FairseqFailed, import_fairseq, run_fairseq, start_fairseq,
@@ -34,45 +35,53 @@ def data_bin_of(config):
                          lambda argv, log: run_fairseq("preprocess", argv, log))
 
 
-def repair_torn_checkpoint(folder):
-    """fairseq writes the first file of a save atomically (checkpoint_best.pt when the model improved)
-    and copies it to the others, checkpoint_last.pt included, with a plain copy: a kill during that
-    copy leaves a torn checkpoint_last.pt beside a complete checkpoint_best.pt of the same update.
-    Put the complete one back (torch checkpoints are zip files: a torn one lacks its directory)."""
-    last, best = Path(folder) / "checkpoint_last.pt", Path(folder) / "checkpoint_best.pt"
-    if not last.exists() or zipfile.is_zipfile(last):
-        return
-    if not (best.exists() and zipfile.is_zipfile(best)):
-        raise FairseqFailed(f"{last} is incomplete (its writer was killed) and there is no complete copy; remove "
-                            f"{folder} to train that model again from the start")
-    with open(best, "rb") as complete:
-        runlog.atomic_write_bytes(last, lambda handle: shutil.copyfileobj(complete, handle))
-    print(f"{last} was torn by a kill during fairseq's copy; restored it from {best.name} (same update)", flush=True)
-
-
 def trained(run_directory, group):
     return (model_dir(run_directory, group) / "trained.json").exists()
 
 
-def has_trained(config, run_directory, group):
+def has_trained(config, run_directory, group, warn=None):
     """Whether model `group` has trained: trained.json, or a complete checkpoint_last.pt at
     schedule.max_update. A kill after fairseq's last save but before trained.json leaves the
     second; fairseq-train started again from it would train one update more (it checks the limit
-    after each update), so the model is marked trained instead."""
-    folder = model_dir(run_directory, group)
+    after each update), so the model is marked trained instead. Its checkpoint is checked first
+    (checkpoints.resume_step: restored from an intact copy, or CheckpointUnreadable)."""
     if trained(run_directory, group):
         return True
-    repair_torn_checkpoint(folder)
-    last, limit = folder / "checkpoint_last.pt", config["schedule"]["max_update"]   # >= 1: its schema's rule
-    if not last.exists():
-        return False
-    import torch
-
-    state = torch.load(last, map_location="cpu", weights_only=False, mmap=True)   # fairseq pickles its config
-    if state["optimizer_history"][-1]["num_updates"] < limit:
+    step = resume_step(model_dir(run_directory, group), warn or _stderr)
+    if step is None or step < config["schedule"]["max_update"]:   # >= 1: its schema's rule
         return False
     mark_trained(run_directory, group)
     return True
+
+
+def resume_steps(config, run_directory, warn=None):
+    """{model: the update it resumes from} of each model that has saved a checkpoint (a trained
+    one: schedule.max_update), each checked as has_trained checks it; {} for a fresh run. Run by
+    the run's leading process before any rank starts, so that a damaged checkpoint stops the job
+    before anything trains."""
+    n, _ = shape(config)
+    limit, steps = config["schedule"]["max_update"], {}
+    for group in range(n):
+        if trained(run_directory, group):
+            steps[group] = limit
+        elif (step := resume_step(model_dir(run_directory, group), warn or _stderr)) is not None:
+            steps[group] = step
+    return steps
+
+
+def resume_update(config, run_directory, warn=None):
+    """What `resume (from update ...)` says of a translation run: None for a fresh run, else the
+    update its models resume from ("8"), or each model's where they differ ("8, 12 (models 0, 1)")."""
+    steps = resume_steps(config, run_directory, warn)
+    if not steps:
+        return None
+    if len(set(steps.values())) == 1:
+        return str(next(iter(steps.values())))
+    return f"{', '.join(str(step) for step in steps.values())} (models {', '.join(str(group) for group in steps)})"
+
+
+def _stderr(text):
+    print(text, file=sys.stderr, flush=True)
 
 
 def _train_rank(config, run_directory, data_bin, group, rank_in_group, local_rank, init_method, cuda):
