@@ -305,6 +305,30 @@ def largest_relative_difference(expected, got):
     return largest
 
 
+# The largest relative difference between a resumed run's logged values and the uninterrupted
+# run's that a resume on GPUs passes with: their kernels are nondeterministic by default (cuDNN's
+# chosen algorithms, atomics in reductions) and WMT trains in float16, so a resumed GPU run drifts
+# a little; scripts/one_gpu_check.py measured 3.3e-4 (ResNet-50), 5.4e-4 (2 models) and 9.4e-4
+# (WMT'16 in float16) on an H200. On the CPU a resume is exact: 0.
+GPU_RESUME_TOLERANCE = 2e-3
+
+
+def resume_tolerance(gpus):
+    """The relative difference a resume passes with: GPU_RESUME_TOLERANCE on GPUs, 0 on the CPU."""
+    return GPU_RESUME_TOLERANCE if gpus else 0.0
+
+
+def resumed_log_verdict(expected, got, close):
+    """None when the resumed run's records `got` are the uninterrupted run's `expected` (equal, or
+    with `close` > 0 as many and within that relative difference), else what differs."""
+    difference = first_difference(expected, got)
+    if difference is None:
+        return None
+    if len(expected) == len(got) and largest_relative_difference(expected, got) <= close:
+        return None
+    return difference
+
+
 def resume_verdict(overrides, root, reference, delivered, env=None, close=0.0):
     """The "kill + resume" check of a copy under root/killed, SIGKILLed after its first commit
     (delivered: whether the kill came before it finished): rerun, it must continue from the
@@ -320,8 +344,9 @@ def resume_verdict(overrides, root, reference, delivered, env=None, close=0.0):
     expected, got = comparable(reference), comparable(directory)
     difference = first_difference(expected, got)
     relative = largest_relative_difference(expected, got)
-    if difference is not None and not (len(expected) == len(got) and relative < close):
-        return f"the resumed run differs: {difference}"
+    if resumed_log_verdict(expected, got, close) is not None:
+        return f"the resumed run differs: {difference}" + (f" (beyond the {close:g} relative a GPU run may differ by)"
+                                                          if close else "")
     if not resumed_from_saved_state(directory, (logs / "resumed.log").read_text(errors="replace")):
         return "the rerun matched, but it started from scratch instead of the committed state"
     return "pass" if difference is None else f"pass (largest relative difference {relative:.1e}; {difference})"
@@ -412,7 +437,8 @@ def check(workload, root, gpus=None, data=None):
     if gpus:
         killer.start()
     killer.join()
-    outcome.checks["kill + resume"] = resume_verdict(overrides, root, reference, killed["delivered"])
+    outcome.checks["kill + resume"] = resume_verdict(overrides, root, reference, killed["delivered"],
+                                                     close=resume_tolerance(gpus))
     per_update = outcome.measured["s_per_update"] = seconds_per_update(reference)
     if per_update:
         outcome.measured["units_per_s"] = units_per_update(container) / per_update
