@@ -151,3 +151,17 @@ def test_a_language_model_refuses_a_translation_schedule(tmp_path):
 
     with pytest.raises(ConfigError, match="needs a language_model schedule; allowed: lm_commoncrawl_adam, lm_mini"):
         compose_job(["workload=lm_mini", "schedule=translation_mini"], tmp_path)
+
+
+def test_the_paper_language_model_checkpoints_during_its_one_pass_over_the_data(tmp_path):
+    """Common Crawl is never revisited (max_epoch 0: no epoch ends), so the run checkpoints (and
+    validates) every so many updates: a requeued job resumes from there, not from update 0, and the
+    models' snapshots are pruned back to the oldest checkpoint, not kept all (400 of 170 MB)."""
+    container = compose_job(["scale=paper", "workload=commoncrawl_lstm", "method=codistill"], tmp_path)
+    argv = train_arguments(container, tmp_path / "run", "/data", 0, init_method="tcp://127.0.0.1:1")
+    value = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
+    every = int(value["--save-interval-updates"])
+    assert value["--validate-interval-updates"] == str(every) and value["--keep-interval-updates"] == "1"
+    updates, period = container["schedule"]["max_update"], container["method"]["period"]
+    assert 10 <= updates // every   # at least 10 checkpoints over the run
+    assert every // period + 1 <= 40   # snapshots a model keeps between two checkpoints, not updates // period
