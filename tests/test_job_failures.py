@@ -5,6 +5,8 @@ task that exits with an error ends the job step (srun's --kill-on-bad-exit)."""
 import os
 import time
 
+import pytest
+
 from codistill_experiments import refusals, run_state
 from codistill_experiments.runlog import run_dir
 from conftest import QUICK_WORKLOAD, SHORT, compose_job
@@ -92,3 +94,97 @@ def test_two_phase_jobs_are_queued_once_their_teachers_of_the_same_sweep_have_fi
     for wave in launched:
         for job in wave:
             assert "launcher.partition='gpu'" in job, job
+
+
+def children_of(pid):
+    """The pids of the processes whose parent is `pid` (Linux's /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def alive(pid):
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_rank_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    """launch.die_with_leader in a child of a process that is then SIGKILLed: the child goes too."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys, time\n"
+        "from codistill_experiments.launch import LEADER_PID, die_with_leader\n"
+        "os.environ[LEADER_PID] = str(os.getpid())\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    die_with_leader()\n"
+        "    time.sleep(120)\n"
+        "    os._exit(0)\n"
+        "print(child, flush=True)\n"
+        "time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    try:
+        time.sleep(0.5)
+        assert alive(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.time() + 5
+        while alive(child) and time.time() < deadline:
+            time.sleep(0.02)
+        assert not alive(child)
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_killing_only_the_leading_process_stops_its_ranks_and_a_rerun_resumes(tmp_path):
+    """kill -9 of the process that started a run's ranks (the local launcher's) ends the ranks
+    within seconds (they would train on, holding the run's lock: a rerun was refused, naming the
+    dead leader), and a rerun then resumes from the last committed state."""
+    import signal
+    import subprocess
+    import sys
+
+    from codistill_experiments.run_state import committed_step
+
+    args = [QUICK_WORKLOAD, "method=codistill", "seed=12", "schedule.epochs=30", "schedule.lr.warmup_epochs=1",
+            "schedule.lr.milestones=[15]", *SHORT[3:], f"results_root={tmp_path}"]
+    directory = run_dir(compose_job(args, tmp_path))
+    env = {key: value for key, value in os.environ.items() if key not in ("RANK", "WORLD_SIZE")}
+    leader = subprocess.Popen([sys.executable, *RUN[1:], *args], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while (committed_step(directory) or 0) < 37 and time.time() < deadline:
+            assert leader.poll() is None, leader.communicate()[1][-2000:]
+            time.sleep(0.05)
+        ranks = children_of(leader.pid)
+        assert len(ranks) >= 2, ranks
+        leader.send_signal(signal.SIGKILL)
+        leader.wait()
+        killed_at = time.time()
+        while any(alive(rank) for rank in ranks) and time.time() - killed_at < 10:
+            time.sleep(0.05)
+        assert not any(alive(rank) for rank in ranks), "the ranks trained on after their leader was killed"
+    finally:
+        for rank in children_of(leader.pid):
+            os.kill(rank, signal.SIGKILL)
+    rerun = subprocess.run([sys.executable, *RUN[1:], *args], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resume (from update " in rerun.stdout

@@ -112,7 +112,31 @@ def set_determinism(deterministic, device):
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
+# The process that starts a run's ranks (and holds its lock): each rank ends when it dies.
+LEADER_PID = "CODISTILL_LEADER_PID"
+
+
+def die_with_leader():
+    """Makes the kernel SIGKILL this rank when the process that started it dies (Linux's
+    PR_SET_PDEATHSIG), so that killing the leading process alone (kill -9 of its pid) stops the
+    run's ranks instead of leaving them training; a forked rank also holds the run's lock (its file
+    is inherited), which is then released. A rank whose leader died before it got here exits now.
+    Elsewhere a no-op."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    leader = os.environ.get(LEADER_PID)
+    if leader is not None and os.getppid() != int(leader):
+        os._exit(1)
+
+
 def _spawned(index, config, run_directory, init_method):
+    die_with_leader()
     os.environ.update(RANK=str(index), LOCAL_RANK=str(index))
     run_rank(index, config, run_directory, init_method=init_method)
 
@@ -157,6 +181,7 @@ def start_ranks(function, args, nprocs, start_method):
     (inherited, and kept by a spawned interpreter): this process alone handles it, stopping them,
     so that an interrupted run prints one line, not a traceback per rank."""
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ[LEADER_PID] = str(os.getpid())
     try:
         return mp.start_processes(function, args=args, nprocs=nprocs, join=False, start_method=start_method)
     finally:
@@ -243,6 +268,7 @@ def _spawned_model(index, model, config, run_directory, init_method):
     """Rank `index` of model `model`'s job; its first rank holds the model's lock (run_state.run_lock:
     its file names the process, which is what to stop to stop this model), unless the command
     trains this model alone (model_job), whose process holds it already."""
+    die_with_leader()
     os.environ.update(RANK=str(index), LOCAL_RANK=str(index))
     k = layout_of(config).ranks_per_group
     locked = run_lock(model_directory(run_directory, model)) if config["model_job"] is None \
