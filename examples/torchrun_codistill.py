@@ -10,7 +10,9 @@ crosses nodes); run on each node, with its --node-rank:
     torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr HOST0 --master-port 29500 \\
         examples/torchrun_codistill.py --models 2 --out runs/codistill
 
-Run it again with the same --out and more --steps: it resumes from the saved state. At the end
+Run it again with the same --out and more --steps: it resumes from the last committed state (every
+rank saves, then rank 0 commits the step: a kill between two ranks' saves never resumes ranks at
+different steps). At the end
 each model is evaluated on held-out data; the best one, the ensemble of all (mean of their
 probabilities) and, for contrast, the average of their parameters are reported in summary.json
 (docs/library.md, "At the end: which model to keep"). tests/test_torchrun_example.py runs it.
@@ -28,11 +30,43 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, TensorDataset
 
-from codistill import Codistiller, Layout
+from codistill import Codistiller, Layout, atomic_write_bytes
 
 FEATURES, CLASSES, BATCH = 16, 8, 32      # BATCH: per rank; a model's batch is k x BATCH
 TIMEOUT = datetime.timedelta(minutes=30)   # the world's and the Codistiller's groups' collectives
 SAVE_EVERY = 100
+COMMITTED = "committed.json"   # {"step": s}: the step whose state every rank has saved
+
+
+def state_path(out, rank, step):
+    return out / "state" / f"rank{rank}-step{step}.pt"
+
+
+def save_and_commit(out, rank, step, state):
+    """Every rank writes its state of `step`; once all have (a barrier), rank 0 commits the step in
+    committed.json; after a second barrier each rank removes its files of other steps. Every
+    write is atomic, and until the commit the previous committed step's files are all still
+    there, so that a kill at any point leaves one step that every rank can resume from."""
+    (out / "state").mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(state_path(out, rank, step), lambda handle: torch.save(state, handle))
+    dist.barrier()
+    if dist.get_rank() == 0:
+        atomic_write_bytes(out / COMMITTED, lambda handle: handle.write(json.dumps({"step": step}).encode()))
+    dist.barrier()
+    for path in (out / "state").glob(f"rank{rank}-step*.pt"):
+        if path != state_path(out, rank, step):
+            path.unlink()
+
+
+def committed_step(out, device):
+    """The last committed step, None before the first commit. Rank 0 reads it and sends it to the
+    others: on nodes that share no file system, only rank 0's --out holds committed.json."""
+    step = -1
+    if dist.get_rank() == 0 and (out / COMMITTED).exists():
+        step = json.loads((out / COMMITTED).read_text())["step"]
+    step = torch.tensor([step], device=device)
+    dist.broadcast(step, 0)
+    return None if step.item() < 0 else int(step.item())
 
 
 def make_data(size, seed):
@@ -111,19 +145,16 @@ def main():
     loader = DataLoader(train, batch_size=BATCH, sampler=sampler, drop_last=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    saved, step = args.out / f"rank{rank}.pt", 0
-    if saved.exists():                          # resume: CPU tensors, copied onto the device by each load
-        state = torch.load(saved, map_location="cpu", weights_only=True)
+    step = committed_step(args.out, device) or 0
+    if step:                                    # resume: CPU tensors, copied onto the device by each load
+        state = torch.load(state_path(args.out, rank, step), map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         codistiller.load_state_dict(state["codistiller"])
-        step = state["step"]
 
     def save():
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "codistiller": codistiller.state_dict(), "step": step}
-        torch.save(state, saved.with_suffix(".tmp"))
-        os.replace(saved.with_suffix(".tmp"), saved)   # never a half-written checkpoint
+        save_and_commit(args.out, rank, step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                               "codistiller": codistiller.state_dict(), "step": step})
 
     while step < args.steps:
         epoch, done_in_epoch = divmod(step, len(loader))

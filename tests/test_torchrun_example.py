@@ -43,6 +43,12 @@ def torchrun(launch, out, steps, arguments):
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def saved_state(out, rank):
+    """Rank `rank`'s state of the run's last committed step."""
+    step = json.loads((out / "committed.json").read_text())["step"]
+    return torch.load(out / "state" / f"rank{rank}-step{step}.pt", weights_only=True)
+
+
 def finished(processes):
     for process in processes:
         output, _ = process.communicate(timeout=300)
@@ -62,7 +68,7 @@ def runs(tmp_path_factory):
               *[torchrun(node, root / "two_nodes", STEPS, RUNS["two_nodes"]) for node in nodes]]
     try:
         finished([torchrun(standalone, root / "resumed", STEPS // 2, RUNS["one_node"])])
-        halfway = torch.load(root / "resumed" / "rank0.pt", weights_only=True)["step"]
+        halfway = saved_state(root / "resumed", 0)["step"]
         finished([torchrun(standalone, root / "resumed", STEPS, RUNS["one_node"]), *others])
     finally:
         for process in others:
@@ -154,7 +160,7 @@ def test_torchrun_trains_the_models_of_the_single_process_reference(runs, run):
                                    int(arguments["--period"]), float(arguments["--alpha"]))):
         assert (flat(trained[0]) - flat(other[0])).abs().max() > 1e-3
     # every rank of a model saved the same state, step and teachers
-    states = [torch.load(root / run / f"rank{rank}.pt", weights_only=True) for rank in range(4)]
+    states = [saved_state(root / run, rank) for rank in range(4)]
     assert {state["step"] for state in states} == {STEPS}
     for a, b in ((0, 1), (2, 3)):
         for name, tensor in states[a]["model"].items():
@@ -166,8 +172,8 @@ def test_a_run_stopped_halfway_and_resumed_equals_the_uninterrupted_run(runs):
     root, halfway = runs
     assert halfway == STEPS // 2 and halfway % 3 != 0     # stopped between two checkpoint exchanges
     for rank in range(4):
-        resumed = torch.load(root / "resumed" / f"rank{rank}.pt", weights_only=True)
-        whole = torch.load(root / "one_node" / f"rank{rank}.pt", weights_only=True)
+        resumed = saved_state(root / "resumed", rank)
+        whole = saved_state(root / "one_node", rank)
         for name, tensor in whole["model"].items():
             assert torch.equal(resumed["model"][name], tensor), (rank, name)
         for got, want in zip(resumed["codistiller"]["exchange"]["vectors"], whole["codistiller"]["exchange"]["vectors"],
@@ -201,8 +207,91 @@ def test_the_summary_reports_each_model_the_ensemble_and_the_parameter_average_o
 @pytest.mark.slow   # the module's torchrun jobs (`runs`): about a minute
 def test_the_two_node_run_counts_the_exchange_between_nodes_and_ddp_inside_them(runs):
     root, _ = runs
-    states = [torch.load(root / "two_nodes" / f"rank{rank}.pt", weights_only=True) for rank in range(4)]
+    states = [saved_state(root / "two_nodes", rank) for rank in range(4)]
     # predictions every 2nd update: 10 exchanges of 32 rows x 8 float32 logits to the one peer, on another node
     assert {state["codistiller"]["inter_node_bits"] for state in states} == {10 * 32 * 8 * 32}
-    one_node = torch.load(root / "one_node" / "rank0.pt", weights_only=True)["codistiller"]
+    one_node = saved_state(root / "one_node", 0)["codistiller"]
     assert one_node["inter_node_bits"] == 0 and one_node["intra_node_bits"] > 0
+
+
+KILL_RANK_AT_ITS_SAVE = """\
+import os, runpy, sys
+import torch
+if os.environ["RANK"] == "2":   # killed as it starts to write its state: the other ranks have written theirs
+    torch.save = lambda *args, **kwargs: os._exit(9)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.slow   # three torchrun jobs of 4 processes: the fast tier keeps the in-process test below
+def test_a_kill_between_two_ranks_saves_resumes_every_rank_from_the_same_step(tmp_path):
+    """Committed at update 10; at update 15 rank 2 is killed as it saves, after the other ranks
+    saved theirs: the rerun resumes every rank from update 10 and ends with the uninterrupted run's
+    models (not ranks 0, 1 and 3 from 15 and rank 2 from 10, whose collectives then never meet)."""
+    out, standalone = tmp_path / "run", ["--standalone", "--nproc-per-node", "4"]
+    finished([torchrun(standalone, out, 10, RUNS["one_node"])])
+    killer = tmp_path / "kill_rank2_at_its_save.py"
+    killer.write_text(KILL_RANK_AT_ITS_SAVE)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "library" / "src"), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-m", "torch.distributed.run", *standalone, str(killer), str(SCRIPT),
+                             "--models", "2", "--steps", "15", "--out", str(out), *RUNS["one_node"]],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode != 0, killed.stdout[-3000:] + killed.stderr[-3000:]
+    resumed = torchrun(standalone, out, STEPS, RUNS["one_node"])
+    try:
+        output, _ = resumed.communicate(timeout=180)
+    finally:
+        resumed.kill()
+    assert resumed.returncode == 0, output[-4000:]
+    assert json.loads((out / "committed.json").read_text()) == {"step": STEPS}
+    expected = reference_models("checkpoints", 3, 0.5)
+    for got, want in zip(saved_models(out), expected, strict=True):
+        torch.testing.assert_close(flat(got), flat(want), rtol=0, atol=1e-5)
+
+
+def commit_rank(rank, port, out, phase, results):
+    """One of 2 gloo ranks running the example's save and resume; phase 'kill': both commit update
+    5, then rank 1 dies before it saves update 10 while rank 0 saves it; phase 'resume': the step
+    each rank resumes from and the state it loads."""
+    import datetime
+
+    import torch.distributed as dist
+
+    module = example()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=20))
+    if phase == "kill":
+        module.save_and_commit(out, rank, 5, {"step": 5, "rank": rank})
+        if rank == 1:
+            os._exit(9)
+        try:
+            module.save_and_commit(out, rank, 10, {"step": 10, "rank": rank})
+        except RuntimeError:   # its peer is gone: it dies too, as torchrun would end it
+            os._exit(9)
+        os._exit(0)
+    step = module.committed_step(out, torch.device("cpu"))
+    results.put((rank, step, torch.load(module.state_path(out, rank, step), weights_only=True)))
+    dist.destroy_process_group()
+
+
+def test_only_a_step_every_rank_saved_is_resumed_from(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    for phase in ("kill", "resume"):
+        port = free_port()
+        ranks = [context.Process(target=commit_rank, args=(rank, port, tmp_path, phase, results)) for rank in range(2)]
+        for process in ranks:
+            process.start()
+        for process in ranks:
+            process.join(timeout=60)
+        assert all(process.exitcode is not None for process in ranks)
+        if phase == "kill":
+            assert (tmp_path / "state" / "rank0-step10.pt").exists()   # rank 0 saved update 10, rank 1 never did
+            assert not (tmp_path / "state" / "rank1-step10.pt").exists()
+            assert json.loads((tmp_path / "committed.json").read_text()) == {"step": 5}
+    got = sorted(results.get(timeout=10) for _ in range(2))
+    assert got == [(0, 5, {"step": 5, "rank": 0}), (1, 5, {"step": 5, "rank": 1})]
