@@ -446,28 +446,39 @@ def test_a_paper_scale_multiview_dry_run_warns_that_the_pretrained_weights_are_m
 
 
 @pytest.mark.slow
-def test_a_job_composed_from_its_seed_twin_equals_its_full_composition(tmp_path, monkeypatch):
-    """The sweeper composes a job that differs from an earlier one only in its seed by setting the
-    seed on that job's config: the resolved jobs, run ids and Slurm resources must be those of a
-    full composition of each job."""
+@pytest.mark.parametrize("sweep, jobs", [
+    # seeds, and on Slurm each job's resources
+    (["sweep=fig2", "scale=paper", "launcher=slurm_v100", "launcher.partition=x"], FIG2_JOBS),
+    # learning rates, periods, bit widths and seeds over several methods and schedules
+    (["sweep=frontier8", "scale=mini"], SWEEP_JOBS["frontier8"][0]),
+    # translation: alpha and its schedule's gamma, through fairseq's config
+    (["sweep=alpha_gamma", "scale=paper"], SWEEP_JOBS["alpha_gamma"][1]),
+])
+def test_a_job_composed_from_its_twin_equals_its_full_composition(tmp_path, monkeypatch, sweep, jobs):
+    """The sweeper composes a job that differs from an earlier one only in the values of the same
+    plain keys by setting those values on that job's config: the resolved jobs, run ids and Slurm
+    resources must be those of a full composition of each job."""
     from hydra.core.plugins import Plugins
 
     Plugins.instance()  # its first call imports the plugin modules again: patch the class it keeps
     sweeper_class = Plugins.instance().class_name_to_class[
         "hydra_plugins.codistill_sweeper.grid_union_sweeper.GridUnionSweeper"]
     validated, compose_and_validate = [], sweeper_class.compose_and_validate
+    composed_whole = []
 
     def recorded(self, jobs):
         unique = compose_and_validate(self, jobs)
         validated.append(json.dumps(unique, sort_keys=True, default=str))
         return unique
 
+    def whole(self, loader, job, twins):
+        composed_whole.append(job)
+        return loader.load_sweep_config(self.config, job)
+
     monkeypatch.setattr(sweeper_class, "compose_and_validate", recorded)
-    sweep = ["sweep=fig2", "scale=paper", "launcher=slurm_v100", "launcher.partition=x", "dry_run=true",
-             f"results_root={tmp_path}"]
+    sweep = [*sweep, "dry_run=true", f"results_root={tmp_path}"]
     sweep_in_process(*sweep)
-    monkeypatch.setattr(sweeper_class, "composed", lambda self, loader, job, seedless:
-                        loader.load_sweep_config(self.config, job))
+    monkeypatch.setattr(sweeper_class, "composed", whole)
     sweep_in_process(*sweep)
     assert len(validated) == 2 and validated[0] == validated[1]
-    assert len(json.loads(validated[0])) == FIG2_JOBS
+    assert len(json.loads(validated[0])) == jobs == len(composed_whole)

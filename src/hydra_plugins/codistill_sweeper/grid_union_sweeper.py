@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.config_repository import CachingConfigRepository
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -225,6 +226,8 @@ class GridUnionSweeper(BasicSweeper):
         self.seeds_per_setting = seeds_per_setting
         self.task_function = None
         self.parser = None
+        self.known_groups = set()   # config groups seen chosen by a composed job
+        self.parsed_overrides = {}   # an override as written -> Hydra's parse of it
         self.grids_of_sweep = {}   # included sweep id -> its grids, composed once per sweep
         self.pinned = {}   # run id -> overrides pinning what its config reads from the environment
 
@@ -325,10 +328,10 @@ class GridUnionSweeper(BasicSweeper):
             sources = tuple((type(source).__name__, source.path) for source in loader.repository.get_sources())
             loader.repository = SharedReadsRepository(loader.repository, READ_CONFIGS.setdefault(sources, {}))
         unique, run_ids, problems = [], set(), []
-        seedless = {}   # a job's overrides but its seed -> that job composed, pickled
+        twins = {}   # a job with the values of its plain overrides blanked -> the first such job composed, pickled
         for job in jobs:
             try:
-                job_cfg = self.composed(loader, job, seedless)
+                job_cfg = self.composed(loader, job, twins)
             except ConfigCompositionException as error:  # a key or a type the config's schemas refuse
                 problems.append(f"job {' '.join(job)}:\n{composition_problem(error)}")
                 continue
@@ -350,23 +353,60 @@ class GridUnionSweeper(BasicSweeper):
             raise ConfigError("the sweep was not launched:\n" + "\n".join(problems))
         return unique
 
-    def composed(self, loader, job, seedless):
-        """The job's config as Hydra composes it. A job that differs from one composed before only
-        in its seed (most of a sweep: three seeds per setting) is that job's config with the seed
-        set: the seed selects no config file and is read through interpolations only as they
-        resolve, after composition, so the result is the same at a third of the cost."""
-        seeds = [override for override in job if _key(override) == "seed"]
-        plain = len(seeds) == 1 and re.fullmatch(r"seed=\d+", seeds[0])
-        template = tuple(override for override in job if override not in seeds) if plain else None
-        if template in seedless:
-            job_cfg = pickle.loads(seedless[template])
-            job_cfg.seed = int(seeds[0].split("=", 1)[1])
+    def composed(self, loader, job, twins):
+        """The job's config as Hydra composes it. Hydra composes a config in two stages: the
+        config groups the overrides choose (and the defaults lists they pull in) are merged, then
+        every other override sets a value on the merged config (`ConfigLoaderImpl.
+        _apply_overrides_to_config`), and no value can choose a file (a defaults list interpolates
+        group choices only). So a job that differs from one composed before only in the values of
+        the same plain keys (seeds, learning rates, periods: most of a sweep) is that job's merged
+        config with its own values set by Hydra's same function, at a fraction of the cost."""
+        template, values = self.twin_template(loader, job)
+        if template is not None and template in twins:
+            job_cfg = pickle.loads(twins[template])
+            ConfigLoaderImpl._apply_overrides_to_config(values, job_cfg)
             job_cfg.hydra.overrides.task = list(job)
+            job_cfg.hydra.job.override_dirname = get_overrides_dirname(
+                overrides=self.parsed(job),
+                kv_sep=job_cfg.hydra.job.config.override_dirname.kv_sep,
+                item_sep=job_cfg.hydra.job.config.override_dirname.item_sep,
+                exclude_keys=job_cfg.hydra.job.config.override_dirname.exclude_keys)
             return job_cfg
         job_cfg = loader.load_sweep_config(self.config, job)
-        if plain:
-            seedless[template] = pickle.dumps(job_cfg)
+        # the groups this config chose, from any source on the search path: an override of one of
+        # them is never a plain value in the templates that follow
+        self.known_groups.update(job_cfg.hydra.runtime.choices.keys())
+        if template is not None:
+            twins[template] = pickle.dumps(job_cfg)
         return job_cfg
+
+    def parsed(self, job):
+        """The job's overrides parsed, each string once per sweep (Hydra's parser is costly, and a
+        sweep's jobs repeat the same few overrides)."""
+        for override in job:
+            if override not in self.parsed_overrides:
+                self.parsed_overrides[override] = self.parser.parse_overrides([override])[0]
+        return [self.parsed_overrides[override] for override in job]
+
+    def twin_template(self, loader, job):
+        """(the job with the values of its plain overrides blanked, those overrides parsed), or
+        (None, None) for a job that must be composed whole. A plain override sets a primitive on a
+        key that is not a config group, outside hydra's own node: `key=value` without `+`, `~`
+        or a package."""
+        template, values = [], []
+        for override in self.parsed(job):
+            key = override.key_or_group
+            if override.is_hydra_override() or override.is_sweep_override():
+                return None, None
+            if override.package is None and not override.is_add() and not override.is_force_add() \
+                    and not override.is_delete() and key not in self.known_groups \
+                    and not loader.repository.group_exists(key) \
+                    and isinstance(override.value(), (str, int, float, bool, type(None))):
+                template.append(f"{key}=")
+                values.append(override)
+            else:
+                template.append(override.input_line)
+        return tuple(template), values
 
     def sweep(self, arguments: List[str]) -> Any:
         try:
