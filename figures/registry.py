@@ -260,6 +260,20 @@ class FigureData:
             lines[0] = f"{self.spec.id} (sweep {lines[0]})"
         return lines
 
+    def unreadable(self):
+        """The status rows of the sweep's runs whose logs cannot be read (damaged)."""
+        return self.status[self.status["state"] == "unreadable"]
+
+    def missing_problem(self):
+        """Why this id is not drawn without --allow-missing: its unreadable logs, named; or None."""
+        unreadable = self.unreadable()
+        if not len(unreadable):
+            return None
+        said = "; ".join(f"{row.run_id} (seed {row.seed} of {row.setting}): {row.notes}" for row in unreadable.itertuples())
+        return (f"{len(unreadable)} run log(s) of sweep {self.spec.sweep_id} cannot be read, so the figure would "
+                f"lack their seeds: {said}. Restore or rerun them, or draw without them with --allow-missing "
+                "(the figure then names the missing seeds)")
+
     def status_text(self):
         """The footer's line on runs that are not plotted and runs shared with other sweeps."""
         parts = []
@@ -268,6 +282,10 @@ class FigureData:
             if n:
                 parts.append(f"{n} {state}")
         text = ("NOT PLOTTED: " + ", ".join(parts) + " run(s) of the sweep") if parts else ""
+        unreadable = self.unreadable()
+        if len(unreadable):   # drawn with --allow-missing: say which seeds the means lack
+            text += "; MISSING SEEDS (unreadable logs): " + ", ".join(
+                f"seed {row.seed} of {row.setting}" for row in unreadable.itertuples())
         shared = self.status["shared_from"].dropna()
         if len(shared):
             text += ("; " if text else "") + "runs shared with sweep " + ", ".join(sorted(set(shared)))
@@ -409,10 +427,14 @@ def stamp_of(spec, results_root, scale):
     return stamps.stamp(files, Path(results_root).resolve(), scale, spec.id)
 
 
-def draw_one(spec_id, results_root, scale, out):
-    """Loads and draws one id: (status lines, the names written, or the error's text)."""
+def draw_one(spec_id, results_root, scale, out, allow_missing=False):
+    """Loads and draws one id: (status lines, the names written, or the error's text). An id
+    with unreadable logs is not drawn unless allow_missing: a mean over fewer seeds than the
+    sweep ran would pass for the whole."""
     spec = SPECS[spec_id]
     data = load(spec, results_root, scale)
+    if not allow_missing and data.missing_problem():
+        return data.status_lines(), [], data.missing_problem()
     try:
         return data.status_lines(), [path.name for path in render(spec, data, out)], None
     except Exception as error:  # one broken id must not hide the others
@@ -423,9 +445,10 @@ def workers_for(count, jobs=None):
     return max(1, min(count, jobs or cores()))
 
 
-def draw(specs, results_root, scale, out=None, jobs=None, everything=False, progress=print):
+def draw(specs, results_root, scale, out=None, jobs=None, everything=False, progress=print, allow_missing=False):
     """Draws the ids among `specs` whose stamp changed (all with `everything`), `jobs` processes at
-    once (default: one per core). Returns (drawn ids, ids left as they were, {failed id: error})."""
+    once (default: one per core); an id with unreadable logs fails unless allow_missing. Returns
+    (drawn ids, ids left as they were, {failed id: error})."""
     out = Path(out) if out else output_dir(scale)
     stamped = {spec.id: stamp_of(spec, results_root, scale) for spec in specs}
     due = [spec for spec in specs if everything or not stamps.is_current(
@@ -438,7 +461,7 @@ def draw(specs, results_root, scale, out=None, jobs=None, everything=False, prog
     for module in {draw_module(spec.draw) for spec in due} | {f"{__package__}.drawing.layout"}:
         importlib.import_module(module)
     with ProcessPoolExecutor(workers_for(len(due), jobs), mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [(spec, pool.submit(draw_one, spec.id, results_root, scale, out)) for spec in due]
+        futures = [(spec, pool.submit(draw_one, spec.id, results_root, scale, out, allow_missing)) for spec in due]
         for spec, future in futures:
             lines, names, error = future.result()
             progress("\n".join(lines))
@@ -460,9 +483,13 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="output folder (default figures/out, figures/out/paper)")
     parser.add_argument("--jobs", type=int, default=None, help="processes drawing at once (default: one per core)")
     parser.add_argument("--all", action="store_true", help="draw every id, changed or not")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="draw an id even when some of its runs' logs cannot be read (the figure names the "
+                             "missing seeds); without it such an id fails, naming the logs")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    drawn, kept, failed = draw(select(args.ids), args.results, args.scale, args.out, args.jobs, args.all)
+    drawn, kept, failed = draw(select(args.ids), args.results, args.scale, args.out, args.jobs, args.all,
+                               allow_missing=args.allow_missing)
     print(f"{len(drawn)} drawn, {len(kept)} unchanged (inputs as when last drawn) in "
           f"{time.perf_counter() - started:.1f} s" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     if failed:
