@@ -70,9 +70,10 @@ def _codistillers_from_plain_values(rank, world_size):
         return Codistiller(model, layout, exchange="checkpoints", period=2, burn_in_steps=3,
                            make_teacher=lambda peer: torch.nn.Linear(3, 2))
 
-    codistiller = checkpoints()
     inputs = torch.ones(1, 3)
-    before = [codistiller.teachers_logits(step, inputs, None) for step in range(3)]
+    burning_in = checkpoints()
+    before = [burning_in.teachers_logits(step, inputs, None) for step in range(3)]
+    codistiller = checkpoints()   # its first update is 4 (as a run resumed there without its state)
     [teacher] = codistiller.teachers_logits(4, inputs, None)
     with torch.no_grad():
         model.weight.add_(1.0)  # moves after the exchange: the teacher must not follow
@@ -164,10 +165,10 @@ def test_file_exchange_teachers_are_the_peers_of_the_last_exchange_point_and_res
             torch.testing.assert_close(seen[group][step], owns[1 - group][step // period * period], rtol=0, atol=0)
     bits = 32 * 4
     assert [exchanges[group].counter.inter_node_bits for group in range(2)] == [3 * bits] * 2  # snapshots of steps 0, 3, 6
-    # A resume at update 7 reads the held snapshot again without counting it.
+    # A resume at update 8 (the state's next update) reads the held snapshot of 6 again without counting it.
     resumed = Codistiller.through_files(torch.nn.Linear(2, 2, bias=False), tmp_path, 0, 2, period, publish=False)
     resumed.load_state_dict(exchanges[0].state_dict())
-    [teacher] = resumed.teachers_logits(7, inputs, None)
+    [teacher] = resumed.teachers_logits(8, inputs, None)
     torch.testing.assert_close(teacher.t(), owns[1][6], rtol=0, atol=0)
     assert resumed.counter.inter_node_bits == 3 * bits
 

@@ -27,6 +27,9 @@ def train(rank, world_size, misuse, ranks_per_group=1, exchange="predictions"):
     classes = 3 if misuse == "classes" and layout.group_index == 1 else 4
     hidden = 16 if misuse == "architecture" and layout.group_index == 1 else 32
     model = torch.nn.Sequential(torch.nn.Linear(8, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, classes))
+    wide = misuse == "float64" and layout.group_index == 1
+    if wide:
+        model = model.double()
     codistiller = Codistiller(model, layout, exchange=exchange, period=1, alpha=0.5)
     group = None if misuse == "ddp_over_the_world" else codistiller.model_group
     ddp = DistributedDataParallel(model, process_group=group)
@@ -38,6 +41,7 @@ def train(rank, world_size, misuse, ranks_per_group=1, exchange="predictions"):
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
     try:
         for step, (x, y) in zip(range(STEPS), loader):
+            x = x.double() if wide else x
             logits = ddp(x)
             loss = F.cross_entropy(logits, y.clamp(max=classes - 1))
             skipped = misuse == "skipped_update" and rank == 1 and step == 1
@@ -73,10 +77,13 @@ def test_a_step_off_by_one_on_one_rank_is_stopped():
     assert "model 0 is at update 0, this rank at 1" in second
 
 
-def test_a_rank_that_skips_an_update_is_stopped_at_the_next_exchange():
+def test_a_rank_that_skips_an_update_is_stopped_before_its_next_exchange():
     first, second = messages("skipped_update")
-    assert "model 1 is at update 2, this rank at 1" in first and "every rank must call loss()" in first
-    assert "model 0 is at update 1, this rank at 2" in second
+    # the rank that skipped: at its next call, against its own count, before any collective
+    assert second.startswith("rank 1: teachers_logits() at update 2, but this Codistiller's count is at update 1: "
+                             "update 1 had no teachers_logits() call on this rank")
+    # its peer, waiting in update 1's exchange, is told so once the rank's process is gone
+    assert first.startswith("rank 0 (model group 0) waited in vain for its peers at the exchange of update 1")
 
 
 def test_ddp_over_the_whole_world_averaging_the_models_into_one_is_stopped():
@@ -90,6 +97,43 @@ def test_peers_with_other_batch_sizes_or_classes_are_named():
     assert "model 1 sends logits of 8 rows x 4 classes, this rank 16 x 4" in first
     first, _ = messages("classes")
     assert "model 1 sends logits of 16 rows x 3 classes, this rank 16 x 4" in first
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("exchange", ["predictions", "checkpoints"])
+def test_a_float64_model_beside_a_float32_peer_is_named_before_the_collective(exchange):
+    # gloo aborted both processes (SIGABRT, "Received data size doesn't match expected size")
+    first, second = messages("float64", exchange=exchange)
+    assert "model 1 sends torch.float64, this rank torch.float32: peers must send one dtype" in first
+    assert "model 0 sends torch.float32, this rank torch.float64" in second
+    assert first.startswith("codistillation peers disagree (model group 0, update 0)")
+
+
+def test_the_payloads_dtype_device_and_shape_are_compared_at_every_exchange():
+    from codistill.peer_check import FIELDS, PeerCheck, device_code, dtype_code
+
+    def numbers(**changed):
+        peer = dict.fromkeys(FIELDS, 0.0)
+        peer.update(update=7.0, rows=16.0, classes=4.0, batch=1.0, parameters=2.0, parameter_count=3.0,
+                    dtype=dtype_code(torch.float32), device=device_code("cpu"), width=4.0, bits=32.0,
+                    fraction=float("nan"))
+        peer.update(changed)
+        return peer
+
+    check = PeerCheck(None, 0, 100)
+    assert check.problems([numbers(), numbers(parameters=5.0)], read=False) == []
+    assert check.problems([numbers(), numbers(batch=9.0)], read=False) == []      # a checksum: not read
+    (device,) = check.problems([numbers(), numbers(device=device_code("cuda"))], read=False)
+    assert device.startswith("model 1 exchanges on device type 'cuda', this rank on 'cpu'")
+    (dtype,) = check.problems([numbers(), numbers(dtype=dtype_code(torch.bfloat16))], read=False)
+    assert dtype.startswith("model 1 sends torch.bfloat16, this rank torch.float32")
+    (topk,) = check.problems([numbers(), numbers(width=2.0)], read=False)
+    assert topk.startswith("model 1 sends 2 values per row of logits, this rank 4: give every rank the same "
+                           "prediction_topk")
+    (bits,) = check.problems([numbers(), numbers(bits=16.0)], read=False)
+    assert "bits=16" in bits and "bits=32" in bits
+    (shape,) = check.problems([numbers(), numbers(rows=8.0)], read=False)
+    assert shape.startswith("model 1 sends logits of 8 rows x 4 classes, this rank 16 x 4")
 
 
 def test_a_teacher_built_with_another_architecture_than_its_peer_is_named():
@@ -107,24 +151,28 @@ def test_the_shared_batch_sampler_gives_peers_the_same_samples_and_a_models_rank
     assert set(drawn[0]).isdisjoint(drawn[1]) and sorted(drawn[0] + drawn[1]) == list(range(40))
 
 
-def _checked_every(rank, world_size, every):
-    """Rank 1 goes off by one from update 5 on; returns the update at which its peer check raised."""
+def _checked_every(rank, world_size, every, off_by_one=False):
+    """Rank 1 sees another batch (or, off_by_one, goes one update ahead) from update 5 on; returns
+    the update at which its peer check raised."""
     layout = Layout(n_groups=2, ranks_per_group=1, ranks_per_node=2, rank=rank)
     torch.manual_seed(rank)
     model = torch.nn.Linear(8, 4)
     codistiller = Codistiller(model, layout, peer_check_every=every)
     x = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
     for step in range(12):
+        shown = step + (rank == 1 and step >= 5 and off_by_one)
+        batch = x.flip(0) if rank == 1 and step >= 5 and not off_by_one else x
         try:
-            codistiller.loss(step + (rank == 1 and step >= 5), x, model(x))
+            codistiller.loss(batch, model(batch), step=shown)
         except PeerMismatch:
             return step
     return None
 
 
-def test_numbers_are_read_at_the_first_two_exchanges_then_every_n():
+def test_checksums_are_read_at_the_first_two_exchanges_then_every_n_and_the_update_at_every_one():
     assert spawn(2, _checked_every, 1) == [5, 5]
     assert spawn(2, _checked_every, 4) == [8, 8]      # read at exchanges 0, 1, 4, 8
+    assert spawn(2, _checked_every, 4, True) == [5, 5]
     assert dist.is_available()
 
 

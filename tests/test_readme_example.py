@@ -53,7 +53,7 @@ def reference_models(alpha=0.5, period=2, steps=20):
 def test_the_readme_example_is_at_most_40_lines_and_a_ddp_loop_on_two_gloo_processes():
     code = readme_example()
     assert len(code.strip().splitlines()) <= 40
-    for part in ("DistributedDataParallel", '"gloo"', "nprocs=2", "Codistiller("):
+    for part in ("data_parallel()", '"gloo"', "nprocs=2", "Codistiller("):
         assert part in code
 
 

@@ -1,10 +1,10 @@
 """Codistillation in one object per rank: the method as every client runs it (the README's own loop,
 the vision engine, the fairseq plugin).
 
-    codistiller = Codistiller(model, layout, exchange="predictions", period=1, alpha=1.0)
-    ddp = DistributedDataParallel(model, process_group=codistiller.model_group)  # all_reduce in its group
+    codistiller = Codistiller(model, layout, exchange="predictions", period=1, alpha=1.0, optimizer=optimizer)
+    ddp = codistiller.data_parallel()   # DDP in the model's group, its all_reduce counted
     ...
-    loss = F.cross_entropy(logits, y) + codistiller.loss(step, x, logits)
+    loss = F.cross_entropy(logits, y) + codistiller.loss(x, logits)
 
 The layout splits the world into n model groups of k ranks; each group trains one model with DDP
 inside the group, and the groups codistil through the exchange. Models that share no process
@@ -14,22 +14,30 @@ trained models that no longer change (the second phase of Anil et al. 2018 Sec. 
 
 What lives here and nowhere else: which exchange runs, burn-in, the teachers (built by
 teachers.build_teachers and run in teachers.teacher_mode), the distillation term (losses.py)
-weighted by alpha, and the bit counter.
+weighted by alpha, the update count, and the bit counter.
+
+The update count: the Codistiller numbers the updates itself. Given the `optimizer`, each
+optimizer.step() ends an update (a post-step hook, as torchft's DiLoCo counts its steps): every
+loss() call in between belongs to that update (micro-batches), and a step without one raises.
+Without it, each loss() call is one update. A `step` given explicitly is checked against the
+count: the update in progress again, or the next one; anything else raises PeerMismatch naming
+the rank and the update, before any collective. The count is in state_dict().
 """
 import copy
 import math
+import numbers
 
 import torch
 import torch.distributed as dist
 
 from .choices import DISTILL_LOSSES, check_checkpoint_compression
 from .collapse_guard import CollapseGuard
-from .exchange import (EXCHANGES, WIRE_DTYPES, CommCounter, FrozenTeachers, check_topk, make_exchange,
-                       wrap_data_parallel)
+from .exchange import (EXCHANGES, WIRE_DTYPES, CommCounter, FrozenTeachers, check_topk, count_all_reduce,
+                       make_exchange, wrap_data_parallel)
 from .file_exchange import FileCheckpointExchange
 from .groups import make_process_groups
 from .losses import distill_loss
-from .peer_check import PeerCheck
+from .peer_check import PeerCheck, PeerMismatch
 from .teachers import build_teachers, prepared_teachers
 
 
@@ -59,6 +67,14 @@ def _forward(teacher, inputs):
     return teacher(inputs)
 
 
+def _is_step(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _rank():
+    return f"rank {dist.get_rank()}" if dist.is_initialized() else "this process"
+
+
 class Codistiller:
     """This rank's part in codistilling the `layout.n_groups` models of a job.
 
@@ -72,7 +88,11 @@ class Codistiller:
       "checkpoints" (every `period` updates, peers swap parameters; in between each rank runs the
       stale copies on its own batch) or "sharded_checkpoints" (the same teachers; each rank of a
       model group sends its peers only its 1/k shard, the group assembles the rest).
-    alpha: a number, or a function of the update index (e.g. an `AlphaSchedule`).
+    alpha: a number, or a function of the update index (e.g. an `AlphaSchedule`). An update at
+      which alpha is 0 exchanges nothing through collectives (no teachers, no bits): every rank
+      must be given the same alpha, so that all skip the same exchanges.
+    optimizer: None, or the torch optimizer of this rank's model: its step() ends each update
+      (the update count, above).
     loss: "mse" (the paper's), "kl" or "soft_ce" (softened by `temperature`).
     burn_in_steps: no teachers (and no exchange through collectives) before this update, and
       alpha_at(step) is 0 (the burn-in is the Codistiller's alone: an AlphaSchedule has none).
@@ -94,11 +114,13 @@ class Codistiller:
       inputs the loss is given (default teacher(inputs)).
     `counter` (or a CommCounter passed in) counts the bits this rank sends (`inter_node_bits`,
       `intra_node_bits`), as sent (a float64 value: 64 bits).
-    peer_check_every: at every exchange peers also swap their update, logits' shape, a checksum of
-      the batch and of the parameters (peer_check.py), read at the first two exchanges and then
-      every `peer_check_every` exchanges (each read makes the host wait for the device); a misuse
-      (another step, batch, shape, teacher architecture, or models averaged into one) raises
-      PeerMismatch naming the peer. None: no check.
+    peer_check_every: before every exchange peers swap their update, how the payload travels
+      (dtype, device type, shape), a checksum of the batch and of the parameters (peer_check.py):
+      the update and payload read at every exchange (the host waits for the device once), the
+      checksums at the first two exchanges and then every `peer_check_every` exchanges; a misuse
+      (another step, dtype, device type, shape, batch, teacher architecture, or models averaged
+      into one) raises PeerMismatch naming the peer, before the payload's collective. None: no
+      check (a payload mismatch then aborts inside the collective).
     collapse_guard: True (default) warns once with CollapseWarning when this model's logits stop
       varying across the batch (it predicts one class whatever the input: the collapse a pull too
       strong for the learning rate causes, docs/library.md "Choosing alpha and period
@@ -109,7 +131,7 @@ class Codistiller:
     def __init__(self, model, layout, exchange="predictions", period=1, alpha=1.0, loss="mse", temperature=1.0,
                  burn_in_steps=0, prediction_bits=None, make_teacher=None, *, groups=None, counter=None,
                  run_teacher=None, prediction_topk=None, timeout=None, peer_check_every=100,
-                 collapse_guard=True, checkpoint_bits=32, checkpoint_delta_fraction=None):
+                 collapse_guard=True, checkpoint_bits=32, checkpoint_delta_fraction=None, optimizer=None):
         if exchange not in EXCHANGES:
             raise ValueError(f"exchange={exchange!r} is not one of {EXCHANGES}")
         if prediction_bits not in WIRE_DTYPES:
@@ -137,7 +159,7 @@ class Codistiller:
                                          prediction_bits=prediction_bits, model=model, teachers=teachers,
                                          prediction_topk=prediction_topk, checkpoint_bits=checkpoint_bits,
                                          checkpoint_delta_fraction=checkpoint_delta_fraction),
-                    counter, alpha, loss, temperature, burn_in_steps, run_teacher)
+                    counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer)
         if collapse_guard:
             self.collapse_guard = CollapseGuard(f"exchange={exchange!r} every {period} updates, alpha={alpha!r}")
         if peer_check_every is not None:
@@ -149,7 +171,8 @@ class Codistiller:
     @classmethod
     def through_files(cls, model, store, group_index, n_groups, period=1, alpha=1.0, loss="mse", temperature=1.0,
                       burn_in_steps=0, make_teacher=None, *, mode="lockstep", timeout_s=600.0, counter=None,
-                      publish=True, crosses_nodes=True, prune=False, run_teacher=None, warn=None, model_group=None):
+                      publish=True, crosses_nodes=True, prune=False, run_teacher=None, warn=None, model_group=None,
+                      optimizer=None):
         """Codistillation between models that share only storage (each its own job or world): the
         checkpoint exchange through files (file_exchange.FileCheckpointExchange on `store`, a
         SnapshotStore or a folder). publish: this rank writes the snapshots (its model group's
@@ -166,12 +189,12 @@ class Codistiller:
                                           timeout_s=timeout_s, counter=counter, publish=publish,
                                           crosses_nodes=crosses_nodes, prune=prune, warn=warn,
                                           model_group=model_group)
-        self._setup(model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher)
+        self._setup(model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer)
         return self
 
     @classmethod
     def from_teachers(cls, model, teachers, alpha=1.0, loss="mse", temperature=1.0, burn_in_steps=0, *,
-                      counter=None, run_teacher=None):
+                      counter=None, run_teacher=None, optimizer=None):
         """Distillation from trained models that do not change (exchange.FrozenTeachers): e.g. an
         ensemble trained first, distilled into `model` (Anil et al. 2018 Sec. 3.4.1, two-phase).
         teachers: modules holding the trained parameters, one per teacher (built without drawing
@@ -188,10 +211,10 @@ class Codistiller:
         self.groups = None
         counter = counter if counter is not None else CommCounter()
         frozen = FrozenTeachers(prepared_teachers(model, lambda j: teachers[j], range(len(teachers))))
-        self._setup(model, frozen, counter, alpha, loss, temperature, burn_in_steps, run_teacher)
+        self._setup(model, frozen, counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer)
         return self
 
-    def _setup(self, model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher):
+    def _setup(self, model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer):
         _raise_first([(not (callable(alpha) or _is_number(alpha) and alpha >= 0),
                        f"alpha={alpha!r} is not a number >= 0 or a function of the update index (e.g. an "
                        "AlphaSchedule)")])
@@ -202,6 +225,50 @@ class Codistiller:
         self.prepared_step = None
         self.peer_check = None   # through collectives only: Codistiller(peer_check_every=...)
         self.collapse_guard = None   # through collectives only: Codistiller(collapse_guard=...)
+        self.current_update = None   # the update the last call ran in (None: none yet)
+        self.next_update = 0         # the update a call without `step` runs in next
+        self._count_known = False    # False until a call or a loaded state fixes the count
+        self._hook = None
+        if optimizer is not None:
+            if not callable(getattr(optimizer, "register_step_post_hook", None)):
+                raise ValueError(f"optimizer={optimizer!r} is not a torch.optim.Optimizer (it has no "
+                                 "register_step_post_hook)")
+            self._hook = optimizer.register_step_post_hook(self._optimizer_stepped)
+
+    def _optimizer_stepped(self, optimizer, args, kwargs):
+        """The optimizer's post-step hook: update `next_update` is done."""
+        if self.current_update != self.next_update:
+            raise PeerMismatch(f"{_rank()}: the optimizer ended update {self.next_update} without a "
+                               "codistiller.loss() call in it: call it at every update, on every rank, also during "
+                               "the burn-in (its peers would exchange with this rank one update off)")
+        self.next_update += 1
+
+    def _update(self, step, caller):
+        """The update of a call: `step`, checked against the count, or the count's (step None)."""
+        hooked = self._hook is not None
+        if step is None:
+            step = self.next_update
+        elif not _is_step(step) or step < 0:
+            raise ValueError(f"{caller}: step={step!r} is not a whole number >= 0")
+        elif self._count_known and step not in (self.current_update, self.next_update):
+            skipped = (f"update {self.next_update} had no {caller} call on this rank" if step > self.next_update
+                       else f"update {step} came after update {self.current_update}")
+            raise PeerMismatch(f"{_rank()}: {caller} at update {step}, but this Codistiller's count is at update "
+                               f"{self.next_update}: {skipped} (every rank must call it at every update, once per "
+                               "update unless an optimizer given to the Codistiller ends the updates); its peers "
+                               "would exchange with it one update off")
+        self._count_known = True
+        self.current_update = step
+        if not hooked:
+            self.next_update = step + 1
+        elif step != self.next_update:   # the first call of a run resumed without the Codistiller's state
+            self.next_update = step
+        return step
+
+    def _exchanges_at(self, step):
+        """Whether update `step` has teachers: after the burn-in, and, through collectives, where
+        alpha is not 0 (every rank computes it alike from the same alpha: all skip together)."""
+        return step >= self.burn_in_steps and (self.groups is None or self.alpha(step) != 0)
 
     @property
     def model_group(self):
@@ -240,7 +307,7 @@ class Codistiller:
         if self.exchange.sends != "checkpoints":
             raise ValueError("refresh(step) is for checkpoint exchanges: predictions travel in loss()")
         self.prepared_step = None
-        return self.prepare(step)
+        return self._prepare(step)
 
     def mark_checkpointed(self, step):
         """Through files: this model's state of update `step` is durable (a resumed run restarts
@@ -251,36 +318,49 @@ class Codistiller:
         if mark is not None:
             mark(step)
 
-    def data_parallel(self):
+    def data_parallel(self, **ddp_options):
         """DDP over the model group, with every all_reduce counted in `counter` (the bare model
-        when the group has one rank: nothing to average)."""
-        return wrap_data_parallel(self.model, self.groups, self.counter)
+        when the group has one rank: nothing to average); ddp_options: DDP's other arguments
+        (device_ids, find_unused_parameters, ...)."""
+        return wrap_data_parallel(self.model, self.groups, self.counter, **ddp_options)
+
+    def count_all_reduce(self, ddp):
+        """Counts the all_reduce of a DDP built elsewhere over `model_group` (DDP's own comm hook,
+        charging each gradient bucket); returns `ddp`."""
+        if self.groups is None:
+            raise ValueError("count_all_reduce is for a Codistiller through collectives (its model_group)")
+        return count_all_reduce(ddp, self.groups, self.counter)
 
     def prepare(self, step):
         """For checkpoint exchanges: publishes and refreshes the teachers of update `step`, once
         per update however often it is called (a client that runs several micro-batches per update
         calls it first). True when the teachers hold the peers to use at `step`."""
-        ready = step >= self.burn_in_steps
+        return self._prepare(self._update(step, "prepare()"))
+
+    def _prepare(self, step):
+        ready = self._exchanges_at(step)
         if self.prepared_step != step:
             self.exchange.publish(step, self.model)
             if ready:
                 if self.peer_check is not None and self.exchange.is_due(step):
-                    self.peer_check(step, self.model)
+                    self.peer_check(step, self.model, wire=self.exchange.wire_description())
                 self.exchange.refresh(step, self.model)
             self.prepared_step = step
         return ready
 
     def teachers_logits(self, step, inputs, logits):
-        """The teachers' logits at update `step` on this batch (`inputs`, the student's `logits`);
-        [] when the update has none (burn-in, between prediction exchanges). At exchange points it
-        runs a collective over the peers: call it on every rank at every update, in the same order."""
+        """The teachers' logits at update `step` (None: the count's) on this batch (`inputs`, the
+        student's `logits`); [] when the update has none (burn-in, alpha 0, between prediction
+        exchanges). At exchange points it runs a collective over the peers: call it on every rank
+        at every update, in the same order."""
+        step = self._update(step, "teachers_logits()")
         if self.exchange.sends == "predictions":
-            if step < self.burn_in_steps:
+            if not self._exchanges_at(step):
                 return []
             if self.peer_check is not None and step % self.exchange.period == 0:
-                self.peer_check(step, self.model, logits, inputs)
+                self.peer_check(step, self.model, logits, inputs, wire=self.exchange.wire_description(logits))
             return self.exchange.gather(step, logits)
-        if not self.prepare(step):
+        if not self._prepare(step):
             return []
         with torch.no_grad():
             return [self.run_teacher(teacher, inputs)
@@ -294,18 +374,28 @@ class Codistiller:
             self.collapse_guard.observe(step, logits, keep)
         return self.alpha_at(step) * distill, distill
 
-    def loss(self, step, inputs, logits, keep=None):
-        """alpha(step) x the mean over the other models of D(logits, their logits) at update `step`
-        (0-based), to add to the supervised loss; a zero tensor on an update without teachers."""
+    def loss(self, *args, keep=None, step=None):
+        """loss(inputs, logits, keep=None, *, step=None): alpha x the mean over the other models of
+        D(logits, their logits) at this update, to add to the supervised loss; a zero tensor on an
+        update without teachers. The update is the Codistiller's count, or `step` (0-based),
+        checked against it. The earlier form loss(step, inputs, logits, keep=None) is accepted too."""
+        if args and _is_step(args[0]):   # loss(step, inputs, logits[, keep])
+            if step is not None:
+                raise ValueError("loss(): the step is given twice (first argument and step=)")
+            step, args = args[0], args[1:]
+        if not 2 <= len(args) + (keep is not None) <= 3 or len(args) < 2:
+            raise TypeError("loss() takes inputs, logits and keep=None (and step=None by keyword)")
+        inputs, logits, keep = (*args, keep) if len(args) == 2 else args
         teachers = self.teachers_logits(step, inputs, logits)
         if not teachers:
             return torch.zeros((), device=logits.device)
-        return self.distillation(step, logits, teachers, keep)[0]
+        return self.distillation(self.current_update, logits, teachers, keep)[0]
 
     def state_dict(self):
-        """What a resumed run needs: the exchange's state (stale teachers) and the bit counts."""
+        """What a resumed run needs: the exchange's state (stale teachers), the bit counts and the
+        update count ("next_update": the update a resumed run starts at)."""
         return {"exchange": self.exchange.state_dict(), "inter_node_bits": self.counter.inter_node_bits,
-                "intra_node_bits": self.counter.intra_node_bits}
+                "intra_node_bits": self.counter.intra_node_bits, "next_update": self.next_update}
 
     def load_state_dict(self, state):
         """Restores what state_dict() returned (the stale teachers, the bit counts): call it on a
@@ -314,3 +404,5 @@ class Codistiller:
         self.exchange.load_state_dict(state["exchange"])
         self.counter.inter_node_bits = state["inter_node_bits"]
         self.counter.intra_node_bits = state["intra_node_bits"]
+        if state.get("next_update") is not None:   # a state saved without it: the first call sets the count
+            self.next_update, self.current_update, self._count_known = state["next_update"], None, True

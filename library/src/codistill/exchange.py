@@ -34,6 +34,7 @@ from .choices import (CHECKPOINT_BITS, EXCHANGES, PREDICTION_BITS, SCALE_BITS, c
                       check_topk, index_bits, prediction_row_bits)
 from .compression import QuantizedBlocks, quantize_blocks, top_k_chunks
 from .losses import TopKLogits
+from .peer_check import Wire
 
 
 class CommCounter:
@@ -59,6 +60,16 @@ class CommCounter:
         dtype), as a data-parallel wrapper outside the library runs at every update (fairseq's):
         charge_all_reduce of their bits. wrap_data_parallel's DDP charges its buckets itself."""
         self.charge_all_reduce(sum(tensor_bits(p) for p in module.parameters() if p.requires_grad), crosses_nodes)
+
+    def world_total(self, group=None, device="cpu"):
+        """A CommCounter holding the sum over the ranks of `group` (None: the world) of their
+        counts: a collective (every rank of the group calls it). device: where the two numbers
+        travel (NCCL: this rank's CUDA device)."""
+        counts = torch.tensor([self.inter_node_bits, self.intra_node_bits], dtype=torch.int64, device=device)
+        dist.all_reduce(counts, group=group)
+        total = CommCounter()
+        total.inter_node_bits, total.intra_node_bits = (int(value) for value in counts.tolist())
+        return total
 
 
 def flat_parameters(module):
@@ -107,14 +118,22 @@ def _counting_allreduce_hook(state, bucket):
     return default_hooks.allreduce_hook(process_group, bucket)
 
 
-def wrap_data_parallel(model, groups, counter):
-    """DDP over this rank's model group; a single-rank group trains the bare model (nothing to
+def count_all_reduce(ddp, groups, counter):
+    """Registers on `ddp` (a DistributedDataParallel over groups.group) the comm hook that charges
+    every gradient bucket's all_reduce to `counter` (DDP takes one comm hook: this one all_reduces
+    as DDP's default does)."""
+    ddp.register_comm_hook((groups.group, counter, groups.group_spans_nodes), _counting_allreduce_hook)
+    return ddp
+
+
+def wrap_data_parallel(model, groups, counter, **ddp_options):
+    """DDP over this rank's model group, every gradient bucket counted (ddp_options: DDP's other
+    arguments, e.g. device_ids); a single-rank group trains the bare model (nothing to
     all_reduce, nothing sent)."""
     if dist.get_world_size(groups.group) == 1:
         return model
-    ddp = torch.nn.parallel.DistributedDataParallel(model, process_group=groups.group)
-    ddp.register_comm_hook((groups.group, counter, groups.group_spans_nodes), _counting_allreduce_hook)
-    return ddp
+    ddp = torch.nn.parallel.DistributedDataParallel(model, process_group=groups.group, **ddp_options)
+    return count_all_reduce(ddp, groups, counter)
 
 
 def param_hash(module):
@@ -204,6 +223,14 @@ class PredictionExchange:
         gathered = counted_all_gather(sent, self.groups.peers, self.counter, self.groups.peers_span_nodes)
         return [part.view(tensor.dtype) for part in gathered] if as_bytes else gathered
 
+    def wire_description(self, logits):
+        """How `logits` travel (peer_check.Wire): int8 at 8 bits, else the wire dtype (the logits'
+        own with bits None); topk or all C values per row."""
+        classes = logits.shape[-1]
+        width = self.topk if self.topk is not None and self.topk < classes else classes
+        dtype = torch.int8 if self.bits == 8 else self.wire_dtype or logits.dtype
+        return Wire(dtype, width, self.bits)
+
     def gather(self, step, logits):
         """The peers' logits of this update's batch ([] between exchange points): tensors, or
         TopKLogits with topk < C."""
@@ -290,6 +317,7 @@ class CheckpointExchange:
         padded_size = max(flat.size for flat in (self.own, *self.teacher_flats))
         device = next(model.parameters()).device
         self.bits, self.delta_fraction = bits, delta_fraction
+        self.padded_size, self.dtype = padded_size, parameters_dtype(model)
         self.source_step = None  # update index the teachers' parameters come from
         if bits == 32 and delta_fraction is None:
             self.compressed = None
@@ -309,9 +337,14 @@ class CheckpointExchange:
         return own, teachers
 
     def is_due(self, step):
-        """Whether update `step` exchanges: every `period`-th update, and the first call."""
+        """Whether update `step` exchanges: every `period`-th update, the first call, and the first
+        call after an exchange point that was skipped (alpha 0 there: Codistiller)."""
         # Also on the first call after a burn-in that ended between exchange points.
-        return step % self.period == 0 or self.source_step is None
+        return step % self.period == 0 or self.source_step is None or step - self.source_step >= self.period
+
+    def wire_description(self):
+        """How the parameters travel (peer_check.Wire): in their dtype, vectors of padded_size values."""
+        return Wire(self.dtype, self.padded_size, self.bits, self.delta_fraction)
 
     def publish(self, step, model):
         """Nothing to do before an exchange point: the parameters travel in `refresh`."""
