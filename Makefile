@@ -18,22 +18,43 @@ SEEDS ?= 3
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: FIG=$(FIG) SCALE=$(SCALE) SEEDS=$(SEEDS) RESULTS=$(RESULTS) LOGS=$(LOGS) JOBS=$(JOBS)"
+	@echo "  variables: FIG=$(FIG) SCALE=$(SCALE) SEEDS=$(SEEDS) RESULTS=$(RESULTS) LOGS=$(LOGS) JOBS=$(JOBS) STACK=$(STACK)"
+
+# STACK: the torch build the venv gets. default: constraints.txt, torch from the package index (its
+# CUDA 13 build: CPUs, and GPUs from Turing, sm_75, on). v100: constraints-v100.txt, the same release's
+# CUDA 12.6 build from PyTorch's index, the one with kernels for V100s (sm_70) (docs/gpu-cluster.md,
+# "The stack"). A venv keeps the stack it was made with ($(VENV)/.stack) until STACK names another; a
+# new one gets v100 where nvidia-smi lists a GPU older than Turing.
+OLD_GPU := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | awk -F. '$$1 < 7 || ($$1 == 7 && $$2 < 5) {print "v100"; exit}')
+STACK ?= $(or $(shell cat $(VENV)/.stack 2>/dev/null),$(OLD_GPU),default)
+ifeq ($(STACK),v100)
+CONSTRAINTS := constraints-v100.txt
+STAMP := -v100
+OTHER_STAMP :=
+else ifeq ($(STACK),default)
+CONSTRAINTS := constraints.txt
+STAMP :=
+OTHER_STAMP := -v100
+else
+$(error STACK=$(STACK): one of default, v100)
+endif
 
 # Two installs: the vision path (the library, src/run.py on the vision, tabular and language-model
 # workloads, the figures and the report) builds nothing; everything adds the translation extras
 # (fairseq's extensions are compiled: about 4 minutes on 2 cores), torchft and the test tools.
-$(VENV)/.installed-vision: requirements.txt constraints.txt pyproject.toml library/pyproject.toml
+$(VENV)/.installed-vision$(STAMP): requirements.txt constraints.txt $(CONSTRAINTS) pyproject.toml library/pyproject.toml
 	$(PYTHON_BASE) -m venv $(VENV)
-	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip install -e ./library -e '.[experiments,figures]'
+	PIP_CONSTRAINT=$(CURDIR)/$(CONSTRAINTS) $(VENV)/bin/pip install -e ./library -e '.[experiments,figures]'
+	rm -f $(VENV)/.installed-vision$(OTHER_STAMP) $(VENV)/.installed$(OTHER_STAMP)
+	echo $(STACK) > $(VENV)/.stack
 	touch $@
 
-$(VENV)/.installed: $(VENV)/.installed-vision
-	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip install -e ./library -e '.[all]'
+$(VENV)/.installed$(STAMP): $(VENV)/.installed-vision$(STAMP)
+	PIP_CONSTRAINT=$(CURDIR)/$(CONSTRAINTS) $(VENV)/bin/pip install -e ./library -e '.[all]'
 	touch $@
 
-setup-vision: $(VENV)/.installed-vision ## create .venv for the vision path: src/run.py on every workload but translation, figures, report (no fairseq)
-setup: $(VENV)/.installed ## create .venv with the whole pinned stack: the vision path, translation (builds fairseq, about 4 min), torchft, the tests
+setup-vision: $(VENV)/.installed-vision$(STAMP) ## create .venv for the vision path: src/run.py on every workload but translation, figures, report (no fairseq)
+setup: $(VENV)/.installed$(STAMP) ## create .venv with the whole pinned stack: the vision path, translation (builds fairseq, about 4 min), torchft, the tests (STACK=v100: the V100 stack)
 
 reproduce: setup-vision ## run FIG's sweep at SCALE on this machine, draw it, print its path and the runs' numbers (default: Figure 2, mini)
 	CODISTILL_RESULTS=$(RESULTS) $(PY) src/run.py -m sweep=$(FIG) scale=$(SCALE) $(if $(filter all,$(SEEDS)),,hydra.sweeper.seeds_per_setting=$(SEEDS))

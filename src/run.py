@@ -16,7 +16,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from codistill_experiments.config import ConfigError, data_problem, install_problem, placement_problem, validate
-from codistill_experiments.jobs import STARTS_ITS_RANKS
+from codistill_experiments.jobs import STARTS_ITS_RANKS, cuda_problem
 from codistill_experiments.model_jobs import (assemble_run_log, exchange_directory, model_directory, model_ended,
                                               uses_files)
 from codistill_experiments.progress import MODE_VARIABLE, mode
@@ -37,6 +37,19 @@ def progress_mode(container):
         return mode()
     except ValueError as error:
         sys.exit(f"error: {error}")
+
+
+def queue_problem(container):
+    """Why this command would not queue the job its launcher queues, or None. Hydra hands jobs to
+    a launcher (Slurm, submitit) only in a multirun: without -m it runs the job in this process,
+    here (a login node), whatever the launcher says."""
+    launcher = container["launcher"]["name"]
+    if launcher in STARTS_ITS_RANKS or HydraConfig.get().mode == RunMode.MULTIRUN:
+        return None
+    chosen = HydraConfig.get().runtime.choices.get("launcher", launcher)
+    overrides = " ".join(shlex.quote(override) for override in HydraConfig.get().overrides.task)
+    return (f"launcher={chosen} queues jobs only in a multirun: without -m Hydra would train this job here, in this "
+            f"process, not on {launcher}'s nodes. Add -m: python {shlex.quote(sys.argv[0])} -m {overrides}")
 
 
 def exit_for_lost_rank(lost):
@@ -113,7 +126,7 @@ def main(cfg):
         sys.exit(f"error: this job was validated as run {cfg.expected_run_id} when its sweep was launched, but "
                  f"its config now resolves to run {identifier}: the configs changed in between. Launch the sweep "
                  "again (finished runs are skipped).")
-    problems = [problem for problem in (install_problem(container), data_problem(container),
+    problems = [problem for problem in (queue_problem(container), install_problem(container), data_problem(container),
                                         placement_problem(container)) if problem]
     if cfg.dry_run:
         print(OmegaConf.to_yaml(cfg, resolve=True))
@@ -130,6 +143,11 @@ def main(cfg):
     for where, _, what in state_directories(container, directory):   # a model job's log: damaged is refused too
         if end_state(where / METRICS_FILE)[0] == DAMAGED:
             ended(identifier + what, where)
+    # before the lock and any rank: a job that asks for GPUs is refused where CUDA cannot run it
+    # (none found, too few, or no kernels for a GPU), not trained on the CPU. Mini asks CUDA nothing.
+    unusable = cuda_problem(container)
+    if unusable:
+        sys.exit(f"error: {unusable}")
     verbosity = progress_mode(container)
     from codistill_experiments.run_state import RunInProgress, StateUnreadable, is_leader_process, recover, run_lock
     from codistill_experiments.translation.checks import is_fairseq

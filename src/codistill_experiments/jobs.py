@@ -1,11 +1,13 @@
 """Where this process stands in a job, for both launchers (launch.py for the vision engine,
 translation/launcher.py for fairseq): its rank when a job launcher started it (submitit/Slurm,
 torchrun), the check that the job has the ranks a run needs, and the rendezvous of the worlds
-this process starts on this machine, and the GPUs a rank may use. Nothing here imports torch but
-gpu_of, when it is called."""
+this process starts on this machine, the GPUs a rank may use, and whether CUDA can train a job
+that asks for GPUs here. Nothing here imports torch but gpu_of and the CUDA checks
+(trains_on_gpus, cuda_problem), when they are called."""
 import contextlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 # The launchers whose jobs run in a process of this machine that starts the run's ranks itself:
@@ -64,14 +66,133 @@ def process_group_backend(device):
     return (shared, {}) if shared else ("nccl", {"device_id": device})
 
 
-def trains_on_gpus(config):
-    """Whether a job's ranks train on GPUs: the job asks for them (scale.gpus_per_rank; mini asks
-    for none, so its runs are the CPU runs they were committed from, whatever the machine has) and
-    CUDA finds one. It asks CUDA: a process that starts ranks afterwards spawns them
-    (launch.rank_start_method)."""
+# The stack for GPUs older than Turing (V100s: sm_70). CUDA 13 has no kernels for them, and torch's
+# CUDA 12.8 builds dropped Volta from 2.11 on; its CUDA 12.6 build keeps sm_50 to sm_90
+# (constraints-v100.txt).
+OLD_GPU_STACK = ("make setup STACK=v100 (constraints-v100.txt: torch==2.14.1+cu126 torchvision==0.29.1+cu126 "
+                 "from --extra-index-url https://download.pytorch.org/whl/cu126)")
+NEW_GPU_STACK = "make setup (constraints.txt: torch==2.14.1 from the package index, CUDA 13)"
+OLDEST_CUDA_13_GPU = (7, 5)   # Turing: CUDA 13 builds nothing older
+
+
+class CudaUnusable(RuntimeError):
+    """A job that asks for GPUs (scale.gpus_per_rank) where CUDA cannot run it: it is refused
+    rather than trained on the CPU."""
+
+
+def no_cuda_problem(config):
+    """Why CUDA finds no GPU for a job that asks for GPUs, or None when it finds one. Asks CUDA
+    (torch.cuda.is_available): a process that starts ranks afterwards spawns them."""
     import torch
 
-    return bool(config["scale"]["gpus_per_rank"]) and torch.cuda.is_available()
+    with warnings.catch_warnings(record=True) as said:   # torch warns the driver's reason, if any
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+    if available:
+        return None
+    if torch.version.cuda is None:
+        cause = f"torch {torch.__version__} is a CPU-only build (torch.version.cuda is None)"
+    else:
+        reasons = " ".join(" ".join(str(warning.message).split()) for warning in said)
+        cause = (f"torch {torch.__version__} (a CUDA {torch.version.cuda} build) finds no usable GPU: "
+                 + (reasons or f"torch.cuda.is_available() is False (no GPU granted to this process, "
+                    f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}, or an NVIDIA driver too old "
+                    f"for CUDA {torch.version.cuda}; nvidia-smi names the driver)"))
+    return (f"scale.gpus_per_rank={config['scale']['gpus_per_rank']}: this job trains on GPUs, but {cause}. It was "
+            "not started: it would have trained on the CPU. Run it where CUDA works, or set scale.gpus_per_rank=0 "
+            "to train the paper's shapes on this machine's CPU")
+
+
+def trains_on_gpus(config):
+    """Whether a job's ranks train on GPUs: whether the job asks for them (scale.gpus_per_rank;
+    mini asks for none, so its runs are the CPU runs they were committed from, whatever the machine
+    has, and CUDA is not asked). A job that asks for them where CUDA finds no GPU raises
+    CudaUnusable, naming the cause, instead of training on the CPU."""
+    if not config["scale"]["gpus_per_rank"]:
+        return False
+    problem = no_cuda_problem(config)
+    if problem:
+        raise CudaUnusable(problem)
+    return True
+
+
+def _arch_version(digits):
+    return int(digits[:-1]), int(digits[-1])   # "70" -> (7, 0), "120" -> (12, 0)
+
+
+def runs_on(arch, capability):
+    """Whether code built for `arch` (an entry of torch.cuda.get_arch_list()) runs on a GPU of
+    compute capability `capability` (major, minor). A cubin (sm_XY) runs on the same major
+    version from minor Y up (sm_80 on an sm_86 GPU), an arch-specific one (sm_90a) on that exact
+    GPU only; PTX (compute_XY) is compiled by the driver for any GPU from X.Y up."""
+    kind, _, version = arch.partition("_")
+    digits = version.rstrip("af")
+    if not digits.isdigit() or len(digits) < 2:
+        return False
+    built, capability = _arch_version(digits), tuple(capability)
+    if kind == "compute":
+        return capability >= built
+    if kind != "sm":
+        return False
+    if version.endswith("a"):
+        return capability == built
+    return capability[0] == built[0] and capability[1] >= built[1]
+
+
+def arch_problem(arch_list, capabilities, version="", cuda=""):
+    """Why the kernels of this torch build (arch_list: torch.cuda.get_arch_list()) cannot run on
+    every GPU (capabilities: torch.cuda.get_device_capability of each), with the line that installs
+    a build that can, or None. Without it a job dies at its first kernel ("no kernel image is
+    available for execution on the device")."""
+    lacking = [(index, tuple(capability)) for index, capability in enumerate(capabilities)
+               if not any(runs_on(arch, capability) for arch in arch_list)]
+    if not lacking:
+        return None
+    gpus = ", ".join(f"GPU {index} (sm_{major}{minor}, compute capability {major}.{minor})"
+                     for index, (major, minor) in lacking)
+    old = any(capability < OLDEST_CUDA_13_GPU for _, capability in lacking)
+    return (f"torch {version} (CUDA {cuda}) has kernels for {' '.join(arch_list) or 'no GPU'} only: {gpus} can run "
+            "none of them, and every job would die at its first kernel (\"no kernel image is available for execution "
+            f"on the device\"). Install the stack built for {'them' if len(lacking) > 1 else 'it'}: "
+            f"{OLD_GPU_STACK if old else NEW_GPU_STACK}; docs/gpu-cluster.md, \"The stack\"")
+
+
+def gpus_needed_here(config, task=None):
+    """The GPUs CUDA must show this process for the job's ranks it runs: one when ranks share GPUs
+    (SHARED_GPU_BACKEND); as one rank of a job that a job launcher started (task: (rank,
+    local_rank), by default job_rank()), GPUs up to its own, GPU local_rank (gpu_of); else the
+    ranks it starts here, a GPU each."""
+    if shared_gpu_backend():
+        return 1
+    task = job_rank() if task is None else task
+    if task is not None:
+        return task[1] + 1
+    return int(config["job_ranks"]) * int(config["scale"]["gpus_per_rank"])
+
+
+def cuda_problem(config):
+    """Why this machine cannot train a job that asks for GPUs (scale.gpus_per_rank) on them, or
+    None; None at once, without asking CUDA, for a job that asks for none (mini). Checked before a
+    job's lock is taken and its ranks start: CUDA finds no GPU (the cause named), finds fewer than
+    the job's ranks here need, or this torch build has no kernels for a visible GPU (its
+    arch list against each GPU's compute capability). It initialises CUDA in this process: call
+    it where no rank is forked afterwards (the local launchers spawn ranks on a machine with
+    GPUs, launch.rank_start_method; a job launcher's task is its rank)."""
+    if not config["scale"]["gpus_per_rank"]:
+        return None
+    problem = no_cuda_problem(config)
+    if problem:
+        return problem
+    import torch
+
+    count, needed = torch.cuda.device_count(), gpus_needed_here(config)
+    if count < needed:
+        return (f"scale.gpus_per_rank={config['scale']['gpus_per_rank']}: the job's ranks on this machine need "
+                f"{needed} GPUs, and CUDA sees {count} here (CUDA_VISIBLE_DEVICES="
+                f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}): ask Slurm for a GPU per task, or give the job fewer "
+                "ranks (method.n x scale.ranks_per_model)")
+    return arch_problem(torch.cuda.get_arch_list(), [torch.cuda.get_device_capability(i) for i in range(count)],
+                        torch.__version__, torch.version.cuda)
 
 
 def gpu_of(local_rank):

@@ -3,6 +3,7 @@ number, an integer, a length), declared on the schema field it constrains (`spec
 config may add (`+data.holdout`) in its schema's `optional_keys`, and checked for every job by
 `problems_of`, which names the key, the value and what is allowed."""
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 
@@ -42,6 +43,8 @@ class Rule:
         if self.choices is not None:
             return value in self.choices
         if isinstance(value, bool) or not isinstance(value, int if self.integer else (int, float)):
+            return False
+        if not math.isfinite(value):   # inf passes a lower bound alone, and trains nothing a run can use
             return False
         return ((not self.whole or float(value).is_integer())
                 and (self.at_least is None or value >= self.at_least) and (self.above is None or value > self.above)
@@ -111,5 +114,6 @@ def problems_of(value, schema, key):
         else:
             rule, integer = optional.get(name), False
         if rule is not None and (item is not None or name not in declared) and not rule.holds(item):
-            problems.append(f"{full}={item!r}: {rule.describe(integer)}")
+            infinite = isinstance(item, float) and not math.isfinite(item)
+            problems.append(f"{full}={item!r}: {'not a finite number; ' * infinite}{rule.describe(integer)}")
     return problems

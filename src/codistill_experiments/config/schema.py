@@ -198,11 +198,11 @@ class Scale:
 @dataclass
 class LR:
     kind: str = spec(choices=LR_KINDS)
-    base: Number = MISSING
+    base: Number = spec(POSITIVE, why="the learning rate at schedule.lr.reference_batch")
     reference_batch: int = spec(COUNT)
     warmup_epochs: Number = MISSING
     milestones: Numbers = spec(NON_NEGATIVE, why="epochs")
-    decay: Number = MISSING
+    decay: Number = spec(NON_NEGATIVE, why="the factor each milestone multiplies the learning rate by")
 
 
 @dataclass
@@ -216,7 +216,7 @@ class VisionSchedule:
     name: str = MISSING
     epochs: Number = spec(POSITIVE)
     optimizer: str = spec(choices=OPTIMIZERS, why="sgd (with momentum), adagrad (Anil et al. 2018 Sec. 3.1) or adamw (the peers' language models)")
-    momentum: Number = MISSING
+    momentum: Number = spec(FRACTION, why="SGD's momentum or AdamW's beta1; 0 for adagrad")
     lr: LR = field(default_factory=LR)
     weight_decay: WeightDecay = field(default_factory=WeightDecay)
     clip_norm: Optional[Number] = spec(above=0, why="null: no clipping; c: each update's gradient rescaled to norm "
