@@ -26,7 +26,7 @@ from codistill_experiments.jobs import cores
 from .logs.churn import with_churn
 from .logs.collect import collect, status_lines
 from .logs.manifests import ManifestMissing
-from .paths import COMMITTED, SWEEPS
+from .paths import COMMITTED, SAFE_LOADER, SWEEPS
 from . import stamps
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -201,7 +201,7 @@ def _grids(sweep_id, folder=SWEEPS, seen=()):
     path = Path(folder) / f"{sweep_id}.yaml"
     if not path.exists() or sweep_id in seen:
         return None
-    text = yaml.safe_load(path.read_text()) or {}
+    text = yaml.load(path.read_text(), Loader=SAFE_LOADER) or {}
     grids = []
     for entry in text.get("defaults", []):
         if isinstance(entry, str) and entry != "_self_":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from ..paths import REPO
+from ..paths import REPO, SAFE_LOADER
 from .checks import CHECKS, NEEDS_MINI_MARGIN
 from .configured import CONFIGURED
 from .control import control_share
@@ -20,7 +20,7 @@ CLAIMS = REPO / "paper" / "claims.yaml"
 
 
 def load_claims(path=CLAIMS):
-    claims = yaml.safe_load(Path(path).read_text())["claims"]
+    claims = yaml.load(Path(path).read_text(), Loader=SAFE_LOADER)["claims"]
     ids = [claim["id"] for claim in claims]
     duplicated = {i for i in ids if ids.count(i) > 1}
     if duplicated:

@@ -130,7 +130,17 @@ def _parse_log(path):
 
 
 def _flat_config(config):
-    return pd.json_normalize(config, sep=".").iloc[0].to_dict()
+    """The config's values under dotted keys, ordered as pandas.json_normalize orders them (the
+    top level's values, then each nested section's): the same columns, at a fraction of the cost of
+    a one-row DataFrame per run."""
+    def flat(section, prefix):
+        for key, value in section.items():
+            if isinstance(value, dict):
+                yield from flat(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+    return {**{key: value for key, value in config.items() if not isinstance(value, dict)},
+            **dict(flat({key: value for key, value in config.items() if isinstance(value, dict)}, ""))}
 
 
 # Keys a header leaves out at their default (runlog.DROPPED_AT_DEFAULT), shown at it, so that a group
