@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import venv
 import zipfile
 from importlib import metadata
@@ -121,3 +122,33 @@ def test_the_wheel_installs_beside_torch_alone_and_runs_the_readme_example(wheel
                for rank in range(2)]
     for got, expected in zip(trained, reference_models(), strict=True):
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_the_wheel_and_the_sdist_build_and_pass_twine_check(tmp_path):
+    source, out = tmp_path / "library", tmp_path / "dist"
+    shutil.copytree(LIBRARY, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    # --no-isolation: the build uses this environment's setuptools, nothing from the network
+    built = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir",
+                            str(out), str(source)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    import codistill
+    names = sorted(path.name for path in out.iterdir())
+    assert names == [f"codistill-{codistill.__version__}-py3-none-any.whl", f"codistill-{codistill.__version__}.tar.gz"]
+    checked = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *sorted(map(str, out.iterdir()))],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("PASSED") == 2
+    with tarfile.open(out / f"codistill-{codistill.__version__}.tar.gz") as archive:
+        members = {Path(name).relative_to(f"codistill-{codistill.__version__}").as_posix()
+                   for name in archive.getnames() if "/" in name}
+    sources = {f"src/codistill/{path.name}" for path in (LIBRARY / "src" / "codistill").glob("*.py")}
+    assert sources <= members and {"pyproject.toml", "README.md"} <= members
+
+
+def test_importing_the_library_prints_nothing():
+    # torch itself prints "Failed to initialize NumPy" when numpy is absent (docs/library.md): this
+    # environment has numpy, so anything printed would be the library's
+    code = "import codistill; from codistill import Codistiller, Layout, PeerMismatch, CommCounter"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(LIBRARY / "src")})
+    assert done.returncode == 0 and (done.stdout, done.stderr) == ("", "")
