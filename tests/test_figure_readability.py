@@ -109,8 +109,10 @@ def test_frontier_puts_the_control_at_0_bits_all_reduce_as_a_band_and_labels_apa
     assert ax.get_xscale() == "log" and ax.get_xlabel().endswith("log scale")
     renderer = fig.canvas.get_renderer()
     boxes = [t.get_window_extent(renderer) for t in ax.texts]
-    assert {t.get_text() for t in ax.texts} == {"T=1", "T=2", "r=1", "r=4", "H=32"}
-    for i, a in enumerate(boxes):   # the five points lie within 10 % of each other in bits: labels must move
+    assert {t.get_text() for t in ax.texts} == {"T=1", "T=2", "r=1", "r=4"}
+    # local SGD's one point: its knob in its legend entry, not beside it
+    assert "local SGD, H=32" in [t.get_text() for t in fig.legends[0].get_texts()]
+    for i, a in enumerate(boxes):   # the points lie within 10 % of each other in bits: labels must move
         for b in boxes[i + 1:]:
             assert not (a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1)
     plt.close(fig)
@@ -189,7 +191,7 @@ def test_each_method_has_one_colour_in_every_figure(tmp_path):
     fig5_tree(tmp_path)
     fig2_drawn, fig16_drawn, fig5_drawn = (drawn(tmp_path, id) for id in ("fig2", "fig16", "fig5"))
     top1, finals = fig2_drawn.axes[1], fig2_drawn.axes[2]
-    all_reduce, codistillation = palette.colour("allreduce"), palette.colour("codistill")
+    all_reduce, codistillation = palette.colour("allreduce"), palette.colour("codistill_predictions")
     assert colour_of(top1.lines, "all_reduce") == colour_of(fig16_drawn.axes[0].lines, "all_reduce|1/1") == all_reduce
     assert colour_of(fig16_drawn.axes[0].lines, "codistillation|1/1") == codistillation
     assert colour_of(top1.lines, "codistillation, fixed w.d.") == codistillation
@@ -197,9 +199,8 @@ def test_each_method_has_one_colour_in_every_figure(tmp_path):
     control = by_gid(finals.lines, "independent (α = 0), control, variable w.d.|final")
     assert matplotlib.colors.to_hex(control.get_color()) not in (all_reduce, codistillation)
     assert control.get_markerfacecolor() == "white"
-    # Fig. 2's three controls: the second, of the variable-w.d. recipe, the second shade of the control's colour
-    assert colour_of(top1.lines, "independent (α = 0), control, variable w.d.") == palette.series_colours(
-        {"fixed": "independent", "variable": "independent", "shifted": "independent"})["variable"]
+    # Fig. 2's controls: the control's colour, whichever recipe they control
+    assert colour_of(top1.lines, "independent (α = 0), control, variable w.d.") == palette.colour("independent")
     for fig in (fig2_drawn, fig16_drawn, fig5_drawn):
         plt.close(fig)
 
@@ -309,8 +310,7 @@ def test_fig14_sets_the_resnet50s_final_top1_of_each_setup_side_by_side(tmp_path
     fig = drawn(tmp_path, "fig14")
     finals = fig.axes[2]
     assert [t.get_text() for t in finals.get_xticklabels()] == ["ResNet-50"]   # the only architecture of both setups
-    for label, setup in (("3 × ResNet-50: ResNet-50", "same"),
-                         ("ResNet-18 + ResNet-50 + ResNeXt-101: ResNet-50", "mixed")):
+    for label, setup in (("3 × ResNet-50", "same"), ("ResNet-18 + ResNet-50 + ResNeXt-101", "mixed")):
         point = by_gid(finals.lines, f"{label}|ResNet-50")
         assert point.get_ydata()[0] == pytest.approx(np.mean(FIG14_TOP1[setup]))
         (segment,) = by_gid(finals.collections, f"{label}|ResNet-50 s.e.").get_segments()

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .curves import evals, with_labels
 from .labels import cfg, method_label, number
-from .palette import method_of
+from .palette import NEUTRAL, method_of
 from .panels import line_panel, new_figure
 from .seed_means import aggregate, last_step, per_run
 from .tables import mean_se_column
@@ -184,7 +184,7 @@ def two_phase(data, notes):
     ax.set_xlabel("total updates per model (two-phase: the teachers' and then the student's)")
     target, reaches = two_phase_marks(frame)
     if target is not None:
-        ax.axhline(target, color="grey", lw=0.8, ls="--", gid="student's final loss",
+        ax.axhline(target, color=NEUTRAL, lw=0.8, ls="--", gid="student's final loss",
                    label=f"two-phase student's final loss {target:.3f}")
         colors = {line.get_gid(): line.get_color() for line in ax.lines if line.get_gid()}
         for name, step in reaches.items():

@@ -3,11 +3,12 @@ shifted LR decays but fixed weight decay), each beside its alpha = 0 control (th
 batches and schedule, no distillation): training loss (a) and top-1 (b) over updates, (b') the final
 top-1 of each arm with its standard error, and top-1 against the batch size per model (c); all_reduce's
 final top-1 is a band (mean ± 1 s.e. over seeds, as every bar and band) in (b') and (c), which share
-one y scale. Colours are the methods' (figures/drawing/palette.py): each codistillation schedule a shade
-of codistillation's, its control the same shade of the control's, dashed (open markers)."""
+one y scale. Colours are the kinds of arm's (figures/drawing/palette.py): each codistillation schedule
+in codistillation's (predictions) with a line style of its own, each control in the control's grey,
+dashed or dotted, with open markers."""
 import matplotlib.ticker
 
-from .palette import controls, series_colours, series_dashes
+from .palette import controls, series_styles
 from .panels import category_points, line_panel, new_figure, point_panel, value_band
 from .seed_means import SES, last_step
 
@@ -21,10 +22,13 @@ RECIPES = {  # (method, schedule) -> legend label, as in the paper; the order is
     ("codistill", "codistill_shifted_lr"): "codistillation, shifted LR decays, fixed w.d. (ablation)",
     ("independent", "codistill_shifted_lr"): f"{CONTROL}, shifted LR decays, fixed w.d.",
 }
-METHODS = {label: method for (method, _), label in RECIPES.items()}
-PALETTE = series_colours(METHODS)
+# each label's kind of arm: Fig. 2's codistillation exchanges predictions (the method's default)
+METHODS = {label: "codistill_predictions" if method == "codistill" else method for (method, _), label in RECIPES.items()}
+STYLES = series_styles(METHODS)
+PALETTE = {label: style.colour for label, style in STYLES.items()}
 CONTROLS = controls(METHODS)
-DASHES = series_dashes(METHODS)
+DASHES = {label: style.dashes for label, style in STYLES.items()}
+MARKERS = {label: style.marker for label, style in STYLES.items()}
 BAND = f"all_reduce's final top-1, mean ± {SES} s.e. over seeds"
 MIN_HALF_RANGE = 1.0   # points: (b') and (c) show at least all_reduce ± 1, so that 0.3 points do not look steep
 
@@ -75,16 +79,16 @@ def fig2(data, notes):
     for ax, metric, title in ((axes[0], "train_loss", "(a) training loss"),
                               (axes[1], "val_top1", "(b) top-1 validation accuracy")):
         line_panel(ax, main, metric, "recipe", notes, order, title=title, task=data.task, palette=PALETTE,
-                   dashes=DASHES)
+                   dashes=DASHES, markers=MARKERS)
         layer(ax)
     finals = last_step(main).assign(when="final")
     category_points(axes[2], finals, "when", "val_top1", "recipe", notes, ["final"], order, palette=PALETTE,
-                    task=data.task, hollow=CONTROLS)
+                    task=data.task, hollow=CONTROLS, markers=MARKERS)
     axes[2].set(title=f"(b′) final top-1 of (b), mean ± {SES} s.e.", xticks=[])
     tuned = last_step(curves[curves["recipe"] == RECIPES[("codistill", "codistill_tuned")]])
     if len(tuned):
         point_panel(axes[3], tuned, "batch_per_model", "val_top1", "recipe", notes, "batch_per_model",
-                    palette=PALETTE)
+                    palette=PALETTE, styles=STYLES)
         axes[3].set_xscale("log", base=2)
         batches = sorted(tuned["batch_per_model"].unique())
         axes[3].set_xticks(batches, labels=[str(int(b)) for b in batches])

@@ -2,12 +2,12 @@
 regimes of the mini stand-in fixed before any run (weight decay x {10, 30} x the paper's epochs /
 {5, 10}), with the alpha = 0 control of each codistillation recipe. Per regime the final top-1 (a) and
 training loss (b) of each arm, mean ± 1 s.e. over seeds as points with error bars; each arm one colour
-in both panels, its method's (figures/drawing/palette.py: a recipe a shade of it, a control open). A
+in both panels, its kind's (figures/drawing/palette.py: a recipe a marker of its own, a control open). A
 regime without finished runs keeps its place on the axis, empty, so that the four regimes always read
 in the same order."""
 from .curves import curves
 from .labels import cfg, number
-from .palette import controls, series_colours
+from .palette import controls, series_styles
 from .panels import category_points, new_figure
 from .seed_means import last_step
 
@@ -19,8 +19,10 @@ ARMS = {("allreduce", "goyal_step"): "all_reduce",   # the legend's order: each 
         ("independent", "goyal_step_half"): f"{CONTROL}, constant w.d.",
         ("codistill", "codistill_tuned"): "codistillation, decaying w.d. (shifted LR decays)",
         ("independent", "codistill_tuned"): f"{CONTROL}, decaying w.d. (shifted LR decays)"}
-METHODS = {label: method for (method, _), label in ARMS.items()}
-ARM_COLOURS = series_colours(METHODS)
+# each label's kind of arm: codistillation exchanges predictions here (the method's default)
+METHODS = {label: "codistill_predictions" if method == "codistill" else method for (method, _), label in ARMS.items()}
+STYLES = series_styles(METHODS)
+ARM_COLOURS = {label: style.colour for label, style in STYLES.items()}
 
 
 def regime_label(row):
@@ -38,7 +40,8 @@ def fig2_regimes(data, notes):
     fig, axes = new_figure(2, width=6.0)
     for ax, metric, title in ((axes[0], "val_top1", "(a) final top-1"), (axes[1], "train_loss", "(b) final training loss")):
         category_points(ax, frame, "regime", metric, "arm", notes, order, list(ARMS.values()), palette=ARM_COLOURS,
-                        task=data.task, hollow=controls(METHODS))
+                        task=data.task, hollow=controls(METHODS),
+                        markers={label: style.marker for label, style in STYLES.items()})
         ax.set(title=title, xlabel="regime of the mini stand-in (weight decay, epochs)")
     for ax in axes:
         ax.tick_params(axis="x", labelsize=8)

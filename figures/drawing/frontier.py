@@ -1,8 +1,11 @@
 """The frontier (beyond the paper, Fig. 1's setting): top-1 against the measured bits each device
 sends between servers per update, codistillation against what a practitioner would pick instead
 (PowerSGD, local SGD, DiLoCo, Streaming DiLoCo through torchft), one curve per method over its
-knob, each in its method's colour (figures/drawing/palette.py; a method's tuned setting and compressed
-predictions a darker shade of it). all_reduce is a band (its mean ± 1 s.e. over seeds, as every error
+knob, each in its kind's colour (figures/drawing/palette.py: codistillation's predictions, checkpoints
+and compressed predictions each a kind of its own; a method's tuned setting in its kind's colour with
+a marker and line style of its own). A series of one point (a tuned setting, a compressed variant at one
+period) has its knob in its legend entry, not beside the point, so that a knob is not written twice
+where several such points share it. all_reduce is a band (its mean ± 1 s.e. over seeds, as every error
 bar) across the whole figure, and the alpha = 0 control (method independent: the same models and batches, no distillation, 0 bits) is the
 frontier's 0-bit point, in a narrow panel left of the log axis, which cannot place 0. Compressed
 predictions (each example's top k logits, or 8-bit values) are a series of their own, each point
@@ -20,7 +23,7 @@ import pandas as pd
 
 from .curves import curves
 from .labels import METRIC_LABELS, cfg, number
-from .palette import CONTROL as CONTROL_METHOD, colour, series_colours, series_methods
+from .palette import CONTROL as CONTROL_METHOD, colour, series_methods, series_styles
 from .panels import apply_theme, point_panel, value_band
 from .seed_means import SES, last_step
 
@@ -145,6 +148,12 @@ def point_curves_to(ax, series, drawn_at):
         line.set_markevery(kept) if kept else line.set_marker("None")
 
 
+def single_point_knobs(points):
+    """{series: its knob} of the series with one point of `points` that has a knob."""
+    counts = points.groupby("series")["tag"].agg(["count", "first"])
+    return {series: row["first"] for series, row in counts.iterrows() if row["count"] == 1 and row["first"]}
+
+
 def frontier(data, notes):
     return frontier_figure(last_step(curves(data, label=frontier_label, knob=frontier_knob)), notes, ORDER, CONTROL)
 
@@ -161,9 +170,10 @@ def frontier_figure(frame, notes, order, control_label, reach=REACH, zero_tick="
     fig, (zero, ax) = plt.subplots(1, 2, figsize=SIZE, sharey=True,
                                    width_ratios=[1.6, 8])
     labels = set(rest["label"]) | set(silent["label"])
-    palette = series_colours(series_methods(pd.concat([rest, silent]), "label", order + sorted(labels - set(order))))
+    styles = series_styles(series_methods(pd.concat([rest, silent]), "label", order + sorted(labels - set(order))))
+    palette = {label: style.colour for label, style in styles.items()}
     means = point_panel(ax, rest, "bits_per_iteration", "val_top1", "label", notes, "knob",
-                        series_order=[s for s in palette if s in set(rest["label"])], palette=palette)
+                        series_order=[s for s in palette if s in set(rest["label"])], palette=palette, styles=styles)
     points = [dict(axis=ax, series=p["label"], tag=p["knob"] if pd.notna(p["knob"]) else "", x=p["x"], y=p["y"],
                    se=p["se"], colour=palette[p["label"]]) for _, p in means.iterrows()]
     ax.set_xscale("log")
@@ -184,8 +194,8 @@ def frontier_figure(frame, notes, order, control_label, reach=REACH, zero_tick="
                   transform=zero.transAxes, fontsize=8)
     for offset, ((label, knob), runs) in enumerate(silent.groupby(["label", "knob"]), start=1):
         values = runs["val_top1"]
-        zero.errorbar([0.4 * offset], [values.mean()], yerr=[values.sem() if len(values) > 1 else 0], fmt="o",
-                      capsize=3, color=palette[label])
+        zero.errorbar([0.4 * offset], [values.mean()], yerr=[values.sem() if len(values) > 1 else 0],
+                      fmt=styles[label].marker, capsize=3, color=palette[label])
         points.append(dict(axis=zero, series=label, tag=knob, x=0.4 * offset, y=values.mean(), se=values.sem(),
                            colour=palette[label]))
         notes.record(runs, "label")
@@ -206,7 +216,13 @@ def frontier_figure(frame, notes, order, control_label, reach=REACH, zero_tick="
             zero.set_yticks([(floor + low) / 2], labels=[f"< {floor:g}"], minor=True)   # a minor tick: no grid line
         zero.set_yticks(ticks, labels=tick_labels)
         zero.set_ylim(low, high)
+    single = single_point_knobs(points[points["axis"] == ax])
+    for container in ax.containers:   # a series of one point: its knob in its legend entry
+        if container.get_label() in single:
+            container.set_label(f"{container.get_label()}, {single[container.get_label()]}")
     for _, point in points[(points["y"] >= floor) & (points["tag"] != "")].iterrows():   # the knob beside each point
+        if point["axis"] is ax and point["series"] in single:
+            continue
         point["axis"].annotate(point["tag"], (point["x"], point["y"]), textcoords="offset points", xytext=(4, 4),
                                fontsize=8 if point["axis"] is ax else 7, color=point["colour"])
     ax.legend()   # the band joins the methods' entries in the legend under the panels

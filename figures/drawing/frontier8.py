@@ -8,7 +8,8 @@ or compressed outer gradients (SparseLoCo, MuLoCo), and PowerSGD; each method at
 - frontier8_curves: top-1 against the bits each device has sent in all (MuLoCo's Fig. 1 reads its
   methods so): one curve per method at its setting that reaches 99 % of all_reduce's final top-1 with
   the fewest bits (the best final top-1 where none does), all_reduce's final top-1 and 99 % of it,
-  and the control's final top-1.
+  and the control's final top-1; the panel's title says which methods reach 99 % and which are
+  drawn at their best final top-1 instead (curves_title).
 - frontier8_bits: the table of bits to those targets per method and setting, read from each setting's
   seed-mean curve (figures/claims/to_target.py, the reading the claims use)."""
 import dataclasses
@@ -21,7 +22,7 @@ from ..logs.to_target import curves as bit_curves, targets, to_target
 from .curves import curves, evals, with_labels
 from .frontier import FRONTIER_LABELS, frontier_figure, frontier_knob
 from .labels import METRIC_LABELS, cfg, number
-from .palette import CONTROL as CONTROL_METHOD, colour, series_colours, series_methods
+from .palette import CONTROL as CONTROL_METHOD, DASHES, colour, kind_of, linestyle, series_methods, series_styles
 from .panels import apply_theme
 from .seed_means import last_step
 
@@ -66,8 +67,8 @@ def frontier8_label(row):
 
 
 def series_method(row):
-    """The colour's method: the control grey as every alpha = 0 control, the rest their own."""
-    return CONTROL_METHOD if is_control(row) else cfg(row, "method.name")
+    """The colour's kind of arm: the control grey as every alpha = 0 control, the rest their own."""
+    return CONTROL_METHOD if is_control(row) else kind_of(row)
 
 
 def labelled(data):
@@ -135,12 +136,41 @@ def frontier8_bits(data, notes):
 def best_settings(table):
     """{method: setting} of the curves figure: the setting that reaches 99 % of all_reduce with the
     fewest bits, else the one with the best final top-1."""
+    return {method: setting for method, (setting, _) in chosen_settings(table).items()}
+
+
+def chosen_settings(table):
+    """{method: (setting, whether its seed-mean curve reaches 99 % of all_reduce)}: best_settings with
+    the reason each was chosen."""
     chosen = {}
     for method, rows in table.groupby("method", sort=False):
         reaching = rows[rows["bits to 99%"].map(math.isfinite)]
         pick = reaching.loc[reaching["bits to 99%"].idxmin()] if len(reaching) else rows.loc[rows["final top-1"].idxmax()]
-        chosen[method] = pick["setting"]
+        chosen[method] = (pick["setting"], len(reaching) > 0)
     return chosen
+
+
+def _and(names):
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def curves_title(chosen, shown, target):
+    """What the curves panel draws, from the settings chosen ({method: (setting, reaches)}): which
+    methods' seed-mean curves reach 99 % of all_reduce (`target`), each at its setting that does with
+    the fewest bits, and how many reach it at none of their settings, drawn at their best final top-1."""
+    reach = [f"{m} {chosen[m][0]}".strip() for m in shown if chosen[m][1]]
+    never = [m for m in shown if not chosen[m][1]]
+    lines = []
+    if reach:
+        lines.append(f"reaching 99 % of all_reduce ({target:.2f}), each at its setting that does with the fewest bits: "
+                     + _and(reach))
+    if never and reach:
+        lines.append(f"the other {len(never)} method{'s' if len(never) > 1 else ''}: no setting reaches it, each "
+                     "drawn at its best final top-1")
+    elif never:
+        lines.append(f"no setting of any of the {len(never)} method{'s' if len(never) > 1 else ''} reaches 99 % of "
+                     f"all_reduce ({target:.2f}): each drawn at its best final top-1")
+    return "\n".join(line[0].upper() + line[1:] for line in lines)
 
 
 SIZE = (9.5, 5.6)
@@ -149,21 +179,25 @@ SIZE = (9.5, 5.6)
 def frontier8_curves(data, notes):
     records = labelled(data)
     table, final = bits_table(records)
-    chosen = best_settings(table)
+    reasons = chosen_settings(table)
+    chosen = {method: setting for method, (setting, _) in reasons.items()}
     apply_theme()
     fig, ax = plt.subplots(figsize=SIZE)
     shown = [label for label in [*ORDER, *sorted(set(chosen) - set(ORDER))] if label in chosen and label != CONTROL]
-    methods = series_methods(records.drop_duplicates("label"), "label", shown)
-    palette = series_colours(methods)
+    styles = series_styles(series_methods(records.drop_duplicates("label"), "label", shown))
     for label in shown:
         part = records[(records["label"] == label) & (records["knob"].fillna("") == chosen[label])]
         runs = bit_curves(part, METRIC)
         mean = runs.groupby("step", as_index=False).agg(value=("value", "mean"), bits=("bits", "mean"))
         mean = mean[mean["bits"] > 0]   # a log axis cannot place the evaluations before the first exchange
         name = f"{label}, {chosen[label]}" if chosen[label] else label
-        ax.plot(mean["bits"], mean["value"], marker="o", markersize=3, color=palette[label], label=name, gid=label)
+        style = styles[label]
+        ax.plot(mean["bits"], mean["value"], marker=style.marker, markersize=3.5, color=style.colour,
+                linestyle=linestyle(style.dashes), label=name, gid=label)
         notes.record(part.drop_duplicates("run_id"), "label")
-    ax.axhline(final, color=colour("allreduce"), linewidth=1, label=f"all_reduce's final top-1 ({final:.2f})")
+    # dash-dot and dotted: the reference lines apart from all_reduce's own (solid) curve
+    ax.axhline(final, color=colour("allreduce"), linewidth=1, linestyle=linestyle(DASHES[3]),
+               label=f"all_reduce's final top-1 ({final:.2f})")
     ax.axhline(SHARES[1] * final, color=colour("allreduce"), linewidth=1, linestyle=":",
                label=f"99 % of it ({SHARES[1] * final:.2f})")
     control = table[table["method"] == CONTROL]
@@ -176,5 +210,7 @@ def frontier8_curves(data, notes):
     ax.set_ylim(low, final + 2)
     ax.set(xlabel="bits each device has sent between servers (measured, cumulative)",
            ylabel=METRIC_LABELS[METRIC])
+    ax.set_title(curves_title(reasons, [label for label in shown if label != "all_reduce"], SHARES[1] * final),
+                 fontsize=9)
     ax.legend(fontsize=8)
     return fig

@@ -1,7 +1,8 @@
 """What finish() does to every figure once its panels are drawn: one legend under the panels (or one
 per panel where the panels' colours mean different things), every log axis labelled as such, point
-labels moved apart where they would overlap, and a title and footer measured into the figure's
-height so that the panels keep the height they were made with."""
+labels moved apart where they would overlap, curves drawn on one another named in the footer (one
+would hide the other), and a title and footer measured into the figure's height so that the panels
+keep the height they were made with."""
 import math
 import textwrap
 
@@ -10,6 +11,7 @@ import matplotlib.container
 import matplotlib.patches
 import matplotlib.text
 import matplotlib.transforms as mtransforms
+import numpy as np
 
 LOG_NOTE = "log scale"
 # Where a point's label may sit, in points from the point (dx, dy, ha, va): the first that overlaps no
@@ -145,6 +147,66 @@ def outside_area(box, area):
     return box.width * box.height - overlap_area(box, area)
 
 
+COINCIDE = 0.01   # of a panel's height: curves closer than this at every x they share are drawn on one another
+
+
+def series_curves(ax):
+    """{label: line} of a panel's named curves in data coordinates with at least two points: the
+    series (gid = label), not their s.e. bands, single points or reference lines across the panel."""
+    return {line.get_gid(): line for line in ax.lines
+            if line.get_gid() and not line.get_gid().endswith("s.e.") and len(line.get_xydata()) >= 2
+            and line.get_transform() == ax.transData}
+
+
+def coincide(ax, a, b, share=COINCIDE):
+    """Whether lines a and b lie within `share` of the panel's height of each other at every x both
+    have (at least two), as drawn (on a log axis, in its scale)."""
+    (xa, ya), (xb, yb) = (np.asarray(line.get_xydata(), dtype=float).T for line in (a, b))
+    shared, ia, ib = np.intersect1d(xa, xb, return_indices=True)
+    if len(shared) < 2:
+        return False
+    to_axes = ax.transData + ax.transAxes.inverted()
+    pa = to_axes.transform(np.column_stack([shared, ya[ia]]))[:, 1]
+    pb = to_axes.transform(np.column_stack([shared, yb[ib]]))[:, 1]
+    finite = np.isfinite(pa) & np.isfinite(pb)
+    return finite.sum() >= 2 and bool(np.all(np.abs(pa[finite] - pb[finite]) < share))
+
+
+def panel_name(ax, index, count):
+    """'(a)' from a panel titled '(a) ...', else 'panel i'; '' for a figure of one panel."""
+    title = ax.get_title()
+    if title.startswith("(") and ")" in title:
+        return title[:title.index(")") + 1]
+    return "" if count == 1 else f"panel {index + 1}"
+
+
+def coincidences(fig):
+    """'Drawn on one another ...: A and B (in (a), (b)); ...' naming each group of curves of which
+    each coincides (COINCIDE) with another of the group in some panel, or ''."""
+    panels = [ax for ax in fig.axes if series_curves(ax)]
+    groups = {}   # the names of a group of curves drawn on one another -> the panels where they are
+    for index, ax in enumerate(panels):
+        ax.get_xlim(), ax.get_ylim()   # applies any pending autoscale before reading positions
+        curves = list(series_curves(ax).items())
+        group_of = {name: {name} for name, _ in curves}
+        for i, (name_a, a) in enumerate(curves):
+            for name_b, b in curves[i + 1:]:
+                if group_of[name_a] is not group_of[name_b] and coincide(ax, a, b):
+                    merged = group_of[name_a] | group_of[name_b]
+                    for name in merged:
+                        group_of[name] = merged
+        order = [name for name, _ in curves]
+        for group in {id(g): g for g in group_of.values() if len(g) > 1}.values():
+            names = tuple(sorted(group, key=order.index))
+            groups.setdefault(names, []).append(panel_name(ax, index, len(panels)))
+    if not groups:
+        return ""
+    named = [", ".join(names[:-1]) + " and " + names[-1] + (f" (in {', '.join(where)})" if any(where) else "")
+             for names, where in groups.items()]
+    return (f"Drawn on one another (within {COINCIDE:.0%} of the panel's height at every evaluation), "
+            "so one hides another: " + "; ".join(named) + ".")
+
+
 def finish(fig, title, scale_note, notes_text, status_text):
     """Title with the scale the logs say, the panels, one legend under them, and a footer with the
     seeds and what was not plotted. The figure grows by the measured height of the title, legend and
@@ -152,7 +214,8 @@ def finish(fig, title, scale_note, notes_text, status_text):
     width, panels_height = fig.get_size_inches()
     pad = 0.08   # inches between the blocks
     heading = "\n".join(textwrap.fill(line, width=int(width * 11)) for line in (title, scale_note))
-    footer = "\n".join(textwrap.fill(part, width=int(width * 17)) for part in (notes_text, status_text) if part)
+    parts = (coincidences(fig), notes_text, status_text)
+    footer = "\n".join(textwrap.fill(part, width=int(width * 17)) for part in parts if part)
     title_text = fig.suptitle(heading, fontsize=11, va="top")
     footer_text = fig.text(0.01, 0.0, footer, fontsize=8, ha="left", va="bottom")
     label_log_axes(fig)

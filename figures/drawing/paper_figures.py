@@ -6,7 +6,7 @@ from .labels import (arch_name, axis_label, cfg, exchange_label, method_label, n
                      setup_label)
 from .layout import keep_panel_legends
 from .log_axis import log_axis
-from .palette import CONTROL, colour, series_colours, series_methods
+from .palette import CONTROL, DASHES, colour, kind_of, series_colours, series_methods, series_styles
 from .panels import category_points, line_panel, new_figure, point_panel, set_markers, value_band
 from .seed_means import SES, last_step, per_run
 
@@ -110,39 +110,37 @@ def fig13(data, notes):
     return curve_figure(data, exchange_label, [("train_loss", "(a) training loss"), ("val_top1", "(b) top-1")], notes)
 
 
-ARCH_MARKERS = ["o", "s", "^", "D"]   # ARCH_NAMES' order: one marker per architecture in Figs. 14-15
-
-
 def per_arch_curves(data, notes):
     """Figs. 14-15: one curve per (setup, architecture of the model), the models of one
     architecture in a run averaged: (a) training loss, (b) top-1; and (c) the final top-1 of each
-    architecture that more than one setup trains, per setup side by side with ±1 s.e. bars, where
-    curves that end a few tenths apart would coincide. Every run is codistillation: a setup is a
-    shade of its colour, an architecture a marker."""
-    records = with_labels(evals(data), setup=setup_label)
+    architecture that more than one setup trains, per setup (its marker) side by side with ±1 s.e. bars, where
+    curves that end a few tenths apart would coincide. Every series in its runs' kind's colour
+    (codistillation's): a setup is a marker, an architecture a line style."""
+    records = with_labels(evals(data), setup=setup_label, method=kind_of)
     records = records.assign(arch=records["model_arch"].map(arch_name), arch_rank=records["model_arch"].map(
         lambda arch: facet_order(arch)[0]), label=records["setup"] + ": " + records["model_arch"].map(arch_name))
-    frame = per_run(records, CURVE_METRICS, extra=("label", "setup", "arch", "arch_rank"))
+    frame = per_run(records, CURVE_METRICS, extra=("label", "setup", "arch", "arch_rank", "method"))
     firsts = frame.drop_duplicates("label").sort_values(["setup", "arch_rank"])
     order = list(firsts["label"])
-    setup_colours = series_colours({setup: "codistill" for setup in firsts["setup"].unique()})
-    palette = {row["label"]: setup_colours[row["setup"]] for _, row in firsts.iterrows()}
-    markers = {row["label"]: ARCH_MARKERS[min(row["arch_rank"], len(ARCH_MARKERS) - 1)] for _, row in firsts.iterrows()}
+    setups = series_styles(series_methods(frame, "setup", list(firsts["setup"].unique())))
+    palette = {row["label"]: setups[row["setup"]].colour for _, row in firsts.iterrows()}
+    markers = {row["label"]: setups[row["setup"]].marker for _, row in firsts.iterrows()}
+    dashes = {row["label"]: DASHES[row["arch_rank"] % len(DASHES)] for _, row in firsts.iterrows()}
     fig, axes = new_figure(3, width=4.8)
     for ax, metric, title in ((axes[0], "train_loss", "(a) training loss"),
                               (axes[1], "val_top1", "(b) top-1 of each model")):
-        line_panel(ax, frame, metric, "label", notes, order, title=title, task=data.task, palette=palette)
-        set_markers(ax, markers)
+        line_panel(ax, frame, metric, "label", notes, order, title=title, task=data.task, palette=palette,
+                   dashes=dashes, markers=markers)
+        set_markers(ax, markers)   # at every evaluation: a setup's marker tells its curves apart
     setups_per_arch = firsts.groupby("arch")["setup"].nunique()
     shared = [arch for arch in firsts.sort_values("arch_rank")["arch"].unique() if setups_per_arch[arch] > 1]
     axes[2].set(title="(c) final top-1 of an architecture, per setup")
     if shared:
-        category_points(axes[2], last_step(frame[frame["arch"].isin(shared)]), "arch", "val_top1", "label", notes,
-                        shared, [label for label in order if label.split(": ")[-1] in shared], palette=palette,
-                        task=data.task)
-        for line in axes[2].lines:
-            if line.get_gid():
-                line.set_marker(markers[line.get_gid().split("|")[0]])
+        finals = last_step(frame[frame["arch"].isin(shared)])
+        category_points(axes[2], finals, "arch", "val_top1", "setup", notes, shared,
+                        [setup for setup in setups if setup in set(finals["setup"])], task=data.task,
+                        palette={setup: style.colour for setup, style in setups.items()},
+                        markers={setup: style.marker for setup, style in setups.items()})
         axes[2].set(xlabel="the model's architecture")
     else:
         axes[2].text(0.5, 0.5, "no architecture in\nmore than one setup", ha="center", va="center",
@@ -249,7 +247,7 @@ def alpha_schedule_vision(data, notes):
 
 def alpha_gamma(data, notes):
     """(a) final validation NLL against the initial α for each γ; (b) the curves of each γ's best α.
-    One colour per γ in both panels, and a legend beside each panel: (a) names each γ, (b) each γ with
+    One line style and marker per γ in both panels (every γ is codistillation: one colour), and a legend beside each panel: (a) names each γ, (b) each γ with
     its best α₀."""
     frame = curves(data, gamma=lambda r: (f"γ = {number(cfg(r, 'method.alpha_gamma'))}"
                                           if cfg(r, "method.alpha_schedule") == "exponential" else "γ = 1 (constant α)"),
@@ -258,8 +256,9 @@ def alpha_gamma(data, notes):
     final = last_step(frame)
     gammas = label_order(frame, "gamma", "gamma_value")
     fig, axes = new_figure(2)
-    palette = series_colours(series_methods(frame, "gamma", gammas))
-    point_panel(axes[0], final, "alpha0", "val_nll", "gamma", notes, "alpha0", series_order=gammas, palette=palette)
+    styles = series_styles(series_methods(frame, "gamma", gammas))
+    palette = {gamma: style.colour for gamma, style in styles.items()}
+    point_panel(axes[0], final, "alpha0", "val_nll", "gamma", notes, "alpha0", series_order=gammas, styles=styles)
     axes[0].set(xlabel="initial α", ylabel="final " + axis_label("val_nll", data.task), title="(a) final validation NLL")
     log_axis(axes[0])
     alphas = final["alpha0"].astype(float)
@@ -273,7 +272,9 @@ def alpha_gamma(data, notes):
     labels = dict(zip(chosen["gamma"], chosen["label"]))
     line_panel(axes[1], chosen, "val_nll", "label", notes, [labels[g] for g in gammas if g in labels],
                title="(b) each γ with its best initial α", task=data.task,
-               palette={labels[g]: palette[g] for g in gammas if g in labels})
+               palette={labels[g]: palette[g] for g in gammas if g in labels},
+               dashes={labels[g]: styles[g].dashes for g in gammas if g in labels},
+               markers={labels[g]: styles[g].marker for g in gammas if g in labels})
     keep_panel_legends(fig)
     return fig
 
