@@ -85,29 +85,24 @@ def make_optimizer(parameters):
     return torch.optim.SGD(parameters, lr=0.05, momentum=0.9)
 
 
-def held_out_summary(model, layout, device):
+def held_out_summary(model, layout, codistiller, device):
     """Every model's held-out top-1, the best model, the ensemble's top-1 (the mean of the models'
-    probabilities) and, for contrast, the top-1 of one model holding the mean of their parameters.
-    (Choose on held-out data you do not then report on: the best of n is biased upwards there.)
-    Every rank evaluates its model; the collectives' tensors live on the run's device."""
+    probabilities: codistiller.evaluate, which gathers one rank of every model) and, for contrast,
+    the top-1 of one model holding the mean of their parameters. (Choose on held-out data you do
+    not then report on: the best of n is biased upwards there; evaluate's select= takes such a
+    split.) Every rank evaluates its model; the collectives' tensors live on the run's device."""
     x, y = (t.to(device) for t in make_data(2048, seed=2).tensors)
     model.eval()
     with torch.no_grad():
-        logits = model(x)
+        summary = codistiller.evaluate(model(x), y)
         vector = torch.nn.utils.parameters_to_vector(model.parameters())
-        every_logits = [torch.empty_like(logits) for _ in range(layout.world_size)]
         every_vector = [torch.empty_like(vector) for _ in range(layout.world_size)]
-        dist.all_gather(every_logits, logits)
         dist.all_gather(every_vector, vector)
         first_ranks = [group * layout.ranks_per_group for group in range(layout.n_groups)]   # one rank a model
-        top1 = [(every_logits[r].argmax(1) == y).float().mean().item() for r in first_ranks]
-        ensemble = torch.stack([every_logits[r].softmax(1) for r in first_ranks]).mean(0)
         averaged = make_model().to(device)
         torch.nn.utils.vector_to_parameters(torch.stack([every_vector[r] for r in first_ranks]).mean(0),
                                             averaged.parameters())
-        return {"top1": top1, "best": max(range(layout.n_groups), key=top1.__getitem__),
-                "ensemble_top1": (ensemble.argmax(1) == y).float().mean().item(),
-                "parameter_average_top1": (averaged(x).argmax(1) == y).float().mean().item()}
+        return {**summary, "parameter_average_top1": (averaged(x).argmax(1) == y).float().mean().item()}
 
 
 def main():
@@ -172,7 +167,7 @@ def main():
     save()
 
     # At the end: every model on held-out data; keep the best one, or the ensemble of all.
-    summary = held_out_summary(model, layout, device)
+    summary = held_out_summary(model, layout, codistiller, device)
     if layout.rank_in_group == 0:
         torch.save(model.state_dict(), args.out / f"model{layout.group_index}.pt")
     if rank == 0:

@@ -20,7 +20,9 @@ without importing torch.
   checkpoint_wire.py  the kept buffers checkpoints travel in
   compression.py    blockwise quantisation and per-chunk top-k of flat vectors, with their exact
                     wire bits (compressed checkpoints; the experiments' compressed averaging)
-  groups.py         the layout of n model groups x k ranks and their process groups
+  groups.py         the layout of n model groups x k ranks, its process groups and DeviceMesh
+  evaluate.py       at the end: each model's top-1, the ensemble's, the model to keep
+  dcp_state.py      the run's state through torch.distributed.checkpoint (Codistiller.dcp_state)
   peer_check.py     peers checked against each other at exchanges (step, batch, shapes, models)
   collapse_guard.py a warning when a model's logits stop varying across the batch (one class)
   collapse_guard.py CollapseWarning: a model that stopped telling inputs apart (the collapse)
@@ -34,6 +36,7 @@ __version__ = "0.2.0"   # the distribution's version (library/pyproject.toml rea
 # Public name -> the module defining it.
 _EXPORTS = {
     "Codistiller": "codistiller",
+    "evaluate_models": "evaluate",
     **dict.fromkeys(("codistill_loss", "distill_loss", "distill_term", "token_distill_term", "TopKLogits"), "losses"),
     **dict.fromkeys(("make_exchange", "PredictionExchange", "CheckpointExchange",
                      "ShardedCheckpointExchange", "FrozenTeachers", "CommCounter", "counted_all_gather",

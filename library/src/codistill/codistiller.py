@@ -23,6 +23,7 @@ Without it, each loss() call is one update. A `step` given explicitly is checked
 count: the update in progress again, or the next one; anything else raises PeerMismatch naming
 the rank and the update, before any collective. The count is in state_dict().
 """
+import contextlib
 import copy
 import math
 import numbers
@@ -159,7 +160,7 @@ class Codistiller:
                                          prediction_bits=prediction_bits, model=model, teachers=teachers,
                                          prediction_topk=prediction_topk, checkpoint_bits=checkpoint_bits,
                                          checkpoint_delta_fraction=checkpoint_delta_fraction),
-                    counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer)
+                    counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer, layout.group_index)
         if collapse_guard:
             self.collapse_guard = CollapseGuard(f"exchange={exchange!r} every {period} updates, alpha={alpha!r}")
         if peer_check_every is not None:
@@ -189,7 +190,8 @@ class Codistiller:
                                           timeout_s=timeout_s, counter=counter, publish=publish,
                                           crosses_nodes=crosses_nodes, prune=prune, warn=warn,
                                           model_group=model_group)
-        self._setup(model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer)
+        self._setup(model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer,
+                    group_index)
         return self
 
     @classmethod
@@ -211,10 +213,11 @@ class Codistiller:
         self.groups = None
         counter = counter if counter is not None else CommCounter()
         frozen = FrozenTeachers(prepared_teachers(model, lambda j: teachers[j], range(len(teachers))))
-        self._setup(model, frozen, counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer)
+        self._setup(model, frozen, counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer, 0)
         return self
 
-    def _setup(self, model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer):
+    def _setup(self, model, exchange, counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer,
+               group_index):
         _raise_first([(not (callable(alpha) or _is_number(alpha) and alpha >= 0),
                        f"alpha={alpha!r} is not a number >= 0 or a function of the update index (e.g. an "
                        "AlphaSchedule)")])
@@ -228,6 +231,8 @@ class Codistiller:
         self.current_update = None   # the update the last call ran in (None: none yet)
         self.next_update = 0         # the update a call without `step` runs in next
         self._count_known = False    # False until a call or a loaded state fixes the count
+        self._group_index = group_index   # the model this rank trains (from_teachers: its one student, 0)
+        self._count_paused = False   # True while torch's optimizer state functions step the optimizer
         self._hook = None
         if optimizer is not None:
             if not callable(getattr(optimizer, "register_step_post_hook", None)):
@@ -237,6 +242,8 @@ class Codistiller:
 
     def _optimizer_stepped(self, optimizer, args, kwargs):
         """The optimizer's post-step hook: update `next_update` is done."""
+        if self._count_paused:
+            return
         if self.current_update != self.next_update:
             raise PeerMismatch(f"{_rank()}: the optimizer ended update {self.next_update} without a "
                                "codistiller.loss() call in it: call it at every update, on every rank, also during "
@@ -330,6 +337,52 @@ class Codistiller:
         if self.groups is None:
             raise ValueError("count_all_reduce is for a Codistiller through collectives (its model_group)")
         return count_all_reduce(ddp, self.groups, self.counter)
+
+    def dcp_state(self, optimizer=None, *, model=None):
+        """This rank's state of the run for torch.distributed.checkpoint, to pass to dcp.save and
+        dcp.load as it is (or merged into a dict of your own): {"model", "optimizer" (when given),
+        "codistiller"}, each a Stateful. model: None, the Codistiller's model (or give another
+        module, e.g. the DDP around it). DCP keeps one rank's copy of a key every rank holds, which
+        would save one of the n models for all: here the model's and the optimizer's state are
+        keyed by the model group and the Codistiller's (its count, bits and stale teachers) by the
+        rank, so each model is written once and each rank loads its own. Load into a
+        Codistiller, model and optimizer built as the saved ones were, on as many ranks."""
+        from .dcp_state import dcp_state
+
+        return dcp_state(self, self._group_index, self.model if model is None else model, optimizer,
+                         self._paused_count)
+
+    @contextlib.contextmanager
+    def _paused_count(self):
+        """The optimizer's steps inside do not count as updates (torch's optimizer state
+        functions take a zero-gradient step at learning rate 0 to create a fresh optimizer's state)."""
+        self._count_paused = True
+        try:
+            yield
+        finally:
+            self._count_paused = False
+
+    def evaluate(self, logits, targets, select=None):
+        """Each model's top-1, the ensemble's and the model to keep (evaluate_models), from this
+        rank's model's `logits` on held-out examples that every rank evaluates alike: the peers
+        (one rank of every model) all_gather them, uncounted. A collective over the peers: every
+        rank calls it. select: None, or (logits, targets) of this rank's model on the split to
+        choose the model on (gathered the same way). Through collectives only."""
+        from .evaluate import evaluate_models
+
+        if self.groups is None:
+            raise ValueError("Codistiller.evaluate is for a Codistiller through collectives (its peers); "
+                             "elsewhere pass every model's logits to evaluate_models")
+
+        def gathered(tensor):
+            tensor = tensor.detach().contiguous()
+            parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size(self.groups.peers))]
+            dist.all_gather(parts, tensor, group=self.groups.peers)
+            return parts
+
+        if select is not None:
+            select = (gathered(select[0]), select[1])
+        return evaluate_models(gathered(logits), targets, select)
 
     def prepare(self, step):
         """For checkpoint exchanges: publishes and refreshes the teachers of update `step`, once

@@ -8,6 +8,7 @@ Figure 1 counts.
 """
 from dataclasses import dataclass
 
+import torch
 import torch.distributed as dist
 
 
@@ -72,6 +73,31 @@ class Layout:
         """Whether `ranks` lie on more than one node (ranks_per_node consecutive ranks a node):
         traffic among them is then counted as inter-node."""
         return len({rank // self.ranks_per_node for rank in ranks}) > 1
+
+    def device_mesh(self, device_type=None, groups=None):
+        """The layout as a 2-D torch DeviceMesh of n_groups x ranks_per_group, dimensions named
+        ("model", "rank"): rank r at coordinate (group_index, rank_in_group). mesh["rank"] spans
+        one model's ranks (its data-parallel group: what DDP or FSDP2's fully_shard takes),
+        mesh["model"] the peers at this rank's position, one rank of every model.
+        device_type: "cpu", "cuda", ...; None: the default process group's ("cuda" for NCCL,
+        else "cpu"). groups: None builds the mesh's own process groups (init_device_mesh: a
+        collective, every rank calls it); the Codistiller's `groups` (or make_process_groups's)
+        builds it on those, without new groups (mesh["rank"].get_group() is its model_group).
+        The default process group must span the layout's ranks."""
+        from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+
+        if not dist.is_initialized():
+            raise ValueError("Layout.device_mesh: torch.distributed is not initialized: call init_process_group first")
+        if dist.get_world_size() != self.world_size:
+            raise ValueError(f"Layout.device_mesh: the layout has {self.world_size} ranks ({self.n_groups} groups x "
+                             f"{self.ranks_per_group}), the process group {dist.get_world_size()}")
+        if device_type is None:
+            device_type = "cuda" if "nccl" in str(dist.get_backend()) else "cpu"
+        shape, names = (self.n_groups, self.ranks_per_group), ("model", "rank")
+        if groups is None:
+            return init_device_mesh(device_type, shape, mesh_dim_names=names)
+        return DeviceMesh.from_group([groups.peers, groups.group], device_type,
+                                     mesh=torch.arange(self.world_size).view(shape), mesh_dim_names=names)
 
 
 @dataclass
