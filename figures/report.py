@@ -21,7 +21,7 @@ from pathlib import Path
 
 import markdown
 
-from . import kill_rejoin, registry
+from . import kill_rejoin, registry, tuning
 from .claims.configured import CONFIGURED
 from .claims.evaluation import (CLAIMS, Outcome, comparison_counts, configured_outcome, correct, distinct_comparisons,
                                evaluate, load_claims)
@@ -346,6 +346,7 @@ def write_markdown(all_claims, outcomes, data, drawn, results_root, path, resolu
     lines += summary_section(all_claims, outcomes, data)
     lines += noise_section(data, resolution)
     lines += gap_section(all_claims, outcomes, data)
+    lines += tuning.report_section(results_root)
     lines += kill_rejoin.report_section(Path(bench))
     for spec in registry.SPEC_LIST:
         if spec.source == registry.SODHANI:

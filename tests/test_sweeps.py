@@ -30,28 +30,28 @@ from test_config import run_cli
 # The counts include the seeds: 3 per setting, at mini scale as many as paper/power.yaml declares.
 SWEEP_JOBS = {
     # figs. 1-4 and 8 (and those that reuse them) with the alpha = 0 control of each codistillation recipe
-    "fig1": (30, 30), "fig2": (73, 33), "fig3": (18, 18), "fig5": (6, 6), "fig6": (45, 45),
-    "fig7": (27, 9), "fig8": (33, 18), "fig9": (33, 18), "fig10": (18, 18), "fig11": (32, 15),
+    "fig1": (30, 30), "fig2": (73, 33), "fig3": (45, 18), "fig5": (6, 6), "fig6": (53, 45),
+    "fig7": (27, 9), "fig8": (33, 18), "fig9": (33, 18), "fig10": (45, 18), "fig11": (32, 15),
     "fig13": (32, 12), "fig14": (6, 6), "fig15": (6, 6), "fig16": (36, 36), "fig17": (9, 9),
-    "table1": (32, 15), "exchange_frequency": (12, 12), "lr_robustness": (12, 12),
-    "alpha_schedule_vision": (6, 6), "multiview": (45, 45),
+    "table1": (32, 15), "exchange_frequency": (20, 12), "lr_robustness": (12, 12),
+    "alpha_schedule_vision": (6, 6), "multiview": (53, 45),
     # Fig. 1's 30 runs + PowerSGD, local SGD, DiLoCo (3, 5, 5 settings x 3 seeds), Streaming DiLoCo (2 x 3),
-    # codistillation's extended periods (4 x 3), each method's tuned setting (4 x 3 fresh seeds), compressed
-    # predictions (4 x 3)
-    "frontier": (111, 111),
-    "frontier_tuning": (24, 0),   # the frontier's tuning budget on held-out data; mini scale only
+    # codistillation's extended periods (4 x 3), each method's tuned setting (4 x 3 fresh seeds), tuned all_reduce
+    # and the tuned control (2 x 3 fresh seeds), compressed predictions (4 x 3)
+    "frontier": (117, 117),
+    "frontier_tuning": (37, 0),   # the frontier's tuning budget on held-out data, all_reduce's and the control's too; mini only
     "baseline_tuning": (16, 0),   # 4 base LRs for all_reduce, codistillation x 2 exchanges, the control; mini only
     "tuned_baselines": (24, 0),   # fig13's 4 arms at the recipe (12) and at their tuned base LRs (4 x 3 fresh seeds)
     "fig2_regimes": (60, 0),      # Fig. 2's five arms in four regimes of the stand-in; mini scale only
     "wrn_pretrain": (0, 1),   # the network Fig. 6 starts from; paper scale only
     "regime": (30, 0),        # the mini stand-ins' regime check (make regime); mini scale only
     # the frontier's regime (make regime): all_reduce over 8 servers and the 0-bit control of 8 groups (3 + 3), the
-    # control's 6 tuning runs (mini only) and its tuned base LR (3 fresh seeds)
-    "frontier_regime": (15, 9),
+    # 6 tuning runs of each (mini only) and each at its tuned base LR (3 fresh seeds each)
+    "frontier_regime": (24, 12),
     "translation_regime": (6, 0),   # the grammar translation stand-in's baselines (make regime); mini scale only
-    # the frontier at 8 servers: frontier_regime's 15 mini runs, 6 base LRs x 7 methods on held-out data, and at the tuned
+    # the frontier at 8 servers: frontier_regime's 24 mini runs, 6 base LRs x 7 methods on held-out data, and at the tuned
     # base LRs 22 settings x 3 fresh seeds (local SGD, DiLoCo, SparseLoCo, PowerSGD 3 each, MuLoCo 2, codistillation 7)
-    "frontier8": (123, 0),
+    "frontier8": (132, 0),
     # the same on the transformer language model (mini only): all_reduce's and the control's 6 tuning runs each,
     # then each at its best with 3 seeds
     "frontier_regime_lm": (18, 0),
@@ -71,7 +71,8 @@ SWEEP_JOBS = {
 # Figures drawn from the same runs: their sweeps list the same run ids (or a subset).
 SAME_RUNS = [("fig3", "fig10"), ("fig8", "fig9"), ("fig11", "table1"), ("fig6", "multiview"), ("fig4", "fig12")]
 # (fig13 adds to fig1's arms the seeds its claim's power analysis declares.)
-SUBSET_RUNS = [("exchange_frequency", "fig1"), ("fig7", "fig2"), ("fig11", "fig2"), ("fig1", "frontier")]
+# (exchange_frequency adds to fig1's checkpoint periods the seeds its claim's power analysis declares.)
+SUBSET_RUNS = [("fig7", "fig2"), ("fig11", "fig2"), ("fig1", "frontier")]
 
 
 def sweep_in_process(*overrides):

@@ -43,8 +43,10 @@ BAND = f"all_reduce, mean ± {SES} s.e. over seeds"
 # python -m figures.tuning ranks them), run with fresh seeds in the frontier sweep.
 TUNED_SEEDS = (3, 4, 5)   # the fresh seeds of each method's tuned setting in the frontier sweep
 # What each method tunes: the config keys that tell its settings apart.
+# all_reduce and the control tune their base LR (the frontier's reference and 0-bit point, tuned alike).
 TUNED = {"codistill": ["method.alpha", "method.exchange"], "diloco": ["method.outer_lr", "method.outer_momentum"],
-         "localsgd": ["method.warmup_steps"], "powersgd": ["method.start_iter", "method.warm_start"]}
+         "localsgd": ["method.warmup_steps"], "powersgd": ["method.start_iter", "method.warm_start"],
+         "allreduce": ["schedule.lr.base"], "independent": ["schedule.lr.base"]}
 INTEGER_KEYS = {"method.warmup_steps", "method.start_iter"}
 
 

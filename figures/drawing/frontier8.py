@@ -27,7 +27,7 @@ from .panels import apply_theme
 from .seed_means import last_step
 
 CONTROL = "tuned 0-bit control (8 groups apart)"
-TUNED_SEEDS = (3, 4, 5)   # each method at its tuned base LR (sweeps/frontier8.yaml); all_reduce: seeds 0-2
+TUNED_SEEDS = (3, 4, 5)   # each method at its tuned base LR (sweeps/frontier8.yaml); all_reduce too where it has them
 ORDER = ["all_reduce", "codistillation, predictions", "codistillation, checkpoints",
          "codistillation, 8-bit checkpoints", "codistillation, 4-bit checkpoints",
          "codistillation, 1 % checkpoint deltas", "PowerSGD", "local SGD", "DiLoCo", "SparseLoCo", "MuLoCo"]
@@ -38,12 +38,17 @@ REACH = 6.0   # top-1 points below all_reduce that the y axes span: the tuned co
 
 def compared_runs(records):
     """The runs the frontier compares: all_reduce, the tuned control and every method at its tuned
-    base LR; not the tuning runs (held-out data) nor the control's untuned seeds."""
+    base LR; not the tuning runs (held-out data) nor the control's untuned seeds. all_reduce is its
+    tuned seeds where the sweep has them (vision: tuned with the methods' budget), else the seeds it
+    has (the language model's regime runs all_reduce at its tuned base LR with seeds 0-2)."""
     holdout = pd.to_numeric(records.get("cfg.data.holdout", pd.Series(0, index=records.index)), errors="coerce")
     seed = pd.to_numeric(records["seed"], errors="coerce")
     method = records["cfg.method.name"]
-    kept = (holdout.fillna(0) == 0) & ((method == "allreduce") | seed.isin(TUNED_SEEDS))
-    return records[kept]
+    trained = holdout.fillna(0) == 0
+    allreduce = trained & (method == "allreduce")
+    if (allreduce & seed.isin(TUNED_SEEDS)).any():
+        allreduce &= seed.isin(TUNED_SEEDS)
+    return records[allreduce | (trained & (method != "allreduce") & seed.isin(TUNED_SEEDS))]
 
 
 def is_control(row):

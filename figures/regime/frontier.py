@@ -67,6 +67,8 @@ def arms(runs):
     """(all_reduce's runs, the control's tuning runs, its untuned runs, its tuned runs (every base LR),
     the base LR whose tuning run scored best on the held-out samples, or None)."""
     baseline = runs[(runs["method"] == "allreduce") & (runs["holdout"] == 0)]
+    if (~baseline["tuned"]).any():   # all_reduce at its recipe where it ran there; its tuned seeds are the claims'
+        baseline = baseline[~baseline["tuned"]]
     control = runs[runs["method"] != "allreduce"]
     tuning = control[control["holdout"] > 0]
     best = float(tuning.loc[tuning["val_top1"].idxmax(), "lr"]) if not tuning.empty else None
