@@ -249,17 +249,43 @@ def test_a_half_written_snapshot_is_never_listed(tmp_path):
 
 
 @pytest.mark.slow
-def test_lockstep_stops_with_a_message_naming_the_snapshot_a_missing_peer_never_wrote(tmp_path):
+def test_lockstep_stops_with_a_message_naming_a_missing_peer_that_never_started(tmp_path):
     # Model 0's job alone (model_job=0): its peer never runs, so its snapshot of update 0 never comes.
-    overrides = ["workload=digits_mlp", *FILES, "method.snapshot_timeout_s=1", "model_job=0", *SHORT,
-                 f"results_root={tmp_path}"]
+    overrides = ["workload=digits_mlp", *FILES, "method.snapshot_timeout_s=1", "method.peer_start_timeout_s=2",
+                 "model_job=0", *SHORT, f"results_root={tmp_path}"]
     started = time.monotonic()
     done = run_script([ROOT / "src" / "run.py", *overrides], cwd=tmp_path, timeout=120,
                       env={**os.environ, "CODISTILL_PROGRESS": "off"})   # in a fork (forked_script.py)
     assert done.returncode != 0 and time.monotonic() - started < 60
     last = done.stderr.rstrip().splitlines()[-1]
-    assert last.startswith("error: model 0: its rank 0 failed: ") and "model 0: waited 1 s for model 1's snapshot " \
-        "of update 0" in last, done.stderr[-2000:]
+    assert last.startswith("error: model 0: its rank 0 failed: ") and "model 0: model 1 has not started: no " \
+        "attempt marked in " in last and "waiting for model 1's snapshot of update 0" in last, done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_lockstep_a_model_whose_peer_job_starts_late_waits_for_it_and_the_run_finishes(tmp_path):
+    # Separate jobs of a queue: model 1's job starts well after model 0's has begun waiting for its
+    # snapshot of update 0, later than method.snapshot_timeout_s; the wait counts from its start.
+    overrides = ["workload=digits_mlp", *FILES, "method.snapshot_mode=lockstep", "method.snapshot_timeout_s=5",
+                 *SHORT, f"results_root={tmp_path}"]
+    directory = run_dir(compose_job(overrides, tmp_path))
+    environment = {**os.environ, "CODISTILL_PROGRESS": "off"}
+    command = [ROOT / "src" / "run.py", *overrides]
+    first = start_script([*command, "model_job=0"], cwd=tmp_path, env=environment)   # in a fork
+    deadline = time.monotonic() + 120
+    while not (directory / "exchange" / "model0" / "step0.pt").exists():
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1][-2000:]
+        time.sleep(0.05)
+    time.sleep(8)   # model 0 waits for model 1's update 0 meanwhile: 5 s from the wait's start would end it
+    assert first.poll() is None, first.communicate()[1][-2000:]
+    second = run_script([*command, "model_job=1"], cwd=tmp_path, env=environment, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-2000:]
+    assert runlog.is_finished(directory)
+    starts = [r for m in range(2) for r in read_records(model_directory(directory, m) / METRICS_FILE)
+              if r["kind"] == "start"]
+    assert [r["model"] for r in starts] == [0, 1] and starts[1]["time"] - starts[0]["time"] > 8
 
 
 @pytest.mark.slow

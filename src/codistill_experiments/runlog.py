@@ -23,7 +23,7 @@ NOT_IDENTITY = ("launcher", "dry_run", "results_root", "sweep_id", "trace", "hyd
 # Method keys that only a file transport reads, and how long it waits: a run over collectives is
 # identified without them (it computes what it computed before they existed).
 FILES_ONLY = ("transport", "snapshot_mode")
-HOW_LONG = ("snapshot_timeout_s",)
+HOW_LONG = ("snapshot_timeout_s", "peer_start_timeout_s")
 # Keys that came after runs were logged, each by its path in the config (a whole block, or one key)
 # and its default: at the default it computes what a run without it computed, so it is left out of
 # the identity and those runs keep their run ids; at any other value it is part of it.

@@ -11,10 +11,17 @@ points a model reads its peers' snapshots:
   its last snapshot (its age grows; the reader logs it).
 Snapshots hold tensors only and load with `torch.load(weights_only=True)`. A snapshot that does not
 load (damaged on disk) is skipped with a warning naming it: the reader keeps what it holds.
+
+Models that are separate jobs of a queue do not start together. Each model's leader marks every
+attempt it makes (mark_started: `<root>/model<i>/started.json`, a fresh attempt id); a store built
+with `start_timeout_s` counts a lock-step wait against the reader's timeout only from when it first
+sees the peer's current attempt (restarting when the attempt changes), and waits up to
+start_timeout_s for a peer that has marked none, then stops naming that cause.
 """
 import json
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import torch
@@ -33,6 +40,21 @@ class DamagedSnapshot(RuntimeError):
     """A snapshot file that exists but does not load."""
 
 
+class StillWaiting(Exception):
+    """A lock-step wait given `within_s` (one slice of a longer wait) ended without the snapshot
+    and before its timeout: call again with the same clock to wait on."""
+
+
+class WaitClock:
+    """How long a lock-step reader has waited for one snapshot, kept across the slices of a wait
+    (a model of several ranks waits in slices, so that its other ranks' collective never outlives
+    its process group's timeout: file_exchange.FileCheckpointExchange)."""
+
+    def __init__(self):
+        self.began = self.counting_since = self.last_report = time.monotonic()
+        self.attempt = None   # the peer's started marker last seen (stores with start_timeout_s)
+
+
 def snapshot_bits(tensors):
     """Bits of a snapshot ({name: tensor}): what reading it moves between nodes."""
     return sum(tensor_bits(tensor) for tensor in tensors.values())
@@ -41,10 +63,14 @@ def snapshot_bits(tensors):
 class SnapshotStore:
     """The snapshots of every model under `root`: `<root>/model<i>/step<s>.pt`, each written
     atomically (publish) and read by load, wait_for (lock-step) or newest (async). poll_s: how often
-    a waiting reader looks again; report_every_s: how often it prints that it still waits."""
+    a waiting reader looks again; report_every_s: how often it prints that it still waits.
+    start_timeout_s (None: off): a lock-step wait's timeout counts from when the reader first sees
+    the peer's current started marker (mark_started), and a peer without one is waited for up to
+    start_timeout_s: for models whose jobs a queue starts at different times."""
 
-    def __init__(self, root, poll_s=0.02, report_every_s=60.0):
+    def __init__(self, root, poll_s=0.02, report_every_s=60.0, start_timeout_s=None):
         self.root, self.poll_s, self.report_every_s = Path(root), poll_s, report_every_s
+        self.start_timeout_s = start_timeout_s
 
     def folder(self, model):
         """The folder of model `model`'s snapshots: <root>/model<model>."""
@@ -82,26 +108,71 @@ class SnapshotStore:
             raise DamagedSnapshot(f"{path} does not load ({type(error).__name__}: "
                                   f"{str(error).splitlines()[0] if str(error) else ''})") from error
 
-    def _wait(self, what, ready, timeout_s, mode_hint):
-        started = last_report = time.monotonic()
+    def mark_started(self, model, attempt=None):
+        """Records that model `model` has started an attempt (a fresh id unless given); returns it.
+        Its peers' lock-step waits count from when they first see it (start_timeout_s)."""
+        attempt = attempt or uuid.uuid4().hex
+        self.folder(model).mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"attempt": attempt, "time": time.time()}).encode()
+        atomic_write_bytes(self.started_path(model), lambda handle: handle.write(text))
+        return attempt
+
+    def started_path(self, model):
+        """The file of model `model`'s started marker: <root>/model<model>/started.json."""
+        return self.folder(model) / "started.json"
+
+    def started(self, model):
+        """The id of model `model`'s newest attempt (mark_started), None when it has marked none."""
+        try:
+            return json.loads(self.started_path(model).read_text())["attempt"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            return None
+
+    def _wait(self, model, what, ready, timeout_s, mode_hint, clock=None, within_s=None):
+        clock = WaitClock() if clock is None else clock
+        slice_began = time.monotonic()
         while True:
             result = ready()
             if result is not None:
                 return result
             now = time.monotonic()
-            if now - started > timeout_s:
-                raise SnapshotTimeout(
-                    f"waited {timeout_s:g} s for {what} ({mode_hint}; its timeout is method.snapshot_timeout_s, "
-                    "workload.exchange_timeout_s for translation). The peer may "
-                    "have died or be far behind: see its log in the run directory; rerunning the same command "
-                    "resumes each model from its last saved state")
-            if now - last_report > self.report_every_s:
-                print(f"still waiting for {what} ({now - started:.0f} s)", flush=True)
-                last_report = now
+            self._check_clock(model, what, clock, now, timeout_s, mode_hint)
+            if now - clock.last_report > self.report_every_s:
+                print(f"still waiting for {what} ({now - clock.began:.0f} s)", flush=True)
+                clock.last_report = now
+            if within_s is not None and now - slice_began >= within_s:
+                raise StillWaiting(what)
             time.sleep(self.poll_s)
 
-    def wait_for(self, model, step, timeout_s):
-        """Lock-step: model `model`'s snapshot of exactly `step`, once it exists."""
+    def _check_clock(self, model, what, clock, now, timeout_s, mode_hint):
+        """Raises SnapshotTimeout once the wait has lasted too long: timeout_s from its start, or,
+        with start_timeout_s, from when the peer's current attempt was first seen (start_timeout_s
+        while the peer has marked no attempt)."""
+        if self.start_timeout_s is not None:
+            attempt = self.started(model)
+            if attempt != clock.attempt:   # the peer (re)started: it is given the whole timeout again
+                clock.attempt, clock.counting_since = attempt, now
+            if attempt is None:
+                if now - clock.began > self.start_timeout_s:
+                    raise SnapshotTimeout(
+                        f"model {model} has not started: no attempt marked in {self.started_path(model)} after "
+                        f"{now - clock.began:.0f} s of waiting for {what} (the bound for a peer that never starts "
+                        f"is method.peer_start_timeout_s, {self.start_timeout_s:g} s). Its job may still be queued "
+                        "or have failed before it started: see the queue and its log; rerunning the same command "
+                        "resumes each model from its last saved state")
+                return
+        if now - clock.counting_since > timeout_s:
+            since = "" if self.start_timeout_s is None else " since it started"
+            raise SnapshotTimeout(
+                f"waited {timeout_s:g} s for {what}{since} ({mode_hint}; its timeout is method.snapshot_timeout_s, "
+                "workload.exchange_timeout_s for translation). The peer may "
+                "have died or be far behind: see its log in the run directory; rerunning the same command "
+                "resumes each model from its last saved state")
+
+    def wait_for(self, model, step, timeout_s, clock=None, within_s=None):
+        """Lock-step: model `model`'s snapshot of exactly `step`, once it exists. clock (a
+        WaitClock) and within_s: wait at most within_s now (StillWaiting), the timeout counted on
+        `clock` across calls."""
         path = self.path(model, step)
 
         def ready():
@@ -112,8 +183,8 @@ class SnapshotStore:
             except FileNotFoundError:  # pruned between the check and the read: it cannot come back
                 raise SnapshotTimeout(f"model {model}'s snapshot of update {step} was removed before it was read")
 
-        return self._wait(f"model {model}'s snapshot of update {step} ({path})", ready, timeout_s,
-                          "lock-step exchange")
+        return self._wait(model, f"model {model}'s snapshot of update {step} ({path})", ready, timeout_s,
+                          "lock-step exchange", clock, within_s)
 
     def newest_step(self, model):
         """The step of model `model`'s newest complete snapshot (None: none yet)."""
@@ -188,18 +259,21 @@ class PeerReader:
         self.damaged = set()   # (peer, step) of snapshots found damaged: never read again
         self.warn = warn or _stderr
         self.refreshed = False
+        self.clocks = {}   # (peer, step) -> WaitClock of a lock-step wait in progress
 
     def resume(self, steps):
         """Marks the snapshot steps the interrupted run held, per slot: reading them again is
         not counted as new traffic."""
         self.held_before_resume = list(steps)
 
-    def refresh(self, step):
+    def refresh(self, step, within_s=None):
         """Yields (slot, snapshot step, tensors, counted) for every peer whose snapshot changes at
-        update `step`; `counted` is False for a re-read of what the interrupted run already held."""
+        update `step`; `counted` is False for a re-read of what the interrupted run already held.
+        within_s: a lock-step wait lasts at most that long now, then raises StillWaiting; a
+        refresh of the same step again goes on with the peers not read yet, the wait's clock kept."""
         for slot, peer in enumerate(self.peers):
             try:
-                found = self._read(slot, peer, step)
+                found = self._read(slot, peer, step, within_s)
             except DamagedSnapshot as damaged:
                 self.damaged.add((peer, damaged.step))
                 held = self.steps[slot]
@@ -215,17 +289,21 @@ class PeerReader:
                 yield slot, source, tensors, counted
         self.refreshed = True
 
-    def _read(self, slot, peer, step):
+    def _read(self, slot, peer, step, within_s=None):
         held = self.steps[slot]
         if self.mode == "lockstep":
             source = step // self.period * self.period
             if held == source or (peer, source) in self.damaged:
                 return None
+            clock = self.clocks.setdefault((peer, source), WaitClock())
             try:
-                return source, self.store.wait_for(peer, source, self.timeout_s)
+                found = source, self.store.wait_for(peer, source, self.timeout_s, clock, within_s)
             except DamagedSnapshot as damaged:
+                self.clocks.pop((peer, source), None)
                 damaged.step = source
                 raise
+            self.clocks.pop((peer, source), None)
+            return found
         if step % self.period == 0 or not self.refreshed:
             return self.store.newest(peer, newer_than=-1 if held is None else held,
                                      skip={s for p, s in self.damaged if p == peer})

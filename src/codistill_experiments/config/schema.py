@@ -81,6 +81,7 @@ class Codistill(Method):
     transport: str = spec(choices=TRANSPORTS)
     snapshot_mode: str = spec(choices=SNAPSHOT_MODES)
     snapshot_timeout_s: Number = spec(above=0, why="seconds")
+    peer_start_timeout_s: Number = spec(above=0, why="seconds")
 
 
 @dataclass

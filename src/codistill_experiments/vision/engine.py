@@ -15,7 +15,8 @@ import torch.distributed as dist
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from codistill import Codistiller, CommCounter, ProcessGroups, flat_parameters, make_process_groups, param_hash
+from codistill import (Codistiller, CommCounter, ProcessGroups, SnapshotStore, flat_parameters, make_process_groups,
+                       param_hash)
 
 from .. import model_jobs, run_state, runlog
 from ..divergence import divergence
@@ -210,8 +211,10 @@ def build_codistiller(cfg, layout, groups, counter, model, workload, memory_form
     if method.name == "two_phase":
         return two_phase.distill_from_teachers(cfg, model, make_teacher, alpha, counter)
     if model_jobs.uses_files(cfg):
+        # separate jobs start when the queue lets them: a wait counts from the peer's start
+        store = SnapshotStore(model_jobs.exchange_directory(run_directory), start_timeout_s=method.peer_start_timeout_s)
         return Codistiller.through_files(
-            model, model_jobs.exchange_directory(run_directory), layout.group_index, layout.n_groups,
+            model, store, layout.group_index, layout.n_groups,
             period=method.period, alpha=alpha if alpha is not None else method.alpha, loss=method.loss,
             temperature=method.temperature, burn_in_steps=method.burn_in_steps,
             make_teacher=make_teacher, mode=method.snapshot_mode, timeout_s=method.snapshot_timeout_s,
