@@ -128,7 +128,8 @@ SPEC_LIST = [
     Spec("multiview", "figure", "Multi-view experiment (= Figure 6)", "Sec. 5.1", Drawer("paper_figures", "multiview")),
     Spec("frontier", "figure", "Beyond the paper: codistillation (full and compressed predictions, checkpoints) vs "
          "PowerSGD, local SGD, DiLoCo and Streaming DiLoCo, top-1 against bits between servers per update (each "
-         "method also at its best of 6 settings on held-out training data, 3 fresh seeds)",
+         "method, all_reduce and the α = 0 control also at its best of one budget on held-out training data, 3 fresh "
+         "seeds)",
          "not in the paper (Fig. 1's setting)",
          Drawer("frontier", "frontier"), paper=False),
     Spec("frontier8", "figure", "Beyond the paper: the frontier at 8 servers, where training apart costs clearly: "

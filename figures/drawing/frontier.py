@@ -190,19 +190,22 @@ def frontier_figure(frame, notes, order, control_label, reach=REACH, zero_tick="
         points.append(dict(axis=zero, series="α = 0 control", tag="", x=0, y=values.mean(), se=values.sem(),
                            colour=colour(CONTROL_METHOD)))
         notes.record(control, "label")
-        zero.legend()
     else:
         zero.text(0.5, 0.5, "no α = 0\ncontrol runs\nin these logs", ha="center", va="center",
                   transform=zero.transAxes, fontsize=8)
-    for offset, ((label, knob), runs) in enumerate(silent.groupby(["label", "knob"]), start=1):
+    for offset, ((label, knob), runs) in enumerate(silent.groupby(["label", "knob"], dropna=False), start=1):
         values = runs["val_top1"]
+        # a series drawn only here (the tuned control) is named in the legend; the others are on the right
+        own = label not in set(rest["label"])
         zero.errorbar([0.4 * offset], [values.mean()], yerr=[values.sem() if len(values) > 1 else 0],
-                      fmt=styles[label].marker, capsize=3, color=palette[label])
-        points.append(dict(axis=zero, series=label, tag=knob, x=0.4 * offset, y=values.mean(), se=values.sem(),
-                           colour=palette[label]))
+                      fmt=styles[label].marker, capsize=3, color=palette[label], label=label if own else None)
+        points.append(dict(axis=zero, series=label, tag=knob if pd.notna(knob) else "", x=0.4 * offset,
+                           y=values.mean(), se=values.sem(), colour=palette[label]))
         notes.record(runs, "label")
+    if zero.get_legend_handles_labels()[0]:
+        zero.legend()
     zero.set_xticks([0], labels=[zero_tick])
-    zero.set_xlim(-1, 1 + 0.4 * silent.groupby(["label", "knob"]).ngroups)
+    zero.set_xlim(-1, 1 + 0.4 * silent.groupby(["label", "knob"], dropna=False).ngroups)
     zero.set(ylabel=METRIC_LABELS["val_top1"], xlabel=None)
     points = pd.DataFrame(points, columns=["axis", "series", "tag", "x", "y", "se", "colour"]).dropna(subset=["y"])
     scale = y_scale(points, reference, reach)
