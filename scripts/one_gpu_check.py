@@ -16,8 +16,12 @@ NCCL refuses two ranks on one GPU ("Duplicate GPU detected"), so a single GPU ch
   float16), killed and resumed; IWSLT'14's transformer by all_reduce over 2 ranks sharing the GPU
   (DDP over cuda:gloo), killed and resumed; IWSLT'14's transformer and the LSTM language model,
   2 models sharing the GPU, exchanging checkpoints (IWSLT'14 killed and resumed).
-The checks run at once (one GPU holds them all). Prints one table and the runs' environment; exits 1
-when a check failed. Without a GPU it rehearses the same jobs on the CPU at preflight's CPU sizes.
+On a GPU the checks run as many at a time as its free memory holds (torch.cuda.mem_get_info, asked
+once before they start): each is given the paper's V100 memory per process it puts on the GPU (16 GB
+vision, 32 GB translation: what its recipe was sized for), a check starts while the running ones'
+sum and its own fit, and one that needs more than the whole GPU runs alone: about 150 GB free (an
+H200) runs 7 at once, a 16 or 32 GB card one at a time. Prints one table and the runs' environment; exits 1 when a
+check failed. Without a GPU it rehearses the same jobs on the CPU at preflight's CPU sizes.
 Each check's logs stay under FOLDER; its saved models and checkpoints are deleted once it is judged.
 
     python scripts/one_gpu_check.py [FOLDER]      # runs under FOLDER (default: a temporary one)
@@ -26,6 +30,7 @@ import argparse
 import concurrent.futures
 import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -123,6 +128,44 @@ def checked(overrides, kill, root, env):
             path.unlink(missing_ok=True)
 
 
+def gpu_need_gb(workload, share):
+    """GPU memory a check is given: the paper's V100 memory for the workload (its recipe's batch was
+    sized for it) per process on the GPU (2 where the check's ranks share it)."""
+    return preflight.BY_NAME[workload].paper_gb * (2 if share else 1)
+
+
+def free_gpu_gb():
+    """The first visible GPU's free memory in GB (torch.cuda.mem_get_info), asked in a child
+    process: this one then holds no CUDA context on the GPU while the checks run."""
+    done = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.mem_get_info()[0])"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[-1]) / 1e9
+
+
+def fairseq_installed():
+    return importlib.util.find_spec("fairseq") is not None
+
+
+def run_within(jobs, budget_gb, work, say=print):
+    """Runs work(key) for each (key, need in GB) of `jobs` in threads, in order, starting one while
+    the needs of those running and its own fit budget_gb (None: all at once); one that needs more
+    than budget_gb runs alone. Yields (key, future) as each ends."""
+    pending, running = list(jobs), {}   # running: {future: (key, need)}
+    with concurrent.futures.ThreadPoolExecutor(max(1, len(pending))) as pool:
+        while pending or running:
+            for key, need in list(pending):
+                fits = budget_gb is None or sum(n for _, n in running.values()) + need <= budget_gb
+                if fits or not running:
+                    if not fits:
+                        say(f"{key}: given {need} GB, more than the {budget_gb:.0f} GB free: it runs alone and "
+                            "may not fit", flush=True)
+                    running[pool.submit(work, key)] = (key, need)
+                    pending.remove((key, need))
+            ended, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in ended:
+                yield running.pop(future)[0], future
+
+
 def passed(text):
     return text.startswith(("pass", "n/a")) or text.replace(".", "").isdigit()
 
@@ -137,23 +180,25 @@ def main(argv=None):
     gpus = visible_gpus()
     print(f"one-GPU check: {gpus or 'no'} GPU(s) visible{'' if gpus else ' (a CPU rehearsal)'}; runs under {root}",
           flush=True)
-    outcomes = {}
-    with concurrent.futures.ThreadPoolExecutor(len(checks)) as pool:
-        futures = {}
-        for index, (name, workload, replaced, kill, share) in enumerate(checks):
-            if not preflight.BY_NAME[workload].vision and importlib.util.find_spec("fairseq") is None:
-                outcomes[name] = ({"check": "n/a: fairseq is not installed"}, None)
-                continue
-            env = {**os.environ, **({SHARED_GPU_BACKEND: "cuda:gloo" if gpus else "gloo"} if share else {})}
-            overrides = prepared(workload, replaced, root / f"check{index}", gpus)
-            futures[pool.submit(checked, overrides, kill, root / f"check{index}", env)] = name
-        for future in concurrent.futures.as_completed(futures):
-            name = futures[future]
-            try:
-                outcomes[name] = future.result()
-            except Exception as error:   # a check that broke is reported with the others
-                outcomes[name] = ({"check": f"raised {type(error).__name__}: {error}"}, None)
-            print(f"done: {name}", flush=True)
+    budget = free_gpu_gb() if gpus else None   # the CPU rehearsal's small jobs all run at once
+    if budget is not None:
+        print(f"{budget:.0f} GB free on the GPU: each check is given the paper's V100 memory per process it puts "
+              "there (16 GB vision, 32 GB translation), and runs once the running checks leave it that", flush=True)
+    outcomes, jobs, arguments = {}, [], {}
+    for index, (name, workload, replaced, kill, share) in enumerate(checks):
+        if not preflight.BY_NAME[workload].vision and not fairseq_installed():
+            outcomes[name] = ({"check": "n/a: fairseq is not installed"}, None)
+            continue
+        env = {**os.environ, **({SHARED_GPU_BACKEND: "cuda:gloo" if gpus else "gloo"} if share else {})}
+        overrides = prepared(workload, replaced, root / f"check{index}", gpus)
+        arguments[name] = (overrides, kill, root / f"check{index}", env)
+        jobs.append((name, gpu_need_gb(workload, share)))
+    for name, future in run_within(jobs, budget, lambda name: checked(*arguments[name])):
+        try:
+            outcomes[name] = future.result()
+        except Exception as error:   # a check that broke is reported with the others
+            outcomes[name] = ({"check": f"raised {type(error).__name__}: {error}"}, None)
+        print(f"done: {name}", flush=True)
     failed = []
     for name, *_ in checks:
         outcome, header = outcomes[name]

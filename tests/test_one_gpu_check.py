@@ -2,6 +2,8 @@
 each composes, on one GPU, as a job of one rank on NCCL or, where its ranks share the GPU, one the
 launcher starts only with the shared-GPU backend set (without it, it refuses, as NCCL would)."""
 import importlib.util
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,48 @@ def test_a_judged_check_keeps_its_logs_and_deletes_its_checkpoints(tmp_path, mon
         one_gpu_check.checked([], True, tmp_path / "b", {})
     for root in (tmp_path / "a", tmp_path / "b"):
         assert sorted(p.name for p in root.rglob("*") if p.is_file()) == ["metrics.jsonl", "train-rank0.log"]
+
+
+def _scheduled(monkeypatch, free_gb):
+    """main() on one GPU with `free_gb` free, each check's run replaced by one that records when it
+    ran: [(check index, start, end)]."""
+    ran = []
+
+    def records(overrides, kill, root, env):
+        started = time.monotonic()
+        time.sleep(0.3)
+        ran.append((int(Path(root).name[len("check"):]), started, time.monotonic()))
+        return {"trains": "pass"}, None
+
+    monkeypatch.setattr(one_gpu_check, "visible_gpus", lambda: 1)
+    monkeypatch.setattr(one_gpu_check, "free_gpu_gb", lambda: free_gb)
+    monkeypatch.setattr(one_gpu_check, "fairseq_installed", lambda: True)
+    monkeypatch.setattr(one_gpu_check, "prepared", lambda workload, replaced, root, gpus: [])
+    monkeypatch.setattr(one_gpu_check, "checked", records)
+    with tempfile.TemporaryDirectory() as root:
+        assert one_gpu_check.main([root]) == 0
+    return ran
+
+
+def _most_in_use(ran):
+    """The largest sum of the paper memory given to checks running at one time, and how many ran then."""
+    need = {index: one_gpu_check.gpu_need_gb(workload, share)
+            for index, (_, workload, _, _, share) in enumerate(one_gpu_check.CHECKS)}
+    peaks = []
+    for _, started, _ in ran:
+        running = [index for index, begun, ended in ran if begun <= started < ended]
+        peaks.append((sum(need[index] for index in running), len(running)))
+    return max(peaks)
+
+
+def test_a_16_gb_card_runs_the_checks_one_at_a_time_and_an_h200_several_within_its_memory(monkeypatch):
+    # Each check is given the paper's V100 memory per process on the GPU: 16 GB vision, 32 GB translation.
+    assert [one_gpu_check.gpu_need_gb(workload, share) for _, workload, _, _, share in one_gpu_check.CHECKS] == \
+        [16, 16, 16, 16, 16, 32, 32, 32, 64, 64, 64]
+    small = _scheduled(monkeypatch, 16.5)
+    assert sorted(index for index, _, _ in small) == list(range(11))
+    assert _most_in_use(small)[1] == 1                 # one at a time (the 32 and 64 GB ones alone)
+    large = _scheduled(monkeypatch, 150.0)
+    assert sorted(index for index, _, _ in large) == list(range(11))
+    used, count = _most_in_use(large)
+    assert used <= 150 and count == 7                  # the five 16 GB checks and two of 32 GB at once
