@@ -49,8 +49,12 @@ $(VENV)/.installed-vision$(STAMP): requirements.txt constraints.txt $(CONSTRAINT
 	echo $(STACK) > $(VENV)/.stack
 	touch $@
 
+# fairseq builds its CUDA extensions whenever CUDA_HOME is set, and torch refuses to compile them
+# with a CUDA whose major version is not its own: scripts/fairseq_cuda_build.py keeps CUDA_HOME only
+# where they match, and says which it chose.
 $(VENV)/.installed$(STAMP): $(VENV)/.installed-vision$(STAMP)
-	PIP_CONSTRAINT=$(CURDIR)/$(CONSTRAINTS) $(VENV)/bin/pip install -e ./library -e '.[all]'
+	build_env="$$($(PY) scripts/fairseq_cuda_build.py)" && env $$build_env \
+	  PIP_CONSTRAINT=$(CURDIR)/$(CONSTRAINTS) $(VENV)/bin/pip install -e ./library -e '.[all]'
 	touch $@
 
 setup-vision: $(VENV)/.installed-vision$(STAMP) ## create .venv for the vision path: src/run.py on every workload but translation, figures, report (no fairseq)
