@@ -3,7 +3,8 @@
     python src/run.py [overrides]               one job
     python src/run.py -m sweep=<id> [overrides] a figure's sweep (sweeps/<id>.yaml)
 
-Composes the config, validates it, then hands the run to the engine (codistill/launch.py).
+Composes the config, validates it, then hands the run to the engine
+(src/codistill_experiments/launch.py).
 """
 import os
 import shlex
@@ -28,9 +29,9 @@ INTERRUPTED = 128 + 2   # a shell's exit status for SIGINT
 
 
 def progress_mode(container):
-    """How much the run prints (codistill/progress.py). A sweep run here prints one line per run
-    (its summary): hundreds of mini runs share this terminal. Jobs of other launchers each have
-    their own output and print their progress in full. CODISTILL_PROGRESS, when set, wins."""
+    """How much the run prints (src/codistill_experiments/progress.py). A sweep run here prints one
+    line per run (its summary): hundreds of mini runs share this terminal. Jobs of other launchers
+    each have their own output and print their progress in full. CODISTILL_PROGRESS, when set, wins."""
     if HydraConfig.get().mode == RunMode.MULTIRUN and container["launcher"]["name"] in STARTS_ITS_RANKS:
         os.environ.setdefault(MODE_VARIABLE, "quiet")
     try:

@@ -1,5 +1,5 @@
-"""PowerSGD, local SGD and DiLoCo (codistill/vision/methods.py) in real gloo runs, against all_reduce and
-each other, with their bits against formulas, and resumed after a SIGKILL."""
+"""PowerSGD, local SGD and DiLoCo (src/codistill_experiments/vision/methods.py) in real gloo runs,
+against all_reduce and each other, with their bits against formulas, and resumed after a SIGKILL."""
 import multiprocessing
 import os
 import signal

@@ -1,5 +1,6 @@
-"""figures/drawing/seed_means.SeedNotes: a figure's footer names the fewest and the most seeds behind
-its series, over every panel (Figure 8: its ResNet-50 panel at 8 seeds, its ResNeXt-101 panel at 3)."""
+"""SeedNotes (figures/drawing/seed_means.py): a figure's footer names the fewest and the most seeds
+behind its series, over every panel (Figure 8: its ResNet-50 panel at 8 seeds, its ResNeXt-101
+panel at 3)."""
 import pandas as pd
 
 from figures.drawing.seed_means import SeedNotes
