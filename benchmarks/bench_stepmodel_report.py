@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from codistill_experiments import step_model as sm
 from .tables import legend_below, table
 
-TARGET_PCT = 25.0          # every row of part 3, out of sample (issue 27)
+TARGET_PCT = 25.0          # the error allowed on every row of part 3, out of sample
 SLIDES_TARGET_PCT = 15.0
 TABLE_GPUS = (16, 128, 1024, 4096)
 CODISTILL_ORDER = ("all_reduce", "predictions", "checkpoints", "sharded checkpoints", sm.PER_SERVER)
@@ -234,7 +234,7 @@ def section(part, targets):
 
 
 def compressed_lines(grid, targets):
-    """The compressed prediction exchanges against dense predictions and all_reduce, and issue 27's goal."""
+    """The compressed prediction exchanges against dense predictions, all_reduce and their goal."""
     at = {(r["workload"], r["link_gbit"], r["gpus"], r["method"]): r for r in grid}
     workloads = list(dict.fromkeys(r["workload"] for r in grid))
     body = [[w, f"{gbit} Gbit/s", f"{gpus:,}", *[f"{1000 * at[w, gbit, gpus, m]['seconds']:,.0f} "
@@ -265,7 +265,7 @@ def compressed_lines(grid, targets):
             f"Settings fixed before their results were looked at: {settings}. Bits per row of logits from "
             "`codistill.prediction_row_bits` (dense: C x b, + a 32-bit scale when 8-bit; top-k: k x (b + "
             "index bits), index bits 16 for the 32,000-word vocabulary, 16 for ResNet-50's 1000 classes, + the scale when "
-            "8-bit). n = 2 models of N/2 GPUs exchanging every update, as dense predictions above. Goal (issue 27): "
+            "8-bit). n = 2 models of N/2 GPUs exchanging every update, as dense predictions above. Goal, set before the runs: "
             f"at least all_reduce's speed for the {goal['workload']} at {goal['gpus']} GPUs on {goal['link_gbit']} "
             "Gbit/s; speed-up over all_reduce in brackets:", "",
             table(["model", "link", "GPUs", *[f"{m} ms (speed-up)" for m in COMPRESSED_ORDER]], body), "",

@@ -1,4 +1,4 @@
-"""The transformer language model in the torch engine (workload lm_transformer_mini, issue #40): its
+"""The transformer language model in the torch engine (workload lm_transformer_mini): its
 tokens against the corpus's lines, its blocks against a hand shift, its causality, and a 2-process
 codistillation run against Algorithm 1 written out per token in one process."""
 import pytest

@@ -1,4 +1,4 @@
-"""The experiments use the library through its public API alone (issue 39, deliverable 5): no
+"""The experiments use the library through its public API alone: no
 client reaches `codistiller.exchange` or a private module of `codistill` (the import contract in
 pyproject.toml checks the imports, `make test` runs it), the Codistiller's public methods do what
 the clients did by hand (refresh, mark_checkpointed, teachers_from_step, state_dict), a state saved

@@ -34,6 +34,10 @@ ROOTS = {**{top: top for top in ("src", "library", "figures", "tests", "docs", "
 PATH = re.compile(r"(?<![\w./-])(?:\./)?((?:" + "|".join(ROOTS) + r")/[\w./*{}<>$%-]*)")
 PLACEHOLDER = re.compile(r"[*{}<>$%]|\.\.\.")
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
+# A number of this project's tracker: "#40", "(#12)", "issue 27", "issues #26", "PR 5", also across a
+# line break. Not one after a word ("omegaconf#1310" names another project's public tracker), nor a
+# colour ("#0173b2", "#949494": the digits run on).
+TRACKER_NUMBER = re.compile(r"(?<![\w/#&])#\d{1,4}\b|\b(?:issues?|PRs?|pull requests?|tickets?)\s+#?\d+\b", re.I)
 
 # (file, or "*" for every file; the written path or a folder above it; why it need not exist in a
 # fresh clone)
@@ -130,3 +134,19 @@ def test_the_extraction_finds_paths_and_packages_and_skips_placeholders_and_fore
     assert excepted("README.md", "figures/out/fig2.png") and excepted("README.md", "figures/out")
     assert excepted("README.md", "figures/outline.py") is None
     assert excepted("tests/test_figures.py", "figures/fig5.png") and excepted("README.md", "figures/fig5.png") is None
+
+
+def test_no_comment_or_doc_cites_a_tracker_number():
+    cited = []
+    for relative in text_files():
+        text = (ROOT / relative).read_text(errors="replace")
+        for match in TRACKER_NUMBER.finditer(text):
+            cited.append(f"{relative}:{text.count(chr(10), 0, match.start()) + 1}: {match.group(0)!r}")
+    assert not cited, "say what the number was about instead of citing it:\n" + "\n".join(cited)
+
+
+def test_the_tracker_pattern_finds_numbers_and_leaves_colours_anchors_and_other_projects():
+    text = ("fixed (#12); issue 27's goal; Issue #40; PR 5; the issue\n40; "
+            "omegaconf#1310, #0173b2, #949494, &#35;, [below](#the-language-model), ## 2. A heading, item #a1")
+    assert [match.group(0) for match in TRACKER_NUMBER.finditer(text)] == ["#12", "issue 27", "Issue #40", "PR 5",
+                                                                             "issue\n40"]

@@ -31,12 +31,12 @@ DROPPED_AT_DEFAULT = {
     ("supervised",): {"label_smoothing": 0.0, "smoothing_prior": "uniform"},   # Anil et al. Sec. 3.3
     ("data", "split"): "same",
     ("schedule", "optimizer"): "sgd",
-    ("schedule", "clip_norm"): None,                  # the torch engine's gradient clipping (issue #40)
+    ("schedule", "clip_norm"): None,                  # the torch engine's gradient clipping
     ("method", "prediction_topk"): None,
-    ("method", "checkpoint_bits"): 32,                # compressed checkpoints (issue #40)
+    ("method", "checkpoint_bits"): 32,                # compressed checkpoints
     ("method", "checkpoint_delta_fraction"): None,
     ("workload", "validate_interval_updates"): None,  # a fairseq language model's validations within an epoch
-    ("workload", "alpha_scale"): None,                # a translation stand-in's distillation per logit (issue #41)
+    ("workload", "alpha_scale"): None,                # a translation stand-in's distillation per logit
 }
 # A fairseq job's snapshot mode (lockstep / async) was workload.exchange_mode until it became
 # method.snapshot_mode, the one name model jobs of every workload use. Run ids hash it where it was:

@@ -567,8 +567,9 @@ def transformer_matrices(params, d=1024, ffn=4096, vocab=32000):
 VOCABULARY = 32000
 LINKS_GBIT = (10, 25, 100, 400)
 # Compressed prediction exchanges (top-k, value bits), n = 2 models, every update: settings fixed
-# before the model's result for them was looked at, to judge the goal of issue 27 (at least all_reduce's
-# speed for the 229M transformer on 128 GPUs at 10 Gbit/s) without choosing the setting that meets it.
+# before the model's result for them was looked at, to judge the goal set for them (at least
+# all_reduce's speed for the 229M transformer on 128 GPUs at 10 Gbit/s) without choosing the setting
+# that meets it.
 COMPRESSED = {"predictions 8-bit": (None, 8), "predictions top-64": (64, 32), "predictions top-64 8-bit": (64, 8),
               "predictions top-8 8-bit": (8, 8)}
 GOAL = {"workload": "transformer 229M", "gpus": 128, "link_gbit": 10}

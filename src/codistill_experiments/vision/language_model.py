@@ -1,6 +1,6 @@
 """A small transformer language model on the generated corpus (workload lm_transformer_mini): the
 peers' own setting (DiLoCo, SparseLoCo, MuLoCo and DeMo are measured on language-model
-pretraining) in the torch engine, where every method of the frontier runs (issue #40).
+pretraining) in the torch engine, where every method of the frontier runs.
 
 The corpus is lm_mini's (lm_corpus.py: a sparse order-2 Markov chain over word classes), numbered as
 fairseq numbers it: word wK is token K, and every line ends with </s> (token `vocab`), so an empty
