@@ -183,15 +183,17 @@ def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=No
     init_seed = cfg.init_seed if cfg.init_seed is not None else model_seed(cfg.seed, init_group)
     memory_format = torch.channels_last if cfg.workload.get("channels_last", False) else torch.preserve_format
     model = workload.make_model(init_seed, model_spec(cfg, group)).to(device, memory_format=memory_format)
-    if cfg.workload.get("sync_batchnorm", False) and layout.ranks_per_group > 1 and device.type == "cuda":
-        # batch statistics over the model's whole batch, not each GPU's share (torch's SyncBatchNorm
-        # runs on GPUs only: a CPU run keeps each rank's own statistics)
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model, process_group=groups.group)
+    # batch statistics over the model's whole batch, not each GPU's share (torch's SyncBatchNorm
+    # runs on GPUs only: a CPU run keeps each rank's own statistics)
+    batchnorm_group = (groups.group if cfg.workload.get("sync_batchnorm", False) and layout.ranks_per_group > 1
+                       and device.type == "cuda" else None)
+    if batchnorm_group is not None:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model, process_group=batchnorm_group)
     counter = CommCounter()
     method = build_method(cfg.method, layout, groups, counter)
     return RankState(cfg, layout, device, groups, model, method.wrap(model), flat_parameters(model).clone(), counter,
                      codistiller=build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha,
-                                                   run_directory),
+                                                   run_directory, batchnorm_group),
                      method=method,
                      supervised=SupervisedLoss.from_config(cfg.supervised, workload.num_classes,
                                                            workload.train_set if train_set is None else train_set),
@@ -199,14 +201,23 @@ def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=No
                      logged={"teacher_steps": two_phase.teacher_steps(cfg)} if cfg.method.name == "two_phase" else {})
 
 
-def build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha, run_directory=None):
-    """The run's codistillation from method.* (None when its method does not codistil)."""
+def build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha, run_directory=None,
+                      batchnorm_group=None):
+    """The run's codistillation from method.* (None when its method does not codistil).
+    batchnorm_group: the process group the model's batch norms synchronise over (SyncBatchNorm),
+    which its teachers' then do too."""
     method = cfg.method
     if method.name not in ("codistill", "two_phase"):
         return None
 
     def make_teacher(peer):
-        return workload.make_model(0, model_spec(cfg, peer)).to(memory_format=memory_format)
+        teacher = workload.make_model(0, model_spec(cfg, peer)).to(memory_format=memory_format)
+        if batchnorm_group is not None:
+            # A teacher normalises as the peer it stands for trained: with the statistics of the whole
+            # batch of this model's ranks (the same batch as the peer's under coordinated sampling),
+            # not with one GPU's share of it.
+            teacher = torch.nn.SyncBatchNorm.convert_sync_batchnorm(teacher, process_group=batchnorm_group)
+        return teacher
 
     if method.name == "two_phase":
         return two_phase.distill_from_teachers(cfg, model, make_teacher, alpha, counter)
