@@ -101,7 +101,8 @@ def test_a_peer_that_restarts_is_given_the_whole_timeout_again(tmp_path):
     store.mark_started(1, "first-attempt")
     # it dies before it publishes and its requeued job starts again 1.5 s later; it publishes 1.5 s
     # after that: 3 s after the wait began, more than its 2 s timeout, 1.5 s after its restart.
-    timers = [_after(1.5, lambda: store.mark_started(1)), _after(3.0, lambda: store.publish(1, 0, {"w": torch.ones(2)}))]
+    timers = [_after(1.5, lambda: store.mark_started(1)),
+              _after(3.0, lambda: store.publish(1, 0, {"w": torch.ones(2)}))]
     began = time.monotonic()
     store.wait_for(1, 0, timeout_s=2.0)
     assert time.monotonic() - began >= 3.0
@@ -118,7 +119,8 @@ def test_a_peer_that_restarts_is_given_the_whole_timeout_again(tmp_path):
 def test_a_peer_that_never_starts_is_waited_for_up_to_its_own_bound_then_named(tmp_path):
     store = SnapshotStore(tmp_path, start_timeout_s=2.0)
     began = time.monotonic()
-    with pytest.raises(SnapshotTimeout, match=r"model 1 has not started: no attempt marked in .*started\.json") as raised:
+    never = r"model 1 has not started: no attempt marked in .*started\.json"
+    with pytest.raises(SnapshotTimeout, match=never) as raised:
         store.wait_for(1, 0, timeout_s=0.5)
     assert 2.0 <= time.monotonic() - began < 6.0 and "method.peer_start_timeout_s" in str(raised.value)
     # Without start_timeout_s a store waits as before: timeout_s from the wait's start.
