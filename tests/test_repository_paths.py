@@ -7,6 +7,7 @@ one of its packages written as a package path (`codistill/`, `codistill_experime
 The extraction is a plain regular expression; what it finds that is not a path of this checkout is
 listed below with the reason, and each listed exception must still be found, so the list cannot rot.
 """
+import functools
 import os
 import re
 from pathlib import Path
@@ -109,15 +110,31 @@ def test_every_repository_path_written_in_code_configs_and_docs_exists():
     assert used - {None} == set(NOT_IN_CHECKOUT), f"exceptions no file needs any more: {set(NOT_IN_CHECKOUT) - used}"
 
 
-def test_every_relative_markdown_link_resolves():
+@functools.cache
+def anchors(markdown):
+    """The anchors a markdown file offers: its headings as GitHub slugs them (lower case, punctuation
+    dropped, spaces to dashes) and explicit <a id="...">, code blocks left out."""
+    found, in_code = set(), False
+    for line in markdown.read_text().splitlines():
+        in_code ^= line.startswith("```")
+        if not in_code and re.match(r"#{1,6} ", line):
+            found.add(re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-"))
+        found.update(re.findall(r'<a id="([^"]+)"', line))
+    return found
+
+
+def test_every_relative_markdown_link_resolves_to_a_file_and_its_heading():
     broken = []
     for relative in text_files():
         if not relative.endswith(".md"):
             continue
         for number, line in enumerate((ROOT / relative).read_text().splitlines(), 1):
             for match in MARKDOWN_LINK.finditer(line):
-                target = match.group(1).split("#")[0]
-                if target and not re.match(r"[a-z]+:", target) and not (ROOT / relative).parent.joinpath(target).exists():
+                target, _, anchor = match.group(1).partition("#")
+                if re.match(r"[a-z]+:", target):
+                    continue
+                linked = (ROOT / relative).parent / target if target else ROOT / relative
+                if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
                     broken.append(f"{relative}:{number}: {match.group(1)}")
     assert not broken, "markdown links to nothing:\n" + "\n".join(broken)
 
@@ -131,6 +148,8 @@ def test_the_extraction_finds_paths_and_packages_and_skips_placeholders_and_fore
     assert [path for path in found if not PLACEHOLDER.search(path)] == found[:3]
     assert exists("README.md", "codistill_experiments/runlog.py") and exists("README.md", "conf/method/diloco.yaml")
     assert not exists("README.md", "codistill/runlog.py")
+    assert {"make-setup-vision-and-make-setup", "what-the-commands-cost"} <= anchors(ROOT / "docs" / "setup.md")
+    assert "choosing-alpha-and-period-measured" in anchors(ROOT / "docs" / "library.md")   # an <a id>
     assert excepted("README.md", "figures/out/fig2.png") and excepted("README.md", "figures/out")
     assert excepted("README.md", "figures/outline.py") is None
     assert excepted("tests/test_figures.py", "figures/fig5.png") and excepted("README.md", "figures/fig5.png") is None
