@@ -267,8 +267,9 @@ def test_the_slurm_launcher_lays_a_job_out_on_8_gpu_nodes_and_needs_a_partition(
                           return_hydra_config=True)
         launcher = cfg.hydra.launcher
         assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (nodes, tasks, tasks)
-        # no GPU feature and no memory asked for: those names and sizes are a site's (tests/test_slurm.py)
-        assert launcher.partition == "v100" and launcher.constraint is None and launcher.mem_gb is None
+        # no GPU feature asked for (its name is a site's, tests/test_slurm.py); memory: each rank's share,
+        # 24 GB by default, so that a partition's per-CPU default does not starve ImageNet's loaders
+        assert launcher.partition == "v100" and launcher.constraint is None and launcher.mem_gb == 24 * tasks
     monkeypatch.delenv("CODISTILL_SLURM_PARTITION")
     done = run_cli("-m", "sweep=fig2", "scale=paper", "launcher=slurm_v100", "dry_run=true",
                    f"results_root={tmp_path}", cwd=tmp_path)

@@ -20,7 +20,8 @@ def tiny_imagenet_job(root, *extra):
     return ["scale=paper", "method=allreduce", f"workload.data_root={root}", "workload.arch=resnet18",
             "workload.num_classes=2", "workload.loader_workers=0", "workload.eval_batch=2",
             "scale.ranks_per_model=2", "scale.ranks_per_node=2", "scale.batch_per_rank=2",
-            "schedule.epochs=1", "schedule.lr.warmup_epochs=0", "schedule.lr.milestones=[]", *extra]
+            "schedule.epochs=1", "schedule.lr.warmup_epochs=0", "schedule.lr.milestones=[]",
+            "scale.gpus_per_rank=0", *extra]   # on CPU by request: a job asking for GPUs where CUDA has none refuses
 
 
 def test_a_tree_without_val_or_with_other_classes_is_refused(tmp_path):
