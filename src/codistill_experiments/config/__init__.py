@@ -141,13 +141,21 @@ def schema_problems(cfg, container):
     return problems, schemas
 
 
+def _resolved(cfg, key):
+    node = cfg._get_node(key)
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+    return cfg[key]   # a value (an interpolation resolved; MissingMandatoryValue where it is ???)
+
+
 def validate(cfg):
     """Raises ConfigError listing every problem of a composed job config (Hydra has checked its
     types); returns the resolved job as a plain dict."""
     check_sweep_choice(cfg)
     try:
-        job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-        container = OmegaConf.to_container(job, resolve=True, throw_on_missing=True)
+        # each top-level node resolved in place (interpolations read the whole config, hydra's node
+        # included), hydra's own node left out: a masked copy would deep-copy the config per job
+        container = {key: _resolved(cfg, key) for key in cfg if key != "hydra"}
     except Exception as error:  # an interpolation that cannot resolve names its key itself
         raise ConfigError(f"config does not resolve: {error}") from error
     problems, schemas = schema_problems(cfg, container)
