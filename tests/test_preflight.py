@@ -3,20 +3,59 @@ paper's model and recipe, 2 models, loader workers, generated data in the real o
 updates and evaluations, then a copy SIGKILLed after its first committed state and rerun, whose log
 must equal the uninterrupted run's."""
 import json
+from pathlib import Path
 
 import pytest
 
 from codistill_experiments import preflight
 from codistill_experiments.preflight import BY_NAME, first_difference, peer_inputs
+from forked_script import start_script
 
 # One workload of each kind the paper trains (ResNeXt-101 and transformer big share their kind's
 # code path with ResNet-50 and the IWSLT transformer; `make preflight` runs them too).
 IN_CI = ["imagenet_resnet50", "cifar10_wrn", "criteo", "iwslt14_transformer", "commoncrawl_lstm"]
 
 
+class LoggedScript:
+    """preflight.run's process, src/run.py forked from this process (tests/forked_script.py: the
+    same run without a fresh interpreter's imports, three per workload); what it printed is
+    appended to its log once it has ended, as preflight reads the log then."""
+
+    def __init__(self, script, log):
+        self.script, self.log, self.pid = script, Path(log), script.pid
+
+    @property
+    def returncode(self):
+        return self.script.returncode
+
+    def poll(self):
+        if self.script.poll() is not None:
+            self._flush()
+        return self.script.returncode
+
+    def wait(self, timeout=None):
+        self.script.wait(timeout)
+        self._flush()
+        return self.script.returncode
+
+    def _flush(self):
+        if not self.script._out.closed:
+            out, err = self.script.communicate()
+            with open(self.log, "a") as handle:
+                handle.write(out + err)
+
+
+def forked_run(overrides, results_root, log, wait=True, env=None):
+    process = LoggedScript(start_script([preflight.RUN[1], *overrides, f"results_root={results_root}"], env=env), log)
+    if wait:
+        process.wait()
+    return process
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", IN_CI)
-def test_a_paper_workload_trains_at_its_paper_shape_and_resumes_exactly_after_a_kill(name, tmp_path):
+def test_a_paper_workload_trains_at_its_paper_shape_and_resumes_exactly_after_a_kill(name, tmp_path, monkeypatch):
+    monkeypatch.setattr(preflight, "run", forked_run)
     outcome = preflight.check(BY_NAME[name], tmp_path, gpus=0)
     assert outcome.failures == {}, outcome.checks
     assert outcome.checks["trains"] == "pass" and outcome.checks["kill + resume"] == "pass"

@@ -450,8 +450,8 @@ def test_a_paper_scale_multiview_dry_run_warns_that_the_pretrained_weights_are_m
 @pytest.mark.parametrize("sweep, jobs", [
     # seeds, and on Slurm each job's resources
     (["sweep=fig2", "scale=paper", "launcher=slurm_v100", "launcher.partition=x"], FIG2_JOBS),
-    # learning rates, periods, bit widths and seeds over several methods and schedules
-    (["sweep=frontier8", "scale=mini"], SWEEP_JOBS["frontier8"][0]),
+    # alphas, outer learning rates and momenta, warm-ups, base LRs and periods over six methods
+    (["sweep=frontier_tuning", "scale=mini"], SWEEP_JOBS["frontier_tuning"][0]),
     # translation: alpha and its schedule's gamma, through fairseq's config
     (["sweep=alpha_gamma", "scale=paper"], SWEEP_JOBS["alpha_gamma"][1]),
 ])
