@@ -79,17 +79,19 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def _rank_main(rank, world_size, port, out_dir, function, args):
+COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=600)
+
+
+def _rank_main(rank, world_size, port, out_dir, function, args, timeout=COLLECTIVE_TIMEOUT):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
-    run_as_rank(rank, world_size, out_dir, function, args)
+    run_as_rank(rank, world_size, out_dir, function, args, timeout=timeout)
 
 
-def run_as_rank(rank, world_size, out_dir, function, args, threads=1):
-    """Joins the gloo group (env://), runs function(rank, world_size, *args), writes its result
-    to out_dir/rank<r>.json."""
+def run_as_rank(rank, world_size, out_dir, function, args, threads=1, timeout=COLLECTIVE_TIMEOUT):
+    """Joins the gloo group (env://) with the collectives' `timeout`, runs function(rank,
+    world_size, *args), writes its result to out_dir/rank<r>.json."""
     torch.set_num_threads(threads)
-    dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world_size,
-                            timeout=datetime.timedelta(seconds=600))
+    dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world_size, timeout=timeout)
     try:
         result = function(rank, world_size, *args)
     finally:
@@ -97,11 +99,12 @@ def run_as_rank(rank, world_size, out_dir, function, args, threads=1):
     (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(result))
 
 
-def spawn(world_size, function, *args):
+def spawn(world_size, function, *args, timeout=COLLECTIVE_TIMEOUT):
     """Runs function on `world_size` real gloo processes on this machine (forked, like the
-    engine's local launcher); returns every rank's result."""
+    engine's local launcher), their collectives timing out after `timeout`; returns every rank's
+    result."""
     with tempfile.TemporaryDirectory() as out_dir:
-        mp.start_processes(_rank_main, args=(world_size, free_port(), out_dir, function, args),
+        mp.start_processes(_rank_main, args=(world_size, free_port(), out_dir, function, args, timeout),
                            nprocs=world_size, join=True, start_method="fork")
         return [json.loads((Path(out_dir) / f"rank{r}.json").read_text()) for r in range(world_size)]
 

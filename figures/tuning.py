@@ -66,8 +66,7 @@ def frontier_setting(run):
     their base LR (the control's candidates also named by their method)."""
     name = run["cfg.method.name"]
     keys = TUNED.get(name, []) if not never_communicates(run) else ["schedule.lr.base"]
-    keys = keys or ["schedule.lr.base"]
-    setting = ", ".join(f"{key.split('.')[-1]}={setting_value(key, run[f'cfg.{key}'])}" for key in keys)
+    setting = joined(keys or ["schedule.lr.base"], run)
     if never_communicates(run):
         what = "independent models" if name == "independent" else f"{name} never averaging (H = {run['cfg.method.period']:g})"
         return f"{what}, {setting}"
@@ -92,22 +91,32 @@ def held_out_runs(records):
     return records[pd.to_numeric(records["cfg.data.holdout"], errors="coerce").fillna(0) > 0]
 
 
+def joined(keys, run):
+    """A run's values of `keys`, as overrides write them: "alpha=2.0, exchange=checkpoints"."""
+    return ", ".join(f"{key.split('.')[-1]}={setting_value(key, run[f'cfg.{key}'])}" for key in keys)
+
+
+def setting_of(run, tuned):
+    """The setting a budget tells the run's arm apart by: `tuned` is a function of the run, a
+    {method: keys} or the keys of every arm."""
+    if callable(tuned):
+        return tuned(run)
+    return joined(tuned.get(run["cfg.method.name"], []) if isinstance(tuned, dict) else tuned, run)
+
+
+def final_runs(records):
+    """One row per run at its final top-1 (final_per_run), with its updates (the last step)."""
+    per_run = final_per_run(records, "val_top1")
+    per_run["updates"] = per_run["run_id"].map(records.groupby("run_id")["step"].max())
+    return per_run
+
+
 def ranking(records, sweep="frontier_tuning"):
     """One row per tuning run: its arm, its tuned settings, held-out samples and final held-out top-1,
     best first within each arm; `best` marks each arm's chosen setting."""
     arm_of, tuned = BUDGETS[sweep]
-    held_out = held_out_runs(records)
-    per_run = final_per_run(held_out, "val_top1")
-    per_run["updates"] = per_run["run_id"].map(held_out.groupby("run_id")["step"].max())
-    rows = []
-    for _, run in per_run.iterrows():
-        if callable(tuned):
-            setting = tuned(run)
-        else:
-            keys = tuned.get(run["cfg.method.name"], []) if isinstance(tuned, dict) else tuned
-            setting = ", ".join(f"{key.split('.')[-1]}={setting_value(key, run[f'cfg.{key}'])}" for key in keys)
-        rows.append({"arm": arm_of(run), "setting": setting, "held_out_samples": int(run["val_samples"]),
-                     "held_out_top1": float(run["value"])})
+    rows = [{"arm": arm_of(run), "setting": setting_of(run, tuned), "held_out_samples": int(run["val_samples"]),
+             "held_out_top1": float(run["value"])} for _, run in final_runs(held_out_runs(records)).iterrows()]
     table = pd.DataFrame(rows).sort_values(["arm", "held_out_top1"], ascending=[True, False], ignore_index=True)
     table["best"] = ~table["arm"].duplicated()
     return table
@@ -124,17 +133,9 @@ def recipe_settings(records, sweep):
         return {}
     arm_of, tuned = BUDGETS[sweep]
     holdout = pd.to_numeric(records.get("cfg.data.holdout", pd.Series(0, index=records.index)), errors="coerce")
-    recipe = records[records["seed"].isin(RECIPE_SEEDS) & (holdout.fillna(0) == 0)]
-    per_run = final_per_run(recipe, "val_top1")
-    per_run["updates"] = per_run["run_id"].map(recipe.groupby("run_id")["step"].max())
     found = {}
-    for _, run in per_run.iterrows():
-        if callable(tuned):
-            setting = tuned(run)
-        else:
-            keys = tuned.get(run["cfg.method.name"], []) if isinstance(tuned, dict) else tuned
-            setting = ", ".join(f"{key.split('.')[-1]}={setting_value(key, run[f'cfg.{key}'])}" for key in keys)
-        found.setdefault(arm_of(run), set()).add(setting)
+    for _, run in final_runs(records[records["seed"].isin(RECIPE_SEEDS) & (holdout.fillna(0) == 0)]).iterrows():
+        found.setdefault(arm_of(run), set()).add(setting_of(run, tuned))
     return found
 
 

@@ -21,15 +21,9 @@ def fresh_seed_settings(sweep, compared):
     """{arm: the settings its fresh-seed runs in `compared` use}, by the budget's own arm and setting."""
     arm_of, tuned = tuning.BUDGETS[sweep]
     runs = records(compared)
-    runs = runs[runs["seed"].isin(FRESH_SEEDS)]
-    per_run = tuning.final_per_run(runs, "val_top1")
-    per_run["updates"] = per_run["run_id"].map(runs.groupby("run_id")["step"].max())
     found = {}
-    for _, run in per_run.iterrows():
-        setting = tuned(run) if callable(tuned) else ", ".join(
-            f"{key.split('.')[-1]}={tuning.setting_value(key, run[f'cfg.{key}'])}"
-            for key in (tuned.get(run["cfg.method.name"], []) if isinstance(tuned, dict) else tuned))
-        found.setdefault(arm_of(run), set()).add(setting)
+    for _, run in tuning.final_runs(runs[runs["seed"].isin(FRESH_SEEDS)]).iterrows():
+        found.setdefault(arm_of(run), set()).add(tuning.setting_of(run, tuned))
     return found
 
 

@@ -5,41 +5,21 @@ one update off, and its peers, left waiting at the next exchange, stop at the pr
 timeout (or at once when its process is gone) with a message naming the update, never hanging.
 The multi-process tests run real gloo processes, 2 models of 1 rank."""
 import datetime
-import json
-import os
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from benchmarks.benchlib import free_port
+from benchmarks import benchlib
 from codistill import Codistiller, Layout, PeerMismatch
 
 WAIT = datetime.timedelta(seconds=4)   # the collectives' timeout: a missed exchange fails in seconds
 
 
-def _rank_main(rank, world_size, port, out_dir, function, args):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    # with one rank a model the peers' group is the world: its timeout is the one that ends a wait
-    dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=WAIT)
-    try:
-        result = function(rank, world_size, *args)
-    finally:
-        dist.destroy_process_group()
-    (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(result))
-
-
 def spawn(world_size, function, *args):
-    with tempfile.TemporaryDirectory() as out_dir:
-        mp.start_processes(_rank_main, args=(world_size, free_port(), out_dir, function, args),
-                           nprocs=world_size, join=True, start_method="fork")
-        return [json.loads((Path(out_dir) / f"rank{r}.json").read_text()) for r in range(world_size)]
+    # with one rank a model the peers' group is the world: its timeout is the one that ends a wait
+    return benchlib.spawn(world_size, function, *args, timeout=WAIT)
 
 
 def _model(seed):
