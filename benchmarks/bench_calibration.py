@@ -64,7 +64,7 @@ def _collective(kind, tensor):
     if kind == "all_reduce":
         return lambda: dist.all_reduce(tensor)
     if kind == "all_gather_single":   # as the checkpoint exchange calls it: in place, chunks started together
-        from codistill import chunk_lengths
+        from codistill.internals import chunk_lengths
 
         outputs, rank = [torch.zeros(2, length) for length in chunk_lengths(tensor.numel())], dist.get_rank()
 

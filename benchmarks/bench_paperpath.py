@@ -64,7 +64,8 @@ def criteo(root, progress):
 def _snapshot_reads(rank, world_size, root, one_reader):
     import torch.distributed as dist
 
-    from codistill import FileCheckpointExchange, SnapshotStore
+    from codistill import SnapshotStore
+    from codistill.internals import FileCheckpointExchange
 
     loaded = []
 

@@ -19,6 +19,7 @@ probabilities) and, for contrast, the average of their parameters are reported i
 """
 import argparse
 import datetime
+import io
 import json
 import os
 from itertools import islice
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, TensorDataset
 
-from codistill import Codistiller, Layout, atomic_write_bytes
+from codistill import Codistiller, Layout
 
 FEATURES, CLASSES, BATCH = 16, 8, 32      # BATCH: per rank; a model's batch is k x BATCH
 TIMEOUT = datetime.timedelta(minutes=30)   # the world's and the Codistiller's groups' collectives
@@ -42,16 +43,27 @@ def state_path(out, rank, step):
     return out / "state" / f"rank{rank}-step{step}.pt"
 
 
+def write_atomically(path, data):
+    """`data` (bytes) into `path` through a temporary file and a rename (os.replace is atomic): a
+    kill at any point leaves the old file or the new one, never a torn one. Each file has one
+    writer (a rank its own state, rank 0 the commit), so the temporary name is the file's."""
+    temporary = path.with_name(f"{path.name}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
 def save_and_commit(out, rank, step, state):
     """Every rank writes its state of `step`; once all have (a barrier), rank 0 commits the step in
     committed.json; after a second barrier each rank removes its files of other steps. Every
     write is atomic, and until the commit the previous committed step's files are all still
     there, so that a kill at any point leaves one step that every rank can resume from."""
     (out / "state").mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(state_path(out, rank, step), lambda handle: torch.save(state, handle))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomically(state_path(out, rank, step), buffer.getvalue())
     dist.barrier()
     if dist.get_rank() == 0:
-        atomic_write_bytes(out / COMMITTED, lambda handle: handle.write(json.dumps({"step": step}).encode()))
+        write_atomically(out / COMMITTED, json.dumps({"step": step}).encode())
     dist.barrier()
     for path in (out / "state").glob(f"rank{rank}-step*.pt"):
         if path != state_path(out, rank, step):

@@ -38,7 +38,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from codistill import CheckpointExchange, teacher_mode  # noqa: E402
+from codistill.internals import CheckpointExchange, teacher_mode  # noqa: E402
 
 BASE = ["method=codistill", "schedule=codistill_tuned", "method.exchange=checkpoints", "launcher=local",
         "workload=digits_mlp"]  # the collapse's workload; workload=... on the command line replaces it

@@ -7,7 +7,7 @@ import traceback
 
 import torch
 
-from codistill import atomic_write_bytes
+from codistill.internals import atomic_write_bytes
 from codistill_experiments.translation.launcher import mark_trained, repair_torn_checkpoint
 
 WRITERS = 8

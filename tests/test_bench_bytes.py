@@ -6,7 +6,8 @@ import torch
 
 from benchmarks import bench_bytes
 from benchmarks.benchlib import spawn
-from codistill.exchange import CommCounter, PredictionExchange
+from codistill import CommCounter
+from codistill.internals import PredictionExchange
 from codistill.groups import Layout, make_process_groups
 from codistill.losses import distill_loss
 from codistill_experiments.config import ConfigError

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from benchmarks.benchlib import spawn
-from codistill import Codistiller, Layout, quantize_blocks, top_k_chunks
+from codistill import Codistiller, Layout
+from codistill.internals import quantize_blocks, top_k_chunks
 
 BLOCK, CHUNK = 64, 300     # CHUNK: the test's delta chunk (int16 indices, several chunks a shard)
 EXCHANGES = 3
@@ -46,10 +47,10 @@ def vector(group, exchange_index):
 
 
 def _ranks(rank, world_size, kind, n, k):
-    from codistill import exchange as exchange_module
+    from codistill import checkpoints
     from codistill.groups import make_process_groups
 
-    exchange_module.CHECKPOINT_DELTA_CHUNK = CHUNK
+    checkpoints.CHECKPOINT_DELTA_CHUNK = CHUNK
     handed = []       # (group size, bytes) of every tensor handed to an all_gather
     gather = torch.distributed.all_gather_single
 

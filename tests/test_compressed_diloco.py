@@ -14,7 +14,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from benchmarks import soak_resume
-from codistill import CommCounter, Layout, make_process_groups, quantize_blocks
+from codistill import CommCounter, Layout, make_process_groups
+from codistill.internals import quantize_blocks
 from codistill_experiments.config import ConfigError
 from conftest import compose_job
 from codistill_experiments.vision.compressed_diloco import largest_divisor_at_most

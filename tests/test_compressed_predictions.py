@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.benchlib import spawn
-from codistill.exchange import dequantize_rows, prediction_row_bits, quantize_rows
+from codistill import prediction_row_bits
+from codistill.predictions import dequantize_rows, quantize_rows
 from codistill.losses import TopKLogits, distill_loss, distill_term, token_distill_term
 from codistill_experiments.config import ConfigError
 from conftest import SHORT, compose_job
@@ -26,7 +27,8 @@ def _logits(rank, classes):
 def _ranks(rank, world_size):
     """Every exchange this file checks, on one spawn of real gloo ranks."""
     from codistill import Codistiller, Layout
-    from codistill.exchange import CommCounter, PredictionExchange
+    from codistill import CommCounter
+    from codistill.internals import PredictionExchange
     from codistill.groups import make_process_groups
 
     layout = Layout(n_groups=world_size, ranks_per_group=1, ranks_per_node=1, rank=rank)

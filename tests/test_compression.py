@@ -6,7 +6,7 @@ only, a stand-in for a device: nothing read back per value)."""
 import pytest
 import torch
 
-from codistill import QuantizedBlocks, SparseChunks, quantize_blocks, top_k_chunks
+from codistill.internals import QuantizedBlocks, SparseChunks, quantize_blocks, top_k_chunks
 
 VECTOR = torch.tensor([0.0, 7.0, -3.5, 1.0, 2.0, -7.0])
 

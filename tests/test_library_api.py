@@ -27,8 +27,11 @@ def test_the_api_imports_with_torch_alone(statement):
 
 @pytest.mark.slow
 def test_importing_the_package_imports_no_torch_until_a_name_is_used():
-    code = ("import sys, codistill, codistill_experiments.runlog; assert 'torch' not in sys.modules; "
-            "from codistill import Codistiller, Layout, AlphaSchedule, SnapshotStore, FileCheckpointExchange; "
+    code = ("import sys, codistill, codistill.internals, codistill_experiments.runlog; "
+            "from codistill import EXCHANGES, AlphaSchedule; from codistill_experiments.config import schema; "
+            "from codistill_experiments.schedules import LR_KINDS; assert 'torch' not in sys.modules; "
+            "from codistill import Codistiller, Layout, SnapshotStore; "
+            "from codistill.internals import FileCheckpointExchange; "
             "assert 'torch' in sys.modules and Codistiller.__module__ == 'codistill.codistiller'")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -36,10 +39,35 @@ def test_importing_the_package_imports_no_torch_until_a_name_is_used():
 
 def test_every_exported_name_resolves():
     import codistill
+    import codistill.internals
 
     assert all(getattr(codistill, name) is not None for name in codistill.__all__)
+    assert all(getattr(codistill.internals, name) is not None for name in codistill.internals.__all__)
     with pytest.raises(AttributeError):
         codistill.no_such_name  # noqa: B018
+    with pytest.raises(AttributeError):
+        codistill.internals.no_such_name  # noqa: B018
+
+
+def documented_names(heading):
+    """The `names` of docs/library.md's paragraph that starts with `heading`."""
+    paragraph = (ROOT / "docs" / "library.md").read_text().split(f"\n{heading}", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"`(\w+)`", paragraph))
+
+
+def test_the_public_api_is_the_methods_and_docs_list_it_and_the_internals():
+    """At most 25 public names, each listed in docs/library.md's list of them and nothing more; the
+    non-public names the clients use are codistill.internals', listed too; the schedules and
+    helpers of the experiments are neither's."""
+    import codistill
+    import codistill.internals
+
+    assert len(codistill.__all__) <= 25
+    assert documented_names("**The public names**") == set(codistill.__all__)
+    assert documented_names("**Not public: codistill.internals**") == set(codistill.internals.__all__)
+    assert not set(codistill.__all__) & set(codistill.internals.__all__)
+    for name in ("LRSchedule", "PiecewiseConstant", "Schedules", "epochs_to_steps", "LR_KINDS"):
+        assert not hasattr(codistill, name) and not hasattr(codistill.internals, name), name
 
 
 def test_schedules_build_from_plain_dicts_as_from_omegaconf_nodes():
@@ -312,7 +340,7 @@ def modules_of_every_layout():
 def test_param_hash_hashes_the_same_bytes_as_a_copy_of_every_parameter(index, module):
     """Hashing each parameter where it lies gives the hash of the copied vector, which the
     committed traces hold, whatever the parameters' strides and dtypes."""
-    from codistill import param_hash
+    from codistill.internals import param_hash
 
     before = param_hash(module)
     assert before == copied_param_hash(module)
@@ -322,7 +350,7 @@ def test_param_hash_hashes_the_same_bytes_as_a_copy_of_every_parameter(index, mo
 
 
 def test_param_hash_tells_parameters_apart_and_refuses_a_module_without_any():
-    from codistill import param_hash
+    from codistill.internals import param_hash
 
     torch.manual_seed(0)
     a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)

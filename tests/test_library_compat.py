@@ -199,7 +199,8 @@ def test_checkpoint_exchanges_refuse_fsdp2_in_either_order_and_parameters_moved_
 
 
 def _gather_without_all_gather_single(rank, world_size):
-    from codistill.exchange import CommCounter, counted_all_gather_into
+    from codistill import CommCounter
+    from codistill.counting import counted_all_gather_into
 
     del torch.distributed.all_gather_single   # as on torch 2.11, inside the library's range (torch>=2.4)
     sent = torch.full((3,), float(rank + 1))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from codistill import param_hash
+from codistill.internals import param_hash
 from codistill.snapshots import PeerReader, SnapshotStore
 from benchmarks import soak_resume
 from codistill_experiments import run_state, runlog

@@ -100,8 +100,8 @@ def test_the_wheel_installs_beside_torch_alone_and_runs_the_readme_example(wheel
         "Successfully installed", 1)[1]
 
     # param_hash (runs' traces) must work without numpy, which torch does not require
-    probe = ("import codistill, importlib.util as u, torch; print(codistill.__version__); "
-             "torch.manual_seed(0); print(codistill.param_hash(torch.nn.Linear(3, 2))); "
+    probe = ("import codistill, codistill.internals, importlib.util as u, torch; print(codistill.__version__); "
+             "torch.manual_seed(0); print(codistill.internals.param_hash(torch.nn.Linear(3, 2))); "
              "print(*[u.find_spec(m) is None for m in ('codistill_experiments', 'codistill_fairseq', 'hydra', "
              "'omegaconf', 'hydra_plugins', 'fairseq', 'pandas', 'numpy')])")
     clean = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}

@@ -1,7 +1,7 @@
-"""The experiments use the library through its public API alone: no
-client reaches `codistiller.exchange` or a private module of `codistill` (the import contract in
-pyproject.toml checks the imports, `make test` runs it), the Codistiller's public methods do what
-the clients did by hand (refresh, mark_checkpointed, teachers_from_step, state_dict), a state saved
+"""The experiments use the library through its public API and its one documented non-public module,
+`codistill.internals`: no client reaches `codistiller.exchange` or another module of `codistill`
+(the import contract in pyproject.toml checks the imports, `make test` runs it), the Codistiller's
+public methods do what the clients did by hand (refresh, mark_checkpointed, teachers_from_step, state_dict), a state saved
 before they did still resumes, and snapshot mode has one name without changing any run id."""
 import re
 import subprocess
@@ -30,7 +30,9 @@ def grep(pattern, folders):
 def test_no_client_reaches_into_the_codistiller_or_a_private_module():
     exchange = r"codistiller.exchange\|\.exchange\.\(state_dict\|load_state_dict\|held_steps\|store\|refresh\)"
     assert grep(exchange, CLIENTS) == ""
-    assert grep(r"from codistill\.\|import codistill\.", CLIENTS) == ""
+    reached = [line for line in grep(r"from codistill\.\|import codistill\.", CLIENTS).splitlines()
+               if not re.search(r"(from|import) codistill\.internals\b", line)]
+    assert reached == []
 
 
 def _refreshed(rank, world_size):

@@ -4,7 +4,8 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from codistill import AlphaSchedule, LRSchedule, PiecewiseConstant
+from codistill import AlphaSchedule
+from codistill_experiments.schedules import LRSchedule, PiecewiseConstant
 from codistill_experiments.run_schedules import build_schedules
 
 

@@ -31,7 +31,8 @@ def same(a, b):
 
 def _exchange_both_ways(rank, world_size, n, k, chunk_elements):
     from codistill import checkpoint_wire
-    from codistill.exchange import CheckpointExchange, CommCounter, ShardedCheckpointExchange
+    from codistill import CommCounter
+    from codistill.internals import CheckpointExchange, ShardedCheckpointExchange
     from codistill.groups import Layout, make_process_groups
 
     checkpoint_wire.CHUNK_ELEMENTS = chunk_elements  # several chunks on a small model

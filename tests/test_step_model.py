@@ -326,9 +326,11 @@ def test_compressed_checkpoints_at_32_bits_are_checkpoints():
 
 def test_compressed_checkpoint_bits_are_the_librarys():
     import torch
-    from codistill import exchange, quantize_blocks, top_k_chunks
+    from codistill import checkpoints
+    from codistill.internals import quantize_blocks, top_k_chunks
 
-    assert (sm.CHECKPOINT_BLOCK, sm.CHECKPOINT_DELTA_CHUNK) == (exchange.CHECKPOINT_BLOCK, exchange.CHECKPOINT_DELTA_CHUNK)
+    assert (sm.CHECKPOINT_BLOCK, sm.CHECKPOINT_DELTA_CHUNK) == (checkpoints.CHECKPOINT_BLOCK,
+                                                                checkpoints.CHECKPOINT_DELTA_CHUNK)
     for values in (63, 1000, 4097, 399_329, 25_557_032):
         x = torch.zeros(values, device="meta")
         for bits in (2, 4, 8, 32):

@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from codistill import teacher_mode
+from codistill.internals import teacher_mode
 from codistill_experiments.config import typed_job
 from conftest import SHORT, compose_job
 from translation_helpers import fairseq_task, mini_data  # noqa: F401  (fixtures)

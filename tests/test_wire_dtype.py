@@ -16,7 +16,7 @@ BATCH = 32
 def _codistiller_run(rank, world_size, container, exchange, prediction_bits):
     from codistill import Codistiller, Layout
     from codistill_experiments.run_schedules import build_schedules
-    from codistill.exchange import flat_parameters
+    from codistill.internals import flat_parameters
     from codistill_experiments.seeds import model_seed
     from codistill_experiments.vision.workloads import build_workload
 

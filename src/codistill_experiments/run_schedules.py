@@ -1,6 +1,8 @@
-"""The schedules of a run's config: codistill.schedules' objects built from a schedule and a method
-config (plain dicts or OmegaConf nodes, read by key)."""
-from codistill import AlphaSchedule, LRSchedule, PiecewiseConstant, Schedules, epochs_to_steps
+"""The schedules of a run's config: schedules.py's objects (and the library's AlphaSchedule) built
+from a schedule and a method config (plain dicts or OmegaConf nodes, read by key)."""
+from codistill import AlphaSchedule
+
+from .schedules import LRSchedule, PiecewiseConstant, Schedules, epochs_to_steps
 
 
 def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, epoch_scale=1.0,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from codistill import atomic_write_bytes
+from codistill.internals import atomic_write_bytes
 
 from . import file_lock
 

@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from codistill import atomic_write_bytes
+from codistill.internals import atomic_write_bytes
 
 # Keys that choose where or how a job runs, not what it computes.
 NOT_IDENTITY = ("launcher", "dry_run", "results_root", "sweep_id", "trace", "hydra", "expected_run_id",

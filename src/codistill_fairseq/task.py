@@ -31,7 +31,8 @@ from fairseq.tasks import register_task
 from fairseq.tasks.language_modeling import LanguageModelingConfig, LanguageModelingTask
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
-from codistill import DISTILL_LOSSES, SNAPSHOT_MODES, Codistiller, CommCounter, SnapshotStore, param_hash
+from codistill import DISTILL_LOSSES, SNAPSHOT_MODES, Codistiller, CommCounter, SnapshotStore
+from codistill.internals import param_hash
 from codistill_experiments.run_state import codistiller_state
 from codistill_experiments.runlog import append_record, keep_records
 from codistill_experiments.translation.checkpoints import record_checkpoint

@@ -1,4 +1,4 @@
-"""Kept buffers of the checkpoint exchanges (exchange.py): what one exchange sends and receives,
+"""Kept buffers of the checkpoint exchanges (checkpoints.py): what one exchange sends and receives,
 allocated once, with the copies between them and the modules' parameters worked out once, so an
 exchange copies parameters in and out and allocates, flattens and pads nothing.
 
@@ -71,7 +71,7 @@ class CheckpointWire:
         self.shards = shards
         self.shard_size = -(-padded_size // shards)
         self.lengths = chunk_lengths(self.shard_size)
-        # The parameters' own dtype (exchange.py): a float64 model's teachers are not float32 copies.
+        # The parameters' own dtype (checkpoints.py): a float64 model's teachers are not float32 copies.
         storage = torch.zeros(shards * n_groups * self.shard_size, device=device, dtype=dtype)
         self.chunks, self.starts, start, at = [], [], 0, 0
         for length in self.lengths:

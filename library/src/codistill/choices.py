@@ -2,17 +2,16 @@
 validation) reads them here without importing torch, and the modules that implement each choice
 import it from here."""
 
-EXCHANGES = ("predictions", "checkpoints", "sharded_checkpoints")   # exchange.py
-PREDICTION_BITS = (32, 16, 8)                   # exchange.py: exchanged logits as float32, float16, int8 (row scale)
-CHECKPOINT_BITS = (32, 8, 4, 2)                 # exchange.py: checkpoints as they are (32), or quantised per block
+EXCHANGES = ("predictions", "checkpoints", "sharded_checkpoints")   # exchange.make_exchange
+PREDICTION_BITS = (32, 16, 8)                   # predictions.py: exchanged logits as float32, float16, int8 (row scale)
+CHECKPOINT_BITS = (32, 8, 4, 2)                 # checkpoints.py: checkpoints as they are (32), or quantised per block
 DISTILL_LOSSES = ("mse", "kl", "soft_ce")       # losses.py: the distillation term D
 ALPHA_SCHEDULES = ("constant", "step", "exponential")   # schedules.AlphaSchedule
-LR_KINDS = ("step", "cosine")                   # schedules.LRSchedule
 SNAPSHOT_MODES = ("lockstep", "async")          # snapshots.py: which peer snapshot a reader takes
 TRANSPORTS = ("collectives", "files")          # how checkpoint teachers travel: one world, or files between model jobs
 
 
-# What each prediction setting costs on the wire (exchange.py counts these; torch-free, so that a
+# What each prediction setting costs on the wire (predictions.py counts these; torch-free, so that a
 # dry run can cost a job without importing torch).
 SCALE_BITS = 32              # the float32 scale of a quantised row
 

@@ -31,15 +31,16 @@ import numbers
 import torch
 import torch.distributed as dist
 
-from .choices import DISTILL_LOSSES, check_checkpoint_compression
-from .collapse_guard import CollapseGuard
-from .exchange import (EXCHANGES, WIRE_DTYPES, CommCounter, FrozenTeachers, check_topk, count_all_reduce,
-                       make_exchange, wrap_data_parallel)
+from .choices import DISTILL_LOSSES, EXCHANGES, check_checkpoint_compression, check_topk
+from .collapse_guard import CollapseGuard, PullGuard
+from .counting import CommCounter, count_all_reduce, wrap_data_parallel
+from .exchange import make_exchange
 from .file_exchange import FileCheckpointExchange
 from .groups import make_process_groups
 from .losses import distill_loss
 from .peer_check import PeerCheck, PeerMismatch
-from .teachers import build_teachers, prepared_teachers
+from .predictions import WIRE_DTYPES
+from .teachers import FrozenTeachers, build_teachers, prepared_teachers
 
 
 def _check(period, loss, temperature, n_groups):
@@ -106,10 +107,10 @@ class Codistiller:
       exchange of the whole vector, each exchange sends, per chunk of 4096 values, the round(f x 4096)
       values that changed most since the vector the peers hold, with their int16 indices; the teachers
       are that reconstruction (f = 1: the uncompressed teachers bit for bit). One or the other
-      (exchange.CompressedWire; docs/library.md "Compressed checkpoints").
+      (checkpoints.CompressedWire; docs/library.md "Compressed checkpoints").
     prediction_topk: None (every row's C logits travel) or k: each row's k largest logits and their
       classes travel, and the teachers are losses.TopKLogits (D on what arrives: losses.py);
-      k = C sends the dense logits. exchange.prediction_row_bits gives the bits per row.
+      k = C sends the dense logits. choices.prediction_row_bits gives the bits per row.
     make_teacher(j): a fresh module of model group j's architecture, for checkpoint teachers;
       by default a copy of `model`. run_teacher(teacher, inputs): a teacher's logits on the
       inputs the loss is given (default teacher(inputs)).
@@ -126,7 +127,9 @@ class Codistiller:
       varying across the batch (it predicts one class whatever the input: the collapse a pull too
       strong for the learning rate causes, docs/library.md "Choosing alpha and period
       (measured)"); it reads one number once in 10 updates, without making the host wait for the
-      device (collapse_guard.py). False: no check.
+      device (collapse_guard.py). Given the `optimizer` (SGD), with checkpoints and the MSE, it also
+      warns once at the first update where alpha x lr / (1 - momentum) is above 0.03 at a period
+      under 50: the region measured to collapse or cost top-1. False: no check.
     """
 
     def __init__(self, model, layout, exchange="predictions", period=1, alpha=1.0, loss="mse", temperature=1.0,
@@ -163,6 +166,9 @@ class Codistiller:
                     counter, alpha, loss, temperature, burn_in_steps, run_teacher, optimizer, layout.group_index)
         if collapse_guard:
             self.collapse_guard = CollapseGuard(f"exchange={exchange!r} every {period} updates, alpha={alpha!r}")
+            if exchange != "predictions" and loss == "mse" and optimizer is not None:
+                # the measured region: read from the optimizer's lr and momentum at each update
+                self.pull_guard = PullGuard(period, f"exchange={exchange!r} every {period} updates")
         if peer_check_every is not None:
             sizes = [sum(p.numel() for p in teacher.parameters()) for teacher in teachers]
             if sizes:
@@ -197,7 +203,7 @@ class Codistiller:
     @classmethod
     def from_teachers(cls, model, teachers, alpha=1.0, loss="mse", temperature=1.0, burn_in_steps=0, *,
                       counter=None, run_teacher=None, optimizer=None):
-        """Distillation from trained models that do not change (exchange.FrozenTeachers): e.g. an
+        """Distillation from trained models that do not change (teachers.FrozenTeachers): e.g. an
         ensemble trained first, distilled into `model` (Anil et al. 2018 Sec. 3.4.1, two-phase).
         teachers: modules holding the trained parameters, one per teacher (built without drawing
         from the model's random stream, e.g. inside torch.random.fork_rng); they are put on the
@@ -228,6 +234,7 @@ class Codistiller:
         self.prepared_step = None
         self.peer_check = None   # through collectives only: Codistiller(peer_check_every=...)
         self.collapse_guard = None   # through collectives only: Codistiller(collapse_guard=...)
+        self.pull_guard = None       # through collectives, MSE and an optimizer given only
         self.current_update = None   # the update the last call ran in (None: none yet)
         self.next_update = 0         # the update a call without `step` runs in next
         self._count_known = False    # False until a call or a loaded state fixes the count
@@ -249,6 +256,8 @@ class Codistiller:
                                "codistiller.loss() call in it: call it at every update, on every rank, also during "
                                "the burn-in (its peers would exchange with this rank one update off)")
         self.next_update += 1
+        if self.pull_guard is not None:
+            self.pull_guard.observe(self.next_update - 1, optimizer, self.alpha_at(self.next_update - 1))
 
     def _update(self, step, caller):
         """The update of a call: `step`, checked against the count, or the count's (step None)."""

@@ -2,7 +2,7 @@
 
 A codistillation teacher only supplies soft targets, so a checkpoint sent in 8 or 4 bits, or as the
 few values that changed most since the last one, may cost nothing in top-1, where averaging
-parameters (DiLoCo) needs exact values. The checkpoint exchanges (exchange.py: `checkpoint_bits`,
+parameters (DiLoCo) needs exact values. The checkpoint exchanges (checkpoints.py: `checkpoint_bits`,
 `checkpoint_delta_fraction`) and the parameter-averaging methods of the experiments build on the two
 primitives here; each result says exactly how many bits it is as it travels (`wire_bits()`).
 

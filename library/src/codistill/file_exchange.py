@@ -1,4 +1,4 @@
-"""Checkpoint exchange through a shared file system, with the interface of exchange.py's
+"""Checkpoint exchange through a shared file system, with the interface of checkpoints.py's
 checkpoint exchanges (publish, refresh, teachers, held_steps, state_dict): for model groups that share no process
 group (separate jobs, or machines that share only storage). The snapshots and the choice of which
 one to read are snapshots.py's (SnapshotStore, PeerReader).
@@ -6,7 +6,7 @@ one to read are snapshots.py's (SnapshotStore, PeerReader).
 import torch
 import torch.distributed as dist
 
-from .exchange import CommCounter
+from .counting import CommCounter
 from .snapshots import PeerReader, SnapshotStore, SnapshotTimeout, StillWaiting, snapshot_bits
 
 # The longest a model's other ranks sit in one collective while its first rank waits for a peer's

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .exchange import tensor_bits
+from .counting import tensor_bits
 from .choices import SNAPSHOT_MODES as MODES
 from .atomic_write import atomic_write_bytes
 

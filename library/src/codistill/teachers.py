@@ -7,11 +7,14 @@ function, not a noisy draw of it), except that every batch norm the model trains
 with the batch's own statistics: running statistics are buffers, they do not travel with the
 parameters, so a teacher's own would describe no model. A part that the model keeps in evaluation
 mode while it trains (a frozen prefix) stays so in its teacher too.
+
+FrozenTeachers holds trained teachers that never change (Codistiller.from_teachers): the exchange
+of a distillation in which nothing travels.
 """
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .exchange import check_held_parameters
+from .checkpoints import check_held_parameters
 
 
 def teacher_mode(teacher):
@@ -44,3 +47,39 @@ def prepared_teachers(model, make_teacher, indices):
         teacher.requires_grad_(False)
         teacher_mode(teacher)
     return teachers
+
+
+class FrozenTeachers:
+    """The exchange of a distillation from trained models (Codistiller.from_teachers): the
+    `teachers` hold their parameters from the start and never change; nothing is sent, nothing is
+    charged, and a resumed run needs nothing of it (the teachers are loaded again)."""
+
+    sends = "checkpoints"   # teachers are modules the student's rank runs on its own batch
+
+    def __init__(self, teachers):
+        self.teachers = list(teachers)
+
+    def publish(self, step, model):
+        """Nothing: frozen teachers send nothing."""
+
+    def refresh(self, step, model):
+        """Nothing: the teachers never change."""
+
+    def held_steps(self):
+        """None: the teachers come from no update of this run."""
+        return None
+
+    def present(self):
+        """Per teacher: True (every frozen teacher is there from the start)."""
+        return [True] * len(self.teachers)
+
+    def teacher_ages(self, step):
+        """None: trained models have no age in this run's updates."""
+        return None
+
+    def state_dict(self):
+        """Nothing: a resumed run loads the teachers again."""
+        return {}
+
+    def load_state_dict(self, state):
+        """Nothing to restore (its state_dict is empty)."""

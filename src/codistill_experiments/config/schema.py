@@ -19,10 +19,11 @@ from typing import Any, ClassVar, List, Optional
 
 from omegaconf import MISSING
 
-from codistill import (ALPHA_SCHEDULES, CHECKPOINT_BITS, DISTILL_LOSSES, EXCHANGES, LR_KINDS, PREDICTION_BITS,
-                       SNAPSHOT_MODES, TRANSPORTS)
+from codistill import (ALPHA_SCHEDULES, CHECKPOINT_BITS, DISTILL_LOSSES, EXCHANGES, PREDICTION_BITS, SNAPSHOT_MODES,
+                       TRANSPORTS)
 
 from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, OUTER_AGGREGATES, OUTER_BITS, SCENARIOS
+from ..schedules import LR_KINDS
 from .job_schema import Job
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Numbers, Rule, named, spec
 from .tabular_schema import Criteo, CriteoMini

@@ -17,7 +17,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from codistill import atomic_write_bytes
+from codistill.internals import atomic_write_bytes
 
 from ..run_state import StateUnreadable, sha256
 from .processes import FairseqFailed

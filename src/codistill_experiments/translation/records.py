@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from codistill import atomic_write_bytes
+from codistill.internals import atomic_write_bytes
 
 # The criterion's logging outputs the records are computed from (fairseq sums them over ranks).
 SUMS = ("loss", "ce_loss", "nll_loss", "distill", "ntokens", "nsentences", "sample_size")

@@ -7,7 +7,8 @@ before any run."""
 import torch
 from omegaconf import OmegaConf
 
-from codistill import prediction_row_bits, tensor_bits
+from codistill import prediction_row_bits
+from codistill.internals import tensor_bits
 
 from .workloads import imagenet_model
 

@@ -15,8 +15,8 @@ import torch.distributed as dist
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from codistill import (Codistiller, CommCounter, ProcessGroups, SnapshotStore, flat_parameters, make_process_groups,
-                       param_hash)
+from codistill import Codistiller, CommCounter, SnapshotStore, make_process_groups
+from codistill.internals import ProcessGroups, flat_parameters, param_hash
 
 from .. import model_jobs, run_state, runlog
 from ..divergence import divergence

@@ -6,8 +6,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from codistill import flat_parameters
-from codistill import atomic_write_bytes
+from codistill.internals import atomic_write_bytes, flat_parameters
 
 from .sampling import to_device
 

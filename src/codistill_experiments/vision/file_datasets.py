@@ -11,7 +11,7 @@ import torchvision
 from ..data_checks import CIFAR_FILES
 from ..file_lock import exclusive_lock
 from . import datasets
-from codistill import atomic_write_bytes
+from codistill.internals import atomic_write_bytes
 
 
 class ScannedImageFolder(torchvision.datasets.ImageFolder):

@@ -43,7 +43,7 @@ def blocks(stream, length, count):
 def corpus_streams(corpus):
     """{split: token stream} of the generated corpus, generated once per machine and read back by the
     other ranks (generation is seconds of Python per rank; a run starts 8 of them)."""
-    from codistill import atomic_write_bytes
+    from codistill.internals import atomic_write_bytes
 
     from ..file_lock import exclusive_lock
     from . import datasets

@@ -37,7 +37,8 @@ from torch.distributed.algorithms.ddp_comm_hooks.post_localSGD_hook import PostL
 from torch.distributed.algorithms.model_averaging import averagers
 from torch.distributed.algorithms.model_averaging.utils import get_params_to_average
 
-from codistill import Layout, flat_parameters, load_flat_parameters, tensor_bits, wrap_data_parallel
+from codistill import Layout
+from codistill.internals import flat_parameters, load_flat_parameters, tensor_bits, wrap_data_parallel
 
 from ..names import GLOBAL_BATCH_METHODS
 from .compressed_diloco import MuLoCoCompression, SparseLoCoCompression

@@ -42,7 +42,7 @@ from torchft.local_sgd import DiLoCo
 from torchft.manager import Manager
 from torchft.process_group import ProcessGroupGloo, ProcessGroupNCCL
 
-from codistill import tensor_bits, wrap_data_parallel
+from codistill.internals import tensor_bits, wrap_data_parallel
 
 # How long a rank waits for the others at a quorum or a collective: a group that falls this far
 # behind the others (or died) fails the run instead of hanging it.
