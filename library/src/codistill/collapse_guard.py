@@ -97,3 +97,50 @@ class CollapseGuard:
                 f"under OneCycleLR's default cycle_momentum=True runs with momentum 0.85-0.95. "
                 f"Codistiller(..., collapse_guard=False) switches this check off.",
                 CollapseWarning, stacklevel=4)
+
+
+# The pull's effective step, alpha x lr / (1 - momentum), above which checkpoint exchanges at a
+# period under SAFE_PERIOD were measured to collapse or cost top-1 (docs/library.md, "Choosing alpha
+# and period (measured)": at most PULL_LIMIT never did, on three mini stand-ins).
+PULL_LIMIT = 0.03
+SAFE_PERIOD = 50
+
+
+def pull_step(optimizer, alpha):
+    """alpha x lr / (1 - momentum), the largest over the optimizer's parameter groups that have a
+    heavy-ball momentum (torch.optim.SGD's groups); None when none has one (Adam and the others:
+    a step the measurement did not cover)."""
+    steps = [alpha * float(group["lr"]) / (1.0 - float(group["momentum"]))
+             for group in optimizer.param_groups if "momentum" in group and float(group["momentum"]) < 1.0]
+    return max(steps) if steps else None
+
+
+class PullGuard:
+    """Warns once, with CollapseWarning, at the first update whose setting is in the region measured
+    to collapse: checkpoint exchanges every `period` < SAFE_PERIOD updates and the pull's effective
+    step alpha x lr / (1 - momentum) above PULL_LIMIT, read from the optimizer's learning rate and
+    momentum as they are at that update (a schedule's peak is read when the run reaches it)."""
+
+    def __init__(self, period, describe=""):
+        self.period, self.describe = period, describe
+        self.warned_at = None
+
+    def observe(self, step, optimizer, alpha):
+        """Called once an update `step` has been taken by `optimizer`, with the update's alpha."""
+        if self.warned_at is not None or self.period >= SAFE_PERIOD or not alpha:
+            return
+        pull = pull_step(optimizer, alpha)
+        if pull is None or pull <= PULL_LIMIT:
+            return
+        self.warned_at = step
+        group = max((g for g in optimizer.param_groups if "momentum" in g and float(g["momentum"]) < 1.0),
+                    key=lambda g: float(g["lr"]) / (1.0 - float(g["momentum"])))
+        warnings.warn(
+            f"codistillation collapse risk from update {step}: alpha x lr / (1 - momentum) = {alpha:g} x "
+            f"{float(group['lr']):.3g} / (1 - {float(group['momentum']):g}) = {pull:.3g}, above {PULL_LIMIT:g}, with "
+            f"{self.describe}. Measured at mini scale (docs/library.md, 'Choosing alpha and period (measured)'): "
+            f"checkpoint exchanges at periods under {SAFE_PERIOD} collapsed a model or cost it top-1 from about 0.09 "
+            f"on, and never at {PULL_LIMIT:g} or less. Remedies: a smaller alpha or peak learning rate (the pull "
+            f"at {PULL_LIMIT:g} or less), or an exchange every {SAFE_PERIOD} updates or more. "
+            f"Codistiller(..., collapse_guard=False) switches this check off.",
+            CollapseWarning, stacklevel=4)
