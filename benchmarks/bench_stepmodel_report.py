@@ -220,7 +220,7 @@ def grid_lines(grid):
 
 def section(part, targets):
     lines = ["Time per update = compute + the collectives' time (bandwidth + latency terms), no overlap; bits "
-             "per update per device in the engine's convention (library/src/codistill/exchange.py: all_reduce of x 2|x|, "
+             "per update per device in the engine's convention (library/src/codistill/counting.py: all_reduce of x 2|x|, "
              "all_gather over m ranks (m-1)|x|, charged across servers when the group spans them). Code: "
              f"src/codistill_experiments/step_model.py; constants from {part['calibration_source']}, judged on {part['source']}.", ""]
     if "judged" in part:

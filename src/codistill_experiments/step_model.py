@@ -3,8 +3,8 @@
 PowerSGD, local SGD, DiLoCo, SparseLoCo and MuLoCo for n model groups x k GPUs per group, from a
 compute time per update and a collective cost model (bandwidth term + latency term).
 
-Bits follow the engine's counting convention (library/src/codistill/exchange.py, module docstring; restated
-here, but for the bits of a row of logits, exchange.prediction_row_bits): each collective is charged
+Bits follow the engine's counting convention (library/src/codistill/counting.py, module docstring; restated
+here, but for the bits of a row of logits, codistill.prediction_row_bits): each collective is charged
 per device the traffic of a bandwidth-optimal algorithm on the tensor handed to it, all_reduce of x
 costs 2|x| and all_gather of x over m ranks (m-1)|x|, to the inter-server counter when the group
 spans servers, else the intra one.
@@ -189,7 +189,7 @@ def all_reduce(layout, work, net):
 
 
 def prediction_bits(work, topk=None, bits=None):
-    """b_pred: the bits one device sends at one exchange, its rows of logits x exchange.py's
+    """b_pred: the bits one device sends at one exchange, its rows of logits x the library's
     prediction_row_bits (every value at `bits`, default the workload's, or the top-k values and their
     indices; 8-bit values with a 32-bit scale per row)."""
     from codistill import prediction_row_bits
@@ -252,10 +252,10 @@ def sharded_checkpoints(layout, work, net, shard_bits=None):
     return Cost(_teacher_compute(layout, work) + t, inter, intra)
 
 
-# Compressed checkpoints (library/src/codistill/exchange.py, CompressedWire; compression.py): the
+# Compressed checkpoints (library/src/codistill/checkpoints.py, CompressedWire; compression.py): the
 # engine's constants, restated (tests/test_step_model.py checks them against the library's).
-CHECKPOINT_BLOCK = 64          # exchange.CHECKPOINT_BLOCK: values per float32 scale of a quantised checkpoint
-CHECKPOINT_DELTA_CHUNK = 4096  # exchange.CHECKPOINT_DELTA_CHUNK: values per chunk of a sparse delta
+CHECKPOINT_BLOCK = 64          # checkpoints.CHECKPOINT_BLOCK: values per float32 scale of a quantised checkpoint
+CHECKPOINT_DELTA_CHUNK = 4096  # checkpoints.CHECKPOINT_DELTA_CHUNK: values per chunk of a sparse delta
 FLOAT_BITS = 32                # a float32 scale, mean or table entry
 
 
@@ -290,7 +290,7 @@ def kept_per_chunks(values, fraction, chunk):
 
 def checkpoint_message_bits(values, value_bits=32, bits=32, delta_fraction=None):
     """What one device sends at one checkpoint exchange of a vector (or shard) of `values` parameters
-    of `value_bits` each (exchange.py's CompressedWire): bits < 32, the vector quantised per block of
+    of `value_bits` each (the library's checkpoints.CompressedWire): bits < 32, the vector quantised per block of
     64 (absmax_bits); delta_fraction f, after the first exchange (which sends the vector whole) the
     kept values of each 4096-value chunk of the difference to the peers' reconstruction, an int16 index
     and the parameter's value each: K (16 + value_bits); neither: the vector as it is."""

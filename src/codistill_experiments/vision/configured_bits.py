@@ -1,5 +1,5 @@
 """The bits a paper-scale vision job sends per update and device, from its resolved config alone:
-what the engine's counters charge (codistill.exchange: an all_reduce 2 x the gradients' bits, a
+what the engine's counters charge (codistill's counting.py: an all_reduce 2 x the gradients' bits, a
 prediction exchange (n - 1) x the rows x prediction_row_bits every T updates), with the model built
 on the meta device (its shape: no weights, no data, no GPU). Sec. 3 writes the same counts as
 C_AR = 2 b_model and (n - 1) b_predictions B / T; this decides the bits part of a paper-scale claim

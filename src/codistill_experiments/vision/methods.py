@@ -17,15 +17,16 @@ The engine calls each method at five points: `wrap(model)` (what trains: DDP wit
 comm hook, or the bare model), `attach(optimizer)` once the inner optimizer exists,
 `after_update(step)` after each optimizer step (`step` updates done), and `state_dict()` /
 `load_state_dict()` with the run's state. allreduce, codistill and independent are
-`GroupDataParallel` (DDP inside each group, exchanges in exchange.py).
+`GroupDataParallel` (DDP inside each group, exchanges in the Codistiller).
 
 Local SGD and (Streaming) DiLoCo train all_reduce's recipe split over the groups
 (`sampling_layout`): the global batch is cut over all n*k ranks as all_reduce cuts it over its
 ranks, the schedules are the global batch's, and every group starts from model group 0's
 initialisation, so that local SGD with H = 1 is all_reduce.
 
-Bits follow exchange.py's convention (an all_reduce of x costs 2|x| per device, charged to the
-inter-node counter when its process group spans nodes), on the tensors handed to each collective.
+Bits follow the library's counting convention (its counting.py: an all_reduce of x costs 2|x| per
+device, charged to the inter-node counter when its process group spans nodes), on the tensors
+handed to each collective.
 """
 import warnings
 

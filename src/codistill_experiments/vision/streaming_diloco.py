@@ -19,7 +19,7 @@ group 0's initialisation (methods.sampling_layout), so the Manager does not sync
 step 0 (init_sync=False).
 
 Bits: what each rank hands to the Manager's all_reduce (one fragment's outer gradients, float32),
-2|x| per device as exchange.py's convention, charged to the inter-node counter when the peers span
+2|x| per device as the library's counting convention (counting.py), charged to the inter-node counter when the peers span
 nodes. The Manager's quorum and commit messages to the lighthouse are control traffic of a few
 hundred bytes per sync and are not counted, as no method's rendezvous is.
 """
