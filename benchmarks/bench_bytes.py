@@ -23,7 +23,8 @@ from codistill import prediction_row_bits
 from codistill_experiments.config import typed_job
 from codistill_experiments.vision import engine
 
-from .benchlib import RESNET50_TWIN, TimedRank, compose, count_params, layout, spawn, twin_workload
+from .benchlib import (RESNET50_TWIN, TimedRank, bench_schedules, compose, count_params, layout, spawn,
+                       twin_workload)
 
 PREDICTION_PERIODS = (1, 5, 10, 100)        # Figure 1, predictions
 CHECKPOINT_PERIODS = (625, 1250, 2500, 5000)  # Figure 1, checkpoints
@@ -69,7 +70,8 @@ def _exchange_bits(rank, n, k, sizes, case, container, batch_per_device):
     exchange do not depend on it, and the forward cost is measured by bench_overhead."""
     cfg = typed_job(container)
     workload = twin_workload(sizes, batch=batch_per_device, n_batches=1)
-    state = engine.build_rank_state(cfg, layout(n, k, k, rank), workload, torch.device("cpu"))
+    state = engine.build_rank_state(cfg, layout(n, k, k, rank), workload, torch.device("cpu"),
+                                    bench_schedules(cfg, batch_per_device * k))
     inputs = workload.train_set.inputs
     if case["method"] == "checkpoints":
         inputs = inputs[:0]

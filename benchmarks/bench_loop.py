@@ -186,8 +186,8 @@ def _attribution_rank(rank, world, container, workload):
         index = order[next(firsts):][:batch]
         return data.inputs[index], data.targets[index]
 
-    state = engine.build_rank_state(cfg, layout(1, 1, 1, 0), workload, CPU)
     schedules = run_schedules(cfg, batch, len(sampler))
+    state = engine.build_rank_state(cfg, layout(1, 1, 1, 0), workload, CPU, schedules)
     optimizer = torch.optim.SGD(state.model.parameters(), lr=schedules.lr(0), momentum=cfg.schedule.momentum,
                                 weight_decay=schedules.weight_decay(0))
     precision = engine.Precision(False, CPU)

@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 
 from codistill import Layout
 from codistill_experiments.config import typed_job, validate
-from codistill_experiments.run_schedules import build_schedules
+from codistill_experiments.run_schedules import run_schedules
 from codistill_experiments.vision import engine
 from codistill_experiments.vision.workloads import InMemoryDataset, Workload, batch_is_ready, mlp
 
@@ -109,16 +109,22 @@ def spawn(world_size, function, *args, timeout=COLLECTIVE_TIMEOUT):
         return [json.loads((Path(out_dir) / f"rank{r}.json").read_text()) for r in range(world_size)]
 
 
+def bench_schedules(cfg, batch_per_model):
+    """The run's schedules (run_schedules: the workload's scales of weight decay and alpha
+    included), over epochs of a million updates: longer than any benchmark, so that no milestone
+    falls within one."""
+    return run_schedules(cfg, batch_per_model, steps_per_epoch=10**6)
+
+
 class TimedRank:
     """One rank of a job, built by the engine (engine.build_rank_state: model groups, DDP with its
-    counting hook, the exchange object) and stepped by engine.train_step."""
+    counting hook, the exchange object) with the run's schedules and stepped by engine.train_step."""
 
     def __init__(self, container, layout, workload, batch):
         self.cfg = typed_job(container)
         torch.manual_seed(self.cfg.seed)
-        self.state = engine.build_rank_state(self.cfg, layout, workload, CPU)
-        self.schedules = build_schedules(self.cfg.schedule, self.cfg.method, batch * layout.ranks_per_group,
-                                         steps_per_epoch=10**6)
+        self.schedules = bench_schedules(self.cfg, batch * layout.ranks_per_group)
+        self.state = engine.build_rank_state(self.cfg, layout, workload, CPU, self.schedules)
         self.optimizer = torch.optim.SGD(self.state.model.parameters(), lr=self.schedules.lr(0),
                                          momentum=self.cfg.schedule.momentum)
         self.precision = engine.Precision(False, CPU)

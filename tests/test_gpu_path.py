@@ -154,9 +154,9 @@ def _resumes_on_meta(rank, init_file, container, directory, step, results):
     try:
         cfg = typed_job(container)
         workload = build_workload(cfg.workload)
-        state = engine.build_rank_state(cfg, Layout(1, 1, 1, 0), workload, torch.device("cpu"))
-        state = dataclasses.replace(state, device=torch.device("meta"))
         schedules = run_schedules(cfg, int(cfg.scale.batch_per_rank), 10)
+        state = engine.build_rank_state(cfg, Layout(1, 1, 1, 0), workload, torch.device("cpu"), schedules)
+        state = dataclasses.replace(state, device=torch.device("meta"))
         optimizer = engine.build_optimizer(cfg.schedule, state.model.parameters(), schedules.lr(0),
                                            schedules.weight_decay(0))
         state.method.attach(optimizer)
@@ -299,6 +299,7 @@ def test_every_process_group_of_a_run_waits_as_long_as_the_launcher_says(tmp_pat
 
 def _group_timeouts(rank, init_file, container, results):
     from codistill.groups import Layout
+    from codistill_experiments.run_schedules import run_schedules
     from codistill_experiments.vision import engine
     from codistill_experiments.vision.workloads import build_workload
 
@@ -307,7 +308,7 @@ def _group_timeouts(rank, init_file, container, results):
     try:
         cfg = typed_job(container)
         state = engine.build_rank_state(cfg, Layout(2, 2, 2, rank), build_workload(cfg.workload),
-                                        torch.device("cpu"))
+                                        torch.device("cpu"), run_schedules(cfg, int(cfg.scale.batch_per_rank), 10))
         cpu = torch.device("cpu")
         results[rank] = tuple(group._get_backend(cpu).options._timeout.total_seconds()
                               for group in (state.groups.group, state.groups.peers))

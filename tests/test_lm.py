@@ -92,7 +92,7 @@ def test_the_codistill_criterion_distils_a_language_model_token_by_token(lm_data
     store = SnapshotStore(tmp_path)
     store.publish(1, 10, dict(teacher.named_parameters()))
     task.codistiller = Codistiller.through_files(
-        model, store, 0, 2, period=1, alpha=criterion.alpha_at, timeout_s=5, publish=False,
+        model, store, 0, 2, period=1, alpha=task.scheduled_alpha, timeout_s=5, publish=False,
         make_teacher=lambda peer: task.build_model(task.model_cfg),
         run_teacher=lambda peer, net_input: peer(**net_input)[0])
     task.update = 10

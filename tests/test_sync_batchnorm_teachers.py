@@ -15,6 +15,7 @@ from conftest import SHORT, compose_job
 
 def _teachers_norms(rank, world_size, container, synchronised):
     from codistill import CommCounter, Layout, make_process_groups
+    from codistill_experiments.run_schedules import run_schedules
     from codistill_experiments.vision import engine
     from codistill_experiments.vision.workloads import build_workload
 
@@ -24,7 +25,8 @@ def _teachers_norms(rank, world_size, container, synchronised):
     workload = build_workload(cfg.workload)
     model = workload.make_model(0, engine.model_spec(cfg, layout.group_index))
     codistiller = engine.build_codistiller(cfg, layout, groups, CommCounter(), model, workload,
-                                           torch.preserve_format, None, None,
+                                           torch.preserve_format,
+                                           run_schedules(cfg, int(cfg.scale.batch_per_rank), 10).alpha, None,
                                            groups.group if synchronised else None)
     [teacher] = codistiller.teachers
     norms = [module for module in teacher.modules() if isinstance(module, _BatchNorm)]

@@ -67,6 +67,7 @@ def test_a_teacher_drops_no_units_normalises_with_the_batch_and_keeps_a_frozen_p
 
 def _vision_rank(rank, init_file, container, results):
     from codistill.groups import Layout
+    from codistill_experiments.run_schedules import run_schedules
     from codistill_experiments.vision import engine
     from codistill_experiments.vision.workloads import build_workload
 
@@ -74,7 +75,8 @@ def _vision_rank(rank, init_file, container, results):
     try:
         cfg = typed_job(container)
         workload = build_workload(cfg.workload)
-        state = engine.build_rank_state(cfg, Layout(2, 1, 1, rank), workload, torch.device("cpu"))
+        state = engine.build_rank_state(cfg, Layout(2, 1, 1, rank), workload, torch.device("cpu"),
+                                        run_schedules(cfg, int(cfg.scale.batch_per_rank), 10))
         [teacher] = state.codistiller.teachers
         peer = workload.make_model(0, engine.model_spec(cfg, 1 - rank))
         results[rank] = (modes(teacher), policy_modes(peer), type(teacher).__name__, len(list(teacher.modules())),

@@ -19,7 +19,7 @@ def distillation_sum(student, teachers, target, padding_idx):
 
 
 def alpha_at(alpha0, kind, gamma, epochs_done, update):
-    """What the criterion computes: the core's alpha schedule after `epochs_done` epochs."""
+    """What the task's schedule computes: the core's alpha schedule after `epochs_done` epochs."""
     return AlphaSchedule(alpha0, kind, gamma=gamma).at(update, epochs_done)
 
 
@@ -66,13 +66,32 @@ def test_alpha_after_e_epochs_is_alpha0_times_gamma_to_the_e(epochs_done):
 
 
 def test_alpha_is_zero_during_burn_in():
-    """The burn-in is the task's Codistiller's alone (its alpha_at, which the criterion logs); the
+    """The burn-in is the task's Codistiller's alone (its alpha_at, which the records log); the
     schedule has none."""
-    schedule = AlphaSchedule(2.0, "exponential", gamma=1.1)   # the criterion's alpha_at, in the first epoch:
+    schedule = AlphaSchedule(2.0, "exponential", gamma=1.1)   # the task's scheduled_alpha, in the first epoch:
     codistiller = Codistiller.from_teachers(torch.nn.Linear(2, 2), [torch.nn.Linear(2, 2)],
                                             alpha=lambda update: schedule.at(update, 0), burn_in_steps=100)
     assert codistiller.alpha_at(99) == 0.0 and codistiller.alpha_at(100) == 2.0
     assert alpha_at(2.0, "exponential", 1.1, 0, update=99) == 2.0
+
+
+def test_the_tasks_codistiller_is_the_one_owner_of_alpha(fairseq_task, tmp_path):
+    """The task's --codistill-alpha, --alpha-schedule and --alpha-gamma are its Codistiller's alpha
+    (per completed epoch; 0 during the burn-in), and the record logs that Codistiller's alpha at the
+    last update trained; the criterion keeps no alpha of its own."""
+    task, model, criterion, _ = fairseq_task(
+        ["--criterion", "codistill", "--codistill-dir", str(tmp_path), "--n-models", "2", "--exchange-period", "1",
+         "--burn-in-updates", "5", "--codistill-alpha", "0.3", "--alpha-schedule", "exponential",
+         "--alpha-gamma", "1.5"])
+    task.codistiller = task._build_codistiller(model, criterion)
+    task.epoch = 3
+    assert task.codistiller.alpha_at(4) == 0.0
+    assert task.codistiller.alpha_at(5) == pytest.approx(0.3 * 1.5 ** 2)
+    task.update = 4
+    assert task._record(5)["alpha"] == 0.0
+    task.update = 7
+    assert task._record(8)["alpha"] == pytest.approx(0.3 * 1.5 ** 2)
+    assert not any(hasattr(criterion, name) for name in ("alpha", "alpha_at", "current_alpha"))
 
 
 def test_label_smoothing_schedule():
@@ -101,7 +120,7 @@ def test_fairseq_criterion_adds_alpha_times_the_distillation_to_smoothed_cross_e
     for peer, teacher in enumerate(teachers, start=1):
         store.publish(peer, 40, dict(teacher.named_parameters()))
     task.codistiller = Codistiller.through_files(
-        model, store, 0, 3, period=1, alpha=criterion.alpha_at, timeout_s=5, publish=False,
+        model, store, 0, 3, period=1, alpha=task.scheduled_alpha, timeout_s=5, publish=False,
         make_teacher=lambda peer: task.build_model(task.model_cfg),
         run_teacher=lambda teacher, net_input: teacher(**net_input)[0])
     task.epoch, task.update = 3, 40
@@ -124,7 +143,7 @@ def test_fairseq_criterion_adds_alpha_times_the_distillation_to_smoothed_cross_e
     assert loss.item() == pytest.approx((smoothed + alpha * distill).item(), rel=1e-5)
     assert logging["nll_loss"].item() == pytest.approx(nll.item(), rel=1e-5)
     assert logging["distill"].item() == pytest.approx(distill.item(), rel=1e-5)
-    assert task.last_alpha == pytest.approx(alpha) and task.last_label_smoothing == pytest.approx(epsilon)
+    assert task.last_label_smoothing == pytest.approx(epsilon)
     # In validation (eval mode) the distillation term is omitted and nothing is smoothed away from nll.
     model.eval()
     loss, _, logging = criterion(model, sample)

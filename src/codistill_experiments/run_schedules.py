@@ -5,8 +5,16 @@ from codistill import AlphaSchedule
 from .schedules import LRSchedule, PiecewiseConstant, Schedules, epochs_to_steps
 
 
+def scaled_alpha(method_cfg, alpha_scale):
+    """A run's alpha_0: method.alpha x the workload's alpha_scale (None: 1), which maps the paper's
+    alpha onto a mini stand-in's fewer logits (docs/mini-scale.md, "Distillation per logit"). The
+    one place the scale applies: the torch engine's alpha schedule and fairseq's --codistill-alpha
+    both come from here."""
+    return float(method_cfg.get("alpha", 0.0)) * (1.0 if alpha_scale is None else float(alpha_scale))
+
+
 def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, epoch_scale=1.0,
-                    weight_decay_scale=1.0, alpha_scale=1.0):
+                    weight_decay_scale=1.0, alpha_scale=None):
     """The schedules of a schedule config and a method config: plain dicts or OmegaConf nodes
     (read by key), e.g. {"epochs": 90, "lr": {"kind": "step", "base": 0.1, "reference_batch": 256,
     "warmup_epochs": 5, "milestones": [30, 60, 80], "decay": 0.1}, "weight_decay": {"values":
@@ -15,7 +23,8 @@ def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, 
     epoch_scale multiplies the epochs and every warm-up and milestone: k when training on 1/k of
     the data (Fig. 16: the number of updates is unchanged), times the top-level epoch_scale
     (Fig. 17: each of n models trains 2/n as long). weight_decay_scale and alpha_scale multiply
-    every weight-decay value and alpha (a mini workload's mapping of the paper's values)."""
+    every weight-decay value and alpha (a mini workload's mapping of the paper's values; alpha_scale
+    None: 1)."""
     to_steps = lambda epochs: epochs_to_steps(epochs * epoch_scale, steps_per_epoch)  # noqa: E731
     total_steps = to_steps(schedule_cfg["epochs"])
     lr_cfg = schedule_cfg["lr"]
@@ -35,7 +44,7 @@ def build_schedules(schedule_cfg, method_cfg, batch_per_model, steps_per_epoch, 
         milestones=tuple(to_steps(m) for m in wd_cfg["milestones"]),
     )
     alpha = AlphaSchedule(
-        alpha=float(method_cfg.get("alpha", 0.0)) * alpha_scale,
+        alpha=scaled_alpha(method_cfg, alpha_scale),
         kind=method_cfg.get("alpha_schedule", "constant"),
         gamma=float(method_cfg.get("alpha_gamma", 1.0)),
         step_factor=float(method_cfg.get("alpha_step_factor", 1.0)),
@@ -53,4 +62,4 @@ def run_schedules(cfg, batch_per_model, steps_per_epoch):
     return build_schedules(cfg.schedule, cfg.method, batch_per_model, steps_per_epoch,
                            epoch_scale=cfg.epoch_scale / cfg.data.fraction * workload.get("epoch_scale", 1.0),
                            weight_decay_scale=workload.get("weight_decay_scale", 1.0),
-                           alpha_scale=workload.get("alpha_scale", 1.0))
+                           alpha_scale=workload.get("alpha_scale"))

@@ -7,9 +7,9 @@ task's --distill-loss, from method.loss).
 
 The teachers f_j and the distillation term are the task's codistill.Codistiller's (token-level,
 over the positions that are not padding); with any other task, or in validation, the term is
-omitted. alpha is a codistill.AlphaSchedule per completed epoch, which the Codistiller reads
-through alpha_at; the burn-in is the Codistiller's (its alpha_at, 0 before it, is the alpha the
-records log). Label smoothing's schedule is codistill_experiments.translation.label_smoothing's.
+omitted. alpha is the Codistiller's alone (its alpha_at: the task's schedule, 0 during the
+burn-in), which the distillation term applies and the task's records log. Label smoothing's
+schedule is codistill_experiments.translation.label_smoothing's.
 """
 import math
 from dataclasses import dataclass, field
@@ -20,17 +20,12 @@ from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossE
 from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 
-from codistill_experiments.names import LABEL_SMOOTHING_SCHEDULES, TRANSLATION_ALPHA_SCHEDULES
-from codistill import AlphaSchedule
+from codistill_experiments.names import LABEL_SMOOTHING_SCHEDULES
 from codistill_experiments.translation.label_smoothing import label_smoothing_at
 
 
 @dataclass
 class CodistillCriterionConfig(LabelSmoothedCrossEntropyCriterionConfig):
-    codistill_alpha: float = field(default=1.0, metadata={"help": "alpha_0: weight of the distillation term"})
-    alpha_schedule: ChoiceEnum(TRANSLATION_ALPHA_SCHEDULES) = field(
-        default="constant", metadata={"help": "constant, or exponential: alpha_0 * gamma^(epochs done)"})
-    alpha_gamma: float = field(default=1.1, metadata={"help": "gamma of the exponential alpha schedule"})
     label_smoothing_schedule: ChoiceEnum(LABEL_SMOOTHING_SCHEDULES) = field(
         default="constant", metadata={"help": "constant, or exponential: label_smoothing * decay^(epochs done)"})
     label_smoothing_decay: float = field(default=1.0, metadata={"help": "per-epoch factor of the exponential "
@@ -40,13 +35,10 @@ class CodistillCriterionConfig(LabelSmoothedCrossEntropyCriterionConfig):
 @register_criterion("codistill", dataclass=CodistillCriterionConfig)
 class CodistillCriterion(LabelSmoothedCrossEntropyCriterion):
     def __init__(self, task, sentence_avg, label_smoothing, ignore_prefix_size=0, report_accuracy=False,
-                 codistill_alpha=1.0, alpha_schedule="constant", alpha_gamma=1.1,
                  label_smoothing_schedule="constant", label_smoothing_decay=1.0):
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
         self.epsilon0, self.label_smoothing_schedule = label_smoothing, str(label_smoothing_schedule)
         self.label_smoothing_decay = label_smoothing_decay
-        # the burn-in is the task's Codistiller's (no teachers and alpha 0 before it: current_alpha)
-        self.alpha = AlphaSchedule(float(codistill_alpha), str(alpha_schedule), gamma=float(alpha_gamma))
 
     def _epochs_done(self):
         return getattr(self.task, "epoch", 1) - 1
@@ -54,15 +46,6 @@ class CodistillCriterion(LabelSmoothedCrossEntropyCriterion):
     def current_label_smoothing(self):
         return label_smoothing_at(self.epsilon0, self.label_smoothing_schedule, self.label_smoothing_decay,
                                   self._epochs_done())
-
-    def alpha_at(self, update):
-        """alpha at `update` of the current epoch (the Codistiller's alpha)."""
-        return self.alpha.at(update, self._epochs_done())
-
-    def current_alpha(self):
-        """alpha at the task's update: its Codistiller's (0 during the burn-in), else the schedule's."""
-        update, codistiller = getattr(self.task, "update", 0), getattr(self.task, "codistiller", None)
-        return codistiller.alpha_at(update) if codistiller is not None else self.alpha_at(update)
 
     def forward(self, model, sample, reduce=True):
         self.eps = self.current_label_smoothing()
@@ -72,14 +55,14 @@ class CodistillCriterion(LabelSmoothedCrossEntropyCriterion):
         codistiller, teachers = getattr(self.task, "codistiller", None), []
         if model.training and codistiller is not None:
             teachers = codistiller.teachers_logits(self.task.update, sample["net_input"], net_output[0])
-        loss, distill, alpha = ce_loss, ce_loss.new_zeros(()), self.current_alpha()
+        loss, distill = ce_loss, ce_loss.new_zeros(())
         if teachers:
             target = model.get_targets(sample, net_output)
             weighted, distill = codistiller.distillation(self.task.update, net_output[0], teachers,
                                                          keep=target.ne(self.padding_idx))
             loss = ce_loss + weighted
         if model.training:
-            self.task.last_alpha, self.task.last_label_smoothing = alpha, self.eps
+            self.task.last_label_smoothing = self.eps
         logging_output = {
             "loss": loss.data,
             "ce_loss": ce_loss.data,

@@ -6,6 +6,9 @@ language_modeling tasks, with their hooks adapted to the codistill core by one m
   parameters, every rank reads its peers' snapshots into its teachers, lock-step or async),
   counted in a codistill.CommCounter with the group's gradient all_reduce; the criterion asks the
   Codistiller for the teachers' logits on the model's own batch and for the distillation term.
+  alpha has one owner, the Codistiller: its alpha is the task's schedule (--codistill-alpha,
+  --alpha-schedule, --alpha-gamma: a codistill.AlphaSchedule per completed epoch), its alpha_at adds
+  the burn-in, and both the distillation term and the records read alpha_at.
 - get_batch_iterator: coordinated sampling (`data_order_seed`): every model reads the training data
   in the same order while its parameters are initialised (and its dropout drawn) from its own --seed.
 - reduce_metrics / post_validate: the run's records (codistill_experiments.translation.records): after each
@@ -31,8 +34,9 @@ from fairseq.tasks import register_task
 from fairseq.tasks.language_modeling import LanguageModelingConfig, LanguageModelingTask
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
-from codistill import DISTILL_LOSSES, SNAPSHOT_MODES, Codistiller, CommCounter, SnapshotStore
+from codistill import DISTILL_LOSSES, SNAPSHOT_MODES, AlphaSchedule, Codistiller, CommCounter, SnapshotStore
 from codistill.internals import param_hash
+from codistill_experiments.names import TRANSLATION_ALPHA_SCHEDULES
 from codistill_experiments.run_state import codistiller_state
 from codistill_experiments.runlog import append_record, keep_records
 from codistill_experiments.translation.checkpoints import record_checkpoint
@@ -55,6 +59,10 @@ class CodistillConfig(FairseqDataclass):
     exchange_timeout: float = field(default=1800.0, metadata={
         "help": "seconds to wait for a peer's snapshot before failing"})
     burn_in_updates: int = field(default=0, metadata={"help": "no exchange and alpha = 0 before this update"})
+    codistill_alpha: float = field(default=1.0, metadata={"help": "alpha_0: weight of the distillation term"})
+    alpha_schedule: ChoiceEnum(TRANSLATION_ALPHA_SCHEDULES) = field(
+        default="constant", metadata={"help": "constant, or exponential: alpha_0 * gamma^(epochs done)"})
+    alpha_gamma: float = field(default=1.1, metadata={"help": "gamma of the exponential alpha schedule"})
     distill_loss: ChoiceEnum(DISTILL_LOSSES) = field(default="mse", metadata={
         "help": "the distillation term D: mse between logits (the paper's), kl or soft_ce (softened by "
                 "--distill-temperature)"})
@@ -92,6 +100,7 @@ class CodistillHooks:
         self.codistill_cfg = cfg  # fairseq's legacy tasks (language_modeling) keep it as self.args
         self.index, self.n_models, self.period = cfg.model_index, cfg.n_models, cfg.exchange_period
         self.burn_in_updates = cfg.burn_in_updates
+        self.alpha = AlphaSchedule(float(cfg.codistill_alpha), str(cfg.alpha_schedule), gamma=float(cfg.alpha_gamma))
         self.peers = [j for j in range(self.n_models) if j != self.index]
         self.directory = Path(cfg.codistill_dir) if cfg.codistill_dir else None
         self.store = SnapshotStore(self.directory / "exchange") if self.directory else None
@@ -99,7 +108,7 @@ class CodistillHooks:
         self.teachers_active = False
         self.counter = CommCounter()
         self.epoch, self.update, self.updates_done = 1, 0, 0
-        self.last_alpha, self.last_label_smoothing, self.lr = None, None, None
+        self.last_label_smoothing, self.lr = None, None
         self.elapsed_before, self.started = 0.0, time.monotonic()
         self.sums, self.phase = EvalSums(), "train"
         self.epoch_start = {}
@@ -182,12 +191,17 @@ class CodistillHooks:
         return super().state_dict()
 
     # -- codistillation --------------------------------------------------------------------------
+    def scheduled_alpha(self, update):
+        """The alpha schedule at `update` of the current epoch, without the burn-in: the
+        Codistiller's alpha (its alpha_at adds the burn-in)."""
+        return self.alpha.at(update, self.epoch - 1)
+
     def _build_codistiller(self, model, criterion):
-        """The library's codistillation through the run directory's snapshot files; alpha is the
-        criterion's schedule, and a teacher runs on the batch's net_input as fairseq's models do."""
+        """The library's codistillation through the run directory's snapshot files, weighted by
+        the task's alpha schedule; a teacher runs on the batch's net_input as fairseq's models do."""
         leader = self._is_leader()
         return Codistiller.through_files(
-            unwrapped(model), self.store, self.index, self.n_models, self.period, alpha=criterion.alpha_at,
+            unwrapped(model), self.store, self.index, self.n_models, self.period, alpha=self.scheduled_alpha,
             loss=str(self.codistill_cfg.distill_loss), temperature=self.codistill_cfg.distill_temperature,
             burn_in_steps=self.burn_in_updates,
             make_teacher=lambda peer: models.build_model(self.model_cfg, self),
@@ -237,7 +251,8 @@ class CodistillHooks:
         start = self.epoch_start.get(self.epoch, step)
         return eval_record(
             self.sums, step, epoch_fraction(self.epoch, start, self.updates_per_epoch, step), self.index,
-            alpha=self.last_alpha if self.n_models > 1 and self.period > 0 else 0.0,
+            # the alpha of the last update trained (no epoch begins between it and this record)
+            alpha=self.codistiller.alpha_at(self.update) if self.codistiller is not None else 0.0,
             label_smoothing=self.last_label_smoothing, lr=self.lr,
             teachers_from_step=self.codistiller.teachers_from_step() if self.codistiller else None,
             counter=self.counter, wall_time=self._elapsed())

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..jobs import shared_gpu_backend
 from ..names import DROPOUTS, MODEL_SIZES, SHARE_EMBEDDINGS
+from ..run_schedules import scaled_alpha
 from ..seeds import model_seed
 from .data import is_language_model
 
@@ -95,29 +96,28 @@ def schedule_arguments(schedule):
 
 def criterion_arguments(config):
     """The codistill criterion; a language-model recipe has no label smoothing (Anil et al. use none)."""
-    method, schedule = config["method"], config["schedule"]
-    # The distillation term is a mean over the vocabulary: a stand-in's few hundred logits would each
-    # be pulled hundreds of times as hard as the paper's ~32k at the same alpha (workload.alpha_scale).
-    scale = config["workload"].get("alpha_scale")
-    alpha = method.get("alpha", 0.0) * (1.0 if scale is None else float(scale)) if exchanges(config) else 0.0
+    schedule = config["schedule"]
     smoothing = []
     if "label_smoothing" in schedule:
         smoothing = ["--label-smoothing", str(schedule["label_smoothing"]),
                      "--label-smoothing-schedule", schedule["label_smoothing_schedule"],
                      "--label-smoothing-decay", str(schedule["label_smoothing_decay"])]
-    return ["--criterion", "codistill", *smoothing,
-            "--codistill-alpha", str(alpha), "--alpha-schedule", method.get("alpha_schedule", "constant"),
-            "--alpha-gamma", str(method.get("alpha_gamma", 1.0))]
+    return ["--criterion", "codistill", *smoothing]
 
 
 def exchange_arguments(config, run_directory, group):
+    """The task's codistillation, and its alpha: the engine's alpha_0 (scaled_alpha: a stand-in's
+    workload.alpha_scale applied) and schedule, which the task's Codistiller alone applies."""
     n, _ = shape(config)
     workload, method = config["workload"], config["method"]
+    alpha = scaled_alpha(method, workload.get("alpha_scale")) if exchanges(config) else 0.0
     argv = ["--codistill-dir", str(run_directory), "--model-index", str(group), "--n-models", str(n),
             "--exchange-period", str(method["period"] if exchanges(config) else 0),
             "--snapshot-mode", method.get("snapshot_mode", "lockstep"),
             "--exchange-timeout", str(workload["exchange_timeout_s"]),
             "--burn-in-updates", str(method.get("burn_in_steps", 0)),
+            "--codistill-alpha", str(alpha), "--alpha-schedule", method.get("alpha_schedule", "constant"),
+            "--alpha-gamma", str(method.get("alpha_gamma", 1.0)),
             "--distill-loss", method.get("loss", "mse"),
             "--distill-temperature", str(float(method.get("temperature", 1.0))),
             "--progress-tag", "[MINI] " if config["scale"]["name"] == "mini" else ""]

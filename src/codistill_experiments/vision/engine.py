@@ -168,10 +168,11 @@ def model_job_groups(layout):
                          peers_span_nodes=True)
 
 
-def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=None, train_set=None):
+def build_rank_state(cfg, layout, workload, device, schedules, run_directory=None, train_set=None):
     """This rank's model, process groups, bit counter, method, codistillation and supervised
-    term. alpha: the run's alpha schedule (a function of the update); by default method.alpha,
-    constant. run_directory: where a file transport keeps its snapshots (method.transport=files).
+    term. schedules: the run's (run_schedules), whose alpha the codistillation applies: a
+    benchmark that builds a rank here trains the alpha its run would, workload.alpha_scale
+    included. run_directory: where a file transport keeps its snapshots (method.transport=files).
     train_set: whose class frequencies a unigram label smoothing prior is (by default the
     workload's training set; train_rank passes the one it trains on, before data.split's shards)."""
     groups = (model_job_groups(layout) if model_jobs.uses_files(cfg)
@@ -192,8 +193,8 @@ def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=No
     counter = CommCounter()
     method = build_method(cfg.method, layout, groups, counter)
     return RankState(cfg, layout, device, groups, model, method.wrap(model), flat_parameters(model).clone(), counter,
-                     codistiller=build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha,
-                                                   run_directory, batchnorm_group),
+                     codistiller=build_codistiller(cfg, layout, groups, counter, model, workload, memory_format,
+                                                   schedules.alpha, run_directory, batchnorm_group),
                      method=method,
                      supervised=SupervisedLoss.from_config(cfg.supervised, workload.num_classes,
                                                            workload.train_set if train_set is None else train_set),
@@ -204,8 +205,8 @@ def build_rank_state(cfg, layout, workload, device, alpha=None, run_directory=No
 def build_codistiller(cfg, layout, groups, counter, model, workload, memory_format, alpha, run_directory=None,
                       batchnorm_group=None):
     """The run's codistillation from method.* (None when its method does not codistil).
-    batchnorm_group: the process group the model's batch norms synchronise over (SyncBatchNorm),
-    which its teachers' then do too."""
+    alpha: the run's alpha schedule (a function of the update). batchnorm_group: the process group
+    the model's batch norms synchronise over (SyncBatchNorm), which its teachers' then do too."""
     method = cfg.method
     if method.name not in ("codistill", "two_phase"):
         return None
@@ -226,12 +227,12 @@ def build_codistiller(cfg, layout, groups, counter, model, workload, memory_form
         store = SnapshotStore(model_jobs.exchange_directory(run_directory), start_timeout_s=method.peer_start_timeout_s)
         return Codistiller.through_files(
             model, store, layout.group_index, layout.n_groups,
-            period=method.period, alpha=alpha if alpha is not None else method.alpha, loss=method.loss,
+            period=method.period, alpha=alpha, loss=method.loss,
             temperature=method.temperature, burn_in_steps=method.burn_in_steps,
             make_teacher=make_teacher, mode=method.snapshot_mode, timeout_s=method.snapshot_timeout_s,
             counter=counter, publish=layout.rank_in_group == 0, crosses_nodes=True, prune=True, model_group=groups.group)
     return Codistiller(model, layout, exchange=method.exchange, period=method.period,
-                       alpha=alpha if alpha is not None else method.alpha,
+                       alpha=alpha,
                        loss=method.loss, temperature=method.temperature, burn_in_steps=method.burn_in_steps,
                        prediction_bits=method.prediction_bits, make_teacher=make_teacher,
                        groups=groups, counter=counter, prediction_topk=method.prediction_topk,
@@ -390,7 +391,7 @@ def train_rank(cfg, layout, run_directory, device):
         len(eval_set), layout.ranks_per_group, layout.rank_in_group, cfg.workload.eval_batch),
         collate_fn=workload.collate, **loader_options(cfg.workload.loader_workers, device))
     schedules = run_schedules(cfg, sampled_batch, len(sampler))
-    state = build_rank_state(cfg, layout, workload, device, alpha=schedules.alpha, run_directory=run_directory,
+    state = build_rank_state(cfg, layout, workload, device, schedules, run_directory=run_directory,
                              train_set=whole_train_set)
     settings = loop_settings(cfg, schedules)
     batches = batch_source(workload, train_set, sampler, settings, device)
