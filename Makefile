@@ -10,7 +10,7 @@ LOGS ?= paper/logs
 # reproduce-all: jobs of a sweep running at once (empty: cores // ranks per job, at least 1).
 JOBS ?=
 # reproduce: the first SEEDS seeds of each setting, the paper's three; SEEDS=all runs every seed the
-# sweep lists, at mini scale the counts its claims' power analysis declares (paper/power.yaml).
+# sweep lists, at mini scale the counts its claims' power analysis declares (each figure's record, paper/figures/).
 SEEDS ?= 3
 
 .DEFAULT_GOAL := help

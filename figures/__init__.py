@@ -6,6 +6,7 @@ numbers), tuning (the frontier's tuning ranking), pack (logs into the committed 
 reproduce_all (every sweep, then pack).
 
 Packages, each importing only those after it (pyproject.toml's contracts check it): the registry of
-ids; drawing (each id's plot or table), claims (paper/claims.yaml checked against the logs) and
-regime (the regime check's invariants); logs (reading run logs and sweep manifests); paths.
+ids; drawing (each id's plot or table), claims (the records' claims checked against the logs) and
+regime (the regime check's invariants); records (paper/figures/<id>.yaml: everything about one figure);
+logs (reading run logs and sweep manifests); paths.
 """

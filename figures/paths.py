@@ -10,5 +10,5 @@ COMMITTED = REPO / "paper" / "logs"   # the committed mini-scale logs figures an
 SWEEPS = REPO / "sweeps"
 BENCH_RESULTS = REPO / "benchmarks" / "results.json"   # the benchmarks' raw numbers (part "modeljobs": the report's)
 # libyaml's safe loader where PyYAML was built with it: the same documents as yaml.SafeLoader, read
-# several times faster (the sweep files and paper/claims.yaml are read once per figure)
+# several times faster (the sweep files and the figures' records are read once per figure)
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -1,5 +1,5 @@
-"""Every figure and table of the paper: its sweep (sweeps/<id>.yaml,
-whose manifest names the runs it needs) and its plot or table function (figures/drawing/); loading
+"""Every figure and table of the paper, as its record says it (paper/figures/<id>.yaml: its sweep, whose
+manifest names the runs it needs, and its plot or table function in figures/drawing/); loading
 an id's logs (FigureData: records with derived columns, the status of each run) and drawing it.
 
     python -m figures.registry [ids ...] [--results paper/logs] [--scale mini] [--out figures/out]
@@ -28,12 +28,10 @@ from .logs.collect import collect, status_lines
 from .logs.manifests import ManifestMissing
 from .paths import COMMITTED, SAFE_LOADER, SWEEPS
 from . import stamps
+from .records import ANIL, RECORDS, SODHANI, SOURCES, load_records
 
 OUT = Path(__file__).resolve().parent / "out"
 FAIRSEQ_TASKS = ("translation", "language_modeling")   # workload.task of runs fairseq trains
-SODHANI = "Sodhani et al. 2021"   # A Closer Look at Codistillation for Distributed Training: this repository's paper
-ANIL = "Anil et al. 2018"         # Large scale distributed neural network training through online distillation
-SOURCES = (SODHANI, ANIL)
 
 
 @dataclass(frozen=True)
@@ -74,119 +72,13 @@ class Spec:
         return self.sweep or self.id
 
 
-SPEC_LIST = [
-    Spec("fig1", "figure", "Figure 1: top-1 vs bits communicated between servers per iteration (ResNet-50)", "Sec. 3",
-         Drawer("paper_figures", "fig1")),
-    Spec("fig2", "figure",
-         "Figure 2: all_reduce vs codistillation (fixed / variable w.d.); top-1 vs batch size per model", "Sec. 4.1",
-         Drawer("fig2", "fig2")),
-    Spec("fig3", "figure", "Figure 3: top-1 with a cosine LR schedule, ResNet-50 and ResNeXt-101", "Sec. 4.1",
-         Drawer("paper_figures", "fig3")),
-    Spec("fig4", "figure", "Figure 4: validation NLL, transformer big on WMT'16 En-De", "Sec. 4.2",
-         Drawer("paper_figures", "fig4")),
-    Spec("fig5", "figure", "Figure 5: 2-way vs 4-way codistillation, ResNet-50", "Sec. 5",
-         Drawer("paper_figures", "fig5")),
-    Spec("fig6", "figure", "Figure 6: multi-view, mean top-1 over models (CIFAR-10 split Wide-ResNet-28-10)",
-         "Sec. 5.1", Drawer("paper_figures", "fig6")),
-    Spec("fig7", "figure", "Figure 7: distance of the parameters from initialisation", "A.4.1",
-         Drawer("paper_figures", "fig7")),
-    Spec("fig8", "figure", "Figure 8: top-1, decreasing w.d. and shifted LR decays, ResNet-50 and ResNeXt-101", "A.4.2",
-         Drawer("paper_figures", "fig8")),
-    Spec("fig9", "figure", "Figure 9: training loss of Figure 8's runs", "A.4.2", Drawer("paper_figures", "fig9")),
-    Spec("fig10", "figure", "Figure 10: training loss of Figure 3's runs (cosine LR)", "A.4.3",
-         Drawer("paper_figures", "fig10")),
-    Spec("fig11", "figure", "Figure 11: training loss for batch sizes per model 2 × b", "A.4.3",
-         Drawer("paper_figures", "fig11")),
-    Spec("fig12", "figure", "Figure 12: all_reduce vs codistillation, transformer big on WMT'16 En-De", "A.5",
-         Drawer("paper_figures", "fig12")),
-    Spec("fig13", "figure", "Figure 13: exchanging checkpoints vs predictions vs all_reduce, ResNet-50", "A.5",
-         Drawer("paper_figures", "fig13")),
-    Spec("fig14", "figure", "Figure 14: 3-way codistillation, same vs different architectures", "Sec. 5.2, A.6",
-         Drawer("paper_figures", "fig14")),
-    Spec("fig15", "figure", "Figure 15: 3-way (R18, R50, RX101) vs 2-way (R50, RX101) codistillation", "Sec. 5.2, A.6",
-         Drawer("paper_figures", "fig15")),
-    Spec("fig16", "figure", "Figure 16: final top-1 and training loss on a fraction 1/k of the training set", "A.7",
-         Drawer("paper_figures", "fig16")),
-    Spec("fig17", "figure", "Figure 17: n-way codistillation on a fixed budget of updates", "Sec. 5",
-         Drawer("paper_figures", "fig17")),
-    Spec("table1", "table", "Table 1: training loss and top-1 per batch size (2-way codistillation)", "A.4.3",
-         Drawer("tables", "table1")),
-    Spec("table2", "table", "Table 2: BLEU of n-way codistillation on IWSLT'14 De-En", "A.5, Sec. 5",
-         Drawer("tables", "table2")),
-    Spec("iwslt_overfit", "figure", "Overfitting on IWSLT'14 De-En: validation NLL, transformer big", "A.7",
-         Drawer("paper_figures", "iwslt_overfit")),
-    Spec("exchange_frequency", "figure", "Checkpoint exchange period (earlier version, Figs. 7a, 12a)",
-         "earlier version Sec. 5", Drawer("paper_figures", "exchange_frequency")),
-    Spec("lr_robustness", "figure", "Base learning rate (earlier version, Figs. 7b, 12b)", "earlier version Sec. 5",
-         Drawer("paper_figures", "lr_robustness")),
-    Spec("nmt_exchange_frequency", "figure", "Checkpoint exchange period, transformer (earlier version, Fig. 13)",
-         "earlier version A.4", Drawer("paper_figures", "nmt_exchange_frequency")),
-    Spec("alpha_gamma", "figure", "α schedule α₀ γ^epoch, transformer (earlier version, Fig. 14)",
-         "earlier version A.1, A.4", Drawer("paper_figures", "alpha_gamma")),
-    Spec("alpha_schedule_vision", "figure", "Constant vs step-wise α, ResNet-50 (earlier version)",
-         "earlier version A.1", Drawer("paper_figures", "alpha_schedule_vision")),
-    Spec("multiview", "figure", "Multi-view experiment (= Figure 6)", "Sec. 5.1", Drawer("paper_figures", "multiview")),
-    Spec("frontier", "figure", "Beyond the paper: codistillation (full and compressed predictions, checkpoints) vs "
-         "PowerSGD, local SGD, DiLoCo and Streaming DiLoCo, top-1 against bits between servers per update (each "
-         "method, all_reduce and the α = 0 control also at its best of one budget on held-out training data, 3 fresh "
-         "seeds)",
-         "not in the paper (Fig. 1's setting)",
-         Drawer("frontier", "frontier"), paper=False),
-    Spec("frontier8", "figure", "Beyond the paper: the frontier at 8 servers, where training apart costs clearly: "
-         "codistillation (predictions, whole and compressed checkpoints) vs PowerSGD, local SGD, DiLoCo, SparseLoCo "
-         "and MuLoCo, each at its tuned base LR, top-1 against bits between servers per update",
-         "not in the paper (the regime of sweep frontier_regime)", Drawer("frontier8", "frontier8"), paper=False),
-    Spec("frontier8_curves", "figure", "Beyond the paper: the frontier at 8 servers, top-1 against the bits each "
-         "device has sent in all (as MuLoCo's Fig. 1), each method at its setting that reaches 99 % of all_reduce's "
-         "final top-1 with the fewest bits, or at its best final top-1 where none does (the panel says which)",
-         "not in the paper (the regime of sweep frontier_regime)",
-         Drawer("frontier8", "frontier8_curves"), sweep="frontier8", paper=False),
-    Spec("frontier8_bits", "table", "Beyond the paper: bits each device sends to reach all_reduce's final top-1 "
-         "and 99 % of it at 8 servers, read from each setting's seed-mean curve", "not in the paper "
-         "(the regime of sweep frontier_regime)", Drawer("frontier8", "frontier8_bits"), sweep="frontier8",
-         paper=False),
-    Spec("frontier8_lm", "figure", "Beyond the paper: the frontier at 8 servers on a transformer language model "
-         "(generated corpus): codistillation (predictions, checkpoints) vs PowerSGD, local SGD, DiLoCo, SparseLoCo and "
-         "MuLoCo, each at its tuned base LR, next-token top-1 against bits between servers per update",
-         "not in the paper (the regime of sweep frontier_regime_lm)", Drawer("frontier8", "frontier8"), paper=False),
-    Spec("frontier8_lm_curves", "figure", "Beyond the paper: the language-model frontier at 8 servers, next-token "
-         "top-1 against the bits each device has sent in all (as MuLoCo's Fig. 1), each method at its setting that "
-         "reaches 99 % of all_reduce's final top-1 with the fewest bits, or at its best final top-1 where none does "
-         "(the panel says which)", "not in the paper (the regime of sweep "
-         "frontier_regime_lm)", Drawer("frontier8", "frontier8_curves"), sweep="frontier8_lm", paper=False),
-    Spec("frontier8_lm_bits", "table", "Beyond the paper: bits each device sends to reach all_reduce's final "
-         "next-token top-1 and 99 % of it at 8 servers on the language model, read from each setting's seed-mean "
-         "curve", "not in the paper (the regime of sweep frontier_regime_lm)", Drawer("frontier8", "frontier8_bits"),
-         sweep="frontier8_lm", paper=False),
-    Spec("tuned_baselines", "figure", "Beyond the paper: all_reduce, codistillation and the alpha = 0 control at "
-         "the paper's recipe (base LR 0.1) and each at its best base LR of one tuning budget on held-out training "
-         "data (3 fresh seeds): final top-1 and training loss", "Sec. 4.1 and A.5, mini only",
-         Drawer("paper_figures", "tuned_baselines"), paper=False),
-    Spec("fig2_regimes", "figure", "Beyond the paper: Figure 2's arms in four regimes of the mini stand-in "
-         "(weight decay x10 / x30, the paper's epochs / 5 / 10)", "Sec. 4.1, mini only",
-         Drawer("fig2_regimes", "fig2_regimes"),
-         paper=False),
-    Spec("wrn_pretrain", "figure", "The pretrained Wide-ResNet-28-10 of the multi-view experiment", "Sec. 5.1",
-         Drawer("paper_figures", "wrn_pretrain"),
-         why_not_run=(("mini", "Nothing to draw at mini scale: the mini multi-view stand-in (workload multiview_mini, "
-                       "docs/mini-scale.md) builds its per-view features by construction and starts from no trained "
-                       "network, so no Wide-ResNet is pretrained. At paper scale this figure shows the "
-                       "Wide-ResNet-28-10's top-1 and training loss on CIFAR-10 (the paper's reaches 94.92 %)."),)),
-    Spec("anil_fig2a", "figure", "Anil et al. 2018 Fig. 2a: 2-way codistillation vs the single-model baseline, "
-         "label smoothing (uniform, unigram prior) and an ensemble of two",
-         "Anil et al. Sec. 3.3", Drawer("anil", "fig2a"), source=ANIL),
-    Spec("anil_fig2b", "figure", "Anil et al. 2018 Fig. 2b: codistillation on disjoint shards of the training set "
-         "vs on the same data vs the baseline", "Anil et al. Sec. 3.3.2", Drawer("anil", "fig2b"), source=ANIL),
-    Spec("anil_fig4", "figure", "Anil et al. 2018 Fig. 4: codistillation with checkpoints exchanged every "
-         "T updates", "Anil et al. Sec. 3.4", Drawer("anil", "fig4"), source=ANIL),
-    Spec("anil_fig4_lm", "figure", "Anil et al. 2018 Fig. 4 on an LSTM language model: codistillation with "
-         "checkpoints exchanged every T updates", "Anil et al. Sec. 3.4", Drawer("anil", "fig4"), source=ANIL),
-    Spec("anil_two_phase", "figure", "Anil et al. 2018 Sec. 3.4.1: codistillation vs two-phase distillation "
-         "(an ensemble of two, then a student distilling it), against total updates", "Anil et al. Sec. 3.4.1",
-         Drawer("anil", "two_phase"), source=ANIL),
-    Spec("anil_table1", "table", "Anil et al. 2018 Table 1: validation log loss and prediction churn between "
-         "retrains", "Anil et al. Sec. 3.5", Drawer("anil", "table1"), source=ANIL),
-]
+def _spec(rec):
+    module, function = rec.draw.rsplit(".", 1)
+    return Spec(rec.id, rec.kind, rec.title, rec.section, Drawer(module, function), sweep=rec.sweep, paper=rec.paper,
+                source=rec.source, why_not_run=tuple(rec.why_not_run.items()))
+
+
+SPEC_LIST = [_spec(rec) for rec in load_records()]   # each one's record: paper/figures/<id>.yaml
 SPECS = {spec.id: spec for spec in SPEC_LIST}
 
 
@@ -424,7 +316,8 @@ def output_names(spec):
 def stamp_of(spec, results_root, scale):
     """The hash of what an id is drawn from (figures/stamps.py)."""
     drawers = {draw_module(other.draw) for other in SPEC_LIST}
-    files = stamps.code_files(draw_module(spec.draw), drawers) + stamps.log_files(results_root, spec.sweep_id, scale)
+    files = (stamps.code_files(draw_module(spec.draw), drawers) + [RECORDS / f"{spec.id}.yaml"]
+             + stamps.log_files(results_root, spec.sweep_id, scale))
     return stamps.stamp(files, Path(results_root).resolve(), scale, spec.id)
 
 

@@ -1,6 +1,6 @@
 """What a figure or table is drawn from, and the stamp that says whether it must be drawn again.
 
-An id's inputs are the logs it reads (its sweep's manifest, and per run the metrics logs and saved
+An id's inputs are its record (paper/figures/<id>.yaml), the logs it reads (its sweep's manifest, and per run the metrics logs and saved
 predictions figures/logs reads) and the code that draws it: the figures modules that
 figures.registry imports, except the modules holding other ids' draw functions, and the
 transitive figures imports of its own draw function's module. Its stamp is a hash of their

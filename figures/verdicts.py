@@ -94,7 +94,7 @@ def main(argv=None):
     short = table[table["seeds yours"] < table["seeds declared"]]
     if len(short):
         print(f"{len(short)} of your verdicts rest on fewer seeds than their power analysis declares "
-              "(paper/power.yaml): `make reproduce SEEDS=all` runs every seed the sweep lists.")
+              "(each figure's record, paper/figures/): `make reproduce SEEDS=all` runs every seed the sweep lists.")
     print("\n".join(machines(args.results, args.committed)))
     return 0
 

@@ -238,8 +238,8 @@ def test_fig16_and_fig2_regimes_show_the_control_in_its_colour_open(tmp_path):
     write_manifest(tmp_path, "fig2_regimes", entries)
     fig = drawn(tmp_path, "fig2_regimes")
     regime = fig2_regimes.REGIMES[(10.0, 0.2)]
-    decaying = by_gid(fig.axes[0].lines, f"{fig2_regimes.CONTROL}, decaying w.d. (shifted LR decays)|{regime}")
-    constant = by_gid(fig.axes[0].lines, f"{fig2_regimes.CONTROL}, constant w.d.|{regime}")
+    control = fig2_regimes.ARMS[("independent", "codistill_tuned")], fig2_regimes.ARMS[("independent", "goyal_step_half")]
+    decaying, constant = (by_gid(fig.axes[0].lines, f"{label}|{regime}") for label in control)
     assert decaying.get_ydata()[0] == pytest.approx(80.1) and constant.get_ydata()[0] == pytest.approx(79.1)
     assert matplotlib.colors.to_hex(constant.get_color()) == palette.colour("independent")
     assert decaying.get_markerfacecolor() == constant.get_markerfacecolor() == "white"

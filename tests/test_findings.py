@@ -57,11 +57,11 @@ def test_a_regime_row_gives_the_gap_the_controls_gap_and_what_decaying_recovers(
                            "ti": ({**tuned_control, **regime}, finals(78.7))},
                 sweep="fig2_regimes")
     rows = findings.regime_rows(data)
-    both = next(line for line in rows if line.startswith("| both |"))
+    both = next(line for line in rows if line.startswith("| both (w.d. ×30, epochs/10) |"))
     # 78 - 80, 77.5 - 80, 79.5 - 78 and, against the decaying recipe's own control, 79.5 - 78.7
-    assert both == (f"| both | -2.00 ± {NOISE:.2f} pts | -2.50 ± {NOISE:.2f} pts | +1.50 ± {NOISE:.2f} pts | "
+    assert both == (f"| both (w.d. ×30, epochs/10) | -2.00 ± {NOISE:.2f} pts | -2.50 ± {NOISE:.2f} pts | +1.50 ± {NOISE:.2f} pts | "
                     f"+0.80 ± {NOISE:.2f} pts | 80.00 ± 0.50 |")
-    assert next(line for line in rows if line.startswith("| w.d. x30 |")) == "| w.d. x30 | not run | | | | |"
+    assert next(line for line in rows if line.startswith("| w.d. ×30 |")) == "| w.d. ×30 | not run | | | | |"
     assert math.isclose(NOISE, T4 * math.sqrt(0.5) + 0.2)   # Welch: 4 degrees of freedom
 
 
@@ -90,14 +90,15 @@ def test_a_setting_listed_twice_against_its_control_counts_once(tmp_path, monkey
     data = two_groups(tmp_path / "a", 80.0, control_mean=FAR_CONTROL)
     again = two_groups(tmp_path / "b", 80.0, control_mean=FAR_CONTROL, sweep="fig13")
     group = {"method.name": "codistill", "schedule.name": "goyal_step_half"}
-    monkeypatch.setattr(findings, "CONTROLLED", [("fig2", "first", group, "val_top1"),
-                                                 ("fig13", "the same runs", group, "val_top1")])
+    reference = {"method.name": "allreduce"}
+    monkeypatch.setattr(findings, "CONTROLLED", [("fig2", "first", group, "val_top1", reference),
+                                                 ("fig13", "the same runs", group, "val_top1", reference)])
     rows = findings.against_control({"fig2": data, "fig13": again})
     assert [row[0] for row in rows] == ["first"]
     tuned = {"method.name": "codistill", "schedule.name": "codistill_tuned"}   # another setting: kept
     both = logs(tmp_path / "c", {"c": (CODISTILL, finals(80.0)), "t": (tuned, finals(80.0)),
                                  "ar": (ALLREDUCE, finals(78.0)), "i": (INDEPENDENT, finals(FAR_CONTROL)),
                                  "it": ({**INDEPENDENT, "schedule.name": "codistill_tuned"}, finals(FAR_CONTROL))})
-    monkeypatch.setattr(findings, "CONTROLLED", [("fig2", "first", group, "val_top1"),
-                                                 ("fig2", "tuned", tuned, "val_top1")])
+    monkeypatch.setattr(findings, "CONTROLLED", [("fig2", "first", group, "val_top1", reference),
+                                                 ("fig2", "tuned", tuned, "val_top1", reference)])
     assert [row[0] for row in findings.against_control({"fig2": both})] == ["first", "tuned"]

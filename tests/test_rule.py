@@ -140,12 +140,12 @@ def _shingles(words, n):
 def restating_files():
     """The files that could restate the rule: docs, READMEs, the claims file, the figures code."""
     files = [*(REPO / "docs").rglob("*.md"), REPO / "README.md", REPO / "paper" / "README.md",
-             REPO / "paper" / "claims.yaml", *(REPO / "figures").rglob("*.py")]
+             *(REPO / "paper" / "figures").glob("*.yaml"), *(REPO / "figures").rglob("*.py")]
     return [path for path in files if path != RULE and path.exists()]
 
 
 def test_no_other_file_restates_the_rule():
-    """No run of 10 words of the rule's prose appears in docs/, the READMEs, paper/claims.yaml or
+    """No run of 10 words of the rule's prose appears in docs/, the READMEs, the figures' records or
     figures/ outside rule.py: they link to the report's section or to the module instead. What the
     control is (rule.CONTROL, a definition) may be repeated."""
     n = 10

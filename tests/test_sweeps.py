@@ -27,7 +27,7 @@ from figures.paths import COMMITTED
 from test_config import run_cli
 
 # Every id of the experiment map -> its jobs at (mini, paper) scale.
-# The counts include the seeds: 3 per setting, at mini scale as many as paper/power.yaml declares.
+# The counts include the seeds: 3 per setting, at mini scale as many as the figures' records declare.
 SWEEP_JOBS = {
     # figs. 1-4 and 8 (and those that reuse them) with the alpha = 0 control of each codistillation recipe
     "fig1": (30, 30), "fig2": (73, 33), "fig3": (45, 18), "fig5": (6, 6), "fig6": (53, 45),
@@ -231,7 +231,7 @@ def test_the_current_configs_resolve_to_the_committed_run_ids(manifest, tmp_path
 
 
 FIG2_JOBS = 3 + 9 + 9 + 12   # all_reduce, three codistillation recipes, their controls, batch sizes; x 3 seeds
-# At mini scale, the seeds paper/power.yaml declares beyond the three: all_reduce and two recipes 9
+# At mini scale, the seeds the figures' records declare beyond the three: all_reduce and two recipes 9
 # more each, the tuned recipe's control 5, the four other batch sizes 2 each.
 FIG2_MINI_JOBS = FIG2_JOBS + 3 * 9 + 5 + 4 * 2
 

@@ -1,4 +1,4 @@
-"""paper/claims.yaml checked against the collected logs. At each scale a claim gets one of the
+"""The claims of the figures' records (paper/figures/<id>.yaml) checked against the collected logs. At each scale a claim gets one of the
 verdicts of the verdict rule, rule.py, which decides every verdict and whose prose the report prints
 (paper/report.md, "Noise and verdicts"); n/a for a paper-scale number, e.g. 76.1 % top-1, that a
 mini stand-in cannot check (the mini value is still shown).

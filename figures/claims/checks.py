@@ -1,4 +1,4 @@
-"""The check kinds of paper/claims.yaml (value, difference, compare, monotone, spread, tradeoff,
+"""The check kinds of the figures' claims (paper/figures/) (value, difference, compare, monotone, spread, tradeoff,
 recovers, fewest_bits; figures/claims/__init__.py describes each): the differences, noises and
 margins each judges, decided by the verdict rule (rule.py), the alpha = 0 control's included
 (control.py). Each check returns (verdict, the numbers shown, fewest seeds)."""

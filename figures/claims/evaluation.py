@@ -1,4 +1,4 @@
-"""paper/claims.yaml loaded (each claim's id unique, its check kind known, a mini margin where it
+"""The claims of the figures' records (paper/figures/<id>.yaml) loaded (each claim's id unique, its check kind known, a mini margin where it
 needs one) and each claim evaluated at one scale into an Outcome: its verdict and the numbers it was
 computed from (figures/claims/__init__.py says what each check kind compares; rule.py decides)."""
 from dataclasses import dataclass
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from ..paths import REPO, SAFE_LOADER
+from .. import records
+from ..paths import SAFE_LOADER
 from .checks import CHECKS, NEEDS_MINI_MARGIN
 from .configured import CONFIGURED
 from .control import control_share
@@ -16,11 +17,14 @@ from .multiplicity import TESTED, adjust, corrected_status, p_value
 from .power import declared_seeds, undecided_note
 from .rule import BORDERLINE, FAILS, HOLDS, NOT_APPLICABLE, NOT_RUN, VERDICTS, seeds_flag
 
-CLAIMS = REPO / "paper" / "claims.yaml"
-
-
-def load_claims(path=CLAIMS):
-    claims = yaml.load(Path(path).read_text(), Loader=SAFE_LOADER)["claims"]
+def load_claims(path=None):
+    """Every claim of the figures' records (paper/figures/), its groups resolved to their arms' selectors;
+    or those of a claims file of one's own (`claims:`, a list of claims each naming its `figure`, groups
+    written out)."""
+    if path is None:
+        claims, path = records.claims(), records.RECORDS
+    else:
+        claims = yaml.load(Path(path).read_text(), Loader=SAFE_LOADER)["claims"]
     ids = [claim["id"] for claim in claims]
     duplicated = {i for i in ids if ids.count(i) > 1}
     if duplicated:
@@ -50,7 +54,7 @@ class Outcome:
     seeds: int = 0       # fewest seeds behind any mean used
     control: str = ""    # codistillation - all_reduce gap and the alpha = 0 control's share of it
     comparison: tuple = None   # what was compared (comparison_of): claims with the same one share a verdict
-    same_as: str = None  # the first claim (in claims.yaml's order) of the same comparison, when not this one
+    same_as: str = None  # the first claim (in the records' order) of the same comparison, when not this one
     p: float = None         # the verdict's p-value (multiplicity.p_value), where it is decided
     adjusted: float = None  # that p-value after the correction across the scale's decided comparisons
 

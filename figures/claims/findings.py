@@ -2,11 +2,12 @@
 the verdict; then what the runs show that the paper does not claim (codistillation against the
 alpha = 0 control, Fig. 2 across regimes, the frontier at equal top-1). Every number is computed
 from the logs here; the selection of rows (which claim heads each figure, which settings have a
-control) is the only thing written by hand."""
+control) is each figure's record's (paper/figures/)."""
 import dataclasses
 import math
 import re
 
+from .. import records
 from .checks import reaching_rows
 from .control import control_group, equivalence_sides, method_of
 from .evaluation import comparison_counts, evaluate
@@ -16,57 +17,13 @@ from .noise import TOP1_METRICS, Context, noise_of
 from .rule import ALPHA, CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN, beats, summary
 
 PILOT_SEEDS = (0, 1, 2)   # the paper's three seeds, which every mini setting ran before the power analysis
-# The claim that heads each figure's row: the paper's main finding there.
-HEADLINES = ["fig1-1000x-fewer-bits", "fig2-fixed-wd-costs-top1", "fig2-variable-wd-close-to-allreduce",
-             "fig2c-batch-size-robust", "fig3-resnet50-close", "fig4-similar-validation-nll", "fig5-no-gain-from-4-way",
-             "fig6-frozen-improves-with-n", "fig7-closer-to-init", "fig8-resnet50-similar-top1",
-             "fig13-checkpoints-competitive", "fig14-resnet50-gains-from-other-architectures",
-             "fig15-gain-from-larger-partner", "fig16-codistill-gains-grow", "fig17-worse-with-n",
-             "table2-bleu-increases-with-n", "iwslt-codistill-overfits-less", "exchange-frequency-robust-top1"]
-
-# Anil et al. 2018's claims (the paper codistillation builds on) whose rows follow: every one a mini run can
-# decide (its paper-scale numbers are n/a at mini scale).
-ANIL_HEADLINES = ["anil-fig2a-codistill-beats-baseline", "anil-fig2a-not-uniform-label-smoothing",
-                  "anil-fig2a-not-unigram-label-smoothing", "anil-fig2a-ensemble-slightly-better",
-                  "anil-fig2a-almost-the-ensemble", "anil-fig2b-disjoint-data-much-better",
-                  "anil-fig2b-same-data-slightly-better-than-baseline", "anil-fig2b-disjoint-models-share-knowledge",
-                  "anil-fig4-staler-teachers-slightly-worse", "anil-fig4-stale-teachers-still-help",
-                  "anil-fig4-lm-codistill-beats-baseline", "anil-fig4-lm-staler-teachers-slightly-worse",
-                  "anil-fig4-lm-stale-teachers-still-help", "anil-two-phase-distillation-helps",
-                  "anil-two-phase-same-quality-half-the-steps", "anil-table1-codistill-reduces-churn",
-                  "anil-table1-ensemble-reduces-churn", "anil-table1-codistill-churn-like-ensemble",
-                  "anil-table1-codistill-log-loss"]
-
-# Fig. 2 across regimes (sweeps/fig2_regimes.yaml): label, weight-decay scale, epoch scale.
-REGIMES = [("today (w.d. x10, epochs / 5)", 10.0, 0.2), ("w.d. x30", 30.0, 0.2), ("epochs / 10", 10.0, 0.1),
-           ("both", 30.0, 0.1)]
-# Settings where codistillation has an alpha = 0 control: (figure, label, codistillation group, metric).
-CONTROLLED = [
-    ("fig2", "Fig. 2, constant w.d.", {"method.name": "codistill", "schedule.name": "goyal_step_half"}, "val_top1"),
-    ("fig2", "Fig. 2, decaying w.d. + shifted LR decays",
-     {"method.name": "codistill", "schedule.name": "codistill_tuned", "batch_scale": 1}, "val_top1"),
-    ("fig2", "Fig. 2, shifted LR decays, constant w.d.",
-     {"method.name": "codistill", "schedule.name": "codistill_shifted_lr"}, "val_top1"),
-    ("fig3", "Fig. 3, cosine LR, ResNet-50", {"method.name": "codistill", "workload.arch": "resnet50"}, "val_top1"),
-    ("fig3", "Fig. 3, cosine LR, ResNeXt-101",
-     {"method.name": "codistill", "workload.arch": "resnext101_32x8d"}, "val_top1"),
-    ("fig8", "Fig. 8, ResNeXt-101", {"method.name": "codistill", "workload.arch": "resnext101_32x8d"}, "val_top1"),
-    ("fig13", "Fig. 13, checkpoints", {"method.name": "codistill", "method.exchange": "checkpoints"}, "val_top1"),
-    ("fig13", "Fig. 13, predictions every update",
-     {"method.name": "codistill", "method.exchange": "predictions"}, "val_top1"),
-    ("fig4", "Fig. 4, translation, label smoothing removed",
-     {"method.name": "codistill", "schedule.label_smoothing": 0.0}, "val_nll"),
-    ("tuned_baselines", "tuned against tuned, predictions (each at its best base LR)",
-     {"method.name": "codistill", "method.exchange": "predictions", "seed": [3, 4, 5]}, "val_top1"),
-    ("fig16", "Fig. 16, 1/8 of the training data", {"method.name": "codistill", "data.fraction": 0.125}, "val_top1"),
-    ("iwslt_overfit", "IWSLT over-fitting, label smoothing removed", {"method.name": "codistill"}, "val_nll"),
-    *[("fig2_regimes", f"Fig. 2 in the regime {label}, decaying w.d. + shifted LR decays",
-       {"method.name": "codistill", "schedule.name": "codistill_tuned", "workload.weight_decay_scale": wd,
-        "workload.epoch_scale": epochs}, "val_top1")
-      for label, wd, epochs in REGIMES[1:]],   # today's regime is Fig. 2's own row
-]
-# The keys a setting's all_reduce reference shares with it (the rest name the method and its schedule).
-SHARED_WITH_REFERENCE = ("workload.arch", "seed", "data.fraction", "workload.weight_decay_scale", "workload.epoch_scale")
+# The claims that head each figure's row (`headline: true` in its record, paper/figures/), of this paper
+# and of Anil et al. 2018, the paper codistillation builds on (every one a mini run can decide).
+HEADLINES = records.headlines(records.SODHANI)
+ANIL_HEADLINES = records.headlines(records.ANIL)
+# Settings where codistillation has an alpha = 0 control (each record's `controls`):
+# (figure, label, codistillation group, metric, all_reduce group).
+CONTROLLED = records.controlled()
 LOWER_IS_BETTER = {"val_nll", "train_loss"}
 
 
@@ -143,7 +100,7 @@ def against_control(mini):
     (Fig. 13's predictions every update are Fig. 2's decaying weight decay): it is left out, so that
     no setting is counted twice."""
     rows, seen = [], []
-    for figure, label, group, metric in CONTROLLED:
+    for figure, label, group, metric, reference in CONTROLLED:
         data = mini.get(figure)
         if data is None or data.records.empty:
             continue
@@ -152,7 +109,6 @@ def against_control(mini):
         if setting in seen:
             continue
         seen.append(setting)
-        reference = {"method.name": "allreduce", **{k: v for k, v in group.items() if k in SHARED_WITH_REFERENCE}}
         ours, control, theirs = (_stat(records, g, metric) for g in (group, control_group(group, {}), reference))
         if ours is None or control is None or theirs is None:
             continue
@@ -245,7 +201,7 @@ def bottom_line(all_claims, outcomes, mini, pilot=None):
     return ["**Bottom line.** " + " ".join(sentences), ""]
 
 
-TUNED_BEATS_CONTROL = "tuned-codistill-beats-control"
+[TUNED_BEATS_CONTROL] = records.bottom_line_claims()   # tuned codistillation against its tuned control
 TUNED_VERDICT = {HOLDS: HOLDS, FAILS: FAILS, INCONCLUSIVE: f"is {INCONCLUSIVE}"}
 
 
@@ -263,13 +219,9 @@ def regime_rows(data):
     lines = ["| regime | constant w.d. - all_reduce | control - all_reduce | decaying - constant w.d. | "
              "decaying w.d. - its control | all_reduce top-1 |", "|---|---|---|---|---|---|"]
     metric = "val_top1"
-    for label, wd, epochs in REGIMES:
-        regime = {"workload.weight_decay_scale": wd, "workload.epoch_scale": epochs}
-        arms = [_stat(data.records, {**regime, **g}, metric) for g in (
-            {"method.name": "allreduce"}, {"method.name": "codistill", "schedule.name": "goyal_step_half"},
-            {"method.name": "independent", "schedule.name": "goyal_step_half"},
-            {"method.name": "codistill", "schedule.name": "codistill_tuned"},
-            {"method.name": "independent", "schedule.name": "codistill_tuned"})]
+    record = records.record("fig2_regimes")   # its drawn arms: all_reduce, then each recipe beside its control
+    for label, regime in record.regimes.items():
+        arms = [_stat(data.records, {**regime, **record.arm(name)}, metric) for name in record.drawn]
         if any(arm is None for arm in arms):
             lines.append(f"| {label} | not run | | | | |")
             continue

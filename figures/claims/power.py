@@ -23,8 +23,9 @@ added runs than CPU_CAP_MINUTES pays for. A claim whose power at the cap stays b
 effect the pilot puts near zero) keeps the pilot's three seeds: runs that would not decide it are
 not spent on it. A claim the declared count cannot decide says how many
 seeds would (`seeds_to_decide`: a one-sided t test's count at the assumed effect, for a directional
-comparison; the power at each count tried is in its record). Paper scale keeps the paper's three seeds. `python -m figures.power` writes
-paper/power.yaml, committed before the runs it asks for."""
+comparison; the power at each count tried is in its record). Paper scale keeps the paper's three seeds. `python -m figures.power --write`
+writes each claim's result into its figure's record (paper/figures/<id>.yaml) and this protocol with the
+pilot's commits into paper/power.yaml, committed before the runs it asks for."""
 import functools
 import math
 import warnings
@@ -36,6 +37,7 @@ import pandas as pd
 import yaml
 from scipy.stats import norm
 
+from .. import records
 from ..paths import REPO
 from .checks import CHECKS
 from .control import control_group, equivalence_sides
@@ -251,9 +253,10 @@ def analyse(claim, records, resolution, draws=DRAWS, powers=None):
     return record
 
 
-def load_power(path=POWER):
-    """{claim id: its record} from paper/power.yaml ({} where there is none)."""
-    return dict(_read(str(path)))
+def load_power(path=None):
+    """{claim id: its power analysis}: every figure record's (paper/figures/), or a file of one's own's
+    `claims:` ({} where there is none)."""
+    return records.power() if path is None else dict(_read(str(path)))
 
 
 @functools.lru_cache(maxsize=4)
@@ -268,11 +271,12 @@ def undecided_note(claim_id, scale, power=None):
     record = (load_power() if power is None else power).get(claim_id) if scale == "mini" else None
     if not record or not record.get("simulated"):
         return ""
+    where = f"paper/figures/{records.owner(claim_id).id}.yaml" if power is None else "its power analysis"
     if "seeds_to_decide" in record:
         return (f"; power analysis: {record['seeds_to_decide']} seeds per arm would decide it with "
-                f"{100 * TARGET:.0f} % power (paper/power.yaml)")
+                f"{100 * TARGET:.0f} % power ({where})")
     return (f"; power analysis: {record['seeds']} seeds per arm decide it in {100 * record['power_at_seeds']:.0f} % "
-            "of simulated draws (paper/power.yaml)")
+            f"of simulated draws ({where})")
 
 
 def declared_seeds(claim_id, scale, power=None):
@@ -283,8 +287,8 @@ def declared_seeds(claim_id, scale, power=None):
     return record["seeds"] if record else SEEDS
 
 
-HEADER = ("# Seeds per arm for each mini-scale claim, from a power analysis of the pilot (the committed runs at\n"
-          "# three seeds), written before the runs it asks for: figures/claims/power.py says how (`python -m\n"
-          "# figures.power --write paper/power.yaml`). power: the share of simulated draws whose verdict\n"
-          "# is decided at each seed count tried; seeds: the smallest count reaching the target, else the cap.\n")
+HEADER = ("# The power analysis's protocol and its pilot (the committed runs at three seeds): figures/claims/power.py\n"
+          "# says how (`python -m figures.power --write`). Each claim's result (its power at each seed count tried,\n"
+          "# the seeds declared: the smallest count reaching the target, else the cap) is in its figure's record,\n"
+          "# paper/figures/<id>.yaml, written before the runs it asks for.\n")
 

@@ -1,4 +1,4 @@
-"""The verdict rule of paper/claims.yaml, in one module: its constants, the functions every verdict
+"""The verdict rule of the figures' claims (paper/figures/), in one module: its constants, the functions every verdict
 is decided by, and its explanation for a reader (prose() and summary(), markdown built from the same
 constants), which the report prints (paper/report.md, "Noise and verdicts", and the Findings).
 
@@ -240,7 +240,7 @@ def prose():
         "is marked **borderline**. A mean over fewer than "
         f"{SEEDS} seeds is flagged beside its verdict. A margin (\"within 0.5\") is the paper's at paper scale; "
         f"at {CAPPED_SCALE} scale it is a stated multiple of the workload's seed standard error below "
-        "(`mini_margin_se` in `paper/claims.yaml`) or, for a loss, that share of the workload's median final loss "
+        "(`mini_margin_se` in the figures' records, `paper/figures/`) or, for a loss, that share of the workload's median final loss "
         "which the paper's margin is of the paper's loss (`mini_margin_of`), never a number in paper units.",
         "",
         "**The alpha = 0 control in every equivalence claim.** A claim that a method comes close to all_reduce "

@@ -8,20 +8,14 @@ in codistillation's (predictions) with a line style of its own, each control in 
 dashed or dotted, with open markers."""
 import matplotlib.ticker
 
+from ..records import record
 from .palette import controls, series_styles
 from .panels import category_points, line_panel, new_figure, point_panel, value_band
 from .seed_means import SES, last_step
 
-CONTROL = "independent (α = 0), control"
-RECIPES = {  # (method, schedule) -> legend label, as in the paper; the order is the legend's
-    ("allreduce", "goyal_step"): "all_reduce",
-    ("codistill", "goyal_step_half"): "codistillation, fixed w.d.",
-    ("independent", "goyal_step_half"): f"{CONTROL}, fixed w.d.",
-    ("codistill", "codistill_tuned"): "codistillation, variable w.d.",
-    ("independent", "codistill_tuned"): f"{CONTROL}, variable w.d.",
-    ("codistill", "codistill_shifted_lr"): "codistillation, shifted LR decays, fixed w.d. (ablation)",
-    ("independent", "codistill_shifted_lr"): f"{CONTROL}, shifted LR decays, fixed w.d.",
-}
+RECORD = record("fig2")
+# (method, schedule) -> legend label: the record's drawn arms, in its legend's order
+RECIPES = {(RECORD.arm(name)["method.name"], RECORD.arm(name)["schedule.name"]): name for name in RECORD.drawn}
 # each label's kind of arm: Fig. 2's codistillation exchanges predictions (the method's default)
 METHODS = {label: "codistill_predictions" if method == "codistill" else method for (method, _), label in RECIPES.items()}
 STYLES = series_styles(METHODS)

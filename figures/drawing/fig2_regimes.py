@@ -5,20 +5,19 @@ training loss (b) of each arm, mean ± 1 s.e. over seeds as points with error ba
 in both panels, its kind's (figures/drawing/palette.py: a recipe a marker of its own, a control open). A
 regime without finished runs keeps its place on the axis, empty, so that the four regimes always read
 in the same order."""
+from ..records import record
 from .curves import curves
 from .labels import cfg, number
 from .palette import controls, series_styles
 from .panels import category_points, new_figure
 from .seed_means import last_step
 
-REGIMES = {(10.0, 0.2): "today\n(w.d. ×10, epochs/5)", (30.0, 0.2): "w.d. ×30", (10.0, 0.1): "epochs/10",
-           (30.0, 0.1): "both\n(w.d. ×30, epochs/10)"}
-CONTROL = "independent (α = 0), control"
-ARMS = {("allreduce", "goyal_step"): "all_reduce",   # the legend's order: each control after its recipe
-        ("codistill", "goyal_step_half"): "codistillation, constant w.d.",
-        ("independent", "goyal_step_half"): f"{CONTROL}, constant w.d.",
-        ("codistill", "codistill_tuned"): "codistillation, decaying w.d. (shifted LR decays)",
-        ("independent", "codistill_tuned"): f"{CONTROL}, decaying w.d. (shifted LR decays)"}
+RECORD = record("fig2_regimes")
+# (weight-decay scale, epoch scale) -> the regime's tick label; (method, schedule) -> the arm's legend label:
+# the record's regimes and drawn arms, in its order
+REGIMES = {(sel["workload.weight_decay_scale"], sel["workload.epoch_scale"]): name.replace(" (", "\n(")
+           for name, sel in RECORD.regimes.items()}
+ARMS = {(RECORD.arm(name)["method.name"], RECORD.arm(name)["schedule.name"]): name for name in RECORD.drawn}
 # each label's kind of arm: codistillation exchanges predictions here (the method's default)
 METHODS = {label: "codistill_predictions" if method == "codistill" else method for (method, _), label in ARMS.items()}
 STYLES = series_styles(METHODS)

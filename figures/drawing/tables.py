@@ -44,14 +44,17 @@ def table1(data, notes):
 
 
 def table2(data, notes):
-    """BLEU of n-way codistillation (n = 1: one model), the same updates per device."""
+    """BLEU of n-way codistillation (n = 1: one model), the same updates per device; each row says its
+    label smoothing (the recipe's one model keeps 0.1, codistillation removes it, A.3)."""
     tests = data.records[data.records["kind"] == "test"]
     if tests.empty or "bleu" not in tests:
         raise ValueError("no `test` records with bleu in these logs")
-    tests = tests.assign(n=tests["n_way"])   # 1: one model (all_reduce); n: n-way codistillation
-    frame = per_run(tests, ["bleu"], keys=(), extra=("n",))
-    check_one_run_per_seed(frame, ["n"])
-    bleu = aggregate(frame, ["n"], "bleu").sort_values("n")
-    notes.record(frame.assign(label=frame["n"].map(lambda n: f"n = {n}")), "label")
-    return pd.DataFrame({"n": bleu["n"].tolist(), "BLEU Score": mean_se_column(bleu),
-                         "seeds": bleu["seeds"].tolist()})
+    smoothing = tests["cfg.schedule.label_smoothing"] if "cfg.schedule.label_smoothing" in tests else np.nan
+    tests = tests.assign(n=tests["n_way"], smoothing=smoothing)   # 1: one model; n: n-way codistillation
+    frame = per_run(tests, ["bleu"], keys=(), extra=("n", "smoothing"))
+    check_one_run_per_seed(frame, ["n", "smoothing"])
+    bleu = aggregate(frame, ["n", "smoothing"], "bleu").sort_values(["n", "smoothing"], ascending=[True, False])
+    notes.record(frame.assign(label=[f"n = {n}, label smoothing {ls:g}" for n, ls in zip(frame["n"], frame["smoothing"])]),
+                 "label")
+    return pd.DataFrame({"n": bleu["n"].tolist(), "label smoothing": [f"{ls:g}" for ls in bleu["smoothing"]],
+                         "BLEU Score": mean_se_column(bleu), "seeds": bleu["seeds"].tolist()})
