@@ -16,7 +16,7 @@ from benchmarks import soak_resume
 from codistill_experiments import run_state
 from codistill_experiments.runlog import METRICS_FILE, MetricsLog, read_records
 from conftest import compose_job
-from forked_script import start_script
+from forked_script import run_script, start_script
 from test_frontier_methods import run_to_the_end
 
 RUN = soak_resume.RUN
@@ -47,9 +47,25 @@ def test_same_config_and_seed_give_identical_logs(tmp_path):
     assert first == second and len(first) == 1 + 2 * 12
 
 
+class ForkedSubprocess:
+    """What soak_resume calls of the subprocess module, its commands (`python src/run.py ...`) run
+    in forks of this process (tests/forked_script.py: the same exit status, output and session as
+    a fresh interpreter, without its seconds of imports at each attempt)."""
+    PIPE, DEVNULL = subprocess.PIPE, subprocess.DEVNULL
+
+    @staticmethod
+    def Popen(command, **_):   # soak_resume's: stdout piped, stderr dropped, a session of its own
+        return start_script(command[1:])
+
+    @staticmethod
+    def run(command, **_):     # soak_resume's: output captured as text
+        return run_script(command[1:])
+
+
 @pytest.mark.slow
-def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_log(tmp_path):
+def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_log(tmp_path, monkeypatch):
     run_to_the_end(soak_resume.JOB, tmp_path / "reference")   # as src/run.py launches it (the test above)
+    monkeypatch.setattr(soak_resume, "subprocess", ForkedSubprocess)
     expected = soak_resume.log_without_wall_time(tmp_path / "reference")
     exits = []
     delivered, resumes, code = soak_resume.kill_and_resume(tmp_path / "killed", 3, random.Random(20261122),
