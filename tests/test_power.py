@@ -132,3 +132,14 @@ def test_a_claim_no_candidate_decides_says_how_many_seeds_would():
     simulation = power.Simulation(claim("greater"), records, Resolution([records]))
     assert 13 <= power.seeds_to_decide(simulation) <= 14
     assert power.seeds_to_decide(power.Simulation(claim("within", margin=0.1), records, Resolution([records]))) is None
+
+
+def test_a_claim_whose_figure_has_no_runs_yet_has_no_pilot():
+    """A claim written before any run of its figure (a matched arm of its own sweep) cannot be simulated:
+    NotRun, which `python -m figures.power` records as not simulated, at the pilot's three seeds."""
+    from figures.claims.groups import NotRun
+    empty = pd.DataFrame({"run_id": [], "seed": []})
+    with pytest.raises(NotRun, match="no run of this figure has bleu"):
+        power.analyse({"id": "toy", "metric": "bleu", "check": {"kind": "compare", "a": {"n_way": 2},
+                                                                "b": {"n_way": 1}, "op": "greater"}},
+                      empty, None, draws=10)

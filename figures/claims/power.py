@@ -68,6 +68,8 @@ class Pilot:
 
 def pilot(records, metric):
     """The pilot of one metric from a figure's records."""
+    if metric not in records.columns:   # a figure none of whose runs has been made: nothing to draw from
+        raise NotRun(f"no run of this figure has {metric} yet: no pilot")
     rows = final_rows(records, metric).copy()
     rows["setting"] = config_keys(rows)
     rows["run_value"] = rows.groupby("run_id")[metric].transform("mean")
