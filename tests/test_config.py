@@ -142,6 +142,32 @@ def test_every_option_of_every_group_round_trips_through_typed_job(tmp_path, ove
         assert dataclasses.is_dataclass(OmegaConf.get_type(typed, group)), group
 
 
+def test_a_shared_workload_field_sits_where_the_config_files_write_it():
+    """The resolved config's keys are in its schema's order; a field several workload schemas share
+    (declared once, placed by rules.shares) follows the key its workload file writes before it."""
+    from omegaconf import OmegaConf as Conf
+
+    from codistill_experiments.config.schema import SCHEMAS
+    from codistill_experiments.config.translation_schema import LanguageModelTraining, TranslationTraining
+    from codistill_experiments.config.workload_fields import EngineData, GpuSpeed
+
+    shared = {field.name for group in (EngineData, GpuSpeed, TranslationTraining, LanguageModelTraining)
+              for field in dataclasses.fields(group)}
+    checked = set()
+    for path in sorted((CONF / "workload").glob("*.yaml")):
+        written = Conf.load(path)
+        schemas = [entry.split("/schema/workload/")[1].split("@")[0] for entry in written.defaults
+                   if isinstance(entry, str) and entry.startswith("/schema/workload/")]
+        if not schemas:   # a variant of another workload file (iwslt14_transformer_big)
+            continue
+        fields = [field.name for field in dataclasses.fields(SCHEMAS["workload"][schemas[0]])]
+        keys = [key for key in written if key != "defaults"]
+        for name in shared & set(fields):
+            assert keys[keys.index(name) - 1] == fields[fields.index(name) - 1], (path.name, name)
+            checked.add(name)
+    assert checked == shared
+
+
 @pytest.mark.parametrize("path, value, key", [
     (("seed",), "abc", "seed"), (("method", "period"), "often", "period"), (("data", "fraction"), "all", "fraction"),
     (("dry_run",), "maybe", "dry_run"), (("schedule", "lr", "milestones"), "30", "milestones"),

@@ -77,6 +77,23 @@ def named(name, why):
     return field(default=name, metadata={RULE: Rule(choices=(name,), why=why)})
 
 
+def shares(group, after=None):
+    """A schema's fields that several schemas share, declared once: a class decorator (under
+    @dataclass) that adds the fields of the dataclass `group`, in its order, right after the
+    class's own field `after` (None: after all of them). The fields stay where the config files
+    write them, so a resolved config keeps its keys and their order."""
+    def add(cls):
+        own = list(cls.__dict__.get("__annotations__", {}).items())
+        at = len(own) if after is None else [name for name, _ in own].index(after) + 1
+        for shared in dataclasses.fields(group):
+            setattr(cls, shared.name, field(default=shared.default, default_factory=shared.default_factory,
+                                             metadata=shared.metadata))
+        cls.__annotations__ = dict(own[:at] + [(shared.name, shared.type) for shared in dataclasses.fields(group)]
+                                   + own[at:])
+        return cls
+    return add
+
+
 COUNT = Rule(at_least=1)
 NON_NEGATIVE = Rule(at_least=0)
 POSITIVE = Rule(above=0)

@@ -7,7 +7,8 @@ rules declared beside the types (allowed values, bounds) once the job is resolve
 The config files give every value (a field has no default, but for `name`), so that a run's resolved
 config, and its run id, is what the files say; a field is as wide as the values the files and the
 sweeps give it (`Number`: 1 stays 1, 1.0 stays 1.0). The fields are in the config file's order, which
-is the resolved config's. A nested schema is built empty (default_factory) rather than left missing:
+is the resolved config's; the fields several workload schemas share are declared once
+(workload_fields.py, translation_schema.TranslationTraining) and placed there by rules.shares. A nested schema is built empty (default_factory) rather than left missing:
 OmegaConf 2.3 cannot fill a missing node whose schema holds a Union field. The lists of choices are
 codistill.choices' (the library's) and names' (the experiments'), which the modules that implement
 them import too. The translation schemas are translation_schema.py's; the schema of the job's own
@@ -15,7 +16,7 @@ keys (codistill.yaml's: seed, data, supervised, ...) is job_schema.py's.
 """
 import multiprocessing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, List, Optional
+from typing import ClassVar, List, Optional
 
 from omegaconf import MISSING
 
@@ -25,10 +26,11 @@ from codistill import (ALPHA_SCHEDULES, CHECKPOINT_BITS, DISTILL_LOSSES, EXCHANG
 from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, OUTER_AGGREGATES, OUTER_BITS, SCENARIOS
 from ..schedules import LR_KINDS
 from .job_schema import Job
-from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Numbers, Rule, named, spec
+from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Numbers, Rule, named, shares, spec
 from .tabular_schema import Criteo, CriteoMini
 from .translation_schema import (LanguageModelCorpus, LanguageModelMini, LanguageModelSchedule, LanguageModelWorkload,
                                  TranslationGrammar, TranslationMini, TranslationSchedule, TranslationWorkload)
+from .workload_fields import EngineData, GpuSpeed
 
 # torchft's should_quantize: its allreduce_quantized runs triton kernels on CUDA tensors, and without
 # triton torchft silently sends float32 instead; the engine's gloo ranks hold CPU tensors.
@@ -227,23 +229,19 @@ class VisionSchedule:
 
 # ----- workload: one schema per workload file (their keys differ)
 
-MODELS = Optional[List[Any]]   # per-model settings, one entry per model (config.checks)
-
-
 @dataclass
+@shares(EngineData, after="hidden")
 class DigitsMLP:
     name: str = named("digits_mlp", WORKLOAD_NAME)
     train_size: int = spec(COUNT)
     split_seed: int = MISSING
     arch: Optional[str] = spec(choices=tuple(MINI_ARCHS), why="the mini stand-ins")
     hidden: Optional[List[int]] = MISSING
-    eval_batch: int = spec(COUNT)
-    loader_workers: int = spec(NON_NEGATIVE)
-    models: MODELS = MISSING
     gpu_memory_gb: Optional[int] = MISSING
 
 
 @dataclass
+@shares(EngineData, after="alpha_scale")
 class ClustersResNet:
     name: str = named("clusters_resnet", WORKLOAD_NAME)
     train_size: int = spec(COUNT)
@@ -259,28 +257,24 @@ class ClustersResNet:
     epoch_scale: Number = spec(POSITIVE)
     weight_decay_scale: Number = spec(NON_NEGATIVE)
     alpha_scale: Number = spec(NON_NEGATIVE)
-    eval_batch: int = spec(COUNT)
-    loader_workers: int = spec(NON_NEGATIVE)
-    models: MODELS = MISSING
     gpu_memory_gb: Optional[int] = MISSING
 
 
 @dataclass
+@shares(EngineData, after="data_root")
+@shares(GpuSpeed, after="zero_init_residual")
 class ImageNet:
     name: str = named("imagenet", WORKLOAD_NAME)
     arch: str = MISSING
     num_classes: int = spec(COUNT)
     data_root: str = MISSING
-    eval_batch: int = spec(COUNT)
-    loader_workers: int = spec(NON_NEGATIVE)
-    models: MODELS = MISSING
     zero_init_residual: bool = MISSING
-    amp: bool = MISSING
-    channels_last: bool = MISSING
     gpu_memory_gb: Optional[int] = MISSING
 
 
 @dataclass
+@shares(EngineData, after="pretrained")
+@shares(GpuSpeed, after="sync_batchnorm")
 class Cifar10:
     name: str = named("cifar10", WORKLOAD_NAME)
     data_root: str = MISSING
@@ -290,16 +284,12 @@ class Cifar10:
     scenario: str = spec(choices=SCENARIOS)
     n_splits: int = spec(COUNT)
     pretrained: Optional[str] = MISSING
-    eval_batch: int = spec(COUNT)
-    loader_workers: int = spec(NON_NEGATIVE)
-    models: MODELS = MISSING
     sync_batchnorm: bool = MISSING
-    amp: bool = MISSING
-    channels_last: bool = MISSING
     gpu_memory_gb: Optional[int] = MISSING
 
 
 @dataclass
+@shares(EngineData, after="data_seed")
 class MultiviewMini:
     name: str = named("multiview_mini", WORKLOAD_NAME)
     scenario: str = spec(choices=SCENARIOS)
@@ -307,13 +297,11 @@ class MultiviewMini:
     val_size: int = spec(COUNT)
     label_noise: Number = MISSING
     data_seed: int = MISSING
-    eval_batch: int = spec(COUNT)
-    loader_workers: int = spec(NON_NEGATIVE)
-    models: MODELS = MISSING
     gpu_memory_gb: Optional[int] = MISSING
 
 
 @dataclass
+@shares(EngineData, after="alpha_scale")
 class LanguageModelTransformerMini:
     """lm_mini's generated corpus and a small causal transformer in the torch engine
     (vision/language_model.py)."""
@@ -328,9 +316,6 @@ class LanguageModelTransformerMini:
     heads: int = spec(COUNT)
     batch_per_rank: int = spec(COUNT, why="blocks per rank")
     alpha_scale: Number = spec(NON_NEGATIVE)
-    eval_batch: int = spec(COUNT)
-    loader_workers: int = spec(NON_NEGATIVE)
-    models: MODELS = MISSING
     gpu_memory_gb: Optional[int] = MISSING
 
 

@@ -2,14 +2,16 @@
 schema.py's: the generated mini task and Criteo's TSV on disk. Paper values and mini choices are
 explained in the config files (src/conf/workload/criteo*.yaml)."""
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Optional
 
 from omegaconf import MISSING
 
-from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, named, spec
+from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, named, shares, spec
+from .workload_fields import EngineData
 
 
 @dataclass
+@shares(EngineData, after="batch_per_rank")   # models: per-model width_scale (config.checks)
 class CriteoMini:
     name: str = named("criteo_mini", WORKLOAD_NAME)
     train_size: int = spec(COUNT)
@@ -25,13 +27,11 @@ class CriteoMini:
     max_vocab: int = spec(COUNT)
     width_scale: Number = spec(POSITIVE)
     batch_per_rank: int = spec(COUNT)
-    eval_batch: int = spec(COUNT)
-    loader_workers: int = spec(NON_NEGATIVE)
-    models: Optional[List[Any]] = MISSING   # per-model settings: width_scale (config.checks)
     gpu_memory_gb: Optional[int] = MISSING
 
 
 @dataclass
+@shares(EngineData, after="width_scale")
 class Criteo:
     name: str = named("criteo", WORKLOAD_NAME)
     data_root: str = MISSING
@@ -41,7 +41,4 @@ class Criteo:
     embedding_dim: int = spec(COUNT)
     max_vocab: int = spec(COUNT)
     width_scale: Number = spec(POSITIVE)
-    eval_batch: int = spec(COUNT)
-    loader_workers: int = spec(NON_NEGATIVE)
-    models: Optional[List[Any]] = MISSING   # per-model settings: width_scale (config.checks)
     gpu_memory_gb: Optional[int] = MISSING

@@ -8,7 +8,7 @@ from omegaconf import MISSING
 
 from ..names import DROPOUTS, LABEL_SMOOTHING_SCHEDULES, MODEL_SIZES, SHARE_EMBEDDINGS
 from ..translation.data import SPLITS
-from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Numbers, Rule, named, spec
+from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Numbers, Rule, named, shares, spec
 
 
 @dataclass
@@ -98,6 +98,21 @@ def task():
 
 
 @dataclass
+class TranslationTraining:
+    """What every translation workload ends with: fairseq's precision, loaders and logging, the
+    test set's generation and BLEU, the exchange's timeout, method=codistill's defaults, the GPUs."""
+    fp16: bool = MISSING
+    loader_workers: int = spec(NON_NEGATIVE)
+    log_interval: int = spec(COUNT)
+    generation: Generation = field(default_factory=Generation)
+    bleu_tokenize: str = MISSING
+    exchange_timeout_s: Number = spec(above=0, why="seconds")
+    method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
+    gpu_memory_gb: Optional[int] = MISSING
+
+
+@dataclass
+@shares(TranslationTraining)
 class TranslationWorkload:
     """A data set on disk (a fairseq data-bin) and a published architecture."""
     name: str = spec(choices=("wmt16_en_de", "iwslt14_de_en"), why=WORKLOAD_NAME)
@@ -111,17 +126,10 @@ class TranslationWorkload:
     model: Model = field(default_factory=Model)
     required_batch_size_multiple: int = spec(COUNT)
     max_tokens: int = spec(COUNT)
-    fp16: bool = MISSING
-    loader_workers: int = spec(NON_NEGATIVE)
-    log_interval: int = spec(COUNT)
-    generation: Generation = field(default_factory=Generation)
-    bleu_tokenize: str = MISSING
-    exchange_timeout_s: Number = spec(above=0, why="seconds")
-    method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
-    gpu_memory_gb: Optional[int] = MISSING
 
 
 @dataclass
+@shares(TranslationTraining)
 class TranslationMini:
     """The generated corpus (null data_bin) and a tiny transformer."""
     name: str = named("translation_mini", WORKLOAD_NAME)
@@ -137,14 +145,6 @@ class TranslationMini:
     model: MiniModel = field(default_factory=MiniModel)
     max_tokens: int = spec(COUNT)
     required_batch_size_multiple: int = spec(COUNT)
-    fp16: bool = MISSING
-    loader_workers: int = spec(NON_NEGATIVE)
-    log_interval: int = spec(COUNT)
-    generation: Generation = field(default_factory=Generation)
-    bleu_tokenize: str = MISSING
-    exchange_timeout_s: Number = spec(above=0, why="seconds")
-    method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
-    gpu_memory_gb: Optional[int] = MISSING
 
 
 @dataclass
@@ -220,13 +220,10 @@ def language_modeling():
 
 
 @dataclass
-class LanguageModelWorkload:
-    """A tokenised corpus on disk (a fairseq-preprocess --only-source data-bin)."""
-    name: str = named("commoncrawl_lstm", WORKLOAD_NAME)
-    task: str = language_modeling()
-    note: Optional[str] = MISSING
-    data_bin: Optional[str] = MISSING
-    data_bin_env: str = MISSING
+class LanguageModelTraining:
+    """What every fairseq language-model workload ends with: the LSTM, its batches of samples,
+    fairseq's precision, loaders and logging, the exchange's timeout, method=codistill's defaults,
+    the GPUs and the validations."""
     model: LSTMModel = field(default_factory=LSTMModel)
     tokens_per_sample: int = spec(COUNT)
     sample_break_mode: str = spec(choices=("none", "complete", "complete_doc", "eos"))
@@ -241,6 +238,18 @@ class LanguageModelWorkload:
 
 
 @dataclass
+@shares(LanguageModelTraining)
+class LanguageModelWorkload:
+    """A tokenised corpus on disk (a fairseq-preprocess --only-source data-bin)."""
+    name: str = named("commoncrawl_lstm", WORKLOAD_NAME)
+    task: str = language_modeling()
+    note: Optional[str] = MISSING
+    data_bin: Optional[str] = MISSING
+    data_bin_env: str = MISSING
+
+
+@dataclass
+@shares(LanguageModelTraining)
 class LanguageModelMini:
     """The generated corpus (null data_bin) and a small layer-normalised LSTM."""
     name: str = named("lm_mini", WORKLOAD_NAME)
@@ -248,14 +257,3 @@ class LanguageModelMini:
     note: Optional[str] = MISSING
     data_bin: Optional[str] = MISSING
     corpus: LanguageModelCorpus = field(default_factory=LanguageModelCorpus)
-    model: LSTMModel = field(default_factory=LSTMModel)
-    tokens_per_sample: int = spec(COUNT)
-    sample_break_mode: str = spec(choices=("none", "complete", "complete_doc", "eos"))
-    batch_size: int = spec(COUNT, why="sequences of tokens_per_sample per rank")
-    fp16: bool = MISSING
-    loader_workers: int = spec(NON_NEGATIVE)
-    log_interval: int = spec(COUNT)
-    exchange_timeout_s: Number = spec(above=0, why="seconds")
-    method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
-    gpu_memory_gb: Optional[int] = MISSING
-    validate_interval_updates: Optional[int] = spec(COUNT, why="null: validate at each epoch's end only")
