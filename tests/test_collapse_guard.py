@@ -129,31 +129,35 @@ def test_pull_step_by_hand():
 
     a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
     sgd = torch.optim.SGD([{"params": [a], "lr": 0.1, "momentum": 0.9}, {"params": [b], "lr": 0.5}], lr=0.5)
-    # alpha 0.3: 0.3 x 0.1 / 0.1 = 0.3 and 0.3 x 0.5 / 1 = 0.15; the largest
-    assert pull_step(sgd, 0.3) == pytest.approx(0.3)
-    assert pull_step(torch.optim.Adam([a], lr=0.1), 0.3) is None          # no heavy-ball momentum
+    # alpha 0.3, 10 classes: 0.3 x 0.1 / (0.1 x 10) = 0.03 and 0.3 x 0.5 / (1 x 10) = 0.015; the largest
+    assert pull_step(sgd, 0.3, 10) == pytest.approx(0.03)
+    assert pull_step(sgd, 0.3, 100) == pytest.approx(0.003)
+    assert pull_step(torch.optim.Adam([a], lr=0.1), 0.3, 10) is None       # no heavy-ball momentum
 
 
 def pull_run(rank, world_size):
     """Per setting, the updates at which CollapseWarning came on this rank: 12 updates of SGD whose
-    learning rate at update k is 0.0007 x (k + 1) (LambdaLR), so that with momentum 0.9 and alpha 1
-    the pull alpha x lr / (1 - momentum) is 0.007 x (k + 1): 0.028 at update 3, 0.035 at 4."""
+    learning rate at update k is 0.0007 x (k + 1) (LambdaLR), so that with momentum 0.9, alpha 1 and
+    10 classes the pull on each logit, alpha x lr / ((1 - momentum) x classes), is 0.0007 x (k + 1):
+    0.0028 at update 3, 0.0035 at 4 (the limit: 0.003); with 100 classes a tenth of it."""
     layout = Layout(n_groups=2, ranks_per_group=1, ranks_per_node=2, rank=rank)
     x = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
-    y = torch.arange(16) % 3
     settings = {"checkpoints T=10": dict(exchange="checkpoints", period=10, alpha=1.0),
                 "sharded_checkpoints T=49": dict(exchange="sharded_checkpoints", period=49, alpha=1.0),
                 "checkpoints T=50": dict(exchange="checkpoints", period=50, alpha=1.0),
                 "predictions T=10": dict(exchange="predictions", period=10, alpha=1.0),
-                "alpha 0.3, at most 0.0252": dict(exchange="checkpoints", period=10, alpha=0.3),
+                "alpha 0.3, at most 0.00252": dict(exchange="checkpoints", period=10, alpha=0.3),
+                "100 classes, at most 0.00084": dict(exchange="checkpoints", period=10, alpha=1.0, classes=100),
                 "no optimizer given": dict(exchange="checkpoints", period=10, alpha=1.0, optimizer=None),
                 "collapse_guard=False": dict(exchange="checkpoints", period=10, alpha=1.0, collapse_guard=False),
                 "adam": dict(exchange="checkpoints", period=10, alpha=1.0, adam=True)}
     warned = {}
     for name, setting in settings.items():
         setting = dict(setting)
+        classes = setting.pop("classes", 10)
+        y = torch.arange(16) % classes
         torch.manual_seed(layout.group_index)
-        model = torch.nn.Linear(4, 3)
+        model = torch.nn.Linear(4, classes)
         optimizer = (torch.optim.Adam(model.parameters(), lr=0.0007) if setting.pop("adam", False)
                      else torch.optim.SGD(model.parameters(), lr=0.0007, momentum=0.9))
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: k + 1)
@@ -175,5 +179,6 @@ def pull_run(rank, world_size):
 def test_the_measured_region_warns_at_the_first_update_in_it():
     for warned in spawn(2, pull_run):
         assert warned == {"checkpoints T=10": [4], "sharded_checkpoints T=49": [4], "checkpoints T=50": [],
-                          "predictions T=10": [], "alpha 0.3, at most 0.0252": [], "no optimizer given": [],
+                          "predictions T=10": [], "alpha 0.3, at most 0.00252": [],
+                          "100 classes, at most 0.00084": [], "no optimizer given": [],
                           "collapse_guard=False": [], "adam": []}

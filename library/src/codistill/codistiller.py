@@ -128,8 +128,8 @@ class Codistiller:
       strong for the learning rate causes, docs/library.md "Choosing alpha and period
       (measured)"); it reads one number once in 10 updates, without making the host wait for the
       device (collapse_guard.py). Given the `optimizer` (SGD), with checkpoints and the MSE, it also
-      warns once at the first update where alpha x lr / (1 - momentum) is above 0.03 at a period
-      under 50: the region measured to collapse or cost top-1. False: no check.
+      warns once at the first update where alpha x lr / ((1 - momentum) x classes) is above 0.003
+      at a period under 50: the region measured to collapse or cost top-1. False: no check.
     """
 
     def __init__(self, model, layout, exchange="predictions", period=1, alpha=1.0, loss="mse", temperature=1.0,
@@ -434,6 +434,8 @@ class Codistiller:
         distill = distill_loss(logits, teachers, self.kind, self.temperature, keep=keep)
         if self.collapse_guard is not None:
             self.collapse_guard.observe(step, logits, keep)
+        if self.pull_guard is not None:
+            self.pull_guard.classes = logits.shape[-1]
         return self.alpha_at(step) * distill, distill
 
     def loss(self, *args, keep=None, step=None):

@@ -99,48 +99,51 @@ class CollapseGuard:
                 CollapseWarning, stacklevel=4)
 
 
-# The pull's effective step, alpha x lr / (1 - momentum), above which checkpoint exchanges at a
-# period under SAFE_PERIOD were measured to collapse or cost top-1 (docs/library.md, "Choosing alpha
-# and period (measured)": at most PULL_LIMIT never did, on three mini stand-ins).
-PULL_LIMIT = 0.03
+# The pull on each logit: alpha x lr / ((1 - momentum) x classes), the MSE's (a mean over the
+# classes) effective step per logit. Checkpoint exchanges at periods under SAFE_PERIOD were measured
+# to collapse or cost top-1 above PULL_LIMIT and never at or under it (docs/library.md, "Choosing
+# alpha and period (measured)": three mini stand-ins, 10 and 100 classes).
+PULL_LIMIT = 0.003
 SAFE_PERIOD = 50
 
 
-def pull_step(optimizer, alpha):
-    """alpha x lr / (1 - momentum), the largest over the optimizer's parameter groups that have a
-    heavy-ball momentum (torch.optim.SGD's groups); None when none has one (Adam and the others:
-    a step the measurement did not cover)."""
-    steps = [alpha * float(group["lr"]) / (1.0 - float(group["momentum"]))
+def pull_step(optimizer, alpha, classes):
+    """alpha x lr / ((1 - momentum) x classes), the largest over the optimizer's parameter groups
+    that have a heavy-ball momentum (torch.optim.SGD's groups); None when none has one (Adam and the
+    others: a step the measurement did not cover)."""
+    steps = [alpha * float(group["lr"]) / ((1.0 - float(group["momentum"])) * classes)
              for group in optimizer.param_groups if "momentum" in group and float(group["momentum"]) < 1.0]
     return max(steps) if steps else None
 
 
 class PullGuard:
     """Warns once, with CollapseWarning, at the first update whose setting is in the region measured
-    to collapse: checkpoint exchanges every `period` < SAFE_PERIOD updates and the pull's effective
-    step alpha x lr / (1 - momentum) above PULL_LIMIT, read from the optimizer's learning rate and
-    momentum as they are at that update (a schedule's peak is read when the run reaches it)."""
+    to collapse or cost top-1: checkpoint exchanges every `period` < SAFE_PERIOD updates and the
+    MSE's pull on each logit, alpha x lr / ((1 - momentum) x classes), above PULL_LIMIT, read from
+    the optimizer's learning rate and momentum as they are at that update (a schedule's peak is
+    read when the run reaches it) and from the logits' last dimension (`classes`, set by the loss)."""
 
     def __init__(self, period, describe=""):
         self.period, self.describe = period, describe
+        self.classes = None
         self.warned_at = None
 
     def observe(self, step, optimizer, alpha):
         """Called once an update `step` has been taken by `optimizer`, with the update's alpha."""
-        if self.warned_at is not None or self.period >= SAFE_PERIOD or not alpha:
+        if self.warned_at is not None or self.period >= SAFE_PERIOD or not alpha or not self.classes:
             return
-        pull = pull_step(optimizer, alpha)
+        pull = pull_step(optimizer, alpha, self.classes)
         if pull is None or pull <= PULL_LIMIT:
             return
         self.warned_at = step
         group = max((g for g in optimizer.param_groups if "momentum" in g and float(g["momentum"]) < 1.0),
                     key=lambda g: float(g["lr"]) / (1.0 - float(g["momentum"])))
         warnings.warn(
-            f"codistillation collapse risk from update {step}: alpha x lr / (1 - momentum) = {alpha:g} x "
-            f"{float(group['lr']):.3g} / (1 - {float(group['momentum']):g}) = {pull:.3g}, above {PULL_LIMIT:g}, with "
-            f"{self.describe}. Measured at mini scale (docs/library.md, 'Choosing alpha and period (measured)'): "
-            f"checkpoint exchanges at periods under {SAFE_PERIOD} collapsed a model or cost it top-1 from about 0.09 "
-            f"on, and never at {PULL_LIMIT:g} or less. Remedies: a smaller alpha or peak learning rate (the pull "
-            f"at {PULL_LIMIT:g} or less), or an exchange every {SAFE_PERIOD} updates or more. "
-            f"Codistiller(..., collapse_guard=False) switches this check off.",
+            f"codistillation collapse risk from update {step}: the pull on each logit, alpha x lr / ((1 - momentum) "
+            f"x classes) = {alpha:g} x {float(group['lr']):.3g} / ((1 - {float(group['momentum']):g}) x "
+            f"{self.classes}) = {pull:.3g}, is above {PULL_LIMIT:g}, with {self.describe}. Measured at mini scale "
+            f"(docs/library.md, 'Choosing alpha and period (measured)'): checkpoint exchanges at periods under "
+            f"{SAFE_PERIOD} collapsed models or cost them top-1 from about 0.009 on (0.09 at 10 classes, 0.9 at 100), "
+            f"never at {PULL_LIMIT:g} or less. Remedies: a smaller alpha or peak learning rate, or an exchange every "
+            f"{SAFE_PERIOD} updates or more. Codistiller(..., collapse_guard=False) switches this check off.",
             CollapseWarning, stacklevel=4)
