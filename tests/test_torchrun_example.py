@@ -11,6 +11,7 @@ import copy
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -58,7 +59,8 @@ def finished(processes):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The output folders of the runs: one node, two nodes, and one node stopped at update 10 then
-    resumed to STEPS (started together: each process mostly starts up)."""
+    resumed to STEPS (started together: each process mostly starts up); "halfway" keeps a copy of
+    the stopped run as it was at update 10, where the kill test starts from."""
     root = tmp_path_factory.mktemp("torchrun")
     port = free_port()
     nodes = [["--nnodes", "2", "--node-rank", str(node), "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
@@ -69,6 +71,7 @@ def runs(tmp_path_factory):
     try:
         finished([torchrun(standalone, root / "resumed", STEPS // 2, RUNS["one_node"])])
         halfway = saved_state(root / "resumed", 0)["step"]
+        shutil.copytree(root / "resumed", root / "halfway")
         finished([torchrun(standalone, root / "resumed", STEPS, RUNS["one_node"]), *others])
     finally:
         for process in others:
@@ -224,13 +227,15 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-@pytest.mark.slow   # three torchrun jobs of 4 processes: the fast tier keeps the in-process test below
-def test_a_kill_between_two_ranks_saves_resumes_every_rank_from_the_same_step(tmp_path):
+@pytest.mark.slow   # torchrun jobs of 4 processes: the fast tier keeps the in-process test below
+def test_a_kill_between_two_ranks_saves_resumes_every_rank_from_the_same_step(tmp_path, runs):
     """Committed at update 10; at update 15 rank 2 is killed as it saves, after the other ranks
     saved theirs: the rerun resumes every rank from update 10 and ends with the uninterrupted run's
     models (not ranks 0, 1 and 3 from 15 and rank 2 from 10, whose collectives then never meet)."""
     out, standalone = tmp_path / "run", ["--standalone", "--nproc-per-node", "4"]
-    finished([torchrun(standalone, out, 10, RUNS["one_node"])])
+    # the one-node run stopped at update 10: the module's, copied (the same torchrun job)
+    shutil.copytree(runs[0] / "halfway", out)
+    assert json.loads((out / "committed.json").read_text()) == {"step": 10}
     killer = tmp_path / "kill_rank2_at_its_save.py"
     killer.write_text(KILL_RANK_AT_ITS_SAVE)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
