@@ -72,7 +72,7 @@ def growth_per_exchange(h, period, momentum):
 # ---- the probe on the real engine ---------------------------------------------------------------
 
 def _probe_logits(module, inputs):
-    """Logits of a copy of `module` run as teachers run (codistill.teacher_mode): the run's model,
+    """Logits of a copy of `module` run as teachers run (codistill.internals.teacher_mode): the run's model,
     its BN statistics and the global RNG are left untouched."""
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         return teacher_mode(copy.deepcopy(module))(inputs).float()
