@@ -10,7 +10,7 @@ import pytest
 from codistill_experiments import refusals, run_state
 from codistill_experiments.runlog import run_dir
 from conftest import QUICK_WORKLOAD, SHORT, compose_job
-from forked_script import start_script
+from forked_script import run_script, start_script
 from test_reliability import RUN, free_port
 
 
@@ -157,8 +157,6 @@ def test_killing_only_the_leading_process_stops_its_ranks_and_a_rerun_resumes(tm
     within seconds (they would train on, holding the run's lock: a rerun was refused, naming the
     dead leader), and a rerun then resumes from the last committed state."""
     import signal
-    import subprocess
-    import sys
 
     from codistill_experiments.run_state import committed_step
 
@@ -166,8 +164,9 @@ def test_killing_only_the_leading_process_stops_its_ranks_and_a_rerun_resumes(tm
             "schedule.lr.milestones=[15]", *SHORT[3:], f"results_root={tmp_path}"]
     directory = run_dir(compose_job(args, tmp_path))
     env = {key: value for key, value in os.environ.items() if key not in ("RANK", "WORLD_SIZE")}
-    leader = subprocess.Popen([sys.executable, *RUN[1:], *args], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # src/run.py in a fork of this process (forked_script.py): the local launcher's process, which
+    # forks the ranks
+    leader = start_script([*RUN[1:], *args], cwd=tmp_path, env=env)
     try:
         deadline = time.time() + 120
         while (committed_step(directory) or 0) < 37 and time.time() < deadline:
@@ -175,7 +174,7 @@ def test_killing_only_the_leading_process_stops_its_ranks_and_a_rerun_resumes(tm
             time.sleep(0.05)
         ranks = children_of(leader.pid)
         assert len(ranks) >= 2, ranks
-        leader.send_signal(signal.SIGKILL)
+        os.kill(leader.pid, signal.SIGKILL)   # the leader alone, not its session
         leader.wait()
         killed_at = time.time()
         while any(alive(rank) for rank in ranks) and time.time() - killed_at < 10:
@@ -184,7 +183,6 @@ def test_killing_only_the_leading_process_stops_its_ranks_and_a_rerun_resumes(tm
     finally:
         for rank in children_of(leader.pid):
             os.kill(rank, signal.SIGKILL)
-    rerun = subprocess.run([sys.executable, *RUN[1:], *args], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=600)
+    rerun = run_script([*RUN[1:], *args], cwd=tmp_path, env=env, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resume (from update " in rerun.stdout
