@@ -24,6 +24,7 @@ from hydra.core.global_hydra import GlobalHydra
 from codistill_experiments.runlog import read_records
 from conftest import ROOT
 from figures.paths import COMMITTED
+from forked_script import forkable
 from test_config import run_cli
 
 # Every id of the experiment map -> its jobs at (mini, paper) scale.
@@ -110,13 +111,17 @@ WANTED = set()   # the (sweep, scale) pairs the selected tests list: filled afte
 
 def listed(sweep, scale, results_root):
     """The listing of a sweep at a scale. The first call lists every sweep the session's tests
-    want, in fresh processes on every core: composing ~1,700 jobs is most of what these tests
-    cost, and one pytest process would compose them one after another on one core."""
+    want, in processes on every core: composing ~1,700 jobs is most of what these tests cost, and
+    one pytest process would compose them one after another on one core. The processes are forks
+    of this one, which has imported Hydra, torch and the sweeper already (a spawned process imports
+    them again), unless a fork could not run them (forked_script.forkable: CUDA or a process group
+    up here)."""
     if (sweep, scale) not in LISTED:
         pending = sorted((WANTED - set(LISTED)) | {(sweep, scale)},
                          key=lambda pair: -SWEEP_JOBS.get(pair[0], (0, 0))[pair[1] == "paper"])
         roots = [Path(results_root) / "listings" / f"{name}-{at}" for name, at in pending]
-        with ProcessPoolExecutor(len(os.sched_getaffinity(0)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        context = multiprocessing.get_context("fork" if forkable() else "spawn")
+        with ProcessPoolExecutor(len(os.sched_getaffinity(0)), mp_context=context) as pool:
             LISTED.update(zip(pending, pool.map(listing, *zip(*pending), roots)))
     return LISTED[sweep, scale]
 
