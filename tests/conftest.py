@@ -1,7 +1,9 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "library" / "src"), str(ROOT / "src")]
@@ -15,6 +17,12 @@ from codistill_experiments.runlog import run_dir  # noqa: E402
 from hydra_plugins.codistill_sweeper.grid_union_sweeper import READ_CONFIGS, SharedReadsRepository  # noqa: E402
 
 CONF = ROOT / "src" / "conf"
+
+# An xdist worker (make test: one per core) computes with torch on one thread, as the runs' ranks
+# do (launcher.threads_per_rank): with a pool of a thread per core in each worker, the workers'
+# threads outnumber the cores and spin waiting for each other on matrices this small.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 # A short recipe for multi-process tests: 3 epochs of the mini workload, warm-up then one decay.
 SHORT = ["schedule.epochs=3", "schedule.lr.warmup_epochs=1", "schedule.lr.milestones=[2]",
