@@ -49,6 +49,9 @@ NOT_IN_CHECKOUT = [
                                       "(git-ignored)"),
     ("*", "paper/rerun", "where figures/carry.py keeps a reproduce-all carried between sessions"),
     ("*", "docs/library-collapse", "the --out stem of scripts/library_collapse.py (docs/library-collapse.md, .csv)"),
+    ("*", "docs/library-collapse-digits_mlp", "the --out stem of scripts/library_collapse.py --workload digits_mlp"),
+    ("*", "docs/library-collapse-clusters_resnet", "the --out stem of scripts/library_collapse.py --workload "
+                                                   "clusters_resnet"),
     ("docs/setup.md", "tests/test_x.py", "a placeholder: any test file"),
     ("docs/frontier.md", "src/tplr/", "files of SparseLoCo's repository, not this one"),
     ("scripts/prepare_iwslt14_de_en.py", "examples/translation/", "fairseq's repository"),
