@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from codistill import prediction_row_bits
 from codistill_experiments.config import typed_job
-from codistill_experiments.vision import engine
+from codistill_experiments.training import engine
 
 from .benchlib import (RESNET50_TWIN, TimedRank, bench_schedules, compose, count_params, layout, spawn,
                        twin_workload)

@@ -122,7 +122,7 @@ def alone(rank, spec):
     from torch.distributed.algorithms.model_averaging import averagers
 
     from codistill import CommCounter
-    from codistill_experiments.vision.methods import DiLoCo
+    from codistill_experiments.baselines.methods import DiLoCo
     from codistill_experiments.vision.workloads import mlp
 
     from .benchlib import count_params, twin_sizes

@@ -28,7 +28,7 @@ from codistill import CommCounter
 from codistill_experiments import runlog
 from codistill_experiments.jobs import cores
 from codistill_experiments.run_schedules import build_schedules
-from codistill_experiments.vision import evaluation as engine_evaluation
+from codistill_experiments.training import evaluation as engine_evaluation
 
 from . import bench_reproduce
 

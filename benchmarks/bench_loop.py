@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from codistill_experiments.config import typed_job
 from codistill_experiments.run_schedules import run_schedules
 from codistill_experiments.seeds import model_seed
-from codistill_experiments.vision import engine
-from codistill_experiments.vision.sampling import CoordinatedBatchSampler
-from codistill_experiments.vision.workloads import build_workload
+from codistill_experiments.training import engine
+from codistill_experiments.training.sampling import CoordinatedBatchSampler
+from codistill_experiments.workloads import build_workload
 
 from . import plain_loop
 from .benchlib import RESNET50_TWIN, compose, count_params, layout, median, spawn, twin_workload

@@ -42,7 +42,7 @@ def loop_why(row, part):
             f"took {a['loop_total_us']:.0f} us of CPU against the plain loop's {a['loop_plain_total_us']:.0f}: "
             f"engine.train_step {a['loop_train_step_us']:.0f}, fetching the batch {a['loop_next_batch_us']:.0f}, the "
             f"loop's bookkeeping {rest:.0f}; {isolated}. Fix: cut whichever of these exceeds the plain loop's "
-            "(src/codistill_experiments/vision/engine.py, src/codistill_experiments/vision/sampling.py).")
+            "(src/codistill_experiments/training/engine.py, src/codistill_experiments/training/sampling.py).")
 
 
 def ratio_range(numbers):

@@ -43,7 +43,7 @@ def alone(timed):
         import torch.distributed as dist
 
         from codistill import CommCounter
-        from codistill_experiments.vision.methods import ONE_BUCKET_MB, PowerSGD, counted_powersgd_hook
+        from codistill_experiments.baselines.methods import ONE_BUCKET_MB, PowerSGD, counted_powersgd_hook
 
         own = [dist.new_group([rank]) for rank in range(dist.get_world_size())][dist.get_rank()]
         method = PowerSGD(timed.cfg.method, types.SimpleNamespace(group=own, group_spans_nodes=False), CommCounter())

@@ -2,7 +2,7 @@
 its change, for the ranks of one 8-GPU server (run one after another here; on a server at once):
 - ImageNet's file list: every rank scanning its ImageFolder vs one scan per machine
   (file_datasets.ScannedImageFolder), on a generated tree;
-- Criteo's TSV: every rank parsing it vs one parse per machine mapped by all (tabular.parsed_once),
+- Criteo's TSV: every rank parsing it vs one parse per machine mapped by all (tabular/criteo.py parsed_once),
   on a generated file, with the rows each rank holds in memory;
 - snapshot files (method.transport=files, the translation runs): every rank of a model reading each
   peer snapshot vs its first rank reading and broadcasting (FileCheckpointExchange's model_group),
@@ -18,8 +18,9 @@ import torch
 
 from codistill_experiments.job_cost import PAPER_TRAIN_SIZES
 from codistill_experiments.preflight import write_criteo_tsv, write_imagefolder
-from codistill_experiments.vision import datasets, tabular
-from codistill_experiments.vision.sampling import RESIDENT_LIMIT_BYTES
+from codistill_experiments import datasets
+from codistill_experiments.tabular import criteo
+from codistill_experiments.training.sampling import RESIDENT_LIMIT_BYTES
 from codistill_experiments.vision.file_datasets import ScannedImageFolder
 
 from .benchlib import machine, spawn
@@ -51,9 +52,9 @@ def imagefolder(root, progress):
 
 def criteo(root, progress):
     path = write_criteo_tsv(root / "criteo", rows=CRITEO_ROWS) / "train.txt"
-    plain_s, parsed = timed(lambda: [tabular.read_criteo(path, 0.1, 0, 2) for _ in range(RANKS)])
+    plain_s, parsed = timed(lambda: [criteo.read_criteo(path, 0.1, 0, 2) for _ in range(RANKS)])
     datasets.SCAN_CACHE = root / "scans"
-    once_s, _ = timed(lambda: [tabular.parsed_once(path, 0.1, 0, 2) for _ in range(RANKS)])
+    once_s, _ = timed(lambda: [criteo.parsed_once(path, 0.1, 0, 2) for _ in range(RANKS)])
     rows_bytes = sum(t.nbytes for part in parsed[0][:2] for t in part)
     progress(f"criteo: {RANKS} parses {plain_s:.2f} s, one parse mapped by all {once_s:.2f} s")
     return {"rows": CRITEO_ROWS, "tsv_bytes": path.stat().st_size, "plain_s": plain_s, "once_s": once_s,

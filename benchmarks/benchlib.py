@@ -18,8 +18,9 @@ import torch.multiprocessing as mp
 from codistill import Layout
 from codistill_experiments.config import typed_job, validate
 from codistill_experiments.run_schedules import run_schedules
-from codistill_experiments.vision import engine
-from codistill_experiments.vision.workloads import InMemoryDataset, Workload, batch_is_ready, mlp
+from codistill_experiments.training import engine
+from codistill_experiments.workloads import InMemoryDataset, Workload, batch_is_ready
+from codistill_experiments.vision.workloads import mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "src" / "conf"

@@ -147,7 +147,7 @@ def run_probed(container):
 
     from codistill_experiments.launch import launch
     from codistill_experiments.runlog import is_finished, read_records, run_dir
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.workloads import build_workload
 
     directory = run_dir(container)
     if not (is_finished(directory) and any(directory.glob("exchange-gaps-*"))):

@@ -91,7 +91,7 @@ def experiments_workload(name):
     `name`, built by their own code from the committed config src/conf/workload/<name>.yaml."""
     from omegaconf import OmegaConf
 
-    from codistill_experiments.vision import workloads   # digits_mlp, clusters_resnet
+    from codistill_experiments import workloads   # digits_mlp, clusters_resnet
 
     cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "src" / "conf" / "workload" / f"{name}.yaml")
     cfg.pop("defaults")

@@ -80,7 +80,7 @@ def warm_imports():
     """Imports, once in this process, what a run's launcher imports before it forks its ranks
     (launch.warm_imports: torch._dynamo, about 1.5 s of CPU, and the workloads' modules), so that
     each forked run does not import them again."""
-    from codistill_experiments.vision.workloads import IMPORTS
+    from codistill_experiments.workloads import IMPORTS
 
     for module in ["torch._dynamo", *sorted({name for names in IMPORTS.values() for name in names})]:
         importlib.import_module(module)

@@ -19,11 +19,11 @@ from codistill_experiments.config import ConfigError
 from codistill_experiments.run_schedules import run_schedules
 from codistill_experiments.runlog import identity, run_id, without_default
 from codistill_experiments.seeds import model_seed
-from codistill_experiments.vision.engine import Precision, build_optimizer, train_step, training_data
-from codistill_experiments.vision.evaluation import agreement
-from codistill_experiments.vision.sampling import CoordinatedBatchSampler, batch_source, shard_indices
-from codistill_experiments.vision.supervised import SupervisedLoss, dataset_targets
-from codistill_experiments.vision.workloads import InMemoryDataset, Workload, batch_is_ready, build_workload
+from codistill_experiments.training.engine import Precision, build_optimizer, train_step, training_data
+from codistill_experiments.training.evaluation import agreement
+from codistill_experiments.training.sampling import CoordinatedBatchSampler, batch_source, shard_indices
+from codistill_experiments.training.supervised import SupervisedLoss, dataset_targets
+from codistill_experiments.workloads import InMemoryDataset, Workload, batch_is_ready, build_workload
 from conftest import ROOT, SHORT, compose_job
 from reference import full_batches
 from test_engine_distributed import final_params, last_eval, reference_params
@@ -158,7 +158,7 @@ def test_shards_are_disjoint_cover_all_but_the_remainder_and_are_seeded():
 
 @pytest.mark.slow
 def test_shards_are_the_same_in_another_process():
-    code = ("from codistill_experiments.vision.sampling import shard_indices; "
+    code = ("from codistill_experiments.training.sampling import shard_indices; "
             "print(shard_indices(103, 2, 4, seed=7))")
     printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}).stdout

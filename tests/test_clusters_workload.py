@@ -7,7 +7,8 @@ from omegaconf import OmegaConf
 
 from codistill_experiments.run_schedules import run_schedules
 from codistill_experiments.names import MINI_RESNETS
-from codistill_experiments.vision.workloads import build_workload, generated_clusters
+from codistill_experiments.workloads import build_workload
+from codistill_experiments.vision.workloads import generated_clusters
 
 
 def small_clusters(**changes):

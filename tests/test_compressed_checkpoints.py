@@ -239,7 +239,7 @@ ONE_EPOCH = ["schedule.epochs=1", "schedule.lr.warmup_epochs=0", "schedule.lr.mi
 def test_a_run_through_the_engine_charges_the_compressed_bits(run_job, exchange, k, key, value):
     import json
 
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.workloads import build_workload
     from omegaconf import OmegaConf
 
     period, n = 10, 2

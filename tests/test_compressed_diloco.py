@@ -1,4 +1,4 @@
-"""SparseLoCo and MuLoCo (vision/compressed_diloco.py): their outer step against hand computations
+"""SparseLoCo and MuLoCo (baselines/compressed_diloco.py): their outer step against hand computations
 in 2 gloo processes (top-k per chunk, the authors' statistical quantiser, error feedback, both
 aggregations), their degenerate settings against DiLoCo (top-k = every value and 32 bits: DiLoCo's
 update bit for bit; MuLoCo so: DiLoCo with a Muon inner optimizer), torch's Muon against MuLoCo's
@@ -18,8 +18,8 @@ from codistill import CommCounter, Layout, make_process_groups
 from codistill.internals import quantize_blocks
 from codistill_experiments.config import ConfigError
 from conftest import compose_job
-from codistill_experiments.vision.compressed_diloco import largest_divisor_at_most
-from codistill_experiments.vision.methods import DiLoCo, MuLoCo, SparseLoCo
+from codistill_experiments.baselines.compressed_diloco import largest_divisor_at_most
+from codistill_experiments.baselines.methods import DiLoCo, MuLoCo, SparseLoCo
 from test_frontier_methods import (STEPS, final_params, inter_node_bits, killed_after_first_commit,
                                    run_to_the_end, runs)  # noqa: F401  (runs: the module's fixture)
 

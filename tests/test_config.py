@@ -16,7 +16,7 @@ from codistill_experiments.config.translation_schema import TranslationMini, Tra
 from codistill_experiments.runlog import run_id
 from codistill_experiments.names import LM_SCHEDULES
 from codistill_experiments.translation.checks import TRANSLATION_SCHEDULES
-from codistill_experiments.vision.engine import updates_between_evaluations
+from codistill_experiments.training.engine import updates_between_evaluations
 from conftest import CONF, ROOT, compose_job
 from forked_script import run_script
 

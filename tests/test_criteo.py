@@ -1,4 +1,4 @@
-"""The click-prediction workloads of Anil et al. 2018's Table 1 (vision/tabular.py): the generated
+"""The click-prediction workloads of Anil et al. 2018's Table 1 (tabular/criteo.py): the generated
 Criteo stand-in, the [0, z] output, the Criteo TSV loader, the paper's widths."""
 import math
 
@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from codistill_experiments.config import data_problem
-from codistill_experiments.vision.tabular import (CATEGORICAL_FEATURES, INTEGER_FEATURES, ClickDNN, generated_clicks,
+from codistill_experiments.tabular.criteo import (CATEGORICAL_FEATURES, INTEGER_FEATURES, ClickDNN, generated_clicks,
                                                   hidden_widths, read_criteo, validation_rows, vocabulary_sizes)
-from codistill_experiments.vision.workloads import build_workload
+from codistill_experiments.workloads import build_workload
 
 
 def mini_cfg(**changes):
@@ -181,7 +181,8 @@ def test_anil_adagrad_keeps_lr_0001_at_a_models_batch_of_either_scale(tmp_path, 
 
 
 def test_criteo_is_parsed_once_per_machine_and_mapped_by_every_rank(tmp_path, monkeypatch):
-    from codistill_experiments.vision import datasets, tabular
+    from codistill_experiments import datasets
+    from codistill_experiments.tabular import criteo
 
     rng = np.random.default_rng(1)
     rows = [[str(rng.integers(2)), *[str(rng.integers(100)) for _ in range(13)],
@@ -190,19 +191,19 @@ def test_criteo_is_parsed_once_per_machine_and_mapped_by_every_rank(tmp_path, mo
     write_tsv(path, rows)
     monkeypatch.setattr(datasets, "SCAN_CACHE", tmp_path / "cache")
     parses = []
-    monkeypatch.setattr(tabular, "read_criteo", lambda *args: parses.append(args) or read_criteo(*args))
-    first, second = (tabular.parsed_once(path, 0.1, 0, 2) for _ in range(2))    # two ranks of one machine
+    monkeypatch.setattr(criteo, "read_criteo", lambda *args: parses.append(args) or read_criteo(*args))
+    first, second = (criteo.parsed_once(path, 0.1, 0, 2) for _ in range(2))    # two ranks of one machine
     expected = read_criteo(path, 0.1, 0, 2)
     assert len(parses) == 1
     for got in (first, second):
         assert all(torch.equal(a, b) for part in (0, 1) for a, b in zip(got[part], expected[part]))
         assert got[2] == expected[2]
-    tabular.parsed_once(path, 0.2, 0, 2)                                      # other settings: parsed again
+    criteo.parsed_once(path, 0.2, 0, 2)                                      # other settings: parsed again
     assert len(parses) == 2
 
 
 def test_a_training_set_above_the_limit_stays_in_host_memory_and_its_batches_go_to_the_device():
-    from codistill_experiments.vision.sampling import CoordinatedBatchSampler, InMemoryBatches
+    from codistill_experiments.training.sampling import CoordinatedBatchSampler, InMemoryBatches
 
     inputs, targets = torch.arange(48.0).reshape(24, 2), torch.arange(24)
     sampler = CoordinatedBatchSampler(24, 4, ranks_per_group=1, rank_in_group=0, order_seed=0)

@@ -4,9 +4,9 @@ import torch
 from omegaconf import OmegaConf
 
 from codistill_experiments.config import ConfigError
-from codistill_experiments.vision.sampling import data_subset
+from codistill_experiments.training.sampling import data_subset
 from codistill_experiments.run_schedules import build_schedules
-from codistill_experiments.vision.workloads import InMemoryDataset
+from codistill_experiments.workloads import InMemoryDataset
 from conftest import SHORT, compose_job
 from test_engine_distributed import last_eval
 

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from codistill_experiments.vision.engine import model_seed
+from codistill_experiments.training.engine import model_seed
 from codistill_experiments.runlog import read_records
 from conftest import SHORT
 from reference import algorithm1
@@ -79,7 +79,7 @@ def bits_per_update(directory):
 
 
 def n_params(container):
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.workloads import build_workload
     from omegaconf import OmegaConf
 
     workload = build_workload(OmegaConf.create(container["workload"]))
@@ -124,7 +124,7 @@ def test_no_exchange_during_burn_in(run_job):
 
 
 def test_agreement_metrics_against_hand_computed_values():
-    from codistill_experiments.vision.evaluation import agreement
+    from codistill_experiments.training.evaluation import agreement
 
     probabilities = torch.tensor([[[0.9, 0.1], [0.4, 0.6]],
                                   [[0.5, 0.5], [0.2, 0.8]],
@@ -141,7 +141,7 @@ def test_agreement_metrics_against_hand_computed_values():
 def test_logged_ensemble_top1_and_churn_match_the_final_models(run_job):
     from omegaconf import OmegaConf
 
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.workloads import build_workload
 
     directory, container = run_job(["method=codistill", "method.n=3", *SHORT])
     record, _ = last_eval(directory)
@@ -181,7 +181,7 @@ def test_checkpoint_exchange_between_different_architectures(run_job):
 def test_logged_distance_from_initialisation_is_the_l2_norm_of_the_change(run_job):
     from omegaconf import OmegaConf
 
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.workloads import build_workload
 
     directory, container = run_job(["method=codistill", "seed=4", *SHORT])
     record, records = last_eval(directory)

@@ -1,4 +1,4 @@
-"""PowerSGD, local SGD and DiLoCo (src/codistill_experiments/vision/methods.py) in real gloo runs,
+"""PowerSGD, local SGD and DiLoCo (src/codistill_experiments/baselines/methods.py) in real gloo runs,
 against all_reduce and each other, with their bits against formulas, and resumed after a SIGKILL."""
 import multiprocessing
 import os
@@ -46,7 +46,7 @@ def inter_node_bits(directory):
 
 
 def fresh_model(container):
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.workloads import build_workload
 
     return build_workload(OmegaConf.create(container["workload"])).make_model(0)
 

@@ -147,8 +147,8 @@ def _resumes_on_meta(rank, init_file, container, directory, step, results):
     a tensor loaded there has no data, as a CUDA tensor has none the CPU can use), and resumes."""
     from codistill.groups import Layout
     from codistill_experiments.run_schedules import run_schedules
-    from codistill_experiments.vision import engine
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.training import engine
+    from codistill_experiments.workloads import build_workload
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=1)
     try:
@@ -300,8 +300,8 @@ def test_every_process_group_of_a_run_waits_as_long_as_the_launcher_says(tmp_pat
 def _group_timeouts(rank, init_file, container, results):
     from codistill.groups import Layout
     from codistill_experiments.run_schedules import run_schedules
-    from codistill_experiments.vision import engine
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.training import engine
+    from codistill_experiments.workloads import build_workload
 
     timeout = datetime.timedelta(seconds=container["launcher"]["collective_timeout_s"])
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=4, timeout=timeout)
@@ -322,7 +322,7 @@ def _group_timeouts(rank, init_file, container, results):
 def test_held_out_images_are_read_through_the_validation_transforms(tmp_path):
     from torchvision import transforms
 
-    from codistill_experiments.vision.sampling import held_out_split
+    from codistill_experiments.training.sampling import held_out_split
     from codistill_experiments.vision.workloads import IMAGENET_MEAN, IMAGENET_STD, imagenet
 
     root = make_tree(tmp_path / "imagenet", {"train": 3, "val": 1})

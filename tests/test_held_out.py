@@ -5,8 +5,8 @@ import torch
 from omegaconf import OmegaConf
 
 from codistill_experiments.config import ConfigError
-from codistill_experiments.vision.sampling import held_out_split
-from codistill_experiments.vision.workloads import InMemoryDataset
+from codistill_experiments.training.sampling import held_out_split
+from codistill_experiments.workloads import InMemoryDataset
 from conftest import SHORT, compose_job
 from test_engine_distributed import last_eval
 

@@ -53,7 +53,7 @@ def test_channels_last_and_mixed_precision_options_run_on_cpu(tmp_path, run_job)
 def test_an_imagefolder_is_scanned_once_per_machine_until_a_class_folder_changes(tmp_path, monkeypatch):
     import torchvision
 
-    from codistill_experiments.vision import datasets
+    from codistill_experiments import datasets
     from codistill_experiments.vision.file_datasets import ScannedImageFolder as folder
 
     root = make_tree(tmp_path / "imagenet", {"train": 2})
@@ -85,8 +85,8 @@ def test_the_file_data_sets_reach_a_spawned_loader_worker(tmp_path, monkeypatch)
     from torch.utils.data import DataLoader
 
     from codistill_experiments.preflight import write_cifar_batches
-    from codistill_experiments.vision import datasets
-    from codistill_experiments.vision.sampling import SeededAugmentation, SeededBatch
+    from codistill_experiments import datasets
+    from codistill_experiments.training.sampling import SeededAugmentation, SeededBatch
     from codistill_experiments.vision.workloads import cifar10, imagenet
 
     monkeypatch.setattr(datasets, "SCAN_CACHE", tmp_path / "scans")

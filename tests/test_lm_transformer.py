@@ -5,10 +5,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from codistill_experiments.lm_corpus import generate_lm_corpus
-from codistill_experiments.vision import datasets
-from codistill_experiments.vision.engine import build_optimizer
-from codistill_experiments.vision.language_model import CausalTransformerLM, blocks, token_stream
+from codistill_experiments.language_model.corpus import generate_lm_corpus
+from codistill_experiments import datasets
+from codistill_experiments.training.engine import build_optimizer
+from codistill_experiments.language_model.transformer import CausalTransformerLM, blocks, token_stream
 from reference import algorithm1
 from test_engine_distributed import last_eval
 

@@ -45,7 +45,7 @@ def test_each_client_and_exchange_logs_what_it_logged_before(name, tmp_path):
 
 def test_the_engine_and_the_plugin_train_through_the_public_codistiller():
     """Neither client composes exchange, distillation term, alpha or teachers itself."""
-    engine = (ROOT / "src/codistill_experiments/vision/engine.py").read_text()
+    engine = (ROOT / "src/codistill_experiments/training/engine.py").read_text()
     task = (ROOT / "src/codistill_fairseq/task.py").read_text()
     criterion = (ROOT / "src/codistill_fairseq/criterion.py").read_text()
     assert "Codistiller(" in engine and "Codistiller.through_files(" in task

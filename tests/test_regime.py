@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 
 from codistill_experiments.translation.data import generate_corpus
-from codistill_experiments.vision import workloads
+from codistill_experiments import workloads
 from figures.regime import runs
 from figures.regime.check import main, run_check
 from figures.regime.cost import EVERY

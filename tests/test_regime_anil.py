@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from codistill_experiments.translation.data import lm_noise_floor_bits
-from codistill_experiments.vision.tabular import generated_clicks
+from codistill_experiments.tabular.criteo import generated_clicks
 from figures.regime import criteo, language_model
 
 
@@ -106,7 +106,7 @@ def test_the_language_model_is_still_falling_and_resolvable(lm_corpus):
 
 
 def test_the_language_model_floor_is_the_generators_own_bits_per_token():
-    """Independently: replay the generator's draws (translation/data.py generate_lm_corpus) and sum
+    """Independently: replay the generator's draws (language_model/corpus.py generate_lm_corpus) and sum
     -log2 of the probability of what it drew: per word its class given the two before and the word
     within its class; per sentence its length, per document its number of sentences, each uniform
     (the floor tells them token by token as stop-or-go decisions, whose product is the same)."""

@@ -103,7 +103,7 @@ def _runs(run_job, exchange, period):
 
 @pytest.mark.slow
 def test_a_sharded_run_trains_as_the_unsharded_one_and_sends_k_times_fewer_bits_between_nodes(run_job):
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.workloads import build_workload
     from omegaconf import OmegaConf
 
     period, k, n = 10, 2, 2

@@ -422,7 +422,7 @@ def codec_bits(codecs, sizes):
 @pytest.mark.slow
 def test_sparseloco_and_muloco_bits_are_the_engines_codecs():
     import torch
-    from codistill_experiments.vision.compressed_diloco import RowCodec, TopKCodec, output_layer
+    from codistill_experiments.baselines.compressed_diloco import RowCodec, TopKCodec, output_layer
 
     settings = {DIGITS_MLP: [(128, 2), (4096, 32), (4096, 2), (1, 8), (128, 32)], sm.RESNET50.tensors: [(128, 2)]}
     for shapes, pairs in settings.items():

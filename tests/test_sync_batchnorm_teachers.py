@@ -16,8 +16,8 @@ from conftest import SHORT, compose_job
 def _teachers_norms(rank, world_size, container, synchronised):
     from codistill import CommCounter, Layout, make_process_groups
     from codistill_experiments.run_schedules import run_schedules
-    from codistill_experiments.vision import engine
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.training import engine
+    from codistill_experiments.workloads import build_workload
 
     cfg = typed_job(container)
     layout = Layout(2, 2, 2, rank)

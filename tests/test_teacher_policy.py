@@ -68,8 +68,8 @@ def test_a_teacher_drops_no_units_normalises_with_the_batch_and_keeps_a_frozen_p
 def _vision_rank(rank, init_file, container, results):
     from codistill.groups import Layout
     from codistill_experiments.run_schedules import run_schedules
-    from codistill_experiments.vision import engine
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.training import engine
+    from codistill_experiments.workloads import build_workload
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:

@@ -1,4 +1,4 @@
-"""method=streaming_diloco (torchft's DiLoCo, vision/streaming_diloco.py) in real gloo runs of 2
+"""method=streaming_diloco (torchft's DiLoCo, baselines/streaming_diloco.py) in real gloo runs of 2
 model groups (2 rank processes, each group one torchft replica group with its Manager, and an
 in-process lighthouse): against our DiLoCo (methods.DiLoCo), its fragments and its bits against the
 hand formula, and the options it refuses."""
@@ -136,7 +136,7 @@ def test_the_frontier_draws_streaming_diloco_as_its_own_series_with_knob_h():
 def test_the_replicas_of_a_gpu_run_average_through_nccl_and_those_of_a_cpu_run_through_gloo():
     from torchft.process_group import ProcessGroupGloo, ProcessGroupNCCL
 
-    from codistill_experiments.vision.streaming_diloco import replica_group
+    from codistill_experiments.baselines.streaming_diloco import replica_group
 
     assert isinstance(replica_group(torch.device("cuda", 0)), ProcessGroupNCCL)   # built, not configured: no GPU asked
     assert isinstance(replica_group(torch.device("cpu")), ProcessGroupGloo)

@@ -12,8 +12,8 @@ from codistill import Codistiller
 from codistill_experiments.run_schedules import build_schedules
 from codistill_experiments.runlog import end_state, identity, read_records, run_dir, run_id
 from codistill_experiments.seeds import model_seed
-from codistill_experiments.vision.two_phase import teacher_config
-from codistill_experiments.vision.workloads import build_workload
+from codistill_experiments.training.two_phase import teacher_config
+from codistill_experiments.workloads import build_workload
 from conftest import SHORT, compose_job
 from reference import algorithm1, full_batches
 

@@ -18,7 +18,7 @@ def _codistiller_run(rank, world_size, container, exchange, prediction_bits):
     from codistill_experiments.run_schedules import build_schedules
     from codistill.internals import flat_parameters
     from codistill_experiments.seeds import model_seed
-    from codistill_experiments.vision.workloads import build_workload
+    from codistill_experiments.workloads import build_workload
 
     cfg = OmegaConf.create(container)
     workload = build_workload(cfg.workload)

@@ -3,7 +3,7 @@ stand-in"), each measured on the DNN baseline alone (method allreduce of sweep a
 codistillation run enters them) or on the generated data itself."""
 import torch.nn.functional as F
 
-from codistill_experiments.vision.tabular import generated_clicks
+from codistill_experiments.tabular.criteo import generated_clicks
 
 from ..logs.churn import churn_records
 from .runs import Check, missing, seed_stats

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from codistill_experiments.vision.workloads import build_workload
+from codistill_experiments.workloads import build_workload
 
 from ..logs import collect, run_logs
 from ..logs.manifests import ManifestMissing

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 from omegaconf import OmegaConf
 
-from codistill_experiments.vision.sampling import data_subset
+from codistill_experiments.training.sampling import data_subset
 from codistill_experiments.run_schedules import run_schedules
 
 from .models import check_models

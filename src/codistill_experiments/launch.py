@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from .vision import two_phase
-from .vision.engine import train_rank
+from .training import two_phase
+from .training.engine import train_rank
 from codistill import Layout, SnapshotTimeout
 from .config import typed_job
 from .jobs import (check_world_size, gpu_of, job_rank, local_rendezvous, process_group_backend, trains_on_gpus,
@@ -147,7 +147,7 @@ def warm_imports(config):
     a sweep that the local launcher runs in this process."""
     import importlib
 
-    from .vision.workloads import IMPORTS
+    from .workloads import IMPORTS
 
     for module in ["torch._dynamo", *IMPORTS[config["workload"]["name"]]]:
         importlib.import_module(module)

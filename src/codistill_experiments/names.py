@@ -15,15 +15,15 @@ MODEL_KEYS = {"digits_mlp": {"hidden", "arch"}, "clusters_resnet": {"arch"}, "im
 # Hidden widths of Anil et al.'s Criteo network (Sec. 3); the click workloads scale them by workload.width_scale.
 CRITEO_HIDDEN = (2560, 1024, 256)
 SCENARIOS = ("full", "pretrained_frozen", "pretrained_trainable", "random_init")   # multi-view (Fig. 6)
-# schedule.optimizer of a vision schedule (vision/engine.py build_optimizer).
+# schedule.optimizer of a vision schedule (training/engine.py build_optimizer).
 OPTIMIZERS = ("sgd", "adagrad", "adamw")
 # data.split and supervised.smoothing_prior (top-level keys: config/checks.py).
 DATA_SPLITS = ("same", "disjoint")
 SMOOTHING_PRIORS = ("uniform", "unigram")
-# Methods whose sample order and schedules follow all_reduce's global batch (vision/methods.py).
+# Methods whose sample order and schedules follow all_reduce's global batch (baselines/methods.py).
 GLOBAL_BATCH_METHODS = ("localsgd", "diloco", "streaming_diloco", "sparseloco", "muloco")
 OWN_METHODS = ("powersgd", *GLOBAL_BATCH_METHODS)  # they replace the exchange: nothing to distil
-# sparseloco and muloco (vision/compressed_diloco.py): the bits of the values their outer step sends
+# sparseloco and muloco (baselines/compressed_diloco.py): the bits of the values their outer step sends
 # (quantize_blocks': 32 sends float32) and how every group aggregates the messages it gathers.
 OUTER_BITS = (2, 4, 8, 32)
 OUTER_AGGREGATES = ("mean", "mean_over_senders")

@@ -314,7 +314,7 @@ def compressed_checkpoints(layout, work, net, bits=32, delta_fraction=None, shar
                                                                           delta_fraction))
 
 
-# SparseLoCo and MuLoCo (src/codistill_experiments/vision/compressed_diloco.py): per parameter tensor.
+# SparseLoCo and MuLoCo (src/codistill_experiments/baselines/compressed_diloco.py): per parameter tensor.
 SPARSELOCO = {"top_k": 128, "chunk_size": 64, "bits": 2}   # src/conf/method/sparseloco.yaml
 MULOCO = {"bits": 2}                                         # src/conf/method/muloco.yaml
 

@@ -118,7 +118,7 @@ def check_own_method_workload(container, translation, problems):
     name = container["method"]["name"]
     if name == "two_phase" and translation:
         problems.append("method.name='two_phase': the two-phase distillation is the vision engine's "
-                        "(vision/two_phase.py); use it with a vision workload (e.g. workload=clusters_resnet)")
+                        "(training/two_phase.py); use it with a vision workload (e.g. workload=clusters_resnet)")
     if name not in OWN_METHODS:
         return
     if translation:

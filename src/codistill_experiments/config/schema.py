@@ -98,7 +98,7 @@ class Independent(Method):
 @dataclass
 class TwoPhase(Method):
     """Anil et al. 2018 Sec. 3.4.1: n teachers trained as method=independent (their own run), then
-    one student per group distilling from the frozen ensemble (vision/two_phase.py)."""
+    one student per group distilling from the frozen ensemble (training/two_phase.py)."""
     name: str = method_name("two_phase")
     n: int = spec(at_least=2, why="the teachers of the ensemble (and the students, one per group)")
     coordinated_sampling: bool = MISSING
@@ -130,7 +130,7 @@ class DiLoCo(Averaging):
 
 @dataclass
 class StreamingDiLoCo(Averaging):
-    """Streaming DiLoCo through torchft's DiLoCo (vision/streaming_diloco.py): one of `fragments`
+    """Streaming DiLoCo through torchft's DiLoCo (baselines/streaming_diloco.py): one of `fragments`
     fragments synced every period / fragments updates, each fragment every `period` (H)."""
     name: str = method_name("streaming_diloco")
     outer_lr: Number = spec(POSITIVE)
@@ -156,7 +156,7 @@ class PowerSGD(Method):
 
 @dataclass
 class CompressedDiLoCo(DiLoCo):
-    """sparseloco and muloco (vision/compressed_diloco.py): DiLoCo whose outer gradient travels
+    """sparseloco and muloco (baselines/compressed_diloco.py): DiLoCo whose outer gradient travels
     compressed, `bits` per value, with error feedback of decay `error_decay`."""
     error_decay: Number = spec(FRACTION, why="beta of e <- beta e + Delta (0: no error feedback)")
     bits: int = spec(choices=OUTER_BITS, why="quantize_blocks' bits (32: float32)")
@@ -304,7 +304,7 @@ class MultiviewMini:
 @shares(EngineData, after="alpha_scale")
 class LanguageModelTransformerMini:
     """lm_mini's generated corpus and a small causal transformer in the torch engine
-    (vision/language_model.py)."""
+    (language_model/transformer.py)."""
     name: str = named("lm_transformer_mini", WORKLOAD_NAME)
     corpus: LanguageModelCorpus = field(default_factory=LanguageModelCorpus)
     tokens_per_sample: int = spec(COUNT)

@@ -1,4 +1,4 @@
-"""The schemas of the click-prediction workloads (vision/tabular.py; Anil et al. 2018, Table 1), as
+"""The schemas of the click-prediction workloads (tabular/criteo.py; Anil et al. 2018, Table 1), as
 schema.py's: the generated mini task and Criteo's TSV on disk. Paper values and mini choices are
 explained in the config files (src/conf/workload/criteo*.yaml)."""
 from dataclasses import dataclass

@@ -10,7 +10,8 @@ neighbouring words (a local reordering, as adjective-noun order between language
 a fraction `noise` of the target words by random ones (an irreducible error, so that a large
 model can over-fit the training pairs).
 
-The generated "language" of the language model (lm_mini, lm_transformer_mini): lm_corpus.py.
+The generated "language" of the language model (lm_mini, lm_transformer_mini):
+codistill_experiments/language_model/corpus.py.
 
 The generated grammar (translation_grammar, a harder stand-in: `Grammar`): sentences subject - verb
 - object (- preposition phrase) of a source language translated into a target language that orders
@@ -37,7 +38,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from ..lm_corpus import SPLITS, generate_lm_corpus, lm_chain, lm_noise_floor_bits  # noqa: F401  (also this module's names)
+from ..language_model.corpus import SPLITS, generate_lm_corpus, lm_chain, lm_noise_floor_bits  # noqa: F401  (also this module's names)
 
 
 def is_language_model(workload):

@@ -1,5 +1,4 @@
-"""Vision: a client of the codistill library. The per-rank training engine (engine.py: n model groups,
-all_reduce inside a group, codistillation between groups through codistill.Codistiller; evaluation.py
-what each evaluation measures and logs), its workloads (generated mini stand-ins, ImageNet,
-CIFAR-10, multi-view), batch sampling, and the methods it compares with codistillation (methods.py:
-PowerSGD, local SGD, DiLoCo). Translation (codistill_experiments.translation) is the other client."""
+"""The vision workloads: workloads.py (the generated mini stand-ins, digits, ImageNet, CIFAR-10, the
+multi-view stand-in), file_datasets.py (ImageNet and CIFAR-10 read from disk), wide_resnet.py (the
+Wide-ResNet and Fig. 6's split model), multiview.py (the multi-view experiment's generated data and
+split models), configured_bits.py (the bits per update of the paper's ImageNet configs)."""

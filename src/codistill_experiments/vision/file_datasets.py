@@ -10,7 +10,7 @@ import torchvision
 
 from ..data_checks import CIFAR_FILES
 from ..file_lock import exclusive_lock
-from . import datasets
+from .. import datasets
 from codistill.internals import atomic_write_bytes
 
 

@@ -1,8 +1,9 @@
-"""Workloads: a data set pair and a model factory, chosen by `workload.name`.
+"""The vision workloads: a data set pair and a model factory each (codistill_experiments/workloads.py
+chooses one by `workload.name`).
 
-Mini scale generates its data (Gaussian clusters) or reads data that ships inside an installed
-package (scikit-learn's digits, for quick tests); paper
-scale reads ImageNet from disk in the standard ImageFolder layout. Both go through the same
+Mini scale generates its data (Gaussian clusters, the multi-view stand-in) or reads data that ships
+inside an installed package (scikit-learn's digits, for quick tests); paper scale reads ImageNet from
+disk in the standard ImageFolder layout, and CIFAR-10 from a local copy. All go through the same
 sampler, loader and engine.
 """
 from pathlib import Path
@@ -12,7 +13,7 @@ from torch import nn
 
 from ..data_checks import check_cifar_root, check_imagefolder_root
 from ..names import MINI_ARCHS, MINI_RESNETS
-from .datasets import InMemoryDataset, Workload, batch_is_ready  # noqa: F401  (also the workloads' public names)
+from ..datasets import InMemoryDataset, Workload, batch_is_ready
 
 
 def mini_hidden(cfg, spec):
@@ -230,31 +231,3 @@ def cifar10(cfg):
     return Workload(train_set=LocalCIFAR10(cfg.data_root, train=True, transform=train_tf),
                     val_set=LocalCIFAR10(cfg.data_root, train=False, transform=val_tf),
                     num_classes=cfg.num_classes, make_model=make_model)
-
-
-def click_prediction(cfg):
-    """Criteo-like click prediction (tabular.py): generated clicks (criteo_mini), Criteo's TSV (criteo)."""
-    from . import tabular
-
-    return getattr(tabular, cfg.name)(cfg)
-
-
-def language_model(cfg):
-    """A small transformer on the generated language-model corpus (language_model.py)."""
-    from .language_model import lm_transformer_mini
-
-    return lm_transformer_mini(cfg)
-
-
-WORKLOADS = {"digits_mlp": digits_mlp, "clusters_resnet": clusters_resnet, "imagenet": imagenet, "cifar10": cifar10,
-             "multiview_mini": multiview_mini, "criteo_mini": click_prediction, "criteo": click_prediction,
-             "lm_transformer_mini": language_model}
-# Settings a model group may override in workload.models (one entry per group).
-# Modules each workload's ranks import; a launcher that forks imports them once beforehand.
-IMPORTS = {"digits_mlp": ["sklearn.datasets"], "clusters_resnet": [], "imagenet": ["torchvision"],
-           "cifar10": ["torchvision"], "multiview_mini": [], "criteo_mini": [], "criteo": ["pandas"],
-           "lm_transformer_mini": []}
-
-
-def build_workload(cfg):
-    return WORKLOADS[cfg.name](cfg)

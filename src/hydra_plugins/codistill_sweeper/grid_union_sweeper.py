@@ -182,7 +182,7 @@ def after_their_teachers(unfinished):
                  if container["method"]["name"] == "two_phase"]
     if not two_phase:
         return set()
-    from codistill_experiments.vision.two_phase import teacher_config   # imports torch: only for such sweeps
+    from codistill_experiments.training.two_phase import teacher_config   # imports torch: only for such sweeps
 
     ids = {identifier for _, identifier in unfinished}
     return {identifier for container, identifier in two_phase if run_id(teacher_config(container)) in ids}

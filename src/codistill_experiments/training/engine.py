@@ -27,11 +27,11 @@ from ..time_split import TimeSplit
 from . import two_phase
 from .evaluation import (N_STATS, TRAIN_CE, TRAIN_DISTILL, TrainLosses, evaluate, gather_stats, records,
                          save_predictions)
-from .methods import build_method, sampling_layout
+from ..baselines.methods import build_method, sampling_layout
 from .sampling import (CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, held_out_split,
                        loader_options, model_shard)
 from .supervised import SupervisedLoss
-from .workloads import build_workload
+from ..workloads import build_workload
 
 
 def model_spec(cfg, group):

@@ -13,7 +13,7 @@ import random
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
-from .datasets import InMemoryDataset, batch_is_ready
+from ..datasets import InMemoryDataset, batch_is_ready
 
 
 def epoch_permutation(n_samples, order_seed, epoch):

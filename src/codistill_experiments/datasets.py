@@ -1,5 +1,6 @@
-"""What every workload builds (workloads.py's image and cluster workloads, tabular.py's clicks): a
-Workload (data sets and model factory) and the in-memory data set the mini workloads share."""
+"""What every workload builds (vision/workloads.py's image and cluster workloads, tabular/criteo.py's
+clicks, language_model/transformer.py's text): a Workload (data sets and model factory) and the
+in-memory data set the mini workloads share."""
 import os
 import tempfile
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from torch.utils.data import Dataset, default_collate
 
 
 # Where the ranks of a machine share what one of them read from a data set once (ImageNet's file
-# list, Criteo's parsed rows): file_datasets.ScannedImageFolder, tabular.parsed_once.
+# list, Criteo's parsed rows): vision/file_datasets.py's ScannedImageFolder, tabular/criteo.py's parsed_once.
 SCAN_CACHE = Path(os.environ.get("CODISTILL_SCAN_CACHE", Path(tempfile.gettempdir()) / "codistill-scans"))
 
 

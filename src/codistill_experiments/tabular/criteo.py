@@ -17,7 +17,7 @@ from torch import nn
 
 from ..data_checks import CRITEO_FILE, check_criteo_root
 from ..names import CRITEO_HIDDEN
-from .datasets import InMemoryDataset, Workload, batch_is_ready
+from ..datasets import InMemoryDataset, Workload, batch_is_ready
 
 INTEGER_FEATURES, CATEGORICAL_FEATURES = 13, 26
 ID_LIMIT = 2 ** 24   # float32 holds every integer below it exactly
@@ -223,7 +223,7 @@ def parsed_once(path, val_fraction, split_seed, min_count):
     import shutil
 
     from ..file_lock import exclusive_lock
-    from .datasets import SCAN_CACHE
+    from ..datasets import SCAN_CACHE
 
     stat = os.stat(path)
     key = hashlib.sha1(json.dumps([os.path.realpath(path), stat.st_size, stat.st_mtime_ns, val_fraction, split_seed,

@@ -8,7 +8,7 @@ floor is the chain's entropy. Each sentence is one line (fairseq ends it with </
 line ends a document (a lone </s>, as the paper's end-of-document token).
 
 Read by both engines: fairseq binarises the lines (translation/data.py mini_data_bin, workload
-lm_mini), the torch engine numbers the same tokens (vision/language_model.py, lm_transformer_mini).
+lm_mini), the torch engine numbers the same tokens (language_model/transformer.py, lm_transformer_mini).
 """
 import math
 import random

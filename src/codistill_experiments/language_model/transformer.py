@@ -2,7 +2,7 @@
 peers' own setting (DiLoCo, SparseLoCo, MuLoCo and DeMo are measured on language-model
 pretraining) in the torch engine, where every method of the frontier runs.
 
-The corpus is lm_mini's (lm_corpus.py: a sparse order-2 Markov chain over word classes), numbered as
+The corpus is lm_mini's (corpus.py: a sparse order-2 Markov chain over word classes), numbered as
 fairseq numbers it: word wK is token K, and every line ends with </s> (token `vocab`), so an empty
 line (a document's end) is a lone </s>. The token stream is cut into blocks of `tokens_per_sample`
 consecutive tokens (across sentences and documents, as fairseq's sample_break_mode none); a block's
@@ -17,8 +17,8 @@ import json
 import torch
 from torch import nn
 
-from ..lm_corpus import generate_lm_corpus
-from .datasets import InMemoryDataset, Workload
+from .corpus import generate_lm_corpus
+from ..datasets import InMemoryDataset, Workload
 
 
 def token_stream(lines, vocab):
@@ -46,7 +46,7 @@ def corpus_streams(corpus):
     from codistill.internals import atomic_write_bytes
 
     from ..file_lock import exclusive_lock
-    from . import datasets
+    from .. import datasets
 
     key = hashlib.sha1(json.dumps(dict(corpus), sort_keys=True).encode()).hexdigest()[:16]
     datasets.SCAN_CACHE.mkdir(parents=True, exist_ok=True)
