@@ -67,14 +67,15 @@ def test_no_figure_code_defines_an_arm_a_claim_or_a_figure():
 def test_the_scan_finds_a_selector_a_claim_id_and_a_spec_written_in_code(tmp_path):
     """The scan itself can fail: code defining Fig. 2's arms by (method, schedule), naming a headline
     claim and a figure's Spec is flagged, each line by line."""
-    (tmp_path / "figures" / "drawing").mkdir(parents=True)
-    (tmp_path / "figures" / "drawing" / "fig9.py").write_text(
+    module = Path("figures", "drawing", "made_up.py")
+    (tmp_path / module).parent.mkdir(parents=True)
+    (tmp_path / module).write_text(
         'RECIPES = {("allreduce", "goyal_step"): "all_reduce"}\n'
         'GROUP = {"method.name": "codistill", "schedule.name": "goyal_step_half"}\n'
         'HEADLINES = ["fig2-fixed-wd-costs-top1"]\n'
         'SPEC = Spec("fig9", "figure", "t", "s", None)\n')
     found = definitions_outside_records(tmp_path)
-    assert sorted(line.split(": ", 1)[0] for line in found) == [f"figures/drawing/fig9.py:{n}" for n in (1, 2, 3, 4)]
+    assert sorted(line.split(": ", 1)[0] for line in found) == [f"{module.as_posix()}:{n}" for n in (1, 2, 3, 4)]
 
 
 def test_no_claims_are_written_beside_the_records():

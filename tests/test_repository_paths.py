@@ -52,6 +52,7 @@ NOT_IN_CHECKOUT = [
     ("*", "docs/library-collapse-digits_mlp", "the --out stem of scripts/library_collapse.py --workload digits_mlp"),
     ("*", "docs/library-collapse-clusters_resnet", "the --out stem of scripts/library_collapse.py --workload "
                                                    "clusters_resnet"),
+    ("CHANGELOG.md", "paper/claims.yaml", "the claims file the figures' records (paper/figures/) replaced"),
     ("docs/setup.md", "tests/test_x.py", "a placeholder: any test file"),
     ("docs/frontier.md", "src/tplr/", "files of SparseLoCo's repository, not this one"),
     ("scripts/prepare_iwslt14_de_en.py", "examples/translation/", "fairseq's repository"),

@@ -61,7 +61,8 @@ SWEEP_JOBS = {
     # its checkpoints in 32 and 4 bits)
     "frontier8_lm": (84, 0),
     # translation (fairseq): tests/test_translation_config.py checks what they share
-    "fig4": (15, 15), "fig12": (15, 15), "table2": (20, 12), "iwslt_overfit": (9, 9),
+    # (iwslt_overfit and table2_matched add all_reduce, and the one model, at codistillation's label smoothing)
+    "fig4": (15, 15), "fig12": (15, 15), "table2": (20, 12), "table2_matched": (25, 15), "iwslt_overfit": (12, 12),
     "nmt_exchange_frequency": (9, 9), "alpha_gamma": (18, 27),
     # Anil et al. 2018: Fig. 2a (baseline and ensemble, two label smoothings, codistillation), Fig. 2b (+ disjoint
     # codistillation and control), Fig. 4 (+ T = 100, 250), two-phase (+ its students), Table 1 (3 methods x 6
@@ -73,7 +74,7 @@ SWEEP_JOBS = {
 SAME_RUNS = [("fig3", "fig10"), ("fig8", "fig9"), ("fig11", "table1"), ("fig6", "multiview"), ("fig4", "fig12")]
 # (fig13 adds to fig1's arms the seeds its claim's power analysis declares.)
 # (exchange_frequency adds to fig1's checkpoint periods the seeds its claim's power analysis declares.)
-SUBSET_RUNS = [("fig7", "fig2"), ("fig11", "fig2"), ("fig1", "frontier")]
+SUBSET_RUNS = [("fig7", "fig2"), ("fig11", "fig2"), ("fig1", "frontier"), ("table2", "table2_matched")]
 
 
 def sweep_in_process(*overrides):
