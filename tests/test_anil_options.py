@@ -1,4 +1,4 @@
-"""The vision engine's options for Anil et al. 2018's experiments: label smoothing towards
+"""The training engine's options for Anil et al. 2018's experiments: label smoothing towards
 a uniform or unigram prior (Sec. 3.3, Fig. 2a), disjoint training shards per model (Sec. 3.3.2,
 Fig. 2b), Adagrad (Sec. 3.1, Criteo), the ensemble's validation loss and saved validation
 predictions; and the run-id rule that keeps every earlier job's id while these keys sit at their

@@ -87,7 +87,7 @@ def test_a_saved_state_holds_the_codistillers_state_dict_and_one_saved_before_re
     state = {"exchange": {"source_step": 14, "vectors": []}, "inter_node_bits": 5, "intra_node_bits": 2}
     assert run_state.codistiller_state({"codistiller": state, "inter_node_bits": 5, "intra_node_bits": 2},
                                        "teachers") == state
-    # the vision engine's group state and the fairseq task's state file, as they were saved before
+    # the training engine's group state and the fairseq task's state file, as they were saved before
     assert run_state.codistiller_state({"teachers": state["exchange"], "inter_node_bits": 5, "intra_node_bits": 2},
                                        "teachers") == state
     assert run_state.codistiller_state({"exchange": None, "inter_node_bits": 5, "intra_node_bits": 2},

@@ -12,7 +12,13 @@
   names.py          the experiments' choices (stand-in architectures, scenarios), torch-free
   data_checks.py    whether a paper-scale data set is on disk (torch-free)
   seeds.py          each model's initialisation seed
-  vision/           the vision client: the per-rank engine, workloads, the methods it is compared with
-  translation/      the translation client: fairseq command lines, processes, records (the fairseq
+  training/         the training engine every workload below and every method runs on (one rank's loop,
+                    evaluation, sampling, the supervised term, two-phase distillation)
+  workloads.py      the workloads by name; datasets.py what every workload builds
+  vision/           the vision workloads (generated stand-ins, digits, ImageNet, CIFAR-10, multi-view)
+  tabular/          the tabular workloads (Criteo's click prediction)
+  language_model/   the language-model workloads and the generated corpus they and fairseq's read
+  baselines/        the methods codistillation is compared with (PowerSGD, local SGD, DiLoCo, ...)
+  translation/      the fairseq client: fairseq command lines, processes, records (the fairseq
                     plugin, src/codistill_fairseq, trains through the library from inside fairseq)
 """

@@ -1,4 +1,4 @@
-"""Where this process stands in a job, for both launchers (launch.py for the vision engine,
+"""Where this process stands in a job, for both launchers (launch.py for the training engine,
 translation/launcher.py for fairseq): its rank when a job launcher started it (submitit/Slurm,
 torchrun), the check that the job has the ranks a run needs, and the rendezvous of the worlds
 this process starts on this machine, the GPUs a rank may use, and whether CUDA can train a job

@@ -354,7 +354,7 @@ def resume_verdict(overrides, root, reference, delivered, env=None, close=0.0):
 
 def resumed_from_saved_state(directory, rerun_output):
     """Whether the rerun continued from what the killed attempt saved (a run started again from
-    scratch would end with the same log): the vision engine's "resume (from update N)", fairseq's
+    scratch would end with the same log): the training engine's "resume (from update N)", fairseq's
     "Loaded checkpoint ... @ N updates" in a model's training log, or no model left to train."""
     if re.search(r"^resume \(from update [1-9]", rerun_output, re.M):
         return True

@@ -1,5 +1,5 @@
 """Codistillation in one object per rank: the method as every client runs it (the README's own loop,
-the vision engine, the fairseq plugin).
+the training engine, the fairseq plugin).
 
     codistiller = Codistiller(model, layout, exchange="predictions", period=1, alpha=1.0, optimizer=optimizer)
     ddp = codistiller.data_parallel()   # DDP in the model's group, its all_reduce counted

@@ -1,5 +1,5 @@
 """The teachers of a checkpoint exchange: how they are built and how they run forward, one policy
-for every client (the vision engine, the fairseq plugin, a loop of your own).
+for every client (the training engine, the fairseq plugin, a loop of your own).
 
 A teacher is a fresh module of a peer's architecture into which the exchange loads the peer's
 parameters. It runs forward as in evaluation (dropout off: a teacher's prediction is the peer's

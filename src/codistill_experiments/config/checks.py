@@ -117,8 +117,8 @@ def check_own_method_workload(container, translation, problems):
     this engine's too."""
     name = container["method"]["name"]
     if name == "two_phase" and translation:
-        problems.append("method.name='two_phase': the two-phase distillation is the vision engine's "
-                        "(training/two_phase.py); use it with a vision workload (e.g. workload=clusters_resnet)")
+        problems.append("method.name='two_phase': the two-phase distillation is the training engine's "
+                        "(training/two_phase.py); use it with a workload it runs (e.g. workload=clusters_resnet)")
     if name not in OWN_METHODS:
         return
     if translation:
