@@ -62,6 +62,24 @@ def test_every_module_of_every_package_is_in_a_layer():
     assert unlayered(everything, layered) == []
 
 
+def packages_with_siblings(module_names):
+    """The packages that hold two or more modules or subpackages: those whose parts have an order."""
+    children = {}
+    for name in module_names:
+        parent = name.rpartition(".")[0]
+        if parent and name != parent:
+            children.setdefault(parent, set()).add(name)
+    return sorted(parent for parent, held in children.items() if len(held) >= 2)
+
+
+def test_every_package_of_several_modules_is_layered_inside_too():
+    """Not only each package as a whole: inside each, every module has a layer (its own contract)."""
+    everything = [name for root in PACKAGES for name in modules(root)]
+    containers = {container for contract in CONFIG["contracts"] if contract["type"] == "layers"
+                  for container in contract.get("containers", [])}
+    assert [package for package in packages_with_siblings(everything) if package not in containers] == []
+
+
 def test_every_container_contract_is_exhaustive():
     """lint-imports then refuses a new module of a layered package until it is given a layer."""
     loose = [contract["name"] for contract in CONFIG["contracts"]
@@ -75,6 +93,7 @@ def test_a_module_outside_every_layer_is_found():
     layered = layered_names(contracts)
     assert layered == {"a", "b", "c", "b.x", "b.y", "b.z"}
     assert unlayered(["a.one", "b.x.two", "c", "d", "ab.one"], {"a", "b.x", "c"}) == ["d", "ab.one"]
+    assert packages_with_siblings(["a", "a.one", "a.two", "a.two.x", "b", "b.one"]) == ["a"]
 
 
 # The files outside the packages and what each may import of this repository: the library by its
