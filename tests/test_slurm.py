@@ -13,6 +13,7 @@ from codistill_experiments.launch import launch
 from codistill_experiments.run_state import committed_step
 from codistill_experiments.runlog import read_records, run_dir, run_id
 from conftest import QUICK_WORKLOAD, ROOT, SHORT, compose_job
+from forked_script import start_script
 from test_sweeps import eval_records
 
 CLUSTER = ROOT / "slurm" / "local_cluster.sh"
@@ -60,9 +61,15 @@ def slurm():
         subprocess.run([str(CLUSTER), "down"], env=env, check=False)
 
 
-def slurm_cli(env, *args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+def slurm_cli(env, *args, cwd, preexec_fn=None):
+    """`python src/run.py <args>` with env, in a fork of this process (tests/forked_script.py: the
+    sweep's own process without a fresh interpreter's imports; its Slurm jobs start their own)."""
+    process = start_script([ROOT / "src" / "run.py", *args], cwd=cwd, env=env, preexec_fn=preexec_fn)
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    finally:
+        process.kill()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="module")
@@ -186,17 +193,19 @@ def start_on_slurm(slurm, tmp_path):
     """Starts a one-run codistillation sweep in the background, `overrides` added to its
     arguments: (its process, its arguments). Whatever it leaves queued or running when the test
     ends is cancelled, so that a failing test does not hold the node for the next one."""
-    roots = []
+    roots, started = [], []
 
-    def start(seed, root, overrides=()):
+    def start(seed, root, overrides=(), preexec_fn=None):
         roots.append(root)
         args = ["-m", "launcher=slurm_local", QUICK_WORKLOAD, "method=codistill", f"seed={seed}",
                 f"results_root={root}", *LONG, *overrides]
-        sweep = subprocess.Popen([sys.executable, str(ROOT / "src" / "run.py"), *args], cwd=tmp_path, env=slurm,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sweep = start_script([ROOT / "src" / "run.py", *args], cwd=tmp_path, env=slurm, preexec_fn=preexec_fn)
+        started.append(sweep)
         return sweep, args
 
     yield start
+    for sweep in started:   # a sweep left waiting by a failed test (a no-op once it has ended)
+        sweep.kill()
     leftovers = [job for root in roots for job in submitted_jobs(root)]
     if leftovers:
         subprocess.run(["scancel", *leftovers], env=slurm, check=False)
@@ -218,11 +227,20 @@ def test_a_requeued_job_resumes_and_ends_as_an_uninterrupted_run(tmp_path, slurm
     assert eval_records(directory) == eval_records(reference)
 
 
+def results_seen_at_once():
+    """In a sweep's process: submitit waits up to 15 s for the result file of a job that Slurm
+    says has ended, for a shared filesystem that shows files late; a cancelled job never writes
+    one, and this node's disk shows a file at once. Pure waiting, cut to a second."""
+    from submitit.core.core import Job
+
+    Job._results_timeout_s = 1
+
+
 @pytest.mark.slow
 def test_a_cancelled_job_resumes_when_the_sweep_is_run_again(tmp_path, slurm, long_reference, start_on_slurm):
     reference, _ = long_reference
     root = tmp_path / "slurm"
-    sweep, args = start_on_slurm(LONG_SEED, root)
+    sweep, args = start_on_slurm(LONG_SEED, root, preexec_fn=results_seen_at_once)
     directory = root / "runs" / reference.name
     _interrupt_once_committed(slurm, sweep, directory,
                               lambda job_id: subprocess.run(["scancel", job_id], env=slurm, check=True))
