@@ -316,8 +316,8 @@ def output_names(spec):
 def stamp_of(spec, results_root, scale):
     """The hash of what an id is drawn from (figures/stamps.py)."""
     drawers = {draw_module(other.draw) for other in SPEC_LIST}
-    files = (stamps.code_files(draw_module(spec.draw), drawers) + [RECORDS / f"{spec.id}.yaml"]
-             + stamps.log_files(results_root, spec.sweep_id, scale))
+    record = [path for path in [RECORDS / f"{spec.id}.yaml"] if path.exists()]   # none: a Spec of one's own
+    files = stamps.code_files(draw_module(spec.draw), drawers) + record + stamps.log_files(results_root, spec.sweep_id, scale)
     return stamps.stamp(files, Path(results_root).resolve(), scale, spec.id)
 
 
