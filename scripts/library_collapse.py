@@ -428,7 +428,7 @@ def by_pull(paths):
     (computed from each run's setting: this loop gives the Codistiller no optimizer)."""
     import pandas as pd
 
-    from codistill.collapse_guard import PULL_LIMIT, SAFE_PERIOD   # the PullGuard's rule (not the loop's API)
+    from codistill.internals import PULL_LIMIT, SAFE_PERIOD   # the PullGuard's rule (not the loop's API)
 
     frames = [pd.read_csv(path) for path in paths]
     table = pd.concat([frame if "workload" in frame else frame.assign(workload="digits_cnn") for frame in frames])

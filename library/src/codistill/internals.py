@@ -29,6 +29,7 @@ _EXPORTS = {
     **dict.fromkeys(("quantize_blocks", "QuantizedBlocks", "top_k_chunks", "SparseChunks"), "compression"),
     "chunk_lengths": "checkpoint_wire",
     "atomic_write_bytes": "atomic_write",
+    **dict.fromkeys(("PULL_LIMIT", "SAFE_PERIOD"), "collapse_guard"),   # the collapse-risk warning's measured rule
 }
 __all__ = list(_EXPORTS)
 
