@@ -14,7 +14,7 @@ JOBS ?=
 SEEDS ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-vision reproduce verdicts figure figures status report regime reproduce-all dryrun preflight soak bench test test-fast clean
+.PHONY: help setup setup-vision reproduce verdicts figure figures status report regime reproduce-all dryrun preflight soak bench lint test test-fast clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -105,12 +105,14 @@ soak: setup ## kill a mini run at random moments 50 times; report how many resum
 bench: setup ## measure bits sent, engine overhead, a slow network (as root), the loop, collect and the sweeps on the cores, a model job killed and rejoining, the paper path's reads, the peer check's cost, composing a sweep; write benchmarks/results.md (~35 min)
 	$(PY) -m benchmarks.bench
 
-test: setup ## check the layering contracts (pyproject.toml), then run the whole test suite (multi-process gloo tests and the real Slurm's included; CI's command)
+lint: setup ## ruff over every Python file and the layering contracts (both configured in pyproject.toml)
+	$(VENV)/bin/ruff check .
 	PYTHONPATH=library/src:src:. $(VENV)/bin/lint-imports
+
+test: setup lint ## ruff and the layering contracts (make lint), then the whole test suite (multi-process gloo tests and the real Slurm's included; CI's command)
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=20 tests
 
-test-fast: setup ## the layering contracts and every test not marked slow (a few minutes; each feature keeps a multi-process test)
-	PYTHONPATH=library/src:src:. $(VENV)/bin/lint-imports
+test-fast: setup lint ## make lint and every test not marked slow (a few minutes; each feature keeps a multi-process test)
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=10 -m 'not slow' tests
 
 clean: ## remove figure outputs and the Hydra bookkeeping folder (keeps runs)
