@@ -27,7 +27,6 @@ that every arm a verdict reads is named here. paper/figures/contents.yaml orders
 """
 import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 

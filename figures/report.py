@@ -23,14 +23,19 @@ import markdown
 
 from . import kill_rejoin, registry, tuning
 from .claims.configured import CONFIGURED
-from .claims.evaluation import (Outcome, comparison_counts, configured_outcome, correct, distinct_comparisons,
-                               evaluate, load_claims)
-from .claims.findings import (bottom_line, findings_section, frontier_rows, pilot_headlines, table_cell,
-                              verdict_mark)
+from .claims.evaluation import (
+    Outcome,
+    comparison_counts,
+    configured_outcome,
+    correct,
+    distinct_comparisons,
+    evaluate,
+    load_claims,
+)
+from .claims.findings import bottom_line, findings_section, frontier_rows, pilot_headlines, table_cell, verdict_mark
 from .claims.multiplicity import NAME, corrected_note, describe
 from .claims.noise import Resolution
-from .claims.rule import (ALPHA, CANNOT_DISCRIMINATE, FAILS, HEADING, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN,
-                          prose)
+from .claims.rule import ALPHA, CANNOT_DISCRIMINATE, FAILS, HEADING, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN, prose
 from .logs.provenance import provenance_lines
 from .paths import BENCH_RESULTS, COMMITTED, REPO
 from .regime.verdicts import DOCS, read_declarations

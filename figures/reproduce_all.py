@@ -28,7 +28,6 @@ from . import pack, registry
 from .logs.provenance import runs_of_other_machines
 from .paths import COMMITTED, REPO
 
-
 # Sweeps that no figure draws: the regime check's (`make regime`, figures/regime/: the stand-ins' and
 # the frontier's regime) and the tuning runs on held-out training data of the frontier and of the
 # baselines (`python -m figures.tuning`).

@@ -11,9 +11,9 @@ import argparse
 import pandas as pd
 
 from . import registry
-from .paths import COMMITTED
 from .drawing.seed_means import last_step, per_run
 from .drawing.tables import mean_se_column
+from .paths import COMMITTED
 
 ARM = {"cfg.method.name": "method", "cfg.schedule.name": "schedule", "cfg.batch_scale": "batch scale"}
 SCORES = {"val_top1": "final top-1 (%)", "val_nll": "final validation NLL"}   # the first one logged

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 from .logs.churn import PACKED
-from .logs.run_logs import LOG_NAMES, METRICS_FILE
 from .logs.manifests import manifest_path
+from .logs.run_logs import LOG_NAMES, METRICS_FILE
 from .paths import REPO, SWEEPS
 
 PACKAGE = "figures"

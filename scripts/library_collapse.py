@@ -91,7 +91,7 @@ def experiments_workload(name):
     `name`, built by their own code from the committed config src/conf/workload/<name>.yaml."""
     from omegaconf import OmegaConf
 
-    from codistill_experiments import workloads   # digits_mlp, clusters_resnet
+    from codistill_experiments import workloads  # digits_mlp, clusters_resnet
 
     cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "src" / "conf" / "workload" / f"{name}.yaml")
     cfg.pop("defaults")
@@ -428,7 +428,7 @@ def by_pull(paths):
     (computed from each run's setting: this loop gives the Codistiller no optimizer)."""
     import pandas as pd
 
-    from codistill.internals import PULL_LIMIT, SAFE_PERIOD   # the PullGuard's rule (not the loop's API)
+    from codistill.internals import PULL_LIMIT, SAFE_PERIOD  # the PullGuard's rule (not the loop's API)
 
     frames = [pd.read_csv(path) for path in paths]
     table = pd.concat([frame if "workload" in frame else frame.assign(workload="digits_cnn") for frame in frames])

@@ -18,12 +18,16 @@ from omegaconf import OmegaConf
 
 from codistill_experiments.config import ConfigError, data_problem, install_problem, placement_problem, validate
 from codistill_experiments.jobs import STARTS_ITS_RANKS, cuda_problem
-from codistill_experiments.model_jobs import (assemble_run_log, exchange_directory, model_directory, model_ended,
-                                              uses_files)
+from codistill_experiments.model_jobs import (
+    assemble_run_log,
+    exchange_directory,
+    model_directory,
+    model_ended,
+    uses_files,
+)
 from codistill_experiments.progress import MODE_VARIABLE, mode
 from codistill_experiments.refusals import announce_refusal, clear_old_refusals, job_attempt, watch_for_refusal
 from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, run_dir, run_id
-
 
 INTERRUPTED = 128 + 2   # a shell's exit status for SIGINT
 
@@ -150,10 +154,10 @@ def main(cfg):
     if unusable:
         sys.exit(f"error: {unusable}")
     verbosity = progress_mode(container)
+    from codistill_experiments.launch import RankLost, launch  # torch is imported only when something will train
     from codistill_experiments.run_state import RunInProgress, StateUnreadable, is_leader_process, recover, run_lock
     from codistill_experiments.translation.checks import is_fairseq
     from codistill_experiments.translation.launcher import resume_update as translation_resume_update
-    from codistill_experiments.launch import RankLost, launch  # torch is imported only when something will train
 
     model_job = container["model_job"]
     locked = directory if model_job is None else model_directory(directory, model_job)

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+from codistill_experiments.run_schedules import build_schedules
 from codistill_experiments.seeds import model_seed
 from codistill_experiments.training.sampling import epoch_permutation
-from codistill_experiments.run_schedules import build_schedules
 from codistill_experiments.workloads import build_workload
 
 

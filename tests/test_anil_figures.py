@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import yaml
+from test_collect import config, eval_record, write_manifest, write_run
 
 from figures import pack, registry, report
 from figures.claims.evaluation import evaluate
@@ -17,7 +18,6 @@ from figures.claims.rule import FAILS, HOLDS, INCONCLUSIVE
 from figures.drawing import anil
 from figures.drawing.seed_means import SeedNotes
 from figures.logs import churn
-from test_collect import config, eval_record, write_manifest, write_run
 
 
 def se(values):

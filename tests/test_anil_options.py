@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import ROOT, SHORT, compose_job
 from omegaconf import OmegaConf
+from reference import full_batches
+from test_engine_distributed import final_params, last_eval, reference_params
 
 from codistill_experiments import run_state
 from codistill_experiments.config import ConfigError
@@ -24,9 +27,6 @@ from codistill_experiments.training.evaluation import agreement
 from codistill_experiments.training.sampling import CoordinatedBatchSampler, batch_source, shard_indices
 from codistill_experiments.training.supervised import SupervisedLoss, dataset_targets
 from codistill_experiments.workloads import InMemoryDataset, Workload, batch_is_ready, build_workload
-from conftest import ROOT, SHORT, compose_job
-from reference import full_batches
-from test_engine_distributed import final_params, last_eval, reference_params
 
 # ----- run identity
 

@@ -6,8 +6,14 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import default_collate
 
-from codistill_experiments.training.sampling import (CoordinatedBatchSampler, DeviceBatches, InMemoryBatches, batch_source, data_subset,
-                                in_memory_tensors)
+from codistill_experiments.training.sampling import (
+    CoordinatedBatchSampler,
+    DeviceBatches,
+    InMemoryBatches,
+    batch_source,
+    data_subset,
+    in_memory_tensors,
+)
 from codistill_experiments.workloads import InMemoryDataset, Workload, batch_is_ready
 
 CPU = torch.device("cpu")

@@ -2,9 +2,10 @@
 schedules (run_schedules, where workload.alpha_scale applies), with no fallback to the raw
 method.alpha, so a workload whose alpha_scale is not 1 gives a benchmark's rank and the run the
 same alpha."""
+from conftest import compose_job, run_job  # noqa: F401  (fixture)
+
 from benchmarks.benchlib import TimedRank, layout, spawn, twin_workload
 from codistill_experiments.runlog import read_records
-from conftest import compose_job, run_job  # noqa: F401  (fixture)
 
 # clusters_resnet maps the paper's alpha onto its 100 classes with alpha_scale 0.1; a few samples
 # and one epoch keep the run to a few updates.

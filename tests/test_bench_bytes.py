@@ -3,16 +3,15 @@ Section 3 formulas, worked out by hand here at small sizes; and the 16-bit logit
 
 import pytest
 import torch
+from conftest import SHORT, compose_job
 
 from benchmarks import bench_bytes
 from benchmarks.benchlib import spawn
 from codistill import CommCounter
-from codistill.internals import PredictionExchange
 from codistill.groups import Layout, make_process_groups
+from codistill.internals import PredictionExchange
 from codistill.losses import distill_loss
 from codistill_experiments.config import ConfigError
-from conftest import SHORT, compose_job
-
 
 SIZES = (8, 16, 16, 10)  # the engine's residual MLP 8 -> 16 -> 16 -> 10
 # 8*16 + 16 + 16*16 + 16 + 16*10 + 10 parameters, 32 bits each

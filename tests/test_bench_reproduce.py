@@ -56,9 +56,10 @@ def test_each_rank_splits_its_time_into_phases_that_add_up_to_the_logged_wall_ti
     with its own clock from the first update, and the end phase what follows it."""
     import json
 
+    from conftest import SHORT
+
     from codistill_experiments.runlog import read_records
     from codistill_experiments.time_split import VARIABLE
-    from conftest import SHORT
 
     monkeypatch.setenv(VARIABLE, str(tmp_path / "split"))
     directory, _ = run_job(["method=codistill", *SHORT])

@@ -6,7 +6,6 @@ import re
 import tomllib
 
 import yaml
-
 from conftest import ROOT
 
 ARXIV = {"2010.02838": "A Closer Look at Codistillation for Distributed Training",

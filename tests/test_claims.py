@@ -7,13 +7,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from test_collect import config, eval_record, write_manifest, write_run
 
 from figures import registry, report
 from figures.claims import findings
 from figures.claims.evaluation import evaluate
 from figures.claims.noise import Resolution
 from figures.claims.rule import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE
-from test_collect import config, eval_record, write_manifest, write_run
 
 SAMPLES = 500            # validation samples: one sample is 100 / 500 = 0.2 points of top-1
 SE = 0.5                 # standard error over seeds of every group below
@@ -247,7 +247,7 @@ def test_recovers_most_of_a_gap(tmp_path, treated, verdict):
     outcome = evaluate(RECOVERS, recovery_logs(tmp_path, treated))
     assert RECOVERY_NOISE == pytest.approx(1.5055, abs=1e-4)
     assert outcome.status == verdict
-    assert f"gap target - base +4.000" in outcome.reproduced
+    assert "gap target - base +4.000" in outcome.reproduced
     assert f"({100 * (treated - 76.0) / 4:.0f} % of the gap)" in outcome.reproduced
 
 

@@ -5,10 +5,10 @@ import torch
 from conftest import compose_job
 from omegaconf import OmegaConf
 
-from codistill_experiments.run_schedules import run_schedules
 from codistill_experiments.names import MINI_RESNETS
-from codistill_experiments.workloads import build_workload
+from codistill_experiments.run_schedules import run_schedules
 from codistill_experiments.vision.workloads import generated_clusters
+from codistill_experiments.workloads import build_workload
 
 
 def small_clusters(**changes):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.benchlib import spawn
-from codistill import CollapseGuard, CollapseWarning, Codistiller, Layout
+from codistill import Codistiller, CollapseGuard, CollapseWarning, Layout
 from codistill.collapse_guard import DROP, EVERY_UPDATES, PATIENCE, logit_spread
 
 PERIOD, STEPS = 5, 120   # checkpoints every 5 updates; the guard looks every 10

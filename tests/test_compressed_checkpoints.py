@@ -197,8 +197,9 @@ def test_the_options_name_what_is_wrong(settings, message):
 # ----- the experiments' method=codistill keys: checkpoint_bits, checkpoint_delta_fraction
 
 def test_the_new_keys_at_their_defaults_leave_run_ids_as_they_were_and_change_them_when_set(tmp_path):
-    from codistill_experiments.runlog import identity, run_id
     from conftest import compose_job
+
+    from codistill_experiments.runlog import identity, run_id
 
     job = compose_job(["method=codistill", "method.exchange=checkpoints"], tmp_path)
     assert (job["method"]["checkpoint_bits"], job["method"]["checkpoint_delta_fraction"]) == (32, None)
@@ -222,8 +223,9 @@ def test_the_new_keys_at_their_defaults_leave_run_ids_as_they_were_and_change_th
     (["workload=translation_mini", "method.checkpoint_bits=8"], "method.checkpoint_bits=8: the fairseq models"),
 ])
 def test_the_keys_are_validated_naming_the_key(tmp_path, overrides, message):
-    from codistill_experiments.config import ConfigError
     from conftest import compose_job
+
+    from codistill_experiments.config import ConfigError
 
     overrides = ["method=codistill", "method.exchange=checkpoints", *overrides]
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -239,8 +241,9 @@ ONE_EPOCH = ["schedule.epochs=1", "schedule.lr.warmup_epochs=0", "schedule.lr.mi
 def test_a_run_through_the_engine_charges_the_compressed_bits(run_job, exchange, k, key, value):
     import json
 
-    from codistill_experiments.workloads import build_workload
     from omegaconf import OmegaConf
+
+    from codistill_experiments.workloads import build_workload
 
     period, n = 10, 2
     overrides = ["method=codistill", f"method.exchange={exchange}", f"method.period={period}", f"method.{key}={value}",

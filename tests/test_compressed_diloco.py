@@ -12,16 +12,21 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import compose_job
+from test_frontier_methods import (
+    STEPS,
+    final_params,
+    inter_node_bits,
+    killed_after_first_commit,
+    run_to_the_end,  # noqa: F401  (runs: the module's fixture)
+    )
 
 from benchmarks import soak_resume
 from codistill import CommCounter, Layout, make_process_groups
 from codistill.internals import quantize_blocks
-from codistill_experiments.config import ConfigError
-from conftest import compose_job
 from codistill_experiments.baselines.compressed_diloco import largest_divisor_at_most
 from codistill_experiments.baselines.methods import DiLoCo, MuLoCo, SparseLoCo
-from test_frontier_methods import (STEPS, final_params, inter_node_bits, killed_after_first_commit,
-                                   run_to_the_end, runs)  # noqa: F401  (runs: the module's fixture)
+from codistill_experiments.config import ConfigError
 
 # ----- the authors' quantiser (quantize_blocks, scheme="statistical") by hand
 

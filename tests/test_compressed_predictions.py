@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SHORT, compose_job
 
 from benchmarks.benchlib import spawn
 from codistill import prediction_row_bits
-from codistill.predictions import dequantize_rows, quantize_rows
 from codistill.losses import TopKLogits, distill_loss, distill_term, token_distill_term
+from codistill.predictions import dequantize_rows, quantize_rows
 from codistill_experiments.config import ConfigError
-from conftest import SHORT, compose_job
 
 RANKS, ROWS = 3, 6           # each rank sends ROWS rows to the 2 others: the counter's (m-1) = 2
 
@@ -26,10 +26,9 @@ def _logits(rank, classes):
 
 def _ranks(rank, world_size):
     """Every exchange this file checks, on one spawn of real gloo ranks."""
-    from codistill import Codistiller, Layout
-    from codistill import CommCounter
-    from codistill.internals import PredictionExchange
+    from codistill import Codistiller, CommCounter, Layout
     from codistill.groups import make_process_groups
+    from codistill.internals import PredictionExchange
 
     layout = Layout(n_groups=world_size, ranks_per_group=1, ranks_per_node=1, rank=rank)
     groups = make_process_groups(layout)

@@ -4,6 +4,8 @@ import itertools
 import json
 
 import pytest
+from conftest import CONF, ROOT, compose_job
+from forked_script import run_script
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
@@ -13,12 +15,10 @@ from codistill_experiments.config import ConfigError, composition_problem, typed
 from codistill_experiments.config.job_schema import Data, Job
 from codistill_experiments.config.schema import Codistill, LocalLauncher, Scale, VisionSchedule
 from codistill_experiments.config.translation_schema import TranslationMini, TranslationSchedule
-from codistill_experiments.runlog import run_id
 from codistill_experiments.names import LM_SCHEDULES
-from codistill_experiments.translation.checks import TRANSLATION_SCHEDULES
+from codistill_experiments.runlog import run_id
 from codistill_experiments.training.engine import updates_between_evaluations
-from conftest import CONF, ROOT, compose_job
-from forked_script import run_script
+from codistill_experiments.translation.checks import TRANSLATION_SCHEDULES
 
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
           for group in ("workload", "method", "schedule", "scale", "launcher")}

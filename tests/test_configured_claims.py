@@ -3,12 +3,12 @@ part of Fig. 1 counted as the engine counts them, checked against Sec. 3's formu
 import pytest
 import torchvision
 
+from codistill_experiments.vision.configured_bits import bits_per_update
 from figures import registry
 from figures.claims.configured import configured_job
 from figures.claims.evaluation import evaluate, load_claims
 from figures.claims.rule import FAILS, HOLDS, NOT_APPLICABLE
 from figures.paths import REPO
-from codistill_experiments.vision.configured_bits import bits_per_update
 
 PREDICTIONS = ("method=codistill", "schedule=codistill_tuned", "method.exchange=predictions")
 

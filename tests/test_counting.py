@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from benchmarks.benchlib import spawn
-from codistill import CommCounter, Codistiller, Layout
+from codistill import Codistiller, CommCounter, Layout
 
 ROWS, CLASSES = 16, 4
 PARAMETERS = 8 * 16 + 16 + 16 * CLASSES + CLASSES   # the MLP below: 212 values

@@ -9,8 +9,16 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from codistill_experiments.config import data_problem
-from codistill_experiments.tabular.criteo import (CATEGORICAL_FEATURES, INTEGER_FEATURES, ClickDNN, generated_clicks,
-                                                  hidden_widths, read_criteo, validation_rows, vocabulary_sizes)
+from codistill_experiments.tabular.criteo import (
+    CATEGORICAL_FEATURES,
+    INTEGER_FEATURES,
+    ClickDNN,
+    generated_clicks,
+    hidden_widths,
+    read_criteo,
+    validation_rows,
+    vocabulary_sizes,
+)
 from codistill_experiments.workloads import build_workload
 
 
@@ -168,8 +176,9 @@ def test_missing_criteo_file_is_refused_before_a_job_runs(tmp_path):
 
 @pytest.mark.parametrize("overrides", [["workload=criteo_mini"], ["scale=paper", "workload=criteo"]])
 def test_anil_adagrad_keeps_lr_0001_at_a_models_batch_of_either_scale(tmp_path, overrides):
-    from codistill_experiments.run_schedules import build_schedules
     from conftest import compose_job
+
+    from codistill_experiments.run_schedules import build_schedules
 
     job = compose_job([*overrides, "schedule=anil_adagrad", "method.nodes_per_model=1"], tmp_path)
     assert job["workload"]["name"] == overrides[-1].split("=")[1] and job["schedule"]["optimizer"] == "adagrad"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from forked_script import run_script
+from test_frontier_methods import run_to_the_end
 
 from benchmarks import soak_resume
 from codistill_experiments import run_state
 from codistill_experiments.runlog import METRICS_FILE, read_records
-from forked_script import run_script
-from test_frontier_methods import run_to_the_end
 
 EPOCHS = 3   # the state is committed at each epoch's evaluation
 

@@ -1,14 +1,14 @@
 """Figure 16's data.fraction = 1/k: a fixed, seeded subset, k times the epochs, milestones scaled."""
 import pytest
 import torch
+from conftest import SHORT, compose_job
 from omegaconf import OmegaConf
+from test_engine_distributed import last_eval
 
 from codistill_experiments.config import ConfigError
-from codistill_experiments.training.sampling import data_subset
 from codistill_experiments.run_schedules import build_schedules
+from codistill_experiments.training.sampling import data_subset
 from codistill_experiments.workloads import InMemoryDataset
-from conftest import SHORT, compose_job
-from test_engine_distributed import last_eval
 
 DATASET = InMemoryDataset(torch.arange(1000.0).unsqueeze(1), torch.zeros(1000, dtype=torch.long))
 

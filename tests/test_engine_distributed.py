@@ -3,11 +3,11 @@ import json
 
 import pytest
 import torch
-
-from codistill_experiments.training.engine import model_seed
-from codistill_experiments.runlog import read_records
 from conftest import SHORT
 from reference import algorithm1
+
+from codistill_experiments.runlog import read_records
+from codistill_experiments.training.engine import model_seed
 
 
 def final_params(run_directory, model):
@@ -79,8 +79,9 @@ def bits_per_update(directory):
 
 
 def n_params(container):
-    from codistill_experiments.workloads import build_workload
     from omegaconf import OmegaConf
+
+    from codistill_experiments.workloads import build_workload
 
     workload = build_workload(OmegaConf.create(container["workload"]))
     return sum(p.numel() for p in workload.make_model(0).parameters())

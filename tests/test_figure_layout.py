@@ -4,11 +4,11 @@ that cover no panel, no empty band under the title, and table cells with enough 
 different values apart."""
 import matplotlib.pyplot as plt
 import pytest
+from test_collect import config, eval_record, write_manifest, write_run
+from test_figures import fig1_tree, fig5_tree, fig16_tree
 
 from figures import registry
 from figures.drawing.tables import separating_decimals
-from test_collect import config, eval_record, write_manifest, write_run
-from test_figures import fig1_tree, fig5_tree, fig16_tree
 
 NATS, BITS = "(cross-entropy, nats), log scale", "(bits per token), log scale"
 

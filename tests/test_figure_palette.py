@@ -13,6 +13,9 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from figure_artists import colours, overlapping_labels, series_lines, styles_shared
+from test_collect import config, eval_record, write_manifest, write_run
+from test_figure_readability import FAILING_FRONTIER, fig2_tree, frontier_tree
 
 from figures import registry
 from figures.claims.evaluation import load_claims
@@ -20,11 +23,7 @@ from figures.claims.findings import to_target_cell, to_target_rows
 from figures.claims.rule import FAILS, HOLDS, INCONCLUSIVE
 from figures.drawing import frontier, frontier8, palette
 from figures.drawing.layout import finish
-from figures.drawing.seed_means import SeedNotes
 from figures.paths import COMMITTED
-from figure_artists import colours, overlapping_labels, series_lines, styles_shared
-from test_collect import config, eval_record, write_manifest, write_run
-from test_figure_readability import FAILING_FRONTIER, fig2_tree, frontier_tree
 
 # Colours as a reader names them: the kinds' colours spelled out here, so that a palette that turned
 # codistillation's variants into shades of one colour again, or swapped two kinds, fails.

@@ -3,19 +3,18 @@ hand-made logs: Fig. 2's final values and all_reduce's band, its controls labell
 0-bit control and all_reduce band, with labels that do not collide; legends per panel where the
 colours differ; fig13's 'every update'; log ticks that cover the data; fig2_regimes per regime."""
 import json
-import math
 
 import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from test_collect import config, eval_record, write_manifest, write_run
+from test_figures import by_gid, fig5_tree, fig16_tree, run_with, se, write_alpha_gamma_logs
 
 from figures import registry
 from figures.drawing import fig2, fig2_regimes, frontier, palette
 from figures.drawing.labels import exchange_label
 from figures.paths import COMMITTED
-from test_collect import config, eval_record, write_manifest, write_run
-from test_figures import by_gid, fig5_tree, fig16_tree, run_with, se, write_alpha_gamma_logs
 
 # Fig. 2: (method, schedule, batch_scale) -> final top-1 of each seed (both models log it)
 FIG2 = {("allreduce", "goyal_step", 1): [81.0, 81.2, 81.4],

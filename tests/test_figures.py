@@ -8,12 +8,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import yaml
+from test_collect import config, eval_record, write_manifest, write_run
 
 from figures import registry, report
 from figures.claims.evaluation import evaluate, load_claims
 from figures.claims.rule import CANNOT_DISCRIMINATE, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, NOT_RUN
 from figures.paths import REPO
-from test_collect import config, eval_record, write_manifest, write_run
 
 # the experiment ids: the later version's figures and tables, the earlier version's studies, the pretraining
 EXPERIMENT_IDS = {*(f"fig{i}" for i in range(1, 18)), "table1", "table2", "iwslt_overfit", "exchange_frequency",

@@ -2,10 +2,11 @@
 chosen means and standard errors (tests/test_claims.py's helpers): every number checked by hand."""
 import math
 
+from test_claims import ALLREDUCE, CODISTILL, INDEPENDENT, NOISE, T4, finals, logs
+
 from figures import report
 from figures.claims import findings
 from figures.claims.rule import INCONCLUSIVE
-from test_claims import ALLREDUCE, CODISTILL, INDEPENDENT, NOISE, T4, finals, logs
 
 
 def test_codistillation_against_its_control_with_the_noise_of_their_difference(tmp_path):
@@ -84,8 +85,9 @@ def test_anil_et_als_claims_get_their_own_findings_rows(tmp_path):
 def test_a_setting_listed_twice_against_its_control_counts_once(tmp_path, monkeypatch):
     """Two rows of CONTROLLED naming the same codistillation runs (in two figures' logs) are one
     setting: the control table and the bottom line count it once."""
-    from figures.claims import findings
     from test_claims import ALLREDUCE, CODISTILL, FAR_CONTROL, INDEPENDENT, finals, logs, two_groups
+
+    from figures.claims import findings
 
     data = two_groups(tmp_path / "a", 80.0, control_mean=FAR_CONTROL)
     again = two_groups(tmp_path / "b", 80.0, control_mean=FAR_CONTROL, sweep="fig13")

@@ -7,13 +7,13 @@ import time
 
 import pytest
 import torch
+from conftest import SHORT, compose_job
 from omegaconf import OmegaConf
 
 from benchmarks import soak_resume
 from codistill_experiments.config import ConfigError
 from codistill_experiments.launch import launch
 from codistill_experiments.runlog import read_records, run_dir
-from conftest import SHORT, compose_job
 
 STEPS = 54          # SHORT: 3 epochs of 1200 // 64 updates (all_reduce's global batch of 2 x 32)
 PLAIN_SGD = "schedule.momentum=0"

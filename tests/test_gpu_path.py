@@ -17,8 +17,13 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import SHORT, compose_job
+from device_probe import NCCL_REFUSAL, DevicelessTensors, watch_collectives
 from omegaconf import OmegaConf
 from PIL import Image
+from test_config import run_cli
+from test_imagenet_pipeline import make_tree
+from test_translation_config import argument
 
 from codistill_experiments import jobs, launch, runlog
 from codistill_experiments.config import placement_problem, typed_job
@@ -26,11 +31,6 @@ from codistill_experiments.jobs import visible_gpus
 from codistill_experiments.runlog import read_records
 from codistill_experiments.translation import results as translation_results
 from codistill_experiments.translation.commands import device_arguments
-from conftest import SHORT, compose_job
-from device_probe import NCCL_REFUSAL, DevicelessTensors, watch_collectives
-from test_config import run_cli
-from test_imagenet_pipeline import make_tree, tiny_imagenet_job
-from test_translation_config import argument
 
 
 def run_ranks(function, world_size, *args):

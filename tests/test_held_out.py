@@ -2,13 +2,13 @@
 validation set, so that a method's settings can be tuned without the numbers a figure reports."""
 import pytest
 import torch
+from conftest import SHORT, compose_job
 from omegaconf import OmegaConf
+from test_engine_distributed import last_eval
 
 from codistill_experiments.config import ConfigError
 from codistill_experiments.training.sampling import held_out_split
 from codistill_experiments.workloads import InMemoryDataset
-from conftest import SHORT, compose_job
-from test_engine_distributed import last_eval
 
 TRAIN = InMemoryDataset(torch.arange(1000.0).unsqueeze(1), torch.zeros(1000, dtype=torch.long))
 VAL = InMemoryDataset(torch.arange(5000.0, 5100.0).unsqueeze(1), torch.zeros(100, dtype=torch.long))

@@ -2,10 +2,10 @@
 tree of real JPEG files: an update through the engine, on CPU."""
 import pytest
 import torch
+from test_engine_distributed import final_params
 
 from codistill_experiments.data_checks import check_imagefolder_root
 from codistill_experiments.preflight import write_imagefolder
-from test_engine_distributed import final_params, last_eval
 
 CLASSES = ("n01440764", "n01443537")
 
@@ -84,8 +84,8 @@ def test_the_file_data_sets_reach_a_spawned_loader_worker(tmp_path, monkeypatch)
     from omegaconf import OmegaConf
     from torch.utils.data import DataLoader
 
-    from codistill_experiments.preflight import write_cifar_batches
     from codistill_experiments import datasets
+    from codistill_experiments.preflight import write_cifar_batches
     from codistill_experiments.training.sampling import SeededAugmentation, SeededBatch
     from codistill_experiments.vision.workloads import cifar10, imagenet
 

@@ -12,7 +12,6 @@ import re
 import tomllib
 
 import pytest
-
 from conftest import ROOT
 
 CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]

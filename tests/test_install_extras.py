@@ -8,11 +8,14 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, SHORT, compose_job
 
 from codistill_experiments.runlog import read_records
-from codistill_experiments.translation.checks import (INSTALL_TRANSLATION, TRANSLATION_MODULES,
-                                                      translation_install_problem)
-from conftest import ROOT, SHORT, compose_job
+from codistill_experiments.translation.checks import (
+    INSTALL_TRANSLATION,
+    TRANSLATION_MODULES,
+    translation_install_problem,
+)
 
 # run.py in an interpreter that cannot import the translation extras; it reports, on its last line
 # of stderr, which of them it imported (none can be: any attempt raises ImportError).

@@ -5,10 +5,10 @@ import re
 
 import pytest
 import torch
-
-from codistill_experiments.job_cost import VISION_SHAPES, NotCosted, job_cost
 from conftest import compose_job
 from test_config import run_cli
+
+from codistill_experiments.job_cost import VISION_SHAPES, NotCosted, job_cost
 
 RESNET50_PARAMS, IMAGENET = 25_557_032, 1_281_167
 MIB = 2**20

@@ -6,12 +6,12 @@ import os
 import time
 
 import pytest
-
-from codistill_experiments import refusals, run_state
-from codistill_experiments.runlog import run_dir
 from conftest import QUICK_WORKLOAD, SHORT, compose_job
 from forked_script import run_script, start_script
 from test_reliability import RUN, free_port
+
+from codistill_experiments import refusals, run_state
+from codistill_experiments.runlog import run_dir
 
 
 def test_a_refused_leader_makes_its_peer_exit_long_before_the_collective_timeout(tmp_path):
@@ -68,7 +68,6 @@ def test_two_phase_jobs_are_queued_once_their_teachers_of_the_same_sweep_have_fi
     from this environment (a site with SBATCH_EXPORT=NONE starts it without them)."""
     from hydra.core.plugins import Plugins
     from hydra.core.utils import JobReturn, JobStatus
-
     from test_sweeps import sweep_in_process
 
     monkeypatch.setenv("CODISTILL_SLURM_PARTITION", "gpu")

@@ -9,10 +9,10 @@ import threading
 
 import pytest
 import torch
+from conftest import ROOT
 from omegaconf import OmegaConf
 
 from benchmarks.benchlib import spawn
-from conftest import ROOT
 
 FORBIDDEN = "{'hydra', 'fairseq', 'pandas', 'omegaconf'}"
 

@@ -57,7 +57,7 @@ def vector(model):
 
 
 def _compiled_and_eager(rank, world_size):
-    from torch._dynamo.utils import counters    # graphs compiled: the compiled runs did compile
+    from torch._dynamo.utils import counters  # graphs compiled: the compiled runs did compile
 
     layout = Layout(n_groups=2, ranks_per_group=1, ranks_per_node=1, rank=rank)
     results = {}

@@ -6,13 +6,13 @@ from collections import defaultdict
 
 import pytest
 import torch
+from conftest import compose_job
+from translation_helpers import fairseq_cfg
 
 from codistill_experiments.runlog import read_records
 from codistill_experiments.translation.commands import PLUGIN_DIR, train_arguments
 from codistill_experiments.translation.data import generate_lm_corpus, mini_data_bin
 from codistill_experiments.translation.processes import run_fairseq
-from conftest import compose_job
-from translation_helpers import fairseq_cfg
 
 pytest.importorskip("fairseq")
 

@@ -4,13 +4,13 @@ codistillation run against Algorithm 1 written out per token in one process."""
 import pytest
 import torch
 from omegaconf import OmegaConf
-
-from codistill_experiments.language_model.corpus import generate_lm_corpus
-from codistill_experiments import datasets
-from codistill_experiments.training.engine import build_optimizer
-from codistill_experiments.language_model.transformer import CausalTransformerLM, blocks, token_stream
 from reference import algorithm1
 from test_engine_distributed import last_eval
+
+from codistill_experiments import datasets
+from codistill_experiments.language_model.corpus import generate_lm_corpus
+from codistill_experiments.language_model.transformer import CausalTransformerLM, blocks, token_stream
+from codistill_experiments.training.engine import build_optimizer
 
 CORPUS = dict(seed=0, vocab=30, classes=5, successors=2, zipf=1.0, min_len=2, max_len=4, min_sentences=1,
               max_sentences=2, train_documents=300, valid_documents=40, test_documents=2)

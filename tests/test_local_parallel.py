@@ -7,14 +7,14 @@ import threading
 import time
 
 import pytest
+from conftest import CONF, QUICK_WORKLOAD, ROOT, SHORT
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from test_sweeps import sweep_in_process
+from translation_helpers import SMALL
 
 from codistill_experiments.config import validate
 from codistill_experiments.runlog import read_records, run_id
-from conftest import CONF, QUICK_WORKLOAD, ROOT, SHORT
-from test_sweeps import sweep_in_process
-from translation_helpers import SMALL
 
 CORES = len(os.sched_getaffinity(0))
 

@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHORT, compose_job
+from forked_script import run_script, start_script
 
-from codistill.internals import param_hash
-from codistill.snapshots import PeerReader, SnapshotStore
 from benchmarks import soak_resume
+from codistill.snapshots import PeerReader, SnapshotStore
 from codistill_experiments import run_state, runlog
 from codistill_experiments.model_jobs import down_records, model_directory, run_log_records
 from codistill_experiments.runlog import METRICS_FILE, read_records, run_dir
-from conftest import SHORT, compose_job
-from forked_script import run_script, start_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ["method=codistill", "method.exchange=checkpoints", "method.transport=files"]

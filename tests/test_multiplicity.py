@@ -3,12 +3,12 @@ scipy's Welch test), and Benjamini and Hochberg's correction worked by hand."""
 import numpy as np
 import pytest
 from scipy.stats import ttest_ind
+from test_power import claim, pilot_records
 
 from figures.claims import multiplicity
 from figures.claims.evaluation import Outcome
 from figures.claims.noise import Resolution
 from figures.claims.rule import FAILS, HOLDS, INCONCLUSIVE
-from test_power import claim, pilot_records
 
 
 @pytest.mark.parametrize("op, shift", [("greater", 0.8), ("less", -1.2), ("greater", -0.9)])

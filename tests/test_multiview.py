@@ -3,11 +3,11 @@ in CIFAR's own on-disk format."""
 
 import pytest
 import torch
+from test_engine_distributed import final_params, last_eval
 
-from codistill_experiments.vision.wide_resnet import SplitWideResNet, WideResNet
 from codistill_experiments.data_checks import check_cifar_root
 from codistill_experiments.preflight import write_cifar_batches
-from test_engine_distributed import final_params, last_eval
+from codistill_experiments.vision.wide_resnet import SplitWideResNet, WideResNet
 
 
 def n_params(module, trainable_only=False):
@@ -86,8 +86,9 @@ def test_two_updates_of_two_split_models_on_a_generated_local_cifar10(tmp_path, 
 
 def test_missing_cifar_or_pretrained_weights_are_named(tmp_path):
     assert "data_batch_1" in check_cifar_root(tmp_path)
-    from codistill_experiments.config import data_problem
     from conftest import compose_job
+
+    from codistill_experiments.config import data_problem
 
     job = compose_job(["workload=cifar10_wrn", "workload.scenario=pretrained_trainable"], tmp_path)
     assert "workload.pretrained=None" in data_problem(job)

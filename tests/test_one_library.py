@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from reference_logs import JOBS, recorded, run
 
 ROOT = Path(__file__).resolve().parents[1]

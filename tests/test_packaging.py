@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 from packaging.requirements import Requirement
+from test_readme_example import readme_example, reference_models
 
 from benchmarks.benchlib import free_port
-from conftest import ROOT
-from test_readme_example import readme_example, reference_models
 
 LIBRARY = ROOT / "library"
 

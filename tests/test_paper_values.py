@@ -1,9 +1,9 @@
 """At paper scale, the resolved jobs carry the experiment map's numbers."""
 import pytest
-
-from codistill_experiments.run_schedules import build_schedules
 from conftest import compose_job
 from omegaconf import OmegaConf
+
+from codistill_experiments.run_schedules import build_schedules
 
 # (method, schedule) -> epochs, warm-up epochs, LR milestones, weight decay values, w.d. milestones
 RECIPES = {

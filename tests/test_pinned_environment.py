@@ -2,13 +2,13 @@
 SBATCH_EXPORT=NONE that environment has none of the submitting shell's variables. The sweeper
 pins what the config reads from the environment as overrides of each queued job."""
 import pytest
+from conftest import CONF
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from codistill_experiments.config import ConfigError, validate
 from codistill_experiments.pinned_environment import environment_overrides
 from codistill_experiments.runlog import run_id
-from conftest import CONF
 
 SUBMITTED = {"CODISTILL_RESULTS": "/shared/it's results", "IMAGENET_ROOT": "/shared/imagenet",
              "CODISTILL_SLURM_PARTITION": "gpu", "CODISTILL_SLURM_ACCOUNT": "proj"}

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from forked_script import start_script
 
 from codistill_experiments import preflight
 from codistill_experiments.preflight import BY_NAME, first_difference, peer_inputs
 from codistill_experiments.translation.processes import import_fairseq
-from forked_script import start_script
 
 # One workload of each kind the paper trains (ResNeXt-101 and transformer big share their kind's
 # code path with ResNet-50 and the IWSLT transformer; `make preflight` runs them too).

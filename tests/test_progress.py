@@ -5,11 +5,11 @@ import os
 import re
 
 import pytest
+from conftest import ROOT, SHORT, compose_job
+from forked_script import run_script
 
 from codistill_experiments import progress
 from codistill_experiments.runlog import METRICS_FILE, read_records, run_dir
-from conftest import ROOT, SHORT, compose_job
-from forked_script import run_script
 
 QUICK = "workload=digits_mlp"   # seconds per run
 

@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 import torch
+from conftest import ROOT, compose_job
+from test_frontier_methods import RESUME_EPOCHS, killed_after_first_commit, run_to_the_end
 
 from benchmarks import soak_resume
 from benchmarks.benchlib import spawn
@@ -15,8 +17,6 @@ from codistill_experiments import run_state
 from codistill_experiments.config import ConfigError
 from codistill_experiments.runlog import identity, run_dir, run_id
 from codistill_experiments.translation.commands import exchange_arguments
-from conftest import ROOT, compose_job
-from test_frontier_methods import RESUME_EPOCHS, killed_after_first_commit, run_to_the_end
 
 CLIENTS = ["src", "benchmarks", "figures", "scripts"]
 

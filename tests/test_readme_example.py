@@ -10,9 +10,9 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import ROOT
 
 from benchmarks.benchlib import free_port
-from conftest import ROOT
 
 SECTION = "## Codistillation in your own training loop"
 

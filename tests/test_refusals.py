@@ -8,12 +8,12 @@ import warnings
 
 import pytest
 import torch
-
-from codistill_experiments import jobs
-from codistill_experiments.config import ConfigError
 from conftest import ROOT, compose_job
 from forked_script import start_script
 from test_config import run_cli
+
+from codistill_experiments import jobs
+from codistill_experiments.config import ConfigError
 
 # ----- numbers no run can use, refused by the schema's rules (every job of a sweep is validated)
 

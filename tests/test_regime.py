@@ -8,22 +8,33 @@ import math
 import pytest
 import torch
 import torchvision
+from test_collect import write_manifest, write_run
+from test_regime_frontier import SECONDS as FRONTIER_SECONDS
+from test_regime_frontier import write_frontier
+from test_translation_grammar import plateau_by_hand
 from torch import nn
 
-from codistill_experiments.translation.data import generate_corpus
 from codistill_experiments import workloads
+from codistill_experiments.translation.data import generate_corpus
 from figures.regime import runs
 from figures.regime.check import main, run_check
 from figures.regime.cost import EVERY
 from figures.regime.frontier import FRONTIER
 from figures.regime.models import check_models, model_structure
-from figures.regime.verdicts import (DECLARED, DOCS, FAILS, HOLDS, INFO, MISSING, VALUES_END, VALUES_HEADING, matches,
-                                     quotes, read_declarations)
+from figures.regime.verdicts import (
+    DECLARED,
+    DOCS,
+    FAILS,
+    HOLDS,
+    INFO,
+    MISSING,
+    VALUES_END,
+    VALUES_HEADING,
+    matches,
+    quotes,
+    read_declarations,
+)
 from figures.regime.vision import PAPER_SHRINK, check_data, total_shrink
-from test_collect import write_manifest, write_run
-from test_regime_frontier import SECONDS as FRONTIER_SECONDS
-from test_regime_frontier import write_frontier
-from test_translation_grammar import plateau_by_hand
 
 SCHEDULES = {
     "goyal_step": {"name": "goyal_step", "epochs": 90, "momentum": 0.9,

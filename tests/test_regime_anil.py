@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from codistill_experiments.translation.data import lm_noise_floor_bits
 from codistill_experiments.tabular.criteo import generated_clicks
+from codistill_experiments.translation.data import lm_noise_floor_bits
 from figures.regime import criteo, language_model
 
 

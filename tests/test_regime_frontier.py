@@ -6,10 +6,10 @@ tests/test_regime.py)."""
 import math
 
 import pytest
+from test_collect import write_manifest, write_run
 
 from figures.logs.collect import collect
 from figures.regime.frontier import FRONTIER_REGIME, FRONTIER_REGIME_LM, frontier_checks
-from test_collect import write_manifest, write_run
 
 GOYAL = {"name": "goyal_step", "epochs": 90, "momentum": 0.9,
          "lr": {"kind": "step", "base": 0.1, "reference_batch": 256, "warmup_epochs": 5,

@@ -10,14 +10,13 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import compose_job
+from forked_script import run_script, start_script
+from test_frontier_methods import run_to_the_end
 
 from benchmarks import soak_resume
 from codistill_experiments import run_state
 from codistill_experiments.runlog import METRICS_FILE, MetricsLog, read_records
-from conftest import compose_job
-from forked_script import run_script, start_script
-from test_frontier_methods import run_to_the_end
 
 RUN = soak_resume.RUN
 

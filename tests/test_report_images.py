@@ -5,6 +5,7 @@ import re
 import subprocess
 
 from conftest import ROOT
+
 from figures import report
 
 REPORT = ROOT / "paper" / "report.md"

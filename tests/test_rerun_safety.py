@@ -9,13 +9,13 @@ import signal
 import subprocess
 
 import pytest
+from conftest import SHORT
+from forked_script import run_script, start_script
+from test_frontier_methods import run_to_the_end
 
 from benchmarks import soak_resume
 from codistill_experiments.runlog import DAMAGED, METRICS_FILE, DamagedLog, end_state, parse_log, read_records
-from conftest import SHORT
 from figures.logs.run_logs import read_log
-from forked_script import run_script, start_script
-from test_frontier_methods import run_to_the_end
 
 EPOCHS = 12   # long enough for Ctrl-C to reach a run still training, even on a fast machine
 DIGITS_TRAIN, BATCH = 1200, 32   # workloads/digits_mlp.yaml train_size; scale mini's batch per rank

@@ -4,9 +4,9 @@ seeds, compared with values computed here by hand."""
 import math
 
 import pytest
+from test_collect import config, eval_record, write_manifest, write_run
 
 from figures import registry, run_table
-from test_collect import config, eval_record, write_manifest, write_run
 
 # (method, schedule, batch_scale) -> per seed, the final (top-1, loss) of each of the two models
 FINALS = {("allreduce", "goyal_step", 1): [((80.0, 1.0), (80.0, 1.0)), ((81.0, 0.9), (81.0, 0.9)),

@@ -5,8 +5,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from codistill import AlphaSchedule
-from codistill_experiments.schedules import LRSchedule, PiecewiseConstant
 from codistill_experiments.run_schedules import build_schedules
+from codistill_experiments.schedules import LRSchedule, PiecewiseConstant
 
 
 def test_goyal_warmup_then_step_decays():

@@ -30,10 +30,9 @@ def same(a, b):
 
 
 def _exchange_both_ways(rank, world_size, n, k, chunk_elements):
-    from codistill import checkpoint_wire
-    from codistill import CommCounter
-    from codistill.internals import CheckpointExchange, ShardedCheckpointExchange
+    from codistill import CommCounter, checkpoint_wire
     from codistill.groups import Layout, make_process_groups
+    from codistill.internals import CheckpointExchange, ShardedCheckpointExchange
 
     checkpoint_wire.CHUNK_ELEMENTS = chunk_elements  # several chunks on a small model
     layout = Layout(n_groups=n, ranks_per_group=k, ranks_per_node=k, rank=rank)  # a model group per node
@@ -103,8 +102,9 @@ def _runs(run_job, exchange, period):
 
 @pytest.mark.slow
 def test_a_sharded_run_trains_as_the_unsharded_one_and_sends_k_times_fewer_bits_between_nodes(run_job):
-    from codistill_experiments.workloads import build_workload
     from omegaconf import OmegaConf
+
+    from codistill_experiments.workloads import build_workload
 
     period, k, n = 10, 2, 2
     plain, plain_record, container = _runs(run_job, "checkpoints", period)
@@ -126,8 +126,9 @@ def test_a_sharded_run_trains_as_the_unsharded_one_and_sends_k_times_fewer_bits_
 
 @pytest.mark.slow
 def test_validation_accepts_sharded_checkpoints_where_checkpoints_are_and_names_the_key(tmp_path):
-    from codistill_experiments.config import ConfigError
     from conftest import compose_job
+
+    from codistill_experiments.config import ConfigError
 
     job = compose_job(["method=codistill", "method.exchange=sharded_checkpoints", "scale.ranks_per_model=2",
                        "method.coordinated_sampling=false"], tmp_path)

@@ -8,13 +8,13 @@ import sys
 import time
 
 import pytest
+from conftest import QUICK_WORKLOAD, ROOT, SHORT, compose_job
+from forked_script import start_script
+from test_sweeps import eval_records
 
 from codistill_experiments.launch import launch
 from codistill_experiments.run_state import committed_step
 from codistill_experiments.runlog import read_records, run_dir, run_id
-from conftest import QUICK_WORKLOAD, ROOT, SHORT, compose_job
-from forked_script import start_script
-from test_sweeps import eval_records
 
 CLUSTER = ROOT / "slurm" / "local_cluster.sh"
 # Long enough to be interrupted part-way (37 updates per epoch, a commit at each epoch): a killed
@@ -334,10 +334,9 @@ def slurm_request(overrides, site=None):
     """A paper-scale job composed for launcher=slurm_v100 with its hydra config. site=None leaves
     out the site file (a checkout's own src/conf/site/local.yaml would change what is asked for);
     site="example" composes with src/conf/site/example.yaml in its place."""
+    from conftest import CONF
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-
-    from conftest import CONF
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

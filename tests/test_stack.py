@@ -5,7 +5,6 @@ import sys
 from importlib.metadata import version
 
 import pytest
-
 from conftest import ROOT
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from codistill_experiments import step_model as sm
 from benchmarks import step_model_calibration as cal
+from codistill_experiments import step_model as sm
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -326,6 +326,7 @@ def test_compressed_checkpoints_at_32_bits_are_checkpoints():
 
 def test_compressed_checkpoint_bits_are_the_librarys():
     import torch
+
     from codistill import checkpoints
     from codistill.internals import quantize_blocks, top_k_chunks
 
@@ -422,6 +423,7 @@ def codec_bits(codecs, sizes):
 @pytest.mark.slow
 def test_sparseloco_and_muloco_bits_are_the_engines_codecs():
     import torch
+
     from codistill_experiments.baselines.compressed_diloco import RowCodec, TopKCodec, output_layer
 
     settings = {DIGITS_MLP: [(128, 2), (4096, 32), (4096, 2), (1, 8), (128, 32)], sm.RESNET50.tensors: [(128, 2)]}
@@ -465,10 +467,10 @@ def test_the_grid_prices_the_new_methods_without_moving_the_others():
 
 
 def test_docs_frontier_section_is_the_models_output():
-    from benchmarks import bench_stepmodel_report as report
+    from benchmarks import bench_stepmodel
 
-    section = "\n".join(report.frontier_section())
-    assert section in report.FRONTIER_DOC.read_text(), "run `python -m benchmarks.bench_stepmodel_report`"
+    section = "\n".join(bench_stepmodel.frontier_section())
+    assert section in bench_stepmodel.FRONTIER_DOC.read_text(), "run `python -m benchmarks.bench_stepmodel`"
 
 
 def test_the_models_defaults_are_the_method_configs():

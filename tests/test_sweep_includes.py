@@ -7,10 +7,10 @@ sweeps/)."""
 import re
 
 import pytest
-
-from codistill_experiments.runlog import run_id
 from conftest import compose_job
 from test_sweeps import sweep_in_process
+
+from codistill_experiments.runlog import run_id
 
 SWEEPS = {
     "base": """

@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from test_sweeps import sweep_in_process
 
 from hydra_plugins.codistill_sweeper.grid_union_sweeper import first_seeds
-from test_sweeps import sweep_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ROOT
+from forked_script import forkable
 from hydra.core.global_hydra import GlobalHydra
+from test_config import run_cli
 
 from codistill_experiments.runlog import read_records
-from conftest import ROOT
 from figures.paths import COMMITTED
-from forked_script import forkable
-from test_config import run_cli
 
 # Every id of the experiment map -> its jobs at (mini, paper) scale.
 # The counts include the seeds: 3 per setting, at mini scale as many as the figures' records declare.

@@ -6,11 +6,11 @@ torch runs SyncBatchNorm on GPUs only, so here the teachers' modules and process
 (real gloo ranks: 2 models x 2 ranks), not their outputs; the outputs are unverified on GPUs."""
 import torch
 import torch.distributed as dist
+from conftest import SHORT, compose_job
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from benchmarks.benchlib import spawn
 from codistill_experiments.config import typed_job
-from conftest import SHORT, compose_job
 
 
 def _teachers_norms(rank, world_size, container, synchronised):

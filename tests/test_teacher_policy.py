@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import SHORT, compose_job
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from translation_helpers import fairseq_task, mini_data  # noqa: F401  (fixtures)
 
 from codistill.internals import teacher_mode
 from codistill_experiments.config import typed_job
-from conftest import SHORT, compose_job
-from translation_helpers import fairseq_task, mini_data  # noqa: F401  (fixtures)
 
 
 def policy_modes(model):

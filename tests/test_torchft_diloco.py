@@ -6,11 +6,11 @@ import importlib.util
 
 import pytest
 import torch
+from conftest import SHORT, compose_job
 
 from codistill_experiments.config import ConfigError
 from codistill_experiments.launch import launch
 from codistill_experiments.runlog import read_records, run_dir
-from conftest import SHORT, compose_job
 
 pytest.importorskip("torchft")
 
@@ -111,8 +111,9 @@ def test_a_run_killed_mid_period_resumes_to_the_uninterrupted_log(tmp_path):
     # fragment just synced and the other half-way to its sync (torchft's Manager step and DiLoCo's
     # count of updates since the last sync are in it). Windows open after updates 5 mod 6 (odd),
     # states are saved after multiples of 18: none is in flight.
-    from benchmarks import soak_resume
     from test_frontier_methods import RESUME_EPOCHS, killed_after_first_commit, run_to_the_end
+
+    from benchmarks import soak_resume
 
     overrides = ["workload=digits_mlp", "method=streaming_diloco", "method.period=12", "method.fragments=2",
                  "method.fragment_sync_delay=1", *RESUME_EPOCHS]

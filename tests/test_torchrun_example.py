@@ -18,9 +18,9 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import ROOT
 
 from benchmarks.benchlib import free_port
-from conftest import ROOT
 
 SCRIPT = ROOT / "examples" / "torchrun_codistill.py"
 STEPS = 20          # 16 updates an epoch with 2 ranks a model: the run crosses an epoch

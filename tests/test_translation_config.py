@@ -5,12 +5,12 @@ and checks that the ablations reuse Fig. 4's runs.)"""
 import re
 
 import pytest
+from conftest import compose_job
+from test_config import run_cli
 
 from codistill_experiments.config import ConfigError
 from codistill_experiments.translation.checks import TRANSLATION_SCHEDULES
 from codistill_experiments.translation.commands import generate_arguments, train_arguments
-from conftest import compose_job
-from test_config import run_cli
 
 
 def argument(argv, flag):

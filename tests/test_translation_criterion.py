@@ -5,10 +5,10 @@ import math
 
 import pytest
 import torch
+from translation_helpers import fairseq_task, mini_data  # noqa: F401  (fixtures)
 
 from codistill import AlphaSchedule, Codistiller, distill_loss
 from codistill_experiments.translation.label_smoothing import label_smoothing_at
-from translation_helpers import fairseq_task, mini_data  # noqa: F401  (fixtures)
 
 PAD = 1
 

@@ -5,10 +5,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, compose_job
 
 from codistill_experiments.translation.checks import workload_data_problem
 from codistill_experiments.translation.data import generate_corpus
-from conftest import ROOT, compose_job
 
 SCRIPTS = ROOT / "scripts"
 CORPUS = {"seed": 0, "vocab": 24, "train_pairs": 500, "valid_pairs": 20, "test_pairs": 20, "min_len": 3,

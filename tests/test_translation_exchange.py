@@ -12,9 +12,9 @@ import time
 
 import pytest
 import torch
+from conftest import ROOT
 
 from codistill.snapshots import PeerReader, SnapshotStore, SnapshotTimeout, snapshot_bits
-from conftest import ROOT
 
 SRC = ROOT / "src"
 

@@ -3,13 +3,18 @@ floor and BLEU ceiling as computed independently from its output, and the gramma
 import json
 import math
 import re
+from collections import Counter
 
 import pytest
 
-from collections import Counter
-
-from codistill_experiments.translation.data import (binary_entropy, ceiling_bleu, generate_corpus,
-                                                    generate_grammar_corpus, noise_floor_bits, unigram_plateau_bits)
+from codistill_experiments.translation.data import (
+    binary_entropy,
+    ceiling_bleu,
+    generate_corpus,
+    generate_grammar_corpus,
+    noise_floor_bits,
+    unigram_plateau_bits,
+)
 
 CORPUS = {"seed": 0, "nouns": 40, "verbs": 10, "adjectives": 10, "zipf": 1.0, "synonyms": 0.2,
           "train_pairs": 300, "valid_pairs": 200, "test_pairs": 100}

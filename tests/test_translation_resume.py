@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from forked_script import run_script, start_script
+from translation_helpers import SMALL, records_of, without_times
 
 from codistill_experiments.runlog import is_finished
 from codistill_experiments.translation import checkpoints
-from forked_script import run_script, start_script
-from translation_helpers import SMALL, records_of, without_times
 
 ROOT = Path(__file__).resolve().parents[1]
 # One model of one rank, validated and saved at each epoch's end (5 updates here).

@@ -10,13 +10,12 @@ from unittest import mock
 
 import pytest
 import torch
-
-from codistill_experiments.seeds import model_seed
-from codistill_experiments.runlog import is_finished, read_records
-from codistill_experiments.translation.processes import FAIRSEQ_ENV, run_fairseq
 from test_config import run_cli
-from translation_helpers import (PLUGIN_DIR, SMALL, checkpoint_params, hydra_version_base, records_of,
-                                 without_times)
+from translation_helpers import PLUGIN_DIR, SMALL, checkpoint_params, hydra_version_base, records_of, without_times
+
+from codistill_experiments.runlog import is_finished, read_records
+from codistill_experiments.seeds import model_seed
+from codistill_experiments.translation.processes import FAIRSEQ_ENV, run_fairseq
 
 CODISTILL = [*SMALL, "method=codistill", "method.alpha=0.1"]
 

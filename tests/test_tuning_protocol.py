@@ -2,7 +2,6 @@
 arm's fresh-seed runs are at the setting its budget chose on held-out data, all_reduce and the
 no-communication control have the methods' budget, and the per-arm table says when the recipe's
 own setting won and when DiLoCo's search landed on local SGD."""
-import pandas as pd
 import pytest
 
 from figures import tuning

@@ -6,7 +6,9 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SHORT, compose_job
 from omegaconf import OmegaConf
+from reference import algorithm1, full_batches
 
 from codistill import Codistiller
 from codistill_experiments.run_schedules import build_schedules
@@ -14,8 +16,6 @@ from codistill_experiments.runlog import end_state, identity, read_records, run_
 from codistill_experiments.seeds import model_seed
 from codistill_experiments.training.two_phase import teacher_config
 from codistill_experiments.workloads import build_workload
-from conftest import SHORT, compose_job
-from reference import algorithm1, full_batches
 
 
 def linear(weight, bias, x):

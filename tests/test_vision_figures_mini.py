@@ -1,7 +1,6 @@
 """Each vision figure's distinguishing job runs at mini scale with the recipe options it needs
 (a short schedule here; the sweeps run the full mini recipes)."""
 import pytest
-
 from conftest import SHORT
 from test_engine_distributed import last_eval
 

@@ -4,19 +4,19 @@ single-process Algorithm 1 in float64, for predictions and for checkpoints excha
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SHORT, compose_job
 from omegaconf import OmegaConf
+from reference import algorithm1, full_batches
 
 from benchmarks.benchlib import spawn
-from conftest import SHORT, compose_job
-from reference import algorithm1, full_batches
 
 BATCH = 32
 
 
 def _codistiller_run(rank, world_size, container, exchange, prediction_bits):
     from codistill import Codistiller, Layout
-    from codistill_experiments.run_schedules import build_schedules
     from codistill.internals import flat_parameters
+    from codistill_experiments.run_schedules import build_schedules
     from codistill_experiments.seeds import model_seed
     from codistill_experiments.workloads import build_workload
 

@@ -5,12 +5,12 @@ import json
 
 import pytest
 import torch
+from conftest import compose_job
 
 from codistill_experiments.runlog import read_records
 from codistill_experiments.translation.commands import PLUGIN_DIR
 from codistill_experiments.translation.data import mini_data_bin
 from codistill_experiments.translation.processes import run_fairseq
-from conftest import compose_job
 
 # A few hundred pairs, short runs: an epoch is 4 updates, a run 12-32 updates.
 SMALL = ["workload=translation_mini", "workload.corpus.train_pairs=400", "workload.corpus.valid_pairs=60",

@@ -5,9 +5,21 @@ margins each judges, decided by the verdict rule (rule.py), the alpha = 0 contro
 from .control import capped, control_note, decided, equivalence_sides, find_control, over_control
 from .groups import NotRun, fewest_seeds, fmt, group_stats
 from .noise import margin_for, noise_of
+from .rule import (
+    EQUIVALENCE_OPS,
+    HOLDS,
+    INCONCLUSIVE,
+    cheapest,
+    decision,
+    every,
+    interval_verdict,
+    ratio_verdict,
+    reaches,
+    recovers,
+    some,
+    value_margin,
+)
 from .to_target import BITS_TO_TARGET, bits_to_target
-from .rule import (EQUIVALENCE_OPS, HOLDS, INCONCLUSIVE, cheapest, decision, every, interval_verdict, ratio_verdict,
-                   reaches, recovers, some, value_margin)
 
 NEEDS_MINI_MARGIN = EQUIVALENCE_OPS   # compare ops whose margin needs mini units
 

@@ -12,10 +12,11 @@ from .checks import CHECKS, NEEDS_MINI_MARGIN
 from .configured import CONFIGURED
 from .control import control_share
 from .groups import NotRun, select
-from .noise import Context, Resolution
 from .multiplicity import TESTED, adjust, corrected_status, p_value
+from .noise import Context, Resolution
 from .power import declared_seeds, undecided_note
 from .rule import BORDERLINE, FAILS, HOLDS, NOT_APPLICABLE, NOT_RUN, VERDICTS, seeds_flag
+
 
 def load_claims(path=None):
     """Every claim of the figures' records (paper/figures/), its groups resolved to their arms' selectors;

@@ -223,7 +223,7 @@ def _column(stats, rows, scale=1.0):
     known = stats["mean"].notna()
     cells = pd.Series("not run", index=stats.index)
     if known.any():
-        cells[known] = mean_se_column((stats[known][["mean", "se"]] * scale))
+        cells[known] = mean_se_column(stats[known][["mean", "se"]] * scale)
     return cells.tolist(), stats["seeds"].fillna(0).astype(int).tolist()
 
 

@@ -23,7 +23,8 @@ import pandas as pd
 
 from .curves import curves
 from .labels import METRIC_LABELS, cfg, number
-from .palette import CONTROL as CONTROL_METHOD, colour, series_methods, series_styles
+from .palette import CONTROL as CONTROL_METHOD
+from .palette import colour, series_methods, series_styles
 from .panels import apply_theme, point_panel, value_band
 from .seed_means import SES, last_step
 

@@ -18,11 +18,13 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..logs.to_target import curves as bit_curves, targets, to_target
+from ..logs.to_target import curves as bit_curves
+from ..logs.to_target import targets, to_target
 from .curves import curves, evals, with_labels
 from .frontier import FRONTIER_LABELS, frontier_figure, frontier_knob
 from .labels import METRIC_LABELS, cfg, number
-from .palette import CONTROL as CONTROL_METHOD, DASHES, colour, kind_of, linestyle, series_methods, series_styles
+from .palette import CONTROL as CONTROL_METHOD
+from .palette import DASHES, colour, kind_of, linestyle, series_methods, series_styles
 from .panels import apply_theme
 from .seed_means import last_step
 

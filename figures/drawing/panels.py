@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 
 from .labels import LOSSES, axis_label
 from .log_axis import log_axis
-from .palette import NEUTRAL, controls, linestyle, series_styles, series_methods
+from .palette import NEUTRAL, controls, linestyle, series_methods, series_styles
 from .seed_means import SES, aggregate, check_one_run_per_seed
 
 THEME = dict(style="whitegrid", context="paper", palette="colorblind", font_scale=1.1)

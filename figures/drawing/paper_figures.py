@@ -2,8 +2,17 @@
 each takes a registry.FigureData (the collected records of the id's sweep at one scale) and a
 SeedNotes, and returns a matplotlib figure."""
 from .curves import CURVE_METRICS, curve_figure, curves, evals, facet_order, label_order, with_labels
-from .labels import (arch_name, axis_label, cfg, exchange_label, method_label, number, nway_label, recipe_label,
-                     setup_label)
+from .labels import (
+    arch_name,
+    axis_label,
+    cfg,
+    exchange_label,
+    method_label,
+    number,
+    nway_label,
+    recipe_label,
+    setup_label,
+)
 from .layout import keep_panel_legends
 from .log_axis import log_axis
 from .palette import CONTROL, DASHES, colour, kind_of, series_colours, series_methods, series_styles

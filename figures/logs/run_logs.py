@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import pandas as pd
-
 from codistill_experiments import runlog
 from codistill_experiments.runlog import METRICS_FILE, DamagedLog, is_failed, parse_log
 

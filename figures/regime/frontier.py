@@ -15,7 +15,7 @@ import math
 import pandas as pd
 
 from .runs import Check, load_sweep, missing, seed_stats
-from .vision import TRAIN_OVER_VAL   # not memorised: the vision stand-in's budget_limited bound, 0.5
+from .vision import TRAIN_OVER_VAL  # not memorised: the vision stand-in's budget_limited bound, 0.5
 
 FRONTIER = FRONTIER_REGIME = "frontier_regime"   # the column of the table and the sweep
 # The same regime on the transformer language model (workload lm_transformer_mini): its own sweep

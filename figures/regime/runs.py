@@ -4,7 +4,7 @@ mean and standard error over seeds, the chosen weight-decay multiplier, and the 
 invariant returns (figures/regime/check.py runs the check)."""
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -90,7 +90,7 @@ def header_config(results, run_id):
     return run_logs.read_log(Path(results) / "runs" / run_id).header["config"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _built(workload_yaml):
     return build_workload(OmegaConf.create(workload_yaml))
 

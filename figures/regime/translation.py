@@ -7,8 +7,12 @@ import math
 
 import pandas as pd
 
-from codistill_experiments.translation.data import (generate_corpus, generate_grammar_corpus, is_grammar,
-                                                    unigram_plateau_bits)
+from codistill_experiments.translation.data import (
+    generate_corpus,
+    generate_grammar_corpus,
+    is_grammar,
+    unigram_plateau_bits,
+)
 
 from .runs import Check, header_config, missing, seed_stats
 

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 import pandas as pd
 from omegaconf import OmegaConf
 
-from codistill_experiments.training.sampling import data_subset
 from codistill_experiments.run_schedules import run_schedules
+from codistill_experiments.training.sampling import data_subset
 
 from .models import check_models
-from .runs import (Check, baseline_of, by_factor, chosen_multiplier, header_config, missing, seed_stats,
-                          workload_of)
+from .runs import Check, baseline_of, by_factor, chosen_multiplier, header_config, missing, seed_stats, workload_of
 
 # Bounds of the invariants (docs/mini-scale.md, "Regime check", says why each).
 TRAIN_OVER_VAL = 0.5

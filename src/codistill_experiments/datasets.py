@@ -3,14 +3,13 @@ clicks, language_model/transformer.py's text): a Workload (data sets and model f
 in-memory data set the mini workloads share."""
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
-
 
 # Where the ranks of a machine share what one of them read from a data set once (ImageNet's file
 # list, Criteo's parsed rows): vision/file_datasets.py's ScannedImageFolder, tabular/criteo.py's parsed_once.

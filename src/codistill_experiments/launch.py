@@ -15,14 +15,22 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from .training import two_phase
-from .training.engine import train_rank
 from codistill import Layout, SnapshotTimeout
+
 from .config import typed_job
-from .jobs import (check_world_size, gpu_of, job_rank, local_rendezvous, process_group_backend, trains_on_gpus,
-                   visible_gpus)
+from .jobs import (
+    check_world_size,
+    gpu_of,
+    job_rank,
+    local_rendezvous,
+    process_group_backend,
+    trains_on_gpus,
+    visible_gpus,
+)
 from .model_jobs import assemble_run_log, model_directory, model_ended, uses_files
 from .run_state import run_lock
+from .training import two_phase
+from .training.engine import train_rank
 from .translation.checks import is_fairseq
 
 

@@ -15,8 +15,10 @@ import math
 from dataclasses import dataclass, field
 
 from fairseq.criterions import register_criterion
-from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossEntropyCriterion,
-                                                             LabelSmoothedCrossEntropyCriterionConfig)
+from fairseq.criterions.label_smoothed_cross_entropy import (
+    LabelSmoothedCrossEntropyCriterion,
+    LabelSmoothedCrossEntropyCriterionConfig,
+)
 from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 

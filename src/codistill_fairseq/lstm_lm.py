@@ -13,10 +13,10 @@ block of tokens_per_sample tokens its own fresh state (docs/translation.md, "LST
 """
 from dataclasses import dataclass, field
 
-from torch import nn
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import FairseqDecoder, FairseqLanguageModel, register_model
 from fairseq.models.lstm import Embedding
+from torch import nn
 
 DEFAULT_MAX_TARGET_POSITIONS = 100000
 

@@ -40,7 +40,13 @@ from codistill_experiments.names import TRANSLATION_ALPHA_SCHEDULES
 from codistill_experiments.run_state import codistiller_state
 from codistill_experiments.runlog import append_record, keep_records
 from codistill_experiments.translation.checkpoints import record_checkpoint
-from codistill_experiments.translation.records import EvalSums, TaskStateFiles, epoch_fraction, eval_record, progress_line
+from codistill_experiments.translation.records import (
+    EvalSums,
+    TaskStateFiles,
+    epoch_fraction,
+    eval_record,
+    progress_line,
+)
 
 logger = logging.getLogger(__name__)
 

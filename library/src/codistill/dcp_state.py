@@ -52,8 +52,12 @@ def _from_bytes(data):
 
 def dcp_state(codistiller, group_index, model, optimizer, pause):
     """The entries of Codistiller.dcp_state (there, what each holds)."""
-    from torch.distributed.checkpoint.state_dict import (get_model_state_dict, get_optimizer_state_dict,
-                                                         set_model_state_dict, set_optimizer_state_dict)
+    from torch.distributed.checkpoint.state_dict import (
+        get_model_state_dict,
+        get_optimizer_state_dict,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
 
     rank = dist.get_rank() if dist.is_initialized() else 0
     model_key = f"model{group_index}"

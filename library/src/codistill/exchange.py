@@ -16,7 +16,6 @@ from .checkpoints import CheckpointExchange, ShardedCheckpointExchange
 from .choices import EXCHANGES, check_checkpoint_compression
 from .predictions import PredictionExchange
 
-
 CHECKPOINT_EXCHANGES = {"checkpoints": CheckpointExchange, "sharded_checkpoints": ShardedCheckpointExchange}
 
 

@@ -9,7 +9,6 @@ from .counting import counted_all_gather
 from .losses import TopKLogits
 from .peer_check import Wire
 
-
 # method.prediction_bits -> the dtype logit values travel in. 32: the paper's b_predictions. 16:
 # float16 (not bfloat16: logits sit far inside float16's range, and its 11-bit significand rounds 8x
 # finer). 8: int8, quantised per row (quantize_rows). None: the logits' own dtype (a float64 model's

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from .counting import tensor_bits
-from .choices import SNAPSHOT_MODES as MODES
 from .atomic_write import atomic_write_bytes
+from .choices import SNAPSHOT_MODES as MODES
+from .counting import tensor_bits
 
 
 class SnapshotTimeout(RuntimeError):

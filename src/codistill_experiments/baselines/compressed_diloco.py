@@ -43,7 +43,7 @@ it updates nothing itself; their state is in this method's state_dict.
 """
 import torch
 
-from codistill.internals import SparseChunks, counted_all_gather, quantize_blocks, top_k_chunks
+from codistill.internals import counted_all_gather, quantize_blocks, top_k_chunks
 
 STATISTICAL = "statistical"
 ADAMW_BETAS, ADAMW_EPS = (0.9, 0.99), 1e-8        # MuLoCo's code (config/diloco/2x_4gpu_muloco*.py)

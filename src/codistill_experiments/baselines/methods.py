@@ -80,7 +80,7 @@ def build_method(method_cfg, layout, groups, counter):
     if name == "diloco":
         return DiLoCo(method_cfg, groups, counter)
     if name == "streaming_diloco":
-        from .streaming_diloco import StreamingDiLoCo   # torchft: an optional extra
+        from .streaming_diloco import StreamingDiLoCo  # torchft: an optional extra
 
         return StreamingDiLoCo(method_cfg, layout, groups, counter)
     if name == "sparseloco":

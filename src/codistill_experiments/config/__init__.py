@@ -24,10 +24,25 @@ from omegaconf import OmegaConf, open_dict
 
 from ..data_checks import check_cifar_root, check_criteo_root, check_imagefolder_root
 from ..jobs import STARTS_ITS_RANKS, shared_gpu_backend, visible_gpus
-from ..translation.checks import (FAIRSEQ_SCHEDULE_KINDS, check_translation_job, is_fairseq,
-                                  translation_install_problem, workload_data_problem)
-from .checks import (check_launcher, check_layout, check_method, check_models, check_own_method_workload,
-                     check_prediction_topk, check_schedule, check_top_level, check_torchft, check_updates)
+from ..translation.checks import (
+    FAIRSEQ_SCHEDULE_KINDS,
+    check_translation_job,
+    is_fairseq,
+    translation_install_problem,
+    workload_data_problem,
+)
+from .checks import (
+    check_launcher,
+    check_layout,
+    check_method,
+    check_models,
+    check_own_method_workload,
+    check_prediction_topk,
+    check_schedule,
+    check_top_level,
+    check_torchft,
+    check_updates,
+)
 from .job_schema import Job
 from .resolvers import register_resolvers
 from .rules import RULE, dataclass_in, problems_of

@@ -12,7 +12,7 @@ order, which is the resolved config's and so the run id's input (`Number`: 1 sta
 here (`Any`). A key a sweep may add is an optional key, with its rule: `+data.holdout`.
 """
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
@@ -28,7 +28,7 @@ class Data:
         # a sweep adds it (`+data.holdout=10000`): samples held out of training to evaluate on (tuning)
         "holdout": Rule(at_least=0, integer=True, why="training samples held out for evaluation"),
     }
-    order_seed: Optional[int] = MISSING
+    order_seed: int | None = MISSING
     fraction: Number = spec(above=0, at_most=1, why="1/k of the training set")
     subset_seed: int = MISSING
     split: str = spec(choices=DATA_SPLITS, why="disjoint: model i of n trains on shard i of n")
@@ -52,7 +52,7 @@ class Job:
     launcher: Any = MISSING
     scale: Any = MISSING
     seed: int = spec(NON_NEGATIVE, why="runs are seeded from 0 up; a negative seed is a typo, not a run")
-    init_seed: Optional[int] = MISSING
+    init_seed: int | None = MISSING
     batch_scale: Number = spec(POSITIVE, why="it multiplies each model's batch")
     epoch_scale: Number = spec(POSITIVE, why="it multiplies the schedule's epochs")
     eval_every_epochs: Number = spec(POSITIVE, why="the run evaluates and saves its state every eval_every_epochs "
@@ -63,9 +63,9 @@ class Job:
     supervised: Supervised = field(default_factory=Supervised)
     world_size: Number = MISSING   # computed: method.n x scale.ranks_per_model
     job_ranks: Number = MISSING    # computed: world_size, or one model's ranks (method.transport=files)
-    model_job: Optional[int] = spec(NON_NEGATIVE, why="the index of the one model a job trains")
-    sweep_id: Optional[str] = MISSING
-    expected_run_id: Optional[str] = MISSING
+    model_job: int | None = spec(NON_NEGATIVE, why="the index of the one model a job trains")
+    sweep_id: str | None = MISSING
+    expected_run_id: str | None = MISSING
     dry_run: bool = MISSING
     trace: bool = MISSING
     save_predictions: bool = MISSING

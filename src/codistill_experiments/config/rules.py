@@ -15,7 +15,7 @@ Number = typing.Union[int, float]
 # A list of numbers as written. Typed List[Any], not List[Number]: omegaconf 2.3 yields its UnionNode
 # wrappers, not the values, when a List[Union[int, float]] is iterated (omegaconf#1310, fixed after
 # 2.3), so `sum(cfg.schedule.lr.milestones)` would fail. The field's rule checks each value is a number.
-Numbers = typing.List[typing.Any]
+Numbers = list[typing.Any]
 WORKLOAD_NAME = "the workload file sets it: workload=<file> chooses another"
 
 

@@ -16,20 +16,35 @@ keys (codistill.yaml's: seed, data, supervised, ...) is job_schema.py's.
 """
 import multiprocessing
 from dataclasses import dataclass, field
-from typing import ClassVar, List, Optional
+from typing import ClassVar
 
 from omegaconf import MISSING
 
-from codistill import (ALPHA_SCHEDULES, CHECKPOINT_BITS, DISTILL_LOSSES, EXCHANGES, PREDICTION_BITS, SNAPSHOT_MODES,
-                       TRANSPORTS)
+from codistill import (
+    ALPHA_SCHEDULES,
+    CHECKPOINT_BITS,
+    DISTILL_LOSSES,
+    EXCHANGES,
+    PREDICTION_BITS,
+    SNAPSHOT_MODES,
+    TRANSPORTS,
+)
 
 from ..names import MINI_ARCHS, MINI_RESNETS, OPTIMIZERS, OUTER_AGGREGATES, OUTER_BITS, SCENARIOS
 from ..schedules import LR_KINDS
 from .job_schema import Job
 from .rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, WORKLOAD_NAME, Number, Numbers, Rule, named, shares, spec
 from .tabular_schema import Criteo, CriteoMini
-from .translation_schema import (LanguageModelCorpus, LanguageModelMini, LanguageModelSchedule, LanguageModelWorkload,
-                                 TranslationGrammar, TranslationMini, TranslationSchedule, TranslationWorkload)
+from .translation_schema import (
+    LanguageModelCorpus,
+    LanguageModelMini,
+    LanguageModelSchedule,
+    LanguageModelWorkload,
+    TranslationGrammar,
+    TranslationMini,
+    TranslationSchedule,
+    TranslationWorkload,
+)
 from .workload_fields import EngineData, GpuSpeed
 
 # torchft's should_quantize: its allreduce_quantized runs triton kernels on CUDA tensors, and without
@@ -68,10 +83,10 @@ class Codistill(Method):
     exchange: str = spec(choices=EXCHANGES)
     period: int = spec(PERIOD)
     prediction_bits: int = spec(choices=PREDICTION_BITS, why="logits travel as float32, float16 or int8")
-    prediction_topk: Optional[int] = spec(COUNT, why="null sends every logit; k sends each example's k largest")
+    prediction_topk: int | None = spec(COUNT, why="null sends every logit; k sends each example's k largest")
     checkpoint_bits: int = spec(choices=CHECKPOINT_BITS, why="32 sends checkpoints as they are; 8, 4, 2 quantise "
                                 "them per block")
-    checkpoint_delta_fraction: Optional[Number] = spec(above=0, at_most=1, why="null sends whole checkpoints; f the "
+    checkpoint_delta_fraction: Number | None = spec(above=0, at_most=1, why="null sends whole checkpoints; f the "
                                                        "fraction of each chunk's values a sparse delta sends")
     loss: str = spec(choices=DISTILL_LOSSES)
     temperature: Number = spec(above=0, why="kl and soft_ce divide the logits by it")
@@ -223,7 +238,7 @@ class VisionSchedule:
     momentum: Number = spec(FRACTION, why="SGD's momentum or AdamW's beta1; 0 for adagrad")
     lr: LR = field(default_factory=LR)
     weight_decay: WeightDecay = field(default_factory=WeightDecay)
-    clip_norm: Optional[Number] = spec(above=0, why="null: no clipping; c: each update's gradient rescaled to norm "
+    clip_norm: Number | None = spec(above=0, why="null: no clipping; c: each update's gradient rescaled to norm "
                                        "at most c (the peers' language models: 1.0)")
 
 
@@ -235,9 +250,9 @@ class DigitsMLP:
     name: str = named("digits_mlp", WORKLOAD_NAME)
     train_size: int = spec(COUNT)
     split_seed: int = MISSING
-    arch: Optional[str] = spec(choices=tuple(MINI_ARCHS), why="the mini stand-ins")
-    hidden: Optional[List[int]] = MISSING
-    gpu_memory_gb: Optional[int] = MISSING
+    arch: str | None = spec(choices=tuple(MINI_ARCHS), why="the mini stand-ins")
+    hidden: list[int] | None = MISSING
+    gpu_memory_gb: int | None = MISSING
 
 
 @dataclass
@@ -252,12 +267,12 @@ class ClustersResNet:
     cluster_std: Number = MISSING
     label_noise: Number = MISSING
     data_seed: int = MISSING
-    arch: Optional[str] = spec(choices=tuple(MINI_RESNETS), why="the mini stand-ins")
+    arch: str | None = spec(choices=tuple(MINI_RESNETS), why="the mini stand-ins")
     batch_per_rank: int = spec(COUNT)
     epoch_scale: Number = spec(POSITIVE)
     weight_decay_scale: Number = spec(NON_NEGATIVE)
     alpha_scale: Number = spec(NON_NEGATIVE)
-    gpu_memory_gb: Optional[int] = MISSING
+    gpu_memory_gb: int | None = MISSING
 
 
 @dataclass
@@ -269,7 +284,7 @@ class ImageNet:
     num_classes: int = spec(COUNT)
     data_root: str = MISSING
     zero_init_residual: bool = MISSING
-    gpu_memory_gb: Optional[int] = MISSING
+    gpu_memory_gb: int | None = MISSING
 
 
 @dataclass
@@ -283,9 +298,9 @@ class Cifar10:
     num_classes: int = spec(COUNT)
     scenario: str = spec(choices=SCENARIOS)
     n_splits: int = spec(COUNT)
-    pretrained: Optional[str] = MISSING
+    pretrained: str | None = MISSING
     sync_batchnorm: bool = MISSING
-    gpu_memory_gb: Optional[int] = MISSING
+    gpu_memory_gb: int | None = MISSING
 
 
 @dataclass
@@ -297,7 +312,7 @@ class MultiviewMini:
     val_size: int = spec(COUNT)
     label_noise: Number = MISSING
     data_seed: int = MISSING
-    gpu_memory_gb: Optional[int] = MISSING
+    gpu_memory_gb: int | None = MISSING
 
 
 @dataclass
@@ -316,7 +331,7 @@ class LanguageModelTransformerMini:
     heads: int = spec(COUNT)
     batch_per_rank: int = spec(COUNT, why="blocks per rank")
     alpha_scale: Number = spec(NON_NEGATIVE)
-    gpu_memory_gb: Optional[int] = MISSING
+    gpu_memory_gb: int | None = MISSING
 
 
 # ----- launcher: where the ranks of a job run (not part of the run's identity)
@@ -355,14 +370,14 @@ class LocalParallelLauncher(LocalLauncher):
 class SlurmLauncher(Launcher):
     """One Slurm task per rank, through submitit."""
     name: str = named("slurm", "launcher=<name> chooses the launcher")
-    partition: Optional[str] = MISSING
-    account: Optional[str] = MISSING
-    constraint: Optional[str] = MISSING
+    partition: str | None = MISSING
+    account: str | None = MISSING
+    constraint: str | None = MISSING
     gpus_per_rank: int = spec(NON_NEGATIVE)
     tasks_per_node: int = spec(COUNT)
     cpus_per_task: int = spec(COUNT)
-    mem_gb_per_rank: Optional[Number] = spec(POSITIVE)   # None: no --mem, the partition's default
-    mem_gb: Optional[Number] = spec(POSITIVE)
+    mem_gb_per_rank: Number | None = spec(POSITIVE)   # None: no --mem, the partition's default
+    mem_gb: Number | None = spec(POSITIVE)
     time_limit_min: Number = spec(POSITIVE)
     max_requeues: int = spec(NON_NEGATIVE)
     signal_delay_s: Number = spec(POSITIVE)

@@ -2,7 +2,6 @@
 schema.py's: the generated mini task and Criteo's TSV on disk. Paper values and mini choices are
 explained in the config files (src/conf/workload/criteo*.yaml)."""
 from dataclasses import dataclass
-from typing import Optional
 
 from omegaconf import MISSING
 
@@ -27,7 +26,7 @@ class CriteoMini:
     max_vocab: int = spec(COUNT)
     width_scale: Number = spec(POSITIVE)
     batch_per_rank: int = spec(COUNT)
-    gpu_memory_gb: Optional[int] = MISSING
+    gpu_memory_gb: int | None = MISSING
 
 
 @dataclass
@@ -41,4 +40,4 @@ class Criteo:
     embedding_dim: int = spec(COUNT)
     max_vocab: int = spec(COUNT)
     width_scale: Number = spec(POSITIVE)
-    gpu_memory_gb: Optional[int] = MISSING
+    gpu_memory_gb: int | None = MISSING

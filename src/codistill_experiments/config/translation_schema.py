@@ -2,7 +2,7 @@
 schedule group's translation recipes, and the workloads of a fairseq data-bin (WMT'16, IWSLT'14) or of
 the generated mini corpus."""
 from dataclasses import dataclass, field
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from omegaconf import MISSING
 
@@ -51,14 +51,14 @@ class MiniModel:
     optional_keys: ClassVar[dict] = MODEL_RULES
     arch: str = MISSING
     share_embeddings: str = spec(choices=tuple(SHARE_EMBEDDINGS))
-    encoder_layers: Optional[int] = spec(MODEL_RULES["encoder_layers"])
-    decoder_layers: Optional[int] = spec(MODEL_RULES["decoder_layers"])
-    encoder_embed_dim: Optional[int] = spec(MODEL_RULES["encoder_embed_dim"])
-    decoder_embed_dim: Optional[int] = spec(MODEL_RULES["decoder_embed_dim"])
-    encoder_ffn_embed_dim: Optional[int] = spec(MODEL_RULES["encoder_ffn_embed_dim"])
-    decoder_ffn_embed_dim: Optional[int] = spec(MODEL_RULES["decoder_ffn_embed_dim"])
-    encoder_attention_heads: Optional[int] = spec(MODEL_RULES["encoder_attention_heads"])
-    decoder_attention_heads: Optional[int] = spec(MODEL_RULES["decoder_attention_heads"])
+    encoder_layers: int | None = spec(MODEL_RULES["encoder_layers"])
+    decoder_layers: int | None = spec(MODEL_RULES["decoder_layers"])
+    encoder_embed_dim: int | None = spec(MODEL_RULES["encoder_embed_dim"])
+    decoder_embed_dim: int | None = spec(MODEL_RULES["decoder_embed_dim"])
+    encoder_ffn_embed_dim: int | None = spec(MODEL_RULES["encoder_ffn_embed_dim"])
+    decoder_ffn_embed_dim: int | None = spec(MODEL_RULES["decoder_ffn_embed_dim"])
+    encoder_attention_heads: int | None = spec(MODEL_RULES["encoder_attention_heads"])
+    decoder_attention_heads: int | None = spec(MODEL_RULES["decoder_attention_heads"])
     dropout: Number = spec(MODEL_RULES["dropout"])
 
 
@@ -82,7 +82,7 @@ class Generation:
     max_len_a: Number = spec(NON_NEGATIVE)
     max_len_b: Number = spec(NON_NEGATIVE)
     max_tokens: int = spec(COUNT)
-    remove_bpe: Optional[str] = MISSING
+    remove_bpe: str | None = MISSING
 
 
 @dataclass
@@ -108,7 +108,7 @@ class TranslationTraining:
     bleu_tokenize: str = MISSING
     exchange_timeout_s: Number = spec(above=0, why="seconds")
     method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
-    gpu_memory_gb: Optional[int] = MISSING
+    gpu_memory_gb: int | None = MISSING
 
 
 @dataclass
@@ -117,8 +117,8 @@ class TranslationWorkload:
     """A data set on disk (a fairseq data-bin) and a published architecture."""
     name: str = spec(choices=("wmt16_en_de", "iwslt14_de_en"), why=WORKLOAD_NAME)
     task: str = task()
-    note: Optional[str] = MISSING
-    data_bin: Optional[str] = MISSING
+    note: str | None = MISSING
+    data_bin: str | None = MISSING
     data_bin_env: str = MISSING
     prepare_script: str = MISSING
     source_lang: str = MISSING
@@ -134,10 +134,10 @@ class TranslationMini:
     """The generated corpus (null data_bin) and a tiny transformer."""
     name: str = named("translation_mini", WORKLOAD_NAME)
     task: str = task()
-    note: Optional[str] = MISSING
-    data_bin: Optional[str] = MISSING
+    note: str | None = MISSING
+    data_bin: str | None = MISSING
     corpus: Corpus = field(default_factory=Corpus)
-    alpha_scale: Optional[Number] = spec(NON_NEGATIVE, why="null: alpha as given; s: the distillation term's "
+    alpha_scale: Number | None = spec(NON_NEGATIVE, why="null: alpha as given; s: the distillation term's "
                                          "alpha x s, so that it pulls each logit as hard as the paper's over "
                                          "its far larger vocabulary")
     source_lang: str = MISSING
@@ -233,8 +233,8 @@ class LanguageModelTraining:
     log_interval: int = spec(COUNT)
     exchange_timeout_s: Number = spec(above=0, why="seconds")
     method_defaults: MethodDefaults = field(default_factory=MethodDefaults)
-    gpu_memory_gb: Optional[int] = MISSING
-    validate_interval_updates: Optional[int] = spec(COUNT, why="null: validate at each epoch's end only")
+    gpu_memory_gb: int | None = MISSING
+    validate_interval_updates: int | None = spec(COUNT, why="null: validate at each epoch's end only")
 
 
 @dataclass
@@ -243,8 +243,8 @@ class LanguageModelWorkload:
     """A tokenised corpus on disk (a fairseq-preprocess --only-source data-bin)."""
     name: str = named("commoncrawl_lstm", WORKLOAD_NAME)
     task: str = language_modeling()
-    note: Optional[str] = MISSING
-    data_bin: Optional[str] = MISSING
+    note: str | None = MISSING
+    data_bin: str | None = MISSING
     data_bin_env: str = MISSING
 
 
@@ -254,6 +254,6 @@ class LanguageModelMini:
     """The generated corpus (null data_bin) and a small layer-normalised LSTM."""
     name: str = named("lm_mini", WORKLOAD_NAME)
     task: str = language_modeling()
-    note: Optional[str] = MISSING
-    data_bin: Optional[str] = MISSING
+    note: str | None = MISSING
+    data_bin: str | None = MISSING
     corpus: LanguageModelCorpus = field(default_factory=LanguageModelCorpus)

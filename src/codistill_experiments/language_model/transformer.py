@@ -17,8 +17,8 @@ import json
 import torch
 from torch import nn
 
-from .corpus import generate_lm_corpus
 from ..datasets import InMemoryDataset, Workload
+from .corpus import generate_lm_corpus
 
 
 def token_stream(lines, vocab):
@@ -45,8 +45,8 @@ def corpus_streams(corpus):
     other ranks (generation is seconds of Python per rank; a run starts 8 of them)."""
     from codistill.internals import atomic_write_bytes
 
-    from ..file_lock import exclusive_lock
     from .. import datasets
+    from ..file_lock import exclusive_lock
 
     key = hashlib.sha1(json.dumps(dict(corpus), sort_keys=True).encode()).hexdigest()[:16]
     datasets.SCAN_CACHE.mkdir(parents=True, exist_ok=True)

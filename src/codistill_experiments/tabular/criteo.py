@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from ..data_checks import CRITEO_FILE, check_criteo_root
-from ..names import CRITEO_HIDDEN
 from ..datasets import InMemoryDataset, Workload, batch_is_ready
+from ..names import CRITEO_HIDDEN
 
 INTEGER_FEATURES, CATEGORICAL_FEATURES = 13, 26
 ID_LIMIT = 2 ** 24   # float32 holds every integer below it exactly
@@ -222,8 +222,8 @@ def parsed_once(path, val_fraction, split_seed, min_count):
     import json
     import shutil
 
-    from ..file_lock import exclusive_lock
     from ..datasets import SCAN_CACHE
+    from ..file_lock import exclusive_lock
 
     stat = os.stat(path)
     key = hashlib.sha1(json.dumps([os.path.realpath(path), stat.st_size, stat.st_mtime_ns, val_fraction, split_seed,

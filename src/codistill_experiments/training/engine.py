@@ -19,19 +19,25 @@ from codistill import Codistiller, CommCounter, SnapshotStore, make_process_grou
 from codistill.internals import ProcessGroups, flat_parameters, param_hash
 
 from .. import model_jobs, run_state, runlog
+from ..baselines.methods import build_method, sampling_layout
 from ..divergence import divergence
 from ..progress import Progress
 from ..run_schedules import run_schedules
 from ..seeds import model_seed
 from ..time_split import TimeSplit
-from . import two_phase
-from .evaluation import (N_STATS, TRAIN_CE, TRAIN_DISTILL, TrainLosses, evaluate, gather_stats, records,
-                         save_predictions)
-from ..baselines.methods import build_method, sampling_layout
-from .sampling import (CoordinatedBatchSampler, EvalShardSampler, batch_source, data_subset, held_out_split,
-                       loader_options, model_shard)
-from .supervised import SupervisedLoss
 from ..workloads import build_workload
+from . import two_phase
+from .evaluation import N_STATS, TRAIN_CE, TRAIN_DISTILL, TrainLosses, evaluate, gather_stats, records, save_predictions
+from .sampling import (
+    CoordinatedBatchSampler,
+    EvalShardSampler,
+    batch_source,
+    data_subset,
+    held_out_split,
+    loader_options,
+    model_shard,
+)
+from .supervised import SupervisedLoss
 
 
 def model_spec(cfg, group):

@@ -22,8 +22,7 @@ from ..jobs import check_world_size, gpu_of, local_rendezvous, trains_on_gpus
 from .checkpoints import repair_torn_checkpoint, resume_step
 from .commands import model_dir, shape, train_arguments
 from .data import mini_data_bin
-from .processes import (FairseqDiverged, FairseqFailed, import_fairseq, run_fairseq, start_fairseq,
-                        wait_all)
+from .processes import FairseqDiverged, FairseqFailed, import_fairseq, run_fairseq, start_fairseq, wait_all
 from .results import fail, finish, start_log
 
 

@@ -47,10 +47,10 @@ def import_fairseq():
     from hydra.core.config_store import ConfigStore
 
     if _fairseq_configs is None:
-        import torch._dynamo  # noqa: F401  (fairseq's first optimizer imports it: seconds, once here)
         import fairseq_cli.generate  # noqa: F401
         import fairseq_cli.preprocess  # noqa: F401
         import fairseq_cli.train  # noqa: F401
+        import torch._dynamo  # noqa: F401  (fairseq's first optimizer imports it: seconds, once here)
         _fairseq_configs = copy.deepcopy(ConfigStore.instance().repo)
     _add_missing(ConfigStore.instance().repo, _fairseq_configs)
 

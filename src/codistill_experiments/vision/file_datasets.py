@@ -8,10 +8,11 @@ import os
 
 import torchvision
 
+from codistill.internals import atomic_write_bytes
+
+from .. import datasets
 from ..data_checks import CIFAR_FILES
 from ..file_lock import exclusive_lock
-from .. import datasets
-from codistill.internals import atomic_write_bytes
 
 
 class ScannedImageFolder(torchvision.datasets.ImageFolder):

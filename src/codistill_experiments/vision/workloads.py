@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from ..data_checks import check_cifar_root, check_imagefolder_root
-from ..names import MINI_ARCHS, MINI_RESNETS
 from ..datasets import InMemoryDataset, Workload, batch_is_ready
+from ..names import MINI_ARCHS, MINI_RESNETS
 
 
 def mini_hidden(cfg, spec):

@@ -32,30 +32,43 @@ launcher instantiated (by Hydra's plugin registry) from that group's config.
 import copy
 import json
 import pickle
-import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.config_repository import CachingConfigRepository
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.errors import ConfigCompositionException
 from hydra.types import RunMode
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from codistill_experiments.config import (ConfigError, composition_problem, data_problem, install_problem,
-                                          placement_problem, validate)
+from codistill_experiments.config import (
+    ConfigError,
+    composition_problem,
+    data_problem,
+    install_problem,
+    placement_problem,
+    validate,
+)
+from codistill_experiments.job_cost import ASSUMPTIONS, NotCosted, job_cost
 from codistill_experiments.jobs import STARTS_ITS_RANKS
 from codistill_experiments.pinned_environment import environment_overrides
-from codistill_experiments.runlog import DAMAGED, FAILED, FINISHED, METRICS_FILE, end_state, read_records, run_dir, run_id
-from codistill_experiments.job_cost import ASSUMPTIONS, NotCosted, job_cost
-
+from codistill_experiments.runlog import (
+    DAMAGED,
+    FAILED,
+    FINISHED,
+    METRICS_FILE,
+    end_state,
+    read_records,
+    run_dir,
+    run_id,
+)
 
 # The configs read by this process's sweeps, per config search path (the files do not change
 # while a sweep is validated).
@@ -92,13 +105,13 @@ class SharedReadsRepository(CachingConfigRepository):
 @dataclass
 class GridUnionSweeperConf:
     _target_: str = "hydra_plugins.codistill_sweeper.grid_union_sweeper.GridUnionSweeper"
-    max_batch_size: Optional[int] = None
-    params: Optional[Dict[str, str]] = None   # one grid, as for the basic sweeper
-    grids: List[Dict[str, Any]] = field(default_factory=list)   # Any: an include's `where` is a mapping
+    max_batch_size: int | None = None
+    params: dict[str, str] | None = None   # one grid, as for the basic sweeper
+    grids: list[dict[str, Any]] = field(default_factory=list)   # Any: an include's `where` is a mapping
     # The first N seeds of each setting, in the order the grids list them (None: every seed). The
     # seeds a power analysis adds at mini scale come after the paper's three, so N = 3 runs the
     # paper's seeds of any sweep (make reproduce), whatever seed values it uses.
-    seeds_per_setting: Optional[int] = None
+    seeds_per_setting: int | None = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="grid_union", node=GridUnionSweeperConf,
@@ -182,7 +195,7 @@ def after_their_teachers(unfinished):
                  if container["method"]["name"] == "two_phase"]
     if not two_phase:
         return set()
-    from codistill_experiments.training.two_phase import teacher_config   # imports torch: only for such sweeps
+    from codistill_experiments.training.two_phase import teacher_config  # imports torch: only for such sweeps
 
     ids = {identifier for _, identifier in unfinished}
     return {identifier for container, identifier in two_phase if run_id(teacher_config(container)) in ids}
@@ -408,7 +421,7 @@ class GridUnionSweeper(BasicSweeper):
                 template.append(override.input_line)
         return tuple(template), values
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def sweep(self, arguments: list[str]) -> Any:
         try:
             return self.validated_sweep(arguments)
         except ConfigError as error:  # a user's mistake: the message, not a traceback
