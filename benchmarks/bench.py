@@ -5,7 +5,7 @@ Run from the repository root:
     python -m benchmarks.bench                      # everything (~25 min on 2 cores)
     python -m benchmarks.bench --parts bytes loop   # re-measure some parts, keeping the others' numbers
     python -m benchmarks.bench --report-only        # redraw results.md and plots from results.json
-    python -m benchmarks.bench_stepmodel            # part 6 (the step-time model) alone, in seconds
+    python -m benchmarks.bench --parts stepmodel    # part 6 (the step-time model) alone, in seconds
 """
 import argparse
 import json
@@ -13,7 +13,7 @@ import os
 import time
 
 from . import report
-from .benchlib import machine
+from .benchlib import RESULTS_JSON, machine
 
 PARTS = ("bytes", "overhead", "network", "sharded", "loop", "collect", "calibration", "stepmodel", "modeljobs",
          "paperpath", "peercheck", "listing")
@@ -24,9 +24,20 @@ def progress(message):
 
 
 def run_part(name, results=None):
-    from . import (bench_bytes, bench_collect, bench_listing, bench_loop, bench_modeljobs, bench_network,
-                   bench_overhead, bench_paperpath, bench_peer_check, bench_sharded, bench_stepmodel)
-    from . import bench_calibration
+    from . import (
+        bench_bytes,
+        bench_calibration,
+        bench_collect,
+        bench_listing,
+        bench_loop,
+        bench_modeljobs,
+        bench_network,
+        bench_overhead,
+        bench_paperpath,
+        bench_peer_check,
+        bench_sharded,
+        bench_stepmodel,
+    )
 
     network = (results or {}).get("parts", {}).get("network")
     calibration = (results or {}).get("parts", {}).get("calibration")
@@ -70,11 +81,11 @@ def main(argv=None):
             progress(f"{name}: start")
             results["parts"][name] = run_part(name, results)
         results["total_seconds"] = total = time.perf_counter() - started
-        if arguments.parts != list(PARTS) and report.RESULTS_JSON.exists():
-            results = merged(json.loads(report.RESULTS_JSON.read_text()), results)   # keeps the first run's total
-        report.RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
-        progress(f"all parts done in {total:.0f} s; raw numbers in {report.RESULTS_JSON}")
-    written = report.write(json.loads(report.RESULTS_JSON.read_text()))
+        if arguments.parts != list(PARTS) and RESULTS_JSON.exists():
+            results = merged(json.loads(RESULTS_JSON.read_text()), results)   # keeps the first run's total
+        RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
+        progress(f"all parts done in {total:.0f} s; raw numbers in {RESULTS_JSON}")
+    written = report.write(json.loads(RESULTS_JSON.read_text()))
     for path in written:
         progress(f"wrote {path}")
 

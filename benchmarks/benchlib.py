@@ -24,6 +24,7 @@ from codistill_experiments.vision.workloads import mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "src" / "conf"
+RESULTS_JSON = ROOT / "benchmarks" / "results.json"   # every part's raw numbers, which results.md is drawn from
 RESNET50_PARAMS = 25_557_032  # torchvision.models.resnet50(): 1000 classes
 # The engine's residual MLP with these widths has exactly ResNet-50's parameter count and output
 # size: 114*4528 + 4528 + 4528*4528 + 4528 + 4528*1000 + 1000 = 25,557,032.

@@ -1,40 +1,53 @@
 """benchmarks/results.md and figures/out/bench_*.png from the numbers bench.py measured
-(benchmarks/results.json): each part's section and plot (bench_<part>_report.py), a table of the
-targets marked met or missed, and for a missed target its cause and what would fix it."""
+(benchmarks/results.json): each part's section and plot, drawn by the module that measures it
+(bench_<part>.py: section(part, targets) and plot(part, path)), in the order of SECTIONS; a table of
+the targets marked met or missed, and for a missed target its cause and what would fix it."""
 from pathlib import Path
 
 import seaborn as sns
 
 from figures import kill_rejoin
 
-from . import (bench_bytes_report, bench_collect_report, bench_listing_report, bench_loop_report,
-               bench_modeljobs_report, bench_network_methods_report, bench_network_report, bench_overhead_report,
-               bench_paperpath_report, bench_peer_check_report, bench_sharded_report, bench_stepmodel_report)
-from . import bench_calibration_report
+from . import (
+    bench_bytes,
+    bench_calibration,
+    bench_collect,
+    bench_listing,
+    bench_loop,
+    bench_modeljobs,
+    bench_network,
+    bench_network_methods,
+    bench_overhead,
+    bench_paperpath,
+    bench_peer_check,
+    bench_sharded,
+    bench_stepmodel,
+)
 from .tables import load_note, mark, table
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS_JSON = HERE / "results.json"
 RESULTS_MD = HERE / "results.md"
 FIGURES = ROOT / "figures" / "out"
 
-# (part in results.json, title, its section's module): in the order of results.md
-SECTIONS = [("bytes", "1. Bits per update: engine counters vs the paper's formulas", bench_bytes_report),
-            ("overhead", "2. Engine overhead per update (CPU, gloo)", bench_overhead_report),
-            ("network", "3. Simulated slow network", bench_network_report),
-            ("sharded", "3b. Checkpoint exchanges alone, one and two ranks per node", bench_sharded_report),
-            ("network", "3c. PowerSGD, local SGD and DiLoCo on the same network", bench_network_methods_report),
+# (part in results.json, title, the module that measures it and draws its section): in the order of
+# results.md. Part 3 draws two sections: its own, and 3c from the methods it measured for
+# bench_network_methods.py.
+SECTIONS = [("bytes", "1. Bits per update: engine counters vs the paper's formulas", bench_bytes),
+            ("overhead", "2. Engine overhead per update (CPU, gloo)", bench_overhead),
+            ("network", "3. Simulated slow network", bench_network),
+            ("sharded", "3b. Checkpoint exchanges alone, one and two ranks per node", bench_sharded),
+            ("network", "3c. PowerSGD, local SGD and DiLoCo on the same network", bench_network_methods),
             ("calibration", "3d. The step-time model's constants, measured alone on the same network",
-             bench_calibration_report),
-            ("loop", "4. Training loop: engine vs a plain PyTorch loop", bench_loop_report),
-            ("collect", "5. Figures pipeline: collect at scale", bench_collect_report),
-            ("stepmodel", "6. Step-time model past one machine", bench_stepmodel_report),
-            ("modeljobs", "7. " + kill_rejoin.TITLE, bench_modeljobs_report),
+             bench_calibration),
+            ("loop", "4. Training loop: engine vs a plain PyTorch loop", bench_loop),
+            ("collect", "5. Figures pipeline: collect at scale", bench_collect),
+            ("stepmodel", "6. Step-time model past one machine", bench_stepmodel),
+            ("modeljobs", "7. " + kill_rejoin.TITLE, bench_modeljobs),
             ("paperpath", "8. The paper path: what the ranks of a server read, every rank for itself vs once",
-             bench_paperpath_report),
-            ("peercheck", "9. The library's peer check: its cost per update", bench_peer_check_report),
-            ("listing", "10. Sweeps: composing every job before anything is queued", bench_listing_report)]
+             bench_paperpath),
+            ("peercheck", "9. The library's peer check: its cost per update", bench_peer_check),
+            ("listing", "10. Sweeps: composing every job before anything is queued", bench_listing)]
 
 
 def remeasured_lines(results):

@@ -3,7 +3,7 @@ renders from hand-made measurements, and a listing that composed nothing refused
 divided by."""
 import pytest
 
-from benchmarks import bench_listing, bench_listing_report
+from benchmarks import bench_listing
 
 PART = {"listings": [
     # 10 jobs in 3 CPU-s and 110 in 13: 0.1 CPU-s a job on 2 CPU-s of start-up
@@ -13,7 +13,7 @@ PART = {"listings": [
 
 
 def test_the_section_shows_each_listing_per_job_and_the_line_through_them():
-    lines = bench_listing_report.section(PART, [])
+    lines = bench_listing.section(PART, [])
     text = "\n".join(lines)
     assert "| small | mini | 10 | 4.0 | 3.0 | 0.300 | 4.0 / 3.0 |" in text
     assert "| large | paper | 110 | 14.0 | 13.0 | 0.118 | 15.0 / 13.5, 13.0 / 12.5 |" in text

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks import bench_modeljobs, bench_modeljobs_report
+from benchmarks import bench_modeljobs
 from figures import kill_rejoin
 from figures.report import write_markdown
 
@@ -108,7 +108,7 @@ def test_the_reading_follows_the_numbers():
 def test_results_md_and_the_report_show_the_same_tables(tmp_path):
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"parts": {"modeljobs": PART}}))
-    results_md = "\n".join(bench_modeljobs_report.section(PART, []))
+    results_md = "\n".join(bench_modeljobs.section(PART, []))
     report = "\n".join(kill_rejoin.report_section(path))
     assert "\n".join(kill_rejoin.tables(PART)) in results_md and "\n".join(kill_rejoin.tables(PART)) in report
 

@@ -467,10 +467,10 @@ def test_the_grid_prices_the_new_methods_without_moving_the_others():
 
 
 def test_docs_frontier_section_is_the_models_output():
-    from benchmarks import bench_stepmodel_report as report
+    from benchmarks import bench_stepmodel
 
-    section = "\n".join(report.frontier_section())
-    assert section in report.FRONTIER_DOC.read_text(), "run `python -m benchmarks.bench_stepmodel_report`"
+    section = "\n".join(bench_stepmodel.frontier_section())
+    assert section in bench_stepmodel.FRONTIER_DOC.read_text(), "run `python -m benchmarks.bench_stepmodel`"
 
 
 def test_the_models_defaults_are_the_method_configs():

@@ -17,7 +17,7 @@ traffic from all g GPUs of a server shares that NIC. No overlap of communication
 A method is a function (layout, workload, network) -> Cost in METHODS. Its constants on this machine
 (bench_calibration.py) and its judgement on part 3 of `make bench` are in step_model_calibration.py.
 
-    python -m benchmarks.bench_stepmodel   # section 6 of results.md and its figure, from this model
+    python -m benchmarks.bench --parts stepmodel   # section 6 of results.md and its figure, from this model
 """
 import math
 from dataclasses import dataclass, field, replace
