@@ -89,7 +89,7 @@ def pack(results, into, scale, replace=False):
         target = into / "sweeps" / path.parent.name / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
-    for source, destination, data in changed:
+    for _, destination, data in changed:
         destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_bytes(data)
         written += 1

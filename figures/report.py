@@ -1,7 +1,8 @@
 """The reproduction report: for every figure and table, the figure regenerated from the logs, the
 status of its runs, and each of the paper's claims about it beside its verdict at each scale
 (figures/claims/rule.py decides it, and its prose is the section "Noise and verdicts"); each
-workload's accuracy granularity and seed standard error; for every codistillation-vs-all_reduce gap, the share of it the alpha = 0 control already shows; and the
+workload's accuracy granularity and seed standard error; for every codistillation-vs-all_reduce gap, the
+share of it the alpha = 0 control already shows; and the
 mini benchmark of a model job killed and rejoining (benchmarks/results.json, figures/kill_rejoin.py).
 
     python -m figures.report [--results paper/logs] [--md paper/report.md] [--bench benchmarks/results.json]

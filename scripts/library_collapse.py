@@ -507,7 +507,7 @@ def analyse(runs):
     # the update that kills: the largest gradient norm in the 20 updates before death, against the
     # median before; for healthy models the largest 20-update window max against the run's median
     spikes = []
-    for run, k, s, t in deaths:
+    for _, _, s, t in deaths:
         if t is None:
             continue
         norms = s["per_step"]["grad_norm"][:t + 1]

@@ -51,7 +51,7 @@ def algorithm1(container, n_models, batch_per_model, alpha_on=True, dtype=torch.
         x = inputs.to(dtype) if inputs.is_floating_point() else inputs
         y = train.targets[indices].reshape(-1)
         logits = [m(x) for m in models]
-        for i, (model, optimizer) in enumerate(zip(models, optimizers)):
+        for i, (_, optimizer) in enumerate(zip(models, optimizers)):
             loss = F.cross_entropy(logits[i], y)
             if alpha_on and n_models > 1:
                 peers = sum(F.mse_loss(logits[i], logits[j].detach()) for j in range(n_models) if j != i)

@@ -37,7 +37,7 @@ def in_processes(work, count, errors):
         try:
             start.wait(timeout=60)
             work(index)
-        except BaseException:   # noqa: BLE001: reported to the test, which fails naming it
+        except BaseException:   # noqa: BLE001 (reported to the test, which fails naming it)
             errors.put(traceback.format_exc())
             raise
 

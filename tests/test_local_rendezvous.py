@@ -50,7 +50,7 @@ def test_eight_jobs_of_two_ranks_started_at_once_each_form_their_own_world():
         assert total == RANKS * (job + 1)
         by_job.setdefault(job, set()).add((index, frozenset(pid for _, pid in members)))
     assert sorted(by_job) == list(range(JOBS))
-    for job, ranks in by_job.items():
+    for ranks in by_job.values():
         assert {index for index, _ in ranks} == set(range(RANKS))
         assert len({pids for _, pids in ranks}) == 1   # both ranks saw the same two processes
     worlds = [next(iter(ranks))[1] for ranks in by_job.values()]

@@ -85,7 +85,7 @@ CUDA_13_ARCHES = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]   # to
 def fake_cuda(monkeypatch, available=True, count=1, arches=CUDA_13_ARCHES, capability=V100, warning=None):
     def is_available():
         if warning:
-            warnings.warn(warning)
+            warnings.warn(warning, stacklevel=2)
         return available
 
     monkeypatch.setattr(torch.cuda, "is_available", is_available)

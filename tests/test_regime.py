@@ -200,7 +200,8 @@ def write_translation(root, sweep_id, curves, alpha_scale=None):
     for method, nll in curves.items():
         for seed in range(3):
             models = METHODS[method]["n"]
-            alpha = lambda s: (METHODS[method].get("alpha", 0.0) * (alpha_scale or 1.0)  # noqa: E731
+            # called in this iteration only (the records below), so it reads this iteration's method
+            alpha = lambda s: (METHODS[method].get("alpha", 0.0) * (alpha_scale or 1.0)  # noqa: E731, B023
                                * ALPHA_GROWTH["over the run"] ** (s / 100))
             records = [{"kind": "eval", "step": s, "epoch": s / 10, "model": m, "val_nll": nll(s, seed),
                         "val_loss": nll(s, seed), "alpha": alpha(s)} for s in STEPS for m in range(models)]

@@ -198,7 +198,7 @@ def test_the_summary_reports_each_model_the_ensemble_and_the_parameter_average_o
             logits = [net(x) for net in nets]
             averaged = module.make_model()
             torch.nn.utils.vector_to_parameters((flat(nets[0]) + flat(nets[1])) / 2, averaged.parameters())
-            top1 = [(l.argmax(1) == y).float().mean().item() for l in logits]
+            top1 = [(logit.argmax(1) == y).float().mean().item() for logit in logits]
             ensemble = ((logits[0].softmax(1) + logits[1].softmax(1)) / 2).argmax(1)
             assert summary["steps"] == STEPS and summary["top1"] == pytest.approx(top1, abs=1e-6)
             assert summary["best"] == max(range(2), key=top1.__getitem__)

@@ -103,7 +103,7 @@ def test_lock_step_reads_exactly_the_peers_step_floor_s_over_T_even_when_newer_o
     asynchronous = PeerReader(store, peers=[1], period=period, mode="async", timeout_s=5)
     held = {}
     for s in range(0, 26):
-        for slot, source, tensors, counted in lockstep.refresh(s):
+        for _, source, tensors, counted in lockstep.refresh(s):
             assert torch.all(tensors["encoder.weight"] == source) and counted
             held[s] = source
     assert held == {0: 0, 10: 10, 20: 20}          # read once per exchange period, never step 30
@@ -148,7 +148,7 @@ def test_n_way_every_model_reads_every_peer_and_counts_their_bits(tmp_path):
         reader = PeerReader(store, peers=peers, period=period, mode="lockstep", timeout_s=1)
         received = 0
         for s in range(10):
-            for slot, source, tensors, counted in reader.refresh(s):
+            for slot, source, tensors, _ in reader.refresh(s):
                 assert torch.all(tensors["encoder.weight"] == 100 * peers[slot] + source)
                 received += snapshot_bits(tensors)
         # 3 exchange points (0, 4, 8), n - 1 peers, 67 float32 parameters each

@@ -87,7 +87,7 @@ def fig2a(data, notes):
     """Codistillation vs the single-model baseline, label smoothing (uniform, unigram prior) and
     an ensemble of two baseline models."""
     frame = loss_curves(data, fig2a_label, _ensemble)
-    order = [BASELINE, *sorted(l for l in set(frame["label"]) if l.startswith("label smoothing")),
+    order = [BASELINE, *sorted(label for label in set(frame["label"]) if label.startswith("label smoothing")),
              "ensemble of 2 (baseline models)", "2-way codistillation"]
     return _loss_figure(frame, notes, order, "validation cross-entropy per update", data.task)[0]
 
@@ -125,7 +125,7 @@ def fig4(data, notes):
     frame = loss_curves(data, fig4_label, lambda row: None)
     periods = with_labels(evals(data), label=fig4_label, period=lambda r: float(cfg(r, "method.period", 0) or 0))
     by_period = periods.drop_duplicates("label").sort_values("period")["label"].tolist()
-    return _loss_figure(frame, notes, [BASELINE, *(l for l in by_period if l != BASELINE)],
+    return _loss_figure(frame, notes, [BASELINE, *(label for label in by_period if label != BASELINE)],
                         "checkpoint exchange period T", data.task)[0]
 
 

@@ -256,7 +256,8 @@ def alpha_schedule_vision(data, notes):
 
 def alpha_gamma(data, notes):
     """(a) final validation NLL against the initial α for each γ; (b) the curves of each γ's best α.
-    One line style and marker per γ in both panels (every γ is codistillation: one colour), and a legend beside each panel: (a) names each γ, (b) each γ with
+    One line style and marker per γ in both panels (every γ is codistillation: one colour), and a legend
+    beside each panel: (a) names each γ, (b) each γ with
     its best α₀."""
     frame = curves(data, gamma=lambda r: (f"γ = {number(cfg(r, 'method.alpha_gamma'))}"
                                           if cfg(r, "method.alpha_schedule") == "exponential" else "γ = 1 (constant α)"),

@@ -119,7 +119,8 @@ def run_check(results=COMMITTED, docs=DOCS):
              "the vision stand-in, and frontier_regime_lm, the transformer language model: next-token top-1)", "",
              frontier_table,
              "", "## Every sweep", "", cost_table]
-    judged = [*sweeps, fig4, overfit, frontier_sweep] + ([frontier_lm_sweep] if lm_gated else []) + [sweep for _, sweep in anil if sweep.problem is None]
+    judged = ([*sweeps, fig4, overfit, frontier_sweep] + ([frontier_lm_sweep] if lm_gated else [])
+              + [sweep for _, sweep in anil if sweep.problem is None])
     status, summary = judge(verdicts, gated, judged, bool(names and languages), results)
     return Outcome("\n".join(lines + summary), verdicts, gated, status)
 

@@ -50,7 +50,7 @@ def grammar_checks(records, results):
         return [missing(check, "", f"no {GRAMMAR_SWEEP} runs") for check in GRAMMAR]
     evals, tests = records[records["kind"] == "eval"], records[records["kind"] == "test"]
     smoothed = smoothing(evals) > 0
-    baseline, plain = evals[smoothed], evals[~smoothed]
+    baseline = evals[smoothed]
     bleu = tests.groupby("run_id")["bleu"].mean()
     smoothed_runs = set(baseline["run_id"])
     baseline_bleu = bleu[bleu.index.isin(smoothed_runs)]

@@ -78,7 +78,7 @@ class NotCosted(Exception):
 def job_cost(container):
     """The JobCost of a resolved job that asks for GPUs (scale.gpus_per_rank > 0); NotCosted
     (with its reason) where the model has no basis for it."""
-    scale, method, workload = container["scale"], container["method"], container["workload"]
+    scale, method = container["scale"], container["method"]
     if not scale["gpus_per_rank"]:
         raise NotCosted("the job asks for no GPU (scale.gpus_per_rank=0)")
     world, per_model = int(container["world_size"]), int(scale["ranks_per_model"])   # whole numbers, maybe 4.0

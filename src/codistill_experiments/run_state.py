@@ -208,7 +208,8 @@ def unreadable_file(run_directory, record, groups):
 def recover(run_directory, n_groups, warn=None, groups=None):
     """The committed step a run resumes from (None: nothing was committed, a fresh start), after
     checking that its record and each of the n_groups files (or those of `groups`: a model job's
-    directory holds its own model's) load and match their committed sha256. A damaged newest commit is rolled back to the previous one (`latest.json` rewritten,
+    directory holds its own model's) load and match their committed sha256. A damaged newest commit is rolled
+    back to the previous one (`latest.json` rewritten,
     so every rank reads the same step), reported through warn(text); when nothing sound is left,
     raises StateUnreadable naming the file and what to do (nothing is deleted). Run by the run's
     leading process before any rank starts."""

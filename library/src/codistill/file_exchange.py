@@ -24,7 +24,8 @@ class FileCheckpointExchange:
     teachers.build_teachers). mode "lockstep": at update s the peers' snapshot of floor(s/T)*T,
     waiting up to timeout_s for a peer that is behind (reproducible); "async": the newest there is
     (Anil et al. 2018), never waiting: a peer that has published nothing is absent (no teacher), a
-    peer that stopped publishing is kept as its last snapshot (`teacher_ages` says how old). Snapshots are written from update 0 on, also during a burn-in, so peers
+    peer that stopped publishing is kept as its last snapshot (`teacher_ages` says how old). Snapshots are
+    written from update 0 on, also during a burn-in, so peers
     never wait for one that will not come. `counter` is charged the bits of every snapshot read
     (inter-node when crosses_nodes). Snapshots are kept until the caller prunes them
     (store.prune), or, with prune=True, each publish removes this group's snapshots that no peer

@@ -181,7 +181,7 @@ class SnapshotStore:
             try:
                 return self.load(model, step)
             except FileNotFoundError:  # pruned between the check and the read: it cannot come back
-                raise SnapshotTimeout(f"model {model}'s snapshot of update {step} was removed before it was read")
+                raise SnapshotTimeout(f"model {model}'s snapshot of update {step} was removed before it was read") from None
 
         return self._wait(model, f"model {model}'s snapshot of update {step} ({path})", ready, timeout_s,
                           "lock-step exchange", clock, within_s)

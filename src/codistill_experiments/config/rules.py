@@ -11,7 +11,9 @@ from omegaconf import MISSING
 
 RULE = "rule"
 # A number as written, 1 or 1.0: the run id hashes the resolved config, so a field never converts one.
-Number = typing.Union[int, float]
+# typing.Union, not int | float: the schemas' `Number | None` then stays the typing.Optional[Union[int, float]]
+# the run ids were verified with.
+Number = typing.Union[int, float]  # noqa: UP007
 # A list of numbers as written. Typed List[Any], not List[Number]: omegaconf 2.3 yields its UnionNode
 # wrappers, not the values, when a List[Union[int, float]] is iterated (omegaconf#1310, fixed after
 # 2.3), so `sum(cfg.schedule.lr.milestones)` would fail. The field's rule checks each value is a number.
@@ -122,7 +124,7 @@ def problems_of(value, schema, key):
             nested = dataclass_in(declared[name].type)
             if nested is not None and isinstance(item, dict):
                 problems += problems_of(item, nested, full)
-            rule, integer = declared[name].metadata.get(RULE), declared[name].type in (int, typing.Optional[int])
+            rule, integer = declared[name].metadata.get(RULE), declared[name].type in (int, int | None)
         elif getattr(schema, "closed", False) and name not in optional:
             owner = " ".join(part for part in (key, getattr(schema, "name", "")) if part) or "the job"
             problems.append(f"{full}={item!r}: {owner} does not read this key (it reads "

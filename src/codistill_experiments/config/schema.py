@@ -8,7 +8,8 @@ The config files give every value (a field has no default, but for `name`), so t
 config, and its run id, is what the files say; a field is as wide as the values the files and the
 sweeps give it (`Number`: 1 stays 1, 1.0 stays 1.0). The fields are in the config file's order, which
 is the resolved config's; the fields several workload schemas share are declared once
-(workload_fields.py, translation_schema.TranslationTraining) and placed there by rules.shares. A nested schema is built empty (default_factory) rather than left missing:
+(workload_fields.py, translation_schema.TranslationTraining) and placed there by rules.shares. A nested
+schema is built empty (default_factory) rather than left missing:
 OmegaConf 2.3 cannot fill a missing node whose schema holds a Union field. The lists of choices are
 codistill.choices' (the library's) and names' (the experiments'), which the modules that implement
 them import too. The translation schemas are translation_schema.py's; the schema of the job's own
@@ -234,7 +235,8 @@ class WeightDecay:
 class VisionSchedule:
     name: str = MISSING
     epochs: Number = spec(POSITIVE)
-    optimizer: str = spec(choices=OPTIMIZERS, why="sgd (with momentum), adagrad (Anil et al. 2018 Sec. 3.1) or adamw (the peers' language models)")
+    optimizer: str = spec(choices=OPTIMIZERS, why="sgd (with momentum), adagrad (Anil et al. 2018 Sec. 3.1) or adamw "
+                                                  "(the peers' language models)")
     momentum: Number = spec(FRACTION, why="SGD's momentum or AdamW's beta1; 0 for adagrad")
     lr: LR = field(default_factory=LR)
     weight_decay: WeightDecay = field(default_factory=WeightDecay)

@@ -1,13 +1,13 @@
 """The fields the torch engine's workload schemas share (schema.py's and tabular_schema.py's),
 declared once and added to each schema where its config files write them (rules.shares)."""
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
 from .rules import COUNT, NON_NEGATIVE, spec
 
-MODELS = Optional[list[Any]]   # per-model settings, one entry per model (config.checks)
+MODELS = list[Any] | None   # per-model settings, one entry per model (config.checks)
 
 
 @dataclass

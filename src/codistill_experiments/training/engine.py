@@ -274,7 +274,8 @@ def write_trace(handle, state, step, teachers_used, inputs):
 
 def build_optimizer(schedule, parameters, lr, weight_decay):
     """schedule.optimizer: SGD with the schedule's momentum, Adagrad (Anil et al. 2018 Sec. 3.1,
-    Criteo: momentum unused), or AdamW (beta1 the schedule's momentum, beta2 0.95 as DiLoCo's). train_step sets both optimizers' lr and weight_decay at every update
+    Criteo: momentum unused), or AdamW (beta1 the schedule's momentum, beta2 0.95 as DiLoCo's). train_step
+    sets both optimizers' lr and weight_decay at every update
     from the schedules; their state_dicts are what a resumed run restores."""
     if schedule.optimizer == "adagrad":
         return torch.optim.Adagrad(parameters, lr=lr, weight_decay=weight_decay)
