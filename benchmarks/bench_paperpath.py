@@ -20,7 +20,7 @@ import torch
 from codistill_experiments import datasets
 from codistill_experiments.job_cost import PAPER_TRAIN_SIZES
 from codistill_experiments.preflight import write_criteo_tsv, write_imagefolder
-from codistill_experiments.tabular import criteo
+from codistill_experiments.tabular import criteo as criteo_data
 from codistill_experiments.training.sampling import RESIDENT_LIMIT_BYTES
 from codistill_experiments.vision.file_datasets import ScannedImageFolder
 
@@ -54,9 +54,9 @@ def imagefolder(root, progress):
 
 def criteo(root, progress):
     path = write_criteo_tsv(root / "criteo", rows=CRITEO_ROWS) / "train.txt"
-    plain_s, parsed = timed(lambda: [criteo.read_criteo(path, 0.1, 0, 2) for _ in range(RANKS)])
+    plain_s, parsed = timed(lambda: [criteo_data.read_criteo(path, 0.1, 0, 2) for _ in range(RANKS)])
     datasets.SCAN_CACHE = root / "scans"
-    once_s, _ = timed(lambda: [criteo.parsed_once(path, 0.1, 0, 2) for _ in range(RANKS)])
+    once_s, _ = timed(lambda: [criteo_data.parsed_once(path, 0.1, 0, 2) for _ in range(RANKS)])
     rows_bytes = sum(t.nbytes for part in parsed[0][:2] for t in part)
     progress(f"criteo: {RANKS} parses {plain_s:.2f} s, one parse mapped by all {once_s:.2f} s")
     return {"rows": CRITEO_ROWS, "tsv_bytes": path.stat().st_size, "plain_s": plain_s, "once_s": once_s,
