@@ -158,7 +158,7 @@ def worker(rank, world, spec):
             counter_before = timed.state.counter.inter_node_bits
             seconds, wire = window(lambda: timed.run(steps), steps)
             record(method, limit, steps, seconds, wire, (timed.state.counter.inter_node_bits - counter_before) / steps)
-        del timed
+        timed = None   # this method's model and state freed before the next one's are built
     shape(None)
     return {"rows": rows, "link": link_rates(rank) if spec["measure_link"] else None,
             "collectives": collective_times(spec["params"]) if spec["compare_collectives"] else None}
@@ -402,11 +402,12 @@ def plot(part, path):
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8), sharey=True)
     for ax, model in zip(axes if len(models) > 1 else [axes], models):
         numbers = network_numbers(model, limits)
-        series = {"all_reduce": [numbers[l]["all_reduce"] / numbers[l]["all_reduce_compute"] for l in limits],
-                  "predictions T=1": [numbers[l]["predictions"] / numbers[l]["predictions_compute"] for l in limits]}
+        series = {"all_reduce": [numbers[lim]["all_reduce"] / numbers[lim]["all_reduce_compute"] for lim in limits],
+                  "predictions T=1": [numbers[lim]["predictions"] / numbers[lim]["predictions_compute"]
+                                      for lim in limits]}
         for T in CHECKPOINT_PERIODS:
-            series[f"checkpoints T={T}"] = [numbers[l][f"checkpoints_T{T}"] / numbers[l]["checkpoints_between"]
-                                           for l in limits]
+            series[f"checkpoints T={T}"] = [numbers[lim][f"checkpoints_T{T}"] / numbers[lim]["checkpoints_between"]
+                                           for lim in limits]
         for name, values in series.items():
             ax.plot(limits, values, marker="o", label=name)
         ax.set_yscale("log")

@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from codistill_experiments.jobs import cores as cores_here, jobs_on_cores
+from codistill_experiments.jobs import cores as cores_here
+from codistill_experiments.jobs import jobs_on_cores
 from codistill_experiments.runlog import read_records
 from codistill_experiments.time_split import VARIABLE
 from figures.paths import COMMITTED

@@ -19,8 +19,8 @@ from codistill import Layout
 from codistill_experiments.config import typed_job, validate
 from codistill_experiments.run_schedules import run_schedules
 from codistill_experiments.training import engine
-from codistill_experiments.workloads import InMemoryDataset, Workload, batch_is_ready
 from codistill_experiments.vision.workloads import mlp
+from codistill_experiments.workloads import InMemoryDataset, Workload, batch_is_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "src" / "conf"
@@ -40,7 +40,8 @@ def run_py_environment(**variables):
 
 def compose(overrides):
     """A validated job config (a plain dict), composed from src/conf exactly as src/run.py does."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()

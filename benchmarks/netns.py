@@ -90,7 +90,7 @@ def tx_counters():
 def worker_main(worker, spec_path):
     """One rank inside a namespace: `worker` ("module:function") on the spec, its result written
     beside the spec for run_pair."""
-    from .benchlib import run_as_rank   # torch and the engine: in the ranks only
+    from .benchlib import run_as_rank  # torch and the engine: in the ranks only
 
     faulthandler.register(signal.SIGUSR1)  # the driver asks for the stacks of a rank that hangs
     module, name = worker.split(":")

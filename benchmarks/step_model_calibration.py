@@ -10,9 +10,20 @@ leave-one-model-out error (a constant fitted on rows would be fitted on the othe
 from dataclasses import replace
 from statistics import mean
 
+from codistill_experiments.step_model import (
+    Layout,
+    Network,
+    Overhead,
+    Workload,
+    all_reduce,
+    checkpoints,
+    diloco,
+    localsgd,
+    powersgd,
+    predictions,
+)
+
 from .bench_network_methods import AVERAGING_PERIODS, TIMED_APART
-from codistill_experiments.step_model import (Layout, Network, Overhead, Workload, all_reduce, checkpoints, diloco, localsgd,
-                        powersgd, predictions)
 
 PERIODS = (50, 625)   # checkpoints' T in part 3's rows
 NEW_METHODS = ("powersgd", "localsgd", "diloco")
