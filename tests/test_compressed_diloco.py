@@ -18,8 +18,9 @@ from test_frontier_methods import (
     final_params,
     inter_node_bits,
     killed_after_first_commit,
-    run_to_the_end,  # noqa: F401  (runs: the module's fixture)
-    )
+    run_to_the_end,
+    runs,  # noqa: F401  (the module's fixture: pytest finds it by name)
+)
 
 from benchmarks import soak_resume
 from codistill import CommCounter, Layout, make_process_groups
