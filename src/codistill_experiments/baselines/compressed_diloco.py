@@ -151,7 +151,8 @@ class CompressedOuterGradient:
         self.codecs = self.error = self.templates = self.layout = None
 
     def codec(self, index, shape, shapes):
-        raise NotImplementedError
+        """The codec of parameter tensor `index`: SparseLoCo's and MuLoCo's own (the mixin has none)."""
+        raise NotImplementedError(f"{type(self).__name__} must give each parameter tensor its codec")
 
     def wrap(self, model):
         trainable = super().wrap(model)
