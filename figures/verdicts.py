@@ -7,7 +7,10 @@ is a multiple of the workload's seed standard error, and that unit is taken from
 for both, so that a rerun of one figure is not judged in a unit its few runs would set. A claim
 agrees when both sides reach the same verdict. Two machines' CPU kernels round differently, so a
 rerun on another CPU family is a new draw of the noise, not a copy: verdicts decided with room to
-spare should agree, borderline ones may not (each row says which side is borderline)."""
+spare should agree, borderline ones may not (each row says which side is borderline). A claim the
+power analysis could not bring to its target power within the seed cap is decided by a fresh draw
+of its runs only in about its declared power's share of draws: each row gives that power, and a
+disagreement on such a claim is told apart from one the analysis did not expect."""
 import argparse
 import sys
 from pathlib import Path
@@ -16,11 +19,12 @@ import pandas as pd
 
 from . import registry
 from .claims.evaluation import evaluate, load_claims
-from .claims.power import declared_seeds, load_power
+from .claims.power import TARGET, declared_seeds, load_power
 from .logs.provenance import provenance
 from .report import resolutions
 
 COMMITTED = "paper/logs"
+SHOWN = ["claim", "figure", "committed", "yours", "agree", "seeds committed", "seeds yours", "seeds declared", "power"]
 
 
 def ran_figures(results_root, scale):
@@ -49,9 +53,42 @@ def compare(results_root, committed=COMMITTED, scale="mini", figures=None):
         rows.append({"claim": claim["id"], "figure": claim["figure"], "committed": _cell(theirs),
                      "yours": _cell(yours), "agree": theirs.status == yours.status,
                      "seeds committed": theirs.seeds, "seeds yours": yours.seeds,
-                     "seeds declared": declared_seeds(claim["id"], scale, power)})
-    return pd.DataFrame(rows, columns=["claim", "figure", "committed", "yours", "agree", "seeds committed",
-                                       "seeds yours", "seeds declared"])
+                     "seeds declared": declared_seeds(claim["id"], scale, power),
+                     "power": declared_power(claim["id"], scale, power),
+                     "numbers committed": theirs.reproduced, "numbers yours": yours.reproduced})
+    return pd.DataFrame(rows, columns=[*SHOWN, "numbers committed", "numbers yours"])
+
+
+def declared_power(claim_id, scale, power):
+    """The simulated power of the claim at its declared seeds (None where none was simulated: paper
+    scale, or a claim the analysis did not simulate)."""
+    record = power.get(claim_id) if scale == "mini" else None
+    return record.get("power_at_seeds") if record and record.get("simulated") else None
+
+
+def disagreements(table):
+    """Lines on the claims whose verdicts differ: those whose declared power is below the target
+    (a fresh draw decides them in about that share of draws, so a difference is the expected
+    chance), and the others (a difference the analysis did not expect: the code, the data or a
+    machine's rounding beyond another seed's)."""
+    differing = table[~table["agree"]]
+    if differing.empty:
+        return []
+    weak = differing[differing["power"].notna() & (differing["power"] < TARGET)]
+    lines = []
+    if len(weak):
+        named = ", ".join(f"{row.claim} ({100 * row.power:.0f} %)" for row in weak.itertuples())
+        lines.append(f"{len(weak)} of the {len(differing)} differing claims have less than {100 * TARGET:.0f} % power "
+                     f"at their declared seeds (their records' seed cap kept them short of it): {named}. A rerun "
+                     "reaches a decided verdict on such a claim only in about that share of draws, so these "
+                     "differences are within the chance the records declare.")
+    others = differing.drop(weak.index)
+    if len(others):
+        lines.append(f"{len(others)} differing claim(s) had at least {100 * TARGET:.0f} % power or none simulated: "
+                     f"{', '.join(others['claim'])}. Not expected from a new draw of the noise alone.")
+    for _, row in differing.iterrows():   # the numbers each side's verdict was computed from
+        lines += [f"- {row['claim']}", f"  committed: {row['numbers committed']}", f"  yours:     {row['numbers yours']}"]
+    return lines
 
 
 def machines(results_root, committed):
@@ -85,12 +122,15 @@ def main(argv=None):
         print(f"no sweep run at {args.scale} scale in {args.results}: run one first (make reproduce)")
         return 0
     table = compare(args.results, args.committed, args.scale, figures)
-    shown = table.assign(agree=table["agree"].map({True: "yes", False: "DIFFERS"}))
+    shown = table.assign(agree=table["agree"].map({True: "yes", False: "DIFFERS"}),
+                         power=table["power"].map(lambda value: "" if pd.isna(value) else f"{100 * value:.0f} %"))
     print(f"Verdicts at {args.scale} scale, figures {', '.join(figures)}: yours ({args.results}) beside the "
           f"committed ({args.committed})")
-    print(shown.to_markdown(index=False))
+    print(shown[SHOWN].to_markdown(index=False))
     agree = int(table["agree"].sum())
     print(f"\n{agree} of {len(table)} claims agree.")
+    for line in disagreements(table):
+        print(line)
     short = table[table["seeds yours"] < table["seeds declared"]]
     if len(short):
         print(f"{len(short)} of your verdicts rest on fewer seeds than their power analysis declares "

@@ -5,6 +5,7 @@ import gzip
 import json
 import shutil
 
+import pandas as pd
 import pytest
 
 from figures import verdicts
@@ -63,6 +64,23 @@ def test_a_copy_of_the_committed_runs_agrees_and_a_shifted_arm_is_flagged(tmp_pa
     printed = capsys.readouterr().out
     assert "DIFFERS" in printed and f"{int(table['agree'].sum())} of {len(table)} claims agree" in printed
     assert "Same CPU family" in printed   # the copies carry the committed headers
+    # each differing claim's numbers, both sides: all_reduce's mean one point lower in yours
+    assert "- fig2-fixed-wd-costs-top1\n  committed: a 81.255" in printed
+    assert "\n  yours:     a 80.255" in printed
+
+
+def test_a_disagreement_on_a_claim_short_of_its_power_is_told_from_one_the_analysis_did_not_expect():
+    table = pd.DataFrame([
+        {"claim": "weak", "agree": False, "power": 0.55, "numbers committed": "a 1", "numbers yours": "a 2"},
+        {"claim": "strong", "agree": False, "power": 0.93, "numbers committed": "b 1", "numbers yours": "b 3"},
+        {"claim": "unsimulated", "agree": False, "power": None, "numbers committed": "c", "numbers yours": "d"},
+        {"claim": "agreeing", "agree": True, "power": 0.2, "numbers committed": "e", "numbers yours": "e"}])
+    lines = verdicts.disagreements(table)
+    assert lines[0].startswith("1 of the 3 differing claims have less than 80 % power") and "weak (55 %)" in lines[0]
+    assert lines[1].startswith("2 differing claim(s) had at least 80 % power or none simulated: strong, unsimulated.")
+    assert lines[2:] == ["- weak", "  committed: a 1", "  yours:     a 2", "- strong", "  committed: b 1",
+                         "  yours:     b 3", "- unsimulated", "  committed: c", "  yours:     d"]
+    assert verdicts.disagreements(table[table["agree"]]) == []
 
 
 def test_no_sweep_run_says_what_to_do(tmp_path, capsys):
