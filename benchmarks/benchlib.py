@@ -85,16 +85,21 @@ def free_port():
 COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=600)
 
 
-def _rank_main(rank, world_size, port, out_dir, function, args, timeout=COLLECTIVE_TIMEOUT):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
-    run_as_rank(rank, world_size, out_dir, function, args, timeout=timeout)
+def _rank_main(rank, world_size, out_dir, function, args, timeout=COLLECTIVE_TIMEOUT):
+    # a FileStore in the spawn's private folder, as the engine's local launcher
+    # (jobs.local_rendezvous): a port probed free and released can be bound by a job starting
+    # beside this one before rank 0 binds it, and its ranks then meet the wrong store
+    run_as_rank(rank, world_size, out_dir, function, args, timeout=timeout,
+                init_method=f"file://{Path(out_dir) / 'rendezvous'}")
 
 
-def run_as_rank(rank, world_size, out_dir, function, args, threads=1, timeout=COLLECTIVE_TIMEOUT):
-    """Joins the gloo group (env://) with the collectives' `timeout`, runs function(rank,
-    world_size, *args), writes its result to out_dir/rank<r>.json."""
+def run_as_rank(rank, world_size, out_dir, function, args, threads=1, timeout=COLLECTIVE_TIMEOUT,
+                init_method="env://"):
+    """Joins the gloo group (`init_method`: env:// where the launcher set MASTER_ADDR and
+    MASTER_PORT) with the collectives' `timeout`, runs function(rank, world_size, *args), writes
+    its result to out_dir/rank<r>.json."""
     torch.set_num_threads(threads)
-    dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world_size, timeout=timeout)
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size, timeout=timeout)
     try:
         result = function(rank, world_size, *args)
     finally:
@@ -107,7 +112,7 @@ def spawn(world_size, function, *args, timeout=COLLECTIVE_TIMEOUT):
     engine's local launcher), their collectives timing out after `timeout`; returns every rank's
     result."""
     with tempfile.TemporaryDirectory() as out_dir:
-        mp.start_processes(_rank_main, args=(world_size, free_port(), out_dir, function, args, timeout),
+        mp.start_processes(_rank_main, args=(world_size, out_dir, function, args, timeout),
                            nprocs=world_size, join=True, start_method="fork")
         return [json.loads((Path(out_dir) / f"rank{r}.json").read_text()) for r in range(world_size)]
 
