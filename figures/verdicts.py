@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import registry
 from .claims.evaluation import evaluate, load_claims
-from .claims.power import TARGET, declared_seeds, load_power
+from .claims.power import TARGET, declared_power, declared_seeds, load_power
 from .logs.provenance import provenance
 from .report import resolutions
 
@@ -57,13 +57,6 @@ def compare(results_root, committed=COMMITTED, scale="mini", figures=None):
                      "power": declared_power(claim["id"], scale, power),
                      "numbers committed": theirs.reproduced, "numbers yours": yours.reproduced})
     return pd.DataFrame(rows, columns=[*SHOWN, "numbers committed", "numbers yours"])
-
-
-def declared_power(claim_id, scale, power):
-    """The simulated power of the claim at its declared seeds (None where none was simulated: paper
-    scale, or a claim the analysis did not simulate)."""
-    record = power.get(claim_id) if scale == "mini" else None
-    return record.get("power_at_seeds") if record and record.get("simulated") else None
 
 
 def disagreements(table):

@@ -7,6 +7,7 @@ import shutil
 
 import pandas as pd
 import pytest
+import yaml
 
 from figures import verdicts
 from figures.claims.evaluation import load_claims
@@ -59,6 +60,9 @@ def test_a_copy_of_the_committed_runs_agrees_and_a_shifted_arm_is_flagged(tmp_pa
     assert "fig2-fixed-wd-costs-top1" in differing   # all_reduce now a point below codistillation
     assert all(reads_allreduce(claims[claim_id]) for claim_id in differing)
     assert table.loc["fig2c-batch-size-robust", "agree"]   # panel (c) reads codistillation alone
+    # the power column is the record's simulated power at the declared seeds, read here from the YAML itself
+    analysis = yaml.safe_load(open("paper/figures/fig2.yaml"))["power"]["fig2-fixed-wd-costs-top1"]
+    assert table.loc["fig2-fixed-wd-costs-top1", "power"] == analysis["power_at_seeds"] < 0.8
 
     assert verdicts.main(["--results", str(shifted), "--figures", "fig2"]) == 0
     printed = capsys.readouterr().out

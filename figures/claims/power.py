@@ -289,6 +289,13 @@ def declared_seeds(claim_id, scale, power=None):
     return record["seeds"] if record else SEEDS
 
 
+def declared_power(claim_id, scale, power=None):
+    """The claim's simulated power at its declared seeds (None where none was simulated: paper
+    scale, or a claim the analysis did not simulate)."""
+    record = (load_power() if power is None else power).get(claim_id) if scale == "mini" else None
+    return record.get("power_at_seeds") if record and record.get("simulated") else None
+
+
 HEADER = ("# The power analysis's protocol and its pilot (the committed runs at three seeds): figures/claims/power.py\n"
           "# says how (`python -m figures.power --write`). Each claim's result (its power at each seed count tried,\n"
           "# the seeds declared: the smallest count reaching the target, else the cap) is in its figure's record,\n"
