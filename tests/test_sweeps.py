@@ -125,7 +125,7 @@ def listed(sweep, scale, results_root):
         context = multiprocessing.get_context("fork" if forkable() else "spawn")
         # The forks inherit this process's objects out of the garbage collector's reach: each of
         # their full collections would otherwise walk everything pytest and torch hold, copying
-        # the pages it touches (a quarter of the listings' CPU; gc's documentation for fork)
+        # the pages it touches (a third of the listings' CPU; gc's documentation for fork)
         gc.collect()
         gc.freeze()
         try:
