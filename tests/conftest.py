@@ -39,6 +39,12 @@ def with_quick_workload(overrides):
     return list(overrides) if named else [QUICK_WORKLOAD, *overrides]
 
 
+def covering(first, second):
+    """Pairs of an item of `first` and one of `second` in which every item of each appears at least
+    once: a diagonal, the shorter list wrapped (the fast tier's stand-in for their whole product)."""
+    return {(first[i % len(first)], second[i % len(second)]) for i in range(max(len(first), len(second)))}
+
+
 def compose_job(overrides, results_root, quick=True):
     """The validated job of `overrides`; quick=False keeps the config's own default workload.
     The YAML files are read once per process, as the sweeper reads them (hundreds of tests

@@ -5,7 +5,7 @@ and checks that the ablations reuse Fig. 4's runs.)"""
 import re
 
 import pytest
-from conftest import compose_job
+from conftest import compose_job, covering
 from test_config import run_cli
 
 from codistill_experiments.config import ConfigError
@@ -78,8 +78,14 @@ def test_a_translation_workload_brings_its_schedule_and_codistillation_defaults(
     assert vision["schedule"]["name"] == "goyal_step"
 
 
-@pytest.mark.parametrize("schedule", TRANSLATION_SCHEDULES)
-@pytest.mark.parametrize("method", ["allreduce", "codistill", "independent"])
+# `make test-fast` composes a covering set of the pairs (every schedule and every method once), `make test` all.
+TRANSLATION_METHODS = ["allreduce", "codistill", "independent"]
+TRANSLATION_COVERING = covering(TRANSLATION_METHODS, TRANSLATION_SCHEDULES)
+
+
+@pytest.mark.parametrize("method, schedule", [
+    pytest.param(method, schedule, marks=() if (method, schedule) in TRANSLATION_COVERING else pytest.mark.slow)
+    for method in TRANSLATION_METHODS for schedule in TRANSLATION_SCHEDULES])
 def test_every_translation_schedule_composes_with_every_method(tmp_path, schedule, method):
     job = compose_job(["workload=translation_mini", f"method={method}", f"schedule={schedule}"], tmp_path)
     assert job["schedule"]["kind"] == "translation"
