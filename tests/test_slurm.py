@@ -289,8 +289,8 @@ def test_a_cancelled_job_resumes_when_the_sweep_is_run_again(tmp_path, slurm, lo
 # Each model its own job, reading its peer's newest checkpoint from the shared run directory once
 # an epoch (37 updates; a resume still starts at an exchange point). An exchange writes a snapshot
 # to disk and reads the peer's: at the default of every update they took most of the run's time
-# (2.7 times as long in all). Once an epoch, an epoch takes some 0.8 of one of the collective run's
-# that `long` was sized on, so a model job outlasts the kill after its first commit about as many
+# (2.7 times as long in all). Once an epoch, a model job's epoch takes some 0.8 of an epoch of the
+# collective run that `long` sizes, so it outlasts the kill after its first commit about as many
 # times over.
 MODEL_JOBS = ["method.exchange=checkpoints", "method.transport=files", "method.snapshot_mode=async", "method.period=37"]
 
