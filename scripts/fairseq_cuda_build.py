@@ -10,6 +10,7 @@ asked, fairseq is built without CUDA_HOME, and this says so.
 
     python scripts/fairseq_cuda_build.py     # prints "-u CUDA_HOME" (for env) or nothing; why, on stderr
 """
+import importlib.util
 import os
 import re
 import subprocess
@@ -56,12 +57,27 @@ def nvcc_version(cuda_home):
         return None
 
 
+def torch_cuda():
+    """torch.version.cuda, read from torch/version.py, the plain file torch's build writes, without
+    importing torch (3 s of CPU that `make setup` would pay for one string); by importing torch where
+    that file cannot be read."""
+    spec = importlib.util.find_spec("torch")   # finds the package without importing it
+    try:
+        version = importlib.util.spec_from_file_location(
+            "torch_version_file", Path(spec.origin).parent / "version.py")
+        module = importlib.util.module_from_spec(version)
+        version.loader.exec_module(module)
+        return module.cuda
+    except (AttributeError, OSError, SyntaxError, TypeError):
+        import torch
+
+        return torch.version.cuda
+
+
 def main(environ=None):
     environ = os.environ if environ is None else environ
-    import torch
-
     cuda_home = environ.get("CUDA_HOME")
-    build, why = decide(cuda_home, nvcc_version(cuda_home) if cuda_home else None, torch.version.cuda)
+    build, why = decide(cuda_home, nvcc_version(cuda_home) if cuda_home else None, torch_cuda())
     print(f"make setup: {why}", file=sys.stderr)
     print("" if build or not cuda_home else UNSET)
 

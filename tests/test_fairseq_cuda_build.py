@@ -76,3 +76,12 @@ def test_make_setup_installs_fairseq_without_cuda_home_where_its_nvcc_is_not_tor
         assert done.returncode == 0, done.stderr
         assert (tmp_path / "pip-saw").read_text().strip() == (str(home) if kept else "unset"), release
         assert f"CUDA_HOME={home} is CUDA {release}" in done.stderr
+
+
+def test_torchs_cuda_release_is_read_without_importing_torch():
+    # make setup asks it once per install: importing torch for one string would cost seconds
+    done = subprocess.run([sys.executable, "-c", "import runpy, sys; script = runpy.run_path(sys.argv[1]); "
+                           "print(script['torch_cuda'](), 'torch' in sys.modules)", str(SCRIPT)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(torch.version.cuda), "False"]
