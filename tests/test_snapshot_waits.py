@@ -10,6 +10,7 @@
 import datetime
 import json
 import os
+import re
 import threading
 import time
 
@@ -45,36 +46,19 @@ def _model_rank(rank, port, root, out, wait_timeout_s):
     dist.destroy_process_group()
 
 
-def _run_model(tmp_path, wait_timeout_s, publish_after_s=None):
-    """Model 0's two ranks; the test process publishes model 1's snapshot after publish_after_s."""
+def _start_model(tmp_path, wait_timeout_s):
+    """Model 0's two ranks, started (forked: see waits() for when); (ranks, exchange root, out)."""
     root, out = tmp_path / "exchange", tmp_path / "out"
-    out.mkdir()
-    torch.manual_seed(3)
-    peer = torch.nn.Linear(3, 2)
+    out.mkdir(parents=True)
     ranks = mp.start_processes(_model_rank, args=(free_port(), str(root), str(out), wait_timeout_s), nprocs=2,
                                join=False, start_method="fork")
-    if publish_after_s is not None:
-        time.sleep(publish_after_s)
-        SnapshotStore(root).publish(1, 0, dict(peer.named_parameters()))
+    return ranks, root, out
+
+
+def _results(ranks, out):
     while not ranks.join(timeout=60):
         pass
-    return peer, [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(2)]
-
-
-def test_a_model_of_two_ranks_waits_for_a_snapshot_longer_than_its_groups_timeout(tmp_path):
-    peer, (first, second) = _run_model(tmp_path, wait_timeout_s=60, publish_after_s=3 * GROUP_TIMEOUT_S)
-    expected = [p.tolist() for p in peer.parameters()]
-    assert "error" not in first and "error" not in second, (first, second)
-    assert first["teacher"] == second["teacher"] == expected and first["held"] == second["held"] == [0]
-    assert first["waited_s"] > 2 * GROUP_TIMEOUT_S and second["waited_s"] > 2 * GROUP_TIMEOUT_S
-
-
-def test_when_the_first_rank_gives_up_waiting_every_rank_of_the_model_stops_with_its_reason(tmp_path):
-    _, (first, second) = _run_model(tmp_path, wait_timeout_s=3 * GROUP_TIMEOUT_S)   # model 1 never publishes
-    for result in (first, second):
-        assert result["error"] == "SnapshotTimeout", result
-        assert result["message"].startswith("waited 6 s for model 1's snapshot of update 0")
-        assert 3 * GROUP_TIMEOUT_S <= result["waited_s"] < 3 * GROUP_TIMEOUT_S + 10
+    return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(2)]
 
 
 def _after(seconds, action):
@@ -83,7 +67,7 @@ def _after(seconds, action):
     return timer
 
 
-def test_a_lockstep_wait_counts_from_when_the_peer_has_started(tmp_path):
+def _lockstep_wait(tmp_path):
     store = SnapshotStore(tmp_path, start_timeout_s=60)
     peer = {"w": torch.full((4,), 7.0)}
     # Model 1 starts 3 s after model 0 waits (its job was queued), publishes 1 s later: a 2 s
@@ -91,12 +75,13 @@ def test_a_lockstep_wait_counts_from_when_the_peer_has_started(tmp_path):
     timers = [_after(3.0, lambda: store.mark_started(1)), _after(4.0, lambda: store.publish(1, 0, peer))]
     began = time.monotonic()
     found = store.wait_for(1, 0, timeout_s=2.0)
-    assert torch.equal(found["w"], peer["w"]) and time.monotonic() - began >= 4.0
+    waited = time.monotonic() - began
     for timer in timers:
         timer.join()
+    return {"found": found, "peer": peer, "waited_s": waited}
 
 
-def test_a_peer_that_restarts_is_given_the_whole_timeout_again(tmp_path):
+def _restarting_peer(tmp_path):
     store = SnapshotStore(tmp_path, start_timeout_s=60)
     store.mark_started(1, "first-attempt")
     # it dies before it publishes and its requeued job starts again 1.5 s later; it publishes 1.5 s
@@ -105,29 +90,98 @@ def test_a_peer_that_restarts_is_given_the_whole_timeout_again(tmp_path):
               _after(3.0, lambda: store.publish(1, 0, {"w": torch.ones(2)}))]
     began = time.monotonic()
     store.wait_for(1, 0, timeout_s=2.0)
-    assert time.monotonic() - began >= 3.0
+    restarted_s = time.monotonic() - began
     for timer in timers:
         timer.join()
     # A peer that started and then publishes nothing: the timeout, counted from its start.
     store.mark_started(2)
     began = time.monotonic()
-    with pytest.raises(SnapshotTimeout, match=r"waited 1 s for model 2's snapshot of update 0 .* since it started"):
+    try:
         store.wait_for(2, 0, timeout_s=1.0)
-    assert 1.0 <= time.monotonic() - began < 5.0
+        silent = None
+    except SnapshotTimeout as error:
+        silent = error
+    return {"restarted_s": restarted_s, "silent": silent, "silent_s": time.monotonic() - began}
 
 
-def test_a_peer_that_never_starts_is_waited_for_up_to_its_own_bound_then_named(tmp_path):
-    store = SnapshotStore(tmp_path, start_timeout_s=2.0)
-    began = time.monotonic()
-    never = r"model 1 has not started: no attempt marked in .*started\.json"
-    with pytest.raises(SnapshotTimeout, match=never) as raised:
-        store.wait_for(1, 0, timeout_s=0.5)
-    assert 2.0 <= time.monotonic() - began < 6.0 and "method.peer_start_timeout_s" in str(raised.value)
-    # Without start_timeout_s a store waits as before: timeout_s from the wait's start.
-    began = time.monotonic()
-    with pytest.raises(SnapshotTimeout, match="waited 0.5 s for model 1's snapshot of update 0"):
-        SnapshotStore(tmp_path).wait_for(1, 0, timeout_s=0.5)
-    assert time.monotonic() - began < 2.0
+def _peer_that_never_starts(tmp_path):
+    outcome = {}
+    for name, store, timeout_s in (("bounded", SnapshotStore(tmp_path, start_timeout_s=2.0), 0.5),
+                                   # without start_timeout_s a store waits timeout_s from the wait's start
+                                   ("unbounded", SnapshotStore(tmp_path), 0.5)):
+        began = time.monotonic()
+        try:
+            store.wait_for(1, 0, timeout_s=timeout_s)
+            outcome[name] = (None, time.monotonic() - began)
+        except SnapshotTimeout as error:
+            outcome[name] = (error, time.monotonic() - began)
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def waits(tmp_path_factory):
+    """Every scenario of this file that waits, run at once: each spends its seconds sleeping on a
+    timer or a file, so together they take as long as the longest (about 7 s) instead of their sum
+    (about 23 s), and each test asserts on its own. The two models' ranks are forked first, while
+    this process has no other thread; the in-process waits then run in threads beside them."""
+    root = tmp_path_factory.mktemp("waits")
+    torch.manual_seed(3)
+    peer = torch.nn.Linear(3, 2)
+    waits_long, waits_long_root, waits_long_out = _start_model(root / "publishes", wait_timeout_s=60)
+    gives_up, _, gives_up_out = _start_model(root / "never-publishes", wait_timeout_s=3 * GROUP_TIMEOUT_S)
+    publish = _after(3 * GROUP_TIMEOUT_S,
+                     lambda: SnapshotStore(waits_long_root).publish(1, 0, dict(peer.named_parameters())))
+    outcomes = {}
+    scenarios = {"lockstep": _lockstep_wait, "restart": _restarting_peer, "never": _peer_that_never_starts}
+    threads = [threading.Thread(target=lambda name=name, run=run: outcomes.update({name: run(root / name)}))
+               for name, run in scenarios.items()]
+    for thread in threads:
+        thread.start()
+    outcomes["waits long"] = (peer, _results(waits_long, waits_long_out))
+    outcomes["gives up"] = _results(gives_up, gives_up_out)
+    publish.join()
+    for thread in threads:
+        thread.join()
+    assert set(outcomes) == {*scenarios, "waits long", "gives up"}, "a scenario raised: its traceback is above"
+    return outcomes
+
+
+def test_a_model_of_two_ranks_waits_for_a_snapshot_longer_than_its_groups_timeout(waits):
+    peer, (first, second) = waits["waits long"]
+    expected = [p.tolist() for p in peer.parameters()]
+    assert "error" not in first and "error" not in second, (first, second)
+    assert first["teacher"] == second["teacher"] == expected and first["held"] == second["held"] == [0]
+    assert first["waited_s"] > 2 * GROUP_TIMEOUT_S and second["waited_s"] > 2 * GROUP_TIMEOUT_S
+
+
+def test_when_the_first_rank_gives_up_waiting_every_rank_of_the_model_stops_with_its_reason(waits):
+    for result in waits["gives up"]:   # model 1 never publishes
+        assert result["error"] == "SnapshotTimeout", result
+        assert result["message"].startswith("waited 6 s for model 1's snapshot of update 0")
+        assert 3 * GROUP_TIMEOUT_S <= result["waited_s"] < 3 * GROUP_TIMEOUT_S + 10
+
+
+def test_a_lockstep_wait_counts_from_when_the_peer_has_started(waits):
+    outcome = waits["lockstep"]
+    assert torch.equal(outcome["found"]["w"], outcome["peer"]["w"]) and outcome["waited_s"] >= 4.0
+
+
+def test_a_peer_that_restarts_is_given_the_whole_timeout_again(waits):
+    outcome = waits["restart"]
+    assert outcome["restarted_s"] >= 3.0
+    assert isinstance(outcome["silent"], SnapshotTimeout)
+    assert re.search(r"waited 1 s for model 2's snapshot of update 0 .* since it started", str(outcome["silent"]))
+    assert 1.0 <= outcome["silent_s"] < 5.0
+
+
+def test_a_peer_that_never_starts_is_waited_for_up_to_its_own_bound_then_named(waits):
+    error, waited = waits["never"]["bounded"]
+    assert isinstance(error, SnapshotTimeout)
+    assert re.search(r"model 1 has not started: no attempt marked in .*started\.json", str(error))
+    assert 2.0 <= waited < 6.0 and "method.peer_start_timeout_s" in str(error)
+    error, waited = waits["never"]["unbounded"]
+    assert isinstance(error, SnapshotTimeout) and "waited 0.5 s for model 1's snapshot of update 0" in str(error)
+    assert waited < 2.0
 
 
 def test_a_publishing_rank_marks_each_attempt_of_its_model_as_started(tmp_path):

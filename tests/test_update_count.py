@@ -6,6 +6,7 @@ timeout (or at once when its process is gone) with a message naming the update, 
 The multi-process tests run real gloo processes, 2 models of 1 rank."""
 import datetime
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,10 +28,11 @@ def _model(seed):
     return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
 
 
-def _skipping_rank(rank, world_size, mode, exchange, steps, linger_s=0.0):
-    """Rank 1 leaves out its loss() call at update 5 (period 100), then stays alive `linger_s`
+def _skipping_rank(rank, world_size, mode, exchange, steps, linger_until=None, linger_s=0.0):
+    """Rank 1 leaves out its loss() call at update 5 (period 100). With `linger_until` (a file's
+    path) it then stays alive until rank 0 has ended and written that file, at most `linger_s`
     seconds. Returns (the error's message or None, the update this rank's loop was at, seconds
-    spent in the loop)."""
+    spent in the loop, for rank 1 whether it was still alive when rank 0 ended)."""
     layout = Layout(n_groups=2, ranks_per_group=1, ranks_per_node=2, rank=rank)
     model = _model(rank)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -38,7 +40,7 @@ def _skipping_rank(rank, world_size, mode, exchange, steps, linger_s=0.0):
                               optimizer=optimizer if mode == "optimizer" else None)
     data = torch.Generator().manual_seed(0)
     started = time.monotonic()
-    step = 0
+    step, error = 0, None
     try:
         for step in range(steps):
             x, y = torch.randn(16, 8, generator=data), torch.randint(0, 4, (16,), generator=data)
@@ -50,18 +52,26 @@ def _skipping_rank(rank, world_size, mode, exchange, steps, linger_s=0.0):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    except PeerMismatch as error:
-        seconds = time.monotonic() - started
-        if rank == 1:
-            time.sleep(linger_s)   # a rank that stays alive: its peer's wait must end at the timeout
-        return str(error), step, seconds
-    return None, step, time.monotonic() - started
+    except PeerMismatch as mismatch:
+        error = str(mismatch)
+    seconds = time.monotonic() - started
+    outlived = None
+    if linger_until is not None:
+        marker = Path(linger_until)
+        if rank == 0:
+            marker.touch()
+        else:   # a rank that stays alive: its peer's wait must end at the timeout, not at this exit
+            bound = time.monotonic() + linger_s
+            while not marker.exists() and time.monotonic() < bound:
+                time.sleep(0.05)
+            outlived = marker.exists()
+    return error, step, seconds, outlived
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("exchange", ["predictions", "checkpoints"])
 def test_a_rank_skipping_loss_at_update_5_with_period_100_stops_naming_rank_and_update(exchange):
-    (first, first_at, _), (second, second_at, _) = spawn(2, _skipping_rank, "optimizer", exchange, 150)
+    (first, first_at, _, _), (second, second_at, _, _) = spawn(2, _skipping_rank, "optimizer", exchange, 150)
     # the rank that skipped stops at the end of that very update, before any exchange
     assert second_at == 5
     assert second.startswith("rank 1: the optimizer ended update 5 without a codistiller.loss() call")
@@ -72,7 +82,7 @@ def test_a_rank_skipping_loss_at_update_5_with_period_100_stops_naming_rank_and_
 
 @pytest.mark.timeout(120)
 def test_an_explicit_step_is_checked_against_the_count():
-    (first, first_at, _), (second, second_at, _) = spawn(2, _skipping_rank, "explicit", "predictions", 150)
+    (first, first_at, _, _), (second, second_at, _, _) = spawn(2, _skipping_rank, "explicit", "predictions", 150)
     assert second_at == 6
     assert second.startswith("rank 1: teachers_logits() at update 6, but this Codistiller's count is at update 5: "
                              "update 5 had no teachers_logits() call on this rank")
@@ -80,13 +90,15 @@ def test_an_explicit_step_is_checked_against_the_count():
 
 
 @pytest.mark.timeout(120)
-def test_a_peer_left_waiting_by_a_live_rank_stops_at_the_timeout_naming_the_cause():
-    # rank 1 stays alive well past the timeout: rank 0's wait at update 100 ends at the 4 s timeout
-    linger_s = 9.0
-    (first, first_at, seconds), (second, _, _) = spawn(2, _skipping_rank, "optimizer", "predictions", 150, linger_s)
+def test_a_peer_left_waiting_by_a_live_rank_stops_at_the_timeout_naming_the_cause(tmp_path):
+    # rank 1 stays alive until rank 0 has ended (up to 30 s): rank 0's wait at update 100 ends at
+    # the 4 s timeout, and rank 1's exit cannot have ended it
+    (first, first_at, seconds, _), (second, _, _, outlived) = spawn(
+        2, _skipping_rank, "optimizer", "predictions", 150, str(tmp_path / "rank0-ended"), 30.0)
     assert first_at == 100 and "waited in vain" in first and "skipped loss() at an exchange update" in first
     assert "timed out" in first.lower()
-    assert seconds < linger_s - 1   # the timeout ended it, not rank 1's exit
+    assert outlived is True   # rank 1 was alive when rank 0's wait ended
+    assert WAIT.total_seconds() <= seconds < 30.0
     assert "update 5" in second
 
 
