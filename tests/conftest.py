@@ -3,25 +3,22 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "library" / "src"), str(ROOT / "src")]
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
-
-from codistill_experiments.config import validate  # noqa: E402
-from codistill_experiments.launch import launch  # noqa: E402
-from codistill_experiments.runlog import run_dir  # noqa: E402
-from hydra_plugins.codistill_sweeper.grid_union_sweeper import READ_CONFIGS, SharedReadsRepository  # noqa: E402
-
 CONF = ROOT / "src" / "conf"
+
+# torch, Hydra and the engine are imported where they are used, not here: pytest-xdist's controller
+# loads this file too, before it starts the workers, and would otherwise spend 3 s importing them
+# while both cores wait for it.
 
 # An xdist worker (make test: one per core) computes with torch on one thread, as the runs' ranks
 # do (launcher.threads_per_rank): with a pool of a thread per core in each worker, the workers'
 # threads outnumber the cores and spin waiting for each other on matrices this small.
 if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
     torch.set_num_threads(1)
 
 # A short recipe for multi-process tests: 3 epochs of the mini workload, warm-up then one decay.
@@ -49,6 +46,11 @@ def compose_job(overrides, results_root, quick=True):
     """The validated job of `overrides`; quick=False keeps the config's own default workload.
     The YAML files are read once per process, as the sweeper reads them (hundreds of tests
     compose jobs, and parsing the files again was a third of each composition)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from codistill_experiments.config import validate
+
     overrides = with_quick_workload(overrides) if quick else list(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -64,6 +66,8 @@ def shared_reads(repository):
     ConfigStore included, to keep initialize_sources from changing it, a quarter of a composition's
     CPU; Hydra composes from a copy of the repository with sources of its own anyway, and this
     repository is dropped with its GlobalHydra after one composition."""
+    from hydra_plugins.codistill_sweeper.grid_union_sweeper import READ_CONFIGS, SharedReadsRepository
+
     shared = SharedReadsRepository.__new__(SharedReadsRepository)
     shared.delegate, shared.cache = repository, READ_CONFIGS.setdefault("tests", {})
     return shared
@@ -72,6 +76,9 @@ def shared_reads(repository):
 @pytest.fixture
 def run_job(tmp_path):
     """Composes a job from overrides, runs it with real gloo processes, returns its run dir."""
+
+    from codistill_experiments.launch import launch
+    from codistill_experiments.runlog import run_dir
 
     def run(overrides):
         container = compose_job(overrides, tmp_path)

@@ -147,9 +147,10 @@ def run_to_the_end(overrides, root):
 
 @pytest.mark.parametrize("method", [
     # 18 updates per epoch: the state committed at each epoch lies mid-period; local SGD's is in
-    # its post-local warm-up (30 updates) at the first epoch.
+    # its post-local warm-up (30 updates) at the first epoch. `make test-fast` keeps local SGD's.
     ["method=localsgd", "method.period=5", "method.warmup_steps=30"],
-    ["method=diloco", "method.period=5"],   # outer_lr 0.7, Nesterov momentum 0.9: the paper's
+    # outer_lr 0.7, Nesterov momentum 0.9: the paper's
+    pytest.param(["method=diloco", "method.period=5"], marks=pytest.mark.slow),
 ], ids=["localsgd", "diloco"])
 def test_a_run_killed_mid_period_resumes_to_the_uninterrupted_log(tmp_path, method):
     overrides = ["workload=digits_mlp", *method, *RESUME_EPOCHS]
