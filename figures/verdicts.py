@@ -4,7 +4,8 @@ family and commit of the committed logs.
 
 Both sides are judged by the same rule (figures/claims/rule.py) with the same margins: a mini margin
 is a multiple of the workload's seed standard error, and that unit is taken from the committed logs
-for both, so that a rerun of one figure is not judged in a unit its few runs would set. A claim
+for both, so that a rerun of one figure is not judged in a unit its few runs would set; as in the
+report, it is the unit of the claim's own paper's experiments (Sodhani et al.'s or Anil et al.'s). A claim
 agrees when both sides reach the same verdict. Two machines' CPU kernels round differently, so a
 rerun on another CPU family is a new draw of the noise, not a copy: verdicts decided with room to
 spare should agree, borderline ones may not (each row says which side is borderline). A claim the
@@ -41,13 +42,19 @@ def compare(results_root, committed=COMMITTED, scale="mini", figures=None):
     """DataFrame, one row per claim of the figures run in results_root (or `figures`): the committed
     verdict, yours, whether they agree, and the seeds behind each against the declared count."""
     figures = figures or ran_figures(results_root, scale)
-    committed_data = {spec.id: registry.load(spec, committed, scale) for spec in registry.SPEC_LIST}
-    unit = resolutions({scale: committed_data})[scale]   # the margins' unit: the committed logs'
+    claims = [claim for claim in load_claims() if claim["figure"] in figures]
+    # A claim's margins are in the noise unit of its figure's source, from the committed logs of that
+    # source's own experiments (report.resolutions, as the report judges it): only those and the
+    # compared figures are read.
+    sources = {registry.SPECS[claim["figure"]].source for claim in claims}
+    read = [spec for spec in registry.SPEC_LIST
+            if spec.id in figures or (spec.paper and spec.source in sources)]
+    committed_data = {spec.id: registry.load(spec, committed, scale) for spec in read}
+    units = {source: resolutions({scale: committed_data}, source)[scale] for source in sources}
     power = load_power()
     rows = []
-    for claim in load_claims():
-        if claim["figure"] not in figures:
-            continue
+    for claim in claims:
+        unit = units[registry.SPECS[claim["figure"]].source]
         theirs = evaluate(claim, committed_data[claim["figure"]], unit)
         yours = evaluate(claim, registry.load(registry.SPECS[claim["figure"]], results_root, scale), unit)
         rows.append({"claim": claim["id"], "figure": claim["figure"], "committed": _cell(theirs),

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from figures import verdicts
+from figures import registry, report, verdicts
 from figures.claims.evaluation import load_claims
 
 COMMITTED = "paper/logs"
@@ -71,6 +71,22 @@ def test_a_copy_of_the_committed_runs_agrees_and_a_shifted_arm_is_flagged(tmp_pa
     # each differing claim's numbers, both sides: all_reduce's mean one point lower in yours
     assert "- fig2-fixed-wd-costs-top1\n  committed: a 81.255" in printed
     assert "\n  yours:     a 80.255" in printed
+
+
+@pytest.mark.slow
+def test_the_committed_column_is_the_reports_verdict_for_the_claims_of_either_paper():
+    # each claim is judged in the noise unit of its own paper's experiments, as the report judges it:
+    # Anil et al.'s in the unit of Anil et al.'s runs (in Sodhani et al.'s, one two-phase claim held)
+    figures = ["fig2", *(spec.id for spec in registry.SPEC_LIST if spec.source == registry.ANIL)]
+    table = verdicts.compare(COMMITTED, COMMITTED, figures=figures).set_index("claim")
+    data = {spec.id: registry.load(spec, COMMITTED, "mini") for spec in registry.SPEC_LIST
+            if spec.paper or spec.id in figures}
+    claims = [claim for claim in load_claims() if claim["figure"] in figures]
+    outcomes = report.evaluate_all(claims, {"mini": data})
+    expected = {claim["id"]: verdicts._cell(outcomes[claim["id"], "mini"]) for claim in claims}
+    assert len(expected) > len([c for c in claims if c["figure"] == "fig2"]) > 0
+    assert table["committed"].to_dict() == expected
+    assert table["agree"].all()
 
 
 def test_a_disagreement_on_a_claim_short_of_its_power_is_told_from_one_the_analysis_did_not_expect():
