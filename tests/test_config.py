@@ -96,6 +96,9 @@ def test_run_id_depends_on_content_not_on_where_it_runs(tmp_path):
     (["batch_scale=0"], "batch_scale=0: must be > 0"),
     (["seed=-1"], "seed=-1: must be an integer >= 0"),   # trained a full run once
     (["epoch_scale=-1"], "epoch_scale=-1: must be > 0 (it multiplies the schedule's epochs)"),
+    (["update_pause_s=-0.1"], "update_pause_s=-0.1: must be >= 0"),
+    (["workload=translation_mini", "method=independent", "update_pause_s=0.1"],
+     "update_pause_s=0.1: pausing after each update is implemented for the torch engine's workloads only"),
 ])
 def test_invalid_jobs_name_the_offending_key(tmp_path, overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):
@@ -107,7 +110,8 @@ def test_invalid_jobs_name_the_offending_key(tmp_path, overrides, key):
     ("save_predictions=maybe", "save_predictions"), ("dry_run=sometimes", "dry_run"),
     ("data.fraction=half", "data.fraction"),
     ("data.order_seed=x", "data.order_seed"), ("supervised.label_smoothing=[0.1]", "supervised.label_smoothing"),
-    ("model_job=first", "model_job"), ("data.holdout=10", "data.holdout"),   # an optional key needs `+`
+    ("model_job=first", "model_job"), ("update_pause_s=long", "update_pause_s"),
+    ("data.holdout=10", "data.holdout"),   # an optional key needs `+`
 ])
 def test_the_top_level_keys_have_a_schema_that_hydra_checks_as_it_composes(tmp_path, override, key):
     with pytest.raises(ConfigCompositionException) as refused:

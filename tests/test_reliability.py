@@ -10,13 +10,13 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-from conftest import compose_job
+from conftest import SHORT, compose_job
 from forked_script import run_script, start_script
 from test_frontier_methods import run_to_the_end
 
 from benchmarks import soak_resume
 from codistill_experiments import run_state
-from codistill_experiments.runlog import METRICS_FILE, MetricsLog, read_records
+from codistill_experiments.runlog import METRICS_FILE, MetricsLog, read_records, run_dir, run_id
 
 RUN = soak_resume.RUN
 
@@ -44,6 +44,21 @@ def test_same_config_and_seed_give_identical_logs(tmp_path):
     run_to_the_end(job, tmp_path / "b")
     first, second = (soak_resume.log_without_wall_time(tmp_path / name) for name in ("a", "b"))
     assert first == second and len(first) == 1 + 2 * 12
+
+
+def test_a_pause_after_each_update_stretches_the_run_and_changes_nothing_it_computes(tmp_path):
+    # update_pause_s: tests/test_slurm.py's interrupted runs pause to last in wall time without
+    # using the CPU, and are compared with runs that do not
+    job, pause = ["method=codistill", *SHORT], 0.03
+    plain, paused = (run_to_the_end(overrides, tmp_path / name) for name, overrides in
+                     (("plain", job), ("paused", [*job, f"update_pause_s={pause}"])))
+    assert paused["update_pause_s"] == pause and run_id(paused) == run_id(plain)
+    logs = [read_records(run_dir(container) / METRICS_FILE) for container in (plain, paused)]
+    without_time = [[{key: value for key, value in record.items() if key != "wall_time"} for record in log
+                     if record["kind"] in ("eval", "end")] for log in logs]
+    assert without_time[0] == without_time[1] and len(without_time[0]) == 2 * 3 + 1   # 3 epochs x 2 models
+    steps = without_time[1][-1]["steps"]
+    assert steps == 3 * 37 and logs[1][-1]["wall_time"] >= steps * pause   # unpaused: about a second here
 
 
 class ForkedSubprocess:

@@ -1,10 +1,8 @@
 """The Slurm path against a real Slurm: the single-node cluster of slurm/local_cluster.sh (with
 accounting), reached through Hydra's submitit launcher as on a cluster, and the plain sbatch
 script. Each run's log is compared with the same job run locally, record for record."""
-import math
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -22,12 +20,12 @@ CLUSTER = ROOT / "slurm" / "local_cluster.sh"
 # The runs the tests interrupt must still be training when the interruption lands (37 updates per
 # epoch, a commit at each epoch). A requeued or cancelled task ignores SIGTERM (submitit's) and
 # trains on until slurmd's SIGKILL, at least 5 s later whatever KillWait says (slurmd waits
-# max(KillWait, 5) s): 14 epochs after the first commit on an idle Intel Xeon, 40 epochs took 6 s on
-# a fast machine and ended before the kill. So a run is sized on the machine it runs on: as many
-# epochs as take LONG_S here, measured beside whatever else runs now (40 at least): several times
-# the kill's delay on a fast idle machine, and no more epochs than that on a slow one.
-LONG_S = 25
-MIN_LONG_EPOCHS, MAX_LONG_EPOCHS = 40, 400
+# max(KillWait, 5) s). Sized in epochs, such a run ended before the kill on a fast machine and took
+# a minute of two cores on a slow one; so the interrupted runs pause after each update
+# (update_pause_s, which changes nothing they compute or their run id): LONG_EPOCHS epochs last
+# about LONG_S on any machine, several times the kill's delay, while the CPU they leave idle runs the
+# other tests. The local run they must end as trains without the pause.
+LONG_S, LONG_EPOCHS, UPDATES_PER_EPOCH = 25, 10, 37
 
 
 def long_recipe(epochs):
@@ -37,8 +35,8 @@ def long_recipe(epochs):
             "schedule.weight_decay.values=[1e-4]", "schedule.weight_decay.milestones=[]"]
 
 
-def epochs_lasting(seconds, per_epoch):
-    return max(MIN_LONG_EPOCHS, min(MAX_LONG_EPOCHS, math.ceil(seconds / per_epoch)))
+LONG = long_recipe(LONG_EPOCHS)
+PAUSED = [f"update_pause_s={LONG_S / (LONG_EPOCHS * UPDATES_PER_EPOCH):.3f}"]   # what the interrupted runs add
 
 
 # The job that is requeued, and the one cancelled (each test in its own results root): one job, so
@@ -100,24 +98,10 @@ def short_references(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def long(tmp_path_factory):
-    """long_recipe's overrides for a run that takes about LONG_S here: the epochs from the median
-    time between the evaluations of a 6-epoch local run of the same job."""
-    directory, _ = local_run(["method=codistill", f"seed={LONG_SEED}", *long_recipe(6)],
-                             tmp_path_factory.mktemp("calibration"))
-    times = [record["wall_time"] for record in read_records(directory / "metrics.jsonl")
-             if record["kind"] == "eval" and record["model"] == 0]
-    per_epoch = statistics.median(later - earlier for earlier, later in zip(times, times[1:]))
-    epochs = epochs_lasting(LONG_S, per_epoch)
-    print(f"the interrupted runs train {epochs} epochs ({per_epoch:.3f} s each here)")
-    return long_recipe(epochs)
-
-
-@pytest.fixture(scope="module")
-def long_reference(tmp_path_factory, long):
+def long_reference(tmp_path_factory):
     """The uninterrupted local run of the job that the requeued and the cancelled Slurm runs (each
     in its own results root) must end as, (run dir, job): run once for both."""
-    return local_run(["method=codistill", f"seed={LONG_SEED}", *long], tmp_path_factory.mktemp("long"))
+    return local_run(["method=codistill", f"seed={LONG_SEED}", *LONG], tmp_path_factory.mktemp("long"))
 
 
 def local_run(overrides, results_root):
@@ -221,7 +205,7 @@ def final_states(env, job_id, timeout_s=60):
 
 
 @pytest.fixture
-def start_on_slurm(slurm, tmp_path, long):
+def start_on_slurm(slurm, tmp_path):
     """Starts a one-run codistillation sweep in the background, `overrides` added to its
     arguments: (its process, its arguments). Whatever it leaves queued or running when the test
     ends is cancelled, so that a failing test does not hold the node for the next one."""
@@ -230,7 +214,7 @@ def start_on_slurm(slurm, tmp_path, long):
     def start(seed, root, overrides=(), preexec_fn=None):
         roots.append(root)
         args = ["-m", "launcher=slurm_local", QUICK_WORKLOAD, "method=codistill", f"seed={seed}",
-                f"results_root={root}", *long, *overrides]
+                f"results_root={root}", *LONG, *PAUSED, *overrides]
         sweep = start_script([ROOT / "src" / "run.py", *args], cwd=tmp_path, env=slurm, preexec_fn=preexec_fn)
         started.append(sweep)
         return sweep, args
@@ -289,20 +273,19 @@ def test_a_cancelled_job_resumes_when_the_sweep_is_run_again(tmp_path, slurm, lo
 # Each model its own job, reading its peer's newest checkpoint from the shared run directory once
 # an epoch (37 updates; a resume still starts at an exchange point). An exchange writes a snapshot
 # to disk and reads the peer's: at the default of every update they took most of the run's time
-# (2.7 times as long in all). Once an epoch, a model job's epoch takes some 0.8 of an epoch of the
-# collective run that `long` sizes, so it outlasts the kill after its first commit about as many
-# times over.
+# (2.7 times as long in all). Once an epoch, a model job, paused after each update as the collective
+# run is, lasts about as long and outlasts the kill after its first commit as many times over.
 MODEL_JOBS = ["method.exchange=checkpoints", "method.transport=files", "method.snapshot_mode=async", "method.period=37"]
 
 
 @pytest.mark.slow
-def test_a_requeued_model_job_resumes_alone_and_the_run_log_has_both_models(tmp_path, slurm, long, start_on_slurm):
+def test_a_requeued_model_job_resumes_alone_and_the_run_log_has_both_models(tmp_path, slurm, start_on_slurm):
     """method.transport=files on Slurm: the run is two jobs (tasks of one array), one per model.
     Model 1's job preempted (requeued) resumes from its own committed state while model 0 trains
     on untouched; the run's log, assembled by the last model to end, has every evaluation of both
     and says when model 1 was down."""
     root = tmp_path / "slurm"
-    container = compose_job(["method=codistill", "seed=7", *long, *MODEL_JOBS], root)
+    container = compose_job(["method=codistill", "seed=7", *LONG, *PAUSED, *MODEL_JOBS], root)
     identifier, directory = run_id(container), run_dir(container)
     sweep, _ = start_on_slurm(7, root, MODEL_JOBS)
     interrupted_at = _wait_for_commit(sweep, directory / "model1")

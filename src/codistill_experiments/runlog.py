@@ -19,7 +19,7 @@ from codistill.internals import atomic_write_bytes
 
 # Keys that choose where or how a job runs, not what it computes.
 NOT_IDENTITY = ("launcher", "dry_run", "results_root", "sweep_id", "trace", "hydra", "expected_run_id",
-                "model_job", "job_ranks", "save_predictions")
+                "model_job", "job_ranks", "save_predictions", "update_pause_s")
 # Method keys that only a file transport reads, and how long it waits: a run over collectives is
 # identified without them (it computes what it computed before they existed).
 FILES_ONLY = ("transport", "snapshot_mode")

@@ -210,6 +210,9 @@ def check_top_level(container, translation, problems):
         problems.append(f"init_seed={container['init_seed']!r}: two_phase initialises its teachers and its students "
                         "each from its own seed (seed x 1000 + index), which one init_seed would make the same; "
                         "leave it null")
+    if container["update_pause_s"] and translation:
+        problems.append(f"update_pause_s={container['update_pause_s']!r}: pausing after each update is implemented "
+                        "for the torch engine's workloads only (fairseq trains the translation workloads); leave it at 0")
     if container["save_predictions"] and translation:
         problems.append("save_predictions=true: saving validation predictions is implemented for the vision "
                         "workloads only")

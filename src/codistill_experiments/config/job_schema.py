@@ -68,6 +68,7 @@ class Job:
     expected_run_id: str | None = MISSING
     dry_run: bool = MISSING
     trace: bool = MISSING
+    update_pause_s: Number = spec(at_least=0, why="seconds each rank sleeps after every update (0: none)")
     save_predictions: bool = MISSING
     results_root: str = MISSING
 

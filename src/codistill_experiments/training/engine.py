@@ -425,6 +425,7 @@ def train_rank(cfg, layout, run_directory, device):
     if cfg.trace:
         trace = open(trace_path(directory, layout), "a" if step else "w")
     steps_per_epoch, total_steps, eval_every = settings.steps_per_epoch, settings.total_steps, settings.eval_every
+    pause_s = float(cfg.update_pause_s)
     started = time.perf_counter() - elapsed
     stats = torch.zeros(N_STATS, dtype=torch.float64)
     train_losses = TrainLosses(device)
@@ -438,6 +439,8 @@ def train_rank(cfg, layout, run_directory, device):
             train_losses.add(*train_step(state, optimizer, precision, schedules, step, batch, trace))
             step += 1
             state.method.after_update(step)
+            if pause_s:
+                time.sleep(pause_s)
             if progress:
                 progress.update(step)
             if step % eval_every == 0 or step == total_steps:
