@@ -76,14 +76,19 @@ class ForkedSubprocess:
         return run_script(command[1:])
 
 
+# The soak's job on 16 epochs instead of 80: the kills land within 1.5 s of an attempt's start, and
+# the pause (changing nothing computed) keeps a run longer than that on any machine.
+KILLED_JOB = [*soak_resume.job(16), "update_pause_s=0.005"]
+
+
 @pytest.mark.slow
 def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_log(tmp_path, monkeypatch):
-    run_to_the_end(soak_resume.JOB, tmp_path / "reference")   # as src/run.py launches it (the test above)
+    run_to_the_end(KILLED_JOB, tmp_path / "reference")   # as src/run.py launches it (the test above)
     monkeypatch.setattr(soak_resume, "subprocess", ForkedSubprocess)
     expected = soak_resume.log_without_wall_time(tmp_path / "reference")
     exits = []
     delivered, resumes, code = soak_resume.kill_and_resume(tmp_path / "killed", 3, random.Random(20261122),
-                                                            exits=exits)
+                                                            exits=exits, job=KILLED_JOB)
     # an attempt the kill did not reach had finished the run by itself (a fast machine): never failed
     assert code == 0 and delivered >= 1 and delivered + len(exits) == 3 and set(exits) <= {0}
     assert resumes >= 1, "no kill landed after a committed state: the resume path was not exercised"
