@@ -46,6 +46,7 @@ def test_same_config_and_seed_give_identical_logs(tmp_path):
     assert first == second and len(first) == 1 + 2 * 12
 
 
+@pytest.mark.slow   # a test instrument, not a feature: `make test-fast` keeps its refusals (test_config.py)
 def test_a_pause_after_each_update_stretches_the_run_and_changes_nothing_it_computes(tmp_path):
     # update_pause_s: tests/test_slurm.py's interrupted runs pause to last in wall time without
     # using the CPU, and are compared with runs that do not
