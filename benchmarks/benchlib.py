@@ -100,6 +100,10 @@ def run_as_rank(rank, world_size, out_dir, function, args, threads=1, timeout=CO
     its result to out_dir/rank<r>.json."""
     torch.set_num_threads(threads)
     dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size, timeout=timeout)
+    # torch no longer waits for every rank at the end of init_process_group: a rank whose function
+    # makes no collective (one that only checks refusals) could leave and close its sockets while a
+    # slower peer is still connecting to it, which fails that peer's init ("Connection closed by peer")
+    dist.barrier()
     try:
         result = function(rank, world_size, *args)
     finally:
