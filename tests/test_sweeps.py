@@ -113,15 +113,21 @@ WANTED = set()   # the (sweep, scale) pairs the selected tests list: filled afte
 
 def listed(sweep, scale, results_root):
     """The listing of a sweep at a scale. The first call lists every sweep the session's tests
-    want, in processes on every core: composing ~1,700 jobs is most of what these tests cost, and
-    one pytest process would compose them one after another on one core. The processes are forks
-    of this one, which has imported Hydra, torch and the sweeper already (a spawned process imports
-    them again), unless a fork could not run them (forked_script.forkable: CUDA or a process group
-    up here)."""
+    want: composing ~2,000 jobs is most of what these tests cost. Under pytest-xdist (make test)
+    the other workers keep every core busy, so this process lists them itself, one after another:
+    forks of it would compete with those workers for the same cores and pay for the pages they copy
+    (on 2 cores the listings took 315 CPU-seconds in forks beside another worker, about 120 in this
+    process). Run alone (pytest tests/test_sweeps.py), it lists them in processes on every core.
+    Those are forks of this one, which has imported Hydra, torch and the sweeper already (a spawned
+    process imports them again), unless a fork could not run them (forked_script.forkable: CUDA or
+    a process group up here)."""
     if (sweep, scale) not in LISTED:
         pending = sorted((WANTED - set(LISTED)) | {(sweep, scale)},
                          key=lambda pair: -SWEEP_JOBS.get(pair[0], (0, 0))[pair[1] == "paper"])
         roots = [Path(results_root) / "listings" / f"{name}-{at}" for name, at in pending]
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            LISTED.update((pair, listing(*pair, root)) for pair, root in zip(pending, roots))
+            return LISTED[sweep, scale]
         context = multiprocessing.get_context("fork" if forkable() else "spawn")
         # The forks inherit this process's objects out of the garbage collector's reach: each of
         # their full collections would otherwise walk everything pytest and torch hold, copying
