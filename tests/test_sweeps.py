@@ -116,7 +116,7 @@ def listed(sweep, scale, results_root):
     want: composing ~2,000 jobs is most of what these tests cost. Under pytest-xdist (make test)
     the other workers keep every core busy, so this process lists them itself, one after another:
     forks of it would compete with those workers for the same cores and pay for the pages they copy
-    (on 2 cores the listings took 315 CPU-seconds in forks beside another worker, about 120 in this
+    (on 2 cores the listings took 315 CPU-seconds in forks beside another worker, about 145 in this
     process). Run alone (pytest tests/test_sweeps.py), it lists them in processes on every core.
     Those are forks of this one, which has imported Hydra, torch and the sweeper already (a spawned
     process imports them again), unless a fork could not run them (forked_script.forkable: CUDA or
@@ -126,19 +126,19 @@ def listed(sweep, scale, results_root):
                          key=lambda pair: -SWEEP_JOBS.get(pair[0], (0, 0))[pair[1] == "paper"])
         roots = [Path(results_root) / "listings" / f"{name}-{at}" for name, at in pending]
         if os.environ.get("PYTEST_XDIST_WORKER"):
-            LISTED.update((pair, listing(*pair, root)) for pair, root in zip(pending, roots))
-            return LISTED[sweep, scale]
-        context = multiprocessing.get_context("fork" if forkable() else "spawn")
-        # The forks inherit this process's objects out of the garbage collector's reach: each of
-        # their full collections would otherwise walk everything pytest and torch hold, copying
-        # the pages it touches (a third of the listings' CPU; gc's documentation for fork)
-        gc.collect()
-        gc.freeze()
-        try:
-            with ProcessPoolExecutor(len(os.sched_getaffinity(0)), mp_context=context) as pool:
-                LISTED.update(zip(pending, pool.map(listing, *zip(*pending), roots)))
-        finally:
-            gc.unfreeze()
+            LISTED.update(zip(pending, map(listing, *zip(*pending), roots)))
+        else:
+            context = multiprocessing.get_context("fork" if forkable() else "spawn")
+            # The forks inherit this process's objects out of the garbage collector's reach: each of
+            # their full collections would otherwise walk everything pytest and torch hold, copying
+            # the pages it touches (a third of the listings' CPU; gc's documentation for fork)
+            gc.collect()
+            gc.freeze()
+            try:
+                with ProcessPoolExecutor(len(os.sched_getaffinity(0)), mp_context=context) as pool:
+                    LISTED.update(zip(pending, pool.map(listing, *zip(*pending), roots)))
+            finally:
+                gc.unfreeze()
     return LISTED[sweep, scale]
 
 
