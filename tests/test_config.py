@@ -71,6 +71,29 @@ def test_run_id_depends_on_content_not_on_where_it_runs(tmp_path):
     assert run_id(a).startswith("mini-codistill-")
 
 
+def test_interpolations_resolve_as_omegaconf_parses_them_each_time(tmp_path, monkeypatch):
+    """The config package shares OmegaConf's parse trees of interpolation texts within a process
+    (config/resolvers.py): a job resolves to what it resolves to with OmegaConf's own parser, and a
+    text that does not parse raises at every access, not only the first."""
+    import omegaconf
+    from omegaconf import grammar_parser
+    from omegaconf.errors import GrammarParseError
+
+    text = "${mul:${scale.ranks_per_model},${scale.batch_per_rank}}"
+    assert omegaconf.base.parse is not grammar_parser.parse
+    assert omegaconf.base.parse(text) is omegaconf.base.parse(text)   # parsed once
+    jobs = [["method=codistill"], ["scale=paper", "method=codistill", "launcher=slurm_v100", "launcher.partition=gpu"],
+            ["workload=translation_mini", "method=codistill"], ["scale=paper", "workload=wmt16_transformer_big"]]
+    shared = [compose_job(job, tmp_path) for job in jobs]
+    for module in (omegaconf.base, omegaconf._utils):
+        monkeypatch.setattr(module, "parse", grammar_parser.parse)
+    assert shared == [compose_job(job, tmp_path) for job in jobs]
+    monkeypatch.undo()
+    for _ in range(2):
+        with pytest.raises(GrammarParseError):
+            OmegaConf.create({"a": 1, "b": "${a"})
+
+
 @pytest.mark.parametrize("overrides, key", [
     (["method=codistill", "method.n=1"], "method.n"),
     (["method=codistill", "method.period=0"], "method.period"),

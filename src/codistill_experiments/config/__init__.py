@@ -44,11 +44,12 @@ from .checks import (
     check_updates,
 )
 from .job_schema import Job
-from .resolvers import register_resolvers
+from .resolvers import register_resolvers, share_interpolation_parse_trees
 from .rules import RULE, dataclass_in, problems_of
 from .schema import SCHEMAS, register_schemas
 
 register_resolvers()
+share_interpolation_parse_trees()
 register_schemas()
 
 CONF = Path(__file__).resolve().parents[2] / "conf"

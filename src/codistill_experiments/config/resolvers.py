@@ -50,3 +50,23 @@ def register_resolvers():
     for name, resolver in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
+
+
+def share_interpolation_parse_trees():
+    """OmegaConf parses an interpolation's text with ANTLR each time it resolves it, and a job's few
+    dozen interpolation strings (the same in every job) are resolved anew in every composition and
+    validation: a quarter of a sweep's listing CPU and a tenth of a composition's. A parse tree only
+    depends on the text, grammar rule and lexer mode it was parsed from, and OmegaConf only reads it
+    (its visitor walks it; the tokens keep the input they were cut from), so each distinct text is
+    parsed once per process. A text that does not parse raises each time (errors are not cached).
+    Only for the pinned OmegaConf (2.3), whose modules call `grammar_parser.parse` by these names."""
+    import functools
+
+    import omegaconf
+    from omegaconf import _utils, base, grammar_parser
+
+    if not omegaconf.__version__.startswith("2.3.") or base.parse is not grammar_parser.parse \
+            or _utils.parse is not grammar_parser.parse:
+        return
+    shared = functools.lru_cache(maxsize=4096)(grammar_parser.parse)
+    base.parse = _utils.parse = shared
