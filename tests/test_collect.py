@@ -119,6 +119,24 @@ def test_each_run_is_reported_as_what_it_is(tree):
     assert set(records.loc[records["run_id"] == "b0", "cfg.method.name"]) == {"allreduce"}
 
 
+def test_collecting_again_gives_the_callers_own_tables_and_a_changed_log_is_read_again(tree, monkeypatch):
+    built = []
+    monkeypatch.setattr(collect, "_tables", lambda *args, tables=collect._tables: built.append(1) or tables(*args))
+    records, status = collect.collect(tree, "figx", "mini")
+    records["val_top1"], status["state"] = -1.0, "changed by the caller"
+    again, again_status = collect.collect(tree, "figx", "mini")
+    assert -1.0 not in set(again["val_top1"]) and "changed by the caller" not in set(again_status["state"])
+    assert again.loc[again["run_id"] == "a0", "val_top1"].tolist() == [50.0, 50.0, 90.0, 92.0]
+    assert len(built) == 1   # the same logs: the tables built the first time
+    # run a0 evaluated once more, and b1 (unfinished) finished: both are read as they are now
+    two_model_run(tree, "a0", config(0), [(11.0, 0.30), (12.0, 0.50)])
+    write_run(tree, "b1", config(1, **{"method.name": "allreduce", "method.n": 1}), [eval_record(10, 0)])
+    changed, changed_status = collect.collect(tree, "figx", "mini")
+    assert changed.loc[changed["run_id"] == "a0", "val_top1"].tolist() == [50.0, 50.0, 11.0, 12.0]
+    assert changed_status.set_index("run_id").loc["b1", "state"] == "finished"
+    assert "b1" in set(changed["run_id"]) and len(built) == 2
+
+
 def test_seeds_per_setting_and_the_printed_status(tree):
     _, status = collect.collect(tree, "figx", "mini")
     seeds = collect.seed_table(status).set_index("setting")

@@ -5,6 +5,7 @@ reported as finished, unfinished, missing, unreadable or failed (figures/logs/ru
 runs have no result and are never among the records), and a run that another sweep ran first
 (same job, same run id) is reported as shared from that sweep.
 """
+from collections import OrderedDict
 from pathlib import Path
 
 import pandas as pd
@@ -13,13 +14,37 @@ from .manifests import manifest, seed_of, setting_of
 from .run_logs import STATES, read_log, run_columns
 
 
+# (sweep, scale, kinds, each manifest entry with the RunLog read for it) -> (records, status).
+# read_log hands out one RunLog per unchanged log file, so the same logs give the same objects (a
+# missing log is a new object each time, all alike); an entry keeps its RunLogs alive, so that a
+# key's object ids are never those of newer objects.
+_COLLECTED = OrderedDict()
+_KEPT = 64   # sweeps x kinds: what one process (the report, a test file) reads again
+
+
 def collect(results_root, sweep_id, scale, kinds=("eval",)):
     """Returns (records, status). records: one row per (finished run, record of `kinds`, model)
     with the run's `cfg.*` config columns and its `setting` (overrides without the seed); status:
-    one row per run the sweep's manifest names (state, seed, setting, shared_from, notes)."""
+    one row per run the sweep's manifest names (state, seed, setting, shared_from, notes).
+    Collecting the same logs again hands out copies of the tables built the first time (figures,
+    claims and verdicts read the same sweeps many times; building a table is a pandas frame per run)."""
+    entries = [(entry, read_log(Path(results_root) / "runs" / entry["run_id"]))
+               for entry in manifest(results_root, sweep_id, scale)]
+    key = (sweep_id, scale, tuple(kinds),
+           tuple((entry["run_id"], tuple(entry["overrides"]), log.state if log.state == "missing" else id(log))
+                 for entry, log in entries))
+    if key not in _COLLECTED:
+        _COLLECTED[key] = (entries, _tables(entries, sweep_id, kinds))
+        while len(_COLLECTED) > _KEPT:
+            _COLLECTED.popitem(last=False)
+    _COLLECTED.move_to_end(key)
+    records, status = _COLLECTED[key][1]
+    return records.copy(), status.copy()
+
+
+def _tables(entries, sweep_id, kinds):
     runs, frames, status = [], [], []
-    for entry in manifest(results_root, sweep_id, scale):
-        log = read_log(Path(results_root) / "runs" / entry["run_id"])
+    for entry, log in entries:
         setting = setting_of(entry["overrides"])
         run_sweep = log.header.get("sweep_id") if log.header else None
         shared = run_sweep if run_sweep and run_sweep != sweep_id else None
