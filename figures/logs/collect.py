@@ -13,7 +13,6 @@ import pandas as pd
 from .manifests import manifest, seed_of, setting_of
 from .run_logs import STATES, read_log, run_columns
 
-
 # (sweep, scale, kinds, each manifest entry with the RunLog read for it) -> (records, status).
 # read_log hands out one RunLog per unchanged log file, so the same logs give the same objects (a
 # missing log is a new object each time, all alike); an entry keeps its RunLogs alive, so that a
