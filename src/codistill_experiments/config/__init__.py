@@ -13,7 +13,7 @@ resolved job as a plain dict (what the run id hashes, and what crosses process b
   schema.py     the dataclasses of the groups method, scale, schedule, launcher and workload
   rules.py      allowed values and bounds, declared on the schema fields and checked for every job
   checks.py     what no schema can say: relations between values, the run's updates
-  resolvers.py  the resolvers of the config files' interpolations
+  resolvers.py  the resolvers of the config files' interpolations, and their parse trees shared
 """
 import dataclasses
 import re
