@@ -55,7 +55,7 @@ def register_resolvers():
 def share_interpolation_parse_trees():
     """OmegaConf parses an interpolation's text with ANTLR each time it resolves it, and a job's few
     dozen interpolation strings (the same in every job) are resolved anew in every composition and
-    validation: a quarter of a sweep's listing CPU and a tenth of a composition's. A parse tree only
+    validation: about a fifth of a sweep's listing CPU and a tenth of a composition's. A parse tree only
     depends on the text, grammar rule and lexer mode it was parsed from, and OmegaConf only reads it
     (its visitor walks it; the tokens keep the input they were cut from), so each distinct text is
     parsed once per process. A text that does not parse raises each time (errors are not cached).
