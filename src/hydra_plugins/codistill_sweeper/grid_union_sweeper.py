@@ -102,6 +102,12 @@ class SharedReadsRepository(CachingConfigRepository):
         return pickle.loads(self.cache[key])
 
 
+def process_wide_reads(repository):
+    """`repository` reading through this process's cache of the configs on its search path."""
+    sources = tuple((type(source).__name__, source.path) for source in repository.get_sources())
+    return SharedReadsRepository(repository, READ_CONFIGS.setdefault(sources, {}))
+
+
 @dataclass
 class GridUnionSweeperConf:
     _target_: str = "hydra_plugins.codistill_sweeper.grid_union_sweeper.GridUnionSweeper"
@@ -338,8 +344,7 @@ class GridUnionSweeper(BasicSweeper):
         # composition; parsing them again was most of a long sweep's validation), for every sweep
         # this process validates with the same config search path (the tests list all of them).
         if not isinstance(loader.repository, SharedReadsRepository):
-            sources = tuple((type(source).__name__, source.path) for source in loader.repository.get_sources())
-            loader.repository = SharedReadsRepository(loader.repository, READ_CONFIGS.setdefault(sources, {}))
+            loader.repository = process_wide_reads(loader.repository)
         unique, run_ids, problems = [], set(), []
         twins = {}   # a job with the values of its plain overrides blanked -> the first such job composed, pickled
         for job in jobs:
