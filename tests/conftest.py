@@ -50,27 +50,15 @@ def compose_job(overrides, results_root, quick=True):
     from hydra.core.global_hydra import GlobalHydra
 
     from codistill_experiments.config import validate
+    from hydra_plugins.codistill_sweeper.grid_union_sweeper import process_wide_reads
 
     overrides = with_quick_workload(overrides) if quick else list(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         loader = GlobalHydra.instance().hydra.config_loader
-        loader.repository = shared_reads(loader.repository)
+        loader.repository = process_wide_reads(loader.repository)
         cfg = compose("codistill", overrides=[*overrides, f"results_root={results_root}"])
     return validate(cfg)
-
-
-def shared_reads(repository):
-    """`repository` reading through the process's cache of configs (SharedReadsRepository), built as
-    its own copies are: around the repository itself. Its constructor deep-copies the repository,
-    ConfigStore included, to keep initialize_sources from changing it, a quarter of a composition's
-    CPU; Hydra composes from a copy of the repository with sources of its own anyway, and this
-    repository is dropped with its GlobalHydra after one composition."""
-    from hydra_plugins.codistill_sweeper.grid_union_sweeper import READ_CONFIGS, SharedReadsRepository
-
-    shared = SharedReadsRepository.__new__(SharedReadsRepository)
-    shared.delegate, shared.cache = repository, READ_CONFIGS.setdefault("tests", {})
-    return shared
 
 
 @pytest.fixture

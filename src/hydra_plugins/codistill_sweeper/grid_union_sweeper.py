@@ -103,9 +103,14 @@ class SharedReadsRepository(CachingConfigRepository):
 
 
 def process_wide_reads(repository):
-    """`repository` reading through this process's cache of the configs on its search path."""
+    """`repository` reading through this process's cache of the configs on its search path, built
+    as its own copies are: around the repository itself. The constructor would deep-copy it, the
+    ConfigStore included, to keep initialize_sources from changing it; Hydra only ever calls that on
+    the copy it composes from (ConfigLoaderImpl._parse_overrides_and_create_caching_repo)."""
     sources = tuple((type(source).__name__, source.path) for source in repository.get_sources())
-    return SharedReadsRepository(repository, READ_CONFIGS.setdefault(sources, {}))
+    shared = SharedReadsRepository.__new__(SharedReadsRepository)
+    shared.delegate, shared.cache = repository, READ_CONFIGS.setdefault(sources, {})
+    return shared
 
 
 @dataclass
