@@ -44,19 +44,15 @@ def covering(first, second):
 
 def compose_job(overrides, results_root, quick=True):
     """The validated job of `overrides`; quick=False keeps the config's own default workload.
-    The YAML files are read once per process, as the sweeper reads them (hundreds of tests
-    compose jobs, and parsing the files again was a third of each composition)."""
+    (The YAML files are read once per process: codistill_experiments.config.reads.)"""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from codistill_experiments.config import validate
-    from hydra_plugins.codistill_sweeper.grid_union_sweeper import process_wide_reads
 
     overrides = with_quick_workload(overrides) if quick else list(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        loader = GlobalHydra.instance().hydra.config_loader
-        loader.repository = process_wide_reads(loader.repository)
         cfg = compose("codistill", overrides=[*overrides, f"results_root={results_root}"])
     return validate(cfg)
 

@@ -94,6 +94,67 @@ def test_interpolations_resolve_as_omegaconf_parses_them_each_time(tmp_path, mon
             OmegaConf.create({"a": 1, "b": "${a"})
 
 
+def test_every_config_loader_reads_a_file_once_while_it_is_unchanged(tmp_path, monkeypatch):
+    """Each hydra.compose builds a config loader of its own, as src/run.py does: all of them read a
+    config file once per process (config/reads.py), and compose what Hydra composes reading every
+    file each time. A file that changes is read again; another search path reads its own files; a
+    composition that changes its config leaves the next one untouched."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.config_repository import ConfigRepository
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    from codistill_experiments.config import validate
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    read = []   # the configs read from their sources (Hydra's plugin scan reloads the sources' modules)
+
+    def reading(repository, config_path):
+        result = load(repository, config_path)
+        if result is not None:   # a config the search path lacks is looked for again each time
+            read.append(config_path)
+        return result
+
+    load = ConfigRepository.load_config
+    monkeypatch.setattr(ConfigRepository, "load_config", reading)
+    job = ["method=codistill", "method.period=7", f"results_root={tmp_path}"]
+
+    def composed(directory=conf, change=None):
+        read.clear()
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(directory), version_base="1.3"):
+            cfg = compose("codistill", overrides=job)
+        resolved = validate(cfg)
+        if change:
+            with open_dict(cfg):
+                cfg.method.alpha = change
+        return resolved, list(read)
+
+    first, files = composed(change=123.0)
+    assert "method/codistill" in files and "codistill" in files
+    again, files = composed()
+    assert files == [] and again == first and again["method"]["alpha"] == 1.0
+    # the same job with every file read, as Hydra alone reads them
+    shared = ConfigLoaderImpl.__init__
+    monkeypatch.setattr(ConfigLoaderImpl, "__init__", shared.__wrapped__)
+    plain, files = composed()
+    assert plain == first and "method/codistill" in files
+    monkeypatch.setattr(ConfigLoaderImpl, "__init__", shared)
+
+    edited = conf / "method" / "codistill.yaml"
+    edited.write_text(edited.read_text().replace("alpha: 1.0", "alpha: 0.5"))
+    changed, files = composed()
+    assert files == ["method/codistill"] and changed["method"]["alpha"] == 0.5
+    other = tmp_path / "other"
+    shutil.copytree(CONF, other)
+    elsewhere, files = composed(other)
+    assert elsewhere["method"]["alpha"] == 1.0 and "method/codistill" in files
+
+
 @pytest.mark.parametrize("overrides, key", [
     (["method=codistill", "method.n=1"], "method.n"),
     (["method=codistill", "method.period=0"], "method.period"),

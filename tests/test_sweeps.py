@@ -78,30 +78,6 @@ SAME_RUNS = [("fig3", "fig10"), ("fig8", "fig9"), ("fig11", "table1"), ("fig6", 
 SUBSET_RUNS = [("fig7", "fig2"), ("fig11", "fig2"), ("fig1", "frontier"), ("table2", "table2_matched")]
 
 
-@contextlib.contextmanager
-def loaders_reading_through_the_sweepers_cache():
-    """Every Hydra config loader built in the block reads the config files through the cache the
-    sweeper reads its jobs' files through (grid_union_sweeper.process_wide_reads, per search path). Hydra
-    builds a loader per `run.py` call, and composes the sweep's own config twice (for the mode, then
-    for the sweep) before the sweeper wraps the loader's repository: reading those files again for
-    every sweep was about a tenth of listing them all in one process."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-
-    from hydra_plugins.codistill_sweeper.grid_union_sweeper import process_wide_reads
-
-    built = ConfigLoaderImpl.__init__
-
-    def build(loader, *args, **kwargs):
-        built(loader, *args, **kwargs)
-        loader.repository = process_wide_reads(loader.repository)
-
-    ConfigLoaderImpl.__init__ = build
-    try:
-        yield
-    finally:
-        ConfigLoaderImpl.__init__ = built
-
-
 def sweep_in_process(*overrides):
     """What the entry point prints for `run.py -m <overrides>`, run in this process (composing
     hundreds of jobs in one interpreter instead of paying an import per sweep)."""
@@ -109,7 +85,7 @@ def sweep_in_process(*overrides):
     argv, sys.argv = sys.argv, [str(ROOT / "src" / "run.py"), "-m", *overrides]
     out = io.StringIO()
     try:
-        with contextlib.redirect_stdout(out), loaders_reading_through_the_sweepers_cache():
+        with contextlib.redirect_stdout(out):
             runpy.run_path(sys.argv[0], run_name="__main__")
     finally:
         sys.argv = argv

@@ -14,6 +14,7 @@ resolved job as a plain dict (what the run id hashes, and what crosses process b
   rules.py      allowed values and bounds, declared on the schema fields and checked for every job
   checks.py     what no schema can say: relations between values, the run's updates
   resolvers.py  the resolvers of the config files' interpolations, and their parse trees shared
+  reads.py      the config files each read once per process while unchanged, by every Hydra loader
 """
 import dataclasses
 import re
@@ -44,12 +45,14 @@ from .checks import (
     check_updates,
 )
 from .job_schema import Job
+from .reads import share_config_reads
 from .resolvers import register_resolvers, share_interpolation_parse_trees
 from .rules import RULE, dataclass_in, problems_of
 from .schema import SCHEMAS, register_schemas
 
 register_resolvers()
 share_interpolation_parse_trees()
+share_config_reads()
 register_schemas()
 
 CONF = Path(__file__).resolve().parents[2] / "conf"

@@ -29,7 +29,6 @@ and 4k ranks), but a Hydra launcher resolves its resources once, from the sweep'
 So pending jobs are grouped by their own resolved `hydra.launcher` and each group goes to a
 launcher instantiated (by Hydra's plugin registry) from that group's config.
 """
-import copy
 import json
 import pickle
 import sys
@@ -39,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
-from hydra._internal.config_repository import CachingConfigRepository
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -69,48 +67,6 @@ from codistill_experiments.runlog import (
     run_dir,
     run_id,
 )
-
-# The configs read by this process's sweeps, per config search path (the files do not change
-# while a sweep is validated).
-READ_CONFIGS = {}
-
-
-class SharedReadsRepository(CachingConfigRepository):
-    """Hydra's caching repository whose cache outlives one composition. Hydra deep-copies the
-    repository at the start of every composition (to re-initialise its sources); a plain
-    CachingConfigRepository would copy its whole cache with it, every config this process has read,
-    once per job. Here the copies share the cache, and each load hands out its own copy of the
-    config read, so that nothing a composition does to it reaches the next one (Hydra merges the
-    loaded nodes into the job's config without copying them)."""
-
-    def __init__(self, delegate, cache):
-        super().__init__(delegate)
-        self.cache = cache   # "config_path=<path>" -> the pickled ConfigResult
-
-    def __deepcopy__(self, memo):
-        duplicate = SharedReadsRepository.__new__(SharedReadsRepository)
-        # a shallow copy of the delegate: Hydra gives the copy new sources (a new list) before it
-        # composes, and a deep copy would also copy the ConfigStore that the structured source holds
-        duplicate.delegate, duplicate.cache = copy.copy(self.delegate), self.cache
-        return duplicate
-
-    def load_config(self, config_path):
-        # unpickling a config is several times cheaper than deep-copying it, once per job
-        key = f"config_path={config_path}"
-        if key not in self.cache:
-            self.cache[key] = pickle.dumps(self.delegate.load_config(config_path=config_path))
-        return pickle.loads(self.cache[key])
-
-
-def process_wide_reads(repository):
-    """`repository` reading through this process's cache of the configs on its search path, built
-    as its own copies are: around the repository itself. The constructor would deep-copy it, the
-    ConfigStore included, to keep initialize_sources from changing it; Hydra only ever calls that on
-    the copy it composes from (ConfigLoaderImpl._parse_overrides_and_create_caching_repo)."""
-    sources = tuple((type(source).__name__, source.path) for source in repository.get_sources())
-    shared = SharedReadsRepository.__new__(SharedReadsRepository)
-    shared.delegate, shared.cache = repository, READ_CONFIGS.setdefault(sources, {})
-    return shared
 
 
 @dataclass
@@ -344,12 +300,9 @@ class GridUnionSweeper(BasicSweeper):
     def compose_and_validate(self, jobs):
         """Composes every job; raises ConfigError naming each invalid one. Returns unique jobs as
         (overrides, resolved config, run id, resolved hydra.launcher: the job's resources)."""
+        # Every job reads the same YAML files: the loader reads each once per process
+        # (codistill_experiments.config.reads; parsing them again was most of a long sweep's validation).
         loader = self.hydra_context.config_loader
-        # Every job reads the same YAML files: keep what was read (Hydra caches only within one
-        # composition; parsing them again was most of a long sweep's validation), for every sweep
-        # this process validates with the same config search path (the tests list all of them).
-        if not isinstance(loader.repository, SharedReadsRepository):
-            loader.repository = process_wide_reads(loader.repository)
         unique, run_ids, problems = [], set(), []
         twins = {}   # a job with the values of its plain overrides blanked -> the first such job composed, pickled
         for job in jobs:
