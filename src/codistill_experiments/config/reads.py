@@ -52,10 +52,7 @@ class SharedReadsRepository(CachingConfigRepository):
             # unpickling a config is several times cheaper than deep-copying it
             return pickle.loads(kept[2])
         result = self.delegate.load_config(config_path=config_path)
-        if result is None:
-            # not on the search path (yet): asked again next time. The ConfigStore's nodes are
-            # read from it each time: their schema classes are those of the modules Hydra's plugin
-            # scan executes again, and a pickled copy could name a class the scan has replaced since
+        if result is None:   # not on the search path (yet): looked for again next time
             return result
         try:
             kept = pickle.dumps(result)
