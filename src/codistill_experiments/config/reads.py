@@ -41,9 +41,7 @@ class SharedReadsRepository(CachingConfigRepository):
     (the sources become a new list on it), which leaves the ConfigStore uncopied."""
 
     def __deepcopy__(self, memo):
-        duplicate = SharedReadsRepository.__new__(SharedReadsRepository)
-        duplicate.delegate, duplicate.cache = copy.copy(self.delegate), {}
-        return duplicate
+        return process_wide_reads(copy.copy(self.delegate))
 
     def load_config(self, config_path):
         key = (tuple((type(source).__name__, source.path) for source in self.delegate.get_sources()), config_path)
@@ -75,7 +73,7 @@ def process_wide_reads(repository):
     initialize_sources from changing it; Hydra only ever calls that on the copy it composes from
     (ConfigLoaderImpl._parse_overrides_and_create_caching_repo)."""
     shared = SharedReadsRepository.__new__(SharedReadsRepository)
-    shared.delegate, shared.cache = repository, {}
+    shared.delegate = repository   # no per-composition cache of its own: every load goes to READ_CONFIGS
     return shared
 
 
